@@ -1,0 +1,12 @@
+"""wakebuilder: custom wake-word detectors from a phrase and a few recordings.
+
+One frozen backbone pass over all audio into a chunked embedding store; head
+training, calibration and export then read only that store.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+SAMPLE_RATE = 16_000
+"""Every clip, store and model works at 16 kHz mono."""

@@ -1,0 +1,110 @@
+"""Atomic writes, build-then-rename directories and a writer lock.
+
+Finished work is never lost: files are written to a temporary sibling and
+renamed into place, so a reader sees either the old or the new version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from wakebuilder.errors import LockedError, WakebuilderError
+
+INCOMPLETE_SUFFIX = ".incomplete"
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+    return target
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write UTF-8 text atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write JSON (indented, sorted keys) atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file, raising a clear error when it is missing or corrupt."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError as exc:
+        raise WakebuilderError(f"{path}: file not found") from exc
+    except json.JSONDecodeError as exc:
+        raise WakebuilderError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+
+
+@contextlib.contextmanager
+def writer_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold ``<path>.lock`` while writing ``path``; a second writer fails at once."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(target) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as exc:
+        raise LockedError(
+            f"{target}: another wakebuilder process is writing it (lock {target}.lock); "
+            "wait for it to finish"
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Build a directory as ``<path>.incomplete`` and rename it into place on success.
+
+    An existing ``.incomplete`` directory from a killed run is kept, so the
+    caller can resume from what it holds. The rename happens only when the
+    ``with`` block finishes without an exception.
+    """
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise WakebuilderError(f"{target}: already exists; pass --overwrite to replace it")
+    work = target.with_name(target.name + INCOMPLETE_SUFFIX)
+    work.mkdir(parents=True, exist_ok=True)
+    yield work
+    if target.exists():
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    os.replace(work, target)
+    _fsync_dir(target.parent)

@@ -1,0 +1,99 @@
+"""Audio loading and writing: any common format to 16 kHz mono float32.
+
+Decoding goes through libsndfile (WAV, FLAC, OGG, MP3); resampling through
+soxr's high-quality resampler.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from wakebuilder import SAMPLE_RATE
+from wakebuilder.atomic import atomic_write_bytes
+from wakebuilder.errors import BadAudioError
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".oga", ".opus")
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample float32 mono audio with soxr (VHQ)."""
+    if from_rate == to_rate:
+        return np.asarray(samples, dtype=np.float32)
+    out = soxr.resample(np.asarray(samples, dtype=np.float32), from_rate, to_rate, quality="VHQ")
+    return np.asarray(out, dtype=np.float32)
+
+
+def load_audio(path: str | os.PathLike[str], *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode ``path`` to mono float32 at ``sample_rate``.
+
+    Raises:
+        BadAudioError: the file is missing, unreadable, empty, or holds NaN/inf.
+    """
+    where = Path(path)
+    if not where.is_file():
+        raise BadAudioError(f"{where}: file not found")
+    if where.stat().st_size == 0:
+        raise BadAudioError(f"{where}: empty file")
+    try:
+        data, rate = sf.read(str(where), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise BadAudioError(f"{where}: cannot decode audio ({exc}); use WAV, FLAC, OGG or MP3") from exc
+    if data.shape[0] == 0:
+        raise BadAudioError(f"{where}: no samples")
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if not np.all(np.isfinite(mono)):
+        raise BadAudioError(f"{where}: holds NaN or infinite samples")
+    return resample(mono, int(rate), sample_rate)
+
+
+def wav_bytes(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """Encode float32 audio as 16-bit PCM WAV bytes (clipped to [-1, 1])."""
+    buffer = io.BytesIO()
+    sf.write(buffer, to_pcm16(samples), sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def write_wav(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write a 16-bit PCM WAV atomically."""
+    return atomic_write_bytes(path, wav_bytes(samples, sample_rate))
+
+
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    """Quantise float audio to int16 (clipped to [-1, 1], scale 32767, rounded)."""
+    clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    return np.round(clipped * 32767.0).astype(np.int16)
+
+
+def quantize_pcm16(samples: np.ndarray) -> np.ndarray:
+    """The float32 audio that a 16-bit WAV of ``samples`` decodes to.
+
+    Writers use it to compute a clip's content id before writing the file, so
+    the id equals what ``load_audio`` will later hash.
+    """
+    return to_pcm16(samples).astype(np.float32) / np.float32(32768.0)
+
+
+def fit_to_window(samples: np.ndarray, window_samples: int) -> np.ndarray:
+    """Centre ``samples`` in a window: pad both sides with zeros, or crop the middle."""
+    n = samples.shape[0]
+    if n == window_samples:
+        return np.asarray(samples, dtype=np.float32)
+    if n > window_samples:
+        start = (n - window_samples) // 2
+        return np.asarray(samples[start : start + window_samples], dtype=np.float32)
+    out = np.zeros(window_samples, dtype=np.float32)
+    left = (window_samples - n) // 2
+    out[left : left + n] = samples
+    return out
+
+
+def rms_dbfs(samples: np.ndarray) -> float:
+    """Root-mean-square level in dB relative to full scale (-inf for silence)."""
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
+    return 20.0 * np.log10(rms) if rms > 0 else float("-inf")

@@ -1,0 +1,33 @@
+"""Pretrained backbones: AST through transformers, and the offline speech-embedding model."""
+
+from __future__ import annotations
+
+from wakebuilder.backbones.base import Backbone, window_seconds
+
+__all__ = ["Backbone", "load_backbone", "window_seconds"]
+
+
+def load_backbone(
+    spec: str = "ast",
+    *,
+    window_s: float | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+) -> Backbone:
+    """Load a backbone by name, hub id or local directory.
+
+    Args:
+        spec: ``ast`` (the default AST checkpoint), ``speech-embedding`` (the
+            offline ONNX model), an HF hub id of an AST checkpoint, or a local
+            directory holding one.
+        window_s: seconds of audio one embedding sees (None: the backbone's own).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        dtype: ``auto``, ``fp32`` or ``bf16`` compute precision (AST only).
+    """
+    if spec in ("speech-embedding", "speech_embedding"):
+        from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone
+
+        return SpeechEmbeddingBackbone(window_s=window_s)
+    from wakebuilder.backbones.ast import ASTBackbone
+
+    return ASTBackbone.load(spec, window_s=window_s, device=device, dtype=dtype)

@@ -1,0 +1,76 @@
+"""The ``wb`` command line: a thin layer over the library.
+
+Commands are imported lazily so ``wb --help`` does not import torch, numba or
+onnx. Each command module defines one click command (or group).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+from wakebuilder import __version__
+
+# command name -> "module:attribute"
+COMMANDS: dict[str, str] = {
+    "validate": "wakebuilder.cli.data_cmd:validate",
+    "synth": "wakebuilder.cli.data_cmd:synth",
+    "negatives": "wakebuilder.cli.data_cmd:negatives",
+    "augment": "wakebuilder.cli.data_cmd:augment",
+    "embed": "wakebuilder.cli.embed_cmd:embed",
+    "store": "wakebuilder.cli.embed_cmd:store",
+    "fit": "wakebuilder.cli.fit_cmd:fit",
+    "calibrate": "wakebuilder.cli.model_cmd:calibrate",
+    "export": "wakebuilder.cli.model_cmd:export",
+    "detect": "wakebuilder.cli.model_cmd:detect",
+    "eval": "wakebuilder.cli.model_cmd:evaluate",
+}
+
+_HELP = {
+    "validate": "Check and convert your own recordings of the wake word.",
+    "synth": "Synthesize positives of a phrase with TTS engines.",
+    "negatives": "Make hard negatives (sound-alike phrases) or chunk real audio.",
+    "augment": "Augmented copies of a manifest's clips (Numba kernels).",
+    "embed": "One backbone pass over manifests into an embedding store.",
+    "store": "Inspect an embedding store.",
+    "fit": "Train the wake-word head on a store's cached embeddings.",
+    "calibrate": "Choose the threshold; per-clip metrics and false accepts per hour.",
+    "export": "Export .pt, .json, end-to-end .onnx and head .onnx.",
+    "detect": "Streaming detection over audio files or raw PCM on stdin.",
+    "eval": "Metrics of a model on a manifest and continuous negative audio.",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported only when run or asked for help."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _HELP.get(name, "")) for name in COMMANDS]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "WB"})
+@click.version_option(__version__, prog_name="wakebuilder")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+def main(verbose: int) -> None:
+    """wakebuilder: custom wake-word detectors from a phrase and a few recordings.
+
+    recordings -> validate -> synth / negatives -> augment -> embed -> fit ->
+    calibrate -> export -> detect / eval. Every command reads artifacts by path,
+    writes one artifact and prints its path (or a --json summary) on stdout.
+    """
+    level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.INFO
+    logging.basicConfig(level=level, format="wb: %(levelname)s: %(message)s", force=True)

@@ -1,0 +1,61 @@
+"""Options shared by several commands, defined once, and the error-to-exit wrapper."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from wakebuilder.errors import WakebuilderError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+store_option = click.option(
+    "--store", "store", required=True, type=click.Path(path_type=str),
+    help="Embedding store: a Zarr directory, or an HDF5 file ending in .h5.",
+)
+device_option = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+    help="Where torch runs: auto picks CUDA when present.",
+)
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=0), default=0, show_default=True,
+    help="torch CPU threads (0: torch's default).",
+)
+overwrite_option = click.option(
+    "--overwrite", is_flag=True, default=False, show_default=True,
+    help="Replace an existing artifact made with another config.",
+)
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, default=False, help="Print a JSON summary instead of the path.",
+)
+
+
+def report(artifact: Any, summary: dict[str, Any] | None, as_json: bool) -> None:
+    """Print the artifact's path, or the JSON summary with ``--json``."""
+    if as_json:
+        click.echo(json.dumps(summary if summary is not None else {"path": str(artifact)}, sort_keys=True))
+    else:
+        click.echo(str(artifact))
+
+
+def handle_errors(func: F) -> F:
+    """Turn library errors into one line on stderr and the error's exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except WakebuilderError as exc:
+            click.echo(f"wb: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("wb: interrupted; finished work is kept, run again to resume", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]

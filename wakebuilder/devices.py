@@ -1,0 +1,40 @@
+"""Device and thread selection shared by every stage that runs torch."""
+
+from __future__ import annotations
+
+import os
+
+from wakebuilder.errors import ConfigError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str = "auto") -> str:
+    """Map ``auto|cpu|cuda[:N]`` to a concrete torch device string.
+
+    Raises:
+        ConfigError: ``cuda`` was asked for and no CUDA device is present.
+    """
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: no CUDA device is available; use --device cpu or auto")
+        return name
+    raise ConfigError(f"--device {name!r}: expected one of {', '.join(DEVICE_CHOICES)}")
+
+
+def set_threads(threads: int | None) -> None:
+    """Set torch's intra-op thread count (None or 0 keeps torch's default)."""
+    if not threads:
+        return
+    if threads < 0:
+        raise ConfigError(f"--threads {threads}: must be >= 0")
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
