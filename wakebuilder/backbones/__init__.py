@@ -31,3 +31,20 @@ def load_backbone(
     from wakebuilder.backbones.ast import ASTBackbone
 
     return ASTBackbone.load(spec, window_s=window_s, device=device, dtype=dtype)
+
+
+def backbone_from_identity(identity: dict, *, device: str = "auto", dtype: str = "auto") -> Backbone:
+    """Re-load the backbone a store or model was made with, from its recorded identity.
+
+    Every backbone's identity holds ``spec`` (what ``load_backbone`` takes) and
+    ``window_s``; the re-loaded backbone's identity must equal the recorded one.
+    """
+    from wakebuilder.errors import StoreMismatchError
+
+    backbone = load_backbone(identity["spec"], window_s=identity["window_s"], device=device, dtype=dtype)
+    if backbone.identity != identity:
+        raise StoreMismatchError(
+            f"backbone {identity['spec']!r} now loads as {backbone.identity}, but the artifact was made "
+            f"with {identity}; use the same checkpoint and window"
+        )
+    return backbone

@@ -17,8 +17,8 @@ from wakebuilder import __version__
 COMMANDS: dict[str, str] = {
     "validate": "wakebuilder.cli.data_cmd:validate",
     "synth": "wakebuilder.cli.data_cmd:synth",
-    "negatives": "wakebuilder.cli.data_cmd:negatives",
-    "augment": "wakebuilder.cli.data_cmd:augment",
+    "negatives": "wakebuilder.cli.negatives_cmd:negatives",
+    "augment": "wakebuilder.cli.augment_cmd:augment",
     "embed": "wakebuilder.cli.embed_cmd:embed",
     "store": "wakebuilder.cli.embed_cmd:store",
     "fit": "wakebuilder.cli.fit_cmd:fit",

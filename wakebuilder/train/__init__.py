@@ -1,0 +1,1 @@
+"""Head training on cached embeddings (``wb fit``)."""

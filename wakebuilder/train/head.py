@@ -1,0 +1,107 @@
+"""The wake-word head: a small network over the backbone's time sequence.
+
+input LayerNorm -> projection to a small width -> optional TCN (dilated
+temporal convolutions with residuals) -> optional squeeze-and-excitation ->
+attention pooling over time (or mean pooling) -> MLP -> one logit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from wakebuilder.config import StageConfig
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HeadConfig(StageConfig):
+    """Shape of the head; every switch is recorded with the model."""
+
+    input_dim: int
+    seq_len: int
+    width: int = 128
+    tcn: bool = True
+    tcn_layers: int = 2
+    tcn_kernel: int = 3
+    se: bool = True
+    attention: bool = True
+    hidden: tuple[int, ...] = (256, 128)
+    dropout: float = 0.5
+
+
+class TemporalBlock(nn.Module):
+    """Dilated 1-D convolution, GELU and a residual connection."""
+
+    def __init__(self, width: int, kernel: int, dilation: int, dropout: float) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(width, width, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2)
+        self.norm = nn.BatchNorm1d(width)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T)
+        return x + self.drop(nn.functional.gelu(self.norm(self.conv(x))))
+
+
+class SqueezeExcite(nn.Module):
+    """Channel squeeze-and-excitation over the time axis."""
+
+    def __init__(self, width: int, reduction: int = 4) -> None:
+        super().__init__()
+        self.fc = nn.Sequential(
+            nn.Linear(width, max(width // reduction, 4)),
+            nn.ReLU(),
+            nn.Linear(max(width // reduction, 4), width),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T)
+        return x * self.fc(x.mean(dim=2)).unsqueeze(2)
+
+
+class AttentionPool(nn.Module):
+    """Softmax-weighted average over time."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C)
+        weights = torch.softmax(self.score(x).squeeze(-1), dim=1)
+        return torch.einsum("bt,btc->bc", weights, x)
+
+
+class WakeHead(nn.Module):
+    """Maps a ``(B, T, D)`` embedding sequence to ``(B,)`` wake-word logits."""
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.norm = nn.LayerNorm(config.input_dim)
+        self.project = nn.Linear(config.input_dim, config.width)
+        self.tcn = (
+            nn.Sequential(
+                *[
+                    TemporalBlock(config.width, config.tcn_kernel, 2**i, config.dropout / 2)
+                    for i in range(config.tcn_layers)
+                ]
+            )
+            if config.tcn
+            else nn.Identity()
+        )
+        self.se = SqueezeExcite(config.width) if config.se else nn.Identity()
+        self.pool = AttentionPool(config.width) if config.attention else None
+        layers: list[nn.Module] = []
+        width = config.width
+        for hidden in config.hidden:
+            layers += [nn.Linear(width, hidden), nn.GELU(), nn.Dropout(config.dropout)]
+            width = hidden
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, sequence: torch.Tensor) -> torch.Tensor:
+        x = self.project(self.norm(sequence.float()))  # (B, T, C)
+        x = self.se(self.tcn(x.transpose(1, 2))).transpose(1, 2)
+        pooled = self.pool(x) if self.pool is not None else x.mean(dim=1)
+        return self.mlp(pooled).squeeze(-1)
