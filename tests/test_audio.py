@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import tone
+from wakebuilder.audio import fit_to_window, load_audio, quantize_pcm16, resample, rms_dbfs, write_wav
+from wakebuilder.errors import BadAudioError
+from wakebuilder.fingerprint import audio_id
+
+
+@pytest.mark.parametrize(("fmt", "ext"), [("WAV", "wav"), ("FLAC", "flac"), ("OGG", "ogg"), ("MP3", "mp3")])
+def test_formats_decode_to_16k_mono(tmp_path: Path, fmt: str, ext: str) -> None:
+    stereo = np.stack([tone(440, 1.0, rate=44_100), tone(440, 1.0, rate=44_100)], axis=1)
+    path = tmp_path / f"a.{ext}"
+    sf.write(path, stereo, 44_100, format=fmt)
+    audio = load_audio(path)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(audio.shape[0] - 16_000) < 1_200  # MP3 adds encoder padding
+    assert 0.2 < np.abs(audio).max() < 0.7
+
+
+def test_resample_keeps_a_tone() -> None:
+    signal = tone(1000, 1.0, rate=48_000)
+    out = resample(signal, 48_000, 16_000)
+    assert out.shape == (16_000,)
+    spectrum = np.abs(np.fft.rfft(out))
+    assert abs(int(np.argmax(spectrum)) - 1000) <= 1
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio")
+    nan = tmp_path / "nan.wav"
+    sf.write(nan, np.array([0.0, np.nan, 0.1], dtype=np.float32), 16_000, subtype="FLOAT")
+    for path, message in [(empty, "empty"), (text, "cannot decode"), (nan, "NaN"), (tmp_path / "x.wav", "not found")]:
+        with pytest.raises(BadAudioError, match=message):
+            load_audio(path)
+
+
+def test_written_wav_hashes_to_the_precomputed_id(tmp_path: Path) -> None:
+    signal = np.random.default_rng(0).uniform(-1.5, 1.5, 4000).astype(np.float32)
+    write_wav(tmp_path / "a.wav", signal)
+    assert audio_id(load_audio(tmp_path / "a.wav")) == audio_id(quantize_pcm16(signal))
+
+
+def test_fit_to_window_centres() -> None:
+    padded = fit_to_window(np.ones(4, dtype=np.float32), 8)
+    assert padded.tolist() == [0, 0, 1, 1, 1, 1, 0, 0]
+    cropped = fit_to_window(np.arange(10, dtype=np.float32), 4)
+    assert cropped.tolist() == [3, 4, 5, 6]
+
+
+def test_rms_dbfs_golden() -> None:
+    assert rms_dbfs(np.ones(100, dtype=np.float32)) == pytest.approx(0.0)
+    assert rms_dbfs(np.full(100, 0.5, dtype=np.float32)) == pytest.approx(-6.0206, abs=1e-3)
+    assert rms_dbfs(np.zeros(10, dtype=np.float32)) == float("-inf")

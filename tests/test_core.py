@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wakebuilder.atomic import atomic_directory, atomic_write_json, read_json, writer_lock
+from wakebuilder.config import StageConfig
+from wakebuilder.errors import ConfigError, LockedError, WakebuilderError
+from wakebuilder.fingerprint import audio_id, canonical_json, fingerprint
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Example(StageConfig):
+    rate: float = 1.0
+    layers: int = 2
+    name: str = "x"
+    sizes: tuple[int, ...] = (256, 128)
+    optional: float | None = None
+    flag: bool = False
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_config_round_trip(tmp_path: Path, suffix: str) -> None:
+    config = _Example(rate=0.5, sizes=(8, 4), optional=2.0, flag=True)
+    assert _Example.load(config.save(tmp_path / f"c{suffix}")) == config
+
+
+def test_config_rejects_unknown_and_wrong_types() -> None:
+    with pytest.raises(ConfigError, match="unknown setting"):
+        _Example.from_dict({"nope": 1})
+    with pytest.raises(ConfigError, match="expected an integer"):
+        _Example.from_dict({"layers": "2"})
+    with pytest.raises(ConfigError, match="expected a number"):
+        _Example.from_dict({"rate": True})
+
+
+def test_fingerprint_is_canonical_and_loud() -> None:
+    a = fingerprint("embed", 1, {"b": 1, "a": [1, 2]})
+    b = fingerprint("embed", 1, {"a": [1, 2], "b": 1})
+    assert a == b and a != fingerprint("embed", 2, {"a": [1, 2], "b": 1})
+    assert canonical_json({"b": 1, "a": 2}) == '{"a":2,"b":1}'
+    with pytest.raises(ConfigError):
+        fingerprint("embed", 1, {"x": object()})
+    with pytest.raises(ConfigError):
+        fingerprint("embed", 1, {"x": float("nan")})
+
+
+def test_audio_id_depends_on_content_only() -> None:
+    x = np.linspace(-1, 1, 100, dtype=np.float32)
+    assert audio_id(x) == audio_id(x.copy()) != audio_id(x * 0.5)
+
+
+def test_atomic_json_and_directory(tmp_path: Path) -> None:
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    assert read_json(tmp_path / "a.json") == {"x": 1}
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(WakebuilderError, match="not valid JSON"):
+        read_json(tmp_path / "bad.json")
+    with pytest.raises(RuntimeError):
+        with atomic_directory(tmp_path / "out") as work:
+            (work / "part").write_text("1")
+            raise RuntimeError("killed")
+    assert not (tmp_path / "out").exists() and (tmp_path / "out.incomplete" / "part").exists()
+    with atomic_directory(tmp_path / "out") as work:
+        (work / "done").write_text("1")
+    assert (tmp_path / "out" / "done").exists() and not (tmp_path / "out.incomplete").exists()
+    with pytest.raises(WakebuilderError, match="--overwrite"):
+        with atomic_directory(tmp_path / "out"):
+            pass
+
+
+def test_writer_lock_refuses_a_second_process(tmp_path: Path) -> None:
+    target = tmp_path / "store.zarr"
+    code = (
+        "import sys\nfrom wakebuilder.atomic import writer_lock\nfrom wakebuilder.errors import LockedError\n"
+        f"try:\n    with writer_lock({str(target)!r}):\n        pass\nexcept LockedError as e:\n"
+        "    print(e); sys.exit(3)\n"
+    )
+    with writer_lock(target):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 3 and "another wakebuilder process" in result.stdout
+    with writer_lock(target):  # released again
+        pass
+    assert isinstance(LockedError("x"), WakebuilderError)
+    assert multiprocessing.cpu_count() >= 1
