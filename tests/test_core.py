@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 
 from wakebuilder.atomic import atomic_directory, atomic_write_json, read_json, writer_lock
 from wakebuilder.config import StageConfig
-from wakebuilder.errors import ConfigError, LockedError, WakebuilderError
+from wakebuilder.errors import ConfigError, WakebuilderError
 from wakebuilder.fingerprint import audio_id, canonical_json, fingerprint
 
 
@@ -87,5 +86,3 @@ def test_writer_lock_refuses_a_second_process(tmp_path: Path) -> None:
     assert result.returncode == 3 and "another wakebuilder process" in result.stdout
     with writer_lock(target):  # released again
         pass
-    assert isinstance(LockedError("x"), WakebuilderError)
-    assert multiprocessing.cpu_count() >= 1
