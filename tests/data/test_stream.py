@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import tone
+from wakebuilder.audio import load_audio, quantize_pcm16, write_wav
+from wakebuilder.cli import main
+from wakebuilder.data.stream import StreamConfig, build_negative_stream
+from wakebuilder.errors import ManifestError
+from wakebuilder.fingerprint import audio_id
+from wakebuilder.manifest import ClipRecord, write_manifest
+
+
+def _manifest(tmp_path: Path, labels: list[int]) -> Path:
+    records = []
+    for i, label in enumerate(labels):
+        samples = tone(300 + 100 * i, 0.5)
+        write_wav(tmp_path / f"{i}.wav", samples)
+        records.append(
+            ClipRecord(id=audio_id(quantize_pcm16(samples)), path=f"{i}.wav", label=label, kind="speech_negative"
+                       if label == 0 else "tts", group=f"g{i}", duration_s=0.5)
+        )
+    return write_manifest(tmp_path / "manifest.jsonl", records)
+
+
+def test_stream_has_the_duration_and_only_negatives(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, [0, 0, 1])
+    out = build_negative_stream([str(manifest)], out_path=tmp_path / "s.wav", config=StreamConfig(duration_s=20))
+    audio = load_audio(out)
+    assert audio.shape == (20 * 16_000,)
+    spectrum = np.abs(np.fft.rfft(audio))
+    freqs = np.fft.rfftfreq(audio.shape[0], 1 / 16_000)
+    assert spectrum[np.argmin(np.abs(freqs - 300))] > 100 * spectrum[np.argmin(np.abs(freqs - 500))]
+    again = build_negative_stream([str(manifest)], out_path=tmp_path / "t.wav", config=StreamConfig(duration_s=20))
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_stream_without_negatives_fails(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, [1])
+    with pytest.raises(ManifestError, match="no negative"):
+        build_negative_stream([str(manifest)], out_path=tmp_path / "s.wav", config=StreamConfig(duration_s=5))
+    result = CliRunner().invoke(main, ["stream", str(manifest), "--out", str(tmp_path / "s.wav")])
+    assert result.exit_code != 0 and "no negative" in result.output

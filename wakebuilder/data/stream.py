@@ -1,0 +1,70 @@
+"""Continuous negative audio for false-accepts-per-hour, built from negative clips.
+
+False accepts per hour are measured on long continuous audio. Where the user
+has none (an offline quickstart), this joins held-out negative clips (speech,
+sound-alike phrases, real-audio chunks) with random pauses over a low noise
+floor into one long WAV, so the streaming detector sees word boundaries,
+silence and onsets as it would in a room.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+from wakebuilder import SAMPLE_RATE
+from wakebuilder.audio import load_audio, write_wav
+from wakebuilder.config import StageConfig
+from wakebuilder.errors import ConfigError, ManifestError
+from wakebuilder.manifest import ClipRecord, read_manifest, resolve_clip_path
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StreamConfig(StageConfig):
+    """How negative clips are joined into a stream."""
+
+    duration_s: float = 600.0
+    gap_min_s: float = 0.2
+    gap_max_s: float = 1.5
+    noise_dbfs: float = -60.0
+    seed: int = 0
+
+
+def _negative_clips(manifests: list[str]) -> list[tuple[str, ClipRecord]]:
+    clips = [(m, r) for m in manifests for r in read_manifest(m) if r.label == 0]
+    if not clips:
+        raise ManifestError(f"{', '.join(manifests)}: no negative (label 0) clips to build a stream from")
+    return clips
+
+
+def build_negative_stream(
+    manifests: list[str], *, out_path: str | os.PathLike[str], config: StreamConfig
+) -> Path:
+    """Write a WAV of about ``config.duration_s`` seconds made of the manifests' negative clips.
+
+    Clips are drawn without replacement (cycling when the stream outlasts them)
+    in an order fixed by ``config.seed``; each is followed by a pause drawn from
+    ``[gap_min_s, gap_max_s]``. A faint white-noise floor at ``noise_dbfs`` RMS
+    keeps the stream from being digital silence between clips.
+    """
+    if config.duration_s <= 0 or config.gap_min_s < 0 or config.gap_max_s < config.gap_min_s:
+        raise ConfigError("stream: need duration_s > 0 and 0 <= gap_min_s <= gap_max_s")
+    clips = _negative_clips(manifests)
+    rng = np.random.default_rng(config.seed)
+    total = int(config.duration_s * SAMPLE_RATE)
+    out = np.zeros(total, dtype=np.float32)
+    position, order = 0, rng.permutation(len(clips))
+    step = 0
+    while position < total:
+        manifest, record = clips[order[step % len(order)]]
+        samples = load_audio(resolve_clip_path(manifest, record))
+        end = min(total, position + samples.shape[0])
+        out[position:end] = samples[: end - position]
+        position = end + int(rng.uniform(config.gap_min_s, config.gap_max_s) * SAMPLE_RATE)
+        step += 1
+    noise_rms = 10 ** (config.noise_dbfs / 20)
+    out += (noise_rms * rng.standard_normal(total)).astype(np.float32)
+    return write_wav(out_path, out)
