@@ -1,0 +1,311 @@
+"""The Audio Spectrogram Transformer backbone: fbank + frozen ASTModel, batched, any window up to 3 s.
+
+``ASTBackbone.load("ast")`` loads MIT/ast-finetuned-speech-commands-v2 (128
+frames, 1.28 s) from a local directory or the HF cache. A different window
+rebuilds the model with ``max_length = round(window_s * 100)`` frames and
+loads the checkpoint into it strictly, with the time axis of the position
+embeddings interpolated (longer) or centre-cropped (shorter), as the AST
+reference code adapts its position embeddings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from wakebuilder import SAMPLE_RATE
+from wakebuilder.backbones.fbank import FbankSettings, KaldiFbank
+from wakebuilder.devices import resolve_device
+from wakebuilder.errors import BackboneError, ConfigError
+from wakebuilder.fingerprint import file_sha256
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_CHECKPOINT = "MIT/ast-finetuned-speech-commands-v2"
+MAX_WINDOW_S = 3.0
+N_SPECIAL_TOKENS = 2  # the CLS and distillation tokens lead the sequence
+DTYPES = ("auto", "fp32", "bf16")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def interpolate_time_positions(positions: torch.Tensor, n_freq: int, n_time: int) -> torch.Tensor:
+    """Adapt AST position embeddings ``(1, 2 + F*T, D)`` to ``n_time`` time patches.
+
+    The patch part is reshaped to its ``(F, T)`` grid; a longer time axis is
+    interpolated bilinearly (linear along time, as the AST reference code), a
+    shorter one centre-cropped; the two special tokens are kept as they are.
+    """
+    special, patches = positions[:, :N_SPECIAL_TOKENS], positions[:, N_SPECIAL_TOKENS:]
+    dim = positions.shape[-1]
+    old_time = patches.shape[1] // n_freq
+    if old_time * n_freq != patches.shape[1]:
+        raise BackboneError(f"position embeddings of {patches.shape[1]} patches do not fill a {n_freq}-row grid")
+    grid = patches.reshape(1, n_freq, old_time, dim).permute(0, 3, 1, 2)
+    if n_time >= old_time:  # at the same size bilinear interpolation is the identity
+        grid = nn.functional.interpolate(grid, size=(n_freq, n_time), mode="bilinear", align_corners=False)
+    else:
+        start = old_time // 2 - n_time // 2
+        grid = grid[..., start : start + n_time]
+    patches = grid.permute(0, 2, 3, 1).reshape(1, n_freq * n_time, dim)
+    return torch.cat([special, patches], dim=1)
+
+
+def tokens_to_sequence(hidden: torch.Tensor, n_freq: int, n_time: int) -> torch.Tensor:
+    """Patch tokens ``(B, 2 + F*T, D)`` -> time sequence ``(B, T, D)``, averaged over frequency.
+
+    ASTPatchEmbeddings runs its conv on ``(B, 1, freq, time)`` and flattens
+    ``(F, T)``, so token ``2 + f * T + t`` is frequency patch ``f`` at time patch ``t``.
+    """
+    patches = hidden[:, N_SPECIAL_TOKENS:]
+    return patches.reshape(hidden.shape[0], n_freq, n_time, hidden.shape[-1]).mean(dim=1)
+
+
+class ASTWaveformEncoder(nn.Module):
+    """Waveform ``(B, window_samples)`` -> ``(pooled (B, D), sequence (B, T, D))``: fbank then AST."""
+
+    def __init__(self, fbank: KaldiFbank, model: nn.Module, n_freq: int, n_time: int) -> None:
+        super().__init__()
+        self.fbank = fbank
+        self.model = model
+        self.n_freq = n_freq
+        self.n_time = n_time
+
+    def encode(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised fbank ``(B, frames, mels)`` -> ``(pooled, sequence)``."""
+        out = self.model(input_values=features)
+        return out.pooler_output, tokens_to_sequence(out.last_hidden_state, self.n_freq, self.n_time)
+
+    def forward(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embed raw waveforms (float32, [-1, 1])."""
+        return self.encode(self.fbank(waveforms))
+
+
+def _hub_options(*, local_only: bool) -> dict[str, Any]:
+    """Cache and offline options read now, not when huggingface_hub was first imported."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    options: dict[str, Any] = {"local_files_only": local_only or offline}
+    cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if not cache and os.environ.get("HF_HOME"):
+        cache = str(Path(os.environ["HF_HOME"]) / "hub")
+    if cache:
+        options["cache_dir"] = cache
+    return options
+
+
+def _missing_weights_error(checkpoint: str, reason: str) -> BackboneError:
+    hf_home = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
+    return BackboneError(
+        f"cannot load AST checkpoint {checkpoint!r} ({reason}); it is not in the HF cache (HF_HOME={hf_home}) "
+        f"and cannot be downloaded here: download it where there is network "
+        f"(`hf download {checkpoint}`) and copy the cache, or save it to a directory and pass --backbone DIR"
+    )
+
+
+def _weights_revision(directory: Path) -> str:
+    """sha256 of a local checkpoint's weights (several shards: a hash of their hashes)."""
+    files = [directory / name for name in WEIGHT_FILES if (directory / name).is_file()][:1]
+    files = files or sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
+    if not files:
+        raise BackboneError(f"{directory}: no model weights (model.safetensors or pytorch_model.bin) found")
+    hashes = [file_sha256(str(path)) for path in files]
+    return hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()
+
+
+def _hub_call(fetch: Callable[[dict[str, Any]], T]) -> T:
+    """Run a hub fetch from the HF cache first, then (unless HF_HUB_OFFLINE) from the network."""
+    try:
+        return fetch(_hub_options(local_only=True))
+    except OSError:
+        options = _hub_options(local_only=False)
+        if options["local_files_only"]:
+            raise
+        return fetch(options)
+
+
+def _resolve_hub(repo: str) -> tuple[str, Path]:
+    """A hub id's commit hash and its preprocessor_config.json path (cache, then hub)."""
+    from transformers.utils import cached_file
+
+    try:
+        config_path = Path(_hub_call(lambda options: cached_file(repo, "config.json", **options)))
+        commit = config_path.parent.name
+        if config_path.parent.parent.name != "snapshots":
+            raise BackboneError(f"{repo}: resolved to {config_path}, outside an HF cache; pass the directory instead")
+        return commit, Path(
+            _hub_call(lambda options: cached_file(repo, "preprocessor_config.json", revision=commit, **options))
+        )
+    except OSError as exc:
+        raise _missing_weights_error(repo, str(exc).splitlines()[0]) from exc
+
+
+def _read_preprocessor(path: Path) -> dict[str, Any]:
+    """A preprocessor_config.json as a dict ({} when a local checkpoint has none: extractor defaults)."""
+    if not path.is_file():
+        log.warning("%s is missing; using ASTFeatureExtractor defaults", path)
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BackboneError(f"{path}: unreadable preprocessor config ({exc}); re-save the checkpoint") from exc
+
+
+def _load_pretrained(source: str, *, revision: str | None = None) -> nn.Module:
+    """ASTModel.from_pretrained with SDPA attention (hub ids pinned to ``revision``); missing weights are errors."""
+    from transformers import ASTModel
+
+    def fetch(options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        return ASTModel.from_pretrained(source, attn_implementation="sdpa", output_loading_info=True, **options)
+
+    try:
+        model, info = fetch({}) if revision is None else _hub_call(lambda o: fetch({"revision": revision, **o}))
+    except OSError as exc:
+        if revision is None:
+            raise BackboneError(f"{source}: not a loadable AST checkpoint ({str(exc).splitlines()[0]})") from exc
+        raise _missing_weights_error(source, str(exc).splitlines()[0]) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BackboneError(f"{source}: not a loadable AST checkpoint ({exc})") from exc
+    missing = [key for key in info.get("missing_keys", []) if key]
+    if missing:
+        raise BackboneError(f"{source}: not an AST checkpoint, weights missing for {missing[:3]}...")
+    return model
+
+
+def resize_model(model: nn.Module, max_length: int) -> nn.Module:
+    """A copy of ``model`` built for ``max_length`` frames, position embeddings adapted, loaded strictly."""
+    import copy
+
+    from transformers import ASTModel
+
+    config = copy.deepcopy(model.config)
+    config.max_length = max_length
+    config._attn_implementation = "sdpa"
+    with torch.device("meta"):
+        resized = ASTModel(config)
+    n_freq, n_time = resized.embeddings.get_shape(config)
+    state = model.state_dict()
+    key = "embeddings.position_embeddings"
+    state[key] = interpolate_time_positions(state[key], n_freq, n_time)
+    resized.load_state_dict(state, strict=True, assign=True)
+    return resized
+
+
+def _resolve_dtype(dtype: str, device: str) -> str:
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    if dtype == "auto":
+        return "bf16" if device.startswith("cuda") else "fp32"
+    return dtype
+
+
+def _max_length_for(window_s: float | None, native: int) -> int:
+    if window_s is None:
+        return native
+    if not 0 < window_s <= MAX_WINDOW_S:
+        raise ConfigError(f"--window-s {window_s}: must be in (0, {MAX_WINDOW_S}] seconds for the AST backbone")
+    max_length = round(window_s * 100)
+    if max_length < 16:
+        raise ConfigError(f"--window-s {window_s}: AST needs at least 0.16 s (one 16-frame patch)")
+    return max_length
+
+
+class ASTBackbone:
+    """A frozen AST model with its Kaldi fbank front end (see ``wakebuilder.backbones.base.Backbone``)."""
+
+    name = "ast"
+    sample_rate = SAMPLE_RATE
+
+    def __init__(
+        self, *, spec: str, checkpoint: str, revision: str, model: nn.Module, settings: FbankSettings,
+        device: str, dtype: str,
+    ) -> None:
+        self.spec, self.checkpoint, self.revision = spec, checkpoint, revision
+        self.settings, self.device, self.dtype = settings, device, dtype
+        model.requires_grad_(False).eval()
+        n_freq, n_time = model.embeddings.get_shape(model.config)
+        self.max_length = settings.max_length
+        self.window_samples = settings.window_samples
+        self.seq_len, self.dim, self.n_freq = n_time, int(model.config.hidden_size), n_freq
+        self._encoder = ASTWaveformEncoder(KaldiFbank(settings), model, n_freq, n_time).to(device).eval()
+
+    @classmethod
+    def load(cls, spec: str = "ast", *, window_s: float | None = None, device: str = "auto",
+             dtype: str = "auto") -> ASTBackbone:
+        """Load ``ast`` (the default checkpoint), a hub id (HF cache or download) or a local directory.
+
+        Raises:
+            BackboneError: the weights are not available, or the checkpoint is not an AST.
+            ConfigError: bad window, device or dtype.
+        """
+        device = resolve_device(device)
+        compute = _resolve_dtype(dtype, device)
+        local_dir = Path(spec).expanduser()
+        if spec != "ast" and local_dir.is_dir():
+            spec = checkpoint = str(local_dir.resolve())
+            model = _load_pretrained(checkpoint)
+            revision = _weights_revision(local_dir)
+            preprocessor = _read_preprocessor(local_dir / "preprocessor_config.json")
+        else:
+            checkpoint = DEFAULT_CHECKPOINT if spec == "ast" else spec
+            revision, preprocessor_path = _resolve_hub(checkpoint)
+            model = _load_pretrained(checkpoint, revision=revision)
+            preprocessor = _read_preprocessor(preprocessor_path)
+        max_length = _max_length_for(window_s, int(model.config.max_length))
+        settings = FbankSettings.from_preprocessor(preprocessor, max_length=max_length)
+        if settings.num_mel_bins != model.config.num_mel_bins:
+            raise BackboneError(
+                f"{checkpoint}: preprocessor has {settings.num_mel_bins} mel bins, model {model.config.num_mel_bins}"
+            )
+        if max_length != model.config.max_length:
+            model = resize_model(model, max_length)
+        return cls(spec=spec, checkpoint=checkpoint, revision=revision, model=model, settings=settings,
+                   device=device, dtype=compute)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Checkpoint, revision, window, front end and shapes; no device, batch size or compute dtype."""
+        return {
+            "name": self.name,
+            "spec": self.spec,
+            "checkpoint": self.checkpoint,
+            "revision": self.revision,
+            "window_s": self.max_length / 100,
+            "max_length": self.max_length,
+            "fbank": self.settings.to_dict(),
+            "seq_len": self.seq_len,
+            "dim": self.dim,
+            "sample_rate": self.sample_rate,
+        }
+
+    def embed(self, waveforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Embed float32 ``(B, window_samples)`` waveforms in [-1, 1] -> float32 ``(pooled, sequence)``."""
+        if waveforms.ndim != 2 or waveforms.shape[1] != self.window_samples:
+            raise BackboneError(
+                f"AST embed got shape {waveforms.shape}; expected (batch, {self.window_samples}) samples "
+                f"(fit clips with wakebuilder.audio.fit_to_window)"
+            )
+        batch = torch.from_numpy(np.ascontiguousarray(waveforms, dtype=np.float32)).to(self.device)
+        device_type = torch.device(self.device).type
+        with torch.inference_mode():
+            features = self._encoder.fbank(batch)
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.dtype == "bf16"):
+                pooled, sequence = self._encoder.encode(features)
+        return pooled.float().cpu().numpy(), sequence.float().cpu().numpy()
+
+    def waveform_module(self) -> nn.Module:
+        """A CPU fp32 copy of fbank + AST mapping waveforms ``(B, window_samples)`` to ``(pooled, sequence)``.
+
+        A copy, so moving or exporting it never disturbs this backbone; ONNX-exportable.
+        """
+        import copy
+
+        return copy.deepcopy(self._encoder).to("cpu").eval()
