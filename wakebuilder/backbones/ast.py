@@ -196,7 +196,9 @@ def resize_model(model: nn.Module, max_length: int) -> nn.Module:
     key = "embeddings.position_embeddings"
     state[key] = interpolate_time_positions(state[key], n_freq, n_time)
     resized.load_state_dict(state, strict=True, assign=True)
-    return resized
+    if any(tensor.is_meta for tensor in [*resized.parameters(), *resized.buffers()]):
+        raise BackboneError(f"AST resized to {max_length} frames left tensors uninitialised; report this bug")
+    return resized.eval()
 
 
 def _resolve_dtype(dtype: str, device: str) -> str:
@@ -225,8 +227,15 @@ class ASTBackbone:
     sample_rate = SAMPLE_RATE
 
     def __init__(
-        self, *, spec: str, checkpoint: str, revision: str, model: nn.Module, settings: FbankSettings,
-        device: str, dtype: str,
+        self,
+        *,
+        spec: str,
+        checkpoint: str,
+        revision: str,
+        model: nn.Module,
+        settings: FbankSettings,
+        device: str,
+        dtype: str,
     ) -> None:
         self.spec, self.checkpoint, self.revision = spec, checkpoint, revision
         self.settings, self.device, self.dtype = settings, device, dtype
@@ -238,8 +247,9 @@ class ASTBackbone:
         self._encoder = ASTWaveformEncoder(KaldiFbank(settings), model, n_freq, n_time).to(device).eval()
 
     @classmethod
-    def load(cls, spec: str = "ast", *, window_s: float | None = None, device: str = "auto",
-             dtype: str = "auto") -> ASTBackbone:
+    def load(
+        cls, spec: str = "ast", *, window_s: float | None = None, device: str = "auto", dtype: str = "auto"
+    ) -> ASTBackbone:
         """Load ``ast`` (the default checkpoint), a hub id (HF cache or download) or a local directory.
 
         Raises:
@@ -267,8 +277,10 @@ class ASTBackbone:
             )
         if max_length != model.config.max_length:
             model = resize_model(model, max_length)
-        return cls(spec=spec, checkpoint=checkpoint, revision=revision, model=model, settings=settings,
-                   device=device, dtype=compute)
+        return cls(
+            spec=spec, checkpoint=checkpoint, revision=revision, model=model, settings=settings, device=device,
+            dtype=compute,
+        )
 
     @property
     def identity(self) -> dict[str, Any]:
