@@ -31,7 +31,8 @@ def _clips(n: int, n_samples: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(n_samples) / 16_000
     freqs = rng.uniform(100, 4_000, size=(n, 1))
-    return (0.3 * np.sin(2 * np.pi * freqs * t) + 0.05 * rng.standard_normal((n, n_samples))).astype(np.float32)
+    clips = 0.3 * np.sin(2 * np.pi * freqs * t) + 0.05 * rng.standard_normal((n, n_samples))
+    return clips.astype(np.float32)
 
 
 def bench_fbank(n_clips: int = 64) -> dict:
@@ -41,7 +42,9 @@ def bench_fbank(n_clips: int = 64) -> dict:
     clips = _clips(n_clips, settings.window_samples)
     extractor = ASTFeatureExtractor(max_length=128)
     start = time.perf_counter()
-    reference = np.stack([extractor(c, sampling_rate=16_000, return_tensors="np")["input_values"][0] for c in clips])
+    reference = np.stack([
+        extractor(c, sampling_rate=16_000, return_tensors="np")["input_values"][0] for c in clips
+    ])
     numpy_s = time.perf_counter() - start
     compute_fbank(clips[:2], settings)  # warm-up
     start = time.perf_counter()
@@ -56,7 +59,9 @@ def bench_fbank(n_clips: int = 64) -> dict:
     }
 
 
-def bench_embed(directory: Path, *, window_s: float, dtype: str, device: str, batch: int, batches: int) -> dict:
+def bench_embed(
+    directory: Path, *, window_s: float, dtype: str, device: str, batch: int, batches: int
+) -> dict:
     backbone = ASTBackbone.load(str(directory), window_s=window_s, device=device, dtype=dtype)
     clips = _clips(batch, backbone.window_samples, seed=1)
     backbone.embed(clips[:1])  # warm-up

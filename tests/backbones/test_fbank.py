@@ -30,7 +30,8 @@ def _extractor(**kwargs: object):
 
 
 def _reference(extractor, clips: np.ndarray) -> np.ndarray:
-    return np.stack([extractor(clip, sampling_rate=16_000, return_tensors="np")["input_values"][0] for clip in clips])
+    rows = [extractor(clip, sampling_rate=16_000, return_tensors="np")["input_values"][0] for clip in clips]
+    return np.stack(rows)
 
 
 def _signals(n_samples: int) -> np.ndarray:
@@ -91,7 +92,8 @@ def test_frame_transform_is_dc_removal_preemphasis_window_and_rfft() -> None:
     settings = FbankSettings()
     frame = np.random.default_rng(0).standard_normal(settings.frame_length)
     step = frame - frame.mean()
-    step = np.concatenate([[step[0] * (1 - settings.preemphasis)], step[1:] - settings.preemphasis * step[:-1]])
+    head = step[0] * (1 - settings.preemphasis)
+    step = np.concatenate([[head], step[1:] - settings.preemphasis * step[:-1]])
     spectrum = np.fft.rfft(step * np.hanning(settings.frame_length), n=settings.fft_length)
     got = frame @ frame_transform(settings)
     assert np.allclose(got, np.concatenate([spectrum.real, spectrum.imag]), atol=1e-9)

@@ -49,7 +49,7 @@ def interpolate_time_positions(positions: torch.Tensor, n_freq: int, n_time: int
     dim = positions.shape[-1]
     old_time = patches.shape[1] // n_freq
     if old_time * n_freq != patches.shape[1]:
-        raise BackboneError(f"position embeddings of {patches.shape[1]} patches do not fill a {n_freq}-row grid")
+        raise BackboneError(f"{patches.shape[1]} position embeddings do not fill a {n_freq}-row patch grid")
     grid = patches.reshape(1, n_freq, old_time, dim).permute(0, 3, 1, 2)
     if n_time >= old_time:  # at the same size bilinear interpolation is the identity
         grid = nn.functional.interpolate(grid, size=(n_freq, n_time), mode="bilinear", align_corners=False)
@@ -105,7 +105,8 @@ def _hub_options(*, local_only: bool) -> dict[str, Any]:
 def _missing_weights_error(checkpoint: str, reason: str) -> BackboneError:
     hf_home = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
     return BackboneError(
-        f"cannot load AST checkpoint {checkpoint!r} ({reason}); it is not in the HF cache (HF_HOME={hf_home}) "
+        f"cannot load AST checkpoint {checkpoint!r} ({reason}); it is not in the HF cache "
+        f"(HF_HOME={hf_home}) "
         f"and cannot be downloaded here: download it where there is network "
         f"(`hf download {checkpoint}`) and copy the cache, or save it to a directory and pass --backbone DIR"
     )
@@ -140,10 +141,11 @@ def _resolve_hub(repo: str) -> tuple[str, Path]:
         config_path = Path(_hub_call(lambda options: cached_file(repo, "config.json", **options)))
         commit = config_path.parent.name
         if config_path.parent.parent.name != "snapshots":
-            raise BackboneError(f"{repo}: resolved to {config_path}, outside an HF cache; pass the directory instead")
-        return commit, Path(
-            _hub_call(lambda options: cached_file(repo, "preprocessor_config.json", revision=commit, **options))
+            raise BackboneError(f"{repo}: {config_path} is outside an HF cache; pass its directory instead")
+        preprocessor = _hub_call(
+            lambda options: cached_file(repo, "preprocessor_config.json", revision=commit, **options)
         )
+        return commit, Path(preprocessor)
     except OSError as exc:
         raise _missing_weights_error(repo, str(exc).splitlines()[0]) from exc
 
@@ -156,21 +158,27 @@ def _read_preprocessor(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise BackboneError(f"{path}: unreadable preprocessor config ({exc}); re-save the checkpoint") from exc
+        raise BackboneError(f"{path}: unreadable preprocessor config ({exc}); re-save it") from exc
 
 
 def _load_pretrained(source: str, *, revision: str | None = None) -> nn.Module:
-    """ASTModel.from_pretrained with SDPA attention (hub ids pinned to ``revision``); missing weights are errors."""
+    """ASTModel.from_pretrained with SDPA attention, hub ids pinned to ``revision``; missing weights raise."""
     from transformers import ASTModel
 
     def fetch(options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-        return ASTModel.from_pretrained(source, attn_implementation="sdpa", output_loading_info=True, **options)
+        return ASTModel.from_pretrained(
+            source, attn_implementation="sdpa", output_loading_info=True, **options
+        )
 
     try:
-        model, info = fetch({}) if revision is None else _hub_call(lambda o: fetch({"revision": revision, **o}))
+        if revision is None:
+            model, info = fetch({})
+        else:
+            model, info = _hub_call(lambda options: fetch({"revision": revision, **options}))
     except OSError as exc:
         if revision is None:
-            raise BackboneError(f"{source}: not a loadable AST checkpoint ({str(exc).splitlines()[0]})") from exc
+            reason = str(exc).splitlines()[0]
+            raise BackboneError(f"{source}: not a loadable AST checkpoint ({reason})") from exc
         raise _missing_weights_error(source, str(exc).splitlines()[0]) from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise BackboneError(f"{source}: not a loadable AST checkpoint ({exc})") from exc
@@ -213,7 +221,7 @@ def _max_length_for(window_s: float | None, native: int) -> int:
     if window_s is None:
         return native
     if not 0 < window_s <= MAX_WINDOW_S:
-        raise ConfigError(f"--window-s {window_s}: must be in (0, {MAX_WINDOW_S}] seconds for the AST backbone")
+        raise ConfigError(f"--window-s {window_s}: the AST backbone takes (0, {MAX_WINDOW_S}] seconds")
     max_length = round(window_s * 100)
     if max_length < 16:
         raise ConfigError(f"--window-s {window_s}: AST needs at least 0.16 s (one 16-frame patch)")
@@ -273,12 +281,18 @@ class ASTBackbone:
         settings = FbankSettings.from_preprocessor(preprocessor, max_length=max_length)
         if settings.num_mel_bins != model.config.num_mel_bins:
             raise BackboneError(
-                f"{checkpoint}: preprocessor has {settings.num_mel_bins} mel bins, model {model.config.num_mel_bins}"
+                f"{checkpoint}: preprocessor has {settings.num_mel_bins} mel bins, "
+                f"the model {model.config.num_mel_bins}"
             )
         if max_length != model.config.max_length:
             model = resize_model(model, max_length)
         return cls(
-            spec=spec, checkpoint=checkpoint, revision=revision, model=model, settings=settings, device=device,
+            spec=spec,
+            checkpoint=checkpoint,
+            revision=revision,
+            model=model,
+            settings=settings,
+            device=device,
             dtype=compute,
         )
 

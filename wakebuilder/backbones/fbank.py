@@ -67,9 +67,11 @@ class FbankSettings:
 
     def __post_init__(self) -> None:
         if self.max_length < 1 or self.num_mel_bins < 1:
-            raise ConfigError(f"fbank max_length={self.max_length}, num_mel_bins={self.num_mel_bins}: must be >= 1")
+            raise ConfigError(
+                f"fbank max_length={self.max_length}, num_mel_bins={self.num_mel_bins}: both must be >= 1"
+            )
         if self.std <= 0:
-            raise ConfigError(f"fbank std={self.std}: must be > 0; check the checkpoint's preprocessor_config.json")
+            raise ConfigError(f"fbank std={self.std}: must be > 0; check the preprocessor_config.json")
 
     @classmethod
     def from_preprocessor(cls, config: dict[str, Any], *, max_length: int | None = None) -> FbankSettings:
@@ -80,10 +82,12 @@ class FbankSettings:
             max_length: overrides the config's ``max_length`` (a longer or shorter window).
         """
         defaults = cls()
+        if max_length is None:
+            max_length = int(config.get("max_length", defaults.max_length))
         return cls(
             sample_rate=int(config.get("sampling_rate", defaults.sample_rate)),
             num_mel_bins=int(config.get("num_mel_bins", defaults.num_mel_bins)),
-            max_length=int(max_length if max_length is not None else config.get("max_length", defaults.max_length)),
+            max_length=max_length,
             do_normalize=bool(config.get("do_normalize", defaults.do_normalize)),
             mean=float(config.get("mean", defaults.mean)),
             std=float(config.get("std", defaults.std)),
@@ -159,7 +163,8 @@ class KaldiFbank(nn.Module):
         n_samples = int(waveforms.shape[-1])
         if waveforms.dim() != 2 or n_samples < s.frame_length:
             raise ConfigError(
-                f"fbank input of shape {tuple(waveforms.shape)}: expected (batch, samples >= {s.frame_length})"
+                f"fbank input of shape {tuple(waveforms.shape)}: "
+                f"expected (batch, samples >= {s.frame_length})"
             )
         n_frames = min(1 + (n_samples - s.frame_length) // s.frame_shift, s.max_length)
         used = s.frame_length + s.frame_shift * (n_frames - 1)
