@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from wakebuilder import SAMPLE_RATE
+
+# huggingface_hub reads these once, at import: set them before any test module imports transformers.
+_SESSION_CACHE = Path(tempfile.mkdtemp(prefix="wb-test-cache-"))
+os.environ["HF_HOME"] = str(_SESSION_CACHE / "hf")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["WB_CACHE_DIR"] = str(_SESSION_CACHE / "wb")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(_SESSION_CACHE / "numba"))
 
 
 @pytest.fixture(autouse=True)
