@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import chirp, noise, tone
+from wakebuilder.backbones import backbone_from_identity, load_backbone
+from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone, sequence_length
+from wakebuilder.errors import BackboneError, ConfigError
+
+
+@pytest.fixture(scope="module")
+def backbone() -> SpeechEmbeddingBackbone:
+    return load_backbone("speech-embedding")  # type: ignore[return-value]
+
+
+def _clips(n: int, samples: int) -> np.ndarray:
+    seconds = samples / 16_000
+    signals = [tone(300 + 50 * i, seconds) + noise(seconds, seed=i) for i in range(n)]
+    return np.stack(signals).astype(np.float32)
+
+
+def test_shapes_match_the_measured_geometry(backbone: SpeechEmbeddingBackbone) -> None:
+    assert backbone.window_samples == 24_000 and backbone.seq_len == 9 and backbone.dim == 96
+    pooled, sequence = backbone.embed(_clips(3, 24_000))
+    assert pooled.shape == (3, 96) and sequence.shape == (3, 9, 96)
+    assert np.allclose(pooled, sequence.mean(axis=1))
+
+
+def test_fully_convolutional_run_equals_the_windowed_reference(backbone: SpeechEmbeddingBackbone) -> None:
+    clips = _clips(5, 24_000)
+    clips[2] = chirp(200, 4000, 1.5)
+    _, fast = backbone.embed(clips)
+    _, reference = backbone.embed_windowed(clips)
+    assert np.abs(fast - reference).max() <= 1e-4 * np.abs(reference).max()
+
+
+def test_batched_equals_one_clip_at_a_time_and_is_deterministic(backbone: SpeechEmbeddingBackbone) -> None:
+    clips = _clips(4, 24_000)
+    _, batched = backbone.embed(clips)
+    single = np.concatenate([backbone.embed(clips[i : i + 1])[1] for i in range(4)])
+    assert np.abs(batched - single).max() < 1e-5
+    assert np.array_equal(backbone.embed(clips)[1], batched)
+    different = backbone.embed(_clips(1, 24_000) * 0.1)[1]
+    assert np.abs(different - batched[:1]).max() > 1e-2
+
+
+def test_other_windows_and_identity(backbone: SpeechEmbeddingBackbone) -> None:
+    longer = SpeechEmbeddingBackbone(window_s=3.0)
+    assert longer.seq_len == sequence_length(48_000) == 28
+    assert longer.embed(_clips(2, 48_000))[1].shape == (2, 28, 96)
+    assert longer.identity != backbone.identity
+    assert backbone_from_identity(backbone.identity).identity == backbone.identity
+    with pytest.raises(ConfigError):
+        SpeechEmbeddingBackbone(window_s=0.5)
+    with pytest.raises(BackboneError, match="expects"):
+        backbone.embed(_clips(1, 16_000))

