@@ -1,0 +1,242 @@
+"""`wb calibrate`: score calibration, threshold choice, per-clip metrics and FA/h.
+
+The head's logits are mapped to probabilities with Platt scaling fitted on the
+held-out validation groups, ``p = sigmoid((logit - bias) / temperature)``,
+by minimising log loss against Platt's smoothed targets ((N+ + 1)/(N+ + 2)
+for positives, 1/(N- + 2) for negatives). The smoothing keeps the fit finite
+when the validation set is perfectly separated, which is what moves a chosen
+threshold from 0.9996 to somewhere in the middle of (0, 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wakebuilder.atomic import atomic_write_json
+from wakebuilder.audio import load_audio
+from wakebuilder.config import StageConfig
+from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
+from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model
+from wakebuilder import metrics
+from wakebuilder.streaming import Scorer, count_events_many, hop_samples, score_waveform, smooth_scores
+
+OBJECTIVES = ("f1", "fa-per-hour")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CalibrateConfig(StageConfig):
+    """How the threshold is chosen and how streams are scored."""
+
+    objective: str = "f1"
+    target_fa_per_hour: float = 0.5
+    hop_s: float = 0.1
+    refractory_s: float = 1.0
+    smooth: int = 1
+    batch_size: int = 64
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"--objective {self.objective!r}: expected one of {', '.join(OBJECTIVES)}")
+        if self.target_fa_per_hour <= 0:
+            raise ConfigError(f"--target-fa-per-hour {self.target_fa_per_hour}: must be > 0")
+        hop_samples(self.hop_s)
+        if self.refractory_s < 0 or self.smooth < 1:
+            raise ConfigError("--refractory-s must be >= 0 and --smooth >= 1")
+
+
+def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Fit ``(temperature, bias)`` of ``sigmoid((logit - bias) / temperature)`` (see module docstring).
+
+    Raises:
+        TrainingError: one class only, or logits that rank negatives above positives.
+    """
+    from scipy.optimize import minimize
+
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64)
+    n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise TrainingError(f"calibration needs positives and negatives; validation has {n_pos} and {n_neg}")
+    target = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+    mu, sd = float(z.mean()), float(z.std()) or 1.0
+    x = (z - mu) / sd
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        u = params[0] * x + params[1]
+        value = np.mean(target * np.logaddexp(0, -u) + (1 - target) * np.logaddexp(0, u))
+        residual = (1 / (1 + np.exp(-u)) - target) / x.size
+        return float(value), np.array([np.sum(residual * x), np.sum(residual)])
+
+    result = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    a, c = float(result.x[0]), float(result.x[1])
+    if not np.isfinite([a, c]).all() or a <= 0:
+        raise TrainingError(
+            "validation logits do not separate wake word from negatives (Platt slope <= 0); retrain the head"
+        )
+    temperature = sd / a
+    return temperature, mu - c * temperature
+
+
+def apply_platt(logits: np.ndarray, temperature: float, bias: float) -> np.ndarray:
+    """Calibrated probabilities ``sigmoid((logit - bias) / temperature)`` as float32."""
+    u = (np.asarray(logits, dtype=np.float64) - bias) / temperature
+    return (0.5 * (1 + np.tanh(0.5 * u))).astype(np.float32)
+
+
+def head_logits(head: Any, sequences: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """The head's logits for ``(N, T, D)`` sequences, in batches, float64."""
+    import torch
+
+    device = next(head.parameters()).device
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(sequences), batch_size):
+            batch = torch.from_numpy(np.asarray(sequences[start : start + batch_size], dtype=np.float32))
+            out.append(head(batch.to(device)).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def model_scorer(model: LoadedModel, backbone: Any, temperature: float, bias: float) -> Scorer:
+    """Waveforms ``(B, window_samples)`` -> calibrated probabilities through backbone and head."""
+
+    def score(waveforms: np.ndarray) -> np.ndarray:
+        _, sequence = backbone.embed(np.ascontiguousarray(waveforms, dtype=np.float32))
+        return apply_platt(head_logits(model.head, sequence), temperature, bias)
+
+    return score
+
+
+def validation_logits(model: LoadedModel, store_path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels of the model's validation groups, read from its own store."""
+    from wakebuilder.store import open_store
+
+    with open_store(store_path, "r") as store:
+        if store.fingerprint != model.meta.get("store_fingerprint") or store.spec.backbone != model.backbone:
+            raise StoreMismatchError(
+                f"{store_path}: store fingerprint {store.fingerprint} does not match the model's "
+                f"{model.meta.get('store_fingerprint')} ({model.path}); use the store the model was fit on"
+            )
+        groups = set(model.split.get("val_groups", []))
+        logits, labels = [], []
+        for batch in store.iter_batches(1024, pooled=False, sequence=True):
+            keep = np.isin(batch.group.astype(str), list(groups))
+            if keep.any():
+                logits.append(head_logits(model.head, batch.sequence[keep]))
+                labels.append(batch.label[keep].astype(np.int64))
+    if not logits:
+        raise TrainingError(f"{store_path}: none of the model's {len(groups)} validation groups are in the store")
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def stream_scores(
+    paths: Sequence[str | os.PathLike[str]], scorer: Scorer, *, window_samples: int, config: CalibrateConfig
+) -> tuple[list[np.ndarray], float]:
+    """Smoothed score traces of continuous negative audio files and their total hours."""
+    traces, seconds = [], 0.0
+    hop = hop_samples(config.hop_s)
+    for path in paths:
+        audio = load_audio(path)
+        seconds += audio.shape[0] / 16000
+        scores = score_waveform(audio, scorer, window_samples=window_samples, hop=hop, batch_size=config.batch_size)
+        traces.append(smooth_scores(scores, config.smooth))
+    return traces, seconds / 3600
+
+
+def choose_threshold(
+    table: dict[str, np.ndarray], fa_h: np.ndarray | None, config: CalibrateConfig
+) -> float:
+    """Seed rule (best per-clip F1) or field rule (lowest threshold meeting the FA/h target)."""
+    if config.objective == "f1":
+        return metrics.best_f1_threshold(table)
+    if fa_h is None:
+        raise ConfigError("--objective fa-per-hour needs continuous negative audio: pass --stream AUDIO")
+    chosen = metrics.lowest_threshold_meeting(fa_h, table["threshold"], config.target_fa_per_hour)
+    if chosen is None:
+        raise ConfigError(
+            f"--target-fa-per-hour {config.target_fa_per_hour}: no threshold reaches it (lowest FA/h "
+            f"{float(np.min(fa_h)):.3f}); raise the target or train with more negatives"
+        )
+    return chosen
+
+
+def calibrate_model(
+    model_dir: str | os.PathLike[str],
+    store_path: str | os.PathLike[str],
+    *,
+    streams: Sequence[str | os.PathLike[str]] = (),
+    config: CalibrateConfig | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Calibrate a model directory; writes ``calibration.json`` and plots, returns its path and summary."""
+    config = config or CalibrateConfig()
+    model = load_model(model_dir)
+    logits, labels = validation_logits(model, store_path)
+    temperature, bias = fit_platt(logits, labels)
+    scores = apply_platt(logits, temperature, bias)
+    grid = metrics.threshold_grid(scores)
+    table = metrics.sweep(labels, scores, grid)
+    fa_h, hours = None, 0.0
+    if streams:
+        from wakebuilder.backbones import backbone_from_identity
+
+        backbone = backbone_from_identity(model.backbone, device=config.device)
+        scorer = model_scorer(model, backbone, temperature, bias)
+        traces, hours = stream_scores(streams, scorer, window_samples=backbone.window_samples, config=config)
+        counts = count_events_many(traces, grid, frame_s=config.hop_s, refractory_s=config.refractory_s)
+        fa_h = np.asarray(metrics.fa_per_hour(counts, hours), dtype=np.float64)
+    threshold = choose_threshold(table, fa_h, config)
+    summary = _summary(model, labels, scores, table, fa_h, hours, threshold, temperature, bias, config)
+    from wakebuilder.plots_calibration import plot_det, plot_sweep
+
+    summary["plots"] = [str(plot_sweep(model.path, table, threshold))]
+    if fa_h is not None:
+        summary["plots"].append(str(plot_det(model.path, table["frr"], fa_h, threshold)))
+    return atomic_write_json(model.path / CALIBRATION_NAME, summary), summary
+
+
+def format_report(summary: dict[str, Any]) -> str:
+    """The seed's target table with the FA/h figures beside it, for stderr."""
+    return metrics.format_table(summary["targets"], _fa_lines(summary))
+
+
+def _fa_lines(summary: dict[str, Any]) -> dict[str, Any]:
+    lines = {"threshold": summary["threshold"], "FA/h at threshold": summary["fa_per_hour"]}
+    lines["stream hours"] = summary["stream_hours"]
+    for key, value in summary["frr_at_fa"].items():
+        lines[f"FRR at {key} FA/h"] = value
+    return lines
+
+
+def _summary(
+    model: LoadedModel, labels: np.ndarray, scores: np.ndarray, table: dict[str, np.ndarray],
+    fa_h: np.ndarray | None, hours: float, threshold: float, temperature: float, bias: float,
+    config: CalibrateConfig,
+) -> dict[str, Any]:
+    at = metrics.metrics_at(labels, scores, threshold)
+    index = int(np.argmin(np.abs(table["threshold"] - threshold)))
+    sweep_rows = [
+        {k: float(v[i]) for k, v in table.items() if k in ("threshold", "f1", "far", "frr", "precision", "recall")}
+        | ({"fa_per_hour": float(fa_h[i])} if fa_h is not None else {})
+        for i in range(len(table["threshold"]))
+    ]
+    return {
+        "threshold": threshold, "temperature": temperature, "bias": bias,
+        "objective": config.objective, "config": config.to_dict(),
+        "metrics": at, "targets": metrics.target_table(at),
+        "n_validation": {"positives": int((labels == 1).sum()), "negatives": int((labels == 0).sum())},
+        "fa_per_hour": float(fa_h[index]) if fa_h is not None else None,
+        "stream_hours": hours,
+        "frr_at_fa": {
+            str(t): (metrics.frr_at_fa(table["frr"], fa_h, t) if fa_h is not None else None)
+            for t in metrics.FA_TARGETS
+        },
+        "det": metrics.det_points(table["frr"], fa_h, table["threshold"]) if fa_h is not None else [],
+        "sweep": sweep_rows,
+        "model": str(model.path),
+    }

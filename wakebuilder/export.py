@@ -1,0 +1,260 @@
+"""`wb export`: a calibrated model as .pt, .json, an end-to-end .onnx and a head .onnx.
+
+``NAME.onnx`` maps raw 16 kHz waveforms ``(batch, window_samples)`` float32 in
+[-1, 1] to the calibrated wake-word probability ``(batch,)``, with the front
+end inside the graph. ``NAME.head.onnx`` maps cached embedding sequences
+``(batch, T, D)`` to the same probability. Both are checked against the
+torch/numpy pipeline with onnxruntime before the export directory is renamed
+into place; a failed check leaves only ``DIR.incomplete``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from wakebuilder import SAMPLE_RATE, __version__
+from wakebuilder.atomic import atomic_directory, atomic_write_bytes, atomic_write_json
+from wakebuilder.calibrate import apply_platt, head_logits
+from wakebuilder.errors import ExportParityError
+from wakebuilder.modeldir import LoadedModel, load_model
+
+log = logging.getLogger(__name__)
+PARITY_TOLERANCE = 1e-4
+OPSET = 17
+
+
+class CalibratedHead(nn.Module):
+    """Head + Platt mapping: ``(B, T, D)`` sequences -> probabilities ``(B,)``."""
+
+    def __init__(self, head: nn.Module, temperature: float, bias: float) -> None:
+        super().__init__()
+        self.head = head
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.register_buffer("bias", torch.tensor(float(bias)))
+
+    def forward(self, sequence: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid((self.head(sequence) - self.bias) / self.temperature)
+
+
+class WaveformDetector(nn.Module):
+    """Waveform encoder (front end + backbone) followed by the calibrated head."""
+
+    def __init__(self, encoder: nn.Module, head: CalibratedHead) -> None:
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        _, sequence = self.encoder(waveforms)
+        return self.head(sequence)
+
+
+def default_name(wake_word: str | None) -> str:
+    """A file-name-safe name from the wake word (``hey_nova``)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", (wake_word or "").lower()).strip("_")
+    return slug or "wakeword"
+
+
+def calibration_of(model: LoadedModel) -> dict[str, float]:
+    """Threshold, temperature and bias (identity mapping and 0.5 before ``wb calibrate``)."""
+    if model.calibration is None:
+        log.warning("%s has no calibration.json: exporting with threshold 0.5; run wb calibrate", model.path)
+        return {"threshold": 0.5, "temperature": 1.0, "bias": 0.0}
+    cal = model.calibration
+    return {k: float(cal[k]) for k in ("threshold", "temperature", "bias")}
+
+
+def parity_inputs(window_samples: int, n: int = 3) -> np.ndarray:
+    """Fixed synthetic waveforms: a tone, a chirp and noise (deterministic)."""
+    t = np.arange(window_samples) / SAMPLE_RATE
+    rng = np.random.default_rng(1234)
+    waves = [0.5 * np.sin(2 * np.pi * 440 * t), 0.4 * np.sin(2 * np.pi * (200 + 900 * t) * t)]
+    waves.append(0.1 * rng.standard_normal(window_samples))
+    return np.stack(waves[:n]).astype(np.float32)
+
+
+def check_parity(onnx_path: Path, inputs: np.ndarray, expected: np.ndarray, *, tolerance: float) -> float:
+    """Run onnxruntime on ``inputs``; raise ``ExportParityError`` if it differs from ``expected``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    want = np.asarray(expected, dtype=np.float64).reshape(-1)
+    got = session.run(None, {name: inputs})[0].reshape(-1)
+    single = session.run(None, {name: inputs[:1]})[0].reshape(-1)  # another batch size: dynamic axis
+    diff = float(max(np.max(np.abs(got - want)), np.max(np.abs(single - want[:1]))))
+    if not np.isfinite(diff) or diff > tolerance:
+        raise ExportParityError(
+            f"{onnx_path.name}: onnxruntime differs from torch by {diff:.3g} (tolerance {tolerance:g}); "
+            "report this with the model directory"
+        )
+    return diff
+
+
+def torch_to_onnx(module: nn.Module, example: torch.Tensor, path: Path, *, input_name: str) -> Path:
+    """Export with a dynamic batch axis into one self-contained file (legacy TorchScript exporter)."""
+    import io
+
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(
+            module.eval(), (example,), buffer, input_names=[input_name], output_names=["probability"],
+            dynamic_axes={input_name: {0: "batch"}, "probability": {0: "batch"}},
+            opset_version=OPSET, dynamo=False,
+        )
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def add_metadata(path: Path, props: dict[str, Any]) -> None:
+    """Write ``metadata_props`` into an ONNX file (values as strings)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    atomic_write_bytes(path, proto.SerializeToString())
+
+
+def describe(model: LoadedModel, cal: dict[str, float], backbone: Any) -> dict[str, Any]:
+    """The ``NAME.json`` sidecar: everything a user of the exported files needs."""
+    identity = model.backbone
+    return {
+        "wake_word": model.meta.get("wake_word"),
+        "threshold": cal["threshold"], "temperature": cal["temperature"], "bias": cal["bias"],
+        "metrics": (model.calibration or {}).get("metrics"),
+        "fa_per_hour": (model.calibration or {}).get("fa_per_hour"),
+        "frr_at_fa": (model.calibration or {}).get("frr_at_fa"),
+        "calibration_config": (model.calibration or {}).get("config"),
+        "fit": model.meta.get("fit"), "head": model.meta.get("head"),
+        "backbone": identity, "backbone_id": identity.get("checkpoint", identity.get("name")),
+        "backbone_revision": identity.get("revision"), "window_s": identity.get("window_s"),
+        "store_fingerprint": model.meta.get("store_fingerprint"),
+        "sample_rate": SAMPLE_RATE, "wakebuilder_version": __version__,
+        "input": {
+            "name": "waveform", "shape": ["batch", int(backbone.window_samples)], "dtype": "float32",
+            "range": [-1.0, 1.0], "sample_rate": SAMPLE_RATE,
+        },
+        "output": {"name": "probability", "shape": ["batch"], "meaning": "calibrated wake-word probability"},
+        "head_input": {"shape": ["batch", int(backbone.seq_len), int(backbone.dim)], "dtype": "float32"},
+    }
+
+
+def onnx_metadata(info: dict[str, Any]) -> dict[str, Any]:
+    """The subset of the sidecar stored inside each ONNX file."""
+    return {
+        "wakebuilder_version": info["wakebuilder_version"], "wake_word": info["wake_word"] or "",
+        "backbone_id": info["backbone_id"], "backbone_revision": info["backbone_revision"],
+        "threshold": info["threshold"], "sample_rate": info["sample_rate"], "window_s": info["window_s"],
+        "window_samples": info["input"]["shape"][1],
+    }
+
+
+def export_model(
+    model_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    overwrite: bool = False,
+    tolerance: float = PARITY_TOLERANCE,
+) -> dict[str, Any]:
+    """Export a model directory; returns a summary with the file paths and parity figures."""
+    from wakebuilder.backbones import backbone_from_identity
+
+    model = load_model(model_dir)
+    name = name or default_name(model.meta.get("wake_word"))
+    cal = calibration_of(model)
+    backbone = backbone_from_identity(model.backbone, device="cpu", dtype="fp32")
+    info = describe(model, cal, backbone)
+    calibrated = CalibratedHead(model.head.cpu().eval(), cal["temperature"], cal["bias"]).eval()
+    target = Path(out_dir)
+    with atomic_directory(target, overwrite=overwrite) as work:
+        parity = _write_files(work, name, model, calibrated, backbone, info, cal, tolerance)
+    files = {kind: str(target / f"{name}{suffix}") for kind, suffix in _SUFFIXES.items()}
+    return {"out": str(target), "name": name, "files": files, "parity_max_abs_diff": parity, **cal}
+
+
+_SUFFIXES = {"pt": ".pt", "json": ".json", "onnx": ".onnx", "head_onnx": ".head.onnx"}
+
+
+def _write_files(
+    work: Path, name: str, model: LoadedModel, calibrated: CalibratedHead, backbone: Any,
+    info: dict[str, Any], cal: dict[str, float], tolerance: float,
+) -> dict[str, float]:
+    meta = onnx_metadata(info)
+    seq_example = torch.from_numpy(np.random.default_rng(0).standard_normal(
+        (3, backbone.seq_len, backbone.dim)).astype(np.float32))
+    head_path = torch_to_onnx(calibrated, seq_example, work / f"{name}.head.onnx", input_name="sequence")
+    add_metadata(head_path, meta)
+    with torch.no_grad():
+        expected_head = calibrated(seq_example).numpy()
+    parity = {"head": check_parity(head_path, seq_example.numpy(), expected_head, tolerance=tolerance)}
+    waves = parity_inputs(backbone.window_samples)
+    e2e_path = work / f"{name}.onnx"
+    if hasattr(backbone, "waveform_module"):
+        detector = WaveformDetector(backbone.waveform_module(), calibrated)
+        torch_to_onnx(detector, torch.from_numpy(waves), e2e_path, input_name="waveform")
+    else:
+        compose_speech_embedding(backbone, head_path, e2e_path)
+    add_metadata(e2e_path, meta)
+    _, sequence = backbone.embed(waves)
+    expected = apply_platt(head_logits(model.head, sequence), cal["temperature"], cal["bias"])
+    parity["end_to_end"] = check_parity(e2e_path, waves, expected, tolerance=tolerance)
+    state = {k: v.detach().cpu().clone() for k, v in model.head.state_dict().items()}
+    payload = {"state_dict": state, "head_config": model.meta["head"], "calibration": cal, "info": info}
+    torch.save(payload, work / f"{name}.pt")
+    atomic_write_json(work / f"{name}.json", info | {"parity_max_abs_diff": parity})
+    return parity
+
+
+def compose_speech_embedding(backbone: Any, head_path: Path, out_path: Path) -> Path:
+    """One ONNX graph: waveform -> x32767 -> melspectrogram -> /10+2 -> embedding CNN -> head.
+
+    The embedding model is the backbone's fully convolutional rewrite (every
+    76-frame window at stride 8 in one run), so the graph computes exactly
+    what ``SpeechEmbeddingBackbone.embed`` computes.
+    """
+    import onnx
+    from onnx import compose, helper, numpy_helper
+
+    mel_path, _ = backbone.onnx_paths()
+    parts = {
+        "mel_": onnx.load(str(mel_path)),
+        "emb_": onnx.load_from_string(backbone.embedding_model.SerializeToString()),
+        "head_": onnx.load(str(head_path)),
+    }
+    parts = {prefix: compose.add_prefix(model, prefix) for prefix, model in parts.items()}
+    mel, emb, head = (parts[k].graph for k in ("mel_", "emb_", "head_"))
+    consts = {
+        "wb_scale": np.array(32767.0, np.float32), "wb_ten": np.array(10.0, np.float32),
+        "wb_two": np.array(2.0, np.float32), "wb_axis1": np.array([1], np.int64),
+        "wb_axis3": np.array([3], np.int64),
+    }
+    glue_in = [helper.make_node("Mul", ["waveform", "wb_scale"], [mel.input[0].name])]
+    glue_mid = [
+        helper.make_node("Squeeze", [mel.output[0].name, "wb_axis1"], ["wb_mel"]),
+        helper.make_node("Div", ["wb_mel", "wb_ten"], ["wb_mel_div"]),
+        helper.make_node("Add", ["wb_mel_div", "wb_two"], ["wb_mel_scaled"]),
+        helper.make_node("Unsqueeze", ["wb_mel_scaled", "wb_axis3"], [emb.input[0].name]),
+    ]
+    glue_head = [helper.make_node("Identity", [emb.output[0].name], [head.input[0].name])]
+    glue_out = [helper.make_node("Identity", [head.output[0].name], ["probability"])]
+    graph = helper.make_graph(
+        glue_in + list(mel.node) + glue_mid + list(emb.node) + glue_head + list(head.node) + glue_out,
+        "wakebuilder_speech_embedding",
+        [helper.make_tensor_value_info("waveform", onnx.TensorProto.FLOAT, ["batch", backbone.window_samples])],
+        [helper.make_tensor_value_info("probability", onnx.TensorProto.FLOAT, ["batch"])],
+        initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()]
+        + list(mel.initializer) + list(emb.initializer) + list(head.initializer),
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    onnx.checker.check_model(model, full_check=True)
+    return atomic_write_bytes(out_path, model.SerializeToString())

@@ -1,0 +1,142 @@
+"""Detector metrics: per-clip threshold sweeps, false accepts per hour, FRR at a FA/h, DET points.
+
+Per-clip metrics treat every clip as one decision (score >= threshold means
+"wake word"). FAR is false accepts over negatives, FRR false rejects over
+positives. FA/h counts streaming events (see ``wakebuilder.streaming``) per
+hour of continuous negative audio, which is what a user actually hears.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from wakebuilder.errors import ConfigError
+
+FA_TARGETS = (0.5, 0.1)
+"""False accepts per hour at which FRR is reported."""
+
+SEED_TARGETS: dict[str, tuple[str, float]] = {
+    "accuracy": (">", 0.95),
+    "precision": (">", 0.90),
+    "recall": (">", 0.90),
+    "f1": (">", 0.90),
+    "far": ("<", 0.05),
+    "frr": ("<", 0.05),
+}
+"""The seed project's per-clip targets."""
+
+
+def threshold_grid(scores: np.ndarray | None = None) -> np.ndarray:
+    """0.01..0.99 in steps of 0.01, plus finer steps near 0 and 1 where scores saturate."""
+    grid = np.round(np.arange(1, 100) / 100, 2)
+    if scores is not None and np.asarray(scores).size:
+        values = np.asarray(scores, dtype=np.float64)
+        extra = []
+        if np.mean(values > 0.99) > 0.05:
+            extra += [0.991 + 0.001 * i for i in range(9)] + [0.9991 + 0.0001 * i for i in range(9)]
+        if np.mean(values < 0.01) > 0.05:
+            extra += [0.001 * i for i in range(1, 10)]
+        grid = np.unique(np.concatenate([grid, np.round(extra, 4)]))
+    return grid
+
+
+def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels).astype(np.int64).reshape(-1)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if y.shape != s.shape:
+        raise ConfigError(f"metrics: {y.size} labels but {s.size} scores")
+    if not np.all(np.isfinite(s)):
+        raise ConfigError("metrics: scores hold NaN or infinity")
+    return y, s
+
+
+def sweep(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-clip metrics at each threshold (vectorised).
+
+    Returns:
+        arrays over thresholds: ``threshold, tp, fp, tn, fn, accuracy, precision,
+        recall, f1, far, frr`` (precision is 1 when nothing is accepted).
+    """
+    y, s = _check(labels, scores)
+    t = np.asarray(thresholds, dtype=np.float64)
+    accept = s[None, :] >= t[:, None]
+    pos, neg = y == 1, y == 0
+    tp = (accept & pos).sum(1)
+    fp = (accept & neg).sum(1)
+    fn = pos.sum() - tp
+    tn = neg.sum() - fp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 1.0)
+        recall = np.where(pos.sum() > 0, tp / max(pos.sum(), 1), 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return {
+        "threshold": t, "tp": tp, "fp": fp, "tn": tn, "fn": fn,
+        "accuracy": (tp + tn) / max(y.size, 1),
+        "precision": precision, "recall": recall, "f1": f1,
+        "far": fp / max(neg.sum(), 1), "frr": fn / max(pos.sum(), 1),
+    }
+
+
+def metrics_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """Per-clip metrics at one threshold, as plain numbers."""
+    row = sweep(labels, scores, np.array([threshold]))
+    return {k: (int(v[0]) if k in ("tp", "fp", "tn", "fn") else float(v[0])) for k, v in row.items()}
+
+
+def fa_per_hour(n_events: int | np.ndarray, hours: float) -> float | np.ndarray:
+    """False accepts per hour of negative audio."""
+    if hours <= 0:
+        raise ConfigError(f"FA/h needs negative audio: got {hours} hours")
+    return n_events / hours
+
+
+def det_points(frr: np.ndarray, fa_h: np.ndarray, thresholds: np.ndarray) -> list[dict[str, float]]:
+    """DET curve points (FRR against FA/h), one per threshold."""
+    return [
+        {"threshold": float(t), "frr": float(r), "fa_per_hour": float(f)}
+        for t, r, f in zip(thresholds, frr, fa_h, strict=True)
+    ]
+
+
+def frr_at_fa(frr: np.ndarray, fa_h: np.ndarray, target: float) -> float | None:
+    """The lowest FRR among thresholds whose FA/h is at most ``target`` (None if none reaches it)."""
+    ok = np.asarray(fa_h) <= target + 1e-12
+    return float(np.min(np.asarray(frr)[ok])) if ok.any() else None
+
+
+def best_f1_threshold(table: dict[str, np.ndarray]) -> float:
+    """The centre of the run of thresholds with the best F1 (ties keep the widest margin)."""
+    f1 = table["f1"]
+    best = np.flatnonzero(f1 >= f1.max() - 1e-12)
+    return float(table["threshold"][best[len(best) // 2]])
+
+
+def lowest_threshold_meeting(fa_h: np.ndarray, thresholds: np.ndarray, target: float) -> float | None:
+    """The lowest threshold whose streaming FA/h is at most ``target``, if any."""
+    ok = np.flatnonzero(np.asarray(fa_h) <= target + 1e-12)
+    return float(thresholds[ok[0]]) if ok.size else None
+
+
+def target_table(metrics: dict[str, float]) -> list[dict[str, Any]]:
+    """The seed's per-clip targets with the measured value and pass/fail."""
+    rows = []
+    for name, (op, goal) in SEED_TARGETS.items():
+        value = float(metrics[name])
+        ok = value > goal if op == ">" else value < goal
+        rows.append({"metric": name, "value": value, "target": f"{op} {goal:g}", "pass": bool(ok)})
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]], fa: dict[str, Any] | None = None) -> str:
+    """The target table (and FA/h figures) as aligned text for stderr."""
+    lines = [f"{'metric':<10} {'value':>8}  {'target':<8} result"]
+    for row in rows:
+        lines.append(
+            f"{row['metric']:<10} {row['value']:>8.4f}  {row['target']:<8} {'pass' if row['pass'] else 'FAIL'}"
+        )
+    for key, value in (fa or {}).items():
+        shown = "n/a" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
+        lines.append(f"{key:<24} {shown}")
+    return "\n".join(lines)
