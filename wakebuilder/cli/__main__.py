@@ -1,0 +1,5 @@
+"""``python -m wakebuilder.cli``: the same as ``wb``."""
+
+from wakebuilder.cli import main
+
+main()

@@ -1,0 +1,80 @@
+"""`wb embed` and `wb store info`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from wakebuilder.cli.options import (
+    device_option, handle_errors, json_option, overwrite_option, report, store_option, threads_option,
+)
+
+
+@click.command()
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@store_option
+@click.option("--backbone", default="ast", show_default=True,
+              help="ast, speech-embedding, an HF hub id of an AST checkpoint, or a local directory.")
+@click.option("--window-s", type=click.FloatRange(0.5, 3.0), default=None,
+              help="Seconds one embedding sees [default: the backbone's, widened to fit the clips].")
+@click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="AST compute precision (auto: bf16 on CUDA, fp32 on CPU).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding threads.")
+@device_option
+@threads_option
+@overwrite_option
+@json_option
+@handle_errors
+def embed(
+    manifests: tuple[str, ...], store: str, backbone: str, window_s: float | None, dtype: str, batch_size: int,
+    workers: int, device: str, threads: int, overwrite: bool, as_json: bool,
+) -> None:
+    """Embed every clip of MANIFESTS into the store (skipping clips already there)."""
+    from wakebuilder.devices import set_threads
+    from wakebuilder.embed import EmbedConfig, embed_manifests
+
+    set_threads(threads)
+    config = EmbedConfig(backbone=backbone, window_s=window_s, dtype=dtype)
+    summary = embed_manifests(
+        list(manifests), store_path=store, config=config, device=device, batch_size=batch_size,
+        workers=workers, overwrite=overwrite,
+    )
+    click.echo(
+        f"wb embed: {summary['embedded']} embedded, {summary['skipped_existing']} already stored, "
+        f"{summary['rejected']} rejected, {summary['cropped']} cropped; {summary['clips_in_store']} in store",
+        err=True,
+    )
+    report(store, summary, as_json)
+
+
+@click.group()
+def store() -> None:
+    """Inspect an embedding store."""
+
+
+@store.command("info")
+@click.argument("path", type=click.Path(exists=True))
+@json_option
+@handle_errors
+def info(path: str, as_json: bool) -> None:
+    """Counts by label, kind and group, shapes, backbone and size of the store at PATH."""
+    from wakebuilder.store import store_info
+
+    summary = store_info(path)
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+        return
+    backbone = summary["backbone"]
+    lines = [
+        f"store       {summary['path']} ({summary['backend']}, {summary['size_bytes'] / 1e6:.1f} MB)",
+        f"backbone    {backbone.get('name')} {backbone.get('checkpoint', '')} rev {backbone.get('revision')} "
+        f"window {backbone.get('window_s')} s",
+        f"clips       {summary['clips']}  labels {summary['labels']}  rejects {summary['rejects']}",
+        f"kinds       {summary['kinds']}",
+        f"groups      {summary['groups']} (top: {summary['top_groups']})",
+        f"shapes      pooled {summary['pooled_shape']}  sequence {summary['sequence_shape']}  {summary['dtype']}",
+        f"fingerprint {summary['fingerprint']}",
+    ]
+    click.echo("\n".join(lines))
