@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +45,84 @@ def fit_linear_head(head: WakeHead, sequences: np.ndarray, labels: np.ndarray, *
         loss.backward()
         optim.step()
     return head.eval()
+
+
+WAKE_CHIRP_S = 0.6
+
+
+def wake_sound(amplitude: float = 0.5) -> np.ndarray:
+    """The synthetic "wake word": a rising chirp 500 -> 1500 Hz of 0.6 s."""
+    from tests.conftest import chirp
+
+    return chirp(500, 1500, WAKE_CHIRP_S, amplitude=amplitude)
+
+
+def tone_clips(window_samples: int, n: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Positives (the chirp at a random offset over faint noise) and negatives (noise, tones, partial chirps)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(window_samples) / 16000
+    clips, labels = [], []
+    sound = wake_sound()
+    for i in range(n):
+        base = (rng.uniform(0.002, 0.02) * rng.standard_normal(window_samples)).astype(np.float32)
+        kind = i % 4
+        if kind == 0 or kind == 1:
+            start = int(rng.integers(0, window_samples - sound.size))
+            base[start : start + sound.size] += sound * rng.uniform(0.6, 1.4)
+        elif kind == 2:
+            base += (rng.uniform(0.05, 0.5) * np.sin(2 * np.pi * rng.uniform(200, 3000) * t)).astype(np.float32)
+        else:
+            cut = int(sound.size * rng.uniform(0.1, 0.4))  # a partial chirp at the window's edge
+            base[:cut] += sound[-cut:] if rng.random() < 0.5 else 0
+            base *= rng.uniform(1, 5)
+        clips.append(np.clip(base, -1, 1))
+        labels.append(1 if kind < 2 else 0)
+    return np.stack(clips).astype(np.float32), np.asarray(labels, dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=1)
+def tone_setup() -> dict[str, Any]:
+    """Once per session: a store of chirp/noise clips (speech-embedding) and a head fit on its train group.
+
+    Returns paths ``store`` and ``model`` (uncalibrated), the backbone ``identity`` and ``window_samples``.
+    """
+    from wakebuilder.backbones import load_backbone
+    from wakebuilder.manifest import ClipRecord
+    from wakebuilder.store import StoreSpec, open_store
+
+    root = Path(tempfile.mkdtemp(prefix="wb-tone-model-"))
+    backbone = load_backbone("speech-embedding")
+    x_train, y_train = tone_clips(backbone.window_samples, 160, seed=0)
+    x_val, y_val = tone_clips(backbone.window_samples, 80, seed=1)
+    pooled_t, seq_t = backbone.embed(x_train)
+    pooled_v, seq_v = backbone.embed(x_val)
+    spec = StoreSpec(backbone=backbone.identity, seq_len=backbone.seq_len, dim=backbone.dim)
+    records = [
+        ClipRecord(id=f"{group}{i:04d}", path=f"{group}{i}.wav", label=int(label), kind="tts" if label else "noise",
+                   group=group, duration_s=1.5)
+        for group, labels in (("train", y_train), ("val", y_val)) for i, label in enumerate(labels)
+    ]
+    with open_store(root / "store", "a", spec=spec) as store:
+        store.append(records, np.concatenate([pooled_t, pooled_v]), np.concatenate([seq_t, seq_v]))
+        fingerprint = store.fingerprint
+    head = fit_linear_head(tiny_head(backbone.seq_len, backbone.dim), seq_t, y_train)
+    model = make_model_dir(root / "model", head, backbone.identity, store_fingerprint=fingerprint)
+    return {"root": root, "store": root / "store", "model": model, "identity": backbone.identity,
+            "window_samples": backbone.window_samples}
+
+
+def copy_model(model: Path, dest: Path) -> Path:
+    """A private copy of a model directory (tests that write calibration.json)."""
+    return Path(shutil.copytree(model, dest))
+
+
+def planted_stream(times_s: tuple[float, ...], duration_s: float, *, seed: int = 3) -> np.ndarray:
+    """Faint noise with the wake chirp starting at each of ``times_s``."""
+    from tests.conftest import noise
+
+    audio = noise(duration_s, amplitude=0.01, seed=seed)
+    sound = wake_sound()
+    for t0 in times_s:
+        start = int(t0 * 16000)
+        audio[start : start + sound.size] += sound
+    return audio

@@ -1,0 +1,133 @@
+"""`wb calibrate`, `wb export`, `wb detect` and `wb eval`: from a fitted model to a usable detector."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from wakebuilder.cli.options import device_option, handle_errors, json_option, overwrite_option, report, store_option
+
+model_dir_option = click.option(
+    "--model", "model_dir", required=True, type=click.Path(path_type=str), help="Model directory from wb fit.",
+)
+hop_option = click.option("--hop-s", type=float, default=0.1, show_default=True, help="Seconds between windows.")
+refractory_option = click.option(
+    "--refractory-s", type=float, default=1.0, show_default=True,
+    help="Crossings closer than this to a detection count as the same detection.",
+)
+smooth_option = click.option(
+    "--smooth", type=click.IntRange(min=1), default=1, show_default=True, help="Moving average over N hops.",
+)
+threshold_option = click.option(
+    "--threshold", type=float, default=None, help="Override the calibrated threshold.",
+)
+
+
+@click.command()
+@model_dir_option
+@store_option
+@click.option("--stream", "streams", multiple=True, type=click.Path(dir_okay=False),
+              help="Continuous negative audio for FA/h (repeatable; see wb stream).")
+@click.option("--objective", type=click.Choice(["f1", "fa-per-hour"]), default="f1", show_default=True,
+              help="f1: best per-clip F1 (seed rule); fa-per-hour: lowest threshold meeting the target.")
+@click.option("--target-fa-per-hour", type=float, default=0.5, show_default=True)
+@hop_option
+@refractory_option
+@smooth_option
+@device_option
+@json_option
+@handle_errors
+def calibrate(model_dir: str, store: str, streams: tuple[str, ...], objective: str, target_fa_per_hour: float,
+              hop_s: float, refractory_s: float, smooth: int, device: str, as_json: bool) -> None:
+    """Fit the score calibration and choose the threshold on the model's validation groups.
+
+    Writes MODEL/calibration.json and plots, prints the target table on stderr.
+    """
+    from wakebuilder.calibrate import CalibrateConfig, calibrate_model, format_report
+
+    config = CalibrateConfig(objective=objective, target_fa_per_hour=target_fa_per_hour, hop_s=hop_s,
+                             refractory_s=refractory_s, smooth=smooth, device=device)
+    path, summary = calibrate_model(model_dir, store, streams=streams, config=config)
+    click.echo(format_report(summary), err=True)
+    keys = ("threshold", "temperature", "bias", "metrics", "fa_per_hour", "frr_at_fa", "stream_hours")
+    report(path, {"path": str(path), **{k: summary[k] for k in keys}}, as_json)
+
+
+@click.command()
+@model_dir_option
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Export directory.")
+@click.option("--name", default=None, help="Base name of the files (default: from the wake word).")
+@overwrite_option
+@json_option
+@handle_errors
+def export(model_dir: str, out_dir: str, name: str | None, overwrite: bool, as_json: bool) -> None:
+    """Export NAME.pt, NAME.json, end-to-end NAME.onnx and NAME.head.onnx, checked with onnxruntime."""
+    from wakebuilder.export import export_model
+
+    summary = export_model(model_dir, out_dir, name=name, overwrite=overwrite)
+    report(summary["out"], summary, as_json)
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=str))
+@click.argument("audio", nargs=-1, type=click.Path(path_type=str))
+@threshold_option
+@hop_option
+@smooth_option
+@refractory_option
+@click.option("--stdin-raw", is_flag=True, help="Read raw 16 kHz int16 little-endian PCM from stdin.")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="onnxruntime threads (0: its default).")
+@device_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per detection.")
+@handle_errors
+def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: float, smooth: int,
+           refractory_s: float, stdin_raw: bool, threads: int, device: str, as_json: bool) -> None:
+    """Detect the wake word in AUDIO files ("-" or --stdin-raw: raw PCM on stdin) with MODEL.
+
+    MODEL is an exported NAME.onnx (NAME.json beside it) or a model directory.
+    Prints one line per detection: file, time (s, window centre of the peak), score.
+    """
+    from wakebuilder.audio import load_audio
+    from wakebuilder.detect import DetectConfig, detect_stream, detect_waveform, format_event, load_detector
+    from wakebuilder.errors import ConfigError
+
+    sources = list(audio) + (["-"] if stdin_raw and "-" not in audio else [])
+    if not sources:
+        raise ConfigError("wb detect: give AUDIO files, or - / --stdin-raw for raw PCM on stdin")
+    config = DetectConfig(threshold=threshold, hop_s=hop_s, smooth=smooth, refractory_s=refractory_s)
+    detector = load_detector(model, device=device, threads=threads)
+    for source in sources:
+        events = detect_stream(detector, None, config) if source == "-" else detect_waveform(
+            detector, load_audio(source), config)
+        for event in events:
+            click.echo(format_event(source, event, as_json=as_json))
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--model", "models", multiple=True, type=click.Path(path_type=str),
+              help="Model to compare (repeatable); without it the first PATH is the model.")
+@threshold_option
+@hop_option
+@smooth_option
+@refractory_option
+@device_option
+@json_option
+@handle_errors
+def evaluate(paths: tuple[str, ...], models: tuple[str, ...], threshold: float | None, hop_s: float,
+             smooth: int, refractory_s: float, device: str, as_json: bool) -> None:
+    """Metrics of MODEL on labelled MANIFESTs (.jsonl) and FA/h on continuous negative AUDIO.
+
+    Usage: wb eval MODEL [MANIFEST|AUDIO...], or wb eval --model A --model B [MANIFEST|AUDIO...].
+    """
+    from wakebuilder.evaluate import EvalConfig, evaluate_models, format_comparison
+
+    model_list, inputs = (list(models), list(paths)) if models else ([paths[0]], list(paths[1:]))
+    config = EvalConfig(threshold=threshold, hop_s=hop_s, smooth=smooth, refractory_s=refractory_s)
+    results = evaluate_models(model_list, inputs, config=config, device=device)
+    if as_json:
+        click.echo(json.dumps(results, sort_keys=True))
+    else:
+        click.echo(format_comparison(results))

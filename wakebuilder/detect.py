@@ -1,0 +1,196 @@
+"""`wb detect`: streaming wake-word detection with onnxruntime over files or raw PCM on stdin.
+
+A detector is anything with the exported contract: waveform ``(batch,
+window_samples)`` float32 in [-1, 1] -> probability ``(batch,)``. It is an
+exported ``NAME.onnx`` (``NAME.json`` beside it gives the threshold), another
+ONNX detector with the same contract, or a model directory (torch backbone +
+head, threshold from ``calibration.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from wakebuilder import SAMPLE_RATE
+from wakebuilder.config import StageConfig
+from wakebuilder.errors import ConfigError, ModelFileError
+from wakebuilder.streaming import (
+    Event, EventCounter, MovingAverage, Scorer, WindowBuffer, hop_samples, score_waveform, smooth_scores,
+    count_events,
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DetectConfig(StageConfig):
+    """Streaming settings; ``threshold`` None takes the model's calibrated threshold."""
+
+    threshold: float | None = None
+    hop_s: float = 0.1
+    smooth: int = 1
+    refractory_s: float = 1.0
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        hop_samples(self.hop_s)
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise ConfigError(f"--threshold {self.threshold}: must be in (0, 1)")
+        if self.smooth < 1 or self.refractory_s < 0 or self.batch_size < 1:
+            raise ConfigError("--smooth and --batch-size must be >= 1, --refractory-s >= 0")
+
+
+@dataclasses.dataclass
+class Detector:
+    """A scorer with its window and default threshold."""
+
+    name: str
+    scorer: Scorer
+    window_samples: int
+    threshold: float
+    info: dict[str, Any]
+
+
+def _onnx_window(session: Any, path: Path, meta: dict[str, str]) -> int:
+    dims = session.get_inputs()[0].shape
+    if len(dims) == 2 and isinstance(dims[1], int):
+        return int(dims[1])
+    if "window_samples" in meta:
+        return int(meta["window_samples"])
+    raise ModelFileError(f"{path}: input {dims} has no fixed window length and no window_samples metadata")
+
+
+def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Detector:
+    """Load an ONNX detector; its threshold comes from ``NAME.json``, its metadata, or 0.5."""
+    import onnxruntime as ort
+
+    where = Path(path)
+    if not where.is_file():
+        raise ModelFileError(f"{where}: ONNX model not found")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(str(where), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several unrelated exception types for bad files
+        raise ModelFileError(f"{where}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from exc
+    meta = dict(session.get_modelmeta().custom_metadata_map)
+    sidecar = where.with_suffix(".json")
+    info: dict[str, Any] = {}
+    if sidecar.is_file():
+        try:
+            info = json.loads(sidecar.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ModelFileError(f"{sidecar}: not valid JSON ({exc.msg}); re-run wb export") from exc
+    threshold = float(info.get("threshold", meta.get("threshold", 0.5)))
+    input_name = session.get_inputs()[0].name
+
+    def score(waveforms: np.ndarray) -> np.ndarray:
+        return session.run(None, {input_name: np.ascontiguousarray(waveforms, dtype=np.float32)})[0].reshape(-1)
+
+    return Detector(where.stem, score, _onnx_window(session, where, meta), threshold, info or meta)
+
+
+def load_dir_detector(path: str | os.PathLike[str], *, device: str = "auto") -> Detector:
+    """A model directory as a detector (torch backbone + head + calibration)."""
+    from wakebuilder.backbones import backbone_from_identity
+    from wakebuilder.calibrate import model_scorer
+    from wakebuilder.modeldir import load_model
+
+    model = load_model(path)
+    cal = model.calibration or {}
+    backbone = backbone_from_identity(model.backbone, device=device)
+    scorer = model_scorer(model, backbone, float(cal.get("temperature", 1.0)), float(cal.get("bias", 0.0)))
+    return Detector(model.path.name, scorer, backbone.window_samples, model.threshold, model.meta)
+
+
+def load_detector(path: str | os.PathLike[str], *, device: str = "auto", threads: int = 0) -> Detector:
+    """An exported or foreign ``.onnx`` file, or a model directory."""
+    where = Path(path)
+    if where.is_dir():
+        return load_dir_detector(where, device=device)
+    if where.suffix != ".onnx":
+        raise ModelFileError(f"{where}: expected an exported .onnx file or a model directory")
+    return load_onnx_detector(where, threads=threads)
+
+
+class StreamDetector:
+    """Incremental detection: push audio blocks, get events as soon as they are final."""
+
+    def __init__(self, detector: Detector, config: DetectConfig) -> None:
+        self.detector, self.config = detector, config
+        hop = hop_samples(config.hop_s)
+        self._windows = WindowBuffer(detector.window_samples, hop)
+        self._smooth = MovingAverage(config.smooth)
+        threshold = config.threshold if config.threshold is not None else detector.threshold
+        offset = detector.window_samples / 2 / SAMPLE_RATE
+        self._events = EventCounter(
+            threshold, frame_s=hop / SAMPLE_RATE, refractory_s=config.refractory_s, offset_s=offset
+        )
+
+    def _score(self, windows: np.ndarray) -> list[Event]:
+        if windows.shape[0] == 0:
+            return []
+        scores = np.concatenate([
+            np.asarray(self.detector.scorer(windows[i : i + self.config.batch_size]), dtype=np.float32)
+            for i in range(0, windows.shape[0], self.config.batch_size)
+        ])
+        return self._events.update(self._smooth.update(scores))
+
+    def push(self, samples: np.ndarray) -> list[Event]:
+        """Feed float32 samples at 16 kHz; returns events that became final."""
+        return self._score(self._windows.push(samples))
+
+    def flush(self) -> list[Event]:
+        """End of stream."""
+        return self._score(self._windows.flush()) + self._events.flush()
+
+
+def detect_waveform(detector: Detector, audio: np.ndarray, config: DetectConfig) -> list[Event]:
+    """Events in a whole waveform (batch path; equal to pushing it through ``StreamDetector``)."""
+    hop = hop_samples(config.hop_s)
+    scores = score_waveform(
+        audio, detector.scorer, window_samples=detector.window_samples, hop=hop, batch_size=config.batch_size
+    )
+    threshold = config.threshold if config.threshold is not None else detector.threshold
+    return count_events(
+        smooth_scores(scores, config.smooth), threshold, frame_s=hop / SAMPLE_RATE,
+        refractory_s=config.refractory_s, offset_s=detector.window_samples / 2 / SAMPLE_RATE,
+    )
+
+
+def pcm_blocks(stream: BinaryIO, block_samples: int) -> Iterator[np.ndarray]:
+    """Read raw 16 kHz int16 little-endian PCM in blocks -> float32 in [-1, 1]."""
+    pending = b""
+    while chunk := stream.read(block_samples * 2):
+        data = pending + chunk
+        usable = len(data) - len(data) % 2
+        pending = data[usable:]
+        if usable:
+            yield np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / np.float32(32768.0)
+
+
+def detect_stream(
+    detector: Detector, stream: BinaryIO | None = None, config: DetectConfig | None = None,
+    *, block_s: float = 0.5,
+) -> Iterator[Event]:
+    """Events from raw PCM on ``stream`` (stdin by default), yielded as soon as they are final."""
+    config = config or DetectConfig()
+    source = stream if stream is not None else sys.stdin.buffer
+    runner = StreamDetector(detector, config)
+    for block in pcm_blocks(source, max(1, int(block_s * SAMPLE_RATE))):
+        yield from runner.push(block)
+    yield from runner.flush()
+
+
+def format_event(source: str, event: Event, *, as_json: bool) -> str:
+    """One output line: ``file<TAB>time_s<TAB>score`` or a JSON object."""
+    if as_json:
+        return json.dumps({"file": source, "time_s": round(event.time_s, 3), "score": round(event.score, 4),
+                           "onset_s": round(event.onset_s, 3)})
+    return f"{source}\t{event.time_s:.3f}\t{event.score:.4f}"
