@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import shutil
 import tempfile
@@ -91,6 +92,7 @@ def tone_setup() -> dict[str, Any]:
     from wakebuilder.store import StoreSpec, open_store
 
     root = Path(tempfile.mkdtemp(prefix="wb-tone-model-"))
+    atexit.register(shutil.rmtree, root, True)
     backbone = load_backbone("speech-embedding")
     x_train, y_train = tone_clips(backbone.window_samples, 160, seed=0)
     x_val, y_val = tone_clips(backbone.window_samples, 80, seed=1)

@@ -1,0 +1,130 @@
+"""Platt scaling, threshold rules, and wb calibrate on a real (tiny) model and store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.model_helpers import copy_model, planted_stream, tone_setup
+from tests.conftest import noise
+from wakebuilder import metrics
+from wakebuilder.audio import write_wav
+from wakebuilder.calibrate import (
+    CalibrateConfig, apply_platt, calibrate_model, choose_threshold, fit_platt,
+)
+from wakebuilder.cli import main
+from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
+from wakebuilder.streaming import count_events_many
+
+
+def saturated_logits(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.r_[np.ones(200, int), np.zeros(300, int)]
+    logits = np.where(labels == 1, rng.normal(14, 3, labels.size), rng.normal(-12, 3, labels.size))
+    logits[200:215] = rng.normal(9, 1.5, 15)  # hard negatives: the raw best threshold is 0.9999
+    return logits, labels
+
+
+def test_saturated_logits_get_a_threshold_away_from_0_and_1() -> None:
+    logits, labels = saturated_logits()
+    raw = 1 / (1 + np.exp(-logits))
+    assert metrics.best_f1_threshold(metrics.sweep(labels, raw, metrics.threshold_grid(raw))) > 0.99
+    temperature, bias = fit_platt(logits, labels)
+    scores = apply_platt(logits, temperature, bias)
+    threshold = metrics.best_f1_threshold(metrics.sweep(labels, scores, metrics.threshold_grid(scores)))
+    assert 0.05 <= threshold <= 0.95
+    assert temperature > 1  # saturated logits are spread out, not sharpened
+    raw_f1 = metrics.metrics_at(labels, raw, 0.9999)["f1"]
+    assert metrics.metrics_at(labels, scores, threshold)["f1"] >= raw_f1
+
+
+def test_platt_recovers_a_known_mapping() -> None:
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 4, 20000)
+    labels = (rng.random(logits.size) < 1 / (1 + np.exp(-(logits - 1.0) / 2.0))).astype(int)
+    temperature, bias = fit_platt(logits, labels)
+    assert temperature == pytest.approx(2.0, rel=0.1) and bias == pytest.approx(1.0, abs=0.2)
+    assert np.all(np.diff(apply_platt(np.sort(logits), temperature, bias)) >= 0)
+
+
+def test_platt_refuses_one_class_and_inverted_scores() -> None:
+    with pytest.raises(TrainingError, match="positives and negatives"):
+        fit_platt(np.ones(5), np.ones(5))
+    with pytest.raises(TrainingError, match="separate"):
+        fit_platt(np.r_[-5.0, -4, -6, 5, 4, 6], np.r_[1, 1, 1, 0, 0, 0])
+
+
+def test_fa_per_hour_target_picks_the_lowest_threshold_meeting_it() -> None:
+    rng = np.random.default_rng(2)
+    traces = [rng.beta(1, 8, 18000) for _ in range(2)]  # 1 h of scores at 0.1 s hops
+    grid = metrics.threshold_grid()
+    fa_h = metrics.fa_per_hour(count_events_many(traces, grid, frame_s=0.1, refractory_s=1.0), 1.0)
+    table = {"threshold": grid, "f1": np.zeros_like(grid)}
+    config = CalibrateConfig(objective="fa-per-hour", target_fa_per_hour=0.5)
+    chosen = choose_threshold(table, fa_h, config)
+    index = int(np.flatnonzero(grid == chosen)[0])
+    assert fa_h[index] <= 0.5 and fa_h[index - 1] > 0.5
+    with pytest.raises(ConfigError, match="--stream"):
+        choose_threshold(table, None, config)
+    with pytest.raises(ConfigError, match="no threshold reaches"):
+        choose_threshold(table, fa_h + 100, config)
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ConfigError, match="objective"):
+        CalibrateConfig(objective="accuracy")
+    with pytest.raises(ConfigError, match="hop-s"):
+        CalibrateConfig(hop_s=0.5)
+
+
+def test_calibrate_model_with_stream(tmp_path: Path) -> None:
+    setup = tone_setup()
+    model = copy_model(setup["model"], tmp_path / "model")
+    stream = write_wav(tmp_path / "neg.wav", noise(60, amplitude=0.02, seed=5))
+    config = CalibrateConfig(objective="fa-per-hour", target_fa_per_hour=0.5)
+    path, summary = calibrate_model(model, setup["store"], streams=[stream], config=config)
+    saved = json.loads(path.read_text())
+    assert path == model / "calibration.json" and saved["threshold"] == summary["threshold"]
+    assert 0.0 < saved["threshold"] < 1.0 and saved["temperature"] > 0
+    assert saved["stream_hours"] == pytest.approx(60 / 3600)
+    assert saved["fa_per_hour"] <= 0.5 and saved["metrics"]["recall"] > 0.9
+    assert set(saved["frr_at_fa"]) == {"0.5", "0.1"} and saved["det"]
+    assert {r["metric"] for r in saved["targets"]} == set(metrics.SEED_TARGETS)
+    assert (model / "calibration_sweep.png").stat().st_size > 1000 and (model / "calibration_det.png").exists()
+
+
+def test_calibrate_cli_f1_objective(tmp_path: Path) -> None:
+    setup = tone_setup()
+    model = copy_model(setup["model"], tmp_path / "model")
+    result = CliRunner().invoke(main, ["calibrate", "--model", str(model), "--store", str(setup["store"]), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["fa_per_hour"] is None and 0.05 <= summary["threshold"] <= 0.95
+    assert "accuracy" in result.stderr and "pass" in result.stderr
+
+
+def test_store_of_another_model_is_refused(tmp_path: Path) -> None:
+    setup = tone_setup()
+    model = copy_model(setup["model"], tmp_path / "model")
+    meta = json.loads((model / "model.json").read_text())
+    meta["store_fingerprint"] = "0" * 32
+    (model / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(StoreMismatchError, match="fingerprint"):
+        calibrate_model(model, setup["store"])
+
+
+def test_cli_help_and_bad_input() -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["calibrate", "--help"]).exit_code == 0
+    result = runner.invoke(main, ["calibrate", "--model", "/nonexistent/model", "--store", "/nonexistent/s"])
+    assert result.exit_code != 0
+    assert result.stderr.strip().count("\n") == 0 and "model directory not found" in result.stderr
+
+
+def test_planted_stream_helper_is_loud_where_planted() -> None:
+    audio = planted_stream((1.0,), 3.0)
+    assert np.abs(audio[16000:17000]).max() > 0.3 and np.abs(audio[:8000]).max() < 0.1
