@@ -25,6 +25,7 @@ class HeadConfig(StageConfig):
     tcn: bool = True
     tcn_layers: int = 2
     tcn_kernel: int = 3
+    tcn_dropout: float = 0.0
     se: bool = True
     attention: bool = True
     hidden: tuple[int, ...] = (256, 128)
@@ -38,7 +39,7 @@ class TemporalBlock(nn.Module):
         super().__init__()
         self.conv = nn.Conv1d(width, width, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2)
         self.norm = nn.BatchNorm1d(width)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T)
         return x + self.drop(nn.functional.gelu(self.norm(self.conv(x))))
@@ -83,7 +84,7 @@ class WakeHead(nn.Module):
         self.tcn = (
             nn.Sequential(
                 *[
-                    TemporalBlock(config.width, config.tcn_kernel, 2**i, config.dropout / 2)
+                    TemporalBlock(config.width, config.tcn_kernel, 2**i, config.tcn_dropout)
                     for i in range(config.tcn_layers)
                 ]
             )

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from tests.train.conftest import SMALL, planted
+from tests.train.test_data import FakeStore
+from wakebuilder.errors import ConfigError, TrainingError
+from wakebuilder.train.fit import FitConfig, fit_head
+
+
+def test_planted_signal_is_learned() -> None:
+    result = fit_head(planted(600, signal=0.6), SMALL)
+    assert result.best["f1"] > 0.9
+    assert result.mode == "memory" and not result.head.training
+
+
+def test_no_signal_is_not_learned() -> None:
+    result = fit_head(planted(600, signal=0.0), SMALL)
+    assert result.best["f1"] < 0.75
+
+
+def test_early_stopping_on_a_plateau() -> None:
+    config = SMALL.replace(max_epochs=40, patience=3, lr=1e-7)  # nothing moves: val loss plateaus at once
+    result = fit_head(planted(300), config)
+    assert result.stopped_early
+    assert len(result.history) == result.best_epoch + 3 < 40
+
+
+def test_best_epoch_is_restored() -> None:
+    config = SMALL.replace(max_epochs=12, patience=12)
+    arrays = planted(400, signal=0.6)
+    result = fit_head(arrays, config)
+    train, val = result.split.masks(arrays.group)
+    with torch.no_grad():
+        logits = result.head(torch.from_numpy(arrays.sequence[val]).float())
+    from wakebuilder.train.losses import class_balance_weights, focal_loss
+
+    labels = torch.from_numpy(arrays.label[val].astype(np.float32))
+    loss = focal_loss(logits, labels, weights=class_balance_weights(labels))
+    assert float(loss) == pytest.approx(result.best["val_loss"], rel=1e-4)
+    assert result.best["val_loss"] == min(r["val_loss"] for r in result.history)
+
+
+def test_same_data_and_seed_give_identical_weights() -> None:
+    arrays = planted(300)
+    config = SMALL.replace(max_epochs=3)
+    a = fit_head(arrays, config).head.state_dict()
+    before = torch.random.get_rng_state()
+    b = fit_head(arrays, config).head.state_dict()
+    assert torch.equal(before, torch.random.get_rng_state())  # the caller's RNG is left alone
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = fit_head(arrays, config.replace(seed=1)).head.state_dict()
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_streaming_learns_too() -> None:
+    arrays = planted(600, signal=0.6)
+    meta_only = dataclasses.replace(arrays, sequence=None)
+    store = FakeStore(arrays)
+    store.spec = type("Spec", (), {"seq_len": 8, "dim": 32})()
+    result = fit_head(meta_only, SMALL, stream_source=store)
+    assert result.mode == "stream" and result.best["f1"] > 0.9
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        (planted(0), "empty"),
+        (dataclasses.replace(planted(60), label=np.zeros(60, dtype=np.int8)), "only one class"),
+        (dataclasses.replace(planted(60), group=np.array(["one"] * 60)), "too few groups"),
+    ],
+    ids=["empty", "one-class", "one-group"],
+)
+def test_bad_input_is_a_training_error(arrays: object, message: str) -> None:
+    with pytest.raises(TrainingError, match=message):
+        fit_head(arrays, SMALL)
+
+
+def test_nan_embedding_is_a_training_error() -> None:
+    arrays = planted(60)
+    sequence = arrays.sequence.copy()
+    sequence[5, 0, 0] = np.inf
+    with pytest.raises(TrainingError, match="NaN or infinite"):
+        fit_head(dataclasses.replace(arrays, sequence=sequence), SMALL)
+
+
+def test_config_round_trip_and_validation() -> None:
+    config = FitConfig(hidden=(64,), tcn=False, seed=3)
+    assert FitConfig.from_dict(config.to_dict()) == config
+    head = config.head_config(12, 768)
+    assert (head.seq_len, head.input_dim, head.hidden, head.tcn) == (12, 768, (64,), False)
+    with pytest.raises(ConfigError, match="dropout"):
+        FitConfig(dropout=1.0)

@@ -1,0 +1,84 @@
+"""`wb fit`: train the wake-word head on a store's cached embeddings."""
+
+from __future__ import annotations
+
+import click
+
+from wakebuilder.cli.options import (
+    device_option, handle_errors, json_option, overwrite_option, report, seed_option, store_option,
+    threads_option,
+)
+
+
+def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r}: expected comma-separated layer sizes, e.g. 256,128") from exc
+    if any(s < 1 for s in sizes):
+        raise click.BadParameter(f"{value!r}: layer sizes must be >= 1")
+    return sizes
+
+
+@click.command()
+@store_option
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
+@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True, help="Projection width.")
+@click.option("--hidden", default="256,128", show_default=True, callback=_hidden, help="MLP hidden sizes.")
+@click.option("--dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True)
+@click.option("--tcn/--no-tcn", default=True, show_default=True, help="Dilated temporal convolutions.")
+@click.option("--tcn-layers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--se/--no-se", default=True, show_default=True, help="Squeeze-and-excitation.")
+@click.option("--attention/--no-attention", default=True, show_default=True, help="Attention pooling (else mean).")
+@click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=8e-4, show_default=True,
+              help="Peak learning rate of the one-cycle schedule.")
+@click.option("--weight-decay", type=click.FloatRange(min=0.0), default=0.01, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
+@click.option("--max-epochs", type=click.IntRange(min=1), default=60, show_default=True)
+@click.option("--patience", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Epochs without validation-loss improvement before stopping.")
+@click.option("--min-delta", type=click.FloatRange(min=0.0), default=0.001, show_default=True,
+              help="Smallest validation-loss drop that counts as improvement.")
+@click.option("--focal-alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Focal-loss weight of the positive class.")
+@click.option("--focal-gamma", type=click.FloatRange(min=0.0), default=2.0, show_default=True)
+@click.option("--mixup-alpha", type=click.FloatRange(min=0.0), default=0.5, show_default=True,
+              help="Mixup Beta(a, a) parameter; 0 disables mixup.")
+@click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.25,
+              show_default=True, help="Share of groups held out for validation.")
+@click.option("--keep-recordings-in-train", is_flag=True, help="Never hold out your own recordings.")
+@click.option("--init", "init", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Fine-tune this model directory's head (same backbone only).")
+@click.option("--wake-word", default=None, help="Wake word to record [default: most common positive text].")
+@click.option("--stream", is_flag=True, help="Stream from the store instead of loading it into memory.")
+@device_option
+@threads_option
+@seed_option
+@overwrite_option
+@json_option
+@handle_errors
+def fit(
+    store: str, out_dir: str, width: int, hidden: tuple[int, ...], dropout: float, tcn: bool, tcn_layers: int,
+    se: bool, attention: bool, lr: float, weight_decay: float, batch_size: int, max_epochs: int, patience: int,
+    min_delta: float, focal_alpha: float, focal_gamma: float, mixup_alpha: float, val_fraction: float,
+    keep_recordings_in_train: bool, init: str | None, wake_word: str | None, stream: bool, device: str,
+    threads: int, seed: int, overwrite: bool, as_json: bool,
+) -> None:
+    """Train the head on STORE's embeddings and write MODEL_DIR (weights, model.json, split.json,
+    metrics.jsonl, training_curves.png). No audio is read: all of it was embedded once by wb embed.
+    """
+    from wakebuilder.devices import set_threads
+    from wakebuilder.train.fit import FitConfig, run_fit
+
+    set_threads(threads)
+    config = FitConfig(
+        width=width, hidden=hidden, dropout=dropout, tcn=tcn, tcn_layers=tcn_layers, se=se, attention=attention,
+        lr=lr, weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+        min_delta=min_delta, focal_alpha=focal_alpha, focal_gamma=focal_gamma, mixup_alpha=mixup_alpha,
+        val_fraction=val_fraction,
+        keep_recordings_in_train=keep_recordings_in_train, seed=seed,
+    )
+    path, result = run_fit(store, out_dir, config, device=device, init=init, wake_word=wake_word, stream=stream,
+                           overwrite=overwrite)
+    report(path, {"path": str(path), **result.best, "best_epoch": result.best_epoch,
+                  "epochs_run": len(result.history), "mode": result.mode}, as_json)

@@ -1,0 +1,295 @@
+"""`wb fit`: train the head on a store's cached embeddings, never on audio.
+
+``fit_head`` takes in-memory arrays (a ``StoreArrays``); ``run_fit`` reads a
+store, trains, and writes a model directory (see ``wakebuilder.modeldir``).
+
+Recipe: AdamW, OneCycleLR (warm-up then cosine), focal loss (alpha weighs the
+positive class), mixup of embedding sequences with Beta(a, a) mixing and soft
+labels, explicit class balance (equal positives and negatives in every batch;
+per-example class weights when streaming), early stopping on the
+class-balanced validation loss with the best epoch restored. CPU runs are
+bit-for-bit reproducible for a given store, seed and thread count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from wakebuilder.atomic import atomic_directory
+from wakebuilder.config import StageConfig
+from wakebuilder.devices import resolve_device
+from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
+from wakebuilder.fingerprint import canonical_json
+from wakebuilder.modeldir import load_model, save_model
+from wakebuilder.train import data as tdata
+from wakebuilder.train.head import HeadConfig, WakeHead
+from wakebuilder.train.loop import train_loop
+from wakebuilder.train.plots import CURVES_NAME, METRICS_NAME, plot_training_curves, write_metrics_log
+from wakebuilder.train.split import Split, resolve_groups, split_groups
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FitConfig(StageConfig):
+    """Semantic settings of ``wb fit`` (head shape, optimiser, loss, split).
+
+    Defaults were tuned with ``benchmarks/fit_speed.py`` so a 35,000-clip fit
+    finishes in about a minute on two CPU cores: width 64 and batch 256 (the
+    seed recipe's width 128 and batch 32 cost about 3x more per epoch).
+    """
+
+    width: int = 64
+    tcn: bool = True
+    tcn_layers: int = 2
+    tcn_kernel: int = 3
+    se: bool = True
+    attention: bool = True
+    hidden: tuple[int, ...] = (256, 128)
+    dropout: float = 0.5
+    lr: float = 8e-4  # 1e-4 at batch 32, scaled linearly to batch 256
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    batch_size: int = 256  # batch 32 cannot fit 35k clips in 60 s on 2 CPU cores (benchmarks/fit_speed.py)
+    max_epochs: int = 60
+    patience: int = 8
+    min_delta: float = 0.001
+    focal_alpha: float = 0.5
+    focal_gamma: float = 2.0
+    mixup_alpha: float = 0.5
+    val_fraction: float = 0.25
+    keep_recordings_in_train: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "width": self.width >= 1, "batch_size": self.batch_size >= 2, "max_epochs": self.max_epochs >= 1,
+            "patience": self.patience >= 1, "lr": self.lr > 0, "dropout": 0.0 <= self.dropout < 1.0,
+            "warmup_fraction": 0.0 < self.warmup_fraction < 1.0, "focal_alpha": 0.0 <= self.focal_alpha <= 1.0,
+            "focal_gamma": self.focal_gamma >= 0.0, "hidden": all(h >= 1 for h in self.hidden),
+            "tcn_layers": self.tcn_layers >= 1, "tcn_kernel": self.tcn_kernel % 2 == 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"FitConfig: invalid {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+
+    def head_config(self, seq_len: int, dim: int) -> HeadConfig:
+        """The head this config trains for a store's sequence shape."""
+        return HeadConfig(
+            input_dim=dim, seq_len=seq_len, width=self.width, tcn=self.tcn, tcn_layers=self.tcn_layers,
+            tcn_kernel=self.tcn_kernel, se=self.se, attention=self.attention, hidden=self.hidden,
+            dropout=self.dropout,
+        )
+
+
+@dataclass
+class FitResult:
+    """The trained head (best epoch restored) and how it got there."""
+
+    head: WakeHead
+    split: Split
+    history: list[dict[str, float]]
+    best_epoch: int
+    stopped_early: bool
+    mode: str  # "memory" or "stream"
+
+    @property
+    def best(self) -> dict[str, float]:
+        return self.history[self.best_epoch - 1]
+
+
+def fit_head(
+    arrays: Any,
+    config: FitConfig,
+    *,
+    device: str = "cpu",
+    split: Split | None = None,
+    init_head: WakeHead | None = None,
+    stream_source: tdata.BatchSource | None = None,
+    progress: bool = False,
+) -> FitResult:
+    """Train a head on ``arrays`` (StoreArrays-like: sequence, label, kind, group).
+
+    With ``stream_source`` (a store) the sequences are streamed from it in
+    chunk order instead of read from ``arrays.sequence``.
+
+    Raises:
+        TrainingError: empty data, one class only, too few groups, NaN embeddings.
+    """
+    labels = _check_arrays(arrays, streaming=stream_source is not None)
+    split = split or split_groups(
+        arrays.group, labels, arrays.kind, val_fraction=config.val_fraction, seed=config.seed,
+        keep_recordings_in_train=config.keep_recordings_in_train,
+    )
+    train_mask, val_mask = split.masks(arrays.group)
+    seq_len, dim = _shape(arrays, stream_source)
+    with _deterministic(config.seed, device):
+        head = init_head if init_head is not None else WakeHead(config.head_config(seq_len, dim))
+        head.to(device)
+        rng = np.random.default_rng(config.seed)
+        if stream_source is None:
+            loop: tdata.Loop = tdata.MemoryLoop(arrays.sequence, labels, train_mask, val_mask,
+                                                batch_size=config.batch_size, rng=rng, device=device)
+        else:
+            loop = tdata.StreamLoop(stream_source, labels, train_mask, val_mask,
+                                    batch_size=config.batch_size, rng=rng, device=device)
+        history, best_epoch, stopped = train_loop(head, loop, config, device=device, progress=progress)
+    return FitResult(head.eval(), split, history, best_epoch, stopped, loop.mode)
+
+
+def _check_arrays(arrays: Any, *, streaming: bool) -> np.ndarray:
+    labels = np.asarray(arrays.label).astype(np.int64)
+    if len(labels) == 0:
+        raise TrainingError("the store is empty: embed some clips first (wb embed)")
+    present = set(np.unique(labels).tolist())
+    if not present <= {0, 1}:
+        raise TrainingError(f"labels must be 0 or 1, found {sorted(present)}")
+    if len(present) < 2:
+        missing = "positives (label 1)" if 1 not in present else "negatives (label 0)"
+        raise TrainingError(f"the store holds only one class: no {missing}; embed both wake-word and other clips")
+    if not streaming and getattr(arrays, "sequence", None) is None:
+        raise TrainingError("no embedding sequences loaded: load the store with sequence=True")
+    return labels
+
+
+def _shape(arrays: Any, source: Any) -> tuple[int, int]:
+    if source is not None:
+        return int(source.spec.seq_len), int(source.spec.dim)
+    return int(arrays.sequence.shape[1]), int(arrays.sequence.shape[2])
+
+
+@contextlib.contextmanager
+def _deterministic(seed: int, device: str) -> Iterator[None]:
+    """Seed torch's generators (weights, dropout) without touching the caller's state."""
+    devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=not device.startswith("cpu"))
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+def run_fit(
+    store_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    config: FitConfig,
+    *,
+    device: str = "auto",
+    init: str | os.PathLike[str] | None = None,
+    wake_word: str | None = None,
+    stream: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> tuple[Path, FitResult]:
+    """Train on a store and write the model directory (built as ``.incomplete``, then renamed).
+
+    Streams from the store (bounded memory) when ``stream`` is set or the
+    float16 sequences would not fit in the device's free memory.
+
+    Raises:
+        StoreError: no store at ``store_path``.
+        StoreMismatchError: ``init``'s head was trained on another backbone.
+        TrainingError: the store cannot train a head.
+    """
+    from wakebuilder.store import open_store
+
+    target = Path(out_dir)
+    if target.exists() and not overwrite:
+        raise ConfigError(f"{target}: already exists; pass --overwrite to replace it")
+    device = resolve_device(device)
+    with open_store(store_path, "r") as store:
+        init_model = _load_init(init, store.spec) if init is not None else None
+        meta_arrays, texts = _store_rows(store)
+        n_bytes = tdata.sequence_bytes(len(store), store.spec.seq_len, store.spec.dim)
+        streaming = stream or not tdata.fits_on_device(n_bytes, device)
+        if streaming:
+            arrays, source = meta_arrays, store
+        else:
+            loaded = store.load(pooled=False, sequence=True)
+            arrays, source = dataclasses.replace(meta_arrays, sequence=loaded.sequence), None
+        log.info("fit: %d clips, %.1f MB of float16 sequences, %s on %s", len(store), n_bytes / 1e6,
+                 "streaming" if streaming else "in memory", device)
+        result = fit_head(arrays, config, device=device, stream_source=source, progress=progress,
+                          init_head=init_model.head if init_model is not None else None)
+        meta = {
+            "backbone": store.spec.backbone,
+            "store_fingerprint": store.fingerprint,
+            "store_path": str(Path(store_path).resolve()),
+            "wake_word": wake_word if wake_word is not None else _wake_word(texts, meta_arrays.label),
+            "fit": config.to_dict(),
+            "init_from": str(Path(init).resolve()) if init is not None else None,
+            "training": _summary(result, arrays, device),
+        }
+    with atomic_directory(target, overwrite=overwrite) as work:
+        save_model(work, result.head.cpu(), meta=meta, split=result.split.to_json())
+        write_metrics_log(work / METRICS_NAME, result.history)
+        plot_training_curves(result.history, work / CURVES_NAME, best_epoch=result.best_epoch)
+    return target, result
+
+
+def _load_init(init: str | os.PathLike[str], spec: Any) -> Any:
+    loaded = load_model(init)
+    if canonical_json(loaded.backbone) != canonical_json(spec.backbone):
+        raise StoreMismatchError(
+            f"--init {init}: its head was trained on backbone {loaded.backbone.get('name')!r} "
+            f"({loaded.backbone.get('spec')!r}, window {loaded.backbone.get('window_s')} s) but the store "
+            f"holds {spec.backbone.get('name')!r} ({spec.backbone.get('spec')!r}, window "
+            f"{spec.backbone.get('window_s')} s); fine-tune on a store from the same backbone"
+        )
+    head_cfg = loaded.head.config
+    if (head_cfg.seq_len, head_cfg.input_dim) != (spec.seq_len, spec.dim):
+        raise StoreMismatchError(
+            f"--init {init}: head expects sequences ({head_cfg.seq_len}, {head_cfg.input_dim}), "
+            f"the store holds ({spec.seq_len}, {spec.dim})"
+        )
+    return loaded
+
+
+def _store_rows(store: Any) -> tuple[Any, list[str]]:
+    """Labels, kinds and leak-proof groups (augmented copies follow their parent), and texts."""
+    arrays = store.load(pooled=False, sequence=False)
+    records = {r.id: r for r in store.records()}
+    ids = [str(i) for i in arrays.id]
+    parents = [records[i].parent_id if i in records else None for i in ids]
+    groups = resolve_groups(ids, [str(g) for g in arrays.group], parents)
+    texts = [records[i].text if i in records else "" for i in ids]
+    return dataclasses.replace(arrays, group=groups), texts
+
+
+def _wake_word(texts: list[str], labels: np.ndarray) -> str:
+    """The most common text among positive clips ('' when none has a text)."""
+    counts = Counter(t.strip() for t, y in zip(texts, labels, strict=True) if int(y) == 1 and t.strip())
+    return counts.most_common(1)[0][0] if counts else ""
+
+
+def _summary(result: FitResult, arrays: Any, device: str) -> dict[str, Any]:
+    train_mask, val_mask = result.split.masks(arrays.group)
+    best = result.best
+    return {
+        "mode": result.mode,
+        "balance": "balanced batches" if result.mode == "memory" else "class weights",
+        "device": device,
+        "n_train": int(train_mask.sum()),
+        "n_val": int(val_mask.sum()),
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "val_loss": best["val_loss"],
+        "val_f1": best["f1"],
+        "seconds": float(sum(r["seconds"] for r in result.history)),
+    }

@@ -1,0 +1,93 @@
+"""The epoch loop: mixup, focal loss, AdamW + OneCycleLR, early stopping.
+
+Everything per batch (gather, cast, mixup, loss) happens on the training
+device; the loss is summed there and read back once per epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import torch
+from tqdm import tqdm
+
+from wakebuilder.errors import TrainingError
+from wakebuilder.train.data import Loop
+from wakebuilder.train.head import WakeHead
+from wakebuilder.train.losses import binary_metrics, class_balance_weights, draw_mixup, focal_loss, mixup
+
+if TYPE_CHECKING:
+    from wakebuilder.train.fit import FitConfig
+
+
+def train_loop(head: WakeHead, loop: Loop, config: FitConfig, *, device: str,
+               progress: bool = False) -> tuple[list[dict[str, float]], int, bool]:
+    """The epoch loop with early stopping; restores the best epoch's weights."""
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total_steps = config.max_epochs * loop.steps_per_epoch
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=config.warmup_fraction,
+        anneal_strategy="cos",
+    )
+    history: list[dict[str, float]] = []
+    best_loss, best_epoch, best_state, waited = float("inf"), 0, None, 0
+    bar = tqdm(range(1, config.max_epochs + 1), desc="fit", unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        start = time.perf_counter()
+        train_loss = _train_epoch(head, loop, optimizer, schedule, total_steps, config, device)
+        record = {"epoch": epoch, "train_loss": train_loss, **_evaluate(head, loop, config),
+                  "lr": float(schedule.get_last_lr()[0]), "seconds": time.perf_counter() - start}
+        history.append(record)
+        bar.set_postfix(train=f"{train_loss:.4f}", val=f"{record['val_loss']:.4f}", f1=f"{record['f1']:.3f}")
+        if record["val_loss"] < best_loss - config.min_delta:
+            best_loss, best_epoch, waited = record["val_loss"], epoch, 0
+            best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
+        else:
+            waited += 1
+            if waited >= config.patience:
+                break
+    bar.close()
+    stopped = len(history) < config.max_epochs
+    if best_state is not None:
+        head.load_state_dict(best_state)
+    return history, max(best_epoch, 1), stopped
+
+
+def _train_epoch(head: WakeHead, loop: Loop, optimizer: torch.optim.Optimizer,
+                 schedule: torch.optim.lr_scheduler.LRScheduler,
+                 total_steps: int, config: FitConfig, device: str) -> float:
+    head.train()
+    total = torch.zeros((), device=device)
+    count = 0
+    for seq, target, weights in loop.train_batches():
+        lam, perm = draw_mixup(len(target), config.mixup_alpha, loop.rng, device)
+        seq, soft = mixup(seq, target, lam, perm)
+        if weights is not None:
+            weights = weights[perm] * (1.0 - lam) + weights * lam
+        loss = focal_loss(head(seq), soft, alpha=config.focal_alpha, gamma=config.focal_gamma, weights=weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if schedule.last_epoch < total_steps - 1:
+            schedule.step()
+        total += loss.detach() * len(target)
+        count += len(target)
+    return float(total) / max(count, 1)
+
+
+@torch.no_grad()
+def _evaluate(head: WakeHead, loop: Loop, config: FitConfig) -> dict[str, float]:
+    """Validation loss (class-balanced focal loss) and metrics at threshold 0.5."""
+    head.eval()
+    logits, labels = [], []
+    for seq, target in loop.val_batches():
+        logits.append(head(seq).float())
+        labels.append(target)
+    if not logits:
+        raise TrainingError("the validation split is empty; lower --val-fraction or add groups")
+    all_logits, all_labels = torch.cat(logits), torch.cat(labels)
+    loss = focal_loss(all_logits, all_labels, alpha=config.focal_alpha, gamma=config.focal_gamma,
+                      weights=class_balance_weights(all_labels))
+    metrics = binary_metrics(all_logits.cpu().numpy(), all_labels.cpu().numpy())
+    return {"val_loss": float(loss), **metrics}
