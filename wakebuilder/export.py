@@ -101,9 +101,13 @@ def check_parity(onnx_path: Path, inputs: np.ndarray, expected: np.ndarray, *, t
 def torch_to_onnx(module: nn.Module, example: torch.Tensor, path: Path, *, input_name: str) -> Path:
     """Export with a dynamic batch axis into one self-contained file (legacy TorchScript exporter)."""
     import io
+    import warnings
 
     buffer = io.BytesIO()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the legacy exporter is deprecated but exact here (see DEPENDENCIES.md); shapes are fixed per window
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(
             module.eval(), (example,), buffer, input_names=[input_name], output_names=["probability"],
             dynamic_axes={input_name: {0: "batch"}, "probability": {0: "batch"}},

@@ -1,0 +1,101 @@
+"""Export: onnxruntime parity (AST and speech-embedding), self-describing files, safe loading, clean failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tests.model_helpers import copy_model, make_model_dir, tiny_head, tone_setup
+from wakebuilder import __version__
+from wakebuilder.atomic import atomic_write_json
+from wakebuilder.cli import main
+from wakebuilder.errors import ExportParityError, ModelFileError
+from wakebuilder.export import default_name, export_model, parity_inputs
+
+
+@pytest.fixture(scope="module")
+def ast_model(tiny_ast_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from wakebuilder.backbones import load_backbone
+
+    backbone = load_backbone(str(tiny_ast_dir), device="cpu")
+    model = make_model_dir(tmp_path_factory.mktemp("ast") / "model", tiny_head(backbone.seq_len, backbone.dim),
+                           backbone.identity, wake_word="Hey Tiny!")
+    atomic_write_json(model / "calibration.json", {"threshold": 0.42, "temperature": 2.5, "bias": -0.3,
+                                                   "metrics": {"f1": 0.9}, "fa_per_hour": 0.2})
+    return model
+
+
+def test_ast_export_end_to_end_parity_and_metadata(ast_model: Path, tmp_path: Path) -> None:
+    summary = export_model(ast_model, tmp_path / "out")
+    assert summary["name"] == "hey_tiny" and not (tmp_path / "out.incomplete").exists()
+    assert max(summary["parity_max_abs_diff"].values()) <= 1e-4
+    files = {k: Path(v) for k, v in summary["files"].items()}
+    assert all(p.is_file() for p in files.values())
+    proto = onnx.load(str(files["onnx"]))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["wakebuilder_version"] == __version__ and float(meta["threshold"]) == 0.42
+    assert meta["sample_rate"] == "16000" and meta["backbone_revision"] and meta["window_s"] == "1.28"
+    info = json.loads(files["json"].read_text())
+    assert info["temperature"] == 2.5 and info["bias"] == -0.3 and info["input"]["shape"][1] == 20720
+    # dynamic batch, calibrated output in (0, 1), and the head file agrees with the end-to-end one
+    session = ort.InferenceSession(str(files["onnx"]), providers=["CPUExecutionProvider"])
+    waves = np.concatenate([parity_inputs(20720), parity_inputs(20720)[:2]])
+    probs = session.run(None, {"waveform": waves})[0]
+    assert probs.shape == (5,) and np.all((probs > 0) & (probs < 1))
+    np.testing.assert_allclose(probs[:2], probs[3:], atol=1e-6)
+
+
+def test_pt_loads_with_weights_only(ast_model: Path, tmp_path: Path) -> None:
+    from wakebuilder.train.head import HeadConfig, WakeHead
+
+    summary = export_model(ast_model, tmp_path / "out", name="custom")
+    payload = torch.load(summary["files"]["pt"], weights_only=True)
+    assert payload["calibration"] == {"threshold": 0.42, "temperature": 2.5, "bias": -0.3}
+    head = WakeHead(HeadConfig.from_dict(payload["head_config"]))
+    head.load_state_dict(payload["state_dict"])
+    assert Path(summary["files"]["pt"]).name == "custom.pt"
+
+
+def test_speech_embedding_export_is_one_graph_with_parity(tmp_path: Path) -> None:
+    setup = tone_setup()
+    summary = export_model(setup["model"], tmp_path / "se")
+    assert summary["parity_max_abs_diff"]["end_to_end"] <= 1e-4
+    graph = onnx.load(summary["files"]["onnx"]).graph
+    assert [i.name for i in graph.input] == ["waveform"] and {n.op_type for n in graph.node} >= {"Conv", "MatMul"}
+    head_graph = onnx.load(summary["files"]["head_onnx"]).graph
+    dims = [d.dim_value for d in head_graph.input[0].type.tensor_type.shape.dim]
+    assert dims[1:] == [9, 96]
+
+
+def test_parity_failure_leaves_no_export(ast_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(ExportParityError, match="differs from torch by"):
+        export_model(ast_model, tmp_path / "bad", tolerance=-1.0)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_existing_output_needs_overwrite(ast_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    result = CliRunner().invoke(main, ["export", "--model", str(ast_model), "--out", str(tmp_path / "out")])
+    assert result.exit_code != 0 and "--overwrite" in result.stderr
+
+
+def test_corrupt_or_missing_model_files(tmp_path: Path) -> None:
+    model = copy_model(tone_setup()["model"], tmp_path / "model")
+    (model / "head.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelFileError, match="corrupt"):
+        export_model(model, tmp_path / "out")
+    (model / "model.json").unlink()
+    result = CliRunner().invoke(main, ["export", "--model", str(model), "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0 and result.stderr.startswith("wb: error:") and result.stderr.count("\n") == 1
+
+
+def test_default_name_and_help() -> None:
+    assert default_name("Hey, Nova!") == "hey_nova" and default_name(None) == "wakeword"
+    assert CliRunner().invoke(main, ["export", "--help"]).exit_code == 0
