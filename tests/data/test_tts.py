@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from wakebuilder.data.tts import ENGINES, get_engine, list_voices, trim_silence, usable_engines
+from wakebuilder.data.tts.espeak import espeak_phonemes
+from wakebuilder.data.tts.gtts import GTTSEngine
+from wakebuilder.errors import EngineUnavailableError
+
+
+def _dominant_hz(samples: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size)))
+    return float(np.fft.rfftfreq(samples.size, 1 / 16_000)[np.argmax(spectrum[20:]) + 20])
+
+
+@pytest.mark.parametrize("name", [n for n in ENGINES if n != "gtts"])
+def test_installed_engines_speak_the_phrase_at_16k(name: str) -> None:
+    engine = get_engine(name)
+    if not engine.available():
+        pytest.skip(f"{name} not installed here: {engine.why_unavailable()}")
+    voices = engine.voices()
+    audio = engine.synthesize("hey jarvis", voices[len(voices) // 2])
+    assert audio.dtype == np.float32 and 0.4 < audio.size / 16_000 < 2.5
+    assert np.abs(audio).max() > 0.05
+
+
+def test_espeak_has_hundreds_of_distinct_voices() -> None:
+    voices = get_engine("espeak").voices()
+    assert len(voices) >= 100 and len({v.key for v in voices}) == len(voices)
+    low = next(v for v in voices if v.name == "en-us+m1" and v.settings["pitch"] == 35)
+    high = next(v for v in voices if v.name == "en-us+f4" and v.settings["pitch"] == 70)
+    engine = get_engine("espeak")
+    a, b = engine.synthesize("aaaah", low), engine.synthesize("aaaah", high)
+    assert a.size > 4000 and b.size > 4000 and abs(_dominant_hz(a) - _dominant_hz(b)) > 20
+
+
+def test_espeak_phonemes() -> None:
+    assert espeak_phonemes("hey jarvis") == "h'eI dZ'A@vIs"
+    assert "dʒ" in espeak_phonemes("jarvis", ipa=True)
+
+
+def test_gtts_offline_fails_fast_and_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = GTTSEngine()
+    started = time.perf_counter()
+    assert not engine.available()
+    with pytest.raises(EngineUnavailableError, match="internet"):
+        engine.synthesize("hey", engine.voices()[0])
+    assert time.perf_counter() - started < 8
+
+
+def test_missing_engine_is_reported_and_others_still_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(get_engine("flite"), "available", lambda: False)
+    engines = usable_engines(["flite", "espeak"])
+    assert [e.name for e in engines] == ["espeak"]
+    with pytest.raises(EngineUnavailableError, match="none of the TTS engines"):
+        usable_engines(["flite"])
+    with pytest.raises(EngineUnavailableError, match="unknown TTS engine"):
+        get_engine("nope")
+    assert all(v.engine == "espeak" for v in list_voices(["espeak"]))
+
+
+def test_trim_silence_keeps_the_voiced_part() -> None:
+    signal = np.zeros(16_000, dtype=np.float32)
+    signal[6400:8000] = 0.5
+    trimmed = trim_silence(signal, keep_s=0.1)
+    assert trimmed.size == 1600 + 2 * 1600

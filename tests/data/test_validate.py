@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from tests.conftest import chirp, noise
+from wakebuilder.cli import main
+from wakebuilder.data.validate import ValidateConfig, validate_recordings
+from wakebuilder.errors import BadAudioError
+from wakebuilder.manifest import read_manifest
+
+
+def speechlike(duration_s: float, rate: int = 16_000) -> np.ndarray:
+    """A chirp burst between quiet stretches: voiced frames over a noise floor."""
+    total = int(duration_s * rate)
+    out = noise(duration_s, amplitude=0.001, rate=rate)[:total]
+    burst = chirp(200, 1200, duration_s / 2, rate=rate)
+    start = total // 4
+    out[start : start + burst.size] += burst
+    return out
+
+
+def write(path: Path, samples: np.ndarray, rate: int = 16_000, fmt: str | None = None) -> Path:
+    sf.write(path, samples, rate, format=fmt)
+    return path
+
+
+def test_each_bad_recording_gets_its_reason(tmp_path: Path) -> None:
+    good = write(tmp_path / "good.wav", speechlike(1.2))
+    stereo = write(tmp_path / "stereo.flac", np.stack([speechlike(1.0, 44_100)] * 2, axis=1), 44_100, "FLAC")
+    ogg = write(tmp_path / "rate8k.ogg", speechlike(1.0, 8_000), 8_000, "OGG")
+    mp3 = write(tmp_path / "voice.mp3", speechlike(1.5, 22_050), 22_050, "MP3")
+    short = write(tmp_path / "short.wav", speechlike(0.3))
+    long = write(tmp_path / "long.wav", speechlike(4.0))
+    silent = write(tmp_path / "silent.wav", np.zeros(16_000, dtype=np.float32))
+    clipped = write(tmp_path / "clipped.wav", np.clip(speechlike(1.0) * 50, -1, 1))
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF....garbage")
+    inputs = [good, stereo, ogg, mp3, short, long, silent, clipped, empty, corrupt]
+    manifest, rejects = validate_recordings(inputs, out_dir=tmp_path / "out", config=ValidateConfig())
+    records = read_manifest(manifest)
+    assert {Path(r.source).name for r in records} == {"good.wav", "stereo.flac", "rate8k.ogg", "voice.mp3"}
+    assert all(r.kind == "recording" and r.label == 1 for r in records)
+    assert len({r.group for r in records}) == 4
+    reasons = {Path(r["path"]).name: r["reason"] for r in rejects}
+    assert "shorter" in reasons["short.wav"] and "longer" in reasons["long.wav"]
+    assert "silent" in reasons["silent.wav"] and "clipped" in reasons["clipped.wav"]
+    assert "empty" in reasons["empty.wav"] and "cannot decode" in reasons["corrupt.wav"]
+    assert sf.info(str(tmp_path / "out" / records[1].path)).samplerate == 16_000
+
+
+def test_none_passing_fails_and_cli_exits_non_zero(tmp_path: Path) -> None:
+    silent = write(tmp_path / "silent.wav", np.zeros(16_000, dtype=np.float32))
+    with pytest.raises(BadAudioError, match="none of the 1 recording"):
+        validate_recordings([silent], out_dir=tmp_path / "out", config=ValidateConfig())
+    result = CliRunner().invoke(main, ["validate", str(silent), "--out", str(tmp_path / "o2")])
+    assert result.exit_code != 0 and "silent" in result.output
+    good = write(tmp_path / "good.wav", speechlike(1.0))
+    ok = CliRunner().invoke(main, ["validate", str(good), "--out", str(tmp_path / "o3"), "--speaker", "me"])
+    assert ok.exit_code == 0 and read_manifest(ok.stdout.strip())[0].group == "me"

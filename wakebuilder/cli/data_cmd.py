@@ -1,0 +1,68 @@
+"""`wb validate` and `wb synth`."""
+
+from __future__ import annotations
+
+import click
+
+from wakebuilder.cli.options import handle_errors, json_option, report, seed_option
+
+ENGINE_NAMES = ["piper", "flite", "espeak", "gtts"]
+
+
+@click.command()
+@click.argument("recordings", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--speaker", default=None, help="One group for all recordings (default: one per recording).")
+@click.option("--text", default="", help="The phrase spoken, recorded in the manifest.")
+@json_option
+@handle_errors
+def validate(recordings: tuple[str, ...], out_dir: str, speaker: str | None, text: str, as_json: bool) -> None:
+    """Check RECORDINGS (WAV, MP3, FLAC, OGG; 0.5-3.0 s, audible, not clipped) and convert them."""
+    from wakebuilder.data.validate import ValidateConfig, validate_recordings
+
+    manifest, rejects = validate_recordings(
+        list(recordings), out_dir=out_dir, config=ValidateConfig(speaker=speaker, text=text)
+    )
+    for reject in rejects:
+        click.echo(f"wb validate: rejected {reject['reason']}", err=True)
+    report(manifest, {"manifest": str(manifest), "rejected": rejects}, as_json)
+
+
+@click.command()
+@click.argument("phrase", required=False)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder.")
+@click.option("-n", "n", type=click.IntRange(min=1), default=500, show_default=True, help="Clips to make.")
+@click.option("--engine", "engines", multiple=True, type=click.Choice(ENGINE_NAMES),
+              help="TTS engines [default: piper, flite, espeak; those installed].")
+@click.option("--piper-voice", "piper_voices", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A Piper voice .onnx (with its .onnx.json beside it).")
+@click.option("--label", type=click.IntRange(0, 1), default=1, show_default=True)
+@click.option("--kind", default="tts", show_default=True, help="Manifest kind of the clips.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--list-voices", is_flag=True, help="List usable voices per engine and why others are missing.")
+@seed_option
+@json_option
+@handle_errors
+def synth(
+    phrase: str | None, out_dir: str | None, n: int, engines: tuple[str, ...], piper_voices: tuple[str, ...],
+    label: int, kind: str, workers: int, list_voices: bool, seed: int, as_json: bool,
+) -> None:
+    """Synthesize N clips of PHRASE across many voices into --out."""
+    from wakebuilder.data.synth import SynthConfig, run_synth
+    from wakebuilder.data.tts import DEFAULT_ENGINES, ENGINES, get_engine
+    from wakebuilder.errors import ConfigError
+
+    if list_voices:
+        for name in ENGINES:
+            engine = get_engine(name)
+            status = f"{len(engine.voices())} voices" if engine.available() else f"unavailable: {engine.why_unavailable()}"
+            click.echo(f"{name}\t{status}")
+        return
+    if not phrase or not out_dir:
+        raise ConfigError("wb synth needs PHRASE and --out DIR (or --list-voices)")
+    config = SynthConfig(
+        texts=(phrase,), n=n, engines=engines or DEFAULT_ENGINES, piper_voices=piper_voices, seed=seed,
+        label=label, kind=kind, workers=workers,
+    )
+    manifest = run_synth(config, out_dir=out_dir)
+    report(manifest, {"manifest": str(manifest), **config.to_dict()}, as_json)

@@ -1,0 +1,1 @@
+"""Data preparation: recordings, TTS positives, negatives, augmentation, streams."""

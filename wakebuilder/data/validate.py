@@ -1,0 +1,97 @@
+"""``wb validate``: check the user's recordings and convert them to 16 kHz mono WAV.
+
+A recording passes when it decodes, lasts 0.5 to 3.0 s, holds enough voiced
+frames (frame energy well above the recording's own noise floor) and is not
+heavily clipped. Each rejected file gets its reason and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from wakebuilder import SAMPLE_RATE
+from wakebuilder.atomic import atomic_write_json
+from wakebuilder.audio import load_audio, quantize_pcm16, rms_dbfs, write_wav
+from wakebuilder.config import StageConfig
+from wakebuilder.errors import BadAudioError
+from wakebuilder.fingerprint import audio_id
+from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ValidateConfig(StageConfig):
+    """Acceptance rules for recordings."""
+
+    min_s: float = 0.5
+    max_s: float = 3.0
+    min_level_dbfs: float = -50.0
+    min_voiced_s: float = 0.15
+    max_clipped_fraction: float = 0.01
+    speaker: str | None = None
+    text: str = ""
+
+
+def voiced_seconds(samples: np.ndarray, *, frame_s: float = 0.02) -> float:
+    """Seconds of frames at least 15 dB above the quietest tenth of frames and above -50 dBFS."""
+    frame = int(frame_s * SAMPLE_RATE)
+    n = samples.size // frame
+    if n == 0:
+        return 0.0
+    energy = 10 * np.log10(np.mean(samples[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
+    floor = np.percentile(energy, 10)
+    return float(np.sum((energy > floor + 15) & (energy > -50)) * frame_s)
+
+
+def check_recording(path: Path, config: ValidateConfig) -> tuple[np.ndarray | None, str]:
+    """The converted samples, or None and the reason with its fix."""
+    try:
+        samples = load_audio(path)
+    except BadAudioError as exc:
+        return None, f"{exc}"
+    duration = samples.size / SAMPLE_RATE
+    if duration < config.min_s:
+        return None, f"{path}: {duration:.2f} s is shorter than {config.min_s} s; record the whole phrase"
+    if duration > config.max_s:
+        return None, f"{path}: {duration:.2f} s is longer than {config.max_s} s; trim it to the phrase"
+    if rms_dbfs(samples) < config.min_level_dbfs or voiced_seconds(samples) < config.min_voiced_s:
+        return None, f"{path}: silent or too quiet ({rms_dbfs(samples):.1f} dBFS); speak closer to the microphone"
+    clipped = float(np.mean(np.abs(samples) >= 0.999))
+    if clipped > config.max_clipped_fraction:
+        return None, f"{path}: {clipped:.1%} of samples are clipped; lower the input gain and record again"
+    return samples, ""
+
+
+def validate_recordings(
+    recordings: list[str | os.PathLike[str]], *, out_dir: str | os.PathLike[str], config: ValidateConfig
+) -> tuple[Path, list[dict[str, str]]]:
+    """Convert passing recordings into ``out_dir``; returns the manifest and the rejects."""
+    out = Path(out_dir)
+    records, rejects = [], []
+    for raw in recordings:
+        path = Path(raw)
+        samples, reason = check_recording(path, config)
+        if samples is None:
+            rejects.append({"path": str(path), "reason": reason})
+            log.warning("rejected %s", reason)
+            continue
+        clip_id = audio_id(quantize_pcm16(samples))
+        write_wav(out / "clips" / f"{clip_id}.wav", samples)
+        records.append(ClipRecord(
+            id=clip_id, path=f"clips/{clip_id}.wav", label=1, kind="recording",
+            group=config.speaker or f"recording:{path.stem}", text=config.text,
+            duration_s=round(samples.size / SAMPLE_RATE, 4), source=str(path.resolve()),
+        ))
+    atomic_write_json(out / "rejects.json", rejects)
+    if not records:
+        raise BadAudioError(
+            f"none of the {len(recordings)} recording(s) passed (reasons in {out / 'rejects.json'}); "
+            f"first: {rejects[0]['reason'] if rejects else 'no input'}"
+        )
+    return write_manifest(out / MANIFEST_NAME, records), rejects
