@@ -1,0 +1,110 @@
+"""Streaming detection: planted chirps found at the right times, nothing in noise or silence, stdin PCM."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import noise, tone
+from tests.model_helpers import WAKE_CHIRP_S, planted_stream, tone_setup
+from wakebuilder.audio import to_pcm16, write_wav
+from wakebuilder.cli import main
+from wakebuilder.detect import (
+    DetectConfig, StreamDetector, detect_stream, detect_waveform, load_detector, pcm_blocks,
+)
+from wakebuilder.errors import ConfigError, ModelFileError
+
+PLANTED = (3.0, 8.0, 13.5)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from wakebuilder.export import export_model
+
+    summary = export_model(tone_setup()["model"], tmp_path_factory.mktemp("det") / "export", name="chirp")
+    return Path(summary["files"]["onnx"])
+
+
+def assert_found(events: list, times: tuple[float, ...]) -> None:
+    assert len(events) == len(times), events
+    for event, t0 in zip(events, times, strict=True):
+        assert abs(event.time_s - (t0 + WAKE_CHIRP_S / 2)) <= 0.8, (event, t0)
+        assert event.score >= 0.5
+
+
+def test_planted_positives_found_at_their_times(exported: Path) -> None:
+    detector = load_detector(exported)
+    assert detector.window_samples == 24000 and detector.threshold == 0.5  # uncalibrated export
+    assert_found(detect_waveform(detector, planted_stream(PLANTED, 16.0), DetectConfig()), PLANTED)
+
+
+@pytest.mark.parametrize("audio", [np.zeros(16000 * 10, np.float32), noise(10, amplitude=0.05, seed=9),
+                                   tone(1000, 10, amplitude=0.3)])
+def test_nothing_in_silence_noise_or_a_steady_tone(exported: Path, audio: np.ndarray) -> None:
+    assert detect_waveform(load_detector(exported), audio, DetectConfig()) == []
+
+
+def test_incremental_blocks_equal_the_whole_file(exported: Path) -> None:
+    detector = load_detector(exported)
+    audio = planted_stream(PLANTED, 16.0)
+    config = DetectConfig(smooth=3)
+    runner = StreamDetector(detector, config)
+    events = []
+    for start in range(0, audio.size, 7777):
+        events += runner.push(audio[start : start + 7777])
+    events += runner.flush()
+    assert events == detect_waveform(detector, audio, config)
+
+
+def test_raw_pcm_stdin_matches_the_file(exported: Path) -> None:
+    detector = load_detector(exported)
+    audio = planted_stream(PLANTED, 16.0)
+    pcm = to_pcm16(audio).tobytes()
+    events = list(detect_stream(detector, io.BytesIO(pcm), DetectConfig(), block_s=0.37))
+    assert_found(events, PLANTED)
+    blocks = list(pcm_blocks(io.BytesIO(pcm[:5]), 2))  # an odd trailing byte is dropped, not misread
+    assert sum(b.size for b in blocks) == 2
+
+
+def test_model_directory_detector_agrees_with_onnx(exported: Path) -> None:
+    audio = planted_stream((2.0,), 6.0)
+    onnx_events = detect_waveform(load_detector(exported), audio, DetectConfig())
+    dir_events = detect_waveform(load_detector(tone_setup()["model"]), audio, DetectConfig())
+    assert [round(e.time_s, 2) for e in onnx_events] == [round(e.time_s, 2) for e in dir_events]
+    assert onnx_events[0].score == pytest.approx(dir_events[0].score, abs=1e-4)
+
+
+def test_cli_files_json_and_stdin(exported: Path, tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "s.wav", planted_stream(PLANTED, 16.0))
+    runner = CliRunner()
+    result = runner.invoke(main, ["detect", str(exported), str(wav)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3 and lines[0].split("\t")[0] == str(wav)
+    result = runner.invoke(main, ["detect", str(exported), "-", "--json", "--threshold", "0.6"],
+                           input=to_pcm16(planted_stream((2.0,), 5.0)).tobytes())
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout.strip())
+    assert row["file"] == "-" and abs(row["time_s"] - 2.3) <= 0.8
+
+
+def test_bad_models_and_inputs(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ModelFileError, match="not a loadable ONNX"):
+        load_detector(bad)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_detector(tmp_path / "missing.onnx")
+    with pytest.raises(ConfigError, match="threshold"):
+        DetectConfig(threshold=1.5)
+    runner = CliRunner()
+    assert runner.invoke(main, ["detect", "--help"]).exit_code == 0
+    result = runner.invoke(main, ["detect", str(bad), str(tmp_path / "x.wav")])
+    assert result.exit_code != 0 and result.stderr.count("\n") == 1
+    result = runner.invoke(main, ["detect", str(bad)])
+    assert result.exit_code == 2 and "AUDIO" in result.stderr

@@ -1,0 +1,72 @@
+"""wb eval: per-clip metrics on a manifest, FA/h on continuous audio, several models side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import noise
+from tests.model_helpers import tone_clips, tone_setup
+from wakebuilder.audio import quantize_pcm16, write_wav
+from wakebuilder.cli import main
+from wakebuilder.errors import ConfigError
+from wakebuilder.evaluate import EvalConfig, evaluate_models, format_comparison, split_inputs
+from wakebuilder.fingerprint import audio_id
+from wakebuilder.manifest import ClipRecord, write_manifest
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from wakebuilder.export import export_model
+
+    root = tmp_path_factory.mktemp("eval")
+    clips, labels = tone_clips(24000, 24, seed=7)
+    records = []
+    for i, (clip, label) in enumerate(zip(clips, labels, strict=True)):
+        write_wav(root / f"c{i}.wav", clip)
+        records.append(ClipRecord(id=audio_id(quantize_pcm16(clip)), path=f"c{i}.wav", label=int(label),
+                                  kind="tts" if label else "noise", group=f"g{i}", duration_s=1.5))
+    manifest = write_manifest(root / "manifest.jsonl", records)
+    stream = write_wav(root / "neg.wav", noise(20, amplitude=0.03, seed=11))
+    onnx_path = Path(export_model(tone_setup()["model"], root / "export", name="chirp")["files"]["onnx"])
+    return {"manifest": manifest, "stream": stream, "onnx": onnx_path, "model": tone_setup()["model"]}
+
+
+def test_metrics_on_manifest_and_stream(data: dict[str, Path]) -> None:
+    (result,) = evaluate_models([data["onnx"]], [str(data["manifest"]), str(data["stream"])])
+    assert result["n_clips"] == 24 and result["metrics"]["recall"] >= 0.9 and result["metrics"]["far"] <= 0.1
+    assert result["false_accepts"] == 0 and result["fa_per_hour"] == 0.0
+    assert result["stream_hours"] == pytest.approx(20 / 3600)
+
+
+def test_two_models_side_by_side(data: dict[str, Path]) -> None:
+    results = evaluate_models([data["onnx"], data["model"]], [str(data["manifest"])], config=EvalConfig())
+    assert [r["model"] for r in results] == ["chirp", "model"]
+    np.testing.assert_allclose(results[0]["metrics"]["f1"], results[1]["metrics"]["f1"], atol=1e-6)
+    text = format_comparison(results)
+    assert len(text.splitlines()) == 3 and "n/a" in text  # no stream: FA/h not available
+
+
+def test_cli_json_and_model_options(data: dict[str, Path]) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["eval", str(data["onnx"]), str(data["stream"]), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["fa_per_hour"] == 0.0
+    result = runner.invoke(main, ["eval", "--model", str(data["onnx"]), "--threshold", "0.9", str(data["manifest"])])
+    assert result.exit_code == 0 and "chirp" in result.stdout and "0.900" in result.stdout
+
+
+def test_bad_inputs(data: dict[str, Path], tmp_path: Path) -> None:
+    assert split_inputs(["a.jsonl", "b.wav"]) == (["a.jsonl"], ["b.wav"])
+    with pytest.raises(ConfigError, match="at least one"):
+        evaluate_models([data["onnx"]], [])
+    runner = CliRunner()
+    assert runner.invoke(main, ["eval", "--help"]).exit_code == 0
+    result = runner.invoke(main, ["eval", str(data["onnx"]), str(tmp_path / "missing.wav")])
+    assert result.exit_code != 0 and "file not found" in result.stderr and result.stderr.count("\n") == 1
+    result = runner.invoke(main, ["eval", str(data["onnx"]), str(data["manifest"]), "--hop-s", "0.5"])
+    assert result.exit_code == 2 and "hop-s" in result.stderr
