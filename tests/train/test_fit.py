@@ -31,7 +31,7 @@ def test_early_stopping_on_a_plateau() -> None:
 
 
 def test_best_epoch_is_restored() -> None:
-    config = SMALL.replace(max_epochs=12, patience=12)
+    config = SMALL.replace(max_epochs=8, patience=8, min_delta=0.0)
     arrays = planted(400, signal=0.6)
     result = fit_head(arrays, config)
     train, val = result.split.masks(arrays.group)

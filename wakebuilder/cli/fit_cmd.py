@@ -46,11 +46,11 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
               help="Mixup Beta(a, a) parameter; 0 disables mixup.")
 @click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.25,
               show_default=True, help="Share of groups held out for validation.")
-@click.option("--keep-recordings-in-train", is_flag=True, help="Never hold out your own recordings.")
+@click.option("--keep-recordings-in-train", is_flag=True, default=False, help="Never hold out your own recordings.")
 @click.option("--init", "init", type=click.Path(exists=True, file_okay=False), default=None,
               help="Fine-tune this model directory's head (same backbone only).")
 @click.option("--wake-word", default=None, help="Wake word to record [default: most common positive text].")
-@click.option("--stream", is_flag=True, help="Stream from the store instead of loading it into memory.")
+@click.option("--stream", is_flag=True, default=False, help="Stream from the store instead of loading it into memory.")
 @device_option
 @threads_option
 @seed_option

@@ -25,10 +25,11 @@ def train_loop(head: WakeHead, loop: Loop, config: FitConfig, *, device: str,
                progress: bool = False) -> tuple[list[dict[str, float]], int, bool]:
     """The epoch loop with early stopping; restores the best epoch's weights."""
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    total_steps = config.max_epochs * loop.steps_per_epoch
+    # OneCycleLR divides by the warm-up length: keep it at least two steps on tiny runs.
+    total_steps = max(config.max_epochs * loop.steps_per_epoch, 8)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=config.warmup_fraction,
-        anneal_strategy="cos",
+        optimizer, max_lr=config.lr, total_steps=total_steps,
+        pct_start=min(max(config.warmup_fraction, 3.0 / total_steps), 0.5), anneal_strategy="cos",
     )
     history: list[dict[str, float]] = []
     best_loss, best_epoch, best_state, waited = float("inf"), 0, None, 0

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tests.train.test_run_fit import make_store
+from wakebuilder.cli import main
+from wakebuilder.train.fit import FitConfig
+
+
+def test_help_lists_the_switches() -> None:
+    result = CliRunner().invoke(main, ["fit", "--help"])
+    assert result.exit_code == 0
+    for switch in ("--no-attention", "--no-se", "--no-tcn", "--hidden", "--init", "--stream", "--val-fraction"):
+        assert switch in result.output
+
+
+def test_cli_defaults_match_the_config() -> None:
+    from wakebuilder.cli.fit_cmd import fit
+
+    defaults = {p.name: p.default for p in fit.params}
+    for field in dataclasses.fields(FitConfig):
+        if field.name in defaults and field.name not in ("hidden", "seed"):
+            assert defaults[field.name] == field.default, field.name
+    assert defaults["hidden"] == ",".join(map(str, FitConfig.hidden))
+
+
+def test_missing_store_exits_non_zero(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["fit", "--store", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "m")])
+    assert result.exit_code != 0
+    assert "no embedding store" in result.output
+
+
+def test_bad_hidden_exits_non_zero(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["fit", "--store", "s", "--out", "m", "--hidden", "256,x"])
+    assert result.exit_code == 2
+
+
+def test_fit_json_summary(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "store.h5", n=200, augmented=False)
+    args = ["fit", "--store", str(store), "--out", str(tmp_path / "model"), "--width", "16", "--hidden", "32",
+            "--no-se", "--no-attention", "--max-epochs", "2", "--batch-size", "32", "--device", "cpu", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["path"] == str(tmp_path / "model") and summary["epochs_run"] == 2
+    meta = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert meta["head"]["se"] is False and meta["head"]["attention"] is False and meta["head"]["hidden"] == [32]

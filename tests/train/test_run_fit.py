@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.train.conftest import SMALL, planted
+from wakebuilder.errors import StoreError, StoreMismatchError, WakebuilderError
+from wakebuilder.manifest import ClipRecord
+from wakebuilder.modeldir import load_model
+from wakebuilder.store import StoreSpec, open_store
+from wakebuilder.train.fit import run_fit
+from wakebuilder.train.plots import read_metrics_log
+
+IDENTITY = {"name": "test-backbone", "spec": "test", "window_s": 1.0, "revision": "0", "seq_len": 8, "dim": 32}
+
+
+def make_store(path: Path, *, n: int = 400, identity: dict | None = None, augmented: bool = True) -> Path:
+    """A real store: planted positives, and an augmented copy (own group) of every 4th clip."""
+    arrays = planted(n, signal=0.6)
+    records, rows = [], []
+    for i in range(n):
+        label = int(arrays.label[i])
+        records.append(ClipRecord(
+            id=str(arrays.id[i]), path=f"c{i}.wav", label=label, kind="tts", group=str(arrays.group[i]),
+            text="hey wake" if label else "something else",
+        ))
+        rows.append(i)
+        if augmented and i % 4 == 0:
+            records.append(ClipRecord(
+                id=f"{arrays.id[i]}-aug", path=f"c{i}-aug.wav", label=label, kind="augmented", group="augment",
+                parent_id=str(arrays.id[i]), text=records[-1].text,
+            ))
+            rows.append(i)
+    sequence = arrays.sequence[rows]
+    spec = StoreSpec(backbone=identity or IDENTITY, seq_len=8, dim=32)
+    with open_store(path, "a", spec=spec) as store:
+        store.append(records, sequence.mean(axis=1), sequence)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("fit")
+    store = make_store(root / "store.zarr")
+    model, _ = run_fit(store, root / "model", SMALL.replace(max_epochs=6), device="cpu", progress=False)
+    return store, model
+
+
+def test_model_directory_contents(fitted: tuple[Path, Path]) -> None:
+    store, model = fitted
+    names = {p.name for p in model.iterdir()}
+    assert {"head.safetensors", "model.json", "split.json", "metrics.jsonl", "training_curves.png"} <= names
+    assert not model.with_name("model.incomplete").exists()
+    meta = json.loads((model / "model.json").read_text())
+    with open_store(store) as s:
+        assert meta["store_fingerprint"] == s.fingerprint
+    assert meta["backbone"] == IDENTITY and meta["wake_word"] == "hey wake"
+    assert meta["fit"]["width"] == SMALL.width and meta["head"]["seq_len"] == 8
+    history = read_metrics_log(model / "metrics.jsonl")
+    assert [r["epoch"] for r in history] == list(range(1, len(history) + 1))
+    assert {"train_loss", "val_loss", "accuracy", "precision", "recall", "f1"} <= set(history[0])
+    assert (model / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_split_json_keeps_augmented_copies_with_parents(fitted: tuple[Path, Path]) -> None:
+    _, model = fitted
+    split = json.loads((model / "split.json").read_text())
+    assert set(split) == {"seed", "val_fraction", "train_groups", "val_groups"}
+    assert "augment" not in split["train_groups"] + split["val_groups"]  # copies joined their parents' groups
+    assert not set(split["train_groups"]) & set(split["val_groups"])
+
+
+def test_save_load_round_trip_gives_same_scores(fitted: tuple[Path, Path]) -> None:
+    store, model = fitted
+    loaded = load_model(model)
+    with open_store(store) as s:
+        sequence = torch.from_numpy(s.load(pooled=False).sequence[:20]).float()
+    again = load_model(model)
+    with torch.no_grad():
+        assert torch.equal(loaded.head(sequence), again.head(sequence))
+    assert loaded.backbone == IDENTITY
+
+
+def test_init_fine_tunes_and_refuses_another_backbone(fitted: tuple[Path, Path], tmp_path: Path) -> None:
+    store, model = fitted
+    tuned, result = run_fit(store, tmp_path / "tuned", SMALL.replace(max_epochs=2), device="cpu", init=model,
+                            progress=False)
+    assert json.loads((tuned / "model.json").read_text())["init_from"] == str(model.resolve())
+    other = make_store(tmp_path / "other.zarr", n=120, identity={**IDENTITY, "name": "another"}, augmented=False)
+    with pytest.raises(StoreMismatchError, match="another"):
+        run_fit(other, tmp_path / "bad", SMALL, device="cpu", init=model, progress=False)
+
+
+def test_refuses_existing_output_and_missing_store(fitted: tuple[Path, Path], tmp_path: Path) -> None:
+    store, model = fitted
+    with pytest.raises(WakebuilderError, match="--overwrite"):
+        run_fit(store, model, SMALL, device="cpu", progress=False)
+    with pytest.raises(StoreError):
+        run_fit(tmp_path / "nothing.zarr", tmp_path / "m", SMALL, device="cpu", progress=False)
+
+
+def test_stream_flag_streams_from_the_store(fitted: tuple[Path, Path], tmp_path: Path) -> None:
+    store, _ = fitted
+    out, result = run_fit(store, tmp_path / "streamed", SMALL.replace(max_epochs=2), device="cpu", stream=True,
+                          progress=False)
+    assert result.mode == "stream"
+    assert json.loads((out / "model.json").read_text())["training"]["mode"] == "stream"
+
+
+def test_empty_store_is_a_training_error(tmp_path: Path) -> None:
+    from wakebuilder.errors import TrainingError
+
+    with open_store(tmp_path / "empty.zarr", "a", spec=StoreSpec(backbone=IDENTITY, seq_len=8, dim=32)):
+        pass
+    with pytest.raises(TrainingError, match="empty"):
+        run_fit(tmp_path / "empty.zarr", tmp_path / "m", SMALL, device="cpu", progress=False)
+    assert not (tmp_path / "m").exists()
