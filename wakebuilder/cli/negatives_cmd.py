@@ -1,0 +1,65 @@
+"""`wb negatives`: sound-alike hard negatives, generic TTS speech, or chunks of real audio."""
+
+from __future__ import annotations
+
+import click
+
+from wakebuilder.cli.options import handle_errors, json_option, overwrite_option, report, seed_option
+
+
+@click.command()
+@click.argument("phrase", required=False)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder (a cache with --real).")
+@click.option("-n", "n", type=click.IntRange(min=0), default=2000, show_default=True, help="Hard negatives.")
+@click.option("--speech", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Generic TTS speech negatives (random words and sentences).")
+@click.option("--max-distance", type=click.FloatRange(min=0.5), default=2.0, show_default=True,
+              help="Largest phoneme edit distance of a sound-alike.")
+@click.option("--engine", "engines", multiple=True, type=click.Choice(["piper", "flite", "espeak", "gtts"]),
+              help="TTS engines [default: piper, flite, espeak; those installed].")
+@click.option("--list", "list_only", is_flag=True, help="Print the candidates with their distances and stop.")
+@click.option("--real", "real_dir", type=click.Path(file_okay=False), help="Chunk the real audio under this folder.")
+@click.option("--min-s", type=click.FloatRange(min=0.1), default=1.0, show_default=True)
+@click.option("--max-s", type=click.FloatRange(min=0.1), default=3.0, show_default=True)
+@click.option("--hop-s", type=click.FloatRange(min=0.1), default=3.0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@seed_option
+@overwrite_option
+@json_option
+@handle_errors
+def negatives(
+    phrase: str | None, out_dir: str | None, n: int, speech: int, max_distance: float, engines: tuple[str, ...],
+    list_only: bool, real_dir: str | None, min_s: float, max_s: float, hop_s: float, workers: int, seed: int,
+    overwrite: bool, as_json: bool,
+) -> None:
+    """Hard negatives for PHRASE into --out, or (with --real DIR) chunks of real audio."""
+    from wakebuilder.errors import ConfigError
+
+    if real_dir:
+        from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
+
+        if not out_dir:
+            raise ConfigError("wb negatives --real needs --out CACHE")
+        config = ChunkConfig(min_s=min_s, max_s=max_s, hop_s=hop_s)
+        manifest = chunk_real_audio(real_dir, out_dir=out_dir, config=config, overwrite=overwrite)
+        report(manifest, {"manifest": str(manifest), **config.to_dict()}, as_json)
+        return
+    if not phrase:
+        raise ConfigError("wb negatives needs PHRASE (or --real DIR)")
+    if list_only:
+        from wakebuilder.data.phonetics import candidates
+
+        for candidate in candidates(phrase, max_distance=max_distance):
+            click.echo(f"{candidate.text}\t{candidate.distance:g}\t{candidate.reason}")
+        return
+    if not out_dir:
+        raise ConfigError("wb negatives needs --out DIR")
+    from wakebuilder.data.negatives import NegativesConfig, make_negatives
+    from wakebuilder.data.tts import DEFAULT_ENGINES
+
+    config = NegativesConfig(
+        phrase=phrase, n=n, speech=speech, max_distance=max_distance, engines=engines or DEFAULT_ENGINES,
+        seed=seed, workers=workers,
+    )
+    manifest = make_negatives(config, out_dir=out_dir)
+    report(manifest, {"manifest": str(manifest), **config.to_dict()}, as_json)

@@ -1,0 +1,86 @@
+"""``wb negatives PHRASE``: sound-alike hard negatives and generic TTS speech.
+
+Hard negatives are the phonetic candidates of ``phonetics.candidates``, spoken
+by the same engines and voices as the positives. Generic speech negatives
+(kind ``speech_negative``) make sure "synthetic voice" is no shortcut for
+"wake word": without them every TTS clip a model sees would be a positive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from wakebuilder.config import StageConfig
+from wakebuilder.data.phonetics import Candidate, candidates, contains, phrase_phonemes
+from wakebuilder.data.synth import SynthConfig, synthesize_clips
+from wakebuilder.data.tts import DEFAULT_ENGINES
+from wakebuilder.data.wordlists import random_sentences
+from wakebuilder.errors import ConfigError
+from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NegativesConfig(StageConfig):
+    """How many hard and generic negatives, how close, which voices."""
+
+    phrase: str
+    n: int = 2000
+    speech: int = 1000
+    max_distance: float = 2.0
+    engines: tuple[str, ...] = DEFAULT_ENGINES
+    seed: int = 0
+    workers: int = 2
+
+
+def says(text: str, phrase: str) -> bool:
+    """Whether ``text`` contains the phrase, in letters or in phonemes."""
+    return phrase.lower() in text.lower() or contains(phrase_phonemes(text), phrase_phonemes(phrase))
+
+
+def interleave_reasons(chosen: list[Candidate]) -> list[Candidate]:
+    """Candidates taken in turn from each reason (closest first), so a small -n covers every kind."""
+    by_reason: dict[str, list[Candidate]] = {}
+    for candidate in chosen:
+        by_reason.setdefault(candidate.reason, []).append(candidate)
+    queues = [sorted(group, key=lambda c: (c.distance, c.text)) for _, group in sorted(by_reason.items())]
+    out: list[Candidate] = []
+    while any(queues):
+        out += [queue.pop(0) for queue in queues if queue]
+    return out
+
+
+def _with_candidate(record: ClipRecord, candidate: Candidate | None) -> ClipRecord:
+    if candidate is None:
+        return record
+    params = {**record.params, "distance": candidate.distance, "reason": candidate.reason}
+    return dataclasses.replace(record, params=params)
+
+
+def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str]) -> Path:
+    """Synthesize hard and generic negatives into ``out_dir``; returns the manifest path."""
+    if config.n < 0 or config.speech < 0 or config.n + config.speech == 0:
+        raise ConfigError("wb negatives: -n and --speech must be >= 0, and not both 0")
+    chosen = candidates(config.phrase, max_distance=config.max_distance)
+    if not chosen:
+        raise ConfigError(f"no sound-alike candidates for {config.phrase!r} within distance {config.max_distance}")
+    chosen = interleave_reasons(chosen)
+    by_text = {c.text: c for c in chosen}
+    records: list[ClipRecord] = []
+    if config.n:
+        hard = SynthConfig(
+            texts=tuple(c.text for c in chosen), n=config.n, engines=config.engines, seed=config.seed,
+            label=0, kind="hard_negative", variants=False, workers=config.workers,
+        )
+        records += [_with_candidate(r, by_text.get(r.text)) for r in synthesize_clips(hard, out_dir=out_dir)]
+    if config.speech:
+        sentences = tuple(s for s in random_sentences(config.speech, seed=config.seed) if not says(s, config.phrase))
+        speech = SynthConfig(
+            texts=sentences, n=config.speech, engines=config.engines, seed=config.seed + 1, label=0,
+            kind="speech_negative", variants=False, workers=config.workers,
+        )
+        seen = {r.id for r in records}
+        records += [r for r in synthesize_clips(speech, out_dir=out_dir) if r.id not in seen]
+    config.save(Path(out_dir) / "negatives_config.json")
+    return write_manifest(Path(out_dir) / MANIFEST_NAME, records)

