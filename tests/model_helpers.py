@@ -34,7 +34,9 @@ def make_model_dir(
     return save_model(path, head, meta=meta, split=split)
 
 
-def fit_linear_head(head: WakeHead, sequences: np.ndarray, labels: np.ndarray, *, steps: int = 150) -> WakeHead:
+def fit_linear_head(
+    head: WakeHead, sequences: np.ndarray, labels: np.ndarray, *, steps: int = 150
+) -> WakeHead:
     """Train a head quickly (full batch Adam) so it separates ``labels``."""
     x = torch.from_numpy(sequences.astype(np.float32))
     y = torch.from_numpy(labels.astype(np.float32))
@@ -59,7 +61,7 @@ def wake_sound(amplitude: float = 0.5) -> np.ndarray:
 
 
 def tone_clips(window_samples: int, n: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Positives (the chirp at a random offset over faint noise) and negatives (noise, tones, partial chirps)."""
+    """Positives (the chirp at a random offset over faint noise); negatives (tones, partial chirps)."""
     rng = np.random.default_rng(seed)
     t = np.arange(window_samples) / 16000
     clips, labels = [], []
@@ -71,7 +73,8 @@ def tone_clips(window_samples: int, n: int, *, seed: int = 0) -> tuple[np.ndarra
             start = int(rng.integers(0, window_samples - sound.size))
             base[start : start + sound.size] += sound * rng.uniform(0.6, 1.4)
         elif kind == 2:
-            base += (rng.uniform(0.05, 0.5) * np.sin(2 * np.pi * rng.uniform(200, 3000) * t)).astype(np.float32)
+            freq = rng.uniform(200, 3000)
+            base += (rng.uniform(0.05, 0.5) * np.sin(2 * np.pi * freq * t)).astype(np.float32)
         else:
             cut = int(sound.size * rng.uniform(0.1, 0.4))  # a partial chirp at the window's edge
             base[:cut] += sound[-cut:] if rng.random() < 0.5 else 0
@@ -100,8 +103,8 @@ def tone_setup() -> dict[str, Any]:
     pooled_v, seq_v = backbone.embed(x_val)
     spec = StoreSpec(backbone=backbone.identity, seq_len=backbone.seq_len, dim=backbone.dim)
     records = [
-        ClipRecord(id=f"{group}{i:04d}", path=f"{group}{i}.wav", label=int(label), kind="tts" if label else "noise",
-                   group=group, duration_s=1.5)
+        ClipRecord(id=f"{group}{i:04d}", path=f"{group}{i}.wav", label=int(label),
+                   kind="tts" if label else "noise", group=group, duration_s=1.5)
         for group, labels in (("train", y_train), ("val", y_val)) for i, label in enumerate(labels)
     ]
     with open_store(root / "store", "a", spec=spec) as store:

@@ -94,13 +94,15 @@ def test_calibrate_model_with_stream(tmp_path: Path) -> None:
     assert saved["fa_per_hour"] <= 0.5 and saved["metrics"]["recall"] > 0.9
     assert set(saved["frr_at_fa"]) == {"0.5", "0.1"} and saved["det"]
     assert {r["metric"] for r in saved["targets"]} == set(metrics.SEED_TARGETS)
-    assert (model / "calibration_sweep.png").stat().st_size > 1000 and (model / "calibration_det.png").exists()
+    assert (model / "calibration_sweep.png").stat().st_size > 1000
+    assert (model / "calibration_det.png").exists()
 
 
 def test_calibrate_cli_f1_objective(tmp_path: Path) -> None:
     setup = tone_setup()
     model = copy_model(setup["model"], tmp_path / "model")
-    result = CliRunner().invoke(main, ["calibrate", "--model", str(model), "--store", str(setup["store"]), "--json"])
+    args = ["calibrate", "--model", str(model), "--store", str(setup["store"]), "--json"]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["fa_per_hour"] is None and 0.05 <= summary["threshold"] <= 0.95

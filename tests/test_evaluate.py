@@ -56,7 +56,8 @@ def test_cli_json_and_model_options(data: dict[str, Path]) -> None:
     result = runner.invoke(main, ["eval", str(data["onnx"]), str(data["stream"]), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["fa_per_hour"] == 0.0
-    result = runner.invoke(main, ["eval", "--model", str(data["onnx"]), "--threshold", "0.9", str(data["manifest"])])
+    args = ["eval", "--model", str(data["onnx"]), "--threshold", "0.9", str(data["manifest"])]
+    result = runner.invoke(main, args)
     assert result.exit_code == 0 and "chirp" in result.stdout and "0.900" in result.stdout
 
 

@@ -1,4 +1,4 @@
-"""Export: onnxruntime parity (AST and speech-embedding), self-describing files, safe loading, clean failures."""
+"""Export: onnxruntime parity (AST, speech-embedding), self-describing files, safe loading, clean failures."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ def ast_model(tiny_ast_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     from wakebuilder.backbones import load_backbone
 
     backbone = load_backbone(str(tiny_ast_dir), device="cpu")
-    model = make_model_dir(tmp_path_factory.mktemp("ast") / "model", tiny_head(backbone.seq_len, backbone.dim),
-                           backbone.identity, wake_word="Hey Tiny!")
+    head = tiny_head(backbone.seq_len, backbone.dim)
+    root = tmp_path_factory.mktemp("ast")
+    model = make_model_dir(root / "model", head, backbone.identity, wake_word="Hey Tiny!")
     atomic_write_json(model / "calibration.json", {"threshold": 0.42, "temperature": 2.5, "bias": -0.3,
                                                    "metrics": {"f1": 0.9}, "fa_per_hour": 0.2})
     return model
@@ -68,7 +69,8 @@ def test_speech_embedding_export_is_one_graph_with_parity(tmp_path: Path) -> Non
     summary = export_model(setup["model"], tmp_path / "se")
     assert summary["parity_max_abs_diff"]["end_to_end"] <= 1e-4
     graph = onnx.load(summary["files"]["onnx"]).graph
-    assert [i.name for i in graph.input] == ["waveform"] and {n.op_type for n in graph.node} >= {"Conv", "MatMul"}
+    assert [i.name for i in graph.input] == ["waveform"]
+    assert {n.op_type for n in graph.node} >= {"Conv", "MatMul"}
     head_graph = onnx.load(summary["files"]["head_onnx"]).graph
     dims = [d.dim_value for d in head_graph.input[0].type.tensor_type.shape.dim]
     assert dims[1:] == [9, 96]

@@ -37,7 +37,8 @@ def test_plateau_is_one_event() -> None:
 
 
 def test_two_separated_crossings_are_two_events() -> None:
-    events = count_events(trace((10, 12, 0.9), (30, 31, 0.7)), 0.5, frame_s=HOP, refractory_s=1.0, offset_s=0.75)
+    scores = trace((10, 12, 0.9), (30, 31, 0.7))
+    events = count_events(scores, 0.5, frame_s=HOP, refractory_s=1.0, offset_s=0.75)
     assert [round(e.time_s, 3) for e in events] == [1.75, 3.75]
     assert [e.score for e in events] == [0.9, 0.7]
 
@@ -57,7 +58,9 @@ def test_nothing_below_threshold_and_threshold_is_inclusive() -> None:
     st.integers(1, 40),
     st.floats(0.0, 2.0),
 )
-def test_event_counter_in_blocks_equals_count_events(values: list[float], block: int, refractory: float) -> None:
+def test_event_counter_in_blocks_equals_count_events(
+    values: list[float], block: int, refractory: float
+) -> None:
     scores = np.asarray(values)
     counter = EventCounter(0.5, frame_s=HOP, refractory_s=refractory, offset_s=0.3)
     got = []
@@ -97,7 +100,7 @@ def test_smoothing_golden_and_in_blocks() -> None:
     np.testing.assert_allclose(smooth_scores(scores, 3), [1, 0.5, 1 / 3, 1 / 3, 2 / 3, 1], rtol=1e-6)
     np.testing.assert_array_equal(smooth_scores(scores, 1), scores.astype(np.float32))
     average = MovingAverage(3)
-    blocks = np.concatenate([average.update(scores[:1]), average.update(scores[1:4]), average.update(scores[4:])])
+    blocks = np.concatenate([average.update(part) for part in (scores[:1], scores[1:4], scores[4:])])
     np.testing.assert_allclose(blocks, smooth_scores(scores, 3), rtol=1e-6)
 
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from wakebuilder import SAMPLE_RATE, metrics
 from wakebuilder.atomic import atomic_write_json
 from wakebuilder.audio import load_audio
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
 from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model
-from wakebuilder import metrics
 from wakebuilder.streaming import Scorer, count_events_many, hop_samples, score_waveform, smooth_scores
 
 OBJECTIVES = ("f1", "fa-per-hour")
@@ -113,7 +113,9 @@ def model_scorer(model: LoadedModel, backbone: Any, temperature: float, bias: fl
     return score
 
 
-def validation_logits(model: LoadedModel, store_path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+def validation_logits(
+    model: LoadedModel, store_path: str | os.PathLike[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels of the model's validation groups, read from its own store."""
     from wakebuilder.store import open_store
 
@@ -131,7 +133,9 @@ def validation_logits(model: LoadedModel, store_path: str | os.PathLike[str]) ->
                 logits.append(head_logits(model.head, batch.sequence[keep]))
                 labels.append(batch.label[keep].astype(np.int64))
     if not logits:
-        raise TrainingError(f"{store_path}: none of the model's {len(groups)} validation groups are in the store")
+        raise TrainingError(
+            f"{store_path}: none of the model's {len(groups)} validation groups are in the store"
+        )
     return np.concatenate(logits), np.concatenate(labels)
 
 
@@ -143,8 +147,10 @@ def stream_scores(
     hop = hop_samples(config.hop_s)
     for path in paths:
         audio = load_audio(path)
-        seconds += audio.shape[0] / 16000
-        scores = score_waveform(audio, scorer, window_samples=window_samples, hop=hop, batch_size=config.batch_size)
+        seconds += audio.shape[0] / SAMPLE_RATE
+        scores = score_waveform(
+            audio, scorer, window_samples=window_samples, hop=hop, batch_size=config.batch_size
+        )
         traces.append(smooth_scores(scores, config.smooth))
     return traces, seconds / 3600
 
@@ -221,7 +227,7 @@ def _summary(
     at = metrics.metrics_at(labels, scores, threshold)
     index = int(np.argmin(np.abs(table["threshold"] - threshold)))
     sweep_rows = [
-        {k: float(v[i]) for k, v in table.items() if k in ("threshold", "f1", "far", "frr", "precision", "recall")}
+        {k: float(table[k][i]) for k in ("threshold", "f1", "far", "frr", "precision", "recall")}
         | ({"fa_per_hour": float(fa_h[i])} if fa_h is not None else {})
         for i in range(len(table["threshold"]))
     ]

@@ -91,7 +91,8 @@ def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Det
     input_name = session.get_inputs()[0].name
 
     def score(waveforms: np.ndarray) -> np.ndarray:
-        return session.run(None, {input_name: np.ascontiguousarray(waveforms, dtype=np.float32)})[0].reshape(-1)
+        batch = np.ascontiguousarray(waveforms, dtype=np.float32)
+        return session.run(None, {input_name: batch})[0].reshape(-1)
 
     return Detector(where.stem, score, _onnx_window(session, where, meta), threshold, info or meta)
 

@@ -108,7 +108,9 @@ def evaluate_models(
         raise ConfigError("wb eval: give at least one labelled manifest (.jsonl) or negative audio file")
     manifests, streams = split_inputs(inputs)
     return [
-        evaluate_detector(load_detector(m, device=device), manifests=manifests, streams=streams, config=config)
+        evaluate_detector(
+            load_detector(m, device=device), manifests=manifests, streams=streams, config=config
+        )
         for m in models
     ]
 

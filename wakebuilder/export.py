@@ -230,6 +230,7 @@ def compose_speech_embedding(backbone: Any, head_path: Path, out_path: Path) -> 
     from onnx import compose, helper, numpy_helper
 
     mel_path, _ = backbone.onnx_paths()
+    window = int(backbone.window_samples)
     parts = {
         "mel_": onnx.load(str(mel_path)),
         "emb_": onnx.load_from_string(backbone.embedding_model.SerializeToString()),
@@ -254,7 +255,7 @@ def compose_speech_embedding(backbone: Any, head_path: Path, out_path: Path) -> 
     graph = helper.make_graph(
         glue_in + list(mel.node) + glue_mid + list(emb.node) + glue_head + list(head.node) + glue_out,
         "wakebuilder_speech_embedding",
-        [helper.make_tensor_value_info("waveform", onnx.TensorProto.FLOAT, ["batch", backbone.window_samples])],
+        [helper.make_tensor_value_info("waveform", onnx.TensorProto.FLOAT, ["batch", window])],
         [helper.make_tensor_value_info("probability", onnx.TensorProto.FLOAT, ["batch"])],
         initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()]
         + list(mel.initializer) + list(emb.initializer) + list(head.initializer),

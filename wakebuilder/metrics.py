@@ -133,9 +133,8 @@ def format_table(rows: list[dict[str, Any]], fa: dict[str, Any] | None = None) -
     """The target table (and FA/h figures) as aligned text for stderr."""
     lines = [f"{'metric':<10} {'value':>8}  {'target':<8} result"]
     for row in rows:
-        lines.append(
-            f"{row['metric']:<10} {row['value']:>8.4f}  {row['target']:<8} {'pass' if row['pass'] else 'FAIL'}"
-        )
+        verdict = "pass" if row["pass"] else "FAIL"
+        lines.append(f"{row['metric']:<10} {row['value']:>8.4f}  {row['target']:<8} {verdict}")
     for key, value in (fa or {}).items():
         shown = "n/a" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
         lines.append(f"{key:<24} {shown}")

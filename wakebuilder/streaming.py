@@ -14,7 +14,7 @@ time and score of its highest frame, and the time it fired.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +72,9 @@ def score_waveform(
     return out
 
 
-def frame_times(n_frames: int, *, window_samples: int, hop: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def frame_times(
+    n_frames: int, *, window_samples: int, hop: int, sample_rate: int = SAMPLE_RATE
+) -> np.ndarray:
     """Window-centre time in seconds of each frame."""
     return (np.arange(n_frames) * hop + window_samples / 2) / sample_rate
 
@@ -129,7 +131,8 @@ def count_events_many(
     totals = np.zeros(len(thresholds), dtype=np.int64)
     for trace in traces:
         for j, threshold in enumerate(thresholds):
-            totals[j] += len(count_events(trace, float(threshold), frame_s=frame_s, refractory_s=refractory_s))
+            events = count_events(trace, float(threshold), frame_s=frame_s, refractory_s=refractory_s)
+            totals[j] += len(events)
     return totals
 
 

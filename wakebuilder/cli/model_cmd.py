@@ -6,12 +6,17 @@ import json
 
 import click
 
-from wakebuilder.cli.options import device_option, handle_errors, json_option, overwrite_option, report, store_option
+from wakebuilder.cli.options import (
+    device_option, handle_errors, json_option, overwrite_option, report, store_option,
+)
 
 model_dir_option = click.option(
-    "--model", "model_dir", required=True, type=click.Path(path_type=str), help="Model directory from wb fit.",
+    "--model", "model_dir", required=True, type=click.Path(path_type=str),
+    help="Model directory from wb fit.",
 )
-hop_option = click.option("--hop-s", type=float, default=0.1, show_default=True, help="Seconds between windows.")
+hop_option = click.option(
+    "--hop-s", type=float, default=0.1, show_default=True, help="Seconds between windows (at most 0.1).",
+)
 refractory_option = click.option(
     "--refractory-s", type=float, default=1.0, show_default=True,
     help="Crossings closer than this to a detection count as the same detection.",
