@@ -1,0 +1,1 @@
+"""Augmentation: Numba kernels, NumPy references, parameter drawing, and ``wb augment``."""

@@ -1,0 +1,85 @@
+"""``wb augment``: K augmented copies of every clip of a manifest, reproducible from the rows."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wakebuilder import SAMPLE_RATE
+from wakebuilder.audio import AUDIO_EXTENSIONS, load_audio, quantize_pcm16, write_wav
+from wakebuilder.data.augment.transforms import AugmentConfig, apply_params, clip_rng, draw_params
+from wakebuilder.errors import ConfigError
+from wakebuilder.fingerprint import audio_id
+from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, resolve_clip_path, write_manifest
+
+
+def load_bank(folder: str | os.PathLike[str] | None, what: str) -> tuple[list[str], list[np.ndarray]]:
+    """Every audio file under ``folder`` (sorted names and samples); empty without a folder."""
+    if folder is None:
+        return [], []
+    root = Path(folder)
+    if not root.is_dir():
+        raise ConfigError(f"--{what} {root}: not a folder of audio files")
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not paths:
+        raise ConfigError(f"--{what} {root}: no audio files in it")
+    return [p.relative_to(root).as_posix() for p in paths], [load_audio(p) for p in paths]
+
+
+def augment_clip(
+    samples: np.ndarray, record: ClipRecord, copy: int, config: AugmentConfig, banks: dict[str, list[np.ndarray]],
+    names: dict[str, list[str]],
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """One augmented copy and the parameters that rebuild it."""
+    params = draw_params(clip_rng(config.seed, record.id, copy), config,
+                         noise_files=len(banks["noise"]), rir_files=len(banks["rir"]))
+    audio = apply_params(samples, params, banks=banks)
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > 0.99:
+        audio = audio * (0.99 / peak)
+        params["limiter_gain"] = 0.99 / peak
+    if params.get("noise", {}).get("file_index") is not None:
+        params["noise"]["file"] = names["noise"][params["noise"]["file_index"]]
+    if params.get("reverb", {}).get("rir_index") is not None:
+        params["reverb"]["file"] = names["rir"][params["reverb"]["rir_index"]]
+    return audio, params
+
+
+def run_augment(
+    manifest: str | os.PathLike[str], *, out_dir: str | os.PathLike[str], config: AugmentConfig,
+    noise_dir: str | None = None, rir_dir: str | None = None, keep_originals: bool = False, progress: bool = True,
+) -> Path:
+    """Write ``config.copies`` augmented copies of each clip and ``out_dir/manifest.jsonl``."""
+    from tqdm import tqdm
+
+    if config.copies < 1:
+        raise ConfigError(f"--copies {config.copies}: must be at least 1")
+    out = Path(out_dir)
+    noise_names, noise_bank = load_bank(noise_dir, "noise")
+    rir_names, rir_bank = load_bank(rir_dir, "rir")
+    banks, names = {"noise": noise_bank, "rir": rir_bank}, {"noise": noise_names, "rir": rir_names}
+    parents = read_manifest(manifest)
+    records: list[ClipRecord] = []
+    for parent in tqdm(parents, desc="augment", unit="clip", disable=not progress):
+        source = resolve_clip_path(manifest, parent)
+        samples = load_audio(source)
+        if keep_originals:
+            records.append(ClipRecord(**{**parent.to_dict(), "path": str(source)}))
+        for copy in range(config.copies):
+            audio, params = augment_clip(samples, parent, copy, config, banks, names)
+            clip_id = audio_id(quantize_pcm16(audio))
+            target = out / "clips" / f"{clip_id}.wav"
+            if not target.exists():  # a resumed run keeps what it already wrote
+                write_wav(target, audio)
+            records.append(ClipRecord(
+                id=clip_id, path=f"clips/{clip_id}.wav", label=parent.label, kind="augmented", group=parent.group,
+                text=parent.text, duration_s=round(audio.size / SAMPLE_RATE, 4), parent_id=parent.id,
+                params={"copy": copy, "seed": config.seed, "parent_kind": parent.kind, "chain": params},
+                source=str(source),
+            ))
+    unique = list({r.id: r for r in records}.values())
+    config.save(out / "augment_config.json")
+    return write_manifest(out / MANIFEST_NAME, unique)

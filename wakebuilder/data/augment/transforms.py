@@ -1,0 +1,192 @@
+"""Augmentation transforms: drawing parameters is separate from applying them.
+
+``draw_params`` draws a whole chain's parameters from an explicit Generator
+(seeded from the run seed, the clip id and the copy index); ``apply_params``
+is pure arithmetic on those parameters, with noise regenerated from the seed
+stored in them. The parameters go into the manifest row, so every augmented
+clip can be rebuilt exactly from its row. ``backend="numpy"`` runs the same
+chain through the NumPy references (for tests and the benchmark).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from wakebuilder import SAMPLE_RATE
+from wakebuilder.config import StageConfig
+from wakebuilder.data.augment import kernels, reference
+
+NOISE_COLORS = ("white", "pink", "brown")
+OLA_SIZE, OLA_HOP = 512, 128
+_WINDOW = np.hanning(OLA_SIZE).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AugmentConfig(StageConfig):
+    """Ranges and probabilities of each transform."""
+
+    copies: int = 2
+    seed: int = 0
+    speed_range: tuple[float, ...] = (0.9, 1.1)
+    speed_p: float = 0.5
+    pitch_semitones: tuple[float, ...] = (-2.0, 2.0)
+    pitch_p: float = 0.4
+    gain_db: tuple[float, ...] = (-10.0, 0.0)
+    snr_db: tuple[float, ...] = (5.0, 25.0)
+    noise_p: float = 0.8
+    rt60_s: tuple[float, ...] = (0.15, 0.7)
+    reverb_p: float = 0.5
+    eq_p: float = 0.4
+    shift_s: tuple[float, ...] = (-0.2, 0.2)
+    shift_p: float = 0.5
+
+
+def clip_rng(seed: int, clip_id: str, copy: int) -> np.random.Generator:
+    """The Generator of one augmented copy: a function of (seed, clip id, copy index) only."""
+    return np.random.default_rng([seed, int(clip_id[:15], 16) if _is_hex(clip_id) else abs(hash(clip_id)), copy])
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text[:15]) and len(text) >= 15
+
+
+def draw_params(rng: np.random.Generator, config: AugmentConfig, *, noise_files: int = 0, rir_files: int = 0) -> dict[str, Any]:
+    """Draw one chain's parameters (units in the names)."""
+    params: dict[str, Any] = {"gain_db": float(rng.uniform(*config.gain_db))}
+    if rng.random() < config.speed_p:
+        params["speed_factor"] = float(rng.uniform(*config.speed_range))
+    if rng.random() < config.pitch_p:
+        params["pitch_semitones"] = float(rng.uniform(*config.pitch_semitones))
+    if rng.random() < config.reverb_p:
+        source = int(rng.integers(rir_files)) if rir_files and rng.random() < 0.5 else None
+        params["reverb"] = {"rt60_s": float(rng.uniform(*config.rt60_s)), "seed": int(rng.integers(2**31)),
+                            "rir_index": source}
+    if rng.random() < config.eq_p:
+        kind = ("lowpass", "highpass", "bandpass")[int(rng.integers(3))]
+        cutoff = {"lowpass": (2500.0, 6000.0), "highpass": (80.0, 400.0), "bandpass": (500.0, 2500.0)}[kind]
+        params["eq"] = {"type": kind, "cutoff_hz": float(rng.uniform(*cutoff)), "q": float(rng.uniform(0.5, 1.2))}
+    if rng.random() < config.shift_p:
+        params["shift_s"] = float(rng.uniform(*config.shift_s))
+    if rng.random() < config.noise_p:
+        kinds = [*NOISE_COLORS, "file"] if noise_files else list(NOISE_COLORS)
+        kind = kinds[int(rng.integers(len(kinds)))]
+        params["noise"] = {"type": kind, "snr_db": float(rng.uniform(*config.snr_db)), "seed": int(rng.integers(2**31)),
+                           "file_index": int(rng.integers(noise_files)) if kind == "file" else None}
+    return params
+
+
+def biquad_coefficients(kind: str, cutoff_hz: float, q: float) -> tuple[tuple[float, float, float], tuple[float, float]]:
+    """RBJ audio-EQ-cookbook biquad, normalised so a0 = 1."""
+    w0 = 2 * math.pi * cutoff_hz / SAMPLE_RATE
+    alpha, cos = math.sin(w0) / (2 * q), math.cos(w0)
+    if kind == "lowpass":
+        b = ((1 - cos) / 2, 1 - cos, (1 - cos) / 2)
+    elif kind == "highpass":
+        b = ((1 + cos) / 2, -(1 + cos), (1 + cos) / 2)
+    else:
+        b = (alpha, 0.0, -alpha)
+    a0 = 1 + alpha
+    return (b[0] / a0, b[1] / a0, b[2] / a0), (-2 * cos / a0, (1 - alpha) / a0)
+
+
+def synthetic_rir(rt60_s: float, seed: int) -> np.ndarray:
+    """A room impulse response: direct path, then noise decaying 60 dB over ``rt60_s``."""
+    rng = np.random.default_rng(seed)
+    n = int(rt60_s * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    tail = rng.standard_normal(n) * np.exp(-6.9078 * t / rt60_s) * 0.3
+    tail[: int(0.003 * SAMPLE_RATE)] = 0.0  # first reflections after 3 ms
+    tail[0] = 1.0
+    return (tail / np.sqrt(np.sum(tail**2))).astype(np.float32)
+
+
+def _convolve(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """FFT convolution truncated to the input's length, RMS kept (NumPy: already O(n log n))."""
+    size = 1 << int(math.ceil(math.log2(x.size + rir.size)))
+    wet = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(rir, size), size)[: x.size]
+    dry_rms, wet_rms = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(wet**2))
+    return (wet * (dry_rms / wet_rms) if wet_rms > 0 else wet).astype(np.float32)
+
+
+def _noise(params: dict[str, Any], length: int, banks: dict[str, list[np.ndarray]], backend: str) -> np.ndarray:
+    rng = np.random.default_rng(params["seed"])
+    if params["type"] == "file":
+        source = banks["noise"][params["file_index"]]
+        start = int(rng.integers(max(source.size - length, 0) + 1))
+        piece = np.resize(source[start:], length) if source.size else np.zeros(length, np.float32)
+        return piece.astype(np.float32)
+    white = rng.standard_normal(length).astype(np.float32)
+    color = NOISE_COLORS.index(params["type"])
+    if backend == "numpy":
+        return reference.color_noise(white, color)
+    out = np.empty_like(white)
+    kernels._color_noise(white, color, out)
+    return out
+
+
+def noise_gain_for_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> float:
+    """The gain that puts ``noise`` ``snr_db`` below ``signal`` (mean power over the clip)."""
+    p_signal, p_noise = float(np.mean(signal**2)), float(np.mean(noise**2))
+    return math.sqrt(p_signal / (p_noise * 10 ** (snr_db / 10))) if p_noise > 0 and p_signal > 0 else 0.0
+
+
+def apply_params(
+    samples: np.ndarray, params: dict[str, Any], *, banks: dict[str, list[np.ndarray]] | None = None,
+    backend: str = "numba",
+) -> np.ndarray:
+    """Apply a drawn chain: speed, pitch, reverb, EQ, shift, noise at SNR, gain."""
+    banks = banks or {"noise": [], "rir": []}
+    fast = backend == "numba"
+    x = np.ascontiguousarray(samples, dtype=np.float32)
+    if "speed_factor" in params:
+        x = _resample(x, params["speed_factor"], max(int(x.size / params["speed_factor"]), 1), fast)
+    if "pitch_semitones" in params:
+        factor = 2 ** (params["pitch_semitones"] / 12)
+        raised = _resample(x, factor, max(int(x.size / factor), 1), fast)
+        x = _stretch(raised, raised.size / x.size, x.size, fast)
+    if "reverb" in params:
+        reverb = params["reverb"]
+        rir = banks["rir"][reverb["rir_index"]] if reverb.get("rir_index") is not None else synthetic_rir(
+            reverb["rt60_s"], reverb["seed"])
+        x = _convolve(x, rir)
+    if "eq" in params:
+        b, a = biquad_coefficients(params["eq"]["type"], params["eq"]["cutoff_hz"], params["eq"]["q"])
+        x = reference.biquad(x, b, a) if not fast else _run(kernels._biquad, x, *b, *a)
+    if "shift_s" in params:
+        offset = int(params["shift_s"] * SAMPLE_RATE)
+        x = reference.shift(x, offset) if not fast else _run(kernels._shift, x, offset)
+    gain = 10 ** (params["gain_db"] / 20)
+    noise = np.zeros_like(x)
+    noise_gain = 0.0
+    if "noise" in params:
+        noise = _noise(params["noise"], x.size, banks, backend)
+        noise_gain = noise_gain_for_snr(x, noise, params["noise"]["snr_db"])
+    if not fast:
+        return reference.scale_add(x, gain, noise, noise_gain * gain)
+    return _run(kernels._scale_add, x, gain, noise, noise_gain * gain)
+
+
+def _run(kernel: Any, x: np.ndarray, *args: Any) -> np.ndarray:
+    out = np.empty_like(x)
+    kernel(x, *args, out)
+    return out
+
+
+def _resample(x: np.ndarray, factor: float, length: int, fast: bool) -> np.ndarray:
+    if not fast:
+        return reference.resample_linear(x, factor, length)
+    out = np.empty(length, dtype=np.float32)
+    kernels._resample_linear(x, factor, out)
+    return out
+
+
+def _stretch(x: np.ndarray, rate: float, length: int, fast: bool) -> np.ndarray:
+    if not fast:
+        return reference.ola_stretch(x, rate, _WINDOW, OLA_HOP, length)
+    out, norm = np.empty(length, dtype=np.float32), np.empty(length, dtype=np.float32)
+    kernels._ola_stretch(x, rate, _WINDOW, OLA_HOP, out, norm)
+    return out
