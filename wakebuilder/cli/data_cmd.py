@@ -36,6 +36,8 @@ def validate(recordings: tuple[str, ...], out_dir: str, speaker: str | None, tex
               help="TTS engines [default: piper, flite, espeak; those installed].")
 @click.option("--piper-voice", "piper_voices", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A Piper voice .onnx (with its .onnx.json beside it).")
+@click.option("--voices", "voice_pattern", default=None,
+              help="Only voices whose key matches this regular expression (see --list-voices).")
 @click.option("--label", type=click.IntRange(0, 1), default=1, show_default=True)
 @click.option("--kind", default="tts", show_default=True, help="Manifest kind of the clips.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
@@ -45,7 +47,7 @@ def validate(recordings: tuple[str, ...], out_dir: str, speaker: str | None, tex
 @handle_errors
 def synth(
     phrase: str | None, out_dir: str | None, n: int, engines: tuple[str, ...], piper_voices: tuple[str, ...],
-    label: int, kind: str, workers: int, list_voices: bool, seed: int, as_json: bool,
+    voice_pattern: str | None, label: int, kind: str, workers: int, list_voices: bool, seed: int, as_json: bool,
 ) -> None:
     """Synthesize N clips of PHRASE across many voices into --out."""
     from wakebuilder.data.synth import SynthConfig, run_synth
@@ -62,7 +64,7 @@ def synth(
         raise ConfigError("wb synth needs PHRASE and --out DIR (or --list-voices)")
     config = SynthConfig(
         texts=(phrase,), n=n, engines=engines or DEFAULT_ENGINES, piper_voices=piper_voices, seed=seed,
-        label=label, kind=kind, workers=workers,
+        label=label, kind=kind, workers=workers, voice_pattern=voice_pattern,
     )
     manifest = run_synth(config, out_dir=out_dir)
     report(manifest, {"manifest": str(manifest), **config.to_dict()}, as_json)

@@ -17,6 +17,7 @@ from wakebuilder.cli.options import handle_errors, json_option, overwrite_option
               help="Largest phoneme edit distance of a sound-alike.")
 @click.option("--engine", "engines", multiple=True, type=click.Choice(["piper", "flite", "espeak", "gtts"]),
               help="TTS engines [default: piper, flite, espeak; those installed].")
+@click.option("--voices", "voice_pattern", default=None, help="Only voices whose key matches this regex.")
 @click.option("--list", "list_only", is_flag=True, help="Print the candidates with their distances and stop.")
 @click.option("--real", "real_dir", type=click.Path(file_okay=False), help="Chunk the real audio under this folder.")
 @click.option("--min-s", type=click.FloatRange(min=0.1), default=1.0, show_default=True)
@@ -29,7 +30,7 @@ from wakebuilder.cli.options import handle_errors, json_option, overwrite_option
 @handle_errors
 def negatives(
     phrase: str | None, out_dir: str | None, n: int, speech: int, max_distance: float, engines: tuple[str, ...],
-    list_only: bool, real_dir: str | None, min_s: float, max_s: float, hop_s: float, workers: int, seed: int,
+    voice_pattern: str | None, list_only: bool, real_dir: str | None, min_s: float, max_s: float, hop_s: float, workers: int, seed: int,
     overwrite: bool, as_json: bool,
 ) -> None:
     """Hard negatives for PHRASE into --out, or (with --real DIR) chunks of real audio."""
@@ -59,7 +60,7 @@ def negatives(
 
     config = NegativesConfig(
         phrase=phrase, n=n, speech=speech, max_distance=max_distance, engines=engines or DEFAULT_ENGINES,
-        seed=seed, workers=workers,
+        seed=seed, workers=workers, voice_pattern=voice_pattern,
     )
     manifest = make_negatives(config, out_dir=out_dir)
     report(manifest, {"manifest": str(manifest), **config.to_dict()}, as_json)

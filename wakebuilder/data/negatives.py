@@ -32,6 +32,7 @@ class NegativesConfig(StageConfig):
     engines: tuple[str, ...] = DEFAULT_ENGINES
     seed: int = 0
     workers: int = 2
+    voice_pattern: str | None = None
 
 
 def says(text: str, phrase: str) -> bool:
@@ -71,14 +72,14 @@ def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str]) 
     if config.n:
         hard = SynthConfig(
             texts=tuple(c.text for c in chosen), n=config.n, engines=config.engines, seed=config.seed,
-            label=0, kind="hard_negative", variants=False, workers=config.workers,
+            label=0, kind="hard_negative", variants=False, workers=config.workers, voice_pattern=config.voice_pattern,
         )
         records += [_with_candidate(r, by_text.get(r.text)) for r in synthesize_clips(hard, out_dir=out_dir)]
     if config.speech:
         sentences = tuple(s for s in random_sentences(config.speech, seed=config.seed) if not says(s, config.phrase))
         speech = SynthConfig(
             texts=sentences, n=config.speech, engines=config.engines, seed=config.seed + 1, label=0,
-            kind="speech_negative", variants=False, workers=config.workers,
+            kind="speech_negative", variants=False, workers=config.workers, voice_pattern=config.voice_pattern,
         )
         seen = {r.id for r in records}
         records += [r for r in synthesize_clips(speech, out_dir=out_dir) if r.id not in seen]

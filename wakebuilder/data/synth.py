@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ class SynthConfig(StageConfig):
     kind: str = "tts"
     variants: bool = True
     workers: int = 2
+    voice_pattern: str | None = None
 
 
 def text_variants(text: str) -> list[str]:
@@ -54,6 +56,17 @@ def text_variants(text: str) -> list[str]:
     if len(words) > 1:
         out += [words[0].lower() + ", " + " ".join(words[1:]).lower(), words[0].capitalize() + "... " + " ".join(words[1:])]
     return list(dict.fromkeys(out))
+
+
+def select_voices(voices: list[Voice], pattern: str | None) -> list[Voice]:
+    """The voices whose key matches ``pattern`` (a regular expression searched in the key)."""
+    if pattern is None:
+        return voices
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"--voices {pattern!r}: not a regular expression ({exc})") from exc
+    return [voice for voice in voices if compiled.search(voice.key)]
 
 
 def plan_jobs(config: SynthConfig, voices_by_engine: dict[str, list[Voice]]) -> list[tuple[int, str, Voice]]:
@@ -102,7 +115,10 @@ def synthesize_clips(config: SynthConfig, *, out_dir: str | os.PathLike[str]) ->
     for path in config.piper_voices:
         get_engine("piper").add_voice(path)  # type: ignore[attr-defined]
     engines = usable_engines(list(config.engines))
-    voices = {engine.name: engine.voices() for engine in engines}
+    voices = {engine.name: select_voices(engine.voices(), config.voice_pattern) for engine in engines}
+    voices = {name: found for name, found in voices.items() if found}
+    if not voices:
+        raise ConfigError(f"--voices {config.voice_pattern!r}: matches no voice of {', '.join(config.engines)}")
     jobs = [(i, text, voice.to_dict()) for i, text, voice in plan_jobs(config, voices)]
     workers = max(1, min(config.workers, len(jobs)))
     parts = [(jobs[k::workers], str(out_dir), {"seed": config.seed}, list(config.piper_voices)) for k in range(workers)]
