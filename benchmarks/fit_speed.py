@@ -76,7 +76,9 @@ def bench_fit(arrays: StoreArrays, name: str, overrides: dict, device: str, max_
         "epochs": len(result.history), "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
         "s_per_epoch": float(np.median(epoch_s)), "fit_s": total_s, "val_f1": result.best["f1"],
         "val_loss": result.best["val_loss"], "peak_rss_mb": peak_rss_mb(),
-        "cuda_max_allocated_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
+        "cuda_max_allocated_mb": (
+            torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
+        ),
     }
 
 
@@ -122,7 +124,8 @@ def main() -> None:
     for r in rows:
         ratio = ast["s_per_epoch"] / r["s_per_epoch"]
         r["ast_epoch_ratio"] = ratio
-        print(f"{r['config']:<20} {r['seq_len']:>3} {r['batch_size']:>5} {r['s_per_epoch']:>8.2f} {r['epochs']:>6} "
+        print(f"{r['config']:<20} {r['seq_len']:>3} {r['batch_size']:>5} {r['s_per_epoch']:>8.2f} "
+              f"{r['epochs']:>6} "
               f"{r['fit_s']:>7.1f} {r['val_f1']:>7.3f} {r['peak_rss_mb']:>7.0f} {ratio:>19.0f}")
     print(f"\noriginal per-epoch cost: full-size AST forward {ast['s_per_clip'] * 1e3:.0f} ms/clip x "
           f"{rows[0]['n_train']} clips = {ast['s_per_epoch']:.0f} s per epoch")

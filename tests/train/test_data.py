@@ -25,7 +25,8 @@ class FakeStore:
         for start in range(0, len(a), batch_size):
             self.reads += 1
             s = slice(start, start + batch_size)
-            yield StoreArrays(None, a.sequence[s] if sequence else None, a.label[s], a.id[s], a.kind[s], a.group[s])
+            seq = a.sequence[s] if sequence else None
+            yield StoreArrays(None, seq, a.label[s], a.id[s], a.kind[s], a.group[s])
 
 
 def test_balanced_batches_hold_equal_classes_and_cover_the_majority() -> None:

@@ -14,7 +14,8 @@ from wakebuilder.train.fit import FitConfig
 def test_help_lists_the_switches() -> None:
     result = CliRunner().invoke(main, ["fit", "--help"])
     assert result.exit_code == 0
-    for switch in ("--no-attention", "--no-se", "--no-tcn", "--hidden", "--init", "--stream", "--val-fraction"):
+    switches = ("--no-attention", "--no-se", "--no-tcn", "--hidden", "--init", "--stream", "--val-fraction")
+    for switch in switches:
         assert switch in result.output
 
 
@@ -29,7 +30,8 @@ def test_cli_defaults_match_the_config() -> None:
 
 
 def test_missing_store_exits_non_zero(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["fit", "--store", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "m")])
+    args = ["fit", "--store", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "m")]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code != 0
     assert "no embedding store" in result.output
 
@@ -42,10 +44,12 @@ def test_bad_hidden_exits_non_zero(tmp_path: Path) -> None:
 def test_fit_json_summary(tmp_path: Path) -> None:
     store = make_store(tmp_path / "store.h5", n=200, augmented=False)
     args = ["fit", "--store", str(store), "--out", str(tmp_path / "model"), "--width", "16", "--hidden", "32",
-            "--no-se", "--no-attention", "--max-epochs", "2", "--batch-size", "32", "--device", "cpu", "--json"]
+            "--no-se", "--no-attention", "--max-epochs", "2", "--batch-size", "32", "--device", "cpu",
+            "--json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["path"] == str(tmp_path / "model") and summary["epochs_run"] == 2
     meta = json.loads((tmp_path / "model" / "model.json").read_text())
-    assert meta["head"]["se"] is False and meta["head"]["attention"] is False and meta["head"]["hidden"] == [32]
+    head = meta["head"]
+    assert head["se"] is False and head["attention"] is False and head["hidden"] == [32]

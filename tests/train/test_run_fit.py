@@ -14,7 +14,9 @@ from wakebuilder.store import StoreSpec, open_store
 from wakebuilder.train.fit import run_fit
 from wakebuilder.train.plots import read_metrics_log
 
-IDENTITY = {"name": "test-backbone", "spec": "test", "window_s": 1.0, "revision": "0", "seq_len": 8, "dim": 32}
+IDENTITY = {
+    "name": "test-backbone", "spec": "test", "window_s": 1.0, "revision": "0", "seq_len": 8, "dim": 32,
+}
 
 
 def make_store(path: Path, *, n: int = 400, identity: dict | None = None, augmented: bool = True) -> Path:
@@ -30,7 +32,8 @@ def make_store(path: Path, *, n: int = 400, identity: dict | None = None, augmen
         rows.append(i)
         if augmented and i % 4 == 0:
             records.append(ClipRecord(
-                id=f"{arrays.id[i]}-aug", path=f"c{i}-aug.wav", label=label, kind="augmented", group="augment",
+                id=f"{arrays.id[i]}-aug", path=f"c{i}-aug.wav", label=label, kind="augmented",
+                group="augment",
                 parent_id=str(arrays.id[i]), text=records[-1].text,
             ))
             rows.append(i)
@@ -89,7 +92,8 @@ def test_init_fine_tunes_and_refuses_another_backbone(fitted: tuple[Path, Path],
     tuned, result = run_fit(store, tmp_path / "tuned", SMALL.replace(max_epochs=2), device="cpu", init=model,
                             progress=False)
     assert json.loads((tuned / "model.json").read_text())["init_from"] == str(model.resolve())
-    other = make_store(tmp_path / "other.zarr", n=120, identity={**IDENTITY, "name": "another"}, augmented=False)
+    other_identity = {**IDENTITY, "name": "another"}
+    other = make_store(tmp_path / "other.zarr", n=120, identity=other_identity, augmented=False)
     with pytest.raises(StoreMismatchError, match="another"):
         run_fit(other, tmp_path / "bad", SMALL, device="cpu", init=model, progress=False)
 
@@ -104,8 +108,8 @@ def test_refuses_existing_output_and_missing_store(fitted: tuple[Path, Path], tm
 
 def test_stream_flag_streams_from_the_store(fitted: tuple[Path, Path], tmp_path: Path) -> None:
     store, _ = fitted
-    out, result = run_fit(store, tmp_path / "streamed", SMALL.replace(max_epochs=2), device="cpu", stream=True,
-                          progress=False)
+    out, result = run_fit(store, tmp_path / "streamed", SMALL.replace(max_epochs=2), device="cpu",
+                          stream=True, progress=False)
     assert result.mode == "stream"
     assert json.loads((out / "model.json").read_text())["training"]["mode"] == "stream"
 

@@ -9,7 +9,9 @@ from wakebuilder.errors import ConfigError, TrainingError
 from wakebuilder.train.split import resolve_groups, split_groups
 
 
-def _dataset(n_groups: int = 12, per_group: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _dataset(
+    n_groups: int = 12, per_group: int = 10, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     groups = np.repeat([f"g{i}" for i in range(n_groups)], per_group)
     # half the groups are voices saying the wake word (plus some other speech), half negative-only sources
@@ -96,7 +98,10 @@ def test_bad_fraction() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 1)), min_size=12, max_size=80), st.integers(0, 99))
+@given(
+    st.lists(st.tuples(st.integers(0, 9), st.integers(0, 1)), min_size=12, max_size=80),
+    st.integers(0, 99),
+)
 def test_property_split_is_a_partition_of_groups(rows: list[tuple[int, int]], seed: int) -> None:
     groups = np.array([f"g{g}" for g, _ in rows])
     labels = np.array([y for _, y in rows])

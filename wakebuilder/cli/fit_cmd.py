@@ -22,14 +22,17 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
 
 @click.command()
 @store_option
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write."
+)
 @click.option("--width", type=click.IntRange(min=1), default=64, show_default=True, help="Projection width.")
 @click.option("--hidden", default="256,128", show_default=True, callback=_hidden, help="MLP hidden sizes.")
 @click.option("--dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True)
 @click.option("--tcn/--no-tcn", default=True, show_default=True, help="Dilated temporal convolutions.")
 @click.option("--tcn-layers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--se/--no-se", default=True, show_default=True, help="Squeeze-and-excitation.")
-@click.option("--attention/--no-attention", default=True, show_default=True, help="Attention pooling (else mean).")
+@click.option("--attention/--no-attention", default=True, show_default=True,
+              help="Attention pooling (else mean).")
 @click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=8e-4, show_default=True,
               help="Peak learning rate of the one-cycle schedule.")
 @click.option("--weight-decay", type=click.FloatRange(min=0.0), default=0.01, show_default=True)
@@ -46,11 +49,13 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
               help="Mixup Beta(a, a) parameter; 0 disables mixup.")
 @click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.25,
               show_default=True, help="Share of groups held out for validation.")
-@click.option("--keep-recordings-in-train", is_flag=True, default=False, help="Never hold out your own recordings.")
+@click.option("--keep-recordings-in-train", is_flag=True, default=False,
+              help="Never hold out your own recordings.")
 @click.option("--init", "init", type=click.Path(exists=True, file_okay=False), default=None,
               help="Fine-tune this model directory's head (same backbone only).")
 @click.option("--wake-word", default=None, help="Wake word to record [default: most common positive text].")
-@click.option("--stream", is_flag=True, default=False, help="Stream from the store instead of loading it into memory.")
+@click.option("--stream", is_flag=True, default=False,
+              help="Stream from the store instead of loading it into memory.")
 @device_option
 @threads_option
 @seed_option
@@ -59,8 +64,9 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
 @handle_errors
 def fit(
     store: str, out_dir: str, width: int, hidden: tuple[int, ...], dropout: float, tcn: bool, tcn_layers: int,
-    se: bool, attention: bool, lr: float, weight_decay: float, batch_size: int, max_epochs: int, patience: int,
-    min_delta: float, focal_alpha: float, focal_gamma: float, mixup_alpha: float, val_fraction: float,
+    se: bool, attention: bool, lr: float, weight_decay: float, batch_size: int, max_epochs: int,
+    patience: int, min_delta: float, focal_alpha: float, focal_gamma: float, mixup_alpha: float,
+    val_fraction: float,
     keep_recordings_in_train: bool, init: str | None, wake_word: str | None, stream: bool, device: str,
     threads: int, seed: int, overwrite: bool, as_json: bool,
 ) -> None:
@@ -72,13 +78,16 @@ def fit(
 
     set_threads(threads)
     config = FitConfig(
-        width=width, hidden=hidden, dropout=dropout, tcn=tcn, tcn_layers=tcn_layers, se=se, attention=attention,
+        width=width, hidden=hidden, dropout=dropout, tcn=tcn, tcn_layers=tcn_layers, se=se,
+        attention=attention,
         lr=lr, weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
         min_delta=min_delta, focal_alpha=focal_alpha, focal_gamma=focal_gamma, mixup_alpha=mixup_alpha,
         val_fraction=val_fraction,
         keep_recordings_in_train=keep_recordings_in_train, seed=seed,
     )
-    path, result = run_fit(store, out_dir, config, device=device, init=init, wake_word=wake_word, stream=stream,
-                           overwrite=overwrite)
+    path, result = run_fit(
+        store, out_dir, config, device=device, init=init, wake_word=wake_word, stream=stream,
+        overwrite=overwrite,
+    )
     report(path, {"path": str(path), **result.best, "best_epoch": result.best_epoch,
                   "epochs_run": len(result.history), "mode": result.mode}, as_json)

@@ -28,7 +28,9 @@ _BUFFER_ROWS = 8192
 class BatchSource(Protocol):
     """What streaming needs from a store (``EmbeddingStore.iter_batches``)."""
 
-    def iter_batches(self, batch_size: int, *, pooled: bool = False, sequence: bool = True) -> Iterator[Any]: ...
+    def iter_batches(
+        self, batch_size: int, *, pooled: bool = False, sequence: bool = True
+    ) -> Iterator[Any]: ...
 
 
 @dataclass
@@ -199,7 +201,8 @@ class StreamLoop:
 
     def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         w_pos, w_neg = self.class_weight
-        for seq, target in stream_batches(self.source, self.train_mask, self.batch_size, self.rng, self.device):
+        batches = stream_batches(self.source, self.train_mask, self.batch_size, self.rng, self.device)
+        for seq, target in batches:
             yield seq, target, target * w_pos + (1.0 - target) * w_neg
 
     def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -76,7 +76,8 @@ class FitConfig(StageConfig):
         checks = {
             "width": self.width >= 1, "batch_size": self.batch_size >= 2, "max_epochs": self.max_epochs >= 1,
             "patience": self.patience >= 1, "lr": self.lr > 0, "dropout": 0.0 <= self.dropout < 1.0,
-            "warmup_fraction": 0.0 < self.warmup_fraction < 1.0, "focal_alpha": 0.0 <= self.focal_alpha <= 1.0,
+            "warmup_fraction": 0.0 < self.warmup_fraction < 1.0,
+            "focal_alpha": 0.0 <= self.focal_alpha <= 1.0,
             "focal_gamma": self.focal_gamma >= 0.0, "hidden": all(h >= 1 for h in self.hidden),
             "tcn_layers": self.tcn_layers >= 1, "tcn_kernel": self.tcn_kernel % 2 == 1,
         }
@@ -157,7 +158,9 @@ def _check_arrays(arrays: Any, *, streaming: bool) -> np.ndarray:
         raise TrainingError(f"labels must be 0 or 1, found {sorted(present)}")
     if len(present) < 2:
         missing = "positives (label 1)" if 1 not in present else "negatives (label 0)"
-        raise TrainingError(f"the store holds only one class: no {missing}; embed both wake-word and other clips")
+        raise TrainingError(
+            f"the store holds only one class: no {missing}; embed both wake-word and other clips"
+        )
     if not streaming and getattr(arrays, "sequence", None) is None:
         raise TrainingError("no embedding sequences loaded: load the store with sequence=True")
     return labels
@@ -199,7 +202,8 @@ def run_fit(
     """Train on a store and write the model directory (built as ``.incomplete``, then renamed).
 
     Streams from the store (bounded memory) when ``stream`` is set or the
-    float16 sequences would not fit in the device's free memory.
+    float16 sequences would not fit in the device's free memory. With
+    ``init`` the head (its shape included) starts from that model directory.
 
     Raises:
         StoreError: no store at ``store_path``.
@@ -216,7 +220,8 @@ def run_fit(
         init_model = _load_init(init, store.spec) if init is not None else None
         meta_arrays, texts = _store_rows(store)
         n_bytes = tdata.sequence_bytes(len(store), store.spec.seq_len, store.spec.dim)
-        streaming = stream or not tdata.fits_on_device(n_bytes, device)
+        # On the CPU the loaded array and the training copy coexist for a moment.
+        streaming = stream or not tdata.fits_on_device(n_bytes * (2 if device == "cpu" else 1), device)
         if streaming:
             arrays, source = meta_arrays, store
         else:

@@ -66,7 +66,8 @@ def _train_epoch(head: WakeHead, loop: Loop, optimizer: torch.optim.Optimizer,
         seq, soft = mixup(seq, target, lam, perm)
         if weights is not None:
             weights = weights[perm] * (1.0 - lam) + weights * lam
-        loss = focal_loss(head(seq), soft, alpha=config.focal_alpha, gamma=config.focal_gamma, weights=weights)
+        logits = head(seq)
+        loss = focal_loss(logits, soft, alpha=config.focal_alpha, gamma=config.focal_gamma, weights=weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -75,7 +75,10 @@ def draw_mixup(
     mixup (``lam = 1``).
     """
     perm = rng.permutation(batch)
-    lam = np.ones(batch, dtype=np.float32) if alpha <= 0.0 else rng.beta(alpha, alpha, batch).astype(np.float32)
+    if alpha <= 0.0:
+        lam = np.ones(batch, dtype=np.float32)
+    else:
+        lam = rng.beta(alpha, alpha, batch).astype(np.float32)
     return torch.from_numpy(lam).to(device), torch.from_numpy(perm).to(device)
 
 
