@@ -74,13 +74,17 @@ def plan_jobs(config: SynthConfig, voices_by_engine: dict[str, list[Voice]]) -> 
     rng = np.random.default_rng(config.seed)
     engines = sorted(voices_by_engine)
     orders = {e: [voices_by_engine[e][i] for i in rng.permutation(len(voices_by_engine[e]))] for e in engines}
+    offset = int(rng.integers(1 << 16))
     jobs = []
     for index in range(config.n):
         engine = engines[index % len(engines)]
-        voice = orders[engine][(index // len(engines)) % len(orders[engine])]
+        turn = index // len(engines)
+        voice = orders[engine][turn % len(orders[engine])]
         text = config.texts[index % len(config.texts)]
         variants = text_variants(text) if config.variants else [text]
-        jobs.append((index, variants[int(rng.integers(len(variants)))], voice))
+        # a voice's k-th turn takes the k-th variant, so (voice, text) pairs repeat only when all are used
+        variant = variants[(turn // len(orders[engine]) + offset + turn) % len(variants)]
+        jobs.append((index, variant, voice))
     return jobs
 
 
