@@ -19,24 +19,14 @@ import numpy as np
 
 from wakebuilder import SAMPLE_RATE, metrics
 from wakebuilder.audio import fit_to_window, load_audio
-from wakebuilder.config import StageConfig
 from wakebuilder.detect import DetectConfig, Detector, detect_waveform, load_detector
 from wakebuilder.errors import ConfigError
 from wakebuilder.manifest import read_manifest, resolve_clip_path
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class EvalConfig(StageConfig):
-    """Scoring settings shared by every model of one comparison."""
-
-    threshold: float | None = None
-    hop_s: float = 0.1
-    smooth: int = 1
-    refractory_s: float = 1.0
-    batch_size: int = 32
-
-    def __post_init__(self) -> None:
-        self.detect_config()  # same checks as wb detect
+class EvalConfig(DetectConfig):
+    """Scoring settings shared by every model of one comparison: those of ``wb detect``."""
 
     def detect_config(self) -> DetectConfig:
         """The same settings for the streaming scan."""
