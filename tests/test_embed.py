@@ -67,6 +67,15 @@ def test_embed_with_tiny_ast_and_window_fit(tmp_path: Path, tiny_ast_dir: Path) 
     assert replaced["embedded"] == 6
 
 
+def test_window_fits_the_wake_word_clips() -> None:
+    from wakebuilder.embed import window_durations
+
+    rows = [ClipRecord(id=str(i), path="a.wav", label=label, kind="tts", group="g", duration_s=d)
+            for i, (label, d) in enumerate([(1, 1.2), (0, 2.9), (1, 1.4)])]
+    assert window_durations(rows) == [1.2, 1.4]
+    assert window_durations(rows[1:2]) == [2.9]
+
+
 def test_choose_window() -> None:
     assert choose_window(1.28, [0.8, 1.2]) is None
     assert choose_window(1.28, [0.8, 2.345]) == 2.35

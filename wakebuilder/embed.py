@@ -78,13 +78,24 @@ def choose_window(native_s: float, durations: Sequence[float]) -> float | None:
     return min(MAX_WINDOW_S, math.ceil(longest * 100 - 1e-6) / 100)
 
 
+def window_durations(records: Sequence[ClipRecord]) -> list[float]:
+    """The durations the window must fit: the wake-word clips' (label 1) when there are any.
+
+    A positive cut short loses the phrase; a long negative cropped to the window
+    is still a fair negative (detection sees such windows of long audio too).
+    """
+    positives = [r.duration_s for r in records if r.label == 1]
+    return positives or [r.duration_s for r in records]
+
+
 def load_for_store(config: EmbedConfig, durations: Sequence[float], device: str) -> Backbone:
-    """Load the backbone with the configured window, or one that fits the clips."""
+    """Load the backbone with the configured window, or one that fits the wake-word clips."""
     backbone = load_backbone(config.backbone, window_s=config.window_s, device=device, dtype=config.dtype)
     if config.window_s is None:
         wider = choose_window(backbone.window_samples / backbone.sample_rate, durations)
         if wider is not None:
-            log.info("clips last up to %.2f s: widening the %s window to %.2f s", max(durations), backbone.name, wider)
+            log.info("wake-word clips last up to %.2f s: widening the %s window to %.2f s",
+                     max(durations), backbone.name, wider)
             backbone = load_backbone(config.backbone, window_s=wider, device=device, dtype=config.dtype)
     return backbone
 
@@ -164,7 +175,7 @@ def embed_manifests(
     if batch_size < 1:
         raise StoreError(f"--batch-size {batch_size}: must be at least 1")
     clips = collect_clips(manifests)
-    backbone = load_for_store(config, [r.duration_s for _, r in clips], device)
+    backbone = load_for_store(config, window_durations([r for _, r in clips]), device)
     spec = StoreSpec(backbone=backbone.identity, seq_len=backbone.seq_len, dim=backbone.dim)
     started = time.perf_counter()
     rejects: list[dict[str, str]] = []
