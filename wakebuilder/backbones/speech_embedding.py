@@ -117,9 +117,12 @@ class SpeechEmbeddingBackbone:
         self._paths = resource_paths()
         providers = ["CPUExecutionProvider"]
         self._mel = ort.InferenceSession(str(self._paths[0]), options, providers=providers)
-        self._emb_windows = ort.InferenceSession(str(self._paths[1]), options, providers=providers)
+        self._options = options
+        self._emb_windows: Any = None  # the original model, built on first use of embed_windowed
         self.embedding_model = fully_convolutional(onnx.load(str(self._paths[1])))
-        self._emb = ort.InferenceSession(self.embedding_model.SerializeToString(), options, providers=providers)
+        self._emb = ort.InferenceSession(
+            self.embedding_model.SerializeToString(), options, providers=providers
+        )
         self._revision = hashlib.sha256(b"".join(p.read_bytes() for p in self._paths)).hexdigest()[:16]
 
     def onnx_paths(self) -> tuple[Path, Path]:
@@ -149,7 +152,9 @@ class SpeechEmbeddingBackbone:
 
     def _check(self, waveforms: np.ndarray) -> None:
         if waveforms.ndim != 2 or waveforms.shape[1] != self.window_samples:
-            raise BackboneError(f"speech-embedding expects (B, {self.window_samples}) audio, got {waveforms.shape}")
+            raise BackboneError(
+                f"speech-embedding expects (B, {self.window_samples}) audio, got {waveforms.shape}"
+            )
 
     def embed(self, waveforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Embed ``(B, window_samples)`` audio: pooled ``(B, 96)`` and sequence ``(B, T, 96)``."""
@@ -164,6 +169,12 @@ class SpeechEmbeddingBackbone:
     def embed_windowed(self, waveforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Reference path as openWakeWord runs it: the original model on each 76-frame window."""
         self._check(waveforms)
+        if self._emb_windows is None:
+            import onnxruntime as ort
+
+            self._emb_windows = ort.InferenceSession(
+                str(self._paths[1]), self._options, providers=["CPUExecutionProvider"]
+            )
         mel = self.mel(waveforms)
         starts = np.arange(self.seq_len) * STRIDE_FRAMES
         windows = np.stack([mel[:, s : s + WINDOW_FRAMES] for s in starts], axis=1)

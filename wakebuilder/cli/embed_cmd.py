@@ -17,10 +17,12 @@ from wakebuilder.cli.options import (
 @click.option("--backbone", default="ast", show_default=True,
               help="ast, speech-embedding, an HF hub id of an AST checkpoint, or a local directory.")
 @click.option("--window-s", type=click.FloatRange(0.5, 3.0), default=None,
-              help="Seconds one embedding sees [default: the backbone's, widened to fit the clips].")
+              help="Seconds one embedding sees [default: the backbone's; AST widens it to fit the "
+              "wake-word clips].")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="AST compute precision (auto: bf16 on CUDA, fp32 on CPU).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Clips per backbone call.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding threads.")
 @device_option
 @threads_option
@@ -28,10 +30,14 @@ from wakebuilder.cli.options import (
 @json_option
 @handle_errors
 def embed(
-    manifests: tuple[str, ...], store: str, backbone: str, window_s: float | None, dtype: str, batch_size: int,
-    workers: int, device: str, threads: int, overwrite: bool, as_json: bool,
+    manifests: tuple[str, ...], store: str, backbone: str, window_s: float | None, dtype: str,
+    batch_size: int, workers: int, device: str, threads: int, overwrite: bool, as_json: bool,
 ) -> None:
-    """Embed every clip of MANIFESTS into the store (skipping clips already there)."""
+    """Embed every clip of MANIFESTS into the store (skipping clips already there).
+
+    Unusable clips are listed with their reason in STORE.rejects.jsonl. --threads sets torch's CPU
+    threads for AST, and onnxruntime's (default one) for speech-embedding.
+    """
     from wakebuilder.devices import set_threads
     from wakebuilder.embed import EmbedConfig, embed_manifests
 
@@ -39,11 +45,12 @@ def embed(
     config = EmbedConfig(backbone=backbone, window_s=window_s, dtype=dtype)
     summary = embed_manifests(
         list(manifests), store_path=store, config=config, device=device, batch_size=batch_size,
-        workers=workers, overwrite=overwrite,
+        workers=workers, threads=threads, overwrite=overwrite,
     )
     click.echo(
         f"wb embed: {summary['embedded']} embedded, {summary['skipped_existing']} already stored, "
-        f"{summary['rejected']} rejected, {summary['cropped']} cropped; {summary['clips_in_store']} in store",
+        f"{summary['rejected']} rejected, {summary['cropped']} cropped, {summary['silent']} silent; "
+        f"{summary['clips_in_store']} in store",
         err=True,
     )
     report(store, summary, as_json)
@@ -74,7 +81,8 @@ def info(path: str, as_json: bool) -> None:
         f"clips       {summary['clips']}  labels {summary['labels']}  rejects {summary['rejects']}",
         f"kinds       {summary['kinds']}",
         f"groups      {summary['groups']} (top: {summary['top_groups']})",
-        f"shapes      pooled {summary['pooled_shape']}  sequence {summary['sequence_shape']}  {summary['dtype']}",
+        f"shapes      pooled {summary['pooled_shape']}  sequence {summary['sequence_shape']}  "
+        f"{summary['dtype']}",
         f"fingerprint {summary['fingerprint']}",
     ]
     click.echo("\n".join(lines))

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.test_embed import make_manifest
+from wakebuilder.cli import main
+
+
+@pytest.mark.parametrize("args", [["embed", "--help"], ["store", "--help"], ["store", "info", "--help"]])
+def test_help(args: list[str]) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and result.output.startswith("Usage: ")
+    if args[0] == "embed":
+        assert "--batch-size" in result.output and "default: 16" in result.output
+
+
+def test_embed_prints_the_store_and_store_info_reads_it(tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path / "clips", 4)
+    store = tmp_path / "s.h5"
+    runner = CliRunner()
+    command = ["embed", str(manifest), "--store", str(store), "--backbone", "speech-embedding"]
+    result = runner.invoke(main, [*command, "--threads", "1", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(store) and "4 embedded" in result.stderr
+    again = runner.invoke(main, [*command, "--json"])
+    summary = json.loads(again.stdout)
+    assert summary["embedded"] == 0 and summary["skipped_existing"] == 4 and summary["clips_in_store"] == 4
+    info = runner.invoke(main, ["store", "info", str(store), "--json"])
+    assert info.exit_code == 0 and json.loads(info.stdout)["clips"] == 4
+    text = runner.invoke(main, ["store", "info", str(store)])
+    assert text.exit_code == 0 and "speech-embedding" in text.stdout and "clips       4" in text.stdout
+
+
+@pytest.mark.parametrize("problem", ["missing-backbone", "bad-manifest", "window", "not-a-store"])
+def test_bad_input_exits_non_zero_with_one_line(tmp_path: Path, problem: str) -> None:
+    manifest = make_manifest(tmp_path / "clips", 2)
+    store = str(tmp_path / "s.zarr")
+    args = {
+        "missing-backbone": ["embed", str(manifest), "--store", store, "--backbone", str(tmp_path / "nope")],
+        "bad-manifest": ["embed", str(tmp_path / "clips" / "0.wav"), "--store", store],
+        "window": ["embed", str(manifest), "--store", store, "--backbone", "speech-embedding",
+                   "--window-s", "0.6"],
+        "not-a-store": ["store", "info", str(manifest)],
+    }[problem]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code not in (0, None), result.output
+    assert result.stderr.startswith("wb: error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
