@@ -1,22 +1,25 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from wakebuilder.audio import load_audio
 from wakebuilder.cli import main
-from wakebuilder.data.synth import SynthConfig, plan_jobs, run_synth, text_variants
-from wakebuilder.data.tts import Voice
+from wakebuilder.data.synth import SynthConfig, plan_jobs, run_synth, synthesize_clips, text_variants
+from wakebuilder.data.tts import Voice, get_engine
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import read_manifest
 
 
 def _digest(folder: Path) -> str:
-    return hashlib.sha256(b"".join(p.read_bytes() for p in sorted((folder / "clips").glob("*.wav")))).hexdigest()
+    files = sorted((folder / "clips").glob("*.wav"))
+    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
 
 
 def test_synth_espeak_manifest(tmp_path: Path) -> None:
@@ -31,11 +34,14 @@ def test_synth_espeak_manifest(tmp_path: Path) -> None:
 
 
 def test_same_seed_identical_bytes_other_seed_differs(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "wakebuilder.cli", "synth", "hey jarvis", "-n", "16", "--engine", "espeak"]
+    command = [sys.executable, "-m", "wakebuilder.cli", "synth", "hey jarvis", "-n", "16"]
+    command += ["--engine", "espeak"]
     for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
-        subprocess.run([*command, "--out", str(tmp_path / name), "--seed", seed], check=True, capture_output=True)
+        out = ["--out", str(tmp_path / name), "--seed", seed]
+        subprocess.run([*command, *out], check=True, capture_output=True)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
-    assert (tmp_path / "a" / "manifest.jsonl").read_bytes() == (tmp_path / "b" / "manifest.jsonl").read_bytes()
+    manifests = [(tmp_path / name / "manifest.jsonl").read_bytes() for name in "ab"]
+    assert manifests[0] == manifests[1]
 
 
 def test_plan_spreads_engines_and_voices() -> None:
@@ -52,3 +58,24 @@ def test_cli_errors(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "--out" in result.output
     listed = CliRunner().invoke(main, ["synth", "--list-voices"])
     assert listed.exit_code == 0 and "espeak" in listed.output
+
+
+def test_texts_form_with_given_voices_and_negative_labels(tmp_path: Path) -> None:
+    voices = [Voice("espeak", "en-gb-scotland+m3", {"rate": 150, "pitch": 40}),
+              Voice("espeak", "en-us", {"rate": 180})]
+    records = synthesize_clips(["jar", "harvest"], out_dir=tmp_path, n=4, engines=voices, seed=3, label=0,
+                               kind="hard_negative")
+    assert len(records) == 4 and {r.group for r in records} == {v.key for v in voices}
+    assert {r.label for r in records} == {0} and {r.kind for r in records} == {"hard_negative"}
+    assert {r.text.lower().strip(".!?") for r in records} == {"jar", "harvest"}
+    assert all((tmp_path / r.path).is_file() for r in records)
+
+
+def test_missing_engine_noted_and_synth_runs_with_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(get_engine("piper"), "available", lambda: False)
+    with caplog.at_level(logging.WARNING):
+        records = synthesize_clips(SynthConfig(texts=("hey jarvis",), n=4, engines=("piper", "espeak")),
+                                   out_dir=tmp_path)
+    assert {r.source for r in records} == {"espeak"} and "piper unavailable" in caplog.text

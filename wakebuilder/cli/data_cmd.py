@@ -16,7 +16,9 @@ ENGINE_NAMES = ["piper", "flite", "espeak", "gtts"]
 @click.option("--text", default="", help="The phrase spoken, recorded in the manifest.")
 @json_option
 @handle_errors
-def validate(recordings: tuple[str, ...], out_dir: str, speaker: str | None, text: str, as_json: bool) -> None:
+def validate(
+    recordings: tuple[str, ...], out_dir: str, speaker: str | None, text: str, as_json: bool
+) -> None:
     """Check RECORDINGS (WAV, MP3, FLAC, OGG; 0.5-3.0 s, audible, not clipped) and convert them."""
     from wakebuilder.data.validate import ValidateConfig, validate_recordings
 
@@ -47,18 +49,16 @@ def validate(recordings: tuple[str, ...], out_dir: str, speaker: str | None, tex
 @handle_errors
 def synth(
     phrase: str | None, out_dir: str | None, n: int, engines: tuple[str, ...], piper_voices: tuple[str, ...],
-    voice_pattern: str | None, label: int, kind: str, workers: int, list_voices: bool, seed: int, as_json: bool,
+    voice_pattern: str | None, label: int, kind: str, workers: int, list_voices: bool, seed: int,
+    as_json: bool,
 ) -> None:
     """Synthesize N clips of PHRASE across many voices into --out."""
-    from wakebuilder.data.synth import SynthConfig, run_synth
-    from wakebuilder.data.tts import DEFAULT_ENGINES, ENGINES, get_engine
+    from wakebuilder.data.synth import SynthConfig, describe_voices, run_synth
+    from wakebuilder.data.tts import DEFAULT_ENGINES
     from wakebuilder.errors import ConfigError
 
     if list_voices:
-        for name in ENGINES:
-            engine = get_engine(name)
-            status = f"{len(engine.voices())} voices" if engine.available() else f"unavailable: {engine.why_unavailable()}"
-            click.echo(f"{name}\t{status}")
+        click.echo("\n".join(describe_voices(piper_voices=piper_voices)))
         return
     if not phrase or not out_dir:
         raise ConfigError("wb synth needs PHRASE and --out DIR (or --list-voices)")

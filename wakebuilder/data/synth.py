@@ -17,13 +17,14 @@ import multiprocessing
 import os
 import re
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.config import StageConfig
-from wakebuilder.data.tts import DEFAULT_ENGINES, Voice, get_engine, json_ready, usable_engines
+from wakebuilder.data.tts import DEFAULT_ENGINES, ENGINES, Voice, get_engine, json_ready, usable_engines
 from wakebuilder.errors import ConfigError, EngineUnavailableError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
@@ -54,7 +55,8 @@ def text_variants(text: str) -> list[str]:
     words = base.split(" ")
     out = [base.lower(), base.capitalize() + ".", base.lower() + "!", base.title() + "?", base.title()]
     if len(words) > 1:
-        out += [words[0].lower() + ", " + " ".join(words[1:]).lower(), words[0].capitalize() + "... " + " ".join(words[1:])]
+        rest = " ".join(words[1:])
+        out += [words[0].lower() + ", " + rest.lower(), words[0].capitalize() + "... " + rest]
     return list(dict.fromkeys(out))
 
 
@@ -88,7 +90,10 @@ def plan_jobs(config: SynthConfig, voices_by_engine: dict[str, list[Voice]]) -> 
     return jobs
 
 
-def _synthesize_partition(args: tuple[list[tuple[int, str, dict[str, Any]]], str, dict[str, Any], list[str]]) -> list[dict]:
+Job = tuple[int, str, dict[str, Any]]
+
+
+def _synthesize_partition(args: tuple[list[Job], str, dict[str, Any], list[str]]) -> list[dict]:
     jobs, out_dir, meta, piper_voices = args
     rows = []
     for name in piper_voices:
@@ -104,33 +109,72 @@ def _synthesize_partition(args: tuple[list[tuple[int, str, dict[str, Any]]], str
         write_wav(path, samples)
         rows.append({
             "index": index, "id": clip_id, "path": f"clips/{clip_id}.wav", "text": text, "group": voice.key,
-            "duration_s": round(samples.size / 16_000, 4), "params": {"voice": voice.to_dict(), "text": text, **meta},
+            "duration_s": round(samples.size / 16_000, 4),
+            "params": {"voice": voice.to_dict(), "text": text, **meta},
             "source": voice.engine,
         })
     return rows
 
 
-def synthesize_clips(config: SynthConfig, *, out_dir: str | os.PathLike[str]) -> list[ClipRecord]:
-    """Synthesize ``config.n`` clips under ``out_dir/clips``; returns their records in job order."""
+def _voices_by_engine(config: SynthConfig, chosen: list[Voice] | None) -> dict[str, list[Voice]]:
+    if chosen is not None:
+        usable_engines(list(config.engines))  # fails clearly when an engine of the given voices is missing
+        found = {name: [v for v in chosen if v.engine == name] for name in config.engines}
+    else:
+        engines = usable_engines(list(config.engines))
+        found = {e.name: select_voices(e.voices(), config.voice_pattern) for e in engines}
+    found = {name: voices for name, voices in found.items() if voices}
+    if not found:
+        names = ", ".join(config.engines)
+        raise ConfigError(f"--voices {config.voice_pattern!r}: matches no voice of {names}")
+    return found
+
+
+def _run_partitions(config: SynthConfig, jobs: list[Job], out_dir: str | os.PathLike[str]) -> list[dict]:
+    """Each fixed partition of the jobs, in order, in a freshly spawned process; rows in job order."""
+    workers = max(1, min(config.workers, len(jobs)))
+    meta, piper = {"seed": config.seed}, list(config.piper_voices)
+    parts = [(jobs[k::workers], str(out_dir), meta, piper) for k in range(workers)]
+    Path(out_dir, "clips").mkdir(parents=True, exist_ok=True)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, maxtasksperchild=1) as pool:
+        results = pool.map(_synthesize_partition, parts, chunksize=1)
+    return sorted((row for part in results for row in part), key=lambda r: r["index"])
+
+
+def synthesize_clips(
+    config: SynthConfig | Sequence[str],
+    *,
+    out_dir: str | os.PathLike[str],
+    n: int | None = None,
+    engines: Sequence[str] | Sequence[Voice] | None = None,
+    seed: int = 0,
+    label: int = 1,
+    kind: str = "tts",
+) -> list[ClipRecord]:
+    """Synthesize clips under ``out_dir/clips``; returns their records in job order.
+
+    Takes a SynthConfig, or texts plus ``n``, ``engines`` (engine names, or the
+    Voice settings to use), ``seed``, ``label`` and ``kind``.
+    """
+    chosen: list[Voice] | None = None
+    if not isinstance(config, SynthConfig):
+        if isinstance(config, str):
+            config = (config,)
+        chosen = [v for v in engines or () if isinstance(v, Voice)] or None
+        names = tuple(engines or DEFAULT_ENGINES)
+        if chosen:
+            names = tuple(dict.fromkeys(v.engine for v in chosen))
+        config = SynthConfig(texts=tuple(config), n=n or 0, engines=names, seed=seed, label=label, kind=kind)
     if config.n < 1:
         raise ConfigError(f"-n {config.n}: need at least one clip")
     if not config.texts or not all(t.strip() for t in config.texts):
         raise ConfigError("synth: need a non-empty phrase")
     for path in config.piper_voices:
         get_engine("piper").add_voice(path)  # type: ignore[attr-defined]
-    engines = usable_engines(list(config.engines))
-    voices = {engine.name: select_voices(engine.voices(), config.voice_pattern) for engine in engines}
-    voices = {name: found for name, found in voices.items() if found}
-    if not voices:
-        raise ConfigError(f"--voices {config.voice_pattern!r}: matches no voice of {', '.join(config.engines)}")
+    voices = _voices_by_engine(config, chosen)
     jobs = [(i, text, voice.to_dict()) for i, text, voice in plan_jobs(config, voices)]
-    workers = max(1, min(config.workers, len(jobs)))
-    parts = [(jobs[k::workers], str(out_dir), {"seed": config.seed}, list(config.piper_voices)) for k in range(workers)]
-    Path(out_dir, "clips").mkdir(parents=True, exist_ok=True)
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, maxtasksperchild=1) as pool:
-        results = pool.map(_synthesize_partition, parts, chunksize=1)
-    rows = sorted((row for part in results for row in part), key=lambda r: r["index"])
+    rows = _run_partitions(config, jobs, out_dir)
     skipped = len(jobs) - len(rows)
     if skipped:
         log.warning("%d synthesized clip(s) were silent and skipped", skipped)
@@ -141,11 +185,29 @@ def synthesize_clips(config: SynthConfig, *, out_dir: str | os.PathLike[str]) ->
         seen.add(row["id"])
         records.append(ClipRecord(
             id=row["id"], path=row["path"], label=config.label, kind=config.kind, group=row["group"],
-            text=row["text"], duration_s=row["duration_s"], params=json_ready(row["params"]), source=row["source"],
+            text=row["text"], duration_s=row["duration_s"], params=json_ready(row["params"]),
+            source=row["source"],
         ))
     if not records:
         raise EngineUnavailableError(f"synth: every clip of {config.texts[0]!r} came out silent")
     return records
+
+
+def describe_voices(*, piper_voices: Sequence[str] = ()) -> list[str]:
+    """One line per engine: its voice settings and voice names, or why it cannot run here."""
+    for path in piper_voices:
+        get_engine("piper").add_voice(path)  # type: ignore[attr-defined]
+    lines = []
+    for name in ENGINES:
+        engine = get_engine(name)
+        if not engine.available():
+            lines.append(f"{name}\tunavailable: {engine.why_unavailable()}")
+            continue
+        voices = engine.voices()
+        bases = ", ".join(dict.fromkeys(voice.name.split("+")[0] for voice in voices))
+        variants = ", ".join(dict.fromkeys(v.name.split("+")[1] for v in voices if "+" in v.name))
+        lines.append(f"{name}\t{len(voices)} voice settings of {bases}" + (f" (+{variants})" if variants else ""))
+    return lines
 
 
 def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str]) -> Path:

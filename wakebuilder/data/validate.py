@@ -61,7 +61,8 @@ def check_recording(path: Path, config: ValidateConfig) -> tuple[np.ndarray | No
     if duration > config.max_s:
         return None, f"{path}: {duration:.2f} s is longer than {config.max_s} s; trim it to the phrase"
     if rms_dbfs(samples) < config.min_level_dbfs or voiced_seconds(samples) < config.min_voiced_s:
-        return None, f"{path}: silent or too quiet ({rms_dbfs(samples):.1f} dBFS); speak closer to the microphone"
+        level = rms_dbfs(samples)
+        return None, f"{path}: silent or too quiet ({level:.1f} dBFS); speak closer to the microphone"
     clipped = float(np.mean(np.abs(samples) >= 0.999))
     if clipped > config.max_clipped_fraction:
         return None, f"{path}: {clipped:.1%} of samples are clipped; lower the input gain and record again"

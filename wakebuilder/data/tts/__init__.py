@@ -98,7 +98,9 @@ def list_voices(engines: tuple[str, ...] | list[str] | None = None) -> list[Voic
     return [voice for engine in usable_engines(list(engines or ENGINES)) for voice in engine.voices()]
 
 
-def trim_silence(samples: np.ndarray, *, rate: int = 16_000, threshold_db: float = -45.0, keep_s: float = 0.1) -> np.ndarray:
+def trim_silence(
+    samples: np.ndarray, *, rate: int = 16_000, threshold_db: float = -45.0, keep_s: float = 0.1
+) -> np.ndarray:
     """Trim leading and trailing silence, keeping ``keep_s`` around the voiced part."""
     if samples.size == 0:
         return samples

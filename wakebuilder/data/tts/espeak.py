@@ -53,7 +53,8 @@ class _Library:
         self.callback = _CALLBACK(self._collect)
         self.lib.espeak_SetSynthCallback(self.callback)
         self.lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-        self.lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+        phonemes = self.lib.espeak_TextToPhonemes
+        phonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
 
     def _collect(self, wav: Any, count: int, events: Any) -> int:
         if count > 0:

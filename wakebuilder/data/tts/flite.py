@@ -50,5 +50,6 @@ class FliteEngine:
             ]
             result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
             if result.returncode != 0 or not out.exists():
-                raise EngineUnavailableError(f"flite failed for voice {voice.name}: {result.stderr.strip()[:200]}")
+                detail = result.stderr.strip()[:200]
+                raise EngineUnavailableError(f"flite failed for voice {voice.name}: {detail}")
             return trim_silence(load_audio(out))

@@ -48,7 +48,8 @@ class GTTSEngine:
         return f"gTTS needs the internet and {HOST} cannot be reached (tried for {CONNECT_TIMEOUT_S:.0f} s)"
 
     def voices(self) -> list[Voice]:
-        return [Voice("gtts", f"en-{tld}", {"tld": tld, "slow": slow}) for tld in TLDS for slow in (False, True)]
+        return [Voice("gtts", f"en-{tld}", {"tld": tld, "slow": slow})
+                for tld in TLDS for slow in (False, True)]
 
     def synthesize(self, text: str, voice: Voice) -> np.ndarray:
         if not _online():
@@ -58,7 +59,8 @@ class GTTSEngine:
 
         buffer = io.BytesIO()
         try:
-            gTTS(text, lang="en", tld=voice.settings["tld"], slow=voice.settings["slow"], timeout=10).write_to_fp(buffer)
+            speech = gTTS(text, lang="en", tld=voice.settings["tld"], slow=voice.settings["slow"], timeout=10)
+            speech.write_to_fp(buffer)
         except gTTSError as exc:
             raise EngineUnavailableError(f"gTTS failed: {exc}") from exc
         buffer.seek(0)

@@ -71,6 +71,16 @@ def seeded_copy(model: Path, *, seed: int = 0) -> Path:
     return target
 
 
+def _single_thread_session(path: str) -> object:
+    """One intra-op thread: wb synth runs one process per core, and shared threads only contend."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+
+
 class PiperEngine:
     """Piper voices x speakers x length/noise scales."""
 
@@ -85,7 +95,9 @@ class PiperEngine:
         """Make a Piper voice file usable (``--piper-voice``); returns its name."""
         where = Path(path)
         if not where.is_file() or not Path(str(where) + ".json").is_file():
-            raise EngineUnavailableError(f"{where}: Piper voice not found (need the .onnx and its .onnx.json)")
+            raise EngineUnavailableError(
+                f"{where}: Piper voice not found (need the .onnx and its .onnx.json)"
+            )
         self._paths[where.stem] = where
         return where.stem
 
@@ -105,8 +117,13 @@ class PiperEngine:
         with self._lock:
             if name not in self._loaded:
                 if name not in self._paths:
-                    raise EngineUnavailableError(f"no Piper voice {name!r}; pass its .onnx with --piper-voice")
-                self._loaded[name] = PiperVoice.load(str(seeded_copy(self._paths[name])))
+                    raise EngineUnavailableError(
+                        f"no Piper voice {name!r}; pass its .onnx with --piper-voice"
+                    )
+                path = str(seeded_copy(self._paths[name]))
+                voice = PiperVoice.load(path)
+                voice.session = _single_thread_session(path)
+                self._loaded[name] = voice
             return self._loaded[name]
 
     def voices(self, names: list[str] | None = None) -> list[Voice]:
