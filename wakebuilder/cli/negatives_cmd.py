@@ -9,35 +9,28 @@ from wakebuilder.cli.options import handle_errors, json_option, overwrite_option
 
 @click.command()
 @click.argument("phrase", required=False)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False),
-              help="Output folder (a cache with --real).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder (a cache with --real).")
 @click.option("-n", "n", type=click.IntRange(min=0), default=2000, show_default=True, help="Hard negatives.")
 @click.option("--speech", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Generic TTS speech negatives (random words and sentences).")
 @click.option("--max-distance", type=click.FloatRange(min=0.5), default=2.0, show_default=True,
-              help="Largest phoneme edit distance of a dictionary sound-alike.")
+              help="Largest phoneme edit distance of a sound-alike.")
 @click.option("--engine", "engines", multiple=True, type=click.Choice(["piper", "flite", "espeak", "gtts"]),
               help="TTS engines [default: piper, flite, espeak; those installed].")
 @click.option("--voices", "voice_pattern", default=None, help="Only voices whose key matches this regex.")
 @click.option("--list", "list_only", is_flag=True, help="Print the candidates with their distances and stop.")
-@click.option("--real", "real_dir", type=click.Path(file_okay=False),
-              help="Chunk the real audio under this folder.")
-@click.option("--min-s", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
-              help="Shortest real-audio chunk (seconds).")
-@click.option("--max-s", type=click.FloatRange(min=0.1), default=3.0, show_default=True,
-              help="Longest real-audio chunk (seconds).")
-@click.option("--hop-s", type=click.FloatRange(min=0.1), default=3.0, show_default=True,
-              help="Step between chunk starts in long non-silent stretches (seconds).")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Synthesis processes.")
+@click.option("--real", "real_dir", type=click.Path(file_okay=False), help="Chunk the real audio under this folder.")
+@click.option("--min-s", type=click.FloatRange(min=0.1), default=1.0, show_default=True)
+@click.option("--max-s", type=click.FloatRange(min=0.1), default=3.0, show_default=True)
+@click.option("--hop-s", type=click.FloatRange(min=0.1), default=3.0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @seed_option
 @overwrite_option
 @json_option
 @handle_errors
 def negatives(
-    phrase: str | None, out_dir: str | None, n: int, speech: int, max_distance: float,
-    engines: tuple[str, ...], voice_pattern: str | None, list_only: bool, real_dir: str | None,
-    min_s: float, max_s: float, hop_s: float, workers: int, seed: int,
+    phrase: str | None, out_dir: str | None, n: int, speech: int, max_distance: float, engines: tuple[str, ...],
+    voice_pattern: str | None, list_only: bool, real_dir: str | None, min_s: float, max_s: float, hop_s: float, workers: int, seed: int,
     overwrite: bool, as_json: bool,
 ) -> None:
     """Hard negatives for PHRASE into --out, or (with --real DIR) chunks of real audio."""
@@ -55,7 +48,7 @@ def negatives(
     if not phrase:
         raise ConfigError("wb negatives needs PHRASE (or --real DIR)")
     if list_only:
-        from wakebuilder.data.negatives import candidates
+        from wakebuilder.data.phonetics import candidates
 
         for candidate in candidates(phrase, max_distance=max_distance):
             click.echo(f"{candidate.text}\t{candidate.distance:g}\t{candidate.reason}")

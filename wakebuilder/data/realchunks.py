@@ -64,7 +64,7 @@ def chunk_bounds(regions: list[tuple[int, int]], total: int, config: ChunkConfig
     for start, stop in regions:
         if stop - start <= size:
             grow = max(minimum - (stop - start), 0)
-            a = max(0, min(start - grow // 2, total - minimum))  # a short file gives one shorter chunk
+            a = max(0, start - grow // 2)
             out.append((a, min(total, max(stop, a + minimum))))
             continue
         begin = start
@@ -92,11 +92,7 @@ def _chunk_file(source: Path, root: Path, out: Path, config: ChunkConfig) -> lis
 
 
 def chunk_real_audio(
-    source_dir: str | os.PathLike[str],
-    *,
-    out_dir: str | os.PathLike[str],
-    config: ChunkConfig,
-    overwrite: bool = False,
+    source_dir: str | os.PathLike[str], *, out_dir: str | os.PathLike[str], config: ChunkConfig, overwrite: bool = False
 ) -> Path:
     """Chunk every audio file under ``source_dir`` into ``out_dir``; returns the manifest path."""
     if not 0 < config.min_s <= config.max_s or config.hop_s <= 0:
@@ -107,7 +103,7 @@ def chunk_real_audio(
     sources = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
     if not sources:
         raise ConfigError(f"{root}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
-    key = fingerprint("real-chunks", 2, config.to_dict())
+    key = fingerprint("real-chunks", 1, config.to_dict())
     with writer_lock(out):
         done = _open_cache(out, key, overwrite)
         for source in sources:
@@ -122,11 +118,9 @@ def chunk_real_audio(
                 continue
             done[name] = {"sha256": digest, "rows": [r.to_dict() for r in records]}
             atomic_write_json(out / "chunks_done.json", {"fingerprint": key, "files": done})
-        names = sorted(source.relative_to(root).as_posix() for source in sources)  # removed files drop out
-        rows = {row["id"]: row for name in names for row in done[name]["rows"]}  # identical audio: one clip
-        records = [ClipRecord.from_dict(row) for row in rows.values()]
+        rows = list({row["id"]: ClipRecord.from_dict(row) for name in sorted(done) for row in done[name]["rows"]}.values())
         atomic_write_json(out / "chunks_done.json", {"fingerprint": key, "files": done})
-        return write_manifest(out / MANIFEST_NAME, records)
+        return write_manifest(out / MANIFEST_NAME, rows)
 
 
 def _open_cache(out: Path, key: str, overwrite: bool) -> dict[str, dict]:

@@ -15,8 +15,7 @@ COMMON_WORDS = tuple(
     children mother father brother sister friend teacher doctor house school office market river mountain
     happy quick slow bright dark warm cold loud quiet early late little big long short open close start stop
     turn play read write speak listen watch call help move bring carry hold leave keep begin seem show hear
-    run walk sit stand eat drink sleep wake cook clean wash buy sell send pay meet wait learn change
-    follow""".split()
+    run walk sit stand eat drink sleep wake cook clean wash buy sell send pay meet wait learn change follow""".split()
 )
 TEMPLATES = (
     "{a} {b} {c}",
@@ -32,13 +31,11 @@ TEMPLATES = (
     "turn on the {n}",
     "how is the weather {t}",
 )
-NOUNS = ("coffee", "window", "kitchen", "garden", "phone", "table", "door", "light", "movie", "story",
-         "paper",
+NOUNS = ("coffee", "window", "kitchen", "garden", "phone", "table", "door", "light", "movie", "story", "paper",
          "car", "train", "house", "office", "market", "river", "music", "dinner", "book")
 VERBS = ("open", "close", "start", "stop", "play", "read", "watch", "call", "move", "bring", "clean", "wash",
          "buy", "send", "find", "check", "fix", "take")
-ADJECTIVES = ("happy", "quick", "slow", "bright", "dark", "warm", "cold", "loud", "quiet", "little", "big",
-              "new")
+ADJECTIVES = ("happy", "quick", "slow", "bright", "dark", "warm", "cold", "loud", "quiet", "little", "big", "new")
 TIMES = ("today", "tomorrow", "tonight", "later", "now", "this morning", "in an hour", "next week")
 
 
