@@ -1,0 +1,91 @@
+"""HDF5 journal and merge: a writer dying at each step of the merge loses nothing."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.store.kill_writer import SPEC, clips
+from tests.store.test_store_contract import build, check_contents
+from wakebuilder.errors import StoreError
+from wakebuilder.store import open_store
+from wakebuilder.store import h5_backend
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL at one exact line (BaseException: nothing catches it)."""
+
+
+def session_killed_in_merge(
+    path: Path, monkeypatch: pytest.MonkeyPatch, target: str, after_calls: int
+) -> None:
+    """Append clips 10..15 in a session whose merge dies at call ``after_calls`` of ``target``.
+
+    ``target`` is patched where the backend looks it up (the ``os`` and ``shutil`` modules), but
+    counts and dies only when called from ``h5_backend`` itself, not from zarr or pytest.
+    """
+    module, name = target.split(".")
+    real = getattr(getattr(h5_backend, module), name)
+    calls = []
+
+    def dying(*args: object) -> object:
+        if sys._getframe(1).f_globals["__name__"] == h5_backend.__name__:  # only the backend's own calls
+            calls.append(args)
+            if len(calls) > after_calls:
+                raise Killed
+        return real(*args)
+
+    monkeypatch.setattr(getattr(h5_backend, module), name, dying)
+    with pytest.raises(Killed), open_store(path, "a", spec=SPEC) as store:
+        store.append(*clips(10, 15))
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize(
+    ("target", "after_calls", "leftover"),
+    [("shutil.copyfile", 0, None),  # dies before copying: old file + journal
+     ("os.replace", 0, ".incomplete"),  # merged copy written, not yet swapped in
+     ("os.replace", 1, ".journal"),  # new file in place, journal not yet retired (the file names it merged)
+     ("shutil.rmtree", 0, ".journal.merged-")],  # journal retired, not yet deleted
+)
+def test_merge_killed_at_each_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, after_calls: int, leftover: str | None
+) -> None:
+    path = tmp_path / "store.h5"
+    build(path, 0, 10)
+    session_killed_in_merge(path, monkeypatch, target, after_calls)
+    names = [p.name for p in tmp_path.iterdir()]
+    assert leftover is None or any(n.startswith("store.h5" + leftover) for n in names), names
+    check_contents(path, 15)  # a reader sees every committed clip exactly once
+    build(path, 15, 20)  # the next writer cleans up and carries on
+    check_contents(path, 20)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.h5", "store.h5.lock"]
+
+
+def test_reader_notices_a_merge_under_it(tmp_path: Path) -> None:
+    path = tmp_path / "store.h5"
+    build(path, 0, 10)
+    writer = open_store(path, "a", spec=SPEC)
+    writer.append(*clips(10, 15))
+    with open_store(path) as reader:
+        assert len(reader) == 15
+        writer.close()  # merges and deletes the journal the reader was using
+        with pytest.raises(StoreError, match="reopen it"):
+            reader.load()
+    check_contents(path, 15)
+
+
+def test_journal_of_another_file_is_refused(tmp_path: Path) -> None:
+    build(tmp_path / "a.h5", 0, 10)
+    build(tmp_path / "b.h5", 0, 10)
+    writer = open_store(tmp_path / "a.h5", "a", spec=SPEC)
+    writer.append(*clips(10, 12))
+    shutil.copytree(tmp_path / "a.h5.journal", tmp_path / "b.h5.journal")
+    writer.close()
+    for mode in ("r", "a"):
+        with pytest.raises(StoreError, match="does not belong to"):
+            open_store(tmp_path / "b.h5", mode)
+    check_contents(tmp_path / "a.h5", 12)

@@ -1,0 +1,168 @@
+"""``EmbeddingStore``: clip embeddings plus their manifest rows, on either backend.
+
+Crash safety: ``append`` writes rows past the committed count, then bumps
+``committed`` atomically (see the backends). Rows past it, left by a killed
+writer, are invisible and get overwritten, so a run killed at any moment resumes
+with every finished clip stored exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wakebuilder.errors import StoreError
+from wakebuilder.manifest import ClipRecord
+from wakebuilder.store.base import ARRAY_FIELDS, SCHEMA_VERSION, StoreArrays, StoreSpec
+from wakebuilder.store.layout import Backend
+
+
+class EmbeddingStore:
+    """One row per clip: pooled and sequence embeddings, label, id, kind, group and manifest row."""
+
+    def __init__(
+        self, path: Path, backend: Backend, *, lock: contextlib.AbstractContextManager[Any] | None
+    ) -> None:
+        self.path = path
+        self._backend = backend
+        self._lock = lock
+        attrs = backend.attrs()
+        if attrs.get("schema_version") != SCHEMA_VERSION:
+            backend.close()
+            raise StoreError(
+                f"{path}: schema version {attrs.get('schema_version')!r} is not {SCHEMA_VERSION}; "
+                "rebuild the store with wb embed --overwrite"
+            )
+        self.spec = StoreSpec(
+            backbone=attrs["backbone"], seq_len=int(attrs["seq_len"]), dim=int(attrs["dim"]),
+            dtype=attrs["dtype"],
+        )
+        self.fingerprint: str = attrs["fingerprint"]
+        self._ids: set[str] | None = None
+
+    @property
+    def backend(self) -> str:
+        """``"zarr"`` or ``"hdf5"``."""
+        return self._backend.name
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """Store attributes: schema_version, backbone, seq_len, dim, dtype, fingerprint, committed..."""
+        return self._backend.attrs()
+
+    @property
+    def writable(self) -> bool:
+        return self._lock is not None
+
+    def __len__(self) -> int:
+        return self._backend.committed
+
+    def ids(self) -> set[str]:
+        """Ids of every committed clip (what ``wb embed`` skips)."""
+        if self._ids is None:
+            self._ids = set(self._backend.read("id", 0, len(self)).tolist())
+        return set(self._ids)
+
+    def append(self, records: Sequence[ClipRecord], pooled: np.ndarray, sequence: np.ndarray) -> None:
+        """Append clips; committed (safe from a killed process) when this returns.
+
+        Raises:
+            StoreError: read-only store, wrong shapes, non-finite values, or an id already stored.
+        """
+        if not self.writable:
+            raise StoreError(f"{self.path}: opened read-only; open it with mode 'a' to append")
+        self._check(records, pooled, sequence)
+        if not records:
+            return
+        start = len(self)
+        columns = {
+            "pooled": np.asarray(pooled).astype(self.spec.dtype),
+            "sequence": np.asarray(sequence).astype(self.spec.dtype),
+            "label": np.array([r.label for r in records], dtype=np.int8),
+            "id": np.array([r.id for r in records], dtype=object),
+            "kind": np.array([r.kind for r in records], dtype=object),
+            "group": np.array([r.group for r in records], dtype=object),
+            "row": np.array([json.dumps(r.to_dict(), sort_keys=True) for r in records], dtype=object),
+        }
+        for name in ARRAY_FIELDS:
+            self._backend.write(name, start, columns[name])
+        self._backend.commit(start + len(records))
+        if self._ids is not None:
+            self._ids.update(r.id for r in records)
+
+    def _check(self, records: Sequence[ClipRecord], pooled: np.ndarray, sequence: np.ndarray) -> None:
+        n, spec = len(records), self.spec
+        if np.shape(pooled) != (n, spec.dim) or np.shape(sequence) != (n, spec.seq_len, spec.dim):
+            raise StoreError(
+                f"{self.path}: append got pooled {np.shape(pooled)} and sequence {np.shape(sequence)} "
+                f"for {n} clips; the store holds pooled (N, {spec.dim}) and sequence "
+                f"(N, {spec.seq_len}, {spec.dim})"
+            )
+        if not (np.all(np.isfinite(pooled)) and np.all(np.isfinite(sequence))):
+            raise StoreError(f"{self.path}: refusing to store NaN or infinite embeddings")
+        counts = Counter(r.id for r in records)
+        duplicates = (counts.keys() & self.ids()) | {i for i, c in counts.items() if c > 1}
+        if duplicates:
+            raise StoreError(
+                f"{self.path}: clip id(s) already stored: {sorted(duplicates)[:3]}; skip them first"
+            )
+
+    def _arrays(self, start: int, stop: int, *, pooled: bool, sequence: bool) -> StoreArrays:
+        read = self._backend.read
+        return StoreArrays(
+            pooled=read("pooled", start, stop) if pooled else None,
+            sequence=read("sequence", start, stop) if sequence else None,
+            label=read("label", start, stop),
+            id=read("id", start, stop),
+            kind=read("kind", start, stop),
+            group=read("group", start, stop),
+        )
+
+    def load(self, *, pooled: bool = True, sequence: bool = True) -> StoreArrays:
+        """Every committed row in memory (numpy arrays; strings as object arrays)."""
+        return self._arrays(0, len(self), pooled=pooled, sequence=sequence)
+
+    def iter_batches(
+        self, batch_size: int = 256, *, pooled: bool = False, sequence: bool = True
+    ) -> Iterator[StoreArrays]:
+        """Committed rows in store order, ``batch_size`` at a time (memory bounded by one batch)."""
+        if batch_size < 1:
+            raise StoreError(f"{self.path}: batch_size must be at least 1, not {batch_size}")
+        total = len(self)
+        for start in range(0, total, batch_size):
+            yield self._arrays(start, min(start + batch_size, total), pooled=pooled, sequence=sequence)
+
+    def records(self) -> list[ClipRecord]:
+        """The manifest row of every committed clip, in store order."""
+        records = []
+        for i, row in enumerate(self._backend.read("row", 0, len(self))):
+            try:
+                records.append(ClipRecord.from_dict(json.loads(row), where=f"{self.path} row {i}"))
+            except json.JSONDecodeError as exc:
+                raise StoreError(
+                    f"{self.path}: row {i} is not valid JSON ({exc.msg}); rebuild it with --overwrite"
+                ) from exc
+        return records
+
+    def close(self) -> None:
+        """Finish the writing session (HDF5 merges its journal) and release the writer lock."""
+        try:
+            if self.writable:
+                self._backend.finalize()
+        finally:
+            self._backend.close()
+            if self._lock is not None:
+                self._lock.__exit__(None, None, None)
+                self._lock = None
+
+    def __enter__(self) -> EmbeddingStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

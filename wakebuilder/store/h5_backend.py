@@ -1,0 +1,221 @@
+"""The HDF5 backend: one ``.h5`` file, kept crash-safe by a Zarr journal beside it.
+
+HDF5 has no journal of its own: a writer killed while h5py updates chunks, the
+chunk index or the global heap of variable-length strings can corrupt rows that
+were committed long before (seen: "filter returned failure", "bad heap index").
+So the file is never modified in place. A writing session appends to
+``<file>.journal`` (a Zarr group, see ``zarr_backend``: atomic per file) and bumps
+the journal's ``committed``; readers see file rows + committed journal rows. A
+clean close merges: copy the file to ``<file>.incomplete``, append the journal's
+rows, set ``committed`` and ``merged_journal``, fsync, rename over the file,
+delete the journal. A kill at any moment leaves the old file with its journal,
+or the new file with a journal it names as merged (which is then ignored).
+The price: one copy of the file per writing session (see benchmarks/store_throughput.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wakebuilder.errors import StoreError
+from wakebuilder.store.layout import CHUNK_ROWS, STRING_FIELDS, Layout, chunk_rows_for
+from wakebuilder.store.zarr_backend import ZarrBackend
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def _encode_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """HDF5 attributes hold scalars; dicts and lists are stored as JSON text."""
+    return {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for k, v in attrs.items()}
+
+
+def _decode_attrs(raw: Any) -> dict[str, Any]:
+    json_names = set(json.loads(raw.get("json_attrs", "[]")))
+    out = {}
+    for key, value in raw.items():
+        value = value.item() if isinstance(value, np.generic) else value
+        out[key] = json.loads(value) if key in json_names else value
+    return out
+
+
+class HDF5Backend:
+    """An HDF5 file, one dataset per field of ``store.base``, plus its journal while writing."""
+
+    name = "hdf5"
+
+    def __init__(self, path: Path, *, writable: bool) -> None:
+        self.path = path
+        self.writable = writable
+        self.journal_path = _sibling(path, ".journal")
+        if writable:  # leftovers of a merge that was killed
+            _sibling(path, ".incomplete").unlink(missing_ok=True)
+            for old in path.parent.glob(f"{path.name}.journal.merged-*"):
+                shutil.rmtree(old)
+        self._load()
+
+    def _load(self) -> None:
+        import h5py
+
+        try:
+            self._file = h5py.File(str(self.path), "r", locking=False)
+            self._attrs = _decode_attrs(self._file.attrs)
+            self._fields = [self._file[name] for name in self._attrs["fields"]]
+        except (OSError, KeyError, ValueError) as exc:
+            raise StoreError(
+                f"{self.path}: not a readable HDF5 store ({exc}); rebuild it with --overwrite"
+            ) from exc
+        self._base = int(self._attrs.get("committed", 0))
+        self._journal: ZarrBackend | None = None
+        if (self.journal_path / "zarr.json").exists():
+            self._attach_journal(ZarrBackend.open(self.journal_path, writable=self.writable))
+        elif self.journal_path.exists() and self.writable:  # not a journal (created atomically): stray
+            shutil.rmtree(self.journal_path)
+
+    def _attach_journal(self, journal: ZarrBackend) -> None:
+        attrs = journal.attrs()
+        if attrs.get("journal_id") == self._attrs.get("merged_journal"):
+            if self.writable:  # merged already; the writer was killed before deleting it
+                shutil.rmtree(self.journal_path)
+            return
+        if attrs.get("store_uuid") != self._attrs.get("store_uuid") or attrs.get("base") != self._base:
+            raise StoreError(
+                f"{self.journal_path}: journal (of store {attrs.get('store_uuid')}, continuing row "
+                f"{attrs.get('base')}) does not belong to {self.path} "
+                f"(store {self._attrs.get('store_uuid')}, {self._base} rows); move the journal away "
+                "or rebuild with --overwrite"
+            )
+        self._journal = journal
+
+    @classmethod
+    def create(
+        cls, path: Path, layout: Layout, attrs: dict[str, Any], *, max_chunk_rows: int = CHUNK_ROWS
+    ) -> HDF5Backend:
+        """Create an empty store at ``path`` (built aside, renamed into place) and open it for writing."""
+        import h5py
+
+        work = _sibling(path, ".incomplete")
+        json_names = [k for k, v in attrs.items() if isinstance(v, (dict, list))] + ["fields"]
+        with h5py.File(str(work), "w", locking=False) as handle:
+            for name, (row_shape, dtype) in layout.items():
+                handle.create_dataset(
+                    name, shape=(0, *row_shape), maxshape=(None, *row_shape),
+                    chunks=(chunk_rows_for(row_shape, dtype, max_chunk_rows), *row_shape),
+                    dtype=h5py.string_dtype() if dtype is None else dtype,
+                )
+            full = {
+                **attrs, "fields": list(layout), "committed": 0, "json_attrs": json.dumps(json_names),
+                "store_uuid": uuid.uuid4().hex,
+            }
+            handle.attrs.update(_encode_attrs(full))
+        os.replace(work, path)
+        return cls(path, writable=True)
+
+    @classmethod
+    def open(cls, path: Path, *, writable: bool) -> HDF5Backend:
+        """Open an existing store (file plus any unmerged journal)."""
+        return cls(path, writable=writable)
+
+    def _layout(self) -> Layout:
+        return {
+            ds.name.lstrip("/"): (ds.shape[1:], None if ds.dtype.kind == "O" else ds.dtype.name)
+            for ds in self._fields
+        }
+
+    @property
+    def committed(self) -> int:
+        return self._base + (self._journal.committed if self._journal is not None else 0)
+
+    def attrs(self) -> dict[str, Any]:
+        return {**self._attrs, "committed": self.committed}
+
+    def chunk_rows(self, name: str) -> int:
+        return int(self._file[name].chunks[0])
+
+    def write(self, name: str, start: int, values: np.ndarray) -> None:
+        if start < self._base:
+            raise StoreError(f"{self.path}: rows before {self._base} are final and cannot be rewritten")
+        if self._journal is None:
+            rows = min(self.chunk_rows(n) for n in ("label", "id"))
+            attrs = {
+                "journal_id": uuid.uuid4().hex, "base": self._base, "store_uuid": self._attrs["store_uuid"]
+            }
+            self._journal = ZarrBackend.create(self.journal_path, self._layout(), attrs, max_chunk_rows=rows)
+        self._journal.write(name, start - self._base, values)
+
+    def commit(self, count: int) -> None:
+        if self._journal is None:
+            if count != self._base:
+                raise StoreError(f"{self.path}: nothing written past row {self._base}; cannot commit {count}")
+            return
+        self._journal.commit(count - self._base)
+
+    def read(self, name: str, start: int, stop: int) -> np.ndarray:
+        parts = []
+        if start < self._base or self._journal is None:
+            dataset = self._file[name]
+            end = min(stop, self._base)
+            strings = name in STRING_FIELDS
+            data = dataset.asstr()[start:end] if strings else dataset[start:end]
+            parts.append(np.asarray(data, dtype=object) if strings else np.asarray(data))
+        if stop > self._base and self._journal is not None:
+            parts.append(self._journal.read(name, max(start - self._base, 0), stop - self._base))
+            if not (self.journal_path / "zarr.json").exists():  # a writer merged it while we read
+                raise StoreError(f"{self.path}: a writer merged the store while it was being read; reopen it")
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def finalize(self) -> None:
+        """Merge the journal's committed rows into a copy of the file, then swap it in."""
+        import h5py
+
+        if self._journal is None:
+            return
+        if self._journal.committed == 0:  # nothing committed: no copy, just drop the journal
+            shutil.rmtree(self.journal_path)
+            self._journal = None
+            return
+        journal, total = self._journal, self.committed
+        work = _sibling(self.path, ".incomplete")
+        shutil.copyfile(self.path, work)
+        with h5py.File(str(work), "r+", locking=False) as handle:
+            for name in self._attrs["fields"]:
+                dataset = handle[name]
+                dataset.resize((total, *dataset.shape[1:]))
+                step = 4 * dataset.chunks[0]  # bounded memory: a few chunks at a time
+                for start in range(self._base, total, step):
+                    stop = min(start + step, total)
+                    dataset[start:stop] = journal.read(name, start - self._base, stop - self._base)
+            handle.attrs.update({"committed": total, "merged_journal": journal.attrs()["journal_id"]})
+        with open(work, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(work, self.path)
+        # Rename first, so a reader still holding the journal notices it is gone (see ``read``).
+        merged = _sibling(self.path, f".journal.merged-{journal.attrs()['journal_id']}")
+        os.replace(self.journal_path, merged)
+        shutil.rmtree(merged)
+        self.close()
+        self._load()
+
+    def close(self) -> None:
+        if self._file.id.valid:
+            self._file.close()
+
+    @staticmethod
+    def parts(path: Path) -> list[Path]:
+        """Everything on disk that belongs to the store: the file and any unmerged journal."""
+        return [path, _sibling(path, ".journal")]
+
+    @staticmethod
+    def remove(path: Path) -> None:
+        path.unlink(missing_ok=True)
+        journal = _sibling(path, ".journal")
+        if journal.exists():
+            shutil.rmtree(journal)

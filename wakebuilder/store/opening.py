@@ -1,0 +1,123 @@
+"""``open_store``: read, create, resume or rebuild a store, holding the writer lock to write."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from wakebuilder import __version__
+from wakebuilder.atomic import writer_lock
+from wakebuilder.errors import StoreError, StoreMismatchError
+from wakebuilder.fingerprint import fingerprint
+from wakebuilder.store.base import SCHEMA_VERSION, StoreSpec
+from wakebuilder.store.embedding_store import EmbeddingStore
+from wakebuilder.store.h5_backend import HDF5Backend
+from wakebuilder.store.layout import CHUNK_ROWS, field_layout, is_hdf5
+from wakebuilder.store.zarr_backend import ZarrBackend
+
+
+def spec_fingerprint(spec: StoreSpec) -> str:
+    """The store's identity: schema version, backbone identity, shapes and dtype."""
+    config = {"backbone": spec.backbone, "seq_len": spec.seq_len, "dim": spec.dim, "dtype": spec.dtype}
+    return fingerprint("embed", SCHEMA_VERSION, config)
+
+
+def backend_class(path: Path) -> type[ZarrBackend] | type[HDF5Backend]:
+    """HDF5 for ``.h5``/``.hdf5`` paths, Zarr otherwise."""
+    return HDF5Backend if is_hdf5(path) else ZarrBackend
+
+
+def store_exists(path: Path) -> bool:
+    """Whether ``path`` holds a store (possibly corrupt); raises if it holds something else."""
+    if is_hdf5(path):
+        if path.is_dir():
+            raise StoreError(f"{path}: is a directory, not an HDF5 store; choose another --store path")
+        return path.exists()
+    if path.is_file():
+        raise StoreError(f"{path}: is a file, not a Zarr store directory; choose another --store path")
+    if (path / "zarr.json").exists():
+        return True
+    if path.is_dir() and any(path.iterdir()):
+        raise StoreError(f"{path}: is a non-empty directory without a store; choose another --store path")
+    return False
+
+
+def open_store(
+    path: str | os.PathLike[str],
+    mode: str = "r",
+    *,
+    spec: StoreSpec | None = None,
+    overwrite: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+) -> EmbeddingStore:
+    """Open a store to read (mode ``r``) or to append (mode ``a``: creates it, holds the writer lock).
+
+    Args:
+        path: a Zarr directory, or an HDF5 file when it ends in ``.h5``/``.hdf5``.
+        mode: ``r`` sees committed rows, takes no lock; ``a`` opens or creates for ``append``.
+        spec: what the rows are (needed to create; compared with an existing store).
+        overwrite: wipe an existing store (mode ``a``) instead of refusing a different spec.
+        chunk_rows: most rows per chunk of a new store (large rows get fewer; see ``store.layout``).
+
+    Raises:
+        StoreError: missing or corrupt store, or a path that holds something else.
+        StoreMismatchError: the store was built for another spec and ``overwrite`` is off.
+        LockedError: another process is writing the store.
+    """
+    where = Path(path)
+    if mode == "r":
+        if not store_exists(where):
+            raise StoreError(f"{where}: no embedding store here; build one with wb embed --store {where}")
+        return EmbeddingStore(where, backend_class(where).open(where, writable=False), lock=None)
+    if mode != "a":
+        raise StoreError(f"open_store mode must be 'r' or 'a', not {mode!r}")
+    if chunk_rows < 1:
+        raise StoreError(f"{where}: chunk_rows must be at least 1, not {chunk_rows}")
+    lock = writer_lock(where)
+    lock.__enter__()
+    try:
+        backend = _open_or_create(where, spec, overwrite=overwrite, chunk_rows=chunk_rows)
+        return EmbeddingStore(where, backend, lock=lock)
+    except BaseException:
+        lock.__exit__(None, None, None)
+        raise
+
+
+def _open_or_create(where: Path, spec: StoreSpec | None, *, overwrite: bool, chunk_rows: int) -> Any:
+    cls = backend_class(where)
+    if store_exists(where) and not overwrite:
+        backend = cls.open(where, writable=True)
+        if spec is not None and backend.attrs().get("fingerprint") != spec_fingerprint(spec):
+            backend.close()
+            raise StoreMismatchError(f"{where}: {describe_mismatch(backend.attrs(), spec)}")
+        return backend
+    if spec is None:
+        raise StoreError(f"{where}: no store to append to, and no spec to create one; run wb embed first")
+    cls.remove(where)
+    attrs = {
+        "schema_version": SCHEMA_VERSION, "backbone": spec.backbone, "seq_len": spec.seq_len, "dim": spec.dim,
+        "dtype": spec.dtype, "wakebuilder_version": __version__, "fingerprint": spec_fingerprint(spec),
+    }
+    return cls.create(where, field_layout(spec), attrs, max_chunk_rows=chunk_rows)
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flatten(item, f"{prefix}.{key}").items()}
+    return {prefix: value}
+
+
+def describe_mismatch(attrs: dict[str, Any], spec: StoreSpec) -> str:
+    """Which settings differ between a store and a new spec, with both values."""
+    stored = {"backbone": attrs.get("backbone"), "seq_len": attrs.get("seq_len"), "dim": attrs.get("dim"),
+              "dtype": attrs.get("dtype"), "schema_version": attrs.get("schema_version")}
+    wanted = {"backbone": spec.backbone, "seq_len": spec.seq_len, "dim": spec.dim, "dtype": spec.dtype,
+              "schema_version": SCHEMA_VERSION}
+    old, new = _flatten(stored, ""), _flatten(wanted, "")
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    diffs = "; ".join(f"{k.lstrip('.')}: store {old.get(k)!r}, this run {new.get(k)!r}" for k in keys)
+    return (
+        f"built for another embedding ({diffs or 'fingerprint differs'}). "
+        "Use another --store, or --overwrite to rebuild it"
+    )
