@@ -58,7 +58,12 @@ def test_incremental_blocks_equal_the_whole_file(exported: Path) -> None:
     for start in range(0, audio.size, 7777):
         events += runner.push(audio[start : start + 7777])
     events += runner.flush()
-    assert events == detect_waveform(detector, audio, config)
+    whole = detect_waveform(detector, audio, config)
+    # batches of other sizes may change the last bits of a score, and so which of two near-equal
+    # frames is the peak: onsets must agree exactly, peaks within one hop
+    assert [e.onset_s for e in events] == [e.onset_s for e in whole]
+    assert [e.time_s for e in events] == pytest.approx([e.time_s for e in whole], abs=config.hop_s + 1e-9)
+    assert [e.score for e in events] == pytest.approx([e.score for e in whole], abs=1e-4)
 
 
 def test_raw_pcm_stdin_matches_the_file(exported: Path) -> None:

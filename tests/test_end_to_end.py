@@ -44,7 +44,7 @@ def test_phrase_to_exported_detector(tmp_path: Path) -> None:
                  "--min-s", "1.5", "--max-s", "1.5", "--hop-s", "0.3")
     stream = wb("stream", held_neg, "--out", str(tmp_path / "stream.wav"), "--duration-s", "300")
     store = wb("embed", positives, pos_aug, negatives, neg_aug, windows, "--store", str(tmp_path / "store.zarr"),
-               "--backbone", "speech-embedding")
+               "--backbone", "speech-embedding", "--window-s", "2.5")
     model = wb("fit", "--store", store, "--out", str(tmp_path / "model"))
     wb("calibrate", "--model", model, "--store", store, "--stream", stream)
     export_dir = Path(wb("export", "--model", model, "--out", str(tmp_path / "export"), "--name", "hey_jarvis"))
