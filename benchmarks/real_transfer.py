@@ -1,0 +1,310 @@
+"""Real-speech recall: models trained only on synthetic speech, scored on real recordings (realdev).
+
+For each word W the recipe runs from W's text alone in a work dir under /tmp, through ``.venv/bin/wb``
+subprocesses: synth positives, sound-alike + generic speech negatives, augment, a held-out synthetic
+stream (another seed) for calibration, training-stream windows, embed (speech-embedding), fit,
+calibrate, export. realdev is never used for training, for picking training data or for the
+calibrated threshold; it is only scored.
+
+Scoring uses the exported ONNX and the streaming protocol of ``wb eval``/``wb detect`` (hop 0.1 s,
+refractory 1 s, no smoothing). Every realdev file is padded with 1 s of silence on each side and
+scanned on its own (the event counter is reset between files):
+  * recall: share of ``positives/W/*.wav`` with at least one detection;
+  * false accepts: detections over every file under ``negatives/`` plus the OTHER words' positives;
+    FA/h divides by their unpadded duration (the silence padding is not counted as audio).
+Reported at the calibrated threshold (chosen on synthetic data only), and separately at the
+"oracle threshold, tuned on realdev": the lowest threshold with <= 1 false accept on the same
+false-accept set. The oracle figure is optimistic and must not be quoted as a test result.
+
+Usage: .venv/bin/python benchmarks/real_transfer.py [--quick] [--words happy,sheila] [--seeds 0,1,2]
+       [--engines piper,flite,espeak] [--n-pos 600] [--n-hard 1500] [--n-speech 1000] [--tag NAME]
+Writes benchmarks/results/real_transfer_<tag>.json (tag defaults to the engines, e.g. piper-flite).
+To pin the library while the working tree changes, run with PYTHONPATH=<a `git archive` of a commit, with
+its hash in a COMMIT file>; the wb subprocesses inherit it, and the JSON records which library ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+import wakebuilder
+from wakebuilder import SAMPLE_RATE
+from wakebuilder.audio import load_audio
+from wakebuilder.detect import Detector, load_detector
+from wakebuilder.streaming import count_events, hop_samples, score_waveform
+
+ROOT = Path(__file__).resolve().parent.parent
+WB = str(ROOT / ".venv" / "bin" / "wb")
+RESULTS = Path(__file__).parent / "results"
+REALDEV = Path("/work/shared/realdev")
+WORDS = ("happy", "sheila", "forward", "marvin", "house", "visual")
+QUICK_WORDS = ("happy", "sheila")
+HOP_S, REFRACTORY_S, PAD_S = 0.1, 1.0, 1.0
+ORACLE_MAX_FA = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    """Training-recipe options; every one is a flag of this script."""
+
+    engines: tuple[str, ...]
+    neg_engines: tuple[str, ...]
+    n_pos: int
+    n_hard: int
+    n_speech: int
+    pos_copies: int
+    neg_copies: int
+    train_stream_s: float
+    cal_stream_s: float
+    objective: str
+    target_fa_per_hour: float
+
+
+def wb(*args: str | Path) -> str:
+    """Run one ``wb`` command; returns the artifact path it prints on stdout."""
+    cmd = [WB, *map(str, args)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def engine_args(engines: tuple[str, ...]) -> list[str]:
+    return [arg for engine in engines for arg in ("--engine", engine)]
+
+
+def train_word(word: str, seed: int, recipe: Recipe, work: Path) -> Path:
+    """The recipe from the word's text alone -> exported ONNX path (stages resume in ``work``)."""
+    work.mkdir(parents=True, exist_ok=True)
+    pos_eng, neg_eng = engine_args(recipe.engines), engine_args(recipe.neg_engines)
+    log = lambda msg: print(f"  [{word} s{seed}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    log(f"synth {recipe.n_pos} positives ({','.join(recipe.engines)})")
+    pos = wb("synth", word, "--out", work / "positives", "-n", recipe.n_pos, "--seed", seed, *pos_eng)
+    log(f"negatives {recipe.n_hard} hard + {recipe.n_speech} speech ({','.join(recipe.neg_engines)})")
+    neg = wb("negatives", word, "--out", work / "negatives", "-n", recipe.n_hard, "--speech", recipe.n_speech,
+             "--seed", seed, *neg_eng)
+    cal_neg = wb("negatives", word, "--out", work / "heldout-cal", "-n", 200, "--speech", 400,
+                 "--seed", seed + 1000, *neg_eng)
+    log("augment")
+    manifests = [pos, wb("augment", pos, "--out", work / "positives-aug", "--copies", recipe.pos_copies,
+                         "--seed", seed),
+                 neg, wb("augment", neg, "--out", work / "negatives-aug", "--copies", recipe.neg_copies,
+                         "--seed", seed)]
+    log("streams")
+    (work / "train-stream").mkdir(exist_ok=True)
+    wb("stream", neg, "--out", work / "train-stream" / "negatives.wav", "--duration-s", recipe.train_stream_s,
+       "--seed", seed)
+    manifests.append(wb("negatives", "--real", work / "train-stream", "--out", work / "train-stream-chunks",
+                        "--min-s", 1.5, "--max-s", 1.5, "--hop-s", 0.3, "--overwrite"))
+    cal_stream = wb("stream", cal_neg, "--out", work / "stream-calibrate.wav", "--duration-s",
+                    recipe.cal_stream_s, "--seed", seed)
+    log("embed")
+    store = wb("embed", *manifests, "--store", work / "store.zarr", "--backbone", "speech-embedding",
+               "--device", "cpu")
+    log("fit")
+    model = wb("fit", "--store", store, "--out", work / "model", "--seed", seed, "--device", "cpu", "--overwrite")
+    log("calibrate")
+    wb("calibrate", "--model", model, "--store", store, "--stream", cal_stream, "--device", "cpu",
+       "--objective", recipe.objective, "--target-fa-per-hour", recipe.target_fa_per_hour)
+    export = wb("export", "--model", model, "--out", work / "export", "--name", word, "--overwrite")
+    return Path(export) / f"{word}.onnx"
+
+
+def realdev_files() -> dict[str, list[Path]]:
+    """realdev wav files by label (a word, or ``negative``)."""
+    files: dict[str, list[Path]] = {w: sorted((REALDEV / "positives" / w).glob("*.wav")) for w in WORDS}
+    files["negative"] = sorted((REALDEV / "negatives").rglob("*.wav"))
+    return files
+
+
+def padded_traces(detector: Detector, paths: list[Path]) -> tuple[list[np.ndarray], float]:
+    """Score trace of each file padded with silence, and the files' unpadded total seconds.
+
+    Each file is scored on its own with ``score_waveform``'s batches, exactly as ``wb eval`` and
+    ``wb detect`` do: batching windows of several files together would change the scores, because the
+    speech-embedding mel front end clamps to 80 dB below the loudest value of the whole batch.
+    """
+    pad = np.zeros(int(PAD_S * SAMPLE_RATE), dtype=np.float32)
+    traces, seconds = [], 0.0
+    for path in paths:
+        audio = load_audio(path)
+        seconds += audio.shape[0] / SAMPLE_RATE
+        traces.append(score_waveform(np.concatenate([pad, audio, pad]), detector.scorer,
+                                     window_samples=detector.window_samples, hop=hop_samples(HOP_S)))
+    return traces, seconds
+
+
+def n_events(traces: list[np.ndarray], threshold: float) -> int:
+    return sum(len(count_events(t, threshold, frame_s=HOP_S, refractory_s=REFRACTORY_S)) for t in traces)
+
+
+def n_detected(traces: list[np.ndarray], threshold: float) -> int:
+    """Files with at least one detection (any frame at or above the threshold fires)."""
+    return sum(bool((t >= threshold).any()) for t in traces)
+
+
+def oracle_threshold(fa_traces: list[np.ndarray]) -> float:
+    """Lowest frame value on the false-accept set at which it gives <= ORACLE_MAX_FA events."""
+    candidates = np.unique(np.concatenate(fa_traces).astype(np.float64))
+    candidates = np.append(candidates, np.nextafter(candidates[-1], np.inf))
+    lo, hi = 0, candidates.size - 1  # events fall (weakly) as the threshold rises: binary search
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if n_events(fa_traces, float(candidates[mid])) <= ORACLE_MAX_FA:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(candidates[lo])
+
+
+def operating_point(pos: list[np.ndarray], fa: list[np.ndarray], fa_seconds: float, threshold: float) -> dict:
+    hits, events = n_detected(pos, threshold), n_events(fa, threshold)
+    return {"threshold": threshold, "n_clips": len(pos), "detected": hits, "recall": hits / len(pos),
+            "false_accepts": events, "fa_hours": fa_seconds / 3600, "fa_per_hour": events / (fa_seconds / 3600)}
+
+
+def score_word(word: str, onnx: Path, files: dict[str, list[Path]]) -> dict:
+    """Recall and false accepts on realdev at the calibrated and the oracle threshold."""
+    detector = load_detector(onnx)
+    pos, _ = padded_traces(detector, files[word])
+    fa_paths = files["negative"] + [p for w in WORDS if w != word for p in files[w]]
+    fa, fa_seconds = padded_traces(detector, fa_paths)
+    oracle = oracle_threshold(fa)
+    return {"window_samples": detector.window_samples, "n_fa_files": len(fa_paths),
+            "calibrated": operating_point(pos, fa, fa_seconds, detector.threshold),
+            "oracle_tuned_on_realdev": operating_point(pos, fa, fa_seconds, oracle),
+            "max_score_positives": [round(float(t.max()), 4) for t in pos]}
+
+
+def pooled(runs: list[dict], key: str) -> dict:
+    """Recall pooled over clips and FA/h pooled over hours of the given runs."""
+    hits = sum(r[key]["detected"] for r in runs)
+    clips = sum(r[key]["n_clips"] for r in runs)
+    events = sum(r[key]["false_accepts"] for r in runs)
+    hours = sum(r[key]["fa_hours"] for r in runs)
+    return {"detected": hits, "n_clips": clips, "recall": hits / clips, "false_accepts": events,
+            "fa_per_hour": events / hours}
+
+
+def summarize(runs: list[dict], words: list[str], seeds: list[int]) -> dict:
+    keys = ("calibrated", "oracle_tuned_on_realdev")
+    per_seed = {str(s): {k: pooled([r for r in runs if r["seed"] == s], k) for k in keys} for s in seeds}
+    per_word = {w: {k: {"recall_mean": float(np.mean([r[k]["recall"] for r in runs if r["word"] == w])),
+                        "fa_per_hour_mean": float(np.mean([r[k]["fa_per_hour"] for r in runs if r["word"] == w]))}
+                    for k in keys} for w in words}
+    mean = {k: {"recall_mean": float(np.mean([per_seed[str(s)][k]["recall"] for s in seeds])),
+                "recall_sd": float(np.std([per_seed[str(s)][k]["recall"] for s in seeds])),
+                "fa_per_hour_mean": float(np.mean([per_seed[str(s)][k]["fa_per_hour"] for s in seeds]))}
+            for k in keys}
+    return {"pooled_per_seed": per_seed, "per_word_mean_over_seeds": per_word, "pooled_mean_over_seeds": mean}
+
+
+def print_table(tag: str, runs: list[dict], summary: dict) -> None:
+    print(f"\nreal_transfer [{tag}]   calibrated threshold (synthetic only) | oracle threshold, tuned on realdev")
+    print(f"{'word':8} {'seed':>4} {'thr':>6} {'recall':>12} {'FA':>4} {'FA/h':>6} | {'thr':>6} {'recall':>12} "
+          f"{'FA':>3} | {'wall s':>7}")
+    for r in runs:
+        c, o = r["calibrated"], r["oracle_tuned_on_realdev"]
+        print(f"{r['word']:8} {r['seed']:>4} {c['threshold']:6.3f} {c['detected']:>3}/{c['n_clips']:<3}"
+              f"{c['recall']:5.0%} {c['false_accepts']:>4} {c['fa_per_hour']:6.1f} | {o['threshold']:6.3f} "
+              f"{o['detected']:>3}/{o['n_clips']:<3}{o['recall']:5.0%} {o['false_accepts']:>3} | "
+              f"{r['train_wall_s']:7.0f}")
+    for seed, row in summary["pooled_per_seed"].items():
+        c, o = row["calibrated"], row["oracle_tuned_on_realdev"]
+        print(f"{'pooled':8} {seed:>4} {'':6} {c['detected']:>3}/{c['n_clips']:<3}{c['recall']:5.0%} "
+              f"{c['false_accepts']:>4} {c['fa_per_hour']:6.1f} | {'':6} {o['detected']:>3}/{o['n_clips']:<3}"
+              f"{o['recall']:5.0%} {o['false_accepts']:>3} |")
+    m = summary["pooled_mean_over_seeds"]
+    print(f"mean over seeds: recall {m['calibrated']['recall_mean']:.1%} (sd {m['calibrated']['recall_sd']:.1%}), "
+          f"FA/h {m['calibrated']['fa_per_hour_mean']:.1f}; oracle recall "
+          f"{m['oracle_tuned_on_realdev']['recall_mean']:.1%}")
+
+
+def library_identity() -> dict:
+    """Where the imported wakebuilder lives and which commit it is (COMMIT file of a snapshot, else git)."""
+    where = Path(wakebuilder.__file__).resolve().parent.parent
+    marker = where / "COMMIT"
+    if marker.is_file():
+        return {"path": str(where), "commit": marker.read_text().strip(), "dirty": False}
+    head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "wakebuilder"],
+                           capture_output=True, text=True)
+    return {"path": str(where), "commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
+    p.add_argument("--words", type=split, default=list(WORDS))
+    p.add_argument("--seeds", type=lambda s: [int(x) for x in split(s)], default=[0, 1, 2])
+    p.add_argument("--quick", action="store_true", help="words happy,sheila and seed 0 only")
+    p.add_argument("--engines", type=split, default=["piper", "flite", "espeak"], help="TTS engines of positives")
+    p.add_argument("--neg-engines", type=split, default=None, help="TTS engines of negatives [default: --engines]")
+    p.add_argument("--n-pos", type=int, default=600)
+    p.add_argument("--n-hard", type=int, default=1500)
+    p.add_argument("--n-speech", type=int, default=1000)
+    p.add_argument("--pos-copies", type=int, default=2)
+    p.add_argument("--neg-copies", type=int, default=1)
+    p.add_argument("--train-stream-s", type=float, default=600.0)
+    p.add_argument("--cal-stream-s", type=float, default=600.0)
+    p.add_argument("--objective", choices=["f1", "fa-per-hour"], default="f1")
+    p.add_argument("--target-fa-per-hour", type=float, default=0.5)
+    p.add_argument("--tag", default=None, help="names the results file [default: the engines joined by -]")
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/real_transfer"))
+    args = p.parse_args(argv)
+    if args.quick:
+        args.words, args.seeds = list(QUICK_WORDS), [0]
+    unknown = set(args.words) - set(WORDS)
+    if unknown:
+        p.error(f"--words: not in realdev: {sorted(unknown)}")
+    args.tag = args.tag or "-".join(args.engines)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    recipe = Recipe(engines=tuple(args.engines), neg_engines=tuple(args.neg_engines or args.engines),
+                    n_pos=args.n_pos, n_hard=args.n_hard, n_speech=args.n_speech, pos_copies=args.pos_copies,
+                    neg_copies=args.neg_copies, train_stream_s=args.train_stream_s,
+                    cal_stream_s=args.cal_stream_s, objective=args.objective,
+                    target_fa_per_hour=args.target_fa_per_hour)
+    files = realdev_files()
+    library = library_identity()
+    out = RESULTS / f"real_transfer_{args.tag}.json"
+    runs: list[dict] = []
+    for seed in args.seeds:
+        for word in args.words:
+            start = time.perf_counter()
+            onnx = train_word(word, seed, recipe, args.workdir / args.tag / f"{word}-s{seed}")
+            trained = time.perf_counter()
+            scores = score_word(word, onnx, files)
+            runs.append({"word": word, "seed": seed, "onnx": str(onnx), "train_wall_s": trained - start,
+                         "score_wall_s": time.perf_counter() - trained, **scores})
+            print(f"  [{word} s{seed}] done: recall {scores['calibrated']['recall']:.0%} at "
+                  f"{scores['calibrated']['threshold']:.3f}, {runs[-1]['train_wall_s']:.0f} s", file=sys.stderr)
+            summary = summarize(runs, sorted({r["word"] for r in runs}, key=WORDS.index),
+                                sorted({r["seed"] for r in runs}))
+            result = {"tag": args.tag, "recipe": asdict(recipe), "words": args.words, "seeds": args.seeds,
+                      "complete": len(runs) == len(args.words) * len(args.seeds),
+                      "protocol": {"hop_s": HOP_S, "refractory_s": REFRACTORY_S, "pad_s": PAD_S, "smooth": 1,
+                                   "oracle_max_false_accepts": ORACLE_MAX_FA,
+                                   "fa_set": "negatives/ + other words' positives, FA/h over unpadded hours"},
+                      "library": library, "machine": {"platform": platform.platform(), "python": platform.python_version()},
+                      "runs": runs, "summary": summary}
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")  # after every run: partial ok
+    print_table(args.tag, runs, result["summary"])
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
