@@ -60,3 +60,13 @@ def test_rms_dbfs_golden() -> None:
     assert rms_dbfs(np.ones(100, dtype=np.float32)) == pytest.approx(0.0)
     assert rms_dbfs(np.full(100, 0.5, dtype=np.float32)) == pytest.approx(-6.0206, abs=1e-3)
     assert rms_dbfs(np.zeros(10, dtype=np.float32)) == float("-inf")
+
+
+def test_frame_levels_db_golden() -> None:
+    from wakebuilder.audio import frame_levels_db
+
+    samples = np.concatenate([np.full(320, 0.5, np.float32), np.zeros(320, np.float32), np.ones(100, np.float32)])
+    levels = frame_levels_db(samples, 320)
+    assert levels.shape == (2,)  # the partial last frame is dropped
+    assert levels[0] == pytest.approx(-6.0206, abs=1e-3) and levels[1] == pytest.approx(-120.0)
+    assert frame_levels_db(np.zeros(10, np.float32), 320).shape == (0,)

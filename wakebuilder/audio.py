@@ -93,6 +93,13 @@ def fit_to_window(samples: np.ndarray, window_samples: int) -> np.ndarray:
     return out
 
 
+def frame_levels_db(samples: np.ndarray, frame_samples: int) -> np.ndarray:
+    """Mean power of each whole frame in dB (a trailing partial frame is dropped; -120 dB for silence)."""
+    n = samples.size // frame_samples
+    frames = np.asarray(samples[: n * frame_samples], dtype=np.float32).reshape(n, frame_samples)
+    return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+
+
 def rms_dbfs(samples: np.ndarray) -> float:
     """Root-mean-square level in dB relative to full scale (-inf for silence)."""
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0

@@ -19,7 +19,7 @@ import numpy as np
 
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.atomic import atomic_write_json, read_json, writer_lock
-from wakebuilder.audio import AUDIO_EXTENSIONS, load_audio, quantize_pcm16, write_wav
+from wakebuilder.audio import AUDIO_EXTENSIONS, frame_levels_db, load_audio, quantize_pcm16, write_wav
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import BadAudioError, ConfigError, StoreMismatchError
 from wakebuilder.fingerprint import audio_id, file_sha256, fingerprint
@@ -42,10 +42,9 @@ class ChunkConfig(StageConfig):
 def voiced_regions(samples: np.ndarray, config: ChunkConfig) -> list[tuple[int, int]]:
     """Sample ranges of non-silent audio; gaps shorter than ``min_gap_s`` are bridged."""
     frame = int(FRAME_S * SAMPLE_RATE)
-    n = samples.size // frame
-    if n == 0:
+    level = frame_levels_db(samples, frame)
+    if level.size == 0:
         return []
-    level = 10 * np.log10(np.mean(samples[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
     loud = np.flatnonzero(level > config.silence_dbfs)
     regions: list[list[int]] = []
     for index in loud:

@@ -16,7 +16,7 @@ import numpy as np
 
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.atomic import atomic_write_json
-from wakebuilder.audio import load_audio, quantize_pcm16, rms_dbfs, write_wav
+from wakebuilder.audio import frame_levels_db, load_audio, quantize_pcm16, rms_dbfs, write_wav
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import BadAudioError
 from wakebuilder.fingerprint import audio_id
@@ -40,11 +40,9 @@ class ValidateConfig(StageConfig):
 
 def voiced_seconds(samples: np.ndarray, *, frame_s: float = 0.02) -> float:
     """Seconds of frames at least 15 dB above the quietest tenth of frames and above -50 dBFS."""
-    frame = int(frame_s * SAMPLE_RATE)
-    n = samples.size // frame
-    if n == 0:
+    energy = frame_levels_db(samples, int(frame_s * SAMPLE_RATE))
+    if energy.size == 0:
         return 0.0
-    energy = 10 * np.log10(np.mean(samples[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
     floor = np.percentile(energy, 10)
     return float(np.sum((energy > floor + 15) & (energy > -50)) * frame_s)
 
