@@ -71,6 +71,13 @@ def test_speech_embedding_export_is_one_graph_with_parity(tmp_path: Path) -> Non
     graph = onnx.load(summary["files"]["onnx"]).graph
     assert [i.name for i in graph.input] == ["waveform"]
     assert {n.op_type for n in graph.node} >= {"Conv", "MatMul"}
+    session = ort.InferenceSession(summary["files"]["onnx"], providers=["CPUExecutionProvider"])
+    quiet = np.zeros((1, 24_000), np.float32)
+    quiet[0, 9_000:15_000] = 0.005 * np.sin(np.arange(6_000, dtype=np.float32) * 0.2)
+    loud = (0.5 * np.sin(np.arange(24_000, dtype=np.float32) * 0.05))[None]
+    (alone,) = session.run(None, {"waveform": quiet})
+    (batched,) = session.run(None, {"waveform": np.concatenate([quiet, loud])})
+    assert abs(float(alone[0]) - float(batched[0])) < 1e-6  # a window's score ignores its batch
     head_graph = onnx.load(summary["files"]["head_onnx"]).graph
     dims = [d.dim_value for d in head_graph.input[0].type.tensor_type.shape.dim]
     assert dims[1:] == [9, 96]

@@ -229,10 +229,9 @@ def compose_speech_embedding(backbone: Any, head_path: Path, out_path: Path) -> 
     import onnx
     from onnx import compose, helper, numpy_helper
 
-    mel_path, _ = backbone.onnx_paths()
     window = int(backbone.window_samples)
     parts = {
-        "mel_": onnx.load(str(mel_path)),
+        "mel_": onnx.load_from_string(backbone.mel_model.SerializeToString()),
         "emb_": onnx.load_from_string(backbone.embedding_model.SerializeToString()),
         "head_": onnx.load(str(head_path)),
     }

@@ -45,6 +45,22 @@ def test_batched_equals_one_clip_at_a_time_and_is_deterministic(backbone: Speech
     assert np.abs(different - batched[:1]).max() > 1e-2
 
 
+def test_a_clip_does_not_depend_on_its_batch_neighbours(backbone: SpeechEmbeddingBackbone) -> None:
+    """The shipped mel graph floors dB at 80 below the loudest value of the whole batch; ours per clip."""
+    import onnxruntime as ort
+
+    quiet = np.zeros((1, 24_000), np.float32)
+    quiet[0, 8_000:16_000] = 0.01 * _clips(1, 8_000)[0]  # a quiet word between silences
+    loud = _clips(1, 24_000)
+    alone = backbone.embed(quiet)[1]
+    beside_loud = backbone.embed(np.concatenate([quiet, loud]))[1][:1]
+    assert np.abs(alone - beside_loud).max() < 1e-5
+    shipped = ort.InferenceSession(str(backbone.onnx_paths()[0]), providers=["CPUExecutionProvider"])
+    run = lambda x: shipped.run(None, {"input": x * np.float32(32767.0)})[0][:, 0] / 10 + 2  # noqa: E731
+    assert np.abs(backbone.mel(quiet) - run(quiet)).max() < 1e-5  # one clip: the shipped model's numbers
+    assert np.abs(run(np.concatenate([quiet, loud]))[:1] - run(quiet)).max() > 0.1  # the bug it removes
+
+
 def test_other_windows_and_identity(backbone: SpeechEmbeddingBackbone) -> None:
     longer = SpeechEmbeddingBackbone(window_s=3.0)
     assert longer.seq_len == sequence_length(48_000) == 28

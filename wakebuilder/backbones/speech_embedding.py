@@ -62,6 +62,32 @@ def sequence_length(samples: int) -> int:
     return (mel_frames(samples) - WINDOW_FRAMES) // STRIDE_FRAMES + 1
 
 
+def per_clip_mel(model: Any) -> Any:
+    """Rewrite melspectrogram.onnx so each clip's dB floor comes from that clip alone.
+
+    The shipped graph ends in ``Clip(db, ReduceMax(db) - 80, inf)`` with a ReduceMax over the
+    whole tensor, so a clip's features depended on the loudest clip in its batch (measured: one
+    window scored 0.00572 alone and 0.00608 beside a loud one). openWakeWord runs one clip per
+    call, so the per-clip floor is the model's intended behaviour: the ReduceMax keeps the batch
+    axis and the final Clip (whose bounds must be scalars) becomes a broadcasting Max.
+    """
+    import onnx
+    from onnx import helper
+
+    graph = model.graph
+    nodes = list(graph.node)
+    reduce = [n for n in nodes if n.op_type == "ReduceMax"]
+    if len(reduce) != 1 or nodes[-1].op_type != "Clip" or nodes[-1].input[0] != reduce[0].input[0]:
+        raise BackboneError("melspectrogram.onnx is not the expected graph (... ReduceMax, Clip)")
+    del reduce[0].attribute[:]
+    reduce[0].attribute.extend([helper.make_attribute("axes", [1, 2, 3]), helper.make_attribute("keepdims", 1)])
+    clip = nodes[-1]
+    graph.node.remove(clip)
+    graph.node.append(helper.make_node("Max", [clip.input[0], clip.input[1]], [clip.output[0]]))
+    onnx.checker.check_model(model)
+    return model
+
+
 def fully_convolutional(model: Any) -> Any:
     """Rewrite embedding_model.onnx to take ``(B, frames, 32, 1)`` and give ``(B, T, 96)``."""
     import onnx
@@ -123,7 +149,8 @@ class SpeechEmbeddingBackbone:
         options.inter_op_num_threads = 1
         self._paths = resource_paths()
         providers = ["CPUExecutionProvider"]
-        self._mel = ort.InferenceSession(str(self._paths[0]), options, providers=providers)
+        self.mel_model = per_clip_mel(onnx.load(str(self._paths[0])))
+        self._mel = ort.InferenceSession(self.mel_model.SerializeToString(), options, providers=providers)
         self._options = options
         self._emb_windows: Any = None  # the original model, built on first use of embed_windowed
         self.embedding_model = fully_convolutional(onnx.load(str(self._paths[1])))
@@ -148,6 +175,7 @@ class SpeechEmbeddingBackbone:
             "dim": self.dim,
             "sample_rate": self.sample_rate,
             "frontend": {"mel_bins": MEL_BINS, "scale": "mel/10+2", "input": "int16-scale float",
+                         "db_floor": "per clip",
                          "window_frames": WINDOW_FRAMES, "stride_frames": STRIDE_FRAMES},
         }
 
