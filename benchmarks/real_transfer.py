@@ -67,6 +67,10 @@ class Recipe:
     cal_stream_s: float
     objective: str
     target_fa_per_hour: float
+    window_s: float
+    n_words: int
+    augment_args: tuple[str, ...]
+    fit_args: tuple[str, ...]
 
 
 def wb(*args: str | Path) -> str:
@@ -82,36 +86,48 @@ def engine_args(engines: tuple[str, ...]) -> list[str]:
     return [arg for engine in engines for arg in ("--engine", engine)]
 
 
-def train_word(word: str, seed: int, recipe: Recipe, work: Path) -> Path:
-    """The recipe from the word's text alone -> exported ONNX path (stages resume in ``work``)."""
+def cached(out: Path, *args: str | Path) -> str:
+    """``wb <args> --out out`` unless ``out`` already holds a manifest (synthesis is the slow stage; its
+    outputs are shared by every experiment with the same word, seed, engines and counts)."""
+    if (out / "manifest.jsonl").is_file():
+        return str(out / "manifest.jsonl")
+    return wb(*args, "--out", out)
+
+
+def train_word(word: str, seed: int, recipe: Recipe, work: Path, data: Path) -> Path:
+    """The recipe from the word's text alone -> exported ONNX path."""
     work.mkdir(parents=True, exist_ok=True)
     pos_eng, neg_eng = engine_args(recipe.engines), engine_args(recipe.neg_engines)
     log = lambda msg: print(f"  [{word} s{seed}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     log(f"synth {recipe.n_pos} positives ({','.join(recipe.engines)})")
-    pos = wb("synth", word, "--out", work / "positives", "-n", recipe.n_pos, "--seed", seed, *pos_eng)
+    pos = cached(data / f"pos-{word}-s{seed}-{'-'.join(recipe.engines)}-{recipe.n_pos}",
+                 "synth", word, "-n", recipe.n_pos, "--seed", seed, *pos_eng)
     log(f"negatives {recipe.n_hard} hard + {recipe.n_speech} speech ({','.join(recipe.neg_engines)})")
-    neg = wb("negatives", word, "--out", work / "negatives", "-n", recipe.n_hard, "--speech", recipe.n_speech,
-             "--seed", seed, *neg_eng)
-    cal_neg = wb("negatives", word, "--out", work / "heldout-cal", "-n", 200, "--speech", 400,
-                 "--seed", seed + 1000, *neg_eng)
+    neg_key = f"{word}-{'-'.join(recipe.neg_engines)}-{recipe.n_hard}-{recipe.n_speech}-{recipe.n_words}"
+    neg = cached(data / f"neg-{neg_key}-s{seed}", "negatives", word, "-n", recipe.n_hard,
+                 "--speech", recipe.n_speech, "--words", recipe.n_words, "--seed", seed, *neg_eng)
+    cal_neg = cached(data / f"cal-{word}-{'-'.join(recipe.neg_engines)}-s{seed + 1000}", "negatives", word,
+                     "-n", 200, "--speech", 400, "--words", 0, "--seed", seed + 1000, *neg_eng)
     log("augment")
     manifests = [pos, wb("augment", pos, "--out", work / "positives-aug", "--copies", recipe.pos_copies,
-                         "--seed", seed),
+                         "--seed", seed, *recipe.augment_args),
                  neg, wb("augment", neg, "--out", work / "negatives-aug", "--copies", recipe.neg_copies,
-                         "--seed", seed)]
+                         "--seed", seed, *recipe.augment_args)]
     log("streams")
+    window = f"{recipe.window_s:g}"
     (work / "train-stream").mkdir(exist_ok=True)
     wb("stream", neg, "--out", work / "train-stream" / "negatives.wav", "--duration-s", recipe.train_stream_s,
        "--seed", seed)
     manifests.append(wb("negatives", "--real", work / "train-stream", "--out", work / "train-stream-chunks",
-                        "--min-s", 1.5, "--max-s", 1.5, "--hop-s", 0.3, "--overwrite"))
+                        "--min-s", window, "--max-s", window, "--hop-s", 0.3, "--overwrite"))
     cal_stream = wb("stream", cal_neg, "--out", work / "stream-calibrate.wav", "--duration-s",
                     recipe.cal_stream_s, "--seed", seed)
     log("embed")
     store = wb("embed", *manifests, "--store", work / "store.zarr", "--backbone", "speech-embedding",
-               "--device", "cpu")
+               "--window-s", window, "--device", "cpu")
     log("fit")
-    model = wb("fit", "--store", store, "--out", work / "model", "--seed", seed, "--device", "cpu", "--overwrite")
+    model = wb("fit", "--store", store, "--out", work / "model", "--seed", seed, "--device", "cpu", "--overwrite",
+               *recipe.fit_args)
     log("calibrate")
     wb("calibrate", "--model", model, "--store", store, "--stream", cal_stream, "--device", "cpu",
        "--objective", recipe.objective, "--target-fa-per-hour", recipe.target_fa_per_hour)
@@ -130,8 +146,7 @@ def padded_traces(detector: Detector, paths: list[Path]) -> tuple[list[np.ndarra
     """Score trace of each file padded with silence, and the files' unpadded total seconds.
 
     Each file is scored on its own with ``score_waveform``'s batches, exactly as ``wb eval`` and
-    ``wb detect`` do: batching windows of several files together would change the scores, because the
-    speech-embedding mel front end clamps to 80 dB below the loudest value of the whole batch.
+    ``wb detect`` do.
     """
     pad = np.zeros(int(PAD_S * SAMPLE_RATE), dtype=np.float32)
     traces, seconds = [], 0.0
@@ -258,6 +273,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cal-stream-s", type=float, default=600.0)
     p.add_argument("--objective", choices=["f1", "fa-per-hour"], default="f1")
     p.add_argument("--target-fa-per-hour", type=float, default=0.5)
+    p.add_argument("--window-s", type=float, default=2.5, help="speech-embedding window (quickstart: 2.5)")
+    p.add_argument("--words-neg", type=int, default=0, dest="n_words", help="isolated-word TTS negatives")
+    p.add_argument("--augment-args", default="", help="extra wb augment options, space separated")
+    p.add_argument("--fit-args", default="", help="extra wb fit options, space separated")
     p.add_argument("--tag", default=None, help="names the results file [default: the engines joined by -]")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/real_transfer"))
     args = p.parse_args(argv)
@@ -276,7 +295,8 @@ def main(argv: list[str] | None = None) -> None:
                     n_pos=args.n_pos, n_hard=args.n_hard, n_speech=args.n_speech, pos_copies=args.pos_copies,
                     neg_copies=args.neg_copies, train_stream_s=args.train_stream_s,
                     cal_stream_s=args.cal_stream_s, objective=args.objective,
-                    target_fa_per_hour=args.target_fa_per_hour)
+                    target_fa_per_hour=args.target_fa_per_hour, window_s=args.window_s, n_words=args.n_words,
+                    augment_args=tuple(args.augment_args.split()), fit_args=tuple(args.fit_args.split()))
     files = realdev_files()
     library = library_identity()
     out = RESULTS / f"real_transfer_{args.tag}.json"
@@ -284,7 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     for seed in args.seeds:
         for word in args.words:
             start = time.perf_counter()
-            onnx = train_word(word, seed, recipe, args.workdir / args.tag / f"{word}-s{seed}")
+            onnx = train_word(word, seed, recipe, args.workdir / args.tag / f"{word}-s{seed}",
+                              args.workdir / "data")
             trained = time.perf_counter()
             scores = score_word(word, onnx, files)
             runs.append({"word": word, "seed": seed, "onnx": str(onnx), "train_wall_s": trained - start,

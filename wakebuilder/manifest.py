@@ -27,6 +27,7 @@ KINDS = frozenset(
         "hard_negative",  # phonetically close phrases, partial phrases
         "real_negative",  # chunks of real audio (speech, music, noise)
         "speech_negative",  # generic TTS speech that is not the wake word
+        "word_negative",  # a single word spoken alone that is not the wake word
         "noise",  # synthetic or recorded background noise
     }
 )

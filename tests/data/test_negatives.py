@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from tests.conftest import noise, tone
 from wakebuilder.audio import load_audio, write_wav
 from wakebuilder.cli import main
-from wakebuilder.data.negatives import NegativesConfig, make_negatives, says
+from wakebuilder.data.negatives import NegativesConfig, isolated_words, make_negatives, says
 from wakebuilder.data.phonetics import (
     candidates, espeak_to_arpabet, phoneme_distance, phrase_phonemes, word_neighbours, word_phonemes,
 )
@@ -56,15 +56,24 @@ def test_espeak_fallback_for_unknown_words() -> None:
 
 
 def test_make_negatives_is_reproducible(tmp_path: Path) -> None:
-    config = NegativesConfig(phrase="hey jarvis", n=12, speech=6, engines=("espeak",))
+    config = NegativesConfig(phrase="hey jarvis", n=12, speech=6, words=5, engines=("espeak",))
     first = make_negatives(config, out_dir=tmp_path / "a")
     second = make_negatives(config, out_dir=tmp_path / "b")
     assert first.read_bytes() == second.read_bytes()
     records = read_manifest(first)
     kinds = [r.kind for r in records]
     assert kinds.count("hard_negative") == 12 and kinds.count("speech_negative") == 6
+    assert [len(r.text.split()) for r in records if r.kind == "word_negative"] == [1] * 5
     assert all(r.label == 0 and not says(r.text, "hey jarvis") for r in records)
     assert {"part of the phrase", "prefix of the phrase"} & {r.params.get("reason") for r in records}
+
+
+def test_isolated_words_never_say_the_phrase() -> None:
+    words = isolated_words("happy", 400, seed=3)
+    assert len(words) == 400 and all(len(w.split()) == 1 for w in words)
+    assert "happy" not in words and "unhappy" not in words and len(set(words)) > 200
+    assert words == isolated_words("happy", 400, seed=3) != isolated_words("happy", 400, seed=4)
+    assert all(not says(w, "happy") for w in words)
 
 
 def _long_file(path: Path, freq: float = 300) -> np.ndarray:

