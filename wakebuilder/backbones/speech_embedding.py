@@ -84,6 +84,9 @@ def per_clip_mel(model: Any) -> Any:
     clip = nodes[-1]
     graph.node.remove(clip)
     graph.node.append(helper.make_node("Max", [clip.input[0], clip.input[1]], [clip.output[0]]))
+    for init in list(graph.initializer):
+        if init.name == clip.input[2]:  # the Clip's upper bound (inf), now unused
+            graph.initializer.remove(init)
     onnx.checker.check_model(model)
     return model
 
