@@ -81,27 +81,21 @@ def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str]) 
     chosen = interleave_reasons(chosen)
     by_text = {c.text: c for c in chosen}
     records: list[ClipRecord] = []
+
+    def spoken(texts: list[str], n: int, kind: str, seed: int) -> list[ClipRecord]:
+        synth = SynthConfig(texts=tuple(texts), n=n, engines=config.engines, seed=seed, label=0, kind=kind,
+                            variants=False, workers=config.workers, voice_pattern=config.voice_pattern)
+        seen = {r.id for r in records}
+        return [r for r in synthesize_clips(synth, out_dir=out_dir) if r.id not in seen]
+
     if config.n:
-        hard = SynthConfig(
-            texts=tuple(c.text for c in chosen), n=config.n, engines=config.engines, seed=config.seed,
-            label=0, kind="hard_negative", variants=False, workers=config.workers, voice_pattern=config.voice_pattern,
-        )
-        records += [_with_candidate(r, by_text.get(r.text)) for r in synthesize_clips(hard, out_dir=out_dir)]
+        hard = spoken([c.text for c in chosen], config.n, "hard_negative", config.seed)
+        records += [_with_candidate(r, by_text.get(r.text)) for r in hard]
     if config.speech:
-        sentences = tuple(s for s in random_sentences(config.speech, seed=config.seed) if not says(s, config.phrase))
-        speech = SynthConfig(
-            texts=sentences, n=config.speech, engines=config.engines, seed=config.seed + 1, label=0,
-            kind="speech_negative", variants=False, workers=config.workers, voice_pattern=config.voice_pattern,
-        )
-        seen = {r.id for r in records}
-        records += [r for r in synthesize_clips(speech, out_dir=out_dir) if r.id not in seen]
+        sentences = [s for s in random_sentences(config.speech, seed=config.seed) if not says(s, config.phrase)]
+        records += spoken(sentences, config.speech, "speech_negative", config.seed + 1)
     if config.words:
-        words = SynthConfig(
-            texts=tuple(isolated_words(config.phrase, config.words, seed=config.seed)), n=config.words,
-            engines=config.engines, seed=config.seed + 2, label=0, kind="word_negative", variants=False,
-            workers=config.workers, voice_pattern=config.voice_pattern,
-        )
-        seen = {r.id for r in records}
-        records += [r for r in synthesize_clips(words, out_dir=out_dir) if r.id not in seen]
+        records += spoken(isolated_words(config.phrase, config.words, seed=config.seed), config.words,
+                          "word_negative", config.seed + 2)
     config.save(Path(out_dir) / "negatives_config.json")
     return write_manifest(Path(out_dir) / MANIFEST_NAME, records)
