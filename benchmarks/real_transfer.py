@@ -30,7 +30,9 @@ import json
 import platform
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -279,6 +281,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fit-args", default="", help="extra wb fit options, space separated")
     p.add_argument("--tag", default=None, help="names the results file [default: the engines joined by -]")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/real_transfer"))
+    p.add_argument("--jobs", type=int, default=1,
+                   help="(word, seed) models trained at once; wall times then include the contention")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the runs of an existing results file with the same recipe and library")
     args = p.parse_args(argv)
     if args.quick:
         args.words, args.seeds = list(QUICK_WORDS), [0]
@@ -301,28 +307,52 @@ def main(argv: list[str] | None = None) -> None:
     library = library_identity()
     out = RESULTS / f"real_transfer_{args.tag}.json"
     runs: list[dict] = []
-    for seed in args.seeds:
-        for word in args.words:
-            start = time.perf_counter()
-            onnx = train_word(word, seed, recipe, args.workdir / args.tag / f"{word}-s{seed}",
-                              args.workdir / "data")
-            trained = time.perf_counter()
-            scores = score_word(word, onnx, files)
-            runs.append({"word": word, "seed": seed, "onnx": str(onnx), "train_wall_s": trained - start,
-                         "score_wall_s": time.perf_counter() - trained, **scores})
-            print(f"  [{word} s{seed}] done: recall {scores['calibrated']['recall']:.0%} at "
-                  f"{scores['calibrated']['threshold']:.3f}, {runs[-1]['train_wall_s']:.0f} s", file=sys.stderr)
-            summary = summarize(runs, sorted({r["word"] for r in runs}, key=WORDS.index),
-                                sorted({r["seed"] for r in runs}))
-            result = {"tag": args.tag, "recipe": asdict(recipe), "words": args.words, "seeds": args.seeds,
-                      "complete": len(runs) == len(args.words) * len(args.seeds),
-                      "protocol": {"hop_s": HOP_S, "refractory_s": REFRACTORY_S, "pad_s": PAD_S, "smooth": 1,
-                                   "oracle_max_false_accepts": ORACLE_MAX_FA,
-                                   "fa_set": "negatives/ + other words' positives, FA/h over unpadded hours"},
-                      "library": library, "machine": {"platform": platform.platform(), "python": platform.python_version()},
-                      "runs": runs, "summary": summary}
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")  # after every run: partial ok
+    if args.resume and out.is_file():
+        previous = json.loads(out.read_text(encoding="utf-8"))
+        if previous["recipe"] == json.loads(json.dumps(asdict(recipe))) and previous["library"] == library:
+            runs = [r for r in previous["runs"] if r["word"] in args.words and r["seed"] in args.seeds]
+            print(f"resuming: {len(runs)} run(s) kept from {out}", file=sys.stderr)
+        else:
+            print(f"not resuming: {out} has another recipe or library", file=sys.stderr)
+    done = {(r["word"], r["seed"]) for r in runs}
+    todo = [(word, seed) for seed in args.seeds for word in args.words if (word, seed) not in done]
+    lock = threading.Lock()
+
+    def write() -> dict:
+        ordered = sorted(runs, key=lambda r: (r["seed"], WORDS.index(r["word"])))
+        summary = summarize(ordered, sorted({r["word"] for r in runs}, key=WORDS.index),
+                            sorted({r["seed"] for r in runs}))
+        result = {"tag": args.tag, "recipe": asdict(recipe), "words": args.words, "seeds": args.seeds,
+                  "complete": len(runs) == len(args.words) * len(args.seeds), "jobs": args.jobs,
+                  "protocol": {"hop_s": HOP_S, "refractory_s": REFRACTORY_S, "pad_s": PAD_S, "smooth": 1,
+                               "oracle_max_false_accepts": ORACLE_MAX_FA,
+                               "fa_set": "negatives/ + other words' positives, FA/h over unpadded hours"},
+                  "library": library, "machine": {"platform": platform.platform(), "python": platform.python_version()},
+                  "runs": ordered, "summary": summary}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(out)  # after every run: a partial file is complete up to its last run
+        return result
+
+    def one(word: str, seed: int) -> None:
+        start = time.perf_counter()
+        onnx = train_word(word, seed, recipe, args.workdir / args.tag / f"{word}-s{seed}", args.workdir / "data")
+        trained = time.perf_counter()
+        scores = score_word(word, onnx, files)
+        run = {"word": word, "seed": seed, "onnx": str(onnx), "train_wall_s": trained - start,
+               "score_wall_s": time.perf_counter() - trained, **scores}
+        print(f"  [{word} s{seed}] done: recall {scores['calibrated']['recall']:.0%} at "
+              f"{scores['calibrated']['threshold']:.3f}, {run['train_wall_s']:.0f} s", file=sys.stderr)
+        with lock:
+            runs.append(run)
+            write()
+
+    with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
+        for future in [pool.submit(one, word, seed) for word, seed in todo]:
+            future.result()
+    result = write()
+    runs = result["runs"]
     print_table(args.tag, runs, result["summary"])
     print(out)
 

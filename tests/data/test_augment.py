@@ -99,3 +99,17 @@ def test_bad_input(tmp_path: Path) -> None:
         run_augment(manifest, out_dir=tmp_path / "o", config=AugmentConfig(copies=0))
     result = CliRunner().invoke(main, ["augment", str(manifest), "--out", str(tmp_path / "o"), "--snr-db", "x"])
     assert result.exit_code != 0 and "--snr-db" in result.output
+
+
+def test_speed_and_pitch_options_reach_every_copy(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["augment", str(manifest), "--out", str(out), "--copies", "3",
+                                       "--pitch", "-4,-3", "--pitch-p", "1", "--speed", "1.2,1.25", "--speed-p", "1"])
+    assert result.exit_code == 0, result.output
+    chains = [r.params["chain"] for r in read_manifest(out / "manifest.jsonl")]
+    assert chains and all(-4 <= c["pitch_semitones"] <= -3 and 1.2 <= c["speed_factor"] <= 1.25 for c in chains)
+    assert AugmentConfig.load(out / "augment_config.json").pitch_semitones == (-4.0, -3.0)
+    for bad in (["--pitch", "-20,2"], ["--speed", "0,1"], ["--speed", "1.2,1.1"], ["--pitch", "a"]):
+        result = CliRunner().invoke(main, ["augment", str(manifest), "--out", str(tmp_path / "x"), *bad])
+        assert result.exit_code != 0 and bad[0] in result.output

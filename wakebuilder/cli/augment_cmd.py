@@ -7,9 +7,15 @@ import click
 from wakebuilder.cli.options import handle_errors, json_option, report, seed_option
 
 
-def _range(text: str) -> tuple[float, float]:
+def _parse(option: str, text: str, unit: str) -> tuple[float, float]:
+    """``MIN,MAX`` (or one value) -> a float pair; a bad value names the option."""
+    from wakebuilder.errors import ConfigError
+
     low, _, high = text.partition(",")
-    return float(low), float(high or low)
+    try:
+        return float(low), float(high or low)
+    except ValueError as exc:
+        raise ConfigError(f"{option} {text!r}: expected MIN,MAX in {unit}") from exc
 
 
 @click.command()
@@ -19,24 +25,38 @@ def _range(text: str) -> tuple[float, float]:
 @click.option("--noise", "noise_dir", type=click.Path(file_okay=False), help="Folder of background noise files.")
 @click.option("--rir", "rir_dir", type=click.Path(file_okay=False), help="Folder of room impulse responses.")
 @click.option("--snr-db", default="5,25", show_default=True, help="Noise SNR range MIN,MAX in dB.")
+@click.option("--speed", "speed_range", default="0.9,1.1", show_default=True,
+              help="Speed (tempo and pitch) factor range MIN,MAX.")
+@click.option("--speed-p", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of copies with a speed change.")
+@click.option("--pitch", "pitch_range", default="-2,2", show_default=True,
+              help="Pitch shift range MIN,MAX in semitones (duration kept; moves formants too, like another "
+                   "speaker's vocal tract).")
+@click.option("--pitch-p", type=click.FloatRange(0, 1), default=0.4, show_default=True,
+              help="Share of copies with a pitch shift.")
 @click.option("--keep-originals", is_flag=True, help="List the original clips in the output manifest too.")
 @seed_option
 @json_option
 @handle_errors
 def augment(
     manifest: str, out_dir: str, copies: int, noise_dir: str | None, rir_dir: str | None, snr_db: str,
-    keep_originals: bool, seed: int, as_json: bool,
+    speed_range: str, speed_p: float, pitch_range: str, pitch_p: float, keep_originals: bool, seed: int,
+    as_json: bool,
 ) -> None:
     """Speed, pitch, gain, noise at SNR, reverb, shift and EQ copies of MANIFEST's clips."""
     from wakebuilder.data.augment.pipeline import run_augment
     from wakebuilder.data.augment.transforms import AugmentConfig
     from wakebuilder.errors import ConfigError
 
-    try:
-        snr = _range(snr_db)
-    except ValueError as exc:
-        raise ConfigError(f"--snr-db {snr_db!r}: expected MIN,MAX in dB") from exc
-    config = AugmentConfig(copies=copies, seed=seed, snr_db=snr)
+    snr = _parse("--snr-db", snr_db, "dB")
+    speed = _parse("--speed", speed_range, "factors")
+    pitch = _parse("--pitch", pitch_range, "semitones")
+    if speed[0] <= 0 or speed[0] > speed[1]:
+        raise ConfigError(f"--speed {speed_range!r}: expected 0 < MIN <= MAX, e.g. 0.9,1.1")
+    if pitch[0] > pitch[1] or max(abs(pitch[0]), abs(pitch[1])) > 12:
+        raise ConfigError(f"--pitch {pitch_range!r}: expected MIN <= MAX within -12,12 semitones, e.g. -2,2")
+    config = AugmentConfig(copies=copies, seed=seed, snr_db=snr, speed_range=speed, speed_p=speed_p,
+                           pitch_semitones=pitch, pitch_p=pitch_p)
     path = run_augment(manifest, out_dir=out_dir, config=config, noise_dir=noise_dir, rir_dir=rir_dir,
                        keep_originals=keep_originals)
     report(path, {"manifest": str(path), **config.to_dict()}, as_json)
