@@ -73,6 +73,7 @@ class Recipe:
     n_words: int
     augment_args: tuple[str, ...]
     fit_args: tuple[str, ...]
+    store_from: str | None = None  # another tag's stores and calibration streams (head-only experiments)
 
 
 def wb(*args: str | Path) -> str:
@@ -99,8 +100,28 @@ def cached(out: Path, *args: str | Path) -> str:
 def train_word(word: str, seed: int, recipe: Recipe, work: Path, data: Path) -> Path:
     """The recipe from the word's text alone -> exported ONNX path."""
     work.mkdir(parents=True, exist_ok=True)
-    pos_eng, neg_eng = engine_args(recipe.engines), engine_args(recipe.neg_engines)
     log = lambda msg: print(f"  [{word} s{seed}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    if recipe.store_from:
+        source = work.parent.parent / recipe.store_from / work.name
+        store, cal_stream = source / "store.zarr", source / "stream-calibrate.wav"
+        if not (store.is_dir() and cal_stream.is_file()):
+            raise FileNotFoundError(f"--store-from {recipe.store_from}: no store or calibration stream in {source}")
+        log(f"reusing the store of {recipe.store_from}")
+    else:
+        store, cal_stream = prepare_store(word, seed, recipe, work, data, log)
+    log("fit")
+    model = wb("fit", "--store", store, "--out", work / "model", "--seed", seed, "--device", "cpu", "--overwrite",
+               *recipe.fit_args)
+    log("calibrate")
+    wb("calibrate", "--model", model, "--store", store, "--stream", cal_stream, "--device", "cpu",
+       "--objective", recipe.objective, "--target-fa-per-hour", recipe.target_fa_per_hour)
+    export = wb("export", "--model", model, "--out", work / "export", "--name", word, "--overwrite")
+    return Path(export) / f"{word}.onnx"
+
+
+def prepare_store(word: str, seed: int, recipe: Recipe, work: Path, data: Path, log) -> tuple[str, str]:
+    """Synth, negatives, augment, streams and embed -> (store path, calibration stream path)."""
+    pos_eng, neg_eng = engine_args(recipe.engines), engine_args(recipe.neg_engines)
     log(f"synth {recipe.n_pos} positives ({','.join(recipe.engines)})")
     pos = cached(data / f"pos-{word}-s{seed}-{'-'.join(recipe.engines)}-{recipe.n_pos}",
                  "synth", word, "-n", recipe.n_pos, "--seed", seed, *pos_eng)
@@ -127,14 +148,7 @@ def train_word(word: str, seed: int, recipe: Recipe, work: Path, data: Path) -> 
     log("embed")
     store = wb("embed", *manifests, "--store", work / "store.zarr", "--backbone", "speech-embedding",
                "--window-s", window, "--device", "cpu")
-    log("fit")
-    model = wb("fit", "--store", store, "--out", work / "model", "--seed", seed, "--device", "cpu", "--overwrite",
-               *recipe.fit_args)
-    log("calibrate")
-    wb("calibrate", "--model", model, "--store", store, "--stream", cal_stream, "--device", "cpu",
-       "--objective", recipe.objective, "--target-fa-per-hour", recipe.target_fa_per_hour)
-    export = wb("export", "--model", model, "--out", work / "export", "--name", word, "--overwrite")
-    return Path(export) / f"{word}.onnx"
+    return store, cal_stream
 
 
 def realdev_files() -> dict[str, list[Path]]:
@@ -281,6 +295,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fit-args", default="", help="extra wb fit options, space separated")
     p.add_argument("--tag", default=None, help="names the results file [default: the engines joined by -]")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/real_transfer"))
+    p.add_argument("--store-from", default=None,
+                   help="reuse the stores and calibration streams of this tag's runs: only fit, calibrate and "
+                        "export run (head experiments; the data options must match that tag's)")
     p.add_argument("--jobs", type=int, default=1,
                    help="(word, seed) models trained at once; wall times then include the contention")
     p.add_argument("--resume", action="store_true",
@@ -302,7 +319,8 @@ def main(argv: list[str] | None = None) -> None:
                     neg_copies=args.neg_copies, train_stream_s=args.train_stream_s,
                     cal_stream_s=args.cal_stream_s, objective=args.objective,
                     target_fa_per_hour=args.target_fa_per_hour, window_s=args.window_s, n_words=args.n_words,
-                    augment_args=tuple(args.augment_args.split()), fit_args=tuple(args.fit_args.split()))
+                    augment_args=tuple(args.augment_args.split()), fit_args=tuple(args.fit_args.split()),
+                    store_from=args.store_from)
     files = realdev_files()
     library = library_identity()
     out = RESULTS / f"real_transfer_{args.tag}.json"
