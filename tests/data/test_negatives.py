@@ -50,6 +50,17 @@ def test_phrase_candidates() -> None:
     assert says("well hey jarvis there", phrase) and not says("hey marvin", phrase)
 
 
+def test_words_that_sound_like_part_of_the_phrase() -> None:
+    found = {c.text: c for c in candidates("forward") if c.reason == "sounds like part of the phrase"}
+    assert {"four", "for", "fore", "word"} <= set(found)  # F AO R and W ER D inside F AO R W ER D
+    target = phrase_phonemes("forward")
+    for text, candidate in found.items():
+        phones = phrase_phonemes(text)
+        assert len(text) > 1 and 2 <= len(phones) < len(target) and not says(text, "forward")
+        assert candidate.distance == phoneme_distance(target, phones)
+    assert "jar" in {c.text for c in candidates("hey jarvis") if c.reason == "sounds like part of the phrase"}
+
+
 def test_espeak_fallback_for_unknown_words() -> None:
     assert espeak_to_arpabet("h'eI dZ'A@vIs") == ("HH", "EY", "JH", "AA", "R", "V", "IH", "S")
     assert len(word_phonemes("zorblaxian")) >= 5

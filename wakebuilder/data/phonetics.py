@@ -155,6 +155,12 @@ def candidates(phrase: str, *, max_distance: float = 2.0, per_word: int = 25) ->
     for cut in range(1, len(last)):
         stem = "".join(ch for ch in words[-1][: max(1, round(len(words[-1]) * cut / len(last)))])
         add(" ".join([*words[:-1], stem]), "cut-off phrase")
+    # Words that sound like a stretch of the phrase ("four" and "word" in "forward", "jar" in "hey jarvis"):
+    # a detector that fires on the first syllable alone fires on every word that starts like the phrase.
+    for other, prons in pronunciations().items():
+        if other.isalpha() and len(other) > 1 and other not in words and any(
+                2 <= len(pron) < len(target) and contains(target, pron) for pron in prons):
+            add(other, "sounds like part of the phrase")
     for filler in ("please", "the", "okay", "what", "stop", "and"):
         for index, word in enumerate(words):
             add(f"{word} {filler}", "part of the phrase with another word")
