@@ -67,3 +67,45 @@ def test_trim_silence_keeps_the_voiced_part() -> None:
     signal[6400:8000] = 0.5
     trimmed = trim_silence(signal, keep_s=0.1)
     assert trimmed.size == 1600 + 2 * 1600
+
+
+def test_cli_engine_choices_are_the_engines() -> None:
+    from wakebuilder.cli.options import ENGINE_NAMES
+
+    assert sorted(ENGINE_NAMES) == sorted(ENGINES)
+
+
+def _festival_or_skip():
+    engine = get_engine("festival")
+    if not engine.available():
+        pytest.skip(f"festival not installed here: {engine.why_unavailable()}")
+    return engine
+
+
+def test_festival_settings_change_pitch_and_duration() -> None:
+    from wakebuilder.data.tts import Voice
+
+    engine = _festival_or_skip()
+    names = {v.name for v in engine.voices()}
+    if "kal_diphone" in names:
+        low = engine.synthesize("aaaah", Voice("festival", "kal_diphone", {"duration_stretch": 1.0, "f0_mean": 89}))
+        high = engine.synthesize("aaaah", Voice("festival", "kal_diphone", {"duration_stretch": 1.0, "f0_mean": 126}))
+        import librosa
+
+        f0 = lambda a: float(np.median(librosa.yin(a, fmin=60, fmax=400, sr=16_000)))  # noqa: E731
+        assert f0(high) > f0(low) * 1.2
+    if "cmu_us_slt_arctic_hts" in names:
+        slow, fast = (engine.synthesize("hey jarvis", Voice("festival", "cmu_us_slt_arctic_hts", {"duration_stretch": s}))
+                      for s in (1.25, 0.8))
+        assert slow.size > fast.size * 1.3
+
+
+def test_festival_missing_names_the_packages(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from wakebuilder.data.tts import festival
+
+    monkeypatch.setattr(festival, "VOICE_ROOT", tmp_path)
+    engine = festival.FestivalEngine()
+    assert not engine.available() and engine.voices() == []
+    assert "festvox" in engine.why_unavailable()
+    with pytest.raises(EngineUnavailableError, match="festvox"):
+        engine.synthesize("hey", festival.Voice("festival", "kal_diphone", {}))

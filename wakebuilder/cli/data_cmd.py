@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from wakebuilder.cli.options import handle_errors, json_option, report, seed_option
-
-ENGINE_NAMES = ["piper", "flite", "espeak", "gtts"]
+from wakebuilder.cli.options import ENGINE_NAMES, handle_errors, json_option, report, seed_option
 
 
 @click.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from wakebuilder.cli.options import handle_errors, json_option, overwrite_option, report, seed_option
+from wakebuilder.cli.options import ENGINE_NAMES, handle_errors, json_option, overwrite_option, report, seed_option
 
 
 @click.command()
@@ -17,7 +17,7 @@ from wakebuilder.cli.options import handle_errors, json_option, overwrite_option
               help="Isolated-word TTS negatives (single words spoken alone).")
 @click.option("--max-distance", type=click.FloatRange(min=0.5), default=2.0, show_default=True,
               help="Largest phoneme edit distance of a sound-alike.")
-@click.option("--engine", "engines", multiple=True, type=click.Choice(["piper", "flite", "espeak", "gtts"]),
+@click.option("--engine", "engines", multiple=True, type=click.Choice(ENGINE_NAMES),
               help="TTS engines [default: piper, flite, espeak; those installed].")
 @click.option("--voices", "voice_pattern", default=None, help="Only voices whose key matches this regex.")
 @click.option("--list", "list_only", is_flag=True, help="Print the candidates with their distances and stop.")

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 ENGINES = {
     "piper": "wakebuilder.data.tts.piper:PiperEngine",
     "flite": "wakebuilder.data.tts.flite:FliteEngine",
+    "festival": "wakebuilder.data.tts.festival:FestivalEngine",
     "espeak": "wakebuilder.data.tts.espeak:EspeakEngine",
     "gtts": "wakebuilder.data.tts.gtts:GTTSEngine",
 }
