@@ -108,3 +108,25 @@ def test_corrupt_or_missing_model_files(tmp_path: Path) -> None:
 def test_default_name_and_help() -> None:
     assert default_name("Hey, Nova!") == "hey_nova" and default_name(None) == "wakeword"
     assert CliRunner().invoke(main, ["export", "--help"]).exit_code == 0
+
+
+def test_head_ensemble_exports_with_parity_and_reloads(tiny_ast_dir: Path, tmp_path: Path) -> None:
+    from wakebuilder.backbones import load_backbone
+    from wakebuilder.modeldir import load_model
+    from wakebuilder.train.head import HeadConfig, HeadEnsemble, build_head
+
+    backbone = load_backbone(str(tiny_ast_dir), device="cpu")
+    members = [tiny_head(backbone.seq_len, backbone.dim, seed=s) for s in (0, 1)]
+    config = members[0].config.replace(members=2)
+    model = make_model_dir(tmp_path / "model", HeadEnsemble(config, members).eval(), backbone.identity)
+    atomic_write_json(model / "calibration.json", {"threshold": 0.5, "temperature": 1.5, "bias": 0.1})
+    loaded = load_model(model)
+    assert isinstance(loaded.head, HeadEnsemble) and len(loaded.head.members) == 2
+    summary = export_model(model, tmp_path / "out")
+    assert max(summary["parity_max_abs_diff"].values()) <= 1e-4
+    payload = torch.load(summary["files"]["pt"], weights_only=True)
+    head = build_head(HeadConfig.from_dict(payload["head_config"]))
+    head.load_state_dict(payload["state_dict"], strict=True)
+    x = torch.randn(3, backbone.seq_len, backbone.dim)
+    with torch.no_grad():
+        torch.testing.assert_close(head.eval()(x), (members[0](x) + members[1](x)) / 2)

@@ -32,7 +32,7 @@ CALIBRATION_NAME = "calibration.json"
 class LoadedModel:
     """A head in eval mode with everything recorded beside it."""
 
-    head: Any  # WakeHead
+    head: Any  # WakeHead or HeadEnsemble
     meta: dict[str, Any]
     split: dict[str, Any]
     calibration: dict[str, Any] | None
@@ -75,7 +75,7 @@ def load_model(model_dir: str | os.PathLike[str], *, device: str = "cpu") -> Loa
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from wakebuilder.train.head import HeadConfig, WakeHead
+    from wakebuilder.train.head import HeadConfig, build_head
 
     root = Path(model_dir)
     if not root.is_dir():
@@ -88,7 +88,7 @@ def load_model(model_dir: str | os.PathLike[str], *, device: str = "cpu") -> Loa
     calibration_path = root / CALIBRATION_NAME
     calibration = read_json(calibration_path) if calibration_path.exists() else None
     try:
-        head = WakeHead(HeadConfig.from_dict(meta["head"]))
+        head = build_head(HeadConfig.from_dict(meta["head"]))
     except (KeyError, WakebuilderError) as exc:
         raise ModelFileError(f"{root / META_NAME}: no valid head config ({exc})") from exc
     weights = root / WEIGHTS_NAME

@@ -95,3 +95,31 @@ def test_config_round_trip_and_validation() -> None:
     assert (head.seq_len, head.input_dim, head.hidden, head.tcn) == (12, 768, (64,), False)
     with pytest.raises(ConfigError, match="dropout"):
         FitConfig(dropout=1.0)
+
+
+def test_members_are_independent_seeds_and_the_logit_is_their_mean() -> None:
+    from wakebuilder.train.head import HeadEnsemble
+
+    arrays = planted(400, signal=0.6)
+    config = SMALL.replace(max_epochs=4, members=3)
+    result = fit_head(arrays, config)
+    assert isinstance(result.head, HeadEnsemble) and len(result.members) == 3
+    # member k is the head that seed k trains on the ensemble's one split
+    singles = [fit_head(arrays, config.replace(members=1, seed=s), split=result.split).head for s in (0, 1, 2)]
+    for member, single in zip(result.head.members, singles, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(member.state_dict().values(), single.state_dict().values()))
+    x = torch.from_numpy(arrays.sequence[:50]).float()
+    with torch.no_grad():
+        mean = torch.stack([s(x) for s in singles]).mean(0)
+        torch.testing.assert_close(result.head(x), mean)
+        assert not torch.allclose(singles[0](x), singles[1](x))
+    assert set(result.best) >= {"val_loss", "f1"} and result.best is result.ensemble_val
+    log = result.metrics_log()
+    assert {r["member"] for r in log} == {0, 1, 2} and len(log) == sum(len(m.history) for m in result.members)
+
+
+def test_init_must_match_the_member_count() -> None:
+    arrays = planted(300, signal=0.6)
+    single = fit_head(arrays, SMALL.replace(max_epochs=2)).head
+    with pytest.raises(ConfigError, match="--members 1"):
+        fit_head(arrays, SMALL.replace(max_epochs=2, members=2), init_head=single)

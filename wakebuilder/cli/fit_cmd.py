@@ -51,6 +51,8 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
               show_default=True, help="Share of groups held out for validation.")
 @click.option("--keep-recordings-in-train", is_flag=True, default=False,
               help="Never hold out your own recordings.")
+@click.option("--members", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Heads trained with seeds SEED, SEED+1, ... on one split; the model averages their logits.")
 @click.option("--init", "init", type=click.Path(exists=True, file_okay=False), default=None,
               help="Fine-tune this model directory's head (same backbone only).")
 @click.option("--wake-word", default=None, help="Wake word to record [default: most common positive text].")
@@ -67,7 +69,7 @@ def fit(
     se: bool, attention: bool, lr: float, weight_decay: float, batch_size: int, max_epochs: int,
     patience: int, min_delta: float, focal_alpha: float, focal_gamma: float, mixup_alpha: float,
     val_fraction: float,
-    keep_recordings_in_train: bool, init: str | None, wake_word: str | None, stream: bool, device: str,
+    keep_recordings_in_train: bool, members: int, init: str | None, wake_word: str | None, stream: bool, device: str,
     threads: int, seed: int, overwrite: bool, as_json: bool,
 ) -> None:
     """Train the head on STORE's embeddings and write MODEL_DIR (weights, model.json, split.json,
@@ -83,7 +85,7 @@ def fit(
         lr=lr, weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
         min_delta=min_delta, focal_alpha=focal_alpha, focal_gamma=focal_gamma, mixup_alpha=mixup_alpha,
         val_fraction=val_fraction,
-        keep_recordings_in_train=keep_recordings_in_train, seed=seed,
+        keep_recordings_in_train=keep_recordings_in_train, members=members, seed=seed,
     )
     path, result = run_fit(
         store, out_dir, config, device=device, init=init, wake_word=wake_word, stream=stream,

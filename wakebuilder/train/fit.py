@@ -33,8 +33,8 @@ from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
 from wakebuilder.fingerprint import canonical_json
 from wakebuilder.modeldir import load_model, save_model
 from wakebuilder.train import data as tdata
-from wakebuilder.train.head import HeadConfig, WakeHead
-from wakebuilder.train.loop import train_loop
+from wakebuilder.train.head import HeadConfig, HeadEnsemble, WakeHead
+from wakebuilder.train.loop import evaluate_head, train_loop
 from wakebuilder.train.plots import CURVES_NAME, METRICS_NAME, plot_training_curves, write_metrics_log
 from wakebuilder.train.split import Split, resolve_groups, split_groups
 
@@ -70,6 +70,7 @@ class FitConfig(StageConfig):
     mixup_alpha: float = 0.5
     val_fraction: float = 0.25
     keep_recordings_in_train: bool = False
+    members: int = 1  # heads trained with seeds seed, seed+1, ... on one split; their logits are averaged
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -80,6 +81,7 @@ class FitConfig(StageConfig):
             "focal_alpha": 0.0 <= self.focal_alpha <= 1.0,
             "focal_gamma": self.focal_gamma >= 0.0, "hidden": all(h >= 1 for h in self.hidden),
             "tcn_layers": self.tcn_layers >= 1, "tcn_kernel": self.tcn_kernel % 2 == 1,
+            "members": self.members >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -90,7 +92,7 @@ class FitConfig(StageConfig):
         return HeadConfig(
             input_dim=dim, seq_len=seq_len, width=self.width, tcn=self.tcn, tcn_layers=self.tcn_layers,
             tcn_kernel=self.tcn_kernel, se=self.se, attention=self.attention, hidden=self.hidden,
-            dropout=self.dropout,
+            dropout=self.dropout, members=self.members,
         )
 
 
@@ -104,10 +106,19 @@ class FitResult:
     best_epoch: int
     stopped_early: bool
     mode: str  # "memory" or "stream"
+    members: list[FitResult] = dataclasses.field(default_factory=list)  # an ensemble's heads, one result each
+    ensemble_val: dict[str, float] | None = None  # the averaged head's validation loss and metrics
 
     @property
     def best(self) -> dict[str, float]:
-        return self.history[self.best_epoch - 1]
+        """Validation figures of the head returned: the ensemble's, else the best epoch's."""
+        return self.ensemble_val if self.ensemble_val is not None else self.history[self.best_epoch - 1]
+
+    def metrics_log(self) -> list[dict[str, Any]]:
+        """One record per epoch (per member and epoch for an ensemble, with its ``member`` index)."""
+        if not self.members:
+            return self.history
+        return [{"member": k, **record} for k, member in enumerate(self.members) for record in member.history]
 
 
 def fit_head(
@@ -133,20 +144,47 @@ def fit_head(
         arrays.group, labels, arrays.kind, val_fraction=config.val_fraction, seed=config.seed,
         keep_recordings_in_train=config.keep_recordings_in_train,
     )
-    train_mask, val_mask = split.masks(arrays.group)
     seq_len, dim = _shape(arrays, stream_source)
-    with _deterministic(config.seed, device):
-        head = init_head if init_head is not None else WakeHead(config.head_config(seq_len, dim))
-        head.to(device)
-        rng = np.random.default_rng(config.seed)
-        if stream_source is None:
-            loop: tdata.Loop = tdata.MemoryLoop(arrays.sequence, labels, train_mask, val_mask,
-                                                batch_size=config.batch_size, rng=rng, device=device)
-        else:
-            loop = tdata.StreamLoop(stream_source, labels, train_mask, val_mask,
-                                    batch_size=config.batch_size, rng=rng, device=device)
-        history, best_epoch, stopped = train_loop(head, loop, config, device=device, progress=progress)
-    return FitResult(head.eval(), split, history, best_epoch, stopped, loop.mode)
+    inits = _member_inits(init_head, config)
+    runs, loops = [], []
+    for k, init in enumerate(inits):
+        member_config = config.replace(seed=config.seed + k)
+        loop = _loop(arrays, labels, split, member_config, device=device, stream_source=stream_source)
+        with _deterministic(member_config.seed, device):
+            head = init if init is not None else WakeHead(member_config.head_config(seq_len, dim).replace(members=1))
+            head.to(device)
+            history, best_epoch, stopped = train_loop(head, loop, member_config, device=device, progress=progress)
+        runs.append(FitResult(head.eval(), split, history, best_epoch, stopped, loop.mode))
+        loops.append(loop)
+    if len(runs) == 1:
+        return runs[0]
+    ensemble = HeadEnsemble(config.head_config(seq_len, dim), [r.head for r in runs]).to(device).eval()
+    first = runs[0]
+    return FitResult(ensemble, split, first.history, first.best_epoch, first.stopped_early, first.mode,
+                     members=runs, ensemble_val=evaluate_head(ensemble, loops[0], config))
+
+
+def _loop(arrays: Any, labels: np.ndarray, split: Split, config: FitConfig, *, device: str,
+          stream_source: tdata.BatchSource | None) -> tdata.Loop:
+    """Batches of one member's training run (its own generator, seeded by its seed)."""
+    train_mask, val_mask = split.masks(arrays.group)
+    rng = np.random.default_rng(config.seed)
+    if stream_source is None:
+        return tdata.MemoryLoop(arrays.sequence, labels, train_mask, val_mask,
+                                batch_size=config.batch_size, rng=rng, device=device)
+    return tdata.StreamLoop(stream_source, labels, train_mask, val_mask,
+                            batch_size=config.batch_size, rng=rng, device=device)
+
+
+def _member_inits(init_head: torch.nn.Module | None, config: FitConfig) -> list[WakeHead | None]:
+    """The starting head of each member: fresh, or the matching head of ``--init``."""
+    if init_head is None:
+        return [None] * config.members
+    given = list(init_head.members) if isinstance(init_head, HeadEnsemble) else [init_head]
+    if len(given) != config.members:
+        raise ConfigError(f"--init holds {len(given)} head(s) but --members is {config.members}; "
+                          f"pass --members {len(given)} to fine-tune it")
+    return given
 
 
 def _check_arrays(arrays: Any, *, streaming: bool) -> np.ndarray:
@@ -242,7 +280,7 @@ def run_fit(
         }
     with atomic_directory(target, overwrite=overwrite) as work:
         save_model(work, result.head.cpu(), meta=meta, split=result.split.to_json())
-        write_metrics_log(work / METRICS_NAME, result.history)
+        write_metrics_log(work / METRICS_NAME, result.metrics_log())
         plot_training_curves(result.history, work / CURVES_NAME, best_epoch=result.best_epoch)
     return target, result
 
@@ -296,5 +334,7 @@ def _summary(result: FitResult, arrays: Any, device: str) -> dict[str, Any]:
         "stopped_early": result.stopped_early,
         "val_loss": best["val_loss"],
         "val_f1": best["f1"],
-        "seconds": float(sum(r["seconds"] for r in result.history)),
+        "seconds": float(sum(r["seconds"] for m in (result.members or [result]) for r in m.history)),
+        "members": [{"member": k, "best_epoch": m.best_epoch, "val_loss": m.best["val_loss"],
+                     "val_f1": m.best["f1"]} for k, m in enumerate(result.members)],
     }

@@ -3,6 +3,8 @@
 input LayerNorm -> projection to a small width -> optional TCN (dilated
 temporal convolutions with residuals) -> optional squeeze-and-excitation ->
 attention pooling over time (or mean pooling) -> MLP -> one logit.
+With ``members > 1`` the head is an ensemble of that many such heads, trained
+independently (other seeds) on the same split, whose logits are averaged.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class HeadConfig(StageConfig):
     attention: bool = True
     hidden: tuple[int, ...] = (256, 128)
     dropout: float = 0.5
+    members: int = 1
 
 
 class TemporalBlock(nn.Module):
@@ -106,3 +109,24 @@ class WakeHead(nn.Module):
         x = self.se(self.tcn(x.transpose(1, 2))).transpose(1, 2)
         pooled = self.pool(x) if self.pool is not None else x.mean(dim=1)
         return self.mlp(pooled).squeeze(-1)
+
+
+class HeadEnsemble(nn.Module):
+    """Several ``WakeHead``s of one shape; the logit is the mean of theirs."""
+
+    def __init__(self, config: HeadConfig, members: list[WakeHead] | None = None) -> None:
+        super().__init__()
+        self.config = config
+        single = dataclasses.replace(config, members=1)
+        self.members = nn.ModuleList(members if members is not None else
+                                     [WakeHead(single) for _ in range(config.members)])
+        if len(self.members) != config.members:
+            raise ValueError(f"HeadEnsemble: config says {config.members} members, got {len(self.members)}")
+
+    def forward(self, sequence: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(sequence) for member in self.members]).mean(dim=0)
+
+
+def build_head(config: HeadConfig) -> WakeHead | HeadEnsemble:
+    """The head a config describes: one ``WakeHead``, or an ensemble when ``members > 1``."""
+    return WakeHead(config) if config.members == 1 else HeadEnsemble(config)

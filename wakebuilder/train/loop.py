@@ -37,7 +37,7 @@ def train_loop(head: WakeHead, loop: Loop, config: FitConfig, *, device: str,
     for epoch in bar:
         start = time.perf_counter()
         train_loss = _train_epoch(head, loop, optimizer, schedule, total_steps, config, device)
-        record = {"epoch": epoch, "train_loss": train_loss, **_evaluate(head, loop, config),
+        record = {"epoch": epoch, "train_loss": train_loss, **evaluate_head(head, loop, config),
                   "lr": float(schedule.get_last_lr()[0]), "seconds": time.perf_counter() - start}
         history.append(record)
         bar.set_postfix(train=f"{train_loss:.4f}", val=f"{record['val_loss']:.4f}", f1=f"{record['f1']:.3f}")
@@ -79,7 +79,7 @@ def _train_epoch(head: WakeHead, loop: Loop, optimizer: torch.optim.Optimizer,
 
 
 @torch.no_grad()
-def _evaluate(head: WakeHead, loop: Loop, config: FitConfig) -> dict[str, float]:
+def evaluate_head(head: torch.nn.Module, loop: Loop, config: FitConfig) -> dict[str, float]:
     """Validation loss (class-balanced focal loss) and metrics at threshold 0.5."""
     head.eval()
     logits, labels = [], []
