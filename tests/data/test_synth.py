@@ -79,3 +79,22 @@ def test_missing_engine_noted_and_synth_runs_with_the_others(
         records = synthesize_clips(SynthConfig(texts=("hey jarvis",), n=4, engines=("piper", "espeak")),
                                    out_dir=tmp_path)
     assert {r.source for r in records} == {"espeak"} and "piper unavailable" in caplog.text
+
+
+@pytest.mark.parametrize("engine", ["flite", "festival"])
+def test_deterministic_engines_give_distinct_clips_of_one_word(engine: str, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    if not get_engine(engine).available():
+        pytest.skip(f"{engine} not installed here")
+    with caplog.at_level(logging.WARNING, logger="wakebuilder.data.synth"):
+        records = synthesize_clips(["happy"], out_dir=tmp_path, n=80, engines=[engine])
+    assert len(records) == 80 and "dropped" not in caplog.text
+
+
+def test_exact_repeats_are_dropped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    if not get_engine("flite").available():
+        pytest.skip("flite not installed here")
+    voice = Voice("flite", "rms", {"duration_stretch": 1.0})  # deterministic, and deaf to casing
+    with caplog.at_level(logging.WARNING, logger="wakebuilder.data.synth"):
+        records = synthesize_clips(["happy"], out_dir=tmp_path, n=6, engines=[voice])
+    assert 1 <= len(records) < 6 and "flite" in caplog.text and "dropped" in caplog.text

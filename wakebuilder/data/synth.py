@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
@@ -178,9 +179,10 @@ def synthesize_clips(
     skipped = len(jobs) - len(rows)
     if skipped:
         log.warning("%d synthesized clip(s) were silent and skipped", skipped)
-    records, seen = [], set()
+    records, seen, duplicates = [], set(), Counter()
     for row in rows:
         if row["id"] in seen:
+            duplicates[row["source"]] += 1
             continue
         seen.add(row["id"])
         records.append(ClipRecord(
@@ -188,6 +190,10 @@ def synthesize_clips(
             text=row["text"], duration_s=row["duration_s"], params=json_ready(row["params"]),
             source=row["source"],
         ))
+    if duplicates:
+        log.warning("synth: %d of %d clips repeated an earlier clip exactly and were dropped (%s); a deterministic "
+                    "engine has one clip per voice setting and text", sum(duplicates.values()), len(rows),
+                    ", ".join(f"{engine} {count}" for engine, count in sorted(duplicates.items())))
     if not records:
         raise EngineUnavailableError(f"synth: every clip of {config.texts[0]!r} came out silent")
     return records

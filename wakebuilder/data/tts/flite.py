@@ -15,8 +15,14 @@ from wakebuilder.data.tts import Voice, trim_silence
 from wakebuilder.errors import EngineUnavailableError
 
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
-STRETCHES = (0.85, 1.0, 1.2)
-PITCH_SHIFTS = (0.85, 1.0, 1.15)  # times the voice's own mean F0
+# flite is deterministic: a (voice, text) pair gives the same clip every time, so a one-word phrase has at
+# most one distinct clip per setting. 5 voices x 3 x 3 settings gave 39 distinct "happy" clips of 300
+# asked for (the rest were dropped as duplicates); 7 x 7 per voice gives every clip its own setting.
+STRETCHES = (0.8, 0.87, 0.94, 1.0, 1.08, 1.16, 1.25)
+PITCH_SHIFTS = (0.8, 0.87, 0.94, 1.0, 1.07, 1.15, 1.25)  # times the voice's own mean F0
+# rms ignores int_f0_target_mean (measured: identical audio at every value), so it gets finer stretches instead.
+NO_F0 = ("rms",)
+FINE_STRETCHES = tuple(round(0.76 + 0.03 * k, 2) for k in range(19))
 NATIVE_F0 = {"kal": 100, "kal16": 100, "awb": 110, "rms": 110, "slt": 170}
 
 
@@ -32,10 +38,14 @@ class FliteEngine:
         return "install the Debian package flite (apt-get install flite); bin/setup does this where it can"
 
     def voices(self) -> list[Voice]:
-        return [
-            Voice("flite", name, {"duration_stretch": stretch, "f0_mean": int(NATIVE_F0[name] * shift)})
-            for name, stretch, shift in itertools.product(FLITE_VOICES, STRETCHES, PITCH_SHIFTS)
-        ]
+        voices = []
+        for name in FLITE_VOICES:
+            if name in NO_F0:
+                voices += [Voice("flite", name, {"duration_stretch": stretch}) for stretch in FINE_STRETCHES]
+            else:
+                voices += [Voice("flite", name, {"duration_stretch": stretch, "f0_mean": int(NATIVE_F0[name] * shift)})
+                           for stretch, shift in itertools.product(STRETCHES, PITCH_SHIFTS)]
+        return voices
 
     def synthesize(self, text: str, voice: Voice) -> np.ndarray:
         binary = shutil.which("flite")
@@ -46,8 +56,9 @@ class FliteEngine:
             command = [
                 binary, "-voice", voice.name, "-t", text, "-o", str(out),
                 "--setf", f"duration_stretch={voice.settings.get('duration_stretch', 1.0)}",
-                "--setf", f"int_f0_target_mean={voice.settings.get('f0_mean', NATIVE_F0[voice.name])}",
             ]
+            if "f0_mean" in voice.settings:
+                command += ["--setf", f"int_f0_target_mean={voice.settings['f0_mean']}"]
             result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
             if result.returncode != 0 or not out.exists():
                 detail = result.stderr.strip()[:200]
