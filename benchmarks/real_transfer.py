@@ -43,6 +43,7 @@ import wakebuilder
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.audio import load_audio
 from wakebuilder.data.phonetics import candidates
+from wakebuilder.data.tts import list_voices
 from wakebuilder.detect import Detector, load_detector
 from wakebuilder.streaming import count_events, hop_samples, score_waveform
 
@@ -129,7 +130,7 @@ def prepare_store(word: str, seed: int, recipe: Recipe, work: Path, data: Path, 
     """Synth, negatives, augment, streams and embed -> (store path, calibration stream path)."""
     pos_eng, neg_eng = engine_args(recipe.engines), engine_args(recipe.neg_engines)
     log(f"synth {recipe.n_pos} positives ({','.join(recipe.engines)})")
-    pos = cached(data / f"pos-{word}-s{seed}-{'-'.join(recipe.engines)}-{recipe.n_pos}",
+    pos = cached(data / f"pos-{word}-s{seed}-{'-'.join(recipe.engines)}-{recipe.n_pos}-v{voices_digest(recipe.engines)}",
                  "synth", word, "-n", recipe.n_pos, "--seed", seed, *pos_eng)
     log(f"negatives {recipe.n_hard} hard + {recipe.n_speech} speech ({','.join(recipe.neg_engines)})")
     neg_key = f"{word}-{'-'.join(recipe.neg_engines)}-{recipe.n_hard}-{recipe.n_speech}-{recipe.n_words}"
@@ -137,6 +138,8 @@ def prepare_store(word: str, seed: int, recipe: Recipe, work: Path, data: Path, 
     digest = hashlib.sha1("\n".join(c.text for c in candidates(word)).encode()).hexdigest()[:8]
     suffix = "" if digest == FIRST_CANDIDATES.get(word) else f"-c{digest}"
     neg_key += suffix if recipe.n_hard else ""
+    suffix += f"-v{voices_digest(recipe.neg_engines)}"
+    neg_key += f"-v{voices_digest(recipe.neg_engines)}"
     neg = cached(data / f"neg-{neg_key}-s{seed}", "negatives", word, "-n", recipe.n_hard,
                  "--speech", recipe.n_speech, "--words", recipe.n_words, "--seed", seed, *neg_eng)
     cal_neg = cached(data / f"cal-{word}-{'-'.join(recipe.neg_engines)}-s{seed + 1000}{suffix}", "negatives", word,
@@ -159,6 +162,12 @@ def prepare_store(word: str, seed: int, recipe: Recipe, work: Path, data: Path, 
     store = wb("embed", *manifests, "--store", work / "store.zarr", "--backbone", "speech-embedding",
                "--window-s", window, "--device", "cpu")
     return store, cal_stream
+
+
+def voices_digest(engines: tuple[str, ...]) -> str:
+    """sha1[:8] of the engines' voice settings here: a changed voice list never reads another's cache."""
+    keys = "\n".join(voice.key for voice in list_voices(list(engines)))
+    return hashlib.sha1(keys.encode()).hexdigest()[:8]
 
 
 def realdev_files() -> dict[str, list[Path]]:
