@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -81,12 +82,26 @@ class Recipe:
     augment_args: tuple[str, ...]
     fit_args: tuple[str, ...]
     store_from: str | None = None  # another tag's stores and calibration streams (head-only experiments)
+    threads: int = 0  # torch/onnxruntime threads of each wb command (0: their defaults)
+
+
+THREADS = {"n": 0}  # set from --threads in main(); read by every wb subprocess
 
 
 def wb(*args: str | Path) -> str:
-    """Run one ``wb`` command; returns the artifact path it prints on stdout."""
+    """Run one ``wb`` command; returns the artifact path it prints on stdout.
+
+    With ``--threads N`` each command runs with ``OMP_NUM_THREADS=N`` (torch in calibrate and export), and
+    embed and fit get ``--threads N``: two models at once on two cores with two threads each ran the head
+    fit 4.6x slower per epoch than with one (26 vs 5.7 s, measured under load).
+    """
     cmd = [WB, *map(str, args)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = None
+    if THREADS["n"]:
+        env = {**os.environ, "OMP_NUM_THREADS": str(THREADS["n"])}
+        if cmd[1] in ("embed", "fit"):
+            cmd += ["--threads", str(THREADS["n"])]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
     return done.stdout.strip().splitlines()[-1]
@@ -312,6 +327,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--words-neg", type=int, default=0, dest="n_words", help="isolated-word TTS negatives")
     p.add_argument("--augment-args", default="", help="extra wb augment options, space separated")
     p.add_argument("--fit-args", default="", help="extra wb fit options, space separated")
+    p.add_argument("--threads", type=int, default=0,
+                   help="threads of each wb command (embed, fit: --threads; all: OMP_NUM_THREADS) [0: defaults]")
     p.add_argument("--tag", default=None, help="names the results file [default: the engines joined by -]")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/real_transfer"))
     p.add_argument("--store-from", default=None,
@@ -339,7 +356,8 @@ def main(argv: list[str] | None = None) -> None:
                     cal_stream_s=args.cal_stream_s, objective=args.objective,
                     target_fa_per_hour=args.target_fa_per_hour, window_s=args.window_s, n_words=args.n_words,
                     augment_args=tuple(args.augment_args.split()), fit_args=tuple(args.fit_args.split()),
-                    store_from=args.store_from)
+                    store_from=args.store_from, threads=args.threads)
+    THREADS["n"] = args.threads
     files = realdev_files()
     library = library_identity()
     out = RESULTS / f"real_transfer_{args.tag}.json"
