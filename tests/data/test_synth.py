@@ -98,3 +98,22 @@ def test_exact_repeats_are_dropped_with_a_warning(tmp_path: Path, caplog: pytest
     with caplog.at_level(logging.WARNING, logger="wakebuilder.data.synth"):
         records = synthesize_clips(["happy"], out_dir=tmp_path, n=6, engines=[voice])
     assert 1 <= len(records) < 6 and "flite" in caplog.text and "dropped" in caplog.text
+
+
+def test_plan_gives_each_speaker_an_equal_share() -> None:
+    many = [Voice("a", "big", {"k": i}) for i in range(40)]
+    few = [Voice("a", "small", {"k": i}) for i in range(4)]
+    jobs = plan_jobs(SynthConfig(texts=("hi",), n=24), {"a": many + few})
+    names = [voice.name for _, _, voice in jobs]
+    assert names.count("big") == names.count("small") == 12  # not 40:4
+    small = [voice.key for _, _, voice in jobs if voice.name == "small"]
+    assert len(set(small[:4])) == 4  # a speaker's settings all come before any repeats
+
+
+@pytest.mark.parametrize(("engine", "n"), [("flite", 300), ("festival", 200)])  # shares of 600 in the quick recipe
+def test_quick_recipe_plan_never_repeats_a_setting(engine: str, n: int) -> None:
+    voices = get_engine(engine).voices()
+    if not voices:
+        pytest.skip(f"{engine} not installed here")
+    jobs = plan_jobs(SynthConfig(texts=("happy",), n=n), {engine: voices})
+    assert len({voice.key for _, _, voice in jobs}) == n

@@ -1,7 +1,7 @@
 """``wb synth``: TTS clips of one or more texts across many voices, reproducible from a seed.
 
-Voices are shared out evenly across engines, then round-robin over each
-engine's shuffled voices; texts get punctuation, casing and pause variants.
+Voices are shared out evenly across engines, then over each engine's
+speakers in turn (each speaker's settings shuffled); texts get punctuation, casing and pause variants.
 Some engines keep state between utterances (espeak-ng's pitch flutter, Piper's
 seeded noise generators), so a clip is reproducible only as part of the same
 sequence in a fresh process: the jobs are split into fixed partitions, each
@@ -72,11 +72,28 @@ def select_voices(voices: list[Voice], pattern: str | None) -> list[Voice]:
     return [voice for voice in voices if compiled.search(voice.key)]
 
 
+def speaker_order(voices: list[Voice], rng: np.random.Generator) -> list[Voice]:
+    """An engine's voice settings in turn order: speakers (voice names) in turn, each one's settings shuffled.
+
+    So every speaker gets an equal share whatever its number of settings (flite's rms has fewer than its
+    other voices, festival's HTS voice fewer than its diphone voices), and a speaker's settings repeat only
+    after all of them were used.
+    """
+    names = list(dict.fromkeys(voice.name for voice in voices))
+    names = [names[i] for i in rng.permutation(len(names))]
+    settings = {name: [v for v in voices if v.name == name] for name in names}
+    settings = {name: [vs[i] for i in rng.permutation(len(vs))] for name, vs in settings.items()}
+    longest = max(len(vs) for vs in settings.values())
+    cycle = len(names) * longest
+    return [settings[names[t % len(names)]][(t // len(names)) % len(settings[names[t % len(names)]])]
+            for t in range(cycle)]
+
+
 def plan_jobs(config: SynthConfig, voices_by_engine: dict[str, list[Voice]]) -> list[tuple[int, str, Voice]]:
-    """``n`` (index, text, voice) jobs: engines in turn, each engine's voices shuffled by seed."""
+    """``n`` (index, text, voice) jobs: engines in turn, within an engine its speakers in turn."""
     rng = np.random.default_rng(config.seed)
     engines = sorted(voices_by_engine)
-    orders = {e: [voices_by_engine[e][i] for i in rng.permutation(len(voices_by_engine[e]))] for e in engines}
+    orders = {e: speaker_order(voices_by_engine[e], rng) for e in engines}
     offset = int(rng.integers(1 << 16))
     jobs = []
     for index in range(config.n):

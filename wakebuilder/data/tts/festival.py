@@ -23,10 +23,11 @@ from wakebuilder.errors import EngineUnavailableError
 VOICE_ROOT = Path("/usr/share/festival/voices")
 DIPHONE_VOICES = {"kal_diphone": 105, "ked_diphone": 105}  # voice -> its own mean F0 (Hz)
 HTS_VOICES = ("cmu_us_slt_arctic_hts",)
-# Deterministic voices: one distinct clip per (setting, text), so the grids are fine (see tts/flite.py).
-STRETCHES = (0.8, 0.87, 0.94, 1.0, 1.08, 1.16, 1.25)
-HTS_STRETCHES = (0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3)
-F0_SCALES = (0.8, 0.87, 0.94, 1.0, 1.07, 1.15, 1.25)
+# Deterministic voices: about one distinct clip per (setting, word), so the grids are fine (see tts/flite.py).
+STRETCHES = tuple(round(0.8 + 0.04 * k, 2) for k in range(13))  # 0.8 ... 1.28
+F0_SCALES = STRETCHES
+# HTS durations are whole 5 ms frames: speeds 0.005 apart gave identical clips of "happy", 0.01 apart did not.
+HTS_STRETCHES = tuple(round(0.65 + 0.01 * k, 2) for k in range(81))  # 0.65 ... 1.45
 PACKAGES = "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
 
 

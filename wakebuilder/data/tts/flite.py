@@ -15,14 +15,16 @@ from wakebuilder.data.tts import Voice, trim_silence
 from wakebuilder.errors import EngineUnavailableError
 
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
-# flite is deterministic: a (voice, text) pair gives the same clip every time, so a one-word phrase has at
-# most one distinct clip per setting. 5 voices x 3 x 3 settings gave 39 distinct "happy" clips of 300
-# asked for (the rest were dropped as duplicates); 7 x 7 per voice gives every clip its own setting.
-STRETCHES = (0.8, 0.87, 0.94, 1.0, 1.08, 1.16, 1.25)
-PITCH_SHIFTS = (0.8, 0.87, 0.94, 1.0, 1.07, 1.15, 1.25)  # times the voice's own mean F0
+# flite is deterministic: a (voice, text) pair gives the same clip every time, and casing or punctuation
+# rarely changes it, so a one-word phrase has about one distinct clip per setting. 5 voices x 3 x 3 settings
+# gave 39 distinct "happy" clips of 300 asked for (the rest were dropped as exact repeats); 13 x 13 per voice
+# gives every clip of a quick recipe its own setting.
+GRID = tuple(round(0.8 + 0.04 * k, 2) for k in range(13))  # 0.8 ... 1.28
+STRETCHES = GRID
+PITCH_SHIFTS = GRID  # times the voice's own mean F0
 # rms ignores int_f0_target_mean (measured: identical audio at every value), so it gets finer stretches instead.
 NO_F0 = ("rms",)
-FINE_STRETCHES = tuple(round(0.76 + 0.03 * k, 2) for k in range(19))
+FINE_STRETCHES = tuple(round(0.7 + 0.01 * k, 2) for k in range(71))  # 0.7 ... 1.4
 NATIVE_F0 = {"kal": 100, "kal16": 100, "awb": 110, "rms": 110, "slt": 170}
 
 
