@@ -109,3 +109,30 @@ def test_festival_missing_names_the_packages(monkeypatch: pytest.MonkeyPatch, tm
     assert "festvox" in engine.why_unavailable()
     with pytest.raises(EngineUnavailableError, match="festvox"):
         engine.synthesize("hey", festival.Voice("festival", "kal_diphone", {}))
+
+
+def test_festival_session_clips_do_not_depend_on_earlier_clips() -> None:
+    from wakebuilder.data.tts import Voice
+    from wakebuilder.data.tts.festival import FestivalEngine
+
+    _festival_or_skip()
+    voices = [Voice("festival", "kal_diphone", {"duration_stretch": 1.2, "f0_mean": 126}),
+              Voice("festival", "cmu_us_slt_arctic_hts", {"duration_stretch": 0.8})]
+    voices = [v for v in voices if v.name in {x.name for x in get_engine("festival").voices()}]
+    first, fresh = FestivalEngine(), FestivalEngine()
+    spoken = [first.synthesize('say "hi" \\ now', v) for v in voices]  # quotes and a backslash reach festival
+    plain = Voice("festival", voices[0].name, {"duration_stretch": 1.0, "f0_mean": 105} if "diphone" in voices[0].name
+                  else {"duration_stretch": 1.0})
+    np.testing.assert_array_equal(first.synthesize("hey jarvis", plain), fresh.synthesize("hey jarvis", plain))
+    assert all(a.size > 8000 for a in spoken)
+
+
+def test_festival_error_names_the_voice() -> None:
+    from wakebuilder.data.tts import Voice
+    from wakebuilder.data.tts.festival import FestivalSession
+
+    _festival_or_skip()
+    session = FestivalSession(timeout_s=20)
+    with pytest.raises(EngineUnavailableError, match="no_such_voice"):
+        session.speak("hello", Voice("festival", "no_such_voice", {"duration_stretch": 1.0, "f0_mean": 100}))
+    session.close()

@@ -1,4 +1,4 @@
-"""festival (Debian packages ``festival`` and ``festvox-*``): diphone and HTS voices, through ``text2wave``.
+"""festival (Debian packages ``festival`` and ``festvox-*``): diphone and HTS voices, through one ``festival --pipe`` process per synthesis worker.
 
 English voices in Debian: ``kal_diphone`` (festvox-kallpc16k), ``ked_diphone`` (festvox-kdlpc16k) and the
 HTS voice ``cmu_us_slt_arctic_hts`` (festvox-us-slt-hts). Variety: duration stretch and F0 mean for the
@@ -9,9 +9,12 @@ engine: pitch and all-pass options are ignored, measured).
 from __future__ import annotations
 
 import itertools
+import os
+import select
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +45,88 @@ def voice_commands(voice: Voice) -> list[str]:
     stretch = float(voice.settings.get("duration_stretch", 1.0))
     commands = [f"(voice_{voice.name})"]
     if voice.name in HTS_VOICES:
-        commands.append(f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {1.0 / stretch:.4f}))))')
+        # Duration_Stretch is global, not reset by a voice: clear what a diphone clip before may have set
+        commands += ["(Parameter.set 'Duration_Stretch 1.0)",
+                     f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {1.0 / stretch:.4f}))))']
     else:
-        f0 = float(voice.settings.get("f0_mean", DIPHONE_VOICES[voice.name]))
-        commands += [f"(Parameter.set 'Duration_Stretch {stretch:.4f})",
-                     f"(set! int_lr_params (cons (list 'target_f0_mean {f0:.1f}) int_lr_params))"]
+        commands.append(f"(Parameter.set 'Duration_Stretch {stretch:.4f})")
+        if "f0_mean" in voice.settings:
+            f0 = float(voice.settings["f0_mean"])
+            commands.append(f"(set! int_lr_params (cons (list 'target_f0_mean {f0:.1f}) int_lr_params))")
     return commands
+
+
+def scheme_string(text: str) -> str:
+    """``text`` as a Scheme string literal (one line; backslashes and quotes escaped)."""
+    flat = " ".join(text.split())
+    return '"' + flat.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class FestivalSession:
+    """One ``festival --pipe`` process that speaks clip after clip.
+
+    Starting festival costs more than speaking a word (about 0.3 s against 0.05-0.1 s), so one process
+    serves a whole synthesis partition. Each clip first calls its voice's ``voice_<name>``, which resets
+    the voice's parameters, so a clip does not depend on the clips before it.
+    """
+
+    MARKER = "WB-CLIP-DONE"
+
+    def __init__(self, *, timeout_s: float = 60.0) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="wb-festival-")
+        self._stderr = open(Path(self._tmp.name) / "stderr.txt", "w+b")  # noqa: SIM115 (lives with the process)
+        self._proc = subprocess.Popen(["festival", "--pipe"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=self._stderr)
+        self._timeout_s = timeout_s
+        self._count = 0
+        self._stderr_seen = 0
+
+    def speak(self, text: str, voice: Voice) -> np.ndarray:
+        self._count += 1
+        out = Path(self._tmp.name) / f"clip{self._count}.wav"
+        commands = [*voice_commands(voice),
+                    f"(utt.save.wave (utt.synth (Utterance Text {scheme_string(text)})) {scheme_string(str(out))} 'riff)",
+                    f'(format t "{self.MARKER}\\n")', "(fflush nil)"]  # stdout is a buffered pipe
+        try:
+            self._proc.stdin.write(("\n".join(commands) + "\n").encode())
+            self._proc.stdin.flush()
+            self._wait_for_marker()
+        except (OSError, TimeoutError) as exc:
+            self.close()
+            raise EngineUnavailableError(f"festival failed for voice {voice.name}: {exc}; {self._new_errors()[-200:]}") from exc
+        errors = self._new_errors()
+        if "ERROR" in errors or not out.is_file():  # festival goes on after a failed expression: check
+            raise EngineUnavailableError(f"festival failed for voice {voice.name}: {errors[-200:] or 'no output'}")
+        try:
+            return load_audio(out)
+        finally:
+            out.unlink()
+
+    def _wait_for_marker(self) -> None:
+        fd, seen, deadline = self._proc.stdout.fileno(), b"", time.monotonic() + self._timeout_s
+        while self.MARKER.encode() not in seen:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError(f"no answer in {self._timeout_s:g} s")
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise OSError(f"festival exited (code {self._proc.poll()})")
+            seen = (seen + chunk)[-256:]
+
+    def _new_errors(self) -> str:
+        """What festival wrote to stderr since the last call."""
+        self._stderr.seek(self._stderr_seen)
+        text = self._stderr.read()
+        self._stderr_seen += len(text)
+        return text.decode(errors="replace").strip()
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class FestivalEngine:
@@ -55,11 +134,14 @@ class FestivalEngine:
 
     name = "festival"
 
+    def __init__(self) -> None:
+        self._session: FestivalSession | None = None  # started on the first clip, one per process
+
     def available(self) -> bool:
-        return shutil.which("text2wave") is not None and bool(installed_voices())
+        return shutil.which("festival") is not None and bool(installed_voices())
 
     def why_unavailable(self) -> str:
-        if shutil.which("text2wave") is None:
+        if shutil.which("festival") is None:
             return f"install the Debian packages {PACKAGES} (bin/setup does this where apt works)"
         return f"festival has no English voice here; install {PACKAGES.split(' ', 1)[1]}"
 
@@ -75,15 +157,8 @@ class FestivalEngine:
         return voices
 
     def synthesize(self, text: str, voice: Voice) -> np.ndarray:
-        binary = shutil.which("text2wave")
-        if binary is None or voice.name not in installed_voices():
+        if shutil.which("festival") is None or voice.name not in installed_voices():
             raise EngineUnavailableError(f"festival voice {voice.name}: {self.why_unavailable()}")
-        with tempfile.TemporaryDirectory(prefix="wb-festival-") as tmp:
-            source, out = Path(tmp) / "text.txt", Path(tmp) / "out.wav"
-            source.write_text(text + "\n", encoding="utf-8")  # a file, so no text needs Scheme quoting
-            command = [binary, *[arg for expr in voice_commands(voice) for arg in ("-eval", expr)],
-                       "-o", str(out), str(source)]
-            result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-            if result.returncode != 0 or not out.is_file():
-                raise EngineUnavailableError(f"festival failed for voice {voice.name}: {result.stderr.strip()[:200]}")
-            return trim_silence(load_audio(out))
+        if self._session is None:
+            self._session = FestivalSession()
+        return trim_silence(self._session.speak(text, voice))
