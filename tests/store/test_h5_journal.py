@@ -89,3 +89,23 @@ def test_journal_of_another_file_is_refused(tmp_path: Path) -> None:
         with pytest.raises(StoreError, match="does not belong to"):
             open_store(tmp_path / "b.h5", mode)
     check_contents(tmp_path / "a.h5", 12)
+
+
+def test_journal_without_committed_rows_reads_as_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer killed after creating its journal but before its first commit (found by the kill test)."""
+    path = tmp_path / "store.h5"
+    writer = open_store(path, "a", spec=SPEC)
+
+    def die(self: object, count: int) -> None:
+        raise KeyboardInterrupt("killed before the first commit")
+
+    monkeypatch.setattr(h5_backend.ZarrBackend, "commit", die)
+    with pytest.raises(KeyboardInterrupt):
+        writer.append(*clips(0, 5))
+    with open_store(path) as reader:
+        assert len(reader) == 0
+        arrays = reader.load()
+        assert arrays.pooled.shape == (0, 4) and arrays.sequence.shape == (0, 3, 4) and len(arrays.id) == 0
+    monkeypatch.undo()
+    writer.close()
+    check_contents(path, 0)

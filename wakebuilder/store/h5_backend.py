@@ -160,7 +160,7 @@ class HDF5Backend:
 
     def read(self, name: str, start: int, stop: int) -> np.ndarray:
         parts = []
-        if start < self._base or self._journal is None:
+        if start < self._base or self._journal is None or stop <= self._base:  # the last: an empty read
             dataset = self._file[name]
             end = min(stop, self._base)
             strings = name in STRING_FIELDS
