@@ -73,20 +73,18 @@ def select_voices(voices: list[Voice], pattern: str | None) -> list[Voice]:
 
 
 def speaker_order(voices: list[Voice], rng: np.random.Generator) -> list[Voice]:
-    """An engine's voice settings in turn order: speakers (voice names) in turn, each one's settings shuffled.
+    """An engine's voice settings in turn order: rounds in which every speaker (voice name) speaks once.
 
     So every speaker gets an equal share whatever its number of settings (flite's rms has fewer than its
-    other voices, festival's HTS voice fewer than its diphone voices), and a speaker's settings repeat only
-    after all of them were used.
+    other voices, festival's HTS voice fewer than its diphone voices); a speaker's settings are shuffled and
+    repeat only after all of them were used; and each round takes the speakers in a fresh random order, so
+    which speaker says which text (texts also go in turn) does not follow a fixed period.
     """
     names = list(dict.fromkeys(voice.name for voice in voices))
-    names = [names[i] for i in rng.permutation(len(names))]
     settings = {name: [v for v in voices if v.name == name] for name in names}
     settings = {name: [vs[i] for i in rng.permutation(len(vs))] for name, vs in settings.items()}
-    longest = max(len(vs) for vs in settings.values())
-    cycle = len(names) * longest
-    return [settings[names[t % len(names)]][(t // len(names)) % len(settings[names[t % len(names)]])]
-            for t in range(cycle)]
+    rounds = max(len(vs) for vs in settings.values())
+    return [settings[names[i]][r % len(settings[names[i]])] for r in range(rounds) for i in rng.permutation(len(names))]
 
 
 def plan_jobs(config: SynthConfig, voices_by_engine: dict[str, list[Voice]]) -> list[tuple[int, str, Voice]]:
