@@ -146,7 +146,7 @@ def fit_head(
     )
     seq_len, dim = _shape(arrays, stream_source)
     inits = _member_inits(init_head, config)
-    runs, loops = [], []
+    runs, first_loop = [], None
     for k, init in enumerate(inits):
         member_config = config.replace(seed=config.seed + k)
         loop = _loop(arrays, labels, split, member_config, device=device, stream_source=stream_source)
@@ -155,13 +155,14 @@ def fit_head(
             head.to(device)
             history, best_epoch, stopped = train_loop(head, loop, member_config, device=device, progress=progress)
         runs.append(FitResult(head.eval(), split, history, best_epoch, stopped, loop.mode))
-        loops.append(loop)
+        if first_loop is None:  # kept to validate the ensemble; the others' device copies are freed
+            first_loop = loop
     if len(runs) == 1:
         return runs[0]
     ensemble = HeadEnsemble(config.head_config(seq_len, dim), [r.head for r in runs]).to(device).eval()
     first = runs[0]
     return FitResult(ensemble, split, first.history, first.best_epoch, first.stopped_early, first.mode,
-                     members=runs, ensemble_val=evaluate_head(ensemble, loops[0], config))
+                     members=runs, ensemble_val=evaluate_head(ensemble, first_loop, config))
 
 
 def _loop(arrays: Any, labels: np.ndarray, split: Split, config: FitConfig, *, device: str,
