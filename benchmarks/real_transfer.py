@@ -153,8 +153,9 @@ def prepare_store(word: str, seed: int, recipe: Recipe, work: Path, data: Path, 
     digest = hashlib.sha1("\n".join(c.text for c in candidates(word)).encode()).hexdigest()[:8]
     suffix = "" if digest == FIRST_CANDIDATES.get(word) else f"-c{digest}"
     neg_key += suffix if recipe.n_hard else ""
-    suffix += f"-v{voices_digest(recipe.neg_engines)}"
-    neg_key += f"-v{voices_digest(recipe.neg_engines)}"
+    neg_voices = f"-v{voices_digest(recipe.neg_engines)}"
+    suffix += neg_voices
+    neg_key += neg_voices
     neg = cached(data / f"neg-{neg_key}-s{seed}", "negatives", word, "-n", recipe.n_hard,
                  "--speech", recipe.n_speech, "--words", recipe.n_words, "--seed", seed, *neg_eng)
     cal_neg = cached(data / f"cal-{word}-{'-'.join(recipe.neg_engines)}-s{seed + 1000}{suffix}", "negatives", word,

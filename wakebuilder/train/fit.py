@@ -144,14 +144,14 @@ def fit_head(
         arrays.group, labels, arrays.kind, val_fraction=config.val_fraction, seed=config.seed,
         keep_recordings_in_train=config.keep_recordings_in_train,
     )
-    seq_len, dim = _shape(arrays, stream_source)
+    head_config = config.head_config(*_shape(arrays, stream_source))
     inits = _member_inits(init_head, config)
     runs, first_loop = [], None
     for k, init in enumerate(inits):
         member_config = config.replace(seed=config.seed + k)
         loop = _loop(arrays, labels, split, member_config, device=device, stream_source=stream_source)
         with _deterministic(member_config.seed, device):
-            head = init if init is not None else WakeHead(member_config.head_config(seq_len, dim).replace(members=1))
+            head = init if init is not None else WakeHead(head_config.replace(members=1))
             head.to(device)
             history, best_epoch, stopped = train_loop(head, loop, member_config, device=device, progress=progress)
         runs.append(FitResult(head.eval(), split, history, best_epoch, stopped, loop.mode))
@@ -159,7 +159,7 @@ def fit_head(
             first_loop = loop
     if len(runs) == 1:
         return runs[0]
-    ensemble = HeadEnsemble(config.head_config(seq_len, dim), [r.head for r in runs]).to(device).eval()
+    ensemble = HeadEnsemble(head_config, [r.head for r in runs]).to(device).eval()
     first = runs[0]
     return FitResult(ensemble, split, first.history, first.best_epoch, first.stopped_early, first.mode,
                      members=runs, ensemble_val=evaluate_head(ensemble, first_loop, config))
