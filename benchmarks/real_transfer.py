@@ -218,14 +218,20 @@ def n_detected(traces: list[np.ndarray], threshold: float) -> int:
     return sum(bool((t >= threshold).any()) for t in traces)
 
 
-def oracle_threshold(fa_traces: list[np.ndarray]) -> float:
-    """Lowest frame value on the false-accept set at which it gives <= ORACLE_MAX_FA events."""
-    candidates = np.unique(np.concatenate(fa_traces).astype(np.float64))
-    candidates = np.append(candidates, np.nextafter(candidates[-1], np.inf))
+def oracle_threshold(fa_traces: list[np.ndarray], max_false_accepts: int = ORACLE_MAX_FA) -> float:
+    """Lowest threshold at which the false-accept set gives <= ``max_false_accepts`` events.
+
+    A frame fires at ``score >= threshold``, so the event count changes just above each frame value: the
+    candidates are the values nudged up by one float32 step (and the lowest value itself). Taking the frame
+    values themselves skipped the gap above the last frame to exclude and picked the next frame value up,
+    which understated recall (sheila, seed 0: 9/17 at 0.896 instead of 13/17 at 0.612).
+    """
+    values = np.unique(np.concatenate(fa_traces).astype(np.float32))
+    candidates = np.concatenate([values[:1], np.nextafter(values, np.float32(np.inf))]).astype(np.float64)
     lo, hi = 0, candidates.size - 1  # events fall (weakly) as the threshold rises: binary search
     while lo < hi:
         mid = (lo + hi) // 2
-        if n_events(fa_traces, float(candidates[mid])) <= ORACLE_MAX_FA:
+        if n_events(fa_traces, float(candidates[mid])) <= max_false_accepts:
             hi = mid
         else:
             lo = mid + 1

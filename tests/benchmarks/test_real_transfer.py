@@ -1,0 +1,41 @@
+"""The realdev benchmark's oracle threshold (benchmarks/real_transfer.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "real_transfer.py"
+
+
+@pytest.fixture(scope="module")
+def real_transfer():
+    spec = importlib.util.spec_from_file_location("real_transfer", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_oracle_is_just_above_the_last_false_accept_excluded(real_transfer) -> None:
+    # Two negative files: one peaks at 0.977 (allowed: the one false accept), one at 0.612 (must not fire).
+    fa = [np.array([0.1, 0.9, 0.977, 0.2], np.float32), np.array([0.3, 0.612, 0.1], np.float32)]
+    threshold = real_transfer.oracle_threshold(fa, max_false_accepts=1)
+    assert real_transfer.n_events(fa, threshold) == 1
+    assert threshold == float(np.nextafter(np.float32(0.612), np.float32(np.inf)))
+    # A positive scoring 0.7 is found at the oracle threshold (the old search returned 0.9 and missed it).
+    assert real_transfer.n_detected([np.array([0.7], np.float32)], threshold) == 1
+
+
+@pytest.mark.parametrize("allowed", [0, 2, 5])
+def test_oracle_is_the_lowest_threshold_with_that_many_false_accepts(real_transfer, allowed: int) -> None:
+    rng = np.random.default_rng(allowed)
+    fa = [rng.random(rng.integers(1, 40)).astype(np.float32) for _ in range(30)]
+    threshold = real_transfer.oracle_threshold(fa, max_false_accepts=allowed)
+    assert real_transfer.n_events(fa, threshold) <= allowed
+    below = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
+    assert real_transfer.n_events(fa, below) > allowed
