@@ -136,3 +136,19 @@ def test_festival_error_names_the_voice() -> None:
     with pytest.raises(EngineUnavailableError, match="no_such_voice"):
         session.speak("hello", Voice("festival", "no_such_voice", {"duration_stretch": 1.0, "f0_mean": 100}))
     session.close()
+
+
+def test_espeak_availability_check_is_thread_safe() -> None:
+    # A fresh process, so the library is not initialised yet; before the lock two threads initialising
+    # espeak-ng at once crashed it ("Error processing file .../phondata: Bad address", SIGSEGV).
+    import subprocess
+    import sys
+
+    code = ("from concurrent.futures import ThreadPoolExecutor\n"
+            "from wakebuilder.data.tts.espeak import EspeakEngine, espeak_phonemes\n"
+            "calls = [EspeakEngine().available, lambda: bool(espeak_phonemes('forwar'))] * 4\n"
+            "with ThreadPoolExecutor(8) as pool:\n"
+            "    assert all(pool.map(lambda call: call(), calls))\n")
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr[-500:]

@@ -98,7 +98,8 @@ class EspeakEngine:
 
     def available(self) -> bool:
         try:
-            _library()
+            with _LOCK:  # two threads initialising the library at once crashed the process (SIGSEGV)
+                _library()
         except (OSError, ImportError, EngineUnavailableError):
             return False
         return True
