@@ -123,3 +123,28 @@ def test_init_must_match_the_member_count() -> None:
     single = fit_head(arrays, SMALL.replace(max_epochs=2)).head
     with pytest.raises(ConfigError, match="--members 1"):
         fit_head(arrays, SMALL.replace(max_epochs=2, members=2), init_head=single)
+
+
+def test_input_and_frame_dropout_act_in_training_only() -> None:
+    from wakebuilder.train.head import HeadConfig, WakeHead
+
+    torch.manual_seed(0)
+    head = WakeHead(HeadConfig(input_dim=32, seq_len=8, width=16, input_dropout=0.3, frame_dropout=0.5))
+    sequence = torch.randn(64, 8, 32) + 3.0  # no value is zero before dropout
+    dropped = head.train().drop_input(sequence)
+    zero_steps = (dropped == 0).all(dim=2)
+    assert 0.35 < float(zero_steps.float().mean()) < 0.65  # whole time steps are dropped
+    kept = dropped[~zero_steps]  # (steps, 32): values are dropped (0) or scaled by 1 / (1 - 0.3)
+    scaled = torch.isclose(kept, sequence[~zero_steps] / 0.7)
+    assert bool((scaled | (kept == 0)).all()) and 0.2 < float((kept == 0).float().mean()) < 0.4
+    plain = WakeHead(HeadConfig(input_dim=32, seq_len=8, width=16))
+    plain.load_state_dict(head.state_dict())
+    assert torch.equal(head.eval()(sequence), plain.eval()(sequence))  # no effect at inference
+
+
+def test_input_dropout_is_recorded_and_validated() -> None:
+    config = SMALL.replace(max_epochs=2, input_dropout=0.4, frame_dropout=0.2)
+    head = fit_head(planted(200), config).head
+    assert (head.config.input_dropout, head.config.frame_dropout) == (0.4, 0.2)
+    with pytest.raises(ConfigError, match="frame_dropout"):
+        FitConfig(frame_dropout=1.0)

@@ -28,6 +28,10 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
 @click.option("--width", type=click.IntRange(min=1), default=64, show_default=True, help="Projection width.")
 @click.option("--hidden", default="256,128", show_default=True, callback=_hidden, help="MLP hidden sizes.")
 @click.option("--dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True)
+@click.option("--input-dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Training only: share of embedding values dropped.")
+@click.option("--frame-dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Training only: share of embedding time steps dropped whole.")
 @click.option("--tcn/--no-tcn", default=True, show_default=True, help="Dilated temporal convolutions.")
 @click.option("--tcn-layers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--se/--no-se", default=True, show_default=True, help="Squeeze-and-excitation.")
@@ -65,7 +69,8 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
 @json_option
 @handle_errors
 def fit(
-    store: str, out_dir: str, width: int, hidden: tuple[int, ...], dropout: float, tcn: bool, tcn_layers: int,
+    store: str, out_dir: str, width: int, hidden: tuple[int, ...], dropout: float, input_dropout: float,
+    frame_dropout: float, tcn: bool, tcn_layers: int,
     se: bool, attention: bool, lr: float, weight_decay: float, batch_size: int, max_epochs: int,
     patience: int, min_delta: float, focal_alpha: float, focal_gamma: float, mixup_alpha: float,
     val_fraction: float,
@@ -80,7 +85,8 @@ def fit(
 
     set_threads(threads)
     config = FitConfig(
-        width=width, hidden=hidden, dropout=dropout, tcn=tcn, tcn_layers=tcn_layers, se=se,
+        width=width, hidden=hidden, dropout=dropout, input_dropout=input_dropout, frame_dropout=frame_dropout,
+        tcn=tcn, tcn_layers=tcn_layers, se=se,
         attention=attention,
         lr=lr, weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
         min_delta=min_delta, focal_alpha=focal_alpha, focal_gamma=focal_gamma, mixup_alpha=mixup_alpha,

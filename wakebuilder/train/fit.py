@@ -58,6 +58,8 @@ class FitConfig(StageConfig):
     attention: bool = True
     hidden: tuple[int, ...] = (256, 128)
     dropout: float = 0.5
+    input_dropout: float = 0.0
+    frame_dropout: float = 0.0
     lr: float = 8e-4  # 1e-4 at batch 32, scaled linearly to batch 256
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
@@ -77,6 +79,7 @@ class FitConfig(StageConfig):
         checks = {
             "width": self.width >= 1, "batch_size": self.batch_size >= 2, "max_epochs": self.max_epochs >= 1,
             "patience": self.patience >= 1, "lr": self.lr > 0, "dropout": 0.0 <= self.dropout < 1.0,
+            "input_dropout": 0.0 <= self.input_dropout < 1.0, "frame_dropout": 0.0 <= self.frame_dropout < 1.0,
             "warmup_fraction": 0.0 < self.warmup_fraction < 1.0,
             "focal_alpha": 0.0 <= self.focal_alpha <= 1.0,
             "focal_gamma": self.focal_gamma >= 0.0, "hidden": all(h >= 1 for h in self.hidden),
@@ -92,7 +95,8 @@ class FitConfig(StageConfig):
         return HeadConfig(
             input_dim=dim, seq_len=seq_len, width=self.width, tcn=self.tcn, tcn_layers=self.tcn_layers,
             tcn_kernel=self.tcn_kernel, se=self.se, attention=self.attention, hidden=self.hidden,
-            dropout=self.dropout, members=self.members,
+            dropout=self.dropout, input_dropout=self.input_dropout, frame_dropout=self.frame_dropout,
+            members=self.members,
         )
 
 
