@@ -26,6 +26,7 @@ its hash in a COMMIT file>; the wb subprocesses inherit it, and the JSON records
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -180,8 +181,12 @@ def prepare_store(word: str, seed: int, recipe: Recipe, work: Path, data: Path, 
     return store, cal_stream
 
 
+@functools.lru_cache(maxsize=None)
 def voices_digest(engines: tuple[str, ...]) -> str:
-    """sha1[:8] of the engines' voice settings here: a changed voice list never reads another's cache."""
+    """sha1[:8] of the engines' voice settings here: a changed voice list never reads another's cache.
+
+    Computed once per engine list; ``main`` fills the cache before its worker threads start.
+    """
     keys = "\n".join(voice.key for voice in list_voices(list(engines)))
     return hashlib.sha1(keys.encode()).hexdigest()[:8]
 
@@ -365,6 +370,8 @@ def main(argv: list[str] | None = None) -> None:
                     augment_args=tuple(args.augment_args.split()), fit_args=tuple(args.fit_args.split()),
                     store_from=args.store_from, threads=args.threads)
     THREADS["n"] = args.threads
+    for engines in {recipe.engines, recipe.neg_engines}:
+        voices_digest(engines)  # one thread lists the voices (espeak-ng crashed when two initialised it at once)
     files = realdev_files()
     library = library_identity()
     out = RESULTS / f"real_transfer_{args.tag}.json"

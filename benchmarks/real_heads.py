@@ -1,0 +1,156 @@
+"""Head experiments on realdev: several fit configs x head seeds on the stores real_transfer.py left behind.
+
+``real_transfer.py`` trains each word's model from its text alone and keeps the work dir
+(``<workdir>/<tag>/<word>-s<seed>/store.zarr``). This script refits heads on those stores in-process
+(``fit_head``, every ``FitConfig`` field settable) and scores them on realdev without re-running the
+backbone per model: realdev's sliding windows (each file padded with 1 s of silence, hop 0.1 s, as in
+``real_transfer.py``) are embedded once and cached. The scores are the head's raw logits, so only
+threshold-free figures are reported: recall at the lowest threshold with at most K false accepts on the
+false-accept set (K = 0, 1, 3; tuned on realdev, optimistic, for comparing configs only), and the share of
+false-accept files each positive outscores (AUC over files, per word). realdev is only scored, never trained
+on. Heads are compared by means over words and head seeds; the synthesized data stays that of one seed.
+
+Usage: .venv/bin/python benchmarks/real_heads.py --tag base --config default --config 'in5fr2={"input_dropout": 0.5,
+       "frame_dropout": 0.2}' [--words happy,sheila] [--head-seeds 0,1,2] [--name NAME]
+Writes benchmarks/results/real_heads_<name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import real_transfer as rt  # noqa: E402
+
+from wakebuilder.audio import load_audio  # noqa: E402
+from wakebuilder.calibrate import head_logits  # noqa: E402
+from wakebuilder.streaming import frame_windows, hop_samples  # noqa: E402
+
+KS = (0, 1, 3)
+
+
+def realdev_windows(window_s: float, workdir: Path) -> dict[str, np.ndarray]:
+    """Every realdev file's padded windows embedded once: ``seq`` (windows, T, 96), ``file_index`` per window,
+    and per file its ``label`` and unpadded ``seconds``. Cached under ``workdir`` by window and backbone."""
+    from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone
+
+    backbone = SpeechEmbeddingBackbone(window_s=window_s, threads=1)
+    files = rt.realdev_files()
+    order = [(label, path) for label in (*rt.WORDS, "negative") for path in files[label]]
+    key = hashlib.sha1(json.dumps([backbone.identity, [str(p) for _, p in order]]).encode()).hexdigest()[:10]
+    cache = workdir / f"realdev-windows-{key}.npz"
+    if cache.is_file():
+        with np.load(cache) as data:
+            return {k: data[k] for k in data.files}
+    pad = np.zeros(int(rt.PAD_S * rt.SAMPLE_RATE), np.float32)
+    seqs, file_index, seconds = [], [], []
+    for i, (_, path) in enumerate(order):
+        audio = load_audio(path)
+        seconds.append(audio.shape[0] / rt.SAMPLE_RATE)
+        windows = frame_windows(np.concatenate([pad, audio, pad]), backbone.window_samples, hop_samples(rt.HOP_S))
+        seqs.append(backbone.embed(np.ascontiguousarray(windows))[1].astype(np.float16))
+        file_index += [i] * windows.shape[0]
+    out = {"seq": np.concatenate(seqs), "file_index": np.array(file_index), "label": np.array([lab for lab, _ in order]),
+           "seconds": np.array(seconds)}
+    workdir.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **out)
+    return out
+
+
+def load_store(path: Path):
+    """The store's arrays with leak-proof groups, as ``wb fit`` builds them."""
+    import dataclasses
+
+    from wakebuilder.store import open_store
+    from wakebuilder.train.fit import _store_rows
+
+    with open_store(path, "r") as store:
+        meta, _ = _store_rows(store)
+        return dataclasses.replace(meta, sequence=store.load(pooled=False, sequence=True).sequence)
+
+
+def score_head(head, word: str, windows: dict[str, np.ndarray]) -> dict:
+    """Threshold-free realdev figures of one head for ``word`` (see the module docstring)."""
+    logits = head_logits(head, windows["seq"].astype(np.float32)).astype(np.float32)
+    traces = np.split(logits, np.flatnonzero(np.diff(windows["file_index"])) + 1)
+    pos = [t for t, label in zip(traces, windows["label"]) if label == word]
+    fa = [t for t, label in zip(traces, windows["label"]) if label != word]
+    out = {"n_clips": len(pos)}
+    for k in KS:
+        out[f"recall_at_{k}fa"] = rt.n_detected(pos, rt.oracle_threshold(fa, max_false_accepts=k))
+    fa_max = np.array([t.max() for t in fa])
+    out["auc"] = float(np.mean([(fa_max < t.max()).mean() for t in pos]))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tag", action="append", required=True,
+                   help="real_transfer tag whose stores to use (repeatable: the first holding a word's store wins)")
+    p.add_argument("--config", action="append", required=True,
+                   help="NAME or NAME=JSON of FitConfig fields ('default' is FitConfig())")
+    p.add_argument("--words", type=lambda s: s.split(","), default=list(rt.WORDS))
+    p.add_argument("--data-seed", type=int, default=0, help="which synthesized data (the store of <word>-s<seed>)")
+    p.add_argument("--head-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    p.add_argument("--window-s", type=float, default=2.5)
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/real_transfer"))
+    p.add_argument("--name", default=None, help="results file name [default: the config names joined by +]")
+    args = p.parse_args(argv)
+    import torch
+
+    from wakebuilder.train.fit import FitConfig, fit_head
+
+    torch.set_num_threads(1)
+    configs = {}
+    for spec in args.config:
+        name, _, fields = spec.partition("=")
+        configs[name] = json.loads(fields) if fields else {}
+    windows = realdev_windows(args.window_s, args.workdir)
+    stores = {}
+    for word in args.words:
+        found = [args.workdir / t / f"{word}-s{args.data_seed}" / "store.zarr" for t in args.tag]
+        found = [s for s in found if s.is_dir()]
+        if not found:
+            p.error(f"no store for {word} seed {args.data_seed} under tags {args.tag}")
+        stores[word] = found[0]
+    runs = []
+    for word, store in stores.items():
+        arrays = load_store(store)
+        for name, fields in configs.items():
+            for seed in args.head_seeds:
+                start = time.perf_counter()
+                result = fit_head(arrays, FitConfig(**{**fields, "seed": seed}), device="cpu")
+                run = {"config": name, "word": word, "head_seed": seed, "store": str(store),
+                       "fit_s": round(time.perf_counter() - start, 1), "epochs": len(result.history),
+                       **score_head(result.head, word, windows)}
+                runs.append(run)
+                print(json.dumps(run), file=sys.stderr, flush=True)
+    summary = {}
+    for name in configs:
+        rows = [r for r in runs if r["config"] == name]
+        n_seeds = len(args.head_seeds)
+        summary[name] = {"fields": configs[name], "n_clips": sum(r["n_clips"] for r in rows) // n_seeds,
+                         **{f"recall_at_{k}fa_mean": sum(r[f"recall_at_{k}fa"] for r in rows) / n_seeds for k in KS},
+                         "auc_mean": float(np.mean([r["auc"] for r in rows]))}
+    print(f"\nreal_heads: {', '.join(args.words)}; data seed {args.data_seed}; head seeds {args.head_seeds} "
+          "(recall pooled over words, mean over head seeds; thresholds tuned on realdev)")
+    print(f"{'config':16} {'clips':>5} " + " ".join(f"{'<=' + str(k) + ' FA':>8}" for k in KS) + f" {'AUC':>7}")
+    for name, s in summary.items():
+        print(f"{name:16} {s['n_clips']:>5} " + " ".join(f"{s[f'recall_at_{k}fa_mean']:8.1f}" for k in KS)
+              + f" {s['auc_mean']:7.4f}")
+    out = rt.RESULTS / f"real_heads_{args.name or '+'.join(configs)}.json"
+    out.write_text(json.dumps({"tags": args.tag, "words": args.words, "data_seed": args.data_seed,
+                               "head_seeds": args.head_seeds, "window_s": args.window_s,
+                               "library": rt.library_identity(), "summary": summary, "runs": runs}, indent=2) + "\n")
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
