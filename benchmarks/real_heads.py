@@ -18,7 +18,6 @@ Writes benchmarks/results/real_heads_<name>.json.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -29,39 +28,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_transfer as rt  # noqa: E402
 
-from wakebuilder.audio import load_audio  # noqa: E402
 from wakebuilder.calibrate import head_logits  # noqa: E402
-from wakebuilder.streaming import frame_windows, hop_samples  # noqa: E402
 
 KS = (0, 1, 3)
-
-
-def realdev_windows(window_s: float, workdir: Path) -> dict[str, np.ndarray]:
-    """Every realdev file's padded windows embedded once: ``seq`` (windows, T, 96), ``file_index`` per window,
-    and per file its ``label`` and unpadded ``seconds``. Cached under ``workdir`` by window and backbone."""
-    from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone
-
-    backbone = SpeechEmbeddingBackbone(window_s=window_s, threads=1)
-    files = rt.realdev_files()
-    order = [(label, path) for label in (*rt.WORDS, "negative") for path in files[label]]
-    key = hashlib.sha1(json.dumps([backbone.identity, [str(p) for _, p in order]]).encode()).hexdigest()[:10]
-    cache = workdir / f"realdev-windows-{key}.npz"
-    if cache.is_file():
-        with np.load(cache) as data:
-            return {k: data[k] for k in data.files}
-    pad = np.zeros(int(rt.PAD_S * rt.SAMPLE_RATE), np.float32)
-    seqs, file_index, seconds = [], [], []
-    for i, (_, path) in enumerate(order):
-        audio = load_audio(path)
-        seconds.append(audio.shape[0] / rt.SAMPLE_RATE)
-        windows = frame_windows(np.concatenate([pad, audio, pad]), backbone.window_samples, hop_samples(rt.HOP_S))
-        seqs.append(backbone.embed(np.ascontiguousarray(windows))[1].astype(np.float16))
-        file_index += [i] * windows.shape[0]
-    out = {"seq": np.concatenate(seqs), "file_index": np.array(file_index), "label": np.array([lab for lab, _ in order]),
-           "seconds": np.array(seconds)}
-    workdir.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, **out)
-    return out
 
 
 def load_store(path: Path):
@@ -112,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.config:
         name, _, fields = spec.partition("=")
         configs[name] = json.loads(fields) if fields else {}
-    windows = realdev_windows(args.window_s, args.workdir)
+    windows = rt.realdev_windows(args.window_s, args.workdir)
     stores = {}
     for word in args.words:
         found = [args.workdir / t / f"{word}-s{args.data_seed}" / "store.zarr" for t in args.tag]
