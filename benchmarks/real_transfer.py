@@ -407,6 +407,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--end-to-end", action="store_true",
                    help="score every realdev file through the exported end-to-end ONNX (slow) instead of the "
                         "exported head on realdev's windows embedded once")
+    p.add_argument("--rescore", action="store_true",
+                   help="only score the exported models of results file --tag again (no training)")
     p.add_argument("--resume", action="store_true",
                    help="keep the runs of an existing results file with the same recipe and library")
     args = p.parse_args(argv)
@@ -419,8 +421,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def rescore(tag: str, files: dict[str, list[Path]], workdir: Path) -> Path:
+    """Score the exported models of an existing results file again with this script's scoring (after a fix
+    to the scoring, say); training is not repeated. The file records which scoring commit rescored it."""
+    out = RESULTS / f"real_transfer_{tag}.json"
+    result = json.loads(out.read_text(encoding="utf-8"))
+    windows = realdev_windows(result["recipe"]["window_s"], workdir)
+    for run in result["runs"]:
+        run.update(score_word(run["word"], Path(run["onnx"]), files, windows))
+    result["summary"] = summarize(result["runs"], sorted({r["word"] for r in result["runs"]}, key=WORDS.index),
+                                  sorted({r["seed"] for r in result["runs"]}))
+    result["rescored_by"] = library_identity()["commit"]
+    result["protocol"]["scoring"] = "NAME.head.onnx on cached windows"
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print_table(tag, result["runs"], result["summary"])
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.rescore:
+        print(rescore(args.tag, realdev_files(), args.workdir))
+        return
     recipe = Recipe(engines=tuple(args.engines), neg_engines=tuple(args.neg_engines or args.engines),
                     n_pos=args.n_pos, n_hard=args.n_hard, n_speech=args.n_speech, pos_copies=args.pos_copies,
                     neg_copies=args.neg_copies, train_stream_s=args.train_stream_s,
