@@ -407,6 +407,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--end-to-end", action="store_true",
                    help="score every realdev file through the exported end-to-end ONNX (slow) instead of the "
                         "exported head on realdev's windows embedded once")
+    p.add_argument("--combine", type=split, default=None,
+                   help="only merge these results files (tags, comma separated; same recipe) into --tag")
     p.add_argument("--rescore", action="store_true",
                    help="only score the exported models of results file --tag again (no training)")
     p.add_argument("--resume", action="store_true",
@@ -438,8 +440,35 @@ def rescore(tag: str, files: dict[str, list[Path]], workdir: Path) -> Path:
     return out
 
 
+def combine(tag: str, sources: list[str]) -> Path:
+    """One results file ``tag`` from several of the same recipe (seeds run in separate sessions, say); each run
+    keeps the name and library of the file it came from. Different recipes or a (word, seed) twice refuse."""
+    results = [json.loads((RESULTS / f"real_transfer_{name}.json").read_text(encoding="utf-8")) for name in sources]
+    if any(r["recipe"] != results[0]["recipe"] for r in results):
+        raise SystemExit(f"--combine {','.join(sources)}: the files hold different recipes")
+    runs = [{**run, "from_results": name, "library": r["library"]} for name, r in zip(sources, results)
+            for run in r["runs"]]
+    keys = [(run["word"], run["seed"]) for run in runs]
+    if len(set(keys)) != len(keys):
+        raise SystemExit(f"--combine {','.join(sources)}: a (word, seed) run appears twice")
+    runs.sort(key=lambda run: (run["seed"], WORDS.index(run["word"])))
+    words = sorted({run["word"] for run in runs}, key=WORDS.index)
+    seeds = sorted({run["seed"] for run in runs})
+    summary = summarize(runs, words, seeds)
+    out = RESULTS / f"real_transfer_{tag}.json"
+    out.write_text(json.dumps({"tag": tag, "combined_from": sources, "recipe": results[0]["recipe"], "words": words,
+                               "seeds": seeds, "complete": len(runs) == len(words) * len(seeds),
+                               "protocol": results[0]["protocol"], "runs": runs, "summary": summary}, indent=2)
+                   + "\n", encoding="utf-8")
+    print_table(tag, runs, summary)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.combine:
+        print(combine(args.tag, args.combine))
+        return
     if args.rescore:
         print(rescore(args.tag, realdev_files(), args.workdir))
         return
