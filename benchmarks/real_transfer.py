@@ -302,15 +302,14 @@ def score_word(word: str, onnx: Path, files: dict[str, list[Path]], windows: dic
     """
     detector = load_detector(onnx)
     fa_labels = {"negative", *(w for w in WORDS if w != word)}
+    fa_paths = [p for label in (*WORDS, "negative") if label in fa_labels for p in files[label]]
     if windows is not None:
         head_onnx = onnx.with_name(f"{onnx.stem}.head.onnx")
         pos, _ = cached_traces(head_onnx, windows, {word})
         fa, fa_seconds = cached_traces(head_onnx, windows, fa_labels)
     else:
         pos, _ = padded_traces(detector, files[word])
-        fa, fa_seconds = padded_traces(detector, [p for label in (*WORDS, "negative") if label in fa_labels
-                                                  for p in files[label]])
-    fa_paths = [p for label in fa_labels for p in files[label]]
+        fa, fa_seconds = padded_traces(detector, fa_paths)
     oracle = oracle_threshold(fa)
     return {"window_samples": detector.window_samples, "n_fa_files": len(fa_paths),
             "calibrated": operating_point(pos, fa, fa_seconds, detector.threshold),

@@ -113,13 +113,12 @@ class WakeHead(nn.Module):
         pooled = self.pool(x) if self.pool is not None else x.mean(dim=1)
         return self.mlp(pooled).squeeze(-1)
 
-
     def drop_input(self, sequence: torch.Tensor) -> torch.Tensor:
         """Training only: drop embedding values, then whole time steps (a step's vector becomes zeros).
 
-        The head learns from a few synthetic voices and is used on real ones; without this it leans on
-        fine detail of those voices (on realdev, a logistic regression on the mean embedding ranked real
-        "house" clips better than the head did).
+        A regulariser against leaning on fine detail of the few synthetic training voices. Off by default:
+        on real recordings (benchmarks/results/REAL_TRANSFER.md) it moved the calibrated operating point,
+        more recall and more false accepts, without ranking real clips better.
         """
         if not self.training:
             return sequence
