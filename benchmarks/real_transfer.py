@@ -198,19 +198,25 @@ def realdev_files() -> dict[str, list[Path]]:
     return files
 
 
+def padded_audio(path: Path) -> tuple[np.ndarray, float]:
+    """A realdev file with ``PAD_S`` of silence on each side, and its unpadded seconds (both scorings use it)."""
+    audio = load_audio(path)
+    pad = np.zeros(int(PAD_S * SAMPLE_RATE), dtype=np.float32)
+    return np.concatenate([pad, audio, pad]), audio.shape[0] / SAMPLE_RATE
+
+
 def padded_traces(detector: Detector, paths: list[Path]) -> tuple[list[np.ndarray], float]:
     """Score trace of each file padded with silence, and the files' unpadded total seconds.
 
     Each file is scored on its own with ``score_waveform``'s batches, exactly as ``wb eval`` and
     ``wb detect`` do.
     """
-    pad = np.zeros(int(PAD_S * SAMPLE_RATE), dtype=np.float32)
     traces, seconds = [], 0.0
     for path in paths:
-        audio = load_audio(path)
-        seconds += audio.shape[0] / SAMPLE_RATE
-        traces.append(score_waveform(np.concatenate([pad, audio, pad]), detector.scorer,
-                                     window_samples=detector.window_samples, hop=hop_samples(HOP_S)))
+        audio, duration = padded_audio(path)
+        seconds += duration
+        traces.append(score_waveform(audio, detector.scorer, window_samples=detector.window_samples,
+                                     hop=hop_samples(HOP_S)))
     return traces, seconds
 
 
@@ -227,12 +233,11 @@ def realdev_windows(window_s: float, workdir: Path) -> dict[str, np.ndarray]:
     if cache.is_file():
         with np.load(cache) as data:
             return {k: data[k] for k in data.files}
-    pad = np.zeros(int(PAD_S * SAMPLE_RATE), np.float32)
     seqs, file_index, seconds = [], [], []
     for i, (_, path) in enumerate(order):
-        audio = load_audio(path)
-        seconds.append(audio.shape[0] / SAMPLE_RATE)
-        windows = frame_windows(np.concatenate([pad, audio, pad]), backbone.window_samples, hop_samples(HOP_S))
+        audio, duration = padded_audio(path)
+        seconds.append(duration)
+        windows = frame_windows(audio, backbone.window_samples, hop_samples(HOP_S))
         seqs.append(backbone.embed(np.ascontiguousarray(windows))[1].astype(np.float16))
         file_index += [i] * windows.shape[0]
     out = {"seq": np.concatenate(seqs), "file_index": np.array(file_index), "label": np.array([lab for lab, _ in order]),
