@@ -113,3 +113,39 @@ def test_speed_and_pitch_options_reach_every_copy(tmp_path: Path) -> None:
     for bad in (["--pitch", "-20,2"], ["--speed", "0,1"], ["--speed", "1.2,1.1"], ["--pitch", "a"]):
         result = CliRunner().invoke(main, ["augment", str(manifest), "--out", str(tmp_path / "x"), *bad])
         assert result.exit_code != 0 and bad[0] in result.output
+
+
+def test_window_pads_before_noise_and_shift() -> None:
+    """With window_s the clip is centred first: noise fills the window, a shift keeps the whole word, and the
+    SNR is the clip's own, not the padded window's."""
+    x = chirp(200, 3000, 0.5)
+    params = {"gain_db": 0.0, "window_s": 2.0, "shift_s": 0.3,
+              "noise": {"type": "white", "snr_db": 10.0, "seed": 7, "file_index": None}}
+    out = apply_params(x, params)
+    slow = apply_params(x, params, backend="numpy")
+    np.testing.assert_allclose(out, slow, atol=1e-4)
+    assert out.size == 32000
+    clean = apply_params(x, {"gain_db": 0.0, "window_s": 2.0, "shift_s": 0.3})
+    start = (32000 - x.size) // 2 + int(0.3 * 16000)
+    np.testing.assert_allclose(clean[start : start + x.size], x, atol=1e-6)  # moved, not cut
+    assert np.all(clean[:start] == 0) and np.all(clean[start + x.size :] == 0)
+    residual = out - clean
+    assert np.std(residual[:4000]) > 0  # noise in the pauses too
+    measured = 10 * np.log10(np.mean(x**2) / np.mean(residual**2))
+    assert abs(measured - 10.0) < 0.5
+    # without the window the same shift cuts 0.3 s of a 0.5 s clip
+    cut = apply_params(x, {"gain_db": 0.0, "shift_s": 0.3})
+    assert cut.size == x.size and np.all(cut[: int(0.3 * 16000)] == 0)
+    # a clip longer than the window is left as it is
+    assert apply_params(chirp(200, 3000, 2.5), {"gain_db": 0.0, "window_s": 2.0}).size == 40000
+
+
+def test_window_option_is_recorded_in_every_chain(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["augment", str(manifest), "--out", str(out), "--window-s", "1.5"])
+    assert result.exit_code == 0, result.output
+    records = read_manifest(out / "manifest.jsonl")
+    assert all(r.params["chain"]["window_s"] == 1.5 and r.duration_s == 1.5 for r in records)
+    result = CliRunner().invoke(main, ["augment", str(manifest), "--out", str(out), "--window-s", "-1"])
+    assert result.exit_code != 0 and "--window-s" in result.output

@@ -34,13 +34,16 @@ def _parse(option: str, text: str, unit: str) -> tuple[float, float]:
                    "speaker's vocal tract).")
 @click.option("--pitch-p", type=click.FloatRange(0, 1), default=0.4, show_default=True,
               help="Share of copies with a pitch shift.")
+@click.option("--window-s", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Centre each clip in this many seconds of silence before reverb, shift and noise, so noise fills "
+                   "the pauses and a shift moves the word instead of cutting it (use wb embed's --window-s; 0: off).")
 @click.option("--keep-originals", is_flag=True, help="List the original clips in the output manifest too.")
 @seed_option
 @json_option
 @handle_errors
 def augment(
     manifest: str, out_dir: str, copies: int, noise_dir: str | None, rir_dir: str | None, snr_db: str,
-    speed_range: str, speed_p: float, pitch_range: str, pitch_p: float, keep_originals: bool, seed: int,
+    speed_range: str, speed_p: float, pitch_range: str, pitch_p: float, window_s: float, keep_originals: bool, seed: int,
     as_json: bool,
 ) -> None:
     """Speed, pitch, gain, noise at SNR, reverb, shift and EQ copies of MANIFEST's clips."""
@@ -56,7 +59,7 @@ def augment(
     if pitch[0] > pitch[1] or max(abs(pitch[0]), abs(pitch[1])) > 12:
         raise ConfigError(f"--pitch {pitch_range!r}: expected MIN <= MAX within -12,12 semitones, e.g. -2,2")
     config = AugmentConfig(copies=copies, seed=seed, snr_db=snr, speed_range=speed, speed_p=speed_p,
-                           pitch_semitones=pitch, pitch_p=pitch_p)
+                           pitch_semitones=pitch, pitch_p=pitch_p, window_s=window_s)
     path = run_augment(manifest, out_dir=out_dir, config=config, noise_dir=noise_dir, rir_dir=rir_dir,
                        keep_originals=keep_originals)
     report(path, {"manifest": str(path), **config.to_dict()}, as_json)

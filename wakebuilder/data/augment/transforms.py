@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
+from wakebuilder.audio import fit_to_window
 from wakebuilder.config import StageConfig
 from wakebuilder.data.augment import kernels, reference
 
@@ -43,6 +44,7 @@ class AugmentConfig(StageConfig):
     eq_p: float = 0.4
     shift_s: tuple[float, ...] = (-0.2, 0.2)
     shift_p: float = 0.5
+    window_s: float = 0.0  # > 0: centre each clip in this many seconds of silence before reverb, EQ, shift and noise
 
 
 def clip_rng(seed: int, clip_id: str, copy: int) -> np.random.Generator:
@@ -57,6 +59,8 @@ def _is_hex(text: str) -> bool:
 def draw_params(rng: np.random.Generator, config: AugmentConfig, *, noise_files: int = 0, rir_files: int = 0) -> dict[str, Any]:
     """Draw one chain's parameters (units in the names)."""
     params: dict[str, Any] = {"gain_db": float(rng.uniform(*config.gain_db))}
+    if config.window_s > 0:
+        params["window_s"] = config.window_s
     if rng.random() < config.speed_p:
         params["speed_factor"] = float(rng.uniform(*config.speed_range))
     if rng.random() < config.pitch_p:
@@ -128,9 +132,10 @@ def _noise(params: dict[str, Any], length: int, banks: dict[str, list[np.ndarray
     return out
 
 
-def noise_gain_for_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> float:
-    """The gain that puts ``noise`` ``snr_db`` below ``signal`` (mean power over the clip)."""
-    p_signal, p_noise = float(np.mean(signal**2)), float(np.mean(noise**2))
+def noise_gain_for_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float, *, signal_power: float | None = None) -> float:
+    """The gain that puts ``noise`` ``snr_db`` below ``signal`` (mean power over the clip, or ``signal_power``)."""
+    p_signal = float(np.mean(signal**2)) if signal_power is None else signal_power
+    p_noise = float(np.mean(noise**2))
     return math.sqrt(p_signal / (p_noise * 10 ** (snr_db / 10))) if p_noise > 0 and p_signal > 0 else 0.0
 
 
@@ -138,7 +143,12 @@ def apply_params(
     samples: np.ndarray, params: dict[str, Any], *, banks: dict[str, list[np.ndarray]] | None = None,
     backend: str = "numba",
 ) -> np.ndarray:
-    """Apply a drawn chain: speed, pitch, reverb, EQ, shift, noise at SNR, gain."""
+    """Apply a drawn chain: speed, pitch, padding to the window, reverb, EQ, shift, noise at SNR, gain.
+
+    With ``window_s`` the clip is centred in silence first, so reverb, shift and noise act on the whole
+    window as they would on a recording (noise fills the pauses; a shift moves the word instead of cutting
+    it off), and the SNR is measured against the clip's own power, not the padded window's.
+    """
     banks = banks or {"noise": [], "rir": []}
     fast = backend == "numba"
     x = np.ascontiguousarray(samples, dtype=np.float32)
@@ -148,6 +158,10 @@ def apply_params(
         factor = 2 ** (params["pitch_semitones"] / 12)
         raised = _resample(x, factor, max(int(x.size / factor), 1), fast)
         x = _stretch(raised, raised.size / x.size, x.size, fast)
+    speech_power = None
+    if params.get("window_s", 0) > 0 and x.size < round(params["window_s"] * SAMPLE_RATE):
+        speech_power = float(np.mean(x**2))
+        x = fit_to_window(x, round(params["window_s"] * SAMPLE_RATE))
     if "reverb" in params:
         reverb = params["reverb"]
         rir = banks["rir"][reverb["rir_index"]] if reverb.get("rir_index") is not None else synthetic_rir(
@@ -164,7 +178,7 @@ def apply_params(
     noise_gain = 0.0
     if "noise" in params:
         noise = _noise(params["noise"], x.size, banks, backend)
-        noise_gain = noise_gain_for_snr(x, noise, params["noise"]["snr_db"])
+        noise_gain = noise_gain_for_snr(x, noise, params["noise"]["snr_db"], signal_power=speech_power)
     if not fast:
         return reference.scale_add(x, gain, noise, noise_gain * gain)
     return _run(kernels._scale_add, x, gain, noise, noise_gain * gain)
