@@ -35,14 +35,11 @@ KS = (0, 1, 3)
 
 def load_store(path: Path):
     """The store's arrays with leak-proof groups, as ``wb fit`` builds them."""
-    import dataclasses
-
     from wakebuilder.store import open_store
-    from wakebuilder.train.fit import _store_rows
+    from wakebuilder.train.fit import training_arrays
 
     with open_store(path, "r") as store:
-        meta, _ = _store_rows(store)
-        return dataclasses.replace(meta, sequence=store.load(pooled=False, sequence=True).sequence)
+        return training_arrays(store)
 
 
 def score_head(head, word: str, windows: dict[str, np.ndarray]) -> dict:

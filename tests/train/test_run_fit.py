@@ -122,3 +122,18 @@ def test_empty_store_is_a_training_error(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="empty"):
         run_fit(tmp_path / "empty.zarr", tmp_path / "m", SMALL, device="cpu", progress=False)
     assert not (tmp_path / "m").exists()
+
+
+def test_training_arrays_are_what_run_fit_trains_on(fitted: tuple[Path, Path]) -> None:
+    """fit_head on training_arrays reproduces run_fit's head: same groups, split and sequences."""
+    from wakebuilder.train.fit import fit_head, training_arrays
+
+    store, model = fitted
+    with open_store(store) as s:
+        arrays = training_arrays(s)
+        assert arrays.sequence.shape == (len(s), 8, 32)
+    assert "augment" not in set(arrays.group)  # copies follow their parents' groups
+    result = fit_head(arrays, SMALL.replace(max_epochs=6), device="cpu", progress=False)
+    saved = load_model(model).head.state_dict()
+    for name, value in result.head.state_dict().items():
+        torch.testing.assert_close(value.cpu(), saved[name])

@@ -268,8 +268,7 @@ def run_fit(
         if streaming:
             arrays, source = meta_arrays, store
         else:
-            loaded = store.load(pooled=False, sequence=True)
-            arrays, source = dataclasses.replace(meta_arrays, sequence=loaded.sequence), None
+            arrays, source = _with_sequences(store, meta_arrays), None
         log.info("fit: %d clips, %.1f MB of float16 sequences, %s on %s", len(store), n_bytes / 1e6,
                  "streaming" if streaming else "in memory", device)
         result = fit_head(arrays, config, device=device, stream_source=source, progress=progress,
@@ -306,6 +305,16 @@ def _load_init(init: str | os.PathLike[str], spec: Any) -> Any:
             f"the store holds ({spec.seq_len}, {spec.dim})"
         )
     return loaded
+
+
+def training_arrays(store: Any) -> Any:
+    """An open store's arrays as ``wb fit`` trains on them in memory (leak-proof groups, float16 sequences),
+    for fitting heads in-process with :func:`fit_head`."""
+    return _with_sequences(store, _store_rows(store)[0])
+
+
+def _with_sequences(store: Any, meta_arrays: Any) -> Any:
+    return dataclasses.replace(meta_arrays, sequence=store.load(pooled=False, sequence=True).sequence)
 
 
 def _store_rows(store: Any) -> tuple[Any, list[str]]:
