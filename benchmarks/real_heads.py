@@ -10,8 +10,12 @@ false-accept set (K = 0, 1, 3; tuned on realdev, optimistic, for comparing confi
 false-accept files each positive outscores (AUC over files, per word). realdev is only scored, never trained
 on. Heads are compared by means over words and head seeds; the synthesized data stays that of one seed.
 
+``--drop-positives PREFIX`` leaves out the positive clips whose voice (their group, e.g. ``piper:en_US-joe-medium:...``
+or ``flite:kal:...``; augmented copies follow their parent) starts with PREFIX, to measure what each voice adds.
+``--store PATTERN`` takes stores from elsewhere (``{word}`` and ``{seed}`` filled in) instead of ``--tag``.
+
 Usage: .venv/bin/python benchmarks/real_heads.py --tag base --config default --config 'in5fr2={"input_dropout": 0.5,
-       "frame_dropout": 0.2}' [--words happy,sheila] [--head-seeds 0,1,2] [--name NAME]
+       "frame_dropout": 0.2}' [--words happy,sheila] [--head-seeds 0,1,2] [--drop-positives piper] [--name NAME]
 Writes benchmarks/results/real_heads_<name>.json.
 """
 
@@ -42,6 +46,17 @@ def load_store(path: Path):
         return training_arrays(store)
 
 
+def drop_positives(arrays, prefix: str):
+    """``arrays`` without the positive rows whose group (voice) starts with ``prefix``."""
+    import dataclasses
+
+    keep = ~((np.asarray(arrays.label) == 1) & np.char.startswith(np.asarray(arrays.group).astype(str), prefix))
+    if keep.all():
+        raise ValueError(f"--drop-positives {prefix!r}: no positive clip has a group starting with it")
+    return dataclasses.replace(arrays, **{f.name: getattr(arrays, f.name)[keep] for f in dataclasses.fields(arrays)
+                                          if getattr(arrays, f.name) is not None})
+
+
 def score_head(head, word: str, windows: dict[str, np.ndarray]) -> dict:
     """Threshold-free realdev figures of one head for ``word`` (see the module docstring)."""
     logits = head_logits(head, windows["seq"].astype(np.float32)).astype(np.float32)
@@ -58,8 +73,11 @@ def score_head(head, word: str, windows: dict[str, np.ndarray]) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--tag", action="append", required=True,
+    p.add_argument("--tag", action="append", default=[],
                    help="real_transfer tag whose stores to use (repeatable: the first holding a word's store wins)")
+    p.add_argument("--store", default=None, help="store path pattern with {word} and {seed}, instead of --tag")
+    p.add_argument("--drop-positives", default=None, metavar="PREFIX",
+                   help="leave out positives whose voice group starts with PREFIX (e.g. piper, flite:kal)")
     p.add_argument("--config", action="append", required=True,
                    help="NAME or NAME=JSON of FitConfig fields ('default' is FitConfig())")
     p.add_argument("--words", type=lambda s: s.split(","), default=list(rt.WORDS))
@@ -79,16 +97,21 @@ def main(argv: list[str] | None = None) -> None:
         name, _, fields = spec.partition("=")
         configs[name] = json.loads(fields) if fields else {}
     windows = rt.realdev_windows(args.window_s, args.workdir)
+    if not args.tag and not args.store:
+        p.error("give --tag or --store")
     stores = {}
     for word in args.words:
         found = [args.workdir / t / f"{word}-s{args.data_seed}" / "store.zarr" for t in args.tag]
+        found += [Path(args.store.format(word=word, seed=args.data_seed))] if args.store else []
         found = [s for s in found if s.is_dir()]
         if not found:
-            p.error(f"no store for {word} seed {args.data_seed} under tags {args.tag}")
+            p.error(f"no store for {word} seed {args.data_seed} under tags {args.tag} or --store {args.store}")
         stores[word] = found[0]
     runs = []
     for word, store in stores.items():
         arrays = load_store(store)
+        if args.drop_positives:
+            arrays = drop_positives(arrays, args.drop_positives)
         for name, fields in configs.items():
             for seed in args.head_seeds:
                 start = time.perf_counter()
@@ -112,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:16} {s['n_clips']:>5} " + " ".join(f"{s[f'recall_at_{k}fa_mean']:8.1f}" for k in KS)
               + f" {s['auc_mean']:7.4f}")
     out = rt.RESULTS / f"real_heads_{args.name or '+'.join(configs)}.json"
-    out.write_text(json.dumps({"tags": args.tag, "words": args.words, "data_seed": args.data_seed,
+    out.write_text(json.dumps({"tags": args.tag, "store": args.store, "drop_positives": args.drop_positives,
+                               "words": args.words, "data_seed": args.data_seed,
                                "head_seeds": args.head_seeds, "window_s": args.window_s,
                                "library": rt.library_identity(), "summary": summary, "runs": runs}, indent=2) + "\n")
     print(out)

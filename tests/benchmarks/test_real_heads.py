@@ -1,0 +1,41 @@
+"""benchmarks/real_heads.py: leaving one voice's positives out."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wakebuilder.store.base import StoreArrays
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def real_heads():
+    sys.path.insert(0, str(BENCHMARKS))  # it imports real_transfer beside it
+    try:
+        spec = importlib.util.spec_from_file_location("real_heads", BENCHMARKS / "real_heads.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_drop_positives_keeps_negatives_and_other_voices(real_heads) -> None:
+    groups = np.array(["piper:joe:a", "flite:kal:b", "piper:joe:c", "flite:slt:d", "piper:x", "negatives.wav"])
+    labels = np.array([1, 1, 1, 1, 0, 0])
+    arrays = StoreArrays(pooled=None, sequence=np.arange(6 * 2 * 3, dtype=np.float16).reshape(6, 2, 3),
+                         label=labels, id=np.array([f"c{i}" for i in range(6)]), kind=np.array(["tts"] * 6),
+                         group=groups)
+    kept = real_heads.drop_positives(arrays, "piper")
+    assert list(kept.id) == ["c1", "c3", "c4", "c5"]  # the piper negative stays
+    assert kept.sequence.shape == (4, 2, 3) and kept.pooled is None
+    np.testing.assert_array_equal(kept.sequence[0], arrays.sequence[1])
+    assert list(real_heads.drop_positives(arrays, "flite:kal").id) == ["c0", "c2", "c3", "c4", "c5"]
+    with pytest.raises(ValueError, match="espeak"):
+        real_heads.drop_positives(arrays, "espeak")
