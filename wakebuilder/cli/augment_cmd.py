@@ -43,8 +43,8 @@ def _parse(option: str, text: str, unit: str) -> tuple[float, float]:
 @handle_errors
 def augment(
     manifest: str, out_dir: str, copies: int, noise_dir: str | None, rir_dir: str | None, snr_db: str,
-    speed_range: str, speed_p: float, pitch_range: str, pitch_p: float, window_s: float, keep_originals: bool, seed: int,
-    as_json: bool,
+    speed_range: str, speed_p: float, pitch_range: str, pitch_p: float, window_s: float, keep_originals: bool,
+    seed: int, as_json: bool,
 ) -> None:
     """Speed, pitch, gain, noise at SNR, reverb, shift and EQ copies of MANIFEST's clips."""
     from wakebuilder.data.augment.pipeline import run_augment

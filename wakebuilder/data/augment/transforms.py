@@ -132,7 +132,9 @@ def _noise(params: dict[str, Any], length: int, banks: dict[str, list[np.ndarray
     return out
 
 
-def noise_gain_for_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float, *, signal_power: float | None = None) -> float:
+def noise_gain_for_snr(
+    signal: np.ndarray, noise: np.ndarray, snr_db: float, *, signal_power: float | None = None
+) -> float:
     """The gain that puts ``noise`` ``snr_db`` below ``signal`` (mean power over the clip, or ``signal_power``)."""
     p_signal = float(np.mean(signal**2)) if signal_power is None else signal_power
     p_noise = float(np.mean(noise**2))
