@@ -60,9 +60,7 @@ def drop_positives(arrays, prefix: str):
 def score_head(head, word: str, windows: dict[str, np.ndarray]) -> dict:
     """Threshold-free realdev figures of one head for ``word`` (see the module docstring)."""
     logits = head_logits(head, windows["seq"].astype(np.float32)).astype(np.float32)
-    traces = np.split(logits, np.flatnonzero(np.diff(windows["file_index"])) + 1)
-    pos = [t for t, label in zip(traces, windows["label"]) if label == word]
-    fa = [t for t, label in zip(traces, windows["label"]) if label != word]
+    pos, fa, _ = rt.word_traces(logits, windows, word)
     out = {"n_clips": len(pos)}
     for k in KS:
         out[f"recall_at_{k}fa"] = rt.n_detected(pos, rt.oracle_threshold(fa, max_false_accepts=k))

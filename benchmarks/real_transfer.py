@@ -240,8 +240,8 @@ def realdev_windows(window_s: float, workdir: Path) -> dict[str, np.ndarray]:
         windows = frame_windows(audio, backbone.window_samples, hop_samples(HOP_S))
         seqs.append(backbone.embed(np.ascontiguousarray(windows))[1].astype(np.float16))
         file_index += [i] * windows.shape[0]
-    out = {"seq": np.concatenate(seqs), "file_index": np.array(file_index), "label": np.array([lab for lab, _ in order]),
-           "seconds": np.array(seconds)}
+    out = {"seq": np.concatenate(seqs), "file_index": np.array(file_index),
+           "label": np.array([lab for lab, _ in order]), "seconds": np.array(seconds)}
     workdir.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **out)
     return out
@@ -282,36 +282,42 @@ def operating_point(pos: list[np.ndarray], fa: list[np.ndarray], fa_seconds: flo
             "false_accepts": events, "fa_hours": fa_seconds / 3600, "fa_per_hour": events / (fa_seconds / 3600)}
 
 
-def cached_traces(head_onnx: Path, windows: dict[str, np.ndarray], labels: set[str]) -> tuple[list[np.ndarray], float]:
-    """Score traces of the realdev files with a label in ``labels``: the exported ``NAME.head.onnx`` (calibrated
-    probability of an embedding sequence) on realdev's windows embedded once (``realdev_windows``)."""
+def word_traces(scores: np.ndarray, windows: dict[str, np.ndarray], word: str
+                ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+    """Per-window scores of ``realdev_windows`` -> the score traces of ``word``'s files, those of the false-accept
+    set (every other file), and the false-accept set's unpadded seconds."""
+    traces = np.split(scores, np.flatnonzero(np.diff(windows["file_index"])) + 1)
+    is_word = windows["label"] == word
+    pos = [t for t, hit in zip(traces, is_word) if hit]
+    fa = [t for t, hit in zip(traces, is_word) if not hit]
+    return pos, fa, float(windows["seconds"][~is_word].sum())
+
+
+def head_scores(head_onnx: Path, windows: dict[str, np.ndarray]) -> np.ndarray:
+    """The exported ``NAME.head.onnx`` (calibrated probability of an embedding sequence) on every window of
+    ``realdev_windows``."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(head_onnx), options, providers=["CPUExecutionProvider"])
-    keep = np.flatnonzero(np.isin(windows["label"], sorted(labels)))
-    rows = np.flatnonzero(np.isin(windows["file_index"], keep))
-    seq = windows["seq"][rows].astype(np.float32)
-    scores = np.concatenate([session.run(None, {"sequence": seq[i : i + 512]})[0].reshape(-1)
-                             for i in range(0, len(seq), 512)]).astype(np.float32)
-    traces = np.split(scores, np.flatnonzero(np.diff(windows["file_index"][rows])) + 1)
-    return traces, float(windows["seconds"][keep].sum())
+    seq = windows["seq"]
+    return np.concatenate([session.run(None, {"sequence": seq[i : i + 512].astype(np.float32)})[0].reshape(-1)
+                           for i in range(0, len(seq), 512)]).astype(np.float32)
 
 
-def score_word(word: str, onnx: Path, files: dict[str, list[Path]], windows: dict[str, np.ndarray] | None = None) -> dict:
+def score_word(
+    word: str, onnx: Path, files: dict[str, list[Path]], windows: dict[str, np.ndarray] | None = None
+) -> dict:
     """Recall and false accepts on realdev at the calibrated and the oracle threshold.
 
     With ``windows`` (realdev embedded once) the exported head scores them; without, the exported end-to-end
     ONNX scores every file from its audio (the same numbers up to float error, about 30 times slower).
     """
     detector = load_detector(onnx)
-    fa_labels = {"negative", *(w for w in WORDS if w != word)}
-    fa_paths = [p for label in (*WORDS, "negative") if label in fa_labels for p in files[label]]
+    fa_paths = [p for label in (*WORDS, "negative") if label != word for p in files[label]]
     if windows is not None:
-        head_onnx = onnx.with_name(f"{onnx.stem}.head.onnx")
-        pos, _ = cached_traces(head_onnx, windows, {word})
-        fa, fa_seconds = cached_traces(head_onnx, windows, fa_labels)
+        pos, fa, fa_seconds = word_traces(head_scores(onnx.with_name(f"{onnx.stem}.head.onnx"), windows), windows, word)
     else:
         pos, _ = padded_traces(detector, files[word])
         fa, fa_seconds = padded_traces(detector, fa_paths)

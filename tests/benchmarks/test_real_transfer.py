@@ -39,3 +39,14 @@ def test_oracle_is_the_lowest_threshold_with_that_many_false_accepts(real_transf
     assert real_transfer.n_events(fa, threshold) <= allowed
     below = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
     assert real_transfer.n_events(fa, below) > allowed
+
+
+def test_word_traces_split_windows_by_file(real_transfer) -> None:
+    # Three files: happy (2 windows), negative (3), sheila (1); scores are per window, in file order.
+    windows = {"file_index": np.array([0, 0, 1, 1, 1, 2]), "label": np.array(["happy", "negative", "sheila"]),
+               "seconds": np.array([1.0, 3.0, 0.5])}
+    scores = np.array([0.1, 0.9, 0.2, 0.3, 0.4, 0.8], np.float32)
+    pos, fa, fa_seconds = real_transfer.word_traces(scores, windows, "happy")
+    assert [t.tolist() for t in pos] == [pytest.approx([0.1, 0.9])]
+    assert [t.tolist() for t in fa] == [pytest.approx([0.2, 0.3, 0.4]), pytest.approx([0.8])]
+    assert fa_seconds == 3.5
