@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,13 +14,13 @@ from wakebuilder.audio import load_audio, quantize_pcm16, write_wav
 from wakebuilder.cli import main
 from wakebuilder.data.augment.pipeline import run_augment
 from wakebuilder.data.augment.transforms import (
-    AugmentConfig, apply_params, clip_rng, draw_params, noise_gain_for_snr,
+    AugmentConfig, apply_params, clip_rng, draw_params, formant_warp, noise_gain_for_snr,
 )
 from wakebuilder.errors import ConfigError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import ClipRecord, read_manifest, write_manifest
 
-ALL_ON = AugmentConfig(speed_p=1, pitch_p=1, reverb_p=1, eq_p=1, shift_p=1, noise_p=1)
+ALL_ON = AugmentConfig(speed_p=1, pitch_p=1, reverb_p=1, eq_p=1, shift_p=1, noise_p=1, formant_p=1)
 
 
 def test_gain_golden() -> None:
@@ -149,3 +151,71 @@ def test_window_option_is_recorded_in_every_chain(tmp_path: Path) -> None:
     assert all(r.params["chain"]["window_s"] == 1.5 and r.duration_s == 1.5 for r in records)
     result = CliRunner().invoke(main, ["augment", str(manifest), "--out", str(out), "--window-s", "-1"])
     assert result.exit_code != 0 and "--window-s" in result.output
+
+
+def _vowel(f0: float, formants: tuple[float, ...]) -> tuple[np.ndarray, Any]:
+    """A 1 s harmonic vowel and its formant envelope (dB as a function of Hz)."""
+    t = np.arange(16000) / 16000
+    harmonics = np.arange(1, int(7000 / f0)) * f0
+
+    def level_db(f: np.ndarray) -> np.ndarray:
+        return -30 + sum(30 * np.exp(-0.5 * ((f - centre) / 120) ** 2) for centre in formants)
+
+    x = sum(10 ** (level_db(h) / 20) * np.cos(2 * np.pi * h * t + 0.3 * i * i)
+            for i, h in enumerate(harmonics, 1))
+    return (0.5 * x / np.max(np.abs(x))).astype(np.float32), level_db
+
+
+def _harmonic_db(x: np.ndarray, f0: float) -> tuple[np.ndarray, np.ndarray]:
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    harmonics = np.arange(1, int(5000 / f0)) * f0
+    return harmonics, 20 * np.log10(spectrum[np.round(harmonics * x.size / 16000).astype(int)] + 1e-12)
+
+
+@pytest.mark.parametrize("f0", [110.0, 220.0])
+@pytest.mark.parametrize("factor", [0.85, 1.2])
+def test_formant_warp_moves_the_envelope_and_keeps_the_pitch(f0: float, factor: float) -> None:
+    formants = (700.0, 1200.0, 2600.0)
+    x, level_db = _vowel(f0, formants)
+    out = formant_warp(x, factor)
+    assert out.shape == x.shape
+    assert np.sqrt(np.mean(out**2)) == pytest.approx(np.sqrt(np.mean(x**2)), rel=1e-4)
+    harmonics, db = _harmonic_db(out, f0)
+    moved = np.corrcoef(db, level_db(harmonics / factor))[0, 1]
+    kept = np.corrcoef(db, level_db(harmonics))[0, 1]
+    assert moved > 0.9 and kept < 0.6  # the harmonics now follow the warped envelope, not the original one
+    spectrum = np.abs(np.fft.rfft(out))
+    peaks = np.sort(np.argsort(spectrum)[-8:])  # the strongest bins are still harmonics of f0 (1 Hz bins)
+    assert np.all(np.abs(peaks / f0 - np.round(peaks / f0)) * f0 <= 1)
+    np.testing.assert_allclose(out, formant_warp(x, factor, fast=False), atol=1e-5)
+    assert formant_warp(x, 1.0) is x
+
+
+def test_formant_factor_is_relative_to_the_original_clip() -> None:
+    """With a pitch shift, the envelope is warped by formant_factor / pitch factor: the resampling's move of
+    the formants is undone, so the formant factor alone sets them."""
+    x, _ = _vowel(110.0, (700.0, 1200.0, 2600.0))
+    pitched = apply_params(x, {"gain_db": 0.0, "pitch_semitones": 3.0})
+    both = apply_params(x, {"gain_db": 0.0, "pitch_semitones": 3.0, "formant_factor": 1.1})
+    np.testing.assert_allclose(both, formant_warp(pitched, 1.1 / 2 ** (3 / 12)), atol=1e-6)
+
+
+def test_formant_draw_is_last_and_off_by_default() -> None:
+    """Chains drawn without --formant-p are the chains drawn before the option existed."""
+    assert AugmentConfig().formant_p == 0
+    without = draw_params(clip_rng(0, "0123456789abcdef", 0), dataclasses.replace(ALL_ON, formant_p=0))
+    with_it = draw_params(clip_rng(0, "0123456789abcdef", 0), ALL_ON)
+    assert 0.85 <= with_it.pop("formant_factor") <= 1.2 and with_it == without
+
+
+def test_formant_option_reaches_every_copy(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["augment", str(manifest), "--out", str(out), "--formant", "1.1,1.15",
+                                       "--formant-p", "1"])
+    assert result.exit_code == 0, result.output
+    chains = [r.params["chain"] for r in read_manifest(out / "manifest.jsonl")]
+    assert chains and all(1.1 <= c["formant_factor"] <= 1.15 for c in chains)
+    for bad in (["--formant", "0.3,1"], ["--formant", "1.2,1.1"], ["--formant", "x"], ["--formant-p", "2"]):
+        result = CliRunner().invoke(main, ["augment", str(manifest), "--out", str(tmp_path / "x"), *bad])
+        assert result.exit_code != 0 and bad[0] in result.output

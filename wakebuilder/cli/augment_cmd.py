@@ -34,6 +34,12 @@ def _parse(option: str, text: str, unit: str) -> tuple[float, float]:
                    "speaker's vocal tract).")
 @click.option("--pitch-p", type=click.FloatRange(0, 1), default=0.4, show_default=True,
               help="Share of copies with a pitch shift.")
+@click.option("--formant", "formant_range", default="0.85,1.2", show_default=True,
+              help="Formant (vocal-tract length) factor range MIN,MAX: moves the spectral envelope, keeps "
+                   "the pitch. A copy with both sets its formants to this factor of the original's whatever "
+                   "its --pitch, so pitch and vocal tract vary independently, as between speakers.")
+@click.option("--formant-p", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of copies with a formant warp (0: off).")
 @click.option("--window-s", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Centre each clip in this many seconds of silence before reverb, shift and noise, so noise fills "
                    "the pauses and a shift moves the word instead of cutting it (use wb embed's --window-s; 0: off).")
@@ -43,10 +49,11 @@ def _parse(option: str, text: str, unit: str) -> tuple[float, float]:
 @handle_errors
 def augment(
     manifest: str, out_dir: str, copies: int, noise_dir: str | None, rir_dir: str | None, snr_db: str,
-    speed_range: str, speed_p: float, pitch_range: str, pitch_p: float, window_s: float, keep_originals: bool,
+    speed_range: str, speed_p: float, pitch_range: str, pitch_p: float, formant_range: str, formant_p: float,
+    window_s: float, keep_originals: bool,
     seed: int, as_json: bool,
 ) -> None:
-    """Speed, pitch, gain, noise at SNR, reverb, shift and EQ copies of MANIFEST's clips."""
+    """Speed, pitch, formant, gain, noise at SNR, reverb, shift and EQ copies of MANIFEST's clips."""
     from wakebuilder.data.augment.pipeline import run_augment
     from wakebuilder.data.augment.transforms import AugmentConfig
     from wakebuilder.errors import ConfigError
@@ -54,12 +61,16 @@ def augment(
     snr = _parse("--snr-db", snr_db, "dB")
     speed = _parse("--speed", speed_range, "factors")
     pitch = _parse("--pitch", pitch_range, "semitones")
+    formant = _parse("--formant", formant_range, "factors")
     if speed[0] <= 0 or speed[0] > speed[1]:
         raise ConfigError(f"--speed {speed_range!r}: expected 0 < MIN <= MAX, e.g. 0.9,1.1")
     if pitch[0] > pitch[1] or max(abs(pitch[0]), abs(pitch[1])) > 12:
         raise ConfigError(f"--pitch {pitch_range!r}: expected MIN <= MAX within -12,12 semitones, e.g. -2,2")
+    if not 0.5 <= formant[0] <= formant[1] <= 2.0:
+        raise ConfigError(f"--formant {formant_range!r}: expected 0.5 <= MIN <= MAX <= 2, e.g. 0.85,1.2")
     config = AugmentConfig(copies=copies, seed=seed, snr_db=snr, speed_range=speed, speed_p=speed_p,
-                           pitch_semitones=pitch, pitch_p=pitch_p, window_s=window_s)
+                           pitch_semitones=pitch, pitch_p=pitch_p, formant_range=formant, formant_p=formant_p,
+                           window_s=window_s)
     path = run_augment(manifest, out_dir=out_dir, config=config, noise_dir=noise_dir, rir_dir=rir_dir,
                        keep_originals=keep_originals)
     report(path, {"manifest": str(path), **config.to_dict()}, as_json)

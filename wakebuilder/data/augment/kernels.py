@@ -89,3 +89,22 @@ def _shift(x: np.ndarray, offset: int, out: np.ndarray) -> None:
     for i in range(n):
         j = i - offset
         out[i] = x[j] if 0 <= j < n else 0.0
+
+
+@njit(cache=True, fastmath=True)
+def _warp_log_gain(envelope: np.ndarray, factor: float, limit: float, out: np.ndarray) -> None:
+    """Per frame and bin, the log gain that moves a log spectral envelope ``factor`` times up in frequency:
+    ``envelope(k / factor) - envelope(k)`` (linear interpolation, the top bin held past it), clipped to
+    +-``limit``."""
+    frames, bins = envelope.shape
+    for f in range(frames):
+        for k in range(bins):
+            position = k / factor
+            left = int(position)
+            if left >= bins - 1:
+                value = envelope[f, bins - 1]
+            else:
+                frac = position - left
+                value = (1.0 - frac) * envelope[f, left] + frac * envelope[f, left + 1]
+            gain = value - envelope[f, k]
+            out[f, k] = min(max(gain, -limit), limit)

@@ -56,3 +56,9 @@ def shift(x: np.ndarray, offset: int) -> np.ndarray:
     else:
         out[: x.size + offset] = x[-offset:]
     return out
+
+
+def warp_log_gain(envelope: np.ndarray, factor: float, limit: float) -> np.ndarray:
+    bins = np.arange(envelope.shape[1])
+    warped = np.stack([np.interp(bins / factor, bins, row) for row in envelope])
+    return np.clip(warped - envelope, -limit, limit).astype(np.float32)
