@@ -82,6 +82,8 @@ class Recipe:
     n_words: int
     augment_args: tuple[str, ...]
     fit_args: tuple[str, ...]
+    # a second wb augment pass (seed + 100) with these options, its copies added to the first pass's
+    extra_augment_args: tuple[str, ...] = ()
     store_from: str | None = None  # another tag's stores and calibration streams (head-only experiments)
     threads: int = 0  # torch/onnxruntime threads of each wb command (0: their defaults)
 
@@ -166,6 +168,11 @@ def prepare_store(word: str, seed: int, recipe: Recipe, work: Path, data: Path, 
                          "--seed", seed, *recipe.augment_args),
                  neg, wb("augment", neg, "--out", work / "negatives-aug", "--copies", recipe.neg_copies,
                          "--seed", seed, *recipe.augment_args)]
+    if recipe.extra_augment_args:
+        manifests += [wb("augment", source, "--out", work / f"{name}-aug2", "--copies", copies, "--seed", seed + 100,
+                         *recipe.extra_augment_args)
+                      for name, source, copies in (("positives", pos, recipe.pos_copies),
+                                                   ("negatives", neg, recipe.neg_copies))]
     log("streams")
     window = f"{recipe.window_s:g}"
     (work / "train-stream").mkdir(exist_ok=True)
@@ -404,6 +411,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--window-s", type=float, default=2.5, help="speech-embedding window (quickstart: 2.5)")
     p.add_argument("--words-neg", type=int, default=0, dest="n_words", help="isolated-word TTS negatives")
     p.add_argument("--augment-args", default="", help="extra wb augment options, space separated")
+    p.add_argument("--extra-augment", default="",
+                   help="a second wb augment pass with these options (space separated; --pos-copies and "
+                        "--neg-copies copies, seed + 100) whose clips are added to the first pass's")
     p.add_argument("--fit-args", default="", help="extra wb fit options, space separated")
     p.add_argument("--threads", type=int, default=0,
                    help="threads of each wb command (embed, fit: --threads; all: OMP_NUM_THREADS) [0: defaults]")
@@ -488,6 +498,7 @@ def main(argv: list[str] | None = None) -> None:
                     cal_stream_s=args.cal_stream_s, objective=args.objective,
                     target_fa_per_hour=args.target_fa_per_hour, window_s=args.window_s, n_words=args.n_words,
                     augment_args=tuple(args.augment_args.split()), fit_args=tuple(args.fit_args.split()),
+                    extra_augment_args=tuple(args.extra_augment.split()),
                     store_from=args.store_from, threads=args.threads)
     THREADS["n"] = args.threads
     # realdev's windows embedded once (cached under --workdir); each model's exported head scores them

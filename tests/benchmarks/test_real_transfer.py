@@ -50,3 +50,34 @@ def test_word_traces_split_windows_by_file(real_transfer) -> None:
     assert [t.tolist() for t in pos] == [pytest.approx([0.1, 0.9])]
     assert [t.tolist() for t in fa] == [pytest.approx([0.2, 0.3, 0.4]), pytest.approx([0.8])]
     assert fa_seconds == 3.5
+
+
+def test_extra_augment_adds_a_second_pass_to_the_store(real_transfer, monkeypatch, tmp_path: Path) -> None:
+    calls = []
+
+    def fake_wb(*args):
+        calls.append([str(a) for a in args])
+        out = args[list(args).index("--out") + 1] if "--out" in args else args[list(args).index("--store") + 1]
+        return f"{out}/manifest.jsonl"
+
+    monkeypatch.setattr(real_transfer, "wb", fake_wb)
+    monkeypatch.setattr(real_transfer, "cached", lambda out, *args: f"{out}/manifest.jsonl")
+    monkeypatch.setattr(real_transfer, "voices_digest", lambda engines: "v")
+    recipe = real_transfer.Recipe(
+        engines=("flite",), neg_engines=("flite",), n_pos=10, n_hard=10, n_speech=10, pos_copies=2, neg_copies=1,
+        train_stream_s=10.0, cal_stream_s=10.0, objective="f1", target_fa_per_hour=0.5, window_s=2.5, n_words=0,
+        augment_args=(), fit_args=(), extra_augment_args=("--formant-p", "1"))
+    for work in ("work", "work2"):
+        (tmp_path / work).mkdir()
+    real_transfer.prepare_store("happy", 3, recipe, tmp_path / "work", tmp_path / "data", lambda msg: None)
+    augments = [c for c in calls if c[0] == "augment"]
+    assert len(augments) == 4
+    extra = [c for c in augments if c[-2:] == ["--formant-p", "1"]]
+    assert [c[c.index("--seed") + 1] for c in extra] == ["103", "103"]
+    assert [c[c.index("--copies") + 1] for c in extra] == ["2", "1"]
+    embed = next(c for c in calls if c[0] == "embed")
+    assert all(f"{c[c.index('--out') + 1]}/manifest.jsonl" in embed for c in augments)
+    calls.clear()
+    real_transfer.prepare_store("happy", 3, real_transfer.Recipe(**{**recipe.__dict__, "extra_augment_args": ()}),
+                                tmp_path / "work2", tmp_path / "data", lambda msg: None)
+    assert len([c for c in calls if c[0] == "augment"]) == 2
