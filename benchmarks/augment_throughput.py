@@ -3,7 +3,8 @@
 Run: .venv/bin/python benchmarks/augment_throughput.py [--clips 2000]
 Writes benchmarks/results/augment_throughput.json. Targets (issue "Data preparation"): Numba >= 5x NumPy,
 and >= 500 clips/s per core for 1.5 s clips. The chain is noise + gain + speed + pitch + EQ + shift (every
-transform on); reverb is reported separately because its FFT convolution is NumPy in both chains.
+transform on); reverb and the formant warp (`--formant-p`, off by default) are reported separately because
+their FFTs are NumPy in both chains.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from wakebuilder.data.augment.transforms import AugmentConfig, apply_params, cli
 RESULTS = Path(__file__).parent / "results" / "augment_throughput.json"
 
 
-def chain_params(n: int, *, reverb: bool) -> list[dict]:
-    config = AugmentConfig(speed_p=1, pitch_p=1, eq_p=1, shift_p=1, noise_p=1, reverb_p=1 if reverb else 0)
+def chain_params(n: int, *, reverb: bool = False, formant: bool = False) -> list[dict]:
+    config = AugmentConfig(speed_p=1, pitch_p=1, eq_p=1, shift_p=1, noise_p=1, reverb_p=1 if reverb else 0,
+                           formant_p=1 if formant else 0)
     return [draw_params(clip_rng(0, f"{i:016x}", 0), config) for i in range(n)]
 
 
@@ -58,19 +60,18 @@ def main() -> None:
     rng = np.random.default_rng(0)
     clips = (rng.standard_normal((args.clips, 24_000)) * 0.1).astype(np.float32)
     results: dict = {"clips": args.clips, "clip_s": 1.5, "threads": 1, "cpu_count": os.cpu_count()}
-    for reverb in (False, True):
-        params = chain_params(args.clips, reverb=reverb)
+    for key, extra in (("chain", {}), ("with_reverb", {"reverb": True}), ("with_formant", {"formant": True})):
+        params = chain_params(args.clips, **extra)
         apply_params(clips[0], params[0])  # warm-up: compile outside the timing
         numba_rate = rate(clips, params, "numba")
         numpy_rate = rate(clips[: max(args.clips // 4, 50)], params[: max(args.clips // 4, 50)], "numpy")
-        key = "with_reverb" if reverb else "chain"
         results[key] = {"numba_clips_per_s": round(numba_rate, 1), "numpy_clips_per_s": round(numpy_rate, 1),
                         "speedup": round(numba_rate / numpy_rate, 2)}
     results.update(compile_times())
     results["targets"] = {"speedup_min": 5.0, "numba_clips_per_s_per_core_min": 500.0}
     results["meets_targets"] = results["chain"]["speedup"] >= 5 and results["chain"]["numba_clips_per_s"] >= 500
     print(f"{'chain':<14}{'numba clips/s':>15}{'numpy clips/s':>15}{'speedup':>9}")
-    for key in ("chain", "with_reverb"):
+    for key in ("chain", "with_reverb", "with_formant"):
         r = results[key]
         print(f"{key:<14}{r['numba_clips_per_s']:>15}{r['numpy_clips_per_s']:>15}{r['speedup']:>9}")
     print(f"first compile {results['first_compile_s']} s, cached load {results['cached_load_s']} s")

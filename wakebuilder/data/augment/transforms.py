@@ -28,8 +28,8 @@ _WINDOW = np.hanning(OLA_SIZE).astype(np.float32)
 # FORMANT_LIFTER cepstral coefficients, raised FORMANT_ITERATIONS times towards the harmonic peaks. 40
 # coefficients lie below the quefrency of a 400 Hz voice (40 samples at 16 kHz), so the harmonics stay in the
 # fine structure. On vowels of 110 and 220 Hz the moved harmonics follow the warped envelope with r = 0.97
-# (0.95 without the iterations, 0.92 with 30 coefficients). A bin's gain is clipped to +-30 dB, so a warp
-# never lifts a near-silent bin into audible noise.
+# (mean of 8 cases; 0.95 without the iterations, 0.92 with 30 coefficients and none). A bin's gain is
+# clipped to +-30 dB, so a warp never lifts a near-silent bin into audible noise.
 FORMANT_LIFTER, FORMANT_ITERATIONS = 40, 5
 FORMANT_LIMIT = math.log(10 ** (30 / 20))
 
