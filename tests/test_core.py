@@ -74,6 +74,21 @@ def test_atomic_json_and_directory(tmp_path: Path) -> None:
             pass
 
 
+def test_atomic_write_gives_the_mode_open_would(tmp_path: Path) -> None:
+    """mkstemp makes 0600 files: an exported model must be as readable as any file the user writes."""
+    import os
+
+    from wakebuilder import atomic
+
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK
+    os.chmod(tmp_path / "a.json", 0o640)  # a replaced file keeps its mode
+    atomic_write_json(tmp_path / "a.json", {"x": 2})
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640 and read_json(tmp_path / "a.json") == {"x": 2}
+
+
 def test_writer_lock_refuses_a_second_process(tmp_path: Path) -> None:
     target = tmp_path / "store.zarr"
     code = (
