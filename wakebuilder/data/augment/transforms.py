@@ -20,10 +20,12 @@ from wakebuilder import SAMPLE_RATE
 from wakebuilder.audio import fit_to_window
 from wakebuilder.config import StageConfig
 from wakebuilder.data.augment import kernels, reference
+from wakebuilder.streaming import frame_starts, frame_windows
 
 NOISE_COLORS = ("white", "pink", "brown")
 OLA_SIZE, OLA_HOP = 512, 128
 _WINDOW = np.hanning(OLA_SIZE).astype(np.float32)
+_WINDOW_SQUARED = _WINDOW**2
 # The spectral envelope is a "true envelope" (Roebel and Rodet 2005): the log spectrum's first
 # FORMANT_LIFTER cepstral coefficients, raised FORMANT_ITERATIONS times towards the harmonic peaks. 40
 # coefficients lie below the quefrency of a 400 Hz voice (40 samples at 16 kHz), so the harmonics stay in the
@@ -174,12 +176,11 @@ def apply_params(
     x = np.ascontiguousarray(samples, dtype=np.float32)
     if "speed_factor" in params:
         x = _resample(x, params["speed_factor"], max(int(x.size / params["speed_factor"]), 1), fast)
+    pitch_factor = 2 ** (params.get("pitch_semitones", 0.0) / 12)
     if "pitch_semitones" in params:
-        factor = 2 ** (params["pitch_semitones"] / 12)
-        raised = _resample(x, factor, max(int(x.size / factor), 1), fast)
+        raised = _resample(x, pitch_factor, max(int(x.size / pitch_factor), 1), fast)
         x = _stretch(raised, raised.size / x.size, x.size, fast)
     if "formant_factor" in params:  # relative to the original clip: undo the pitch shift's formant move
-        pitch_factor = 2 ** (params.get("pitch_semitones", 0.0) / 12)
         x = formant_warp(x, params["formant_factor"] / pitch_factor, fast=fast)
     speech_power = None
     if params.get("window_s", 0) > 0 and x.size < round(params["window_s"] * SAMPLE_RATE):
@@ -216,8 +217,8 @@ def formant_warp(x: np.ndarray, factor: float, *, fast: bool = True) -> np.ndarr
         return x
     size, hop = OLA_SIZE, OLA_HOP
     padded = np.concatenate([np.zeros(size, np.float32), x, np.zeros(size, np.float32)])
-    starts = hop * np.arange((padded.size - size) // hop + 1)
-    spectrum = np.fft.rfft(padded[starts[:, None] + np.arange(size)] * _WINDOW, axis=1)
+    starts = frame_starts(padded.size, size, hop)
+    spectrum = np.fft.rfft(frame_windows(padded, size, hop) * _WINDOW, axis=1)
     log_magnitude = np.log(np.abs(spectrum) + 1e-6)
     envelope = _cepstral_smooth(log_magnitude)
     for _ in range(FORMANT_ITERATIONS):
@@ -232,7 +233,7 @@ def formant_warp(x: np.ndarray, factor: float, *, fast: bool = True) -> np.ndarr
     out, norm = np.zeros(padded.size), np.zeros(padded.size)
     for start, frame in zip(starts, frames, strict=True):
         out[start : start + size] += frame
-        norm[start : start + size] += _WINDOW**2
+        norm[start : start + size] += _WINDOW_SQUARED
     out = out[size : size + x.size] / np.maximum(norm[size : size + x.size], 1e-3)
     before, after = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))), float(np.sqrt(np.mean(out**2)))
     return (out * (before / after) if after > 0 else out).astype(np.float32)
