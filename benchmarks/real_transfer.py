@@ -84,6 +84,9 @@ class Recipe:
     fit_args: tuple[str, ...]
     # a second wb augment pass (seed + 100) with these options, its copies added to the first pass's
     extra_augment_args: tuple[str, ...] = ()
+    # a `wb negatives --real` manifest of real speech without any realdev word: its chunks and --neg-copies
+    # augmented copies (seed) are added to the store as negatives
+    real_negatives: str | None = None
     store_from: str | None = None  # another tag's stores and calibration streams (head-only experiments)
     threads: int = 0  # torch/onnxruntime threads of each wb command (0: their defaults)
 
@@ -173,6 +176,10 @@ def prepare_store(word: str, seed: int, recipe: Recipe, work: Path, data: Path, 
                          *recipe.extra_augment_args)
                       for name, source, copies in (("positives", pos, recipe.pos_copies),
                                                    ("negatives", neg, recipe.neg_copies))]
+    if recipe.real_negatives:
+        manifests += [recipe.real_negatives,
+                      wb("augment", recipe.real_negatives, "--out", work / "real-negatives-aug", "--copies",
+                         recipe.neg_copies, "--seed", seed, *recipe.augment_args)]
     log("streams")
     window = f"{recipe.window_s:g}"
     (work / "train-stream").mkdir(exist_ok=True)
@@ -414,6 +421,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--extra-augment", default="",
                    help="a second wb augment pass with these options (space separated; --pos-copies and "
                         "--neg-copies copies, seed + 100) whose clips are added to the first pass's")
+    p.add_argument("--real-negatives", type=Path, default=None,
+                   help="a `wb negatives --real` manifest of real speech holding none of realdev's words: its "
+                        "chunks and --neg-copies augmented copies are added to every store as negatives")
     p.add_argument("--fit-args", default="", help="extra wb fit options, space separated")
     p.add_argument("--threads", type=int, default=0,
                    help="threads of each wb command (embed, fit: --threads; all: OMP_NUM_THREADS) [0: defaults]")
@@ -439,6 +449,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.words) - set(WORDS)
     if unknown:
         p.error(f"--words: not in realdev: {sorted(unknown)}")
+    if args.real_negatives and not args.real_negatives.is_file():
+        p.error(f"--real-negatives {args.real_negatives}: no such manifest (make one with wb negatives --real DIR)")
     args.tag = args.tag or "-".join(args.engines)
     return args
 
@@ -499,6 +511,7 @@ def main(argv: list[str] | None = None) -> None:
                     target_fa_per_hour=args.target_fa_per_hour, window_s=args.window_s, n_words=args.n_words,
                     augment_args=tuple(args.augment_args.split()), fit_args=tuple(args.fit_args.split()),
                     extra_augment_args=tuple(args.extra_augment.split()),
+                    real_negatives=str(args.real_negatives.resolve()) if args.real_negatives else None,
                     store_from=args.store_from, threads=args.threads)
     THREADS["n"] = args.threads
     # realdev's windows embedded once (cached under --workdir); each model's exported head scores them

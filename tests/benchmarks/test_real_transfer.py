@@ -81,3 +81,33 @@ def test_extra_augment_adds_a_second_pass_to_the_store(real_transfer, monkeypatc
     real_transfer.prepare_store("happy", 3, real_transfer.Recipe(**{**recipe.__dict__, "extra_augment_args": ()}),
                                 tmp_path / "work2", tmp_path / "data", lambda msg: None)
     assert len([c for c in calls if c[0] == "augment"]) == 2
+
+
+def test_real_negatives_and_their_copies_go_into_the_store(real_transfer, monkeypatch, tmp_path: Path) -> None:
+    calls = []
+
+    def fake_wb(*args):
+        calls.append([str(a) for a in args])
+        out = args[list(args).index("--out") + 1] if "--out" in args else args[list(args).index("--store") + 1]
+        return f"{out}/manifest.jsonl"
+
+    monkeypatch.setattr(real_transfer, "wb", fake_wb)
+    monkeypatch.setattr(real_transfer, "cached", lambda out, *args: f"{out}/manifest.jsonl")
+    monkeypatch.setattr(real_transfer, "voices_digest", lambda engines: "v")
+    real = str(tmp_path / "real" / "manifest.jsonl")
+    recipe = real_transfer.Recipe(
+        engines=("flite",), neg_engines=("flite",), n_pos=10, n_hard=10, n_speech=10, pos_copies=2, neg_copies=3,
+        train_stream_s=10.0, cal_stream_s=10.0, objective="f1", target_fa_per_hour=0.5, window_s=2.5, n_words=0,
+        augment_args=("--pitch-p", "0"), fit_args=(), real_negatives=real)
+    (tmp_path / "work").mkdir()
+    real_transfer.prepare_store("happy", 3, recipe, tmp_path / "work", tmp_path / "data", lambda msg: None)
+    copies = [c for c in calls if c[0] == "augment" and c[1] == real]
+    assert len(copies) == 1
+    assert copies[0][copies[0].index("--copies") + 1] == "3" and copies[0][-2:] == ["--pitch-p", "0"]
+    embed = next(c for c in calls if c[0] == "embed")
+    assert real in embed and f"{copies[0][copies[0].index('--out') + 1]}/manifest.jsonl" in embed
+
+
+def test_real_negatives_must_exist(real_transfer, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        real_transfer.parse_args(["--real-negatives", str(tmp_path / "missing.jsonl")])
