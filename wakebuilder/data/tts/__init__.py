@@ -24,6 +24,7 @@ ENGINES = {
     "piper": "wakebuilder.data.tts.piper:PiperEngine",
     "flite": "wakebuilder.data.tts.flite:FliteEngine",
     "festival": "wakebuilder.data.tts.festival:FestivalEngine",
+    "kokoro": "wakebuilder.data.tts.kokoro:KokoroEngine",
     "espeak": "wakebuilder.data.tts.espeak:EspeakEngine",
     "gtts": "wakebuilder.data.tts.gtts:GTTSEngine",
 }
