@@ -13,6 +13,8 @@ on. Heads are compared by means over words and head seeds; the synthesized data 
 ``--drop-positives PREFIX`` leaves out the positive clips whose voice (their group, e.g. ``piper:en_US-joe-medium:...``
 or ``flite:kal:...``; augmented copies follow their parent) starts with PREFIX, to measure what each voice adds.
 ``--store PATTERN`` takes stores from elsewhere (``{word}`` and ``{seed}`` filled in) instead of ``--tag``.
+``--extra-store PATTERN`` (repeatable; ``{word}`` and ``{seed}`` filled in) adds another store's rows to each word's,
+in memory: clips embedded once for every word (real negatives, say) or a word's clips from another engine.
 
 Usage: .venv/bin/python benchmarks/real_heads.py --tag base --config default --config 'in5fr2={"input_dropout": 0.5,
        "frame_dropout": 0.2}' [--words happy,sheila] [--head-seeds 0,1,2] [--drop-positives piper] [--name NAME]
@@ -46,6 +48,18 @@ def load_store(path: Path):
         return training_arrays(store)
 
 
+def concatenate(first, *others):
+    """Several stores' training arrays as one (every field that the first has, row after row)."""
+    import dataclasses
+
+    fields = [f.name for f in dataclasses.fields(first) if getattr(first, f.name) is not None]
+    missing = [f for f in fields for o in others if getattr(o, f) is None]
+    if missing:
+        raise ValueError(f"--extra-store: a store lacks the field(s) {sorted(set(missing))}")
+    return dataclasses.replace(first, **{f: np.concatenate([np.asarray(getattr(a, f)) for a in (first, *others)])
+                                         for f in fields})
+
+
 def drop_positives(arrays, prefix: str):
     """``arrays`` without the positive rows whose group (voice) starts with ``prefix``."""
     import dataclasses
@@ -74,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tag", action="append", default=[],
                    help="real_transfer tag whose stores to use (repeatable: the first holding a word's store wins)")
     p.add_argument("--store", default=None, help="store path pattern with {word} and {seed}, instead of --tag")
+    p.add_argument("--extra-store", action="append", default=[], metavar="PATTERN",
+                   help="add this store's rows to each word's ({word} and {seed} filled in; repeatable)")
     p.add_argument("--drop-positives", default=None, metavar="PREFIX",
                    help="leave out positives whose voice group starts with PREFIX (e.g. piper, flite:kal)")
     p.add_argument("--config", action="append", required=True,
@@ -108,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     runs = []
     for word, store in stores.items():
         arrays = load_store(store)
+        if args.extra_store:
+            arrays = concatenate(arrays, *(load_store(Path(pattern.format(word=word, seed=args.data_seed)))
+                                           for pattern in args.extra_store))
         if args.drop_positives:
             arrays = drop_positives(arrays, args.drop_positives)
         for name, fields in configs.items():
@@ -133,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:16} {s['n_clips']:>5} " + " ".join(f"{s[f'recall_at_{k}fa_mean']:8.1f}" for k in KS)
               + f" {s['auc_mean']:7.4f}")
     out = rt.RESULTS / f"real_heads_{args.name or '+'.join(configs)}.json"
-    out.write_text(json.dumps({"tags": args.tag, "store": args.store, "drop_positives": args.drop_positives,
+    out.write_text(json.dumps({"tags": args.tag, "store": args.store, "extra_stores": args.extra_store,
+                               "drop_positives": args.drop_positives,
                                "words": args.words, "data_seed": args.data_seed,
                                "head_seeds": args.head_seeds, "window_s": args.window_s,
                                "library": rt.library_identity(), "summary": summary, "runs": runs}, indent=2) + "\n")

@@ -39,3 +39,18 @@ def test_drop_positives_keeps_negatives_and_other_voices(real_heads) -> None:
     assert list(real_heads.drop_positives(arrays, "flite:kal").id) == ["c0", "c2", "c3", "c4", "c5"]
     with pytest.raises(ValueError, match="espeak"):
         real_heads.drop_positives(arrays, "espeak")
+
+
+def test_extra_stores_add_their_rows(real_heads) -> None:
+    def arrays(n: int, label: int, prefix: str) -> StoreArrays:
+        return StoreArrays(pooled=None, sequence=np.full((n, 2, 3), label, np.float16), label=np.full(n, label),
+                           id=np.array([f"{prefix}{i}" for i in range(n)]), kind=np.array(["tts"] * n),
+                           group=np.array([f"{prefix}:g{i}" for i in range(n)]))
+
+    both = real_heads.concatenate(arrays(3, 1, "w"), arrays(2, 0, "real"))
+    assert list(both.id) == ["w0", "w1", "w2", "real0", "real1"] and list(both.label) == [1, 1, 1, 0, 0]
+    assert both.sequence.shape == (5, 2, 3) and both.pooled is None and both.group[-1] == "real:g1"
+    no_sequence = StoreArrays(pooled=np.zeros((1, 3)), sequence=None, label=np.zeros(1), id=np.array(["x"]),
+                              kind=np.array(["tts"]), group=np.array(["x"]))
+    with pytest.raises(ValueError, match="sequence"):
+        real_heads.concatenate(arrays(1, 1, "w"), no_sequence)
