@@ -52,8 +52,10 @@ def test_word_traces_split_windows_by_file(real_transfer) -> None:
     assert fa_seconds == 3.5
 
 
-def test_extra_augment_adds_a_second_pass_to_the_store(real_transfer, monkeypatch, tmp_path: Path) -> None:
-    calls = []
+def wb_calls(real_transfer, monkeypatch) -> list[list[str]]:
+    """Replace the script's wb runs with a recorder: each call's arguments land in the returned list, and each
+    returns the manifest (or store) path it would have printed."""
+    calls: list[list[str]] = []
 
     def fake_wb(*args):
         calls.append([str(a) for a in args])
@@ -63,6 +65,11 @@ def test_extra_augment_adds_a_second_pass_to_the_store(real_transfer, monkeypatc
     monkeypatch.setattr(real_transfer, "wb", fake_wb)
     monkeypatch.setattr(real_transfer, "cached", lambda out, *args: f"{out}/manifest.jsonl")
     monkeypatch.setattr(real_transfer, "voices_digest", lambda engines: "v")
+    return calls
+
+
+def test_extra_augment_adds_a_second_pass_to_the_store(real_transfer, monkeypatch, tmp_path: Path) -> None:
+    calls = wb_calls(real_transfer, monkeypatch)
     recipe = real_transfer.Recipe(
         engines=("flite",), neg_engines=("flite",), n_pos=10, n_hard=10, n_speech=10, pos_copies=2, neg_copies=1,
         train_stream_s=10.0, cal_stream_s=10.0, objective="f1", target_fa_per_hour=0.5, window_s=2.5, n_words=0,
@@ -84,16 +91,7 @@ def test_extra_augment_adds_a_second_pass_to_the_store(real_transfer, monkeypatc
 
 
 def test_real_negatives_and_their_copies_go_into_the_store(real_transfer, monkeypatch, tmp_path: Path) -> None:
-    calls = []
-
-    def fake_wb(*args):
-        calls.append([str(a) for a in args])
-        out = args[list(args).index("--out") + 1] if "--out" in args else args[list(args).index("--store") + 1]
-        return f"{out}/manifest.jsonl"
-
-    monkeypatch.setattr(real_transfer, "wb", fake_wb)
-    monkeypatch.setattr(real_transfer, "cached", lambda out, *args: f"{out}/manifest.jsonl")
-    monkeypatch.setattr(real_transfer, "voices_digest", lambda engines: "v")
+    calls = wb_calls(real_transfer, monkeypatch)
     real = str(tmp_path / "real" / "manifest.jsonl")
     recipe = real_transfer.Recipe(
         engines=("flite",), neg_engines=("flite",), n_pos=10, n_hard=10, n_speech=10, pos_copies=2, neg_copies=3,

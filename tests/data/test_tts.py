@@ -18,9 +18,7 @@ def _dominant_hz(samples: np.ndarray) -> float:
 
 @pytest.mark.parametrize("name", [n for n in ENGINES if n != "gtts"])
 def test_installed_engines_speak_the_phrase_at_16k(name: str) -> None:
-    engine = get_engine(name)
-    if not engine.available():
-        pytest.skip(f"{name} not installed here: {engine.why_unavailable()}")
+    engine = _installed_or_skip(name)
     voices = engine.voices()
     audio = engine.synthesize("hey jarvis", voices[len(voices) // 2])
     assert audio.dtype == np.float32 and 0.4 < audio.size / 16_000 < 2.5
@@ -75,11 +73,15 @@ def test_cli_engine_choices_are_the_engines() -> None:
     assert sorted(ENGINE_NAMES) == sorted(ENGINES)
 
 
-def _festival_or_skip():
-    engine = get_engine("festival")
+def _installed_or_skip(name: str):
+    engine = get_engine(name)
     if not engine.available():
-        pytest.skip(f"festival not installed here: {engine.why_unavailable()}")
+        pytest.skip(f"{name} not installed here: {engine.why_unavailable()}")
     return engine
+
+
+def _festival_or_skip():
+    return _installed_or_skip("festival")
 
 
 def test_festival_settings_change_pitch_and_duration() -> None:
@@ -155,10 +157,7 @@ def test_espeak_availability_check_is_thread_safe() -> None:
 
 
 def _kokoro_or_skip():
-    engine = get_engine("kokoro")
-    if not engine.available():
-        pytest.skip(f"kokoro not installed here: {engine.why_unavailable()}")
-    return engine
+    return _installed_or_skip("kokoro")
 
 
 def test_kokoro_spells_espeak_ipa_in_its_own_symbols() -> None:
