@@ -100,6 +100,17 @@ def list_voices(engines: tuple[str, ...] | list[str] | None = None) -> list[Voic
     return [voice for engine in usable_engines(list(engines or ENGINES)) for voice in engine.voices()]
 
 
+def single_thread_session(path: str) -> object:
+    """An onnxruntime CPU session with one intra-op thread: wb synth runs one process per core, and shared
+    threads only contend (Piper's and Kokoro's voices)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+
+
 def trim_silence(
     samples: np.ndarray, *, rate: int = 16_000, threshold_db: float = -45.0, keep_s: float = 0.1
 ) -> np.ndarray:

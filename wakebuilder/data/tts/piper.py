@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from wakebuilder.audio import resample
-from wakebuilder.data.tts import Voice, trim_silence
+from wakebuilder.data.tts import Voice, single_thread_session, trim_silence
 from wakebuilder.errors import EngineUnavailableError
 
 LENGTH_SCALES = (0.8, 0.95, 1.1, 1.3)
@@ -71,16 +71,6 @@ def seeded_copy(model: Path, *, seed: int = 0) -> Path:
     return target
 
 
-def _single_thread_session(path: str) -> object:
-    """One intra-op thread: wb synth runs one process per core, and shared threads only contend."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
-
-
 class PiperEngine:
     """Piper voices x speakers x length/noise scales."""
 
@@ -122,7 +112,7 @@ class PiperEngine:
                     )
                 path = str(seeded_copy(self._paths[name]))
                 voice = PiperVoice.load(path)
-                voice.session = _single_thread_session(path)
+                voice.session = single_thread_session(path)
                 self._loaded[name] = voice
             return self._loaded[name]
 
