@@ -17,6 +17,7 @@ from wakebuilder import __version__
 COMMANDS: dict[str, str] = {
     "validate": "wakebuilder.cli.data_cmd:validate",
     "synth": "wakebuilder.cli.data_cmd:synth",
+    "voices": "wakebuilder.cli.voices_cmd:voices",
     "negatives": "wakebuilder.cli.negatives_cmd:negatives",
     "augment": "wakebuilder.cli.augment_cmd:augment",
     "stream": "wakebuilder.cli.stream_cmd:stream",
@@ -32,6 +33,7 @@ COMMANDS: dict[str, str] = {
 _HELP = {
     "validate": "Check and convert your own recordings of the wake word.",
     "synth": "Synthesize positives of a phrase with TTS engines.",
+    "voices": "Fetch voice packs (Kokoro, Piper) for wb synth; online once.",
     "negatives": "Make hard negatives (sound-alike phrases) or chunk real audio.",
     "augment": "Augmented copies of a manifest's clips (Numba kernels).",
     "stream": "Join negative clips into continuous audio for FA/h.",

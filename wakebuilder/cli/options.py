@@ -14,7 +14,7 @@ from wakebuilder.errors import WakebuilderError
 
 F = TypeVar("F", bound=Callable[..., Any])
 # The keys of wakebuilder.data.tts.ENGINES, spelled out so that `wb --help` imports no engine code.
-ENGINE_NAMES = ["piper", "flite", "festival", "kokoro", "espeak", "gtts"]
+ENGINE_NAMES = ["piper", "flite", "festival", "kokoro", "espeak", "gtts", "pico", "rhvoice", "mbrola"]
 
 store_option = click.option(
     "--store", "store", required=True, type=click.Path(path_type=str),
