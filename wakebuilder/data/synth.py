@@ -218,7 +218,7 @@ def synthesize_clips(
         raise ConfigError("synth: need a non-empty phrase")
     for path in config.piper_voices:
         get_engine("piper").add_voice(path)  # type: ignore[attr-defined]
-    if config.kokoro_voices:
+    if "kokoro" in config.engines:  # the same voices as the spawned workers will load
         get_engine("kokoro").use_voices_file(config.kokoro_voices)  # type: ignore[attr-defined]
     voices = _voices_by_engine(config, chosen)
     jobs = [(i, text, voice.to_dict()) for i, text, voice in plan_jobs(config, voices)]
