@@ -27,16 +27,10 @@ from wakebuilder.data.tts import (
 from wakebuilder.data.tts import fetch
 from wakebuilder.data.tts.kokoro import KokoroEngine, draw_blends, load_voices, read_style_pack
 from wakebuilder.errors import ConfigError, EngineUnavailableError
+from tests.data.test_tts import _installed_or_skip
 
 SHARED_VOICES = Path(__file__).resolve().parents[2].parent / "shared" / "voices" / "kokoro-v1.0-voices.npz"
 DEBIAN_ENGINES = ("pico", "rhvoice", "mbrola")
-
-
-def _installed_or_skip(name: str):
-    engine = get_engine(name)
-    if not engine.available():
-        pytest.skip(f"{name} not installed here: {engine.why_unavailable()}")
-    return engine
 
 
 def _shared_voices_or_skip() -> str:
@@ -246,6 +240,7 @@ def test_list_voices_shows_sixty_base_voices_with_licences() -> None:
     voice_lines = [line.split("\t") for line in result.output.splitlines() if line.startswith("  ")]
     assert voice_lines and all(len(parts) == 4 and parts[3] not in ("", "unknown") for parts in voice_lines)
     bases = {parts[0].strip() for parts in voice_lines if parts[1] == "voice"}
-    if SHARED_VOICES.is_file() and all(get_engine(n).available() for n in ("kokoro", "flite", "piper", *DEBIAN_ENGINES)):
+    engines = ("kokoro", "flite", "piper", *DEBIAN_ENGINES)
+    if SHARED_VOICES.is_file() and all(get_engine(n).available() for n in engines):
         assert len(bases) >= 60, sorted(bases)
     assert "non-commercial" in result.output or not get_engine("mbrola").available()

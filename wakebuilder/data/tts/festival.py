@@ -146,7 +146,9 @@ class FestivalEngine:
         return f"festival has no English voice here; install {PACKAGES.split(' ', 1)[1]}"
 
     def licence(self, name: str) -> str:
-        return "BSD-style (CMU ARCTIC/HTS)" if name in HTS_VOICES else "festvox diphone licence (free, commercial use allowed)"
+        if name in HTS_VOICES:
+            return "BSD-style (CMU ARCTIC/HTS)"
+        return "festvox diphone licence (free, commercial use allowed)"
 
     def voices(self) -> list[Voice]:
         voices = []
