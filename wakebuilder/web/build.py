@@ -133,8 +133,8 @@ def build_web_page(
     if not models:
         raise ConfigError("wb web: give at least one exported NAME.onnx (or its export directory)")
     config = config or WebConfig()
-    dist, ort_version = find_ort_web()
     paths = [resolve_model(m) for m in models]
+    dist, ort_version = find_ort_web()
     names = [p.stem for p in paths]
     if len(set(names)) != len(names):
         raise ConfigError(f"wb web: two models share a name ({', '.join(names)}); export them with --name")

@@ -11,6 +11,7 @@ import functools
 import http.server
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -40,7 +41,19 @@ class PageHandler(http.server.SimpleHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
-def page_server(directory: str | os.PathLike[str], *, port: int = 8000) -> http.server.ThreadingHTTPServer:
+class PageServer(http.server.ThreadingHTTPServer):
+    """A threading server that does not print a traceback when a browser drops a connection."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("%s closed the connection early", client_address)
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
+def page_server(directory: str | os.PathLike[str], *, port: int = 8000) -> PageServer:
     """A server for ``directory`` bound to 127.0.0.1 (``port`` 0 picks a free one); not yet serving."""
     root = Path(directory)
     if not (root / "index.html").is_file() or not (root / "page.json").is_file():
@@ -49,17 +62,17 @@ def page_server(directory: str | os.PathLike[str], *, port: int = 8000) -> http.
         raise ConfigError(f"--port {port}: must be in 0..65535")
     handler = functools.partial(PageHandler, directory=str(root))
     try:
-        return http.server.ThreadingHTTPServer((HOST, port), handler)
+        return PageServer((HOST, port), handler)
     except OSError as exc:
         raise ConfigError(f"--port {port}: cannot listen on {HOST} ({exc.strerror}); pick another port") from exc
 
 
-def page_url(server: http.server.ThreadingHTTPServer) -> str:
+def page_url(server: PageServer) -> str:
     """The page's address."""
     return f"http://{HOST}:{server.server_address[1]}/"
 
 
-def serve_in_thread(directory: str | os.PathLike[str], *, port: int = 0) -> http.server.ThreadingHTTPServer:
+def serve_in_thread(directory: str | os.PathLike[str], *, port: int = 0) -> PageServer:
     """Serve in a daemon thread (tests and the benchmark); stop with ``shutdown()``."""
     server = page_server(directory, port=port)
     threading.Thread(target=server.serve_forever, name="wb-web-serve", daemon=True).start()
