@@ -173,6 +173,30 @@ def test_page_scores_and_events_equal_python(page: dict[str, Any], exported: Pat
     assert len(want_events) == 2
 
 
+@needs_browser
+def test_several_models_one_trace_each(exported: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    for suffix in (".onnx", ".json"):
+        shutil.copyfile(exported.with_suffix(suffix), other / f"second{suffix}")
+    out = Path(wb("web", str(exported), str(other / "second.onnx"), "--out", str(tmp_path / "page")))
+    assert [m["name"] for m in json.loads((out / "page.json").read_text())["models"]] == ["chirp", "second"]
+    write_wav(out / "short.wav", planted_stream((0.2,), 1.7))
+    server = serve_in_thread(out)
+    try:
+        with Chromium() as browser:
+            browser.goto(page_url(server) + "?selftest=short.wav")
+            browser.wait_for(PAGE_DONE, timeout_s=60)
+            result = json.loads(browser.evaluate("JSON.stringify(window.wbResult)"))
+            labels = browser.evaluate("document.getElementById('models').textContent")
+    finally:
+        server.shutdown()
+        server.server_close()
+    first, second = result["models"]
+    assert len(first["raw"]) == 3 and first["raw"] == second["raw"] and labels.count("window 1.50 s") == 2
+    assert len(first["events"]) == len(second["events"]) == 1
+
+
 def live_run(page: dict[str, Any], name: str, until: str, *, timeout_s: float, screenshot: Path | None = None) -> Any:
     """Run the page on the fake microphone playing NAME.wav until ``until`` holds; returns the page's state."""
     with Chromium(args=chromium_args(fake_audio=page["dir"] / f"{name}.wav")) as browser:

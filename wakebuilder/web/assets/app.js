@@ -173,6 +173,7 @@ async function startMicrophone() {
     audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 },
   });
   const context = new AudioContext();
+  await context.resume(); // started from a click, or by autoplay policy in the tests
   await context.audioWorklet.addModule("worklet.js");
   const source = context.createMediaStreamSource(stream);
   const node = new AudioWorkletNode(context, "wb-window", {
