@@ -1,7 +1,8 @@
 // The page: run each exported model (ONNX Runtime Web, WebAssembly) on the last window of the
 // microphone every hop, draw the score traces and threshold lines, list the detections.
-// URL parameters: autostart=1 (start the microphone at once), threads=N (WebAssembly threads),
-// selftest=FILE.wav (score a 16 kHz WAV file window by window instead of the microphone).
+// URL parameters: autostart=1 (start the microphone at once), threads=N (WebAssembly threads; default
+// half the cores, at most 4), selftest=FILE.wav (score a 16 kHz WAV file window by window instead of
+// the microphone).
 import * as ort from "./ort/ort.wasm.min.mjs";
 import { EventCounter, MovingAverage, decodeWav, frameStarts } from "./events.js";
 
@@ -19,8 +20,10 @@ function status(text) {
 
 async function loadModels() {
   state.page = await (await fetch("page.json")).json();
-  const threads = Number(params.get("threads") || 1);
-  ort.env.wasm.numThreads = self.crossOriginIsolated ? threads : 1;
+  // threads need cross-origin isolation (wb web serve sends the headers); ONNX Runtime Web's default
+  // is half the cores, at most 4
+  if (params.get("threads")) ort.env.wasm.numThreads = Number(params.get("threads"));
+  if (!self.crossOriginIsolated) ort.env.wasm.numThreads = 1;
   ort.env.wasm.wasmPaths = new URL("./ort/", location.href).href;
   const sr = state.page.sample_rate;
   state.hopS = state.page.hop_samples / sr;
