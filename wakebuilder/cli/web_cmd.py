@@ -30,10 +30,12 @@ def web() -> None:
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Page folder to write.")
 @click.option("--threshold", type=float, default=None, help="Override the calibrated threshold.")
-@click.option("--hop-s", type=float, default=None, help="Seconds between windows (default: the model's calibration, else 0.1).")
+@click.option("--hop-s", type=float, default=None,
+              help="Seconds between windows (default: the model's calibration, else 0.1).")
 @click.option("--refractory-s", type=float, default=None,
-              help="Crossings closer than this to a detection are the same detection (default: the model's, else 1.0).")
-@click.option("--smooth", type=click.IntRange(min=1), default=None, help="Moving average over N hops (default: the model's).")
+              help="Crossings closer than this to a detection are one detection (default: the model's, else 1.0).")
+@click.option("--smooth", type=click.IntRange(min=1), default=None,
+              help="Moving average over N hops (default: the model's).")
 @overwrite_option
 @json_option
 @handle_errors

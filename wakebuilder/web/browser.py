@@ -37,10 +37,14 @@ def find_chromium() -> str | None:
 
 
 def chromium_args(*, fake_audio: str | os.PathLike[str] | None = None) -> list[str]:
-    """Flags for headless runs in a container; with ``fake_audio`` the microphone plays that WAV (looped)."""
+    """Flags for headless, offline runs in a container; with ``fake_audio`` the microphone plays that WAV (looped).
+
+    Every host name but 127.0.0.1 fails to resolve, so a page that reached for the internet would fail.
+    """
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
             "--no-default-browser-check", "--autoplay-policy=no-user-gesture-required", "--mute-audio",
-            "--window-size=1100,800", "--use-fake-ui-for-media-stream"]
+            "--window-size=1100,800", "--use-fake-ui-for-media-stream",
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]  # offline: only the local server
     if fake_audio is not None:
         args += ["--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={fake_audio}"]
     return args
@@ -88,7 +92,8 @@ class Chromium:
                     self._replies[message["id"]].put(message)
                 elif message.get("method") == "Runtime.consoleAPICalled":
                     params = message["params"]
-                    self.console.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
+                    words = (str(a.get("value", a.get("description", ""))) for a in params["args"])
+                    self.console.append(" ".join(words))
                 elif message.get("method") == "Runtime.exceptionThrown":
                     self.console.append("exception: " + json.dumps(message["params"]["exceptionDetails"])[:2000])
 
@@ -108,7 +113,8 @@ class Chromium:
             reply = box.get(timeout=timeout_s or self.timeout_s)
         except queue.Empty:
             tail = self._log.read_text(errors="replace")[-500:] if self.proc.poll() is not None else ""
-            raise BrowserError(f"{method}: no answer from chromium in {timeout_s or self.timeout_s:.0f} s {tail}") from None
+            waited = timeout_s or self.timeout_s
+            raise BrowserError(f"{method}: no answer from chromium in {waited:.0f} s {tail}") from None
         finally:
             self._replies.pop(ident, None)
         if "error" in reply:

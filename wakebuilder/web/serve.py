@@ -57,7 +57,8 @@ def page_server(directory: str | os.PathLike[str], *, port: int = 8000) -> PageS
     """A server for ``directory`` bound to 127.0.0.1 (``port`` 0 picks a free one); not yet serving."""
     root = Path(directory)
     if not (root / "index.html").is_file() or not (root / "page.json").is_file():
-        raise ConfigError(f"{root}: not a page folder (no index.html and page.json); build one with wb web MODEL --out DIR")
+        raise ConfigError(
+            f"{root}: not a page folder (no index.html and page.json); build one with wb web MODEL --out DIR")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port {port}: must be in 0..65535")
     handler = functools.partial(PageHandler, directory=str(root))
