@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,27 @@ def test_quickstart_cli_runs_run_recipe(tmp_path: Path, monkeypatch: pytest.Monk
     assert kwargs["device"] == "cpu" and kwargs["recordings"] == ()
     bad = CliRunner().invoke(main, ["quickstart", "--engines", "piper,nope"])
     assert bad.exit_code != 0 and "nope" in bad.output
+
+
+def test_realdev_benchmark_runs_the_same_run_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """research/real_transfer.py trains through the library's run_recipe with the quickstart's defaults."""
+    script = Path(__file__).resolve().parents[1] / "research" / "real_transfer.py"
+    spec = importlib.util.spec_from_file_location("real_transfer_under_test", script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    calls = []
+
+    def spy(config: RecipeConfig, **kwargs):
+        calls.append((config, kwargs))
+        return fake_result(config, Path(kwargs["out_dir"]))
+
+    monkeypatch.setattr(recipe, "run_recipe", spy)
+    onnx = module.train_word("happy", 2, module.parse_args(["--realdev", str(tmp_path)]), tmp_path / "w")
+    assert onnx == tmp_path / "w" / "export" / "x.onnx"
+    (config, kwargs), = calls
+    assert config == RecipeConfig.preset("quick", phrase="happy", seed=2)  # bin/quickstart's defaults
+    assert kwargs["out_dir"] == tmp_path / "w" and kwargs["extra_negatives"] == []
 
 
 @pytest.mark.slow
