@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_transfer as rt  # noqa: E402
 
-from wakebuilder.calibrate import head_logits  # noqa: E402
+from wakebuilder.scoring import head_logits  # noqa: E402
 
 KS = (0, 1, 3)
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder.atomic import atomic_write_text
-from wakebuilder.backbones import Backbone, load_backbone
+from wakebuilder.backbones import Backbone, backbone_kind, load_backbone
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.loader import DecodedClip, StoreWriter, decoded_clips
@@ -31,7 +31,6 @@ from wakebuilder.store import StoreSpec, open_store, rejects_path
 
 log = logging.getLogger(__name__)
 MAX_WINDOW_S = 3.0
-FIXED_WINDOW_BACKBONES = ("speech-embedding", "speech_embedding")
 """Backbones whose window stays at their default unless ``window_s`` asks for another."""
 
 
@@ -98,10 +97,8 @@ def load_for_store(
     The speech-embedding model keeps its 1.5 s window unless ``window_s`` is set;
     ``threads`` sets its onnxruntime intra-op threads (0: one).
     """
-    if config.backbone in FIXED_WINDOW_BACKBONES:
-        from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone
-
-        return SpeechEmbeddingBackbone(window_s=config.window_s, threads=threads or 1)
+    if backbone_kind(config.backbone) == "speech-embedding":
+        return load_backbone(config.backbone, window_s=config.window_s, threads=threads or 1)
     backbone = load_backbone(config.backbone, window_s=config.window_s, device=device, dtype=config.dtype)
     if config.window_s is None:
         wider = choose_window(backbone.window_samples / backbone.sample_rate, durations)

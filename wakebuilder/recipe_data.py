@@ -9,10 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from wakebuilder.recipe import RecipeConfig
+from wakebuilder.recipe_config import CALIBRATION_SEED, REPORT_SEED, RecipeConfig
 
 Step = Callable[[str], None]
 
@@ -55,8 +52,6 @@ def negatives(config: RecipeConfig, out: Path, step: Step) -> Path:
 
 def heldout_sets(config: RecipeConfig, out: Path, step: Step) -> dict[str, Path]:
     """Negatives of other seeds (``calibrate``; with ``report``, ``report`` and held-out ``positives``)."""
-    from wakebuilder.recipe import CALIBRATION_SEED, REPORT_SEED
-
     step("held-out negatives (other seeds): one set calibrates the threshold"
          + (", one measures FA/h" if config.report else ""))
     sets = {"calibrate": make_negatives(config, out / "heldout-cal", n=config.heldout_hard,
