@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from wakebuilder.config import StageConfig
-from wakebuilder.data.augment.transforms import AugmentConfig
+from wakebuilder.data.augment.params import AugmentConfig
 from wakebuilder.errors import ConfigError
 from wakebuilder.train.fit_config import FitConfig
 
