@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import wakebuilder.recipe as recipe
 from wakebuilder.cli import main
 from wakebuilder.errors import ConfigError
+from tests.test_readme import readme_artifacts
 from wakebuilder.recipe import SIZES, RecipeConfig, RecipeData, RecipeResult, run_recipe
 
 
@@ -103,3 +104,10 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     assert result.report is not None and result.report["n_clips"] == 3 + 6 and "fa_per_hour" in result.report
     calibration = json.loads((result.model_dir / "calibration.json").read_text())
     assert calibration["threshold"] == result.threshold and calibration["stream_hours"] > 0
+    # every file the README's Artifacts section promises is there
+    promised = readme_artifacts()
+    where = {"Clip manifest": tmp_path / "positives", "Model directory": result.model_dir,
+             "Export": result.onnx.parent, "Recipe run": tmp_path, "Embedding store": tmp_path}
+    missing = [f"{title}: {name}" for title, folder in where.items() for name in promised[title]
+               if not name.startswith((".", "PATH")) and not (folder / name.replace("NAME", config.slug)).exists()]
+    assert not missing, missing
