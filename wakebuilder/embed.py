@@ -43,6 +43,27 @@ class EmbedConfig(StageConfig):
     dtype: str = "auto"
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EmbedSummary:
+    """What one ``embed_manifests`` run did, and the store it left."""
+
+    store: str
+    clips_in_store: int
+    embedded: int
+    skipped_existing: int
+    rejected: int
+    cropped: int
+    silent: int
+    seconds: float
+    clips_per_s: float | None
+    backbone: dict[str, Any]
+    rejects_file: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``wb embed --json``)."""
+        return dataclasses.asdict(self)
+
+
 @dataclasses.dataclass
 class _Tally:
     embedded: int = 0
@@ -120,7 +141,7 @@ def embed_manifests(
     threads: int = 0,
     overwrite: bool = False,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> EmbedSummary:
     """Embed every clip of ``manifests`` not yet in the store; returns a summary.
 
     Raises:
@@ -149,14 +170,14 @@ def embed_manifests(
     if tally.silent:
         log.warning("%d clip(s) are silent (peak below -80 dBFS); embedded anyway", tally.silent)
     elapsed = time.perf_counter() - started
-    return {
-        "store": str(store_path), "clips_in_store": total, "embedded": tally.embedded,
-        "skipped_existing": len(clips) - len(todo), "rejected": len(tally.rejects), "cropped": tally.cropped,
-        "silent": tally.silent, "seconds": round(elapsed, 3),
-        "clips_per_s": round(tally.embedded / elapsed, 2) if elapsed > 0 else None,
-        "backbone": backbone.identity,
-        "rejects_file": str(rejects_path(store_path)) if tally.rejects else None,
-    }
+    return EmbedSummary(
+        store=str(store_path), clips_in_store=total, embedded=tally.embedded,
+        skipped_existing=len(clips) - len(todo), rejected=len(tally.rejects), cropped=tally.cropped,
+        silent=tally.silent, seconds=round(elapsed, 3),
+        clips_per_s=round(tally.embedded / elapsed, 2) if elapsed > 0 else None,
+        backbone=backbone.identity,
+        rejects_file=str(rejects_path(store_path)) if tally.rejects else None,
+    )
 
 
 def _embed_all(

@@ -10,6 +10,7 @@ into place; a failed check leaves only ``DIR.incomplete``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -42,6 +43,23 @@ class CalibratedHead(nn.Module):
 
     def forward(self, sequence: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid((self.head(sequence) - self.bias) / self.temperature)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExportResult:
+    """The exported files (``pt``, ``json``, ``onnx``, ``head_onnx``), their parity figures and calibration."""
+
+    out: str
+    name: str
+    files: dict[str, str]
+    parity_max_abs_diff: dict[str, float]
+    threshold: float
+    temperature: float
+    bias: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``wb export --json``)."""
+        return dataclasses.asdict(self)
 
 
 def default_name(wake_word: str | None) -> str:
@@ -139,7 +157,7 @@ def export_model(
     name: str | None = None,
     overwrite: bool = False,
     tolerance: float = PARITY_TOLERANCE,
-) -> dict[str, Any]:
+) -> ExportResult:
     """Export a model directory; returns a summary with the file paths and parity figures."""
     from wakebuilder.backbones import backbone_from_identity
 
@@ -153,7 +171,7 @@ def export_model(
     with atomic_directory(target, overwrite=overwrite) as work:
         parity = _write_files(work, name, model, calibrated, backbone, info, cal, tolerance)
     files = {kind: str(target / f"{name}{suffix}") for kind, suffix in _SUFFIXES.items()}
-    return {"out": str(target), "name": name, "files": files, "parity_max_abs_diff": parity, **cal}
+    return ExportResult(out=str(target), name=name, files=files, parity_max_abs_diff=parity, **cal)
 
 
 _SUFFIXES = {"pt": ".pt", "json": ".json", "onnx": ".onnx", "head_onnx": ".head.onnx"}

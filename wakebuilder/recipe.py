@@ -136,8 +136,8 @@ def embed_data(config: RecipeConfig, out: Path, data: RecipeData, *, device: str
     embed_config = EmbedConfig(backbone=config.backbone, window_s=config.embed_window_s)
     summary = embed_manifests([str(m) for m in data.train_manifests], store_path=store, config=embed_config,
                               device=device, threads=threads)
-    log.info("embed: %s embedded, %s already stored, %s rejected; %s in store", summary["embedded"],
-             summary["skipped_existing"], summary["rejected"], summary["clips_in_store"])
+    log.info("embed: %s embedded, %s already stored, %s rejected; %s in store", summary.embedded,
+             summary.skipped_existing, summary.rejected, summary.clips_in_store)
     return store
 
 
@@ -160,7 +160,7 @@ def train_and_export(
     log.info("calibration:\n%s", format_report(calibration))
     step("export")
     exported = export_model(model_dir, out / "export", name=config.slug, overwrite=True)
-    onnx = Path(exported["files"]["onnx"])
+    onnx = Path(exported.files["onnx"])
     report = None
     if config.report:
         step(f"report: clips and {config.stream_s:g}s of stream that neither training nor the threshold saw")
