@@ -55,7 +55,7 @@ class RecipeResult:
     seconds: float
 
 
-class _Steps:
+class StepLog:
     """Logs each step with the seconds since the start, like the bash recipe did."""
 
     def __init__(self) -> None:
@@ -84,7 +84,7 @@ def run_recipe(
     from wakebuilder.devices import set_threads
 
     set_threads(threads)
-    out, step = Path(out_dir), _Steps()
+    out, step = Path(out_dir), StepLog()
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "recipe_config.json")
     data = build_data(config, out, recordings=recordings, real_dir=real_dir, extra_negatives=extra_negatives,
@@ -97,14 +97,14 @@ def run_recipe(
 def build_data(
     config: RecipeConfig, out: Path, *, recordings: Sequence[str | os.PathLike[str]] = (),
     real_dir: str | os.PathLike[str] | None = None, extra_negatives: Sequence[str | os.PathLike[str]] = (),
-    step: _Steps | None = None,
+    step: StepLog | None = None,
 ) -> RecipeData:
     """Every manifest and stream the recipe trains, calibrates and reports on."""
     from wakebuilder.recipe_data import (
         augmented, heldout_sets, negative_stream, negatives, positives, real_chunks, training_windows,
     )
 
-    step = step or _Steps()
+    step = step or StepLog()
     pos = positives(config, out, recordings, step)
     neg = negatives(config, out, step)
     held = heldout_sets(config, out, step)
@@ -143,14 +143,14 @@ def embed_data(config: RecipeConfig, out: Path, data: RecipeData, *, device: str
 
 def train_and_export(
     config: RecipeConfig, out: Path, store: Path, data: RecipeData, *, device: str = "auto",
-    step: _Steps | None = None,
+    step: StepLog | None = None,
 ) -> RecipeResult:
     """Fit, calibrate on the held-out stream, export ``out/export/<slug>.onnx`` and report."""
     from wakebuilder.calibrate import CalibrateConfig, calibrate_model, format_report
     from wakebuilder.export import export_model
     from wakebuilder.train.fit import run_fit
 
-    step = step or _Steps()
+    step = step or StepLog()
     step("fit")
     model_dir, _ = run_fit(store, out / "model", config.fit.replace(seed=config.seed), device=device, overwrite=True)
     step("calibrate")
