@@ -1,0 +1,293 @@
+"""A store made of parts: one independent part per task, one index listing the committed parts.
+
+Layout (a local directory or a URL, see ``store.remote``)::
+
+    store/parts.json          the index: store attributes and the names of the committed parts
+    store/parts/<name>/       one ordinary Zarr store per part (same schema, backbone and
+                              fingerprint), with its own ``committed`` count
+    store/parts/<name>.lock   its writer lock (local file systems)
+    store.lock                the coordinator's lock (local file systems)
+
+Only the coordinator (the ``wb embed`` process) writes the index, always as one atomic
+write, and only while it holds the store's lock. Workers write parts, never the index.
+A part joins the index when its task returns; a part left unlisted by a coordinator
+that died is adopted by the next one (its committed rows are final; see
+``PartsIndex.adopt_orphans``), and a part whose worker died is resumed by the task's
+retry, which skips the ids the part already holds. Every clip of a run goes to one
+task, and clips already in any part are never sent again, so no clip is stored twice.
+Readers (``open_store(path)``) get a ``PartedStore``: the parts in index order, as one store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wakebuilder.atomic import atomic_write_json, read_json, writer_lock
+from wakebuilder.errors import StoreError, StoreMismatchError
+from wakebuilder.manifest import ClipRecord
+from wakebuilder.store.base import ARRAY_FIELDS, SCHEMA_VERSION, StoreArrays, StoreSpec
+from wakebuilder.store.embedding_store import EmbeddingStore
+from wakebuilder.store.opening import backend_class, describe_mismatch, new_store_attrs, spec_fingerprint
+from wakebuilder.store.remote import join, list_names, read_bytes, remove_url, url_exists, write_bytes
+
+INDEX_NAME = "parts.json"
+PARTS_DIR = "parts"
+INDEX_FORMAT = "wakebuilder-parts"
+Location = Path | str  # a local path, or a URL string
+
+
+def _child(store: Location, *names: str) -> Location:
+    return join(store, *names) if isinstance(store, str) else Path(store, *names)
+
+
+def part_location(store: Location, name: str) -> Location:
+    """Where part ``name`` of ``store`` lives."""
+    return _child(store, PARTS_DIR, name)
+
+
+def is_parted(store: Location) -> bool:
+    """Whether ``store`` is a store made of parts (it has an index)."""
+    index = _child(store, INDEX_NAME)
+    return url_exists(index) if isinstance(index, str) else index.is_file()
+
+
+def read_index(store: Location) -> dict[str, Any]:
+    index = _child(store, INDEX_NAME)
+    try:
+        data = json.loads(read_bytes(index)) if isinstance(index, str) else read_json(index)
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{index}: unreadable parts index ({exc}); rebuild the store with --overwrite") from exc
+    if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT or not isinstance(data.get("parts"), list):
+        raise StoreError(f"{index}: not a wakebuilder parts index; rebuild the store with --overwrite")
+    return data
+
+
+def write_index(store: Location, index: dict[str, Any]) -> None:
+    """Replace the index in one atomic write (a rename locally, one object write at a URL)."""
+    target = _child(store, INDEX_NAME)
+    if isinstance(target, str):
+        write_bytes(target, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
+    else:
+        atomic_write_json(target, index)
+
+
+def open_part(store: Location, name: str) -> EmbeddingStore:
+    """One part, read-only."""
+    where = part_location(store, name)
+    return EmbeddingStore(where, backend_class(where).open(where, writable=False), lock=None)  # type: ignore[arg-type]
+
+
+def remove_store(store: Location) -> None:
+    """Delete a parted store (index first, so a kill leaves no index naming missing parts)."""
+    if isinstance(store, str):
+        remove_url(_child(store, INDEX_NAME))  # type: ignore[arg-type]
+        remove_url(store)
+        return
+    _child(store, INDEX_NAME).unlink(missing_ok=True)  # type: ignore[union-attr]
+    if store.exists():
+        import shutil
+
+        shutil.rmtree(store)
+
+
+def open_parted(store: Location, mode: str, *, overwrite: bool = False) -> PartedStore | None:
+    """``open_store`` on a parted store: a reader; with ``overwrite`` it is deleted (None returned)."""
+    if mode == "r":
+        return PartedStore(store)
+    if mode == "a" and overwrite:
+        with writer_lock(store) if isinstance(store, Path) else contextlib.nullcontext():
+            remove_store(store)
+        return None
+    raise StoreError(
+        f"{store}: is a store made of parts; add clips with wb embed (any --executor), make it a "
+        f"single-part store with wb store merge {store} OUT, or rebuild it with --overwrite"
+    )
+
+
+class PartedStore:
+    """The committed parts of a store, read as one store (the read side of ``EmbeddingStore``)."""
+
+    backend = "zarr-parts"
+    writable = False
+
+    def __init__(self, path: Location) -> None:
+        self.path = path
+        self._index = read_index(path)
+        attrs = self._index.get("attrs", {})
+        if attrs.get("schema_version") != SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}: schema version {attrs.get('schema_version')!r} is not {SCHEMA_VERSION}; "
+                "rebuild the store with wb embed --overwrite"
+            )
+        self.spec = StoreSpec(backbone=attrs["backbone"], seq_len=int(attrs["seq_len"]), dim=int(attrs["dim"]),
+                              dtype=attrs["dtype"])
+        self.fingerprint: str = attrs["fingerprint"]
+        self.parts: list[EmbeddingStore] = []
+        try:
+            for name in self._index["parts"]:
+                self.parts.append(part := open_part(path, name))
+                if part.fingerprint != self.fingerprint:
+                    raise StoreMismatchError(
+                        f"{part.path}: part built for another embedding (fingerprint {part.fingerprint}, "
+                        f"store {self.fingerprint}); rebuild the store with --overwrite"
+                    )
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {**self._index["attrs"], "committed": len(self), "parts": len(self.parts)}
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self.parts)
+
+    def ids(self) -> set[str]:
+        """Ids of every committed clip; raises if a clip is stored in two parts."""
+        ids: set[str] = set()
+        for part in self.parts:
+            found = part.ids()
+            if not found.isdisjoint(ids):
+                raise StoreError(f"{part.path}: holds clip ids another part holds too: "
+                                 f"{sorted(found & ids)[:3]}; merge with wb store merge to find them")
+            ids |= found
+        return ids
+
+    def load(self, *, pooled: bool = True, sequence: bool = True) -> StoreArrays:
+        """Every committed row of every part, in index order."""
+        loaded = [part.load(pooled=pooled, sequence=sequence) for part in self.parts]
+        if not loaded:
+            return self._empty(pooled=pooled, sequence=sequence)
+        fields = {name: None if getattr(loaded[0], name) is None else
+                  np.concatenate([getattr(a, name) for a in loaded]) for name in ARRAY_FIELDS if name != "row"}
+        return StoreArrays(**fields)
+
+    def _empty(self, *, pooled: bool, sequence: bool) -> StoreArrays:
+        spec, text = self.spec, np.zeros(0, dtype=object)
+        return StoreArrays(
+            pooled=np.zeros((0, spec.dim), spec.dtype) if pooled else None,
+            sequence=np.zeros((0, spec.seq_len, spec.dim), spec.dtype) if sequence else None,
+            label=np.zeros(0, np.int8), id=text, kind=text.copy(), group=text.copy(),
+        )
+
+    def iter_batches(
+        self, batch_size: int = 256, *, pooled: bool = False, sequence: bool = True
+    ) -> Iterator[StoreArrays]:
+        """Committed rows in store order, at most ``batch_size`` at a time (batches end at part ends)."""
+        for part in self.parts:
+            yield from part.iter_batches(batch_size, pooled=pooled, sequence=sequence)
+
+    def records(self) -> list[ClipRecord]:
+        return [record for part in self.parts for record in part.records()]
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.close()
+
+    def __enter__(self) -> PartedStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PartsIndex:
+    """The coordinator's handle on a parted store: its lock, its index, adoption of orphan parts."""
+
+    def __init__(self, store: Location, *, spec: StoreSpec, overwrite: bool = False) -> None:
+        self.path = store
+        self._lock = writer_lock(store) if isinstance(store, Path) else contextlib.nullcontext()
+        self._lock.__enter__()
+        try:
+            self._index = self._prepare(spec, overwrite=overwrite)
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self, spec: StoreSpec, *, overwrite: bool) -> dict[str, Any]:
+        store, fingerprint = self.path, spec_fingerprint(spec)
+        if overwrite:
+            if isinstance(store, Path) and store.is_file():
+                store.unlink()
+            remove_store(store)
+        if is_parted(store):
+            index = read_index(store)
+            if index.get("attrs", {}).get("fingerprint") != fingerprint:
+                raise StoreMismatchError(f"{store}: {describe_mismatch(index.get('attrs', {}), spec)}")
+            return index
+        if isinstance(store, Path) and (store.is_file() or (store.is_dir() and any(store.iterdir()))):
+            raise StoreError(
+                f"{store}: holds a single-part store or other files, not a store made of parts; use "
+                "--executor local for it, or another --store path"
+            )
+        index = {"format": INDEX_FORMAT, "version": 1, "attrs": new_store_attrs(spec), "parts": []}
+        write_index(store, index)
+        return index
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self._index["attrs"]["fingerprint"])
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._index["parts"])
+
+    def register(self, name: str) -> None:
+        """List a finished part in the index (one atomic write)."""
+        if name not in self._index["parts"]:
+            self._index["parts"].append(name)
+            write_index(self.path, self._index)
+
+    def on_disk(self) -> list[str]:
+        """Names of the parts present on disk, listed or not."""
+        folder = _child(self.path, PARTS_DIR)
+        if isinstance(folder, str):
+            return list_names(folder)
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.endswith(".incomplete"))
+
+    def adopt_orphans(self) -> list[str]:
+        """List parts a dead coordinator left unlisted (rows kept), dropping those with no rows.
+
+        Raises:
+            LockedError: a process still writes an unlisted part (a live worker of another run).
+        """
+        adopted = []
+        for name in sorted(set(self.on_disk()) - set(self.names)):
+            where = part_location(self.path, name)
+            with writer_lock(where) if isinstance(where, Path) else contextlib.nullcontext():
+                rows = self._committed_rows(where)
+                if rows:
+                    self.register(name)
+                    adopted.append(name)
+                else:
+                    backend_class(where).remove(where)  # type: ignore[arg-type]
+        return adopted
+
+    def _committed_rows(self, where: Location) -> int:
+        from wakebuilder.store.opening import store_exists
+
+        if not store_exists(where):  # a URL part whose creation was killed
+            return 0
+        with EmbeddingStore(where, backend_class(where).open(where, writable=False), lock=None) as part:  # type: ignore[arg-type]
+            if part.fingerprint != self.fingerprint:
+                raise StoreMismatchError(f"{where}: part built for another embedding; delete it or --overwrite")
+            return len(part)
+
+    def ids(self) -> set[str]:
+        """Ids of every clip in the listed parts."""
+        with PartedStore(self.path) as reader:
+            return reader.ids()
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)
+            self._lock = None  # type: ignore[assignment]
+
