@@ -33,6 +33,7 @@ from wakebuilder.errors import StoreError, StoreMismatchError
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store.base import ARRAY_FIELDS, SCHEMA_VERSION, StoreArrays, StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
+from wakebuilder.store.layout import is_hdf5
 from wakebuilder.store.opening import backend_class, describe_mismatch, new_store_attrs, spec_fingerprint
 from wakebuilder.store.remote import join, list_names, read_bytes, remove_url, url_exists, write_bytes
 
@@ -221,6 +222,8 @@ class PartsIndex:
             if index.get("attrs", {}).get("fingerprint") != fingerprint:
                 raise StoreMismatchError(f"{store}: {describe_mismatch(index.get('attrs', {}), spec)}")
             return index
+        if is_hdf5(store):
+            raise StoreError(f"{store}: a store made of parts is a Zarr directory; use a path without .h5")
         if isinstance(store, Path) and (store.is_file() or (store.is_dir() and any(store.iterdir()))):
             raise StoreError(
                 f"{store}: holds a single-part store or other files, not a store made of parts; use "
