@@ -29,7 +29,8 @@ from wakebuilder.executors import open_executor, parse_executor, worker_threads
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store import spec_fingerprint
 from wakebuilder.store.opening import backend_class, store_location
-from wakebuilder.store.parts import PartedStore, PartsIndex, part_location
+from wakebuilder.store.parts import PartedStore, part_location
+from wakebuilder.store.parts_index import PartsIndex
 from wakebuilder.store.remote import write_bytes
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,8 @@ from tests.store.kill_writer import SPEC, clips
 from wakebuilder.errors import ConfigError, LockedError, StoreError, StoreMismatchError
 from wakebuilder.store import StoreSpec, open_store, store_info
 from wakebuilder.store.merge import compact_store, merge_store
-from wakebuilder.store.parts import PartedStore, PartsIndex, is_parted, part_location, read_index
+from wakebuilder.store.parts import PartedStore, is_parted, part_location, read_index
+from wakebuilder.store.parts_index import PartsIndex
 
 pytest.importorskip("fsspec", reason="stores at URLs need fsspec (pip install 'wakebuilder[dask]')")
 FIELDS = ("pooled", "sequence", "label", "id", "kind", "group")

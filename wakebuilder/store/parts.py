@@ -12,7 +12,7 @@ Only the coordinator (the ``wb embed`` process) writes the index, always as one 
 write, and only while it holds the store's lock. Workers write parts, never the index.
 A part joins the index when its task returns; a part left unlisted by a coordinator
 that died is adopted by the next one (its committed rows are final; see
-``PartsIndex.adopt_orphans``), and a part whose worker died is resumed by the task's
+``store.parts_index``), and a part whose worker died is resumed by the task's
 retry, which skips the ids the part already holds. Every clip of a run goes to one
 task, and clips already in any part are never sent again, so no clip is stored twice.
 Readers (``open_store(path)``) get a ``PartedStore``: the parts in index order, as one store.
@@ -33,9 +33,8 @@ from wakebuilder.errors import StoreError, StoreMismatchError
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store.base import ARRAY_FIELDS, SCHEMA_VERSION, StoreArrays, StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
-from wakebuilder.store.layout import is_hdf5
-from wakebuilder.store.opening import backend_class, describe_mismatch, new_store_attrs, spec_fingerprint
-from wakebuilder.store.remote import join, list_names, read_bytes, remove_url, url_exists, write_bytes
+from wakebuilder.store.opening import backend_class
+from wakebuilder.store.remote import join, read_bytes, remove_url, url_exists, write_bytes
 
 INDEX_NAME = "parts.json"
 PARTS_DIR = "parts"
@@ -43,23 +42,23 @@ INDEX_FORMAT = "wakebuilder-parts"
 Location = Path | str  # a local path, or a URL string
 
 
-def _child(store: Location, *names: str) -> Location:
+def store_child(store: Location, *names: str) -> Location:
     return join(store, *names) if isinstance(store, str) else Path(store, *names)
 
 
 def part_location(store: Location, name: str) -> Location:
     """Where part ``name`` of ``store`` lives."""
-    return _child(store, PARTS_DIR, name)
+    return store_child(store, PARTS_DIR, name)
 
 
 def is_parted(store: Location) -> bool:
     """Whether ``store`` is a store made of parts (it has an index)."""
-    index = _child(store, INDEX_NAME)
+    index = store_child(store, INDEX_NAME)
     return url_exists(index) if isinstance(index, str) else index.is_file()
 
 
 def read_index(store: Location) -> dict[str, Any]:
-    index = _child(store, INDEX_NAME)
+    index = store_child(store, INDEX_NAME)
     try:
         data = json.loads(read_bytes(index)) if isinstance(index, str) else read_json(index)
     except (OSError, ValueError) as exc:
@@ -71,7 +70,7 @@ def read_index(store: Location) -> dict[str, Any]:
 
 def write_index(store: Location, index: dict[str, Any]) -> None:
     """Replace the index in one atomic write (a rename locally, one object write at a URL)."""
-    target = _child(store, INDEX_NAME)
+    target = store_child(store, INDEX_NAME)
     if isinstance(target, str):
         write_bytes(target, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
     else:
@@ -87,10 +86,10 @@ def open_part(store: Location, name: str) -> EmbeddingStore:
 def remove_store(store: Location) -> None:
     """Delete a parted store (index first, so a kill leaves no index naming missing parts)."""
     if isinstance(store, str):
-        remove_url(_child(store, INDEX_NAME))  # type: ignore[arg-type]
+        remove_url(store_child(store, INDEX_NAME))  # type: ignore[arg-type]
         remove_url(store)
         return
-    _child(store, INDEX_NAME).unlink(missing_ok=True)  # type: ignore[union-attr]
+    store_child(store, INDEX_NAME).unlink(missing_ok=True)  # type: ignore[union-attr]
     if store.exists():
         import shutil
 
@@ -196,101 +195,3 @@ class PartedStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class PartsIndex:
-    """The coordinator's handle on a parted store: its lock, its index, adoption of orphan parts."""
-
-    def __init__(self, store: Location, *, spec: StoreSpec, overwrite: bool = False) -> None:
-        self.path = store
-        self._lock = writer_lock(store) if isinstance(store, Path) else contextlib.nullcontext()
-        self._lock.__enter__()
-        try:
-            self._index = self._prepare(spec, overwrite=overwrite)
-        except BaseException:
-            self.close()
-            raise
-
-    def _prepare(self, spec: StoreSpec, *, overwrite: bool) -> dict[str, Any]:
-        store, fingerprint = self.path, spec_fingerprint(spec)
-        if overwrite:
-            if isinstance(store, Path) and store.is_file():
-                store.unlink()
-            remove_store(store)
-        if is_parted(store):
-            index = read_index(store)
-            if index.get("attrs", {}).get("fingerprint") != fingerprint:
-                raise StoreMismatchError(f"{store}: {describe_mismatch(index.get('attrs', {}), spec)}")
-            return index
-        if is_hdf5(store):
-            raise StoreError(f"{store}: a store made of parts is a Zarr directory; use a path without .h5")
-        if isinstance(store, Path) and (store.is_file() or (store.is_dir() and any(store.iterdir()))):
-            raise StoreError(
-                f"{store}: holds a single-part store or other files, not a store made of parts; use "
-                "--executor local for it, or another --store path"
-            )
-        index = {"format": INDEX_FORMAT, "version": 1, "attrs": new_store_attrs(spec), "parts": []}
-        write_index(store, index)
-        return index
-
-    @property
-    def fingerprint(self) -> str:
-        return str(self._index["attrs"]["fingerprint"])
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._index["parts"])
-
-    def register(self, name: str) -> None:
-        """List a finished part in the index (one atomic write)."""
-        if name not in self._index["parts"]:
-            self._index["parts"].append(name)
-            write_index(self.path, self._index)
-
-    def on_disk(self) -> list[str]:
-        """Names of the parts present on disk, listed or not."""
-        folder = _child(self.path, PARTS_DIR)
-        if isinstance(folder, str):
-            return list_names(folder)
-        if not folder.is_dir():
-            return []
-        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.endswith(".incomplete"))
-
-    def adopt_orphans(self) -> list[str]:
-        """List parts a dead coordinator left unlisted (rows kept), dropping those with no rows.
-
-        Raises:
-            LockedError: a process still writes an unlisted part (a live worker of another run).
-        """
-        adopted = []
-        for name in sorted(set(self.on_disk()) - set(self.names)):
-            where = part_location(self.path, name)
-            with writer_lock(where) if isinstance(where, Path) else contextlib.nullcontext():
-                rows = self._committed_rows(where)
-                if rows:
-                    self.register(name)
-                    adopted.append(name)
-                else:
-                    backend_class(where).remove(where)  # type: ignore[arg-type]
-        return adopted
-
-    def _committed_rows(self, where: Location) -> int:
-        from wakebuilder.store.opening import store_exists
-
-        if not store_exists(where):  # a URL part whose creation was killed
-            return 0
-        with EmbeddingStore(where, backend_class(where).open(where, writable=False), lock=None) as part:  # type: ignore[arg-type]
-            if part.fingerprint != self.fingerprint:
-                raise StoreMismatchError(f"{where}: part built for another embedding; delete it or --overwrite")
-            return len(part)
-
-    def ids(self) -> set[str]:
-        """Ids of every clip in the listed parts."""
-        with PartedStore(self.path) as reader:
-            return reader.ids()
-
-    def close(self) -> None:
-        if self._lock is not None:
-            self._lock.__exit__(None, None, None)
-            self._lock = None  # type: ignore[assignment]
-
