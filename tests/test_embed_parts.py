@@ -179,3 +179,15 @@ def test_killing_a_dask_worker_mid_run_loses_and_duplicates_nothing(
         again = embed_manifests([manifest], store_path=store, config=SE, progress=False,
                                 executor=cluster.scheduler_address)
         assert again["embedded"] == 0 and again["clips_in_store"] == 48
+
+
+def test_tiny_ast_in_shards_equals_one_process_with_the_widened_window(tmp_path: Path, tiny_ast_dir: Path) -> None:
+    from wakebuilder.embed import EmbedConfig
+
+    config = EmbedConfig(backbone=str(tiny_ast_dir))
+    manifest = make_manifest(tmp_path / "clips", 10, duration_s=1.5)  # wider than the 1.28 s window
+    embed_manifests([manifest], store_path=tmp_path / "single.zarr", config=config, batch_size=4, progress=False)
+    summary = embed_manifests([manifest], store_path=tmp_path / "parted", config=config, batch_size=4,
+                              progress=False, shard_clips=3)
+    assert summary["tasks"] >= 3 and summary["backbone"]["window_s"] == 1.5
+    assert_bitwise_equal(tmp_path / "parted", tmp_path / "single.zarr")
