@@ -120,6 +120,13 @@ def test_a_store_at_a_memory_url(clips: tuple[Path, Path], tmp_path: Path) -> No
     assert_bitwise_equal(tmp_path / "merged.h5", single)
 
 
+def test_a_memory_store_needs_workers_in_this_process(clips: tuple[Path, Path]) -> None:
+    with pytest.raises(ConfigError, match="lives in one process"):
+        embed_manifests([clips[0]], store_path="memory://x/s", config=SE, executor="processes:2")
+    with pytest.raises(ConfigError, match="lives in one process"):
+        embed_manifests([clips[0]], store_path="memory://x/s", config=SE, executor="tcp://127.0.0.1:1")
+
+
 def test_a_single_part_store_is_not_written_in_parts(clips: tuple[Path, Path], tmp_path: Path) -> None:
     manifest, _ = clips
     with pytest.raises(StoreError, match="single-part"):

@@ -138,13 +138,12 @@ def embed_manifests(
     if batch_size < 1 or workers < 1:
         raise ConfigError(f"--batch-size {batch_size} / --workers {workers}: both must be at least 1")
     if executor != "local" or shard_clips is not None or _parted(store_path):
-        from wakebuilder.embed_parts import SHARD_CLIPS, embed_in_parts
+        from wakebuilder.embed_parts import SHARD_CLIPS, ShardedRun, embed_in_parts
 
-        return embed_in_parts(
-            manifests, store_path=store_path, config=config, executor=executor, device=device,
-            batch_size=batch_size, workers=workers, threads=threads, overwrite=overwrite, progress=progress,
-            shard_clips=shard_clips or SHARD_CLIPS,
-        )
+        run = ShardedRun(executor=executor, shard_clips=shard_clips or SHARD_CLIPS, device=device,
+                         batch_size=batch_size, workers=workers, threads=threads, overwrite=overwrite,
+                         progress=progress)
+        return embed_in_parts(manifests, store_path=store_path, config=config, run=run)
     clips = collect_clips(manifests)
     backbone = load_for_store(config, window_durations([r for _, r in clips]), device, threads=threads)
     spec = StoreSpec(backbone=backbone.identity, seq_len=backbone.seq_len, dim=backbone.dim)

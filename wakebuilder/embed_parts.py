@@ -11,6 +11,7 @@ next run adopts them before it decides what is left to embed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ from typing import Any
 
 from wakebuilder.embed import EmbedConfig, _write_rejects, collect_clips, window_durations
 from wakebuilder.embed_shards import ShardResult, ShardTask, backbone_spec, cached_backbone, run_shard
-from wakebuilder.errors import WakebuilderError
+from wakebuilder.errors import ConfigError, WakebuilderError
 from wakebuilder.executors import open_executor, parse_executor, worker_threads
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store import spec_fingerprint
@@ -53,19 +54,23 @@ def make_shards(clips: Sequence[tuple[Path, ClipRecord]], shard_clips: int) -> d
     return dict(sorted(groups.items()))
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ShardedRun:
+    """How a sharded run goes (none of it changes the embeddings)."""
+
+    executor: str = "local"
+    shard_clips: int = SHARD_CLIPS
+    device: str = "auto"
+    batch_size: int = 16
+    workers: int = 2
+    threads: int = 0
+    overwrite: bool = False
+    progress: bool = True
+
+
 def embed_in_parts(
-    manifests: Sequence[str | os.PathLike[str]],
-    *,
-    store_path: str | os.PathLike[str],
-    config: EmbedConfig,
-    executor: str = "local",
-    device: str = "auto",
-    batch_size: int = 16,
-    workers: int = 2,
-    threads: int = 0,
-    overwrite: bool = False,
-    progress: bool = True,
-    shard_clips: int = SHARD_CLIPS,
+    manifests: Sequence[str | os.PathLike[str]], *, store_path: str | os.PathLike[str], config: EmbedConfig,
+    run: ShardedRun,
 ) -> dict[str, Any]:
     """Embed the clips of ``manifests`` not yet in the parted store at ``store_path``; returns a summary.
 
@@ -74,14 +79,14 @@ def embed_in_parts(
         LockedError: another process coordinates this store, or still writes one of its parts.
         WakebuilderError: a shard failed on the executor (finished parts are kept; run again).
     """
-    parse_executor(executor)
+    _check_reachable(store_path, run.executor)
     clips = collect_clips(manifests)
     longest = max(window_durations([r for _, r in clips]))
-    threads = worker_threads(executor, threads)
+    threads = worker_threads(run.executor, run.threads)
     spec = backbone_spec(cached_backbone(config, longest, "cpu", threads))  # the coordinator's copy
     store = store_location(store_path)
     started = time.perf_counter()
-    index = PartsIndex(store, spec=spec, overwrite=overwrite)
+    index = PartsIndex(store, spec=spec, overwrite=run.overwrite)
     try:
         adopted = index.adopt_orphans()
         if adopted:
@@ -90,11 +95,11 @@ def embed_in_parts(
         todo = [(m, r) for m, r in clips if r.id not in stored]
         tasks = [
             ShardTask(store=str(store), part=name, clips=tuple(shard), config=config, longest_s=longest,
-                      fingerprint=spec_fingerprint(spec), device=device, threads=threads,
-                      batch_size=batch_size, decode_workers=workers)
-            for name, shard in make_shards(todo, shard_clips).items()
+                      fingerprint=spec_fingerprint(spec), device=run.device, threads=threads,
+                      batch_size=run.batch_size, decode_workers=run.workers)
+            for name, shard in make_shards(todo, run.shard_clips).items()
         ]
-        results = _run(tasks, executor, index, progress=progress, total=len(todo))
+        results = _run(tasks, run.executor, index, progress=run.progress, total=len(todo))
         with PartedStore(store) as reader:
             total, parts = len(reader), len(reader.parts)
     finally:
@@ -109,10 +114,22 @@ def embed_in_parts(
         "resumed": sum(r.resumed for r in results), "rejected": len(rejects),
         "cropped": sum(r.cropped for r in results), "silent": sum(r.silent for r in results),
         "seconds": round(elapsed, 3), "clips_per_s": round(embedded / elapsed, 2) if elapsed > 0 else None,
-        "backbone": spec.backbone, "executor": executor, "tasks": len(tasks), "parts": parts,
+        "backbone": spec.backbone, "executor": run.executor, "tasks": len(tasks), "parts": parts,
         "workers_used": sorted({r.worker for r in results}),
         "rejects_file": f"{store}.rejects.jsonl" if rejects else None,
     }
+
+
+def _check_reachable(store_path: str | os.PathLike[str], executor: str) -> None:
+    """Refuse a bad executor, and a ``memory://`` store that workers in other processes cannot see."""
+    kind, arg = parse_executor(executor)
+    if os.fspath(store_path).startswith("memory://") and not (
+        kind == "local" or str(arg).startswith("inproc://")
+    ):
+        raise ConfigError(
+            f"--store {store_path}: a memory:// store lives in one process, and --executor {executor} "
+            "runs workers in others; use --executor local, an in-process Dask cluster, or a shared store"
+        )
 
 
 def _run(
