@@ -15,6 +15,9 @@ and file locks. At a URL:
   conditional writes). Safety rests on the layout instead: one coordinating
   ``wb embed`` per store writes the parts index, and each part is written by the
   one task the scheduler runs for it. Do not run two ``wb embed`` on one URL at once.
+  One gap remains: a worker cut off from the scheduler but still running keeps
+  writing its part while the scheduler runs the task again elsewhere; on a local or
+  shared file system the part's lock stops the second attempt, at a URL nothing does.
 """
 
 from __future__ import annotations
