@@ -39,6 +39,7 @@ def test_embed_in_parts_then_info_then_merge(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["embedded"] == 9 and summary["parts"] == summary["tasks"] >= 2
+    assert f"9 in store ({summary['parts']} parts; {summary['tasks']} tasks on 1 worker(s))" in result.stderr
     info = runner.invoke(main, ["store", "info", str(store)])
     assert info.exit_code == 0 and f"zarr-parts, {summary['parts']} part(s)" in info.stdout
     merged = runner.invoke(main, ["store", "merge", str(store), str(tmp_path / "one.h5")])

@@ -57,7 +57,9 @@ def embed(
     click.echo(
         f"wb embed: {summary['embedded']} embedded, {summary['skipped_existing']} already stored, "
         f"{summary['rejected']} rejected, {summary['cropped']} cropped, {summary['silent']} silent; "
-        f"{summary['clips_in_store']} in store",
+        f"{summary['clips_in_store']} in store"
+        + (f" ({summary['parts']} parts; {summary['tasks']} tasks on {len(summary['workers_used'])} worker(s))"
+           if "parts" in summary else ""),
         err=True,
     )
     report(store, summary, as_json)
