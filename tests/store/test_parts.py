@@ -124,6 +124,10 @@ def test_one_coordinator_at_a_time_and_the_spec_is_checked(tmp_path: Path) -> No
         pass
     with pytest.raises(StoreError, match="single-part"):
         PartsIndex(tmp_path / "single.zarr", spec=SPEC)
+    (tmp_path / "kept.h5").write_bytes(b"not touched")
+    with pytest.raises(StoreError, match="without .h5"):
+        PartsIndex(tmp_path / "kept.h5", spec=SPEC, overwrite=True)
+    assert (tmp_path / "kept.h5").read_bytes() == b"not touched"
 
 
 def test_a_clip_in_two_parts_is_an_error(where: Path | str, tmp_path: Path) -> None:

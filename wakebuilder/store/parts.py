@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,6 @@ def remove_store(store: Location) -> None:
         return
     store_child(store, INDEX_NAME).unlink(missing_ok=True)  # type: ignore[union-attr]
     if store.exists():
-        import shutil
-
         shutil.rmtree(store)
 
 

@@ -40,6 +40,8 @@ class PartsIndex:
 
     def _prepare(self, spec: StoreSpec, *, overwrite: bool) -> dict[str, Any]:
         store, fingerprint = self.path, spec_fingerprint(spec)
+        if is_hdf5(store):
+            raise StoreError(f"{store}: a store made of parts is a Zarr directory; use a path without .h5")
         if overwrite:
             if isinstance(store, Path) and store.is_file():
                 store.unlink()
@@ -49,8 +51,6 @@ class PartsIndex:
             if index.get("attrs", {}).get("fingerprint") != fingerprint:
                 raise StoreMismatchError(f"{store}: {describe_mismatch(index.get('attrs', {}), spec)}")
             return index
-        if is_hdf5(store):
-            raise StoreError(f"{store}: a store made of parts is a Zarr directory; use a path without .h5")
         if isinstance(store, Path) and (store.is_file() or (store.is_dir() and any(store.iterdir()))):
             raise StoreError(
                 f"{store}: holds a single-part store or other files, not a store made of parts; use "
