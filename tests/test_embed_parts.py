@@ -198,3 +198,19 @@ def test_tiny_ast_in_shards_equals_one_process_with_the_widened_window(tmp_path:
                               progress=False, shard_clips=3)
     assert summary["tasks"] >= 3 and summary["backbone"]["window_s"] == 1.5
     assert_bitwise_equal(tmp_path / "parted", tmp_path / "single.zarr")
+
+
+def test_rejected_clips_are_listed_and_a_part_of_rejects_only_is_dropped(tmp_path: Path) -> None:
+    from wakebuilder.store import rejects_path
+
+    manifest = make_manifest(tmp_path / "clips", 6)
+    shards = make_shards([(manifest, r) for r in read_manifest(manifest)], 1)
+    alone = next(s[0][1] for s in shards.values() if len(s) == 1)  # a shard of one clip
+    (tmp_path / "clips" / alone.path).write_bytes(b"not audio")
+    store = tmp_path / "parted"
+    summary = embed_manifests([manifest], store_path=store, config=SE, progress=False, shard_clips=1)
+    assert summary["embedded"] == 5 and summary["rejected"] == 1 and summary["tasks"] == len(shards)
+    assert summary["parts"] == len(shards) - 1 == len(read_index(store)["parts"])
+    assert len([p for p in (store / "parts").iterdir() if p.is_dir()]) == len(shards) - 1
+    lines = rejects_path(store).read_text().splitlines()
+    assert len(lines) == 1 and alone.path in lines[0]

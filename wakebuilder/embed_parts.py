@@ -23,7 +23,7 @@ from concurrent.futures import Future, as_completed
 from pathlib import Path
 from typing import Any
 
-from wakebuilder.embed import EmbedConfig, _write_rejects, collect_clips, window_durations
+from wakebuilder.embed import EmbedConfig, _write_rejects, collect_clips, warn_cropped_silent, window_durations
 from wakebuilder.embed_shards import ShardResult, ShardTask, backbone_spec, cached_backbone, run_shard
 from wakebuilder.errors import ConfigError, WakebuilderError
 from wakebuilder.executors import open_executor, parse_executor, worker_threads
@@ -83,7 +83,8 @@ def embed_in_parts(
     clips = collect_clips(manifests)
     longest = max(window_durations([r for _, r in clips]))
     threads = worker_threads(run.executor, run.threads)
-    spec = backbone_spec(cached_backbone(config, longest, "cpu", threads))  # the coordinator's copy
+    backbone = cached_backbone(config, longest, "cpu", threads)  # the coordinator's copy, for the spec
+    spec = backbone_spec(backbone)
     store = store_location(store_path)
     started = time.perf_counter()
     index = PartsIndex(store, spec=spec, overwrite=run.overwrite)
@@ -106,6 +107,7 @@ def embed_in_parts(
         index.close()
     rejects = [reject for result in results for reject in result.rejects]
     _save_rejects(store, rejects)
+    warn_cropped_silent(sum(r.cropped for r in results), sum(r.silent for r in results), backbone)
     elapsed = time.perf_counter() - started
     embedded = sum(r.embedded for r in results)
     return {
