@@ -8,7 +8,7 @@ The same synthetic clips (1.5 s of noise, 16-bit WAVs), the speech-embedding bac
 clips over the wall-clock seconds of the whole ``embed_manifests`` call: reading the
 manifest, loading the backbone, starting the worker processes (processes:2), sharding,
 embedding, writing and listing the parts. The "embedding phase" rate starts the clock
-after the coordinator has its backbone (``summary["seconds"]``): for ``local`` that
+after the coordinator has its backbone (``summary.seconds``): for ``local`` that
 leaves out its only backbone load; for the others it still holds the workers' start
 and their backbone loads, except in the warm Dask run. The Dask cluster is started beforehand (as a
 user's cluster would be) and timed apart; it runs twice, the second time with each
@@ -79,12 +79,12 @@ def timed(manifest: Path, store: Path, executor: str, pids: list[int]) -> dict[s
                               executor=executor, progress=False)
     seconds = time.perf_counter() - started
     cpu = cpu_seconds(pids) - cpu
-    clips = summary["embedded"]
+    clips = summary.embedded
     return {"executor": executor, "clips": clips, "seconds": round(seconds, 2),
-            "clips_per_s": round(clips / seconds, 1), "embed_seconds": summary["seconds"],
-            "embed_clips_per_s": round(clips / summary["seconds"], 1), "cpu_seconds": round(cpu, 2),
-            "clips_per_cpu_s": round(clips / cpu, 1), "parts": summary.get("parts", 1),
-            "workers": len(summary.get("workers_used", [0])), "load_avg_1min_before": round(load, 2)}
+            "clips_per_s": round(clips / seconds, 1), "embed_seconds": summary.seconds,
+            "embed_clips_per_s": round(clips / summary.seconds, 1), "cpu_seconds": round(cpu, 2),
+            "clips_per_cpu_s": round(clips / cpu, 1), "parts": getattr(summary, "parts", 1),
+            "workers": len(getattr(summary, "workers_used", [0])), "load_avg_1min_before": round(load, 2)}
 
 
 def main() -> None:

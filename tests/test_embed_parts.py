@@ -75,12 +75,12 @@ def test_sharded_embed_equals_one_process_bitwise(clips: tuple[Path, Path], tmp_
     store = tmp_path / "parted"
     summary = embed_manifests([manifest], store_path=store, config=SE, batch_size=4, progress=False,
                               executor=executor, shard_clips=10)
-    assert summary["embedded"] == 48 and summary["tasks"] == 5 and summary["parts"] == 5
-    assert len(summary["workers_used"]) == (2 if executor == "processes:2" else 1)
+    assert summary.embedded == 48 and summary.tasks == 5 and summary.parts == 5
+    assert len(summary.workers_used) == (2 if executor == "processes:2" else 1)
     assert is_parted(store) and len(read_index(store)["parts"]) == 5
     assert_bitwise_equal(store, single)
     again = embed_manifests([manifest], store_path=store, config=SE, progress=False, executor=executor)
-    assert again["embedded"] == 0 and again["skipped_existing"] == 48 and again["clips_in_store"] == 48
+    assert again.embedded == 0 and again.skipped_existing == 48 and again.clips_in_store == 48
 
 
 def test_a_dead_coordinators_parts_are_adopted_not_embedded_again(
@@ -91,7 +91,7 @@ def test_a_dead_coordinators_parts_are_adopted_not_embedded_again(
     records = read_manifest(manifest)
     first = embed_manifests([manifest], store_path=store, config=SE, progress=False, shard_clips=100,
                             executor="local")  # makes the index
-    assert first["embedded"] == 48
+    assert first.embedded == 48
     spec = backbone_spec(cached_backbone(SE, 1.0, "cpu", 0))
     more = make_manifest(tmp_path / "more", 6, start=100)
     extra = [(str(more), r) for r in read_manifest(more)]
@@ -100,7 +100,7 @@ def test_a_dead_coordinators_parts_are_adopted_not_embedded_again(
     assert run_shard(task).rows == 4  # a worker finished; its coordinator died before listing the part
     calls = count_embedded(monkeypatch)
     summary = embed_manifests([manifest, more], store_path=store, config=SE, progress=False)
-    assert summary["embedded"] == 2 and sum(calls) == 2 and summary["clips_in_store"] == 54
+    assert summary.embedded == 2 and sum(calls) == 2 and summary.clips_in_store == 54
     assert "left-unlisted" in read_index(store)["parts"] and len(records) == 48
 
 
@@ -111,7 +111,7 @@ def test_a_store_at_a_memory_url(clips: tuple[Path, Path], tmp_path: Path) -> No
     manifest, single = clips
     url = f"memory://wb-test-{os.getpid()}-{time.monotonic_ns()}/store"
     summary = embed_manifests([manifest], store_path=url, config=SE, batch_size=8, progress=False)
-    assert summary["embedded"] == 48 and summary["executor"] == "local"
+    assert summary.embedded == 48 and summary.executor == "local"
     with open_store(url) as store:
         assert isinstance(store, PartedStore)
     assert_bitwise_equal(url, single)
@@ -160,11 +160,11 @@ def test_dask_local_cluster_equals_one_process_bitwise(clips: tuple[Path, Path],
                                   dashboard_address=None) as cluster:
         summary = embed_manifests([manifest], store_path=store, config=SE, batch_size=4, progress=False,
                                   executor=cluster.scheduler_address, shard_clips=8)
-        assert summary["embedded"] == 48 and summary["tasks"] == summary["parts"] == 6
+        assert summary.embedded == 48 and summary.tasks == summary.parts == 6
         assert_bitwise_equal(store, single)
         again = embed_manifests([manifest], store_path=store, config=SE, progress=False,
                                 executor=cluster.scheduler_address)
-        assert again["embedded"] == 0 and again["tasks"] == 0
+        assert again.embedded == 0 and again.tasks == 0
 
 
 def test_killing_a_dask_worker_mid_run_loses_and_duplicates_nothing(
@@ -180,12 +180,12 @@ def test_killing_a_dask_worker_mid_run_loses_and_duplicates_nothing(
         summary = embed_manifests([manifest], store_path=store, config=SE, batch_size=4, progress=False,
                                   executor=cluster.scheduler_address, shard_clips=24)
         assert marker.exists(), "the worker was not killed"
-        assert summary["resumed"] > 0  # the retried task found the killed worker's committed rows
-        assert summary["resumed"] + summary["embedded"] == 48
+        assert summary.resumed > 0  # the retried task found the killed worker's committed rows
+        assert summary.resumed + summary.embedded == 48
         assert_bitwise_equal(store, single)
         again = embed_manifests([manifest], store_path=store, config=SE, progress=False,
                                 executor=cluster.scheduler_address)
-        assert again["embedded"] == 0 and again["clips_in_store"] == 48
+        assert again.embedded == 0 and again.clips_in_store == 48
 
 
 def test_tiny_ast_in_shards_equals_one_process_with_the_widened_window(tmp_path: Path, tiny_ast_dir: Path) -> None:
@@ -196,7 +196,7 @@ def test_tiny_ast_in_shards_equals_one_process_with_the_widened_window(tmp_path:
     embed_manifests([manifest], store_path=tmp_path / "single.zarr", config=config, batch_size=4, progress=False)
     summary = embed_manifests([manifest], store_path=tmp_path / "parted", config=config, batch_size=4,
                               progress=False, shard_clips=3)
-    assert summary["tasks"] >= 3 and summary["backbone"]["window_s"] == 1.5
+    assert summary.tasks >= 3 and summary.backbone["window_s"] == 1.5
     assert_bitwise_equal(tmp_path / "parted", tmp_path / "single.zarr")
 
 
@@ -209,8 +209,8 @@ def test_rejected_clips_are_listed_and_a_part_of_rejects_only_is_dropped(tmp_pat
     (tmp_path / "clips" / alone.path).write_bytes(b"not audio")
     store = tmp_path / "parted"
     summary = embed_manifests([manifest], store_path=store, config=SE, progress=False, shard_clips=1)
-    assert summary["embedded"] == 5 and summary["rejected"] == 1 and summary["tasks"] == len(shards)
-    assert summary["parts"] == len(shards) - 1 == len(read_index(store)["parts"])
+    assert summary.embedded == 5 and summary.rejected == 1 and summary.tasks == len(shards)
+    assert summary.parts == len(shards) - 1 == len(read_index(store)["parts"])
     assert len([p for p in (store / "parts").iterdir() if p.is_dir()]) == len(shards) - 1
     lines = rejects_path(store).read_text().splitlines()
     assert len(lines) == 1 and alone.path in lines[0]

@@ -23,7 +23,7 @@ from concurrent.futures import Future, as_completed
 from pathlib import Path
 from typing import Any
 
-from wakebuilder.embed import EmbedConfig, _write_rejects, collect_clips, warn_cropped_silent, window_durations
+from wakebuilder.embed import EmbedConfig, EmbedSummary, _write_rejects, collect_clips, warn_cropped_silent, window_durations
 from wakebuilder.embed_shards import ShardResult, ShardTask, backbone_spec, cached_backbone, run_shard
 from wakebuilder.errors import ConfigError, WakebuilderError
 from wakebuilder.executors import open_executor, parse_executor, worker_threads
@@ -68,10 +68,21 @@ class ShardedRun:
     progress: bool = True
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ShardedSummary(EmbedSummary):
+    """``EmbedSummary`` plus how the shards ran: executor, tasks, parts, resumed clips, workers."""
+
+    executor: str
+    tasks: int
+    parts: int
+    resumed: int
+    workers_used: list[str]
+
+
 def embed_in_parts(
     manifests: Sequence[str | os.PathLike[str]], *, store_path: str | os.PathLike[str], config: EmbedConfig,
     run: ShardedRun,
-) -> dict[str, Any]:
+) -> ShardedSummary:
     """Embed the clips of ``manifests`` not yet in the parted store at ``store_path``; returns a summary.
 
     Raises:
@@ -110,16 +121,14 @@ def embed_in_parts(
     warn_cropped_silent(sum(r.cropped for r in results), sum(r.silent for r in results), backbone)
     elapsed = time.perf_counter() - started
     embedded = sum(r.embedded for r in results)
-    return {
-        "store": str(store_path), "clips_in_store": total, "embedded": embedded,
-        "skipped_existing": len(clips) - len(todo),
-        "resumed": sum(r.resumed for r in results), "rejected": len(rejects),
-        "cropped": sum(r.cropped for r in results), "silent": sum(r.silent for r in results),
-        "seconds": round(elapsed, 3), "clips_per_s": round(embedded / elapsed, 2) if elapsed > 0 else None,
-        "backbone": spec.backbone, "executor": run.executor, "tasks": len(tasks), "parts": parts,
-        "workers_used": sorted({r.worker for r in results}),
-        "rejects_file": f"{store}.rejects.jsonl" if rejects else None,
-    }
+    return ShardedSummary(
+        store=str(store_path), clips_in_store=total, embedded=embedded, skipped_existing=len(clips) - len(todo),
+        rejected=len(rejects), cropped=sum(r.cropped for r in results), silent=sum(r.silent for r in results),
+        seconds=round(elapsed, 3), clips_per_s=round(embedded / elapsed, 2) if elapsed > 0 else None,
+        backbone=spec.backbone, rejects_file=f"{store}.rejects.jsonl" if rejects else None,
+        executor=run.executor, tasks=len(tasks), parts=parts, resumed=sum(r.resumed for r in results),
+        workers_used=sorted({r.worker for r in results}),
+    )
 
 
 def _check_reachable(store_path: str | os.PathLike[str], executor: str) -> None:

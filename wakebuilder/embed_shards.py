@@ -17,8 +17,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from wakebuilder.backbones import Backbone
-from wakebuilder.embed import FIXED_WINDOW_BACKBONES, EmbedConfig, _embed_all, _Tally, load_for_store
+from wakebuilder.backbones import Backbone, backbone_kind
+from wakebuilder.embed import EmbedConfig, _embed_all, _Tally, load_for_store
 from wakebuilder.errors import StoreMismatchError
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store import StoreSpec, open_store, spec_fingerprint
@@ -63,7 +63,7 @@ def cached_backbone(config: EmbedConfig, longest_s: float, device: str, threads:
     """The backbone for ``config``, loaded once per process (its window fitted to ``longest_s``)."""
     from wakebuilder.devices import resolve_device, set_threads
 
-    onnx = config.backbone in FIXED_WINDOW_BACKBONES  # speech-embedding: onnxruntime on the CPU, no torch
+    onnx = backbone_kind(config.backbone) == "speech-embedding"  # onnxruntime on the CPU, no torch
     device = "cpu" if onnx else resolve_device(device)
     key = (repr(config), longest_s, device, threads)
     with _LOAD_LOCK:

@@ -56,3 +56,7 @@ class ModelFileError(WakebuilderError):
 
 class ExportParityError(WakebuilderError):
     """onnxruntime disagrees with torch on the exported model."""
+
+
+class WebRuntimeMissingError(WakebuilderError):
+    """ONNX Runtime Web (from the npm registry, installed by bin/setup) is not installed."""

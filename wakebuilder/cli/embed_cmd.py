@@ -47,6 +47,7 @@ def embed(
     """
     from wakebuilder.devices import set_threads
     from wakebuilder.embed import EmbedConfig, embed_manifests
+    from wakebuilder.embed_parts import ShardedSummary
 
     set_threads(threads)
     config = EmbedConfig(backbone=backbone, window_s=window_s, dtype=dtype)
@@ -55,14 +56,14 @@ def embed(
         workers=workers, threads=threads, overwrite=overwrite, executor=executor, shard_clips=shard_clips,
     )
     click.echo(
-        f"wb embed: {summary['embedded']} embedded, {summary['skipped_existing']} already stored, "
-        f"{summary['rejected']} rejected, {summary['cropped']} cropped, {summary['silent']} silent; "
-        f"{summary['clips_in_store']} in store"
-        + (f" ({summary['parts']} parts; {summary['tasks']} tasks on {len(summary['workers_used'])} worker(s))"
-           if "parts" in summary else ""),
+        f"wb embed: {summary.embedded} embedded, {summary.skipped_existing} already stored, "
+        f"{summary.rejected} rejected, {summary.cropped} cropped, {summary.silent} silent; "
+        f"{summary.clips_in_store} in store"
+        + (f" ({summary.parts} parts; {summary.tasks} tasks on {len(summary.workers_used)} worker(s))"
+           if isinstance(summary, ShardedSummary) else ""),
         err=True,
     )
-    report(store, summary, as_json)
+    report(store, summary.to_dict(), as_json)
 
 
 @click.group()

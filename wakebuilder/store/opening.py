@@ -14,7 +14,7 @@ from wakebuilder.fingerprint import fingerprint
 from wakebuilder.store.base import SCHEMA_VERSION, StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
 from wakebuilder.store.h5_backend import HDF5Backend
-from wakebuilder.store.layout import CHUNK_ROWS, field_layout, is_hdf5
+from wakebuilder.store.layout import CHUNK_ROWS, Backend, field_layout, is_hdf5
 from wakebuilder.store.remote import FsspecZarrBackend, is_url, join, local_path, url_exists
 from wakebuilder.store.zarr_backend import ZarrBackend
 
@@ -38,7 +38,7 @@ def store_location(path: str | os.PathLike[str]) -> Path | str:
     return os.fspath(path) if is_url(path) else Path(local_path(path))
 
 
-def backend_class(path: Path | str) -> type[ZarrBackend] | type[HDF5Backend]:
+def backend_class(path: Path | str) -> type[Backend]:
     """HDF5 for ``.h5``/``.hdf5`` paths, Zarr otherwise (through fsspec at a URL)."""
     if is_url(path):
         if is_hdf5(path):
@@ -109,7 +109,7 @@ def open_store(
         raise
 
 
-def _open_or_create(where: Path | str, spec: StoreSpec | None, *, overwrite: bool, chunk_rows: int) -> Any:
+def _open_or_create(where: Path | str, spec: StoreSpec | None, *, overwrite: bool, chunk_rows: int) -> Backend:
     cls = backend_class(where)
     if store_exists(where) and not overwrite:
         backend = cls.open(where, writable=True)
