@@ -5,7 +5,7 @@ Writes benchmarks/results/embed_executors.json.
 
 The same synthetic clips (1.5 s of noise, 16-bit WAVs), the speech-embedding backbone
 (onnxruntime, one thread per worker), batch 64, a new store for every run. Each rate is
-clips over the wall-clock seconds of the whole ``embed_manifests`` call: reading the
+clips over the wall-clock seconds of the whole ``embed_with_executor`` call (what ``wb embed`` runs): reading the
 manifest, loading the backbone, starting the worker processes (processes:2), sharding,
 embedding, writing and listing the parts. The "embedding phase" rate starts the clock
 after the coordinator has its backbone (``summary.seconds``): for ``local`` that
@@ -37,7 +37,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wakebuilder.audio import quantize_pcm16, write_wav  # noqa: E402
-from wakebuilder.embed import EmbedConfig, embed_manifests  # noqa: E402
+from wakebuilder.embed import EmbedConfig  # noqa: E402
+from wakebuilder.embed_parts import ShardedRun, embed_with_executor  # noqa: E402
 from wakebuilder.fingerprint import audio_id  # noqa: E402
 from wakebuilder.manifest import ClipRecord, write_manifest  # noqa: E402
 
@@ -72,11 +73,11 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def timed(manifest: Path, store: Path, executor: str, pids: list[int]) -> dict[str, Any]:
-    """One ``embed_manifests`` call into a new store: clips/s over its whole wall-clock time."""
+    """One ``wb embed`` run into a new store: clips/s over its whole wall-clock time."""
     load = os.getloadavg()[0]
     cpu, started = cpu_seconds(pids), time.perf_counter()
-    summary = embed_manifests([manifest], store_path=store, config=CONFIG, batch_size=BATCH, threads=1,
-                              executor=executor, progress=False)
+    run = ShardedRun(executor=executor, batch_size=BATCH, threads=1, progress=False)
+    summary = embed_with_executor([manifest], store_path=store, config=CONFIG, run=run)
     seconds = time.perf_counter() - started
     cpu = cpu_seconds(pids) - cpu
     clips = summary.embedded

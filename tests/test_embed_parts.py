@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tests.test_embed import SE, count_embedded, make_manifest
-from wakebuilder.embed import embed_manifests
-from wakebuilder.embed_parts import make_shards
+from wakebuilder.embed import EmbedSummary, embed_manifests
+from wakebuilder.embed_parts import SHARD_CLIPS, ShardedRun, embed_with_executor, make_shards
 from wakebuilder.embed_shards import ShardTask, backbone_spec, cached_backbone, run_shard
 from wakebuilder.errors import ConfigError, StoreError
 from wakebuilder.executors import parse_executor, worker_threads
@@ -22,6 +22,17 @@ from wakebuilder.store.parts import PartedStore, is_parted, read_index
 
 pytest.importorskip("fsspec", reason="sharded wb embed needs the [dask] extra (pip install 'wakebuilder[dask]')")
 FIELDS = ("id", "label", "kind", "group", "pooled", "sequence")
+
+
+def embed(
+    manifests: list[Path], store: Path | str, config: object = SE, *, executor: str = "local",
+    shard_clips: int | None = None, batch_size: int = 16,
+) -> EmbedSummary:
+    """What ``wb embed --executor EXECUTOR [--shard-clips N]`` runs."""
+    run = ShardedRun(executor=executor, shard_clips=shard_clips or SHARD_CLIPS, batch_size=batch_size,
+                     progress=False)
+    return embed_with_executor(manifests, store_path=store, config=config, run=run,  # type: ignore[arg-type]
+                               shard=shard_clips is not None)
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +84,12 @@ def test_shards_depend_on_clip_ids_only(clips: tuple[Path, Path]) -> None:
 def test_sharded_embed_equals_one_process_bitwise(clips: tuple[Path, Path], tmp_path: Path, executor: str) -> None:
     manifest, single = clips
     store = tmp_path / "parted"
-    summary = embed_manifests([manifest], store_path=store, config=SE, batch_size=4, progress=False,
-                              executor=executor, shard_clips=10)
+    summary = embed([manifest], store, batch_size=4, executor=executor, shard_clips=10)
     assert summary.embedded == 48 and summary.tasks == 5 and summary.parts == 5
     assert len(summary.workers_used) == (2 if executor == "processes:2" else 1)
     assert is_parted(store) and len(read_index(store)["parts"]) == 5
     assert_bitwise_equal(store, single)
-    again = embed_manifests([manifest], store_path=store, config=SE, progress=False, executor=executor)
+    again = embed([manifest], store, executor=executor)
     assert again.embedded == 0 and again.skipped_existing == 48 and again.clips_in_store == 48
 
 
@@ -89,8 +99,7 @@ def test_a_dead_coordinators_parts_are_adopted_not_embedded_again(
     manifest, single = clips
     store = tmp_path / "parted"
     records = read_manifest(manifest)
-    first = embed_manifests([manifest], store_path=store, config=SE, progress=False, shard_clips=100,
-                            executor="local")  # makes the index
+    first = embed([manifest], store, shard_clips=100, executor="local")  # makes the index
     assert first.embedded == 48
     spec = backbone_spec(cached_backbone(SE, 1.0, "cpu", 0))
     more = make_manifest(tmp_path / "more", 6, start=100)
@@ -99,7 +108,7 @@ def test_a_dead_coordinators_parts_are_adopted_not_embedded_again(
                      fingerprint=spec_fingerprint(spec))
     assert run_shard(task).rows == 4  # a worker finished; its coordinator died before listing the part
     calls = count_embedded(monkeypatch)
-    summary = embed_manifests([manifest, more], store_path=store, config=SE, progress=False)
+    summary = embed([manifest, more], store)
     assert summary.embedded == 2 and sum(calls) == 2 and summary.clips_in_store == 54
     assert "left-unlisted" in read_index(store)["parts"] and len(records) == 48
 
@@ -110,7 +119,7 @@ def test_a_store_at_a_memory_url(clips: tuple[Path, Path], tmp_path: Path) -> No
 
     manifest, single = clips
     url = f"memory://wb-test-{os.getpid()}-{time.monotonic_ns()}/store"
-    summary = embed_manifests([manifest], store_path=url, config=SE, batch_size=8, progress=False)
+    summary = embed([manifest], url, batch_size=8)
     assert summary.embedded == 48 and summary.executor == "local"
     with open_store(url) as store:
         assert isinstance(store, PartedStore)
@@ -122,15 +131,15 @@ def test_a_store_at_a_memory_url(clips: tuple[Path, Path], tmp_path: Path) -> No
 
 def test_a_memory_store_needs_workers_in_this_process(clips: tuple[Path, Path]) -> None:
     with pytest.raises(ConfigError, match="lives in one process"):
-        embed_manifests([clips[0]], store_path="memory://x/s", config=SE, executor="processes:2")
+        embed([clips[0]], "memory://x/s", executor="processes:2")
     with pytest.raises(ConfigError, match="lives in one process"):
-        embed_manifests([clips[0]], store_path="memory://x/s", config=SE, executor="tcp://127.0.0.1:1")
+        embed([clips[0]], "memory://x/s", executor="tcp://127.0.0.1:1")
 
 
 def test_a_single_part_store_is_not_written_in_parts(clips: tuple[Path, Path], tmp_path: Path) -> None:
     manifest, _ = clips
     with pytest.raises(StoreError, match="single-part"):
-        embed_manifests([manifest], store_path=clips[1], config=SE, progress=False, executor="processes:2")
+        embed([manifest], clips[1], executor="processes:2")
 
 
 # --- Dask ----------------------------------------------------------------------------------------
@@ -158,12 +167,10 @@ def test_dask_local_cluster_equals_one_process_bitwise(clips: tuple[Path, Path],
     store = tmp_path / "parted"
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
-        summary = embed_manifests([manifest], store_path=store, config=SE, batch_size=4, progress=False,
-                                  executor=cluster.scheduler_address, shard_clips=8)
+        summary = embed([manifest], store, batch_size=4, executor=cluster.scheduler_address, shard_clips=8)
         assert summary.embedded == 48 and summary.tasks == summary.parts == 6
         assert_bitwise_equal(store, single)
-        again = embed_manifests([manifest], store_path=store, config=SE, progress=False,
-                                executor=cluster.scheduler_address)
+        again = embed([manifest], store, executor=cluster.scheduler_address)
         assert again.embedded == 0 and again.tasks == 0
 
 
@@ -177,14 +184,12 @@ def test_killing_a_dask_worker_mid_run_loses_and_duplicates_nothing(
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         victim = sorted(client.scheduler_info()["workers"])[0]
         client.run(kill_on_third_embed, str(marker), workers=[victim])
-        summary = embed_manifests([manifest], store_path=store, config=SE, batch_size=4, progress=False,
-                                  executor=cluster.scheduler_address, shard_clips=24)
+        summary = embed([manifest], store, batch_size=4, executor=cluster.scheduler_address, shard_clips=24)
         assert marker.exists(), "the worker was not killed"
         assert summary.resumed > 0  # the retried task found the killed worker's committed rows
         assert summary.resumed + summary.embedded == 48
         assert_bitwise_equal(store, single)
-        again = embed_manifests([manifest], store_path=store, config=SE, progress=False,
-                                executor=cluster.scheduler_address)
+        again = embed([manifest], store, executor=cluster.scheduler_address)
         assert again.embedded == 0 and again.clips_in_store == 48
 
 
@@ -194,8 +199,7 @@ def test_tiny_ast_in_shards_equals_one_process_with_the_widened_window(tmp_path:
     config = EmbedConfig(backbone=str(tiny_ast_dir))
     manifest = make_manifest(tmp_path / "clips", 10, duration_s=1.5)  # wider than the 1.28 s window
     embed_manifests([manifest], store_path=tmp_path / "single.zarr", config=config, batch_size=4, progress=False)
-    summary = embed_manifests([manifest], store_path=tmp_path / "parted", config=config, batch_size=4,
-                              progress=False, shard_clips=3)
+    summary = embed([manifest], tmp_path / "parted", config, batch_size=4, shard_clips=3)
     assert summary.tasks >= 3 and summary.backbone["window_s"] == 1.5
     assert_bitwise_equal(tmp_path / "parted", tmp_path / "single.zarr")
 
@@ -208,7 +212,7 @@ def test_rejected_clips_are_listed_and_a_part_of_rejects_only_is_dropped(tmp_pat
     alone = next(s[0][1] for s in shards.values() if len(s) == 1)  # a shard of one clip
     (tmp_path / "clips" / alone.path).write_bytes(b"not audio")
     store = tmp_path / "parted"
-    summary = embed_manifests([manifest], store_path=store, config=SE, progress=False, shard_clips=1)
+    summary = embed([manifest], store, shard_clips=1)
     assert summary.embedded == 5 and summary.rejected == 1 and summary.tasks == len(shards)
     assert summary.parts == len(shards) - 1 == len(read_index(store)["parts"])
     assert len([p for p in (store / "parts").iterdir() if p.is_dir()]) == len(shards) - 1

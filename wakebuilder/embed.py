@@ -141,13 +141,8 @@ def embed_manifests(
     threads: int = 0,
     overwrite: bool = False,
     progress: bool = True,
-    executor: str = "local",
-    shard_clips: int | None = None,
 ) -> EmbedSummary:
     """Embed every clip of ``manifests`` not yet in the store; returns a summary.
-
-    ``executor`` other than ``local``, a store at a URL or a store made of parts run
-    sharded (see ``wakebuilder.embed_parts``), writing one part per shard.
 
     Raises:
         StoreMismatchError: the store holds another backbone or window (pass ``overwrite``).
@@ -155,13 +150,6 @@ def embed_manifests(
     """
     if batch_size < 1 or workers < 1:
         raise ConfigError(f"--batch-size {batch_size} / --workers {workers}: both must be at least 1")
-    if executor != "local" or shard_clips is not None or _parted(store_path):
-        from wakebuilder.embed_parts import SHARD_CLIPS, ShardedRun, embed_in_parts
-
-        run = ShardedRun(executor=executor, shard_clips=shard_clips or SHARD_CLIPS, device=device,
-                         batch_size=batch_size, workers=workers, threads=threads, overwrite=overwrite,
-                         progress=progress)
-        return embed_in_parts(manifests, store_path=store_path, config=config, run=run)
     clips = collect_clips(manifests)
     backbone = load_for_store(config, window_durations([r for _, r in clips]), device, threads=threads)
     spec = StoreSpec(backbone=backbone.identity, seq_len=backbone.seq_len, dim=backbone.dim)
@@ -195,15 +183,6 @@ def warn_cropped_silent(cropped: int, silent: int, backbone: Backbone) -> None:
                     cropped, backbone.window_samples / backbone.sample_rate)
     if silent:
         log.warning("%d clip(s) are silent (peak below -80 dBFS); embedded anyway", silent)
-
-
-def _parted(store_path: str | os.PathLike[str]) -> bool:
-    """A store at a URL, or a local store made of parts (both are written shard by shard)."""
-    from wakebuilder.store.opening import store_location
-    from wakebuilder.store.parts import is_parted
-
-    where = store_location(store_path)
-    return isinstance(where, str) or is_parted(where)
 
 
 def _embed_all(

@@ -21,16 +21,17 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, as_completed
 from pathlib import Path
-from typing import Any
 
-from wakebuilder.embed import EmbedConfig, EmbedSummary, _write_rejects, collect_clips, warn_cropped_silent, window_durations
+from wakebuilder.embed import (
+    EmbedConfig, EmbedSummary, _write_rejects, collect_clips, embed_manifests, warn_cropped_silent, window_durations,
+)
 from wakebuilder.embed_shards import ShardResult, ShardTask, backbone_spec, cached_backbone, run_shard
 from wakebuilder.errors import ConfigError, WakebuilderError
 from wakebuilder.executors import open_executor, parse_executor, worker_threads
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store import spec_fingerprint
 from wakebuilder.store.opening import backend_class, store_location
-from wakebuilder.store.parts import PartedStore, part_location
+from wakebuilder.store.parts import PartedStore, is_parted, part_location
 from wakebuilder.store.parts_index import PartsIndex
 from wakebuilder.store.remote import write_bytes
 
@@ -77,6 +78,28 @@ class ShardedSummary(EmbedSummary):
     parts: int
     resumed: int
     workers_used: list[str]
+
+
+def written_in_parts(store_path: str | os.PathLike[str]) -> bool:
+    """A store at a URL, or a local store made of parts: both are written shard by shard."""
+    where = store_location(store_path)
+    return isinstance(where, str) or is_parted(where)
+
+
+def embed_with_executor(
+    manifests: Sequence[str | os.PathLike[str]], *, store_path: str | os.PathLike[str], config: EmbedConfig,
+    run: ShardedRun, shard: bool = False,
+) -> EmbedSummary:
+    """``wb embed``: ``local`` into a single-part store is ``embed_manifests``; the rest runs in shards.
+
+    ``shard`` asks for shards even with the local executor (``--shard-clips`` given).
+    """
+    if run.executor == "local" and not shard and not written_in_parts(store_path):
+        return embed_manifests(
+            manifests, store_path=store_path, config=config, device=run.device, batch_size=run.batch_size,
+            workers=run.workers, threads=run.threads, overwrite=run.overwrite, progress=run.progress,
+        )
+    return embed_in_parts(manifests, store_path=store_path, config=config, run=run)
 
 
 def embed_in_parts(

@@ -46,15 +46,15 @@ def embed(
     (memory://, s3://...); such stores, and any --executor but local, are written in parts.
     """
     from wakebuilder.devices import set_threads
-    from wakebuilder.embed import EmbedConfig, embed_manifests
-    from wakebuilder.embed_parts import ShardedSummary
+    from wakebuilder.embed import EmbedConfig
+    from wakebuilder.embed_parts import SHARD_CLIPS, ShardedRun, ShardedSummary, embed_with_executor
 
     set_threads(threads)
     config = EmbedConfig(backbone=backbone, window_s=window_s, dtype=dtype)
-    summary = embed_manifests(
-        list(manifests), store_path=store, config=config, device=device, batch_size=batch_size,
-        workers=workers, threads=threads, overwrite=overwrite, executor=executor, shard_clips=shard_clips,
-    )
+    run = ShardedRun(executor=executor, shard_clips=shard_clips or SHARD_CLIPS, device=device,
+                     batch_size=batch_size, workers=workers, threads=threads, overwrite=overwrite)
+    summary = embed_with_executor(list(manifests), store_path=store, config=config, run=run,
+                                  shard=shard_clips is not None)
     click.echo(
         f"wb embed: {summary.embedded} embedded, {summary.skipped_existing} already stored, "
         f"{summary.rejected} rejected, {summary.cropped} cropped, {summary.silent} silent; "

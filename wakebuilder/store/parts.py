@@ -34,8 +34,8 @@ from wakebuilder.errors import StoreError, StoreMismatchError
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store.base import ARRAY_FIELDS, SCHEMA_VERSION, StoreArrays, StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
-from wakebuilder.store.opening import backend_class
-from wakebuilder.store.remote import join, read_bytes, remove_url, url_exists, write_bytes
+from wakebuilder.store.remote import FsspecZarrBackend, join, read_bytes, remove_url, url_exists, write_bytes
+from wakebuilder.store.zarr_backend import ZarrBackend
 
 INDEX_NAME = "parts.json"
 PARTS_DIR = "parts"
@@ -81,7 +81,8 @@ def write_index(store: Location, index: dict[str, Any]) -> None:
 def open_part(store: Location, name: str) -> EmbeddingStore:
     """One part, read-only."""
     where = part_location(store, name)
-    return EmbeddingStore(where, backend_class(where).open(where, writable=False), lock=None)  # type: ignore[arg-type]
+    backend = FsspecZarrBackend if isinstance(where, str) else ZarrBackend  # parts are Zarr stores
+    return EmbeddingStore(where, backend.open(where, writable=False), lock=None)  # type: ignore[arg-type]
 
 
 def remove_store(store: Location) -> None:

@@ -104,7 +104,8 @@ class PartsIndex:
     def _committed_rows(self, where: Location) -> int:
         if not store_exists(where):  # a URL part whose creation was killed
             return 0
-        with EmbeddingStore(where, backend_class(where).open(where, writable=False), lock=None) as part:  # type: ignore[arg-type]
+        backend = backend_class(where).open(where, writable=False)  # type: ignore[arg-type]
+        with EmbeddingStore(where, backend, lock=None) as part:  # type: ignore[arg-type]
             if part.fingerprint != self.fingerprint:
                 raise StoreMismatchError(f"{where}: part built for another embedding; delete it or --overwrite")
             return len(part)
