@@ -164,11 +164,7 @@ def embed_manifests(
         finally:
             _write_rejects(store_path, tally.rejects)
         total = len(store)
-    if tally.cropped:
-        log.warning("%d clip(s) longer than the %.2f s window were cropped to its centre",
-                    tally.cropped, backbone.window_samples / backbone.sample_rate)
-    if tally.silent:
-        log.warning("%d clip(s) are silent (peak below -80 dBFS); embedded anyway", tally.silent)
+    warn_cropped_silent(tally.cropped, tally.silent, backbone)
     elapsed = time.perf_counter() - started
     return EmbedSummary(
         store=str(store_path), clips_in_store=total, embedded=tally.embedded,
@@ -178,6 +174,15 @@ def embed_manifests(
         backbone=backbone.identity,
         rejects_file=str(rejects_path(store_path)) if tally.rejects else None,
     )
+
+
+def warn_cropped_silent(cropped: int, silent: int, backbone: Backbone) -> None:
+    """Log how many clips were cropped to the window and how many are silent."""
+    if cropped:
+        log.warning("%d clip(s) longer than the %.2f s window were cropped to its centre",
+                    cropped, backbone.window_samples / backbone.sample_rate)
+    if silent:
+        log.warning("%d clip(s) are silent (peak below -80 dBFS); embedded anyway", silent)
 
 
 def _embed_all(

@@ -18,7 +18,7 @@ ENGINE_NAMES = ["piper", "flite", "festival", "kokoro", "espeak", "gtts", "pico"
 
 store_option = click.option(
     "--store", "store", required=True, type=click.Path(path_type=str),
-    help="Embedding store: a Zarr directory, or an HDF5 file ending in .h5.",
+    help="Embedding store: a Zarr directory, an HDF5 file ending in .h5, or a Zarr store at an fsspec URL.",
 )
 device_option = click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,

@@ -24,6 +24,18 @@ from wakebuilder.store.layout import CHUNK_ROWS, STRING_FIELDS, Layout, chunk_ro
 _OPEN_ERRORS = (OSError, ValueError, KeyError, TypeError)
 
 
+def create_arrays(group: Any, layout: Layout, max_chunk_rows: int) -> None:
+    """One empty clip-chunked array per field (embeddings uncompressed, see ``store.layout``)."""
+    for name, (row_shape, dtype) in layout.items():
+        group.create_array(
+            name,
+            shape=(0, *row_shape),
+            chunks=(chunk_rows_for(row_shape, dtype, max_chunk_rows), *row_shape),
+            dtype=str if dtype is None else dtype,
+            compressors=None if name in ("pooled", "sequence") else "auto",
+        )
+
+
 class ZarrBackend:
     """A Zarr v3 group: arrays ``pooled``, ``sequence``, ``label``, ``id``, ``kind``, ``group``, ``row``."""
 
@@ -61,14 +73,7 @@ class ZarrBackend:
             shutil.rmtree(work)
         full = {**attrs, "fields": list(layout), "committed": 0}
         group = zarr.open_group(str(work), mode="w", zarr_format=3, attributes=full)
-        for name, (row_shape, dtype) in layout.items():
-            group.create_array(
-                name,
-                shape=(0, *row_shape),
-                chunks=(chunk_rows_for(row_shape, dtype, max_chunk_rows), *row_shape),
-                dtype=str if dtype is None else dtype,
-                compressors=None if name in ("pooled", "sequence") else "auto",
-            )
+        create_arrays(group, layout, max_chunk_rows)
         os.replace(work, path)
         return cls.open(path, writable=True)
 
