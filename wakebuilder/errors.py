@@ -56,3 +56,7 @@ class ModelFileError(WakebuilderError):
 
 class ExportParityError(WakebuilderError):
     """onnxruntime disagrees with torch on the exported model."""
+
+
+class SourceUnavailableError(WakebuilderError):
+    """An audio source cannot be fetched here (no apt-get, no network to the archive)."""
