@@ -151,14 +151,15 @@ def _stage(source: DebianSource, root: Path, staging: Path) -> dict[str, str]:
 def debian_negatives(
     *, out_dir: str | os.PathLike[str], packages: tuple[str, ...] = (), chunk: ChunkConfig | None = None,
     cache: str | os.PathLike[str] | None = None, overwrite: bool = False,
+    sources: tuple[DebianSource, ...] = SOURCES,
 ) -> Path:
-    """Fetch, unpack and chunk ``packages`` (default: all of ``SOURCES``) into ``out_dir``; the manifest path.
+    """Fetch, unpack and chunk ``packages`` (default: all of ``sources``) into ``out_dir``; the manifest path.
 
     Raises:
         SourceUnavailableError: apt-get or dpkg-deb is missing, or a download fails.
         ConfigError: a reserved or unknown package, or an existing output without ``overwrite``.
     """
-    known = {s.package: s for s in SOURCES}
+    known = {s.package: s for s in sources}
     chosen = packages or tuple(known)
     for package in chosen:
         if is_reserved(package):
