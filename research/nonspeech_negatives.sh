@@ -9,6 +9,7 @@
 # scored by research/score_realdev_nonspeech.py on realdev (never trained on).
 #
 #   research/nonspeech_negatives.sh [WORD] [WORKDIR]      (WORD: sheila; WORKDIR: /tmp/nsneg)
+# FIT_ARGS adds options to wb fit (e.g. FIT_ARGS="--max-epochs 15" on a busy 2-core machine).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 word="${1:-sheila}"; work="${2:-/tmp/nsneg}"; seed=0
@@ -46,8 +47,9 @@ step "embed B"; [[ -d B.zarr ]] || cp -r A.zarr B.zarr; embed "${base[@]}" "${ex
 step "embed C"; [[ -d C.zarr ]] || cp -r B.zarr C.zarr; embed "${base[@]}" "${extra[@]}" pos-bg/manifest.jsonl --store C.zarr
 for m in A B C; do
   step "fit, calibrate, export $m"
-  "$wb" fit --store $m.zarr --out model-$m --seed $seed --device cpu --overwrite >/dev/null
+  # shellcheck disable=SC2086
+  [[ -f export-$m/$word.onnx ]] || { "$wb" fit --store $m.zarr --out model-$m --seed $seed --device cpu --overwrite ${FIT_ARGS:-} >/dev/null
   "$wb" calibrate --model model-$m --store $m.zarr --stream cal.wav --device cpu >/dev/null
-  "$wb" export --model model-$m --out export-$m --name "$word" --overwrite >/dev/null
+  "$wb" export --model model-$m --out export-$m --name "$word" --overwrite >/dev/null; }
 done
 step "done"

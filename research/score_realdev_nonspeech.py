@@ -7,6 +7,7 @@ the folder's audio hours. Recall: the share of ``positives/WORD/*.wav`` with a d
 1 s of silence as benchmarks/real_transfer.py does. realdev is only scored, never trained or calibrated on.
 
 Usage: .venv/bin/python research/score_realdev_nonspeech.py [--work /tmp/nsneg] [--word sheila] [--models A,B,C]
+       [--kinds music,noise,speech]
 Writes research/results/nonspeech_negatives_<word>.json and prints a table.
 """
 
@@ -43,7 +44,9 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("/tmp/nsneg"))
     p.add_argument("--word", default="sheila")
     p.add_argument("--models", default="A,B,C")
+    p.add_argument("--kinds", default="music,noise", help="music,noise[,speech] (speech: 1,111 files, slow)")
     args = p.parse_args()
+    kinds = args.kinds.split(",")
     hours = {k: sum(sf.info(str(f)).duration for f in files) / 3600 for k, files in FOLDERS.items()}
     positives = sorted((REALDEV / "positives" / args.word).glob("*.wav"))
     results = {}
@@ -53,13 +56,12 @@ def main() -> None:
         traces, _ = padded_traces(detector, positives)
         row = {"threshold": detector.threshold, "recall": n_detected(traces, detector.threshold) / len(positives),
                "positives": len(positives)}
-        for kind, files in FOLDERS.items():
-            count = detections(model, files)
+        for kind in kinds:
+            count = detections(model, FOLDERS[kind])
             row[f"{kind}_fa"], row[f"{kind}_fa_per_hour"] = count, count / hours[kind]
         results[name] = row
-        print(f"{name}: thr {row['threshold']:.3f} recall {row['recall']:.2f} ({len(positives)} clips) | FA/h music "
-              f"{row['music_fa_per_hour']:.0f} ({row['music_fa']}) noise {row['noise_fa_per_hour']:.0f} "
-              f"({row['noise_fa']}) speech {row['speech_fa_per_hour']:.0f} ({row['speech_fa']})", flush=True)
+        print(f"{name}: thr {row['threshold']:.3f} recall {row['recall']:.2f} ({len(positives)} clips) | " + " ".join(
+            f"{k} {row[f'{k}_fa_per_hour']:.0f} FA/h ({row[f'{k}_fa']} in {hours[k]:.3f} h)" for k in kinds), flush=True)
     out = ROOT / "research" / "results" / f"nonspeech_negatives_{args.word}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"hours": hours, "models": results}, indent=2, sort_keys=True) + "\n")
