@@ -64,7 +64,8 @@ def main() -> None:
             f"{k} {row[f'{k}_fa_per_hour']:.0f} FA/h ({row[f'{k}_fa']} in {hours[k]:.3f} h)" for k in kinds), flush=True)
     out = ROOT / "research" / "results" / f"nonspeech_negatives_{args.word}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"hours": hours, "models": results}, indent=2, sort_keys=True) + "\n")
+    earlier = json.loads(out.read_text())["models"] if out.is_file() else {}  # runs of other models are kept
+    out.write_text(json.dumps({"hours": hours, "models": {**earlier, **results}}, indent=2, sort_keys=True) + "\n")
     print(out)
 
 
