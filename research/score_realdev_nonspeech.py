@@ -4,7 +4,7 @@ False accepts: ``wb detect MODEL FILES...`` (its streaming protocol: hop 0.1 s, 
 threshold) over realdev's ``negatives/music_debian`` (20 min), ``negatives/noise_debian`` (10 min) and its
 speech negatives (``negatives/**/*.wav``, 19 min); one line per detection, counted per folder and divided by
 the folder's audio hours. Recall: the share of ``positives/WORD/*.wav`` with a detection, each clip padded with
-1 s of silence as benchmarks/real_transfer.py does. realdev is only scored, never trained or calibrated on.
+1 s of silence as research/real_transfer.py does. realdev is only scored, never trained or calibrated on.
 
 Usage: .venv/bin/python research/score_realdev_nonspeech.py [--work /tmp/nsneg] [--word sheila] [--models A,B,C]
        [--kinds music,noise,speech]
@@ -22,7 +22,7 @@ from pathlib import Path
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "research"))
 from real_transfer import REALDEV, n_detected, padded_traces  # noqa: E402
 
 from wakebuilder.detect import load_detector  # noqa: E402

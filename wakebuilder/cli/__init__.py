@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "export": "wakebuilder.cli.model_cmd:export",
     "detect": "wakebuilder.cli.model_cmd:detect",
     "eval": "wakebuilder.cli.model_cmd:evaluate",
+    "quickstart": "wakebuilder.cli.recipe_cmd:quickstart",
+    "web": "wakebuilder.cli.web_cmd:web",
 }
 
 _HELP = {
@@ -42,6 +44,8 @@ _HELP = {
     "export": "Export .pt, .json, end-to-end .onnx and head .onnx.",
     "detect": "Streaming detection over audio files or raw PCM on stdin.",
     "eval": "Metrics of a model on a manifest and continuous negative audio.",
+    "quickstart": "The whole recipe: phrase -> exported, evaluated detector.",
+    "web": "A web page running exported models on the microphone; wb web serve DIR.",
 }
 
 

@@ -1,7 +1,7 @@
 """The background transform: a clip mixed with music or noise at a drawn SNR, as the world would play it.
 
-Self-contained beside the main chain: its parameters come from their own Generator (the clip's
-seed entropy plus a stream number), so turning it on leaves every other draw of a copy unchanged.
+Self-contained beside the main chain: its parameters come from their own child Generator (the copy's
+key and the name ``background``, as every transform's), so turning it on leaves every other draw unchanged.
 A background is either a clip of background manifests (real music and noise chunks, ``wb negatives
 --nonspeech`` or ``--debian`` output) or a generator of ``wakebuilder.data.nonspeech`` run on the fly.
 The SNR is measured against the foreground's power before padding (the speech, not the silence
@@ -19,13 +19,12 @@ import numpy as np
 
 from wakebuilder.audio import load_audio
 from wakebuilder.config import StageConfig
-from wakebuilder.data.augment.transforms import clip_rng, noise_gain_for_snr
+from wakebuilder.data.augment.transforms import clip_key, noise_gain_for_snr, transform_rng
 from wakebuilder.data.nonspeech import generators
 from wakebuilder.errors import ConfigError
 from wakebuilder.manifest import read_manifest, resolve_clip_path
 
 log = logging.getLogger(__name__)
-BACKGROUND_STREAM = 0x6267  # appended to a copy's seed entropy: the background's own Generator
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -78,8 +77,7 @@ class BackgroundBank:
 
 def background_rng(seed: int, clip_id: str, copy: int) -> np.random.Generator:
     """The background's Generator for one copy: independent of the chain's, a function of the same three."""
-    entropy = clip_rng(seed, clip_id, copy).bit_generator.seed_seq.entropy
-    return np.random.default_rng([*entropy, BACKGROUND_STREAM])
+    return transform_rng(clip_key(seed, clip_id, copy), "background")
 
 
 def draw_background(rng: np.random.Generator, config: BackgroundConfig, *, files: int) -> dict[str, Any] | None:

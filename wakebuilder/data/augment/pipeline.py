@@ -13,7 +13,7 @@ from wakebuilder.audio import AUDIO_EXTENSIONS, load_audio, quantize_pcm16, writ
 from wakebuilder.data.augment.background import (
     BackgroundBank, BackgroundConfig, apply_background, background_rng, draw_background,
 )
-from wakebuilder.data.augment.transforms import AugmentConfig, apply_params, clip_rng, draw_params
+from wakebuilder.data.augment.transforms import AugmentConfig, apply_params, clip_key, draw_params
 from wakebuilder.errors import ConfigError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, resolve_clip_path, write_manifest
@@ -41,7 +41,7 @@ def augment_clip(
     With ``background``, music or noise is added after the chain at an SNR against the clip's own power
     at the chain's gain; its parameters (key ``background``) come from a Generator of their own.
     """
-    params = draw_params(clip_rng(config.seed, record.id, copy), config,
+    params = draw_params(clip_key(config.seed, record.id, copy), config,
                          noise_files=len(banks["noise"]), rir_files=len(banks["rir"]))
     audio = apply_params(samples, params, banks=banks)
     if background is not None:
