@@ -36,7 +36,7 @@ _HELP = {
     "validate": "Check and convert your own recordings of the wake word.",
     "synth": "Synthesize positives of a phrase with TTS engines.",
     "voices": "Fetch voice packs (Kokoro, Piper) for wb synth; online once.",
-    "negatives": "Make hard negatives (sound-alike phrases) or chunk real audio.",
+    "negatives": "Hard negatives (sound-alikes), non-speech audio (noise, music), or chunks of real audio.",
     "augment": "Augmented copies of a manifest's clips (Numba kernels).",
     "stream": "Join negative clips into continuous audio for FA/h.",
     "embed": "One backbone pass over manifests into an embedding store.",

@@ -44,16 +44,25 @@ def _parse(option: str, text: str, unit: str) -> tuple[float, float]:
               help="Centre each clip in this many seconds of silence before reverb, shift and noise, so noise fills "
                    "the pauses and a shift moves the word instead of cutting it (use wb embed's --window-s; 0: off).")
 @click.option("--keep-originals", is_flag=True, help="List the original clips in the output manifest too.")
+@click.option("--background", "background_kinds", default="",
+              help="Mix in backgrounds made on the fly by these generators, comma-separated "
+                   "(noise,music,tone,chirp,click,hum,room).")
+@click.option("--background-manifest", "background_manifests", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Mix in backgrounds from this manifest's label-0 clips (e.g. wb negatives --nonspeech/--debian output).")
+@click.option("--background-snr-db", default="0,20", show_default=True, help="Background SNR range MIN,MAX in dB.")
+@click.option("--background-p", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of copies with a background (when --background or --background-manifest is given).")
 @seed_option
 @json_option
 @handle_errors
 def augment(
     manifest: str, out_dir: str, copies: int, noise_dir: str | None, rir_dir: str | None, snr_db: str,
     speed_range: str, speed_p: float, pitch_range: str, pitch_p: float, formant_range: str, formant_p: float,
-    window_s: float, keep_originals: bool,
-    seed: int, as_json: bool,
+    window_s: float, keep_originals: bool, background_kinds: str, background_manifests: tuple[str, ...],
+    background_snr_db: str, background_p: float, seed: int, as_json: bool,
 ) -> None:
-    """Speed, pitch, formant, gain, noise at SNR, reverb, shift and EQ copies of MANIFEST's clips."""
+    """Speed, pitch, formant, gain, noise at SNR, reverb, shift and EQ copies of MANIFEST's clips, optionally
+    over music and noise backgrounds."""
     from wakebuilder.data.augment.pipeline import run_augment
     from wakebuilder.data.augment.transforms import AugmentConfig
     from wakebuilder.errors import ConfigError
@@ -71,6 +80,16 @@ def augment(
     config = AugmentConfig(copies=copies, seed=seed, snr_db=snr, speed_range=speed, speed_p=speed_p,
                            pitch_semitones=pitch, pitch_p=pitch_p, formant_range=formant, formant_p=formant_p,
                            window_s=window_s)
+    background = None
+    kinds = tuple(k.strip() for k in background_kinds.split(",") if k.strip())
+    if kinds or background_manifests:
+        from wakebuilder.data.augment.background import BackgroundConfig
+
+        background = BackgroundConfig(generators=kinds, manifests=background_manifests, p=background_p,
+                                      snr_db=_parse("--background-snr-db", background_snr_db, "dB"))
     path = run_augment(manifest, out_dir=out_dir, config=config, noise_dir=noise_dir, rir_dir=rir_dir,
-                       keep_originals=keep_originals)
-    report(path, {"manifest": str(path), **config.to_dict()}, as_json)
+                       keep_originals=keep_originals, background=background)
+    summary = {"manifest": str(path), **config.to_dict()}
+    if background is not None:
+        summary["background"] = background.to_dict()
+    report(path, summary, as_json)
