@@ -7,7 +7,7 @@ import json
 import click
 
 from wakebuilder.cli.options import (
-    device_option, handle_errors, json_option, overwrite_option, report, store_option,
+    device_option, handle_errors, json_option, overwrite_option, report, stores_option,
 )
 
 model_dir_option = click.option(
@@ -31,11 +31,12 @@ threshold_option = click.option(
 
 @click.command()
 @model_dir_option
-@store_option
+@stores_option
 @click.option("--stream", "streams", multiple=True, type=click.Path(dir_okay=False),
               help="Continuous negative audio for FA/h (repeatable; see wb stream).")
-@click.option("--objective", type=click.Choice(["f1", "fa-per-hour"]), default="f1", show_default=True,
-              help="f1: best per-clip F1 (seed rule); fa-per-hour: lowest threshold meeting the target.")
+@click.option("--objective", type=click.Choice(["auto", "f1", "fa-per-hour"]), default="auto", show_default=True,
+              help="fa-per-hour: lowest threshold meeting the target on the --stream audio; f1: best per-clip "
+              "F1 (seed rule); auto: fa-per-hour when a --stream is given, else f1.")
 @click.option("--target-fa-per-hour", type=float, default=0.5, show_default=True)
 @hop_option
 @refractory_option
@@ -43,17 +44,18 @@ threshold_option = click.option(
 @device_option
 @json_option
 @handle_errors
-def calibrate(model_dir: str, store: str, streams: tuple[str, ...], objective: str, target_fa_per_hour: float,
+def calibrate(model_dir: str, stores: tuple[str, ...], streams: tuple[str, ...], objective: str, target_fa_per_hour: float,
               hop_s: float, refractory_s: float, smooth: int, device: str, as_json: bool) -> None:
     """Fit the score calibration and choose the threshold on the model's validation groups.
 
-    Writes MODEL/calibration.json and plots, prints the target table on stderr.
+    Several --store are read as one (the stores the model was fit on). Writes MODEL/calibration.json
+    and plots, prints the target table on stderr.
     """
     from wakebuilder.calibrate import CalibrateConfig, calibrate_model, format_report
 
     config = CalibrateConfig(objective=objective, target_fa_per_hour=target_fa_per_hour, hop_s=hop_s,
                              refractory_s=refractory_s, smooth=smooth, device=device)
-    path, summary = calibrate_model(model_dir, store, streams=streams, config=config)
+    path, summary = calibrate_model(model_dir, list(stores), streams=streams, config=config)
     click.echo(format_report(summary), err=True)
     keys = ("threshold", "temperature", "bias", "metrics", "fa_per_hour", "frr_at_fa", "stream_hours")
     report(path, {"path": str(path), **{k: summary[k] for k in keys}}, as_json)
