@@ -113,9 +113,12 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("--model", "models", multiple=True, type=click.Path(path_type=str),
               help="Model to compare (repeatable); without it the first PATH is the model.")
+@click.option("--category", "categories", multiple=True, metavar="NAME=PATH",
+              help="Negative audio of a category (a file, or a folder of files), e.g. music=negatives/music; "
+              "repeatable. Other audio is categorised by its path (music, noise, speech in a name).")
 @threshold_option
 @hop_option
 @smooth_option
@@ -123,17 +126,22 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
 @device_option
 @json_option
 @handle_errors
-def evaluate(paths: tuple[str, ...], models: tuple[str, ...], threshold: float | None, hop_s: float,
+def evaluate(paths: tuple[str, ...], models: tuple[str, ...], categories: tuple[str, ...], threshold: float | None, hop_s: float,
              smooth: int, refractory_s: float, device: str, as_json: bool) -> None:
     """Metrics of MODEL on labelled MANIFESTs (.jsonl) and FA/h on continuous negative AUDIO.
 
     Usage: wb eval MODEL [MANIFEST|AUDIO...], or wb eval --model A --model B [MANIFEST|AUDIO...].
+    FA/h is reported in all and for speech, music and noise audio (see --category); a manifest's
+    negatives are counted per category of their rows in --json (clip_categories).
     """
+    from wakebuilder.errors import ConfigError
     from wakebuilder.evaluate import EvalConfig, evaluate_models, format_comparison
 
+    if not models and not paths:
+        raise ConfigError("wb eval: give a model (.onnx or model directory), or --model")
     model_list, inputs = (list(models), list(paths)) if models else ([paths[0]], list(paths[1:]))
     config = EvalConfig(threshold=threshold, hop_s=hop_s, smooth=smooth, refractory_s=refractory_s)
-    results = evaluate_models(model_list, inputs, config=config, device=device)
+    results = evaluate_models(model_list, inputs, config=config, device=device, categories=categories)
     if as_json:
         click.echo(json.dumps(results, sort_keys=True))
     else:
