@@ -138,3 +138,24 @@ def test_calibration_leaves_out_the_same_bank_rows(phrase_and_bank: dict) -> Non
     counts = summary["n_validation"]
     assert counts["positives"] + counts["negatives"] == expected + bank_val
     assert summary["objective"] == "f1"  # auto without a stream
+
+
+def test_ensure_bank_builds_once_then_reuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wakebuilder.bank.build import BankNegativesConfig
+    from wakebuilder.bank.ensure import ensure_bank
+
+    calls = count_embedded(monkeypatch)
+    config = BankNegativesConfig(speech=4, words=4, stream_s=6.0, chunk_s=1.5, hop_s=1.0, engines=("espeak",),
+                                 workers=1)
+    first = ensure_bank(config, backbone="speech-embedding", window_s=None, cache=tmp_path / "c", device="cpu")
+    assert first.synthesized and first.embedded == first.clips == sum(calls) > 16  # speech, words, copies, windows
+    with open_store(first.store) as store:
+        kinds = set(store.load(pooled=False, sequence=False).kind.tolist())
+    assert {"speech_negative", "word_negative", "augmented", "real_negative"} <= kinds
+    calls.clear()
+    again = ensure_bank(config, backbone="speech-embedding", window_s=None, cache=tmp_path / "c", device="cpu")
+    assert not again.synthesized and again.embedded == 0 and calls == [] and again.clips == first.clips
+    extra = negatives_manifest(tmp_path / "music", 3)
+    grown = ensure_bank(config, backbone="speech-embedding", window_s=None, cache=tmp_path / "c",
+                        extra_manifests=[extra], device="cpu")
+    assert not grown.synthesized and grown.embedded == 3 == sum(calls) and grown.clips == first.clips + 3
