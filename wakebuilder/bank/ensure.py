@@ -39,43 +39,57 @@ class BankResult:
     seconds: float
 
 
-def bank_manifests(config: BankNegativesConfig, *, folder: Path, copies: int = 1) -> tuple[list[Path], bool]:
-    """The bank's TTS manifests (and ``copies`` augmented copies of each) under ``folder``; made once.
+def bank_manifests(config: BankNegativesConfig, *, folder: Path, augment: Any = None) -> tuple[list[Path], bool]:
+    """The bank's TTS manifests (and ``augment``'s copies of the clips) under ``folder``; made once.
 
+    ``augment`` is an ``AugmentConfig`` (None: one copy with the default settings; copies 0: none).
     Returns the manifests and whether they were made now (False: found complete).
     """
     from wakebuilder.data.augment.pipeline import run_augment
-    from wakebuilder.data.augment.transforms import AugmentConfig
 
+    settings = _settings(config, augment)
     complete = folder / COMPLETE_NAME
-    if complete.is_file() and read_json(complete).get("config") == config.to_dict():
+    if complete.is_file() and read_json(complete).get("config") == settings:
         return [folder / m for m in read_json(complete)["manifests"]], False
     made = make_bank_negatives(config, out_dir=folder)
     manifests = list(made)
-    for manifest in made[:-1] if config.stream_s > 0 else made:  # stream windows are not augmented
-        if copies:
-            augment = AugmentConfig(copies=copies, seed=config.seed)
-            manifests.append(run_augment(manifest, out_dir=f"{manifest.parent}-aug", config=augment))
-    atomic_write_json(complete, {"config": config.to_dict(),
+    if augment is None or augment.copies > 0:
+        for manifest in made[:-1] if config.stream_s > 0 else made:  # stream windows are not augmented
+            manifests.append(run_augment(manifest, out_dir=f"{manifest.parent}-aug", config=_augment(config, augment)))
+    atomic_write_json(complete, {"config": settings,
                                  "manifests": [str(Path(m).relative_to(folder)) for m in manifests]})
     return manifests, True
 
 
+def _augment(config: BankNegativesConfig, augment: Any) -> Any:
+    from wakebuilder.data.augment.transforms import AugmentConfig
+
+    return AugmentConfig(copies=1, seed=config.seed) if augment is None else augment
+
+
+def _settings(config: BankNegativesConfig, augment: Any) -> dict[str, Any]:
+    copies = augment is None or augment.copies > 0
+    return {"negatives": config.to_dict(), "augment": _augment(config, augment).to_dict() if copies else None}
+
+
 def ensure_bank(
-    config: BankNegativesConfig, *, backbone: str, window_s: float | None, copies: int = 1,
+    config: BankNegativesConfig, *, backbone: str, window_s: float | None, augment: Any = None,
     extra_manifests: Sequence[str | os.PathLike[str]] = (), cache: str | os.PathLike[str] | None = None,
     device: str = "auto", threads: int = 0,
 ) -> BankResult:
     """Build the bank of ``backbone`` and ``window_s`` with ``config``'s negatives, or reuse it.
 
-    The audio lives in ``<bank_dir>/audio/<config fingerprint>/`` so banks of
-    other settings never mix theirs; the embeddings grow in the one bank store.
+    ``augment`` (an ``AugmentConfig``) makes the augmented copies (None: one
+    copy, default settings). The audio lives in ``<bank_dir>/audio/<settings
+    fingerprint>/`` so banks of other settings never mix theirs; the
+    embeddings grow in the one bank store.
     """
     from wakebuilder.fingerprint import fingerprint
 
     started = time.perf_counter()
-    folder = bank_dir(backbone, window_s, cache=cache) / "audio" / fingerprint("bank", 1, config.to_dict())[:12]
-    manifests, synthesized = bank_manifests(config, folder=folder, copies=copies)
+    key = fingerprint("bank", 1, _settings(config, augment))[:12]
+    folder = bank_dir(backbone, window_s, cache=cache) / "audio" / key
+    manifests, synthesized = bank_manifests(config, folder=folder, augment=augment)
     summary: dict[str, Any] = build_bank([*manifests, *extra_manifests], backbone=backbone, window_s=window_s,
                                          cache=cache, device=device, threads=threads, progress=False)
     seconds = time.perf_counter() - started
