@@ -60,8 +60,10 @@ def test_bank_grows_by_embedding_only_new_clips(tmp_path: Path, monkeypatch: pyt
     assert is_bank_store(summary["path"])
     calls.clear()
     extra = negatives_manifest(tmp_path / "clips", 5, start=12)
-    again = build_bank([first, extra], backbone="speech-embedding", window_s=2.0, cache=tmp_path / "c",
-                       progress=False)
+    out = CliRunner().invoke(main, ["bank", "build", str(first), str(extra), "--backbone", "speech-embedding",
+                                    "--window-s", "2", "--cache-dir", str(tmp_path / "c"), "--json"])
+    assert out.exit_code == 0, out.output
+    again = json.loads(out.stdout)
     assert sum(calls) == 5 and again["embedded"] == 5 and again["skipped_existing"] == 12
     assert again["clips_in_store"] == 17
     marker = json.loads((Path(summary["path"]).parent / BANK_MARKER).read_text())
