@@ -27,7 +27,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from wakebuilder.export import export_model
 
     summary = export_model(tone_setup()["model"], tmp_path_factory.mktemp("det") / "export", name="chirp")
-    return Path(summary["files"]["onnx"])
+    return Path(summary.files["onnx"])
 
 
 def assert_found(events: list, times: tuple[float, ...]) -> None:

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "export": "wakebuilder.cli.model_cmd:export",
     "detect": "wakebuilder.cli.model_cmd:detect",
     "eval": "wakebuilder.cli.model_cmd:evaluate",
+    "quickstart": "wakebuilder.cli.recipe_cmd:quickstart",
 }
 
 _HELP = {
@@ -44,6 +45,7 @@ _HELP = {
     "export": "Export .pt, .json, end-to-end .onnx and head .onnx.",
     "detect": "Streaming detection over audio files or raw PCM on stdin.",
     "eval": "Metrics of a model on a manifest and continuous negative audio.",
+    "quickstart": "The whole recipe: phrase -> exported, evaluated detector.",
 }
 
 

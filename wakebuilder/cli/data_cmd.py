@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from wakebuilder.cli.options import ENGINE_NAMES, handle_errors, json_option, report, seed_option
@@ -24,8 +26,8 @@ def validate(
         list(recordings), out_dir=out_dir, config=ValidateConfig(speaker=speaker, text=text)
     )
     for reject in rejects:
-        click.echo(f"wb validate: rejected {reject['reason']}", err=True)
-    report(manifest, {"manifest": str(manifest), "rejected": rejects}, as_json)
+        click.echo(f"wb validate: rejected {reject.reason}", err=True)
+    report(manifest, {"manifest": str(manifest), "rejected": [dataclasses.asdict(r) for r in rejects]}, as_json)
 
 
 @click.command()

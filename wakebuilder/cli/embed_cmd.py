@@ -48,12 +48,12 @@ def embed(
         workers=workers, threads=threads, overwrite=overwrite,
     )
     click.echo(
-        f"wb embed: {summary['embedded']} embedded, {summary['skipped_existing']} already stored, "
-        f"{summary['rejected']} rejected, {summary['cropped']} cropped, {summary['silent']} silent; "
-        f"{summary['clips_in_store']} in store",
+        f"wb embed: {summary.embedded} embedded, {summary.skipped_existing} already stored, "
+        f"{summary.rejected} rejected, {summary.cropped} cropped, {summary.silent} silent; "
+        f"{summary.clips_in_store} in store",
         err=True,
     )
-    report(store, summary, as_json)
+    report(store, summary.to_dict(), as_json)
 
 
 @click.group()

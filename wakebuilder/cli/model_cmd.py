@@ -72,8 +72,8 @@ def export(model_dir: str, out_dir: str, name: str | None, overwrite: bool, as_j
     """Export NAME.pt, NAME.json, end-to-end NAME.onnx and NAME.head.onnx, checked with onnxruntime."""
     from wakebuilder.export import export_model
 
-    summary = export_model(model_dir, out_dir, name=name, overwrite=overwrite)
-    report(summary["out"], summary, as_json)
+    result = export_model(model_dir, out_dir, name=name, overwrite=overwrite)
+    report(result.out, result.to_dict(), as_json)
 
 
 @click.command()

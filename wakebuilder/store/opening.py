@@ -13,7 +13,7 @@ from wakebuilder.fingerprint import fingerprint
 from wakebuilder.store.base import SCHEMA_VERSION, StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
 from wakebuilder.store.h5_backend import HDF5Backend
-from wakebuilder.store.layout import CHUNK_ROWS, field_layout, is_hdf5
+from wakebuilder.store.layout import CHUNK_ROWS, Backend, field_layout, is_hdf5
 from wakebuilder.store.zarr_backend import ZarrBackend
 
 
@@ -23,7 +23,7 @@ def spec_fingerprint(spec: StoreSpec) -> str:
     return fingerprint("embed", SCHEMA_VERSION, config)
 
 
-def backend_class(path: Path) -> type[ZarrBackend] | type[HDF5Backend]:
+def backend_class(path: Path) -> type[Backend]:
     """HDF5 for ``.h5``/``.hdf5`` paths, Zarr otherwise."""
     return HDF5Backend if is_hdf5(path) else ZarrBackend
 
@@ -84,7 +84,7 @@ def open_store(
         raise
 
 
-def _open_or_create(where: Path, spec: StoreSpec | None, *, overwrite: bool, chunk_rows: int) -> Any:
+def _open_or_create(where: Path, spec: StoreSpec | None, *, overwrite: bool, chunk_rows: int) -> Backend:
     cls = backend_class(where)
     if store_exists(where) and not overwrite:
         backend = cls.open(where, writable=True)

@@ -95,10 +95,6 @@ class ZarrBackend:
     def attrs(self) -> dict[str, Any]:
         return dict(self._attrs)
 
-    def rows(self, name: str) -> int:
-        """Rows allocated in one array (may exceed ``committed``)."""
-        return int(self._arrays[name].shape[0])
-
     def chunk_rows(self, name: str) -> int:
         return int(self._arrays[name].chunks[0])
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.audio import AUDIO_EXTENSIONS, load_audio, quantize_pcm16, write_wav
-from wakebuilder.data.augment.transforms import AugmentConfig, apply_params, clip_rng, draw_params
+from wakebuilder.data.augment.transforms import AugmentConfig, apply_params, clip_key, draw_params
 from wakebuilder.errors import ConfigError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, resolve_clip_path, write_manifest
@@ -34,7 +34,7 @@ def augment_clip(
     names: dict[str, list[str]],
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """One augmented copy and the parameters that rebuild it."""
-    params = draw_params(clip_rng(config.seed, record.id, copy), config,
+    params = draw_params(clip_key(config.seed, record.id, copy), config,
                          noise_files=len(banks["noise"]), rir_files=len(banks["rir"]))
     audio = apply_params(samples, params, banks=banks)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
