@@ -37,11 +37,10 @@ def native_window(backbone: str, window_s: float | None, *, device: str = "auto"
     ``wb embed`` widens an AST window to fit the longest wake-word clip; a bank
     holds no wake word, so its window is fixed here (an AST checkpoint is loaded once to read it).
     """
-    from wakebuilder.embed import FIXED_WINDOW_BACKBONES
+    from wakebuilder.backbones import backbone_kind, load_backbone
 
-    if window_s is not None or backbone in FIXED_WINDOW_BACKBONES:
+    if window_s is not None or backbone_kind(backbone) == "speech-embedding":
         return window_s
-    from wakebuilder.backbones import load_backbone
 
     loaded = load_backbone(backbone, window_s=None, device=device)
     return loaded.window_samples / loaded.sample_rate
@@ -74,7 +73,7 @@ def build_bank(
     _write_marker(marker, backbone, window_s, previous["manifests"])
     config = EmbedConfig(backbone=backbone, window_s=native_window(backbone, window_s, device=device))
     summary = embed_manifests(manifests, store_path=store, config=config, device=device, batch_size=batch_size,
-                              workers=workers, threads=threads, progress=progress)
+                              workers=workers, threads=threads, progress=progress).to_dict()
     added = [str(Path(m).resolve()) for m in manifests]
     _write_marker(marker, backbone, window_s, list(dict.fromkeys([*previous["manifests"], *added])),
                   identity=summary["backbone"], clips=summary["clips_in_store"])
