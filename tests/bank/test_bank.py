@@ -31,7 +31,8 @@ def test_cache_folder_follows_xdg_and_is_overridable(tmp_path: Path, monkeypatch
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setattr("sys.platform", "linux")
     assert cache_dir() == tmp_path / "xdg" / "wakebuilder"
-    assert bank_store_path("speech-embedding", 2.5) == tmp_path / "xdg/wakebuilder/banks/speech-embedding-2.5s/store.zarr"
+    expected = tmp_path / "xdg/wakebuilder/banks/speech-embedding-2.5s/store.zarr"
+    assert bank_store_path("speech-embedding", 2.5) == expected
     assert bank_store_path("MIT/ast-x", None).parent.name == "MIT--ast-x-native"
     monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "wb"))
     assert cache_dir() == tmp_path / "wb"

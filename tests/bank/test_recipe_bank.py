@@ -29,5 +29,6 @@ def test_second_phrase_reuses_the_bank(tmp_path: Path) -> None:
     own = {r.kind for r in read_manifest(tmp_path / "b" / "negatives" / "manifest.jsonl")}
     assert own == {"hard_negative"}  # the phrase made only its sound-alikes
     meta = load_model(second.model_dir).meta
-    assert [Path(s["path"]) for s in meta["stores"]] == [(tmp_path / "b" / "store.zarr").resolve(), first.bank.resolve()]
+    own_store = (tmp_path / "b" / "store.zarr").resolve()
+    assert [Path(s["path"]) for s in meta["stores"]] == [own_store, first.bank.resolve()]
     assert meta["bank_exclusion"]["phrase"] == "computer" and 0.0 < second.threshold < 1.0

@@ -48,7 +48,8 @@ def test_stores_of_other_embeddings_are_refused_in_one_line(tmp_path: Path, chan
     result = CliRunner().invoke(main, ["fit", "--store", str(a), "--store", str(b), "--out", str(tmp_path / "m")])
     assert result.exit_code != 0 and not (tmp_path / "m").exists()
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("wb: error: stores ") and f"backbone.{next(iter(change))}" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("wb: error: stores ")
+    assert f"backbone.{next(iter(change))}" in lines[0]
 
 
 def test_union_keeps_an_id_once_in_store_order(tmp_path: Path) -> None:
