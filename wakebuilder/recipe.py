@@ -53,6 +53,7 @@ class RecipeResult:
     threshold: float
     report: dict[str, Any] | None  # ``wb eval``'s result on the held-out sets, if ``config.report``
     seconds: float
+    bank: Path | None = None  # the negative bank's store, if ``config.bank``
 
 
 class StepLog:
@@ -91,7 +92,12 @@ def run_recipe(
                       step=step)
     step(f"embed with {config.backbone}")
     store = embed_data(config, out, data, device=device, threads=threads)
-    return train_and_export(config, out, store, data, device=device, step=step)
+    bank_store = None
+    if config.bank:
+        from wakebuilder.recipe_data import bank
+
+        bank_store = bank(config, store, step, device=device, threads=threads)
+    return train_and_export(config, out, store, data, device=device, step=step, bank=bank_store)
 
 
 def build_data(
@@ -143,20 +149,22 @@ def embed_data(config: RecipeConfig, out: Path, data: RecipeData, *, device: str
 
 def train_and_export(
     config: RecipeConfig, out: Path, store: Path, data: RecipeData, *, device: str = "auto",
-    step: StepLog | None = None,
+    step: StepLog | None = None, bank: Path | None = None,
 ) -> RecipeResult:
-    """Fit, calibrate on the held-out stream, export ``out/export/<slug>.onnx`` and report."""
+    """Fit (on ``store`` and the negative ``bank``, if any), calibrate on the held-out stream, export
+    ``out/export/<slug>.onnx`` and report."""
     from wakebuilder.calibrate import CalibrateConfig, calibrate_model, format_report
     from wakebuilder.export import export_model
     from wakebuilder.train.fit import run_fit
 
     step = step or StepLog()
     step("fit")
-    model_dir, _ = run_fit(store, out / "model", config.fit.replace(seed=config.seed), device=device, overwrite=True)
+    stores = [store, bank] if bank is not None else [store]
+    model_dir, _ = run_fit(stores, out / "model", config.fit.replace(seed=config.seed), device=device, overwrite=True)
     step("calibrate")
     cal_config = CalibrateConfig(objective=config.objective, target_fa_per_hour=config.target_fa_per_hour,
                                  device=device)
-    _, calibration = calibrate_model(model_dir, store, streams=[data.calibration_stream], config=cal_config)
+    _, calibration = calibrate_model(model_dir, stores, streams=[data.calibration_stream], config=cal_config)
     log.info("calibration:\n%s", format_report(calibration))
     step("export")
     exported = export_model(model_dir, out / "export", name=config.slug, overwrite=True)
@@ -168,7 +176,7 @@ def train_and_export(
     step(f"done in {time.perf_counter() - step.start:.0f}s")
     return RecipeResult(config=config, out_dir=out, onnx=onnx, model_dir=Path(model_dir), store=store, data=data,
                         threshold=float(calibration["threshold"]), report=report,
-                        seconds=time.perf_counter() - step.start)
+                        seconds=time.perf_counter() - step.start, bank=bank)
 
 
 def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto") -> dict[str, Any]:

@@ -56,6 +56,10 @@ class RecipeConfig(StageConfig):
     window_s: float | None = None  # None: 2.5 s for speech-embedding, the backbone's choice otherwise
     chunk_hop_s: float = 0.3
     objective: str = "f1"
+    # The negative bank (wakebuilder.bank): generic speech, isolated words and their stream windows are
+    # synthesized and embedded once per backbone and window in the cache, and every phrase fits on its
+    # own store plus the bank; the phrase synthesizes and embeds only its positives and sound-alikes.
+    bank: bool = True
     target_fa_per_hour: float = 0.5
     report: bool = True
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)  # copies and seed set per use

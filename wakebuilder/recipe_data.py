@@ -43,11 +43,36 @@ def make_negatives(config: RecipeConfig, out: Path, *, n: int, speech: int, word
 
 
 def negatives(config: RecipeConfig, out: Path, step: Step) -> Path:
-    """Sound-alikes, generic speech and isolated words for training."""
-    step(f"negatives: {config.n_hard} sound-alikes, {config.n_speech} generic speech clips, "
-         f"{config.n_words} isolated words")
-    return make_negatives(config, out / "negatives", n=config.n_hard, speech=config.n_speech, words=config.n_words,
-                          seed=config.seed)
+    """Sound-alikes, and (without the bank, which holds them) generic speech and isolated words for training."""
+    speech, words = (0, 0) if config.bank else (config.n_speech, config.n_words)
+    step(f"negatives: {config.n_hard} sound-alikes, {speech} generic speech clips, {words} isolated words"
+         + (" (generic speech and words are in the bank)" if config.bank else ""))
+    return make_negatives(config, out / "negatives", n=config.n_hard, speech=speech, words=words, seed=config.seed)
+
+
+def bank(config: RecipeConfig, store: Path, step: Step, *, device: str = "auto", threads: int = 0) -> Path:
+    """The negative bank of the store's backbone and window: built by the first phrase, reused by the next.
+
+    It holds what the recipe's negatives held that does not depend on the phrase: ``n_speech``
+    generic sentences, ``n_words`` isolated words, ``train_stream_s`` of stream windows of them,
+    and ``neg_copies`` augmented copies (``wakebuilder.bank.ensure``).
+    """
+    from wakebuilder.bank.build import BankNegativesConfig
+    from wakebuilder.bank.ensure import ensure_bank
+    from wakebuilder.store import open_store
+
+    with open_store(store) as opened:
+        window_s = float(opened.spec.backbone["window_s"])
+    negatives_config = BankNegativesConfig(
+        speech=config.n_speech, words=config.n_words, stream_s=config.train_stream_s, chunk_s=window_s,
+        hop_s=config.chunk_hop_s, engines=config.negative_engines, seed=config.seed)
+    step(f"negative bank of {config.backbone} at {window_s:g} s: build or reuse")
+    result = ensure_bank(negatives_config, backbone=config.backbone, window_s=window_s,
+                         augment=config.augment.replace(copies=config.neg_copies, seed=config.seed),
+                         device=device, threads=threads)
+    step(f"negative bank: {'built' if result.synthesized else 'reused'}, {result.embedded} clip(s) embedded, "
+         f"{result.clips} in {result.store}")
+    return result.store
 
 
 def heldout_sets(config: RecipeConfig, out: Path, step: Step) -> dict[str, Path]:

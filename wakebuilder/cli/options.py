@@ -20,6 +20,11 @@ store_option = click.option(
     "--store", "store", required=True, type=click.Path(path_type=str),
     help="Embedding store: a Zarr directory, an HDF5 file ending in .h5, or a Zarr store at an fsspec URL.",
 )
+stores_option = click.option(
+    "--store", "stores", required=True, multiple=True, type=click.Path(path_type=str),
+    help="Embedding store: a Zarr directory, or an HDF5 file ending in .h5. Repeat to read several as one "
+    "(same backbone and window), e.g. the phrase's store and the negative bank (wb bank path).",
+)
 device_option = click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
     help="Where torch runs: auto picks CUDA when present.",

@@ -31,6 +31,8 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               help="Real audio without the phrase (your room, TV, radio), chunked into negatives.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output folder [default: runs/<phrase>-<backbone>].")
+@click.option("--bank/--no-bank", default=True, show_default=True,
+              help="Fit with the negative bank (phrase-independent negatives embedded once in the cache).")
 @seed_option
 @device_option
 @threads_option
@@ -38,7 +40,7 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @handle_errors
 def quickstart(
     phrase: str, recordings: tuple[str, ...], backbone: str, size: str, engines: tuple[str, ...],
-    real_dir: str | None, out_dir: str | None, seed: int, device: str, threads: int, as_json: bool,
+    real_dir: str | None, out_dir: str | None, bank: bool, seed: int, device: str, threads: int, as_json: bool,
 ) -> None:
     """From PHRASE (and optional recordings) to a calibrated, exported detector, offline.
 
@@ -48,13 +50,14 @@ def quickstart(
     from wakebuilder.evaluate import format_comparison
     from wakebuilder.recipe import RecipeConfig, run_recipe
 
-    config = RecipeConfig.preset(size, phrase=phrase, backbone=backbone, engines=engines, seed=seed)
+    config = RecipeConfig.preset(size, phrase=phrase, backbone=backbone, engines=engines, seed=seed, bank=bank)
     out = out_dir or f"runs/{config.slug}-{backbone}"
     result = run_recipe(config, out_dir=out, recordings=recordings, real_dir=real_dir, device=device, threads=threads)
     if result.report is not None and not as_json:
         click.echo(format_comparison([result.report]), err=True)
     if as_json:
         click.echo(json.dumps({"onnx": str(result.onnx), "model": str(result.model_dir), "store": str(result.store),
+                               "bank": str(result.bank) if result.bank else None,
                                "threshold": result.threshold, "report": result.report, "seconds": result.seconds,
                                "config": config.to_dict()}, sort_keys=True))
     else:

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ class FitResult:
     mode: str  # "memory" or "stream"
     members: list[FitResult] = dataclasses.field(default_factory=list)  # an ensemble's heads, one result each
     ensemble_val: dict[str, float] | None = None  # the averaged head's validation loss and metrics
+    bank_excluded: int = 0  # negative-bank rows left out because they say the wake word (set by run_fit)
 
     @property
     def best(self) -> dict[str, float]:
@@ -172,7 +173,7 @@ def _deterministic(seed: int, device: str) -> Iterator[None]:
 
 
 def run_fit(
-    store_path: str | os.PathLike[str],
+    store_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     config: FitConfig,
     *,
@@ -183,26 +184,37 @@ def run_fit(
     overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[Path, FitResult]:
-    """Train on a store and write the model directory (built as ``.incomplete``, then renamed).
+    """Train on one store or several (read as one) and write the model directory.
 
-    Streams from the store (bounded memory) when ``stream`` is set or the
-    float16 sequences would not fit in the device's free memory. With
-    ``init`` the head (its shape included) starts from that model directory.
+    Several stores must hold the same embeddings (backbone, window, schema);
+    rows of a negative bank that say the wake word are left out and counted
+    (``wakebuilder.bank.exclude``). Streams from the stores (bounded memory)
+    when ``stream`` is set or the float16 sequences would not fit in the
+    device's free memory. With ``init`` the head (its shape included) starts
+    from that model directory. The directory is built as ``.incomplete``, then renamed.
 
     Raises:
-        StoreError: no store at ``store_path``.
-        StoreMismatchError: ``init``'s head was trained on another backbone.
-        TrainingError: the store cannot train a head.
+        StoreError: no store at a path.
+        StoreMismatchError: stores of different embeddings, or ``init``'s head trained on another backbone.
+        TrainingError: the stores cannot train a head.
     """
-    from wakebuilder.store import open_store
+    from wakebuilder.bank.exclude import bank_exclusion
+    from wakebuilder.store.union import open_stores
 
     target = Path(out_dir)
     if target.exists() and not overwrite:
         raise ConfigError(f"{target}: already exists; pass --overwrite to replace it")
     device = resolve_device(device)
-    with open_store(store_path, "r") as store:
+    paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
+    with open_stores(paths) as store:
         init_model = _load_init(init, store.spec) if init is not None else None
         meta_arrays, texts = _store_rows(store)
+        wake_word = wake_word if wake_word is not None else _wake_word(texts, meta_arrays.label)
+        exclusion = bank_exclusion(store, texts, meta_arrays.label, wake_word)
+        stored = store.describe()
+        if exclusion.count:
+            store = store.restrict(~exclusion.mask)
+            meta_arrays, texts = _store_rows(store)
         n_bytes = tdata.sequence_bytes(len(store), store.spec.seq_len, store.spec.dim)
         # On the CPU the loaded array and the training copy coexist for a moment.
         streaming = stream or not tdata.fits_on_device(n_bytes * (2 if device == "cpu" else 1), device)
@@ -217,17 +229,27 @@ def run_fit(
         meta = {
             "backbone": store.spec.backbone,
             "store_fingerprint": store.fingerprint,
-            "store_path": str(Path(store_path).resolve()),
-            "wake_word": wake_word if wake_word is not None else _wake_word(texts, meta_arrays.label),
+            "store_path": str(Path(paths[0]).resolve()),
+            "stores": [{**d, "excluded": int(exclusion.mask[store_rows].sum())}
+                       for d, store_rows in zip(stored, _source_masks(exclusion.mask, stored), strict=True)],
+            "bank_exclusion": exclusion.to_json(),
+            "wake_word": wake_word,
             "fit": config.to_dict(),
             "init_from": str(Path(init).resolve()) if init is not None else None,
             "training": _summary(result, arrays, device),
         }
+    result.bank_excluded = exclusion.count
     with atomic_directory(target, overwrite=overwrite) as work:
         save_model(work, result.head.cpu(), meta=meta, split=result.split.to_json())
         write_metrics_log(work / METRICS_NAME, result.metrics_log())
         plot_training_curves(result.history, work / CURVES_NAME, best_epoch=result.best_epoch)
     return target, result
+
+
+def _source_masks(mask: np.ndarray, stored: list[dict[str, Any]]) -> list[slice]:
+    """The slice of union rows (before exclusion) that each store contributed."""
+    bounds = np.cumsum([0] + [d["kept"] for d in stored])
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _load_init(init: str | os.PathLike[str], spec: Any) -> Any:
