@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from wakebuilder.cli.options import handle_errors, json_option, report, seed_option
+from wakebuilder.cli.options import handle_errors, json_option, overwrite_option, report, seed_option
 
 
 def _parse(option: str, text: str, unit: str) -> tuple[float, float]:
@@ -45,13 +45,14 @@ def _parse(option: str, text: str, unit: str) -> tuple[float, float]:
                    "the pauses and a shift moves the word instead of cutting it (use wb embed's --window-s; 0: off).")
 @click.option("--keep-originals", is_flag=True, help="List the original clips in the output manifest too.")
 @seed_option
+@overwrite_option
 @json_option
 @handle_errors
 def augment(
     manifest: str, out_dir: str, copies: int, noise_dir: str | None, rir_dir: str | None, snr_db: str,
     speed_range: str, speed_p: float, pitch_range: str, pitch_p: float, formant_range: str, formant_p: float,
     window_s: float, keep_originals: bool,
-    seed: int, as_json: bool,
+    seed: int, overwrite: bool, as_json: bool,
 ) -> None:
     """Speed, pitch, formant, gain, noise at SNR, reverb, shift and EQ copies of MANIFEST's clips."""
     from wakebuilder.data.augment.pipeline import run_augment
@@ -72,5 +73,5 @@ def augment(
                            pitch_semitones=pitch, pitch_p=pitch_p, formant_range=formant, formant_p=formant_p,
                            window_s=window_s)
     path = run_augment(manifest, out_dir=out_dir, config=config, noise_dir=noise_dir, rir_dir=rir_dir,
-                       keep_originals=keep_originals)
+                       keep_originals=keep_originals, overwrite=overwrite)
     report(path, {"manifest": str(path), **config.to_dict()}, as_json)

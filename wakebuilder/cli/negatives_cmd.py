@@ -64,5 +64,5 @@ def negatives(
         phrase=phrase, n=n, speech=speech, words=words, max_distance=max_distance, engines=engines or DEFAULT_ENGINES,
         seed=seed, workers=workers, voice_pattern=voice_pattern,
     )
-    manifest = make_negatives(config, out_dir=out_dir)
+    manifest = make_negatives(config, out_dir=out_dir, overwrite=overwrite)
     report(manifest, {"manifest": str(manifest), **config.to_dict()}, as_json)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from wakebuilder.cli.options import handle_errors, json_option, report, seed_option
+from wakebuilder.cli.options import handle_errors, json_option, overwrite_option, report, seed_option
 
 
 @click.command()
@@ -15,11 +15,12 @@ from wakebuilder.cli.options import handle_errors, json_option, report, seed_opt
 @click.option("--gap-max-s", type=click.FloatRange(min=0.0), default=1.5, show_default=True)
 @click.option("--noise-dbfs", type=float, default=-60.0, show_default=True, help="Noise floor RMS level.")
 @seed_option
+@overwrite_option
 @json_option
 @handle_errors
 def stream(
     manifests: tuple[str, ...], out_path: str, duration_s: float, gap_min_s: float, gap_max_s: float,
-    noise_dbfs: float, seed: int, as_json: bool,
+    noise_dbfs: float, seed: int, overwrite: bool, as_json: bool,
 ) -> None:
     """Join the negative clips of MANIFESTS into one long WAV (for false accepts per hour).
 
@@ -31,5 +32,5 @@ def stream(
     config = StreamConfig(
         duration_s=duration_s, gap_min_s=gap_min_s, gap_max_s=gap_max_s, noise_dbfs=noise_dbfs, seed=seed
     )
-    path = build_negative_stream(list(manifests), out_path=out_path, config=config)
+    path = build_negative_stream(list(manifests), out_path=out_path, config=config, overwrite=overwrite)
     report(path, {"path": str(path), "duration_s": duration_s, **config.to_dict()}, as_json)
