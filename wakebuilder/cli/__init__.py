@@ -36,7 +36,7 @@ _HELP = {
     "augment": "Augmented copies of a manifest's clips (Numba kernels).",
     "stream": "Join negative clips into continuous audio for FA/h.",
     "embed": "One backbone pass over manifests into an embedding store.",
-    "store": "Inspect an embedding store.",
+    "store": "Inspect an embedding store (info) or check it for damage (verify).",
     "fit": "Train the wake-word head on a store's cached embeddings.",
     "calibrate": "Choose the threshold; per-clip metrics and false accepts per hour.",
     "export": "Export .pt, .json, end-to-end .onnx and head .onnx.",

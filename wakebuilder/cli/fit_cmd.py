@@ -40,7 +40,8 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
 @click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=8e-4, show_default=True,
               help="Peak learning rate of the one-cycle schedule.")
 @click.option("--weight-decay", type=click.FloatRange(min=0.0), default=0.01, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2, 65536), default=256, show_default=True,
+              help="Clips per training step (capped at the store's clip count).")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=60, show_default=True)
 @click.option("--patience", type=click.IntRange(min=1), default=8, show_default=True,
               help="Epochs without validation-loss improvement before stopping.")

@@ -52,6 +52,11 @@ class EmbeddingStore:
         return self._backend.name
 
     @property
+    def storage(self) -> Backend:
+        """The backend itself (raw reads, no checks), for ``wb store verify``."""
+        return self._backend
+
+    @property
     def attrs(self) -> dict[str, Any]:
         """Store attributes: schema_version, backbone, seq_len, dim, dtype, fingerprint, committed..."""
         return self._backend.attrs()

@@ -66,10 +66,13 @@ def open_store(
         LockedError: another process is writing the store.
     """
     where = Path(path)
+    # Backends work on the real path: through a symlink, HDF5 would rename its merged file over the link
+    # and keep its journal beside the link, splitting one store in two.
+    real = Path(os.path.realpath(where))
     if mode == "r":
-        if not store_exists(where):
+        if not store_exists(real):
             raise StoreError(f"{where}: no embedding store here; build one with wb embed --store {where}")
-        return EmbeddingStore(where, backend_class(where).open(where, writable=False), lock=None)
+        return EmbeddingStore(where, backend_class(real).open(real, writable=False), lock=None)
     if mode != "a":
         raise StoreError(f"open_store mode must be 'r' or 'a', not {mode!r}")
     if chunk_rows < 1:
@@ -77,7 +80,7 @@ def open_store(
     lock = writer_lock(where)
     lock.__enter__()
     try:
-        backend = _open_or_create(where, spec, overwrite=overwrite, chunk_rows=chunk_rows)
+        backend = _open_or_create(real, spec, overwrite=overwrite, chunk_rows=chunk_rows)
         return EmbeddingStore(where, backend, lock=lock)
     except BaseException:
         lock.__exit__(None, None, None)
