@@ -13,13 +13,14 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
+from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, ModelFileError
 from wakebuilder.streaming import (
@@ -181,12 +182,28 @@ def detect_stream(
     *, block_s: float = 0.5,
 ) -> Iterator[Event]:
     """Events from raw PCM on ``stream`` (stdin by default), yielded as soon as they are final."""
-    config = config or DetectConfig()
     source = stream if stream is not None else sys.stdin.buffer
-    runner = StreamDetector(detector, config)
-    for block in pcm_blocks(source, max(1, int(block_s * SAMPLE_RATE))):
+    yield from detect_blocks(detector, pcm_blocks(source, max(1, int(block_s * SAMPLE_RATE))), config)
+
+
+def detect_blocks(
+    detector: Detector, blocks: Iterable[np.ndarray], config: DetectConfig | None = None
+) -> Iterator[Event]:
+    """Events of audio arriving in float32 blocks (any sizes), yielded as soon as they are final."""
+    runner = StreamDetector(detector, config or DetectConfig())
+    for block in blocks:
         yield from runner.push(block)
     yield from runner.flush()
+
+
+def detect_file(
+    detector: Detector, path: str | os.PathLike[str], config: DetectConfig | None = None
+) -> Iterator[Event]:
+    """Events in an audio file, decoded a block at a time: memory does not grow with its length.
+
+    Gives exactly ``detect_waveform(detector, load_audio(path), config)``.
+    """
+    yield from detect_blocks(detector, AudioBlocks(path), config)
 
 
 def format_event(source: str, event: Event, *, as_json: bool) -> str:

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from wakebuilder import SAMPLE_RATE, metrics
+from wakebuilder import metrics
 from wakebuilder.audio import fit_to_window, load_audio
-from wakebuilder.detect import DetectConfig, Detector, detect_waveform, load_detector
+from wakebuilder.audio_stream import AudioBlocks
+from wakebuilder.detect import DetectConfig, Detector, detect_blocks, load_detector
 from wakebuilder.errors import ConfigError
 from wakebuilder.manifest import read_manifest, resolve_clip_path
 
@@ -72,10 +73,10 @@ def evaluate_detector(
         result["best_f1"] = {"threshold": best, "f1": metrics.metrics_at(labels, scores, best)["f1"]}
     if streams:
         n_events, seconds = 0, 0.0
-        for path in streams:
-            audio = load_audio(path)
-            seconds += audio.shape[0] / SAMPLE_RATE
-            n_events += len(detect_waveform(detector, audio, config.detect_config()))
+        for path in streams:  # a block at a time: hours of audio in bounded memory
+            blocks = AudioBlocks(path)
+            n_events += sum(1 for _ in detect_blocks(detector, blocks, config.detect_config()))
+            seconds += blocks.seconds
         result.update(false_accepts=n_events, stream_hours=seconds / 3600,
                       fa_per_hour=float(metrics.fa_per_hour(n_events, seconds / 3600)))
     return result

@@ -94,8 +94,7 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
     MODEL is an exported NAME.onnx (NAME.json beside it) or a model directory.
     Prints one line per detection: file, time (s, window centre of the peak), score.
     """
-    from wakebuilder.audio import load_audio
-    from wakebuilder.detect import DetectConfig, detect_stream, detect_waveform, format_event, load_detector
+    from wakebuilder.detect import DetectConfig, detect_file, detect_stream, format_event, load_detector
     from wakebuilder.errors import ConfigError
 
     sources = list(audio) + (["-"] if stdin_raw and "-" not in audio else [])
@@ -104,8 +103,7 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
     config = DetectConfig(threshold=threshold, hop_s=hop_s, smooth=smooth, refractory_s=refractory_s)
     detector = load_detector(model, device=device, threads=threads)
     for source in sources:
-        events = detect_stream(detector, None, config) if source == "-" else detect_waveform(
-            detector, load_audio(source), config)
+        events = detect_stream(detector, None, config) if source == "-" else detect_file(detector, source, config)
         for event in events:
             click.echo(format_event(source, event, as_json=as_json))
 
