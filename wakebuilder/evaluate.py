@@ -20,7 +20,7 @@ import numpy as np
 from wakebuilder import metrics
 from wakebuilder.audio import fit_to_window, load_audio
 from wakebuilder.audio_stream import AudioBlocks
-from wakebuilder.detect import DetectConfig, Detector, detect_blocks, load_detector
+from wakebuilder.detect import DetectConfig, Detector, detect_blocks, load_detector, threshold_for
 from wakebuilder.errors import ConfigError
 from wakebuilder.manifest import read_manifest, resolve_clip_path
 
@@ -61,7 +61,7 @@ def evaluate_detector(
 ) -> dict[str, Any]:
     """Per-clip metrics at the detector's threshold, best-F1 threshold, and streaming FA/h."""
     config = config or EvalConfig()
-    threshold = config.threshold if config.threshold is not None else detector.threshold
+    threshold = threshold_for(detector, config)
     result: dict[str, Any] = {"model": detector.name, "threshold": threshold}
     if manifests:
         scores, labels = clip_scores(detector, manifests, batch_size=config.batch_size)

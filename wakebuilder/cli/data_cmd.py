@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from wakebuilder.cli.checks import IntIn, OutPath
 from wakebuilder.cli.options import (
     ENGINE_NAMES, handle_errors, json_option, overwrite_option, report, seed_option,
 )
@@ -11,7 +12,7 @@ from wakebuilder.cli.options import (
 
 @click.command()
 @click.argument("recordings", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Output folder.")
 @click.option("--speaker", default=None, help="One group for all recordings (default: one per recording).")
 @click.option("--text", default="", help="The phrase spoken, recorded in the manifest.")
 @click.option("--overwrite", is_flag=True, default=False,
@@ -39,17 +40,17 @@ def validate(
 
 @click.command()
 @click.argument("phrase", required=False)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder.")
-@click.option("-n", "n", type=click.IntRange(min=1), default=500, show_default=True, help="Clips to make.")
+@click.option("--out", "out_dir", type=OutPath(file_okay=False), help="Output folder.")
+@click.option("-n", "n", type=IntIn(1, 1_000_000), default=500, show_default=True, help="Clips to make.")
 @click.option("--engine", "engines", multiple=True, type=click.Choice(ENGINE_NAMES),
               help="TTS engines [default: piper, flite, espeak; those installed].")
 @click.option("--piper-voice", "piper_voices", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A Piper voice .onnx (with its .onnx.json beside it).")
 @click.option("--voices", "voice_pattern", default=None,
               help="Only voices whose key matches this regular expression (see --list-voices).")
-@click.option("--label", type=click.IntRange(0, 1), default=1, show_default=True)
+@click.option("--label", type=IntIn(0, 1), default=1, show_default=True)
 @click.option("--kind", default="tts", show_default=True, help="Manifest kind of the clips.")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--workers", type=IntIn(1, 256), default=2, show_default=True)
 @click.option("--list-voices", is_flag=True, help="List usable voices per engine and why others are missing.")
 @seed_option
 @overwrite_option

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from wakebuilder.cli.checks import FloatIn, IntIn
 from wakebuilder.cli.options import (
     device_option, handle_errors, json_option, overwrite_option, report, store_option, threads_option,
 )
@@ -16,14 +17,14 @@ from wakebuilder.cli.options import (
 @store_option
 @click.option("--backbone", default="ast", show_default=True,
               help="ast, speech-embedding, an HF hub id of an AST checkpoint, or a local directory.")
-@click.option("--window-s", type=click.FloatRange(0.5, 3.0), default=None,
+@click.option("--window-s", type=FloatIn(0.5, 3.0), default=None,
               help="Seconds one embedding sees [default: the backbone's; AST widens it to fit the "
               "wake-word clips].")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="AST compute precision (auto: bf16 on CUDA, fp32 on CPU).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--batch-size", type=IntIn(1, 4096), default=16, show_default=True,
               help="Clips per backbone call.")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding threads.")
+@click.option("--workers", type=IntIn(1, 256), default=2, show_default=True, help="Decoding threads.")
 @device_option
 @threads_option
 @overwrite_option

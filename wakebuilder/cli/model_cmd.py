@@ -6,6 +6,7 @@ import json
 
 import click
 
+from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import (
     device_option, handle_errors, json_option, overwrite_option, report, store_option,
 )
@@ -15,17 +16,17 @@ model_dir_option = click.option(
     help="Model directory from wb fit.",
 )
 hop_option = click.option(
-    "--hop-s", type=float, default=0.1, show_default=True, help="Seconds between windows (at most 0.1).",
+    "--hop-s", type=FloatIn(0.0, 0.1, min_open=True), default=0.1, show_default=True, help="Seconds between windows (at most 0.1).",
 )
 refractory_option = click.option(
-    "--refractory-s", type=float, default=1.0, show_default=True,
+    "--refractory-s", type=FloatIn(0.0, 3600.0), default=1.0, show_default=True,
     help="Crossings closer than this to a detection count as the same detection.",
 )
 smooth_option = click.option(
-    "--smooth", type=click.IntRange(min=1), default=1, show_default=True, help="Moving average over N hops.",
+    "--smooth", type=IntIn(1, 1000), default=1, show_default=True, help="Moving average over N hops.",
 )
 threshold_option = click.option(
-    "--threshold", type=float, default=None, help="Override the calibrated threshold.",
+    "--threshold", type=FloatIn(0.0, 1.0, min_open=True, max_open=True), default=None, help="Override the calibrated threshold.",
 )
 
 
@@ -36,7 +37,7 @@ threshold_option = click.option(
               help="Continuous negative audio for FA/h (repeatable; see wb stream).")
 @click.option("--objective", type=click.Choice(["f1", "fa-per-hour"]), default="f1", show_default=True,
               help="f1: best per-clip F1 (seed rule); fa-per-hour: lowest threshold meeting the target.")
-@click.option("--target-fa-per-hour", type=float, default=0.5, show_default=True)
+@click.option("--target-fa-per-hour", type=FloatIn(0.0, 3600.0), default=0.5, show_default=True)
 @hop_option
 @refractory_option
 @smooth_option
@@ -61,7 +62,7 @@ def calibrate(model_dir: str, store: str, streams: tuple[str, ...], objective: s
 
 @click.command()
 @model_dir_option
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Export directory.")
+@click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Export directory.")
 @click.option("--name", default=None, help="Base name of the files (default: from the wake word).")
 @overwrite_option
 @json_option
@@ -82,7 +83,7 @@ def export(model_dir: str, out_dir: str, name: str | None, overwrite: bool, as_j
 @smooth_option
 @refractory_option
 @click.option("--stdin-raw", is_flag=True, help="Read raw 16 kHz int16 little-endian PCM from stdin.")
-@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--threads", type=IntIn(0, 256), default=0, show_default=True,
               help="onnxruntime threads (0: its default).")
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per detection.")
