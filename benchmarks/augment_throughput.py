@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from wakebuilder.data.augment.transforms import AugmentConfig, apply_params, clip_rng, draw_params  # noqa: E402
+from wakebuilder.data.augment.transforms import AugmentConfig, apply_params, clip_key, draw_params  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "augment_throughput.json"
 VARIANTS = (("chain", {}), ("with_reverb", {"reverb": True}), ("with_formant", {"formant": True}))
@@ -29,7 +29,7 @@ VARIANTS = (("chain", {}), ("with_reverb", {"reverb": True}), ("with_formant", {
 def chain_params(n: int, *, reverb: bool = False, formant: bool = False) -> list[dict]:
     config = AugmentConfig(speed_p=1, pitch_p=1, eq_p=1, shift_p=1, noise_p=1, reverb_p=1 if reverb else 0,
                            formant_p=1 if formant else 0)
-    return [draw_params(clip_rng(0, f"{i:016x}", 0), config) for i in range(n)]
+    return [draw_params(clip_key(0, f"{i:016x}", 0), config) for i in range(n)]
 
 
 def rate(clips: np.ndarray, params: list[dict], backend: str) -> float:
@@ -42,7 +42,7 @@ def rate(clips: np.ndarray, params: list[dict], backend: str) -> float:
 def compile_times() -> dict[str, float]:
     code = ("import time; t=time.perf_counter(); import numpy as np; "
             "from wakebuilder.data.augment.transforms import apply_params as a, AugmentConfig as C, draw_params as d, "
-            "clip_rng as r; a(np.zeros(24000, np.float32), d(r(0, '0'*16, 0), C(speed_p=1, pitch_p=1, eq_p=1, "
+            "clip_key as r; a(np.zeros(24000, np.float32), d(r(0, '0'*16, 0), C(speed_p=1, pitch_p=1, eq_p=1, "
             "shift_p=1, noise_p=1))); print(time.perf_counter()-t)")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     cold_env = {**env, "NUMBA_CACHE_DIR": "/tmp/wb-bench-numba-cold"}

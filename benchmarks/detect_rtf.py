@@ -51,7 +51,7 @@ def export_random(backbone_spec: str, root: Path) -> tuple[Path, float]:
     model = save_model(root / f"model-{backbone.name}", head, meta=meta, split=split)
     start = time.perf_counter()
     summary = export_model(model, root / f"export-{backbone.name}", name="bench")
-    return Path(summary["files"]["onnx"]), time.perf_counter() - start
+    return Path(summary.files["onnx"]), time.perf_counter() - start
 
 
 def random_base_ast(root: Path) -> str:

@@ -80,8 +80,8 @@ def pipeline_rate(
     cpu = time.process_time()
     summary = embed_manifests([manifest], store_path=store, config=config, batch_size=batch, device=device,
                               threads=threads, progress=False)
-    clips = float(summary["embedded"])
-    return clips / float(summary["seconds"]), clips / (time.process_time() - cpu)
+    clips = float(summary.embedded)
+    return clips / float(summary.seconds), clips / (time.process_time() - cpu)
 
 
 def run_ast(tmp: Path, n: int, device: str) -> list[dict[str, Any]]:

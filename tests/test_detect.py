@@ -27,7 +27,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from wakebuilder.export import export_model
 
     summary = export_model(tone_setup()["calibrated"], tmp_path_factory.mktemp("det") / "export", name="chirp")
-    return Path(summary["files"]["onnx"])
+    return Path(summary.files["onnx"])
 
 
 def assert_found(events: list, times: tuple[float, ...]) -> None:
@@ -123,7 +123,7 @@ def test_an_uncalibrated_model_needs_an_explicit_threshold(tmp_path: Path) -> No
     with pytest.raises(ModelFileError, match="not calibrated.*wb calibrate.*--threshold"):
         detect_waveform(load_detector(model), audio, DetectConfig())
     assert_found(detect_waveform(load_detector(model), audio, DetectConfig(threshold=0.5)), PLANTED)
-    onnx = Path(export_model(model, tmp_path / "export", name="raw")["files"]["onnx"])
+    onnx = Path(export_model(model, tmp_path / "export", name="raw").files["onnx"])
     assert load_detector(onnx).threshold is None  # NAME.json says calibrated: false
     wav = write_wav(tmp_path / "a.wav", audio)
     runner = CliRunner()

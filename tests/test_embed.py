@@ -58,13 +58,13 @@ def test_embed_speech_embedding_and_incremental(
     first = make_manifest(tmp_path / "clips", 20)
     store_path = tmp_path / store_name
     summary = embed_manifests([first], store_path=store_path, config=SE, batch_size=8, progress=False)
-    assert summary["embedded"] == 20 and summary["rejected"] == 0 and calls == [8, 8, 4]
+    assert summary.embedded == 20 and summary.rejected == 0 and calls == [8, 8, 4]
     calls.clear()
     more = make_manifest(tmp_path / "clips", 10, start=20)
     again = embed_manifests([first, more, more], store_path=store_path, config=SE, batch_size=8,
                             progress=False)
-    assert sum(calls) == 10 and again["embedded"] == 10
-    assert again["skipped_existing"] == 20 and again["clips_in_store"] == 30
+    assert sum(calls) == 10 and again.embedded == 10
+    assert again.skipped_existing == 20 and again.clips_in_store == 30
     with open_store(store_path) as store:
         arrays = store.load()
         assert arrays.sequence.shape == (30, 9, 96) and arrays.sequence.dtype == np.float16
@@ -77,16 +77,16 @@ def test_embed_speech_embedding_and_incremental(
     assert np.abs(arrays.sequence[0].astype(np.float32) - expected).max() < 1e-2 * np.abs(expected).max()
     calls.clear()
     nothing = embed_manifests([first], store_path=store_path, config=SE, progress=False)
-    assert nothing["embedded"] == 0 and calls == []
+    assert nothing.embedded == 0 and calls == []
 
 
 def test_speech_embedding_keeps_its_window_and_crops(tmp_path: Path) -> None:
     manifest = make_manifest(tmp_path / "clips", 3, duration_s=2.0)
     summary = embed_manifests([manifest], store_path=tmp_path / "s.zarr", config=SE, progress=False)
-    assert summary["backbone"]["window_s"] == 1.5 and summary["cropped"] == 3
+    assert summary.backbone["window_s"] == 1.5 and summary.cropped == 3
     wide = EmbedConfig(backbone="speech-embedding", window_s=2.0)
     widened = embed_manifests([manifest], store_path=tmp_path / "w.zarr", config=wide, progress=False)
-    assert widened["backbone"]["seq_len"] == sequence_length(32_000) == 16 and widened["cropped"] == 0
+    assert widened.backbone["seq_len"] == sequence_length(32_000) == 16 and widened.cropped == 0
 
 
 def test_second_writer_gets_a_clear_error(tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_embed_with_tiny_ast_and_window_fit(tmp_path: Path, tiny_ast_dir: Path, 
     config = EmbedConfig(backbone=str(tiny_ast_dir))
     path = tmp_path / store_name
     summary = embed_manifests([manifest], store_path=path, config=config, batch_size=4, progress=False)
-    assert summary["backbone"]["window_s"] == pytest.approx(1.7) and summary["cropped"] == 0
+    assert summary.backbone["window_s"] == pytest.approx(1.7) and summary.cropped == 0
     with open_store(path) as store:
         assert store.load().sequence.shape == (6, (170 - 16) // 10 + 1, 32)
     with pytest.raises(StoreMismatchError, match="--overwrite"):
@@ -111,7 +111,7 @@ def test_embed_with_tiny_ast_and_window_fit(tmp_path: Path, tiny_ast_dir: Path, 
     with open_store(path) as store:
         assert len(store) == 6 and store.spec.backbone["window_s"] == pytest.approx(1.7)
     replaced = embed_manifests([manifest], store_path=path, config=SE, overwrite=True, progress=False)
-    assert replaced["embedded"] == 6
+    assert replaced.embedded == 6
 
 
 def test_window_fits_the_wake_word_clips() -> None:
@@ -155,8 +155,8 @@ def test_bad_inputs_are_rejected_with_reasons(tmp_path: Path) -> None:
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     summary = embed_manifests([manifest], store_path=tmp_path / "s.zarr", config=SE, progress=False)
-    assert summary["embedded"] == 7 and summary["rejected"] == 6
-    assert summary["cropped"] == 1 and summary["silent"] == 1
+    assert summary.embedded == 7 and summary.rejected == 6
+    assert summary.cropped == 1 and summary.silent == 1
     lines = rejects_path(tmp_path / "s.zarr").read_text().splitlines()
     reasons = {json.loads(line)["id"]: json.loads(line)["reason"] for line in lines}
     assert "empty file" in reasons["id-empty.wav"] and "cannot decode" in reasons["id-text.wav"]
@@ -164,7 +164,7 @@ def test_bad_inputs_are_rejected_with_reasons(tmp_path: Path) -> None:
     assert "audio changed since the manifest was written" in reasons["id-changed.wav"]
     assert "not found" in reasons["missing"] and len(reasons) == 6
     again = embed_manifests([manifest], store_path=tmp_path / "s.zarr", config=SE, progress=False)
-    assert again["embedded"] == 0 and again["rejected"] == 6 and again["skipped_existing"] == 7
+    assert again.embedded == 0 and again.rejected == 6 and again.skipped_existing == 7
     (folder / "manifest-0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
     embed_manifests([manifest], store_path=tmp_path / "s.zarr", config=SE, progress=False)
     assert not rejects_path(tmp_path / "s.zarr").exists()

@@ -32,7 +32,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                                   kind="tts" if label else "noise", group=f"g{i}", duration_s=1.5))
     manifest = write_manifest(root / "manifest.jsonl", records)
     stream = write_wav(root / "neg.wav", noise(20, amplitude=0.03, seed=11))
-    onnx_path = Path(export_model(tone_setup()["calibrated"], root / "export", name="chirp")["files"]["onnx"])
+    onnx_path = Path(export_model(tone_setup()["calibrated"], root / "export", name="chirp").files["onnx"])
     return {"manifest": manifest, "stream": stream, "onnx": onnx_path, "model": tone_setup()["calibrated"]}
 
 
@@ -71,3 +71,32 @@ def test_bad_inputs(data: dict[str, Path], tmp_path: Path) -> None:
     assert result.exit_code != 0 and "file not found" in result.stderr and result.stderr.count("\n") == 1
     result = runner.invoke(main, ["eval", str(data["onnx"]), str(data["manifest"]), "--hop-s", "0.5"])
     assert result.exit_code == 2 and "hop-s" in result.stderr
+
+
+def test_fa_per_hour_per_category(data: dict[str, Path], tmp_path: Path) -> None:
+    from tests.model_helpers import planted_stream
+    from wakebuilder.categories import record_category
+
+    music = tmp_path / "music_debian"
+    music.mkdir()
+    write_wav(music / "song.wav", planted_stream((2.0, 6.0, 10.0), 14.0))  # three "wake words" in music
+    write_wav(tmp_path / "quiet.wav", noise(10, amplitude=0.01, seed=5))
+    (result,) = evaluate_models([data["onnx"]], [str(data["manifest"]), str(music / "song.wav")],
+                                categories=[f"noise={tmp_path / 'quiet.wav'}"])
+    cats = result["categories"]
+    assert set(cats) == {"music", "noise"} and cats["music"]["false_accepts"] == 3
+    assert cats["music"]["fa_per_hour"] == pytest.approx(3 / (14 / 3600))
+    assert cats["noise"]["false_accepts"] == 0 and cats["noise"]["hours"] == pytest.approx(10 / 3600)
+    assert result["false_accepts"] == 3 and result["stream_hours"] == pytest.approx(24 / 3600)
+    assert result["clip_categories"]["noise"]["negatives"] == 12  # the manifest's negatives are kind "noise"
+    table = format_comparison([result]).splitlines()
+    assert table[0].split()[-3:] == ["speech", "music", "noise"]
+    assert table[1].split()[-3:] == ["n/a", f"{3 / (14 / 3600):.3f}", "0.000"]
+    runner = CliRunner()
+    out = runner.invoke(main, ["eval", str(data["onnx"]), "--category", f"music={music}", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)[0]["categories"]["music"]["false_accepts"] == 3
+    bad = runner.invoke(main, ["eval", str(data["onnx"]), "--category", "music"])
+    assert bad.exit_code == 2 and "NAME=PATH" in bad.stderr
+    assert record_category(ClipRecord(id="x", path="a.wav", label=0, kind="real_negative", group="g",
+                                      source="negatives/music_debian/x.ogg")) == "music"

@@ -35,9 +35,9 @@ def ast_model(tiny_ast_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 def test_ast_export_end_to_end_parity_and_metadata(ast_model: Path, tmp_path: Path) -> None:
     summary = export_model(ast_model, tmp_path / "out")
-    assert summary["name"] == "hey_tiny" and not (tmp_path / "out.incomplete").exists()
-    assert max(summary["parity_max_abs_diff"].values()) <= 1e-4
-    files = {k: Path(v) for k, v in summary["files"].items()}
+    assert summary.name == "hey_tiny" and not (tmp_path / "out.incomplete").exists()
+    assert max(summary.parity_max_abs_diff.values()) <= 1e-4
+    files = {k: Path(v) for k, v in summary.files.items()}
     assert all(p.is_file() for p in files.values())
     proto = onnx.load(str(files["onnx"]))
     meta = {p.key: p.value for p in proto.metadata_props}
@@ -57,28 +57,28 @@ def test_pt_loads_with_weights_only(ast_model: Path, tmp_path: Path) -> None:
     from wakebuilder.train.head import HeadConfig, WakeHead
 
     summary = export_model(ast_model, tmp_path / "out", name="custom")
-    payload = torch.load(summary["files"]["pt"], weights_only=True)
+    payload = torch.load(summary.files["pt"], weights_only=True)
     assert payload["calibration"] == {"threshold": 0.42, "temperature": 2.5, "bias": -0.3}
     head = WakeHead(HeadConfig.from_dict(payload["head_config"]))
     head.load_state_dict(payload["state_dict"])
-    assert Path(summary["files"]["pt"]).name == "custom.pt"
+    assert Path(summary.files["pt"]).name == "custom.pt"
 
 
 def test_speech_embedding_export_is_one_graph_with_parity(tmp_path: Path) -> None:
     setup = tone_setup()
     summary = export_model(setup["model"], tmp_path / "se")
-    assert summary["parity_max_abs_diff"]["end_to_end"] <= 1e-4
-    graph = onnx.load(summary["files"]["onnx"]).graph
+    assert summary.parity_max_abs_diff["end_to_end"] <= 1e-4
+    graph = onnx.load(summary.files["onnx"]).graph
     assert [i.name for i in graph.input] == ["waveform"]
     assert {n.op_type for n in graph.node} >= {"Conv", "MatMul"}
-    session = ort.InferenceSession(summary["files"]["onnx"], providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(summary.files["onnx"], providers=["CPUExecutionProvider"])
     quiet = np.zeros((1, 24_000), np.float32)
     quiet[0, 9_000:15_000] = 0.005 * np.sin(np.arange(6_000, dtype=np.float32) * 0.2)
     loud = (0.5 * np.sin(np.arange(24_000, dtype=np.float32) * 0.05))[None]
     (alone,) = session.run(None, {"waveform": quiet})
     (batched,) = session.run(None, {"waveform": np.concatenate([quiet, loud])})
     assert abs(float(alone[0]) - float(batched[0])) < 1e-6  # a window's score ignores its batch
-    head_graph = onnx.load(summary["files"]["head_onnx"]).graph
+    head_graph = onnx.load(summary.files["head_onnx"]).graph
     dims = [d.dim_value for d in head_graph.input[0].type.tensor_type.shape.dim]
     assert dims[1:] == [9, 96]
 
@@ -123,8 +123,8 @@ def test_head_ensemble_exports_with_parity_and_reloads(tiny_ast_dir: Path, tmp_p
     loaded = load_model(model)
     assert isinstance(loaded.head, HeadEnsemble) and len(loaded.head.members) == 2
     summary = export_model(model, tmp_path / "out")
-    assert max(summary["parity_max_abs_diff"].values()) <= 1e-4
-    payload = torch.load(summary["files"]["pt"], weights_only=True)
+    assert max(summary.parity_max_abs_diff.values()) <= 1e-4
+    payload = torch.load(summary.files["pt"], weights_only=True)
     head = build_head(HeadConfig.from_dict(payload["head_config"]))
     head.load_state_dict(payload["state_dict"], strict=True)
     x = torch.randn(3, backbone.seq_len, backbone.dim)

@@ -11,6 +11,7 @@ threshold from 0.9996 to somewhere in the middle of (0, 1).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,16 +25,23 @@ from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
 from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model
+from wakebuilder.scoring import apply_platt, head_logits, model_scorer
 from wakebuilder.streaming import Scorer, count_events_many, hop_samples, score_blocks, smooth_scores
 
-OBJECTIVES = ("f1", "fa-per-hour")
+OBJECTIVES = ("auto", "f1", "fa-per-hour")
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CalibrateConfig(StageConfig):
-    """How the threshold is chosen and how streams are scored."""
+    """How the threshold is chosen and how streams are scored.
 
-    objective: str = "f1"
+    ``auto`` (the default) chooses for false accepts per hour on the calibration
+    stream when there is one (a wake word is judged by how often it wakes by
+    mistake) and by per-clip F1 otherwise.
+    """
+
+    objective: str = "auto"
     target_fa_per_hour: float = 0.5
     hop_s: float = 0.1
     refractory_s: float = 1.0
@@ -84,46 +92,23 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return temperature, mu - c * temperature
 
 
-def apply_platt(logits: np.ndarray, temperature: float, bias: float) -> np.ndarray:
-    """Calibrated probabilities ``sigmoid((logit - bias) / temperature)`` as float32."""
-    u = (np.asarray(logits, dtype=np.float64) - bias) / temperature
-    return (0.5 * (1 + np.tanh(0.5 * u))).astype(np.float32)
-
-
-def head_logits(head: Any, sequences: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-    """The head's logits for ``(N, T, D)`` sequences, in batches, float64."""
-    import torch
-
-    device = next(head.parameters()).device
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(sequences), batch_size):
-            batch = torch.from_numpy(np.asarray(sequences[start : start + batch_size], dtype=np.float32))
-            out.append(head(batch.to(device)).double().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
-
-
-def model_scorer(model: LoadedModel, backbone: Any, temperature: float, bias: float) -> Scorer:
-    """Waveforms ``(B, window_samples)`` -> calibrated probabilities through backbone and head."""
-
-    def score(waveforms: np.ndarray) -> np.ndarray:
-        _, sequence = backbone.embed(np.ascontiguousarray(waveforms, dtype=np.float32))
-        return apply_platt(head_logits(model.head, sequence), temperature, bias)
-
-    return score
-
-
 def validation_logits(
-    model: LoadedModel, store_path: str | os.PathLike[str]
+    model: LoadedModel, store_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and labels of the model's validation groups, read from its own store."""
-    from wakebuilder.store import open_store
+    """Logits and labels of the model's validation groups, read from the stores it was fit on.
 
-    with open_store(store_path, "r") as store:
+    Several stores are read as one, leaving out the bank rows the fit left out
+    (the phrase and distance recorded in model.json).
+    """
+    from wakebuilder.bank.exclude import open_for_phrase
+
+    paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
+    excluded = model.meta.get("bank_exclusion") or {}
+    with open_for_phrase(paths, excluded.get("phrase"), max_distance=excluded.get("max_distance")) as (store, _):
         if store.fingerprint != model.meta.get("store_fingerprint") or store.spec.backbone != model.backbone:
             raise StoreMismatchError(
-                f"{store_path}: store fingerprint {store.fingerprint} does not match the model's "
-                f"{model.meta.get('store_fingerprint')} ({model.path}); use the store the model was fit on"
+                f"{', '.join(map(str, paths))}: store fingerprint {store.fingerprint} does not match the "
+                f"model's {model.meta.get('store_fingerprint')} ({model.path}); use the stores the model was fit on"
             )
         groups = set(model.split.get("val_groups", []))
         logits, labels = [], []
@@ -134,7 +119,7 @@ def validation_logits(
                 labels.append(batch.label[keep].astype(np.int64))
     if not logits:
         raise TrainingError(
-            f"{store_path}: none of the model's {len(groups)} validation groups are in the store"
+            f"{', '.join(map(str, paths))}: none of the model's {len(groups)} validation groups are in the store"
         )
     return np.concatenate(logits), np.concatenate(labels)
 
@@ -153,26 +138,43 @@ def stream_scores(
     return traces, seconds / 3600
 
 
+def resolved_objective(config: CalibrateConfig, *, has_stream: bool) -> str:
+    """``f1`` or ``fa-per-hour``: what ``auto`` means with or without a calibration stream."""
+    if config.objective != "auto":
+        return config.objective
+    return "fa-per-hour" if has_stream else "f1"
+
+
 def choose_threshold(
     table: dict[str, np.ndarray], fa_h: np.ndarray | None, config: CalibrateConfig
 ) -> float:
-    """Seed rule (best per-clip F1) or field rule (lowest threshold meeting the FA/h target)."""
-    if config.objective == "f1":
+    """Seed rule (best per-clip F1) or field rule (lowest threshold meeting the FA/h target).
+
+    With ``auto`` a target no threshold reaches takes the lowest threshold of
+    the fewest false accepts per hour, with a warning; asked for explicitly it is an error.
+    """
+    objective = resolved_objective(config, has_stream=fa_h is not None)
+    if objective == "f1":
         return metrics.best_f1_threshold(table)
     if fa_h is None:
         raise ConfigError("--objective fa-per-hour needs continuous negative audio: pass --stream AUDIO")
     chosen = metrics.lowest_threshold_meeting(fa_h, table["threshold"], config.target_fa_per_hour)
-    if chosen is None:
-        raise ConfigError(
-            f"--target-fa-per-hour {config.target_fa_per_hour}: no threshold reaches it (lowest FA/h "
-            f"{float(np.min(fa_h)):.3f}); raise the target or train with more negatives"
-        )
-    return chosen
+    if chosen is not None:
+        return chosen
+    lowest = float(np.min(fa_h))
+    if config.objective == "auto":
+        log.warning("no threshold reaches %.3g FA/h on the calibration stream; taking the fewest (%.3f FA/h)",
+                    config.target_fa_per_hour, lowest)
+        return float(metrics.lowest_threshold_meeting(fa_h, table["threshold"], lowest))
+    raise ConfigError(
+        f"--target-fa-per-hour {config.target_fa_per_hour}: no threshold reaches it (lowest FA/h "
+        f"{lowest:.3f}); raise the target or train with more negatives"
+    )
 
 
 def calibrate_model(
     model_dir: str | os.PathLike[str],
-    store_path: str | os.PathLike[str],
+    store_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     streams: Sequence[str | os.PathLike[str]] = (),
     config: CalibrateConfig | None = None,
@@ -231,7 +233,7 @@ def _summary(
     ]
     return {
         "threshold": threshold, "temperature": temperature, "bias": bias,
-        "objective": config.objective, "config": config.to_dict(),
+        "objective": resolved_objective(config, has_stream=fa_h is not None), "config": config.to_dict(),
         "metrics": at, "targets": metrics.target_table(at),
         "n_validation": {"positives": int((labels == 1).sum()), "negatives": int((labels == 0).sum())},
         "fa_per_hour": float(fa_h[index]) if fa_h is not None else None,

@@ -124,7 +124,7 @@ def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Det
 def load_dir_detector(path: str | os.PathLike[str], *, device: str = "auto") -> Detector:
     """A model directory as a detector (torch backbone + head + calibration)."""
     from wakebuilder.backbones import backbone_from_identity
-    from wakebuilder.calibrate import model_scorer
+    from wakebuilder.scoring import model_scorer
     from wakebuilder.modeldir import load_model
 
     model = load_model(path)

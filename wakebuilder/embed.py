@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder.atomic import atomic_write_text
-from wakebuilder.backbones import Backbone, load_backbone
+from wakebuilder.backbones import Backbone, backbone_kind, load_backbone
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.loader import DecodedClip, StoreWriter, decoded_clips
@@ -31,7 +31,6 @@ from wakebuilder.store import StoreSpec, open_store, rejects_path
 
 log = logging.getLogger(__name__)
 MAX_WINDOW_S = 3.0
-FIXED_WINDOW_BACKBONES = ("speech-embedding", "speech_embedding")
 """Backbones whose window stays at their default unless ``window_s`` asks for another."""
 
 
@@ -42,6 +41,27 @@ class EmbedConfig(StageConfig):
     backbone: str = "ast"
     window_s: float | None = None
     dtype: str = "auto"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EmbedSummary:
+    """What one ``embed_manifests`` run did, and the store it left."""
+
+    store: str
+    clips_in_store: int
+    embedded: int
+    skipped_existing: int
+    rejected: int
+    cropped: int
+    silent: int
+    seconds: float
+    clips_per_s: float | None
+    backbone: dict[str, Any]
+    rejects_file: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``wb embed --json``)."""
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
@@ -98,10 +118,8 @@ def load_for_store(
     The speech-embedding model keeps its 1.5 s window unless ``window_s`` is set;
     ``threads`` sets its onnxruntime intra-op threads (0: one).
     """
-    if config.backbone in FIXED_WINDOW_BACKBONES:
-        from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone
-
-        return SpeechEmbeddingBackbone(window_s=config.window_s, threads=threads or 1)
+    if backbone_kind(config.backbone) == "speech-embedding":
+        return load_backbone(config.backbone, window_s=config.window_s, threads=threads or 1)
     backbone = load_backbone(config.backbone, window_s=config.window_s, device=device, dtype=config.dtype)
     if config.window_s is None:
         wider = choose_window(backbone.window_samples / backbone.sample_rate, durations)
@@ -123,7 +141,7 @@ def embed_manifests(
     threads: int = 0,
     overwrite: bool = False,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> EmbedSummary:
     """Embed every clip of ``manifests`` not yet in the store; returns a summary.
 
     Raises:
@@ -146,20 +164,25 @@ def embed_manifests(
         finally:
             _write_rejects(store_path, tally.rejects)
         total = len(store)
-    if tally.cropped:
-        log.warning("%d clip(s) longer than the %.2f s window were cropped to its centre",
-                    tally.cropped, backbone.window_samples / backbone.sample_rate)
-    if tally.silent:
-        log.warning("%d clip(s) are silent (peak below -80 dBFS); embedded anyway", tally.silent)
+    warn_cropped_silent(tally.cropped, tally.silent, backbone)
     elapsed = time.perf_counter() - started
-    return {
-        "store": str(store_path), "clips_in_store": total, "embedded": tally.embedded,
-        "skipped_existing": len(clips) - len(todo), "rejected": len(tally.rejects), "cropped": tally.cropped,
-        "silent": tally.silent, "seconds": round(elapsed, 3),
-        "clips_per_s": round(tally.embedded / elapsed, 2) if elapsed > 0 else None,
-        "backbone": backbone.identity,
-        "rejects_file": str(rejects_path(store_path)) if tally.rejects else None,
-    }
+    return EmbedSummary(
+        store=str(store_path), clips_in_store=total, embedded=tally.embedded,
+        skipped_existing=len(clips) - len(todo), rejected=len(tally.rejects), cropped=tally.cropped,
+        silent=tally.silent, seconds=round(elapsed, 3),
+        clips_per_s=round(tally.embedded / elapsed, 2) if elapsed > 0 else None,
+        backbone=backbone.identity,
+        rejects_file=str(rejects_path(store_path)) if tally.rejects else None,
+    )
+
+
+def warn_cropped_silent(cropped: int, silent: int, backbone: Backbone) -> None:
+    """Log how many clips were cropped to the window and how many are silent."""
+    if cropped:
+        log.warning("%d clip(s) longer than the %.2f s window were cropped to its centre",
+                    cropped, backbone.window_samples / backbone.sample_rate)
+    if silent:
+        log.warning("%d clip(s) are silent (peak below -80 dBFS); embedded anyway", silent)
 
 
 def _embed_all(

@@ -60,3 +60,11 @@ class ModelFileError(WakebuilderError):
 
 class ExportParityError(WakebuilderError):
     """onnxruntime disagrees with torch on the exported model."""
+
+
+class WebRuntimeMissingError(WakebuilderError):
+    """ONNX Runtime Web (from the npm registry, installed by bin/setup) is not installed."""
+
+
+class SourceUnavailableError(WakebuilderError):
+    """An audio source cannot be fetched here (no apt-get, no network to the archive)."""

@@ -20,9 +20,10 @@ import numpy as np
 from wakebuilder import metrics
 from wakebuilder.audio import fit_to_window, load_audio
 from wakebuilder.audio_stream import AudioBlocks
+from wakebuilder.categories import CATEGORIES, from_path, record_category, stream_categories
 from wakebuilder.detect import DetectConfig, Detector, detect_blocks, load_detector, threshold_for
 from wakebuilder.errors import ConfigError
-from wakebuilder.manifest import read_manifest, resolve_clip_path
+from wakebuilder.manifest import ClipRecord, read_manifest, resolve_clip_path
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -34,9 +35,12 @@ class EvalConfig(DetectConfig):
         return DetectConfig(**self.to_dict())
 
 
-def clip_scores(detector: Detector, manifests: Sequence[str | os.PathLike[str]], *, batch_size: int = 32
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Score every clip of the manifests in the detector's window -> (scores, labels)."""
+def clip_scores(detector: Detector, manifests: Sequence[str | os.PathLike[str]], *, batch_size: int = 32,
+                records_out: list[ClipRecord] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Score every clip of the manifests in the detector's window -> (scores, labels).
+
+    ``records_out``, when given, receives the clips' records in score order.
+    """
     windows, labels, scores = [], [], []
 
     def run() -> None:
@@ -49,6 +53,8 @@ def clip_scores(detector: Detector, manifests: Sequence[str | os.PathLike[str]],
             audio = load_audio(resolve_clip_path(manifest, record))
             windows.append(fit_to_window(audio, detector.window_samples))
             labels.append(record.label)
+            if records_out is not None:
+                records_out.append(record)
             if len(windows) >= batch_size:
                 run()
     run()
@@ -58,13 +64,21 @@ def clip_scores(detector: Detector, manifests: Sequence[str | os.PathLike[str]],
 def evaluate_detector(
     detector: Detector, *, manifests: Sequence[str | os.PathLike[str]] = (),
     streams: Sequence[str | os.PathLike[str]] = (), config: EvalConfig | None = None,
+    categories: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Per-clip metrics at the detector's threshold, best-F1 threshold, and streaming FA/h."""
+    """Per-clip metrics at the detector's threshold, best-F1 threshold, and streaming FA/h.
+
+    FA/h is also given per category of negative audio (``categories``: one per
+    stream, default from its path; see ``wakebuilder.categories``), and the
+    manifests' negatives are counted per category of their rows.
+    """
     config = config or EvalConfig()
     threshold = threshold_for(detector, config)
     result: dict[str, Any] = {"model": detector.name, "threshold": threshold}
     if manifests:
-        scores, labels = clip_scores(detector, manifests, batch_size=config.batch_size)
+        records: list[ClipRecord] = []
+        scores, labels = clip_scores(detector, manifests, batch_size=config.batch_size, records_out=records)
+        result["clip_categories"] = clip_categories(records, scores, threshold)
         result["n_clips"] = int(labels.size)
         result["metrics"] = metrics.metrics_at(labels, scores, threshold)
         result["targets"] = metrics.target_table(result["metrics"])
@@ -72,14 +86,41 @@ def evaluate_detector(
         best = metrics.best_f1_threshold(table)
         result["best_f1"] = {"threshold": best, "f1": metrics.metrics_at(labels, scores, best)["f1"]}
     if streams:
-        n_events, seconds = 0, 0.0
-        for path in streams:  # a block at a time: hours of audio in bounded memory
+        names = list(categories) if categories is not None else [from_path(p) for p in streams]
+        per: dict[str, list[float]] = {}
+        for path, name in zip(streams, names, strict=True):  # a block at a time: hours of audio in bounded memory
             blocks = AudioBlocks(path)
-            n_events += sum(1 for _ in detect_blocks(detector, blocks, config.detect_config()))
-            seconds += blocks.seconds
+            events = sum(1 for _ in detect_blocks(detector, blocks, config.detect_config()))
+            tally = per.setdefault(name, [0, 0.0])
+            tally[0] += events
+            tally[1] += blocks.seconds
+        n_events, seconds = sum(int(t[0]) for t in per.values()), sum(t[1] for t in per.values())
         result.update(false_accepts=n_events, stream_hours=seconds / 3600,
-                      fa_per_hour=float(metrics.fa_per_hour(n_events, seconds / 3600)))
+                      fa_per_hour=float(metrics.fa_per_hour(n_events, seconds / 3600)),
+                      categories={name: _fa(int(t[0]), t[1]) for name, t in sorted(per.items())})
     return result
+
+
+def _fa(events: int, seconds: float) -> dict[str, Any]:
+    hours = seconds / 3600
+    return {"false_accepts": events, "hours": hours,
+            "fa_per_hour": float(metrics.fa_per_hour(events, hours)) if hours > 0 else None}
+
+
+def clip_categories(records: Sequence[ClipRecord], scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Per category of the negative clips: how many, how many accepted, the share and per hour of clip audio."""
+    out: dict[str, Any] = {}
+    for record, score in zip(records, scores, strict=True):
+        if record.label != 0:
+            continue
+        row = out.setdefault(record_category(record), {"negatives": 0, "false_accepts": 0, "seconds": 0.0})
+        row["negatives"] += 1
+        row["false_accepts"] += int(score >= threshold)
+        row["seconds"] += float(record.duration_s)
+    for row in out.values():
+        row["far"] = row["false_accepts"] / row["negatives"]
+        row["fa_per_hour"] = row["false_accepts"] / (row["seconds"] / 3600) if row["seconds"] > 0 else None
+    return dict(sorted(out.items()))
 
 
 def split_inputs(paths: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -90,30 +131,40 @@ def split_inputs(paths: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def evaluate_models(
     models: Sequence[str | os.PathLike[str]], inputs: Sequence[str], *, config: EvalConfig | None = None,
-    device: str = "auto",
+    device: str = "auto", categories: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Evaluate each model on the same manifests and audio; one result per model."""
+    """Evaluate each model on the same manifests and audio; one result per model.
+
+    ``categories`` are ``NAME=PATH`` negative audio of a named category (a file or a folder of files).
+    """
     if not models:
         raise ConfigError("wb eval: give a model (.onnx or model directory)")
-    if not inputs:
+    if not inputs and not categories:
         raise ConfigError("wb eval: give at least one labelled manifest (.jsonl) or negative audio file")
-    manifests, streams = split_inputs(inputs)
+    manifests, plain = split_inputs(inputs)
+    streams = stream_categories(plain, categories)
     return [
         evaluate_detector(
-            load_detector(m, device=device), manifests=manifests, streams=streams, config=config
+            load_detector(m, device=device), manifests=manifests, streams=[p for p, _ in streams], config=config,
+            categories=[c for _, c in streams],
         )
         for m in models
     ]
 
 
 def format_comparison(results: Sequence[dict[str, Any]]) -> str:
-    """One row per model: per-clip metrics and FA/h."""
+    """One row per model: per-clip metrics, FA/h, and FA/h on speech, music and noise audio."""
     cols = ("accuracy", "precision", "recall", "f1", "far", "frr")
-    head = f"{'model':<24} {'thr':>6} " + " ".join(f"{c:>9}" for c in cols) + f" {'FA/h':>8}"
+    extra = sorted({c for r in results for c in r.get("categories", {})} - set(CATEGORIES))
+    shown = [*CATEGORIES, *extra]
+    head = (f"{'model':<24} {'thr':>6} " + " ".join(f"{c:>9}" for c in cols) + f" {'FA/h':>8} "
+            + " ".join(f"{c[:8]:>8}" for c in shown))
     lines = [head]
     for r in results:
         m = r.get("metrics", {})
         values = " ".join(f"{m[c]:>9.4f}" if c in m else f"{'n/a':>9}" for c in cols)
         fa = f"{r['fa_per_hour']:>8.3f}" if "fa_per_hour" in r else f"{'n/a':>8}"
-        lines.append(f"{r['model'][:24]:<24} {r['threshold']:>6.3f} {values} {fa}")
+        per = [r.get("categories", {}).get(c, {}).get("fa_per_hour") for c in shown]
+        cells = " ".join(f"{v:>8.3f}" if v is not None else f"{'n/a':>8}" for v in per)
+        lines.append(f"{r['model'][:24]:<24} {r['threshold']:>6.3f} {values} {fa} {cells}")
     return "\n".join(lines)

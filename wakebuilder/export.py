@@ -10,6 +10,7 @@ into place; a failed check leaves only ``DIR.incomplete``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -22,13 +23,13 @@ from torch import nn
 
 from wakebuilder import SAMPLE_RATE, __version__
 from wakebuilder.atomic import atomic_directory, atomic_write_bytes, atomic_write_json
-from wakebuilder.calibrate import apply_platt, head_logits
+from wakebuilder.scoring import apply_platt, head_logits
 from wakebuilder.errors import ExportParityError
+from wakebuilder.backbones.onnx_compose import torch_to_onnx
 from wakebuilder.modeldir import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-4
-OPSET = 17
 
 
 class CalibratedHead(nn.Module):
@@ -44,16 +45,21 @@ class CalibratedHead(nn.Module):
         return torch.sigmoid((self.head(sequence) - self.bias) / self.temperature)
 
 
-class WaveformDetector(nn.Module):
-    """Waveform encoder (front end + backbone) followed by the calibrated head."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExportResult:
+    """The exported files (``pt``, ``json``, ``onnx``, ``head_onnx``), their parity figures and calibration."""
 
-    def __init__(self, encoder: nn.Module, head: CalibratedHead) -> None:
-        super().__init__()
-        self.encoder, self.head = encoder, head
+    out: str
+    name: str
+    files: dict[str, str]
+    parity_max_abs_diff: dict[str, float]
+    threshold: float
+    temperature: float
+    bias: float
 
-    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        _, sequence = self.encoder(waveforms)
-        return self.head(sequence)
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``wb export --json``)."""
+        return dataclasses.asdict(self)
 
 
 def default_name(wake_word: str | None) -> str:
@@ -96,24 +102,6 @@ def check_parity(onnx_path: Path, inputs: np.ndarray, expected: np.ndarray, *, t
             "report this with the model directory"
         )
     return diff
-
-
-def torch_to_onnx(module: nn.Module, example: torch.Tensor, path: Path, *, input_name: str) -> Path:
-    """Export with a dynamic batch axis into one self-contained file (legacy TorchScript exporter)."""
-    import io
-    import warnings
-
-    buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        # the legacy exporter is deprecated but exact here (see DEPENDENCIES.md); shapes are fixed per window
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(
-            module.eval(), (example,), buffer, input_names=[input_name], output_names=["probability"],
-            dynamic_axes={input_name: {0: "batch"}, "probability": {0: "batch"}},
-            opset_version=OPSET, dynamo=False,
-        )
-    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def add_metadata(path: Path, props: dict[str, Any]) -> None:
@@ -170,7 +158,7 @@ def export_model(
     name: str | None = None,
     overwrite: bool = False,
     tolerance: float = PARITY_TOLERANCE,
-) -> dict[str, Any]:
+) -> ExportResult:
     """Export a model directory; returns a summary with the file paths and parity figures."""
     from wakebuilder.backbones import backbone_from_identity
 
@@ -184,7 +172,7 @@ def export_model(
     with atomic_directory(target, overwrite=overwrite) as work:
         parity = _write_files(work, name, model, calibrated, backbone, info, cal, tolerance)
     files = {kind: str(target / f"{name}{suffix}") for kind, suffix in _SUFFIXES.items()}
-    return {"out": str(target), "name": name, "files": files, "parity_max_abs_diff": parity, **cal}
+    return ExportResult(out=str(target), name=name, files=files, parity_max_abs_diff=parity, **cal)
 
 
 _SUFFIXES = {"pt": ".pt", "json": ".json", "onnx": ".onnx", "head_onnx": ".head.onnx"}
@@ -204,11 +192,7 @@ def _write_files(
     parity = {"head": check_parity(head_path, seq_example.numpy(), expected_head, tolerance=tolerance)}
     waves = parity_inputs(backbone.window_samples)
     e2e_path = work / f"{name}.onnx"
-    if hasattr(backbone, "waveform_module"):
-        detector = WaveformDetector(backbone.waveform_module(), calibrated)
-        torch_to_onnx(detector, torch.from_numpy(waves), e2e_path, input_name="waveform")
-    else:
-        compose_speech_embedding(backbone, head_path, e2e_path)
+    backbone.end_to_end_onnx(calibrated, head_path, e2e_path, example=waves)
     add_metadata(e2e_path, meta)
     _, sequence = backbone.embed(waves)
     expected = apply_platt(head_logits(model.head, sequence), cal["temperature"], cal["bias"])
@@ -218,48 +202,3 @@ def _write_files(
     torch.save(payload, work / f"{name}.pt")
     atomic_write_json(work / f"{name}.json", info | {"parity_max_abs_diff": parity})
     return parity
-
-
-def compose_speech_embedding(backbone: Any, head_path: Path, out_path: Path) -> Path:
-    """One ONNX graph: waveform -> x32767 -> melspectrogram -> /10+2 -> embedding CNN -> head.
-
-    The embedding model is the backbone's fully convolutional rewrite (every
-    76-frame window at stride 8 in one run), so the graph computes exactly
-    what ``SpeechEmbeddingBackbone.embed`` computes.
-    """
-    import onnx
-    from onnx import compose, helper, numpy_helper
-
-    window = int(backbone.window_samples)
-    parts = {
-        "mel_": onnx.load_from_string(backbone.mel_model.SerializeToString()),
-        "emb_": onnx.load_from_string(backbone.embedding_model.SerializeToString()),
-        "head_": onnx.load(str(head_path)),
-    }
-    parts = {prefix: compose.add_prefix(model, prefix) for prefix, model in parts.items()}
-    mel, emb, head = (parts[k].graph for k in ("mel_", "emb_", "head_"))
-    consts = {
-        "wb_scale": np.array(32767.0, np.float32), "wb_ten": np.array(10.0, np.float32),
-        "wb_two": np.array(2.0, np.float32), "wb_axis1": np.array([1], np.int64),
-        "wb_axis3": np.array([3], np.int64),
-    }
-    glue_in = [helper.make_node("Mul", ["waveform", "wb_scale"], [mel.input[0].name])]
-    glue_mid = [
-        helper.make_node("Squeeze", [mel.output[0].name, "wb_axis1"], ["wb_mel"]),
-        helper.make_node("Div", ["wb_mel", "wb_ten"], ["wb_mel_div"]),
-        helper.make_node("Add", ["wb_mel_div", "wb_two"], ["wb_mel_scaled"]),
-        helper.make_node("Unsqueeze", ["wb_mel_scaled", "wb_axis3"], [emb.input[0].name]),
-    ]
-    glue_head = [helper.make_node("Identity", [emb.output[0].name], [head.input[0].name])]
-    glue_out = [helper.make_node("Identity", [head.output[0].name], ["probability"])]
-    graph = helper.make_graph(
-        glue_in + list(mel.node) + glue_mid + list(emb.node) + glue_head + list(head.node) + glue_out,
-        "wakebuilder_speech_embedding",
-        [helper.make_tensor_value_info("waveform", onnx.TensorProto.FLOAT, ["batch", window])],
-        [helper.make_tensor_value_info("probability", onnx.TensorProto.FLOAT, ["batch"])],
-        initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()]
-        + list(mel.initializer) + list(emb.initializer) + list(head.initializer),
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
-    onnx.checker.check_model(model, full_check=True)
-    return atomic_write_bytes(out_path, model.SerializeToString())

@@ -28,7 +28,8 @@ KINDS = frozenset(
         "real_negative",  # chunks of real audio (speech, music, noise)
         "speech_negative",  # generic TTS speech that is not the wake word
         "word_negative",  # a single word spoken alone that is not the wake word
-        "noise",  # synthetic or recorded background noise
+        "noise",  # synthetic or recorded background noise, babble, tones, hum
+        "music",  # synthesized or recorded music
     }
 )
 MANIFEST_NAME = "manifest.jsonl"

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ from wakebuilder.audio import load_audio, quantize_pcm16, write_wav
 from wakebuilder.cli import main
 from wakebuilder.data.augment.pipeline import run_augment
 from wakebuilder.data.augment.transforms import (
-    AugmentConfig, apply_params, clip_rng, draw_params, formant_warp, noise_gain_for_snr,
+    DRAWS, AugmentConfig, apply_params, clip_key, draw_params, formant_warp, noise_gain_for_snr, stable_hash,
 )
 from wakebuilder.errors import ConfigError
 from wakebuilder.fingerprint import audio_id
@@ -43,17 +46,17 @@ def test_mixed_noise_snr_within_half_a_db(kind: str, snr_db: float) -> None:
 def test_numba_chain_equals_numpy_chain() -> None:
     x = tone(300, 1.5) + noise(1.5, seed=3)
     for copy in range(5):
-        params = draw_params(clip_rng(0, "0123456789abcdef", copy), ALL_ON)
+        params = draw_params(clip_key(0, "0123456789abcdef", copy), ALL_ON)
         fast, slow = apply_params(x, params), apply_params(x, params, backend="numpy")
         assert fast.shape == slow.shape
         np.testing.assert_allclose(fast, slow, atol=1e-4)
 
 
 def test_params_are_a_function_of_seed_clip_and_copy() -> None:
-    a = draw_params(clip_rng(1, "0123456789abcdef", 0), ALL_ON)
-    assert a == draw_params(clip_rng(1, "0123456789abcdef", 0), ALL_ON)
-    assert a != draw_params(clip_rng(1, "0123456789abcdef", 1), ALL_ON)
-    assert a != draw_params(clip_rng(2, "0123456789abcdef", 0), ALL_ON)
+    a = draw_params(clip_key(1, "0123456789abcdef", 0), ALL_ON)
+    assert a == draw_params(clip_key(1, "0123456789abcdef", 0), ALL_ON)
+    assert a != draw_params(clip_key(1, "0123456789abcdef", 1), ALL_ON)
+    assert a != draw_params(clip_key(2, "0123456789abcdef", 0), ALL_ON)
     assert noise_gain_for_snr(np.ones(10), np.ones(10), 20.0) == pytest.approx(0.1)
 
 
@@ -200,11 +203,11 @@ def test_formant_factor_is_relative_to_the_original_clip() -> None:
     np.testing.assert_allclose(both, formant_warp(pitched, 1.1 / 2 ** (3 / 12)), atol=1e-6)
 
 
-def test_formant_draw_is_last_and_off_by_default() -> None:
+def test_formant_draw_is_off_by_default_and_leaves_the_others() -> None:
     """Chains drawn without --formant-p are the chains drawn before the option existed."""
     assert AugmentConfig().formant_p == 0
-    without = draw_params(clip_rng(0, "0123456789abcdef", 0), dataclasses.replace(ALL_ON, formant_p=0))
-    with_it = draw_params(clip_rng(0, "0123456789abcdef", 0), ALL_ON)
+    without = draw_params(clip_key(0, "0123456789abcdef", 0), dataclasses.replace(ALL_ON, formant_p=0))
+    with_it = draw_params(clip_key(0, "0123456789abcdef", 0), ALL_ON)
     assert 0.85 <= with_it.pop("formant_factor") <= 1.2 and with_it == without
 
 
@@ -219,3 +222,54 @@ def test_formant_option_reaches_every_copy(tmp_path: Path) -> None:
     for bad in (["--formant", "0.3,1"], ["--formant", "1.2,1.1"], ["--formant", "x"], ["--formant-p", "2"]):
         result = CliRunner().invoke(main, ["augment", str(manifest), "--out", str(tmp_path / "x"), *bad])
         assert result.exit_code != 0 and bad[0] in result.output
+
+
+def test_each_transform_draws_from_its_own_generator() -> None:
+    """Adding, removing or reordering a transform leaves every other transform's drawn values unchanged."""
+    key = clip_key(5, "a clip", 1)
+    base = draw_params(key, ALL_ON)
+
+    def extra(rng: np.random.Generator, config: AugmentConfig, noise_files: int, rir_files: int) -> dict[str, Any]:
+        return {"extra": float(rng.random()), "burn": rng.random(1000).sum()}
+
+    added = draw_params(key, ALL_ON, draws={"extra": extra, **DRAWS})
+    assert {k: v for k, v in added.items() if k not in ("extra", "burn")} == base
+    without_speed = draw_params(key, ALL_ON, draws={k: v for k, v in DRAWS.items() if k != "speed"})
+    assert without_speed == {k: v for k, v in base.items() if k != "speed_factor"}
+    assert draw_params(key, ALL_ON, draws=dict(reversed(DRAWS.items()))) == base
+    # a transform switched off in the config draws nothing and moves nothing
+    assert draw_params(key, dataclasses.replace(ALL_ON, speed_p=0)) == without_speed
+
+
+def test_stable_hash_is_sha256() -> None:
+    assert stable_hash("abc") == int(hashlib.sha256(b"abc").hexdigest()[:16], 16)
+    assert clip_key(-1, "x", 0)[0] == 2**64 - 1  # a negative seed is a valid key too
+
+
+AUGMENT_IN_A_PROCESS = """
+import hashlib, pathlib, sys
+from wakebuilder.data.augment.pipeline import run_augment
+from wakebuilder.data.augment.transforms import AugmentConfig
+manifest, out = sys.argv[1], pathlib.Path(sys.argv[2])
+config = AugmentConfig(copies=2, seed=3, speed_p=1, pitch_p=1, reverb_p=1, eq_p=1, shift_p=1, noise_p=1)
+run_augment(manifest, out_dir=out, config=config, progress=False)
+clips = sorted((out / "clips").glob("*.wav"))
+print(hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in clips)).hexdigest())
+"""
+
+
+def test_non_hex_ids_augment_identically_in_two_processes(tmp_path: Path) -> None:
+    """Hand-written ids (not hex digests) key the same draws in every process, whatever its hash salt."""
+    records = []
+    for i, clip_id in enumerate(["my take", "Zoë-2", "take three (kitchen)"]):
+        write_wav(tmp_path / f"{i}.wav", tone(300 + 150 * i, 0.8))
+        records.append(ClipRecord(id=clip_id, path=f"{i}.wav", label=1, kind="recording", group="me", text="hey"))
+    manifest = write_manifest(tmp_path / "manifest.jsonl", records)
+    digests = []
+    for salt in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": salt}
+        done = subprocess.run([sys.executable, "-c", AUGMENT_IN_A_PROCESS, str(manifest), str(tmp_path / salt)],
+                              capture_output=True, text=True, env=env, check=True)
+        digests.append(done.stdout.strip().splitlines()[-1])
+    assert digests[0] == digests[1]
+    assert (tmp_path / "1" / "manifest.jsonl").read_bytes() == (tmp_path / "2" / "manifest.jsonl").read_bytes()

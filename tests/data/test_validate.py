@@ -48,7 +48,7 @@ def test_each_bad_recording_gets_its_reason(tmp_path: Path) -> None:
     assert {Path(r.source).name for r in records} == {"good.wav", "stereo.flac", "rate8k.ogg", "voice.mp3"}
     assert all(r.kind == "recording" and r.label == 1 for r in records)
     assert len({r.group for r in records}) == 4
-    reasons = {Path(r["path"]).name: r["reason"] for r in rejects}
+    reasons = {Path(r.path).name: r.reason for r in rejects}
     assert "shorter" in reasons["short.wav"] and "longer" in reasons["long.wav"]
     assert "silent" in reasons["silent.wav"] and "clipped" in reasons["clipped.wav"]
     assert "empty" in reasons["empty.wav"] and "cannot decode" in reasons["corrupt.wav"]

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from wakebuilder.backbones.base import Backbone, window_seconds
 
-__all__ = ["Backbone", "load_backbone", "window_seconds"]
+__all__ = ["ALIASES", "Backbone", "backbone_kind", "load_backbone", "window_seconds"]
+
+# Names of the shipped backbones -> their canonical name; any other spec is an AST checkpoint (hub id or folder).
+ALIASES = {"ast": "ast", "speech-embedding": "speech-embedding", "speech_embedding": "speech-embedding"}
+
+
+def backbone_kind(spec: str) -> str:
+    """``speech-embedding`` or ``ast``: which backbone a ``--backbone`` spec loads."""
+    return ALIASES.get(spec, "ast")
+
 
 KNOWN_NAMES = ("ast", "speech-embedding")
 
@@ -20,7 +29,7 @@ def check_spec(spec: str) -> None:
     from wakebuilder.errors import BackboneError
 
     path = Path(spec).expanduser()
-    if spec in (*KNOWN_NAMES, "speech_embedding") or path.is_dir():
+    if spec in ALIASES or path.is_dir():
         return
     known = f"known names: {', '.join(KNOWN_NAMES)}; or an HF hub id (owner/name) of an AST checkpoint"
     if path.exists():
@@ -40,6 +49,7 @@ def load_backbone(
     window_s: float | None = None,
     device: str = "auto",
     dtype: str = "auto",
+    threads: int = 1,
 ) -> Backbone:
     """Load a backbone by name, hub id or local directory.
 
@@ -50,15 +60,16 @@ def load_backbone(
         window_s: seconds of audio one embedding sees (None: the backbone's own).
         device: ``auto``, ``cpu`` or ``cuda``.
         dtype: ``auto``, ``fp32`` or ``bf16`` compute precision (AST only).
+        threads: onnxruntime intra-op threads (speech-embedding only).
     """
     from wakebuilder.devices import require_device
 
     require_device(device)
     check_spec(spec)
-    if spec in ("speech-embedding", "speech_embedding"):
+    if backbone_kind(spec) == "speech-embedding":
         from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone
 
-        return SpeechEmbeddingBackbone(window_s=window_s)
+        return SpeechEmbeddingBackbone(window_s=window_s, threads=threads)
     from wakebuilder.backbones.ast import ASTBackbone
 
     return ASTBackbone.load(spec, window_s=window_s, device=device, dtype=dtype)

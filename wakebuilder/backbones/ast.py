@@ -335,3 +335,10 @@ class ASTBackbone:
         import copy
 
         return copy.deepcopy(self._encoder).to("cpu").eval()
+
+    def end_to_end_onnx(self, head: nn.Module, head_onnx: Path, out_path: Path, *, example: np.ndarray) -> Path:
+        """One ONNX graph waveform -> probability: fbank + AST traced together with ``head`` (a torch module)."""
+        from wakebuilder.backbones.onnx_compose import WaveformDetector, torch_to_onnx
+
+        detector = WaveformDetector(self.waveform_module(), head)
+        return torch_to_onnx(detector, torch.from_numpy(example), out_path, input_name="waveform")

@@ -8,6 +8,7 @@ different backbones or windows never mix.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -46,6 +47,17 @@ class Backbone(Protocol):
 
         Returns:
             ``pooled`` float32 ``(B, dim)`` and ``sequence`` float32 ``(B, seq_len, dim)``.
+        """
+        ...
+
+    def end_to_end_onnx(self, head: Any, head_onnx: Path, out_path: Path, *, example: np.ndarray) -> Path:
+        """Write one ONNX graph from waveforms ``(batch, window_samples)`` to the head's probability.
+
+        Args:
+            head: the calibrated head as a torch module (sequences -> probabilities).
+            head_onnx: the same head already exported to ONNX.
+            out_path: the file to write.
+            example: waveforms to trace with, float32 ``(B, window_samples)``.
         """
         ...
 

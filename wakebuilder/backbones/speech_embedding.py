@@ -166,6 +166,12 @@ class SpeechEmbeddingBackbone:
         """(melspectrogram.onnx, embedding_model.onnx)."""
         return self._paths
 
+    def end_to_end_onnx(self, head: Any, head_onnx: Path, out_path: Path, *, example: np.ndarray) -> Path:
+        """One ONNX graph waveform -> probability: this model's two graphs composed with ``head_onnx``."""
+        from wakebuilder.backbones.onnx_compose import compose_speech_embedding
+
+        return compose_speech_embedding(self, head_onnx, out_path)
+
     @property
     def identity(self) -> dict[str, Any]:
         return {

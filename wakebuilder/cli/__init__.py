@@ -17,31 +17,39 @@ from wakebuilder import __version__
 COMMANDS: dict[str, str] = {
     "validate": "wakebuilder.cli.data_cmd:validate",
     "synth": "wakebuilder.cli.data_cmd:synth",
+    "voices": "wakebuilder.cli.voices_cmd:voices",
     "negatives": "wakebuilder.cli.negatives_cmd:negatives",
     "augment": "wakebuilder.cli.augment_cmd:augment",
     "stream": "wakebuilder.cli.stream_cmd:stream",
     "embed": "wakebuilder.cli.embed_cmd:embed",
     "store": "wakebuilder.cli.embed_cmd:store",
+    "bank": "wakebuilder.cli.bank_cmd:bank",
     "fit": "wakebuilder.cli.fit_cmd:fit",
     "calibrate": "wakebuilder.cli.model_cmd:calibrate",
     "export": "wakebuilder.cli.model_cmd:export",
     "detect": "wakebuilder.cli.model_cmd:detect",
     "eval": "wakebuilder.cli.model_cmd:evaluate",
+    "quickstart": "wakebuilder.cli.recipe_cmd:quickstart",
+    "web": "wakebuilder.cli.web_cmd:web",
 }
 
 _HELP = {
     "validate": "Check and convert your own recordings of the wake word.",
     "synth": "Synthesize positives of a phrase with TTS engines.",
-    "negatives": "Make hard negatives (sound-alike phrases) or chunk real audio.",
+    "voices": "Fetch voice packs (Kokoro, Piper) for wb synth; online once.",
+    "negatives": "Hard negatives (sound-alikes), non-speech audio (noise, music), or chunks of real audio.",
     "augment": "Augmented copies of a manifest's clips (Numba kernels).",
     "stream": "Join negative clips into continuous audio for FA/h.",
     "embed": "One backbone pass over manifests into an embedding store.",
-    "store": "Inspect an embedding store (info) or check it for damage (verify).",
+    "store": "Inspect an embedding store (info), check it for damage (verify), merge a store made of parts.",
+    "bank": "The negative bank: phrase-independent negatives embedded once per backbone.",
     "fit": "Train the wake-word head on a store's cached embeddings.",
     "calibrate": "Choose the threshold; per-clip metrics and false accepts per hour.",
     "export": "Export .pt, .json, end-to-end .onnx and head .onnx.",
     "detect": "Streaming detection over audio files or raw PCM on stdin.",
     "eval": "Metrics of a model on a manifest and continuous negative audio.",
+    "quickstart": "The whole recipe: phrase -> exported, evaluated detector.",
+    "web": "A web page running exported models on the microphone; wb web serve DIR.",
 }
 
 

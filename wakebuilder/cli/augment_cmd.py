@@ -35,6 +35,15 @@ from wakebuilder.cli.options import handle_errors, json_option, overwrite_option
               help="Centre each clip in this many seconds of silence before reverb, shift and noise, so noise fills "
                    "the pauses and a shift moves the word instead of cutting it (use wb embed's --window-s; 0: off).")
 @click.option("--keep-originals", is_flag=True, help="List the original clips in the output manifest too.")
+@click.option("--background", "background_kinds", default="",
+              help="Mix in backgrounds made on the fly by these generators, comma-separated "
+                   "(noise,music,tone,chirp,click,hum,room).")
+@click.option("--background-manifest", "background_manifests", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Mix in backgrounds from this manifest's label-0 clips (e.g. wb negatives --nonspeech/--debian output).")
+@click.option("--background-snr-db", type=RangePair("dB", -30, 80, example="0,20"), default="0,20", show_default=True,
+              help="Background SNR range MIN,MAX in dB.")
+@click.option("--background-p", type=FloatIn(0, 1), default=0.5, show_default=True,
+              help="Share of copies with a background (when --background or --background-manifest is given).")
 @seed_option
 @overwrite_option
 @json_option
@@ -43,16 +52,27 @@ def augment(
     manifest: str, out_dir: str, copies: int, noise_dir: str | None, rir_dir: str | None,
     snr_db: tuple[float, float], speed_range: tuple[float, float], speed_p: float,
     pitch_range: tuple[float, float], pitch_p: float, formant_range: tuple[float, float], formant_p: float,
-    window_s: float, keep_originals: bool,
-    seed: int, overwrite: bool, as_json: bool,
+    window_s: float, keep_originals: bool, background_kinds: str, background_manifests: tuple[str, ...],
+    background_snr_db: tuple[float, float], background_p: float, seed: int, overwrite: bool, as_json: bool,
 ) -> None:
-    """Speed, pitch, formant, gain, noise at SNR, reverb, shift and EQ copies of MANIFEST's clips."""
+    """Speed, pitch, formant, gain, noise at SNR, reverb, shift and EQ copies of MANIFEST's clips, optionally
+    over music and noise backgrounds."""
     from wakebuilder.data.augment.pipeline import run_augment
     from wakebuilder.data.augment.transforms import AugmentConfig
 
     config = AugmentConfig(copies=copies, seed=seed, snr_db=snr_db, speed_range=speed_range, speed_p=speed_p,
                            pitch_semitones=pitch_range, pitch_p=pitch_p, formant_range=formant_range,
                            formant_p=formant_p, window_s=window_s)
+    background = None
+    kinds = tuple(k.strip() for k in background_kinds.split(",") if k.strip())
+    if kinds or background_manifests:
+        from wakebuilder.data.augment.background import BackgroundConfig
+
+        background = BackgroundConfig(generators=kinds, manifests=background_manifests, p=background_p,
+                                      snr_db=background_snr_db)
     path = run_augment(manifest, out_dir=out_dir, config=config, noise_dir=noise_dir, rir_dir=rir_dir,
-                       keep_originals=keep_originals, overwrite=overwrite)
-    report(path, {"manifest": str(path), **config.to_dict()}, as_json)
+                       keep_originals=keep_originals, background=background, overwrite=overwrite)
+    summary = {"manifest": str(path), **config.to_dict()}
+    if background is not None:
+        summary["background"] = background.to_dict()
+    report(path, summary, as_json)

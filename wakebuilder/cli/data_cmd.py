@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from wakebuilder.cli.checks import IntIn, OutPath
@@ -34,8 +36,8 @@ def validate(
         overwrite=overwrite,
     )
     for reject in rejects:
-        click.echo(f"wb validate: rejected {reject['reason']}", err=True)
-    report(manifest, {"manifest": str(manifest), "rejected": rejects}, as_json)
+        click.echo(f"wb validate: rejected {reject.reason}", err=True)
+    report(manifest, {"manifest": str(manifest), "rejected": [dataclasses.asdict(r) for r in rejects]}, as_json)
 
 
 @click.command()
@@ -47,7 +49,12 @@ def validate(
 @click.option("--piper-voice", "piper_voices", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A Piper voice .onnx (with its .onnx.json beside it).")
 @click.option("--voices", "voice_pattern", default=None,
-              help="Only voices whose key matches this regular expression (see --list-voices).")
+              help="Only voices whose key or name matches this regular expression (see --list-voices), e.g. "
+                   "'^[ab][fm]_' for Kokoro's native English voices; it also names non-commercial voices.")
+@click.option("--kokoro-voices", "kokoro_voices", envvar="WB_KOKORO_VOICES", default=None,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Kokoro voices file (.npz of (510, 1, 256) styles, e.g. voices-v1.0.bin) [env WB_KOKORO_VOICES; "
+                   "default: voices fetched by 'wb voices fetch kokoro-en', else the bundled five].")
 @click.option("--label", type=IntIn(0, 1), default=1, show_default=True)
 @click.option("--kind", default="tts", show_default=True, help="Manifest kind of the clips.")
 @click.option("--workers", type=IntIn(1, 256), default=2, show_default=True)
@@ -58,8 +65,8 @@ def validate(
 @handle_errors
 def synth(
     phrase: str | None, out_dir: str | None, n: int, engines: tuple[str, ...], piper_voices: tuple[str, ...],
-    voice_pattern: str | None, label: int, kind: str, workers: int, list_voices: bool, seed: int,
-    overwrite: bool, as_json: bool,
+    voice_pattern: str | None, kokoro_voices: str | None, label: int, kind: str, workers: int, list_voices: bool,
+    seed: int, overwrite: bool, as_json: bool,
 ) -> None:
     """Synthesize N clips of PHRASE across many voices into --out."""
     from wakebuilder.data.synth import SynthConfig, describe_voices, run_synth
@@ -67,13 +74,13 @@ def synth(
     from wakebuilder.errors import ConfigError
 
     if list_voices:
-        click.echo("\n".join(describe_voices(piper_voices=piper_voices)))
+        click.echo("\n".join(describe_voices(piper_voices=piper_voices, kokoro_voices=kokoro_voices)))
         return
     if not phrase or not out_dir:
         raise ConfigError("wb synth needs PHRASE and --out DIR (or --list-voices)")
     config = SynthConfig(
         texts=(phrase,), n=n, engines=engines or DEFAULT_ENGINES, piper_voices=piper_voices, seed=seed,
-        label=label, kind=kind, workers=workers, voice_pattern=voice_pattern,
+        label=label, kind=kind, workers=workers, voice_pattern=voice_pattern, kokoro_voices=kokoro_voices,
     )
     manifest = run_synth(config, out_dir=out_dir, overwrite=overwrite)
     report(manifest, {"manifest": str(manifest), **config.to_dict()}, as_json)

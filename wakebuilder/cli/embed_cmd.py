@@ -25,6 +25,11 @@ from wakebuilder.cli.options import (
 @click.option("--batch-size", type=IntIn(1, 4096), default=16, show_default=True,
               help="Clips per backbone call.")
 @click.option("--workers", type=IntIn(1, 256), default=2, show_default=True, help="Decoding threads.")
+@click.option("--executor", default="local", show_default=True,
+              help="local (this process), processes:N (N processes here), or a Dask scheduler address "
+              "tcp://HOST:PORT; all but local write a store made of parts, one per shard of clips.")
+@click.option("--shard-clips", type=IntIn(1, 10_000_000), default=None,
+              help="Clips per task (and part) when sharding [default: 256].")
 @device_option
 @threads_option
 @overwrite_option
@@ -32,34 +37,39 @@ from wakebuilder.cli.options import (
 @handle_errors
 def embed(
     manifests: tuple[str, ...], store: str, backbone: str, window_s: float | None, dtype: str,
-    batch_size: int, workers: int, device: str, threads: int, overwrite: bool, as_json: bool,
+    batch_size: int, workers: int, executor: str, shard_clips: int | None, device: str, threads: int,
+    overwrite: bool, as_json: bool,
 ) -> None:
     """Embed every clip of MANIFESTS into the store (skipping clips already there).
 
     Unusable clips are listed with their reason in STORE.rejects.jsonl. --threads sets torch's CPU
-    threads for AST, and onnxruntime's (default one) for speech-embedding.
+    threads for AST, and onnxruntime's (default one) for speech-embedding. STORE may be an fsspec URL
+    (memory://, s3://...); such stores, and any --executor but local, are written in parts.
     """
     from wakebuilder.devices import set_threads
-    from wakebuilder.embed import EmbedConfig, embed_manifests
+    from wakebuilder.embed import EmbedConfig
+    from wakebuilder.embed_parts import SHARD_CLIPS, ShardedRun, ShardedSummary, embed_with_executor
 
     set_threads(threads)
     config = EmbedConfig(backbone=backbone, window_s=window_s, dtype=dtype)
-    summary = embed_manifests(
-        list(manifests), store_path=store, config=config, device=device, batch_size=batch_size,
-        workers=workers, threads=threads, overwrite=overwrite,
-    )
+    run = ShardedRun(executor=executor, shard_clips=shard_clips or SHARD_CLIPS, device=device,
+                     batch_size=batch_size, workers=workers, threads=threads, overwrite=overwrite)
+    summary = embed_with_executor(list(manifests), store_path=store, config=config, run=run,
+                                  shard=shard_clips is not None)
     click.echo(
-        f"wb embed: {summary['embedded']} embedded, {summary['skipped_existing']} already stored, "
-        f"{summary['rejected']} rejected, {summary['cropped']} cropped, {summary['silent']} silent; "
-        f"{summary['clips_in_store']} in store",
+        f"wb embed: {summary.embedded} embedded, {summary.skipped_existing} already stored, "
+        f"{summary.rejected} rejected, {summary.cropped} cropped, {summary.silent} silent; "
+        f"{summary.clips_in_store} in store"
+        + (f" ({summary.parts} parts; {summary.tasks} tasks on {len(summary.workers_used)} worker(s))"
+           if isinstance(summary, ShardedSummary) else ""),
         err=True,
     )
-    report(store, summary, as_json)
+    report(store, summary.to_dict(), as_json)
 
 
 @click.group()
 def store() -> None:
-    """Inspect or verify an embedding store."""
+    """Inspect or verify an embedding store, or merge a store made of parts."""
 
 
 @store.command("verify")
@@ -95,7 +105,7 @@ def verify(path: str, as_json: bool) -> None:
 
 
 @store.command("info")
-@click.argument("path", type=click.Path(exists=True))
+@click.argument("path")
 @json_option
 @handle_errors
 def info(path: str, as_json: bool) -> None:
@@ -108,7 +118,8 @@ def info(path: str, as_json: bool) -> None:
         return
     backbone = summary["backbone"]
     lines = [
-        f"store       {summary['path']} ({summary['backend']}, {summary['size_bytes'] / 1e6:.1f} MB)",
+        f"store       {summary['path']} ({summary['backend']}, {summary['parts']} part(s), "
+        f"{summary['size_bytes'] / 1e6:.1f} MB)",
         f"backbone    {backbone.get('name')} {backbone.get('checkpoint', '')} rev {backbone.get('revision')} "
         f"window {backbone.get('window_s')} s",
         f"clips       {summary['clips']}  labels {summary['labels']}  rejects {summary['rejects']}",
@@ -119,3 +130,22 @@ def info(path: str, as_json: bool) -> None:
         f"fingerprint {summary['fingerprint']}",
     ]
     click.echo("\n".join(lines))
+
+
+@store.command("merge")
+@click.argument("path")
+@click.argument("out", required=False)
+@overwrite_option
+@json_option
+@handle_errors
+def merge(path: str, out: str | None, overwrite: bool, as_json: bool) -> None:
+    """Copy the store made of parts at PATH into a single-part store at OUT (or in place, without OUT).
+
+    OUT may end in .h5 for HDF5, or be a URL. In place, the merged store is built beside PATH and
+    swapped in; a merge killed during the swap finishes when run again.
+    """
+    from wakebuilder.store.merge import compact_store, merge_store
+
+    summary = merge_store(path, out, overwrite=overwrite) if out else compact_store(path)
+    click.echo(f"wb store merge: {summary['clips']} clips from {summary['parts_merged']} part(s)", err=True)
+    report(summary["store"], summary, as_json)

@@ -6,7 +6,7 @@ import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import (
-    device_option, handle_errors, json_option, overwrite_option, report, seed_option, store_option,
+    device_option, handle_errors, json_option, overwrite_option, report, seed_option, stores_option,
     threads_option,
 )
 
@@ -22,7 +22,7 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
 
 
 @click.command()
-@store_option
+@stores_option
 @click.option(
     "--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Model directory to write."
 )
@@ -71,7 +71,7 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
 @json_option
 @handle_errors
 def fit(
-    store: str, out_dir: str, width: int, hidden: tuple[int, ...], dropout: float, input_dropout: float,
+    stores: tuple[str, ...], out_dir: str, width: int, hidden: tuple[int, ...], dropout: float, input_dropout: float,
     frame_dropout: float, tcn: bool, tcn_layers: int,
     se: bool, attention: bool, lr: float, weight_decay: float, batch_size: int, max_epochs: int,
     patience: int, min_delta: float, focal_alpha: float, focal_gamma: float, mixup_alpha: float,
@@ -79,7 +79,7 @@ def fit(
     keep_recordings_in_train: bool, members: int, init: str | None, wake_word: str | None, stream: bool, device: str,
     threads: int, seed: int, overwrite: bool, as_json: bool,
 ) -> None:
-    """Train the head on STORE's embeddings and write MODEL_DIR (weights, model.json, split.json,
+    """Train the head on the stores' embeddings and write MODEL_DIR (weights, model.json, split.json,
     metrics.jsonl, training_curves.png). No audio is read: all of it was embedded once by wb embed.
     """
     from wakebuilder.devices import set_threads
@@ -96,8 +96,10 @@ def fit(
         keep_recordings_in_train=keep_recordings_in_train, members=members, seed=seed,
     )
     path, result = run_fit(
-        store, out_dir, config, device=device, init=init, wake_word=wake_word, stream=stream,
+        list(stores), out_dir, config, device=device, init=init, wake_word=wake_word, stream=stream,
         overwrite=overwrite,
     )
     report(path, {"path": str(path), **result.best, "best_epoch": result.best_epoch,
-                  "epochs_run": len(result.history), "mode": result.mode}, as_json)
+                  "epochs_run": len(result.history), "mode": result.mode,
+                  "bank_rows_excluded": result.bank_excluded}, as_json)
+

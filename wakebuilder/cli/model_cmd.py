@@ -8,7 +8,7 @@ import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import (
-    device_option, handle_errors, json_option, overwrite_option, report, store_option,
+    device_option, handle_errors, json_option, overwrite_option, report, stores_option,
 )
 
 model_dir_option = click.option(
@@ -32,11 +32,12 @@ threshold_option = click.option(
 
 @click.command()
 @model_dir_option
-@store_option
+@stores_option
 @click.option("--stream", "streams", multiple=True, type=click.Path(dir_okay=False),
               help="Continuous negative audio for FA/h (repeatable; see wb stream).")
-@click.option("--objective", type=click.Choice(["f1", "fa-per-hour"]), default="f1", show_default=True,
-              help="f1: best per-clip F1 (seed rule); fa-per-hour: lowest threshold meeting the target.")
+@click.option("--objective", type=click.Choice(["auto", "f1", "fa-per-hour"]), default="auto", show_default=True,
+              help="fa-per-hour: lowest threshold meeting the target on the --stream audio; f1: best per-clip "
+              "F1 (seed rule); auto: fa-per-hour when a --stream is given, else f1.")
 @click.option("--target-fa-per-hour", type=FloatIn(0.0, 3600.0), default=0.5, show_default=True)
 @hop_option
 @refractory_option
@@ -44,17 +45,18 @@ threshold_option = click.option(
 @device_option
 @json_option
 @handle_errors
-def calibrate(model_dir: str, store: str, streams: tuple[str, ...], objective: str, target_fa_per_hour: float,
+def calibrate(model_dir: str, stores: tuple[str, ...], streams: tuple[str, ...], objective: str, target_fa_per_hour: float,
               hop_s: float, refractory_s: float, smooth: int, device: str, as_json: bool) -> None:
     """Fit the score calibration and choose the threshold on the model's validation groups.
 
-    Writes MODEL/calibration.json and plots, prints the target table on stderr.
+    Several --store are read as one (the stores the model was fit on). Writes MODEL/calibration.json
+    and plots, prints the target table on stderr.
     """
     from wakebuilder.calibrate import CalibrateConfig, calibrate_model, format_report
 
     config = CalibrateConfig(objective=objective, target_fa_per_hour=target_fa_per_hour, hop_s=hop_s,
                              refractory_s=refractory_s, smooth=smooth, device=device)
-    path, summary = calibrate_model(model_dir, store, streams=streams, config=config)
+    path, summary = calibrate_model(model_dir, list(stores), streams=streams, config=config)
     click.echo(format_report(summary), err=True)
     keys = ("threshold", "temperature", "bias", "metrics", "fa_per_hour", "frr_at_fa", "stream_hours")
     report(path, {"path": str(path), **{k: summary[k] for k in keys}}, as_json)
@@ -71,8 +73,8 @@ def export(model_dir: str, out_dir: str, name: str | None, overwrite: bool, as_j
     """Export NAME.pt, NAME.json, end-to-end NAME.onnx and NAME.head.onnx, checked with onnxruntime."""
     from wakebuilder.export import export_model
 
-    summary = export_model(model_dir, out_dir, name=name, overwrite=overwrite)
-    report(summary["out"], summary, as_json)
+    result = export_model(model_dir, out_dir, name=name, overwrite=overwrite)
+    report(result.out, result.to_dict(), as_json)
 
 
 @click.command()
@@ -110,9 +112,12 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("--model", "models", multiple=True, type=click.Path(path_type=str),
               help="Model to compare (repeatable); without it the first PATH is the model.")
+@click.option("--category", "categories", multiple=True, metavar="NAME=PATH",
+              help="Negative audio of a category (a file, or a folder of files), e.g. music=negatives/music; "
+              "repeatable. Other audio is categorised by its path (music, noise, speech in a name).")
 @threshold_option
 @hop_option
 @smooth_option
@@ -120,17 +125,22 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
 @device_option
 @json_option
 @handle_errors
-def evaluate(paths: tuple[str, ...], models: tuple[str, ...], threshold: float | None, hop_s: float,
+def evaluate(paths: tuple[str, ...], models: tuple[str, ...], categories: tuple[str, ...], threshold: float | None, hop_s: float,
              smooth: int, refractory_s: float, device: str, as_json: bool) -> None:
     """Metrics of MODEL on labelled MANIFESTs (.jsonl) and FA/h on continuous negative AUDIO.
 
     Usage: wb eval MODEL [MANIFEST|AUDIO...], or wb eval --model A --model B [MANIFEST|AUDIO...].
+    FA/h is reported in all and for speech, music and noise audio (see --category); a manifest's
+    negatives are counted per category of their rows in --json (clip_categories).
     """
+    from wakebuilder.errors import ConfigError
     from wakebuilder.evaluate import EvalConfig, evaluate_models, format_comparison
 
+    if not models and not paths:
+        raise ConfigError("wb eval: give a model (.onnx or model directory), or --model")
     model_list, inputs = (list(models), list(paths)) if models else ([paths[0]], list(paths[1:]))
     config = EvalConfig(threshold=threshold, hop_s=hop_s, smooth=smooth, refractory_s=refractory_s)
-    results = evaluate_models(model_list, inputs, config=config, device=device)
+    results = evaluate_models(model_list, inputs, config=config, device=device, categories=categories)
     if as_json:
         click.echo(json.dumps(results, sort_keys=True))
     else:

@@ -1,4 +1,4 @@
-"""`wb negatives`: sound-alike hard negatives, generic TTS speech, or chunks of real audio."""
+"""`wb negatives`: sound-alike hard negatives, generic TTS speech, non-speech audio, or chunks of real audio."""
 
 from __future__ import annotations
 
@@ -27,18 +27,52 @@ from wakebuilder.cli.options import ENGINE_NAMES, handle_errors, json_option, ov
 @click.option("--max-s", type=FloatIn(0.1, 60.0), default=3.0, show_default=True)
 @click.option("--hop-s", type=FloatIn(0.1, 60.0), default=3.0, show_default=True)
 @click.option("--workers", type=IntIn(1, 256), default=2, show_default=True)
+@click.option("--nonspeech", type=IntIn(0, 1_000_000), default=0, show_default=True,
+              help="Make this many non-speech clips (no PHRASE needed): noise, music, tones, chirps, clicks, hum, "
+                   "room tone, babble.")
+@click.option("--kinds", default="noise,music,tone,chirp,click,hum,room", show_default=True,
+              help="Generators for --nonspeech, comma-separated (add babble for overlapped speech).")
+@click.option("--duration-s", type=FloatIn(0.1, 60.0), default=2.5, show_default=True,
+              help="Length of each --nonspeech clip.")
+@click.option("--babble-from", type=click.Path(exists=True, dir_okay=False),
+              help="Speech manifest for babble (its label-0 clips); default: synthesize sentences with --engine.")
+@click.option("--debian", is_flag=True, help="Fetch music and game sound from Debian's archive (apt-get) and chunk it.")
+@click.option("--debian-package", "debian_packages", multiple=True,
+              help="Only these packages with --debian [default: all known sources].")
 @seed_option
 @overwrite_option
 @json_option
 @handle_errors
 def negatives(
     phrase: str | None, out_dir: str | None, n: int, speech: int, words: int, max_distance: float, engines: tuple[str, ...],
-    voice_pattern: str | None, list_only: bool, real_dir: str | None, min_s: float, max_s: float, hop_s: float, workers: int, seed: int,
-    overwrite: bool, as_json: bool,
+    voice_pattern: str | None, list_only: bool, real_dir: str | None, min_s: float, max_s: float, hop_s: float, workers: int,
+    nonspeech: int, kinds: str, duration_s: float, babble_from: str | None, debian: bool, debian_packages: tuple[str, ...],
+    seed: int, overwrite: bool, as_json: bool,
 ) -> None:
-    """Hard negatives for PHRASE into --out, or (with --real DIR) chunks of real audio."""
+    """Hard negatives for PHRASE into --out; or non-speech clips (--nonspeech N); or real music and sound from
+    Debian (--debian); or chunks of real audio (--real DIR)."""
     from wakebuilder.errors import ConfigError
 
+    if (nonspeech or debian) and not out_dir:
+        raise ConfigError("wb negatives --nonspeech/--debian needs --out DIR")
+    if nonspeech:
+        from wakebuilder.data.nonspeech.make import NonspeechConfig, make_nonspeech
+        from wakebuilder.data.tts import DEFAULT_ENGINES
+
+        config = NonspeechConfig(n=nonspeech, kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
+                                 duration_s=duration_s, seed=seed, babble_from=babble_from,
+                                 engines=engines or DEFAULT_ENGINES)
+        manifest = make_nonspeech(config, out_dir=out_dir, overwrite=overwrite)
+        report(manifest, {"manifest": str(manifest), **config.to_dict()}, as_json)
+        return
+    if debian:
+        from wakebuilder.data.debian import debian_negatives
+        from wakebuilder.data.realchunks import ChunkConfig
+
+        chunk = ChunkConfig(min_s=min_s, max_s=max_s, hop_s=hop_s)
+        manifest = debian_negatives(out_dir=out_dir, packages=debian_packages, chunk=chunk, overwrite=overwrite)
+        report(manifest, {"manifest": str(manifest), "packages": list(debian_packages), **chunk.to_dict()}, as_json)
+        return
     if real_dir:
         from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
 
@@ -50,7 +84,7 @@ def negatives(
         report(manifest, {"manifest": str(manifest), **config.to_dict()}, as_json)
         return
     if not phrase:
-        raise ConfigError("wb negatives needs PHRASE (or --real DIR)")
+        raise ConfigError("wb negatives needs PHRASE (or --nonspeech N, --debian or --real DIR)")
     if list_only:
         from wakebuilder.data.phonetics import candidates
 

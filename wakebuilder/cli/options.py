@@ -15,12 +15,19 @@ from wakebuilder.errors import WakebuilderError
 
 F = TypeVar("F", bound=Callable[..., Any])
 # The keys of wakebuilder.data.tts.ENGINES, spelled out so that `wb --help` imports no engine code.
-ENGINE_NAMES = ["piper", "flite", "festival", "kokoro", "espeak", "gtts"]
+ENGINE_NAMES = ["piper", "flite", "festival", "kokoro", "espeak", "gtts", "pico", "rhvoice", "mbrola"]
 
 store_option = click.option(
     "--store", "store", required=True, type=OutPath(path_type=str),
-    help="Embedding store: a Zarr directory, or an HDF5 file ending in .h5.",
+    help="Embedding store: a Zarr directory, an HDF5 file ending in .h5, or a Zarr store at an fsspec URL.",
 )
+stores_option = click.option(
+    "--store", "stores", required=True, multiple=True, type=OutPath(path_type=str),
+    help="Embedding store: a Zarr directory, or an HDF5 file ending in .h5. Repeat to read several as one "
+    "(same backbone and window), e.g. the phrase's store and the negative bank (wb bank path).",
+)
+
+
 def _device_present(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """``--device cuda`` without CUDA fails here, the same way in every command."""
     from wakebuilder.devices import require_device

@@ -101,6 +101,21 @@ def phoneme_distance(a: Sequence[str], b: Sequence[str]) -> float:
     return previous[-1]
 
 
+def substring_distance(haystack: Sequence[str], needle: Sequence[str]) -> float:
+    """The smallest ``phoneme_distance`` between ``needle`` and any contiguous stretch of ``haystack``.
+
+    Semi-global alignment: the stretch may start and end anywhere in ``haystack`` at no cost, so
+    "say hey jarvas now" is 0.5 from "hey jarvis" and a text that contains the phrase is 0 from it.
+    """
+    previous = [0.0] * (len(haystack) + 1)
+    for i, pn in enumerate(needle, start=1):
+        current = [float(i)]
+        for j, ph in enumerate(haystack, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + _substitution(pn, ph)))
+        previous = current
+    return min(previous)
+
+
 def contains(haystack: Sequence[str], needle: Sequence[str]) -> bool:
     """Whether ``needle`` occurs contiguously in ``haystack``."""
     n = len(needle)

@@ -26,7 +26,18 @@ import numpy as np
 from wakebuilder.atomic import refuse_existing
 from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.config import StageConfig
-from wakebuilder.data.tts import DEFAULT_ENGINES, ENGINES, Voice, get_engine, json_ready, usable_engines
+from wakebuilder.data.tts import (
+    DEFAULT_ENGINES,
+    ENGINES,
+    NON_COMMERCIAL_ENGINES,
+    Engine,
+    Voice,
+    get_engine,
+    is_non_commercial,
+    json_ready,
+    usable_engines,
+    voice_licence,
+)
 from wakebuilder.errors import ConfigError, EngineUnavailableError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
@@ -49,6 +60,7 @@ class SynthConfig(StageConfig):
     variants: bool = True
     workers: int = 2
     voice_pattern: str | None = None
+    kokoro_voices: str | None = None
 
 
 def text_variants(text: str) -> list[str]:
@@ -63,14 +75,28 @@ def text_variants(text: str) -> list[str]:
 
 
 def select_voices(voices: list[Voice], pattern: str | None) -> list[Voice]:
-    """The voices whose key matches ``pattern`` (a regular expression searched in the key)."""
+    """The voices whose key or name matches ``pattern`` (a regular expression searched in each), so
+    ``^a[fm]_`` selects Kokoro's US voices and their blends, ``rhvoice:slt`` one RHVoice speaker."""
     if pattern is None:
         return voices
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
         raise ConfigError(f"--voices {pattern!r}: not a regular expression ({exc})") from exc
-    return [voice for voice in voices if compiled.search(voice.key)]
+    return [voice for voice in voices if compiled.search(voice.key) or compiled.search(voice.name)]
+
+
+def commercial_voices(engine: Engine, voices: list[Voice]) -> list[Voice]:
+    """``voices`` without those under a non-commercial licence, unless the engine's every voice is (then naming
+    the engine names them: it is never in a default set); logs what was left out and how to name it."""
+    if engine.name in NON_COMMERCIAL_ENGINES:
+        return voices
+    kept = [v for v in voices if not is_non_commercial(voice_licence(engine, v.name))]
+    left = sorted({v.name for v in voices} - {v.name for v in kept})
+    if left:
+        log.info("synth: %s voices %s have a non-commercial licence and are left out; name them with --voices",
+                 engine.name, ", ".join(left))
+    return kept
 
 
 def speaker_order(voices: list[Voice], rng: np.random.Generator) -> list[Voice]:
@@ -110,11 +136,13 @@ def plan_jobs(config: SynthConfig, voices_by_engine: dict[str, list[Voice]]) -> 
 Job = tuple[int, str, dict[str, Any]]
 
 
-def _synthesize_partition(args: tuple[list[Job], str, dict[str, Any], list[str]]) -> list[dict]:
-    jobs, out_dir, meta, piper_voices = args
+def _synthesize_partition(args: tuple[list[Job], str, dict[str, Any], list[str], str | None]) -> list[dict]:
+    jobs, out_dir, meta, piper_voices, kokoro_voices = args
     rows = []
     for name in piper_voices:
         get_engine("piper").add_voice(name)  # type: ignore[attr-defined]
+    if kokoro_voices and any(voice["engine"] == "kokoro" for _, _, voice in jobs):
+        get_engine("kokoro").use_voices_file(kokoro_voices)  # type: ignore[attr-defined]
     for index, text, voice_dict in jobs:
         voice = Voice(voice_dict["engine"], voice_dict["name"], voice_dict["settings"])
         samples = get_engine(voice.engine).synthesize(text, voice)
@@ -140,6 +168,8 @@ def _voices_by_engine(config: SynthConfig, chosen: list[Voice] | None) -> dict[s
     else:
         engines = usable_engines(list(config.engines))
         found = {e.name: select_voices(e.voices(), config.voice_pattern) for e in engines}
+        if config.voice_pattern is None:
+            found = {e.name: commercial_voices(e, found[e.name]) for e in engines}
     found = {name: voices for name, voices in found.items() if voices}
     if not found:
         names = ", ".join(config.engines)
@@ -151,7 +181,7 @@ def _run_partitions(config: SynthConfig, jobs: list[Job], out_dir: str | os.Path
     """Each fixed partition of the jobs, in order, in a freshly spawned process; rows in job order."""
     workers = max(1, min(config.workers, len(jobs)))
     meta, piper = {"seed": config.seed}, list(config.piper_voices)
-    parts = [(jobs[k::workers], str(out_dir), meta, piper) for k in range(workers)]
+    parts = [(jobs[k::workers], str(out_dir), meta, piper, config.kokoro_voices) for k in range(workers)]
     Path(out_dir, "clips").mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, maxtasksperchild=1) as pool:
@@ -189,6 +219,8 @@ def synthesize_clips(
         raise ConfigError("synth: need a non-empty phrase")
     for path in config.piper_voices:
         get_engine("piper").add_voice(path)  # type: ignore[attr-defined]
+    if "kokoro" in config.engines:  # the same voices as the spawned workers will load
+        get_engine("kokoro").use_voices_file(config.kokoro_voices)  # type: ignore[attr-defined]
     voices = _voices_by_engine(config, chosen)
     jobs = [(i, text, voice.to_dict()) for i, text, voice in plan_jobs(config, voices)]
     rows = _run_partitions(config, jobs, out_dir)
@@ -215,10 +247,13 @@ def synthesize_clips(
     return records
 
 
-def describe_voices(*, piper_voices: Sequence[str] = ()) -> list[str]:
-    """One line per engine: its voice settings and voice names, or why it cannot run here."""
+def describe_voices(*, piper_voices: Sequence[str] = (), kokoro_voices: str | None = None) -> list[str]:
+    """Per engine a line (its voice settings, or why it cannot run here), then one line per base voice with its
+    licence and number of settings; non-commercial voices are marked (never used unless named)."""
     for path in piper_voices:
         get_engine("piper").add_voice(path)  # type: ignore[attr-defined]
+    if kokoro_voices:
+        get_engine("kokoro").use_voices_file(kokoro_voices)  # type: ignore[attr-defined]
     lines = []
     for name in ENGINES:
         engine = get_engine(name)
@@ -226,9 +261,14 @@ def describe_voices(*, piper_voices: Sequence[str] = ()) -> list[str]:
             lines.append(f"{name}\tunavailable: {engine.why_unavailable()}")
             continue
         voices = engine.voices()
-        bases = ", ".join(dict.fromkeys(voice.name.split("+")[0] for voice in voices))
-        variants = ", ".join(dict.fromkeys(v.name.split("+")[1] for v in voices if "+" in v.name))
-        lines.append(f"{name}\t{len(voices)} voice settings of {bases}" + (f" (+{variants})" if variants else ""))
+        settings = Counter(voice.name.split("+")[0] for voice in voices)
+        note = " (non-commercial: only when named)" if name in NON_COMMERCIAL_ENGINES else ""
+        lines.append(f"{name}\t{len(voices)} voice settings of {len(settings)} voices{note}")
+        blends = {v.name: v.settings["blend"] for v in voices if "blend" in v.settings and "*" in v.settings["blend"]}
+        for base, count in settings.items():
+            licence = voice_licence(engine, base)
+            what = f"blend {blends[base]}" if base in blends and "+" in blends[base] else "voice"
+            lines.append(f"  {name}:{base}\t{what}\t{count} settings\t{licence}")
     return lines
 
 

@@ -67,10 +67,18 @@ def check_recording(path: Path, config: ValidateConfig) -> tuple[np.ndarray | No
     return samples, ""
 
 
+@dataclasses.dataclass(frozen=True)
+class Reject:
+    """A recording that did not pass, and why (the reason names the fix)."""
+
+    path: str
+    reason: str
+
+
 def validate_recordings(
     recordings: list[str | os.PathLike[str]], *, out_dir: str | os.PathLike[str], config: ValidateConfig,
     overwrite: bool = False,
-) -> tuple[Path, list[dict[str, str]]]:
+) -> tuple[Path, list[Reject]]:
     """Convert passing recordings into ``out_dir``; returns the manifest and the rejects.
 
     An existing ``out_dir/manifest.jsonl`` is appended to (rows deduplicated by
@@ -80,12 +88,12 @@ def validate_recordings(
     manifest = out / MANIFEST_NAME
     kept = read_manifest(manifest) if manifest.exists() and not overwrite else []
     records: list[ClipRecord] = []
-    rejects: list[dict[str, str]] = []
+    rejects: list[Reject] = []
     for raw in recordings:
         path = Path(raw)
         samples, reason = check_recording(path, config)
         if samples is None:
-            rejects.append({"path": str(path), "reason": reason})
+            rejects.append(Reject(path=str(path), reason=reason))
             log.warning("rejected %s", reason)
             continue
         clip_id = audio_id(quantize_pcm16(samples))
@@ -95,11 +103,11 @@ def validate_recordings(
             group=config.speaker or f"recording:{path.stem}", text=config.text,
             duration_s=round(samples.size / SAMPLE_RATE, 4), source=str(path.resolve()),
         ))
-    atomic_write_json(out / "rejects.json", rejects)
+    atomic_write_json(out / "rejects.json", [dataclasses.asdict(r) for r in rejects])
     if not records:
         raise BadAudioError(
             f"none of the {len(recordings)} recording(s) passed (reasons in {out / 'rejects.json'}); "
-            f"first: {rejects[0]['reason'] if rejects else 'no input'}"
+            f"first: {rejects[0].reason if rejects else 'no input'}"
         )
     if kept:
         log.info("adding %d recording(s) to the %d in %s", len(records), len(kept), manifest)

@@ -7,7 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from wakebuilder.store.opening import backend_class, open_store
+from wakebuilder.store.opening import backend_class, open_store, store_location
+from wakebuilder.store.remote import disk_bytes_url, read_bytes, url_exists
 
 
 def rejects_path(store_path: str | os.PathLike[str]) -> Path:
@@ -16,8 +17,10 @@ def rejects_path(store_path: str | os.PathLike[str]) -> Path:
     return path.with_name(path.name + ".rejects.jsonl")
 
 
-def disk_bytes(path: Path) -> int:
-    """Bytes on disk of a store, journal included."""
+def disk_bytes(path: Path | str) -> int:
+    """Bytes on disk of a store, journal included (all parts of a store made of parts)."""
+    if isinstance(path, str):
+        return disk_bytes_url(path)
     total = 0
     for part in backend_class(path).parts(path):
         if part.is_file():
@@ -33,7 +36,7 @@ def store_info(path: str | os.PathLike[str], *, top_groups: int = 10) -> dict[st
     Raises:
         StoreError: no readable store at ``path``.
     """
-    where = Path(path)
+    where = store_location(path)
     with open_store(where, "r") as store:
         store.check_chunks()
         arrays = store.load(pooled=False, sequence=False)
@@ -41,6 +44,7 @@ def store_info(path: str | os.PathLike[str], *, top_groups: int = 10) -> dict[st
         info: dict[str, Any] = {
             "path": str(where),
             "backend": store.backend,
+            "parts": store.attrs.get("parts", 1),
             "clips": len(store),
             "labels": {str(k): v for k, v in sorted(Counter(arrays.label.tolist()).items())},
             "kinds": dict(sorted(Counter(arrays.kind.tolist()).items())),
@@ -55,6 +59,10 @@ def store_info(path: str | os.PathLike[str], *, top_groups: int = 10) -> dict[st
             "wakebuilder_version": store.attrs.get("wakebuilder_version"),
             "size_bytes": disk_bytes(where),
         }
+    if isinstance(where, str):  # a URL
+        text = read_bytes(where + ".rejects.jsonl").decode() if url_exists(where + ".rejects.jsonl") else ""
+        info["rejects"] = sum(1 for line in text.splitlines() if line.strip())
+        return info
     rejects = rejects_path(where)
     with rejects.open(encoding="utf-8") if rejects.exists() else open(os.devnull, encoding="utf-8") as lines:
         info["rejects"] = sum(1 for line in lines if line.strip())

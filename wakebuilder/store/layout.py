@@ -11,7 +11,6 @@ fifth of the speed); the backend's default on labels and on Zarr string arrays.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,16 +52,33 @@ def chunk_rows_for(row_shape: tuple[int, ...], dtype: str | None, max_rows: int 
     return rows
 
 
-def as_strings(values: Iterable[Any]) -> np.ndarray:
-    """Strings read back from either backend as a numpy object array of ``str``."""
-    return np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=object)
-
-
 class Backend(Protocol):
-    """The small surface ``EmbeddingStore`` needs; the commit protocol lives in the store."""
+    """The small surface ``EmbeddingStore`` needs; the commit protocol lives in the store.
+
+    ``ZarrBackend`` and ``HDF5Backend`` implement it; ``store.opening`` creates and opens them through it.
+    """
 
     name: str
     path: Path
+
+    @classmethod
+    def create(cls, path: Path, layout: Layout, attrs: dict[str, Any], *, max_chunk_rows: int = ...) -> Backend:
+        """Create an empty store at ``path`` (built aside, renamed into place) and open it for writing."""
+
+    @classmethod
+    def open(cls, path: Path, *, writable: bool) -> Backend:
+        """Open an existing store (a writer also cleans up what a killed writer left)."""
+
+    @staticmethod
+    def parts(path: Path) -> list[Path]:
+        """Every file or folder the store at ``path`` consists of."""
+
+    @staticmethod
+    def remove(path: Path) -> None:
+        """Delete the store at ``path`` and its parts, if any."""
+
+    def chunk_rows(self, name: str) -> int:
+        """Rows per chunk of one array."""
 
     @property
     def committed(self) -> int:

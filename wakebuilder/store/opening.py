@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from wakebuilder.fingerprint import fingerprint
 from wakebuilder.store.base import SCHEMA_VERSION, StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
 from wakebuilder.store.h5_backend import HDF5Backend
-from wakebuilder.store.layout import CHUNK_ROWS, field_layout, is_hdf5
+from wakebuilder.store.layout import CHUNK_ROWS, Backend, field_layout, is_hdf5
+from wakebuilder.store.remote import FsspecZarrBackend, is_url, join, local_path, url_exists
 from wakebuilder.store.zarr_backend import ZarrBackend
 
 
@@ -23,13 +25,32 @@ def spec_fingerprint(spec: StoreSpec) -> str:
     return fingerprint("embed", SCHEMA_VERSION, config)
 
 
-def backend_class(path: Path) -> type[ZarrBackend] | type[HDF5Backend]:
-    """HDF5 for ``.h5``/``.hdf5`` paths, Zarr otherwise."""
+def new_store_attrs(spec: StoreSpec) -> dict[str, Any]:
+    """The attributes a new store (or a parted store's index) records for ``spec``."""
+    return {
+        "schema_version": SCHEMA_VERSION, "backbone": spec.backbone, "seq_len": spec.seq_len, "dim": spec.dim,
+        "dtype": spec.dtype, "wakebuilder_version": __version__, "fingerprint": spec_fingerprint(spec),
+    }
+
+
+def store_location(path: str | os.PathLike[str]) -> Path | str:
+    """A local ``Path`` (``file://`` stripped), or the URL string of a store on another file system."""
+    return os.fspath(path) if is_url(path) else Path(local_path(path))
+
+
+def backend_class(path: Path | str) -> type[Backend]:
+    """HDF5 for ``.h5``/``.hdf5`` paths, Zarr otherwise (through fsspec at a URL)."""
+    if is_url(path):
+        if is_hdf5(path):
+            raise StoreError(f"{path}: HDF5 stores must be local files; use a Zarr store at a URL")
+        return FsspecZarrBackend
     return HDF5Backend if is_hdf5(path) else ZarrBackend
 
 
-def store_exists(path: Path) -> bool:
+def store_exists(path: Path | str) -> bool:
     """Whether ``path`` holds a store (possibly corrupt); raises if it holds something else."""
+    if isinstance(path, str):  # a URL: an unfinished creation counts as no store (it is redone)
+        return url_exists(join(path, "zarr.json")) and not FsspecZarrBackend.unfinished(path)
     if is_hdf5(path):
         if path.is_dir():
             raise StoreError(f"{path}: is a directory, not an HDF5 store; choose another --store path")
@@ -65,10 +86,14 @@ def open_store(
         StoreMismatchError: the store was built for another spec and ``overwrite`` is off.
         LockedError: another process is writing the store.
     """
-    where = Path(path)
+    from wakebuilder.store.parts import is_parted, open_parted  # parts builds on this module
+
+    where = store_location(path)
+    if is_parted(where) and (parted := open_parted(where, mode, overwrite=overwrite)) is not None:
+        return parted  # type: ignore[return-value]
     # Backends work on the real path: through a symlink, HDF5 would rename its merged file over the link
-    # and keep its journal beside the link, splitting one store in two.
-    real = Path(os.path.realpath(where))
+    # and keep its journal beside the link, splitting one store in two. (URLs are used as given.)
+    real: Path | str = where if isinstance(where, str) else Path(os.path.realpath(where))
     if mode == "r":
         if not store_exists(real):
             raise StoreError(f"{where}: no embedding store here; build one with wb embed --store {where}")
@@ -77,7 +102,7 @@ def open_store(
         raise StoreError(f"open_store mode must be 'r' or 'a', not {mode!r}")
     if chunk_rows < 1:
         raise StoreError(f"{where}: chunk_rows must be at least 1, not {chunk_rows}")
-    lock = writer_lock(where)
+    lock = contextlib.nullcontext() if isinstance(where, str) else writer_lock(where)  # URLs: see remote
     lock.__enter__()
     try:
         backend = _open_or_create(real, spec, overwrite=overwrite, chunk_rows=chunk_rows)
@@ -87,7 +112,7 @@ def open_store(
         raise
 
 
-def _open_or_create(where: Path, spec: StoreSpec | None, *, overwrite: bool, chunk_rows: int) -> Any:
+def _open_or_create(where: Path | str, spec: StoreSpec | None, *, overwrite: bool, chunk_rows: int) -> Backend:
     cls = backend_class(where)
     if store_exists(where) and not overwrite:
         backend = cls.open(where, writable=True)
@@ -98,11 +123,7 @@ def _open_or_create(where: Path, spec: StoreSpec | None, *, overwrite: bool, chu
     if spec is None:
         raise StoreError(f"{where}: no store to append to, and no spec to create one; run wb embed first")
     cls.remove(where)
-    attrs = {
-        "schema_version": SCHEMA_VERSION, "backbone": spec.backbone, "seq_len": spec.seq_len, "dim": spec.dim,
-        "dtype": spec.dtype, "wakebuilder_version": __version__, "fingerprint": spec_fingerprint(spec),
-    }
-    return cls.create(where, field_layout(spec), attrs, max_chunk_rows=chunk_rows)
+    return cls.create(where, field_layout(spec), new_store_attrs(spec), max_chunk_rows=chunk_rows)
 
 
 def _flatten(value: Any, prefix: str) -> dict[str, Any]:

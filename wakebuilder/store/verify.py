@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from wakebuilder.errors import StoreError
 from wakebuilder.store.base import ARRAY_FIELDS
-from wakebuilder.store.opening import open_store
+from wakebuilder.store.opening import open_store, store_location
 
 _EMBEDDINGS = ("pooled", "sequence")
 
@@ -85,11 +84,22 @@ def verify_store(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         StoreError: no store at ``path``, or one too damaged to open.
     """
-    where = Path(path)
+    from wakebuilder.store.parts import PartedStore
+
+    where = store_location(path)
     with open_store(where, "r") as store:
-        backend, committed = store.storage, len(store)
-        problems = [p for name in ARRAY_FIELDS for p in _check_field(backend, name, committed)]
-        checksums = store.attrs.get("checksums")
+        committed = len(store)
+        # A store made of parts: each part is an ordinary store; rows are numbered across the parts.
+        pieces = list(store.parts) if isinstance(store, PartedStore) else [store]
+        problems: list[dict[str, Any]] = []
+        offset = 0
+        for piece in pieces:
+            for name in ARRAY_FIELDS:
+                for p in _check_field(piece.storage, name, len(piece)):
+                    start, stop = p["rows"]
+                    problems.append({**p, "rows": [start + offset, stop + offset]})
+            offset += len(piece)
+        checksums = pieces[0].attrs.get("checksums") if pieces else store.attrs.get("checksums")
     damaged = sorted({row for p in problems for row in range(*p["rows"])})
     return {
         "path": str(where), "backend": store.backend, "clips": committed, "checksums": checksums,

@@ -40,6 +40,20 @@ def _codecs(name: str) -> list[Any]:
     return [Crc32cCodec()] if name in ("pooled", "sequence") else [ZstdCodec(level=0), Crc32cCodec()]
 
 
+def create_arrays(group: Any, layout: Layout, max_chunk_rows: int) -> None:
+    """One empty clip-chunked array per field (embeddings uncompressed, see ``store.layout``), each chunk
+    with a crc32c checksum (``CHECKSUMS``; the group's attributes should say so)."""
+    for name, (row_shape, dtype) in layout.items():
+        group.create_array(
+            name,
+            shape=(0, *row_shape),
+            chunks=(chunk_rows_for(row_shape, dtype, max_chunk_rows), *row_shape),
+            dtype=str if dtype is None else dtype,
+            compressors=_codecs(name),
+            config={"write_empty_chunks": True},
+        )
+
+
 class ZarrBackend:
     """A Zarr v3 group: arrays ``pooled``, ``sequence``, ``label``, ``id``, ``kind``, ``group``, ``row``."""
 
@@ -80,15 +94,7 @@ class ZarrBackend:
             shutil.rmtree(work)
         full = {**attrs, "fields": list(layout), "committed": 0, "checksums": CHECKSUMS}
         group = zarr.open_group(str(work), mode="w", zarr_format=3, attributes=full)
-        for name, (row_shape, dtype) in layout.items():
-            group.create_array(
-                name,
-                shape=(0, *row_shape),
-                chunks=(chunk_rows_for(row_shape, dtype, max_chunk_rows), *row_shape),
-                dtype=str if dtype is None else dtype,
-                compressors=_codecs(name),
-                config={"write_empty_chunks": True},
-            )
+        create_arrays(group, layout, max_chunk_rows)
         os.replace(work, path)
         return cls.open(path, writable=True)
 
@@ -115,10 +121,6 @@ class ZarrBackend:
     def attrs(self) -> dict[str, Any]:
         return dict(self._attrs)
 
-    def rows(self, name: str) -> int:
-        """Rows allocated in one array (may exceed ``committed``)."""
-        return int(self._arrays[name].shape[0])
-
     def chunk_rows(self, name: str) -> int:
         return int(self._arrays[name].chunks[0])
 
@@ -135,6 +137,9 @@ class ZarrBackend:
         self._group.attrs["committed"] = count
         self._attrs["committed"] = count
 
+    def _chunk_exists(self, name: str, key: str) -> bool:
+        return (self.path / name / key).is_file()
+
     def missing_chunks(self, name: str, start: int = 0, stop: int | None = None) -> list[tuple[int, int]]:
         """Row ranges of committed chunks of one array whose chunk file is absent."""
         if self._attrs.get("checksums") != CHECKSUMS and name not in _ALWAYS_WRITTEN:
@@ -144,7 +149,7 @@ class ZarrBackend:
         missing = []
         for index in range(start // step, -(-end // step)):
             key = array.metadata.encode_chunk_key((index,) + (0,) * (array.ndim - 1))
-            if not (self.path / name / key).is_file():
+            if not self._chunk_exists(name, key):
                 missing.append((index * step, min((index + 1) * step, self.committed)))
         return missing
 

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,77 +27,18 @@ import numpy as np
 import torch
 
 from wakebuilder.atomic import atomic_directory
-from wakebuilder.config import StageConfig
 from wakebuilder.devices import resolve_device
 from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
 from wakebuilder.fingerprint import canonical_json
 from wakebuilder.modeldir import load_model, save_model
 from wakebuilder.train import data as tdata
-from wakebuilder.train.head import HeadConfig, HeadEnsemble, WakeHead
+from wakebuilder.train.fit_config import FitConfig
+from wakebuilder.train.head import HeadEnsemble, WakeHead
 from wakebuilder.train.loop import evaluate_head, train_loop
 from wakebuilder.train.plots import CURVES_NAME, METRICS_NAME, plot_training_curves, write_metrics_log
 from wakebuilder.train.split import Split, resolve_groups, split_groups
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class FitConfig(StageConfig):
-    """Semantic settings of ``wb fit`` (head shape, optimiser, loss, split).
-
-    Defaults were tuned with ``benchmarks/fit_speed.py`` so a 35,000-clip fit
-    finishes in about a minute on two CPU cores: width 64 and batch 256 (the
-    seed recipe's width 128 and batch 32 cost about 3x more per epoch).
-    """
-
-    width: int = 64
-    tcn: bool = True
-    tcn_layers: int = 2
-    tcn_kernel: int = 3
-    se: bool = True
-    attention: bool = True
-    hidden: tuple[int, ...] = (256, 128)
-    dropout: float = 0.5
-    input_dropout: float = 0.0
-    frame_dropout: float = 0.0
-    lr: float = 8e-4  # 1e-4 at batch 32, scaled linearly to batch 256
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.1
-    batch_size: int = 256  # batch 32 cannot fit 35k clips in 60 s on 2 CPU cores (benchmarks/fit_speed.py)
-    max_epochs: int = 60
-    patience: int = 8
-    min_delta: float = 0.001
-    focal_alpha: float = 0.5
-    focal_gamma: float = 2.0
-    mixup_alpha: float = 0.5
-    val_fraction: float = 0.25
-    keep_recordings_in_train: bool = False
-    members: int = 1  # heads trained with seeds seed, seed+1, ... on one split; their logits are averaged
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        checks = {
-            "width": self.width >= 1, "batch_size": self.batch_size >= 2, "max_epochs": self.max_epochs >= 1,
-            "patience": self.patience >= 1, "lr": self.lr > 0, "dropout": 0.0 <= self.dropout < 1.0,
-            "input_dropout": 0.0 <= self.input_dropout < 1.0, "frame_dropout": 0.0 <= self.frame_dropout < 1.0,
-            "warmup_fraction": 0.0 < self.warmup_fraction < 1.0,
-            "focal_alpha": 0.0 <= self.focal_alpha <= 1.0,
-            "focal_gamma": self.focal_gamma >= 0.0, "hidden": all(h >= 1 for h in self.hidden),
-            "tcn_layers": self.tcn_layers >= 1, "tcn_kernel": self.tcn_kernel % 2 == 1,
-            "members": self.members >= 1,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"FitConfig: invalid {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
-
-    def head_config(self, seq_len: int, dim: int) -> HeadConfig:
-        """The head this config trains for a store's sequence shape."""
-        return HeadConfig(
-            input_dim=dim, seq_len=seq_len, width=self.width, tcn=self.tcn, tcn_layers=self.tcn_layers,
-            tcn_kernel=self.tcn_kernel, se=self.se, attention=self.attention, hidden=self.hidden,
-            dropout=self.dropout, input_dropout=self.input_dropout, frame_dropout=self.frame_dropout,
-            members=self.members,
-        )
 
 
 @dataclass
@@ -112,6 +53,7 @@ class FitResult:
     mode: str  # "memory" or "stream"
     members: list[FitResult] = dataclasses.field(default_factory=list)  # an ensemble's heads, one result each
     ensemble_val: dict[str, float] | None = None  # the averaged head's validation loss and metrics
+    bank_excluded: int = 0  # negative-bank rows left out because they say the wake word (set by run_fit)
 
     @property
     def best(self) -> dict[str, float]:
@@ -240,7 +182,7 @@ def _deterministic(seed: int, device: str) -> Iterator[None]:
 
 
 def run_fit(
-    store_path: str | os.PathLike[str],
+    store_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     config: FitConfig,
     *,
@@ -251,26 +193,37 @@ def run_fit(
     overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[Path, FitResult]:
-    """Train on a store and write the model directory (built as ``.incomplete``, then renamed).
+    """Train on one store or several (read as one) and write the model directory.
 
-    Streams from the store (bounded memory) when ``stream`` is set or the
-    float16 sequences would not fit in the device's free memory. With
-    ``init`` the head (its shape included) starts from that model directory.
+    Several stores must hold the same embeddings (backbone, window, schema);
+    rows of a negative bank that say the wake word are left out and counted
+    (``wakebuilder.bank.exclude``). Streams from the stores (bounded memory)
+    when ``stream`` is set or the float16 sequences would not fit in the
+    device's free memory. With ``init`` the head (its shape included) starts
+    from that model directory. The directory is built as ``.incomplete``, then renamed.
 
     Raises:
-        StoreError: no store at ``store_path``.
-        StoreMismatchError: ``init``'s head was trained on another backbone.
-        TrainingError: the store cannot train a head.
+        StoreError: no store at a path.
+        StoreMismatchError: stores of different embeddings, or ``init``'s head trained on another backbone.
+        TrainingError: the stores cannot train a head.
     """
-    from wakebuilder.store import open_store
+    from wakebuilder.bank.exclude import bank_exclusion
+    from wakebuilder.store.union import open_stores
 
     target = Path(out_dir)
     if target.exists() and not overwrite:
         raise ConfigError(f"{target}: already exists; pass --overwrite to replace it")
     device = resolve_device(device)
-    with open_store(store_path, "r") as store:
+    paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
+    with open_stores(paths) as store:
         init_model = _load_init(init, store.spec) if init is not None else None
         meta_arrays, texts = _store_rows(store)
+        wake_word = wake_word if wake_word is not None else _wake_word(texts, meta_arrays.label)
+        exclusion = bank_exclusion(store, texts, meta_arrays.label, wake_word)
+        stored = store.describe()
+        if exclusion.count:
+            store = store.restrict(~exclusion.mask)
+            meta_arrays, texts = _store_rows(store)
         config = cap_batch_size(config, len(store))
         n_bytes = tdata.sequence_bytes(len(store), store.spec.seq_len, store.spec.dim)
         # On the CPU the loaded array and the training copy coexist for a moment.
@@ -286,17 +239,27 @@ def run_fit(
         meta = {
             "backbone": store.spec.backbone,
             "store_fingerprint": store.fingerprint,
-            "store_path": str(Path(store_path).resolve()),
-            "wake_word": wake_word if wake_word is not None else _wake_word(texts, meta_arrays.label),
+            "store_path": str(Path(paths[0]).resolve()),
+            "stores": [{**d, "excluded": int(exclusion.mask[store_rows].sum())}
+                       for d, store_rows in zip(stored, _source_masks(exclusion.mask, stored), strict=True)],
+            "bank_exclusion": exclusion.to_json(),
+            "wake_word": wake_word,
             "fit": config.to_dict(),
             "init_from": str(Path(init).resolve()) if init is not None else None,
             "training": _summary(result, arrays, device),
         }
+    result.bank_excluded = exclusion.count
     with atomic_directory(target, overwrite=overwrite) as work:
         save_model(work, result.head.cpu(), meta=meta, split=result.split.to_json())
         write_metrics_log(work / METRICS_NAME, result.metrics_log())
         plot_training_curves(result.history, work / CURVES_NAME, best_epoch=result.best_epoch)
     return target, result
+
+
+def _source_masks(mask: np.ndarray, stored: list[dict[str, Any]]) -> list[slice]:
+    """The slice of union rows (before exclusion) that each store contributed."""
+    bounds = np.cumsum([0] + [d["kept"] for d in stored])
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _load_init(init: str | os.PathLike[str], spec: Any) -> Any:

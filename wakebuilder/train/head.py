@@ -117,7 +117,7 @@ class WakeHead(nn.Module):
         """Training only: drop embedding values, then whole time steps (a step's vector becomes zeros).
 
         A regulariser against leaning on fine detail of the few synthetic training voices. Off by default:
-        on real recordings (benchmarks/results/REAL_TRANSFER.md) it moved the calibrated operating point,
+        on real recordings (research/REAL_TRANSFER.md) it moved the calibrated operating point,
         more recall and more false accepts, without ranking real clips better.
         """
         if not self.training:

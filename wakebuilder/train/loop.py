@@ -18,7 +18,7 @@ from wakebuilder.train.head import WakeHead
 from wakebuilder.train.losses import binary_metrics, class_balance_weights, draw_mixup, focal_loss, mixup
 
 if TYPE_CHECKING:
-    from wakebuilder.train.fit import FitConfig
+    from wakebuilder.train.fit_config import FitConfig
 
 
 def train_loop(head: WakeHead, loop: Loop, config: FitConfig, *, device: str,

@@ -11,7 +11,10 @@ import numpy as np
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.atomic import refuse_existing
 from wakebuilder.audio import AUDIO_EXTENSIONS, load_audio, quantize_pcm16, write_wav
-from wakebuilder.data.augment.transforms import AugmentConfig, apply_params, clip_rng, draw_params
+from wakebuilder.data.augment.background import (
+    BackgroundBank, BackgroundConfig, apply_background, background_rng, draw_background,
+)
+from wakebuilder.data.augment.transforms import AugmentConfig, apply_params, clip_key, draw_params
 from wakebuilder.errors import ConfigError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, resolve_clip_path, write_manifest
@@ -32,12 +35,25 @@ def load_bank(folder: str | os.PathLike[str] | None, what: str) -> tuple[list[st
 
 def augment_clip(
     samples: np.ndarray, record: ClipRecord, copy: int, config: AugmentConfig, banks: dict[str, list[np.ndarray]],
-    names: dict[str, list[str]],
+    names: dict[str, list[str]], background: tuple[BackgroundConfig, BackgroundBank] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """One augmented copy and the parameters that rebuild it."""
-    params = draw_params(clip_rng(config.seed, record.id, copy), config,
+    """One augmented copy and the parameters that rebuild it.
+
+    With ``background``, music or noise is added after the chain at an SNR against the clip's own power
+    at the chain's gain; its parameters (key ``background``) come from a Generator of their own.
+    """
+    params = draw_params(clip_key(config.seed, record.id, copy), config,
                          noise_files=len(banks["noise"]), rir_files=len(banks["rir"]))
     audio = apply_params(samples, params, banks=banks)
+    if background is not None:
+        settings, bank = background
+        drawn = draw_background(background_rng(config.seed, record.id, copy), settings, files=len(bank.names))
+        if drawn is not None:
+            power = float(np.mean(np.square(samples, dtype=np.float64))) * 10 ** (params["gain_db"] / 10)
+            audio = apply_background(audio, drawn, bank, signal_power=power)
+            if drawn["type"] == "file":
+                drawn["file"] = bank.names[drawn["file_index"]]
+            params["background"] = drawn
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 0.99:
         audio = audio * (0.99 / peak)
@@ -52,9 +68,11 @@ def augment_clip(
 def run_augment(
     manifest: str | os.PathLike[str], *, out_dir: str | os.PathLike[str], config: AugmentConfig,
     noise_dir: str | None = None, rir_dir: str | None = None, keep_originals: bool = False, progress: bool = True,
-    overwrite: bool = False,
+    background: BackgroundConfig | None = None, overwrite: bool = False,
 ) -> Path:
     """Write ``config.copies`` augmented copies of each clip and ``out_dir/manifest.jsonl``.
+
+    ``background`` mixes music and noise (generators and/or manifests' clips) into a share of the copies.
 
     Raises:
         ArtifactExistsError: the output manifest exists and ``overwrite`` is False.
@@ -67,6 +85,10 @@ def run_augment(
     noise_names, noise_bank = load_bank(noise_dir, "noise")
     rir_names, rir_bank = load_bank(rir_dir, "rir")
     banks, names = {"noise": noise_bank, "rir": rir_bank}, {"noise": noise_names, "rir": rir_names}
+    backgrounds = None
+    if background is not None:
+        background.check()
+        backgrounds = (background, BackgroundBank.load(background.manifests))
     parents = read_manifest(manifest)
     records: list[ClipRecord] = []
     for parent in tqdm(parents, desc="augment", unit="clip", disable=not progress):
@@ -75,7 +97,7 @@ def run_augment(
         if keep_originals:
             records.append(ClipRecord(**{**parent.to_dict(), "path": str(source)}))
         for copy in range(config.copies):
-            audio, params = augment_clip(samples, parent, copy, config, banks, names)
+            audio, params = augment_clip(samples, parent, copy, config, banks, names, backgrounds)
             clip_id = audio_id(quantize_pcm16(audio))
             target = out / "clips" / f"{clip_id}.wav"
             if not target.exists():  # a resumed run keeps what it already wrote
@@ -88,4 +110,6 @@ def run_augment(
             ))
     unique = list({r.id: r for r in records}.values())
     config.save(out / "augment_config.json")
+    if background is not None:
+        background.save(out / "background_config.json")
     return write_manifest(out / MANIFEST_NAME, unique)

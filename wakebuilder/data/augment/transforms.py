@@ -1,7 +1,7 @@
 """Augmentation transforms: drawing parameters is separate from applying them.
 
-``draw_params`` draws a whole chain's parameters from an explicit Generator
-(seeded from the run seed, the clip id and the copy index); ``apply_params``
+``draw_params`` draws a whole chain's parameters, each transform from its own
+Generator keyed by (run seed, clip id, copy index, transform name); ``apply_params``
 is pure arithmetic on those parameters, with noise regenerated from the seed
 stored in them. The parameters go into the manifest row, so every augmented
 clip can be rebuilt exactly from its row. ``backend="numpy"`` runs the same
@@ -10,7 +10,6 @@ chain through the NumPy references (for tests and the benchmark).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -18,11 +17,16 @@ import numpy as np
 
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.audio import fit_to_window
-from wakebuilder.config import StageConfig
 from wakebuilder.data.augment import kernels, reference
+from wakebuilder.data.augment.params import (
+    DRAWS, NOISE_COLORS, AugmentConfig, clip_key, draw_params, stable_hash, transform_rng,
+)
+
+# The drawing side is re-exported: callers import the whole transform API from here.
+__all__ = ["DRAWS", "NOISE_COLORS", "AugmentConfig", "apply_params", "biquad_coefficients", "clip_key",
+           "draw_params", "formant_warp", "noise_gain_for_snr", "stable_hash", "synthetic_rir", "transform_rng"]
 from wakebuilder.streaming import frame_starts, frame_windows
 
-NOISE_COLORS = ("white", "pink", "brown")
 OLA_SIZE, OLA_HOP = 512, 128
 _WINDOW = np.hanning(OLA_SIZE).astype(np.float32)
 _WINDOW_SQUARED = _WINDOW**2
@@ -34,69 +38,6 @@ _WINDOW_SQUARED = _WINDOW**2
 # clipped to +-30 dB, so a warp never lifts a near-silent bin into audible noise.
 FORMANT_LIFTER, FORMANT_ITERATIONS = 40, 5
 FORMANT_LIMIT = math.log(10 ** (30 / 20))
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class AugmentConfig(StageConfig):
-    """Ranges and probabilities of each transform."""
-
-    copies: int = 2
-    seed: int = 0
-    speed_range: tuple[float, ...] = (0.9, 1.1)
-    speed_p: float = 0.5
-    pitch_semitones: tuple[float, ...] = (-2.0, 2.0)
-    pitch_p: float = 0.4
-    gain_db: tuple[float, ...] = (-10.0, 0.0)
-    snr_db: tuple[float, ...] = (5.0, 25.0)
-    noise_p: float = 0.8
-    rt60_s: tuple[float, ...] = (0.15, 0.7)
-    reverb_p: float = 0.5
-    eq_p: float = 0.4
-    shift_s: tuple[float, ...] = (-0.2, 0.2)
-    shift_p: float = 0.5
-    window_s: float = 0.0  # > 0: centre each clip in this many seconds of silence before reverb, EQ, shift and noise
-    formant_range: tuple[float, ...] = (0.85, 1.2)
-    formant_p: float = 0.0  # > 0: that share of copies gets its own vocal-tract length (spectral envelope)
-
-
-def clip_rng(seed: int, clip_id: str, copy: int) -> np.random.Generator:
-    """The Generator of one augmented copy: a function of (seed, clip id, copy index) only."""
-    return np.random.default_rng([seed, int(clip_id[:15], 16) if _is_hex(clip_id) else abs(hash(clip_id)), copy])
-
-
-def _is_hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text[:15]) and len(text) >= 15
-
-
-def draw_params(rng: np.random.Generator, config: AugmentConfig, *, noise_files: int = 0, rir_files: int = 0) -> dict[str, Any]:
-    """Draw one chain's parameters (units in the names)."""
-    params: dict[str, Any] = {"gain_db": float(rng.uniform(*config.gain_db))}
-    if config.window_s > 0:
-        params["window_s"] = config.window_s
-    if rng.random() < config.speed_p:
-        params["speed_factor"] = float(rng.uniform(*config.speed_range))
-    if rng.random() < config.pitch_p:
-        params["pitch_semitones"] = float(rng.uniform(*config.pitch_semitones))
-    if rng.random() < config.reverb_p:
-        source = int(rng.integers(rir_files)) if rir_files and rng.random() < 0.5 else None
-        params["reverb"] = {"rt60_s": float(rng.uniform(*config.rt60_s)), "seed": int(rng.integers(2**31)),
-                            "rir_index": source}
-    if rng.random() < config.eq_p:
-        kind = ("lowpass", "highpass", "bandpass")[int(rng.integers(3))]
-        cutoff = {"lowpass": (2500.0, 6000.0), "highpass": (80.0, 400.0), "bandpass": (500.0, 2500.0)}[kind]
-        params["eq"] = {"type": kind, "cutoff_hz": float(rng.uniform(*cutoff)), "q": float(rng.uniform(0.5, 1.2))}
-    if rng.random() < config.shift_p:
-        params["shift_s"] = float(rng.uniform(*config.shift_s))
-    if rng.random() < config.noise_p:
-        kinds = [*NOISE_COLORS, "file"] if noise_files else list(NOISE_COLORS)
-        kind = kinds[int(rng.integers(len(kinds)))]
-        params["noise"] = {"type": kind, "snr_db": float(rng.uniform(*config.snr_db)), "seed": int(rng.integers(2**31)),
-                           "file_index": int(rng.integers(noise_files)) if kind == "file" else None}
-    # drawn last, and only when on, so chains drawn without it are unchanged
-    if config.formant_p > 0 and rng.random() < config.formant_p:
-        low, high = config.formant_range
-        params["formant_factor"] = float(math.exp(rng.uniform(math.log(low), math.log(high))))
-    return params
 
 
 def biquad_coefficients(kind: str, cutoff_hz: float, q: float) -> tuple[tuple[float, float, float], tuple[float, float]]:

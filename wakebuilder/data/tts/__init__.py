@@ -27,8 +27,13 @@ ENGINES = {
     "kokoro": "wakebuilder.data.tts.kokoro:KokoroEngine",
     "espeak": "wakebuilder.data.tts.espeak:EspeakEngine",
     "gtts": "wakebuilder.data.tts.gtts:GTTSEngine",
+    "pico": "wakebuilder.data.tts.pico:PicoEngine",
+    "rhvoice": "wakebuilder.data.tts.rhvoice:RHVoiceEngine",
+    "mbrola": "wakebuilder.data.tts.mbrola:MbrolaEngine",
 }
 DEFAULT_ENGINES = ("piper", "flite", "espeak")
+# Engines whose every voice is licensed for non-commercial use only: never in a default set (name them).
+NON_COMMERCIAL_ENGINES = ("mbrola",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +103,17 @@ def usable_engines(names: tuple[str, ...] | list[str]) -> list[Engine]:
 def list_voices(engines: tuple[str, ...] | list[str] | None = None) -> list[Voice]:
     """Every voice setting of the usable engines."""
     return [voice for engine in usable_engines(list(engines or ENGINES)) for voice in engine.voices()]
+
+
+def voice_licence(engine: Engine, name: str) -> str:
+    """The licence of ``engine``'s voice ``name`` (its ``licence`` method; "unknown" without one)."""
+    licence = getattr(engine, "licence", None)
+    return licence(name) if licence is not None else "unknown"
+
+
+def is_non_commercial(licence: str) -> bool:
+    """Whether a licence string restricts use to non-commercial purposes."""
+    return "non-commercial" in licence.lower() or "-nc-" in licence.lower()
 
 
 def single_thread_session(path: str) -> object:

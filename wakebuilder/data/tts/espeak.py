@@ -107,6 +107,9 @@ class EspeakEngine:
     def why_unavailable(self) -> str:
         return "pip install espeakng-loader (ships libespeak-ng and its data)"
 
+    def licence(self, name: str) -> str:
+        return "GPL-3.0 (espeak-ng)"
+
     def voices(self) -> list[Voice]:
         return [
             Voice("espeak", f"{lang}+{variant}" if variant else lang, {"rate": rate, "pitch": pitch})

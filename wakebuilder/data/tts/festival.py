@@ -145,6 +145,11 @@ class FestivalEngine:
             return f"install the Debian packages {PACKAGES} (bin/setup does this where apt works)"
         return f"festival has no English voice here; install {PACKAGES.split(' ', 1)[1]}"
 
+    def licence(self, name: str) -> str:
+        if name in HTS_VOICES:
+            return "BSD-style (CMU ARCTIC/HTS)"
+        return "festvox diphone licence (free, commercial use allowed)"
+
     def voices(self) -> list[Voice]:
         voices = []
         for name in installed_voices():

@@ -39,6 +39,9 @@ class FliteEngine:
     def why_unavailable(self) -> str:
         return "install the Debian package flite (apt-get install flite); bin/setup does this where it can"
 
+    def licence(self, name: str) -> str:
+        return "flite licence (BSD-style, commercial use allowed)"
+
     def voices(self) -> list[Voice]:
         voices = []
         for name in FLITE_VOICES:

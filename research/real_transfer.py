@@ -1,10 +1,11 @@
 """Real-speech recall: models trained only on synthetic speech, scored on real recordings (realdev).
 
-For each word W the recipe runs from W's text alone in a work dir under /tmp, through ``.venv/bin/wb``
-subprocesses: synth positives, sound-alike + generic speech negatives, augment, a held-out synthetic
-stream (another seed) for calibration, training-stream windows, embed (speech-embedding), fit,
-calibrate, export. realdev is never used for training, for picking training data or for the
-calibrated threshold; it is only scored.
+For each word W the library's recipe (``wakebuilder.recipe.run_recipe``, the code behind ``wb quickstart``,
+with its quick preset unless a flag changes a setting) runs from W's text alone in a work dir under
+``--workdir``: synth positives, negatives, augment, training-stream windows, a held-out synthetic stream
+(another seed) for calibration, embed (speech-embedding), fit, calibrate, export. realdev is never used for
+training, for picking training data or for the calibrated threshold; it is only scored. The results file
+records the recipe config that ran (``recipe``).
 
 Scoring uses the exported ONNX and the streaming protocol of ``wb eval``/``wb detect`` (hop 0.1 s,
 refractory 1 s, no smoothing). Every realdev file is padded with 1 s of silence on each side and
@@ -16,199 +17,93 @@ Reported at the calibrated threshold (chosen on synthetic data only), and separa
 "oracle threshold, tuned on realdev": the lowest threshold with <= 1 false accept on the same
 false-accept set. The oracle figure is optimistic and must not be quoted as a test result.
 
-Usage: .venv/bin/python benchmarks/real_transfer.py [--quick] [--words happy,sheila] [--seeds 0,1,2]
-       [--engines piper,flite,espeak] [--n-pos 600] [--n-hard 1500] [--n-speech 1000] [--tag NAME]
-Writes benchmarks/results/real_transfer_<tag>.json (tag defaults to the engines, e.g. piper-flite).
+Usage: .venv/bin/python research/real_transfer.py [--quick] [--words happy,sheila] [--seeds 0,1,2]
+       [--realdev DIR] [--engines piper,flite] [--n-pos 600] [--augment formant_p=0.5] [--fit members=3] [--tag NAME]
+Writes research/results/real_transfer_<tag>.json (tag defaults to the engines, e.g. piper-flite).
 To pin the library while the working tree changes, run with PYTHONPATH=<a `git archive` of a commit, with
-its hash in a COMMIT file>; the wb subprocesses inherit it, and the JSON records which library ran.
+its hash in a COMMIT file>; the JSON records which library ran.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
 import json
-import os
 import platform
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 import wakebuilder
+import wakebuilder.recipe as recipe
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.audio import load_audio
-from wakebuilder.data.phonetics import candidates
-from wakebuilder.data.tts import list_voices
+from wakebuilder.config import StageConfig
 from wakebuilder.detect import Detector, load_detector
+from wakebuilder.recipe import RecipeConfig
 from wakebuilder.streaming import count_events, frame_windows, hop_samples, score_waveform
 
 ROOT = Path(__file__).resolve().parent.parent
-WB = str(ROOT / ".venv" / "bin" / "wb")
 RESULTS = Path(__file__).parent / "results"
-REALDEV = Path("/work/shared/realdev")
+REALDEV = ROOT.parent / "shared" / "realdev"  # the default of --realdev
 WORDS = ("happy", "sheila", "forward", "marvin", "house", "visual")
 QUICK_WORDS = ("happy", "sheila")
 HOP_S, REFRACTORY_S, PAD_S = 0.1, 1.0, 1.0
 ORACLE_MAX_FA = 1
-# sha1[:8] of each word's sound-alike candidate list when the synthesis cache was first filled (library
-# 6d88261..7971025); a later list gets its own cache key, so changed negatives are never read from the cache.
-FIRST_CANDIDATES = {"happy": "8e2fca7b", "sheila": "612f384b", "forward": "97c9e1a9", "marvin": "738f2a0f",
-                    "house": "cfbc0ad0", "visual": "3b3ccee4"}
+# RecipeConfig fields a flag of the same name changes (unset: the recipe's default)
+OVERRIDES = ("engines", "neg_engines", "n_pos", "n_hard", "n_speech", "n_words", "pos_copies", "neg_copies",
+             "train_stream_s", "stream_s", "objective", "target_fa_per_hour", "window_s")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Recipe:
-    """Training-recipe options; every one is a flag of this script."""
-
-    engines: tuple[str, ...]
-    neg_engines: tuple[str, ...]
-    n_pos: int
-    n_hard: int
-    n_speech: int
-    pos_copies: int
-    neg_copies: int
-    train_stream_s: float
-    cal_stream_s: float
-    objective: str
-    target_fa_per_hour: float
-    window_s: float
-    n_words: int
-    augment_args: tuple[str, ...]
-    fit_args: tuple[str, ...]
-    # a second wb augment pass (seed + 100) with these options, its copies added to the first pass's
-    extra_augment_args: tuple[str, ...] = ()
-    # a `wb negatives --real` manifest of real speech without any realdev word: its chunks and --neg-copies
-    # augmented copies (seed) are added to the store as negatives
-    real_negatives: str | None = None
-    store_from: str | None = None  # another tag's stores and calibration streams (head-only experiments)
-    threads: int = 0  # torch/onnxruntime threads of each wb command (0: their defaults)
+def recipe_config(args: argparse.Namespace, word: str = "<word>") -> RecipeConfig:
+    """The library's recipe (``wb quickstart``'s quick preset) for ``word``, changed only where a flag says so."""
+    given = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
+    augment = RecipeConfig().augment.replace(**parse_settings(args.augment, RecipeConfig().augment))
+    fit = RecipeConfig().fit.replace(**parse_settings(args.fit, RecipeConfig().fit))
+    return RecipeConfig.preset("quick", phrase=word, backbone="speech-embedding", augment=augment, fit=fit,
+                               report=not args.no_report, **given)
 
 
-THREADS = {"n": 0}  # set from --threads in main(); read by every wb subprocess
+def parse_settings(pairs: list[str], base: StageConfig) -> dict:
+    """``KEY=VALUE`` pairs (VALUE read as YAML: ``0.5``, ``[0.8, 1.2]``, ``true``) checked against ``base``'s fields."""
+    changes = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"{pair!r}: expected KEY=VALUE")
+        changes[key] = yaml.safe_load(value)
+    return {k: getattr(type(base).from_dict({**base.to_dict(), **changes}), k) for k in changes}
 
 
-def wb(*args: str | Path) -> str:
-    """Run one ``wb`` command; returns the artifact path it prints on stdout.
-
-    With ``--threads N`` each command runs with ``OMP_NUM_THREADS=N`` (torch in calibrate and export), and
-    embed and fit get ``--threads N``: two models at once on two cores with two threads each ran the head
-    fit 4.6x slower per epoch than with one (26 vs 5.7 s, measured under load).
-    """
-    cmd = [WB, *map(str, args)]
-    env = None
-    if THREADS["n"]:
-        env = {**os.environ, "OMP_NUM_THREADS": str(THREADS["n"])}
-        if cmd[1] in ("embed", "fit"):
-            cmd += ["--threads", str(THREADS["n"])]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
-    return done.stdout.strip().splitlines()[-1]
-
-
-def engine_args(engines: tuple[str, ...]) -> list[str]:
-    return [arg for engine in engines for arg in ("--engine", engine)]
-
-
-def cached(out: Path, *args: str | Path) -> str:
-    """``wb <args> --out out`` unless ``out`` already holds a manifest (synthesis is the slow stage; its
-    outputs are shared by every experiment with the same word, seed, engines and counts)."""
-    if (out / "manifest.jsonl").is_file():
-        return str(out / "manifest.jsonl")
-    return wb(*args, "--out", out)
-
-
-def train_word(word: str, seed: int, recipe: Recipe, work: Path, data: Path) -> Path:
-    """The recipe from the word's text alone -> exported ONNX path."""
+def train_word(word: str, seed: int, args: argparse.Namespace, work: Path) -> Path:
+    """The library's recipe from the word's text alone -> exported ONNX path."""
+    config = recipe_config(args, word).replace(seed=seed)
+    extra = [str(args.real_negatives)] if args.real_negatives else []
+    if not args.store_from:
+        return recipe.run_recipe(config, out_dir=work, extra_negatives=extra, device="cpu", threads=args.threads).onnx
+    source = work.parent.parent / args.store_from / work.name
+    store, cal_stream = source / "store.zarr", source / "stream-calibrate.wav"
+    if not (store.is_dir() and cal_stream.is_file()):
+        raise FileNotFoundError(f"--store-from {args.store_from}: no store or calibration stream in {source}")
+    data = recipe.RecipeData(train_manifests=[], negatives=source / "negatives" / "manifest.jsonl",
+                             heldout_positives=None, heldout_negatives=None, calibration_stream=cal_stream,
+                             report_stream=None)
     work.mkdir(parents=True, exist_ok=True)
-    log = lambda msg: print(f"  [{word} s{seed}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
-    if recipe.store_from:
-        source = work.parent.parent / recipe.store_from / work.name
-        store, cal_stream = source / "store.zarr", source / "stream-calibrate.wav"
-        if not (store.is_dir() and cal_stream.is_file()):
-            raise FileNotFoundError(f"--store-from {recipe.store_from}: no store or calibration stream in {source}")
-        log(f"reusing the store of {recipe.store_from}")
-    else:
-        store, cal_stream = prepare_store(word, seed, recipe, work, data, log)
-    log("fit")
-    model = wb("fit", "--store", store, "--out", work / "model", "--seed", seed, "--device", "cpu", "--overwrite",
-               *recipe.fit_args)
-    log("calibrate")
-    wb("calibrate", "--model", model, "--store", store, "--stream", cal_stream, "--device", "cpu",
-       "--objective", recipe.objective, "--target-fa-per-hour", recipe.target_fa_per_hour)
-    export = wb("export", "--model", model, "--out", work / "export", "--name", word, "--overwrite")
-    return Path(export) / f"{word}.onnx"
+    return recipe.train_and_export(config.replace(report=False), work, store, data, device="cpu").onnx
 
 
-def prepare_store(word: str, seed: int, recipe: Recipe, work: Path, data: Path, log) -> tuple[str, str]:
-    """Synth, negatives, augment, streams and embed -> (store path, calibration stream path)."""
-    pos_eng, neg_eng = engine_args(recipe.engines), engine_args(recipe.neg_engines)
-    log(f"synth {recipe.n_pos} positives ({','.join(recipe.engines)})")
-    pos = cached(data / f"pos-{word}-s{seed}-{'-'.join(recipe.engines)}-{recipe.n_pos}-v{voices_digest(recipe.engines)}",
-                 "synth", word, "-n", recipe.n_pos, "--seed", seed, *pos_eng)
-    log(f"negatives {recipe.n_hard} hard + {recipe.n_speech} speech ({','.join(recipe.neg_engines)})")
-    neg_key = f"{word}-{'-'.join(recipe.neg_engines)}-{recipe.n_hard}-{recipe.n_speech}-{recipe.n_words}"
-    # The sound-alike list changes with the library: cache by what it holds (no suffix: the first list).
-    digest = hashlib.sha1("\n".join(c.text for c in candidates(word)).encode()).hexdigest()[:8]
-    suffix = "" if digest == FIRST_CANDIDATES.get(word) else f"-c{digest}"
-    neg_key += suffix if recipe.n_hard else ""
-    neg_voices = f"-v{voices_digest(recipe.neg_engines)}"
-    suffix += neg_voices
-    neg_key += neg_voices
-    neg = cached(data / f"neg-{neg_key}-s{seed}", "negatives", word, "-n", recipe.n_hard,
-                 "--speech", recipe.n_speech, "--words", recipe.n_words, "--seed", seed, *neg_eng)
-    cal_neg = cached(data / f"cal-{word}-{'-'.join(recipe.neg_engines)}-s{seed + 1000}{suffix}", "negatives", word,
-                     "-n", 200, "--speech", 400, "--words", 0, "--seed", seed + 1000, *neg_eng)
-    log("augment")
-    manifests = [pos, wb("augment", pos, "--out", work / "positives-aug", "--copies", recipe.pos_copies,
-                         "--seed", seed, *recipe.augment_args),
-                 neg, wb("augment", neg, "--out", work / "negatives-aug", "--copies", recipe.neg_copies,
-                         "--seed", seed, *recipe.augment_args)]
-    if recipe.extra_augment_args:
-        manifests += [wb("augment", source, "--out", work / f"{name}-aug2", "--copies", copies, "--seed", seed + 100,
-                         *recipe.extra_augment_args)
-                      for name, source, copies in (("positives", pos, recipe.pos_copies),
-                                                   ("negatives", neg, recipe.neg_copies))]
-    if recipe.real_negatives:
-        manifests += [recipe.real_negatives,
-                      wb("augment", recipe.real_negatives, "--out", work / "real-negatives-aug", "--copies",
-                         recipe.neg_copies, "--seed", seed, *recipe.augment_args)]
-    log("streams")
-    window = f"{recipe.window_s:g}"
-    (work / "train-stream").mkdir(exist_ok=True)
-    wb("stream", neg, "--out", work / "train-stream" / "negatives.wav", "--duration-s", recipe.train_stream_s,
-       "--seed", seed)
-    manifests.append(wb("negatives", "--real", work / "train-stream", "--out", work / "train-stream-chunks",
-                        "--min-s", window, "--max-s", window, "--hop-s", 0.3, "--overwrite"))
-    cal_stream = wb("stream", cal_neg, "--out", work / "stream-calibrate.wav", "--duration-s",
-                    recipe.cal_stream_s, "--seed", seed)
-    log("embed")
-    store = wb("embed", *manifests, "--store", work / "store.zarr", "--backbone", "speech-embedding",
-               "--window-s", window, "--device", "cpu")
-    return store, cal_stream
-
-
-@functools.lru_cache(maxsize=None)
-def voices_digest(engines: tuple[str, ...]) -> str:
-    """sha1[:8] of the engines' voice settings here: a changed voice list never reads another's cache.
-
-    Computed once per engine list; ``main`` fills the cache before its worker threads start.
-    """
-    keys = "\n".join(voice.key for voice in list_voices(list(engines)))
-    return hashlib.sha1(keys.encode()).hexdigest()[:8]
-
-
-def realdev_files() -> dict[str, list[Path]]:
+def realdev_files(realdev: Path = REALDEV) -> dict[str, list[Path]]:
     """realdev wav files by label (a word, or ``negative``)."""
-    files: dict[str, list[Path]] = {w: sorted((REALDEV / "positives" / w).glob("*.wav")) for w in WORDS}
-    files["negative"] = sorted((REALDEV / "negatives").rglob("*.wav"))
+    if not (realdev / "positives").is_dir():
+        raise SystemExit(f"--realdev {realdev}: no positives/ folder there (the realdev recordings)")
+    files: dict[str, list[Path]] = {w: sorted((realdev / "positives" / w).glob("*.wav")) for w in WORDS}
+    files["negative"] = sorted((realdev / "negatives").rglob("*.wav"))
     return files
 
 
@@ -234,13 +129,13 @@ def padded_traces(detector: Detector, paths: list[Path]) -> tuple[list[np.ndarra
     return traces, seconds
 
 
-def realdev_windows(window_s: float, workdir: Path) -> dict[str, np.ndarray]:
+def realdev_windows(window_s: float, workdir: Path, realdev: Path = REALDEV) -> dict[str, np.ndarray]:
     """Every realdev file's padded windows embedded once: ``seq`` (windows, T, 96), ``file_index`` per window,
     and per file its ``label`` and unpadded ``seconds``. Cached under ``workdir`` by window and backbone."""
     from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone
 
     backbone = SpeechEmbeddingBackbone(window_s=window_s, threads=1)
-    files = realdev_files()
+    files = realdev_files(realdev)
     order = [(label, path) for label in (*WORDS, "negative") for path in files[label]]
     key = hashlib.sha1(json.dumps([backbone.identity, [str(p) for _, p in order]]).encode()).hexdigest()[:10]
     cache = workdir / f"realdev-windows-{key}.npz"
@@ -404,29 +299,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--words", type=split, default=list(WORDS))
     p.add_argument("--seeds", type=lambda s: [int(x) for x in split(s)], default=[0, 1, 2])
     p.add_argument("--quick", action="store_true", help="words happy,sheila and seed 0 only")
-    p.add_argument("--engines", type=split, default=["piper", "flite", "espeak"], help="TTS engines of positives")
-    p.add_argument("--neg-engines", type=split, default=None, help="TTS engines of negatives [default: --engines]")
-    p.add_argument("--n-pos", type=int, default=600)
-    p.add_argument("--n-hard", type=int, default=1500)
-    p.add_argument("--n-speech", type=int, default=1000)
-    p.add_argument("--pos-copies", type=int, default=2)
-    p.add_argument("--neg-copies", type=int, default=1)
-    p.add_argument("--train-stream-s", type=float, default=600.0)
-    p.add_argument("--cal-stream-s", type=float, default=600.0)
-    p.add_argument("--objective", choices=["f1", "fa-per-hour"], default="f1")
-    p.add_argument("--target-fa-per-hour", type=float, default=0.5)
-    p.add_argument("--window-s", type=float, default=2.5, help="speech-embedding window (quickstart: 2.5)")
-    p.add_argument("--words-neg", type=int, default=0, dest="n_words", help="isolated-word TTS negatives")
-    p.add_argument("--augment-args", default="", help="extra wb augment options, space separated")
-    p.add_argument("--extra-augment", default="",
-                   help="a second wb augment pass with these options (space separated; --pos-copies and "
-                        "--neg-copies copies, seed + 100) whose clips are added to the first pass's")
+    p.add_argument("--realdev", type=Path, default=REALDEV, help="the realdev recordings [default: %(default)s]")
+    # Recipe settings: unset, the library recipe's quick preset decides (RecipeConfig); the results file records
+    # the config that ran.
+    p.add_argument("--engines", type=lambda s: tuple(split(s)), default=None, help="TTS engines")
+    p.add_argument("--neg-engines", type=lambda s: tuple(split(s)), default=None,
+                   help="TTS engines of negatives [default: --engines]")
+    for name, kind in (("n_pos", int), ("n_hard", int), ("n_speech", int), ("n_words", int), ("pos_copies", int),
+                       ("neg_copies", int), ("train_stream_s", float), ("stream_s", float),
+                       ("target_fa_per_hour", float), ("window_s", float)):
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
+    p.add_argument("--objective", choices=["f1", "fa-per-hour"], default=None)
+    p.add_argument("--augment", action="append", default=[], metavar="KEY=VALUE",
+                   help="an AugmentConfig setting of the recipe (repeatable), e.g. formant_p=0.5")
+    p.add_argument("--fit", action="append", default=[], metavar="KEY=VALUE",
+                   help="a FitConfig setting of the recipe (repeatable), e.g. members=3")
+    p.add_argument("--no-report", action="store_true", help="skip the recipe's synthetic held-out report")
     p.add_argument("--real-negatives", type=Path, default=None,
                    help="a `wb negatives --real` manifest of real speech holding none of realdev's words: its "
                         "chunks and --neg-copies augmented copies are added to every store as negatives")
-    p.add_argument("--fit-args", default="", help="extra wb fit options, space separated")
-    p.add_argument("--threads", type=int, default=0,
-                   help="threads of each wb command (embed, fit: --threads; all: OMP_NUM_THREADS) [0: defaults]")
+    p.add_argument("--threads", type=int, default=0, help="torch and onnxruntime threads [0: their defaults]")
     p.add_argument("--tag", default=None, help="names the results file [default: the engines joined by -]")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/real_transfer"))
     p.add_argument("--store-from", default=None,
@@ -451,16 +343,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--words: not in realdev: {sorted(unknown)}")
     if args.real_negatives and not args.real_negatives.is_file():
         p.error(f"--real-negatives {args.real_negatives}: no such manifest (make one with wb negatives --real DIR)")
-    args.tag = args.tag or "-".join(args.engines)
+    args.tag = args.tag or "-".join(recipe_config(args).engines)
     return args
 
 
-def rescore(tag: str, files: dict[str, list[Path]], workdir: Path) -> Path:
+def rescore(tag: str, files: dict[str, list[Path]], workdir: Path, realdev: Path = REALDEV) -> Path:
     """Score the exported models of an existing results file again with this script's scoring (after a fix
     to the scoring, say); training is not repeated. The file records which scoring commit rescored it."""
     out = RESULTS / f"real_transfer_{tag}.json"
     result = json.loads(out.read_text(encoding="utf-8"))
-    windows = realdev_windows(result["recipe"]["window_s"], workdir)
+    windows = realdev_windows(result["recipe"]["window_s"] or recipe.SPEECH_EMBEDDING_WINDOW_S, workdir, realdev)
     for run in result["runs"]:
         run.update(score_word(run["word"], Path(run["onnx"]), files, windows))
     result["summary"] = summarize(result["runs"], sorted({r["word"] for r in result["runs"]}, key=WORDS.index),
@@ -502,29 +394,19 @@ def main(argv: list[str] | None = None) -> None:
         print(combine(args.tag, args.combine))
         return
     if args.rescore:
-        print(rescore(args.tag, realdev_files(), args.workdir))
+        print(rescore(args.tag, realdev_files(args.realdev), args.workdir, args.realdev))
         return
-    recipe = Recipe(engines=tuple(args.engines), neg_engines=tuple(args.neg_engines or args.engines),
-                    n_pos=args.n_pos, n_hard=args.n_hard, n_speech=args.n_speech, pos_copies=args.pos_copies,
-                    neg_copies=args.neg_copies, train_stream_s=args.train_stream_s,
-                    cal_stream_s=args.cal_stream_s, objective=args.objective,
-                    target_fa_per_hour=args.target_fa_per_hour, window_s=args.window_s, n_words=args.n_words,
-                    augment_args=tuple(args.augment_args.split()), fit_args=tuple(args.fit_args.split()),
-                    extra_augment_args=tuple(args.extra_augment.split()),
-                    real_negatives=str(args.real_negatives.resolve()) if args.real_negatives else None,
-                    store_from=args.store_from, threads=args.threads)
-    THREADS["n"] = args.threads
+    config = recipe_config(args)
+    recorded = config.to_dict()
     # realdev's windows embedded once (cached under --workdir); each model's exported head scores them
-    windows = None if args.end_to_end else realdev_windows(recipe.window_s, args.workdir)
-    for engines in {recipe.engines, recipe.neg_engines}:
-        voices_digest(engines)  # one thread lists the voices (espeak-ng crashed when two initialised it at once)
-    files = realdev_files()
+    windows = None if args.end_to_end else realdev_windows(config.embed_window_s, args.workdir, args.realdev)
+    files = realdev_files(args.realdev)
     library = library_identity()
     out = RESULTS / f"real_transfer_{args.tag}.json"
     runs: list[dict] = []
     if args.resume and out.is_file():
         previous = json.loads(out.read_text(encoding="utf-8"))
-        if previous["recipe"] == json.loads(json.dumps(asdict(recipe))) and previous["library"] == library:
+        if previous["recipe"] == recorded and previous["library"] == library:
             runs = [r for r in previous["runs"] if r["word"] in args.words and r["seed"] in args.seeds]
             print(f"resuming: {len(runs)} run(s) kept from {out}", file=sys.stderr)
         else:
@@ -537,7 +419,9 @@ def main(argv: list[str] | None = None) -> None:
         ordered = sorted(runs, key=lambda r: (r["seed"], WORDS.index(r["word"])))
         summary = summarize(ordered, sorted({r["word"] for r in runs}, key=WORDS.index),
                             sorted({r["seed"] for r in runs}))
-        result = {"tag": args.tag, "recipe": asdict(recipe), "words": args.words, "seeds": args.seeds,
+        result = {"tag": args.tag, "recipe": recorded, "realdev": str(args.realdev),
+                  "real_negatives": str(args.real_negatives) if args.real_negatives else None,
+                  "store_from": args.store_from, "words": args.words, "seeds": args.seeds,
                   "complete": len(runs) == len(args.words) * len(args.seeds), "jobs": args.jobs,
                   "protocol": {"hop_s": HOP_S, "refractory_s": REFRACTORY_S, "pad_s": PAD_S, "smooth": 1,
                                "oracle_max_false_accepts": ORACLE_MAX_FA,
@@ -553,7 +437,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def one(word: str, seed: int) -> None:
         start = time.perf_counter()
-        onnx = train_word(word, seed, recipe, args.workdir / args.tag / f"{word}-s{seed}", args.workdir / "data")
+        onnx = train_word(word, seed, args, args.workdir / args.tag / f"{word}-s{seed}")
         trained = time.perf_counter()
         scores = score_word(word, onnx, files, windows)
         run = {"word": word, "seed": seed, "onnx": str(onnx), "train_wall_s": trained - start,

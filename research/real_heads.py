@@ -16,9 +16,9 @@ or ``flite:kal:...``; augmented copies follow their parent) starts with PREFIX, 
 ``--extra-store PATTERN`` (repeatable; ``{word}`` and ``{seed}`` filled in) adds another store's rows to each word's,
 in memory: clips embedded once for every word (real negatives, say) or a word's clips from another engine.
 
-Usage: .venv/bin/python benchmarks/real_heads.py --tag base --config default --config 'in5fr2={"input_dropout": 0.5,
+Usage: .venv/bin/python research/real_heads.py --tag base --config default --config 'in5fr2={"input_dropout": 0.5,
        "frame_dropout": 0.2}' [--words happy,sheila] [--head-seeds 0,1,2] [--drop-positives piper] [--name NAME]
-Writes benchmarks/results/real_heads_<name>.json.
+Writes research/results/real_heads_<name>.json.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_transfer as rt  # noqa: E402
 
-from wakebuilder.calibrate import head_logits  # noqa: E402
+from wakebuilder.scoring import head_logits  # noqa: E402
 
 KS = (0, 1, 3)
 
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--head-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--window-s", type=float, default=2.5)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/real_transfer"))
+    p.add_argument("--realdev", type=Path, default=rt.REALDEV, help="the realdev recordings [default: %(default)s]")
     p.add_argument("--name", default=None, help="results file name [default: the config names joined by +]")
     args = p.parse_args(argv)
     import torch
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.config:
         name, _, fields = spec.partition("=")
         configs[name] = json.loads(fields) if fields else {}
-    windows = rt.realdev_windows(args.window_s, args.workdir)
+    windows = rt.realdev_windows(args.window_s, args.workdir, args.realdev)
     if not args.tag and not args.store:
         p.error("give --tag or --store")
     stores = {}

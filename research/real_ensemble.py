@@ -2,13 +2,13 @@
 
 A head trains in seconds to minutes from the cached store, so averaging several is cheap at training time;
 the question is whether it helps on real speech. For each word this loads the exported ONNX of every seed
-in ``benchmarks/results/real_transfer_<tag>.json``, scores realdev with each (the protocol of
+in ``research/results/real_transfer_<tag>.json``, scores realdev with each (the protocol of
 ``real_transfer.py``: 1 s of silence around each file, hop 0.1 s, refractory 1 s), averages the score
 traces frame by frame, and reports recall and false accepts at the mean of the members' calibrated
 thresholds (chosen on synthetic data only) and at the oracle threshold tuned on realdev (<= 1 FA; optimistic).
 
-Usage: .venv/bin/python benchmarks/real_ensemble.py --tag pf-words-6x3   (or --tag a,b: the runs of both files)
-Writes benchmarks/results/real_ensemble_<tag>.json. Run it with the same PYTHONPATH as the real_transfer run.
+Usage: .venv/bin/python research/real_ensemble.py --tag pf-words-6x3   (or --tag a,b: the runs of both files)
+Writes research/results/real_ensemble_<tag>.json. Run it with the same PYTHONPATH as the real_transfer run.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_transfer import RESULTS, WORDS, operating_point, oracle_threshold, padded_traces, pooled, realdev_files  # noqa: E402
+from real_transfer import REALDEV, RESULTS, WORDS, operating_point, oracle_threshold, padded_traces, pooled, realdev_files  # noqa: E402
 
 from wakebuilder.detect import load_detector  # noqa: E402
 
@@ -30,10 +30,11 @@ from wakebuilder.detect import load_detector  # noqa: E402
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tag", required=True, help="the real_transfer results to ensemble (a,b joins several)")
+    p.add_argument("--realdev", type=Path, default=REALDEV, help="the realdev recordings [default: %(default)s]")
     args = p.parse_args(argv)
     sources = [RESULTS / f"real_transfer_{tag}.json" for tag in args.tag.split(",")]
     runs = [run for source in sources for run in json.loads(source.read_text(encoding="utf-8"))["runs"]]
-    files = realdev_files()
+    files = realdev_files(args.realdev)
     words = [w for w in WORDS if any(r["word"] == w for r in runs)]
     results = []
     for word in words:

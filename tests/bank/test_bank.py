@@ -1,0 +1,164 @@
+"""The negative bank: where it lives, how it grows, and which of its rows a phrase leaves out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import noise, tone
+from tests.store.test_union import IDENTITY, rows, write
+from tests.test_embed import count_embedded
+from tests.train.conftest import SMALL
+from wakebuilder.audio import quantize_pcm16, write_wav
+from wakebuilder.bank.build import build_bank
+from wakebuilder.bank.exclude import default_distance, says_phrase
+from wakebuilder.bank.location import BANK_MARKER, bank_store_path, cache_dir, is_bank_store
+from wakebuilder.calibrate import calibrate_model
+from wakebuilder.cli import main
+from wakebuilder.errors import ConfigError
+from wakebuilder.fingerprint import audio_id
+from wakebuilder.manifest import ClipRecord, write_manifest
+from wakebuilder.modeldir import load_model
+from wakebuilder.store import open_store
+
+
+def test_cache_folder_follows_xdg_and_is_overridable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WB_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr("sys.platform", "linux")
+    assert cache_dir() == tmp_path / "xdg" / "wakebuilder"
+    expected = tmp_path / "xdg/wakebuilder/banks/speech-embedding-2.5s/store.zarr"
+    assert bank_store_path("speech-embedding", 2.5) == expected
+    assert bank_store_path("MIT/ast-x", None).parent.name == "MIT--ast-x-native"
+    monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "wb"))
+    assert cache_dir() == tmp_path / "wb"
+    assert cache_dir(tmp_path / "mine") == tmp_path / "mine"
+    result = CliRunner().invoke(main, ["bank", "path", "--backbone", "speech-embedding", "--window-s", "2.5"])
+    assert result.stdout.strip() == str(tmp_path / "wb/banks/speech-embedding-2.5s/store.zarr")
+
+
+def negatives_manifest(folder: Path, n: int, *, start: int = 0, label: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(start, start + n):
+        samples = tone(150 + 41 * i, 1.0) + noise(1.0, amplitude=0.05, seed=100 + i)
+        write_wav(folder / f"{i}.wav", samples)
+        records.append(ClipRecord(id=audio_id(quantize_pcm16(samples)), path=f"{i}.wav", label=label,
+                                  kind="noise", group=f"n{i % 3}", duration_s=1.0))
+    return write_manifest(folder / f"manifest-{start}.jsonl", records)
+
+
+def test_bank_grows_by_embedding_only_new_clips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = count_embedded(monkeypatch)
+    first = negatives_manifest(tmp_path / "clips", 12)
+    summary = build_bank([first], backbone="speech-embedding", window_s=2.0, cache=tmp_path / "c", progress=False)
+    assert summary["embedded"] == 12 and sum(calls) == 12
+    assert summary["path"] == str(tmp_path / "c/banks/speech-embedding-2s/store.zarr")
+    assert is_bank_store(summary["path"])
+    calls.clear()
+    extra = negatives_manifest(tmp_path / "clips", 5, start=12)
+    out = CliRunner().invoke(main, ["bank", "build", str(first), str(extra), "--backbone", "speech-embedding",
+                                    "--window-s", "2", "--cache-dir", str(tmp_path / "c"), "--json"])
+    assert out.exit_code == 0, out.output
+    again = json.loads(out.stdout)
+    assert sum(calls) == 5 and again["embedded"] == 5 and again["skipped_existing"] == 12
+    assert again["clips_in_store"] == 17
+    marker = json.loads((Path(summary["path"]).parent / BANK_MARKER).read_text())
+    assert marker["manifests"] == [str(first.resolve()), str(extra.resolve())] and marker["clips"] == 17
+    with open_store(summary["path"]) as store:
+        assert store.spec.backbone["window_s"] == 2.0 and len(store) == 17
+    info = CliRunner().invoke(main, ["bank", "info", "--backbone", "speech-embedding", "--window-s", "2",
+                                     "--cache-dir", str(tmp_path / "c"), "--json"])
+    assert info.exit_code == 0 and json.loads(info.stdout)["clips"] == 17
+    with pytest.raises(ConfigError, match="label 1"):
+        build_bank([negatives_manifest(tmp_path / "pos", 2, label=1)], backbone="speech-embedding",
+                   window_s=2.0, cache=tmp_path / "c", progress=False)
+
+
+def test_says_phrase_in_letters_and_in_phonemes() -> None:
+    texts = ["please hey wake now", "hay wake", "hey rake", "the weather is fine", "", "wake"]
+    said, limit = says_phrase(texts, "hey wake")
+    assert limit == default_distance(5) == 0.5
+    assert said.tolist() == [True, True, True, False, False, False]
+    assert says_phrase(["hey rake"], "hey wake", max_distance=0.0)[0].tolist() == [False]
+
+
+@pytest.fixture(scope="module")
+def phrase_and_bank(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp("bank-fit")
+    phrase = write(root / "phrase.zarr", [rows(200, seed=0, prefix="p")])
+    bank_path = bank_store_path("test", 1.0, cache=root / "cache")
+    bank_path.parent.mkdir(parents=True)
+    (bank_path.parent / BANK_MARKER).write_text("{}")
+    texts = ["music playing", "say hey wake please", "hay wake", "hey rake"] * 30
+    records, sequence = rows(120, seed=1, prefix="b")
+    records = [ClipRecord(id=r.id, path=r.path, label=0, kind="speech_negative", group=f"bank{i % 5}", text=t)
+               for i, (r, t) in enumerate(zip(records, texts, strict=True))]
+    write(bank_path, [(records, sequence)])
+    # The phrase's own store holds the same sound-alike as a hard negative: it stays.
+    hard = rows(10, seed=2, prefix="h")
+    write(root / "hard.zarr", [([ClipRecord(id=r.id, path=r.path, label=0, kind="hard_negative", group="hard",
+                                            text="hey rake") for r in hard[0]], hard[1])])
+    result = CliRunner().invoke(main, [
+        "fit", "--store", str(phrase), "--store", str(root / "hard.zarr"), "--store", str(bank_path),
+        "--out", str(root / "model"), "--max-epochs", "2", "--width", "16", "--hidden", "16",
+        "--tcn-layers", "1", "--batch-size", "32", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    return {"root": root, "stores": [phrase, root / "hard.zarr", bank_path], "summary": json.loads(result.stdout)}
+
+
+def test_bank_rows_saying_the_phrase_are_left_out_and_counted(phrase_and_bank: dict) -> None:
+    summary, root = phrase_and_bank["summary"], phrase_and_bank["root"]
+    assert summary["bank_rows_excluded"] == 90  # "say hey wake please", "hay wake", "hey rake": 30 each
+    meta = load_model(root / "model").meta
+    assert meta["wake_word"] == "hey wake"
+    assert meta["bank_exclusion"]["excluded"] == 90 and "hay wake" in meta["bank_exclusion"]["examples"]
+    assert [s["excluded"] for s in meta["stores"]] == [0, 0, 90]
+    training = meta["training"]
+    assert training["n_train"] + training["n_val"] == 200 + 10 + 30
+
+
+def test_calibration_leaves_out_the_same_bank_rows(phrase_and_bank: dict) -> None:
+    root, stores = phrase_and_bank["root"], phrase_and_bank["stores"]
+    model = load_model(root / "model")
+    val_groups = set(model.split["val_groups"])
+    with open_store(stores[2]) as bank:
+        arrays = bank.load(pooled=False, sequence=False)
+        texts = [r.text for r in bank.records()]
+    bank_val = sum(1 for g, t in zip(arrays.group, texts, strict=True) if g in val_groups and t == "music playing")
+    left_out_val = sum(1 for g, t in zip(arrays.group, texts, strict=True) if g in val_groups and t != "music playing")
+    assert left_out_val > 0  # else this test could not tell
+    expected = 0
+    for path in stores[:2]:
+        with open_store(path) as store:
+            expected += int(np.isin(store.load(pooled=False, sequence=False).group, list(val_groups)).sum())
+    _, summary = calibrate_model(root / "model", stores)
+    counts = summary["n_validation"]
+    assert counts["positives"] + counts["negatives"] == expected + bank_val
+    assert summary["objective"] == "f1"  # auto without a stream
+
+
+def test_ensure_bank_builds_once_then_reuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wakebuilder.bank.build import BankNegativesConfig
+    from wakebuilder.bank.ensure import ensure_bank
+
+    calls = count_embedded(monkeypatch)
+    config = BankNegativesConfig(speech=4, words=4, stream_s=6.0, chunk_s=1.5, hop_s=1.0, engines=("espeak",),
+                                 workers=1)
+    first = ensure_bank(config, backbone="speech-embedding", window_s=None, cache=tmp_path / "c", device="cpu")
+    assert first.synthesized and first.embedded == first.clips == sum(calls) > 16  # speech, words, copies, windows
+    with open_store(first.store) as store:
+        kinds = set(store.load(pooled=False, sequence=False).kind.tolist())
+    assert {"speech_negative", "word_negative", "augmented", "real_negative"} <= kinds
+    calls.clear()
+    again = ensure_bank(config, backbone="speech-embedding", window_s=None, cache=tmp_path / "c", device="cpu")
+    assert not again.synthesized and again.embedded == 0 and calls == [] and again.clips == first.clips
+    extra = negatives_manifest(tmp_path / "music", 3)
+    grown = ensure_bank(config, backbone="speech-embedding", window_s=None, cache=tmp_path / "c",
+                        extra_manifests=[extra], device="cpu")
+    assert not grown.synthesized and grown.embedded == 3 == sum(calls) and grown.clips == first.clips + 3

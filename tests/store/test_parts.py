@@ -1,0 +1,200 @@
+"""A store made of parts reads as one store; its index, orphan parts, merging, and URLs (memory://)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.store.kill_writer import SPEC, clips
+from wakebuilder.errors import ConfigError, LockedError, StoreError, StoreMismatchError
+from wakebuilder.store import StoreSpec, open_store, store_info
+from wakebuilder.store.merge import compact_store, merge_store
+from wakebuilder.store.parts import PartedStore, is_parted, part_location, read_index
+from wakebuilder.store.parts_index import PartsIndex
+
+pytest.importorskip("fsspec", reason="stores at URLs need fsspec (pip install 'wakebuilder[dask]')")
+FIELDS = ("pooled", "sequence", "label", "id", "kind", "group")
+BOUNDS = [(0, 10), (10, 27), (27, 40)]
+
+
+def memory_url() -> str:
+    return f"memory://wb-test-{uuid.uuid4().hex}/store"
+
+
+@pytest.fixture(params=["local", "memory"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    return tmp_path / "parted" if request.param == "local" else memory_url()
+
+
+def write_part(store: Path | str, name: str, start: int, stop: int) -> None:
+    """What a worker does: its own part, its own lock, its own committed count."""
+    with open_store(part_location(store, name), "a", spec=SPEC) as part:
+        part.append(*clips(start, stop))
+
+
+def build_parted(store: Path | str, bounds: list[tuple[int, int]] = BOUNDS) -> None:
+    index = PartsIndex(store, spec=SPEC)
+    try:
+        for k, (start, stop) in enumerate(bounds):
+            write_part(store, f"p{k}", start, stop)
+            index.register(f"p{k}")
+    finally:
+        index.close()
+
+
+def assert_same_rows(a: object, b: object) -> None:
+    with open_store(a) as left, open_store(b) as right:  # type: ignore[arg-type]
+        x, y = left.load(), right.load()
+        for field in FIELDS:
+            assert np.array_equal(getattr(x, field), getattr(y, field)), field
+        assert left.records() == right.records() and left.ids() == right.ids()
+        assert left.fingerprint == right.fingerprint and left.spec == right.spec
+
+
+def test_parts_read_as_one_store(where: Path | str, tmp_path: Path) -> None:
+    build_parted(where)
+    with open_store(tmp_path / "one.zarr", "a", spec=SPEC) as one:
+        one.append(*clips(0, 40))
+    assert is_parted(where)
+    assert_same_rows(where, tmp_path / "one.zarr")
+    with open_store(where) as store:
+        assert isinstance(store, PartedStore) and len(store) == 40 and store.attrs["parts"] == 3
+        batches = list(store.iter_batches(16, pooled=True))
+        assert [len(b) for b in batches] == [10, 16, 1, 13]  # at most 16, ending at part ends
+        assert np.array_equal(np.concatenate([b.pooled for b in batches]), store.load().pooled)
+    info = store_info(where)
+    assert info["clips"] == 40 and info["parts"] == 3 and info["backend"] == "zarr-parts"
+    assert info["labels"] == {"0": 20, "1": 20} and info["size_bytes"] > 0
+
+
+def test_an_empty_parted_store_has_its_spec(where: Path | str) -> None:
+    PartsIndex(where, spec=SPEC).close()
+    with open_store(where) as store:
+        arrays = store.load()
+        assert len(store) == 0 and store.spec == SPEC and arrays.sequence.shape == (0, 3, 4)
+
+
+def test_orphan_parts_are_adopted_and_empty_ones_dropped(where: Path | str) -> None:
+    build_parted(where, BOUNDS[:1])
+    write_part(where, "orphan", 10, 15)  # a coordinator died before listing it
+    with open_store(part_location(where, "empty"), "a", spec=SPEC):
+        pass
+    index = PartsIndex(where, spec=SPEC)
+    try:
+        with open_store(where) as before:
+            assert len(before) == 10  # unlisted parts are invisible
+        assert index.adopt_orphans() == ["orphan"] and index.names == ["p0", "orphan"]
+        assert index.on_disk() == ["orphan", "p0"]
+        assert len(index.ids()) == 15
+    finally:
+        index.close()
+
+
+def test_an_unlisted_part_still_being_written_stops_adoption(tmp_path: Path) -> None:
+    store = tmp_path / "parted"
+    build_parted(store, BOUNDS[:1])
+    write_part(store, "busy", 10, 12)
+    with open_store(part_location(store, "busy"), "a", spec=SPEC):  # a live worker holds it
+        index = PartsIndex(store, spec=SPEC)
+        try:
+            with pytest.raises(LockedError, match="busy"):
+                index.adopt_orphans()
+        finally:
+            index.close()
+
+
+def test_one_coordinator_at_a_time_and_the_spec_is_checked(tmp_path: Path) -> None:
+    store = tmp_path / "parted"
+    index = PartsIndex(store, spec=SPEC)
+    try:
+        with pytest.raises(LockedError):
+            PartsIndex(store, spec=SPEC)
+    finally:
+        index.close()
+    other = StoreSpec(backbone={"name": "other"}, seq_len=3, dim=4)
+    with pytest.raises(StoreMismatchError, match="backbone.name"):
+        PartsIndex(store, spec=other)
+    PartsIndex(store, spec=other, overwrite=True).close()
+    assert read_index(store)["attrs"]["backbone"] == {"name": "other"}
+    with open_store(tmp_path / "single.zarr", "a", spec=SPEC):
+        pass
+    with pytest.raises(StoreError, match="single-part"):
+        PartsIndex(tmp_path / "single.zarr", spec=SPEC)
+    (tmp_path / "kept.h5").write_bytes(b"not touched")
+    with pytest.raises(StoreError, match="without .h5"):
+        PartsIndex(tmp_path / "kept.h5", spec=SPEC, overwrite=True)
+    assert (tmp_path / "kept.h5").read_bytes() == b"not touched"
+
+
+def test_a_clip_in_two_parts_is_an_error(where: Path | str, tmp_path: Path) -> None:
+    build_parted(where, [(0, 10), (8, 12)])
+    with open_store(where) as store, pytest.raises(StoreError, match="another part holds too"):
+        store.ids()
+    with pytest.raises(StoreError, match="already stored"):
+        merge_store(where, tmp_path / "merged.zarr")
+
+
+def test_append_mode_on_a_parted_store_points_to_the_ways_out(where: Path | str) -> None:
+    build_parted(where)
+    with pytest.raises(StoreError, match="wb store merge"):
+        open_store(where, "a", spec=SPEC)
+    with open_store(where, "a", spec=SPEC, overwrite=True) as single:  # --overwrite: a new single store
+        single.append(*clips(0, 3))
+    assert not is_parted(where)
+    with open_store(where) as store:
+        assert len(store) == 3 and store.backend == "zarr"
+
+
+@pytest.mark.parametrize("out", ["merged.zarr", "merged.h5", "memory"])
+def test_merge_gives_a_single_part_store_equal_to_the_parts(where: Path | str, tmp_path: Path, out: str) -> None:
+    build_parted(where)
+    target: Path | str = memory_url() if out == "memory" else tmp_path / out
+    summary = merge_store(where, target)
+    assert summary["clips"] == 40 and summary["parts_merged"] == 3
+    assert not is_parted(target)
+    with open_store(target) as merged:
+        assert merged.backend == ("hdf5" if out.endswith(".h5") else "zarr")
+    assert_same_rows(target, where)
+    with pytest.raises(StoreError, match="already holds 40"):
+        merge_store(where, target)
+    with pytest.raises(ConfigError):
+        merge_store(where, where)
+
+
+def test_merge_in_place_and_a_killed_swap_finishes(tmp_path: Path) -> None:
+    store, reference = tmp_path / "parted", tmp_path / "reference"
+    build_parted(store)
+    build_parted(reference)
+    summary = compact_store(store)
+    assert summary["clips"] == 40 and not is_parted(store)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parted", "parted.lock", "reference", "reference.lock"]
+    assert_same_rows(store, reference)
+    with pytest.raises(StoreError, match="not a store made of parts"):
+        compact_store(store)
+    # killed between the two renames of the swap: no store, the merged one and the old parts beside it
+    os.replace(store, tmp_path / "parted.merging")
+    build_parted(tmp_path / "parted.parts-old")
+    assert compact_store(store)["finished_swap"]
+    assert not (tmp_path / "parted.merging").exists() and not (tmp_path / "parted.parts-old").exists()
+    assert_same_rows(store, reference)
+
+
+def test_url_single_store_and_an_unfinished_creation_is_redone() -> None:
+    import zarr
+
+    url = memory_url()
+    zarr.open_group(url, mode="w", zarr_format=3, attributes={"committed": 0})  # killed mid-creation
+    with pytest.raises(StoreError, match="no embedding store"):
+        open_store(url)
+    with open_store(url, "a", spec=SPEC) as store:
+        store.append(*clips(0, 5))
+    with open_store(url, "a", spec=SPEC) as store:  # reopened: appends after the committed rows
+        store.append(*clips(5, 9))
+    with open_store(url) as store:
+        assert len(store) == 9 and [r.id for r in store.records()] == [r.id for r in clips(0, 9)[0]]
+    with pytest.raises(StoreError, match="must be local"):
+        open_store(url + ".h5", "a", spec=SPEC)

@@ -1,0 +1,87 @@
+"""Several stores read as one: refused when embeddings differ, equal to one merged store when they agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tests.train.conftest import SMALL, planted
+from wakebuilder.cli import main
+from wakebuilder.errors import StoreMismatchError
+from wakebuilder.manifest import ClipRecord
+from wakebuilder.modeldir import load_model
+from wakebuilder.store import StoreSpec, open_store
+from wakebuilder.store.union import open_stores
+from wakebuilder.train.fit import run_fit
+
+IDENTITY = {"name": "test-backbone", "spec": "test", "window_s": 1.0, "revision": "0", "seq_len": 8, "dim": 32}
+
+
+def rows(n: int, *, seed: int, prefix: str, text: str = "") -> tuple[list[ClipRecord], np.ndarray]:
+    arrays = planted(n, signal=0.8, seed=seed)
+    records = [ClipRecord(id=f"{prefix}{i}", path=f"{prefix}{i}.wav", label=int(arrays.label[i]), kind="tts",
+                          group=f"{prefix}g{i % 12}", text=text or ("hey wake" if arrays.label[i] else "other"))
+               for i in range(n)]
+    return records, arrays.sequence
+
+
+def write(path: Path, parts: list[tuple[list[ClipRecord], np.ndarray]], identity: dict | None = None) -> Path:
+    spec = StoreSpec(backbone=identity or IDENTITY, seq_len=8, dim=32)
+    with open_store(path, "a", spec=spec) as store:
+        for records, sequence in parts:
+            store.append(records, sequence.mean(axis=1), sequence)
+    return path
+
+
+@pytest.mark.parametrize("change", [{"window_s": 2.0}, {"name": "other-backbone"}])
+def test_stores_of_other_embeddings_are_refused_in_one_line(tmp_path: Path, change: dict) -> None:
+    a = write(tmp_path / "a.zarr", [rows(40, seed=0, prefix="a")])
+    b = write(tmp_path / "b.zarr", [rows(40, seed=1, prefix="b")], identity=IDENTITY | change)
+    with pytest.raises(StoreMismatchError) as info, open_stores([a, b]):
+        pass
+    message = str(info.value)
+    assert str(a) in message and str(b) in message and next(iter(change)) in message
+    result = CliRunner().invoke(main, ["fit", "--store", str(a), "--store", str(b), "--out", str(tmp_path / "m")])
+    assert result.exit_code != 0 and not (tmp_path / "m").exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wb: error: stores ")
+    assert f"backbone.{next(iter(change))}" in lines[0]
+
+
+def test_union_keeps_an_id_once_in_store_order(tmp_path: Path) -> None:
+    first, second = rows(30, seed=0, prefix="a"), rows(20, seed=1, prefix="b")
+    shared = ([first[0][0]], first[1][:1])  # clip a0 in both stores
+    a = write(tmp_path / "a.zarr", [first])
+    b = write(tmp_path / "b.zarr", [second, shared])
+    with open_stores([a, b]) as union:
+        assert len(union) == 50
+        arrays = union.load(pooled=False, sequence=True)
+        assert arrays.id.tolist() == [f"a{i}" for i in range(30)] + [f"b{i}" for i in range(20)]
+        np.testing.assert_array_equal(arrays.sequence[:30], first[1])
+        batches = list(union.iter_batches(7, sequence=True))
+        np.testing.assert_array_equal(np.concatenate([b.sequence for b in batches]), arrays.sequence)
+        kept = union.restrict(np.arange(50) % 2 == 0)
+        assert kept.load(pooled=False, sequence=False).id.tolist() == arrays.id[::2].tolist()
+        assert [r.id for r in kept.records()] == arrays.id[::2].tolist()
+
+
+def test_fit_on_two_stores_equals_fit_on_the_merged_store(tmp_path: Path) -> None:
+    first, second = rows(160, seed=0, prefix="a"), rows(120, seed=1, prefix="b")
+    a = write(tmp_path / "a.zarr", [first])
+    b = write(tmp_path / "b.zarr", [second])
+    merged = write(tmp_path / "merged.zarr", [first, second])
+    config = SMALL.replace(max_epochs=3)
+    two, result_two = run_fit([a, b], tmp_path / "two", config, device="cpu", progress=False)
+    one, result_one = run_fit(merged, tmp_path / "one", config, device="cpu", progress=False)
+    assert result_two.split == result_one.split
+    for key, value in result_one.head.state_dict().items():
+        torch.testing.assert_close(result_two.head.state_dict()[key], value, rtol=0, atol=0)
+    meta = load_model(two).meta
+    assert [s["path"] for s in meta["stores"]] == [str(a.resolve()), str(b.resolve())]
+    assert [s["rows"] for s in meta["stores"]] == [160, 120] and meta["bank_exclusion"]["excluded"] == 0
+    with open_store(a) as store:
+        assert {s["fingerprint"] for s in meta["stores"]} == {store.fingerprint}

@@ -1,0 +1,113 @@
+"""The recipe in the library: presets, its config round trip, the CLI calling it, a tiny real run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import wakebuilder.recipe as recipe
+from wakebuilder.cli import main
+from wakebuilder.errors import ConfigError
+from tests.test_readme import readme_artifacts
+from wakebuilder.recipe import SIZES, RecipeConfig, RecipeData, RecipeResult, run_recipe
+
+
+def fake_result(config: RecipeConfig, out: Path) -> RecipeResult:
+    data = RecipeData(train_manifests=[], negatives=out / "n.jsonl", heldout_positives=None, heldout_negatives=None,
+                      calibration_stream=out / "s.wav", report_stream=None)
+    return RecipeResult(config=config, out_dir=out, onnx=out / "export" / "x.onnx", model_dir=out / "model",
+                        store=out / "store.zarr", data=data, threshold=0.5, report=None, seconds=1.0)
+
+
+def test_presets_hold_the_quickstart_counts() -> None:
+    quick, full = RecipeConfig.preset("quick"), RecipeConfig.preset("full")
+    assert (quick.n_pos, quick.pos_copies, quick.n_hard, quick.n_speech, quick.n_words) == (600, 2, 1500, 1000, 1500)
+    assert (full.n_pos, full.pos_copies, full.n_hard, full.n_speech, full.n_words) == (1700, 3, 10000, 5000, 5000)
+    assert full.train_stream_s == full.stream_s == 3600.0
+    assert RecipeConfig() == quick  # the dataclass defaults are the quick preset
+    assert RecipeConfig.preset("tiny", seed=3).seed == 3 and set(SIZES) == {"tiny", "quick", "full"}
+    with pytest.raises(ConfigError, match="--size"):
+        RecipeConfig.preset("huge")
+    with pytest.raises(ConfigError, match="engine"):
+        RecipeConfig(engines=())
+
+
+def test_window_slug_and_negative_engines() -> None:
+    config = RecipeConfig(phrase="Hey, Jarvis!", engines=("piper",))
+    assert config.slug == "hey-jarvis" and config.embed_window_s == 2.5 and config.negative_engines == ("piper",)
+    assert RecipeConfig(backbone="ast").embed_window_s is None
+    assert RecipeConfig(neg_engines=("espeak",)).negative_engines == ("espeak",)
+
+
+def test_config_round_trips_with_nested_settings(tmp_path: Path) -> None:
+    config = RecipeConfig.preset("tiny", engines=("espeak",))
+    config = config.replace(augment=config.augment.replace(formant_p=0.3), fit=config.fit.replace(members=2))
+    path = config.save(tmp_path / "recipe.json")
+    assert RecipeConfig.load(path) == config
+    with pytest.raises(ConfigError, match="unknown"):
+        RecipeConfig.from_dict({"fit": {"no_such": 1}})
+
+
+def test_quickstart_cli_runs_run_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def spy(config: RecipeConfig, **kwargs):
+        calls.append((config, kwargs))
+        return fake_result(config, Path(kwargs["out_dir"]))
+
+    monkeypatch.setattr(recipe, "run_recipe", spy)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["quickstart", "ok computer", "--size", "tiny", "--engines", "piper,espeak",
+                                       "--seed", "4", "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out / "export" / "x.onnx")
+    (config, kwargs), = calls
+    assert config == RecipeConfig.preset("tiny", phrase="ok computer", engines=("piper", "espeak"), seed=4)
+    assert kwargs["device"] == "cpu" and kwargs["recordings"] == ()
+    bad = CliRunner().invoke(main, ["quickstart", "--engines", "piper,nope"])
+    assert bad.exit_code != 0 and "nope" in bad.output
+
+
+def test_realdev_benchmark_runs_the_same_run_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """research/real_transfer.py trains through the library's run_recipe with the quickstart's defaults."""
+    script = Path(__file__).resolve().parents[1] / "research" / "real_transfer.py"
+    spec = importlib.util.spec_from_file_location("real_transfer_under_test", script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    calls = []
+
+    def spy(config: RecipeConfig, **kwargs):
+        calls.append((config, kwargs))
+        return fake_result(config, Path(kwargs["out_dir"]))
+
+    monkeypatch.setattr(recipe, "run_recipe", spy)
+    onnx = module.train_word("happy", 2, module.parse_args(["--realdev", str(tmp_path)]), tmp_path / "w")
+    assert onnx == tmp_path / "w" / "export" / "x.onnx"
+    (config, kwargs), = calls
+    assert config == RecipeConfig.preset("quick", phrase="happy", seed=2)  # bin/quickstart's defaults
+    assert kwargs["out_dir"] == tmp_path / "w" and kwargs["extra_negatives"] == []
+
+
+@pytest.mark.slow
+def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
+    config = RecipeConfig.preset("tiny", engines=("espeak",))
+    result = run_recipe(config, out_dir=tmp_path, device="cpu")
+    assert result.onnx == tmp_path / "export" / "hey-jarvis.onnx" and result.onnx.is_file()
+    assert RecipeConfig.load(tmp_path / "recipe_config.json") == config
+    assert 0.0 < result.threshold < 1.0
+    assert result.report is not None and result.report["n_clips"] == 3 + 6 and "fa_per_hour" in result.report
+    calibration = json.loads((result.model_dir / "calibration.json").read_text())
+    assert calibration["threshold"] == result.threshold and calibration["stream_hours"] > 0
+    # every file the README's Artifacts section promises is there
+    promised = readme_artifacts()
+    where = {"Clip manifest": tmp_path / "positives", "Model directory": result.model_dir,
+             "Export": result.onnx.parent, "Recipe run": tmp_path, "Embedding store": tmp_path}
+    missing = [f"{title}: {name}" for title, folder in where.items() for name in promised[title]
+               if not name.startswith((".", "PATH")) and not (folder / name.replace("NAME", config.slug)).exists()]
+    assert not missing, missing

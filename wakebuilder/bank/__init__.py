@@ -1,0 +1,7 @@
+"""The negative bank: phrase-independent negatives embedded once per backbone and window.
+
+``location`` says where banks live (the platform's cache folder), ``build``
+embeds manifests into one (growing it: clips already stored are skipped),
+``exclude`` leaves out of a phrase's fit the bank rows that say the phrase or
+a sound-alike of it.
+"""

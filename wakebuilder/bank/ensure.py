@@ -1,0 +1,100 @@
+"""``ensure_bank``: the recipe's bank, built by the first phrase and reused by every later one.
+
+The first call synthesizes the phrase-independent negatives
+(``make_bank_negatives``: generic speech of every voice, isolated words,
+training-stream windows), their augmented copies and any extra negative
+manifests (music, noise, the user's real audio), all under the bank's folder,
+and embeds them into the bank. A later call with the same settings finds the
+audio marked complete and the clips stored, so it synthesizes and embeds
+nothing; a new extra manifest is embedded alone. A phrase then synthesizes and
+embeds only its positives and sound-alikes, and fits on its store plus the bank.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from wakebuilder.atomic import atomic_write_json, read_json
+from wakebuilder.bank.build import BankNegativesConfig, build_bank, make_bank_negatives
+from wakebuilder.bank.location import bank_dir
+
+log = logging.getLogger(__name__)
+COMPLETE_NAME = "complete.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class BankResult:
+    """The bank's store, whether this call synthesized or embedded anything, and its seconds."""
+
+    store: Path
+    synthesized: bool
+    embedded: int
+    clips: int
+    seconds: float
+
+
+def bank_manifests(config: BankNegativesConfig, *, folder: Path, augment: Any = None) -> tuple[list[Path], bool]:
+    """The bank's TTS manifests (and ``augment``'s copies of the clips) under ``folder``; made once.
+
+    ``augment`` is an ``AugmentConfig`` (None: one copy with the default settings; copies 0: none).
+    Returns the manifests and whether they were made now (False: found complete).
+    """
+    from wakebuilder.data.augment.pipeline import run_augment
+
+    settings = _settings(config, augment)
+    complete = folder / COMPLETE_NAME
+    if complete.is_file() and read_json(complete).get("config") == settings:
+        return [folder / m for m in read_json(complete)["manifests"]], False
+    made = make_bank_negatives(config, out_dir=folder)
+    manifests = list(made)
+    if augment is None or augment.copies > 0:
+        for manifest in made[:-1] if config.stream_s > 0 else made:  # stream windows are not augmented
+            manifests.append(run_augment(manifest, out_dir=f"{manifest.parent}-aug", config=_augment(config, augment),
+                                         overwrite=True))
+    atomic_write_json(complete, {"config": settings,
+                                 "manifests": [str(Path(m).relative_to(folder)) for m in manifests]})
+    return manifests, True
+
+
+def _augment(config: BankNegativesConfig, augment: Any) -> Any:
+    from wakebuilder.data.augment.transforms import AugmentConfig
+
+    return AugmentConfig(copies=1, seed=config.seed) if augment is None else augment
+
+
+def _settings(config: BankNegativesConfig, augment: Any) -> dict[str, Any]:
+    copies = augment is None or augment.copies > 0
+    return {"negatives": config.to_dict(), "augment": _augment(config, augment).to_dict() if copies else None}
+
+
+def ensure_bank(
+    config: BankNegativesConfig, *, backbone: str, window_s: float | None, augment: Any = None,
+    extra_manifests: Sequence[str | os.PathLike[str]] = (), cache: str | os.PathLike[str] | None = None,
+    device: str = "auto", threads: int = 0,
+) -> BankResult:
+    """Build the bank of ``backbone`` and ``window_s`` with ``config``'s negatives, or reuse it.
+
+    ``augment`` (an ``AugmentConfig``) makes the augmented copies (None: one
+    copy, default settings). The audio lives in ``<bank_dir>/audio/<settings
+    fingerprint>/`` so banks of other settings never mix theirs; the
+    embeddings grow in the one bank store.
+    """
+    from wakebuilder.fingerprint import fingerprint
+
+    started = time.perf_counter()
+    key = fingerprint("bank", 1, _settings(config, augment))[:12]
+    folder = bank_dir(backbone, window_s, cache=cache) / "audio" / key
+    manifests, synthesized = bank_manifests(config, folder=folder, augment=augment)
+    summary: dict[str, Any] = build_bank([*manifests, *extra_manifests], backbone=backbone, window_s=window_s,
+                                         cache=cache, device=device, threads=threads, progress=False)
+    seconds = time.perf_counter() - started
+    log.info("bank %s: %s, %d clip(s) embedded, %d in the bank (%.0f s)", summary["path"],
+             "built" if synthesized else "reused", summary["embedded"], summary["clips_in_store"], seconds)
+    return BankResult(Path(summary["path"]), synthesized, int(summary["embedded"]),
+                      int(summary["clips_in_store"]), seconds)

@@ -1,0 +1,76 @@
+"""What a negative is: speech, music or noise, so false accepts can be counted per category.
+
+A wake word that never fires on speech can still fire on music (the
+quickstart's "alexa" made most of its real false accepts on orchestral music
+and household noise), so ``wb eval`` reports false accepts per hour for each.
+A manifest row's category is its ``params["category"]`` when set, else follows
+its ``kind``; an audio file's is given (``--category music=PATH``) or read from
+its path (a folder or file name containing ``music``, ``noise`` or ``speech``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from wakebuilder.errors import ConfigError
+from wakebuilder.manifest import ClipRecord
+
+CATEGORIES = ("speech", "music", "noise")
+OTHER = "other"
+SPEECH_KINDS = frozenset({"recording", "tts", "hard_negative", "speech_negative", "word_negative"})
+_WORDS = {"music": "music", "song": "music", "noise": "noise", "ambien": "noise", "room": "noise",
+          "speech": "speech", "speak": "speech", "talk": "speech"}
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a", ".aiff", ".aif")
+
+
+def from_path(path: str | Path) -> str:
+    """The category a path names (its file or any folder above it), else ``other``."""
+    for part in reversed(Path(path).parts):
+        for word, category in _WORDS.items():
+            if re.search(word, part.lower()):
+                return category
+    return OTHER
+
+
+def record_category(record: ClipRecord) -> str:
+    """A manifest row's category: ``params["category"]``, else its kind, else its path or source."""
+    given = record.params.get("category") if isinstance(record.params, dict) else None
+    if given in CATEGORIES:
+        return str(given)
+    if record.kind in CATEGORIES:
+        return record.kind
+    if record.kind in SPEECH_KINDS:
+        return "speech"
+    category = from_path(record.path)
+    return category if category != OTHER else from_path(record.source) if record.source else OTHER
+
+
+def parse_category(value: str) -> tuple[str, list[Path]]:
+    """``NAME=PATH`` -> the category and the audio files at PATH (a file, or a folder searched recursively).
+
+    Raises:
+        ConfigError: no ``=``, an empty name, a missing path or a folder without audio.
+    """
+    name, sep, target = value.partition("=")
+    if not sep or not name.strip() or not target:
+        raise ConfigError(f"--category {value!r}: expected NAME=PATH, e.g. music=negatives/music")
+    path = Path(target)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+        if not files:
+            raise ConfigError(f"--category {value!r}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {path}")
+        return name.strip(), files
+    if not path.is_file():
+        raise ConfigError(f"--category {value!r}: {path}: file not found")
+    return name.strip(), [path]
+
+
+def stream_categories(streams: Sequence[str], given: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """``(path, category)`` of every stream: the plain ones by their path, then the ``NAME=PATH`` ones."""
+    out = [(s, from_path(s)) for s in streams]
+    for value in given:
+        name, files = parse_category(value)
+        out += [(str(f), name) for f in files]
+    return out

@@ -1,0 +1,65 @@
+"""`wb quickstart`: the whole recipe from a phrase to an exported, evaluated detector."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from wakebuilder.cli.checks import OutPath
+from wakebuilder.cli.options import ENGINE_NAMES, device_option, handle_errors, json_option, seed_option, threads_option
+
+
+def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    engines = tuple(e.strip() for e in value.split(",") if e.strip())
+    unknown = [e for e in engines if e not in ENGINE_NAMES]
+    if unknown or not engines:
+        raise click.BadParameter(f"{value!r}: expected a comma-separated list of {', '.join(ENGINE_NAMES)}")
+    return engines
+
+
+@click.command()
+@click.argument("phrase", default="hey jarvis")
+@click.option("--recordings", "--recording", "recordings", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Your own recording of the phrase (repeatable).")
+@click.option("--backbone", default="speech-embedding", show_default=True,
+              help="speech-embedding (shipped, offline) or ast (or an AST checkpoint id or directory).")
+@click.option("--size", type=click.Choice(["tiny", "quick", "full"]), default="quick", show_default=True,
+              help="quick: minutes on a laptop; full: the seed recipe's counts; tiny: a smoke test.")
+@click.option("--engines", default="piper,flite", show_default=True, callback=_engines,
+              help="TTS engines of positives and negatives (missing ones are skipped with a warning).")
+@click.option("--real", "real_dir", type=click.Path(exists=True, file_okay=False),
+              help="Real audio without the phrase (your room, TV, radio), chunked into negatives.")
+@click.option("--out", "out_dir", type=OutPath(file_okay=False), default=None,
+              help="Output folder [default: runs/<phrase>-<backbone>].")
+@click.option("--bank/--no-bank", default=True, show_default=True,
+              help="Fit with the negative bank (phrase-independent negatives embedded once in the cache).")
+@seed_option
+@device_option
+@threads_option
+@json_option
+@handle_errors
+def quickstart(
+    phrase: str, recordings: tuple[str, ...], backbone: str, size: str, engines: tuple[str, ...],
+    real_dir: str | None, out_dir: str | None, bank: bool, seed: int, device: str, threads: int, as_json: bool,
+) -> None:
+    """From PHRASE (and optional recordings) to a calibrated, exported detector, offline.
+
+    Synthesizes positives and negatives, augments, embeds, fits, calibrates, exports and reports
+    metrics on held-out data (stderr). Prints the exported ONNX's path; every artifact lies in --out.
+    """
+    from wakebuilder.evaluate import format_comparison
+    from wakebuilder.recipe import RecipeConfig, run_recipe
+
+    config = RecipeConfig.preset(size, phrase=phrase, backbone=backbone, engines=engines, seed=seed, bank=bank)
+    out = out_dir or f"runs/{config.slug}-{backbone}"
+    result = run_recipe(config, out_dir=out, recordings=recordings, real_dir=real_dir, device=device, threads=threads)
+    if result.report is not None and not as_json:
+        click.echo(format_comparison([result.report]), err=True)
+    if as_json:
+        click.echo(json.dumps({"onnx": str(result.onnx), "model": str(result.model_dir), "store": str(result.store),
+                               "bank": str(result.bank) if result.bank else None,
+                               "threshold": result.threshold, "report": result.report, "seconds": result.seconds,
+                               "config": config.to_dict()}, sort_keys=True))
+    else:
+        click.echo(str(result.onnx))

@@ -1,0 +1,73 @@
+"""`wb web MODEL --out DIR` and `wb web serve DIR`: the exported model live in a browser."""
+
+from __future__ import annotations
+
+import click
+
+from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
+from wakebuilder.cli.options import handle_errors, json_option, overwrite_option, report
+
+
+class DefaultBuildGroup(click.Group):
+    """``wb web MODEL ...`` means ``wb web build MODEL ...``; ``wb web serve DIR`` serves."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["build", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultBuildGroup)
+def web() -> None:
+    """A web page that runs exported models on the microphone (ONNX Runtime Web).
+
+    \b
+    wb web MODEL.onnx [MODEL2.onnx ...] --out DIR   build the page folder;
+    wb web serve DIR [--port N]                     serve it on http://127.0.0.1:N/.
+    """
+
+
+@web.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Page folder to write.")
+@click.option("--threshold", type=FloatIn(0.0, 1.0, min_open=True, max_open=True), default=None, help="Override the calibrated threshold.")
+@click.option("--hop-s", type=FloatIn(0.0, 0.1, min_open=True), default=None,
+              help="Seconds between windows (default: the model's calibration, else 0.1).")
+@click.option("--refractory-s", type=FloatIn(0.0, 3600.0), default=None,
+              help="Crossings closer than this to a detection are one detection (default: the model's, else 1.0).")
+@click.option("--smooth", type=IntIn(1, 1000), default=None,
+              help="Moving average over N hops (default: the model's).")
+@overwrite_option
+@json_option
+@handle_errors
+def build(models: tuple[str, ...], out_dir: str, threshold: float | None, hop_s: float | None,
+          refractory_s: float | None, smooth: int | None, overwrite: bool, as_json: bool) -> None:
+    """Write a self-contained page folder for exported MODELS (NAME.onnx or export directories).
+
+    One score trace per model. Needs ONNX Runtime Web, which bin/setup installs from npm.
+    """
+    from wakebuilder.web.build import WebConfig, build_web_page
+
+    config = WebConfig(threshold=threshold, hop_s=hop_s, refractory_s=refractory_s, smooth=smooth)
+    summary = build_web_page(list(models), out_dir, config=config, overwrite=overwrite)
+    click.echo(f"wb: serve it with: wb web serve {summary['out']}", err=True)
+    report(summary["out"], summary, as_json)
+
+
+@web.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.option("--port", type=IntIn(0, 65535), default=8000, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@handle_errors
+def serve(directory: str, port: int) -> None:
+    """Serve a page folder on http://127.0.0.1:PORT/ until interrupted (Ctrl-C)."""
+    from wakebuilder.web.serve import page_server, page_url
+
+    server = page_server(directory, port=port)
+    click.echo(page_url(server))
+    click.echo("wb: open the address in a browser and press Start microphone; Ctrl-C stops", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("wb: stopped", err=True)
+    finally:
+        server.server_close()

@@ -1,0 +1,126 @@
+"""``wb negatives --nonspeech N``: a manifest of synthesized non-speech negatives, no download.
+
+Clip ``i`` comes from generator ``kinds[i % len(kinds)]`` with the Generator of (seed, generator,
+``i // len(kinds)``), so a run is reproducible and a larger N only adds clips. Each clip gets a level
+drawn in dBFS; its row records everything that rebuilds it, and its group is the generator's discrete
+setting, so a split holds out whole settings (a colour, a music setting, 50 or 60 Hz hum).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from wakebuilder import SAMPLE_RATE
+from wakebuilder.atomic import atomic_directory
+from wakebuilder.audio import quantize_pcm16, write_wav
+from wakebuilder.config import StageConfig
+from wakebuilder.data.nonspeech import generators
+from wakebuilder.data.nonspeech.babble import SpeechSources, render_babble, synthesize_sources
+from wakebuilder.data.tts import DEFAULT_ENGINES
+from wakebuilder.errors import ConfigError
+from wakebuilder.fingerprint import audio_id
+from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
+
+log = logging.getLogger(__name__)
+VERSION = 1
+PEAK = 0.99
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NonspeechConfig(StageConfig):
+    """How many clips of which generators, how long, how loud."""
+
+    n: int
+    kinds: tuple[str, ...] = generators.SYNTHETIC
+    duration_s: float = 2.5
+    level_dbfs: tuple[float, ...] = (-35.0, -12.0)
+    seed: int = 0
+    babble_from: str | None = None  # a speech manifest; None: synthesize speech for babble
+    babble_sources: int = 200  # sentences to synthesize when babble_from is None
+    engines: tuple[str, ...] = DEFAULT_ENGINES
+
+
+def check_config(config: NonspeechConfig) -> None:
+    """Refuse unknown generators and empty or impossible settings, naming the option."""
+    unknown = [k for k in config.kinds if k not in generators.GENERATORS]
+    if unknown or not config.kinds:
+        raise ConfigError(f"--kinds {','.join(config.kinds)!r}: choose from {','.join(generators.GENERATORS)}")
+    if config.n < 1:
+        raise ConfigError(f"--nonspeech {config.n}: need at least one clip")
+    if not 0.1 <= config.duration_s <= 60:
+        raise ConfigError(f"--duration-s {config.duration_s}: expected 0.1 to 60 seconds")
+    low, high = config.level_dbfs
+    if not low <= high <= 0:
+        raise ConfigError(f"level_dbfs {config.level_dbfs}: expected MIN <= MAX <= 0 dBFS")
+
+
+def nonspeech_clip(
+    config: NonspeechConfig, index: int, speech: SpeechSources | None = None
+) -> tuple[np.ndarray, dict]:
+    """Clip ``index`` of a run and its parameters (generator, group, drawn values, level)."""
+    name = config.kinds[index % len(config.kinds)]
+    rng = generators.clip_rng(config.seed, name, index // len(config.kinds))
+    params = generators.draw(name, rng)
+    params["level_dbfs"] = float(rng.uniform(*config.level_dbfs))
+    n = int(round(config.duration_s * SAMPLE_RATE))
+    if name == "babble":
+        samples, used = render_babble(n, np.random.default_rng(params["seed"]), speech, talkers=params["talkers"])
+        params["talker_clips"] = list(dict.fromkeys(used))
+        texts = {r.id: r.text for r in speech.records}
+        params["text"] = " | ".join(dict.fromkeys(texts[i] for i in used if texts[i]))
+    else:
+        samples = generators.render(params, n)
+    samples = samples * 10 ** (params["level_dbfs"] / 20)
+    peak = float(np.max(np.abs(samples)))
+    if peak > PEAK:
+        samples = samples * (PEAK / peak)
+        params["limiter_gain"] = PEAK / peak
+    return samples.astype(np.float32), params
+
+
+def make_nonspeech(config: NonspeechConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Write ``config.n`` clips and ``out_dir/manifest.jsonl``; returns the manifest path.
+
+    Raises:
+        ConfigError: bad settings, or ``out_dir`` already holds files and ``overwrite`` is False.
+    """
+    check_config(config)
+    target = Path(out_dir)
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise ConfigError(f"{target}: already exists; pass --overwrite to replace it, or choose another --out")
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
+    with atomic_directory(target, overwrite=overwrite) as work:
+        speech = _speech_sources(config, work) if "babble" in config.kinds else None
+        records = []
+        for index in range(config.n):
+            samples, params = nonspeech_clip(config, index, speech)
+            clip_id = audio_id(quantize_pcm16(samples))
+            write_wav(work / "clips" / f"{clip_id}.wav", samples)
+            name = params["generator"]
+            records.append(ClipRecord(
+                id=clip_id, path=f"clips/{clip_id}.wav", label=0, kind=generators.manifest_kind(name),
+                group=params.pop("group"), text=params.pop("text", ""), duration_s=round(samples.size / SAMPLE_RATE, 4),
+                params={**params, "index": index, "run_seed": config.seed},
+                source=f"wakebuilder.nonspeech/{VERSION}:{name}",
+            ))
+        config.save(work / "nonspeech_config.json")
+        write_manifest(work / MANIFEST_NAME, list({r.id: r for r in records}.values()))
+    return target / MANIFEST_NAME
+
+
+def _speech_sources(config: NonspeechConfig, work: Path) -> SpeechSources:
+    if config.babble_from:
+        return SpeechSources.from_manifest(config.babble_from)
+    folder = work / "babble_speech"
+    if folder.exists():  # a killed run's partial synthesis: start it again
+        shutil.rmtree(folder)
+    log.info("babble: synthesizing %d sentences with %s", config.babble_sources, ",".join(config.engines))
+    return SpeechSources.from_manifest(synthesize_sources(folder, n=config.babble_sources, seed=config.seed,
+                                                          engines=config.engines))

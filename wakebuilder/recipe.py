@@ -1,0 +1,188 @@
+"""The recipe: from a phrase (and optional recordings) to a calibrated, exported detector.
+
+One implementation behind ``wb quickstart`` (and ``bin/quickstart``, ``bin/recipe-full``) and
+the real-speech research benchmark. ``run_recipe`` calls the stages' library functions in
+order, each a small step below, writing every artifact under one output folder:
+
+validate -> synth -> negatives -> held-out sets -> augment -> training-stream windows ->
+streams -> embed -> fit -> calibrate -> export -> report (eval on held-out data).
+
+The sizes are presets of :class:`RecipeConfig` (``tiny`` for tests, ``quick`` for minutes on a
+laptop, ``full`` for the seed recipe's counts); any field can be changed on top of a preset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from wakebuilder.recipe_config import SIZES, SPEECH_EMBEDDING_WINDOW_S, RecipeConfig
+
+__all__ = ["SIZES", "SPEECH_EMBEDDING_WINDOW_S", "RecipeConfig", "RecipeData", "RecipeResult", "build_data",
+           "embed_data", "report_on_heldout", "run_recipe", "train_and_export"]
+
+log = logging.getLogger(__name__)
+
+@dataclasses.dataclass(frozen=True)
+class RecipeData:
+    """The training manifests, held-out sets and streams, ready to embed."""
+
+    train_manifests: list[Path]
+    negatives: Path
+    heldout_positives: Path | None
+    heldout_negatives: Path | None
+    calibration_stream: Path
+    report_stream: Path | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RecipeResult:
+    """What a recipe run made."""
+
+    config: RecipeConfig
+    out_dir: Path
+    onnx: Path
+    model_dir: Path
+    store: Path
+    data: RecipeData
+    threshold: float
+    report: dict[str, Any] | None  # ``wb eval``'s result on the held-out sets, if ``config.report``
+    seconds: float
+    bank: Path | None = None  # the negative bank's store, if ``config.bank``
+
+
+class StepLog:
+    """Logs each step with the seconds since the start, like the bash recipe did."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        log.info("quickstart: [%.0fs] %s", time.perf_counter() - self.start, message)
+
+
+def run_recipe(
+    config: RecipeConfig, *, out_dir: str | os.PathLike[str], recordings: Sequence[str | os.PathLike[str]] = (),
+    real_dir: str | os.PathLike[str] | None = None, extra_negatives: Sequence[str | os.PathLike[str]] = (),
+    device: str = "auto", threads: int = 0,
+) -> RecipeResult:
+    """Run the whole recipe into ``out_dir``; returns the exported ONNX, the model and the report.
+
+    Args:
+        config: the recipe (``RecipeConfig.preset(size, ...)``).
+        out_dir: one folder for every artifact; ``recipe_config.json`` records ``config``.
+        recordings: your own recordings of the phrase (validated, then positives).
+        real_dir: real audio without the phrase, chunked into negatives.
+        extra_negatives: negative manifests added to training with ``neg_copies`` augmented copies.
+        device: where torch runs (``auto``, ``cpu``, ``cuda``).
+        threads: torch and onnxruntime CPU threads (0: their defaults).
+    """
+    from wakebuilder.devices import set_threads
+
+    set_threads(threads)
+    out, step = Path(out_dir), StepLog()
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / "recipe_config.json")
+    data = build_data(config, out, recordings=recordings, real_dir=real_dir, extra_negatives=extra_negatives,
+                      step=step)
+    step(f"embed with {config.backbone}")
+    store = embed_data(config, out, data, device=device, threads=threads)
+    bank_store = None
+    if config.bank:
+        from wakebuilder.recipe_data import bank
+
+        bank_store = bank(config, store, step, device=device, threads=threads)
+    return train_and_export(config, out, store, data, device=device, step=step, bank=bank_store)
+
+
+def build_data(
+    config: RecipeConfig, out: Path, *, recordings: Sequence[str | os.PathLike[str]] = (),
+    real_dir: str | os.PathLike[str] | None = None, extra_negatives: Sequence[str | os.PathLike[str]] = (),
+    step: StepLog | None = None,
+) -> RecipeData:
+    """Every manifest and stream the recipe trains, calibrates and reports on."""
+    from wakebuilder.recipe_data import (
+        augmented, heldout_sets, negative_stream, negatives, positives, real_chunks, training_windows,
+    )
+
+    step = step or StepLog()
+    pos = positives(config, out, recordings, step)
+    neg = negatives(config, out, step)
+    held = heldout_sets(config, out, step)
+    manifests: list[Path] = []
+    for manifest in pos:
+        step(f"augment {manifest.parent.name} x{config.pos_copies}")
+        manifests += [manifest, augmented(config, manifest, Path(f"{manifest.parent}-aug"), config.pos_copies)]
+    step(f"augment negatives x{config.neg_copies}")
+    manifests += [neg, augmented(config, neg, out / "negatives-aug", config.neg_copies)]
+    for i, extra in enumerate(map(Path, extra_negatives)):
+        manifests += [extra, augmented(config, extra, out / f"extra-negatives-{i}-aug", config.neg_copies)]
+    manifests.append(training_windows(config, out, neg, step))
+    if real_dir is not None:
+        step(f"chunk real audio from {real_dir}")
+        manifests.append(real_chunks(real_dir, out / "real"))
+    step(f"streams: {config.stream_s:g}s of held-out negative audio for calibration"
+         + (" and for the report" if config.report else ""))
+    cal_stream = negative_stream(config, held["calibrate"], out / "stream-calibrate.wav")
+    report_stream = negative_stream(config, held["report"], out / "stream-report.wav") if config.report else None
+    return RecipeData(train_manifests=manifests, negatives=neg, heldout_positives=held.get("positives"),
+                      heldout_negatives=held.get("report"), calibration_stream=cal_stream, report_stream=report_stream)
+
+
+def embed_data(config: RecipeConfig, out: Path, data: RecipeData, *, device: str = "auto", threads: int = 0) -> Path:
+    """One backbone pass over the training manifests into ``out/store.zarr``."""
+    from wakebuilder.embed import EmbedConfig, embed_manifests
+
+    store = out / "store.zarr"
+    embed_config = EmbedConfig(backbone=config.backbone, window_s=config.embed_window_s)
+    summary = embed_manifests([str(m) for m in data.train_manifests], store_path=store, config=embed_config,
+                              device=device, threads=threads)
+    log.info("embed: %s embedded, %s already stored, %s rejected; %s in store", summary.embedded,
+             summary.skipped_existing, summary.rejected, summary.clips_in_store)
+    return store
+
+
+def train_and_export(
+    config: RecipeConfig, out: Path, store: Path, data: RecipeData, *, device: str = "auto",
+    step: StepLog | None = None, bank: Path | None = None,
+) -> RecipeResult:
+    """Fit (on ``store`` and the negative ``bank``, if any), calibrate on the held-out stream, export
+    ``out/export/<slug>.onnx`` and report."""
+    from wakebuilder.calibrate import CalibrateConfig, calibrate_model, format_report
+    from wakebuilder.export import export_model
+    from wakebuilder.train.fit import run_fit
+
+    step = step or StepLog()
+    step("fit")
+    stores = [store, bank] if bank is not None else [store]
+    model_dir, _ = run_fit(stores, out / "model", config.fit.replace(seed=config.seed), device=device, overwrite=True)
+    step("calibrate")
+    cal_config = CalibrateConfig(objective=config.objective, target_fa_per_hour=config.target_fa_per_hour,
+                                 device=device)
+    _, calibration = calibrate_model(model_dir, stores, streams=[data.calibration_stream], config=cal_config)
+    log.info("calibration:\n%s", format_report(calibration))
+    step("export")
+    exported = export_model(model_dir, out / "export", name=config.slug, overwrite=True)
+    onnx = Path(exported.files["onnx"])
+    report = None
+    if config.report:
+        step(f"report: clips and {config.stream_s:g}s of stream that neither training nor the threshold saw")
+        report = report_on_heldout(onnx, data, device=device)
+    step(f"done in {time.perf_counter() - step.start:.0f}s")
+    return RecipeResult(config=config, out_dir=out, onnx=onnx, model_dir=Path(model_dir), store=store, data=data,
+                        threshold=float(calibration["threshold"]), report=report,
+                        seconds=time.perf_counter() - step.start, bank=bank)
+
+
+def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto") -> dict[str, Any]:
+    """``wb eval``'s metrics of the exported model on the held-out clips and report stream."""
+    from wakebuilder.evaluate import EvalConfig, evaluate_models
+
+    inputs = [str(p) for p in (data.heldout_positives, data.heldout_negatives, data.report_stream) if p]
+    (result,) = evaluate_models([str(onnx)], inputs, config=EvalConfig(), device=device)
+    return result

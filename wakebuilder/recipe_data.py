@@ -1,0 +1,130 @@
+"""The recipe's data steps: each makes one manifest or stream under the recipe's folder.
+
+Small functions of the recipe config, called in order by ``wakebuilder.recipe.build_data``; each
+calls one stage's library function with the settings ``wb`` would pass it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from wakebuilder.recipe_config import CALIBRATION_SEED, REPORT_SEED, RecipeConfig
+
+Step = Callable[[str], None]
+
+
+def positives(config: RecipeConfig, out: Path, recordings: Sequence[str | os.PathLike[str]], step: Step) -> list[Path]:
+    """Your validated recordings (if any), then ``n_pos`` synthesized positives."""
+    from wakebuilder.data.validate import ValidateConfig, validate_recordings
+
+    manifests = []
+    if recordings:
+        step(f"validate {len(recordings)} recording(s)")
+        manifest, _ = validate_recordings(list(recordings), out_dir=out / "recordings", config=ValidateConfig())
+        manifests.append(manifest)
+    step(f'synth {config.n_pos} positives of "{config.phrase}"')
+    manifests.append(synth(config, out / "positives", config.n_pos, config.seed))
+    return manifests
+
+
+def synth(config: RecipeConfig, out: Path, n: int, seed: int) -> Path:
+    from wakebuilder.data.synth import SynthConfig, run_synth
+
+    return run_synth(SynthConfig(texts=(config.phrase,), n=n, engines=config.engines, seed=seed), out_dir=out, overwrite=True)
+
+
+def make_negatives(config: RecipeConfig, out: Path, *, n: int, speech: int, words: int, seed: int) -> Path:
+    from wakebuilder.data.negatives import NegativesConfig, make_negatives as make
+
+    settings = NegativesConfig(phrase=config.phrase, n=n, speech=speech, words=words,
+                               engines=config.negative_engines, seed=seed)
+    return make(settings, out_dir=out, overwrite=True)
+
+
+def negatives(config: RecipeConfig, out: Path, step: Step) -> Path:
+    """Sound-alikes, and (without the bank, which holds them) generic speech and isolated words for training."""
+    speech, words = (0, 0) if config.bank else (config.n_speech, config.n_words)
+    step(f"negatives: {config.n_hard} sound-alikes, {speech} generic speech clips, {words} isolated words"
+         + (" (generic speech and words are in the bank)" if config.bank else ""))
+    return make_negatives(config, out / "negatives", n=config.n_hard, speech=speech, words=words, seed=config.seed)
+
+
+def bank(config: RecipeConfig, store: Path, step: Step, *, device: str = "auto", threads: int = 0) -> Path:
+    """The negative bank of the store's backbone and window: built by the first phrase, reused by the next.
+
+    It holds what the recipe's negatives held that does not depend on the phrase: ``n_speech``
+    generic sentences, ``n_words`` isolated words, ``train_stream_s`` of stream windows of them,
+    and ``neg_copies`` augmented copies (``wakebuilder.bank.ensure``).
+    """
+    from wakebuilder.bank.build import BankNegativesConfig
+    from wakebuilder.bank.ensure import ensure_bank
+    from wakebuilder.store import open_store
+
+    with open_store(store) as opened:
+        window_s = float(opened.spec.backbone["window_s"])
+    negatives_config = BankNegativesConfig(
+        speech=config.n_speech, words=config.n_words, stream_s=config.train_stream_s, chunk_s=window_s,
+        hop_s=config.chunk_hop_s, engines=config.negative_engines, seed=config.seed)
+    step(f"negative bank of {config.backbone} at {window_s:g} s: build or reuse")
+    result = ensure_bank(negatives_config, backbone=config.backbone, window_s=window_s,
+                         augment=config.augment.replace(copies=config.neg_copies, seed=config.seed),
+                         device=device, threads=threads)
+    step(f"negative bank: {'built' if result.synthesized else 'reused'}, {result.embedded} clip(s) embedded, "
+         f"{result.clips} in {result.store}")
+    return result.store
+
+
+def heldout_sets(config: RecipeConfig, out: Path, step: Step) -> dict[str, Path]:
+    """Negatives of other seeds (``calibrate``; with ``report``, ``report`` and held-out ``positives``)."""
+    step("held-out negatives (other seeds): one set calibrates the threshold"
+         + (", one measures FA/h" if config.report else ""))
+    sets = {"calibrate": make_negatives(config, out / "heldout-cal", n=config.heldout_hard,
+                                        speech=config.heldout_speech, words=0, seed=config.seed + CALIBRATION_SEED)}
+    if config.report:
+        sets["report"] = make_negatives(config, out / "heldout-eval", n=config.heldout_hard,
+                                        speech=config.heldout_speech, words=0, seed=config.seed + REPORT_SEED)
+        sets["positives"] = synth(config, out / "heldout-positives", config.heldout_pos, config.seed + REPORT_SEED)
+    return sets
+
+
+def augmented(config: RecipeConfig, manifest: Path, out: Path, copies: int) -> Path:
+    """``copies`` augmented copies of each clip of ``manifest`` (the recipe's augment settings)."""
+    from wakebuilder.data.augment.pipeline import run_augment
+
+    return run_augment(manifest, out_dir=out, config=config.augment.replace(copies=copies, seed=config.seed),
+                       overwrite=True)
+
+
+def negative_stream(config: RecipeConfig, manifest: Path, out_path: Path, duration_s: float | None = None) -> Path:
+    """The manifest's clips joined into ``duration_s`` (default ``stream_s``) of continuous audio."""
+    from wakebuilder.data.stream import StreamConfig, build_negative_stream
+
+    settings = StreamConfig(duration_s=duration_s or config.stream_s, seed=config.seed)
+    return build_negative_stream([str(manifest)], out_path=out_path, config=settings, overwrite=True)
+
+
+def training_windows(config: RecipeConfig, out: Path, negatives_manifest: Path, step: Step) -> Path:
+    """A stream of training negatives cut into embedding-sized windows every ``chunk_hop_s``.
+
+    Streaming detection sees every alignment of words, pauses and word boundaries, not only centred
+    clips; these windows teach the head that. They are cut at the embedding window, so none is
+    padded with silence.
+    """
+    from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
+
+    chunk_s = config.embed_window_s or 1.5
+    step(f"training stream: {config.train_stream_s:g}s of negatives, cut into {chunk_s:g}s windows every "
+         f"{config.chunk_hop_s:g} s")
+    folder = out / "train-stream"
+    folder.mkdir(parents=True, exist_ok=True)
+    negative_stream(config, negatives_manifest, folder / "negatives.wav", config.train_stream_s)
+    settings = ChunkConfig(min_s=chunk_s, max_s=chunk_s, hop_s=config.chunk_hop_s)
+    return chunk_real_audio(folder, out_dir=out / "train-stream-chunks", config=settings, overwrite=True)
+
+
+def real_chunks(real_dir: str | os.PathLike[str], out: Path) -> Path:
+    """Chunks of real audio without the phrase (``wb negatives --real``'s defaults)."""
+    from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
+
+    return chunk_real_audio(real_dir, out_dir=out, config=ChunkConfig())

@@ -1,0 +1,91 @@
+"""``wb store merge``: a store made of parts into the single-part layout (a new store, or in place).
+
+Merging copies every committed row, part by part in index order, into an ordinary
+store (Zarr, HDF5 for a ``.h5`` path, or Zarr at a URL) with the same spec; each
+append is checked like any other, so a clip held by two parts stops the merge.
+In place (local stores only), the merged store is built beside the parted one as
+``<store>.merging`` and swapped in with two renames: ``<store>`` to
+``<store>.parts-old``, then ``<store>.merging`` to ``<store>``. A kill between
+them leaves no ``<store>`` for a moment; running the merge again finishes the swap.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from wakebuilder.atomic import writer_lock
+from wakebuilder.errors import ConfigError, StoreError
+from wakebuilder.store.opening import open_store, store_location
+from wakebuilder.store.parts import PartedStore
+
+MERGE_ROWS = 4096
+
+
+def merge_store(
+    source: str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False,
+    batch_rows: int = MERGE_ROWS,
+) -> dict[str, Any]:
+    """Copy every committed row of ``source`` (made of parts or not) into a single-part store ``out``.
+
+    Raises:
+        ConfigError: ``out`` is ``source``.
+        StoreError: ``out`` already holds clips (pass ``overwrite``), or a clip is in two parts.
+    """
+    src, dst = store_location(source), store_location(out)
+    if str(src).rstrip("/") == str(dst).rstrip("/"):
+        raise ConfigError(f"{dst}: the merged store must be a new path; omit OUT to merge in place")
+    with open_store(src) as reader:
+        parts = reader.parts if isinstance(reader, PartedStore) else [reader]
+        with open_store(dst, "a", spec=reader.spec, overwrite=overwrite) as writer:
+            if len(writer):
+                raise StoreError(f"{dst}: already holds {len(writer)} clips; merge into a new path or --overwrite")
+            for part in parts:
+                records, start = part.records(), 0
+                for batch in part.iter_batches(batch_rows, pooled=True, sequence=True):
+                    writer.append(records[start : start + len(batch)], batch.pooled, batch.sequence)
+                    start += len(batch)
+            clips, backend = len(writer), writer.backend
+    return {"source": str(src), "store": str(dst), "clips": clips, "parts_merged": len(parts), "backend": backend}
+
+
+def compact_store(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Merge a local store made of parts in place (see the module docstring for the swap).
+
+    Raises:
+        StoreError: a URL (merge it into a new path instead), or no store at ``path``.
+        LockedError: another process writes the store.
+    """
+    where = store_location(path)
+    if isinstance(where, str):
+        raise StoreError(f"{where}: in-place merge needs a local store; give an OUT path to merge into")
+    merging, old = where.with_name(where.name + ".merging"), where.with_name(where.name + ".parts-old")
+    with writer_lock(where):
+        if not where.exists() and merging.exists() and old.exists():  # a swap that was killed
+            os.replace(merging, where)
+            shutil.rmtree(old)
+            _remove(merging)
+            with open_store(where) as done:
+                return {"source": str(where), "store": str(where), "clips": len(done), "parts_merged": 0,
+                        "backend": done.backend, "finished_swap": True}
+        if old.exists():
+            shutil.rmtree(old)
+        if not (where / "parts.json").is_file():
+            raise StoreError(f"{where}: not a store made of parts; nothing to merge")
+        _remove(merging)
+        summary = merge_store(where, merging)
+        os.replace(where, old)
+        os.replace(merging, where)
+        shutil.rmtree(old)
+        _remove(merging)  # its lock file
+    return {**summary, "source": str(where), "store": str(where)}
+
+
+def _remove(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + ".lock")):
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink(missing_ok=True)

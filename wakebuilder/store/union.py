@@ -1,0 +1,161 @@
+"""Several embedding stores read as one: a phrase's own store plus a shared negative bank.
+
+``open_stores`` opens each store read-only, refuses stores whose embeddings
+differ (backbone, window, shapes, dtype or schema: a one-line error naming both
+stores and what differs) and returns a ``StoreUnion`` that reads like one
+``EmbeddingStore``: ``len``, ``spec``, ``load``, ``iter_batches`` and
+``records`` over the rows kept, in store order (the first store's rows, then
+the next store's). A clip id stored in more than one store is kept once, from
+the first store that holds it. ``restrict`` drops more rows (for example bank
+rows that say the wake word; see ``wakebuilder.bank.exclude``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wakebuilder.errors import ConfigError, StoreMismatchError
+from wakebuilder.manifest import ClipRecord
+from wakebuilder.store.base import StoreArrays, StoreSpec
+from wakebuilder.store.embedding_store import EmbeddingStore
+from wakebuilder.store.opening import _flatten, open_store
+
+_FIELDS = ("pooled", "sequence", "label", "id", "kind", "group")
+
+
+def spec_differences(a: EmbeddingStore, b: EmbeddingStore) -> str:
+    """What differs between two stores' embeddings, ``key: A value, B value`` joined by ``; ``."""
+
+    def described(store: EmbeddingStore) -> dict[str, Any]:
+        spec = store.spec
+        return _flatten({"backbone": spec.backbone, "seq_len": spec.seq_len, "dim": spec.dim,
+                         "dtype": spec.dtype, "schema_version": store.attrs.get("schema_version")}, "")
+
+    left, right = described(a), described(b)
+    keys = sorted(k for k in left.keys() | right.keys() if left.get(k) != right.get(k))
+    return "; ".join(f"{k.lstrip('.')}: {left.get(k)!r} vs {right.get(k)!r}" for k in keys) or "fingerprint"
+
+
+def check_compatible(stores: Sequence[EmbeddingStore]) -> StoreSpec:
+    """The stores' common spec.
+
+    Raises:
+        StoreMismatchError: two stores hold different embeddings (named, with what differs).
+    """
+    first = stores[0]
+    for other in stores[1:]:
+        if other.fingerprint != first.fingerprint:
+            raise StoreMismatchError(
+                f"stores {first.path} and {other.path} hold different embeddings "
+                f"({spec_differences(first, other)}); pass stores embedded with the same backbone and window"
+            )
+    return first.spec
+
+
+class StoreUnion:
+    """Kept rows of several compatible open stores, read as one store (see module docstring)."""
+
+    def __init__(self, stores: Sequence[EmbeddingStore], keep: Sequence[np.ndarray] | None = None) -> None:
+        if not stores:
+            raise ConfigError("no store given: pass --store at least once")
+        self.stores = list(stores)
+        self.spec = check_compatible(self.stores)
+        self.fingerprint = self.stores[0].fingerprint
+        self.keep = [np.asarray(k, dtype=bool) for k in keep] if keep is not None else _first_ids(self.stores)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [s.path for s in self.stores]
+
+    def __len__(self) -> int:
+        return int(sum(k.sum() for k in self.keep))
+
+    def source(self) -> np.ndarray:
+        """Index of the store each kept row comes from."""
+        return np.concatenate([np.full(int(k.sum()), i, dtype=np.int64) for i, k in enumerate(self.keep)])
+
+    def restrict(self, mask: np.ndarray) -> StoreUnion:
+        """A union keeping only the kept rows where ``mask`` (one value per kept row) is true."""
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (len(self),):
+            raise ConfigError(f"restrict: mask of {mask.shape} for {len(self)} rows")
+        keep, start = [], 0
+        for k in self.keep:
+            rows = np.flatnonzero(k)
+            new = np.zeros_like(k)
+            new[rows[mask[start : start + len(rows)]]] = True
+            keep.append(new)
+            start += len(rows)
+        return StoreUnion(self.stores, keep)
+
+    def load(self, *, pooled: bool = True, sequence: bool = True) -> StoreArrays:
+        """Every kept row in memory, concatenated in store order."""
+        parts = [_take(s.load(pooled=pooled, sequence=sequence), k) for s, k in zip(self.stores, self.keep)]
+        return _concat(parts)
+
+    def iter_batches(self, batch_size: int = 256, *, pooled: bool = False, sequence: bool = True
+                     ) -> Iterator[StoreArrays]:
+        """Kept rows in store order, at most ``batch_size`` at a time (memory bounded by one batch)."""
+        for store, keep in zip(self.stores, self.keep, strict=True):
+            offset = 0
+            for batch in store.iter_batches(batch_size, pooled=pooled, sequence=sequence):
+                part = _take(batch, keep[offset : offset + len(batch)])
+                offset += len(batch)
+                if len(part):
+                    yield part
+
+    def records(self) -> list[ClipRecord]:
+        """The manifest row of every kept clip, in store order."""
+        return [r for s, k in zip(self.stores, self.keep) for r, kept in zip(s.records(), k) if kept]
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Each store's path, fingerprint and kept/stored row counts (recorded in model.json)."""
+        return [{"path": str(Path(s.path).resolve()), "fingerprint": s.fingerprint, "rows": len(s),
+                 "kept": int(k.sum())} for s, k in zip(self.stores, self.keep)]
+
+
+def _first_ids(stores: Sequence[EmbeddingStore]) -> list[np.ndarray]:
+    """Keep masks that hold each clip id once, from the first store holding it."""
+    seen: set[str] = set()
+    keep = []
+    for store in stores:
+        ids = store.load(pooled=False, sequence=False).id.astype(str)
+        mask = np.array([i not in seen for i in ids], dtype=bool)
+        seen.update(ids.tolist())
+        keep.append(mask)
+    return keep
+
+
+def _take(arrays: StoreArrays, mask: np.ndarray) -> StoreArrays:
+    return StoreArrays(**{f: (None if getattr(arrays, f) is None else getattr(arrays, f)[mask]) for f in _FIELDS})
+
+
+def _concat(parts: list[StoreArrays]) -> StoreArrays:
+    def join(name: str) -> np.ndarray | None:
+        values = [getattr(p, name) for p in parts]
+        return None if values[0] is None else np.concatenate(values)
+
+    return StoreArrays(**{f: join(f) for f in _FIELDS})
+
+
+@contextlib.contextmanager
+def open_stores(paths: Sequence[str | os.PathLike[str]]) -> Iterator[StoreUnion]:
+    """Open ``paths`` read-only as one ``StoreUnion``; every store is closed on exit.
+
+    Raises:
+        StoreError: a path holds no store.
+        StoreMismatchError: the stores hold different embeddings.
+        ConfigError: no path, or the same path twice.
+    """
+    resolved = [Path(p).resolve() for p in paths]
+    if len(set(resolved)) != len(resolved):
+        raise ConfigError(f"--store given twice: {', '.join(map(str, paths))}; pass each store once")
+    with contextlib.ExitStack() as stack:
+        stores = [stack.enter_context(open_store(p, "r")) for p in paths]
+        yield StoreUnion(stores)

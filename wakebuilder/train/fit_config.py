@@ -1,0 +1,77 @@
+"""`FitConfig`: the semantic settings of ``wb fit``, importable without torch.
+
+The training loop and ``run_fit`` both read it; it lives apart from both so
+neither imports the other for it (and the recipe can build one cheaply).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from wakebuilder.config import StageConfig
+from wakebuilder.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wakebuilder.train.head import HeadConfig
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FitConfig(StageConfig):
+    """Semantic settings of ``wb fit`` (head shape, optimiser, loss, split).
+
+    Defaults were tuned with ``benchmarks/fit_speed.py`` so a 35,000-clip fit
+    finishes in about a minute on two CPU cores: width 64 and batch 256 (the
+    seed recipe's width 128 and batch 32 cost about 3x more per epoch).
+    """
+
+    width: int = 64
+    tcn: bool = True
+    tcn_layers: int = 2
+    tcn_kernel: int = 3
+    se: bool = True
+    attention: bool = True
+    hidden: tuple[int, ...] = (256, 128)
+    dropout: float = 0.5
+    input_dropout: float = 0.0
+    frame_dropout: float = 0.0
+    lr: float = 8e-4  # 1e-4 at batch 32, scaled linearly to batch 256
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    batch_size: int = 256  # batch 32 cannot fit 35k clips in 60 s on 2 CPU cores (benchmarks/fit_speed.py)
+    max_epochs: int = 60
+    patience: int = 8
+    min_delta: float = 0.001
+    focal_alpha: float = 0.5
+    focal_gamma: float = 2.0
+    mixup_alpha: float = 0.5
+    val_fraction: float = 0.25
+    keep_recordings_in_train: bool = False
+    members: int = 1  # heads trained with seeds seed, seed+1, ... on one split; their logits are averaged
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "width": self.width >= 1, "batch_size": self.batch_size >= 2, "max_epochs": self.max_epochs >= 1,
+            "patience": self.patience >= 1, "lr": self.lr > 0, "dropout": 0.0 <= self.dropout < 1.0,
+            "input_dropout": 0.0 <= self.input_dropout < 1.0, "frame_dropout": 0.0 <= self.frame_dropout < 1.0,
+            "warmup_fraction": 0.0 < self.warmup_fraction < 1.0,
+            "focal_alpha": 0.0 <= self.focal_alpha <= 1.0,
+            "focal_gamma": self.focal_gamma >= 0.0, "hidden": all(h >= 1 for h in self.hidden),
+            "tcn_layers": self.tcn_layers >= 1, "tcn_kernel": self.tcn_kernel % 2 == 1,
+            "members": self.members >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"FitConfig: invalid {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+
+    def head_config(self, seq_len: int, dim: int) -> HeadConfig:
+        """The head this config trains for a store's sequence shape."""
+        from wakebuilder.train.head import HeadConfig
+
+        return HeadConfig(
+            input_dim=dim, seq_len=seq_len, width=self.width, tcn=self.tcn, tcn_layers=self.tcn_layers,
+            tcn_kernel=self.tcn_kernel, se=self.se, attention=self.attention, hidden=self.hidden,
+            dropout=self.dropout, input_dropout=self.input_dropout, frame_dropout=self.frame_dropout,
+            members=self.members,
+        )

@@ -1,0 +1,241 @@
+// The page: run each exported model (ONNX Runtime Web, WebAssembly) on the last window of the
+// microphone every hop, draw the score traces and threshold lines, list the detections.
+// URL parameters: autostart=1 (start the microphone at once), threads=N (WebAssembly threads; default
+// half the cores, at most 4), selftest=FILE.wav (score a 16 kHz WAV file window by window instead of
+// the microphone).
+import * as ort from "./ort/ort.wasm.min.mjs";
+import { EventCounter, MovingAverage, decodeWav, frameStarts } from "./events.js";
+
+const params = new URLSearchParams(location.search);
+const COLOURS = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2"];
+const VIEW_S = 10;
+const $ = (id) => document.getElementById(id);
+const state = { page: null, models: [], hopS: 0.1, maxWindow: 0, frames: 0, dropped: 0, inferMs: [],
+                detections: [], audio: null, busy: false, pending: null };
+window.wbState = state;
+
+function status(text) {
+  $("status").textContent = text;
+}
+
+async function loadModels() {
+  state.page = await (await fetch("page.json")).json();
+  // threads need cross-origin isolation (wb web serve sends the headers); ONNX Runtime Web's default
+  // is half the cores, at most 4
+  if (params.get("threads")) ort.env.wasm.numThreads = Number(params.get("threads"));
+  if (!self.crossOriginIsolated) ort.env.wasm.numThreads = 1;
+  ort.env.wasm.wasmPaths = new URL("./ort/", location.href).href;
+  const sr = state.page.sample_rate;
+  state.hopS = state.page.hop_samples / sr;
+  for (const [i, entry] of state.page.models.entries()) {
+    const session = await ort.InferenceSession.create(entry.onnx, { executionProviders: ["wasm"] });
+    state.models.push({ ...entry, session, colour: COLOURS[i % COLOURS.length], trace: [] });
+  }
+  state.maxWindow = Math.max(...state.models.map((m) => m.window_samples));
+  resetCounters();
+  $("models").innerHTML = state.models.map((m) =>
+    `<span class="model" style="color:${m.colour}">${m.wake_word}</span> window ${(m.window_samples / sr).toFixed(2)} s,
+     threshold ${m.threshold.toFixed(3)}, refractory ${m.refractory_s} s, smooth ${m.smooth}`).join("<br>");
+  status(`ready: ONNX Runtime Web ${ort.env.versions?.web ?? state.page.onnxruntime_web_version}, ` +
+         `${ort.env.wasm.numThreads} thread(s), hop ${(state.hopS * 1000).toFixed(0)} ms`);
+}
+
+function resetCounters() {
+  const sr = state.page.sample_rate;
+  for (const m of state.models) {
+    m.trace = [];
+    m.smoother = new MovingAverage(m.smooth);
+    m.counter = new EventCounter(m.threshold, { frameS: state.hopS, refractoryS: m.refractory_s,
+                                                offsetS: m.window_samples / 2 / sr });
+  }
+  state.frames = 0;
+  state.dropped = 0;
+  state.inferMs = [];
+  state.detections = [];
+  $("detections").innerHTML = "";
+}
+
+// Score one frame: `window` holds the last maxWindow samples; each model takes its own last window.
+async function scoreFrame(frame, window) {
+  const raw = [];
+  for (const m of state.models) {
+    const samples = window.slice(window.length - m.window_samples); // a copy: ORT needs its own buffer
+    const input = new ort.Tensor("float32", samples, [1, m.window_samples]);
+    const start = performance.now();
+    const out = await m.session.run({ [m.session.inputNames[0]]: input });
+    state.inferMs.push(performance.now() - start);
+    raw.push(out[m.session.outputNames[0]].data[0]);
+  }
+  state.models.forEach((m, i) => record(m, frame, raw[i]));
+  state.frames += 1;
+}
+
+function record(m, frame, rawScore) {
+  const score = m.smoother.update(rawScore);
+  const timeS = frame * state.hopS + m.window_samples / 2 / state.page.sample_rate;
+  m.trace.push({ frame, timeS, raw: rawScore, score });
+  const { fired, final } = m.counter.update(frame, score);
+  if (fired) addDetection(m, fired);
+  for (const event of final) finishDetection(m, event);
+}
+
+function addDetection(m, fired) {
+  const item = document.createElement("li");
+  item.className = "detection";
+  item.dataset.model = m.name;
+  item.dataset.final = "0";
+  item.style.borderColor = m.colour;
+  const entry = { model: m.name, item, onsetS: fired.onsetS, timeS: fired.onsetS, score: fired.score, final: false };
+  m.openEntry = entry;
+  state.detections.push(entry);
+  describe(entry, m);
+  $("detections").prepend(item);
+}
+
+function finishDetection(m, event) {
+  const entry = m.openEntry;
+  if (!entry) return;
+  Object.assign(entry, { timeS: event.timeS, score: event.score, final: true });
+  entry.item.dataset.final = "1";
+  describe(entry, m);
+  m.openEntry = null;
+}
+
+function describe(entry, m) {
+  Object.assign(entry.item.dataset, { time: entry.timeS.toFixed(3), score: entry.score.toFixed(4) });
+  entry.item.textContent = `${entry.timeS.toFixed(2)} s  ${m.wake_word}  score ${entry.score.toFixed(3)}` +
+    (entry.final ? "" : " …");
+}
+
+function draw() {
+  const canvas = $("trace");
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width, h = canvas.height, pad = 30;
+  ctx.clearRect(0, 0, w, h);
+  ctx.strokeStyle = "#d1d5db";
+  ctx.strokeRect(pad, 5, w - pad - 5, h - pad - 5);
+  ctx.fillStyle = "#374151";
+  ctx.font = "12px sans-serif";
+  for (const v of [0, 0.5, 1]) ctx.fillText(v.toFixed(1), 4, 5 + (1 - v) * (h - pad - 5) + 4);
+  const last = Math.max(VIEW_S, ...state.models.map((m) => m.trace.at(-1)?.timeS ?? 0));
+  const x = (t) => pad + ((t - (last - VIEW_S)) / VIEW_S) * (w - pad - 5);
+  const y = (v) => 5 + (1 - v) * (h - pad - 5);
+  ctx.fillText(`${(last - VIEW_S).toFixed(1)} s`, pad, h - 8);
+  ctx.fillText(`${last.toFixed(1)} s`, w - 50, h - 8);
+  for (const m of state.models) {
+    ctx.setLineDash([6, 4]);
+    ctx.strokeStyle = m.colour;
+    ctx.beginPath();
+    ctx.moveTo(pad, y(m.threshold));
+    ctx.lineTo(w - 5, y(m.threshold));
+    ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    for (const [i, p] of m.trace.filter((p) => p.timeS >= last - VIEW_S).entries()) {
+      i === 0 ? ctx.moveTo(x(p.timeS), y(p.score)) : ctx.lineTo(x(p.timeS), y(p.score));
+    }
+    ctx.stroke();
+    ctx.lineWidth = 1;
+  }
+  for (const d of state.detections.filter((d) => d.timeS >= last - VIEW_S)) {
+    const m = state.models.find((mm) => mm.name === d.model);
+    ctx.fillStyle = m.colour;
+    ctx.beginPath();
+    ctx.arc(x(d.timeS), y(d.score), 5, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+  const mean = state.inferMs.length ? state.inferMs.reduce((a, b) => a + b, 0) / state.inferMs.length : 0;
+  $("stats").textContent = `${state.frames} windows scored, ${state.dropped} skipped; inference ` +
+    `${mean.toFixed(1)} ms per window per model (${mean ? (state.hopS * 1000 / mean).toFixed(1) : "-"}x real time)`;
+}
+
+async function onWindow({ frame, window }) {
+  if (state.busy) {
+    if (state.pending) state.dropped += 1;
+    state.pending = { frame, window };
+    return;
+  }
+  state.busy = true;
+  try {
+    await scoreFrame(frame, window);
+    while (state.pending) {
+      const next = state.pending;
+      state.pending = null;
+      await scoreFrame(next.frame, next.window);
+    }
+  } finally {
+    state.busy = false;
+  }
+  draw();
+}
+
+async function startMicrophone() {
+  resetCounters();
+  const stream = await navigator.mediaDevices.getUserMedia({
+    audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 },
+  });
+  const context = new AudioContext();
+  await context.resume(); // started from a click, or by autoplay policy in the tests
+  await context.audioWorklet.addModule("worklet.js");
+  const source = context.createMediaStreamSource(stream);
+  const node = new AudioWorkletNode(context, "wb-window", {
+    numberOfInputs: 1, numberOfOutputs: 0,
+    processorOptions: { targetRate: state.page.sample_rate, windowSamples: state.maxWindow,
+                        hopSamples: state.page.hop_samples },
+  });
+  node.port.onmessage = (event) => onWindow(event.data).catch((err) => status(`error: ${err.message}`));
+  source.connect(node);
+  state.audio = { stream, context, node };
+  document.body.dataset.state = "listening";
+  $("start").textContent = "Stop";
+  status(`listening: microphone at ${context.sampleRate} Hz resampled to ${state.page.sample_rate} Hz`);
+}
+
+async function stopMicrophone() {
+  const { stream, context, node } = state.audio;
+  node.port.postMessage("stop");
+  stream.getTracks().forEach((t) => t.stop());
+  await context.close();
+  state.audio = null;
+  document.body.dataset.state = "stopped";
+  $("start").textContent = "Start microphone";
+  status("stopped");
+}
+
+// Score a WAV file at 16 kHz window by window, exactly as wb detect cuts it; results in window.wbResult.
+async function selfTest(url) {
+  const { samples, rate } = decodeWav(await (await fetch(url)).arrayBuffer());
+  if (rate !== state.page.sample_rate) throw new Error(`${url}: ${rate} Hz; the self-test needs ${state.page.sample_rate} Hz`);
+  const padded = samples.length < state.maxWindow ? new Float32Array(state.maxWindow) : samples;
+  if (padded !== samples) padded.set(samples);
+  for (const [frame, start] of frameStarts(padded.length, state.maxWindow, state.page.hop_samples).entries()) {
+    await scoreFrame(frame, padded.subarray(start, start + state.maxWindow));
+  }
+  for (const m of state.models) for (const event of m.counter.flush()) finishDetection(m, event);
+  draw();
+  window.wbResult = {
+    hop_samples: state.page.hop_samples, inference_ms: state.inferMs, threads: ort.env.wasm.numThreads,
+    cross_origin_isolated: self.crossOriginIsolated,
+    models: state.models.map((m) => ({ name: m.name, raw: m.trace.map((p) => p.raw), scores: m.trace.map((p) => p.score),
+      events: state.detections.filter((d) => d.model === m.name).map(({ timeS, score, onsetS }) => ({ timeS, score, onsetS })) })),
+  };
+  document.body.dataset.state = "done";
+  status(`self-test: ${state.frames} windows of ${url} scored`);
+}
+
+async function main() {
+  document.body.dataset.state = "loading";
+  await loadModels();
+  document.body.dataset.state = "ready";
+  draw();
+  $("start").onclick = () => (state.audio ? stopMicrophone() : startMicrophone()).catch((err) => status(`error: ${err.message}`));
+  if (params.get("selftest")) await selfTest(params.get("selftest"));
+  else if (params.get("autostart") === "1") await startMicrophone();
+}
+
+main().catch((err) => {
+  document.body.dataset.state = "error";
+  status(`error: ${err.message}`);
+  console.error(err);
+});

@@ -1,0 +1,100 @@
+// The event rule of wakebuilder.streaming (EventCounter, MovingAverage, frame windows) in JavaScript.
+// An event fires at a rising edge (a frame at or above the threshold after one below it); a rising
+// edge less than refractoryS after the last firing belongs to that event. An event reports the time
+// and score of its highest frame and the time it fired; it is final once the score is below the
+// threshold and no later rising edge can merge into it.
+
+export class EventCounter {
+  constructor(threshold, { frameS, refractoryS = 1.0, offsetS = 0.0 }) {
+    Object.assign(this, { threshold, frameS, refractoryS, offsetS });
+    this.prevAbove = false;
+    this.open = null; // {fired, peak, score}
+  }
+
+  merges(frame) {
+    return this.open !== null && (frame - this.open.fired) * this.frameS < this.refractoryS - 1e-9;
+  }
+
+  emit() {
+    const { fired, peak, score } = this.open;
+    this.open = null;
+    return { timeS: this.offsetS + peak * this.frameS, score, onsetS: this.offsetS + fired * this.frameS };
+  }
+
+  // Feed the score of frame `frame` (frames must increase); returns {fired, final} where fired is the
+  // event that has just begun (or null) and final lists events that became final.
+  update(frame, value) {
+    const final = [];
+    let fired = null;
+    const above = value >= this.threshold;
+    if (above && !this.prevAbove && !this.merges(frame)) {
+      if (this.open !== null) final.push(this.emit());
+      this.open = { fired: frame, peak: frame, score: value };
+      fired = { onsetS: this.offsetS + frame * this.frameS, score: value };
+    } else if (above && this.open !== null && value > this.open.score) {
+      this.open = { fired: this.open.fired, peak: frame, score: value };
+    } else if (!above && this.open !== null && !this.merges(frame + 1)) {
+      final.push(this.emit());
+    }
+    this.prevAbove = above;
+    return { fired, final };
+  }
+
+  flush() {
+    return this.open !== null ? [this.emit()] : [];
+  }
+}
+
+// Causal moving average over the last k scores (fewer at the start), like smooth_scores.
+export class MovingAverage {
+  constructor(k) {
+    this.k = Math.max(1, k);
+    this.history = [];
+  }
+
+  update(value) {
+    this.history.push(value);
+    if (this.history.length > this.k) this.history.shift();
+    return this.history.reduce((a, b) => a + b, 0) / this.history.length;
+  }
+}
+
+// Start sample of every window of an n-sample recording, as wakebuilder.streaming.frame_starts.
+export function frameStarts(nSamples, windowSamples, hop) {
+  if (nSamples <= windowSamples) return [0];
+  const starts = [];
+  for (let s = 0; s + windowSamples <= nSamples; s += hop) starts.push(s);
+  return starts;
+}
+
+// Mono float samples of a PCM16 or float32 WAV file (channels averaged), and its sample rate.
+export function decodeWav(buffer) {
+  const view = new DataView(buffer);
+  const tag = (at) => String.fromCharCode(...new Uint8Array(buffer, at, 4));
+  if (tag(0) !== "RIFF" || tag(8) !== "WAVE") throw new Error("not a WAV file");
+  let fmt = null;
+  for (let at = 12; at + 8 <= buffer.byteLength; ) {
+    const id = tag(at), size = view.getUint32(at + 4, true), body = at + 8;
+    if (id === "fmt ") {
+      fmt = { format: view.getUint16(body, true), channels: view.getUint16(body + 2, true),
+              rate: view.getUint32(body + 4, true), bits: view.getUint16(body + 14, true) };
+    } else if (id === "data" && fmt !== null) {
+      if (!(fmt.bits === 16 && fmt.format === 1) && !(fmt.bits === 32 && fmt.format === 3)) {
+        throw new Error(`WAV format ${fmt.format}/${fmt.bits} bits: use 16-bit PCM or 32-bit float`);
+      }
+      const bytes = fmt.bits / 8, frames = Math.floor(size / (bytes * fmt.channels));
+      const out = new Float32Array(frames);
+      for (let i = 0; i < frames; i++) {
+        let sum = 0;
+        for (let c = 0; c < fmt.channels; c++) {
+          const pos = body + (i * fmt.channels + c) * bytes;
+          sum += fmt.bits === 16 ? view.getInt16(pos, true) / 32768 : view.getFloat32(pos, true);
+        }
+        out[i] = sum / fmt.channels;
+      }
+      return { samples: out, rate: fmt.rate };
+    }
+    at = body + size + (size % 2);
+  }
+  throw new Error("WAV file without fmt/data chunks");
+}

@@ -1,0 +1,165 @@
+"""`wb web MODEL --out DIR`: a self-contained page that runs exported models on the microphone.
+
+The folder holds ``index.html``, ``app.js`` (page logic), ``events.js`` (the
+event rule of :mod:`wakebuilder.streaming` in JavaScript), ``worklet.js`` (an
+AudioWorklet that resamples the microphone to 16 kHz and keeps the last window),
+``models/`` (each ``NAME.onnx`` and ``NAME.json``), ``ort/`` (ONNX Runtime
+Web's WebAssembly build, copied from the npm package that set-up installs) and
+``page.json`` (window, threshold, hop, refractory period and smoothing of each
+model). Nothing is fetched from the internet when the page runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from wakebuilder import SAMPLE_RATE, __version__
+from wakebuilder.atomic import atomic_directory, atomic_write_json
+from wakebuilder.config import StageConfig
+from wakebuilder.detect import DetectConfig, load_onnx_detector
+from wakebuilder.errors import ConfigError, ModelFileError, WebRuntimeMissingError
+from wakebuilder.streaming import hop_samples
+
+ORT_WEB_VERSION = "1.31.1"  # pinned; bin/setup installs exactly this from the npm registry
+ORT_WEB_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+PAGE_ASSETS = ("index.html", "app.js", "events.js", "worklet.js", "style.css")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WebConfig(StageConfig):
+    """Streaming settings of the page; None takes the model's calibration settings (or wb detect's)."""
+
+    threshold: float | None = None
+    hop_s: float | None = None
+    refractory_s: float | None = None
+    smooth: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.hop_s is not None:
+            hop_samples(self.hop_s)
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise ConfigError(f"--threshold {self.threshold}: must be in (0, 1)")
+        if (self.refractory_s is not None and self.refractory_s < 0) or (self.smooth is not None and self.smooth < 1):
+            raise ConfigError("--refractory-s must be >= 0 and --smooth >= 1")
+
+
+def ort_web_package() -> Path:
+    """Where set-up installs onnxruntime-web (``WB_ORT_WEB_DIR`` overrides)."""
+    override = os.environ.get("WB_ORT_WEB_DIR")
+    if override:
+        return Path(override)
+    return Path(sys.prefix) / "share" / "onnxruntime-web" / "node_modules" / "onnxruntime-web"
+
+
+def find_ort_web(package: Path | None = None) -> tuple[Path, str]:
+    """The ``dist`` folder and version of the installed onnxruntime-web; a clear error if missing."""
+    root = package or ort_web_package()
+    dist = root / "dist"
+    missing = [name for name in ORT_WEB_FILES if not (dist / name).is_file()]
+    if missing:
+        raise WebRuntimeMissingError(
+            f"{dist / missing[0]}: ONNX Runtime Web is not installed; run bin/setup (it runs "
+            f"npm install onnxruntime-web@{ORT_WEB_VERSION} into .venv/share/onnxruntime-web) "
+            "or set WB_ORT_WEB_DIR to an onnxruntime-web package folder"
+        )
+    try:
+        version = str(json.loads((root / "package.json").read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError):
+        version = "unknown"
+    return dist, version
+
+
+def resolve_model(path: str | os.PathLike[str]) -> Path:
+    """An exported ``NAME.onnx``, or the export directory holding exactly one."""
+    where = Path(path)
+    if where.is_dir():
+        found = sorted(p for p in where.glob("*.onnx") if not p.name.endswith(".head.onnx"))
+        if len(found) != 1:
+            raise ModelFileError(f"{where}: expected one exported NAME.onnx (from wb export), found {len(found)}")
+        return found[0]
+    if where.suffix != ".onnx" or where.name.endswith(".head.onnx"):
+        raise ModelFileError(f"{where}: expected an end-to-end NAME.onnx from wb export (not the head file)")
+    return where
+
+
+def model_entry(onnx_path: Path, config: WebConfig) -> dict[str, Any]:
+    """One model's part of ``page.json``: file names, window and the streaming settings."""
+    detector = load_onnx_detector(onnx_path)
+    info = detector.info if isinstance(detector.info, dict) else {}
+    rate = int(info.get("sample_rate", SAMPLE_RATE))
+    if rate != SAMPLE_RATE:
+        raise ModelFileError(f"{onnx_path}: sample rate {rate}; the page feeds {SAMPLE_RATE} Hz audio")
+    calibrated = info.get("calibration_config") or {}
+    defaults = DetectConfig()
+
+    def setting(name: str) -> Any:
+        chosen = getattr(config, name)
+        return chosen if chosen is not None else calibrated.get(name, getattr(defaults, name))
+
+    return {
+        "name": detector.name, "wake_word": info.get("wake_word") or detector.name,
+        "onnx": f"models/{onnx_path.name}", "json": f"models/{onnx_path.stem}.json",
+        "window_samples": int(detector.window_samples),
+        "threshold": float(config.threshold if config.threshold is not None else detector.threshold),
+        "hop_s": float(setting("hop_s")), "refractory_s": float(setting("refractory_s")),
+        "smooth": int(setting("smooth")),
+    }
+
+
+def page_config(models: list[dict[str, Any]], ort_version: str) -> dict[str, Any]:
+    """``page.json``: one hop for the page (the smallest model's), the models, versions."""
+    hop_s = min(m["hop_s"] for m in models)
+    return {
+        "wakebuilder_version": __version__, "onnxruntime_web_version": ort_version,
+        "sample_rate": SAMPLE_RATE, "hop_samples": hop_samples(hop_s), "models": models,
+    }
+
+
+def build_web_page(
+    models: list[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    config: WebConfig | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write the page folder for one or more exported models; returns a summary."""
+    if not models:
+        raise ConfigError("wb web: give at least one exported NAME.onnx (or its export directory)")
+    config = config or WebConfig()
+    paths = [resolve_model(m) for m in models]
+    dist, ort_version = find_ort_web()
+    names = [p.stem for p in paths]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"wb web: two models share a name ({', '.join(names)}); export them with --name")
+    entries = [model_entry(p, config) for p in paths]
+    target = Path(out_dir)
+    with atomic_directory(target, overwrite=overwrite) as work:
+        assets = resources.files("wakebuilder.web") / "assets"
+        for name in PAGE_ASSETS:
+            (work / name).write_bytes((assets / name).read_bytes())
+        (work / "models").mkdir(exist_ok=True)
+        for path in paths:
+            shutil.copyfile(path, work / "models" / path.name)
+            sidecar = path.with_suffix(".json")
+            if sidecar.is_file():
+                shutil.copyfile(sidecar, work / "models" / sidecar.name)
+            else:
+                atomic_write_json(work / "models" / sidecar.name, {"note": "no sidecar JSON was exported"})
+        (work / "ort").mkdir(exist_ok=True)
+        for name in ORT_WEB_FILES:
+            shutil.copyfile(dist / name, work / "ort" / name)
+        (work / "ort" / "NOTICE.txt").write_text(
+            f"onnxruntime-web {ort_version} (https://github.com/microsoft/onnxruntime), MIT licence, "
+            "copyright Microsoft Corporation; installed from the npm registry by wakebuilder's bin/setup.\n",
+            encoding="utf-8",
+        )
+        page = page_config(entries, ort_version)
+        atomic_write_json(work / "page.json", page)
+    return {"out": str(target), "index": str(target / "index.html"), **page}
