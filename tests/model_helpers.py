@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -88,7 +89,8 @@ def tone_clips(window_samples: int, n: int, *, seed: int = 0) -> tuple[np.ndarra
 def tone_setup() -> dict[str, Any]:
     """Once per session: a store of chirp/noise clips (speech-embedding) and a head fit on its train group.
 
-    Returns paths ``store`` and ``model`` (uncalibrated), the backbone ``identity`` and ``window_samples``.
+    Returns paths ``store``, ``model`` (uncalibrated) and ``calibrated`` (its copy with an identity
+    calibration at threshold 0.5), the backbone ``identity`` and ``window_samples``.
     """
     from wakebuilder.backbones import load_backbone
     from wakebuilder.manifest import ClipRecord
@@ -112,7 +114,10 @@ def tone_setup() -> dict[str, Any]:
         fingerprint = store.fingerprint
     head = fit_linear_head(tiny_head(backbone.seq_len, backbone.dim), seq_t, y_train)
     model = make_model_dir(root / "model", head, backbone.identity, store_fingerprint=fingerprint)
-    return {"root": root, "store": root / "store", "model": model, "identity": backbone.identity,
+    calibrated = copy_model(model, root / "calibrated" / "model")  # same name as the model
+    (calibrated / "calibration.json").write_text(json.dumps({"threshold": 0.5, "temperature": 1.0, "bias": 0.0}))
+    return {"root": root, "store": root / "store", "model": model, "calibrated": calibrated,
+            "identity": backbone.identity,
             "window_samples": backbone.window_samples}
 
 

@@ -26,7 +26,7 @@ PLANTED = (3.0, 8.0, 13.5)
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from wakebuilder.export import export_model
 
-    summary = export_model(tone_setup()["model"], tmp_path_factory.mktemp("det") / "export", name="chirp")
+    summary = export_model(tone_setup()["calibrated"], tmp_path_factory.mktemp("det") / "export", name="chirp")
     return Path(summary.files["onnx"])
 
 
@@ -79,7 +79,7 @@ def test_raw_pcm_stdin_matches_the_file(exported: Path) -> None:
 def test_model_directory_detector_agrees_with_onnx(exported: Path) -> None:
     audio = planted_stream((2.0,), 6.0)
     onnx_events = detect_waveform(load_detector(exported), audio, DetectConfig())
-    dir_events = detect_waveform(load_detector(tone_setup()["model"]), audio, DetectConfig())
+    dir_events = detect_waveform(load_detector(tone_setup()["calibrated"]), audio, DetectConfig())
     assert [round(e.time_s, 2) for e in onnx_events] == [round(e.time_s, 2) for e in dir_events]
     assert onnx_events[0].score == pytest.approx(dir_events[0].score, abs=1e-4)
 
@@ -113,3 +113,21 @@ def test_bad_models_and_inputs(tmp_path: Path) -> None:
     assert result.exit_code != 0 and result.stderr.count("\n") == 1
     result = runner.invoke(main, ["detect", str(bad)])
     assert result.exit_code == 2 and "AUDIO" in result.stderr
+
+
+def test_an_uncalibrated_model_needs_an_explicit_threshold(tmp_path: Path) -> None:
+    from wakebuilder.export import export_model
+
+    audio = planted_stream(PLANTED, 16.0)
+    model = tone_setup()["model"]  # no calibration.json
+    with pytest.raises(ModelFileError, match="not calibrated.*wb calibrate.*--threshold"):
+        detect_waveform(load_detector(model), audio, DetectConfig())
+    assert_found(detect_waveform(load_detector(model), audio, DetectConfig(threshold=0.5)), PLANTED)
+    onnx = Path(export_model(model, tmp_path / "export", name="raw").files["onnx"])
+    assert load_detector(onnx).threshold is None  # NAME.json says calibrated: false
+    wav = write_wav(tmp_path / "a.wav", audio)
+    runner = CliRunner()
+    refused = runner.invoke(main, ["detect", str(onnx), str(wav)])
+    assert refused.exit_code == 1 and "not calibrated" in refused.stderr and refused.stderr.count("\n") == 1
+    given = runner.invoke(main, ["detect", str(onnx), str(wav), "--threshold", "0.5"])
+    assert given.exit_code == 0 and len(given.stdout.splitlines()) == len(PLANTED)

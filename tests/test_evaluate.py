@@ -32,8 +32,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                                   kind="tts" if label else "noise", group=f"g{i}", duration_s=1.5))
     manifest = write_manifest(root / "manifest.jsonl", records)
     stream = write_wav(root / "neg.wav", noise(20, amplitude=0.03, seed=11))
-    onnx_path = Path(export_model(tone_setup()["model"], root / "export", name="chirp").files["onnx"])
-    return {"manifest": manifest, "stream": stream, "onnx": onnx_path, "model": tone_setup()["model"]}
+    onnx_path = Path(export_model(tone_setup()["calibrated"], root / "export", name="chirp").files["onnx"])
+    return {"manifest": manifest, "stream": stream, "onnx": onnx_path, "model": tone_setup()["calibrated"]}
 
 
 def test_metrics_on_manifest_and_stream(data: dict[str, Path]) -> None:

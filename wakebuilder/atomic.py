@@ -17,7 +17,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from wakebuilder.errors import LockedError, WakebuilderError
+from wakebuilder.errors import ArtifactExistsError, LockedError, WakebuilderError
 
 INCOMPLETE_SUFFIX = ".incomplete"
 # The process umask, read once at import (reading it means setting it, which is not thread-safe later).
@@ -80,23 +80,49 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise WakebuilderError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
 
 
+def refuse_existing(path: str | os.PathLike[str], *, overwrite: bool, option: str = "--out") -> Path:
+    """Raise unless ``path`` is free or ``overwrite`` allows replacing it (the error names the path)."""
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise ArtifactExistsError(
+            f"{target}: already exists; pass --overwrite to replace it, or choose another {option}"
+        )
+    return target
+
+
+def lock_paths(path: str | os.PathLike[str]) -> list[Path]:
+    """The lock files guarding ``path``: one beside its resolved real path, one per file identity.
+
+    Resolving symlinks makes every path to the same store one writer; the second
+    lock (keyed on device and inode, in the temp dir) also catches hard links and
+    bind mounts of an existing store.
+    """
+    real = Path(os.path.realpath(path))
+    locks = [real.with_name(real.name + ".lock")]
+    with contextlib.suppress(OSError):
+        stat = real.stat()
+        locks.append(Path(tempfile.gettempdir()) / "wakebuilder-locks" / f"{stat.st_dev}-{stat.st_ino}.lock")
+    return locks
+
+
 @contextlib.contextmanager
 def writer_lock(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold ``<path>.lock`` while writing ``path``; a second writer fails at once."""
+    """Hold the locks of ``lock_paths(path)`` while writing ``path``; a second writer fails at once."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(target) + ".lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout as exc:
-        raise LockedError(
-            f"{target}: another wakebuilder process is writing it (lock {target}.lock); "
-            "wait for it to finish"
-        ) from exc
-    try:
+    with contextlib.ExitStack() as held:
+        for lock_file in lock_paths(target):
+            lock_file.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(lock_file))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout as exc:
+                raise LockedError(
+                    f"{target}: another wakebuilder process is writing it (lock {lock_file}); "
+                    "wait for it to finish"
+                ) from exc
+            held.callback(lock.release)
         yield
-    finally:
-        lock.release()
 
 
 @contextlib.contextmanager
@@ -108,8 +134,7 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
     ``with`` block finishes without an exception.
     """
     target = Path(path)
-    if target.exists() and not overwrite:
-        raise WakebuilderError(f"{target}: already exists; pass --overwrite to replace it")
+    refuse_existing(target, overwrite=overwrite)
     work = target.with_name(target.name + INCOMPLETE_SUFFIX)
     work.mkdir(parents=True, exist_ok=True)
     yield work

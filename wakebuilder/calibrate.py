@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from wakebuilder import SAMPLE_RATE, metrics
+from wakebuilder import metrics
 from wakebuilder.atomic import atomic_write_json
-from wakebuilder.audio import load_audio
+from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
 from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model
 from wakebuilder.scoring import apply_platt, head_logits, model_scorer
-from wakebuilder.streaming import Scorer, count_events_many, hop_samples, score_waveform, smooth_scores
+from wakebuilder.streaming import Scorer, count_events_many, hop_samples, score_blocks, smooth_scores
 
 OBJECTIVES = ("auto", "f1", "fa-per-hour")
 log = logging.getLogger(__name__)
@@ -130,12 +130,10 @@ def stream_scores(
     """Smoothed score traces of continuous negative audio files and their total hours."""
     traces, seconds = [], 0.0
     hop = hop_samples(config.hop_s)
-    for path in paths:
-        audio = load_audio(path)
-        seconds += audio.shape[0] / SAMPLE_RATE
-        scores = score_waveform(
-            audio, scorer, window_samples=window_samples, hop=hop, batch_size=config.batch_size
-        )
+    for path in paths:  # a block at a time: hours of audio in bounded memory
+        blocks = AudioBlocks(path)
+        scores = score_blocks(blocks, scorer, window_samples=window_samples, hop=hop, batch_size=config.batch_size)
+        seconds += blocks.seconds
         traces.append(smooth_scores(scores, config.smooth))
     return traces, seconds / 3600
 

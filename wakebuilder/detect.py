@@ -13,13 +13,14 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
+from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, ModelFileError
 from wakebuilder.streaming import (
@@ -48,17 +49,38 @@ class DetectConfig(StageConfig):
 
 @dataclasses.dataclass
 class Detector:
-    """A scorer with its window and default threshold."""
+    """A scorer with its window and calibrated threshold (None: not calibrated)."""
 
     name: str
     scorer: Scorer
     window_samples: int
-    threshold: float
+    threshold: float | None
     info: dict[str, Any]
+
+
+def threshold_for(detector: Detector, config: DetectConfig) -> float:
+    """``--threshold`` when given, else the detector's calibrated one.
+
+    Raises:
+        ModelFileError: neither: an uncalibrated model would silently mean 0.5.
+    """
+    if config.threshold is not None:
+        return config.threshold
+    if detector.threshold is None:
+        raise ModelFileError(
+            f"{detector.name}: the model is not calibrated (no calibration.json, or exported without one); "
+            "run wb calibrate (then wb export again), or pass --threshold"
+        )
+    return detector.threshold
 
 
 def _onnx_window(session: Any, path: Path, meta: dict[str, str]) -> int:
     dims = session.get_inputs()[0].shape
+    if path.name.endswith(".head.onnx") or len(dims) != 2:
+        raise ModelFileError(
+            f"{path}: input {dims} is not a waveform (batch, samples); this is a head-only export, which "
+            "takes backbone embeddings. Pass the end-to-end NAME.onnx beside it, or the model directory"
+        )
     if len(dims) == 2 and isinstance(dims[1], int):
         return int(dims[1])
     if "window_samples" in meta:
@@ -67,7 +89,7 @@ def _onnx_window(session: Any, path: Path, meta: dict[str, str]) -> int:
 
 
 def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Detector:
-    """Load an ONNX detector; its threshold comes from ``NAME.json``, its metadata, or 0.5."""
+    """Load an ONNX detector; its threshold comes from ``NAME.json`` or its metadata (None if uncalibrated)."""
     import onnxruntime as ort
 
     where = Path(path)
@@ -87,7 +109,9 @@ def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Det
             info = json.loads(sidecar.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ModelFileError(f"{sidecar}: not valid JSON ({exc.msg}); re-run wb export") from exc
-    threshold = float(info.get("threshold", meta.get("threshold", 0.5)))
+    raw = info.get("threshold", meta.get("threshold"))
+    calibrated = info.get("calibrated", str(meta.get("calibrated", "true")).lower() == "true")
+    threshold = float(raw) if raw is not None and calibrated else None
     input_name = session.get_inputs()[0].name
 
     def score(waveforms: np.ndarray) -> np.ndarray:
@@ -107,7 +131,8 @@ def load_dir_detector(path: str | os.PathLike[str], *, device: str = "auto") -> 
     cal = model.calibration or {}
     backbone = backbone_from_identity(model.backbone, device=device)
     scorer = model_scorer(model, backbone, float(cal.get("temperature", 1.0)), float(cal.get("bias", 0.0)))
-    return Detector(model.path.name, scorer, backbone.window_samples, model.threshold, model.meta)
+    threshold = model.threshold if model.calibration is not None else None
+    return Detector(model.path.name, scorer, backbone.window_samples, threshold, model.meta)
 
 
 def load_detector(path: str | os.PathLike[str], *, device: str = "auto", threads: int = 0) -> Detector:
@@ -128,7 +153,7 @@ class StreamDetector:
         hop = hop_samples(config.hop_s)
         self._windows = WindowBuffer(detector.window_samples, hop)
         self._smooth = MovingAverage(config.smooth)
-        threshold = config.threshold if config.threshold is not None else detector.threshold
+        threshold = threshold_for(detector, config)
         offset = detector.window_samples / 2 / SAMPLE_RATE
         self._events = EventCounter(
             threshold, frame_s=hop / SAMPLE_RATE, refractory_s=config.refractory_s, offset_s=offset
@@ -158,7 +183,7 @@ def detect_waveform(detector: Detector, audio: np.ndarray, config: DetectConfig)
     scores = score_waveform(
         audio, detector.scorer, window_samples=detector.window_samples, hop=hop, batch_size=config.batch_size
     )
-    threshold = config.threshold if config.threshold is not None else detector.threshold
+    threshold = threshold_for(detector, config)
     return count_events(
         smooth_scores(scores, config.smooth), threshold, frame_s=hop / SAMPLE_RATE,
         refractory_s=config.refractory_s, offset_s=detector.window_samples / 2 / SAMPLE_RATE,
@@ -181,12 +206,28 @@ def detect_stream(
     *, block_s: float = 0.5,
 ) -> Iterator[Event]:
     """Events from raw PCM on ``stream`` (stdin by default), yielded as soon as they are final."""
-    config = config or DetectConfig()
     source = stream if stream is not None else sys.stdin.buffer
-    runner = StreamDetector(detector, config)
-    for block in pcm_blocks(source, max(1, int(block_s * SAMPLE_RATE))):
+    yield from detect_blocks(detector, pcm_blocks(source, max(1, int(block_s * SAMPLE_RATE))), config)
+
+
+def detect_blocks(
+    detector: Detector, blocks: Iterable[np.ndarray], config: DetectConfig | None = None
+) -> Iterator[Event]:
+    """Events of audio arriving in float32 blocks (any sizes), yielded as soon as they are final."""
+    runner = StreamDetector(detector, config or DetectConfig())
+    for block in blocks:
         yield from runner.push(block)
     yield from runner.flush()
+
+
+def detect_file(
+    detector: Detector, path: str | os.PathLike[str], config: DetectConfig | None = None
+) -> Iterator[Event]:
+    """Events in an audio file, decoded a block at a time: memory does not grow with its length.
+
+    Gives exactly ``detect_waveform(detector, load_audio(path), config)``.
+    """
+    yield from detect_blocks(detector, AudioBlocks(path), config)
 
 
 def format_event(source: str, event: Event, *, as_json: bool) -> str:

@@ -9,6 +9,25 @@ from wakebuilder.errors import ConfigError
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
+def require_device(name: str) -> str:
+    """``name`` unchanged if it can run here; the one check every command makes of ``--device``.
+
+    torch is imported only for a CUDA device, so ``auto`` and ``cpu`` cost nothing.
+
+    Raises:
+        ConfigError: ``cuda`` was asked for and no CUDA device is present, or an unknown name.
+    """
+    if name in ("auto", "cpu"):
+        return name
+    if not name.startswith("cuda"):
+        raise ConfigError(f"--device {name!r}: expected one of {', '.join(DEVICE_CHOICES)}")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device is available; use --device cpu or auto")
+    return name
+
+
 def resolve_device(name: str = "auto") -> str:
     """Map ``auto|cpu|cuda[:N]`` to a concrete torch device string.
 
@@ -21,11 +40,7 @@ def resolve_device(name: str = "auto") -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu":
         return "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: no CUDA device is available; use --device cpu or auto")
-        return name
-    raise ConfigError(f"--device {name!r}: expected one of {', '.join(DEVICE_CHOICES)}")
+    return require_device(name)
 
 
 def set_threads(threads: int | None) -> None:

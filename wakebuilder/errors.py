@@ -34,6 +34,10 @@ class StoreMismatchError(StoreError):
     """A store was built with another backbone, window or config."""
 
 
+class ArtifactExistsError(WakebuilderError):
+    """An output exists already and ``--overwrite`` was not given."""
+
+
 class LockedError(WakebuilderError):
     """Another process is writing the same artifact."""
 

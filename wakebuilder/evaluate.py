@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from wakebuilder import SAMPLE_RATE, metrics
+from wakebuilder import metrics
 from wakebuilder.audio import fit_to_window, load_audio
+from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.categories import CATEGORIES, from_path, record_category, stream_categories
-from wakebuilder.detect import DetectConfig, Detector, detect_waveform, load_detector
+from wakebuilder.detect import DetectConfig, Detector, detect_blocks, load_detector, threshold_for
 from wakebuilder.errors import ConfigError
 from wakebuilder.manifest import ClipRecord, read_manifest, resolve_clip_path
 
@@ -72,7 +73,7 @@ def evaluate_detector(
     manifests' negatives are counted per category of their rows.
     """
     config = config or EvalConfig()
-    threshold = config.threshold if config.threshold is not None else detector.threshold
+    threshold = threshold_for(detector, config)
     result: dict[str, Any] = {"model": detector.name, "threshold": threshold}
     if manifests:
         records: list[ClipRecord] = []
@@ -87,12 +88,12 @@ def evaluate_detector(
     if streams:
         names = list(categories) if categories is not None else [from_path(p) for p in streams]
         per: dict[str, list[float]] = {}
-        for path, name in zip(streams, names, strict=True):
-            audio = load_audio(path)
-            events = len(detect_waveform(detector, audio, config.detect_config()))
+        for path, name in zip(streams, names, strict=True):  # a block at a time: hours of audio in bounded memory
+            blocks = AudioBlocks(path)
+            events = sum(1 for _ in detect_blocks(detector, blocks, config.detect_config()))
             tally = per.setdefault(name, [0, 0.0])
             tally[0] += events
-            tally[1] += audio.shape[0] / SAMPLE_RATE
+            tally[1] += blocks.seconds
         n_events, seconds = sum(int(t[0]) for t in per.values()), sum(t[1] for t in per.values())
         result.update(false_accepts=n_events, stream_hours=seconds / 3600,
                       fa_per_hour=float(metrics.fa_per_hour(n_events, seconds / 3600)),

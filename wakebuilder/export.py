@@ -122,6 +122,7 @@ def describe(model: LoadedModel, cal: dict[str, float], backbone: Any) -> dict[s
     return {
         "wake_word": model.meta.get("wake_word"),
         "threshold": cal["threshold"], "temperature": cal["temperature"], "bias": cal["bias"],
+        "calibrated": model.calibration is not None,
         "metrics": (model.calibration or {}).get("metrics"),
         "fa_per_hour": (model.calibration or {}).get("fa_per_hour"),
         "frr_at_fa": (model.calibration or {}).get("frr_at_fa"),
@@ -145,7 +146,7 @@ def onnx_metadata(info: dict[str, Any]) -> dict[str, Any]:
     return {
         "wakebuilder_version": info["wakebuilder_version"], "wake_word": info["wake_word"] or "",
         "backbone_id": info["backbone_id"], "backbone_revision": info["backbone_revision"],
-        "threshold": info["threshold"], "sample_rate": info["sample_rate"], "window_s": info["window_s"],
+        "threshold": info["threshold"], "calibrated": str(info["calibrated"]).lower(), "sample_rate": info["sample_rate"], "window_s": info["window_s"],
         "window_samples": info["input"]["shape"][1],
     }
 

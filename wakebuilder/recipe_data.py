@@ -31,7 +31,7 @@ def positives(config: RecipeConfig, out: Path, recordings: Sequence[str | os.Pat
 def synth(config: RecipeConfig, out: Path, n: int, seed: int) -> Path:
     from wakebuilder.data.synth import SynthConfig, run_synth
 
-    return run_synth(SynthConfig(texts=(config.phrase,), n=n, engines=config.engines, seed=seed), out_dir=out)
+    return run_synth(SynthConfig(texts=(config.phrase,), n=n, engines=config.engines, seed=seed), out_dir=out, overwrite=True)
 
 
 def make_negatives(config: RecipeConfig, out: Path, *, n: int, speech: int, words: int, seed: int) -> Path:
@@ -39,7 +39,7 @@ def make_negatives(config: RecipeConfig, out: Path, *, n: int, speech: int, word
 
     settings = NegativesConfig(phrase=config.phrase, n=n, speech=speech, words=words,
                                engines=config.negative_engines, seed=seed)
-    return make(settings, out_dir=out)
+    return make(settings, out_dir=out, overwrite=True)
 
 
 def negatives(config: RecipeConfig, out: Path, step: Step) -> Path:
@@ -92,7 +92,8 @@ def augmented(config: RecipeConfig, manifest: Path, out: Path, copies: int) -> P
     """``copies`` augmented copies of each clip of ``manifest`` (the recipe's augment settings)."""
     from wakebuilder.data.augment.pipeline import run_augment
 
-    return run_augment(manifest, out_dir=out, config=config.augment.replace(copies=copies, seed=config.seed))
+    return run_augment(manifest, out_dir=out, config=config.augment.replace(copies=copies, seed=config.seed),
+                       overwrite=True)
 
 
 def negative_stream(config: RecipeConfig, manifest: Path, out_path: Path, duration_s: float | None = None) -> Path:
@@ -100,7 +101,7 @@ def negative_stream(config: RecipeConfig, manifest: Path, out_path: Path, durati
     from wakebuilder.data.stream import StreamConfig, build_negative_stream
 
     settings = StreamConfig(duration_s=duration_s or config.stream_s, seed=config.seed)
-    return build_negative_stream([str(manifest)], out_path=out_path, config=settings)
+    return build_negative_stream([str(manifest)], out_path=out_path, config=settings, overwrite=True)
 
 
 def training_windows(config: RecipeConfig, out: Path, negatives_manifest: Path, step: Step) -> Path:

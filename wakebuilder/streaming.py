@@ -14,7 +14,7 @@ time and score of its highest frame, and the time it fired.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +70,24 @@ def score_waveform(
         batch = np.ascontiguousarray(windows[start : start + batch_size])
         out[start : start + batch.shape[0]] = np.asarray(scorer(batch), dtype=np.float32).reshape(-1)
     return out
+
+
+def score_blocks(
+    blocks: Iterable[np.ndarray], scorer: Scorer, *, window_samples: int, hop: int, batch_size: int = 32
+) -> np.ndarray:
+    """``score_waveform`` of audio arriving in blocks: memory holds one block and the scores, not the audio."""
+    buffer = WindowBuffer(window_samples, hop)
+    parts: list[np.ndarray] = []
+
+    def score(windows: np.ndarray) -> None:
+        for start in range(0, windows.shape[0], batch_size):
+            batch = np.ascontiguousarray(windows[start : start + batch_size])
+            parts.append(np.asarray(scorer(batch), dtype=np.float32).reshape(-1))
+
+    for block in blocks:
+        score(buffer.push(block))
+    score(buffer.flush())
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
 def frame_times(

@@ -137,3 +137,12 @@ def test_training_arrays_are_what_run_fit_trains_on(fitted: tuple[Path, Path]) -
     saved = load_model(model).head.state_dict()
     for name, value in result.head.state_dict().items():
         torch.testing.assert_close(value.cpu(), saved[name])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_batch_size_is_capped_by_the_store(tmp_path: Path, stream: bool) -> None:
+    store = make_store(tmp_path / "store.zarr", n=80, augmented=False)
+    config = SMALL.replace(batch_size=50_000, max_epochs=1)  # uncapped: 50,000-row batches of 80 clips
+    model, result = run_fit(store, tmp_path / "m", config, device="cpu", stream=stream, progress=False)
+    recorded = json.loads((model / "model.json").read_text())["fit"]["batch_size"]
+    assert recorded == 80 and len(result.history) == 1

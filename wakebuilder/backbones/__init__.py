@@ -15,6 +15,34 @@ def backbone_kind(spec: str) -> str:
     return ALIASES.get(spec, "ast")
 
 
+KNOWN_NAMES = ("ast", "speech-embedding")
+
+
+def check_spec(spec: str) -> None:
+    """Refuse a ``--backbone`` that is neither a known name, a local directory nor a hub id (owner/name).
+
+    Raises:
+        BackboneError: naming the known names, or saying the directory does not exist.
+    """
+    from pathlib import Path
+
+    from wakebuilder.errors import BackboneError
+
+    path = Path(spec).expanduser()
+    if spec in ALIASES or path.is_dir():
+        return
+    known = f"known names: {', '.join(KNOWN_NAMES)}; or an HF hub id (owner/name) of an AST checkpoint"
+    if path.exists():
+        raise BackboneError(f"--backbone {spec}: is a file, not a checkpoint directory ({known})")
+    if "/" not in spec:
+        raise BackboneError(
+            f"--backbone {spec!r}: unknown backbone, and no directory {path} exists ({known}, or a local "
+            "checkpoint directory)"
+        )
+    if spec.startswith(("/", ".", "~")) or spec.count("/") > 1:
+        raise BackboneError(f"--backbone {spec}: the directory {path} does not exist ({known})")
+
+
 def load_backbone(
     spec: str = "ast",
     *,
@@ -34,6 +62,10 @@ def load_backbone(
         dtype: ``auto``, ``fp32`` or ``bf16`` compute precision (AST only).
         threads: onnxruntime intra-op threads (speech-embedding only).
     """
+    from wakebuilder.devices import require_device
+
+    require_device(device)
+    check_spec(spec)
     if backbone_kind(spec) == "speech-embedding":
         from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone
 

@@ -151,7 +151,7 @@ def make_bank_negatives(config: BankNegativesConfig, *, out_dir: str | os.PathLi
         stream_dir = out / "train-stream"
         stream_dir.mkdir(parents=True, exist_ok=True)
         build_negative_stream([str(m) for m in manifests], out_path=stream_dir / "negatives.wav",
-                              config=StreamConfig(duration_s=config.stream_s, seed=config.seed))
+                              config=StreamConfig(duration_s=config.stream_s, seed=config.seed), overwrite=True)
         chunks = ChunkConfig(min_s=config.chunk_s, max_s=config.chunk_s, hop_s=config.hop_s)
         manifests.append(chunk_real_audio(stream_dir, out_dir=out / "train-stream-chunks", config=chunks,
                                           overwrite=True))

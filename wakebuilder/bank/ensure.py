@@ -55,7 +55,8 @@ def bank_manifests(config: BankNegativesConfig, *, folder: Path, augment: Any = 
     manifests = list(made)
     if augment is None or augment.copies > 0:
         for manifest in made[:-1] if config.stream_s > 0 else made:  # stream windows are not augmented
-            manifests.append(run_augment(manifest, out_dir=f"{manifest.parent}-aug", config=_augment(config, augment)))
+            manifests.append(run_augment(manifest, out_dir=f"{manifest.parent}-aug", config=_augment(config, augment),
+                                         overwrite=True))
     atomic_write_json(complete, {"config": settings,
                                  "manifests": [str(Path(m).relative_to(folder)) for m in manifests]})
     return manifests, True

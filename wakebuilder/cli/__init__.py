@@ -41,7 +41,7 @@ _HELP = {
     "augment": "Augmented copies of a manifest's clips (Numba kernels).",
     "stream": "Join negative clips into continuous audio for FA/h.",
     "embed": "One backbone pass over manifests into an embedding store.",
-    "store": "Inspect an embedding store; merge a store made of parts.",
+    "store": "Inspect an embedding store (info), check it for damage (verify), merge a store made of parts.",
     "bank": "The negative bank: phrase-independent negatives embedded once per backbone.",
     "fit": "Train the wake-word head on a store's cached embeddings.",
     "calibrate": "Choose the threshold; per-clip metrics and false accepts per hour.",

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import (
     ENGINE_NAMES, device_option, handle_errors, json_option, report, seed_option, threads_option,
 )
@@ -15,7 +16,7 @@ backbone_option = click.option(
     help="The backbone the bank is embedded with (as wb embed --backbone).",
 )
 window_option = click.option(
-    "--window-s", type=click.FloatRange(0.5, 3.0), default=None,
+    "--window-s", type=FloatIn(0.5, 3.0), default=None,
     help="Seconds one embedding sees, as the phrase's store [default: the backbone's own].",
 )
 cache_option = click.option(
@@ -38,8 +39,8 @@ def bank() -> None:
 @backbone_option
 @window_option
 @cache_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding threads.")
+@click.option("--batch-size", type=IntIn(1, 4096), default=16, show_default=True)
+@click.option("--workers", type=IntIn(1, 256), default=2, show_default=True, help="Decoding threads.")
 @device_option
 @threads_option
 @json_option
@@ -95,19 +96,19 @@ def info(backbone: str, window_s: float | None, cache_dir: str | None, as_json: 
 
 
 @bank.command("negatives")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--speech", type=click.IntRange(min=0), default=1000, show_default=True,
+@click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Output folder.")
+@click.option("--speech", type=IntIn(0, 1_000_000), default=1000, show_default=True,
               help="Generic TTS sentences, spread over every voice.")
-@click.option("--words", type=click.IntRange(min=0), default=1500, show_default=True,
+@click.option("--words", type=IntIn(0, 1_000_000), default=1500, show_default=True,
               help="Isolated words spoken alone.")
-@click.option("--stream-s", type=click.FloatRange(min=0.0), default=600.0, show_default=True,
+@click.option("--stream-s", type=FloatIn(0.0, 360_000.0), default=600.0, show_default=True,
               help="Seconds of continuous stream cut into windows (0: none).")
-@click.option("--chunk-s", type=click.FloatRange(min=0.5), default=2.5, show_default=True,
+@click.option("--chunk-s", type=FloatIn(0.5, 60.0), default=2.5, show_default=True,
               help="Window length of the stream chunks (the embedding window).")
 @click.option("--engine", "engines", multiple=True, type=click.Choice(ENGINE_NAMES),
               help="TTS engines [default: piper, flite, espeak; those installed].")
 @click.option("--voices", "voice_pattern", default=None, help="Only voices whose key matches this regex.")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--workers", type=IntIn(1, 256), default=2, show_default=True)
 @seed_option
 @handle_errors
 def negatives(out_dir: str, speech: int, words: int, stream_s: float, chunk_s: float, engines: tuple[str, ...],

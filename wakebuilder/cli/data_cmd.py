@@ -6,24 +6,34 @@ import dataclasses
 
 import click
 
-from wakebuilder.cli.options import ENGINE_NAMES, handle_errors, json_option, report, seed_option
+from wakebuilder.cli.checks import IntIn, OutPath
+from wakebuilder.cli.options import (
+    ENGINE_NAMES, handle_errors, json_option, overwrite_option, report, seed_option,
+)
 
 
 @click.command()
 @click.argument("recordings", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Output folder.")
 @click.option("--speaker", default=None, help="One group for all recordings (default: one per recording).")
 @click.option("--text", default="", help="The phrase spoken, recorded in the manifest.")
+@click.option("--overwrite", is_flag=True, default=False,
+              help="Start --out's manifest afresh instead of adding to it.")
 @json_option
 @handle_errors
 def validate(
-    recordings: tuple[str, ...], out_dir: str, speaker: str | None, text: str, as_json: bool
+    recordings: tuple[str, ...], out_dir: str, speaker: str | None, text: str, overwrite: bool, as_json: bool
 ) -> None:
-    """Check RECORDINGS (WAV, MP3, FLAC, OGG; 0.5-3.0 s, audible, not clipped) and convert them."""
+    """Check RECORDINGS (WAV, MP3, FLAC, OGG; 0.5-3.0 s, audible, not clipped) and convert them.
+
+    An existing --out folder is added to: its manifest keeps its rows and gains the new
+    recordings (a recording already there, same audio, is listed once). --overwrite replaces it.
+    """
     from wakebuilder.data.validate import ValidateConfig, validate_recordings
 
     manifest, rejects = validate_recordings(
-        list(recordings), out_dir=out_dir, config=ValidateConfig(speaker=speaker, text=text)
+        list(recordings), out_dir=out_dir, config=ValidateConfig(speaker=speaker, text=text),
+        overwrite=overwrite,
     )
     for reject in rejects:
         click.echo(f"wb validate: rejected {reject.reason}", err=True)
@@ -32,8 +42,8 @@ def validate(
 
 @click.command()
 @click.argument("phrase", required=False)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder.")
-@click.option("-n", "n", type=click.IntRange(min=1), default=500, show_default=True, help="Clips to make.")
+@click.option("--out", "out_dir", type=OutPath(file_okay=False), help="Output folder.")
+@click.option("-n", "n", type=IntIn(1, 1_000_000), default=500, show_default=True, help="Clips to make.")
 @click.option("--engine", "engines", multiple=True, type=click.Choice(ENGINE_NAMES),
               help="TTS engines [default: piper, flite, espeak; those installed].")
 @click.option("--piper-voice", "piper_voices", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -45,17 +55,18 @@ def validate(
               type=click.Path(exists=True, dir_okay=False),
               help="Kokoro voices file (.npz of (510, 1, 256) styles, e.g. voices-v1.0.bin) [env WB_KOKORO_VOICES; "
                    "default: voices fetched by 'wb voices fetch kokoro-en', else the bundled five].")
-@click.option("--label", type=click.IntRange(0, 1), default=1, show_default=True)
+@click.option("--label", type=IntIn(0, 1), default=1, show_default=True)
 @click.option("--kind", default="tts", show_default=True, help="Manifest kind of the clips.")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--workers", type=IntIn(1, 256), default=2, show_default=True)
 @click.option("--list-voices", is_flag=True, help="List usable voices per engine and why others are missing.")
 @seed_option
+@overwrite_option
 @json_option
 @handle_errors
 def synth(
     phrase: str | None, out_dir: str | None, n: int, engines: tuple[str, ...], piper_voices: tuple[str, ...],
     voice_pattern: str | None, kokoro_voices: str | None, label: int, kind: str, workers: int, list_voices: bool,
-    seed: int, as_json: bool,
+    seed: int, overwrite: bool, as_json: bool,
 ) -> None:
     """Synthesize N clips of PHRASE across many voices into --out."""
     from wakebuilder.data.synth import SynthConfig, describe_voices, run_synth
@@ -71,5 +82,5 @@ def synth(
         texts=(phrase,), n=n, engines=engines or DEFAULT_ENGINES, piper_voices=piper_voices, seed=seed,
         label=label, kind=kind, workers=workers, voice_pattern=voice_pattern, kokoro_voices=kokoro_voices,
     )
-    manifest = run_synth(config, out_dir=out_dir)
+    manifest = run_synth(config, out_dir=out_dir, overwrite=overwrite)
     report(manifest, {"manifest": str(manifest), **config.to_dict()}, as_json)

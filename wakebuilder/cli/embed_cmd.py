@@ -6,6 +6,7 @@ import json
 
 import click
 
+from wakebuilder.cli.checks import FloatIn, IntIn
 from wakebuilder.cli.options import (
     device_option, handle_errors, json_option, overwrite_option, report, store_option, threads_option,
 )
@@ -16,18 +17,18 @@ from wakebuilder.cli.options import (
 @store_option
 @click.option("--backbone", default="ast", show_default=True,
               help="ast, speech-embedding, an HF hub id of an AST checkpoint, or a local directory.")
-@click.option("--window-s", type=click.FloatRange(0.5, 3.0), default=None,
+@click.option("--window-s", type=FloatIn(0.5, 3.0), default=None,
               help="Seconds one embedding sees [default: the backbone's; AST widens it to fit the "
               "wake-word clips].")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="AST compute precision (auto: bf16 on CUDA, fp32 on CPU).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--batch-size", type=IntIn(1, 4096), default=16, show_default=True,
               help="Clips per backbone call.")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding threads.")
+@click.option("--workers", type=IntIn(1, 256), default=2, show_default=True, help="Decoding threads.")
 @click.option("--executor", default="local", show_default=True,
               help="local (this process), processes:N (N processes here), or a Dask scheduler address "
               "tcp://HOST:PORT; all but local write a store made of parts, one per shard of clips.")
-@click.option("--shard-clips", type=click.IntRange(min=1), default=None,
+@click.option("--shard-clips", type=IntIn(1, 10_000_000), default=None,
               help="Clips per task (and part) when sharding [default: 256].")
 @device_option
 @threads_option
@@ -68,7 +69,39 @@ def embed(
 
 @click.group()
 def store() -> None:
-    """Inspect an embedding store, or merge a store made of parts."""
+    """Inspect or verify an embedding store, or merge a store made of parts."""
+
+
+@store.command("verify")
+@click.argument("path", type=click.Path(exists=True))
+@json_option
+@handle_errors
+def verify(path: str, as_json: bool) -> None:
+    """Read every committed chunk of the store at PATH and list damaged rows (exit 1 if any).
+
+    Checks each chunk is present and passes its checksum, embeddings are finite and rows parse.
+    """
+    from wakebuilder.errors import StoreError
+    from wakebuilder.store.verify import format_rows, verify_store
+
+    result = verify_store(path)
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    else:
+        for problem in result["problems"]:
+            start, stop = problem["rows"]
+            click.echo(f"{path}\t{problem['field']}\trows {start}:{stop}\t{problem['reason']}")
+        if result["checksums"] is None:
+            click.echo(f"wb store verify: {path} predates chunk checksums; a flipped byte may go unseen "
+                       "(rebuild it with wb embed --overwrite to add them)", err=True)
+        if result["ok"]:
+            click.echo(f"{path}: {result['clips']} clips, no damage found")
+    if not result["ok"]:
+        raise StoreError(
+            f"{path}: {len(result['damaged_rows'])} of {result['clips']} rows damaged "
+            f"(rows {format_rows(result['damaged_rows'])}); rebuild the store with wb embed --overwrite, "
+            "or re-embed after removing it"
+        )
 
 
 @store.command("info")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import (
     device_option, handle_errors, json_option, overwrite_option, report, seed_option, stores_option,
     threads_option,
@@ -15,47 +16,48 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
         sizes = tuple(int(v) for v in value.split(",") if v.strip())
     except ValueError as exc:
         raise click.BadParameter(f"{value!r}: expected comma-separated layer sizes, e.g. 256,128") from exc
-    if any(s < 1 for s in sizes):
-        raise click.BadParameter(f"{value!r}: layer sizes must be >= 1")
+    if any(not 1 <= s <= 8192 for s in sizes):
+        raise click.BadParameter(f"{value!r}: layer sizes must be in [1, 8192]")
     return sizes
 
 
 @click.command()
 @stores_option
 @click.option(
-    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write."
+    "--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Model directory to write."
 )
-@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True, help="Projection width.")
+@click.option("--width", type=IntIn(1, 4096), default=64, show_default=True, help="Projection width.")
 @click.option("--hidden", default="256,128", show_default=True, callback=_hidden, help="MLP hidden sizes.")
-@click.option("--dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True)
-@click.option("--input-dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+@click.option("--dropout", type=FloatIn(0.0, 1.0, max_open=True), default=0.5, show_default=True)
+@click.option("--input-dropout", type=FloatIn(0.0, 1.0, max_open=True), default=0.0, show_default=True,
               help="Training only: share of embedding values dropped.")
-@click.option("--frame-dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+@click.option("--frame-dropout", type=FloatIn(0.0, 1.0, max_open=True), default=0.0, show_default=True,
               help="Training only: share of embedding time steps dropped whole.")
 @click.option("--tcn/--no-tcn", default=True, show_default=True, help="Dilated temporal convolutions.")
-@click.option("--tcn-layers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--tcn-layers", type=IntIn(1, 16), default=2, show_default=True)
 @click.option("--se/--no-se", default=True, show_default=True, help="Squeeze-and-excitation.")
 @click.option("--attention/--no-attention", default=True, show_default=True,
               help="Attention pooling (else mean).")
-@click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=8e-4, show_default=True,
+@click.option("--lr", type=FloatIn(min=0.0, min_open=True), default=8e-4, show_default=True,
               help="Peak learning rate of the one-cycle schedule.")
-@click.option("--weight-decay", type=click.FloatRange(min=0.0), default=0.01, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
-@click.option("--max-epochs", type=click.IntRange(min=1), default=60, show_default=True)
-@click.option("--patience", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--weight-decay", type=FloatIn(min=0.0), default=0.01, show_default=True)
+@click.option("--batch-size", type=IntIn(2, 65536), default=256, show_default=True,
+              help="Clips per training step (capped at the store's clip count).")
+@click.option("--max-epochs", type=IntIn(1, 100_000), default=60, show_default=True)
+@click.option("--patience", type=IntIn(1, 100_000), default=8, show_default=True,
               help="Epochs without validation-loss improvement before stopping.")
-@click.option("--min-delta", type=click.FloatRange(min=0.0), default=0.001, show_default=True,
+@click.option("--min-delta", type=FloatIn(min=0.0), default=0.001, show_default=True,
               help="Smallest validation-loss drop that counts as improvement.")
-@click.option("--focal-alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+@click.option("--focal-alpha", type=FloatIn(0.0, 1.0), default=0.5, show_default=True,
               help="Focal-loss weight of the positive class.")
-@click.option("--focal-gamma", type=click.FloatRange(min=0.0), default=2.0, show_default=True)
-@click.option("--mixup-alpha", type=click.FloatRange(min=0.0), default=0.5, show_default=True,
+@click.option("--focal-gamma", type=FloatIn(min=0.0), default=2.0, show_default=True)
+@click.option("--mixup-alpha", type=FloatIn(min=0.0), default=0.5, show_default=True,
               help="Mixup Beta(a, a) parameter; 0 disables mixup.")
-@click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.25,
+@click.option("--val-fraction", type=FloatIn(0.0, 1.0, min_open=True, max_open=True), default=0.25,
               show_default=True, help="Share of groups held out for validation.")
 @click.option("--keep-recordings-in-train", is_flag=True, default=False,
               help="Never hold out your own recordings.")
-@click.option("--members", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--members", type=IntIn(1, 64), default=1, show_default=True,
               help="Heads trained with seeds SEED, SEED+1, ... on one split; the model averages their logits.")
 @click.option("--init", "init", type=click.Path(exists=True, file_okay=False), default=None,
               help="Fine-tune this model directory's head (same backbone only).")

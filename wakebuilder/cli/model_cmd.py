@@ -6,6 +6,7 @@ import json
 
 import click
 
+from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import (
     device_option, handle_errors, json_option, overwrite_option, report, stores_option,
 )
@@ -15,17 +16,17 @@ model_dir_option = click.option(
     help="Model directory from wb fit.",
 )
 hop_option = click.option(
-    "--hop-s", type=float, default=0.1, show_default=True, help="Seconds between windows (at most 0.1).",
+    "--hop-s", type=FloatIn(0.0, 0.1, min_open=True), default=0.1, show_default=True, help="Seconds between windows (at most 0.1).",
 )
 refractory_option = click.option(
-    "--refractory-s", type=float, default=1.0, show_default=True,
+    "--refractory-s", type=FloatIn(0.0, 3600.0), default=1.0, show_default=True,
     help="Crossings closer than this to a detection count as the same detection.",
 )
 smooth_option = click.option(
-    "--smooth", type=click.IntRange(min=1), default=1, show_default=True, help="Moving average over N hops.",
+    "--smooth", type=IntIn(1, 1000), default=1, show_default=True, help="Moving average over N hops.",
 )
 threshold_option = click.option(
-    "--threshold", type=float, default=None, help="Override the calibrated threshold.",
+    "--threshold", type=FloatIn(0.0, 1.0, min_open=True, max_open=True), default=None, help="Override the calibrated threshold.",
 )
 
 
@@ -37,7 +38,7 @@ threshold_option = click.option(
 @click.option("--objective", type=click.Choice(["auto", "f1", "fa-per-hour"]), default="auto", show_default=True,
               help="fa-per-hour: lowest threshold meeting the target on the --stream audio; f1: best per-clip "
               "F1 (seed rule); auto: fa-per-hour when a --stream is given, else f1.")
-@click.option("--target-fa-per-hour", type=float, default=0.5, show_default=True)
+@click.option("--target-fa-per-hour", type=FloatIn(0.0, 3600.0), default=0.5, show_default=True)
 @hop_option
 @refractory_option
 @smooth_option
@@ -63,7 +64,7 @@ def calibrate(model_dir: str, stores: tuple[str, ...], streams: tuple[str, ...],
 
 @click.command()
 @model_dir_option
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Export directory.")
+@click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Export directory.")
 @click.option("--name", default=None, help="Base name of the files (default: from the wake word).")
 @overwrite_option
 @json_option
@@ -84,7 +85,7 @@ def export(model_dir: str, out_dir: str, name: str | None, overwrite: bool, as_j
 @smooth_option
 @refractory_option
 @click.option("--stdin-raw", is_flag=True, help="Read raw 16 kHz int16 little-endian PCM from stdin.")
-@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--threads", type=IntIn(0, 256), default=0, show_default=True,
               help="onnxruntime threads (0: its default).")
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per detection.")
@@ -96,8 +97,7 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
     MODEL is an exported NAME.onnx (NAME.json beside it) or a model directory.
     Prints one line per detection: file, time (s, window centre of the peak), score.
     """
-    from wakebuilder.audio import load_audio
-    from wakebuilder.detect import DetectConfig, detect_stream, detect_waveform, format_event, load_detector
+    from wakebuilder.detect import DetectConfig, detect_file, detect_stream, format_event, load_detector
     from wakebuilder.errors import ConfigError
 
     sources = list(audio) + (["-"] if stdin_raw and "-" not in audio else [])
@@ -106,8 +106,7 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
     config = DetectConfig(threshold=threshold, hop_s=hop_s, smooth=smooth, refractory_s=refractory_s)
     detector = load_detector(model, device=device, threads=threads)
     for source in sources:
-        events = detect_stream(detector, None, config) if source == "-" else detect_waveform(
-            detector, load_audio(source), config)
+        events = detect_stream(detector, None, config) if source == "-" else detect_file(detector, source, config)
         for event in events:
             click.echo(format_event(source, event, as_json=as_json))
 

@@ -4,34 +4,35 @@ from __future__ import annotations
 
 import click
 
+from wakebuilder.cli.checks import FloatIn, IntIn, OutPath, ordered
 from wakebuilder.cli.options import ENGINE_NAMES, handle_errors, json_option, overwrite_option, report, seed_option
 
 
 @click.command()
 @click.argument("phrase", required=False)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder (a cache with --real).")
-@click.option("-n", "n", type=click.IntRange(min=0), default=2000, show_default=True, help="Hard negatives.")
-@click.option("--speech", type=click.IntRange(min=0), default=1000, show_default=True,
+@click.option("--out", "out_dir", type=OutPath(file_okay=False), help="Output folder (a cache with --real).")
+@click.option("-n", "n", type=IntIn(0, 1_000_000), default=2000, show_default=True, help="Hard negatives.")
+@click.option("--speech", type=IntIn(0, 1_000_000), default=1000, show_default=True,
               help="Generic TTS speech negatives (random words and sentences).")
-@click.option("--words", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--words", type=IntIn(0, 1_000_000), default=0, show_default=True,
               help="Isolated-word TTS negatives (single words spoken alone).")
-@click.option("--max-distance", type=click.FloatRange(min=0.5), default=2.0, show_default=True,
+@click.option("--max-distance", type=FloatIn(0.5, 10.0), default=2.0, show_default=True,
               help="Largest phoneme edit distance of a sound-alike.")
 @click.option("--engine", "engines", multiple=True, type=click.Choice(ENGINE_NAMES),
               help="TTS engines [default: piper, flite, espeak; those installed].")
 @click.option("--voices", "voice_pattern", default=None, help="Only voices whose key matches this regex.")
 @click.option("--list", "list_only", is_flag=True, help="Print the candidates with their distances and stop.")
 @click.option("--real", "real_dir", type=click.Path(file_okay=False), help="Chunk the real audio under this folder.")
-@click.option("--min-s", type=click.FloatRange(min=0.1), default=1.0, show_default=True)
-@click.option("--max-s", type=click.FloatRange(min=0.1), default=3.0, show_default=True)
-@click.option("--hop-s", type=click.FloatRange(min=0.1), default=3.0, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--nonspeech", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--min-s", type=FloatIn(0.1, 60.0), default=1.0, show_default=True)
+@click.option("--max-s", type=FloatIn(0.1, 60.0), default=3.0, show_default=True)
+@click.option("--hop-s", type=FloatIn(0.1, 60.0), default=3.0, show_default=True)
+@click.option("--workers", type=IntIn(1, 256), default=2, show_default=True)
+@click.option("--nonspeech", type=IntIn(0, 1_000_000), default=0, show_default=True,
               help="Make this many non-speech clips (no PHRASE needed): noise, music, tones, chirps, clicks, hum, "
                    "room tone, babble.")
 @click.option("--kinds", default="noise,music,tone,chirp,click,hum,room", show_default=True,
               help="Generators for --nonspeech, comma-separated (add babble for overlapped speech).")
-@click.option("--duration-s", type=click.FloatRange(0.1, 60), default=2.5, show_default=True,
+@click.option("--duration-s", type=FloatIn(0.1, 60.0), default=2.5, show_default=True,
               help="Length of each --nonspeech clip.")
 @click.option("--babble-from", type=click.Path(exists=True, dir_okay=False),
               help="Speech manifest for babble (its label-0 clips); default: synthesize sentences with --engine.")
@@ -77,6 +78,7 @@ def negatives(
 
         if not out_dir:
             raise ConfigError("wb negatives --real needs --out CACHE")
+        ordered(click.get_current_context(), "min_s", "max_s", min_s, max_s)
         config = ChunkConfig(min_s=min_s, max_s=max_s, hop_s=hop_s)
         manifest = chunk_real_audio(real_dir, out_dir=out_dir, config=config, overwrite=overwrite)
         report(manifest, {"manifest": str(manifest), **config.to_dict()}, as_json)
@@ -98,5 +100,5 @@ def negatives(
         phrase=phrase, n=n, speech=speech, words=words, max_distance=max_distance, engines=engines or DEFAULT_ENGINES,
         seed=seed, workers=workers, voice_pattern=voice_pattern,
     )
-    manifest = make_negatives(config, out_dir=out_dir)
+    manifest = make_negatives(config, out_dir=out_dir, overwrite=overwrite)
     report(manifest, {"manifest": str(manifest), **config.to_dict()}, as_json)

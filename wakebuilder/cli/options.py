@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from wakebuilder.cli.checks import IntIn, OutPath, fail
 from wakebuilder.errors import WakebuilderError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -17,27 +18,41 @@ F = TypeVar("F", bound=Callable[..., Any])
 ENGINE_NAMES = ["piper", "flite", "festival", "kokoro", "espeak", "gtts", "pico", "rhvoice", "mbrola"]
 
 store_option = click.option(
-    "--store", "store", required=True, type=click.Path(path_type=str),
+    "--store", "store", required=True, type=OutPath(path_type=str),
     help="Embedding store: a Zarr directory, an HDF5 file ending in .h5, or a Zarr store at an fsspec URL.",
 )
 stores_option = click.option(
-    "--store", "stores", required=True, multiple=True, type=click.Path(path_type=str),
+    "--store", "stores", required=True, multiple=True, type=OutPath(path_type=str),
     help="Embedding store: a Zarr directory, or an HDF5 file ending in .h5. Repeat to read several as one "
     "(same backbone and window), e.g. the phrase's store and the negative bank (wb bank path).",
 )
+
+
+def _device_present(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--device cuda`` without CUDA fails here, the same way in every command."""
+    from wakebuilder.devices import require_device
+    from wakebuilder.errors import ConfigError
+
+    try:
+        return require_device(value)
+    except ConfigError as exc:
+        fail(ctx, param, value, str(exc).split(": ", 1)[-1])
+        raise
+
+
 device_option = click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-    help="Where torch runs: auto picks CUDA when present.",
+    callback=_device_present, help="Where torch runs: auto picks CUDA when present.",
 )
 threads_option = click.option(
-    "--threads", type=click.IntRange(min=0), default=0, show_default=True,
+    "--threads", type=IntIn(0, 256), default=0, show_default=True,
     help="torch CPU threads (0: torch's default).",
 )
 overwrite_option = click.option(
     "--overwrite", is_flag=True, default=False, show_default=True,
     help="Replace an existing artifact made with another config.",
 )
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+seed_option = click.option("--seed", type=IntIn(0, 2**32 - 1), default=0, show_default=True, help="Random seed.")
 json_option = click.option(
     "--json", "as_json", is_flag=True, default=False, help="Print a JSON summary instead of the path.",
 )

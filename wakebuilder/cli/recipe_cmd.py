@@ -6,6 +6,7 @@ import json
 
 import click
 
+from wakebuilder.cli.checks import OutPath
 from wakebuilder.cli.options import ENGINE_NAMES, device_option, handle_errors, json_option, seed_option, threads_option
 
 
@@ -29,7 +30,7 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               help="TTS engines of positives and negatives (missing ones are skipped with a warning).")
 @click.option("--real", "real_dir", type=click.Path(exists=True, file_okay=False),
               help="Real audio without the phrase (your room, TV, radio), chunked into negatives.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--out", "out_dir", type=OutPath(file_okay=False), default=None,
               help="Output folder [default: runs/<phrase>-<backbone>].")
 @click.option("--bank/--no-bank", default=True, show_default=True,
               help="Fit with the negative bank (phrase-independent negatives embedded once in the cache).")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import handle_errors, json_option, overwrite_option, report
 
 
@@ -28,13 +29,13 @@ def web() -> None:
 
 @web.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Page folder to write.")
-@click.option("--threshold", type=float, default=None, help="Override the calibrated threshold.")
-@click.option("--hop-s", type=float, default=None,
+@click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Page folder to write.")
+@click.option("--threshold", type=FloatIn(0.0, 1.0, min_open=True, max_open=True), default=None, help="Override the calibrated threshold.")
+@click.option("--hop-s", type=FloatIn(0.0, 0.1, min_open=True), default=None,
               help="Seconds between windows (default: the model's calibration, else 0.1).")
-@click.option("--refractory-s", type=float, default=None,
+@click.option("--refractory-s", type=FloatIn(0.0, 3600.0), default=None,
               help="Crossings closer than this to a detection are one detection (default: the model's, else 1.0).")
-@click.option("--smooth", type=click.IntRange(min=1), default=None,
+@click.option("--smooth", type=IntIn(1, 1000), default=None,
               help="Moving average over N hops (default: the model's).")
 @overwrite_option
 @json_option
@@ -55,7 +56,7 @@ def build(models: tuple[str, ...], out_dir: str, threshold: float | None, hop_s:
 
 @web.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=str))
-@click.option("--port", type=int, default=8000, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--port", type=IntIn(0, 65535), default=8000, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
 @handle_errors
 def serve(directory: str, port: int) -> None:
     """Serve a page folder on http://127.0.0.1:PORT/ until interrupted (Ctrl-C)."""

@@ -15,6 +15,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+from wakebuilder.atomic import refuse_existing
 from wakebuilder.config import StageConfig
 from wakebuilder.data.phonetics import Candidate, candidates, contains, phrase_phonemes, pronunciations
 from wakebuilder.data.synth import SynthConfig, synthesize_clips
@@ -71,8 +72,13 @@ def isolated_words(phrase: str, n: int, *, seed: int) -> list[str]:
     return [w for w in random_words(2 * n + 20, seed=seed, vocabulary=vocabulary) if not says(w, phrase)][:n]
 
 
-def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str]) -> Path:
-    """Synthesize hard and generic negatives into ``out_dir``; returns the manifest path."""
+def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Synthesize hard and generic negatives into ``out_dir``; returns the manifest path.
+
+    Raises:
+        ArtifactExistsError: ``out_dir/manifest.jsonl`` exists and ``overwrite`` is False.
+    """
+    refuse_existing(Path(out_dir) / MANIFEST_NAME, overwrite=overwrite)
     if min(config.n, config.speech, config.words) < 0 or config.n + config.speech + config.words == 0:
         raise ConfigError("wb negatives: -n, --speech and --words must be >= 0, and not all 0")
     chosen = candidates(config.phrase, max_distance=config.max_distance)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
+from wakebuilder.atomic import refuse_existing
 from wakebuilder.audio import load_audio, write_wav
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, ManifestError
@@ -41,7 +42,7 @@ def _negative_clips(manifests: list[str]) -> list[tuple[str, ClipRecord]]:
 
 
 def build_negative_stream(
-    manifests: list[str], *, out_path: str | os.PathLike[str], config: StreamConfig
+    manifests: list[str], *, out_path: str | os.PathLike[str], config: StreamConfig, overwrite: bool = False
 ) -> Path:
     """Write a WAV of about ``config.duration_s`` seconds made of the manifests' negative clips.
 
@@ -52,6 +53,7 @@ def build_negative_stream(
     """
     if config.duration_s <= 0 or config.gap_min_s < 0 or config.gap_max_s < config.gap_min_s:
         raise ConfigError("stream: need duration_s > 0 and 0 <= gap_min_s <= gap_max_s")
+    refuse_existing(out_path, overwrite=overwrite)
     clips = _negative_clips(manifests)
     rng = np.random.default_rng(config.seed)
     total = int(config.duration_s * SAMPLE_RATE)

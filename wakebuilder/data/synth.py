@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from wakebuilder.atomic import refuse_existing
 from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.config import StageConfig
 from wakebuilder.data.tts import (
@@ -271,8 +272,13 @@ def describe_voices(*, piper_voices: Sequence[str] = (), kokoro_voices: str | No
     return lines
 
 
-def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str]) -> Path:
-    """Synthesize and write ``out_dir/manifest.jsonl``; returns the manifest path."""
+def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Synthesize and write ``out_dir/manifest.jsonl``; returns the manifest path.
+
+    Raises:
+        ArtifactExistsError: the manifest exists and ``overwrite`` is False.
+    """
+    refuse_existing(Path(out_dir) / MANIFEST_NAME, overwrite=overwrite)
     records = synthesize_clips(config, out_dir=out_dir)
     config.save(Path(out_dir) / "synth_config.json")
     return write_manifest(Path(out_dir) / MANIFEST_NAME, records)

@@ -20,7 +20,7 @@ from wakebuilder.audio import frame_levels_db, load_audio, quantize_pcm16, rms_d
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import BadAudioError
 from wakebuilder.fingerprint import audio_id
-from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
+from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,17 @@ class Reject:
 
 
 def validate_recordings(
-    recordings: list[str | os.PathLike[str]], *, out_dir: str | os.PathLike[str], config: ValidateConfig
+    recordings: list[str | os.PathLike[str]], *, out_dir: str | os.PathLike[str], config: ValidateConfig,
+    overwrite: bool = False,
 ) -> tuple[Path, list[Reject]]:
-    """Convert passing recordings into ``out_dir``; returns the manifest and the rejects."""
+    """Convert passing recordings into ``out_dir``; returns the manifest and the rejects.
+
+    An existing ``out_dir/manifest.jsonl`` is appended to (rows deduplicated by
+    id, so adding recordings never loses earlier ones); ``overwrite`` starts it afresh.
+    """
     out = Path(out_dir)
+    manifest = out / MANIFEST_NAME
+    kept = read_manifest(manifest) if manifest.exists() and not overwrite else []
     records: list[ClipRecord] = []
     rejects: list[Reject] = []
     for raw in recordings:
@@ -102,4 +109,7 @@ def validate_recordings(
             f"none of the {len(recordings)} recording(s) passed (reasons in {out / 'rejects.json'}); "
             f"first: {rejects[0].reason if rejects else 'no input'}"
         )
-    return write_manifest(out / MANIFEST_NAME, records), rejects
+    if kept:
+        log.info("adding %d recording(s) to the %d in %s", len(records), len(kept), manifest)
+    merged = list({r.id: r for r in [*kept, *records]}.values())
+    return write_manifest(manifest, merged), rejects

@@ -52,6 +52,11 @@ class EmbeddingStore:
         return self._backend.name
 
     @property
+    def storage(self) -> Backend:
+        """The backend itself (raw reads, no checks), for ``wb store verify``."""
+        return self._backend
+
+    @property
     def attrs(self) -> dict[str, Any]:
         """Store attributes: schema_version, backbone, seq_len, dim, dtype, fingerprint, committed..."""
         return self._backend.attrs()
@@ -113,11 +118,39 @@ class EmbeddingStore:
                 f"{self.path}: clip id(s) already stored: {sorted(duplicates)[:3]}; skip them first"
             )
 
+    def check_chunks(self) -> None:
+        """Raise when a chunk under the committed rows is missing from disk (a cheap listing, no reads).
+
+        Raises:
+            StoreError: naming the store, the field and the first damaged rows.
+        """
+        for name in ARRAY_FIELDS:
+            missing = self._backend.missing_chunks(name)
+            if missing:
+                rows = ", ".join(f"{a}:{b}" for a, b in missing[:3])
+                raise StoreError(
+                    f"{self.path}: chunk file(s) of '{name}' missing for committed rows {rows}; the store "
+                    "is damaged (wb store verify lists every damaged row); rebuild it with --overwrite"
+                )
+
+    def _embeddings(self, name: str, start: int, stop: int) -> np.ndarray:
+        values = self._backend.read(name, start, stop)
+        finite = np.ones(values.shape[0], dtype=bool)
+        for i in range(0, values.shape[0], 1024):  # a block at a time: no full-size boolean copy
+            finite[i : i + 1024] = np.isfinite(values[i : i + 1024]).reshape(-1, values[0].size).all(axis=1)
+        if not finite.all():
+            bad = start + np.flatnonzero(~finite)
+            raise StoreError(
+                f"{self.path}: '{name}' holds NaN or infinite values in {bad.size} row(s) (first: "
+                f"{bad[:3].tolist()}); the store is damaged (see wb store verify); rebuild it with --overwrite"
+            )
+        return values
+
     def _arrays(self, start: int, stop: int, *, pooled: bool, sequence: bool) -> StoreArrays:
         read = self._backend.read
         return StoreArrays(
-            pooled=read("pooled", start, stop) if pooled else None,
-            sequence=read("sequence", start, stop) if sequence else None,
+            pooled=self._embeddings("pooled", start, stop) if pooled else None,
+            sequence=self._embeddings("sequence", start, stop) if sequence else None,
             label=read("label", start, stop),
             id=read("id", start, stop),
             kind=read("kind", start, stop),

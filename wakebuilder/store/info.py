@@ -38,6 +38,7 @@ def store_info(path: str | os.PathLike[str], *, top_groups: int = 10) -> dict[st
     """
     where = store_location(path)
     with open_store(where, "r") as store:
+        store.check_chunks()
         arrays = store.load(pooled=False, sequence=False)
         groups = Counter(arrays.group.tolist())
         info: dict[str, Any] = {

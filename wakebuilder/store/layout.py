@@ -94,7 +94,13 @@ class Backend(Protocol):
         """Make the first ``count`` rows the committed ones, atomically."""
 
     def read(self, name: str, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` of one array."""
+        """Rows ``start:stop`` of one array (a damaged or missing chunk raises ``StoreError``)."""
+
+    def missing_chunks(self, name: str, start: int = 0, stop: int | None = None) -> list[tuple[int, int]]:
+        """Row ranges under the committed rows whose chunks are missing on disk."""
+
+    def chunk_rows(self, name: str) -> int:
+        """Rows per chunk of one array."""
 
     def finalize(self) -> None:
         """Finish a writing session (HDF5 merges its journal)."""

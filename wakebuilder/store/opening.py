@@ -91,10 +91,13 @@ def open_store(
     where = store_location(path)
     if is_parted(where) and (parted := open_parted(where, mode, overwrite=overwrite)) is not None:
         return parted  # type: ignore[return-value]
+    # Backends work on the real path: through a symlink, HDF5 would rename its merged file over the link
+    # and keep its journal beside the link, splitting one store in two. (URLs are used as given.)
+    real: Path | str = where if isinstance(where, str) else Path(os.path.realpath(where))
     if mode == "r":
-        if not store_exists(where):
+        if not store_exists(real):
             raise StoreError(f"{where}: no embedding store here; build one with wb embed --store {where}")
-        return EmbeddingStore(where, backend_class(where).open(where, writable=False), lock=None)
+        return EmbeddingStore(where, backend_class(real).open(real, writable=False), lock=None)
     if mode != "a":
         raise StoreError(f"open_store mode must be 'r' or 'a', not {mode!r}")
     if chunk_rows < 1:
@@ -102,7 +105,7 @@ def open_store(
     lock = contextlib.nullcontext() if isinstance(where, str) else writer_lock(where)  # URLs: see remote
     lock.__enter__()
     try:
-        backend = _open_or_create(where, spec, overwrite=overwrite, chunk_rows=chunk_rows)
+        backend = _open_or_create(real, spec, overwrite=overwrite, chunk_rows=chunk_rows)
         return EmbeddingStore(where, backend, lock=lock)
     except BaseException:
         lock.__exit__(None, None, None)

@@ -186,6 +186,11 @@ class PartedStore:
     def records(self) -> list[ClipRecord]:
         return [record for part in self.parts for record in part.records()]
 
+    def check_chunks(self) -> None:
+        """Raise when a chunk under any part's committed rows is missing (each part is an ordinary store)."""
+        for part in self.parts:
+            part.check_chunks()
+
     def close(self) -> None:
         for part in self.parts:
             part.close()

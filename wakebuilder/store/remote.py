@@ -27,7 +27,7 @@ from typing import Any
 
 from wakebuilder.errors import StoreError
 from wakebuilder.store.layout import CHUNK_ROWS, Layout
-from wakebuilder.store.zarr_backend import ZarrBackend, create_arrays
+from wakebuilder.store.zarr_backend import CHECKSUMS, ZarrBackend, create_arrays
 
 _OPEN_ERRORS = (OSError, ValueError, KeyError, TypeError)
 
@@ -107,10 +107,13 @@ class FsspecZarrBackend(ZarrBackend):
         import zarr
 
         remove_url(path)
-        group = zarr.open_group(path, mode="w", zarr_format=3, attributes={**attrs, "committed": 0})
+        group = zarr.open_group(path, mode="w", zarr_format=3, attributes={**attrs, "committed": 0, "checksums": CHECKSUMS})
         create_arrays(group, layout, max_chunk_rows)
         group.attrs["fields"] = list(layout)
         return cls.open(path, writable=True)
+
+    def _chunk_exists(self, name: str, key: str) -> bool:
+        return url_exists(join(str(self.path), name, key))
 
     @classmethod
     def open(cls, path: str, *, writable: bool) -> FsspecZarrBackend:  # type: ignore[override]

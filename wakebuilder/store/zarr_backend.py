@@ -7,6 +7,13 @@ written first, then the group attribute ``committed`` is bumped (one atomic
 rename of the group's ``zarr.json``); a partial chunk that is rewritten holds
 the committed rows unchanged. This guards against a killed process, not against
 power loss (nothing is fsynced).
+
+Integrity: every chunk ends in its CRC-32C (Zarr v3's ``crc32c`` codec), so a
+flipped byte is an error on read, and every chunk is written even when it holds
+only fill values, so a chunk file missing under the committed rows is an error
+too, never rows of zeros. Stores made before this (no ``checksums`` attribute)
+stay readable; only their chunk presence is checked, for the fields that cannot
+be all fill values.
 """
 
 from __future__ import annotations
@@ -22,17 +29,28 @@ from wakebuilder.errors import StoreError
 from wakebuilder.store.layout import CHUNK_ROWS, STRING_FIELDS, Layout, chunk_rows_for
 
 _OPEN_ERRORS = (OSError, ValueError, KeyError, TypeError)
+CHECKSUMS = "crc32c"
+# Fields never entirely fill values (zeros, ""), so a legacy store must hold every chunk of them too.
+_ALWAYS_WRITTEN = ("pooled", "sequence", "id", "row")
+
+
+def _codecs(name: str) -> list[Any]:
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    return [Crc32cCodec()] if name in ("pooled", "sequence") else [ZstdCodec(level=0), Crc32cCodec()]
 
 
 def create_arrays(group: Any, layout: Layout, max_chunk_rows: int) -> None:
-    """One empty clip-chunked array per field (embeddings uncompressed, see ``store.layout``)."""
+    """One empty clip-chunked array per field (embeddings uncompressed, see ``store.layout``), each chunk
+    with a crc32c checksum (``CHECKSUMS``; the group's attributes should say so)."""
     for name, (row_shape, dtype) in layout.items():
         group.create_array(
             name,
             shape=(0, *row_shape),
             chunks=(chunk_rows_for(row_shape, dtype, max_chunk_rows), *row_shape),
             dtype=str if dtype is None else dtype,
-            compressors=None if name in ("pooled", "sequence") else "auto",
+            compressors=_codecs(name),
+            config={"write_empty_chunks": True},
         )
 
 
@@ -47,7 +65,10 @@ class ZarrBackend:
         self._group = group
         self._attrs = dict(group.attrs)
         try:
-            self._arrays = {name: group[name] for name in self._layout_names()}
+            # write_empty_chunks is a session setting, not stored: set it on every open
+            self._arrays = {
+                name: group[name].with_config({"write_empty_chunks": True}) for name in self._layout_names()
+            }
         except _OPEN_ERRORS as exc:
             raise StoreError(
                 f"{path}: store is missing an array ({exc}); rebuild it with --overwrite"
@@ -71,7 +92,7 @@ class ZarrBackend:
         work = path.with_name(path.name + ".incomplete")
         if work.exists():  # a creation that was killed
             shutil.rmtree(work)
-        full = {**attrs, "fields": list(layout), "committed": 0}
+        full = {**attrs, "fields": list(layout), "committed": 0, "checksums": CHECKSUMS}
         group = zarr.open_group(str(work), mode="w", zarr_format=3, attributes=full)
         create_arrays(group, layout, max_chunk_rows)
         os.replace(work, path)
@@ -116,7 +137,30 @@ class ZarrBackend:
         self._group.attrs["committed"] = count
         self._attrs["committed"] = count
 
+    def _chunk_exists(self, name: str, key: str) -> bool:
+        return (self.path / name / key).is_file()
+
+    def missing_chunks(self, name: str, start: int = 0, stop: int | None = None) -> list[tuple[int, int]]:
+        """Row ranges of committed chunks of one array whose chunk file is absent."""
+        if self._attrs.get("checksums") != CHECKSUMS and name not in _ALWAYS_WRITTEN:
+            return []
+        array = self._arrays[name]
+        step, end = array.chunks[0], min(self.committed, self.committed if stop is None else stop)
+        missing = []
+        for index in range(start // step, -(-end // step)):
+            key = array.metadata.encode_chunk_key((index,) + (0,) * (array.ndim - 1))
+            if not self._chunk_exists(name, key):
+                missing.append((index * step, min((index + 1) * step, self.committed)))
+        return missing
+
     def read(self, name: str, start: int, stop: int) -> np.ndarray:
+        missing = self.missing_chunks(name, start, stop)
+        if missing:
+            rows = ", ".join(f"{a}:{b}" for a, b in missing[:3])
+            raise StoreError(
+                f"{self.path}: chunk file(s) of '{name}' missing for committed rows {rows}; the store is "
+                "damaged (wb store verify lists every damaged row); rebuild it with --overwrite"
+            )
         try:
             out = self._arrays[name][start:stop]
         except _OPEN_ERRORS + (RuntimeError,) as exc:

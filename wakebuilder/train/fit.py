@@ -86,6 +86,7 @@ def fit_head(
         TrainingError: empty data, one class only, too few groups, NaN embeddings.
     """
     labels = _check_arrays(arrays, streaming=stream_source is not None)
+    config = cap_batch_size(config, len(labels))
     split = split or split_groups(
         arrays.group, labels, arrays.kind, val_fraction=config.val_fraction, seed=config.seed,
         keep_recordings_in_train=config.keep_recordings_in_train,
@@ -109,6 +110,14 @@ def fit_head(
     first = runs[0]
     return FitResult(ensemble, split, first.history, first.best_epoch, first.stopped_early, first.mode,
                      members=runs, ensemble_val=evaluate_head(ensemble, first_loop, config))
+
+
+def cap_batch_size(config: FitConfig, n_clips: int) -> FitConfig:
+    """``config`` with its batch no larger than the data (a larger one only allocates empty rows)."""
+    if config.batch_size <= max(2, n_clips):
+        return config
+    log.info("fit: --batch-size %d is larger than the %d clips; using %d", config.batch_size, n_clips, n_clips)
+    return config.replace(batch_size=max(2, n_clips))
 
 
 def _loop(arrays: Any, labels: np.ndarray, split: Split, config: FitConfig, *, device: str,
@@ -215,6 +224,7 @@ def run_fit(
         if exclusion.count:
             store = store.restrict(~exclusion.mask)
             meta_arrays, texts = _store_rows(store)
+        config = cap_batch_size(config, len(store))
         n_bytes = tdata.sequence_bytes(len(store), store.spec.seq_len, store.spec.dim)
         # On the CPU the loaded array and the training copy coexist for a moment.
         streaming = stream or not tdata.fits_on_device(n_bytes * (2 if device == "cpu" else 1), device)

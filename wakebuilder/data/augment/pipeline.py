@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
+from wakebuilder.atomic import refuse_existing
 from wakebuilder.audio import AUDIO_EXTENSIONS, load_audio, quantize_pcm16, write_wav
 from wakebuilder.data.augment.background import (
     BackgroundBank, BackgroundConfig, apply_background, background_rng, draw_background,
@@ -67,17 +68,20 @@ def augment_clip(
 def run_augment(
     manifest: str | os.PathLike[str], *, out_dir: str | os.PathLike[str], config: AugmentConfig,
     noise_dir: str | None = None, rir_dir: str | None = None, keep_originals: bool = False, progress: bool = True,
-    background: BackgroundConfig | None = None,
+    background: BackgroundConfig | None = None, overwrite: bool = False,
 ) -> Path:
     """Write ``config.copies`` augmented copies of each clip and ``out_dir/manifest.jsonl``.
 
     ``background`` mixes music and noise (generators and/or manifests' clips) into a share of the copies.
+
+    Raises:
+        ArtifactExistsError: the output manifest exists and ``overwrite`` is False.
     """
     from tqdm import tqdm
 
     if config.copies < 1:
         raise ConfigError(f"--copies {config.copies}: must be at least 1")
-    out = Path(out_dir)
+    out = refuse_existing(Path(out_dir) / MANIFEST_NAME, overwrite=overwrite).parent
     noise_names, noise_bank = load_bank(noise_dir, "noise")
     rir_names, rir_bank = load_bank(rir_dir, "rir")
     banks, names = {"noise": noise_bank, "rir": rir_bank}, {"noise": noise_names, "rir": rir_names}

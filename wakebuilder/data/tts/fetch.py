@@ -124,9 +124,9 @@ def _sha256(path: Path) -> str:
 
 
 def _record_path() -> Path:
-    from wakebuilder.data.tts.piper import cache_dir
-
-    return cache_dir() / "voices" / "first-fetch.json"
+    # The same folder as ``piper.cache_dir`` (not imported: piper imports this module).
+    cache = Path(os.environ.get("WB_CACHE_DIR") or Path.home() / ".cache" / "wakebuilder")
+    return cache / "voices" / "first-fetch.json"
 
 
 def verify(remote: RemoteFile, path: Path) -> str:
