@@ -14,6 +14,7 @@ import wakebuilder.recipe as recipe
 from wakebuilder.cli import main
 from wakebuilder.errors import ConfigError
 from tests.test_readme import readme_artifacts
+from wakebuilder.manifest import read_manifest
 from wakebuilder.recipe import SIZES, RecipeConfig, RecipeData, RecipeResult, run_recipe
 
 
@@ -69,6 +70,9 @@ def test_quickstart_cli_runs_run_recipe(tmp_path: Path, monkeypatch: pytest.Monk
     (config, kwargs), = calls
     assert config == RecipeConfig.preset("tiny", phrase="ok computer", engines=("piper", "espeak"), seed=4)
     assert kwargs["device"] == "cpu" and kwargs["recordings"] == ()
+    f1 = CliRunner().invoke(main, ["quickstart", "ok computer", "--size", "tiny", "--objective", "f1", "--out", str(out)])
+    assert f1.exit_code == 0, f1.output
+    assert calls[-1][0].objective == "f1" and config.objective == "fa-per-hour" and config.target_fa_per_hour == 0.5
     bad = CliRunner().invoke(main, ["quickstart", "--engines", "piper,nope"])
     assert bad.exit_code != 0 and "nope" in bad.output
 
@@ -101,9 +105,17 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     assert result.onnx == tmp_path / "export" / "hey-jarvis.onnx" and result.onnx.is_file()
     assert RecipeConfig.load(tmp_path / "recipe_config.json") == config
     assert 0.0 < result.threshold < 1.0
-    assert result.report is not None and result.report["n_clips"] == 3 + 6 and "fa_per_hour" in result.report
+    assert result.report is not None and result.report["n_clips"] == 3 + 6 + 8 and "fa_per_hour" in result.report
+    assert {"music", "noise"} <= set(result.report["clip_categories"])  # held-out non-speech, counted per category
     calibration = json.loads((result.model_dir / "calibration.json").read_text())
     assert calibration["threshold"] == result.threshold and calibration["stream_hours"] > 0
+    assert calibration["objective"] == "fa-per-hour"
+    # positives over the world's sound: a share of their copies is mixed with music or noise
+    backgrounds = [r.params["chain"].get("background") for r in read_manifest(tmp_path / "positives-aug" / "manifest.jsonl")]
+    assert any(backgrounds) and not all(backgrounds)
+    # the calibration and report streams hold held-out music and noise of different seeds
+    cal, rep = (read_manifest(tmp_path / f"heldout-nonspeech-{n}" / "manifest.jsonl") for n in ("calibrate", "report"))
+    assert len(cal) == len(rep) == 8 and not {r.id for r in cal} & {r.id for r in rep}
     # every file the README's Artifacts section promises is there
     promised = readme_artifacts()
     where = {"Clip manifest": tmp_path / "positives", "Model directory": result.model_dir,
