@@ -97,10 +97,11 @@ def heldout_sets(config: RecipeConfig, out: Path, step: Step) -> dict[str, Path]
 
 def heldout_nonspeech(config: RecipeConfig, out: Path, speech: Path, seed: int) -> Path:
     """``heldout_nonspeech`` music and noise clips of ``seed`` (babble from the held-out ``speech``: no more TTS)."""
+    from wakebuilder.data.nonspeech.generators import GENERATORS
     from wakebuilder.data.nonspeech.make import NonspeechConfig, make_nonspeech
 
     settings = NonspeechConfig(n=config.heldout_nonspeech, duration_s=config.embed_window_s or 2.5, seed=seed,
-                               kinds=("noise", "music", "tone", "chirp", "click", "hum", "room", "babble"),
+                               kinds=tuple(GENERATORS),
                                babble_from=str(speech))
     return make_nonspeech(settings, out_dir=out, overwrite=True)
 

@@ -25,6 +25,7 @@ from typing import Any
 from wakebuilder.atomic import atomic_write_json, read_json
 from wakebuilder.bank.location import BANK_MARKER, bank_store_path
 from wakebuilder.config import StageConfig
+from wakebuilder.data.nonspeech.generators import GENERATORS
 from wakebuilder.data.tts import DEFAULT_ENGINES
 from wakebuilder.errors import ConfigError
 from wakebuilder.manifest import read_manifest
@@ -124,7 +125,7 @@ class BankNegativesConfig(StageConfig):
     # Non-speech negatives (music, noise, tones, ... and babble of the bank's own speech clips), and real
     # music and game sound from Debian's archive where apt works (skipped with a warning elsewhere).
     nonspeech: int = 0
-    nonspeech_kinds: tuple[str, ...] = ("noise", "music", "tone", "chirp", "click", "hum", "room", "babble")
+    nonspeech_kinds: tuple[str, ...] = tuple(GENERATORS)  # noise, music, tone, chirp, click, hum, room, babble
     debian: bool = False
 
 
