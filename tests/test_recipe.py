@@ -123,3 +123,36 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     missing = [f"{title}: {name}" for title, folder in where.items() for name in promised[title]
                if not name.startswith((".", "PATH")) and not (folder / name.replace("NAME", config.slug)).exists()]
     assert not missing, missing
+
+
+@pytest.mark.parametrize("bank", [False, True])
+def test_without_the_bank_training_holds_the_nonspeech_negatives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bank: bool
+) -> None:
+    """--no-bank: music and noise clips (babble of the negatives' speech) and their copies join training."""
+    import wakebuilder.recipe_data as steps
+    from tests.conftest import tone
+    from wakebuilder.audio import write_wav
+    from wakebuilder.manifest import ClipRecord, write_manifest
+
+    neg_dir = tmp_path / "negatives"
+    for i in range(3):
+        write_wav(neg_dir / f"s{i}.wav", tone(200 + 50 * i, 1.0))
+    neg = write_manifest(neg_dir / "manifest.jsonl", [ClipRecord(id=f"s{i}", path=f"s{i}.wav", label=0,
+                                                                  kind="speech_negative", group=f"s{i}") for i in range(3)])
+    monkeypatch.setattr(steps, "positives", lambda *a: [])
+    monkeypatch.setattr(steps, "negatives", lambda *a: neg)
+    monkeypatch.setattr(steps, "heldout_sets", lambda *a: {"calibrate": neg})
+    monkeypatch.setattr(steps, "augmented", lambda config, manifest, out, copies, **k: out / "manifest.jsonl")
+    monkeypatch.setattr(steps, "training_windows", lambda *a: tmp_path / "windows.jsonl")
+    monkeypatch.setattr(steps, "negative_stream", lambda config, manifests, path, *a: path)
+    config = RecipeConfig.preset("tiny", engines=("espeak",), bank=bank, heldout_nonspeech=0, report=False)
+    data = recipe.build_data(config, tmp_path)
+    made = [m for m in data.train_manifests if m.parent.name.startswith("nonspeech")]
+    if bank:
+        assert made == []  # the bank holds them
+        return
+    assert [m.parent.name for m in made] == ["nonspeech", "nonspeech-aug"]
+    rows = read_manifest(made[0])
+    assert len(rows) == config.n_nonspeech and {r.params["category"] for r in rows} == {"music", "noise"}
+    assert "babble" in {r.params["generator"] for r in rows}

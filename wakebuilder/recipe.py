@@ -108,7 +108,7 @@ def build_data(
 ) -> RecipeData:
     """Every manifest and stream the recipe trains, calibrates and reports on."""
     from wakebuilder.recipe_data import (
-        augmented, heldout_sets, negative_stream, negatives, positives, real_chunks, training_windows,
+        augmented, heldout_sets, negative_stream, negatives, nonspeech, positives, real_chunks, training_windows,
     )
 
     step = step or StepLog()
@@ -123,6 +123,10 @@ def build_data(
                                           background=True)]
     step(f"augment negatives x{config.neg_copies}")
     manifests += [neg, augmented(config, neg, out / "negatives-aug", config.neg_copies)]
+    if not config.bank and config.n_nonspeech:  # the bank holds them otherwise
+        step(f"non-speech negatives: {config.n_nonspeech} music and noise clips x{config.neg_copies}")
+        extra = nonspeech(config, out / "nonspeech", neg, n=config.n_nonspeech, seed=config.seed)
+        manifests += [extra, augmented(config, extra, out / "nonspeech-aug", config.neg_copies)]
     for i, extra in enumerate(map(Path, extra_negatives)):
         manifests += [extra, augmented(config, extra, out / f"extra-negatives-{i}-aug", config.neg_copies)]
     manifests.append(training_windows(config, out, neg, step))

@@ -91,16 +91,17 @@ def heldout_sets(config: RecipeConfig, out: Path, step: Step) -> dict[str, Path]
         step(f"held-out non-speech: {config.heldout_nonspeech} music and noise clips per stream")
         for name in [k for k in ("calibrate", "report") if k in sets]:
             seed = config.seed + (CALIBRATION_SEED if name == "calibrate" else REPORT_SEED)
-            sets[f"{name}_nonspeech"] = heldout_nonspeech(config, out / f"heldout-nonspeech-{name}", sets[name], seed)
+            sets[f"{name}_nonspeech"] = nonspeech(config, out / f"heldout-nonspeech-{name}", sets[name],
+                                                  n=config.heldout_nonspeech, seed=seed)
     return sets
 
 
-def heldout_nonspeech(config: RecipeConfig, out: Path, speech: Path, seed: int) -> Path:
-    """``heldout_nonspeech`` music and noise clips of ``seed`` (babble from the held-out ``speech``: no more TTS)."""
+def nonspeech(config: RecipeConfig, out: Path, speech: Path, *, n: int, seed: int) -> Path:
+    """``n`` music and noise clips of ``seed``, every generator (babble from ``speech``'s clips: no more TTS)."""
     from wakebuilder.data.nonspeech.generators import GENERATORS
     from wakebuilder.data.nonspeech.make import NonspeechConfig, make_nonspeech
 
-    settings = NonspeechConfig(n=config.heldout_nonspeech, duration_s=config.embed_window_s or 2.5, seed=seed,
+    settings = NonspeechConfig(n=n, duration_s=config.embed_window_s or 2.5, seed=seed,
                                kinds=tuple(GENERATORS),
                                babble_from=str(speech))
     return make_nonspeech(settings, out_dir=out, overwrite=True)
