@@ -188,3 +188,15 @@ def test_bank_holds_nonspeech_and_an_old_bank_is_extended_with_it(
     rows = read_manifest(folder / "nonspeech" / "manifest.jsonl")
     assert sorted(r.params["generator"] for r in rows) == sorted(new.nonspeech_kinds)  # babble of the bank's speech
     assert {record_category(r) for r in rows} == {"music", "noise"} and not (folder / "debian").exists()
+
+
+def test_cli_bank_negatives_makes_nonspeech(tmp_path: Path) -> None:
+    from wakebuilder.manifest import read_manifest
+
+    args = ["bank", "negatives", "--out", str(tmp_path / "b"), "--speech", "0", "--words", "0", "--stream-s", "0",
+            "--nonspeech", "7", "--chunk-s", "1.0"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (manifest,) = result.stdout.split()
+    rows = read_manifest(manifest)
+    assert len(rows) == 7 and "babble" not in {r.params["generator"] for r in rows}  # no speech to babble
