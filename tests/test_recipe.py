@@ -70,7 +70,8 @@ def test_quickstart_cli_runs_run_recipe(tmp_path: Path, monkeypatch: pytest.Monk
     (config, kwargs), = calls
     assert config == RecipeConfig.preset("tiny", phrase="ok computer", engines=("piper", "espeak"), seed=4)
     assert kwargs["device"] == "cpu" and kwargs["recordings"] == ()
-    f1 = CliRunner().invoke(main, ["quickstart", "ok computer", "--size", "tiny", "--objective", "f1", "--out", str(out)])
+    f1 = CliRunner().invoke(main, ["quickstart", "ok computer", "--size", "tiny", "--objective", "f1",
+                                   "--out", str(out)])
     assert f1.exit_code == 0, f1.output
     assert calls[-1][0].objective == "f1" and config.objective == "fa-per-hour" and config.target_fa_per_hour == 0.5
     bad = CliRunner().invoke(main, ["quickstart", "--engines", "piper,nope"])
@@ -111,7 +112,8 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     assert calibration["threshold"] == result.threshold and calibration["stream_hours"] > 0
     assert calibration["objective"] == "fa-per-hour"
     # positives over the world's sound: a share of their copies is mixed with music or noise
-    backgrounds = [r.params["chain"].get("background") for r in read_manifest(tmp_path / "positives-aug" / "manifest.jsonl")]
+    copies = read_manifest(tmp_path / "positives-aug" / "manifest.jsonl")
+    backgrounds = [r.params["chain"].get("background") for r in copies]
     assert any(backgrounds) and not all(backgrounds)
     # the calibration and report streams hold held-out music and noise of different seeds
     cal, rep = (read_manifest(tmp_path / f"heldout-nonspeech-{n}" / "manifest.jsonl") for n in ("calibrate", "report"))
@@ -138,8 +140,8 @@ def test_without_the_bank_training_holds_the_nonspeech_negatives(
     neg_dir = tmp_path / "negatives"
     for i in range(3):
         write_wav(neg_dir / f"s{i}.wav", tone(200 + 50 * i, 1.0))
-    neg = write_manifest(neg_dir / "manifest.jsonl", [ClipRecord(id=f"s{i}", path=f"s{i}.wav", label=0,
-                                                                  kind="speech_negative", group=f"s{i}") for i in range(3)])
+    rows = [ClipRecord(id=f"s{i}", path=f"s{i}.wav", label=0, kind="speech_negative", group=f"s{i}") for i in range(3)]
+    neg = write_manifest(neg_dir / "manifest.jsonl", rows)
     monkeypatch.setattr(steps, "positives", lambda *a: [])
     monkeypatch.setattr(steps, "negatives", lambda *a: neg)
     monkeypatch.setattr(steps, "heldout_sets", lambda *a: {"calibrate": neg})

@@ -171,7 +171,8 @@ def test_nonspeech_rows_and_their_augmented_copies_count_as_music_or_noise(tmp_p
     from wakebuilder.data.augment.pipeline import run_augment
     from wakebuilder.data.augment.transforms import AugmentConfig
 
-    manifest = make_nonspeech(NonspeechConfig(n=3, kinds=("music", "hum", "noise"), duration_s=0.5), out_dir=tmp_path / "ns")
+    config = NonspeechConfig(n=3, kinds=("music", "hum", "noise"), duration_s=0.5)
+    manifest = make_nonspeech(config, out_dir=tmp_path / "ns")
     rows = read_manifest(manifest)
     assert [r.params["category"] for r in rows] == ["music", "noise", "noise"]
     copies = read_manifest(run_augment(manifest, out_dir=tmp_path / "aug", config=AugmentConfig(copies=1, seed=0)))
