@@ -14,6 +14,7 @@ import wakebuilder.recipe as recipe
 from wakebuilder.cli import main
 from wakebuilder.errors import ConfigError
 from tests.test_readme import readme_artifacts
+from wakebuilder.manifest import read_manifest
 from wakebuilder.recipe import SIZES, RecipeConfig, RecipeData, RecipeResult, run_recipe
 
 
@@ -69,6 +70,10 @@ def test_quickstart_cli_runs_run_recipe(tmp_path: Path, monkeypatch: pytest.Monk
     (config, kwargs), = calls
     assert config == RecipeConfig.preset("tiny", phrase="ok computer", engines=("piper", "espeak"), seed=4)
     assert kwargs["device"] == "cpu" and kwargs["recordings"] == ()
+    f1 = CliRunner().invoke(main, ["quickstart", "ok computer", "--size", "tiny", "--objective", "f1",
+                                   "--out", str(out)])
+    assert f1.exit_code == 0, f1.output
+    assert calls[-1][0].objective == "f1" and config.objective == "fa-per-hour" and config.target_fa_per_hour == 0.5
     bad = CliRunner().invoke(main, ["quickstart", "--engines", "piper,nope"])
     assert bad.exit_code != 0 and "nope" in bad.output
 
@@ -101,9 +106,18 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     assert result.onnx == tmp_path / "export" / "hey-jarvis.onnx" and result.onnx.is_file()
     assert RecipeConfig.load(tmp_path / "recipe_config.json") == config
     assert 0.0 < result.threshold < 1.0
-    assert result.report is not None and result.report["n_clips"] == 3 + 6 and "fa_per_hour" in result.report
+    assert result.report is not None and result.report["n_clips"] == 3 + 6 + 8 and "fa_per_hour" in result.report
+    assert {"music", "noise"} <= set(result.report["clip_categories"])  # held-out non-speech, counted per category
     calibration = json.loads((result.model_dir / "calibration.json").read_text())
     assert calibration["threshold"] == result.threshold and calibration["stream_hours"] > 0
+    assert calibration["objective"] == "fa-per-hour"
+    # positives over the world's sound: a share of their copies is mixed with music or noise
+    copies = read_manifest(tmp_path / "positives-aug" / "manifest.jsonl")
+    backgrounds = [r.params["chain"].get("background") for r in copies]
+    assert any(backgrounds) and not all(backgrounds)
+    # the calibration and report streams hold held-out music and noise of different seeds
+    cal, rep = (read_manifest(tmp_path / f"heldout-nonspeech-{n}" / "manifest.jsonl") for n in ("calibrate", "report"))
+    assert len(cal) == len(rep) == 8 and not {r.id for r in cal} & {r.id for r in rep}
     # every file the README's Artifacts section promises is there
     promised = readme_artifacts()
     where = {"Clip manifest": tmp_path / "positives", "Model directory": result.model_dir,
@@ -111,3 +125,36 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     missing = [f"{title}: {name}" for title, folder in where.items() for name in promised[title]
                if not name.startswith((".", "PATH")) and not (folder / name.replace("NAME", config.slug)).exists()]
     assert not missing, missing
+
+
+@pytest.mark.parametrize("bank", [False, True])
+def test_without_the_bank_training_holds_the_nonspeech_negatives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bank: bool
+) -> None:
+    """--no-bank: music and noise clips (babble of the negatives' speech) and their copies join training."""
+    import wakebuilder.recipe_data as steps
+    from tests.conftest import tone
+    from wakebuilder.audio import write_wav
+    from wakebuilder.manifest import ClipRecord, write_manifest
+
+    neg_dir = tmp_path / "negatives"
+    for i in range(3):
+        write_wav(neg_dir / f"s{i}.wav", tone(200 + 50 * i, 1.0))
+    rows = [ClipRecord(id=f"s{i}", path=f"s{i}.wav", label=0, kind="speech_negative", group=f"s{i}") for i in range(3)]
+    neg = write_manifest(neg_dir / "manifest.jsonl", rows)
+    monkeypatch.setattr(steps, "positives", lambda *a: [])
+    monkeypatch.setattr(steps, "negatives", lambda *a: neg)
+    monkeypatch.setattr(steps, "heldout_sets", lambda *a: {"calibrate": neg})
+    monkeypatch.setattr(steps, "augmented", lambda config, manifest, out, copies, **k: out / "manifest.jsonl")
+    monkeypatch.setattr(steps, "training_windows", lambda *a: tmp_path / "windows.jsonl")
+    monkeypatch.setattr(steps, "negative_stream", lambda config, manifests, path, *a: path)
+    config = RecipeConfig.preset("tiny", engines=("espeak",), bank=bank, heldout_nonspeech=0, report=False)
+    data = recipe.build_data(config, tmp_path)
+    made = [m for m in data.train_manifests if m.parent.name.startswith("nonspeech")]
+    if bank:
+        assert made == []  # the bank holds them
+        return
+    assert [m.parent.name for m in made] == ["nonspeech", "nonspeech-aug"]
+    rows = read_manifest(made[0])
+    assert len(rows) == config.n_nonspeech and {r.params["category"] for r in rows} == {"music", "noise"}
+    assert "babble" in {r.params["generator"] for r in rows}

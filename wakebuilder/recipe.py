@@ -38,6 +38,7 @@ class RecipeData:
     heldout_negatives: Path | None
     calibration_stream: Path
     report_stream: Path | None
+    heldout_nonspeech: Path | None = None  # the report's held-out music and noise clips (FA per category)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +108,7 @@ def build_data(
 ) -> RecipeData:
     """Every manifest and stream the recipe trains, calibrates and reports on."""
     from wakebuilder.recipe_data import (
-        augmented, heldout_sets, negative_stream, negatives, positives, real_chunks, training_windows,
+        augmented, heldout_sets, negative_stream, negatives, nonspeech, positives, real_chunks, training_windows,
     )
 
     step = step or StepLog()
@@ -116,22 +117,34 @@ def build_data(
     held = heldout_sets(config, out, step)
     manifests: list[Path] = []
     for manifest in pos:
-        step(f"augment {manifest.parent.name} x{config.pos_copies}")
-        manifests += [manifest, augmented(config, manifest, Path(f"{manifest.parent}-aug"), config.pos_copies)]
+        step(f"augment {manifest.parent.name} x{config.pos_copies}"
+             + (f", {config.background_p:.0%} over {','.join(config.background)}" if config.background else ""))
+        manifests += [manifest, augmented(config, manifest, Path(f"{manifest.parent}-aug"), config.pos_copies,
+                                          background=True)]
     step(f"augment negatives x{config.neg_copies}")
     manifests += [neg, augmented(config, neg, out / "negatives-aug", config.neg_copies)]
+    if not config.bank and config.n_nonspeech:  # the bank holds them otherwise
+        step(f"non-speech negatives: {config.n_nonspeech} music and noise clips x{config.neg_copies}")
+        extra = nonspeech(config, out / "nonspeech", neg, n=config.n_nonspeech, seed=config.seed)
+        manifests += [extra, augmented(config, extra, out / "nonspeech-aug", config.neg_copies)]
     for i, extra in enumerate(map(Path, extra_negatives)):
         manifests += [extra, augmented(config, extra, out / f"extra-negatives-{i}-aug", config.neg_copies)]
     manifests.append(training_windows(config, out, neg, step))
     if real_dir is not None:
         step(f"chunk real audio from {real_dir}")
         manifests.append(real_chunks(real_dir, out / "real"))
-    step(f"streams: {config.stream_s:g}s of held-out negative audio for calibration"
+    step(f"streams: {config.stream_s:g}s of held-out negative audio (speech, music, noise) for calibration"
          + (" and for the report" if config.report else ""))
-    cal_stream = negative_stream(config, held["calibrate"], out / "stream-calibrate.wav")
-    report_stream = negative_stream(config, held["report"], out / "stream-report.wav") if config.report else None
+    cal_stream = negative_stream(config, _with_nonspeech(held, "calibrate"), out / "stream-calibrate.wav")
+    report_stream = (negative_stream(config, _with_nonspeech(held, "report"), out / "stream-report.wav")
+                     if config.report else None)
     return RecipeData(train_manifests=manifests, negatives=neg, heldout_positives=held.get("positives"),
-                      heldout_negatives=held.get("report"), calibration_stream=cal_stream, report_stream=report_stream)
+                      heldout_negatives=held.get("report"), calibration_stream=cal_stream, report_stream=report_stream,
+                      heldout_nonspeech=held.get("report_nonspeech"))
+
+
+def _with_nonspeech(held: dict[str, Path], name: str) -> list[Path]:
+    return [held[name], *([held[f"{name}_nonspeech"]] if f"{name}_nonspeech" in held else [])]
 
 
 def embed_data(config: RecipeConfig, out: Path, data: RecipeData, *, device: str = "auto", threads: int = 0) -> Path:
@@ -183,6 +196,7 @@ def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto") -> 
     """``wb eval``'s metrics of the exported model on the held-out clips and report stream."""
     from wakebuilder.evaluate import EvalConfig, evaluate_models
 
-    inputs = [str(p) for p in (data.heldout_positives, data.heldout_negatives, data.report_stream) if p]
+    inputs = [str(p) for p in (data.heldout_positives, data.heldout_negatives, data.heldout_nonspeech,
+                               data.report_stream) if p]
     (result,) = evaluate_models([str(onnx)], inputs, config=EvalConfig(), device=device)
     return result

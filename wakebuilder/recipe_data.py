@@ -55,7 +55,8 @@ def bank(config: RecipeConfig, store: Path, step: Step, *, device: str = "auto",
 
     It holds what the recipe's negatives held that does not depend on the phrase: ``n_speech``
     generic sentences, ``n_words`` isolated words, ``train_stream_s`` of stream windows of them,
-    and ``neg_copies`` augmented copies (``wakebuilder.bank.ensure``).
+    ``n_nonspeech`` music and noise clips (and Debian's, with ``debian``) and ``neg_copies``
+    augmented copies (``wakebuilder.bank.ensure``).
     """
     from wakebuilder.bank.build import BankNegativesConfig
     from wakebuilder.bank.ensure import ensure_bank
@@ -65,7 +66,8 @@ def bank(config: RecipeConfig, store: Path, step: Step, *, device: str = "auto",
         window_s = float(opened.spec.backbone["window_s"])
     negatives_config = BankNegativesConfig(
         speech=config.n_speech, words=config.n_words, stream_s=config.train_stream_s, chunk_s=window_s,
-        hop_s=config.chunk_hop_s, engines=config.negative_engines, seed=config.seed)
+        hop_s=config.chunk_hop_s, engines=config.negative_engines, seed=config.seed, nonspeech=config.n_nonspeech,
+        debian=config.debian)
     step(f"negative bank of {config.backbone} at {window_s:g} s: build or reuse")
     result = ensure_bank(negatives_config, backbone=config.backbone, window_s=window_s,
                          augment=config.augment.replace(copies=config.neg_copies, seed=config.seed),
@@ -85,23 +87,49 @@ def heldout_sets(config: RecipeConfig, out: Path, step: Step) -> dict[str, Path]
         sets["report"] = make_negatives(config, out / "heldout-eval", n=config.heldout_hard,
                                         speech=config.heldout_speech, words=0, seed=config.seed + REPORT_SEED)
         sets["positives"] = synth(config, out / "heldout-positives", config.heldout_pos, config.seed + REPORT_SEED)
+    if config.heldout_nonspeech:
+        step(f"held-out non-speech: {config.heldout_nonspeech} music and noise clips per stream")
+        for name in [k for k in ("calibrate", "report") if k in sets]:
+            seed = config.seed + (CALIBRATION_SEED if name == "calibrate" else REPORT_SEED)
+            sets[f"{name}_nonspeech"] = nonspeech(config, out / f"heldout-nonspeech-{name}", sets[name],
+                                                  n=config.heldout_nonspeech, seed=seed)
     return sets
 
 
-def augmented(config: RecipeConfig, manifest: Path, out: Path, copies: int) -> Path:
-    """``copies`` augmented copies of each clip of ``manifest`` (the recipe's augment settings)."""
+def nonspeech(config: RecipeConfig, out: Path, speech: Path, *, n: int, seed: int) -> Path:
+    """``n`` music and noise clips of ``seed``, every generator (babble from ``speech``'s clips: no more TTS)."""
+    from wakebuilder.data.nonspeech.generators import GENERATORS
+    from wakebuilder.data.nonspeech.make import NonspeechConfig, make_nonspeech
+
+    settings = NonspeechConfig(n=n, duration_s=config.embed_window_s or 2.5, seed=seed,
+                               kinds=tuple(GENERATORS),
+                               babble_from=str(speech))
+    return make_nonspeech(settings, out_dir=out, overwrite=True)
+
+
+def augmented(config: RecipeConfig, manifest: Path, out: Path, copies: int, *, background: bool = False) -> Path:
+    """``copies`` augmented copies of each clip of ``manifest`` (the recipe's augment settings).
+
+    ``background``: mix the recipe's music and noise backgrounds into a share of the copies (positives).
+    """
+    from wakebuilder.data.augment.background import BackgroundConfig
     from wakebuilder.data.augment.pipeline import run_augment
 
+    mix = None
+    if background and config.background:
+        mix = BackgroundConfig(generators=config.background, snr_db=config.background_snr_db, p=config.background_p)
     return run_augment(manifest, out_dir=out, config=config.augment.replace(copies=copies, seed=config.seed),
-                       overwrite=True)
+                       background=mix, overwrite=True)
 
 
-def negative_stream(config: RecipeConfig, manifest: Path, out_path: Path, duration_s: float | None = None) -> Path:
-    """The manifest's clips joined into ``duration_s`` (default ``stream_s``) of continuous audio."""
+def negative_stream(config: RecipeConfig, manifest: Path | Sequence[Path], out_path: Path,
+                    duration_s: float | None = None) -> Path:
+    """The manifests' clips joined into ``duration_s`` (default ``stream_s``) of continuous audio."""
     from wakebuilder.data.stream import StreamConfig, build_negative_stream
 
     settings = StreamConfig(duration_s=duration_s or config.stream_s, seed=config.seed)
-    return build_negative_stream([str(manifest)], out_path=out_path, config=settings, overwrite=True)
+    manifests = [manifest] if isinstance(manifest, Path) else list(manifest)
+    return build_negative_stream([str(m) for m in manifests], out_path=out_path, config=settings, overwrite=True)
 
 
 def training_windows(config: RecipeConfig, out: Path, negatives_manifest: Path, step: Step) -> Path:

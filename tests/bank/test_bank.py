@@ -162,3 +162,41 @@ def test_ensure_bank_builds_once_then_reuses(tmp_path: Path, monkeypatch: pytest
     grown = ensure_bank(config, backbone="speech-embedding", window_s=None, cache=tmp_path / "c",
                         extra_manifests=[extra], device="cpu")
     assert not grown.synthesized and grown.embedded == 3 == sum(calls) and grown.clips == first.clips + 3
+
+
+def test_bank_holds_nonspeech_and_an_old_bank_is_extended_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from wakebuilder.bank.build import BankNegativesConfig
+    from wakebuilder.bank.ensure import ensure_bank
+    from wakebuilder.categories import record_category
+    from wakebuilder.data import debian
+    from wakebuilder.manifest import read_manifest
+
+    monkeypatch.setattr(debian, "apt_available", lambda: "apt-get not found")  # never the network in tests
+    calls = count_embedded(monkeypatch)
+    old = BankNegativesConfig(speech=4, words=0, stream_s=4.0, chunk_s=1.5, hop_s=1.0, engines=("espeak",), workers=1)
+    first = ensure_bank(old, backbone="speech-embedding", window_s=None, cache=tmp_path / "c", device="cpu")
+    calls.clear()
+    new = old.replace(nonspeech=8, debian=True)
+    with caplog.at_level("WARNING"):
+        grown = ensure_bank(new, backbone="speech-embedding", window_s=None, cache=tmp_path / "c", device="cpu")
+    assert "apt-get not found" in caplog.text  # no apt: a warning, and the bank is built without Debian's audio
+    assert grown.synthesized and grown.store == first.store  # new settings: not reused as it was
+    assert grown.embedded == sum(calls) == 16 and grown.clips == first.clips + 16  # 8 clips + 8 copies only
+    (folder,) = [p for p in (first.store.parent / "audio").iterdir() if (p / "nonspeech").is_dir()]
+    rows = read_manifest(folder / "nonspeech" / "manifest.jsonl")
+    assert sorted(r.params["generator"] for r in rows) == sorted(new.nonspeech_kinds)  # babble of the bank's speech
+    assert {record_category(r) for r in rows} == {"music", "noise"} and not (folder / "debian").exists()
+
+
+def test_cli_bank_negatives_makes_nonspeech(tmp_path: Path) -> None:
+    from wakebuilder.manifest import read_manifest
+
+    args = ["bank", "negatives", "--out", str(tmp_path / "b"), "--speech", "0", "--words", "0", "--stream-s", "0",
+            "--nonspeech", "7", "--chunk-s", "1.0"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (manifest,) = result.stdout.split()
+    rows = read_manifest(manifest)
+    assert len(rows) == 7 and "babble" not in {r.params["generator"] for r in rows}  # no speech to babble

@@ -85,6 +85,7 @@ def test_fetch_unpack_and_chunk_a_package(tmp_path: Path, monkeypatch: pytest.Mo
     kinds = {r.params["package"] + ":" + r.kind for r in rows}
     assert kinds == {"wb-test-sounds:music", "wb-test-sounds:noise"}
     assert all(r.params["version"] == "1.2-3" and r.params["licence"] == "GPL-2+; Expat" for r in rows)
+    assert all(r.params["category"] == r.kind for r in rows)  # eval and calibration count them per category
     assert not any("speech" in r.source for r in rows)
     assert sum(r.kind == "music" for r in rows) == 3  # 7 s cut into 3 s chunks
     assert all(resolve_clip_path(manifest, r).is_file() for r in rows)

@@ -164,3 +164,18 @@ def test_cli_nonspeech(tmp_path: Path) -> None:
     assert refused.exit_code != 0 and "already exists" in refused.output
     missing = CliRunner().invoke(main, ["negatives", "--nonspeech", "2"])
     assert missing.exit_code != 0 and "--out" in missing.output
+
+
+def test_nonspeech_rows_and_their_augmented_copies_count_as_music_or_noise(tmp_path: Path) -> None:
+    from wakebuilder.categories import record_category
+    from wakebuilder.data.augment.pipeline import run_augment
+    from wakebuilder.data.augment.transforms import AugmentConfig
+
+    config = NonspeechConfig(n=3, kinds=("music", "hum", "noise"), duration_s=0.5)
+    manifest = make_nonspeech(config, out_dir=tmp_path / "ns")
+    rows = read_manifest(manifest)
+    assert [r.params["category"] for r in rows] == ["music", "noise", "noise"]
+    copies = read_manifest(run_augment(manifest, out_dir=tmp_path / "aug", config=AugmentConfig(copies=1, seed=0)))
+    parents = {r.id: r for r in rows}
+    assert copies and all(c.kind == "augmented" for c in copies)
+    assert all(record_category(c) == parents[c.parent_id].params["category"] for c in copies)

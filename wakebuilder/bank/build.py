@@ -9,7 +9,8 @@ phrase are left out of that phrase's fit) and lists the manifests embedded.
 ``make_bank_negatives`` synthesizes the phrase-independent TTS part of a bank:
 generic speech of every voice the engines give, isolated words, and windows
 cut from a continuous stream of them (what streaming detection sees between
-words). Non-speech audio (music, noise) comes in as further manifests.
+words), plus synthesized non-speech (music, noise, tones, babble of its own speech clips) and,
+where apt works, Debian's music and game sound. Other audio (the user's) comes in as further manifests.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from wakebuilder.atomic import atomic_write_json, read_json
 from wakebuilder.bank.location import BANK_MARKER, bank_store_path
 from wakebuilder.config import StageConfig
+from wakebuilder.data.nonspeech.generators import GENERATORS
 from wakebuilder.data.tts import DEFAULT_ENGINES
 from wakebuilder.errors import ConfigError
 from wakebuilder.manifest import read_manifest
@@ -120,10 +122,15 @@ class BankNegativesConfig(StageConfig):
     voice_pattern: str | None = None
     seed: int = 0
     workers: int = 2
+    # Non-speech negatives (music, noise, tones, ... and babble of the bank's own speech clips), and real
+    # music and game sound from Debian's archive where apt works (skipped with a warning elsewhere).
+    nonspeech: int = 0
+    nonspeech_kinds: tuple[str, ...] = tuple(GENERATORS)  # noise, music, tone, chirp, click, hum, room, babble
+    debian: bool = False
 
 
 def make_bank_negatives(config: BankNegativesConfig, *, out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Generic speech, isolated words and training-stream windows; returns their manifests.
+    """Generic speech, isolated words, non-speech and training-stream windows (last); returns their manifests.
 
     Every voice of every engine is used (``n`` is spread over voices by the
     synthesizer). Nothing is filtered by phrase: the fit leaves out the rows
@@ -147,15 +154,41 @@ def make_bank_negatives(config: BankNegativesConfig, *, out_dir: str | os.PathLi
                             variants=False, workers=config.workers, voice_pattern=config.voice_pattern)
         records = synthesize_clips(synth, out_dir=out / name)
         manifests.append(write_manifest(out / name / MANIFEST_NAME, records))
-    if config.stream_s > 0 and manifests:
+    speech = list(manifests)
+    manifests += _nonspeech_negatives(config, out, babble_from=speech[0] if config.speech else None)
+    if config.stream_s > 0 and speech:
         stream_dir = out / "train-stream"
         stream_dir.mkdir(parents=True, exist_ok=True)
-        build_negative_stream([str(m) for m in manifests], out_path=stream_dir / "negatives.wav",
+        build_negative_stream([str(m) for m in speech], out_path=stream_dir / "negatives.wav",
                               config=StreamConfig(duration_s=config.stream_s, seed=config.seed), overwrite=True)
         chunks = ChunkConfig(min_s=config.chunk_s, max_s=config.chunk_s, hop_s=config.hop_s)
         manifests.append(chunk_real_audio(stream_dir, out_dir=out / "train-stream-chunks", config=chunks,
                                           overwrite=True))
     config.save(out / "bank_negatives_config.json")
+    return manifests
+
+
+def _nonspeech_negatives(config: BankNegativesConfig, out: Path, *, babble_from: Path | None) -> list[Path]:
+    """``config.nonspeech`` synthesized non-speech clips and (``config.debian``) Debian's music and sound.
+
+    Babble overlaps the bank's own generic speech clips, so it needs no more TTS (left out without them).
+    A missing apt, or a failed download, logs a warning and the bank goes on without Debian's audio.
+    """
+    from wakebuilder.data.debian import debian_negatives
+    from wakebuilder.data.nonspeech.make import NonspeechConfig, make_nonspeech
+    from wakebuilder.errors import SourceUnavailableError
+
+    manifests = []
+    kinds = tuple(k for k in config.nonspeech_kinds if k != "babble" or babble_from is not None)
+    if config.nonspeech and kinds:
+        settings = NonspeechConfig(n=config.nonspeech, kinds=kinds, duration_s=min(max(config.chunk_s, 0.5), 60.0),
+                                   seed=config.seed, babble_from=str(babble_from) if babble_from else None)
+        manifests.append(make_nonspeech(settings, out_dir=out / "nonspeech", overwrite=True))
+    if config.debian:
+        try:
+            manifests.append(debian_negatives(out_dir=out / "debian", overwrite=True))
+        except SourceUnavailableError as error:
+            log.warning("negative bank: %s", error)
     return manifests
 
 

@@ -54,7 +54,8 @@ def bank_manifests(config: BankNegativesConfig, *, folder: Path, augment: Any = 
     made = make_bank_negatives(config, out_dir=folder)
     manifests = list(made)
     if augment is None or augment.copies > 0:
-        for manifest in made[:-1] if config.stream_s > 0 else made:  # stream windows are not augmented
+        windows = config.stream_s > 0 and (config.speech or config.words)
+        for manifest in made[:-1] if windows else made:  # stream windows (last) are not augmented
             manifests.append(run_augment(manifest, out_dir=f"{manifest.parent}-aug", config=_augment(config, augment),
                                          overwrite=True))
     atomic_write_json(complete, {"config": settings,

@@ -108,17 +108,21 @@ def info(backbone: str, window_s: float | None, cache_dir: str | None, as_json: 
 @click.option("--engine", "engines", multiple=True, type=click.Choice(ENGINE_NAMES),
               help="TTS engines [default: piper, flite, espeak; those installed].")
 @click.option("--voices", "voice_pattern", default=None, help="Only voices whose key matches this regex.")
+@click.option("--nonspeech", type=IntIn(0, 1_000_000), default=0, show_default=True,
+              help="Synthesized music and noise clips (babble of the --speech clips), no download.")
+@click.option("--debian/--no-debian", default=False, show_default=True,
+              help="Also Debian's game music and sound where apt works (skipped with a warning elsewhere).")
 @click.option("--workers", type=IntIn(1, 256), default=2, show_default=True)
 @seed_option
 @handle_errors
 def negatives(out_dir: str, speech: int, words: int, stream_s: float, chunk_s: float, engines: tuple[str, ...],
-              voice_pattern: str | None, workers: int, seed: int) -> None:
-    """Synthesize the bank's phrase-independent speech negatives; prints one manifest per line."""
+              voice_pattern: str | None, nonspeech: int, debian: bool, workers: int, seed: int) -> None:
+    """Synthesize the bank's phrase-independent negatives; prints one manifest per line."""
     from wakebuilder.bank.build import BankNegativesConfig, make_bank_negatives
     from wakebuilder.data.tts import DEFAULT_ENGINES
 
     config = BankNegativesConfig(speech=speech, words=words, stream_s=stream_s, chunk_s=chunk_s,
                                  engines=engines or DEFAULT_ENGINES, voice_pattern=voice_pattern, seed=seed,
-                                 workers=workers)
+                                 workers=workers, nonspeech=nonspeech, debian=debian)
     for manifest in make_bank_negatives(config, out_dir=out_dir):
         click.echo(str(manifest))

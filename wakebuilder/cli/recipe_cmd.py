@@ -34,6 +34,10 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               help="Output folder [default: runs/<phrase>-<backbone>].")
 @click.option("--bank/--no-bank", default=True, show_default=True,
               help="Fit with the negative bank (phrase-independent negatives embedded once in the cache).")
+@click.option("--objective", type=click.Choice(["fa-per-hour", "f1"]), default="fa-per-hour", show_default=True,
+              help="Threshold: the target false accepts per hour on the calibration stream, or best per-clip F1.")
+@click.option("--target-fa-per-hour", type=float, default=0.5, show_default=True,
+              help="False accepts per hour allowed on the calibration stream (--objective fa-per-hour).")
 @seed_option
 @device_option
 @threads_option
@@ -41,7 +45,8 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @handle_errors
 def quickstart(
     phrase: str, recordings: tuple[str, ...], backbone: str, size: str, engines: tuple[str, ...],
-    real_dir: str | None, out_dir: str | None, bank: bool, seed: int, device: str, threads: int, as_json: bool,
+    real_dir: str | None, out_dir: str | None, bank: bool, objective: str, target_fa_per_hour: float, seed: int,
+    device: str, threads: int, as_json: bool,
 ) -> None:
     """From PHRASE (and optional recordings) to a calibrated, exported detector, offline.
 
@@ -51,7 +56,8 @@ def quickstart(
     from wakebuilder.evaluate import format_comparison
     from wakebuilder.recipe import RecipeConfig, run_recipe
 
-    config = RecipeConfig.preset(size, phrase=phrase, backbone=backbone, engines=engines, seed=seed, bank=bank)
+    config = RecipeConfig.preset(size, phrase=phrase, backbone=backbone, engines=engines, seed=seed, bank=bank,
+                                 objective=objective, target_fa_per_hour=target_fa_per_hour)
     out = out_dir or f"runs/{config.slug}-{backbone}"
     result = run_recipe(config, out_dir=out, recordings=recordings, real_dir=real_dir, device=device, threads=threads)
     if result.report is not None and not as_json:

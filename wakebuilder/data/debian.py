@@ -188,7 +188,8 @@ def debian_negatives(
             records.append(ClipRecord(**{
                 **row.to_dict(), "path": f"{package}/{row.path}", "kind": kinds[row.group],
                 "group": f"debian:{package}:{row.group}", "source": f"debian:{package}={version}:/{row.group}",
-                "params": {**row.params, "package": package, "version": version, "licence": licence},
+                "params": {**row.params, "package": package, "version": version, "licence": licence,
+                           "category": kinds[row.group]},
             }))
     atomic_write_json(out / "sources.json", sources)
     return write_manifest(out / MANIFEST_NAME, list({r.id: r for r in records}.values()))

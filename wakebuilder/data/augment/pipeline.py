@@ -105,7 +105,8 @@ def run_augment(
             records.append(ClipRecord(
                 id=clip_id, path=f"clips/{clip_id}.wav", label=parent.label, kind="augmented", group=parent.group,
                 text=parent.text, duration_s=round(audio.size / SAMPLE_RATE, 4), parent_id=parent.id,
-                params={"copy": copy, "seed": config.seed, "parent_kind": parent.kind, "chain": params},
+                params={"copy": copy, "seed": config.seed, "parent_kind": parent.kind, "chain": params,
+                        **({"category": parent.params["category"]} if "category" in parent.params else {})},
                 source=str(source),
             ))
     unique = list({r.id: r for r in records}.values())

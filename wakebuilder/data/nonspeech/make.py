@@ -107,7 +107,7 @@ def make_nonspeech(config: NonspeechConfig, *, out_dir: str | os.PathLike[str], 
             records.append(ClipRecord(
                 id=clip_id, path=f"clips/{clip_id}.wav", label=0, kind=generators.manifest_kind(name),
                 group=params.pop("group"), text=params.pop("text", ""), duration_s=round(samples.size / SAMPLE_RATE, 4),
-                params={**params, "index": index, "run_seed": config.seed},
+                params={**params, "index": index, "run_seed": config.seed, "category": generators.manifest_kind(name)},
                 source=f"wakebuilder.nonspeech/{VERSION}:{name}",
             ))
         config.save(work / "nonspeech_config.json")
