@@ -58,7 +58,7 @@ def wb(*args: str) -> str:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("web")
-    out = wb("export", "--model", str(tone_setup()["model"]), "--out", str(root / "export"), "--name", "chirp")
+    out = wb("export", "--model", str(tone_setup()["calibrated"]), "--out", str(root / "export"), "--name", "chirp")
     return Path(out) / "chirp.onnx"
 
 
@@ -229,3 +229,14 @@ def test_fake_microphone_with_the_wake_word_detects_it(page: dict[str, Any], tmp
 def test_fake_microphone_with_negatives_stays_quiet(page: dict[str, Any]) -> None:
     seen = live_run(page, "negative", "window.wbState && wbState.frames >= 45", timeout_s=30)
     assert seen["detections"] == [] and seen["frames"] >= 45, seen
+
+
+def test_an_uncalibrated_model_needs_a_threshold(tmp_path: Path) -> None:
+    """An uncalibrated export is refused in one line (no silent 0.5), and --threshold builds the page."""
+    exported_dir = Path(wb("export", "--model", str(tone_setup()["model"]), "--out", str(tmp_path / "e")))
+    result = CliRunner().invoke(main, ["web", str(exported_dir), "--out", str(tmp_path / "p")])
+    assert result.exit_code != 0 and "not calibrated" in result.output and "--threshold" in result.output
+    if _browser_missing() is None:
+        page = json.loads((Path(wb("web", str(exported_dir), "--out", str(tmp_path / "q"), "--threshold", "0.4"))
+                           / "page.json").read_text())
+        assert page["models"][0]["threshold"] == 0.4

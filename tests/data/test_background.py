@@ -126,5 +126,5 @@ def test_cli_background(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = read_manifest(tmp_path / "aug" / "manifest.jsonl")
     assert all(r.params["chain"]["background"]["snr_db"] == 5.0 for r in rows)
-    bad = CliRunner().invoke(main, [*args[:4], "--background", "babble"])
+    bad = CliRunner().invoke(main, [*args[:4], "--background", "babble", "--overwrite"])
     assert bad.exit_code != 0 and "--background-manifest" in bad.output

@@ -23,7 +23,7 @@ from typing import Any
 from wakebuilder import SAMPLE_RATE, __version__
 from wakebuilder.atomic import atomic_directory, atomic_write_json
 from wakebuilder.config import StageConfig
-from wakebuilder.detect import DetectConfig, load_onnx_detector
+from wakebuilder.detect import DetectConfig, load_onnx_detector, threshold_for
 from wakebuilder.errors import ConfigError, ModelFileError, WebRuntimeMissingError
 from wakebuilder.streaming import hop_samples
 
@@ -107,7 +107,7 @@ def model_entry(onnx_path: Path, config: WebConfig) -> dict[str, Any]:
         "name": detector.name, "wake_word": info.get("wake_word") or detector.name,
         "onnx": f"models/{onnx_path.name}", "json": f"models/{onnx_path.stem}.json",
         "window_samples": int(detector.window_samples),
-        "threshold": float(config.threshold if config.threshold is not None else detector.threshold),
+        "threshold": float(threshold_for(detector, DetectConfig(threshold=config.threshold))),
         "hop_s": float(setting("hop_s")), "refractory_s": float(setting("refractory_s")),
         "smooth": int(setting("smooth")),
     }
