@@ -8,7 +8,8 @@ import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import (
-    ENGINE_NAMES, device_option, handle_errors, json_option, report, seed_option, threads_option,
+    device_option, engines_option, handle_errors, json_option, report, seed_option, threads_option,
+    voices_option,
 )
 
 backbone_option = click.option(
@@ -105,9 +106,8 @@ def info(backbone: str, window_s: float | None, cache_dir: str | None, as_json: 
               help="Seconds of continuous stream cut into windows (0: none).")
 @click.option("--chunk-s", type=FloatIn(0.5, 60.0), default=2.5, show_default=True,
               help="Window length of the stream chunks (the embedding window).")
-@click.option("--engine", "engines", multiple=True, type=click.Choice(ENGINE_NAMES),
-              help="TTS engines [default: piper, flite, espeak; those installed].")
-@click.option("--voices", "voice_pattern", default=None, help="Only voices whose key matches this regex.")
+@engines_option
+@voices_option
 @click.option("--nonspeech", type=IntIn(0, 1_000_000), default=0, show_default=True,
               help="Synthesized music and noise clips (babble of the --speech clips), no download.")
 @click.option("--debian/--no-debian", default=False, show_default=True,

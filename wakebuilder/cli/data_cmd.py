@@ -8,7 +8,7 @@ import click
 
 from wakebuilder.cli.checks import IntIn, OutPath
 from wakebuilder.cli.options import (
-    ENGINE_NAMES, handle_errors, json_option, overwrite_option, report, seed_option,
+    engines_option, handle_errors, json_option, overwrite_option, report, seed_option, voices_option,
 )
 
 
@@ -44,13 +44,10 @@ def validate(
 @click.argument("phrase", required=False)
 @click.option("--out", "out_dir", type=OutPath(file_okay=False), help="Output folder.")
 @click.option("-n", "n", type=IntIn(1, 1_000_000), default=500, show_default=True, help="Clips to make.")
-@click.option("--engine", "engines", multiple=True, type=click.Choice(ENGINE_NAMES),
-              help="TTS engines [default: piper, flite, espeak; those installed].")
+@engines_option
 @click.option("--piper-voice", "piper_voices", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A Piper voice .onnx (with its .onnx.json beside it).")
-@click.option("--voices", "voice_pattern", default=None,
-              help="Only voices whose key or name matches this regular expression (see --list-voices), e.g. "
-                   "'^[ab][fm]_' for Kokoro's native English voices; it also names non-commercial voices.")
+@voices_option
 @click.option("--kokoro-voices", "kokoro_voices", envvar="WB_KOKORO_VOICES", default=None,
               type=click.Path(exists=True, dir_okay=False),
               help="Kokoro voices file (.npz of (510, 1, 256) styles, e.g. voices-v1.0.bin) [env WB_KOKORO_VOICES; "

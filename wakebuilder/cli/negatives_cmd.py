@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath, ordered
-from wakebuilder.cli.options import ENGINE_NAMES, handle_errors, json_option, overwrite_option, report, seed_option
+from wakebuilder.cli.options import (
+    engines_option, handle_errors, json_option, overwrite_option, report, seed_option, voices_option,
+)
 
 
 @click.command()
@@ -18,9 +20,8 @@ from wakebuilder.cli.options import ENGINE_NAMES, handle_errors, json_option, ov
               help="Isolated-word TTS negatives (single words spoken alone).")
 @click.option("--max-distance", type=FloatIn(0.5, 10.0), default=2.0, show_default=True,
               help="Largest phoneme edit distance of a sound-alike.")
-@click.option("--engine", "engines", multiple=True, type=click.Choice(ENGINE_NAMES),
-              help="TTS engines [default: piper, flite, espeak; those installed].")
-@click.option("--voices", "voice_pattern", default=None, help="Only voices whose key matches this regex.")
+@engines_option
+@voices_option
 @click.option("--list", "list_only", is_flag=True, help="Print the candidates with their distances and stop.")
 @click.option("--real", "real_dir", type=click.Path(file_okay=False), help="Chunk the real audio under this folder.")
 @click.option("--min-s", type=FloatIn(0.1, 60.0), default=1.0, show_default=True)

@@ -52,6 +52,15 @@ overwrite_option = click.option(
     "--overwrite", is_flag=True, default=False, show_default=True,
     help="Replace an existing artifact made with another config.",
 )
+engines_option = click.option(
+    "--engine", "engines", multiple=True, type=click.Choice(ENGINE_NAMES),
+    help="TTS engines [default: piper, flite, espeak; those installed].",
+)
+voices_option = click.option(
+    "--voices", "voice_pattern", default=None,
+    help="Only voices whose key or name matches this regular expression (see wb synth --list-voices), e.g. "
+         "'^[ab][fm]_' for Kokoro's native English voices; it also names non-commercial voices.",
+)
 seed_option = click.option("--seed", type=IntIn(0, 2**32 - 1), default=0, show_default=True, help="Random seed.")
 json_option = click.option(
     "--json", "as_json", is_flag=True, default=False, help="Print a JSON summary instead of the path.",
