@@ -83,14 +83,14 @@ def main() -> None:
     from detect_rtf import export_random, synthetic_audio
 
     from wakebuilder.audio import write_wav
-    from wakebuilder.web.build import build_web_page
+    from wakebuilder.web.build import WebConfig, build_web_page
     from wakebuilder.web.serve import page_url, serve_in_thread
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="wb-web-rtf-") as tmp:
         root = Path(tmp)
         onnx_path, _ = export_random("speech-embedding", root)
-        summary = build_web_page([onnx_path], root / "page")
+        summary = build_web_page([onnx_path], root / "page", config=WebConfig(threshold=0.5))  # a random head: any threshold
         audio = synthetic_audio(args.seconds)
         write_wav(root / "page" / "bench.wav", audio)
         window, hop = summary["models"][0]["window_samples"], summary["hop_samples"]
