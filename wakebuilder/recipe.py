@@ -39,6 +39,7 @@ class RecipeData:
     calibration_stream: Path
     report_stream: Path | None
     heldout_nonspeech: Path | None = None  # the report's held-out music and noise clips (FA per category)
+    heldout_speech: Path | None = None  # the report's held-out generic speech, when the cache holds it (the bank)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,11 +141,12 @@ def build_data(
                      if config.report else None)
     return RecipeData(train_manifests=manifests, negatives=neg, heldout_positives=held.get("positives"),
                       heldout_negatives=held.get("report"), calibration_stream=cal_stream, report_stream=report_stream,
-                      heldout_nonspeech=held.get("report_nonspeech"))
+                      heldout_nonspeech=held.get("report_nonspeech"), heldout_speech=held.get("report_speech"))
 
 
 def _with_nonspeech(held: dict[str, Path], name: str) -> list[Path]:
-    return [held[name], *([held[f"{name}_nonspeech"]] if f"{name}_nonspeech" in held else [])]
+    """The held-out set ``name``'s manifests: sound-alikes, generic speech (from the cache with the bank), non-speech."""
+    return [held[k] for k in (name, f"{name}_speech", f"{name}_nonspeech") if k in held]
 
 
 def embed_data(config: RecipeConfig, out: Path, data: RecipeData, *, device: str = "auto", threads: int = 0) -> Path:
@@ -173,7 +175,8 @@ def train_and_export(
     step = step or StepLog()
     step("fit")
     stores = [store, bank] if bank is not None else [store]
-    model_dir, _ = run_fit(stores, out / "model", config.fit.replace(seed=config.seed), device=device, overwrite=True)
+    model_dir, _ = run_fit(stores, out / "model", config.fit.replace(seed=config.seed), device=device, overwrite=True,
+                           wake_word=config.phrase)
     step("calibrate")
     cal_config = CalibrateConfig(objective=config.objective, target_fa_per_hour=config.target_fa_per_hour,
                                  device=device)
@@ -196,7 +199,7 @@ def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto") -> 
     """``wb eval``'s metrics of the exported model on the held-out clips and report stream."""
     from wakebuilder.evaluate import EvalConfig, evaluate_models
 
-    inputs = [str(p) for p in (data.heldout_positives, data.heldout_negatives, data.heldout_nonspeech,
-                               data.report_stream) if p]
+    inputs = [str(p) for p in (data.heldout_positives, data.heldout_negatives, data.heldout_speech,
+                               data.heldout_nonspeech, data.report_stream) if p]
     (result,) = evaluate_models([str(onnx)], inputs, config=EvalConfig(), device=device)
     return result

@@ -26,20 +26,27 @@ SIZES: dict[str, dict[str, Any]] = {
 SPEECH_EMBEDDING_WINDOW_S = 2.5
 # Seed offsets of the held-out sets: one calibrates the threshold, one measures the report's FA/h.
 CALIBRATION_SEED, REPORT_SEED = 1000, 2000
+# The seed of what every phrase shares (the negative bank, the held-out generic speech): a phrase's --seed
+# changes its own data and head, never the shared data, so another seed reuses the bank instead of growing it.
+BANK_SEED = 0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RecipeConfig(StageConfig):
     """Everything the recipe's outputs depend on (paths and devices are ``run_recipe``'s arguments).
 
-    ``engines`` make positives and negatives (``neg_engines`` empty: the same). Piper (joe) and
-    flite's five voices were measured best on real recordings (research/REAL_TRANSFER.md); espeak-ng
+    ``engines`` make positives and negatives (``neg_engines`` empty: the same), sharing the clips out evenly
+    over engines, then over each engine's speakers. On real recordings the number of distinct speakers was the
+    one lever that moved recall (research/REAL_TRANSFER.md, research/speaker_count/: 8 speakers was the worst
+    point, 16-32 gained 4-6 of 17-21 real clips), so the default takes every voice licensed for commercial use
+    here: Piper's joe, flite's five, Kokoro's (54 with ``WB_KOKORO_VOICES`` or ``wb voices fetch kokoro-en``,
+    else its five bundled ones; 2-3-voice blends of them), SVOX Pico's two and RHVoice's four. espeak-ng
     positives transfer far worse. A missing engine is skipped with a warning.
     """
 
     phrase: str = "hey jarvis"
     backbone: str = "speech-embedding"
-    engines: tuple[str, ...] = ("piper", "flite")
+    engines: tuple[str, ...] = ("piper", "flite", "kokoro", "pico", "rhvoice")
     neg_engines: tuple[str, ...] = ()
     n_pos: int = 600
     pos_copies: int = 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from wakebuilder.recipe_config import CALIBRATION_SEED, REPORT_SEED, RecipeConfig
+from wakebuilder.recipe_config import BANK_SEED, CALIBRATION_SEED, REPORT_SEED, RecipeConfig
 
 Step = Callable[[str], None]
 
@@ -66,11 +66,11 @@ def bank(config: RecipeConfig, store: Path, step: Step, *, device: str = "auto",
         window_s = float(opened.spec.backbone["window_s"])
     negatives_config = BankNegativesConfig(
         speech=config.n_speech, words=config.n_words, stream_s=config.train_stream_s, chunk_s=window_s,
-        hop_s=config.chunk_hop_s, engines=config.negative_engines, seed=config.seed, nonspeech=config.n_nonspeech,
+        hop_s=config.chunk_hop_s, engines=config.negative_engines, seed=BANK_SEED, nonspeech=config.n_nonspeech,
         debian=config.debian)
     step(f"negative bank of {config.backbone} at {window_s:g} s: build or reuse")
     result = ensure_bank(negatives_config, backbone=config.backbone, window_s=window_s,
-                         augment=config.augment.replace(copies=config.neg_copies, seed=config.seed),
+                         augment=config.augment.replace(copies=config.neg_copies, seed=BANK_SEED),
                          device=device, threads=threads)
     step(f"negative bank: {'built' if result.synthesized else 'reused'}, {result.embedded} clip(s) embedded, "
          f"{result.clips} in {result.store}")
@@ -78,22 +78,46 @@ def bank(config: RecipeConfig, store: Path, step: Step, *, device: str = "auto",
 
 
 def heldout_sets(config: RecipeConfig, out: Path, step: Step) -> dict[str, Path]:
-    """Negatives of other seeds (``calibrate``; with ``report``, ``report`` and held-out ``positives``)."""
+    """Negatives of other seeds (``calibrate``; with ``report``, ``report`` and held-out ``positives``).
+
+    Each set is sound-alikes of the phrase and generic speech. With the bank, the generic speech is
+    synthesized once in the cache for every phrase (``bank.heldout``; the sentences that say the phrase are
+    left out), so a later phrase makes only its sound-alikes.
+    """
     step("held-out negatives (other seeds): one set calibrates the threshold"
          + (", one measures FA/h" if config.report else ""))
-    sets = {"calibrate": make_negatives(config, out / "heldout-cal", n=config.heldout_hard,
-                                        speech=config.heldout_speech, words=0, seed=config.seed + CALIBRATION_SEED)}
+    names = ("calibrate", "report") if config.report else ("calibrate",)
+    seeds = {"calibrate": CALIBRATION_SEED, "report": REPORT_SEED}
+    sets: dict[str, Path] = {}
+    for name in names:
+        folder = out / ("heldout-cal" if name == "calibrate" else "heldout-eval")
+        if config.bank:
+            sets[name] = make_negatives(config, folder, n=config.heldout_hard, speech=0, words=0,
+                                        seed=config.seed + seeds[name])
+            if config.heldout_speech:
+                sets[f"{name}_speech"] = shared_heldout_speech(config, out / f"heldout-speech-{name}", seeds[name])
+        else:
+            sets[name] = make_negatives(config, folder, n=config.heldout_hard, speech=config.heldout_speech,
+                                        words=0, seed=config.seed + seeds[name])
     if config.report:
-        sets["report"] = make_negatives(config, out / "heldout-eval", n=config.heldout_hard,
-                                        speech=config.heldout_speech, words=0, seed=config.seed + REPORT_SEED)
         sets["positives"] = synth(config, out / "heldout-positives", config.heldout_pos, config.seed + REPORT_SEED)
     if config.heldout_nonspeech:
         step(f"held-out non-speech: {config.heldout_nonspeech} music and noise clips per stream")
-        for name in [k for k in ("calibrate", "report") if k in sets]:
-            seed = config.seed + (CALIBRATION_SEED if name == "calibrate" else REPORT_SEED)
-            sets[f"{name}_nonspeech"] = nonspeech(config, out / f"heldout-nonspeech-{name}", sets[name],
+        for name in names:
+            seed = config.seed + seeds[name]
+            sets[f"{name}_nonspeech"] = nonspeech(config, out / f"heldout-nonspeech-{name}",
+                                                  sets.get(f"{name}_speech", sets[name]),
                                                   n=config.heldout_nonspeech, seed=seed)
     return sets
+
+
+def shared_heldout_speech(config: RecipeConfig, out: Path, seed: int) -> Path:
+    """``heldout_speech`` generic sentences of ``seed``, made once in the cache, without those that say the phrase."""
+    from wakebuilder.bank.heldout import HeldoutSpeechConfig, heldout_speech, without_phrase
+
+    cached = heldout_speech(HeldoutSpeechConfig(n=config.heldout_speech, seed=BANK_SEED + seed,
+                                                engines=config.negative_engines))
+    return without_phrase(cached, config.phrase, out)[0]
 
 
 def nonspeech(config: RecipeConfig, out: Path, speech: Path, *, n: int, seed: int) -> Path:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from wakebuilder.bank.location import cache_dir
 from wakebuilder.manifest import read_manifest
 from wakebuilder.modeldir import load_model
 from wakebuilder.recipe import RecipeConfig, run_recipe
@@ -20,10 +21,18 @@ def test_second_phrase_reuses_the_bank(tmp_path: Path) -> None:
         kinds, size = set(bank.load(pooled=False, sequence=False).kind.tolist()), len(bank)
     assert {"speech_negative", "word_negative"} <= kinds
     complete = next(first.bank.parent.glob("audio/*/complete.json"))
-    stamp = complete.stat().st_mtime_ns
-    second = run_recipe(RecipeConfig.preset("tiny", phrase="computer", engines=("espeak",)),
+    held = sorted(cache_dir().glob("heldout/*/complete.json"))  # calibration and report speech, one of each
+    assert len(held) == 2
+    stamps = [path.stat().st_mtime_ns for path in (complete, *held)]
+    # another phrase and another seed: the seed changes the phrase's own data, never the shared data
+    second = run_recipe(RecipeConfig.preset("tiny", phrase="computer", engines=("espeak",), seed=1),
                         out_dir=tmp_path / "b", device="cpu")
-    assert second.bank == first.bank and complete.stat().st_mtime_ns == stamp  # nothing synthesized again
+    assert second.bank == first.bank  # nothing synthesized again:
+    assert [path.stat().st_mtime_ns for path in (complete, *held)] == stamps
+    assert sorted(cache_dir().glob("heldout/*/complete.json")) == held
+    assert {r.kind for r in read_manifest(tmp_path / "b" / "heldout-eval" / "manifest.jsonl")} == {"hard_negative"}
+    speech = read_manifest(tmp_path / "b" / "heldout-speech-report" / "manifest.jsonl")
+    assert speech and all(Path(r.path).is_absolute() and Path(r.path).is_file() for r in speech)
     with open_store(second.bank) as bank:
         assert len(bank) == size  # nothing embedded again
     own = {r.kind for r in read_manifest(tmp_path / "b" / "negatives" / "manifest.jsonl")}

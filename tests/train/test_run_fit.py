@@ -146,3 +146,13 @@ def test_batch_size_is_capped_by_the_store(tmp_path: Path, stream: bool) -> None
     model, result = run_fit(store, tmp_path / "m", config, device="cpu", stream=stream, progress=False)
     recorded = json.loads((model / "model.json").read_text())["fit"]["batch_size"]
     assert recorded == 80 and len(result.history) == 1
+
+
+def test_the_wake_word_is_the_positives_text_without_casing_or_punctuation() -> None:
+    import numpy as np
+
+    from wakebuilder.train.fit import _wake_word
+
+    texts = ["Computer?", "computer", "Computer.", "hey, jarvis", "the computer room"]
+    assert _wake_word(texts, np.array([1, 1, 1, 1, 0])) == "computer"
+    assert _wake_word(["", "  "], np.array([1, 1])) == ""

@@ -1,0 +1,46 @@
+"""Held-out generic speech made once in the cache; each phrase takes it without the sentences that say it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import wakebuilder.data.synth as synth
+from wakebuilder.audio import write_wav
+from wakebuilder.bank.heldout import HeldoutSpeechConfig, heldout_speech, without_phrase
+from wakebuilder.manifest import ClipRecord, read_manifest, write_manifest
+
+
+def test_sentences_that_say_the_phrase_are_left_out(tmp_path: Path) -> None:
+    source = tmp_path / "cache" / "speech"
+    source.mkdir(parents=True)
+    texts = ["turn on the light", "hey jarvis, play some music", "Jarvis is here", "a quiet evening"]
+    records = []
+    for i, text in enumerate(texts):
+        write_wav(source / f"{i}.wav", np.zeros(1600, np.float32))
+        records.append(ClipRecord(id=f"c{i}", path=f"{i}.wav", label=0, kind="speech_negative", group="g",
+                                  duration_s=0.1, text=text))
+    manifest = write_manifest(source / "manifest.jsonl", records)
+    out, left_out = without_phrase(manifest, "hey jarvis", tmp_path / "phrase")
+    kept = read_manifest(out)
+    assert left_out == 1 and [r.text for r in kept] == ["turn on the light", "Jarvis is here", "a quiet evening"]
+    assert all(Path(r.path).is_absolute() and Path(r.path).is_file() for r in kept)  # the cached audio, not a copy
+    assert not list((tmp_path / "phrase").glob("*.wav"))
+    assert [r.text for r in read_manifest(without_phrase(manifest, "jarvis", tmp_path / "j")[0])] == [
+        "turn on the light", "a quiet evening"]
+
+
+def test_made_once_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = HeldoutSpeechConfig(n=3, seed=1000, engines=("espeak",))
+    first = heldout_speech(config, cache=tmp_path)
+    assert len(read_manifest(first)) == 3 and first.is_relative_to(tmp_path / "heldout")
+
+    def no_synthesis(*args: object, **kwargs: object) -> None:
+        raise AssertionError("synthesized again")
+
+    monkeypatch.setattr(synth, "synthesize_clips", no_synthesis)
+    assert heldout_speech(config, cache=tmp_path) == first
+    with pytest.raises(AssertionError, match="synthesized again"):  # other settings: another folder
+        heldout_speech(config.replace(seed=2000), cache=tmp_path)
