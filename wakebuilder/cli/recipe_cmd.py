@@ -7,6 +7,7 @@ import json
 import click
 
 from wakebuilder.cli.checks import OutPath
+from wakebuilder.recipe_config import RecipeConfig
 from wakebuilder.cli.options import ENGINE_NAMES, device_option, handle_errors, json_option, seed_option, threads_option
 
 
@@ -26,7 +27,7 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               help="speech-embedding (shipped, offline) or ast (or an AST checkpoint id or directory).")
 @click.option("--size", type=click.Choice(["tiny", "quick", "full"]), default="quick", show_default=True,
               help="quick: minutes on a laptop; full: the seed recipe's counts; tiny: a smoke test.")
-@click.option("--engines", default="piper,flite", show_default=True, callback=_engines,
+@click.option("--engines", default=",".join(RecipeConfig.engines), show_default=True, callback=_engines,
               help="TTS engines of positives and negatives (missing ones are skipped with a warning).")
 @click.option("--real", "real_dir", type=click.Path(exists=True, file_okay=False),
               help="Real audio without the phrase (your room, TV, radio), chunked into negatives.")
@@ -54,7 +55,7 @@ def quickstart(
     metrics on held-out data (stderr). Prints the exported ONNX's path; every artifact lies in --out.
     """
     from wakebuilder.evaluate import format_comparison
-    from wakebuilder.recipe import RecipeConfig, run_recipe
+    from wakebuilder.recipe import run_recipe
 
     config = RecipeConfig.preset(size, phrase=phrase, backbone=backbone, engines=engines, seed=seed, bank=bank,
                                  objective=objective, target_fa_per_hour=target_fa_per_hour)
