@@ -43,6 +43,9 @@ def test_window_slug_and_negative_engines() -> None:
     assert config.slug == "hey-jarvis" and config.embed_window_s == 2.5 and config.negative_engines == ("piper",)
     assert RecipeConfig(backbone="ast").embed_window_s is None
     assert RecipeConfig(neg_engines=("espeak",)).negative_engines == ("espeak",)
+    # Kokoro speaks the phrase and its sound-alikes, not the shared sentences (too slow for the first run)
+    assert "kokoro" in RecipeConfig().engines and "kokoro" not in RecipeConfig().shared_speech_engines
+    assert RecipeConfig(neg_engines=("espeak",), shared_engines=()).shared_speech_engines == ("espeak",)
 
 
 def test_config_round_trips_with_nested_settings(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ def bank(config: RecipeConfig, store: Path, step: Step, *, device: str = "auto",
         window_s = float(opened.spec.backbone["window_s"])
     negatives_config = BankNegativesConfig(
         speech=config.n_speech, words=config.n_words, stream_s=config.train_stream_s, chunk_s=window_s,
-        hop_s=config.chunk_hop_s, engines=config.negative_engines, seed=BANK_SEED, nonspeech=config.n_nonspeech,
+        hop_s=config.chunk_hop_s, engines=config.shared_speech_engines, seed=BANK_SEED, nonspeech=config.n_nonspeech,
         debian=config.debian)
     step(f"negative bank of {config.backbone} at {window_s:g} s: build or reuse")
     result = ensure_bank(negatives_config, backbone=config.backbone, window_s=window_s,
@@ -116,7 +116,7 @@ def shared_heldout_speech(config: RecipeConfig, out: Path, seed: int) -> Path:
     from wakebuilder.bank.heldout import HeldoutSpeechConfig, heldout_speech, without_phrase
 
     cached = heldout_speech(HeldoutSpeechConfig(n=config.heldout_speech, seed=BANK_SEED + seed,
-                                                engines=config.negative_engines))
+                                                engines=config.shared_speech_engines))
     return without_phrase(cached, config.phrase, out)[0]
 
 
