@@ -27,6 +27,7 @@ its hash in a COMMIT file>; the JSON records which library ran.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import platform
@@ -57,7 +58,7 @@ QUICK_WORDS = ("happy", "sheila")
 HOP_S, REFRACTORY_S, PAD_S = 0.1, 1.0, 1.0
 ORACLE_MAX_FA = 1
 # RecipeConfig fields a flag of the same name changes (unset: the recipe's default)
-OVERRIDES = ("engines", "neg_engines", "n_pos", "n_hard", "n_speech", "n_words", "pos_copies", "neg_copies",
+OVERRIDES = ("engines", "neg_engines", "shared_engines", "n_pos", "n_hard", "n_speech", "n_words", "pos_copies", "neg_copies",
              "train_stream_s", "stream_s", "objective", "target_fa_per_hour", "window_s")
 
 
@@ -103,8 +104,23 @@ def realdev_files(realdev: Path = REALDEV) -> dict[str, list[Path]]:
     if not (realdev / "positives").is_dir():
         raise SystemExit(f"--realdev {realdev}: no positives/ folder there (the realdev recordings)")
     files: dict[str, list[Path]] = {w: sorted((realdev / "positives" / w).glob("*.wav")) for w in WORDS}
-    files["negative"] = sorted((realdev / "negatives").rglob("*.wav"))
+    files["negative"] = sorted(p for p in (realdev / "negatives").rglob("*") if p.suffix in (".wav", ".flac"))
     return files
+
+
+def category(path: Path) -> str:
+    """A false-accept file's category: ``music`` (negatives/music_*), ``noise`` (negatives/noise_*), else ``speech``."""
+    folder = path.parent.name
+    return "music" if folder.startswith("music") else "noise" if folder.startswith("noise") else "speech"
+
+
+@functools.cache
+def file_seconds(path: Path) -> float:
+    """A realdev file's unpadded seconds (what FA/h divides by)."""
+    import soundfile
+
+    info = soundfile.info(str(path))
+    return info.frames / info.samplerate
 
 
 def padded_audio(path: Path) -> tuple[np.ndarray, float]:
@@ -185,10 +201,20 @@ def oracle_threshold(fa_traces: list[np.ndarray], max_false_accepts: int = ORACL
     return float(candidates[lo])
 
 
-def operating_point(pos: list[np.ndarray], fa: list[np.ndarray], fa_seconds: float, threshold: float) -> dict:
+def operating_point(pos: list[np.ndarray], fa: list[np.ndarray], fa_seconds: float, threshold: float,
+                    categories: list[str] | None = None, seconds: list[float] | None = None) -> dict:
+    """Recall and false accepts at ``threshold``; with each false-accept file's category and seconds, also
+    the false accepts and FA/h of each category (speech, music, noise)."""
     hits, events = n_detected(pos, threshold), n_events(fa, threshold)
-    return {"threshold": threshold, "n_clips": len(pos), "detected": hits, "recall": hits / len(pos),
-            "false_accepts": events, "fa_hours": fa_seconds / 3600, "fa_per_hour": events / (fa_seconds / 3600)}
+    point = {"threshold": threshold, "n_clips": len(pos), "detected": hits, "recall": hits / len(pos),
+             "false_accepts": events, "fa_hours": fa_seconds / 3600, "fa_per_hour": events / (fa_seconds / 3600)}
+    if categories is not None and seconds is not None:
+        point["by_category"] = {}
+        for name in sorted(set(categories)):
+            rows = [i for i, c in enumerate(categories) if c == name]
+            count, hours = n_events([fa[i] for i in rows], threshold), sum(seconds[i] for i in rows) / 3600
+            point["by_category"][name] = {"false_accepts": count, "hours": hours, "fa_per_hour": count / hours}
+    return point
 
 
 def word_traces(scores: np.ndarray, windows: dict[str, np.ndarray], word: str
@@ -231,9 +257,11 @@ def score_word(
         pos, _ = padded_traces(detector, files[word])
         fa, fa_seconds = padded_traces(detector, fa_paths)
     oracle = oracle_threshold(fa)
+    categories = [category(p) for p in fa_paths]
+    seconds = [file_seconds(p) for p in fa_paths]
     return {"window_samples": detector.window_samples, "n_fa_files": len(fa_paths),
-            "calibrated": operating_point(pos, fa, fa_seconds, detector.threshold),
-            "oracle_tuned_on_realdev": operating_point(pos, fa, fa_seconds, oracle),
+            "calibrated": operating_point(pos, fa, fa_seconds, detector.threshold, categories, seconds),
+            "oracle_tuned_on_realdev": operating_point(pos, fa, fa_seconds, oracle, categories, seconds),
             "max_score_positives": [round(float(t.max()), 4) for t in pos]}
 
 
@@ -243,8 +271,16 @@ def pooled(runs: list[dict], key: str) -> dict:
     clips = sum(r[key]["n_clips"] for r in runs)
     events = sum(r[key]["false_accepts"] for r in runs)
     hours = sum(r[key]["fa_hours"] for r in runs)
-    return {"detected": hits, "n_clips": clips, "recall": hits / clips, "false_accepts": events,
-            "fa_per_hour": events / hours}
+    out = {"detected": hits, "n_clips": clips, "recall": hits / clips, "false_accepts": events,
+           "fa_per_hour": events / hours}
+    if runs and all("by_category" in r[key] for r in runs):  # FA/h of speech, music and noise over the runs' hours
+        names = sorted({c for r in runs for c in r[key]["by_category"]})
+        out["by_category"] = {}
+        for name in names:
+            count = sum(r[key]["by_category"].get(name, {}).get("false_accepts", 0) for r in runs)
+            total = sum(r[key]["by_category"].get(name, {}).get("hours", 0.0) for r in runs)
+            out["by_category"][name] = {"false_accepts": count, "hours": total, "fa_per_hour": count / total}
+    return out
 
 
 def summarize(runs: list[dict], words: list[str], seeds: list[int]) -> dict:
@@ -253,11 +289,13 @@ def summarize(runs: list[dict], words: list[str], seeds: list[int]) -> dict:
     per_word = {w: {k: {"recall_mean": float(np.mean([r[k]["recall"] for r in runs if r["word"] == w])),
                         "fa_per_hour_mean": float(np.mean([r[k]["fa_per_hour"] for r in runs if r["word"] == w]))}
                     for k in keys} for w in words}
+    everything = {k: pooled(runs, k) for k in keys}  # every model's clips and hours pooled (all words and seeds)
     mean = {k: {"recall_mean": float(np.mean([per_seed[str(s)][k]["recall"] for s in seeds])),
                 "recall_sd": float(np.std([per_seed[str(s)][k]["recall"] for s in seeds])),
                 "fa_per_hour_mean": float(np.mean([per_seed[str(s)][k]["fa_per_hour"] for s in seeds]))}
             for k in keys}
-    return {"pooled_per_seed": per_seed, "per_word_mean_over_seeds": per_word, "pooled_mean_over_seeds": mean}
+    return {"pooled_per_seed": per_seed, "per_word_mean_over_seeds": per_word, "pooled_mean_over_seeds": mean,
+            "pooled_all_runs": everything}
 
 
 def print_table(tag: str, runs: list[dict], summary: dict) -> None:
@@ -275,6 +313,11 @@ def print_table(tag: str, runs: list[dict], summary: dict) -> None:
         print(f"{'pooled':8} {seed:>4} {'':6} {c['detected']:>3}/{c['n_clips']:<3}{c['recall']:5.0%} "
               f"{c['false_accepts']:>4} {c['fa_per_hour']:6.1f} | {'':6} {o['detected']:>3}/{o['n_clips']:<3}"
               f"{o['recall']:5.0%} {o['false_accepts']:>3} |")
+    for key in ("calibrated", "oracle_tuned_on_realdev"):
+        cats = summary["pooled_all_runs"][key].get("by_category")
+        if cats:
+            print(f"FA/h by category, {key}, pooled over every model: " + ", ".join(
+                f"{n} {c['fa_per_hour']:.2f} ({c['false_accepts']} in {c['hours']:.2f} h)" for n, c in cats.items()))
     m = summary["pooled_mean_over_seeds"]
     print(f"mean over seeds: recall {m['calibrated']['recall_mean']:.1%} (sd {m['calibrated']['recall_sd']:.1%}), "
           f"FA/h {m['calibrated']['fa_per_hour_mean']:.1f}; oracle recall "
@@ -305,6 +348,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--engines", type=lambda s: tuple(split(s)), default=None, help="TTS engines")
     p.add_argument("--neg-engines", type=lambda s: tuple(split(s)), default=None,
                    help="TTS engines of negatives [default: --engines]")
+    p.add_argument("--shared-engines", type=lambda s: tuple(split(s)), default=None,
+                   help="TTS engines of the bank's and the held-out generic speech [default: the recipe's]")
     for name, kind in (("n_pos", int), ("n_hard", int), ("n_speech", int), ("n_words", int), ("pos_copies", int),
                        ("neg_copies", int), ("train_stream_s", float), ("stream_s", float),
                        ("target_fa_per_hour", float), ("window_s", float)):
