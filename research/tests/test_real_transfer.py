@@ -66,3 +66,22 @@ def test_flags_change_only_their_recipe_settings(real_transfer) -> None:
 def test_real_negatives_must_exist(real_transfer, tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         real_transfer.parse_args(["--real-negatives", str(tmp_path / "missing.jsonl")])
+
+
+def test_false_accepts_by_category(real_transfer, tmp_path: Path) -> None:
+    negatives = tmp_path / "negatives"
+    for folder, name in (("music_debian", "a.flac"), ("noise_debian", "b.flac"), ("read_speech_x", "c.wav")):
+        (negatives / folder).mkdir(parents=True)
+        (negatives / folder / name).touch()
+    found = sorted(p for p in negatives.rglob("*") if p.is_file())
+    assert [real_transfer.category(p) for p in found] == ["music", "noise", "speech"]
+    music = np.array([0.9] + [0.1] * 12 + [0.95], np.float32)  # two events 1.3 s apart (refractory 1 s)
+    fa = [music, np.array([0.1], np.float32), np.array([0.8], np.float32)]
+    point = real_transfer.operating_point([np.array([0.7], np.float32)], fa, 3600.0, 0.5,
+                                          ["music", "noise", "speech"], [1800.0, 900.0, 900.0])
+    assert point["false_accepts"] == 3 and point["recall"] == 1.0
+    cats = point["by_category"]
+    assert cats["music"]["false_accepts"] == 2 and cats["music"]["fa_per_hour"] == pytest.approx(4.0)
+    assert cats["noise"]["false_accepts"] == 0 and cats["speech"]["fa_per_hour"] == pytest.approx(4.0)
+    runs = [{"calibrated": point}, {"calibrated": point}]
+    assert real_transfer.pooled(runs, "calibrated")["by_category"]["music"]["fa_per_hour"] == pytest.approx(4.0)
