@@ -69,3 +69,12 @@ def test_mismatched_or_nan_inputs_are_refused() -> None:
         metrics.sweep(np.array([1, 0]), np.array([0.5]), np.array([0.5]))
     with pytest.raises(ConfigError, match="NaN"):
         metrics.sweep(np.array([1, 0]), np.array([0.5, np.nan]), np.array([0.5]))
+
+
+def test_grid_reaches_above_a_stream_false_accept_near_one() -> None:
+    from wakebuilder.metrics import threshold_grid
+
+    assert threshold_grid(np.array([0.2, 0.6])).max() == 0.99
+    grid = threshold_grid(np.array([0.2, 0.6]), stream_peak=0.9962)
+    assert grid.max() > 0.9962 and 0.997 in grid.tolist()  # a threshold above the stream's peak exists
+    assert threshold_grid(np.array([0.2]), stream_peak=0.95).max() == 0.99

@@ -121,6 +121,10 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     # the calibration and report streams hold held-out music and noise of different seeds
     cal, rep = (read_manifest(tmp_path / f"heldout-nonspeech-{n}" / "manifest.jsonl") for n in ("calibrate", "report"))
     assert len(cal) == len(rep) == 8 and not {r.id for r in cal} & {r.id for r in rep}
+    # the streams are speech, music and noise; held-out sound-alikes are report clips, never stream audio
+    assert recipe._stream_sources({"report_hard": tmp_path, "calibrate_speech": tmp_path / "s"}, "calibrate") == [
+        tmp_path / "s"]
+    assert {r.kind for r in read_manifest(tmp_path / "heldout-eval" / "manifest.jsonl")} == {"hard_negative"}
     # every file the README's Artifacts section promises is there
     promised = readme_artifacts()
     where = {"Clip manifest": tmp_path / "positives", "Model directory": result.model_dir,
@@ -147,7 +151,7 @@ def test_without_the_bank_training_holds_the_nonspeech_negatives(
     neg = write_manifest(neg_dir / "manifest.jsonl", rows)
     monkeypatch.setattr(steps, "positives", lambda *a: [])
     monkeypatch.setattr(steps, "negatives", lambda *a: neg)
-    monkeypatch.setattr(steps, "heldout_sets", lambda *a: {"calibrate": neg})
+    monkeypatch.setattr(steps, "heldout_sets", lambda *a: {"calibrate_speech": neg})
     monkeypatch.setattr(steps, "augmented", lambda config, manifest, out, copies, **k: out / "manifest.jsonl")
     monkeypatch.setattr(steps, "training_windows", lambda *a: tmp_path / "windows.jsonl")
     monkeypatch.setattr(steps, "negative_stream", lambda config, manifests, path, *a: path)

@@ -185,15 +185,17 @@ def calibrate_model(
     logits, labels = validation_logits(model, store_path)
     temperature, bias = fit_platt(logits, labels)
     scores = apply_platt(logits, temperature, bias)
-    grid = metrics.threshold_grid(scores)
-    table = metrics.sweep(labels, scores, grid)
-    fa_h, hours = None, 0.0
+    fa_h, hours, traces = None, 0.0, None
     if streams:
         from wakebuilder.backbones import backbone_from_identity
 
         backbone = backbone_from_identity(model.backbone, device=config.device)
         scorer = model_scorer(model, backbone, temperature, bias)
         traces, hours = stream_scores(streams, scorer, window_samples=backbone.window_samples, config=config)
+    peak = max((float(np.max(t)) for t in traces or [] if len(t)), default=None)
+    grid = metrics.threshold_grid(scores, stream_peak=peak)
+    table = metrics.sweep(labels, scores, grid)
+    if traces is not None:
         counts = count_events_many(traces, grid, frame_s=config.hop_s, refractory_s=config.refractory_s)
         fa_h = np.asarray(metrics.fa_per_hour(counts, hours), dtype=np.float64)
     threshold = choose_threshold(table, fa_h, config)

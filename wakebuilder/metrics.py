@@ -28,14 +28,22 @@ SEED_TARGETS: dict[str, tuple[str, float]] = {
 """The seed project's per-clip targets."""
 
 
-def threshold_grid(scores: np.ndarray | None = None) -> np.ndarray:
-    """0.01..0.99 in steps of 0.01, plus finer steps near 0 and 1 where scores saturate."""
+def threshold_grid(scores: np.ndarray | None = None, *, stream_peak: float | None = None) -> np.ndarray:
+    """0.01..0.99 in steps of 0.01, plus finer steps near 0 and 1 where scores saturate.
+
+    ``stream_peak``: the highest score on the calibration streams. Above 0.99 the fine steps near 1 are
+    added, so a false accept that scores 0.995 does not leave every threshold of the grid with one event
+    (6 FA/h on a 10-minute stream) and an FA/h target out of reach.
+    """
     grid = np.round(np.arange(1, 100) / 100, 2)
+    near_one = [0.991 + 0.001 * i for i in range(9)] + [0.9991 + 0.0001 * i for i in range(9)]
+    if stream_peak is not None and stream_peak > 0.99:
+        grid = np.unique(np.concatenate([grid, np.round(near_one, 4)]))
     if scores is not None and np.asarray(scores).size:
         values = np.asarray(scores, dtype=np.float64)
         extra = []
         if np.mean(values > 0.99) > 0.05:
-            extra += [0.991 + 0.001 * i for i in range(9)] + [0.9991 + 0.0001 * i for i in range(9)]
+            extra += near_one
         if np.mean(values < 0.01) > 0.05:
             extra += [0.001 * i for i in range(1, 10)]
         grid = np.unique(np.concatenate([grid, np.round(extra, 4)]))

@@ -134,19 +134,20 @@ def build_data(
     if real_dir is not None:
         step(f"chunk real audio from {real_dir}")
         manifests.append(real_chunks(real_dir, out / "real"))
-    step(f"streams: {config.stream_s:g}s of held-out negative audio (speech, music, noise) for calibration"
+    step(f"streams: {config.stream_s:g}s of held-out speech, music and noise for calibration"
          + (" and for the report" if config.report else ""))
-    cal_stream = negative_stream(config, _with_nonspeech(held, "calibrate"), out / "stream-calibrate.wav")
-    report_stream = (negative_stream(config, _with_nonspeech(held, "report"), out / "stream-report.wav")
+    cal_stream = negative_stream(config, _stream_sources(held, "calibrate"), out / "stream-calibrate.wav")
+    report_stream = (negative_stream(config, _stream_sources(held, "report"), out / "stream-report.wav")
                      if config.report else None)
     return RecipeData(train_manifests=manifests, negatives=neg, heldout_positives=held.get("positives"),
-                      heldout_negatives=held.get("report"), calibration_stream=cal_stream, report_stream=report_stream,
-                      heldout_nonspeech=held.get("report_nonspeech"), heldout_speech=held.get("report_speech"))
+                      heldout_negatives=held.get("report_hard"), calibration_stream=cal_stream,
+                      report_stream=report_stream, heldout_nonspeech=held.get("report_nonspeech"),
+                      heldout_speech=held.get("report_speech"))
 
 
-def _with_nonspeech(held: dict[str, Path], name: str) -> list[Path]:
-    """The held-out set ``name``'s manifests: sound-alikes, generic speech (from the cache with the bank), non-speech."""
-    return [held[k] for k in (name, f"{name}_speech", f"{name}_nonspeech") if k in held]
+def _stream_sources(held: dict[str, Path], name: str) -> list[Path]:
+    """The manifests of stream ``name``: held-out generic speech and non-speech (no sound-alikes)."""
+    return [held[k] for k in (f"{name}_speech", f"{name}_nonspeech") if k in held]
 
 
 def embed_data(config: RecipeConfig, out: Path, data: RecipeData, *, device: str = "auto", threads: int = 0) -> Path:
@@ -178,8 +179,10 @@ def train_and_export(
     model_dir, _ = run_fit(stores, out / "model", config.fit.replace(seed=config.seed), device=device, overwrite=True,
                            wake_word=config.phrase)
     step("calibrate")
-    cal_config = CalibrateConfig(objective=config.objective, target_fa_per_hour=config.target_fa_per_hour,
-                                 device=device)
+    # The recipe always has a calibration stream: "auto" is its FA/h rule, and where no threshold reaches the
+    # target it takes the fewest false accepts with a warning instead of failing a run of many minutes.
+    objective = "auto" if config.objective == "fa-per-hour" else config.objective
+    cal_config = CalibrateConfig(objective=objective, target_fa_per_hour=config.target_fa_per_hour, device=device)
     _, calibration = calibrate_model(model_dir, stores, streams=[data.calibration_stream], config=cal_config)
     log.info("calibration:\n%s", format_report(calibration))
     step("export")
