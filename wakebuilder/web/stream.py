@@ -96,6 +96,10 @@ class StreamingScorer:
 
     def score(self, frame: int, window: np.ndarray) -> float:
         """Score the window of hop number ``frame`` (its samples ``window``)."""
+        return float(self._run("tail", self.window_rows(frame, window)[None])[0])
+
+    def window_rows(self, frame: int, window: np.ndarray) -> np.ndarray:
+        """The window's stage-2 rows ``(n2, C, W)`` (the tail's input), reusing what earlier windows computed."""
         if window.shape != (self.window_samples,):
             raise ConfigError(f"window of {window.shape} samples; the model takes {self.window_samples}")
         f = frame * self.hop_frames
@@ -123,7 +127,13 @@ class StreamingScorer:
         for cache in (self.mel, self.rows1, self.rows2):
             for key in [k for k in cache if k < f]:
                 del cache[key]
-        return float(self._run("tail", np.stack([self.rows2[int(b)][0] for b in starts2])[None])[0])
+        return np.stack([self.rows2[int(b)][0] for b in starts2])
+
+    def whole_window_rows(self, window: np.ndarray) -> np.ndarray:
+        """The same rows computed from the window alone, as the end-to-end model does (for checks)."""
+        db = self._run("front", window[None])
+        floored = np.maximum(db, np.float32(db.max()) - self.db_range)
+        return self._run("stage2", self._run("stage1", floored))[0]
 
 
 def stream_scores(pieces: StreamPieces, audio: np.ndarray, hop_samples: int) -> np.ndarray:
