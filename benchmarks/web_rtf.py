@@ -102,15 +102,15 @@ def measure_window(window_s: float, args: argparse.Namespace, root: Path) -> tup
 
     import onnxruntime
 
-    from wakebuilder.audio import write_wav
+    from wakebuilder.audio import load_audio, write_wav
     from wakebuilder.web.build import WebConfig, build_web_page
     from wakebuilder.web.serve import page_url, serve_in_thread
 
     onnx_path, _ = export_random("speech-embedding", root, window_s=window_s)
     page = root / f"page-{window_s}"
     summary = build_web_page([onnx_path], page, config=WebConfig(threshold=0.5))  # a random head: any threshold
-    audio = synthetic_audio(args.seconds)
-    write_wav(page / "bench.wav", audio)
+    write_wav(page / "bench.wav", synthetic_audio(args.seconds))
+    audio = load_audio(page / "bench.wav")  # what the page reads
     window, hop = summary["models"][0]["window_samples"], summary["hop_samples"]
     hop_ms, rows, agent = hop / 16.0, [], ""
     _, reference = python_run(onnx_path, audio, window, hop, "full")
@@ -119,12 +119,13 @@ def measure_window(window_s: float, args: argparse.Namespace, root: Path) -> tup
         for path in ("full", "stream"):
             for threads in args.threads:
                 run = browser_run(page_url(server), threads, path)
-                work = run["work"] or {}
+                work = run["work"]
                 rows.append({"runtime": f"onnxruntime-web {summary['onnxruntime_web_version']} (Chromium, wasm)",
                              "window_s": window_s, "path": path, "threads": run["threads"],
                              **summarize(run["inference_ms"], hop_ms),
                              "max_abs_diff_vs_python": float(np.max(np.abs(np.array(run["raw"]) - reference))),
-                             "computed_per_window": {k: round(v / len(run["raw"]), 2) for k, v in work.items()}})
+                             "computed_per_window": work and {k: round(v / len(run["raw"]), 2)
+                                                              for k, v in work.items()}})
                 agent = run["user_agent"]
     finally:
         server.shutdown()
