@@ -38,8 +38,8 @@ def web() -> None:
 @click.option("--smooth", type=IntIn(1, 1000), default=None,
               help="Moving average over N hops (default: the model's).")
 @click.option("--stream/--no-stream", default=True, show_default=True,
-              help="Speech-embedding models: compute only what is new since the last window (exact; about "
-                   "3x faster), else run the whole window every hop.")
+              help="Speech-embedding models: compute only what is new since the last window (exact; 3-4x "
+                   "faster in the browser), else run the whole window every hop.")
 @overwrite_option
 @json_option
 @handle_errors
