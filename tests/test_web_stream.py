@@ -97,6 +97,22 @@ def test_reusing_rows_under_another_floor_would_be_wrong(models: dict[str, Path]
     assert worst > 1e-2
 
 
+def test_ast_models_keep_the_whole_window_path(tiny_ast_dir: Path, tmp_path: Path) -> None:
+    from wakebuilder.export import export_model
+    from wakebuilder.web.build import WebConfig, build_web_page, find_ort_web
+
+    backbone = load_backbone(str(tiny_ast_dir), device="cpu")
+    model = make_model_dir(tmp_path / "model", tiny_head(backbone.seq_len, backbone.dim), backbone.identity)
+    onnx_path = Path(export_model(model, tmp_path / "export", name="ast").files["onnx"])
+    assert stream_pieces(onnx_path) is None
+    try:
+        find_ort_web()
+    except Exception:  # the page itself needs ONNX Runtime Web (bin/setup)
+        return
+    page = build_web_page([onnx_path], tmp_path / "page", config=WebConfig(threshold=0.5))
+    assert "stream" not in page["models"][0] and not list((tmp_path / "page" / "models").glob("*.stage1.onnx"))
+
+
 def test_parity_check_refuses_wrong_pieces(models: dict[str, Path]) -> None:
     import dataclasses
 
