@@ -34,7 +34,7 @@ def synthetic_audio(seconds: float, seed: int = 0) -> np.ndarray:
     return audio.astype(np.float32)
 
 
-def export_random(backbone_spec: str, root: Path) -> tuple[Path, float]:
+def export_random(backbone_spec: str, root: Path, window_s: float | None = None) -> tuple[Path, float]:
     """Model directory with a random head over ``backbone_spec``, exported; returns (onnx, export seconds)."""
     import torch
 
@@ -43,14 +43,14 @@ def export_random(backbone_spec: str, root: Path) -> tuple[Path, float]:
     from wakebuilder.modeldir import save_model
     from wakebuilder.train.head import HeadConfig, WakeHead
 
-    backbone = load_backbone(backbone_spec, device="cpu", dtype="fp32")
+    backbone = load_backbone(backbone_spec, device="cpu", dtype="fp32", window_s=window_s)
     torch.manual_seed(0)
     head = WakeHead(HeadConfig(input_dim=backbone.dim, seq_len=backbone.seq_len)).eval()
     meta = {"backbone": backbone.identity, "store_fingerprint": "benchmark", "wake_word": "bench", "fit": {}}
     split = {"seed": 0, "val_fraction": 0.2, "train_groups": [], "val_groups": []}
-    model = save_model(root / f"model-{backbone.name}", head, meta=meta, split=split)
+    model = save_model(root / f"model-{backbone.name}-{backbone.window_s}", head, meta=meta, split=split)
     start = time.perf_counter()
-    summary = export_model(model, root / f"export-{backbone.name}", name="bench")
+    summary = export_model(model, root / f"export-{backbone.name}-{backbone.window_s}", name="bench")
     return Path(summary.files["onnx"]), time.perf_counter() - start
 
 

@@ -89,7 +89,7 @@ def test_build_writes_a_self_contained_folder(exported: Path, tmp_path: Path) ->
     assert {"index.html", "app.js", "worklet.js", "events.js", "page.json", "models/chirp.onnx", "models/chirp.json",
             "ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.wasm"} <= files
     # nothing is loaded from the internet at page time
-    for name in ("index.html", "app.js", "worklet.js", "events.js"):
+    for name in ("index.html", "app.js", "worklet.js", "events.js", "stream.js"):
         text = (tmp_path / "p" / name).read_text()
         assert "http://" not in text and "https://" not in text
     again = CliRunner().invoke(main, ["web", str(exported), "--out", str(tmp_path / "p")])

@@ -3,7 +3,10 @@
 The folder holds ``index.html``, ``app.js`` (page logic), ``events.js`` (the
 event rule of :mod:`wakebuilder.streaming` in JavaScript), ``worklet.js`` (an
 AudioWorklet that resamples the microphone to 16 kHz and keeps the last window),
-``models/`` (each ``NAME.onnx`` and ``NAME.json``), ``ort/`` (ONNX Runtime
+``stream.js`` (the streaming scorer of speech-embedding models), ``models/`` (each
+``NAME.onnx`` and ``NAME.json``, and for speech-embedding models the streaming
+pieces ``NAME.front|stage1|stage2|tail.onnx`` cut from ``NAME.onnx``, see
+:mod:`wakebuilder.web.pieces`, checked against it before the page is written), ``ort/`` (ONNX Runtime
 Web's WebAssembly build, copied from the npm package that set-up installs) and
 ``page.json`` (window, threshold, hop, refractory period and smoothing of each
 model). Nothing is fetched from the internet when the page runs.
@@ -29,7 +32,7 @@ from wakebuilder.streaming import hop_samples
 
 ORT_WEB_VERSION = "1.31.1"  # pinned; bin/setup installs exactly this from the npm registry
 ORT_WEB_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-PAGE_ASSETS = ("index.html", "app.js", "events.js", "worklet.js", "style.css")
+PAGE_ASSETS = ("index.html", "app.js", "events.js", "stream.js", "worklet.js", "style.css")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -40,6 +43,7 @@ class WebConfig(StageConfig):
     hop_s: float | None = None
     refractory_s: float | None = None
     smooth: int | None = None
+    stream: bool = True  # stream speech-embedding models (the page's path=full URL parameter also turns it off)
 
     def __post_init__(self) -> None:
         if self.hop_s is not None:
@@ -122,6 +126,24 @@ def page_config(models: list[dict[str, Any]], ort_version: str) -> dict[str, Any
     }
 
 
+def add_stream(entry: dict[str, Any], onnx_path: Path, models_dir: Path, hop: int) -> None:
+    """Write the streaming pieces of a speech-embedding model and describe them in its ``page.json`` entry.
+
+    Other backbones, and hops that are not a whole number of mel frames, keep the end-to-end path.
+    The pieces must reproduce ``NAME.onnx`` on test audio (digital silence included) within 1e-4.
+    """
+    from wakebuilder.web.pieces import stream_pieces, write_pieces
+    from wakebuilder.web.stream import check_stream_parity, streamable
+
+    pieces = stream_pieces(onnx_path)
+    if not streamable(pieces, hop):
+        return
+    diff = check_stream_parity(onnx_path, pieces, hop)
+    files = write_pieces(pieces, models_dir, onnx_path.stem)
+    entry["stream"] = {"files": {k: f"models/{v}" for k, v in files.items()}, **pieces.geometry(),
+                       "parity_max_abs_diff": diff}
+
+
 def build_web_page(
     models: list[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
@@ -161,5 +183,8 @@ def build_web_page(
             encoding="utf-8",
         )
         page = page_config(entries, ort_version)
+        if config.stream:
+            for path, entry in zip(paths, entries, strict=True):
+                add_stream(entry, path, work / "models", page["hop_samples"])
         atomic_write_json(work / "page.json", page)
     return {"out": str(target), "index": str(target / "index.html"), **page}

@@ -2,9 +2,13 @@
 // microphone every hop, draw the score traces and threshold lines, list the detections.
 // URL parameters: autostart=1 (start the microphone at once), threads=N (WebAssembly threads; default
 // half the cores, at most 4), selftest=FILE.wav (score a 16 kHz WAV file window by window instead of
-// the microphone).
+// the microphone), path=full (run the end-to-end NAME.onnx every hop instead of streaming the
+// speech-embedding pieces, for comparison).
+// Speech-embedding models are streamed (stream.js: only the mel frames and CNN rows new since the
+// last window are computed, exactly); others (AST) run the end-to-end NAME.onnx on every window.
 import * as ort from "./ort/ort.wasm.min.mjs";
 import { EventCounter, MovingAverage, decodeWav, frameStarts } from "./events.js";
+import { StreamingScorer } from "./stream.js";
 
 const params = new URLSearchParams(location.search);
 const COLOURS = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2"];
@@ -28,14 +32,22 @@ async function loadModels() {
   const sr = state.page.sample_rate;
   state.hopS = state.page.hop_samples / sr;
   for (const [i, entry] of state.page.models.entries()) {
-    const session = await ort.InferenceSession.create(entry.onnx, { executionProviders: ["wasm"] });
-    state.models.push({ ...entry, session, colour: COLOURS[i % COLOURS.length], trace: [] });
+    const model = { ...entry, colour: COLOURS[i % COLOURS.length], trace: [], path: "full" };
+    if (entry.stream && params.get("path") !== "full") {
+      model.streamer = await StreamingScorer.create(ort, entry.stream.files, entry.stream, entry.window_samples,
+                                                  state.page.hop_samples);
+      model.path = "stream";
+    } else {
+      model.session = await ort.InferenceSession.create(entry.onnx, { executionProviders: ["wasm"] });
+    }
+    state.models.push(model);
   }
   state.maxWindow = Math.max(...state.models.map((m) => m.window_samples));
   resetCounters();
   $("models").innerHTML = state.models.map((m) =>
     `<span class="model" style="color:${m.colour}">${m.wake_word}</span> window ${(m.window_samples / sr).toFixed(2)} s,
-     threshold ${m.threshold.toFixed(3)}, refractory ${m.refractory_s} s, smooth ${m.smooth}`).join("<br>");
+     threshold ${m.threshold.toFixed(3)}, refractory ${m.refractory_s} s, smooth ${m.smooth},
+     ${m.path === "stream" ? "streamed" : "whole window every hop"}`).join("<br>");
   status(`ready: ONNX Runtime Web ${ort.env.versions?.web ?? state.page.onnxruntime_web_version}, ` +
          `${ort.env.wasm.numThreads} thread(s), hop ${(state.hopS * 1000).toFixed(0)} ms`);
 }
@@ -44,6 +56,7 @@ function resetCounters() {
   const sr = state.page.sample_rate;
   for (const m of state.models) {
     m.trace = [];
+    m.streamer?.reset();
     m.smoother = new MovingAverage(m.smooth);
     m.counter = new EventCounter(m.threshold, { frameS: state.hopS, refractoryS: m.refractory_s,
                                                 offsetS: m.window_samples / 2 / sr });
@@ -60,11 +73,15 @@ async function scoreFrame(frame, window) {
   const raw = [];
   for (const m of state.models) {
     const samples = window.slice(window.length - m.window_samples); // a copy: ORT needs its own buffer
-    const input = new ort.Tensor("float32", samples, [1, m.window_samples]);
     const start = performance.now();
-    const out = await m.session.run({ [m.session.inputNames[0]]: input });
+    if (m.streamer) {
+      raw.push(await m.streamer.score(frame, samples));
+    } else {
+      const input = new ort.Tensor("float32", samples, [1, m.window_samples]);
+      const out = await m.session.run({ [m.session.inputNames[0]]: input });
+      raw.push(out[m.session.outputNames[0]].data[0]);
+    }
     state.inferMs.push(performance.now() - start);
-    raw.push(out[m.session.outputNames[0]].data[0]);
   }
   state.models.forEach((m, i) => record(m, frame, raw[i]));
   state.frames += 1;
@@ -217,7 +234,9 @@ async function selfTest(url) {
   window.wbResult = {
     hop_samples: state.page.hop_samples, inference_ms: state.inferMs, threads: ort.env.wasm.numThreads,
     cross_origin_isolated: self.crossOriginIsolated,
-    models: state.models.map((m) => ({ name: m.name, raw: m.trace.map((p) => p.raw), scores: m.trace.map((p) => p.score),
+    models: state.models.map((m) => ({
+      name: m.name, path: m.path, work: m.streamer?.work ?? null, stage_ms: m.streamer?.ms ?? null,
+      raw: m.trace.map((p) => p.raw), scores: m.trace.map((p) => p.score),
       events: state.detections.filter((d) => d.model === m.name).map(({ timeS, score, onsetS }) => ({ timeS, score, onsetS })) })),
   };
   document.body.dataset.state = "done";
