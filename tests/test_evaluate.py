@@ -100,3 +100,30 @@ def test_fa_per_hour_per_category(data: dict[str, Path], tmp_path: Path) -> None
     assert bad.exit_code == 2 and "NAME=PATH" in bad.stderr
     assert record_category(ClipRecord(id="x", path="a.wav", label=0, kind="real_negative", group="g",
                                       source="negatives/music_debian/x.ogg")) == "music"
+
+
+def test_a_mixed_stream_counts_false_accepts_per_clip_category(data: dict[str, Path], tmp_path: Path) -> None:
+    """A stream built from music and noise clips: each false accept counts for the clip it falls in."""
+    from tests.model_helpers import planted_stream
+    from wakebuilder.categories import segments_path
+    from wakebuilder.data.stream import StreamConfig, build_negative_stream
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    records = []
+    for i in range(3):  # "music" that sounds like the wake word, and quiet noise
+        write_wav(clips / f"m{i}.wav", planted_stream((1.0,), 3.0, seed=i))
+        write_wav(clips / f"n{i}.wav", noise(3.0, amplitude=0.01, seed=20 + i))
+        records += [ClipRecord(id=f"m{i}", path=f"m{i}.wav", label=0, kind="real_negative", group="m",
+                               params={"category": "music"}),
+                    ClipRecord(id=f"n{i}", path=f"n{i}.wav", label=0, kind="noise", group="n")]
+    manifest = write_manifest(clips / "manifest.jsonl", records)
+    stream = build_negative_stream([str(manifest)], out_path=tmp_path / "stream.wav",
+                                   config=StreamConfig(duration_s=20.0, seed=1, gap_min_s=1.2, gap_max_s=1.5))
+    sidecar = json.loads(segments_path(stream).read_text())
+    assert {row[1] for row in sidecar["segments"]} == {"music", "noise"} and sidecar["duration_s"] == 20.0
+    (result,) = evaluate_models([data["onnx"]], [str(stream)])
+    cats = result["categories"]
+    assert cats["music"]["false_accepts"] >= 1 and cats["noise"]["false_accepts"] == 0
+    assert result["false_accepts"] == cats["music"]["false_accepts"]
+    assert sum(c["hours"] for c in cats.values()) == pytest.approx(20 / 3600)

@@ -6,6 +6,9 @@ and household noise), so ``wb eval`` reports false accepts per hour for each.
 A manifest row's category is its ``params["category"]`` when set, else follows
 its ``kind``; an audio file's is given (``--category music=PATH``) or read from
 its path (a folder or file name containing ``music``, ``noise`` or ``speech``).
+A stream built by ``wb stream`` (or the recipe) mixes categories: its
+``NAME.segments.json`` says which clip plays when, and each false accept counts
+for the category of the clip it falls in (``StreamSegments``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from wakebuilder.errors import ConfigError
 from wakebuilder.manifest import ClipRecord
@@ -74,3 +79,48 @@ def stream_categories(streams: Sequence[str], given: Sequence[str] = ()) -> list
         name, files = parse_category(value)
         out += [(str(f), name) for f in files]
     return out
+
+
+def segments_path(stream: str | Path) -> Path:
+    """``NAME.segments.json`` beside the stream ``NAME.wav`` (written by ``data.stream``)."""
+    path = Path(stream)
+    return path.with_name(f"{path.stem}.segments.json")
+
+
+class StreamSegments:
+    """The categories of a mixed stream over time, from its ``NAME.segments.json`` (``data.stream``)."""
+
+    def __init__(self, starts: Sequence[float], names: Sequence[str], duration_s: float) -> None:
+        self.starts = np.asarray(starts, dtype=np.float64)
+        self.names = list(names)
+        self.duration_s = float(duration_s)
+
+    @classmethod
+    def read(cls, stream: str | Path) -> StreamSegments | None:
+        """The stream's segments, or None when it has no (readable) sidecar."""
+        import json
+
+        path = segments_path(stream)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            rows = sorted((float(r[0]), str(r[1])) for r in data["segments"])
+            duration = float(data["duration_s"])
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return None
+        if not rows:
+            return None
+        return cls([r[0] for r in rows], [r[1] if r[1] in CATEGORIES else OTHER for r in rows], duration)
+
+    def category_at(self, time_s: float) -> str:
+        """The category of the clip playing (or the pause after it) at ``time_s``."""
+        index = int(np.searchsorted(self.starts, time_s, side="right")) - 1
+        return self.names[max(index, 0)]
+
+    def seconds(self) -> dict[str, float]:
+        """Seconds of the stream per category (before the first clip counts for the first)."""
+        ends = np.append(self.starts[1:], max(self.duration_s, float(self.starts[-1])))
+        lengths = np.diff(np.concatenate([[0.0], ends]))
+        out: dict[str, float] = {}
+        for name, length in zip(self.names, lengths, strict=True):
+            out[name] = out.get(name, 0.0) + float(length)
+        return out

@@ -20,7 +20,7 @@ import numpy as np
 from wakebuilder import metrics
 from wakebuilder.audio import fit_to_window, load_audio
 from wakebuilder.audio_stream import AudioBlocks
-from wakebuilder.categories import CATEGORIES, from_path, record_category, stream_categories
+from wakebuilder.categories import CATEGORIES, OTHER, StreamSegments, from_path, record_category, stream_categories
 from wakebuilder.detect import DetectConfig, Detector, detect_blocks, load_detector, threshold_for
 from wakebuilder.errors import ConfigError
 from wakebuilder.manifest import ClipRecord, read_manifest, resolve_clip_path
@@ -90,10 +90,17 @@ def evaluate_detector(
         per: dict[str, list[float]] = {}
         for path, name in zip(streams, names, strict=True):  # a block at a time: hours of audio in bounded memory
             blocks = AudioBlocks(path)
-            events = sum(1 for _ in detect_blocks(detector, blocks, config.detect_config()))
-            tally = per.setdefault(name, [0, 0.0])
-            tally[0] += events
-            tally[1] += blocks.seconds
+            events = list(detect_blocks(detector, blocks, config.detect_config()))
+            segments = StreamSegments.read(path) if name == OTHER else None  # a mixed stream: per clip
+            if segments is None:
+                tally = per.setdefault(name, [0, 0.0])
+                tally[0] += len(events)
+                tally[1] += blocks.seconds
+                continue
+            for category, seconds in segments.seconds().items():
+                per.setdefault(category, [0, 0.0])[1] += seconds * blocks.seconds / segments.duration_s
+            for event in events:
+                per.setdefault(segments.category_at(event.time_s), [0, 0.0])[0] += 1  # where the peak window centres
         n_events, seconds = sum(int(t[0]) for t in per.values()), sum(t[1] for t in per.values())
         result.update(false_accepts=n_events, stream_hours=seconds / 3600,
                       fa_per_hour=float(metrics.fa_per_hour(n_events, seconds / 3600)),

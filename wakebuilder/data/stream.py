@@ -4,7 +4,9 @@ False accepts per hour are measured on long continuous audio. Where the user
 has none (an offline quickstart), this joins held-out negative clips (speech,
 sound-alike phrases, real-audio chunks) with random pauses over a low noise
 floor into one long WAV, so the streaming detector sees word boundaries,
-silence and onsets as it would in a room.
+silence and onsets as it would in a room. Beside the WAV, ``NAME.segments.json``
+lists where each clip starts and its category (speech, music, noise), so ``wb
+eval`` can count the stream's false accepts per category.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
-from wakebuilder.atomic import refuse_existing
+from wakebuilder.atomic import atomic_write_json, refuse_existing
 from wakebuilder.audio import load_audio, write_wav
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, ManifestError
@@ -58,15 +60,21 @@ def build_negative_stream(
     rng = np.random.default_rng(config.seed)
     total = int(config.duration_s * SAMPLE_RATE)
     out = np.zeros(total, dtype=np.float32)
+    from wakebuilder.categories import record_category, segments_path
+
     position, order = 0, rng.permutation(len(clips))
-    step = 0
+    step, segments = 0, []
     while position < total:
         manifest, record = clips[order[step % len(order)]]
         samples = load_audio(resolve_clip_path(manifest, record))
         end = min(total, position + samples.shape[0])
         out[position:end] = samples[: end - position]
+        segments.append([round(position / SAMPLE_RATE, 4), record_category(record), record.id])
         position = end + int(rng.uniform(config.gap_min_s, config.gap_max_s) * SAMPLE_RATE)
         step += 1
     noise_rms = 10 ** (config.noise_dbfs / 20)
     out += (noise_rms * rng.standard_normal(total)).astype(np.float32)
+    # each clip's segment runs from its start to the next clip's (the pause after it included)
+    atomic_write_json(segments_path(out_path), {"duration_s": total / SAMPLE_RATE, "segments": segments})
     return write_wav(out_path, out)
+
