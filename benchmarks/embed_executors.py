@@ -25,6 +25,7 @@ figures: on a shared machine other processes take cores and the ratios fall with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -80,13 +81,17 @@ def timed(manifest: Path, store: Path, executor: str, pids: list[int], *, one_co
     ``one_core``: this process (and the threads it starts) pinned to one core for the run, so ``local`` cannot
     overlap reading and decoding with inference on the second core.
     """
-    if one_core:
+    if one_core:  # every thread of this process (a thread's affinity is its own), and those it starts later
         cores = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {min(cores)})
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+        for tid in threads:
+            os.sched_setaffinity(tid, {min(cores)})
         try:
             return timed(manifest, store, executor, pids)
         finally:
-            os.sched_setaffinity(0, cores)
+            for tid in os.listdir("/proc/self/task"):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(tid), cores)
     load = os.getloadavg()[0]
     cpu, started = cpu_seconds(pids), time.perf_counter()
     run = ShardedRun(executor=executor, batch_size=BATCH, threads=1, progress=False)
