@@ -74,6 +74,20 @@ def test_fa_per_hour_target_picks_the_lowest_threshold_meeting_it() -> None:
         choose_threshold(table, fa_h + 100, config)
 
 
+def test_not_below_f1_lets_the_stream_raise_the_threshold_but_not_lower_it() -> None:
+    grid = metrics.threshold_grid()
+    f1 = np.exp(-((grid - 0.6) ** 2) / 0.01)  # per-clip F1 best at 0.6
+    table = {"threshold": grid, "f1": f1}
+    easy = np.where(grid >= 0.03, 0.0, 10.0)  # a stream with no false accept above 0.03
+    hard = np.where(grid >= 0.85, 0.0, 10.0)  # one that needs 0.85
+    plain = CalibrateConfig(objective="fa-per-hour")
+    floored = plain.replace(not_below_f1=True)
+    assert choose_threshold(table, easy, plain) == 0.03 and choose_threshold(table, easy, floored) == 0.6
+    assert choose_threshold(table, hard, plain) == choose_threshold(table, hard, floored) == 0.85
+    unreachable = CalibrateConfig(objective="auto", not_below_f1=True)
+    assert choose_threshold(table, np.where(grid >= 0.2, 6.0, 12.0), unreachable) == 0.6
+
+
 def test_config_rejects_bad_values() -> None:
     with pytest.raises(ConfigError, match="objective"):
         CalibrateConfig(objective="accuracy")

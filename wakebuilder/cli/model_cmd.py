@@ -39,6 +39,8 @@ threshold_option = click.option(
               help="fa-per-hour: lowest threshold meeting the target on the --stream audio; f1: best per-clip "
               "F1 (seed rule); auto: fa-per-hour when a --stream is given, else f1.")
 @click.option("--target-fa-per-hour", type=FloatIn(0.0, 3600.0), default=0.5, show_default=True)
+@click.option("--not-below-f1", is_flag=True,
+              help="FA/h rule: never below the best per-clip F1 threshold (a synthetic stream only raises it).")
 @hop_option
 @refractory_option
 @smooth_option
@@ -46,7 +48,7 @@ threshold_option = click.option(
 @json_option
 @handle_errors
 def calibrate(model_dir: str, stores: tuple[str, ...], streams: tuple[str, ...], objective: str, target_fa_per_hour: float,
-              hop_s: float, refractory_s: float, smooth: int, device: str, as_json: bool) -> None:
+              not_below_f1: bool, hop_s: float, refractory_s: float, smooth: int, device: str, as_json: bool) -> None:
     """Fit the score calibration and choose the threshold on the model's validation groups.
 
     Several --store are read as one (the stores the model was fit on). Writes MODEL/calibration.json
@@ -54,7 +56,8 @@ def calibrate(model_dir: str, stores: tuple[str, ...], streams: tuple[str, ...],
     """
     from wakebuilder.calibrate import CalibrateConfig, calibrate_model, format_report
 
-    config = CalibrateConfig(objective=objective, target_fa_per_hour=target_fa_per_hour, hop_s=hop_s,
+    config = CalibrateConfig(objective=objective, target_fa_per_hour=target_fa_per_hour, not_below_f1=not_below_f1,
+                             hop_s=hop_s,
                              refractory_s=refractory_s, smooth=smooth, device=device)
     path, summary = calibrate_model(model_dir, list(stores), streams=streams, config=config)
     click.echo(format_report(summary), err=True)
