@@ -1,0 +1,52 @@
+"""Calibrate and export the models of a real_transfer.py run again with this library's rule, without refitting.
+
+For a change of the threshold rule only (``CalibrateConfig``): each run's head, stores and calibration stream
+stay as they are; ``wakebuilder.recipe.train_and_export``'s calibrate and export steps run again with the
+recipe config the run recorded. Then ``real_transfer.py --rescore --tag TAG`` scores the new exports.
+
+Usage: WB_CACHE_DIR=<the run's cache> .venv/bin/python research/recalibrate_runs.py --tag bank-voices-s0
+       [--workdir /tmp/real_transfer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from wakebuilder.calibrate import CalibrateConfig, calibrate_model
+from wakebuilder.export import export_model
+from wakebuilder.modeldir import load_model
+from wakebuilder.recipe import RecipeConfig
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def recalibrate(run_dir: Path) -> float:
+    """Calibrate ``run_dir/model`` on the stores it was fit on and the run's stream; export; the new threshold."""
+    config = RecipeConfig.load(run_dir / "recipe_config.json")
+    model = run_dir / "model"
+    stores = [s["path"] for s in load_model(model).meta["stores"]]
+    objective = "auto" if config.objective == "fa-per-hour" else config.objective
+    settings = CalibrateConfig(objective=objective, target_fa_per_hour=config.target_fa_per_hour,
+                               not_below_f1=True, device="cpu")
+    _, summary = calibrate_model(model, stores, streams=[run_dir / "stream-calibrate.wav"], config=settings)
+    export_model(model, run_dir / "export", name=config.slug, overwrite=True)
+    return float(summary["threshold"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tag", required=True)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/real_transfer"))
+    args = parser.parse_args()
+    result = json.loads((RESULTS / f"real_transfer_{args.tag}.json").read_text(encoding="utf-8"))
+    for run in result["runs"]:
+        run_dir = args.workdir / args.tag / f"{run['word']}-s{run['seed']}"
+        before = run["calibrated"]["threshold"]
+        print(f"{run['word']} s{run['seed']}: threshold {before:.3f} -> {recalibrate(run_dir):.3f}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
