@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -123,6 +124,27 @@ def writer_lock(path: str | os.PathLike[str]) -> Iterator[None]:
                 ) from exc
             held.callback(lock.release)
         yield
+
+
+@contextlib.contextmanager
+def waiting_lock(path: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Hold the lock file ``path``, waiting (with a log line) while another process holds it.
+
+    For shared work that a second process should wait for rather than fail on: two phrases' recipes
+    building or reusing the one negative bank in the cache at the same time.
+    """
+    lock_file = Path(path)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_file))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logging.getLogger(__name__).info("%s: another process holds %s; waiting for it", what, lock_file)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager

@@ -44,3 +44,33 @@ def test_made_once_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert heldout_speech(config, cache=tmp_path) == first
     with pytest.raises(AssertionError, match="synthesized again"):  # other settings: another folder
         heldout_speech(config.replace(seed=2000), cache=tmp_path)
+
+
+def test_a_second_builder_waits_for_the_first(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two phrases' recipes sharing the cache: the second waits for the bank's build lock, it does not fail."""
+    import logging
+    import threading
+    import time
+
+    from filelock import FileLock
+
+    from wakebuilder.atomic import waiting_lock
+
+    path = tmp_path / "build.lock"
+    held = FileLock(str(path))
+    held.acquire()
+    entered: list[float] = []
+
+    def second() -> None:
+        with waiting_lock(path, "negative bank"):
+            entered.append(time.monotonic())
+
+    caplog.set_level(logging.INFO, logger="wakebuilder.atomic")
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.5)
+    assert not entered  # still waiting
+    released = time.monotonic()
+    held.release()
+    thread.join(timeout=10)
+    assert entered and entered[0] >= released and "waiting for it" in caplog.text

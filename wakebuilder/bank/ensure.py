@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from wakebuilder.atomic import atomic_write_json, read_json
+from wakebuilder.atomic import atomic_write_json, read_json, waiting_lock
 from wakebuilder.bank.build import BankNegativesConfig, build_bank, make_bank_negatives
 from wakebuilder.bank.location import bank_dir
 
@@ -90,10 +90,12 @@ def ensure_bank(
 
     started = time.perf_counter()
     key = fingerprint("bank", 1, _settings(config, augment))[:12]
-    folder = bank_dir(backbone, window_s, cache=cache) / "audio" / key
-    manifests, synthesized = bank_manifests(config, folder=folder, augment=augment)
-    summary: dict[str, Any] = build_bank([*manifests, *extra_manifests], backbone=backbone, window_s=window_s,
-                                         cache=cache, device=device, threads=threads, progress=False)
+    root = bank_dir(backbone, window_s, cache=cache)
+    # two phrases at once: the second waits for the first's build (its store's writer lock would refuse it)
+    with waiting_lock(root / "build.lock", "negative bank"):
+        manifests, synthesized = bank_manifests(config, folder=root / "audio" / key, augment=augment)
+        summary: dict[str, Any] = build_bank([*manifests, *extra_manifests], backbone=backbone, window_s=window_s,
+                                             cache=cache, device=device, threads=threads, progress=False)
     seconds = time.perf_counter() - started
     log.info("bank %s: %s, %d clip(s) embedded, %d in the bank (%.0f s)", summary["path"],
              "built" if synthesized else "reused", summary["embedded"], summary["clips_in_store"], seconds)

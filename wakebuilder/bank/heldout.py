@@ -17,7 +17,7 @@ import logging
 import os
 from pathlib import Path
 
-from wakebuilder.atomic import atomic_write_json, read_json
+from wakebuilder.atomic import atomic_write_json, read_json, waiting_lock
 from wakebuilder.bank.location import cache_dir
 from wakebuilder.config import StageConfig
 from wakebuilder.data.tts import DEFAULT_ENGINES
@@ -39,11 +39,17 @@ class HeldoutSpeechConfig(StageConfig):
 
 def heldout_speech(config: HeldoutSpeechConfig, *, cache: str | os.PathLike[str] | None = None) -> Path:
     """The manifest of ``config``'s sentences in the cache; synthesized by the first call, reused after."""
-    from wakebuilder.data.synth import SynthConfig, synthesize_clips
-    from wakebuilder.data.wordlists import random_sentences
     from wakebuilder.fingerprint import fingerprint
 
     folder = cache_dir(cache) / "heldout" / fingerprint("heldout-speech", 1, config.to_dict())[:12]
+    with waiting_lock(folder.with_name(folder.name + ".lock"), "held-out speech"):  # one synthesizer at a time
+        return _made_once(config, folder)
+
+
+def _made_once(config: HeldoutSpeechConfig, folder: Path) -> Path:
+    from wakebuilder.data.synth import SynthConfig, synthesize_clips
+    from wakebuilder.data.wordlists import random_sentences
+
     manifest, complete = folder / MANIFEST_NAME, folder / COMPLETE_NAME
     if complete.is_file() and read_json(complete).get("config") == config.to_dict() and manifest.is_file():
         return manifest
