@@ -5,7 +5,7 @@ stay as they are; ``wakebuilder.recipe.train_and_export``'s calibrate and export
 recipe config the run recorded. Then ``real_transfer.py --rescore --tag TAG`` scores the new exports.
 
 Usage: WB_CACHE_DIR=<the run's cache> .venv/bin/python research/recalibrate_runs.py --tag bank-voices-s0
-       [--workdir /tmp/real_transfer]
+(each run's folder is found from its exported ONNX's path in the results file)
 """
 
 from __future__ import annotations
@@ -39,11 +39,10 @@ def recalibrate(run_dir: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tag", required=True)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/real_transfer"))
     args = parser.parse_args()
     result = json.loads((RESULTS / f"real_transfer_{args.tag}.json").read_text(encoding="utf-8"))
     for run in result["runs"]:
-        run_dir = args.workdir / args.tag / f"{run['word']}-s{run['seed']}"
+        run_dir = Path(run["onnx"]).parent.parent  # <workdir>/<tag>/<word>-s<seed>/export/<word>.onnx
         before = run["calibrated"]["threshold"]
         print(f"{run['word']} s{run['seed']}: threshold {before:.3f} -> {recalibrate(run_dir):.3f}", file=sys.stderr)
 
