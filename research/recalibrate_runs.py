@@ -2,7 +2,8 @@
 
 For a change of the threshold rule only (``CalibrateConfig``): each run's head, stores and calibration stream
 stay as they are; ``wakebuilder.recipe.train_and_export``'s calibrate and export steps run again with the
-recipe config the run recorded. Then ``real_transfer.py --rescore --tag TAG`` scores the new exports.
+recipe config the run recorded (``wakebuilder.recipe.calibration_config``). Then
+``real_transfer.py --rescore --tag TAG`` scores the new exports.
 
 Usage: WB_CACHE_DIR=<the run's cache> .venv/bin/python research/recalibrate_runs.py --tag bank-voices-s0
 (each run's folder is found from its exported ONNX's path in the results file)
@@ -15,10 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-from wakebuilder.calibrate import CalibrateConfig, calibrate_model
+from wakebuilder.calibrate import calibrate_model
 from wakebuilder.export import export_model
 from wakebuilder.modeldir import load_model
-from wakebuilder.recipe import RecipeConfig
+from wakebuilder.recipe import RecipeConfig, calibration_config
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -28,10 +29,8 @@ def recalibrate(run_dir: Path) -> float:
     config = RecipeConfig.load(run_dir / "recipe_config.json")
     model = run_dir / "model"
     stores = [s["path"] for s in load_model(model).meta["stores"]]
-    objective = "auto" if config.objective == "fa-per-hour" else config.objective
-    settings = CalibrateConfig(objective=objective, target_fa_per_hour=config.target_fa_per_hour,
-                               not_below_f1=True, device="cpu")
-    _, summary = calibrate_model(model, stores, streams=[run_dir / "stream-calibrate.wav"], config=settings)
+    _, summary = calibrate_model(model, stores, streams=[run_dir / "stream-calibrate.wav"],
+                                 config=calibration_config(config, device="cpu"))
     export_model(model, run_dir / "export", name=config.slug, overwrite=True)
     return float(summary["threshold"])
 

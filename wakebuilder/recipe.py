@@ -19,12 +19,15 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wakebuilder.recipe_config import SIZES, SPEECH_EMBEDDING_WINDOW_S, RecipeConfig
 
+if TYPE_CHECKING:
+    from wakebuilder.calibrate import CalibrateConfig
+
 __all__ = ["SIZES", "SPEECH_EMBEDDING_WINDOW_S", "RecipeConfig", "RecipeData", "RecipeResult", "build_data",
-           "embed_data", "report_on_heldout", "run_recipe", "train_and_export"]
+           "calibration_config", "embed_data", "report_on_heldout", "run_recipe", "train_and_export"]
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +172,7 @@ def train_and_export(
 ) -> RecipeResult:
     """Fit (on ``store`` and the negative ``bank``, if any), calibrate on the held-out stream, export
     ``out/export/<slug>.onnx`` and report."""
-    from wakebuilder.calibrate import CalibrateConfig, calibrate_model, format_report
+    from wakebuilder.calibrate import calibrate_model, format_report
     from wakebuilder.export import export_model
     from wakebuilder.train.fit import run_fit
 
@@ -179,13 +182,8 @@ def train_and_export(
     model_dir, _ = run_fit(stores, out / "model", config.fit.replace(seed=config.seed), device=device, overwrite=True,
                            wake_word=config.phrase)
     step("calibrate")
-    # The recipe always has a calibration stream: "auto" is its FA/h rule, and where no threshold reaches the
-    # target it takes the fewest false accepts with a warning instead of failing a run of many minutes. The
-    # stream is synthetic, easier than real audio: it may raise the threshold above per-clip F1's, never lower it.
-    objective = "auto" if config.objective == "fa-per-hour" else config.objective
-    cal_config = CalibrateConfig(objective=objective, target_fa_per_hour=config.target_fa_per_hour,
-                                 not_below_f1=True, device=device)
-    _, calibration = calibrate_model(model_dir, stores, streams=[data.calibration_stream], config=cal_config)
+    _, calibration = calibrate_model(model_dir, stores, streams=[data.calibration_stream],
+                                     config=calibration_config(config, device=device))
     log.info("calibration:\n%s", format_report(calibration))
     step("export")
     exported = export_model(model_dir, out / "export", name=config.slug, overwrite=True)
@@ -198,6 +196,20 @@ def train_and_export(
     return RecipeResult(config=config, out_dir=out, onnx=onnx, model_dir=Path(model_dir), store=store, data=data,
                         threshold=float(calibration["threshold"]), report=report,
                         seconds=time.perf_counter() - step.start, bank=bank)
+
+
+def calibration_config(config: RecipeConfig, *, device: str = "auto") -> CalibrateConfig:
+    """How the recipe chooses its threshold on the calibration stream.
+
+    The recipe always has a stream: "auto" is its FA/h rule, and where no threshold reaches the target it
+    takes the fewest false accepts with a warning instead of failing a run of many minutes. The stream is
+    synthetic, easier than real audio: it may raise the threshold above per-clip F1's, never lower it.
+    """
+    from wakebuilder.calibrate import CalibrateConfig
+
+    objective = "auto" if config.objective == "fa-per-hour" else config.objective
+    return CalibrateConfig(objective=objective, target_fa_per_hour=config.target_fa_per_hour, not_below_f1=True,
+                           device=device)
 
 
 def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto") -> dict[str, Any]:

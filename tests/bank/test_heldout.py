@@ -74,3 +74,11 @@ def test_a_second_builder_waits_for_the_first(tmp_path: Path, caplog: pytest.Log
     held.release()
     thread.join(timeout=10)
     assert entered and entered[0] >= released and "waiting for it" in caplog.text
+
+
+def test_the_bank_exclusion_reads_the_phrase_without_punctuation() -> None:
+    from wakebuilder.bank.exclude import plain_text, says_phrase
+
+    assert plain_text("Hey, Jarvis!  It's") == "hey jarvis it's"
+    said, _ = says_phrase(["hey, jarvis: lights on", "a quiet evening"], "Hey Jarvis?", max_distance=0.0)
+    assert said.tolist() == [True, False]

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,16 +54,21 @@ class Exclusion:
                 "examples": self.examples}
 
 
+def plain_text(text: str) -> str:
+    """``text`` in lower case without punctuation, one space between words ("Hey, Jarvis!" -> "hey jarvis")."""
+    return " ".join(re.sub(r"[^\w' ]+", " ", text.lower()).split())
+
+
 def says_phrase(texts: Sequence[str], phrase: str, *, max_distance: float | None = None) -> tuple[np.ndarray, float]:
     """Per text: whether it contains ``phrase`` in letters or a phoneme stretch near it; and the distance used."""
     from wakebuilder.data.phonetics import phrase_phonemes, substring_distance
 
     target = phrase_phonemes(phrase)
     limit = default_distance(len(target)) if max_distance is None else max_distance
-    needle = " ".join(phrase.lower().split())
+    needle = plain_text(phrase)
     verdict: dict[str, bool] = {}
     for text in set(texts):
-        plain = " ".join(text.lower().split())
+        plain = plain_text(text)
         if not plain:
             verdict[text] = False
         elif needle in plain:

@@ -57,8 +57,7 @@ def calibrate(model_dir: str, stores: tuple[str, ...], streams: tuple[str, ...],
     from wakebuilder.calibrate import CalibrateConfig, calibrate_model, format_report
 
     config = CalibrateConfig(objective=objective, target_fa_per_hour=target_fa_per_hour, not_below_f1=not_below_f1,
-                             hop_s=hop_s,
-                             refractory_s=refractory_s, smooth=smooth, device=device)
+                             hop_s=hop_s, refractory_s=refractory_s, smooth=smooth, device=device)
     path, summary = calibrate_model(model_dir, list(stores), streams=streams, config=config)
     click.echo(format_report(summary), err=True)
     keys = ("threshold", "temperature", "bias", "metrics", "fa_per_hour", "frr_at_fa", "stream_hours")

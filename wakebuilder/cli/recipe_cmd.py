@@ -7,8 +7,8 @@ import json
 import click
 
 from wakebuilder.cli.checks import OutPath
-from wakebuilder.recipe_config import RecipeConfig
 from wakebuilder.cli.options import ENGINE_NAMES, device_option, handle_errors, json_option, seed_option, threads_option
+from wakebuilder.recipe_config import RecipeConfig
 
 
 def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ import numpy as np
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.atomic import atomic_write_json, refuse_existing
 from wakebuilder.audio import load_audio, write_wav
+from wakebuilder.categories import record_category, segments_path
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.manifest import ClipRecord, read_manifest, resolve_clip_path
@@ -60,8 +61,6 @@ def build_negative_stream(
     rng = np.random.default_rng(config.seed)
     total = int(config.duration_s * SAMPLE_RATE)
     out = np.zeros(total, dtype=np.float32)
-    from wakebuilder.categories import record_category, segments_path
-
     position, order = 0, rng.permutation(len(clips))
     step, segments = 0, []
     while position < total:
@@ -77,4 +76,3 @@ def build_negative_stream(
     # each clip's segment runs from its start to the next clip's (the pause after it included)
     atomic_write_json(segments_path(out_path), {"duration_s": total / SAMPLE_RATE, "segments": segments})
     return write_wav(out_path, out)
-

@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -308,12 +307,10 @@ def _wake_word(texts: list[str], labels: np.ndarray) -> str:
     Synthesized positives say the phrase with punctuation and casing variants ("Computer?", "hey, jarvis"),
     which must count as the one phrase: the bank's exclusion looks for it in other texts.
     """
-    counts = Counter(plain for t, y in zip(texts, labels, strict=True) if int(y) == 1 and (plain := _plain(t)))
+    from wakebuilder.bank.exclude import plain_text
+
+    counts = Counter(plain for t, y in zip(texts, labels, strict=True) if int(y) == 1 and (plain := plain_text(t)))
     return counts.most_common(1)[0][0] if counts else ""
-
-
-def _plain(text: str) -> str:
-    return " ".join(re.sub(r"[^\w' ]+", " ", text.lower()).split())
 
 
 def _summary(result: FitResult, arrays: Any, device: str) -> dict[str, Any]:
