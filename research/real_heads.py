@@ -15,6 +15,14 @@ or ``flite:kal:...``; augmented copies follow their parent) starts with PREFIX, 
 ``--store PATTERN`` takes stores from elsewhere (``{word}`` and ``{seed}`` filled in) instead of ``--tag``.
 ``--extra-store PATTERN`` (repeatable; ``{word}`` and ``{seed}`` filled in) adds another store's rows to each word's,
 in memory: clips embedded once for every word (real negatives, say) or a word's clips from another engine.
+``--bank PATH`` adds a negative bank as ``wb fit --store <word's> --store <bank>`` does: read as one with the
+bank's rows that say the word left out. ``--recipe-fit`` starts every config from the fit settings in the
+store's ``recipe_config.json`` (the recipe's head) instead of ``FitConfig()``. ``--drop ARM`` (repeatable) leaves
+out a class of training rows to measure what it adds: ``background-positives`` (positives mixed over music or
+noise), ``nonspeech`` (negatives of music, noise and other sound), ``kokoro`` / ``kokoro-positives`` /
+``kokoro-negatives``, ``only:ENGINE,ENGINE`` (speech rows of other engines; non-speech rows stay).
+Besides the figures over every false-accept file, each head gets them with speech alone in the false-accept
+set (``*_speech``), and the music and noise false accepts at the speech-only one-false-accept threshold.
 
 Usage: .venv/bin/python research/real_heads.py --tag base --config default --config 'in5fr2={"input_dropout": 0.5,
        "frame_dropout": 0.2}' [--words happy,sheila] [--head-seeds 0,1,2] [--drop-positives piper] [--name NAME]
@@ -71,7 +79,79 @@ def drop_positives(arrays, prefix: str):
                                           if getattr(arrays, f.name) is not None})
 
 
-def score_head(head, word: str, windows: dict[str, np.ndarray]) -> dict:
+NONSPEECH_KINDS = {"music", "noise"}
+
+
+def _engine(record) -> str:
+    return str(record.group).split(":")[0]
+
+
+def _is_nonspeech(record) -> bool:
+    params = record.params or {}
+    return (record.kind in NONSPEECH_KINDS or params.get("parent_kind") in NONSPEECH_KINDS
+            or "category" in params)
+
+
+def _has_background(record) -> bool:
+    return "background" in ((record.params or {}).get("chain") or {})
+
+
+def drop_mask(records: list, arm: str) -> np.ndarray:
+    """True for the rows ``--drop arm`` leaves out (see the module docstring)."""
+    pos = np.array([r.label == 1 for r in records])
+    if arm == "background-positives":
+        return pos & np.array([_has_background(r) for r in records])
+    if arm == "nonspeech":
+        return ~pos & np.array([_is_nonspeech(r) for r in records])
+    if arm in ("kokoro", "kokoro-positives", "kokoro-negatives"):
+        kokoro = np.array([_engine(r) == "kokoro" for r in records])
+        return kokoro & (pos if arm == "kokoro-positives" else ~pos if arm == "kokoro-negatives" else True)
+    if arm.startswith("only:"):
+        engines = set(arm[len("only:"):].split(","))
+        speech = np.array([not _is_nonspeech(r) and r.kind != "real_negative" for r in records])
+        return speech & np.array([_engine(r) not in engines for r in records])
+    raise SystemExit(f"--drop {arm!r}: not one of background-positives, nonspeech, kokoro, kokoro-positives, "
+                     "kokoro-negatives, only:ENGINE,...")
+
+
+def load_with_bank(store: Path, bank: Path, word: str, drops: list[str], extras: tuple[Path, ...] = ()):
+    """The word's store and the bank as ``wb fit`` reads them (the bank's rows that say ``word`` left out),
+    less the rows of each ``--drop`` arm; also the count left out per reason."""
+    import dataclasses
+
+    from wakebuilder.bank.exclude import bank_exclusion
+    from wakebuilder.store.union import open_stores
+    from wakebuilder.train.fit import _store_rows, training_arrays
+
+    with open_stores([store, bank, *extras]) as union:
+        meta, texts = _store_rows(union)
+        exclusion = bank_exclusion(union, texts, meta.label, word)
+        if exclusion.count:
+            union = union.restrict(~exclusion.mask)
+        arrays = training_arrays(union)
+        records = {r.id: r for r in union.records()}
+    ordered = [records[str(i)] for i in arrays.id]
+    dropped = {"bank_excluded": exclusion.count}
+    keep = np.ones(len(ordered), dtype=bool)
+    for arm in drops:
+        mask = drop_mask(ordered, arm)
+        dropped[arm] = int((mask & keep).sum())
+        keep &= ~mask
+    arrays = dataclasses.replace(arrays, **{f.name: getattr(arrays, f.name)[keep] for f in dataclasses.fields(arrays)
+                                            if getattr(arrays, f.name) is not None})
+    return arrays, dropped
+
+
+def categories_of(windows: dict[str, np.ndarray], word: str, realdev: Path) -> list[str]:
+    """The category (speech, music, noise) of each of ``word``'s false-accept files, in ``word_traces`` order."""
+    files = rt.realdev_files(realdev)
+    order = [(label, path) for label in (*rt.WORDS, "negative") for path in files[label]]
+    if len(order) != len(windows["label"]):
+        raise SystemExit("the cached realdev windows do not match --realdev's files")
+    return [rt.category(path) for label, path in order if label != word]
+
+
+def score_head(head, word: str, windows: dict[str, np.ndarray], categories: list[str] | None = None) -> dict:
     """Threshold-free realdev figures of one head for ``word`` (see the module docstring)."""
     logits = head_logits(head, windows["seq"].astype(np.float32)).astype(np.float32)
     pos, fa, _ = rt.word_traces(logits, windows, word)
@@ -80,6 +160,15 @@ def score_head(head, word: str, windows: dict[str, np.ndarray]) -> dict:
         out[f"recall_at_{k}fa"] = rt.n_detected(pos, rt.oracle_threshold(fa, max_false_accepts=k))
     fa_max = np.array([t.max() for t in fa])
     out["auc"] = float(np.mean([(fa_max < t.max()).mean() for t in pos]))
+    if categories is not None:
+        speech = [t for t, c in zip(fa, categories, strict=True) if c == "speech"]
+        for k in KS:
+            out[f"recall_at_{k}fa_speech"] = rt.n_detected(pos, rt.oracle_threshold(speech, max_false_accepts=k))
+        threshold = rt.oracle_threshold(speech, max_false_accepts=1)
+        for name in ("music", "noise"):
+            out[f"{name}_fa_at_1fa_speech"] = rt.n_events([t for t, c in zip(fa, categories) if c == name], threshold)
+        speech_max = np.array([t.max() for t in speech])
+        out["auc_speech"] = float(np.mean([(speech_max < t.max()).mean() for t in pos]))
     return out
 
 
@@ -90,6 +179,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--store", default=None, help="store path pattern with {word} and {seed}, instead of --tag")
     p.add_argument("--extra-store", action="append", default=[], metavar="PATTERN",
                    help="add this store's rows to each word's ({word} and {seed} filled in; repeatable)")
+    p.add_argument("--bank", type=Path, default=None,
+                   help="a negative bank's store, read with the word's as wb fit does")
+    p.add_argument("--recipe-fit", action="store_true",
+                   help="start each config from the fit settings in the store's recipe_config.json")
+    p.add_argument("--drop", action="append", default=[], metavar="ARM", help="leave out a class of rows (repeatable)")
     p.add_argument("--drop-positives", default=None, metavar="PREFIX",
                    help="leave out positives whose voice group starts with PREFIX (e.g. piper, flite:kal)")
     p.add_argument("--config", action="append", required=True,
@@ -124,8 +218,22 @@ def main(argv: list[str] | None = None) -> None:
         stores[word] = found[0]
     runs = []
     for word, store in stores.items():
-        arrays = load_store(store)
-        if args.extra_store:
+        dropped = {}
+        if args.bank is not None:
+            extras = tuple(Path(pattern.format(word=word, seed=args.data_seed)) for pattern in args.extra_store)
+            arrays, dropped = load_with_bank(store, args.bank, word, args.drop, extras)
+            print(f"{word}: {len(arrays.label)} rows; left out {dropped}", file=sys.stderr, flush=True)
+        elif args.drop:
+            p.error("--drop needs --bank")
+        else:
+            arrays = load_store(store)
+        base = {}
+        if args.recipe_fit:
+            recipe = json.loads((store.parent / "recipe_config.json").read_text())["fit"]
+            valid = {f.name for f in __import__("dataclasses").fields(FitConfig)}
+            base = {k: (tuple(v) if isinstance(v, list) else v) for k, v in recipe.items() if k in valid}
+        cats = categories_of(windows, word, args.realdev)
+        if args.extra_store and args.bank is None:
             arrays = concatenate(arrays, *(load_store(Path(pattern.format(word=word, seed=args.data_seed)))
                                            for pattern in args.extra_store))
         if args.drop_positives:
@@ -133,10 +241,10 @@ def main(argv: list[str] | None = None) -> None:
         for name, fields in configs.items():
             for seed in args.head_seeds:
                 start = time.perf_counter()
-                result = fit_head(arrays, FitConfig(**{**fields, "seed": seed}), device="cpu")
-                run = {"config": name, "word": word, "head_seed": seed, "store": str(store),
+                result = fit_head(arrays, FitConfig(**{**base, **fields, "seed": seed}), device="cpu")
+                run = {"config": name, "word": word, "head_seed": seed, "store": str(store), "dropped": dropped,
                        "fit_s": round(time.perf_counter() - start, 1), "epochs": len(result.history),
-                       **score_head(result.head, word, windows)}
+                       **score_head(result.head, word, windows, cats)}
                 runs.append(run)
                 print(json.dumps(run), file=sys.stderr, flush=True)
     summary = {}
@@ -146,15 +254,28 @@ def main(argv: list[str] | None = None) -> None:
         summary[name] = {"fields": configs[name], "n_clips": sum(r["n_clips"] for r in rows) // n_seeds,
                          **{f"recall_at_{k}fa_mean": sum(r[f"recall_at_{k}fa"] for r in rows) / n_seeds for k in KS},
                          "auc_mean": float(np.mean([r["auc"] for r in rows]))}
+        if rows and "auc_speech" in rows[0]:
+            summary[name].update({f"recall_at_{k}fa_speech_mean": sum(r[f"recall_at_{k}fa_speech"] for r in rows)
+                                  / n_seeds for k in KS})
+            summary[name]["auc_speech_mean"] = float(np.mean([r["auc_speech"] for r in rows]))
+            for cat in ("music", "noise"):
+                summary[name][f"{cat}_fa_at_1fa_speech_mean"] = (
+                    sum(r[f"{cat}_fa_at_1fa_speech"] for r in rows) / n_seeds)
     print(f"\nreal_heads: {', '.join(args.words)}; data seed {args.data_seed}; head seeds {args.head_seeds} "
           "(recall pooled over words, mean over head seeds; thresholds tuned on realdev)")
     print(f"{'config':16} {'clips':>5} " + " ".join(f"{'<=' + str(k) + ' FA':>8}" for k in KS) + f" {'AUC':>7}")
     for name, s in summary.items():
         print(f"{name:16} {s['n_clips']:>5} " + " ".join(f"{s[f'recall_at_{k}fa_mean']:8.1f}" for k in KS)
               + f" {s['auc_mean']:7.4f}")
+        if "auc_speech_mean" in s:
+            print(f"{'  speech only':16} {'':>5} " + " ".join(f"{s[f'recall_at_{k}fa_speech_mean']:8.1f}" for k in KS)
+                  + f" {s['auc_speech_mean']:7.4f}  music/noise FA at its 1-FA threshold: "
+                  f"{s['music_fa_at_1fa_speech_mean']:.1f}/{s['noise_fa_at_1fa_speech_mean']:.1f}")
     out = rt.RESULTS / f"real_heads_{args.name or '+'.join(configs)}.json"
     out.write_text(json.dumps({"tags": args.tag, "store": args.store, "extra_stores": args.extra_store,
                                "drop_positives": args.drop_positives,
+                               "bank": str(args.bank) if args.bank else None, "drop": args.drop,
+                               "recipe_fit": args.recipe_fit,
                                "words": args.words, "data_seed": args.data_seed,
                                "head_seeds": args.head_seeds, "window_s": args.window_s,
                                "library": rt.library_identity(), "summary": summary, "runs": runs}, indent=2) + "\n")

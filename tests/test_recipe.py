@@ -45,6 +45,10 @@ def test_window_slug_and_negative_engines() -> None:
     assert RecipeConfig(neg_engines=("espeak",)).negative_engines == ("espeak",)
     # Kokoro speaks the phrase and its sound-alikes, not the shared sentences (too slow for the first run)
     assert "kokoro" in RecipeConfig().engines and "kokoro" not in RecipeConfig().shared_speech_engines
+    # Kokoro speaks the positives, not the sound-alikes, unless it is the only engine or named for them
+    assert "kokoro" not in RecipeConfig().negative_engines and "piper" in RecipeConfig().negative_engines
+    assert RecipeConfig(engines=("kokoro",)).negative_engines == ("kokoro",)
+    assert RecipeConfig(neg_engines=("kokoro", "piper")).negative_engines == ("kokoro", "piper")
     assert RecipeConfig(neg_engines=("espeak",), shared_engines=()).shared_speech_engines == ("espeak",)
 
 
@@ -104,7 +108,7 @@ def test_realdev_benchmark_runs_the_same_run_recipe(tmp_path: Path, monkeypatch:
 
 @pytest.mark.slow
 def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
-    config = RecipeConfig.preset("tiny", engines=("espeak",))
+    config = RecipeConfig.preset("tiny", engines=("espeak",), background=("music", "noise"))
     result = run_recipe(config, out_dir=tmp_path, device="cpu")
     assert result.onnx == tmp_path / "export" / "hey-jarvis.onnx" and result.onnx.is_file()
     assert RecipeConfig.load(tmp_path / "recipe_config.json") == config

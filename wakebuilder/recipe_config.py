@@ -24,6 +24,9 @@ SIZES: dict[str, dict[str, Any]] = {
 # speech-embedding sees 2.5 s around the phrase: with its 1.5 s default the held-out test's recall fell
 # from 0.98 to 0.80 and its false accepts rose from 0 to 300 FA/h (tests/test_end_to_end.py, espeak-ng voices).
 SPEECH_EMBEDDING_WINDOW_S = 2.5
+# About 1 s of CPU an utterance against 0.03-0.1 s for the other engines: they speak the phrase, not the many
+# negatives (sound-alikes, the bank's speech), unless named for those.
+SLOW_ENGINES = ("kokoro",)
 # Seed offsets of the held-out sets: one calibrates the threshold, one measures the report's FA/h.
 CALIBRATION_SEED, REPORT_SEED = 1000, 2000
 # The seed of what every phrase shares (the negative bank, the held-out generic speech): a phrase's --seed
@@ -35,23 +38,25 @@ BANK_SEED = 0
 class RecipeConfig(StageConfig):
     """Everything the recipe's outputs depend on (paths and devices are ``run_recipe``'s arguments).
 
-    ``engines`` make positives and negatives (``neg_engines`` empty: the same), sharing the clips out evenly
-    over engines, then over each engine's speakers. On real recordings the number of distinct speakers was the
-    one lever that moved recall (research/REAL_TRANSFER.md, research/speaker_count/: 8 speakers was the worst
-    point, 16-32 gained 4-6 of 17-21 real clips), so the default takes every voice licensed for commercial use
-    here: Piper's joe, flite's five, Kokoro's (54 with ``WB_KOKORO_VOICES`` or ``wb voices fetch kokoro-en``,
-    else its five bundled ones; 2-3-voice blends of them), SVOX Pico's two and RHVoice's four. espeak-ng
-    positives transfer far worse. A missing engine is skipped with a warning.
+    ``engines`` make positives and sound-alikes (``neg_engines`` empty: the same less Kokoro), sharing the
+    clips out evenly over engines, then over each engine's speakers. On real recordings the number of distinct
+    speakers was the one lever that moved recall (research/REAL_TRANSFER.md, research/speaker_count/: 8
+    speakers was the worst point, 16-32 gained 4-6 of 17-21 real clips), so the default takes every voice
+    licensed for commercial use here: Piper's joe, flite's five, Kokoro's (54 with ``WB_KOKORO_VOICES`` or
+    ``wb voices fetch kokoro-en``, else its five bundled ones; 2-3-voice blends of them), SVOX Pico's two and
+    RHVoice's four. espeak-ng positives transfer far worse. A missing engine is skipped with a warning.
     """
 
     phrase: str = "hey jarvis"
     backbone: str = "speech-embedding"
     engines: tuple[str, ...] = ("piper", "flite", "kokoro", "pico", "rhvoice")
+    # Engines of the phrase's sound-alikes (empty: ``engines`` less Kokoro when others remain). Kokoro's voices
+    # in the positives were worth 12 of 78 real clips at one false accept, its sound-alikes about 3 (within the
+    # spread of two head seeds) for 60 % of a second phrase's synthesis time (research/REAL_TRANSFER.md).
     neg_engines: tuple[str, ...] = ()
     # Engines of the speech every phrase shares (the bank's sentences and words, the held-out generic speech;
-    # empty: ``neg_engines``). Kokoro takes about 1 s of CPU an utterance against 0.03-0.1 s for the others, so
-    # it speaks the phrase and its sound-alikes (the negatives that must not be told apart by voice) but not the
-    # bank's thousands of sentences: that keeps the first quickstart within 15 minutes on 2 cores.
+    # empty: those of the sound-alikes). Without Kokoro (``SLOW_ENGINES``), the first quickstart stays within
+    # 15 minutes on 2 cores.
     shared_engines: tuple[str, ...] = ("piper", "flite", "pico", "rhvoice")
     n_pos: int = 600
     pos_copies: int = 2
@@ -82,9 +87,11 @@ class RecipeConfig(StageConfig):
     n_nonspeech: int = 1600
     debian: bool = True
     target_fa_per_hour: float = 0.5
-    # Positives in the world's sound: a share ``background_p`` of their augmented copies is mixed with
-    # synthesized music or noise (``wb augment --background``) at an SNR drawn in ``background_snr_db``.
-    background: tuple[str, ...] = ("music", "noise")  # empty: none
+    # Positives in the world's sound: a share ``background_p`` of their augmented copies mixed with synthesized
+    # music or noise (``wb augment --background``) at an SNR drawn in ``background_snr_db``. Off by default:
+    # on realdev, heads refitted without those copies found 47.5 of 78 real clips at one false accept on speech
+    # against 41.0 with them (six words, two head seeds; research/REAL_TRANSFER.md, twelfth round).
+    background: tuple[str, ...] = ()  # e.g. ("music", "noise")
     background_p: float = 0.5
     background_snr_db: tuple[float, ...] = (0.0, 20.0)
     report: bool = True
@@ -119,7 +126,9 @@ class RecipeConfig(StageConfig):
 
     @property
     def negative_engines(self) -> tuple[str, ...]:
-        return self.neg_engines or self.engines
+        if self.neg_engines:
+            return self.neg_engines
+        return tuple(e for e in self.engines if e not in SLOW_ENGINES) or self.engines
 
     @property
     def shared_speech_engines(self) -> tuple[str, ...]:

@@ -190,6 +190,20 @@ def test_bank_holds_nonspeech_and_an_old_bank_is_extended_with_it(
     assert {record_category(r) for r in rows} == {"music", "noise"} and not (folder / "debian").exists()
 
 
+def test_the_debian_packages_key_the_bank_audio(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wakebuilder.bank.build import BankNegativesConfig
+    from wakebuilder.bank.ensure import _settings
+    from wakebuilder.data import debian
+
+    with_debian, without = BankNegativesConfig(debian=True), BankNegativesConfig(debian=False)
+    before = [_settings(c, None) for c in (with_debian, without)]
+    monkeypatch.setattr(debian, "SOURCES", (*debian.SOURCES, debian.DebianSource("x-sounds", (("*", "noise"),))))
+    after = [_settings(c, None) for c in (with_debian, without)]
+    # a release with another package: a bank with Debian's audio is made again (and extended), one without is kept
+    assert after[0] != before[0] and "x-sounds" in after[0]["debian_packages"]
+    assert after[1] == before[1] and "debian_packages" not in after[1]
+
+
 def test_cli_bank_negatives_makes_nonspeech(tmp_path: Path) -> None:
     from wakebuilder.manifest import read_manifest
 

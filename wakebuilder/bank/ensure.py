@@ -70,8 +70,15 @@ def _augment(config: BankNegativesConfig, augment: Any) -> Any:
 
 
 def _settings(config: BankNegativesConfig, augment: Any) -> dict[str, Any]:
+    """What the bank's audio depends on (its folder's fingerprint): the negatives' and augment settings, and
+    which Debian packages it chunks, so a release that adds packages extends an older bank with them."""
+    from wakebuilder.data.debian import SOURCES
+
     copies = augment is None or augment.copies > 0
-    return {"negatives": config.to_dict(), "augment": _augment(config, augment).to_dict() if copies else None}
+    settings = {"negatives": config.to_dict(), "augment": _augment(config, augment).to_dict() if copies else None}
+    if config.debian:
+        settings["debian_packages"] = sorted(source.package for source in SOURCES)
+    return settings
 
 
 def ensure_bank(
