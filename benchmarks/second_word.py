@@ -6,7 +6,7 @@ and sound-alikes. Both wall times and their ratio (target: the second <= 1/3 of 
 with each run's held-out report, go to benchmarks/results/second_word.json.
 
 Usage: .venv/bin/python benchmarks/second_word.py [--size small] [--first "hey jarvis"] [--second computer]
-       [--engines piper,flite] [--threads 1] [--device cpu]
+       [--engines piper,flite] [--threads 1] [--device cpu] [--keep DIR]
 Sizes: small (a few minutes on a quiet 2-core machine), quick (the recipe's quick preset).
 """
 
@@ -54,10 +54,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--keep", default=None, metavar="DIR",
+                        help="run in DIR (must not exist) and keep the runs and their cache [default: a temporary "
+                             "folder]")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="second_word: %(message)s")
+    if args.keep is not None and Path(args.keep).exists():
+        parser.error(f"--keep {args.keep}: already exists; the first run needs an empty cache")
     with tempfile.TemporaryDirectory(prefix="wb-second-word-") as tmp:
-        root = Path(tmp)
+        root = Path(args.keep or tmp)
         os.environ["WB_CACHE_DIR"] = str(root / "cache")  # an empty cache: the first run builds the bank
         first = run_once(args.first, args.size, root / "first", args)
         second = run_once(args.second, args.size, root / "second", args)
