@@ -32,6 +32,7 @@ Writes research/results/real_heads_<name>.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -58,8 +59,6 @@ def load_store(path: Path):
 
 def concatenate(first, *others):
     """Several stores' training arrays as one (every field that the first has, row after row)."""
-    import dataclasses
-
     fields = [f.name for f in dataclasses.fields(first) if getattr(first, f.name) is not None]
     missing = [f for f in fields for o in others if getattr(o, f) is None]
     if missing:
@@ -70,8 +69,6 @@ def concatenate(first, *others):
 
 def drop_positives(arrays, prefix: str):
     """``arrays`` without the positive rows whose group (voice) starts with ``prefix``."""
-    import dataclasses
-
     keep = ~((np.asarray(arrays.label) == 1) & np.char.startswith(np.asarray(arrays.group).astype(str), prefix))
     if keep.all():
         raise ValueError(f"--drop-positives {prefix!r}: no positive clip has a group starting with it")
@@ -79,17 +76,14 @@ def drop_positives(arrays, prefix: str):
                                           if getattr(arrays, f.name) is not None})
 
 
-NONSPEECH_KINDS = {"music", "noise"}
-
-
 def _engine(record) -> str:
     return str(record.group).split(":")[0]
 
 
 def _is_nonspeech(record) -> bool:
-    params = record.params or {}
-    return (record.kind in NONSPEECH_KINDS or params.get("parent_kind") in NONSPEECH_KINDS
-            or "category" in params)
+    from wakebuilder.categories import record_category
+
+    return record_category(record) in ("music", "noise")
 
 
 def _has_background(record) -> bool:
@@ -117,17 +111,10 @@ def drop_mask(records: list, arm: str) -> np.ndarray:
 def load_with_bank(store: Path, bank: Path, word: str, drops: list[str], extras: tuple[Path, ...] = ()):
     """The word's store and the bank as ``wb fit`` reads them (the bank's rows that say ``word`` left out),
     less the rows of each ``--drop`` arm; also the count left out per reason."""
-    import dataclasses
+    from wakebuilder.bank.exclude import open_for_phrase
+    from wakebuilder.train.fit import training_arrays
 
-    from wakebuilder.bank.exclude import bank_exclusion
-    from wakebuilder.store.union import open_stores
-    from wakebuilder.train.fit import _store_rows, training_arrays
-
-    with open_stores([store, bank, *extras]) as union:
-        meta, texts = _store_rows(union)
-        exclusion = bank_exclusion(union, texts, meta.label, word)
-        if exclusion.count:
-            union = union.restrict(~exclusion.mask)
+    with open_for_phrase([store, bank, *extras], word) as (union, exclusion):
         arrays = training_arrays(union)
         records = {r.id: r for r in union.records()}
     ordered = [records[str(i)] for i in arrays.id]
@@ -230,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         base = {}
         if args.recipe_fit:
             recipe = json.loads((store.parent / "recipe_config.json").read_text())["fit"]
-            valid = {f.name for f in __import__("dataclasses").fields(FitConfig)}
+            valid = {f.name for f in dataclasses.fields(FitConfig)}
             base = {k: (tuple(v) if isinstance(v, list) else v) for k, v in recipe.items() if k in valid}
         cats = categories_of(windows, word, args.realdev)
         if args.extra_store and args.bank is None:

@@ -52,7 +52,8 @@ class RecipeConfig(StageConfig):
     engines: tuple[str, ...] = ("piper", "flite", "kokoro", "pico", "rhvoice")
     # Engines of the phrase's sound-alikes (empty: ``engines`` less Kokoro when others remain). Kokoro's voices
     # in the positives were worth 12 of 78 real clips at one false accept, its sound-alikes about 3 (within the
-    # spread of two head seeds) for 60 % of a second phrase's synthesis time (research/REAL_TRANSFER.md).
+    # spread of two head seeds) for about half of a second phrase's synthesis time: 152 s of sound-alikes with
+    # Kokoro, 41 s without (research/REAL_TRANSFER.md, QUICKSTART_TIMING.md).
     neg_engines: tuple[str, ...] = ()
     # Engines of the speech every phrase shares (the bank's sentences and words, the held-out generic speech;
     # empty: those of the sound-alikes). Without Kokoro (``SLOW_ENGINES``), the first quickstart stays within
