@@ -89,7 +89,9 @@ def train_word(word: str, seed: int, args: argparse.Namespace, work: Path) -> Pa
     if not args.store_from:
         return recipe.run_recipe(config, out_dir=work, extra_negatives=extra, device="cpu", threads=args.threads).onnx
     source = work.parent.parent / args.store_from / work.name
-    store, cal_stream = source / "store.zarr", source / "stream-calibrate.wav"
+    from recalibrate_runs import run_calibration_stream
+
+    store, cal_stream = source / "store.zarr", run_calibration_stream(config, source)
     if not (store.is_dir() and cal_stream.is_file()):
         raise FileNotFoundError(f"--store-from {args.store_from}: no store or calibration stream in {source}")
     data = recipe.RecipeData(train_manifests=[], negatives=source / "negatives" / "manifest.jsonl",

@@ -20,6 +20,8 @@ from wakebuilder.calibrate import calibrate_model
 from wakebuilder.export import export_model
 from wakebuilder.modeldir import load_model
 from wakebuilder.recipe import RecipeConfig, calibration_config
+from wakebuilder.recipe_config import CALIBRATION_SEED
+from wakebuilder.recipe_data import shared_stream
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -29,10 +31,17 @@ def recalibrate(run_dir: Path) -> float:
     config = RecipeConfig.load(run_dir / "recipe_config.json")
     model = run_dir / "model"
     stores = [s["path"] for s in load_model(model).meta["stores"]]
-    _, summary = calibrate_model(model, stores, streams=[run_dir / "stream-calibrate.wav"],
+    _, summary = calibrate_model(model, stores, streams=[run_calibration_stream(config, run_dir)],
                                  config=calibration_config(config, device="cpu"))
     export_model(model, run_dir / "export", name=config.slug, overwrite=True)
     return float(summary["threshold"])
+
+
+def run_calibration_stream(config: RecipeConfig, run_dir: Path) -> Path:
+    """The run's calibration stream: in its folder (runs before the shared streams, or without the bank), else
+    the one the recipe shares in the cache (WB_CACHE_DIR; made again, identically, if gone)."""
+    own = run_dir / "stream-calibrate.wav"
+    return own if own.is_file() or not config.bank else shared_stream(config, CALIBRATION_SEED).stream
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import wakebuilder.recipe as recipe
 from wakebuilder.cli import main
 from wakebuilder.errors import ConfigError
 from tests.test_readme import readme_artifacts
+from wakebuilder.bank.location import cache_dir
 from wakebuilder.manifest import read_manifest
 from wakebuilder.recipe import SIZES, RecipeConfig, RecipeData, RecipeResult, run_recipe
 
@@ -122,9 +123,14 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     copies = read_manifest(tmp_path / "positives-aug" / "manifest.jsonl")
     backgrounds = [r.params["chain"].get("background") for r in copies]
     assert any(backgrounds) and not all(backgrounds)
-    # the calibration and report streams hold held-out music and noise of different seeds
-    cal, rep = (read_manifest(tmp_path / f"heldout-nonspeech-{n}" / "manifest.jsonl") for n in ("calibrate", "report"))
+    # the calibration and report streams, made once in the cache, hold held-out music and noise of different seeds
+    streams = (result.data.calibration_stream, result.data.report_stream)
+    cal, rep = (read_manifest(s.parent / "nonspeech" / "manifest.jsonl") for s in streams)
     assert len(cal) == len(rep) == 8 and not {r.id for r in cal} & {r.id for r in rep}
+    assert result.data.heldout_nonspeech == streams[1].parent / "nonspeech" / "manifest.jsonl"
+    assert all(s.is_relative_to(cache_dir()) for s in streams) and not (tmp_path / "stream-calibrate.wav").exists()
+    # the backbone's pass over each stream is in the cache: another phrase runs only its head on them
+    assert len(list((cache_dir() / "stream-embeddings").glob("*.npy"))) == 2
     # the streams are speech, music and noise; held-out sound-alikes are report clips, never stream audio
     assert recipe._stream_sources({"report_hard": tmp_path, "calibrate_speech": tmp_path / "s"}, "calibrate") == [
         tmp_path / "s"]

@@ -88,12 +88,20 @@ def segments_path(stream: str | Path) -> Path:
 
 
 class StreamSegments:
-    """The categories of a mixed stream over time, from its ``NAME.segments.json`` (``data.stream``)."""
+    """The categories of a mixed stream over time, from its ``NAME.segments.json`` (``data.stream``).
 
-    def __init__(self, starts: Sequence[float], names: Sequence[str], duration_s: float) -> None:
+    Segment ``i`` runs from its clip's start to the next clip's (the pause after it included). With
+    ``without(phrase)``, the segments whose clip says the phrase (by their texts) are left out: a stream
+    shared by every wake word holds sentences that say some of them, and those are no false accepts.
+    """
+
+    def __init__(self, starts: Sequence[float], names: Sequence[str], duration_s: float,
+                 texts: Sequence[str] | None = None) -> None:
         self.starts = np.asarray(starts, dtype=np.float64)
         self.names = list(names)
         self.duration_s = float(duration_s)
+        self.texts = list(texts) if texts is not None else [""] * len(self.names)
+        self.excluded = np.zeros(len(self.names), dtype=bool)
 
     @classmethod
     def read(cls, stream: str | Path) -> StreamSegments | None:
@@ -103,24 +111,42 @@ class StreamSegments:
         path = segments_path(stream)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            rows = sorted((float(r[0]), str(r[1])) for r in data["segments"])
+            rows = sorted((float(r[0]), str(r[1]), str(r[3]) if len(r) > 3 else "") for r in data["segments"])
             duration = float(data["duration_s"])
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             return None
         if not rows:
             return None
-        return cls([r[0] for r in rows], [r[1] if r[1] in CATEGORIES else OTHER for r in rows], duration)
+        return cls([r[0] for r in rows], [r[1] if r[1] in CATEGORIES else OTHER for r in rows], duration,
+                   [r[2] for r in rows])
+
+    def without(self, phrase: str | None) -> StreamSegments:
+        """These segments, less those whose text says ``phrase`` (in letters or phonemes; None: none)."""
+        from wakebuilder.data.negatives import says
+
+        out = StreamSegments(self.starts, self.names, self.duration_s, self.texts)
+        if phrase and phrase.strip():
+            out.excluded = np.array([bool(t) and says(t, phrase) for t in self.texts], dtype=bool)
+        return out
+
+    def index_at(self, time_s: float | np.ndarray) -> np.ndarray:
+        """The segment playing at each time."""
+        return np.maximum(np.searchsorted(self.starts, time_s, side="right") - 1, 0)
 
     def category_at(self, time_s: float) -> str:
         """The category of the clip playing (or the pause after it) at ``time_s``."""
-        index = int(np.searchsorted(self.starts, time_s, side="right")) - 1
-        return self.names[max(index, 0)]
+        return self.names[int(self.index_at(time_s))]
+
+    def excluded_at(self, time_s: float | np.ndarray) -> np.ndarray:
+        """Whether a left-out segment plays at each time."""
+        return self.excluded[self.index_at(time_s)]
 
     def seconds(self) -> dict[str, float]:
-        """Seconds of the stream per category (before the first clip counts for the first)."""
+        """Seconds of the stream per category, left-out segments not counted (before the first clip counts
+        for the first)."""
         ends = np.append(self.starts[1:], max(self.duration_s, float(self.starts[-1])))
         lengths = np.diff(np.concatenate([[0.0], ends]))
         out: dict[str, float] = {}
-        for name, length in zip(self.names, lengths, strict=True):
-            out[name] = out.get(name, 0.0) + float(length)
+        for name, length, excluded in zip(self.names, lengths, self.excluded, strict=True):
+            out[name] = out.get(name, 0.0) + (0.0 if excluded else float(length))
         return out

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from wakebuilder import metrics
+from wakebuilder import SAMPLE_RATE, metrics
 from wakebuilder.audio import fit_to_window, load_audio
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.categories import CATEGORIES, OTHER, StreamSegments, from_path, record_category, stream_categories
 from wakebuilder.detect import DetectConfig, Detector, detect_blocks, load_detector, threshold_for
 from wakebuilder.errors import ConfigError
+from wakebuilder.streaming import Event, count_events, hop_samples, smooth_scores
 from wakebuilder.manifest import ClipRecord, read_manifest, resolve_clip_path
 
 
@@ -64,13 +65,16 @@ def clip_scores(detector: Detector, manifests: Sequence[str | os.PathLike[str]],
 def evaluate_detector(
     detector: Detector, *, manifests: Sequence[str | os.PathLike[str]] = (),
     streams: Sequence[str | os.PathLike[str]] = (), config: EvalConfig | None = None,
-    categories: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None, traces: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Per-clip metrics at the detector's threshold, best-F1 threshold, and streaming FA/h.
 
     FA/h is also given per category of negative audio (``categories``: one per
     stream, default from its path; see ``wakebuilder.categories``), and the
-    manifests' negatives are counted per category of their rows.
+    manifests' negatives are counted per category of their rows. In a mixed stream,
+    the clips whose text says the detector's wake word are left out. ``traces``:
+    the detector's raw per-window scores of some streams (by path), computed
+    elsewhere (from cached embeddings: ``stream_cache``); those are not scored again.
     """
     config = config or EvalConfig()
     threshold = threshold_for(detector, config)
@@ -87,25 +91,43 @@ def evaluate_detector(
         result["best_f1"] = {"threshold": best, "f1": metrics.metrics_at(labels, scores, best)["f1"]}
     if streams:
         names = list(categories) if categories is not None else [from_path(p) for p in streams]
+        phrase = str(detector.info.get("wake_word") or "") or None
         per: dict[str, list[float]] = {}
-        for path, name in zip(streams, names, strict=True):  # a block at a time: hours of audio in bounded memory
-            blocks = AudioBlocks(path)
-            events = list(detect_blocks(detector, blocks, config.detect_config()))
+        for path, name in zip(streams, names, strict=True):
+            events, total_s = stream_events(detector, path, config, (traces or {}).get(str(path)))
             segments = StreamSegments.read(path) if name == OTHER else None  # a mixed stream: per clip
             if segments is None:
                 tally = per.setdefault(name, [0, 0.0])
                 tally[0] += len(events)
-                tally[1] += blocks.seconds
+                tally[1] += total_s
                 continue
+            segments = segments.without(phrase)  # its clips that say the wake word are no false accepts
             for category, seconds in segments.seconds().items():
-                per.setdefault(category, [0, 0.0])[1] += seconds * blocks.seconds / segments.duration_s
-            for event in events:
-                per.setdefault(segments.category_at(event.time_s), [0, 0.0])[0] += 1  # where the peak window centres
+                per.setdefault(category, [0, 0.0])[1] += seconds * total_s / segments.duration_s
+            for event in events:  # counted where the peak window centres
+                if not segments.excluded_at(event.time_s):
+                    per.setdefault(segments.category_at(event.time_s), [0, 0.0])[0] += 1
         n_events, seconds = sum(int(t[0]) for t in per.values()), sum(t[1] for t in per.values())
         result.update(false_accepts=n_events, stream_hours=seconds / 3600,
                       fa_per_hour=float(metrics.fa_per_hour(n_events, seconds / 3600)),
                       categories={name: _fa(int(t[0]), t[1]) for name, t in sorted(per.items())})
     return result
+
+
+def stream_events(detector: Detector, path: str | os.PathLike[str], config: EvalConfig,
+                  trace: np.ndarray | None = None) -> tuple[list[Event], float]:
+    """The detector's events in a stream file and its seconds: scanned like ``wb detect``, or, given the raw
+    scores of its windows (``trace``), counted on them by the same rule."""
+    if trace is None:  # a block at a time: hours of audio in bounded memory
+        blocks = AudioBlocks(path)
+        return list(detect_blocks(detector, blocks, config.detect_config())), blocks.seconds
+    import soundfile
+
+    hop = hop_samples(config.hop_s)
+    events = count_events(smooth_scores(np.asarray(trace), config.smooth), threshold_for(detector, config),
+                          frame_s=hop / SAMPLE_RATE, refractory_s=config.refractory_s,
+                          offset_s=detector.window_samples / 2 / SAMPLE_RATE)
+    return events, float(soundfile.info(str(path)).duration)
 
 
 def _fa(events: int, seconds: float) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from wakebuilder.recipe_config import SIZES, SPEECH_EMBEDDING_WINDOW_S, RecipeConfig
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from wakebuilder.calibrate import CalibrateConfig
 
 __all__ = ["SIZES", "SPEECH_EMBEDDING_WINDOW_S", "RecipeConfig", "RecipeData", "RecipeResult", "build_data",
@@ -139,9 +141,12 @@ def build_data(
         manifests.append(real_chunks(real_dir, out / "real"))
     step(f"streams: {config.stream_s:g}s of held-out speech, music and noise for calibration"
          + (" and for the report" if config.report else ""))
-    cal_stream = negative_stream(config, _stream_sources(held, "calibrate"), out / "stream-calibrate.wav")
-    report_stream = (negative_stream(config, _stream_sources(held, "report"), out / "stream-report.wav")
-                     if config.report else None)
+    cal_stream = held.get("calibrate_stream") or negative_stream(config, _stream_sources(held, "calibrate"),
+                                                                 out / "stream-calibrate.wav")
+    report_stream = None
+    if config.report:
+        report_stream = held.get("report_stream") or negative_stream(config, _stream_sources(held, "report"),
+                                                                     out / "stream-report.wav")
     return RecipeData(train_manifests=manifests, negatives=neg, heldout_positives=held.get("positives"),
                       heldout_negatives=held.get("report_hard"), calibration_stream=cal_stream,
                       report_stream=report_stream, heldout_nonspeech=held.get("report_nonspeech"),
@@ -191,7 +196,7 @@ def train_and_export(
     report = None
     if config.report:
         step(f"report: clips and {config.stream_s:g}s of stream that neither training nor the threshold saw")
-        report = report_on_heldout(onnx, data, device=device)
+        report = report_on_heldout(onnx, data, device=device, model_dir=Path(model_dir) if config.bank else None)
     step(f"done in {time.perf_counter() - step.start:.0f}s")
     return RecipeResult(config=config, out_dir=out, onnx=onnx, model_dir=Path(model_dir), store=store, data=data,
                         threshold=float(calibration["threshold"]), report=report,
@@ -209,14 +214,42 @@ def calibration_config(config: RecipeConfig, *, device: str = "auto") -> Calibra
 
     objective = "auto" if config.objective == "fa-per-hour" else config.objective
     return CalibrateConfig(objective=objective, target_fa_per_hour=config.target_fa_per_hour, not_below_f1=True,
-                           device=device)
+                           device=device, cache_streams=config.bank)
 
 
-def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto") -> dict[str, Any]:
-    """``wb eval``'s metrics of the exported model on the held-out clips and report stream."""
-    from wakebuilder.evaluate import EvalConfig, evaluate_models
+def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto",
+                      model_dir: Path | None = None) -> dict[str, Any]:
+    """``wb eval``'s metrics of the exported model on the held-out clips and report stream.
 
-    inputs = [str(p) for p in (data.heldout_positives, data.heldout_negatives, data.heldout_speech,
-                               data.heldout_nonspeech, data.report_stream) if p]
-    (result,) = evaluate_models([str(onnx)], inputs, config=EvalConfig(), device=device)
-    return result
+    With ``model_dir`` (the exported model's directory), the report stream is scored by its head on the
+    backbone's pass kept in the cache (``stream_cache``; the same probabilities as the ONNX, which export
+    checks), and the clips by the ONNX.
+    """
+    from wakebuilder.categories import OTHER
+    from wakebuilder.detect import load_detector
+    from wakebuilder.evaluate import EvalConfig, evaluate_detector
+
+    manifests = [str(p) for p in (data.heldout_positives, data.heldout_negatives, data.heldout_speech,
+                                  data.heldout_nonspeech) if p]
+    streams = [str(data.report_stream)] if data.report_stream else []
+    config = EvalConfig()
+    traces = None
+    if model_dir is not None and streams:
+        traces = {streams[0]: cached_stream_scores(model_dir, data.report_stream, hop_s=config.hop_s, device=device)}
+    return evaluate_detector(load_detector(onnx, device=device), manifests=manifests, streams=streams, config=config,
+                             categories=[OTHER] * len(streams), traces=traces)  # mixed: per clip, by its segments
+
+
+def cached_stream_scores(model_dir: Path, stream: Path, *, hop_s: float, device: str = "auto") -> np.ndarray:
+    """The calibrated model's probability for every window of ``stream``, its head on the cached backbone pass."""
+    from wakebuilder.backbones import backbone_from_identity
+    from wakebuilder.calibrate import CalibrateConfig, model_stream_scores
+    from wakebuilder.modeldir import load_model
+
+    model = load_model(model_dir)
+    calibration = model.calibration or {}
+    backbone = backbone_from_identity(model.backbone, device=device)
+    scores, _ = model_stream_scores(stream, model, backbone, float(calibration.get("temperature", 1.0)),
+                                    float(calibration.get("bias", 0.0)),
+                                    config=CalibrateConfig(hop_s=hop_s, cache_streams=True, device=device))
+    return scores

@@ -9,8 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
 from wakebuilder.errors import ConfigError
 from wakebuilder.recipe_config import BANK_SEED, CALIBRATION_SEED, REPORT_SEED, RecipeConfig
+
+if TYPE_CHECKING:
+    from wakebuilder.bank.heldout import HeldoutStream
 
 Step = Callable[[str], None]
 
@@ -86,19 +91,26 @@ def heldout_sets(config: RecipeConfig, out: Path, step: Step) -> dict[str, Path]
     hears for hours. The phrase's sound-alikes are not in them: a stream holding hundreds of near-homophones
     an hour is no audio anyone hears, and with them a 0.5 FA/h target was set by one outlier ("hey jarash",
     pico: 0.992) at a threshold that kept 2 % of the positives. Held-out sound-alikes (``report_hard``)
-    are scored as clips in the report. With the bank, the generic speech is synthesized once in the cache
-    for every phrase (``bank.heldout``; sentences that say the phrase are left out).
+    are scored as clips in the report. With the bank, each stream (``*_stream``) and its clips are made once
+    in the cache for every phrase (``bank.heldout``); the sentences that say the phrase are left out of the
+    report's clips, and out of the streams' counts by their segments' texts.
     """
     step("held-out data (other seeds): a stream of speech, music and noise calibrates the threshold"
          + (", another measures FA/h, with held-out positives and sound-alikes" if config.report else ""))
     names = ("calibrate", "report") if config.report else ("calibrate",)
     seeds = {"calibrate": CALIBRATION_SEED, "report": REPORT_SEED}
+    if not config.heldout_speech:
+        raise ConfigError("recipe: the held-out streams need heldout_speech above 0 (their music and noise "
+                          "babble it)")
     sets: dict[str, Path] = {}
     for name in names:
-        if not config.heldout_speech:
-            continue
         if config.bank:
-            sets[f"{name}_speech"] = shared_heldout_speech(config, out / f"heldout-speech-{name}", seeds[name])
+            shared = shared_stream(config, seeds[name])
+            sets[f"{name}_stream"] = shared.stream
+            if shared.nonspeech is not None:
+                sets[f"{name}_nonspeech"] = shared.nonspeech
+            if name == "report" and shared.speech is not None:  # the report's clips
+                sets["report_speech"] = without_phrase(shared.speech, config.phrase, out / "heldout-speech-report")
         else:
             sets[f"{name}_speech"] = make_negatives(config, out / f"heldout-speech-{name}", n=0,
                                                     speech=config.heldout_speech, words=0,
@@ -108,26 +120,30 @@ def heldout_sets(config: RecipeConfig, out: Path, step: Step) -> dict[str, Path]
             sets["report_hard"] = make_negatives(config, out / "heldout-eval", n=config.heldout_hard, speech=0,
                                                  words=0, seed=config.seed + REPORT_SEED)
         sets["positives"] = synth(config, out / "heldout-positives", config.heldout_pos, config.seed + REPORT_SEED)
-    if config.heldout_nonspeech:
+    if config.heldout_nonspeech and not config.bank:
         step(f"held-out non-speech: {config.heldout_nonspeech} music and noise clips per stream")
         for name in names:
-            babble = sets.get(f"{name}_speech") or sets.get("report_hard")
-            if babble is None:
-                raise ConfigError("recipe: held-out non-speech babbles held-out speech; give heldout_speech > 0")
-            sets[f"{name}_nonspeech"] = nonspeech(config, out / f"heldout-nonspeech-{name}", babble,
+            sets[f"{name}_nonspeech"] = nonspeech(config, out / f"heldout-nonspeech-{name}", sets[f"{name}_speech"],
                                                   n=config.heldout_nonspeech, seed=config.seed + seeds[name])
-    if not any(k.startswith("calibrate_") for k in sets):
-        raise ConfigError("recipe: the calibration stream needs heldout_speech or heldout_nonspeech above 0")
     return sets
 
 
-def shared_heldout_speech(config: RecipeConfig, out: Path, seed: int) -> Path:
-    """``heldout_speech`` generic sentences of ``seed``, made once in the cache, without those that say the phrase."""
-    from wakebuilder.bank.heldout import HeldoutSpeechConfig, heldout_speech, without_phrase
+def shared_stream(config: RecipeConfig, seed: int) -> HeldoutStream:
+    """The stream of ``stream_s`` of ``seed``, made once in the cache for every phrase: ``heldout_speech``
+    generic sentences (a phrase's counts leave out those that say it; the audio keeps them) and
+    ``heldout_nonspeech`` music and noise clips."""
+    from wakebuilder.bank.heldout import HeldoutStreamConfig, heldout_stream
 
-    cached = heldout_speech(HeldoutSpeechConfig(n=config.heldout_speech, seed=BANK_SEED + seed,
-                                                engines=config.shared_speech_engines))
-    return without_phrase(cached, config.phrase, out)[0]
+    return heldout_stream(HeldoutStreamConfig(
+        speech=config.heldout_speech, nonspeech=config.heldout_nonspeech, clip_s=config.embed_window_s or 2.5,
+        duration_s=config.stream_s, seed=BANK_SEED + seed, engines=config.shared_speech_engines))
+
+
+def without_phrase(manifest: Path, phrase: str, out: Path) -> Path:
+    """The cached sentences of ``manifest`` that do not say ``phrase``, as a manifest in ``out``."""
+    from wakebuilder.bank.heldout import without_phrase as kept
+
+    return kept(manifest, phrase, out)[0]
 
 
 def nonspeech(config: RecipeConfig, out: Path, speech: Path, *, n: int, seed: int) -> Path:

@@ -46,6 +46,33 @@ def test_made_once_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         heldout_speech(config.replace(seed=2000), cache=tmp_path)
 
 
+def test_a_held_out_stream_is_made_once_for_every_phrase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import wakebuilder.data.stream as stream_module
+    from wakebuilder.bank.heldout import HeldoutStreamConfig, heldout_stream
+    from wakebuilder.categories import StreamSegments
+    from wakebuilder.errors import ConfigError
+
+    config = HeldoutStreamConfig(speech=3, nonspeech=8, clip_s=1.0, duration_s=12.0, seed=1000, engines=("espeak",))
+    made = heldout_stream(config, cache=tmp_path)
+    assert made.stream.is_file() and made.stream.is_relative_to(tmp_path / "heldout")
+    assert made.speech == heldout_speech(HeldoutSpeechConfig(n=3, seed=1000, engines=("espeak",)), cache=tmp_path)
+    nonspeech = read_manifest(made.nonspeech)
+    assert len(nonspeech) == 8 and {r.params["category"] for r in nonspeech} == {"music", "noise"}
+    segments = StreamSegments.read(made.stream)
+    spoken = {r.text for r in read_manifest(made.speech)}
+    assert segments is not None and spoken & set(segments.texts)  # the texts say which clips a phrase leaves out
+
+    def no_stream(*args: object, **kwargs: object) -> None:
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(stream_module, "build_negative_stream", no_stream)
+    assert heldout_stream(config, cache=tmp_path) == made
+    with pytest.raises(AssertionError, match="built again"):  # another seed: another stream
+        heldout_stream(config.replace(seed=2000), cache=tmp_path)
+    with pytest.raises(ConfigError, match="babbles held-out speech"):
+        heldout_stream(config.replace(speech=0), cache=tmp_path)
+
+
 def test_a_second_builder_waits_for_the_first(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Two phrases' recipes sharing the cache: the second waits for the bank's build lock, it does not fail."""
     import logging

@@ -11,6 +11,7 @@ from wakebuilder.manifest import read_manifest
 from wakebuilder.modeldir import load_model
 from wakebuilder.recipe import RecipeConfig, run_recipe
 from wakebuilder.store import open_store
+from wakebuilder.stream_cache import stream_key
 
 
 @pytest.mark.slow
@@ -21,15 +22,23 @@ def test_second_phrase_reuses_the_bank(tmp_path: Path) -> None:
         kinds, size = set(bank.load(pooled=False, sequence=False).kind.tolist()), len(bank)
     assert {"speech_negative", "word_negative"} <= kinds
     complete = next(first.bank.parent.glob("audio/*/complete.json"))
-    held = sorted(cache_dir().glob("heldout/*/complete.json"))  # calibration and report speech, one of each
-    assert len(held) == 2
-    stamps = [path.stat().st_mtime_ns for path in (complete, *held)]
+    # calibration and report speech, and their streams of speech, music and noise: one of each
+    held = sorted(cache_dir().glob("heldout/*/complete.json"))
+    assert len(held) == 4
+    identity = load_model(first.model_dir).backbone  # the backbone's pass over each stream, at the 0.1 s hop
+    streams = (first.data.calibration_stream, first.data.report_stream)
+    passes = [cache_dir() / "stream-embeddings" / f"{stream_key(s, identity, 1600)}.npy" for s in streams]
+    assert all(path.is_file() for path in passes)
+    cached = sorted(cache_dir().glob("stream-embeddings/*.npy"))
+    stamps = [path.stat().st_mtime_ns for path in (complete, *held, *passes)]
     # another phrase and another seed: the seed changes the phrase's own data, never the shared data
     second = run_recipe(RecipeConfig.preset("tiny", phrase="computer", engines=("espeak",), seed=1),
                         out_dir=tmp_path / "b", device="cpu")
     assert second.bank == first.bank  # nothing synthesized again:
-    assert [path.stat().st_mtime_ns for path in (complete, *held)] == stamps
+    assert [path.stat().st_mtime_ns for path in (complete, *held, *passes)] == stamps
     assert sorted(cache_dir().glob("heldout/*/complete.json")) == held
+    assert sorted(cache_dir().glob("stream-embeddings/*.npy")) == cached  # the second ran only its head on them
+    assert (second.data.calibration_stream, second.data.report_stream) == streams
     assert {r.kind for r in read_manifest(tmp_path / "b" / "heldout-eval" / "manifest.jsonl")} == {"hard_negative"}
     speech = read_manifest(tmp_path / "b" / "heldout-speech-report" / "manifest.jsonl")
     assert speech and all(Path(r.path).is_absolute() and Path(r.path).is_file() for r in speech)

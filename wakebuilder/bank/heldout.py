@@ -1,13 +1,17 @@
-"""Held-out generic speech for the recipe's calibration and report streams, synthesized once for every phrase.
+"""Held-out generic speech and the recipe's calibration and report streams, made once for every phrase.
 
 A phrase's threshold is calibrated on a stream of negatives that training never
-saw, and its report measures false accepts on another. Their generic sentences
-do not depend on the phrase, so, like the bank, they are synthesized once in
-the cache (``<cache>/heldout/<settings fingerprint>/``; never embedded: the
-streams are scored end to end) and each phrase takes them with the sentences
-that say it left out (``data.negatives.says``: in letters or in phonemes, the
-rule ``wb negatives --speech`` applies). The phrase's own sound-alikes are
-still made per phrase.
+saw, and its report measures false accepts on another. Their generic sentences,
+music and noise do not depend on the phrase, so, like the bank, they are made
+once in the cache (``<cache>/heldout/<settings fingerprint>/``): the sentences
+(``heldout_speech``), and each stream with its held-out music and noise clips
+(``heldout_stream``). The backbone's pass over a stream is kept in the cache
+too (``stream_cache``), so a later phrase scores it with its head alone. A
+phrase takes the sentences as clips with those that say it left out
+(``without_phrase``; ``data.negatives.says``: in letters or in phonemes, the
+rule ``wb negatives --speech`` applies); in a stream, the clips that say it
+are left out by their texts in the stream's segments (``categories.StreamSegments``).
+The phrase's own sound-alikes are still made per phrase.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from wakebuilder.atomic import atomic_write_json, read_json, waiting_lock
 from wakebuilder.bank.location import cache_dir
 from wakebuilder.config import StageConfig
 from wakebuilder.data.tts import DEFAULT_ENGINES
+from wakebuilder.errors import ConfigError
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, resolve_clip_path, write_manifest
 
 log = logging.getLogger(__name__)
@@ -60,6 +65,67 @@ def _made_once(config: HeldoutSpeechConfig, folder: Path) -> Path:
     atomic_write_json(complete, {"config": config.to_dict()})
     log.info("held-out speech: %d clip(s) in %s", len(records), folder)
     return manifest
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HeldoutStreamConfig(StageConfig):
+    """``duration_s`` of continuous audio of seed ``seed``: ``speech`` generic sentences spoken by the
+    ``engines``' voices, and ``nonspeech`` music and noise clips of ``clip_s`` (babble of those sentences)."""
+
+    speech: int
+    nonspeech: int
+    clip_s: float
+    duration_s: float
+    seed: int
+    engines: tuple[str, ...] = DEFAULT_ENGINES
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldoutStream:
+    """A cached stream: the WAV (``NAME.segments.json`` beside it) and the manifests of its clips."""
+
+    stream: Path
+    speech: Path | None
+    nonspeech: Path | None
+
+
+def heldout_stream(config: HeldoutStreamConfig, *, cache: str | os.PathLike[str] | None = None) -> HeldoutStream:
+    """``config``'s stream in the cache: made by the first call (every phrase's), reused after."""
+    from wakebuilder.fingerprint import fingerprint
+
+    if config.speech < 1 and config.nonspeech < 1:
+        raise ConfigError("held-out stream: give held-out speech or non-speech clips (both are 0)")
+    if config.nonspeech and config.speech < 1:
+        raise ConfigError("held-out stream: its non-speech babbles held-out speech; give held-out speech > 0")
+    speech = None
+    if config.speech:
+        speech = heldout_speech(HeldoutSpeechConfig(n=config.speech, seed=config.seed, engines=config.engines),
+                                cache=cache)
+    folder = cache_dir(cache) / "heldout" / f"stream-{fingerprint('heldout-stream', 1, config.to_dict())[:12]}"
+    stream, nonspeech = folder / "stream.wav", folder / "nonspeech" / MANIFEST_NAME
+    made = HeldoutStream(stream=stream, speech=speech, nonspeech=nonspeech if config.nonspeech else None)
+    with waiting_lock(folder.with_name(folder.name + ".lock"), "held-out stream"):
+        complete = folder / COMPLETE_NAME
+        if complete.is_file() and read_json(complete).get("config") == config.to_dict() and stream.is_file():
+            return made
+        _make_stream(config, made)
+        atomic_write_json(complete, {"config": config.to_dict()})
+        log.info("held-out stream: %g s in %s", config.duration_s, stream)
+    return made
+
+
+def _make_stream(config: HeldoutStreamConfig, made: HeldoutStream) -> None:
+    from wakebuilder.data.nonspeech.generators import GENERATORS
+    from wakebuilder.data.nonspeech.make import NonspeechConfig, make_nonspeech
+    from wakebuilder.data.stream import StreamConfig, build_negative_stream
+
+    if made.nonspeech is not None:
+        settings = NonspeechConfig(n=config.nonspeech, duration_s=config.clip_s, seed=config.seed,
+                                   kinds=tuple(GENERATORS), babble_from=str(made.speech))
+        make_nonspeech(settings, out_dir=made.nonspeech.parent, overwrite=True)
+    sources = [str(p) for p in (made.speech, made.nonspeech) if p is not None]
+    build_negative_stream(sources, out_path=made.stream,
+                          config=StreamConfig(duration_s=config.duration_s, seed=config.seed), overwrite=True)
 
 
 def without_phrase(manifest: str | os.PathLike[str], phrase: str, out_dir: str | os.PathLike[str]) -> tuple[Path, int]:

@@ -5,8 +5,9 @@ has none (an offline quickstart), this joins held-out negative clips (speech,
 sound-alike phrases, real-audio chunks) with random pauses over a low noise
 floor into one long WAV, so the streaming detector sees word boundaries,
 silence and onsets as it would in a room. Beside the WAV, ``NAME.segments.json``
-lists where each clip starts and its category (speech, music, noise), so ``wb
-eval`` can count the stream's false accepts per category.
+lists where each clip starts, its category (speech, music, noise), id and text, so ``wb
+eval`` can count the stream's false accepts per category, and a stream shared by
+many wake words leaves out, for each, the clips that say it.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def build_negative_stream(
         samples = load_audio(resolve_clip_path(manifest, record))
         end = min(total, position + samples.shape[0])
         out[position:end] = samples[: end - position]
-        segments.append([round(position / SAMPLE_RATE, 4), record_category(record), record.id])
+        segments.append([round(position / SAMPLE_RATE, 4), record_category(record), record.id, record.text or ""])
         position = end + int(rng.uniform(config.gap_min_s, config.gap_max_s) * SAMPLE_RATE)
         step += 1
     noise_rms = 10 ** (config.noise_dbfs / 20)

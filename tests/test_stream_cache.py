@@ -1,0 +1,104 @@
+"""The backbone's pass over a stream kept in the cache, and shared streams that leave out the wake word's clips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import noise
+from tests.model_helpers import copy_model, planted_stream, tone_setup, wake_sound
+from wakebuilder.audio import write_wav
+from wakebuilder.backbones import backbone_from_identity
+from wakebuilder.bank.location import cache_dir
+from wakebuilder.calibrate import CalibrateConfig, model_stream_scores, model_stream_traces
+from wakebuilder.categories import StreamSegments
+from wakebuilder.data.stream import StreamConfig, build_negative_stream
+from wakebuilder.detect import load_detector
+from wakebuilder.evaluate import EvalConfig, evaluate_detector
+from wakebuilder.manifest import ClipRecord, write_manifest
+from wakebuilder.modeldir import load_model
+from wakebuilder.stream_cache import stream_key
+
+
+def model_with_wake_word(tmp_path: Path, wake_word: str) -> Path:
+    """The calibrated tone model (threshold 0.5, identity calibration), told its wake word."""
+    model = copy_model(tone_setup()["calibrated"], tmp_path / wake_word.replace(" ", "-") / "model")
+    meta = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_text(json.dumps({**meta, "wake_word": wake_word}))
+    return model
+
+
+def test_the_cached_pass_scores_as_the_backbone_does_and_is_reused(tmp_path: Path, monkeypatch) -> None:
+    model = load_model(tone_setup()["model"])
+    backbone = backbone_from_identity(model.backbone, device="cpu")
+    stream = write_wav(tmp_path / "s.wav", planted_stream((2.0, 6.0), 10.0))
+    plain, seconds = model_stream_scores(stream, model, backbone, 1.0, 0.0, config=CalibrateConfig())
+    cached = CalibrateConfig(cache_streams=True)
+    first, cached_seconds = model_stream_scores(stream, model, backbone, 1.0, 0.0, config=cached)
+    assert cached_seconds == pytest.approx(seconds) == pytest.approx(10.0)
+    assert first.shape == plain.shape and plain.max() > 0.9  # the planted chirps score high
+    np.testing.assert_allclose(first, plain, atol=0.02)  # float16 sequences, as the stores keep them
+    kept = cache_dir() / "stream-embeddings" / f"{stream_key(stream, backbone.identity, 1600)}.npy"
+    assert kept.is_file()
+    stamp = kept.stat().st_mtime_ns
+
+    def no_backbone(*args, **kwargs):
+        raise AssertionError("the backbone ran again")
+
+    monkeypatch.setattr(backbone, "embed", no_backbone)
+    again, _ = model_stream_scores(stream, model, backbone, 1.0, 0.0, config=cached)
+    assert np.array_equal(again, first) and kept.stat().st_mtime_ns == stamp
+    other = write_wav(tmp_path / "t.wav", planted_stream((3.0,), 10.0))  # other audio: another key
+    with pytest.raises(AssertionError, match="ran again"):
+        model_stream_scores(other, model, backbone, 1.0, 0.0, config=cached)
+
+
+def mixed_stream(tmp_path: Path) -> Path:
+    """A stream of noise clips and chirp clips whose text says "hey jarvis" (a shared held-out stream)."""
+    folder = tmp_path / "clips"
+    rows = []
+    for i in range(6):
+        says = i % 2 == 0
+        audio = noise(2.5, amplitude=0.01, seed=i)
+        if says:
+            audio[16000 : 16000 + wake_sound().size] += wake_sound()  # centred: no window of a neighbour hears it
+        write_wav(folder / f"c{i}.wav", audio)
+        rows.append(ClipRecord(id=f"c{i}", path=f"c{i}.wav", label=0, kind="speech_negative", group=f"c{i}",
+                               text="well hey jarvis then" if says else "nothing to see", duration_s=2.5))
+    manifest = write_manifest(folder / "manifest.jsonl", rows)
+    config = StreamConfig(duration_s=16.8, gap_min_s=0.3, gap_max_s=0.3)  # each clip once, in a seeded order
+    return build_negative_stream([str(manifest)], out_path=tmp_path / "stream.wav", config=config)
+
+
+def test_segments_that_say_the_wake_word_are_left_out(tmp_path: Path) -> None:
+    stream = mixed_stream(tmp_path)
+    segments = StreamSegments.read(stream)
+    assert segments is not None and segments.texts.count("well hey jarvis then") == 3
+    assert not segments.excluded.any() and not segments.without("computer").excluded.any()
+    left_out = segments.without("hey jarvis")
+    assert left_out.excluded.sum() == 3 and not segments.excluded.any()  # a copy: the shared stream is unchanged
+    assert sum(left_out.seconds().values()) == pytest.approx(sum(segments.seconds().values()) - 3 * 2.8, abs=0.01)
+    assert left_out.excluded_at(np.array(segments.starts) + 0.1).tolist() == left_out.excluded.tolist()
+
+
+@pytest.mark.parametrize("cache_streams", [False, True])
+def test_calibration_and_eval_count_no_false_accept_where_the_stream_says_the_wake_word(
+    tmp_path: Path, cache_streams: bool
+) -> None:
+    stream = mixed_stream(tmp_path)
+    config = CalibrateConfig(cache_streams=cache_streams, device="cpu")
+    results = {}
+    for wake_word in ("hey jarvis", "computer"):
+        model = load_model(model_with_wake_word(tmp_path, wake_word))
+        (trace,), hours = model_stream_traces([stream], model, 1.0, 0.0, config=config)
+        detector = load_detector(model.path, device="cpu")
+        report = evaluate_detector(detector, streams=[stream], config=EvalConfig(), categories=["other"])
+        results[wake_word] = (float(trace.max()), hours * 3600, report)
+    said, other = results["hey jarvis"], results["computer"]
+    assert other[0] > 0.9 and said[0] < 0.5  # the chirps that "say hey jarvis" are masked for that wake word only
+    assert said[1] == pytest.approx(other[1] - 3 * 2.8, abs=0.2) and other[1] == pytest.approx(16.8, abs=0.01)
+    assert other[2]["false_accepts"] == 3 and said[2]["false_accepts"] == 0
+    assert said[2]["stream_hours"] * 3600 == pytest.approx(said[1], abs=0.01)

@@ -1,0 +1,77 @@
+"""The backbone's pass over a long negative stream, done once and kept in the cache.
+
+Calibrating a threshold and measuring false accepts per hour score every window
+of a stream (2.5 s every 0.1 s: 6,000 windows for 10 minutes). The backbone is
+frozen, so the windows' embedding sequences depend only on the audio, the
+backbone and the hop: ``stream_sequences`` runs the backbone once and keeps them
+(float16, the stores' dtype) in ``<cache>/stream-embeddings/``, keyed by the
+file's SHA-256, the backbone's identity and the hop. Every later head (another
+phrase, another seed, a refit) is scored on them in a second. The frames are
+those of ``streaming.frame_windows`` on the whole file.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from typing import Any
+
+import numpy as np
+
+from wakebuilder.atomic import atomic_write_bytes, waiting_lock
+from wakebuilder.audio_stream import AudioBlocks
+from wakebuilder.bank.location import cache_dir
+from wakebuilder.fingerprint import file_sha256, fingerprint
+from wakebuilder.streaming import WindowBuffer
+
+log = logging.getLogger(__name__)
+VERSION = 1
+FOLDER = "stream-embeddings"
+
+
+def stream_key(path: str | os.PathLike[str], identity: dict[str, Any], hop: int) -> str:
+    """The cache key of a stream's sequences: its bytes, the backbone and the hop in samples."""
+    return fingerprint("stream-sequences", VERSION, {"backbone": identity, "hop": hop},
+                       inputs=file_sha256(str(path)))
+
+
+def stream_sequences(
+    path: str | os.PathLike[str], backbone: Any, *, hop: int, batch_size: int = 64,
+    cache: str | os.PathLike[str] | None = None,
+) -> np.ndarray:
+    """Every window's embedding sequence of the stream at ``path``, ``(frames, T, D)`` float16.
+
+    Read from the cache when there; otherwise one backbone pass, written there atomically (two processes
+    wanting the same stream: the second waits for the first and reads its file).
+    """
+    folder = cache_dir(cache) / FOLDER
+    target = folder / f"{stream_key(path, backbone.identity, hop)}.npy"
+    with waiting_lock(folder / f"{target.stem}.lock", f"stream embeddings of {path}"):
+        if target.is_file():
+            log.info("stream embeddings of %s: from the cache (%s)", path, target)
+            return np.load(target, mmap_mode="r")
+        sequences = _embed_stream(path, backbone, hop=hop, batch_size=batch_size)
+        buffer = io.BytesIO()
+        np.save(buffer, sequences, allow_pickle=False)
+        atomic_write_bytes(target, buffer.getvalue())
+        log.info("stream embeddings of %s: %d windows into %s", path, len(sequences), target)
+    return sequences
+
+
+def _embed_stream(path: str | os.PathLike[str], backbone: Any, *, hop: int, batch_size: int) -> np.ndarray:
+    windows = WindowBuffer(backbone.window_samples, hop)
+    parts: list[np.ndarray] = []
+
+    def embed(batch: np.ndarray) -> None:
+        for start in range(0, batch.shape[0], batch_size):
+            _, sequence = backbone.embed(np.ascontiguousarray(batch[start : start + batch_size]))
+            parts.append(np.asarray(sequence).astype(np.float16))
+
+    for block in AudioBlocks(path):  # a block at a time: memory holds the sequences, not the audio
+        embed(windows.push(block))
+    embed(windows.flush())
+    if not parts:
+        return np.zeros((0, backbone.seq_len, backbone.dim), dtype=np.float16)
+    return np.concatenate(parts)
+
