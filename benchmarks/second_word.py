@@ -24,7 +24,7 @@ from typing import Any
 
 RESULTS = Path(__file__).parent / "results" / "second_word.json"
 SMALL = dict(n_pos=100, pos_copies=2, n_hard=200, n_speech=200, n_words=300, neg_copies=1, train_stream_s=120.0,
-             stream_s=120.0, heldout_hard=40, heldout_speech=60, heldout_pos=30)
+             stream_s=120.0, report_stream_s=120.0, heldout_hard=40, heldout_speech=60, heldout_pos=30)
 
 
 def run_once(phrase: str, size: str, out: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -20,7 +20,9 @@ bank's rows that say the word left out. ``--recipe-fit`` starts every config fro
 store's ``recipe_config.json`` (the recipe's head) instead of ``FitConfig()``. ``--drop ARM`` (repeatable) leaves
 out a class of training rows to measure what it adds: ``background-positives`` (positives mixed over music or
 noise), ``nonspeech`` (negatives of music, noise and other sound), ``kokoro`` / ``kokoro-positives`` /
-``kokoro-negatives``, ``only:ENGINE,ENGINE`` (speech rows of other engines; non-speech rows stay).
+``kokoro-negatives``, ``soundalikes-half`` (the second half of the sound-alikes in store order and their copies:
+every candidate text keeps half its voices, as ``n_hard`` at half would), ``only:ENGINE,ENGINE`` (speech rows of
+other engines; non-speech rows stay).
 Besides the figures over every false-accept file, each head gets them with speech alone in the false-accept
 set (``*_speech``), and the music and noise false accepts at the speech-only one-false-accept threshold.
 
@@ -100,12 +102,16 @@ def drop_mask(records: list, arm: str) -> np.ndarray:
     if arm in ("kokoro", "kokoro-positives", "kokoro-negatives"):
         kokoro = np.array([_engine(r) == "kokoro" for r in records])
         return kokoro & (pos if arm == "kokoro-positives" else ~pos if arm == "kokoro-negatives" else True)
+    if arm == "soundalikes-half":  # as n_hard at half: every candidate text stays, with half its voices
+        hard = [r.id for r in records if r.kind == "hard_negative"]
+        gone = set(hard[len(hard) // 2:])
+        return np.array([r.id in gone or (r.kind == "augmented" and r.parent_id in gone) for r in records])
     if arm.startswith("only:"):
         engines = set(arm[len("only:"):].split(","))
         speech = np.array([not _is_nonspeech(r) and r.kind != "real_negative" for r in records])
         return speech & np.array([_engine(r) not in engines for r in records])
     raise SystemExit(f"--drop {arm!r}: not one of background-positives, nonspeech, kokoro, kokoro-positives, "
-                     "kokoro-negatives, only:ENGINE,...")
+                     "kokoro-negatives, soundalikes-half, only:ENGINE,...")
 
 
 def load_with_bank(store: Path, bank: Path, word: str, drops: list[str], extras: tuple[Path, ...] = ()):

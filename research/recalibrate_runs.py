@@ -41,7 +41,7 @@ def run_calibration_stream(config: RecipeConfig, run_dir: Path) -> Path:
     """The run's calibration stream: in its folder (runs before the shared streams, or without the bank), else
     the one the recipe shares in the cache (WB_CACHE_DIR; made again, identically, if gone)."""
     own = run_dir / "stream-calibrate.wav"
-    return own if own.is_file() or not config.bank else shared_stream(config, CALIBRATION_SEED).stream
+    return own if own.is_file() or not config.bank else shared_stream(config, CALIBRATION_SEED, config.stream_s).stream
 
 
 def main() -> None:

@@ -102,3 +102,28 @@ def test_calibration_and_eval_count_no_false_accept_where_the_stream_says_the_wa
     assert said[1] == pytest.approx(other[1] - 3 * 2.8, abs=0.2) and other[1] == pytest.approx(16.8, abs=0.01)
     assert other[2]["false_accepts"] == 3 and said[2]["false_accepts"] == 0
     assert said[2]["stream_hours"] * 3600 == pytest.approx(said[1], abs=0.01)
+
+
+def test_cli_calibrate_keeps_the_stream_pass_and_records_the_streams(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from wakebuilder.cli import main
+
+    setup = tone_setup()
+    stream = write_wav(tmp_path / "s.wav", noise(12, amplitude=0.02, seed=7))
+    identity = load_model(setup["model"]).backbone
+    kept = cache_dir() / "stream-embeddings" / f"{stream_key(stream, identity, 1600)}.npy"
+    summaries = []
+    for name in ("a", "b"):  # two heads' calibrations on one stream: one backbone pass
+        model = copy_model(setup["model"], tmp_path / name / "model")
+        args = ["calibrate", "--model", str(model), "--store", str(setup["store"]), "--stream", str(stream),
+                "--cache-streams", "--json"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        summaries.append(json.loads(result.stdout))
+        if name == "a":
+            assert kept.is_file()
+            stamp = kept.stat().st_mtime_ns
+    assert kept.stat().st_mtime_ns == stamp and summaries[0]["threshold"] == summaries[1]["threshold"]
+    saved = json.loads((tmp_path / "b" / "model" / "calibration.json").read_text())
+    assert saved["streams"] == [str(stream.resolve())] and saved["config"]["cache_streams"] is True

@@ -139,14 +139,14 @@ def build_data(
     if real_dir is not None:
         step(f"chunk real audio from {real_dir}")
         manifests.append(real_chunks(real_dir, out / "real"))
-    step(f"streams: {config.stream_s:g}s of held-out speech, music and noise for calibration"
-         + (" and for the report" if config.report else ""))
+    step(f"streams of held-out speech, music and noise: {config.stream_s:g}s for calibration"
+         + (f", {config.report_stream_s:g}s for the report" if config.report else ""))
     cal_stream = held.get("calibrate_stream") or negative_stream(config, _stream_sources(held, "calibrate"),
                                                                  out / "stream-calibrate.wav")
     report_stream = None
     if config.report:
         report_stream = held.get("report_stream") or negative_stream(config, _stream_sources(held, "report"),
-                                                                     out / "stream-report.wav")
+                                                                     out / "stream-report.wav", config.report_stream_s)
     return RecipeData(train_manifests=manifests, negatives=neg, heldout_positives=held.get("positives"),
                       heldout_negatives=held.get("report_hard"), calibration_stream=cal_stream,
                       report_stream=report_stream, heldout_nonspeech=held.get("report_nonspeech"),
@@ -195,7 +195,7 @@ def train_and_export(
     onnx = Path(exported.files["onnx"])
     report = None
     if config.report:
-        step(f"report: clips and {config.stream_s:g}s of stream that neither training nor the threshold saw")
+        step(f"report: clips and {config.report_stream_s:g}s of stream that neither training nor the threshold saw")
         report = report_on_heldout(onnx, data, device=device, model_dir=Path(model_dir) if config.bank else None)
     step(f"done in {time.perf_counter() - step.start:.0f}s")
     return RecipeResult(config=config, out_dir=out, onnx=onnx, model_dir=Path(model_dir), store=store, data=data,

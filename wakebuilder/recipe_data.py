@@ -105,7 +105,7 @@ def heldout_sets(config: RecipeConfig, out: Path, step: Step) -> dict[str, Path]
     sets: dict[str, Path] = {}
     for name in names:
         if config.bank:
-            shared = shared_stream(config, seeds[name])
+            shared = shared_stream(config, seeds[name], config.report_stream_s if name == "report" else config.stream_s)
             sets[f"{name}_stream"] = shared.stream
             if shared.nonspeech is not None:
                 sets[f"{name}_nonspeech"] = shared.nonspeech
@@ -128,15 +128,15 @@ def heldout_sets(config: RecipeConfig, out: Path, step: Step) -> dict[str, Path]
     return sets
 
 
-def shared_stream(config: RecipeConfig, seed: int) -> HeldoutStream:
-    """The stream of ``stream_s`` of ``seed``, made once in the cache for every phrase: ``heldout_speech``
+def shared_stream(config: RecipeConfig, seed: int, duration_s: float) -> HeldoutStream:
+    """The stream of ``duration_s`` of ``seed``, made once in the cache for every phrase: ``heldout_speech``
     generic sentences (a phrase's counts leave out those that say it; the audio keeps them) and
     ``heldout_nonspeech`` music and noise clips."""
     from wakebuilder.bank.heldout import HeldoutStreamConfig, heldout_stream
 
     return heldout_stream(HeldoutStreamConfig(
         speech=config.heldout_speech, nonspeech=config.heldout_nonspeech, clip_s=config.embed_window_s or 2.5,
-        duration_s=config.stream_s, seed=BANK_SEED + seed, engines=config.shared_speech_engines))
+        duration_s=duration_s, seed=BANK_SEED + seed, engines=config.shared_speech_engines))
 
 
 def without_phrase(manifest: Path, phrase: str, out: Path) -> Path:

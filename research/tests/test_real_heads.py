@@ -54,3 +54,16 @@ def test_extra_stores_add_their_rows(real_heads) -> None:
                               kind=np.array(["tts"]), group=np.array(["x"]))
     with pytest.raises(ValueError, match="sequence"):
         real_heads.concatenate(arrays(1, 1, "w"), no_sequence)
+
+
+def test_half_the_sound_alikes_go_with_their_copies(real_heads) -> None:
+    from wakebuilder.manifest import ClipRecord
+
+    def row(i: str, kind: str, parent: str | None = None, label: int = 0) -> ClipRecord:
+        return ClipRecord(id=i, path=f"{i}.wav", label=label, kind=kind, group="g", parent_id=parent)
+
+    records = [row("h0", "hard_negative"), row("h1", "hard_negative"), row("h2", "hard_negative"),
+               row("h3", "hard_negative"), row("a2", "augmented", "h2"), row("a0", "augmented", "h0"),
+               row("p0", "tts", label=1), row("w0", "word_negative")]
+    mask = real_heads.drop_mask(records, "soundalikes-half")
+    assert [r.id for r, gone in zip(records, mask) if gone] == ["h2", "h3", "a2"]
