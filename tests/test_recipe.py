@@ -28,7 +28,7 @@ def fake_result(config: RecipeConfig, out: Path) -> RecipeResult:
 
 def test_presets_hold_the_quickstart_counts() -> None:
     quick, full = RecipeConfig.preset("quick"), RecipeConfig.preset("full")
-    assert (quick.n_pos, quick.pos_copies, quick.n_hard, quick.n_speech, quick.n_words) == (600, 2, 1500, 1000, 1500)
+    assert (quick.n_pos, quick.pos_copies, quick.n_hard, quick.n_speech, quick.n_words) == (600, 2, 750, 1000, 1500)
     assert (full.n_pos, full.pos_copies, full.n_hard, full.n_speech, full.n_words) == (1700, 3, 10000, 5000, 5000)
     assert full.train_stream_s == full.stream_s == full.report_stream_s == 3600.0
     assert (quick.stream_s, quick.report_stream_s) == (600.0, 1500.0)  # the report's stream costs the first phrase
