@@ -63,7 +63,9 @@ class RecipeConfig(StageConfig):
     pos_copies: int = 2
     # Sound-alikes: a few dozen candidate texts, each spoken by many voices. Half as many (every text, half the
     # voices) found 52.7 of 78 real clips at one false accept against 51.0 (head refits, six words, three data
-    # seeds, two head seeds; research/REAL_TRANSFER.md, thirteenth round), and save a second phrase about 35 s.
+    # seeds, two head seeds; research/REAL_TRANSFER.md, thirteenth round) and save a phrase about 28 s. End to end
+    # on two seeds the change was mixed (113 against 108 of 156 real clips calibrated, 97 against 103 at one false
+    # accept per model, 43 against 29 false accepts): no difference shown beyond the seeds' spread.
     n_hard: int = 750
     n_speech: int = 1000
     # Isolated single words: on real speech (research/REAL_TRANSFER.md) they cut false accepts at the
