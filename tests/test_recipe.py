@@ -16,6 +16,7 @@ from wakebuilder.errors import ConfigError
 from tests.test_readme import readme_artifacts
 from wakebuilder.bank.location import cache_dir
 from wakebuilder.manifest import read_manifest
+from wakebuilder.stream_cache import stream_key
 from wakebuilder.recipe import SIZES, RecipeConfig, RecipeData, RecipeResult, run_recipe
 
 
@@ -131,7 +132,9 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     assert result.data.heldout_nonspeech == streams[1].parent / "nonspeech" / "manifest.jsonl"
     assert all(s.is_relative_to(cache_dir()) for s in streams) and not (tmp_path / "stream-calibrate.wav").exists()
     # the backbone's pass over each stream is in the cache: another phrase runs only its head on them
-    assert len(list((cache_dir() / "stream-embeddings").glob("*.npy"))) == 2
+    identity = json.loads((result.model_dir / "model.json").read_text())["backbone"]
+    passes = {cache_dir() / "stream-embeddings" / f"{stream_key(s, identity, 1600)}.npy" for s in streams}
+    assert len(passes) == 2 and all(p.is_file() for p in passes)
     # the streams are speech, music and noise; held-out sound-alikes are report clips, never stream audio
     assert recipe._stream_sources({"report_hard": tmp_path, "calibrate_speech": tmp_path / "s"}, "calibrate") == [
         tmp_path / "s"]
