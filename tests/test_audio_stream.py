@@ -118,11 +118,12 @@ def test_wb_detect_and_eval_stream_files_in_blocks(tmp_path: Path, monkeypatch: 
 
 
 def test_calibrate_stream_scores_in_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from wakebuilder.calibrate import CalibrateConfig, stream_scores
+    from wakebuilder.calibrate import CalibrateConfig, stream_file_scores
 
     path = long_file(tmp_path / "a.wav")
     scorer = loudness_detector().scorer
     expected = score_waveform(load_audio(path), scorer, window_samples=WINDOW, hop=1600, batch_size=32)
     forbid_whole_file_reads(monkeypatch)
-    (trace,), hours = stream_scores([path], scorer, window_samples=WINDOW, config=CalibrateConfig())
+    trace, seconds = stream_file_scores(path, scorer, window_samples=WINDOW, config=CalibrateConfig())
+    hours = seconds / 3600
     assert np.array_equal(trace, expected) and hours == pytest.approx(12 / 3600)

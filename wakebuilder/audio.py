@@ -52,6 +52,11 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int = SAMPLE_RATE) 
     return resample(mono, int(rate), sample_rate)
 
 
+def audio_seconds(path: str | os.PathLike[str]) -> float:
+    """An audio file's duration from its header (the same at any sample rate), without decoding it."""
+    return float(sf.info(str(path)).duration)
+
+
 def wav_bytes(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     """Encode float32 audio as 16-bit PCM WAV bytes (clipped to [-1, 1])."""
     buffer = io.BytesIO()

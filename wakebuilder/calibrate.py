@@ -21,6 +21,7 @@ import numpy as np
 
 from wakebuilder import metrics
 from wakebuilder.atomic import atomic_write_json
+from wakebuilder.audio import audio_seconds
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
@@ -132,18 +133,14 @@ def validation_logits(
     return np.concatenate(logits), np.concatenate(labels)
 
 
-def stream_scores(
-    paths: Sequence[str | os.PathLike[str]], scorer: Scorer, *, window_samples: int, config: CalibrateConfig
-) -> tuple[list[np.ndarray], float]:
-    """Smoothed score traces of continuous negative audio files and their total hours."""
-    traces, seconds = [], 0.0
-    hop = hop_samples(config.hop_s)
-    for path in paths:  # a block at a time: hours of audio in bounded memory
-        blocks = AudioBlocks(path)
-        scores = score_blocks(blocks, scorer, window_samples=window_samples, hop=hop, batch_size=config.batch_size)
-        seconds += blocks.seconds
-        traces.append(smooth_scores(scores, config.smooth))
-    return traces, seconds / 3600
+def stream_file_scores(
+    path: str | os.PathLike[str], scorer: Scorer, *, window_samples: int, config: CalibrateConfig
+) -> tuple[np.ndarray, float]:
+    """Unsmoothed scores of every window of a continuous audio file and its seconds."""
+    blocks = AudioBlocks(path)  # a block at a time: hours of audio in bounded memory
+    scores = score_blocks(blocks, scorer, window_samples=window_samples, hop=hop_samples(config.hop_s),
+                          batch_size=config.batch_size)
+    return scores, blocks.seconds
 
 
 def model_stream_scores(
@@ -155,18 +152,13 @@ def model_stream_scores(
     With ``config.cache_streams`` the backbone's pass comes from (or goes into) the cache (``stream_cache``)
     and only the head runs here.
     """
-    hop = hop_samples(config.hop_s)
     if config.cache_streams:
-        import soundfile
-
         from wakebuilder.stream_cache import stream_sequences
 
-        sequences = stream_sequences(path, backbone, hop=hop, batch_size=config.batch_size)
-        return apply_platt(head_logits(model.head, sequences), temperature, bias), float(soundfile.info(str(path)).duration)
-    blocks = AudioBlocks(path)  # a block at a time: hours of audio in bounded memory
+        sequences = stream_sequences(path, backbone, hop=hop_samples(config.hop_s), batch_size=config.batch_size)
+        return apply_platt(head_logits(model.head, sequences), temperature, bias), audio_seconds(path)
     scorer = model_scorer(model, backbone, temperature, bias)
-    scores = score_blocks(blocks, scorer, window_samples=backbone.window_samples, hop=hop, batch_size=config.batch_size)
-    return scores, blocks.seconds
+    return stream_file_scores(path, scorer, window_samples=backbone.window_samples, config=config)
 
 
 def model_stream_traces(

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE, metrics
-from wakebuilder.audio import fit_to_window, load_audio
+from wakebuilder.audio import audio_seconds, fit_to_window, load_audio
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.categories import CATEGORIES, OTHER, StreamSegments, from_path, record_category, stream_categories
 from wakebuilder.detect import DetectConfig, Detector, detect_blocks, load_detector, threshold_for
@@ -121,13 +121,11 @@ def stream_events(detector: Detector, path: str | os.PathLike[str], config: Eval
     if trace is None:  # a block at a time: hours of audio in bounded memory
         blocks = AudioBlocks(path)
         return list(detect_blocks(detector, blocks, config.detect_config())), blocks.seconds
-    import soundfile
-
     hop = hop_samples(config.hop_s)
     events = count_events(smooth_scores(np.asarray(trace), config.smooth), threshold_for(detector, config),
                           frame_s=hop / SAMPLE_RATE, refractory_s=config.refractory_s,
                           offset_s=detector.window_samples / 2 / SAMPLE_RATE)
-    return events, float(soundfile.info(str(path)).duration)
+    return events, audio_seconds(path)
 
 
 def _fa(events: int, seconds: float) -> dict[str, Any]:

@@ -95,6 +95,8 @@ def heldout_sets(config: RecipeConfig, out: Path, step: Step) -> dict[str, Path]
     in the cache for every phrase (``bank.heldout``); the sentences that say the phrase are left out of the
     report's clips, and out of the streams' counts by their segments' texts.
     """
+    from wakebuilder.bank.heldout import without_phrase
+
     step("held-out data (other seeds): a stream of speech, music and noise calibrates the threshold"
          + (", another measures FA/h, with held-out positives and sound-alikes" if config.report else ""))
     names = ("calibrate", "report") if config.report else ("calibrate",)
@@ -109,8 +111,8 @@ def heldout_sets(config: RecipeConfig, out: Path, step: Step) -> dict[str, Path]
             sets[f"{name}_stream"] = shared.stream
             if shared.nonspeech is not None:
                 sets[f"{name}_nonspeech"] = shared.nonspeech
-            if name == "report" and shared.speech is not None:  # the report's clips
-                sets["report_speech"] = without_phrase(shared.speech, config.phrase, out / "heldout-speech-report")
+            if name == "report":  # the report's clips
+                sets["report_speech"] = without_phrase(shared.speech, config.phrase, out / "heldout-speech-report")[0]
         else:
             sets[f"{name}_speech"] = make_negatives(config, out / f"heldout-speech-{name}", n=0,
                                                     speech=config.heldout_speech, words=0,
@@ -137,13 +139,6 @@ def shared_stream(config: RecipeConfig, seed: int, duration_s: float) -> Heldout
     return heldout_stream(HeldoutStreamConfig(
         speech=config.heldout_speech, nonspeech=config.heldout_nonspeech, clip_s=config.embed_window_s or 2.5,
         duration_s=duration_s, seed=BANK_SEED + seed, engines=config.shared_speech_engines))
-
-
-def without_phrase(manifest: Path, phrase: str, out: Path) -> Path:
-    """The cached sentences of ``manifest`` that do not say ``phrase``, as a manifest in ``out``."""
-    from wakebuilder.bank.heldout import without_phrase as kept
-
-    return kept(manifest, phrase, out)[0]
 
 
 def nonspeech(config: RecipeConfig, out: Path, speech: Path, *, n: int, seed: int) -> Path:

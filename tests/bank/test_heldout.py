@@ -13,6 +13,15 @@ from wakebuilder.bank.heldout import HeldoutSpeechConfig, heldout_speech, withou
 from wakebuilder.manifest import ClipRecord, read_manifest, write_manifest
 
 
+def forbid(monkeypatch: pytest.MonkeyPatch, module: object, name: str, said: str) -> None:
+    """Make ``module.name`` fail with ``said``: the cache must not call it again."""
+
+    def called(*args: object, **kwargs: object) -> None:
+        raise AssertionError(said)
+
+    monkeypatch.setattr(module, name, called)
+
+
 def test_sentences_that_say_the_phrase_are_left_out(tmp_path: Path) -> None:
     source = tmp_path / "cache" / "speech"
     source.mkdir(parents=True)
@@ -37,10 +46,7 @@ def test_made_once_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     first = heldout_speech(config, cache=tmp_path)
     assert len(read_manifest(first)) == 3 and first.is_relative_to(tmp_path / "heldout")
 
-    def no_synthesis(*args: object, **kwargs: object) -> None:
-        raise AssertionError("synthesized again")
-
-    monkeypatch.setattr(synth, "synthesize_clips", no_synthesis)
+    forbid(monkeypatch, synth, "synthesize_clips", "synthesized again")
     assert heldout_speech(config, cache=tmp_path) == first
     with pytest.raises(AssertionError, match="synthesized again"):  # other settings: another folder
         heldout_speech(config.replace(seed=2000), cache=tmp_path)
@@ -62,10 +68,7 @@ def test_a_held_out_stream_is_made_once_for_every_phrase(tmp_path: Path, monkeyp
     spoken = {r.text for r in read_manifest(made.speech)}
     assert segments is not None and spoken & set(segments.texts)  # the texts say which clips a phrase leaves out
 
-    def no_stream(*args: object, **kwargs: object) -> None:
-        raise AssertionError("built again")
-
-    monkeypatch.setattr(stream_module, "build_negative_stream", no_stream)
+    forbid(monkeypatch, stream_module, "build_negative_stream", "built again")
     assert heldout_stream(config, cache=tmp_path) == made
     with pytest.raises(AssertionError, match="built again"):  # another seed: another stream
         heldout_stream(config.replace(seed=2000), cache=tmp_path)

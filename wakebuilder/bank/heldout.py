@@ -85,7 +85,7 @@ class HeldoutStream:
     """A cached stream: the WAV (``NAME.segments.json`` beside it) and the manifests of its clips."""
 
     stream: Path
-    speech: Path | None
+    speech: Path
     nonspeech: Path | None
 
 
@@ -93,14 +93,10 @@ def heldout_stream(config: HeldoutStreamConfig, *, cache: str | os.PathLike[str]
     """``config``'s stream in the cache: made by the first call (every phrase's), reused after."""
     from wakebuilder.fingerprint import fingerprint
 
-    if config.speech < 1 and config.nonspeech < 1:
-        raise ConfigError("held-out stream: give held-out speech or non-speech clips (both are 0)")
-    if config.nonspeech and config.speech < 1:
-        raise ConfigError("held-out stream: its non-speech babbles held-out speech; give held-out speech > 0")
-    speech = None
-    if config.speech:
-        speech = heldout_speech(HeldoutSpeechConfig(n=config.speech, seed=config.seed, engines=config.engines),
-                                cache=cache)
+    if config.speech < 1:
+        raise ConfigError("held-out stream: it is held-out speech, and its non-speech babbles held-out speech; "
+                          "give held-out speech > 0")
+    speech = heldout_speech(HeldoutSpeechConfig(n=config.speech, seed=config.seed, engines=config.engines), cache=cache)
     folder = cache_dir(cache) / "heldout" / f"stream-{fingerprint('heldout-stream', 1, config.to_dict())[:12]}"
     stream, nonspeech = folder / "stream.wav", folder / "nonspeech" / MANIFEST_NAME
     made = HeldoutStream(stream=stream, speech=speech, nonspeech=nonspeech if config.nonspeech else None)
