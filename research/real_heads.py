@@ -21,8 +21,10 @@ store's ``recipe_config.json`` (the recipe's head) instead of ``FitConfig()``. `
 out a class of training rows to measure what it adds: ``background-positives`` (positives mixed over music or
 noise), ``nonspeech`` (negatives of music, noise and other sound), ``kokoro`` / ``kokoro-positives`` /
 ``kokoro-negatives``, ``soundalikes-half`` (the second half of the sound-alikes in store order and their copies:
-every candidate text keeps half its voices, as ``n_hard`` at half would), ``only:ENGINE,ENGINE`` (speech rows of
-other engines; non-speech rows stay).
+every candidate text keeps half its voices, as ``n_hard`` at half would), ``positives-half:ENGINE,ENGINE`` (the
+second half of each of those engines' positive clips in store order, and their copies: with an ``--extra-store`` of
+another engine's positives, a shift of the positives' share at the same count), ``only:ENGINE,ENGINE`` (speech rows
+of other engines; non-speech rows stay).
 Besides the figures over every false-accept file, each head gets them with speech alone in the false-accept
 set (``*_speech``), and the music and noise false accepts at the speech-only one-false-accept threshold.
 
@@ -104,14 +106,26 @@ def drop_mask(records: list, arm: str) -> np.ndarray:
         return kokoro & (pos if arm == "kokoro-positives" else ~pos if arm == "kokoro-negatives" else True)
     if arm == "soundalikes-half":  # as n_hard at half: every candidate text stays, with half its voices
         hard = [r.id for r in records if r.kind == "hard_negative"]
-        gone = set(hard[len(hard) // 2:])
-        return np.array([r.id in gone or (r.kind == "augmented" and r.parent_id in gone) for r in records])
+        return _with_copies(records, set(hard[len(hard) // 2:]))
+    if arm.startswith("positives-half:"):
+        gone = set()
+        for engine in arm[len("positives-half:"):].split(","):
+            clips = [r.id for r in records if r.label == 1 and r.kind != "augmented" and _engine(r) == engine]
+            if not clips:
+                raise SystemExit(f"--drop {arm!r}: no positive clip of {engine!r}")
+            gone.update(clips[len(clips) // 2:])
+        return _with_copies(records, gone)
     if arm.startswith("only:"):
         engines = set(arm[len("only:"):].split(","))
         speech = np.array([not _is_nonspeech(r) and r.kind != "real_negative" for r in records])
         return speech & np.array([_engine(r) not in engines for r in records])
     raise SystemExit(f"--drop {arm!r}: not one of background-positives, nonspeech, kokoro, kokoro-positives, "
-                     "kokoro-negatives, soundalikes-half, only:ENGINE,...")
+                     "kokoro-negatives, soundalikes-half, positives-half:ENGINE,..., only:ENGINE,...")
+
+
+def _with_copies(records: list, gone: set[str]) -> np.ndarray:
+    """True for the rows whose id is in ``gone`` and for their augmented copies."""
+    return np.array([r.id in gone or (r.kind == "augmented" and r.parent_id in gone) for r in records])
 
 
 def load_with_bank(store: Path, bank: Path, word: str, drops: list[str], extras: tuple[Path, ...] = ()):

@@ -67,3 +67,19 @@ def test_half_the_sound_alikes_go_with_their_copies(real_heads) -> None:
                row("p0", "tts", label=1), row("w0", "word_negative")]
     mask = real_heads.drop_mask(records, "soundalikes-half")
     assert [r.id for r, gone in zip(records, mask) if gone] == ["h2", "h3", "a2"]
+
+
+def test_half_of_each_named_engines_positives_go_with_their_copies(real_heads) -> None:
+    from wakebuilder.manifest import ClipRecord
+
+    def row(i: str, group: str, kind: str = "tts", parent: str | None = None, label: int = 1) -> ClipRecord:
+        return ClipRecord(id=i, path=f"{i}.wav", label=label, kind=kind, group=group, parent_id=parent)
+
+    records = [row("p0", "piper:joe"), row("k0", "kokoro:af"), row("p1", "piper:joe"), row("f0", "flite:kal"),
+               row("f1", "flite:slt"), row("k1", "kokoro:bm"), row("a1", "piper:joe", "augmented", "p1"),
+               row("a0", "piper:joe", "augmented", "p0"), row("n0", "piper:joe", "hard_negative", label=0),
+               row("n1", "piper:joe", "hard_negative", label=0)]
+    mask = real_heads.drop_mask(records, "positives-half:piper,flite")
+    assert [r.id for r, gone in zip(records, mask) if gone] == ["p1", "f1", "a1"]
+    with pytest.raises(SystemExit, match="pico"):
+        real_heads.drop_mask(records, "positives-half:pico")
