@@ -13,19 +13,21 @@ Writes <out>/store.zarr (and the clips beside it).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-from wakebuilder.bank.build import _any_words as any_words
-from wakebuilder.data.negatives import says
-from wakebuilder.data.synth import SynthConfig, synthesize_clips
-from wakebuilder.data.wordlists import random_sentences
-from wakebuilder.embed import EmbedConfig, embed_manifests
-from wakebuilder.manifest import write_manifest
-from wakebuilder.recipe_config import SPEECH_EMBEDDING_WINDOW_S, RecipeConfig
-from wakebuilder.recipe_data import augmented
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_transfer import WORDS  # noqa: E402
 
-REALDEV_WORDS = ("happy", "sheila", "forward", "marvin", "house", "visual")
+from wakebuilder.bank.build import _any_words as any_words  # noqa: E402
+from wakebuilder.data.negatives import says  # noqa: E402
+from wakebuilder.data.synth import SynthConfig, synthesize_clips  # noqa: E402
+from wakebuilder.data.wordlists import random_sentences  # noqa: E402
+from wakebuilder.embed import EmbedConfig, embed_manifests  # noqa: E402
+from wakebuilder.manifest import write_manifest  # noqa: E402
+from wakebuilder.recipe_config import RecipeConfig  # noqa: E402
+from wakebuilder.recipe_data import augmented  # noqa: E402
 
 
 def main() -> None:
@@ -44,14 +46,14 @@ def main() -> None:
                                  "speech_negative")):
         if n == 0:
             continue
-        texts = [t for t in make(2 * n) if not any(says(t, w) for w in REALDEV_WORDS)][:n]
+        texts = [t for t in make(2 * n) if not any(says(t, w) for w in WORDS)][:n]
         synth = SynthConfig(texts=tuple(texts), n=len(texts), engines=("kokoro",), seed=args.seed, label=0,
                             kind=kind, variants=False, workers=args.workers)
         records = synthesize_clips(synth, out_dir=args.out / name)
         manifest = write_manifest(args.out / name / "manifest.jsonl", records)
         manifests += [manifest, augmented(config, manifest, args.out / f"{name}-aug", config.neg_copies)]
     t1 = time.perf_counter()
-    embed = EmbedConfig(backbone=config.backbone, window_s=SPEECH_EMBEDDING_WINDOW_S)
+    embed = EmbedConfig(backbone=config.backbone, window_s=config.embed_window_s)
     embed_manifests([str(m) for m in manifests], store_path=args.out / "store.zarr", config=embed, threads=1)
     print(f"synth {t1 - t0:.0f} s, augment and embed {time.perf_counter() - t1:.0f} s", flush=True)
 

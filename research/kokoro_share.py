@@ -7,22 +7,23 @@ the recipe's augmentation (its ``pos_copies`` copies of each, originals kept as 
 embeds them with the recipe's backbone and window, so head refits can add them to the twelfth round's stores.
 
 Usage: WB_KOKORO_VOICES=../shared/voices/kokoro-v1.0-voices.npz .venv/bin/python research/kokoro_share.py \
-       --out /tmp/ks --name k100 --seed 100 -n 120 [--voices '^[ab][fm]_'] [--words happy,sheila]
+       --out /tmp/ks --name k100 --seed 100 -n 120 [--words happy,sheila]
 Writes <out>/<name>/<word>/store.zarr (and the clips beside it).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-from wakebuilder.data.synth import SynthConfig, run_synth
-from wakebuilder.embed import EmbedConfig, embed_manifests
-from wakebuilder.recipe_config import SPEECH_EMBEDDING_WINDOW_S, RecipeConfig
-from wakebuilder.recipe_data import augmented
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_transfer import WORDS  # noqa: E402
 
-WORDS = ("happy", "sheila", "forward", "marvin", "house", "visual")
+from wakebuilder.embed import EmbedConfig, embed_manifests  # noqa: E402
+from wakebuilder.recipe_config import RecipeConfig  # noqa: E402
+from wakebuilder.recipe_data import augmented, synth  # noqa: E402
 
 
 def main() -> None:
@@ -31,20 +32,16 @@ def main() -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("-n", type=int, default=120)
-    p.add_argument("--voices", default=None, help="voice_pattern (regular expression) of the Kokoro voices")
     p.add_argument("--words", default=",".join(WORDS))
-    p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
     for word in args.words.split(","):
         t0 = time.perf_counter()
         out = args.out / args.name / word
         config = RecipeConfig(phrase=word, seed=args.seed, engines=("kokoro",))
-        synth = SynthConfig(texts=(word,), n=args.n, engines=("kokoro",), seed=args.seed,
-                            voice_pattern=args.voices, workers=args.workers)
-        pos = run_synth(synth, out_dir=out / "positives", overwrite=True)
+        pos = synth(config, out / "positives", args.n, args.seed)  # the recipe's positives, Kokoro's alone
         t1 = time.perf_counter()
         aug = augmented(config, pos, out / "positives-aug", config.pos_copies)
-        embed = EmbedConfig(backbone=config.backbone, window_s=SPEECH_EMBEDDING_WINDOW_S)
+        embed = EmbedConfig(backbone=config.backbone, window_s=config.embed_window_s)
         embed_manifests([str(pos), str(aug)], store_path=out / "store.zarr", config=embed, threads=1)
         print(f"{word}: synth {t1 - t0:.0f} s, augment and embed {time.perf_counter() - t1:.0f} s", flush=True)
 

@@ -2,26 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-RESEARCH = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def real_ensemble():
-    sys.path.insert(0, str(RESEARCH))  # it imports real_transfer beside it
-    try:
-        spec = importlib.util.spec_from_file_location("real_ensemble", RESEARCH / "real_ensemble.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(RESEARCH))
 
 
 def test_an_ensemble_averages_traces_and_thresholds(real_ensemble) -> None:

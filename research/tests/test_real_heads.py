@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from wakebuilder.store.base import StoreArrays
-
-BENCHMARKS = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def real_heads():
-    sys.path.insert(0, str(BENCHMARKS))  # it imports real_transfer beside it
-    try:
-        spec = importlib.util.spec_from_file_location("real_heads", BENCHMARKS / "real_heads.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 def test_drop_positives_keeps_negatives_and_other_voices(real_heads) -> None:

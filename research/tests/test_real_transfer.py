@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "real_transfer.py"
-
-
-@pytest.fixture(scope="module")
-def real_transfer():
-    spec = importlib.util.spec_from_file_location("real_transfer", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_oracle_is_just_above_the_last_false_accept_excluded(real_transfer) -> None:
