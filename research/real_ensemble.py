@@ -10,11 +10,15 @@ thresholds (chosen on synthetic data only) and at the oracle threshold tuned on 
 ``--heads`` scores each member's exported ``NAME.head.onnx`` on realdev's windows embedded once (the cache of
 ``real_transfer.realdev_windows`` under ``--workdir``) instead of running its whole ONNX per file: the same
 scores within float precision, in seconds instead of minutes. ``--size K`` reports every ensemble of K members
-(each word's models of the same seeds) instead of the one of all.
+(each word's models of the same seeds) instead of the one of all. ``--library DIR`` builds each word's ensemble of
+all seeds with the library instead (``wb ensemble`` on the members' model directories, then ``wb export``, into
+``DIR/<word>/``) and scores its exported model at its own threshold: the same figures if the library does what
+the traces' average does.
 
 Usage: .venv/bin/python research/real_ensemble.py --tag pf-words-6x3   (or --tag a,b: the runs of both files)
        .venv/bin/python research/real_ensemble.py --tag r12 --heads --workdir /tmp/rd --size 2
-Writes research/results/real_ensemble_<tag>[-k<K>].json. Run it with the same PYTHONPATH as the real_transfer run.
+       .venv/bin/python research/real_ensemble.py --tag r12 --heads --workdir /tmp/rd --library /tmp/ens
+Writes research/results/real_ensemble_<tag>[-k<K>][-heads][-lib].json. Run it with the same PYTHONPATH as the real_transfer run.
 """
 
 from __future__ import annotations
@@ -47,6 +51,18 @@ def member_traces(member: dict, word: str, files: dict[str, list[Path]], windows
     return pos, fa, fa_seconds
 
 
+def library_ensemble(members: list[dict], word: str, out: Path) -> dict:
+    """``wb ensemble`` of the members' model directories and ``wb export`` of it under ``out/<word>/``; returns it as
+    a member (its exported ONNX and its threshold), seed -1."""
+    from wakebuilder.ensemble import combine_models
+    from wakebuilder.export import export_model
+
+    model_dir, summary = combine_models([Path(m["onnx"]).parent.parent / "model" for m in members], out / word / "model",
+                                        overwrite=True, device="cpu")
+    exported = export_model(model_dir, out / word / "export", name=word, overwrite=True)
+    return {"seed": -1, "onnx": exported.files["onnx"], "calibrated": {"threshold": summary["threshold"]}}
+
+
 def ensemble(members: list[dict], traces: dict[int, tuple], word: str) -> dict:
     """The members' traces averaged frame by frame, at the mean of their calibrated thresholds and at the oracle."""
     n = len(members)
@@ -67,7 +83,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workdir", type=Path, default=Path("/tmp/real_transfer"), help="where --heads caches the windows")
     p.add_argument("--window-s", type=float, default=2.5)
     p.add_argument("--size", type=int, default=0, help="ensembles of this many members [default: all]")
+    p.add_argument("--library", type=Path, default=None, metavar="DIR",
+                   help="build each word's ensemble of all seeds with wb ensemble and wb export under DIR and score it")
     args = p.parse_args(argv)
+    if args.library and args.size:
+        raise SystemExit("--library builds the ensemble of all seeds: leave out --size")
     sources = [RESULTS / f"real_transfer_{tag}.json" for tag in args.tag.split(",")]
     runs = [run for source in sources for run in json.loads(source.read_text(encoding="utf-8"))["runs"]]
     files = realdev_files(args.realdev)
@@ -81,6 +101,14 @@ def main(argv: list[str] | None = None) -> None:
     for word in words:
         start = time.perf_counter()
         members = {r["seed"]: r for r in runs if r["word"] == word}
+        if args.library:
+            built = library_ensemble([members[seed] for seed in seeds], word, args.library)
+            results = groups[tuple(seeds)]
+            results.append(ensemble([built], {-1: member_traces(built, word, files, windows)}, word) | {"seeds": seeds})
+            c = results[-1]["calibrated"]
+            print(f"{word:8} wb ensemble of seeds {seeds}  thr {c['threshold']:.3f} recall {c['detected']}/{c['n_clips']} "
+                  f"FA {c['false_accepts']}  ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+            continue
         traces = {seed: member_traces(member, word, files, windows) for seed, member in members.items()}
         for combo, results in groups.items():
             if all(seed in members for seed in combo):
@@ -98,11 +126,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"seeds {combo} pooled: recall {c['detected']}/{c['n_clips']} ({c['recall']:.1%}), FA {c['false_accepts']} "
               f"({c['fa_per_hour']:.1f}/h), {summary['models_within_one']} of {len(results)} models within one; "
               f"oracle recall {o['detected']}/{o['n_clips']} ({o['recall']:.1%})")
-    name = args.tag.replace(",", "+") + (f"-k{size}" if args.size else "") + ("-heads" if args.heads else "")
+    name = (args.tag.replace(",", "+") + (f"-k{size}" if args.size else "") + ("-heads" if args.heads else "")
+            + ("-lib" if args.library else ""))
     out = RESULTS / f"real_ensemble_{name}.json"
     out.write_text(json.dumps({"tag": args.tag, "sources": [s.name for s in sources], "size": size,
                                "scoring": "heads on cached windows" if args.heads else "whole ONNX per file",
-                               "threshold": "mean of members' calibrated", "ensembles": summaries}, indent=2) + "\n",
+                               "threshold": "mean of members' calibrated",
+                               "built": "wb ensemble + wb export" if args.library else "traces averaged",
+                               "ensembles": summaries}, indent=2) + "\n",
                    encoding="utf-8")
     print(out)
 

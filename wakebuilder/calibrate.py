@@ -235,6 +235,9 @@ def calibrate_model(
     """Calibrate a model directory; writes ``calibration.json`` and plots, returns its path and summary."""
     config = config or CalibrateConfig()
     model = load_model(model_dir)
+    if model.meta.get("ensemble"):
+        raise ConfigError(f"{model.path}: an ensemble (wb ensemble) takes its threshold from its members, each "
+                          "calibrated on its own store; calibrate the members and combine them again")
     logits, labels = validation_logits(model, store_path)
     temperature, bias = fit_platt(logits, labels)
     scores = apply_platt(logits, temperature, bias)

@@ -7,6 +7,9 @@ order, each a small step below, writing every artifact under one output folder:
 validate -> synth -> negatives -> held-out sets -> augment -> training-stream windows ->
 streams -> embed -> fit -> calibrate -> export -> report (eval on held-out data).
 
+With ``data_seeds`` > 1 the steps up to calibrate run once per data seed (``seed-<N>/`` folders), and
+the calibrated models are averaged into one (``wakebuilder.ensemble``) before export and report.
+
 The sizes are presets of :class:`RecipeConfig` (``tiny`` for tests, ``quick`` for minutes on a
 laptop, ``full`` for the seed recipe's counts); any field can be changed on top of a preset.
 """
@@ -29,7 +32,8 @@ if TYPE_CHECKING:
     from wakebuilder.calibrate import CalibrateConfig
 
 __all__ = ["SIZES", "SPEECH_EMBEDDING_WINDOW_S", "RecipeConfig", "RecipeData", "RecipeResult", "build_data",
-           "calibration_config", "embed_data", "report_on_heldout", "run_recipe", "train_and_export"]
+           "calibration_config", "embed_data", "export_and_report", "fit_and_calibrate", "report_on_heldout",
+           "run_recipe", "train_and_export"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ class RecipeResult:
     report: dict[str, Any] | None  # ``wb eval``'s result on the held-out sets, if ``config.report``
     seconds: float
     bank: Path | None = None  # the negative bank's store, if ``config.bank``
+    members: tuple[Path, ...] = ()  # with ``data_seeds`` > 1: each data seed's run folder (``store`` is the first's)
 
 
 class StepLog:
@@ -95,8 +100,17 @@ def run_recipe(
     out, step = Path(out_dir), StepLog()
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "recipe_config.json")
-    data = build_data(config, out, recordings=recordings, real_dir=real_dir, extra_negatives=extra_negatives,
-                      step=step)
+    inputs = dict(recordings=recordings, real_dir=real_dir, extra_negatives=extra_negatives)
+    if config.data_seeds > 1:
+        return _run_ensemble(config, out, step, inputs, device=device, threads=threads)
+    data, store, bank_store = _data_and_store(config, out, step, inputs, device=device, threads=threads)
+    return train_and_export(config, out, store, data, device=device, step=step, bank=bank_store)
+
+
+def _data_and_store(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str,
+                    threads: int) -> tuple[RecipeData, Path, Path | None]:
+    """The data, its store and the negative bank (``None`` without ``config.bank``)."""
+    data = build_data(config, out, step=step, **inputs)
     step(f"embed with {config.backbone}")
     store = embed_data(config, out, data, device=device, threads=threads)
     bank_store = None
@@ -104,7 +118,31 @@ def run_recipe(
         from wakebuilder.recipe_data import bank
 
         bank_store = bank(config, store, step, device=device, threads=threads)
-    return train_and_export(config, out, store, data, device=device, step=step, bank=bank_store)
+    return data, store, bank_store
+
+
+def _run_ensemble(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str,
+                  threads: int) -> RecipeResult:
+    """One calibrated model per data seed in ``out/seed-<N>/``, averaged into ``out/model``, exported, reported."""
+    from wakebuilder.ensemble import combine_models
+
+    runs: list[tuple[Path, Path, RecipeData, Path, Path | None]] = []
+    for i in range(config.data_seeds):
+        member = config.replace(seed=config.seed + i, data_seeds=1, report=config.report and i == 0)  # its held-out sets
+        member_out = out / f"seed-{member.seed}"
+        step(f"data seed {member.seed} ({i + 1} of {config.data_seeds})")
+        member_out.mkdir(parents=True, exist_ok=True)
+        member.save(member_out / "recipe_config.json")
+        data, store, bank_store = _data_and_store(member, member_out, step, inputs, device=device, threads=threads)
+        model_dir, _ = fit_and_calibrate(member, member_out, store, data, device=device, step=step, bank=bank_store)
+        runs.append((member_out, model_dir, data, store, bank_store))
+    step(f"ensemble of the {config.data_seeds} calibrated models")
+    first = runs[0]
+    model_dir, calibration = combine_models([r[1] for r in runs], out / "model", streams=[first[2].calibration_stream],
+                                            overwrite=True, device=device)
+    result = export_and_report(config, out, model_dir, first[3], first[2], calibration, device=device, step=step,
+                               bank=first[4])
+    return dataclasses.replace(result, members=tuple(r[0] for r in runs))
 
 
 def build_data(
@@ -177,8 +215,17 @@ def train_and_export(
 ) -> RecipeResult:
     """Fit (on ``store`` and the negative ``bank``, if any), calibrate on the held-out stream, export
     ``out/export/<slug>.onnx`` and report."""
+    step = step or StepLog()
+    model_dir, calibration = fit_and_calibrate(config, out, store, data, device=device, step=step, bank=bank)
+    return export_and_report(config, out, model_dir, store, data, calibration, device=device, step=step, bank=bank)
+
+
+def fit_and_calibrate(
+    config: RecipeConfig, out: Path, store: Path, data: RecipeData, *, device: str = "auto",
+    step: StepLog | None = None, bank: Path | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """``out/model``: the head fitted on ``store`` (and ``bank``), calibrated on the calibration stream."""
     from wakebuilder.calibrate import calibrate_model, format_report
-    from wakebuilder.export import export_model
     from wakebuilder.train.fit import run_fit
 
     step = step or StepLog()
@@ -190,15 +237,26 @@ def train_and_export(
     _, calibration = calibrate_model(model_dir, stores, streams=[data.calibration_stream],
                                      config=calibration_config(config, device=device))
     log.info("calibration:\n%s", format_report(calibration))
+    return Path(model_dir), calibration
+
+
+def export_and_report(
+    config: RecipeConfig, out: Path, model_dir: Path, store: Path, data: RecipeData, calibration: dict[str, Any], *,
+    device: str = "auto", step: StepLog | None = None, bank: Path | None = None,
+) -> RecipeResult:
+    """``out/export/<slug>.onnx`` of the calibrated ``model_dir``, and the report on held-out data."""
+    from wakebuilder.export import export_model
+
+    step = step or StepLog()
     step("export")
     exported = export_model(model_dir, out / "export", name=config.slug, overwrite=True)
     onnx = Path(exported.files["onnx"])
     report = None
     if config.report:
         step(f"report: clips and {config.report_stream_s:g}s of stream that neither training nor the threshold saw")
-        report = report_on_heldout(onnx, data, device=device, model_dir=Path(model_dir) if config.bank else None)
+        report = report_on_heldout(onnx, data, device=device, model_dir=model_dir if config.bank else None)
     step(f"done in {time.perf_counter() - step.start:.0f}s")
-    return RecipeResult(config=config, out_dir=out, onnx=onnx, model_dir=Path(model_dir), store=store, data=data,
+    return RecipeResult(config=config, out_dir=out, onnx=onnx, model_dir=model_dir, store=store, data=data,
                         threshold=float(calibration["threshold"]), report=report,
                         seconds=time.perf_counter() - step.start, bank=bank)
 

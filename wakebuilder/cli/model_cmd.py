@@ -1,4 +1,4 @@
-"""`wb calibrate`, `wb export`, `wb detect` and `wb eval`: from a fitted model to a usable detector."""
+"""`wb calibrate`, `wb ensemble`, `wb export`, `wb detect` and `wb eval`: from a fitted model to a usable detector."""
 
 from __future__ import annotations
 
@@ -82,6 +82,33 @@ def export(model_dir: str, out_dir: str, name: str | None, overwrite: bool, as_j
 
     result = export_model(model_dir, out_dir, name=name, overwrite=overwrite)
     report(result.out, result.to_dict(), as_json)
+
+
+@click.command()
+@click.option("--model", "models", required=True, multiple=True, type=click.Path(path_type=str),
+              help="A calibrated model directory (repeat: two or more of one phrase, e.g. recipe runs with other "
+              "--seed values).")
+@click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="The ensemble's model directory.")
+@click.option("--stream", "streams", multiple=True, type=click.Path(dir_okay=False),
+              help="Continuous negative audio: report the ensemble's FA/h at its threshold (repeatable).")
+@threshold_option
+@overwrite_option
+@device_option
+@json_option
+@handle_errors
+def ensemble(models: tuple[str, ...], out_dir: str, streams: tuple[str, ...], threshold: float | None,
+             overwrite: bool, device: str, as_json: bool) -> None:
+    """Average calibrated models of one phrase fitted on differently seeded data into one model directory.
+
+    Its probability is the mean of the members' calibrated probabilities behind one backbone pass, its
+    threshold the mean of theirs (or --threshold). wb export, detect and eval take it like any model.
+    """
+    from wakebuilder.ensemble import combine_models
+
+    path, summary = combine_models(models, out_dir, streams=streams, threshold=threshold, overwrite=overwrite,
+                                   device=device)
+    keys = ("threshold", "objective", "fa_per_hour", "stream_hours")
+    report(path, {"path": str(path), "members": len(summary["members"]), **{k: summary[k] for k in keys}}, as_json)
 
 
 @click.command()

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from wakebuilder.cli.checks import OutPath
+from wakebuilder.cli.checks import IntIn, OutPath
 from wakebuilder.cli.options import ENGINE_NAMES, device_option, handle_errors, json_option, seed_option, threads_option
 from wakebuilder.recipe_config import RecipeConfig
 
@@ -39,6 +39,10 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               help="Threshold: the target false accepts per hour on the calibration stream, or best per-clip F1.")
 @click.option("--target-fa-per-hour", type=float, default=0.5, show_default=True,
               help="False accepts per hour allowed on the calibration stream (--objective fa-per-hour).")
+@click.option("--data-seeds", type=IntIn(1, 16), default=None,
+              help="Models fitted on differently seeded data (--seed, --seed+1, ...), averaged into one: fewer "
+              "false accepts on real speech, each costing the phrase's own synthesis and fit again "
+              "[default: 1 for tiny and quick, 3 for full].")
 @seed_option
 @device_option
 @threads_option
@@ -46,8 +50,8 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @handle_errors
 def quickstart(
     phrase: str, recordings: tuple[str, ...], backbone: str, size: str, engines: tuple[str, ...],
-    real_dir: str | None, out_dir: str | None, bank: bool, objective: str, target_fa_per_hour: float, seed: int,
-    device: str, threads: int, as_json: bool,
+    real_dir: str | None, out_dir: str | None, bank: bool, objective: str, target_fa_per_hour: float,
+    data_seeds: int | None, seed: int, device: str, threads: int, as_json: bool,
 ) -> None:
     """From PHRASE (and optional recordings) to a calibrated, exported detector, offline.
 
@@ -58,7 +62,8 @@ def quickstart(
     from wakebuilder.recipe import run_recipe
 
     config = RecipeConfig.preset(size, phrase=phrase, backbone=backbone, engines=engines, seed=seed, bank=bank,
-                                 objective=objective, target_fa_per_hour=target_fa_per_hour)
+                                 objective=objective, target_fa_per_hour=target_fa_per_hour,
+                                 **({"data_seeds": data_seeds} if data_seeds is not None else {}))
     out = out_dir or f"runs/{config.slug}-{backbone}"
     result = run_recipe(config, out_dir=out, recordings=recordings, real_dir=real_dir, device=device, threads=threads)
     if result.report is not None and not as_json:
@@ -66,6 +71,7 @@ def quickstart(
     if as_json:
         click.echo(json.dumps({"onnx": str(result.onnx), "model": str(result.model_dir), "store": str(result.store),
                                "bank": str(result.bank) if result.bank else None,
+                               "members": [str(m) for m in result.members],
                                "threshold": result.threshold, "report": result.report, "seconds": result.seconds,
                                "config": config.to_dict()}, sort_keys=True))
     else:

@@ -264,6 +264,9 @@ def _source_masks(mask: np.ndarray, stored: list[dict[str, Any]]) -> list[slice]
 
 def _load_init(init: str | os.PathLike[str], spec: Any) -> Any:
     loaded = load_model(init)
+    if loaded.meta.get("ensemble"):
+        raise ConfigError(f"--init {init}: an ensemble of calibrated models (wb ensemble) is not fine-tuned as "
+                          "one head; pass one of its members")
     if canonical_json(loaded.backbone) != canonical_json(spec.backbone):
         raise StoreMismatchError(
             f"--init {init}: its head was trained on backbone {loaded.backbone.get('name')!r} "

@@ -4,8 +4,10 @@
 LayerNorm -> projection to a small width -> optional TCN (dilated
 temporal convolutions with residuals) -> optional squeeze-and-excitation ->
 attention pooling over time (or mean pooling) -> MLP -> one logit.
-With ``members > 1`` the head is an ensemble of that many such heads, trained
-independently (other seeds) on the same split, whose logits are averaged.
+With ``members > 1`` the head is an ensemble of that many such heads: trained
+independently (other seeds) on the same split, whose logits are averaged (``combine="logit"``,
+``wb fit --members``), or calibrated models fitted on differently seeded data, whose calibrated
+probabilities are averaged (``combine="probability"``, ``wb ensemble``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ import torch
 from torch import nn
 
 from wakebuilder.config import StageConfig
+from wakebuilder.errors import ConfigError
+
+COMBINE = ("logit", "probability")
+# A mean probability this close to 0 or 1 is clamped before its logit (float32 keeps it finite in ONNX too).
+PROBABILITY_EPS = 1e-7
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -36,6 +43,11 @@ class HeadConfig(StageConfig):
     input_dropout: float = 0.0
     frame_dropout: float = 0.0
     members: int = 1
+    combine: str = "logit"  # an ensemble's rule: mean of logits, or of Platt-calibrated probabilities
+
+    def __post_init__(self) -> None:
+        if self.combine not in COMBINE:
+            raise ConfigError(f"head combine {self.combine!r}: expected one of {', '.join(COMBINE)}")
 
 
 class TemporalBlock(nn.Module):
@@ -130,19 +142,29 @@ class WakeHead(nn.Module):
 
 
 class HeadEnsemble(nn.Module):
-    """Several ``WakeHead``s of one shape; the logit is the mean of theirs."""
+    """Several ``WakeHead``s of one shape; the logit is the mean of theirs, or (``combine="probability"``)
+    the logit of the mean of their calibrated probabilities ``sigmoid((logit_k - bias_k) / temperature_k)``,
+    with each member's Platt mapping held in the buffers ``temperatures`` and ``biases``."""
 
     def __init__(self, config: HeadConfig, members: list[WakeHead] | None = None) -> None:
         super().__init__()
         self.config = config
-        single = dataclasses.replace(config, members=1)
+        single = dataclasses.replace(config, members=1, combine="logit")
         self.members = nn.ModuleList(members if members is not None else
                                      [WakeHead(single) for _ in range(config.members)])
         if len(self.members) != config.members:
             raise ValueError(f"HeadEnsemble: config says {config.members} members, got {len(self.members)}")
+        if config.combine == "probability":
+            self.register_buffer("temperatures", torch.ones(config.members))
+            self.register_buffer("biases", torch.zeros(config.members))
 
     def forward(self, sequence: torch.Tensor) -> torch.Tensor:
-        return torch.stack([member(sequence) for member in self.members]).mean(dim=0)
+        logits = torch.stack([member(sequence) for member in self.members])  # (members, B)
+        if self.config.combine == "logit":
+            return logits.mean(dim=0)
+        mapped = (logits - self.biases[:, None]) / self.temperatures[:, None]
+        p = torch.sigmoid(mapped).mean(dim=0).clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS)
+        return torch.log(p) - torch.log1p(-p)
 
 
 def build_head(config: HeadConfig) -> WakeHead | HeadEnsemble:

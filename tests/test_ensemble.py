@@ -1,0 +1,145 @@
+"""wb ensemble: calibrated models of one phrase averaged into one model directory, exported like any other."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tests.model_helpers import copy_model, fit_linear_head, make_model_dir, planted_stream, tiny_head, tone_setup
+from wakebuilder.atomic import atomic_write_json
+from wakebuilder.audio import write_wav
+from wakebuilder.cli import main
+from wakebuilder.ensemble import combine_models
+from wakebuilder.errors import ConfigError, StoreMismatchError
+from wakebuilder.modeldir import load_model
+from wakebuilder.scoring import apply_platt, head_logits
+from wakebuilder.train.head import HeadConfig, HeadEnsemble
+
+CALIBRATIONS = ({"threshold": 0.4, "temperature": 0.5, "bias": 1.0}, {"threshold": 0.6, "temperature": 2.0, "bias": -0.5})
+
+
+@pytest.fixture
+def members(tmp_path: Path) -> list[Path]:
+    """Two calibrated tone models of other head seeds and other Platt mappings."""
+    from wakebuilder.store import open_store
+
+    setup = tone_setup()
+    with open_store(setup["store"], "r") as store:
+        data = store.load(pooled=False, sequence=True)
+    train = data.group.astype(str) == "train"
+    dirs = []
+    for seed, calibration in enumerate(CALIBRATIONS):
+        head = fit_linear_head(tiny_head(data.sequence.shape[1], data.sequence.shape[2], seed=seed),
+                               data.sequence[train], data.label[train], steps=40 + 40 * seed)
+        model = make_model_dir(tmp_path / f"m{seed}", head, setup["identity"], store_fingerprint=f"f{seed}")
+        atomic_write_json(model / "calibration.json", calibration)
+        dirs.append(model)
+    return dirs
+
+
+def sequences(n: int = 6) -> np.ndarray:
+    setup = tone_setup()
+    head = load_model(setup["model"]).head
+    return np.random.default_rng(0).standard_normal((n, head.config.seq_len, head.config.input_dim)).astype(np.float32)
+
+
+def test_probability_is_the_mean_of_the_members_calibrated_ones(members: list[Path], tmp_path: Path) -> None:
+    out, summary = combine_models(members, tmp_path / "ens", device="cpu")
+    model = load_model(out)
+    assert isinstance(model.head, HeadEnsemble) and model.head.config.combine == "probability"
+    x = sequences()
+    want = np.mean([apply_platt(head_logits(load_model(m).head, x), c["temperature"], c["bias"])
+                    for m, c in zip(members, CALIBRATIONS)], axis=0)
+    got = apply_platt(head_logits(model.head, x), 1.0, 0.0)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert not np.allclose(got, apply_platt(head_logits(load_model(members[0]).head, x), 0.5, 1.0), atol=1e-3)
+    assert summary["threshold"] == pytest.approx(0.5) and model.threshold == pytest.approx(0.5)
+    assert (model.calibration["temperature"], model.calibration["bias"]) == (1.0, 0.0)
+    assert [m["store_fingerprint"] for m in model.meta["ensemble"]["members"]] == ["f0", "f1"]
+    assert summary["fa_per_hour"] is None  # no stream given
+
+
+def test_exported_ensemble_has_parity_and_its_head_onnx_gives_the_mean(members: list[Path], tmp_path: Path) -> None:
+    from wakebuilder.export import export_model
+
+    out, _ = combine_models(members, tmp_path / "ens", threshold=0.45, device="cpu")
+    summary = export_model(out, tmp_path / "export", name="tone")
+    assert max(summary.parity_max_abs_diff.values()) <= 1e-4 and summary.threshold == 0.45
+    session = ort.InferenceSession(summary.files["head_onnx"], providers=["CPUExecutionProvider"])
+    x = sequences()
+    (got,) = session.run(None, {"sequence": x})
+    want = np.mean([apply_platt(head_logits(load_model(m).head, x), c["temperature"], c["bias"])
+                    for m, c in zip(members, CALIBRATIONS)], axis=0)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    payload = torch.load(summary.files["pt"], weights_only=True)
+    head = HeadEnsemble(HeadConfig.from_dict(payload["head_config"]))
+    head.load_state_dict(payload["state_dict"], strict=True)  # the members' Platt mappings travel as buffers
+    torch.testing.assert_close(head.biases, torch.tensor([1.0, -0.5]))
+
+
+def test_stream_gives_the_ensemble_false_accepts_per_hour(members: list[Path], tmp_path: Path) -> None:
+    stream = write_wav(tmp_path / "stream.wav", planted_stream((4.0, 12.0), 20.0))
+    _, summary = combine_models(members, tmp_path / "ens", streams=[stream], threshold=0.3, device="cpu")
+    assert summary["stream_hours"] == pytest.approx(20 / 3600)
+    assert summary["fa_per_hour"] * summary["stream_hours"] == pytest.approx(2)  # the two planted chirps
+    saved = json.loads((tmp_path / "ens" / "calibration.json").read_text())
+    assert saved["fa_per_hour"] == summary["fa_per_hour"] and saved["streams"] == [str(stream.resolve())]
+
+
+def test_refusals(members: list[Path], tmp_path: Path) -> None:
+    from wakebuilder.calibrate import calibrate_model
+
+    setup = tone_setup()
+    with pytest.raises(ConfigError, match="at least two"):
+        combine_models(members[:1], tmp_path / "a")
+    with pytest.raises(ConfigError, match="given twice"):
+        combine_models([members[0], members[0]], tmp_path / "a")
+    with pytest.raises(ConfigError, match="not calibrated"):
+        combine_models([members[0], setup["model"]], tmp_path / "a")
+    other = copy_model(members[1], tmp_path / "other")
+    meta = json.loads((other / "model.json").read_text())
+    atomic_write_json(other / "model.json", meta | {"backbone": meta["backbone"] | {"window_s": 1.0}})
+    with pytest.raises(StoreMismatchError, match="window"):
+        combine_models([members[0], other], tmp_path / "a")
+    atomic_write_json(other / "model.json", meta | {"wake_word": "hey other"})
+    with pytest.raises(ConfigError, match="hey other"):
+        combine_models([members[0], other], tmp_path / "a")
+    narrow = tiny_head(meta["head"]["seq_len"], meta["head"]["input_dim"], width=8)
+    narrow_dir = make_model_dir(tmp_path / "narrow", narrow, setup["identity"])
+    atomic_write_json(narrow_dir / "calibration.json", CALIBRATIONS[0])
+    with pytest.raises(StoreMismatchError, match="shape"):
+        combine_models([members[0], narrow_dir], tmp_path / "a")
+    ensemble, _ = combine_models(members, tmp_path / "ens")
+    with pytest.raises(ConfigError, match="already an ensemble"):
+        combine_models([ensemble, members[0]], tmp_path / "a")
+    with pytest.raises(ConfigError, match="calibrate the members"):
+        calibrate_model(ensemble, setup["store"])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "a.incomplete").exists()
+
+
+def test_head_config_rejects_an_unknown_combine() -> None:
+    with pytest.raises(ConfigError, match="combine"):
+        HeadConfig(input_dim=4, seq_len=2, combine="median")
+
+
+def test_cli_prints_the_path_or_json_and_one_line_errors(members: list[Path], tmp_path: Path) -> None:
+    args = ["ensemble", "--model", str(members[0]), "--model", str(members[1]), "--device", "cpu"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(tmp_path / "e")
+    again = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "e"), "--json", "--overwrite"])
+    summary = json.loads(again.stdout)
+    assert summary["members"] == 2 and summary["threshold"] == pytest.approx(0.5)
+    refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "e")])
+    assert refused.exit_code != 0 and "exists" in refused.stderr
+    setup = tone_setup()
+    bad = CliRunner().invoke(main, ["ensemble", "--model", str(members[0]), "--model", str(setup["model"]),
+                                    "--out", str(tmp_path / "f")])
+    assert bad.exit_code != 0 and bad.stderr.startswith("wb: error:") and bad.stderr.count("\n") == 1
+    assert "wb calibrate" in bad.stderr

@@ -1,0 +1,133 @@
+"""`wb ensemble`: one model from several calibrated models of a phrase, fitted on differently seeded data.
+
+Each member is a ``wb fit`` model directory calibrated by ``wb calibrate``, on the same backbone and head
+shape; typically the recipe's runs of one phrase with other ``--seed`` values (other synthesized clips,
+augmentation and split). The ensemble's probability is the mean of the members' calibrated probabilities
+(``HeadEnsemble`` with ``combine="probability"``) behind the one backbone pass they share, and its threshold
+is the mean of theirs. On realdev (research/REAL_TRANSFER.md, fourteenth round), three data seeds averaged
+this way cut the false accepts at the calibrated thresholds from 40 to 3 over six words and brought every
+word's model within one false accept; heads of one store averaged (``wb fit --members``) did not.
+
+The result is an ordinary model directory: ``wb export``, ``wb detect`` and ``wb eval`` take it as they take
+a fitted one. ``wb calibrate`` refuses it: its members were calibrated on their own stores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from wakebuilder.atomic import atomic_directory, atomic_write_json
+from wakebuilder.errors import ConfigError, StoreMismatchError
+from wakebuilder.fingerprint import canonical_json
+from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model, save_model
+
+log = logging.getLogger(__name__)
+THRESHOLD_RULE = "mean of the members' calibrated thresholds"
+
+
+def combine_models(
+    model_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
+    streams: Sequence[str | os.PathLike[str]] = (), threshold: float | None = None, overwrite: bool = False,
+    device: str = "auto",
+) -> tuple[Path, dict[str, Any]]:
+    """Write the ensemble of ``model_dirs`` to ``out_dir``; returns its path and its calibration summary.
+
+    Args:
+        model_dirs: two or more calibrated model directories of one phrase, backbone and head shape.
+        out_dir: the ensemble's model directory (``head.safetensors``, ``model.json``, ``calibration.json``).
+        streams: continuous negative audio (``wb stream``); when given, the summary holds the ensemble's
+            false accepts per hour at its threshold there.
+        threshold: instead of the mean of the members' thresholds.
+        overwrite: replace an existing ``out_dir``.
+        device: where the backbone runs over ``streams``.
+
+    Raises:
+        ConfigError: fewer than two members, an uncalibrated member, an ensemble as a member, other phrases.
+        StoreMismatchError: members of different backbones or head shapes.
+    """
+    from wakebuilder.train.head import HeadEnsemble
+
+    paths = [Path(p) for p in model_dirs]
+    if len(paths) < 2:
+        raise ConfigError(f"wb ensemble: give at least two models (--model), got {len(paths)}")
+    if len({p.resolve() for p in paths}) < len(paths):
+        raise ConfigError("wb ensemble: a model is given twice; its members must be distinct models")
+    models = [load_model(p) for p in paths]
+    _check_members(models)
+    first = models[0]
+    config = first.head.config.replace(members=len(models), combine="probability")
+    head = HeadEnsemble(config, members=[m.head for m in models])
+    cals = [{k: float(m.calibration[k]) for k in ("threshold", "temperature", "bias")} for m in models]
+    head.temperatures.copy_(torch.tensor([c["temperature"] for c in cals]))
+    head.biases.copy_(torch.tensor([c["bias"] for c in cals]))
+    members = [{"model": str(m.path.resolve()), "store_fingerprint": m.meta.get("store_fingerprint"),
+                "fit_seed": (m.meta.get("fit") or {}).get("seed"), **c} for m, c in zip(models, cals)]
+    meta = {"backbone": first.backbone, "wake_word": first.meta.get("wake_word"), "store_fingerprint": None,
+            "fit": None, "ensemble": {"combine": "probability", "threshold": THRESHOLD_RULE, "members": members}}
+    split = {"train_groups": [], "val_groups": [], "members": [m.split for m in models]}
+    chosen = float(np.mean([c["threshold"] for c in cals])) if threshold is None else float(threshold)
+    if not 0.0 < chosen < 1.0:
+        raise ConfigError(f"wb ensemble --threshold {chosen}: must be between 0 and 1")
+    summary: dict[str, Any] = {
+        "threshold": chosen, "temperature": 1.0, "bias": 0.0,
+        "objective": THRESHOLD_RULE if threshold is None else "given", "members": members,
+        "metrics": None, "fa_per_hour": None, "stream_hours": 0.0, "frr_at_fa": {}, "streams": [],
+    }
+    target = Path(out_dir)
+    with atomic_directory(target, overwrite=overwrite) as work:
+        save_model(work, head, meta=meta, split=split)
+        if streams:
+            summary |= _stream_false_accepts(work, streams, chosen, device=device)
+        summary["model"] = str(target)
+        atomic_write_json(work / CALIBRATION_NAME, summary)
+    log.info("ensemble of %d models: threshold %.4f (%s)%s", len(models), chosen, summary["objective"],
+             f", {summary['fa_per_hour']:.2f} FA/h on {summary['stream_hours']:.2f} h of stream"
+             if summary["fa_per_hour"] is not None else "")
+    return target, summary
+
+
+def _check_members(models: list[LoadedModel]) -> None:
+    first = models[0]
+    for m in models:
+        if m.calibration is None:
+            raise ConfigError(f"{m.path}: not calibrated; run wb calibrate on it first (the ensemble averages "
+                              "calibrated probabilities)")
+        if m.meta.get("ensemble") or m.head.config.members != 1:
+            raise ConfigError(f"{m.path}: already an ensemble; give its single-head members instead")
+        if canonical_json(m.backbone) != canonical_json(first.backbone):
+            raise StoreMismatchError(
+                f"{m.path}: backbone {m.backbone.get('name')!r} (window {m.backbone.get('window_s')} s) differs "
+                f"from {first.path}'s {first.backbone.get('name')!r} (window {first.backbone.get('window_s')} s); "
+                "combine models of one backbone")
+        if _shape(m) != _shape(first):
+            raise StoreMismatchError(f"{m.path}: its head's shape differs from {first.path}'s; combine models "
+                                     "fitted with the same head settings")
+        if (m.meta.get("wake_word") or "").lower() != (first.meta.get("wake_word") or "").lower():
+            raise ConfigError(f"{m.path}: wake word {m.meta.get('wake_word')!r}, not {first.meta.get('wake_word')!r}; "
+                              "combine models of one phrase")
+
+
+def _shape(model: LoadedModel) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(model.head.config).items() if k != "combine"}
+
+
+def _stream_false_accepts(model_dir: Path, streams: Sequence[str | os.PathLike[str]], threshold: float, *,
+                          device: str) -> dict[str, Any]:
+    """The ensemble's false accepts per hour at ``threshold`` on ``streams`` (the backbone's pass cached)."""
+    from wakebuilder import metrics
+    from wakebuilder.calibrate import CalibrateConfig, model_stream_traces
+    from wakebuilder.streaming import count_events_many
+
+    config = CalibrateConfig(device=device, cache_streams=True)
+    traces, hours = model_stream_traces(streams, load_model(model_dir), 1.0, 0.0, config=config)
+    counts = count_events_many(traces, np.array([threshold]), frame_s=config.hop_s, refractory_s=config.refractory_s)
+    return {"fa_per_hour": float(np.asarray(metrics.fa_per_hour(counts, hours))[0]), "stream_hours": hours,
+            "streams": [str(Path(p).resolve()) for p in streams]}
