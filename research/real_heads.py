@@ -25,6 +25,9 @@ every candidate text keeps half its voices, as ``n_hard`` at half would), ``posi
 second half of each of those engines' positive clips in store order, and their copies: with an ``--extra-store`` of
 another engine's positives, a shift of the positives' share at the same count), ``only:ENGINE,ENGINE`` (speech rows
 of other engines; non-speech rows stay).
+``--ensemble`` also scores, per word and config, the average of its head seeds' Platt-calibrated probabilities (each
+head's mapping fitted on its own validation rows, as ``wb calibrate`` does; every head seed has its own split):
+an ensemble of heads of one store, against ``real_ensemble.py``'s ensembles of models of other data seeds.
 Besides the figures over every false-accept file, each head gets them with speech alone in the false-accept
 set (``*_speech``), and the music and noise false accepts at the speech-only one-false-accept threshold.
 
@@ -160,8 +163,25 @@ def categories_of(windows: dict[str, np.ndarray], word: str, realdev: Path) -> l
 
 def score_head(head, word: str, windows: dict[str, np.ndarray], categories: list[str] | None = None) -> dict:
     """Threshold-free realdev figures of one head for ``word`` (see the module docstring)."""
-    logits = head_logits(head, windows["seq"].astype(np.float32)).astype(np.float32)
-    pos, fa, _ = rt.word_traces(logits, windows, word)
+    return score_scores(head_logits(head, windows["seq"].astype(np.float32)).astype(np.float32), word, windows,
+                        categories)
+
+
+def calibrated_scores(result, arrays, windows: dict[str, np.ndarray]) -> np.ndarray:
+    """A fitted head's Platt-calibrated probability on every realdev window, the mapping fitted on its validation rows."""
+    from wakebuilder.calibrate import fit_platt
+    from wakebuilder.scoring import apply_platt
+
+    _, val = result.split.masks(arrays.group)
+    temperature, bias = fit_platt(head_logits(result.head, np.asarray(arrays.sequence[val], dtype=np.float32)),
+                                  np.asarray(arrays.label)[val])
+    return apply_platt(head_logits(result.head, windows["seq"].astype(np.float32)), temperature, bias)
+
+
+def score_scores(scores: np.ndarray, word: str, windows: dict[str, np.ndarray], categories: list[str] | None = None
+                 ) -> dict:
+    """Threshold-free realdev figures of per-window scores (a head's logits, or an ensemble's probabilities)."""
+    pos, fa, _ = rt.word_traces(scores, windows, word)
     out = {"n_clips": len(pos)}
     for k in KS:
         out[f"recall_at_{k}fa"] = rt.n_detected(pos, rt.oracle_threshold(fa, max_false_accepts=k))
@@ -201,6 +221,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--window-s", type=float, default=2.5)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/real_transfer"))
     p.add_argument("--realdev", type=Path, default=rt.REALDEV, help="the realdev recordings [default: %(default)s]")
+    p.add_argument("--ensemble", action="store_true",
+                   help="also score each word's and config's head seeds averaged (calibrated probabilities)")
     p.add_argument("--name", default=None, help="results file name [default: the config names joined by +]")
     args = p.parse_args(argv)
     import torch
@@ -246,6 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.drop_positives:
             arrays = drop_positives(arrays, args.drop_positives)
         for name, fields in configs.items():
+            members = []
             for seed in args.head_seeds:
                 start = time.perf_counter()
                 result = fit_head(arrays, FitConfig(**{**base, **fields, "seed": seed}), device="cpu")
@@ -254,11 +277,18 @@ def main(argv: list[str] | None = None) -> None:
                        **score_head(result.head, word, windows, cats)}
                 runs.append(run)
                 print(json.dumps(run), file=sys.stderr, flush=True)
+                if args.ensemble:
+                    members.append(calibrated_scores(result, arrays, windows))
+            if args.ensemble:
+                run = {"config": f"{name}:ensemble", "word": word, "head_seeds": args.head_seeds, "store": str(store),
+                       **score_scores(np.mean(members, axis=0), word, windows, cats)}
+                runs.append(run)
+                print(json.dumps(run), file=sys.stderr, flush=True)
     summary = {}
-    for name in configs:
+    for name in [*configs, *(f"{c}:ensemble" for c in configs if args.ensemble)]:
         rows = [r for r in runs if r["config"] == name]
-        n_seeds = len(args.head_seeds)
-        summary[name] = {"fields": configs[name], "n_clips": sum(r["n_clips"] for r in rows) // n_seeds,
+        n_seeds = 1 if name.endswith(":ensemble") else len(args.head_seeds)
+        summary[name] = {"fields": configs[name.removesuffix(":ensemble")], "n_clips": sum(r["n_clips"] for r in rows) // n_seeds,
                          **{f"recall_at_{k}fa_mean": sum(r[f"recall_at_{k}fa"] for r in rows) / n_seeds for k in KS},
                          "auc_mean": float(np.mean([r["auc"] for r in rows]))}
         if rows and "auc_speech" in rows[0]:

@@ -123,26 +123,29 @@ def _data_and_store(config: RecipeConfig, out: Path, step: StepLog, inputs: dict
 
 def _run_ensemble(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str,
                   threads: int) -> RecipeResult:
-    """One calibrated model per data seed in ``out/seed-<N>/``, averaged into ``out/model``, exported, reported."""
+    """One calibrated model per data seed in ``out/seed-<N>/``, averaged into ``out/model``, exported, reported
+    on the first seed's held-out sets."""
     from wakebuilder.ensemble import combine_models
 
-    runs: list[tuple[Path, Path, RecipeData, Path, Path | None]] = []
+    folders, models = [], []
     for i in range(config.data_seeds):
-        member = config.replace(seed=config.seed + i, data_seeds=1, report=config.report and i == 0)  # its held-out sets
+        member = config.replace(seed=config.seed + i, data_seeds=1, report=config.report and i == 0)
         member_out = out / f"seed-{member.seed}"
         step(f"data seed {member.seed} ({i + 1} of {config.data_seeds})")
         member_out.mkdir(parents=True, exist_ok=True)
         member.save(member_out / "recipe_config.json")
         data, store, bank_store = _data_and_store(member, member_out, step, inputs, device=device, threads=threads)
         model_dir, _ = fit_and_calibrate(member, member_out, store, data, device=device, step=step, bank=bank_store)
-        runs.append((member_out, model_dir, data, store, bank_store))
+        folders.append(member_out)
+        models.append(model_dir)
+        if i == 0:
+            first_data, first_store = data, store
     step(f"ensemble of the {config.data_seeds} calibrated models")
-    first = runs[0]
-    model_dir, calibration = combine_models([r[1] for r in runs], out / "model", streams=[first[2].calibration_stream],
+    model_dir, calibration = combine_models(models, out / "model", streams=[first_data.calibration_stream],
                                             overwrite=True, device=device)
-    result = export_and_report(config, out, model_dir, first[3], first[2], calibration, device=device, step=step,
-                               bank=first[4])
-    return dataclasses.replace(result, members=tuple(r[0] for r in runs))
+    result = export_and_report(config, out, model_dir, first_store, first_data, calibration, device=device, step=step,
+                               bank=bank_store)
+    return dataclasses.replace(result, members=tuple(folders))
 
 
 def build_data(
