@@ -27,7 +27,9 @@ another engine's positives, a shift of the positives' share at the same count), 
 of other engines; non-speech rows stay).
 ``--ensemble`` also scores, per word and config, the average of its head seeds' Platt-calibrated probabilities (each
 head's mapping fitted on its own validation rows, as ``wb calibrate`` does; every head seed has its own split):
-an ensemble of heads of one store, against ``real_ensemble.py``'s ensembles of models of other data seeds.
+an ensemble of heads of one store, against ``real_ensemble.py``'s ensembles of models of other data seeds. Each
+head's calibrated probabilities on realdev's windows are kept in ``<workdir>/ensemble-scores/<name>/<word>-d<data
+seed>-h<head seed>.npy`` (float16) for ensembles across runs (``ensemble_scores.py``).
 Besides the figures over every false-accept file, each head gets them with speech alone in the false-accept
 set (``*_speech``), and the music and noise false accepts at the speech-only one-false-accept threshold.
 
@@ -279,6 +281,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(json.dumps(run), file=sys.stderr, flush=True)
                 if args.ensemble:
                     members.append(calibrated_scores(result, arrays, windows))
+                    kept = args.workdir / "ensemble-scores" / (args.name or name) / f"{word}-d{args.data_seed}-h{seed}.npy"
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                    np.save(kept, members[-1].astype(np.float16))
             if args.ensemble:
                 run = {"config": f"{name}:ensemble", "word": word, "head_seeds": args.head_seeds, "store": str(store),
                        **score_scores(np.mean(members, axis=0), word, windows, cats)}

@@ -21,7 +21,8 @@ from wakebuilder.modeldir import load_model
 from wakebuilder.scoring import apply_platt, head_logits
 from wakebuilder.train.head import HeadConfig, HeadEnsemble
 
-CALIBRATIONS = ({"threshold": 0.4, "temperature": 0.5, "bias": 1.0}, {"threshold": 0.6, "temperature": 2.0, "bias": -0.5})
+CALIBRATIONS = ({"threshold": 0.4, "temperature": 0.5, "bias": 1.0},
+                {"threshold": 0.6, "temperature": 2.0, "bias": -0.5})
 
 
 @pytest.fixture

@@ -41,8 +41,8 @@ def test_presets_hold_the_quickstart_counts() -> None:
         RecipeConfig(engines=())
     # models of other data seeds averaged: the full preset only, the quick one stays within its 15 minutes
     assert (RecipeConfig.preset("tiny").data_seeds, quick.data_seeds, full.data_seeds) == (1, 1, 3)
-    with pytest.raises(ConfigError, match="data_seeds=0"):
-        RecipeConfig(data_seeds=0)
+    with pytest.raises(ConfigError, match="data_seeds=0, heads=0"):
+        RecipeConfig(data_seeds=0, heads=0)
 
 
 def test_window_slug_and_negative_engines() -> None:
@@ -93,6 +93,9 @@ def test_quickstart_cli_runs_run_recipe(tmp_path: Path, monkeypatch: pytest.Monk
     seeds = CliRunner().invoke(main, ["quickstart", "x", "--size", "full", "--data-seeds", "2", "--out", str(out)])
     assert seeds.exit_code == 0, seeds.output
     assert calls[-1][0] == RecipeConfig.preset("full", phrase="x", data_seeds=2)
+    heads = CliRunner().invoke(main, ["quickstart", "x", "--heads", "3", "--out", str(out)])
+    assert heads.exit_code == 0, heads.output
+    assert calls[-1][0] == RecipeConfig.preset("quick", phrase="x", heads=3)
 
 
 def test_realdev_benchmark_runs_the_same_run_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,28 +159,28 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_data_seeds_average_calibrated_models_of_other_data(tmp_path: Path) -> None:
+def test_data_seeds_and_heads_average_calibrated_models(tmp_path: Path) -> None:
     from wakebuilder.modeldir import load_model
 
-    config = RecipeConfig.preset("tiny", engines=("espeak",), seed=5, data_seeds=2)
+    config = RecipeConfig.preset("tiny", engines=("espeak",), seed=5, data_seeds=2, heads=2)
     result = run_recipe(config, out_dir=tmp_path, device="cpu")
-    assert result.members == (tmp_path / "seed-5", tmp_path / "seed-6")
-    members = [load_model(m / "model") for m in result.members]
-    assert [m.meta["fit"]["seed"] for m in members] == [5, 6]  # each its own data and head seed
+    assert result.members == tuple(tmp_path / f"seed-{d}" / f"head-{k}" / "model" for d in (5, 6) for k in (0, 1))
+    members = [load_model(m) for m in result.members]
+    assert [m.meta["fit"]["seed"] for m in members] == [5, 105, 6, 106]  # each head its own split and start
     # the first data seed's run makes the held-out sets of the ensemble's report
-    assert [RecipeConfig.load(m / "recipe_config.json") for m in result.members] == [
-        config.replace(seed=5, data_seeds=1), config.replace(seed=6, data_seeds=1, report=False)]
-    clips = [[(r.id, r.params.get("voice")) for r in read_manifest(m / "positives" / "manifest.jsonl")]
-             for m in result.members]
+    assert [RecipeConfig.load(tmp_path / f"seed-{d}" / "recipe_config.json") for d in (5, 6)] == [
+        config.replace(seed=5, data_seeds=1, heads=1), config.replace(seed=6, data_seeds=1, heads=1, report=False)]
+    clips = [[(r.id, r.params.get("voice")) for r in read_manifest(tmp_path / f"seed-{d}/positives/manifest.jsonl")]
+             for d in (5, 6)]
     assert clips[0] and clips[1] and clips[0] != clips[1]  # other synthesized clips
     ensemble = load_model(result.model_dir)
-    assert result.model_dir == tmp_path / "model" and ensemble.head.config.members == 2
+    assert result.model_dir == tmp_path / "model" and ensemble.head.config.members == 4
     assert [m["model"] for m in ensemble.meta["ensemble"]["members"]] == [str(m.path.resolve()) for m in members]
-    assert result.threshold == pytest.approx(sum(m.threshold for m in members) / 2)
+    assert result.threshold == pytest.approx(sum(m.threshold for m in members) / 4)
     assert ensemble.calibration["stream_hours"] > 0 and ensemble.calibration["fa_per_hour"] is not None
     assert result.onnx == tmp_path / "export" / "hey-jarvis.onnx" and result.onnx.is_file()
     assert result.report is not None and result.report["n_clips"] == 3 + 6 + 8
-    assert not any((m / "export").exists() for m in result.members)  # one export: the ensemble's
+    assert not (tmp_path / "seed-5" / "export").exists()  # one export: the ensemble's
 
 
 @pytest.mark.parametrize("bank", [False, True])

@@ -7,8 +7,9 @@ order, each a small step below, writing every artifact under one output folder:
 validate -> synth -> negatives -> held-out sets -> augment -> training-stream windows ->
 streams -> embed -> fit -> calibrate -> export -> report (eval on held-out data).
 
-With ``data_seeds`` > 1 the steps up to calibrate run once per data seed (``seed-<N>/`` folders), and
-the calibrated models are averaged into one (``wakebuilder.ensemble``) before export and report.
+With ``data_seeds`` > 1 the steps up to calibrate run once per data seed (``seed-<N>/`` folders), with
+``heads`` > 1 fit and calibrate run that many times on each seed's store (``head-<k>/`` folders), and the
+calibrated models are averaged into one (``wakebuilder.ensemble``) before export and report.
 
 The sizes are presets of :class:`RecipeConfig` (``tiny`` for tests, ``quick`` for minutes on a
 laptop, ``full`` for the seed recipe's counts); any field can be changed on top of a preset.
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wakebuilder.recipe_config import SIZES, SPEECH_EMBEDDING_WINDOW_S, RecipeConfig
+from wakebuilder.recipe_config import HEAD_SEED_STEP, SIZES, SPEECH_EMBEDDING_WINDOW_S, RecipeConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,7 +66,7 @@ class RecipeResult:
     report: dict[str, Any] | None  # ``wb eval``'s result on the held-out sets, if ``config.report``
     seconds: float
     bank: Path | None = None  # the negative bank's store, if ``config.bank``
-    members: tuple[Path, ...] = ()  # with ``data_seeds`` > 1: each data seed's run folder (``store`` is the first's)
+    members: tuple[Path, ...] = ()  # an ensemble's calibrated member models (``store`` is the first data seed's)
 
 
 class StepLog:
@@ -101,7 +102,7 @@ def run_recipe(
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "recipe_config.json")
     inputs = dict(recordings=recordings, real_dir=real_dir, extra_negatives=extra_negatives)
-    if config.data_seeds > 1:
+    if config.data_seeds > 1 or config.heads > 1:
         return _run_ensemble(config, out, step, inputs, device=device, threads=threads)
     data, store, bank_store = _data_and_store(config, out, step, inputs, device=device, threads=threads)
     return train_and_export(config, out, store, data, device=device, step=step, bank=bank_store)
@@ -123,29 +124,33 @@ def _data_and_store(config: RecipeConfig, out: Path, step: StepLog, inputs: dict
 
 def _run_ensemble(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str,
                   threads: int) -> RecipeResult:
-    """One calibrated model per data seed in ``out/seed-<N>/``, averaged into ``out/model``, exported, reported
-    on the first seed's held-out sets."""
+    """``config.heads`` calibrated heads on the data of each of ``config.data_seeds`` seeds (each seed's data in
+    ``out/seed-<N>/`` when there are several, each head's model in ``head-<k>/model`` when there are several),
+    averaged into ``out/model``, exported, reported on the first seed's held-out sets."""
     from wakebuilder.ensemble import combine_models
 
-    folders, models = [], []
+    models = []
     for i in range(config.data_seeds):
-        member = config.replace(seed=config.seed + i, data_seeds=1, report=config.report and i == 0)
-        member_out = out / f"seed-{member.seed}"
-        step(f"data seed {member.seed} ({i + 1} of {config.data_seeds})")
-        member_out.mkdir(parents=True, exist_ok=True)
-        member.save(member_out / "recipe_config.json")
+        member = config.replace(seed=config.seed + i, data_seeds=1, heads=1, report=config.report and i == 0)
+        member_out = out / f"seed-{member.seed}" if config.data_seeds > 1 else out
+        if config.data_seeds > 1:
+            step(f"data seed {member.seed} ({i + 1} of {config.data_seeds})")
+            member_out.mkdir(parents=True, exist_ok=True)
+            member.save(member_out / "recipe_config.json")
         data, store, bank_store = _data_and_store(member, member_out, step, inputs, device=device, threads=threads)
-        model_dir, _ = fit_and_calibrate(member, member_out, store, data, device=device, step=step, bank=bank_store)
-        folders.append(member_out)
-        models.append(model_dir)
+        for k in range(config.heads):
+            head = member.replace(seed=member.seed + HEAD_SEED_STEP * k)
+            head_out = member_out / f"head-{k}" if config.heads > 1 else member_out
+            model_dir, _ = fit_and_calibrate(head, head_out, store, data, device=device, step=step, bank=bank_store)
+            models.append(model_dir)
         if i == 0:
             first_data, first_store = data, store
-    step(f"ensemble of the {config.data_seeds} calibrated models")
+    step(f"ensemble of the {len(models)} calibrated models")
     model_dir, calibration = combine_models(models, out / "model", streams=[first_data.calibration_stream],
                                             overwrite=True, device=device)
     result = export_and_report(config, out, model_dir, first_store, first_data, calibration, device=device, step=step,
                                bank=bank_store)
-    return dataclasses.replace(result, members=tuple(folders))
+    return dataclasses.replace(result, members=tuple(models))
 
 
 def build_data(

@@ -32,6 +32,8 @@ CALIBRATION_SEED, REPORT_SEED = 1000, 2000
 # The seed of what every phrase shares (the negative bank, the held-out generic speech): a phrase's --seed
 # changes its own data and head, never the shared data, so another seed reuses the bank instead of growing it.
 BANK_SEED = 0
+# Seed offset between the heads fitted on one data seed's store (``heads``): apart from the data seeds' seed + i.
+HEAD_SEED_STEP = 100
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -112,6 +114,9 @@ class RecipeConfig(StageConfig):
     # repeats the phrase's own synthesis, embedding and fit (about 220 s on 2 cores): 1 in the quick preset,
     # which keeps the first quickstart within 15 minutes; 3 in the full one.
     data_seeds: int = 1
+    # Heads fitted on each data seed's store with the seeds seed, seed + 100, ... (each its own validation split and
+    # start), each calibrated, averaged with the data seeds' into one model. Costs a fit and a calibration each.
+    heads: int = 1
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)  # copies and seed set per use
     fit: FitConfig = dataclasses.field(default_factory=FitConfig)  # seed set from ``seed``
     seed: int = 0
@@ -122,7 +127,7 @@ class RecipeConfig(StageConfig):
         if not self.engines:
             raise ConfigError("recipe: give at least one TTS engine")
         counts = {"n_pos": self.n_pos, "pos_copies": self.pos_copies, "neg_copies": self.neg_copies,
-                  "data_seeds": self.data_seeds}
+                  "data_seeds": self.data_seeds, "heads": self.heads}
         bad = [f"{k}={v}" for k, v in counts.items() if v < 1]
         if bad:
             raise ConfigError(f"recipe: {', '.join(bad)} must be at least 1")

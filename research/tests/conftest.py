@@ -39,3 +39,8 @@ def real_heads() -> ModuleType:
 @pytest.fixture(scope="module")
 def real_ensemble() -> ModuleType:
     return load_script("real_ensemble")
+
+
+@pytest.fixture(scope="module")
+def ensemble_scores() -> ModuleType:
+    return load_script("ensemble_scores")

@@ -43,6 +43,9 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               help="Models fitted on differently seeded data (--seed, --seed+1, ...), averaged into one: fewer "
               "false accepts on real speech, each costing the phrase's own synthesis and fit again "
               "[default: 1 for tiny and quick, 3 for full].")
+@click.option("--heads", type=IntIn(1, 16), default=None,
+              help="Heads fitted on each data seed's store with other seeds (splits), each calibrated, averaged "
+              "with the rest; each costs a fit and a calibration [default: 1].")
 @seed_option
 @device_option
 @threads_option
@@ -51,7 +54,7 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 def quickstart(
     phrase: str, recordings: tuple[str, ...], backbone: str, size: str, engines: tuple[str, ...],
     real_dir: str | None, out_dir: str | None, bank: bool, objective: str, target_fa_per_hour: float,
-    data_seeds: int | None, seed: int, device: str, threads: int, as_json: bool,
+    data_seeds: int | None, heads: int | None, seed: int, device: str, threads: int, as_json: bool,
 ) -> None:
     """From PHRASE (and optional recordings) to a calibrated, exported detector, offline.
 
@@ -63,7 +66,7 @@ def quickstart(
 
     config = RecipeConfig.preset(size, phrase=phrase, backbone=backbone, engines=engines, seed=seed, bank=bank,
                                  objective=objective, target_fa_per_hour=target_fa_per_hour,
-                                 **({"data_seeds": data_seeds} if data_seeds is not None else {}))
+                                 **{k: v for k, v in (("data_seeds", data_seeds), ("heads", heads)) if v is not None})
     out = out_dir or f"runs/{config.slug}-{backbone}"
     result = run_recipe(config, out_dir=out, recordings=recordings, real_dir=real_dir, device=device, threads=threads)
     if result.report is not None and not as_json:
