@@ -39,8 +39,9 @@ def test_presets_hold_the_quickstart_counts() -> None:
         RecipeConfig.preset("huge")
     with pytest.raises(ConfigError, match="engine"):
         RecipeConfig(engines=())
-    # models of other data seeds averaged: the full preset only, the quick one stays within its 15 minutes
-    assert (RecipeConfig.preset("tiny").data_seeds, quick.data_seeds, full.data_seeds) == (1, 1, 3)
+    # three heads of the phrase's store averaged; one in the smoke test
+    assert (RecipeConfig.preset("tiny").heads, quick.heads, full.heads) == (1, 3, 3)
+    assert quick.data_seeds == full.data_seeds == 1
     with pytest.raises(ConfigError, match="data_seeds=0, heads=0"):
         RecipeConfig(data_seeds=0, heads=0)
 
@@ -93,9 +94,9 @@ def test_quickstart_cli_runs_run_recipe(tmp_path: Path, monkeypatch: pytest.Monk
     seeds = CliRunner().invoke(main, ["quickstart", "x", "--size", "full", "--data-seeds", "2", "--out", str(out)])
     assert seeds.exit_code == 0, seeds.output
     assert calls[-1][0] == RecipeConfig.preset("full", phrase="x", data_seeds=2)
-    heads = CliRunner().invoke(main, ["quickstart", "x", "--heads", "3", "--out", str(out)])
+    heads = CliRunner().invoke(main, ["quickstart", "x", "--heads", "1", "--out", str(out)])
     assert heads.exit_code == 0, heads.output
-    assert calls[-1][0] == RecipeConfig.preset("quick", phrase="x", heads=3)
+    assert calls[-1][0] == RecipeConfig.preset("quick", phrase="x", heads=1)
 
 
 def test_realdev_benchmark_runs_the_same_run_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,16 +122,23 @@ def test_realdev_benchmark_runs_the_same_run_recipe(tmp_path: Path, monkeypatch:
 
 @pytest.mark.slow
 def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
-    config = RecipeConfig.preset("tiny", engines=("espeak",), background=("music", "noise"))
+    from wakebuilder.modeldir import load_model
+
+    config = RecipeConfig.preset("tiny", engines=("espeak",), background=("music", "noise"), heads=2)
     result = run_recipe(config, out_dir=tmp_path, device="cpu")
     assert result.onnx == tmp_path / "export" / "hey-jarvis.onnx" and result.onnx.is_file()
     assert RecipeConfig.load(tmp_path / "recipe_config.json") == config
     assert 0.0 < result.threshold < 1.0
     assert result.report is not None and result.report["n_clips"] == 3 + 6 + 8 and "fa_per_hour" in result.report
     assert {"music", "noise"} <= set(result.report["clip_categories"])  # held-out non-speech, counted per category
-    calibration = json.loads((result.model_dir / "calibration.json").read_text())
-    assert calibration["threshold"] == result.threshold and calibration["stream_hours"] > 0
-    assert calibration["objective"] == "fa-per-hour"
+    # two heads of the one store, each with its own seed and calibration, averaged into the exported model
+    assert result.members == (tmp_path / "head-0" / "model", tmp_path / "head-1" / "model")
+    assert [load_model(m).meta["fit"]["seed"] for m in result.members] == [0, 100]
+    assert load_model(result.model_dir).head.config.members == 2
+    calibration = json.loads((result.members[0] / "calibration.json").read_text())
+    assert calibration["stream_hours"] > 0 and calibration["objective"] == "fa-per-hour"
+    thresholds = [json.loads((m / "calibration.json").read_text())["threshold"] for m in result.members]
+    assert result.threshold == pytest.approx(sum(thresholds) / 2)
     # positives over the world's sound: a share of their copies is mixed with music or noise
     copies = read_manifest(tmp_path / "positives-aug" / "manifest.jsonl")
     backgrounds = [r.params["chain"].get("background") for r in copies]
@@ -151,7 +159,7 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     assert {r.kind for r in read_manifest(tmp_path / "heldout-eval" / "manifest.jsonl")} == {"hard_negative"}
     # every file the README's Artifacts section promises is there
     promised = readme_artifacts()
-    where = {"Clip manifest": tmp_path / "positives", "Model directory": result.model_dir,
+    where = {"Clip manifest": tmp_path / "positives", "Model directory": result.members[0],
              "Export": result.onnx.parent, "Recipe run": tmp_path, "Embedding store": tmp_path}
     missing = [f"{title}: {name}" for title, folder in where.items() for name in promised[title]
                if not name.startswith((".", "PATH")) and not (folder / name.replace("NAME", config.slug)).exists()]
@@ -169,7 +177,7 @@ def test_data_seeds_and_heads_average_calibrated_models(tmp_path: Path) -> None:
     assert [m.meta["fit"]["seed"] for m in members] == [5, 105, 6, 106]  # each head its own split and start
     # the first data seed's run makes the held-out sets of the ensemble's report
     assert [RecipeConfig.load(tmp_path / f"seed-{d}" / "recipe_config.json") for d in (5, 6)] == [
-        config.replace(seed=5, data_seeds=1, heads=1), config.replace(seed=6, data_seeds=1, heads=1, report=False)]
+        config.replace(seed=5, data_seeds=1), config.replace(seed=6, data_seeds=1, report=False)]
     clips = [[(r.id, r.params.get("voice")) for r in read_manifest(tmp_path / f"seed-{d}/positives/manifest.jsonl")]
              for d in (5, 6)]
     assert clips[0] and clips[1] and clips[0] != clips[1]  # other synthesized clips

@@ -7,8 +7,8 @@ order, each a small step below, writing every artifact under one output folder:
 validate -> synth -> negatives -> held-out sets -> augment -> training-stream windows ->
 streams -> embed -> fit -> calibrate -> export -> report (eval on held-out data).
 
-With ``data_seeds`` > 1 the steps up to calibrate run once per data seed (``seed-<N>/`` folders), with
-``heads`` > 1 fit and calibrate run that many times on each seed's store (``head-<k>/`` folders), and the
+With ``heads`` > 1 fit and calibrate run that many times on the store (``head-<k>/`` folders), with
+``data_seeds`` > 1 every step up to calibrate runs once per data seed (``seed-<N>/`` folders), and the
 calibrated models are averaged into one (``wakebuilder.ensemble``) before export and report.
 
 The sizes are presets of :class:`RecipeConfig` (``tiny`` for tests, ``quick`` for minutes on a
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from wakebuilder.calibrate import CalibrateConfig
 
 __all__ = ["SIZES", "SPEECH_EMBEDDING_WINDOW_S", "RecipeConfig", "RecipeData", "RecipeResult", "build_data",
-           "calibration_config", "embed_data", "export_and_report", "fit_and_calibrate", "report_on_heldout",
-           "run_recipe", "train_and_export"]
+           "calibration_config", "embed_data", "export_and_report", "fit_and_calibrate", "fit_heads",
+           "report_on_heldout", "run_recipe", "train_and_export"]
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,8 @@ def run_recipe(
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "recipe_config.json")
     inputs = dict(recordings=recordings, real_dir=real_dir, extra_negatives=extra_negatives)
-    if config.data_seeds > 1 or config.heads > 1:
-        return _run_ensemble(config, out, step, inputs, device=device, threads=threads)
+    if config.data_seeds > 1:
+        return _run_data_seeds(config, out, step, inputs, device=device, threads=threads)
     data, store, bank_store = _data_and_store(config, out, step, inputs, device=device, threads=threads)
     return train_and_export(config, out, store, data, device=device, step=step, bank=bank_store)
 
@@ -122,35 +122,23 @@ def _data_and_store(config: RecipeConfig, out: Path, step: StepLog, inputs: dict
     return data, store, bank_store
 
 
-def _run_ensemble(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str,
-                  threads: int) -> RecipeResult:
-    """``config.heads`` calibrated heads on the data of each of ``config.data_seeds`` seeds (each seed's data in
-    ``out/seed-<N>/`` when there are several, each head's model in ``head-<k>/model`` when there are several),
-    averaged into ``out/model``, exported, reported on the first seed's held-out sets."""
-    from wakebuilder.ensemble import combine_models
-
-    models = []
+def _run_data_seeds(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str,
+                    threads: int) -> RecipeResult:
+    """Each data seed's data, store and calibrated heads in ``out/seed-<N>/``, all heads averaged into
+    ``out/model``, exported, reported on the first seed's held-out sets."""
+    models: list[tuple[Path, dict[str, Any]]] = []
     for i in range(config.data_seeds):
-        member = config.replace(seed=config.seed + i, data_seeds=1, heads=1, report=config.report and i == 0)
-        member_out = out / f"seed-{member.seed}" if config.data_seeds > 1 else out
-        if config.data_seeds > 1:
-            step(f"data seed {member.seed} ({i + 1} of {config.data_seeds})")
-            member_out.mkdir(parents=True, exist_ok=True)
-            member.save(member_out / "recipe_config.json")
+        member = config.replace(seed=config.seed + i, data_seeds=1, report=config.report and i == 0)
+        member_out = out / f"seed-{member.seed}"
+        step(f"data seed {member.seed} ({i + 1} of {config.data_seeds})")
+        member_out.mkdir(parents=True, exist_ok=True)
+        member.save(member_out / "recipe_config.json")
         data, store, bank_store = _data_and_store(member, member_out, step, inputs, device=device, threads=threads)
-        for k in range(config.heads):
-            head = member.replace(seed=member.seed + HEAD_SEED_STEP * k)
-            head_out = member_out / f"head-{k}" if config.heads > 1 else member_out
-            model_dir, _ = fit_and_calibrate(head, head_out, store, data, device=device, step=step, bank=bank_store)
-            models.append(model_dir)
+        models += fit_heads(member, member_out, store, data, device=device, step=step, bank=bank_store)
         if i == 0:
             first_data, first_store = data, store
-    step(f"ensemble of the {len(models)} calibrated models")
-    model_dir, calibration = combine_models(models, out / "model", streams=[first_data.calibration_stream],
-                                            overwrite=True, device=device)
-    result = export_and_report(config, out, model_dir, first_store, first_data, calibration, device=device, step=step,
-                               bank=bank_store)
-    return dataclasses.replace(result, members=tuple(models))
+    return _combine_export_report(config, out, models, first_store, first_data, device=device, step=step,
+                                  bank=bank_store)
 
 
 def build_data(
@@ -221,11 +209,41 @@ def train_and_export(
     config: RecipeConfig, out: Path, store: Path, data: RecipeData, *, device: str = "auto",
     step: StepLog | None = None, bank: Path | None = None,
 ) -> RecipeResult:
-    """Fit (on ``store`` and the negative ``bank``, if any), calibrate on the held-out stream, export
-    ``out/export/<slug>.onnx`` and report."""
+    """Fit ``config.heads`` heads (on ``store`` and the negative ``bank``, if any), calibrate each on the held-out
+    stream, average them when there are several, export ``out/export/<slug>.onnx`` and report."""
     step = step or StepLog()
-    model_dir, calibration = fit_and_calibrate(config, out, store, data, device=device, step=step, bank=bank)
-    return export_and_report(config, out, model_dir, store, data, calibration, device=device, step=step, bank=bank)
+    models = fit_heads(config, out, store, data, device=device, step=step, bank=bank)
+    return _combine_export_report(config, out, models, store, data, device=device, step=step, bank=bank)
+
+
+def fit_heads(
+    config: RecipeConfig, out: Path, store: Path, data: RecipeData, *, device: str = "auto",
+    step: StepLog | None = None, bank: Path | None = None,
+) -> list[tuple[Path, dict[str, Any]]]:
+    """``config.heads`` calibrated heads on one store: ``out/model``, or with several ``out/head-<k>/model`` with
+    the seeds seed, seed + 100, ... (each its own validation split and start); their paths and calibrations."""
+    if config.heads == 1:
+        return [fit_and_calibrate(config, out, store, data, device=device, step=step, bank=bank)]
+    return [fit_and_calibrate(config.replace(seed=config.seed + HEAD_SEED_STEP * k), out / f"head-{k}", store, data,
+                              device=device, step=step, bank=bank) for k in range(config.heads)]
+
+
+def _combine_export_report(
+    config: RecipeConfig, out: Path, models: list[tuple[Path, dict[str, Any]]], store: Path, data: RecipeData, *,
+    device: str, step: StepLog, bank: Path | None,
+) -> RecipeResult:
+    """The one model, or several averaged into ``out/model`` (``wb ensemble``), exported and reported."""
+    if len(models) == 1:
+        (model_dir, calibration), members = models[0], ()
+    else:
+        from wakebuilder.ensemble import combine_models
+
+        step(f"ensemble of the {len(models)} calibrated models")
+        members = tuple(m for m, _ in models)
+        model_dir, calibration = combine_models(members, out / "model", streams=[data.calibration_stream],
+                                                overwrite=True, device=device)
+    result = export_and_report(config, out, model_dir, store, data, calibration, device=device, step=step, bank=bank)
+    return dataclasses.replace(result, members=members)
 
 
 def fit_and_calibrate(

@@ -39,13 +39,12 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               help="Threshold: the target false accepts per hour on the calibration stream, or best per-clip F1.")
 @click.option("--target-fa-per-hour", type=float, default=0.5, show_default=True,
               help="False accepts per hour allowed on the calibration stream (--objective fa-per-hour).")
-@click.option("--data-seeds", type=IntIn(1, 16), default=None,
-              help="Models fitted on differently seeded data (--seed, --seed+1, ...), averaged into one: fewer "
-              "false accepts on real speech, each costing the phrase's own synthesis and fit again "
-              "[default: 1 for tiny and quick, 3 for full].")
 @click.option("--heads", type=IntIn(1, 16), default=None,
-              help="Heads fitted on each data seed's store with other seeds (splits), each calibrated, averaged "
-              "with the rest; each costs a fit and a calibration [default: 1].")
+              help="Heads fitted on the phrase's store with other seeds (splits), each calibrated, averaged into one "
+              "model: fewer false accepts on real speech; each costs a fit and a calibration [default: 3; tiny: 1].")
+@click.option("--data-seeds", type=IntIn(1, 16), default=None,
+              help="The phrase's data synthesized with --seed, --seed+1, ..., each with its heads, all averaged; each "
+              "costs the phrase's synthesis, embedding and fit again [default: 1].")
 @seed_option
 @device_option
 @threads_option
