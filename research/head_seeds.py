@@ -6,8 +6,8 @@ For each word of ``--tag`` (the run ``<workdir>/<tag>/<word>-s<seed>/``) this fi
 bank, exactly as the recipe's ``fit_and_calibrate`` does (its ``FitConfig``, the phrase as wake word, the run's
 calibration stream and threshold rule), then averages them with the run's model (``combine_models``: the mean of
 the calibrated probabilities, the mean of the thresholds), exports the ensemble and scores its ``NAME.head.onnx``
-on realdev's cached windows as ``real_ensemble.py --heads`` does: recall and false accepts at the calibrated
-threshold, and at the realdev-tuned oracle (<= 1 false accept).
+on realdev's cached windows with ``real_ensemble.py``'s code for ``--library`` and ``--heads``: recall and false
+accepts at the calibrated threshold, and at the realdev-tuned oracle (<= 1 false accept).
 
 Usage: .venv/bin/python research/head_seeds.py --tag r12 --seed 0 --heads 3 --workdir /tmp/rd --bank BANK
 Writes research/results/head_seeds_<tag>-s<seed>-h<heads>.json.
@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_transfer as rt  # noqa: E402
+from real_ensemble import library_ensemble, member_traces  # noqa: E402
 from real_transfer import REALDEV, RESULTS, WORDS, operating_point, oracle_threshold, pooled  # noqa: E402
 
 
@@ -66,9 +67,6 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     import torch
 
-    from wakebuilder.ensemble import combine_models
-    from wakebuilder.export import export_model
-
     torch.set_num_threads(1)
     windows = rt.realdev_windows(args.window_s, args.workdir, args.realdev)
     out = args.workdir / "head-seeds" / f"{args.tag}-s{args.seed}"
@@ -77,12 +75,11 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         run = args.workdir / args.tag / f"{word}-s{args.seed}"
         models = head_members(run, word, args.bank, args.heads, out)
-        model_dir, summary = combine_models(models, out / word / "model", overwrite=True, device="cpu")
-        exported = export_model(model_dir, out / word / "export", name=word, overwrite=True)
-        pos, fa, fa_seconds = rt.word_traces(rt.head_scores(Path(exported.files["head_onnx"]), windows), windows, word)
+        built = library_ensemble(models, word, out)
+        pos, fa, fa_seconds = member_traces(built, word, {}, windows)
         results.append({"word": word, "members": [str(m) for m in models],
-                        "member_thresholds": [m["threshold"] for m in summary["members"]],
-                        "calibrated": operating_point(pos, fa, fa_seconds, summary["threshold"]),
+                        "member_thresholds": built["member_thresholds"],
+                        "calibrated": operating_point(pos, fa, fa_seconds, built["calibrated"]["threshold"]),
                         "oracle_tuned_on_realdev": operating_point(pos, fa, fa_seconds, oracle_threshold(fa)),
                         "wall_s": round(time.perf_counter() - start, 1)})
         c, o = results[-1]["calibrated"], results[-1]["oracle_tuned_on_realdev"]

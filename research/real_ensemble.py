@@ -51,16 +51,16 @@ def member_traces(member: dict, word: str, files: dict[str, list[Path]], windows
     return pos, fa, fa_seconds
 
 
-def library_ensemble(members: list[dict], word: str, out: Path) -> dict:
-    """``wb ensemble`` of the members' model directories and ``wb export`` of it under ``out/<word>/``; returns it as
-    a member (its exported ONNX and its threshold), seed -1."""
+def library_ensemble(model_dirs: list[Path], word: str, out: Path) -> dict:
+    """``wb ensemble`` of the model directories and ``wb export`` of it under ``out/<word>/``; returns it as a member
+    (its exported ONNX, its threshold and its members'), seed -1."""
     from wakebuilder.ensemble import combine_models
     from wakebuilder.export import export_model
 
-    model_dir, summary = combine_models([Path(m["onnx"]).parent.parent / "model" for m in members], out / word / "model",
-                                        overwrite=True, device="cpu")
+    model_dir, summary = combine_models(model_dirs, out / word / "model", overwrite=True, device="cpu")
     exported = export_model(model_dir, out / word / "export", name=word, overwrite=True)
-    return {"seed": -1, "onnx": exported.files["onnx"], "calibrated": {"threshold": summary["threshold"]}}
+    return {"seed": -1, "onnx": exported.files["onnx"], "calibrated": {"threshold": summary["threshold"]},
+            "member_thresholds": [m["threshold"] for m in summary["members"]]}
 
 
 def ensemble(members: list[dict], traces: dict[int, tuple], word: str) -> dict:
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         members = {r["seed"]: r for r in runs if r["word"] == word}
         if args.library:
-            built = library_ensemble([members[seed] for seed in seeds], word, args.library)
+            built = library_ensemble([Path(members[seed]["onnx"]).parent.parent / "model" for seed in seeds], word,
+                                     args.library)
             results = groups[tuple(seeds)]
             results.append(ensemble([built], {-1: member_traces(built, word, files, windows)}, word) | {"seeds": seeds})
             c = results[-1]["calibrated"]

@@ -26,21 +26,17 @@ def load_script(name: str) -> ModuleType:
         sys.path.remove(str(RESEARCH))
 
 
-@pytest.fixture(scope="module")
-def real_transfer() -> ModuleType:
-    return load_script("real_transfer")
+def script_fixture(name: str):
+    """A module-scoped fixture named ``name`` that gives ``research/<name>.py`` (``load_script``)."""
+
+    @pytest.fixture(scope="module", name=name)
+    def fixture() -> ModuleType:
+        return load_script(name)
+
+    return fixture
 
 
-@pytest.fixture(scope="module")
-def real_heads() -> ModuleType:
-    return load_script("real_heads")
-
-
-@pytest.fixture(scope="module")
-def real_ensemble() -> ModuleType:
-    return load_script("real_ensemble")
-
-
-@pytest.fixture(scope="module")
-def ensemble_scores() -> ModuleType:
-    return load_script("ensemble_scores")
+real_transfer = script_fixture("real_transfer")
+real_heads = script_fixture("real_heads")
+real_ensemble = script_fixture("real_ensemble")
+ensemble_scores = script_fixture("ensemble_scores")
