@@ -1,12 +1,13 @@
-"""`wb ensemble`: one model from several calibrated models of a phrase, fitted on differently seeded data.
+"""`wb ensemble`: one model from several calibrated models of a phrase.
 
 Each member is a ``wb fit`` model directory calibrated by ``wb calibrate``, on the same backbone and head
-shape; typically the recipe's runs of one phrase with other ``--seed`` values (other synthesized clips,
-augmentation and split). The ensemble's probability is the mean of the members' calibrated probabilities
-(``HeadEnsemble`` with ``combine="probability"``) behind the one backbone pass they share, and its threshold
-is the mean of theirs. On realdev (research/REAL_TRANSFER.md, fourteenth round), three data seeds averaged
-this way cut the false accepts at the calibrated thresholds from 40 to 3 over six words and brought every
-word's model within one false accept; heads of one store averaged (``wb fit --members``) did not.
+shape: heads fitted on one store with other seeds (each its own validation split; the recipe's ``--heads``), or
+on the phrase's data synthesized with other seeds (``--data-seeds``). The ensemble's probability is the mean of
+the members' calibrated probabilities (``HeadEnsemble`` with ``combine="probability"``) behind the one backbone
+pass they share, and its threshold is the mean of theirs. On realdev (research/REAL_TRANSFER.md, fourteenth and
+fifteenth rounds) three heads of one store cut the false accepts at the calibrated thresholds from 40 to 9 over
+18 models, and three data seeds from 40 to 3 over six words; ``wb fit --members`` (one split, logits averaged) did
+not help in the fifth round.
 
 The result is an ordinary model directory: ``wb export``, ``wb detect`` and ``wb eval`` take it as they take
 a fitted one. ``wb calibrate`` refuses it: its members were calibrated on their own stores.

@@ -111,9 +111,8 @@ class RecipeConfig(StageConfig):
     # backbone pass). ``heads``: heads fitted on each data seed's store with the seeds seed, seed + 100, ... (each its
     # own validation split and start), each calibrated; ``data_seeds``: the phrase's own data synthesized with the
     # seeds seed, seed + 1, ... (other clips, augmentation, split). On realdev three heads of one store did as well
-    # as three data seeds: 56 of 78 real clips at the calibrated thresholds with 3 and 4 false accepts over six
-    # words (two data seeds' stores) against 57 and 51 with 14 and 15 for one head; three data seeds, 56 with 3
-    # (research/REAL_TRANSFER.md, fifteenth round). A head costs a fit and a calibration (about 40 s on 2 cores), a
+    # as three data seeds: 166 of 234 real clips at the calibrated thresholds with 9 false accepts over 18 models,
+    # against 163 with 40 for one head (research/REAL_TRANSFER.md, fifteenth round). A head costs a fit and a calibration (about 40 s on 2 cores), a
     # data seed the phrase's synthesis, embedding and fit again (about 220 s). Not the default: from a clean clone the
     # first "hey jarvis" took 1,065 s with three heads (about 94 s of it the two extra heads), past the quickstart's
     # 15 minutes, and the mean of members' thresholds set by the FA/h rule (0.92-0.94) cost the ensemble recall on

@@ -46,7 +46,7 @@ _HELP = {
     "bank": "The negative bank: phrase-independent negatives embedded once per backbone.",
     "fit": "Train the wake-word head on a store's cached embeddings.",
     "calibrate": "Choose the threshold; per-clip metrics and false accepts per hour.",
-    "ensemble": "One model from calibrated models of a phrase fitted on differently seeded data.",
+    "ensemble": "One model from calibrated models of a phrase (other head or data seeds), averaged.",
     "export": "Export .pt, .json, end-to-end .onnx and head .onnx.",
     "detect": "Streaming detection over audio files or raw PCM on stdin.",
     "eval": "Metrics of a model on a manifest and continuous negative audio.",

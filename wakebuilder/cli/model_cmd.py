@@ -98,7 +98,7 @@ def export(model_dir: str, out_dir: str, name: str | None, overwrite: bool, as_j
 @handle_errors
 def ensemble(models: tuple[str, ...], out_dir: str, streams: tuple[str, ...], threshold: float | None,
              overwrite: bool, device: str, as_json: bool) -> None:
-    """Average calibrated models of one phrase fitted on differently seeded data into one model directory.
+    """Average calibrated models of one phrase (other head or data seeds) into one model directory.
 
     Its probability is the mean of the members' calibrated probabilities behind one backbone pass, its
     threshold the mean of theirs (or --threshold). wb export, detect and eval take it like any model.
