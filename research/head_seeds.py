@@ -5,7 +5,8 @@ For each word of ``--tag`` (the run ``<workdir>/<tag>/<word>-s<seed>/``) this fi
 ``seed + 100 * k`` (k = 1 .. ``--heads`` - 1; each seed its own validation split) on the run's store and the negative
 bank, exactly as the recipe's ``fit_and_calibrate`` does (its ``FitConfig``, the phrase as wake word, the run's
 calibration stream and threshold rule), then averages them with the run's model (``combine_models``: the mean of
-the calibrated probabilities, the mean of the thresholds), exports the ensemble and scores its ``NAME.head.onnx``
+the calibrated probabilities; the threshold by the FA/h rule on the ensemble's trace over the run's calibration
+stream, as the recipe does, or with ``--mean-threshold`` the mean of the members'), exports the ensemble and scores its ``NAME.head.onnx``
 on realdev's cached windows with ``real_ensemble.py``'s code for ``--library`` and ``--heads``: recall and false
 accepts at the calibrated threshold, and at the realdev-tuned oracle (<= 1 false accept).
 
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workdir", type=Path, default=Path("/tmp/real_transfer"))
     p.add_argument("--window-s", type=float, default=2.5)
     p.add_argument("--realdev", type=Path, default=REALDEV)
+    p.add_argument("--mean-threshold", action="store_true",
+                   help="the mean of the members' thresholds instead of the rule on the calibration stream")
     args = p.parse_args(argv)
     import torch
 
@@ -75,10 +78,13 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         run = args.workdir / args.tag / f"{word}-s{args.seed}"
         models = head_members(run, word, args.bank, args.heads, out)
-        built = library_ensemble(models, word, out)
+        streams = [] if args.mean_threshold else [calibration_stream(run)]
+        built = library_ensemble(models, word, out, streams)
         pos, fa, fa_seconds = member_traces(built, word, {}, windows)
         results.append({"word": word, "members": [str(m) for m in models],
-                        "member_thresholds": built["member_thresholds"],
+                        "member_thresholds": built["member_thresholds"], "objective": built["objective"],
+                        "at_mean_threshold": operating_point(pos, fa, fa_seconds,
+                                                             float(sum(built["member_thresholds"]) / len(models))),
                         "calibrated": operating_point(pos, fa, fa_seconds, built["calibrated"]["threshold"]),
                         "oracle_tuned_on_realdev": operating_point(pos, fa, fa_seconds, oracle_threshold(fa)),
                         "wall_s": round(time.perf_counter() - start, 1)})
@@ -86,12 +92,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{word:8} {args.heads} heads  thr {c['threshold']:.3f} recall {c['detected']}/{c['n_clips']} FA "
               f"{c['false_accepts']} | oracle recall {o['detected']}/{o['n_clips']}  ({results[-1]['wall_s']:.0f} s)",
               file=sys.stderr, flush=True)
-    summary = {k: pooled(results, k) for k in ("calibrated", "oracle_tuned_on_realdev")}
+    summary = {k: pooled(results, k) for k in ("calibrated", "at_mean_threshold", "oracle_tuned_on_realdev")}
     summary["models_within_one"] = sum(r["calibrated"]["false_accepts"] <= 1 for r in results)
     c, o = summary["calibrated"], summary["oracle_tuned_on_realdev"]
     print(f"pooled: recall {c['detected']}/{c['n_clips']} ({c['recall']:.1%}), FA {c['false_accepts']}, "
           f"{summary['models_within_one']} of {len(results)} within one; oracle {o['detected']}/{o['n_clips']}")
-    path = RESULTS / f"head_seeds_{args.tag}-s{args.seed}-h{args.heads}.json"
+    rule = "-mean" if args.mean_threshold else ""
+    path = RESULTS / f"head_seeds_{args.tag}-s{args.seed}-h{args.heads}{rule}.json"
     path.write_text(json.dumps({"tag": args.tag, "seed": args.seed, "heads": args.heads, "bank": str(args.bank),
                                 "library": rt.library_identity(), "summary": summary, "runs": results}, indent=2)
                     + "\n")

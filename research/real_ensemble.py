@@ -51,16 +51,18 @@ def member_traces(member: dict, word: str, files: dict[str, list[Path]], windows
     return pos, fa, fa_seconds
 
 
-def library_ensemble(model_dirs: list[Path], word: str, out: Path) -> dict:
-    """``wb ensemble`` of the model directories and ``wb export`` of it under ``out/<word>/``; returns it as a member
-    (its exported ONNX, its threshold and its members'), seed -1."""
+def library_ensemble(model_dirs: list[Path], word: str, out: Path, streams: list[Path] = ()) -> dict:
+    """``wb ensemble`` of the model directories (its threshold chosen on ``streams``, if given, as the recipe does)
+    and ``wb export`` of it under ``out/<word>/``; returns it as a member (its exported ONNX, its threshold and its
+    members'), seed -1."""
     from wakebuilder.ensemble import combine_models
     from wakebuilder.export import export_model
 
-    model_dir, summary = combine_models(model_dirs, out / word / "model", overwrite=True, device="cpu")
+    model_dir, summary = combine_models(model_dirs, out / word / "model", streams=streams, overwrite=True,
+                                        device="cpu")
     exported = export_model(model_dir, out / word / "export", name=word, overwrite=True)
     return {"seed": -1, "onnx": exported.files["onnx"], "calibrated": {"threshold": summary["threshold"]},
-            "member_thresholds": [m["threshold"] for m in summary["members"]]}
+            "member_thresholds": [m["threshold"] for m in summary["members"]], "objective": summary["objective"]}
 
 
 def ensemble(members: list[dict], traces: dict[int, tuple], word: str) -> dict:

@@ -211,16 +211,27 @@ def choose_threshold(
     if fa_h is None:
         raise ConfigError("--objective fa-per-hour needs continuous negative audio: pass --stream AUDIO")
     floor = metrics.best_f1_threshold(table) if config.not_below_f1 else 0.0
-    chosen = metrics.lowest_threshold_meeting(fa_h, table["threshold"], config.target_fa_per_hour)
+    return fa_rule_threshold(fa_h, table["threshold"], config.target_fa_per_hour, floor=floor,
+                             strict=config.objective != "auto")
+
+
+def fa_rule_threshold(fa_h: np.ndarray, thresholds: np.ndarray, target: float, *, floor: float = 0.0,
+                      strict: bool = False) -> float:
+    """The lowest of ``thresholds`` whose FA/h is at most ``target``, not below ``floor``.
+
+    A target no threshold reaches takes the lowest threshold of the fewest false accepts per hour, with a
+    warning; with ``strict`` it is an error.
+    """
+    chosen = metrics.lowest_threshold_meeting(fa_h, thresholds, target)
     if chosen is not None:
         return max(float(chosen), floor)
     lowest = float(np.min(fa_h))
-    if config.objective == "auto":
+    if not strict:
         log.warning("no threshold reaches %.3g FA/h on the calibration stream; taking the fewest (%.3f FA/h)",
-                    config.target_fa_per_hour, lowest)
-        return max(float(metrics.lowest_threshold_meeting(fa_h, table["threshold"], lowest)), floor)
+                    target, lowest)
+        return max(float(metrics.lowest_threshold_meeting(fa_h, thresholds, lowest)), floor)
     raise ConfigError(
-        f"--target-fa-per-hour {config.target_fa_per_hour}: no threshold reaches it (lowest FA/h "
+        f"--target-fa-per-hour {target}: no threshold reaches it (lowest FA/h "
         f"{lowest:.3f}); raise the target or train with more negatives"
     )
 

@@ -4,7 +4,13 @@ Each member is a ``wb fit`` model directory calibrated by ``wb calibrate``, on t
 shape: heads fitted on one store with other seeds (each its own validation split; the recipe's ``--heads``), or
 on the phrase's data synthesized with other seeds (``--data-seeds``). The ensemble's probability is the mean of
 the members' calibrated probabilities (``HeadEnsemble`` with ``combine="probability"``) behind the one backbone
-pass they share, and its threshold is the mean of theirs. On realdev (research/REAL_TRANSFER.md, fourteenth and
+pass they share.
+
+Its threshold: members calibrated by the FA/h rule (the recipe's) and a calibration stream given, that rule on the
+ensemble's own trace over the stream, not below the mean of the members' best per-clip F1 thresholds where theirs
+had that floor. A mean of probabilities is less extreme than its members, so where the stream had set the members'
+thresholds high (0.92-0.94 for "hey jarvis") their mean was too strict for it and found 0.71 of the held-out
+positives. Otherwise the mean of the members' thresholds. On realdev (research/REAL_TRANSFER.md, fourteenth and
 fifteenth rounds) three heads of one store cut the false accepts at the calibrated thresholds from 40 to 9 over
 18 models, and three data seeds from 40 to 3 over six words; ``wb fit --members`` (one split, logits averaged) did
 not help in the fifth round.
@@ -32,6 +38,7 @@ from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model, save
 
 log = logging.getLogger(__name__)
 THRESHOLD_RULE = "mean of the members' calibrated thresholds"
+STREAM_RULE = "fa-per-hour on the ensemble's stream trace, not below the mean of the members' best-F1 thresholds"
 
 
 def combine_models(
@@ -44,9 +51,10 @@ def combine_models(
     Args:
         model_dirs: two or more calibrated model directories of one phrase, backbone and head shape.
         out_dir: the ensemble's model directory (``head.safetensors``, ``model.json``, ``calibration.json``).
-        streams: continuous negative audio (``wb stream``); when given, the summary holds the ensemble's
-            false accepts per hour at its threshold there.
-        threshold: instead of the mean of the members' thresholds.
+        streams: continuous negative audio (``wb stream``; the members' calibration stream): the threshold is
+            chosen on it when the members were calibrated by the FA/h rule, and the summary holds the
+            ensemble's false accepts per hour at its threshold there.
+        threshold: instead of the rule's.
         overwrite: replace an existing ``out_dir``.
         device: where the backbone runs over ``streams``.
 
@@ -72,21 +80,28 @@ def combine_models(
     members = [{"model": str(m.path.resolve()), "store_fingerprint": m.meta.get("store_fingerprint"),
                 "fit_seed": (m.meta.get("fit") or {}).get("seed"), **c} for m, c in zip(models, cals)]
     meta = {"backbone": first.backbone, "wake_word": first.meta.get("wake_word"), "store_fingerprint": None,
-            "fit": None, "ensemble": {"combine": "probability", "threshold": THRESHOLD_RULE, "members": members}}
+            "fit": None, "ensemble": {"combine": "probability", "members": members}}
     split = {"train_groups": [], "val_groups": [], "members": [m.split for m in models]}
-    chosen = float(np.mean([c["threshold"] for c in cals])) if threshold is None else float(threshold)
-    if not 0.0 < chosen < 1.0:
-        raise ConfigError(f"wb ensemble --threshold {chosen}: must be between 0 and 1")
-    summary: dict[str, Any] = {
-        "threshold": chosen, "temperature": 1.0, "bias": 0.0,
-        "objective": THRESHOLD_RULE if threshold is None else "given", "members": members,
-        "metrics": None, "fa_per_hour": None, "stream_hours": 0.0, "frr_at_fa": {}, "streams": [],
-    }
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise ConfigError(f"wb ensemble --threshold {threshold}: must be between 0 and 1")
     target = Path(out_dir)
     with atomic_directory(target, overwrite=overwrite) as work:
         save_model(work, head, meta=meta, split=split)
-        if streams:
-            summary |= _stream_false_accepts(work, streams, chosen, device=device)
+        stream = _stream_sweep(work, streams, models, device=device) if streams else None
+        chosen, objective = float(np.mean([c["threshold"] for c in cals])), THRESHOLD_RULE
+        if threshold is not None:
+            chosen, objective = float(threshold), "given"
+        elif stream is not None and stream["rule"] is not None:
+            chosen, objective = stream["rule"], STREAM_RULE
+        summary: dict[str, Any] = {
+            "threshold": chosen, "temperature": 1.0, "bias": 0.0, "objective": objective, "members": members,
+            "metrics": None, "fa_per_hour": None, "stream_hours": 0.0, "frr_at_fa": {}, "streams": [],
+        }
+        if stream is not None:
+            summary |= {"fa_per_hour": float(stream["at"](chosen)), "stream_hours": stream["hours"], "streams": stream["streams"],
+                        "member_f1_threshold": stream["floor"],
+                        "stream_sweep": [{"threshold": float(t), "fa_per_hour": float(f)}
+                                         for t, f in zip(stream["grid"], stream["fa_h"])]}
         summary["model"] = str(target)
         atomic_write_json(work / CALIBRATION_NAME, summary)
     log.info("ensemble of %d models: threshold %.4f (%s)%s", len(models), chosen, summary["objective"],
@@ -120,15 +135,37 @@ def _shape(model: LoadedModel) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(model.head.config).items() if k != "combine"}
 
 
-def _stream_false_accepts(model_dir: Path, streams: Sequence[str | os.PathLike[str]], threshold: float, *,
-                          device: str) -> dict[str, Any]:
-    """The ensemble's false accepts per hour at ``threshold`` on ``streams`` (the backbone's pass cached)."""
+def _stream_sweep(model_dir: Path, streams: Sequence[str | os.PathLike[str]], models: list[LoadedModel], *,
+                  device: str) -> dict[str, Any]:
+    """The ensemble's false accepts per hour over the threshold grid on ``streams`` (the backbone's pass cached),
+    scored as its members were calibrated, and the FA/h rule's threshold when they were calibrated by it."""
     from wakebuilder import metrics
-    from wakebuilder.calibrate import CalibrateConfig, model_stream_traces
+    from wakebuilder.calibrate import CalibrateConfig, fa_rule_threshold, model_stream_traces
     from wakebuilder.streaming import count_events_many
 
-    config = CalibrateConfig(device=device, cache_streams=True)
+    cals = [m.calibration or {} for m in models]
+    saved = cals[0].get("config") or {}
+    keys = ("target_fa_per_hour", "not_below_f1", "hop_s", "refractory_s", "smooth")
+    config = CalibrateConfig(**{k: saved[k] for k in keys if k in saved}, device=device, cache_streams=True)
     traces, hours = model_stream_traces(streams, load_model(model_dir), 1.0, 0.0, config=config)
-    counts = count_events_many(traces, np.array([threshold]), frame_s=config.hop_s, refractory_s=config.refractory_s)
-    return {"fa_per_hour": float(np.asarray(metrics.fa_per_hour(counts, hours))[0]), "stream_hours": hours,
-            "streams": [str(Path(p).resolve()) for p in streams]}
+    peak = max((float(np.max(t)) for t in traces if len(t)), default=None)
+    grid = metrics.threshold_grid(stream_peak=peak)
+
+    def fa_at(thresholds: np.ndarray) -> np.ndarray:
+        counts = count_events_many(traces, thresholds, frame_s=config.hop_s, refractory_s=config.refractory_s)
+        return np.asarray(metrics.fa_per_hour(counts, hours), dtype=np.float64)
+
+    fa_h = fa_at(grid)
+    rule, floor = None, None
+    if all(c.get("objective") == "fa-per-hour" and c.get("sweep") for c in cals):
+        floor = float(np.mean([_best_f1(c["sweep"]) for c in cals])) if config.not_below_f1 else 0.0
+        rule = fa_rule_threshold(fa_h, grid, config.target_fa_per_hour, floor=floor)
+    return {"grid": grid, "fa_h": fa_h, "hours": hours, "rule": rule, "floor": floor,
+            "at": lambda t: fa_at(np.array([t]))[0], "streams": [str(Path(p).resolve()) for p in streams]}
+
+
+def _best_f1(sweep: list[dict[str, float]]) -> float:
+    """A member's best per-clip F1 threshold, from the sweep its calibration saved."""
+    from wakebuilder import metrics
+
+    return metrics.best_f1_threshold({k: np.array([row[k] for row in sweep]) for k in ("threshold", "f1")})
