@@ -126,12 +126,12 @@ def copy_model(model: Path, dest: Path) -> Path:
     return Path(shutil.copytree(model, dest))
 
 
-def planted_stream(times_s: tuple[float, ...], duration_s: float, *, seed: int = 3) -> np.ndarray:
-    """Faint noise with the wake chirp starting at each of ``times_s``."""
+def planted_stream(times_s: tuple[float, ...], duration_s: float, *, seed: int = 3, level: float = 1.0) -> np.ndarray:
+    """Faint noise with the wake chirp (scaled by ``level``) starting at each of ``times_s``."""
     from tests.conftest import noise
 
     audio = noise(duration_s, amplitude=0.01, seed=seed)
-    sound = wake_sound()
+    sound = wake_sound() * level
     for t0 in times_s:
         start = int(t0 * 16000)
         audio[start : start + sound.size] += sound

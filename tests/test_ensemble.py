@@ -93,6 +93,53 @@ def test_stream_gives_the_ensemble_false_accepts_per_hour(members: list[Path], t
     assert saved["fa_per_hour"] == summary["fa_per_hour"] and saved["streams"] == [str(stream.resolve())]
 
 
+def fa_rule_calibrations(members: list[Path], f1_peaks: tuple[float, float]) -> None:
+    """Rewrite the members' calibrations as the recipe's FA/h rule writes them: thresholds set high by the stream
+    (0.9, 0.95), best per-clip F1 at ``f1_peaks``."""
+    grid = np.round(np.arange(1, 100) / 100, 2)
+    config = {"target_fa_per_hour": 0.5, "not_below_f1": True, "hop_s": 0.1, "refractory_s": 1.0, "smooth": 1}
+    for model, calibration, peak, threshold in zip(members, CALIBRATIONS, f1_peaks, (0.9, 0.95)):
+        sweep = [{"threshold": float(t), "f1": float(1 - abs(t - peak))} for t in grid]
+        atomic_write_json(model / "calibration.json", calibration | {"threshold": threshold, "config": config,
+                                                                      "objective": "fa-per-hour", "sweep": sweep})
+
+
+def ensemble_stream_peak(model_dir: Path, stream: Path) -> float:
+    from wakebuilder.calibrate import CalibrateConfig, model_stream_traces
+
+    traces, _ = model_stream_traces([stream], load_model(model_dir), 1.0, 0.0, config=CalibrateConfig(device="cpu"))
+    return float(max(t.max() for t in traces))
+
+
+def test_stream_sets_the_threshold_of_members_calibrated_by_the_fa_rule(members: list[Path], tmp_path: Path) -> None:
+    from wakebuilder.ensemble import STREAM_RULE
+
+    # A chirp at 2 % of its level: the ensemble scores it about 0.74, a false accept below the members' thresholds.
+    stream = write_wav(tmp_path / "stream.wav", planted_stream((4.0,), 10.0, level=0.02))
+    fa_rule_calibrations(members, (0.05, 0.15))
+    out, summary = combine_models(members, tmp_path / "ens", streams=[stream], device="cpu")
+    peak = ensemble_stream_peak(out, stream)
+    assert 0.2 < peak < 0.85  # else this test cannot tell the rule from the floor (0.1) or the mean (0.925)
+    # The lowest step of the grid above the chirp's peak: no false accept in the 10 s, so 0 FA/h <= 0.5.
+    assert summary["objective"] == STREAM_RULE and peak < summary["threshold"] <= peak + 0.01
+    assert summary["fa_per_hour"] == 0 and summary["member_f1_threshold"] == pytest.approx(0.1)
+    assert load_model(out).threshold == summary["threshold"]
+    fa_rule_calibrations(members, (0.97, 0.99))  # the members' F1 floor, 0.98, is above the stream's threshold
+    _, floored = combine_models(members, tmp_path / "ens", streams=[stream], overwrite=True, device="cpu")
+    assert floored["threshold"] == pytest.approx(0.98)
+    _, given = combine_models(members, tmp_path / "ens", streams=[stream], threshold=0.3, overwrite=True, device="cpu")
+    assert given["objective"] == "given" and given["fa_per_hour"] * given["stream_hours"] == pytest.approx(1)
+
+
+def test_members_calibrated_by_f1_keep_the_mean_threshold_with_a_stream(members: list[Path], tmp_path: Path) -> None:
+    from wakebuilder.ensemble import THRESHOLD_RULE
+
+    stream = write_wav(tmp_path / "stream.wav", planted_stream((4.0,), 10.0))
+    _, summary = combine_models(members, tmp_path / "ens", streams=[stream], device="cpu")
+    assert summary["objective"] == THRESHOLD_RULE and summary["threshold"] == pytest.approx(0.5)
+    assert summary["member_f1_threshold"] is None and summary["fa_per_hour"] is not None
+
+
 def test_refusals(members: list[Path], tmp_path: Path) -> None:
     from wakebuilder.calibrate import calibrate_model
 

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -39,8 +40,8 @@ def test_presets_hold_the_quickstart_counts() -> None:
         RecipeConfig.preset("huge")
     with pytest.raises(ConfigError, match="engine"):
         RecipeConfig(engines=())
-    # one head; --heads K and --data-seeds K average several (tested below)
-    assert (RecipeConfig.preset("tiny").heads, quick.heads, full.heads) == (1, 1, 1)
+    # three heads of the phrase's store averaged; one in the smoke test
+    assert (RecipeConfig.preset("tiny").heads, quick.heads, full.heads) == (1, 3, 3)
     assert quick.data_seeds == full.data_seeds == 1
     with pytest.raises(ConfigError, match="data_seeds=0, heads=0"):
         RecipeConfig(data_seeds=0, heads=0)
@@ -94,9 +95,9 @@ def test_quickstart_cli_runs_run_recipe(tmp_path: Path, monkeypatch: pytest.Monk
     seeds = CliRunner().invoke(main, ["quickstart", "x", "--size", "full", "--data-seeds", "2", "--out", str(out)])
     assert seeds.exit_code == 0, seeds.output
     assert calls[-1][0] == RecipeConfig.preset("full", phrase="x", data_seeds=2)
-    heads = CliRunner().invoke(main, ["quickstart", "x", "--heads", "3", "--out", str(out)])
+    heads = CliRunner().invoke(main, ["quickstart", "x", "--heads", "1", "--out", str(out)])
     assert heads.exit_code == 0, heads.output
-    assert calls[-1][0] == RecipeConfig.preset("quick", phrase="x", heads=3)
+    assert calls[-1][0] == RecipeConfig.preset("quick", phrase="x", heads=1)
 
 
 def test_realdev_benchmark_runs_the_same_run_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,6 +121,23 @@ def test_realdev_benchmark_runs_the_same_run_recipe(tmp_path: Path, monkeypatch:
     assert kwargs["out_dir"] == tmp_path / "w" and kwargs["extra_negatives"] == []
 
 
+def assert_ensemble_threshold_rule(model_dir: Path, members: tuple[Path, ...]) -> None:
+    """The recipe's ensemble threshold: the FA/h rule on its own calibration-stream scores, not below the mean of
+    its members' best-F1 thresholds (each found again in the member's saved sweep)."""
+    from wakebuilder import metrics
+    from wakebuilder.ensemble import STREAM_RULE
+
+    calibration = json.loads((model_dir / "calibration.json").read_text())
+    sweeps = [json.loads((m / "calibration.json").read_text())["sweep"] for m in members]
+    floor = np.mean([metrics.best_f1_threshold({k: np.array([r[k] for r in rows]) for k in ("threshold", "f1")})
+                     for rows in sweeps])
+    threshold, fa_h = calibration["threshold"], {r["threshold"]: r["fa_per_hour"] for r in calibration["stream_sweep"]}
+    assert calibration["objective"] == STREAM_RULE and calibration["member_f1_threshold"] == pytest.approx(floor)
+    assert threshold >= floor - 1e-9
+    if threshold > floor + 1e-9:  # the stream set it: the lowest threshold of the grid within 0.5 FA/h
+        assert fa_h[threshold] <= 0.5 and all(f > 0.5 for t, f in fa_h.items() if t < threshold)
+
+
 @pytest.mark.slow
 def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     from wakebuilder.modeldir import load_model
@@ -137,8 +155,7 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     assert load_model(result.model_dir).head.config.members == 2
     calibration = json.loads((result.members[0] / "calibration.json").read_text())
     assert calibration["stream_hours"] > 0 and calibration["objective"] == "fa-per-hour"
-    thresholds = [json.loads((m / "calibration.json").read_text())["threshold"] for m in result.members]
-    assert result.threshold == pytest.approx(sum(thresholds) / 2)
+    assert_ensemble_threshold_rule(result.model_dir, result.members)
     # positives over the world's sound: a share of their copies is mixed with music or noise
     copies = read_manifest(tmp_path / "positives-aug" / "manifest.jsonl")
     backgrounds = [r.params["chain"].get("background") for r in copies]
@@ -184,7 +201,7 @@ def test_data_seeds_and_heads_average_calibrated_models(tmp_path: Path) -> None:
     ensemble = load_model(result.model_dir)
     assert result.model_dir == tmp_path / "model" and ensemble.head.config.members == 4
     assert [m["model"] for m in ensemble.meta["ensemble"]["members"]] == [str(m.path.resolve()) for m in members]
-    assert result.threshold == pytest.approx(sum(m.threshold for m in members) / 4)
+    assert_ensemble_threshold_rule(result.model_dir, result.members)
     assert ensemble.calibration["stream_hours"] > 0 and ensemble.calibration["fa_per_hour"] is not None
     assert result.onnx == tmp_path / "export" / "hey-jarvis.onnx" and result.onnx.is_file()
     assert result.report is not None and result.report["n_clips"] == 3 + 6 + 8

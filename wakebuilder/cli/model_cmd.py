@@ -90,7 +90,8 @@ def export(model_dir: str, out_dir: str, name: str | None, overwrite: bool, as_j
               "--seed values).")
 @click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="The ensemble's model directory.")
 @click.option("--stream", "streams", multiple=True, type=click.Path(dir_okay=False),
-              help="Continuous negative audio: report the ensemble's FA/h at its threshold (repeatable).")
+              help="Continuous negative audio, e.g. the members' calibration stream: the threshold is chosen on it "
+              "by the members' FA/h rule, and the ensemble's FA/h reported (repeatable).")
 @threshold_option
 @overwrite_option
 @device_option
@@ -100,8 +101,10 @@ def ensemble(models: tuple[str, ...], out_dir: str, streams: tuple[str, ...], th
              overwrite: bool, device: str, as_json: bool) -> None:
     """Average calibrated models of one phrase (other head or data seeds) into one model directory.
 
-    Its probability is the mean of the members' calibrated probabilities behind one backbone pass, its
-    threshold the mean of theirs (or --threshold). wb export, detect and eval take it like any model.
+    Its probability is the mean of the members' calibrated probabilities behind one backbone pass. Its
+    threshold: with --stream and members calibrated by the FA/h rule, that rule on the ensemble's scores
+    over the stream (not below the mean of the members' best-F1 thresholds); else the mean of the members'
+    thresholds; or --threshold. wb export, detect and eval take it like any model.
     """
     from wakebuilder.ensemble import combine_models
 
