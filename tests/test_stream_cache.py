@@ -49,6 +49,7 @@ def test_the_cached_pass_scores_as_the_backbone_does_and_is_reused(tmp_path: Pat
         raise AssertionError("the backbone ran again")
 
     monkeypatch.setattr(backbone, "embed", no_backbone)
+    monkeypatch.setattr(backbone, "embed_hopped", no_backbone)
     again, _ = model_stream_scores(stream, model, backbone, 1.0, 0.0, config=cached)
     assert np.array_equal(again, first) and kept.stat().st_mtime_ns == stamp
     other = write_wav(tmp_path / "t.wav", planted_stream((3.0,), 10.0))  # other audio: another key

@@ -63,9 +63,13 @@ def _embed_stream(path: str | os.PathLike[str], backbone: Any, *, hop: int, batc
     windows = WindowBuffer(backbone.window_samples, hop)
     parts: list[np.ndarray] = []
 
+    hopped = getattr(backbone, "embed_hopped", None)  # consecutive windows in one pass (speech-embedding)
+    chunk = max(batch_size, 512) if hopped is not None else batch_size
+
     def embed(batch: np.ndarray) -> None:
-        for start in range(0, batch.shape[0], batch_size):
-            _, sequence = backbone.embed(np.ascontiguousarray(batch[start : start + batch_size]))
+        for start in range(0, batch.shape[0], chunk):
+            part = np.ascontiguousarray(batch[start : start + chunk])
+            sequence = hopped(part, hop) if hopped is not None else backbone.embed(part)[1]
             parts.append(np.asarray(sequence).astype(np.float16))
 
     for block in AudioBlocks(path):  # a block at a time: memory holds the sequences, not the audio

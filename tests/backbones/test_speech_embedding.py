@@ -61,6 +61,30 @@ def test_a_clip_does_not_depend_on_its_batch_neighbours(backbone: SpeechEmbeddin
     assert np.abs(run(np.concatenate([quiet, loud]))[:1] - run(quiet)).max() > 0.1  # the bug it removes
 
 
+def stream_windows(audio: np.ndarray, window: int, hop: int) -> np.ndarray:
+    return np.stack([audio[i : i + window] for i in range(0, audio.size - window + 1, hop)])
+
+
+@pytest.mark.parametrize("hop", [1600, 800, 480])
+def test_hopped_windows_equal_one_pass_per_window(backbone: SpeechEmbeddingBackbone, hop: int) -> None:
+    """Consecutive windows of a stream from one pass over its audio: each window's own dB floor, same numbers."""
+    parts = [noise(2.0, amplitude=0.2, seed=1), np.zeros(20_000, np.float32),  # silence: floors bind
+             0.002 * chirp(300, 3000, 1.0), tone(440, 1.2) + noise(1.2, seed=2), np.zeros(3_000, np.float32),
+             0.5 * chirp(200, 5000, 1.3)]
+    audio = np.concatenate(parts).astype(np.float32)
+    windows = stream_windows(audio, backbone.window_samples, hop)
+    hopped = backbone.embed_hopped(windows, hop)
+    plain = backbone.embed(windows)[1]
+    assert hopped.shape == plain.shape == (len(windows), backbone.seq_len, 96)
+    assert np.abs(hopped - plain).max() <= 1e-4 * np.abs(plain).max()
+    assert np.array_equal(hopped.astype(np.float16), plain.astype(np.float16))  # as the stream cache keeps them
+    # windows that are not consecutive, or a hop that is not whole mel frames, take one pass each
+    shuffled = windows[::-1].copy()
+    assert np.abs(backbone.embed_hopped(shuffled, hop) - plain[::-1]).max() <= 1e-4 * np.abs(plain).max()
+    odd = stream_windows(audio, backbone.window_samples, 1000)
+    assert np.abs(backbone.embed_hopped(odd, 1000) - backbone.embed(odd)[1]).max() <= 1e-4 * np.abs(plain).max()
+
+
 def test_other_windows_and_identity(backbone: SpeechEmbeddingBackbone) -> None:
     longer = SpeechEmbeddingBackbone(window_s=3.0)
     assert longer.seq_len == sequence_length(48_000) == 28
