@@ -218,3 +218,38 @@ def test_kokoro_missing_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> 
     assert not engine.available() and "wakebuilder[kokoro]" in engine.why_unavailable()
     with pytest.raises(EngineUnavailableError, match=r"wakebuilder\[kokoro\]"):
         engine.synthesize("hey", Voice("kokoro", "jf_alpha", {"speed": 1.0}))
+
+
+def test_piper_seeded_copy_made_by_many_workers_at_once(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Synthesis workers of one run make the seeded copy of a voice at the same moment (an empty cache): each
+    writes its own temporary file, and every one of them gets the whole copy."""
+    import json
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from wakebuilder.data.tts.piper import seeded_copy
+
+    noise = helper.make_node("RandomNormalLike", ["x"], ["noise"])
+    graph = helper.make_graph([noise, helper.make_node("Add", ["x", "noise"], ["y"])], "voice",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    model = tmp_path / "en_US-test-medium.onnx"
+    onnx.save(helper.make_model(graph), str(model))
+    (tmp_path / "en_US-test-medium.onnx.json").write_text(json.dumps({"audio": {"sample_rate": 22050}}))
+    monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "cache"))
+    start = threading.Barrier(8)
+
+    def copy(_: int):
+        start.wait()
+        return seeded_copy(model, seed=3)
+
+    with ThreadPoolExecutor(8) as pool:
+        targets = set(pool.map(copy, range(8)))
+    (target,) = targets
+    seeded = onnx.load(str(target))
+    assert [a.f for a in seeded.graph.node[0].attribute if a.name == "seed"] == [3.0]
+    assert json.loads(target.with_name(target.name + ".json").read_text())["audio"]["sample_rate"] == 22050
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name, target.name + ".json"]  # no leftovers

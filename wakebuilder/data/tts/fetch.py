@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
+from wakebuilder.atomic import atomic_write_bytes
 from wakebuilder.errors import ConfigError, EngineUnavailableError
 
 KOKORO_REPO, KOKORO_REVISION = "hexgrad/Kokoro-82M", "f3ff3571791e39611d31c381e3a41a3af07b4987"
@@ -142,10 +143,7 @@ def verify(remote: RemoteFile, path: Path) -> str:
         records = json.loads(record_file.read_text()) if record_file.is_file() else {}
         if key not in records:
             records[key] = {"sha256": actual, "size": path.stat().st_size}
-            record_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = record_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(records, indent=1, sort_keys=True))
-            os.replace(tmp, record_file)
+            atomic_write_bytes(record_file, json.dumps(records, indent=1, sort_keys=True).encode())
         expected = records[key]["sha256"]
     if actual != expected:
         path.unlink(missing_ok=True)

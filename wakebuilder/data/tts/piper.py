@@ -14,12 +14,12 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 import threading
 from pathlib import Path
 
 import numpy as np
 
+from wakebuilder.atomic import atomic_write_bytes
 from wakebuilder.audio import resample
 from wakebuilder.data.tts import Voice, single_thread_session, trim_silence
 from wakebuilder.errors import EngineUnavailableError
@@ -79,11 +79,10 @@ def seeded_copy(model: Path, *, seed: int = 0) -> Path:
         kept = [a for a in node.attribute if a.name != "seed"]
         del node.attribute[:]
         node.attribute.extend([*kept, helper.make_attribute("seed", float(seed + index))])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    onnx.save(graph, str(tmp))
-    shutil.copyfile(str(model) + ".json", str(target) + ".json")
-    os.replace(tmp, target)
+    # Synthesis workers of one run (and other runs) may make the same copy at once: each writes its own temporary
+    # file and renames it into place, the JSON first, so a model found beside its JSON is whole.
+    atomic_write_bytes(str(target) + ".json", Path(str(model) + ".json").read_bytes())
+    atomic_write_bytes(target, graph.SerializeToString())
     return target
 
 
