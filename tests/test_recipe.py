@@ -40,8 +40,8 @@ def test_presets_hold_the_quickstart_counts() -> None:
         RecipeConfig.preset("huge")
     with pytest.raises(ConfigError, match="engine"):
         RecipeConfig(engines=())
-    # one head; --heads K and --data-seeds K average several (tested below)
-    assert (RecipeConfig.preset("tiny").heads, quick.heads, full.heads) == (1, 1, 1)
+    # three heads of the phrase's store averaged; one in the smoke test
+    assert (RecipeConfig.preset("tiny").heads, quick.heads, full.heads) == (1, 3, 3)
     assert quick.data_seeds == full.data_seeds == 1
     with pytest.raises(ConfigError, match="data_seeds=0, heads=0"):
         RecipeConfig(data_seeds=0, heads=0)
@@ -95,9 +95,9 @@ def test_quickstart_cli_runs_run_recipe(tmp_path: Path, monkeypatch: pytest.Monk
     seeds = CliRunner().invoke(main, ["quickstart", "x", "--size", "full", "--data-seeds", "2", "--out", str(out)])
     assert seeds.exit_code == 0, seeds.output
     assert calls[-1][0] == RecipeConfig.preset("full", phrase="x", data_seeds=2)
-    heads = CliRunner().invoke(main, ["quickstart", "x", "--heads", "3", "--out", str(out)])
+    heads = CliRunner().invoke(main, ["quickstart", "x", "--heads", "1", "--out", str(out)])
     assert heads.exit_code == 0, heads.output
-    assert calls[-1][0] == RecipeConfig.preset("quick", phrase="x", heads=3)
+    assert calls[-1][0] == RecipeConfig.preset("quick", phrase="x", heads=1)
 
 
 def test_realdev_benchmark_runs_the_same_run_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

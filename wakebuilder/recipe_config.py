@@ -15,7 +15,7 @@ from wakebuilder.train.fit_config import FitConfig
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": dict(n_pos=6, pos_copies=1, n_hard=6, n_speech=6, n_words=6, neg_copies=1, train_stream_s=20.0,
                  stream_s=20.0, report_stream_s=20.0, heldout_hard=3, heldout_speech=3, heldout_pos=3, n_nonspeech=8,
-                 debian=False, heldout_nonspeech=8),
+                 debian=False, heldout_nonspeech=8, heads=1),
     "quick": dict(n_pos=600, pos_copies=2, n_hard=750, n_speech=1000, n_words=1500, neg_copies=1,
                   train_stream_s=600.0, stream_s=600.0, report_stream_s=1500.0, n_nonspeech=1600),
     "full": dict(n_pos=1700, pos_copies=3, n_hard=10000, n_speech=5000, n_words=5000, neg_copies=1,
@@ -115,9 +115,11 @@ class RecipeConfig(StageConfig):
     # store did as well as three data seeds and cut the false accepts at the calibrated thresholds from 52 to 29 over
     # the current recipe's 18 models, with more real clips found (research/REAL_TRANSFER.md, sixteenth round). A head
     # costs a fit and a calibration (about 45-50 s on 2 cores), a data seed the phrase's synthesis, embedding and fit
-    # again (about 220 s). Not the default: from a clean clone on a slow day the first "hey jarvis" took 1,077 s with
-    # three heads (research/QUICKSTART_TIMING.md), past the quickstart's 15 minutes; ``wb quickstart --heads 3``.
-    heads: int = 1
+    # again (about 220 s). From a clean clone on a slow day the first "hey jarvis" took 987 s with three heads and 873
+    # s with one, whose threshold (0.99, set by one confident false accept on the calibration stream) kept 0.15 of
+    # the held-out positives against the three heads' 0.96 at 0 FA/h (research/QUICKSTART_TIMING.md). The smoke
+    # test (tiny) keeps one.
+    heads: int = 3
     data_seeds: int = 1
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)  # copies and seed set per use
     fit: FitConfig = dataclasses.field(default_factory=FitConfig)  # seed set from ``seed``

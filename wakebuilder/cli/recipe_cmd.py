@@ -41,7 +41,7 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               help="False accepts per hour allowed on the calibration stream (--objective fa-per-hour).")
 @click.option("--heads", type=IntIn(1, 16), default=None,
               help="Heads fitted on the phrase's store with other seeds (splits), each calibrated, averaged into one "
-              "model: fewer false accepts on real speech; each costs a fit and a calibration [default: 1; 3 measured].")
+              "model: fewer false accepts on real speech; each costs a fit and a calibration [default: 3; tiny: 1].")
 @click.option("--data-seeds", type=IntIn(1, 16), default=None,
               help="The phrase's data synthesized with --seed, --seed+1, ..., each with its heads, all averaged; each "
               "costs the phrase's synthesis, embedding and fit again [default: 1].")
