@@ -115,9 +115,9 @@ class RecipeConfig(StageConfig):
     # store did as well as three data seeds and cut the false accepts at the calibrated thresholds from 52 to 29 over
     # the current recipe's 18 models, with more real clips found (research/REAL_TRANSFER.md, sixteenth round). A head
     # costs a fit and a calibration (about 45-50 s on 2 cores), a data seed the phrase's synthesis, embedding and fit
-    # again (about 220 s). From a clean clone on a slow day the first "hey jarvis" took 987 s with three heads and 873
-    # s with one, whose threshold (0.99, set by one confident false accept on the calibration stream) kept 0.15 of
-    # the held-out positives against the three heads' 0.96 at 0 FA/h (research/QUICKSTART_TIMING.md). The smoke
+    # again (about 220 s). From a clean clone on a slow day the first "hey jarvis" took 987 s with three heads and
+    # 873 s with one, whose threshold (0.99, set by one confident false accept on the calibration stream) kept 0.15
+    # of the held-out positives against the three heads' 0.96 at 0 FA/h (research/QUICKSTART_TIMING.md). The smoke
     # test (tiny) keeps one.
     heads: int = 3
     data_seeds: int = 1
