@@ -189,6 +189,18 @@ def model_stream_traces(
     return traces, hours
 
 
+def stream_peak(traces: Sequence[np.ndarray]) -> float | None:
+    """The highest score on the streams (``None`` without any), for ``metrics.threshold_grid``."""
+    return max((float(np.max(t)) for t in traces if len(t)), default=None)
+
+
+def stream_fa_per_hour(traces: Sequence[np.ndarray], hours: float, thresholds: np.ndarray,
+                       config: CalibrateConfig) -> np.ndarray:
+    """False accepts per hour of the smoothed ``traces`` (``hours`` long) at each of ``thresholds``."""
+    counts = count_events_many(traces, thresholds, frame_s=config.hop_s, refractory_s=config.refractory_s)
+    return np.asarray(metrics.fa_per_hour(counts, hours), dtype=np.float64)
+
+
 def resolved_objective(config: CalibrateConfig, *, has_stream: bool) -> str:
     """``f1`` or ``fa-per-hour``: what ``auto`` means with or without a calibration stream."""
     if config.objective != "auto":
@@ -255,12 +267,10 @@ def calibrate_model(
     fa_h, hours, traces = None, 0.0, None
     if streams:
         traces, hours = model_stream_traces(streams, model, temperature, bias, config=config)
-    peak = max((float(np.max(t)) for t in traces or [] if len(t)), default=None)
-    grid = metrics.threshold_grid(scores, stream_peak=peak)
+    grid = metrics.threshold_grid(scores, stream_peak=stream_peak(traces or []))
     table = metrics.sweep(labels, scores, grid)
     if traces is not None:
-        counts = count_events_many(traces, grid, frame_s=config.hop_s, refractory_s=config.refractory_s)
-        fa_h = np.asarray(metrics.fa_per_hour(counts, hours), dtype=np.float64)
+        fa_h = stream_fa_per_hour(traces, hours, grid, config)
     threshold = choose_threshold(table, fa_h, config)
     summary = _summary(model, labels, scores, table, fa_h, hours, threshold, temperature, bias, config)
     summary["streams"] = [str(Path(p).resolve()) for p in streams]  # what set the threshold (a recipe's: in the cache)

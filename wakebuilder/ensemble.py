@@ -87,24 +87,19 @@ def combine_models(
     target = Path(out_dir)
     with atomic_directory(target, overwrite=overwrite) as work:
         save_model(work, head, meta=meta, split=split)
-        stream = _stream_sweep(work, streams, models, device=device) if streams else None
-        chosen, objective = float(np.mean([c["threshold"] for c in cals])), THRESHOLD_RULE
-        if threshold is not None:
-            chosen, objective = float(threshold), "given"
-        elif stream is not None and stream["rule"] is not None:
-            chosen, objective = stream["rule"], STREAM_RULE
         summary: dict[str, Any] = {
-            "threshold": chosen, "temperature": 1.0, "bias": 0.0, "objective": objective, "members": members,
+            "threshold": float(np.mean([c["threshold"] for c in cals])), "temperature": 1.0, "bias": 0.0,
+            "objective": THRESHOLD_RULE, "members": members,
             "metrics": None, "fa_per_hour": None, "stream_hours": 0.0, "frr_at_fa": {}, "streams": [],
         }
-        if stream is not None:
-            summary |= {"fa_per_hour": float(stream["at"](chosen)), "stream_hours": stream["hours"], "streams": stream["streams"],
-                        "member_f1_threshold": stream["floor"],
-                        "stream_sweep": [{"threshold": float(t), "fa_per_hour": float(f)}
-                                         for t, f in zip(stream["grid"], stream["fa_h"])]}
+        if threshold is not None:
+            summary |= {"threshold": float(threshold), "objective": "given"}
+        if streams:
+            summary |= _on_streams(work, streams, models, summary["threshold"], choose=threshold is None,
+                                   device=device)
         summary["model"] = str(target)
         atomic_write_json(work / CALIBRATION_NAME, summary)
-    log.info("ensemble of %d models: threshold %.4f (%s)%s", len(models), chosen, summary["objective"],
+    log.info("ensemble of %d models: threshold %.4f (%s)%s", len(models), summary["threshold"], summary["objective"],
              f", {summary['fa_per_hour']:.2f} FA/h on {summary['stream_hours']:.2f} h of stream"
              if summary["fa_per_hour"] is not None else "")
     return target, summary
@@ -135,33 +130,33 @@ def _shape(model: LoadedModel) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(model.head.config).items() if k != "combine"}
 
 
-def _stream_sweep(model_dir: Path, streams: Sequence[str | os.PathLike[str]], models: list[LoadedModel], *,
-                  device: str) -> dict[str, Any]:
-    """The ensemble's false accepts per hour over the threshold grid on ``streams`` (the backbone's pass cached),
-    scored as its members were calibrated, and the FA/h rule's threshold when they were calibrated by it."""
+def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], models: list[LoadedModel],
+                threshold: float, *, choose: bool, device: str) -> dict[str, Any]:
+    """The ensemble on ``streams`` (the backbone's pass cached), scored as its members were calibrated: with
+    ``choose`` and members calibrated by the FA/h rule, that rule's threshold instead of ``threshold``; the false
+    accepts per hour at the threshold and over the grid."""
     from wakebuilder import metrics
-    from wakebuilder.calibrate import CalibrateConfig, fa_rule_threshold, model_stream_traces
-    from wakebuilder.streaming import count_events_many
+    from wakebuilder.calibrate import (
+        CalibrateConfig, fa_rule_threshold, model_stream_traces, stream_fa_per_hour, stream_peak,
+    )
 
     cals = [m.calibration or {} for m in models]
     saved = cals[0].get("config") or {}
     keys = ("target_fa_per_hour", "not_below_f1", "hop_s", "refractory_s", "smooth")
     config = CalibrateConfig(**{k: saved[k] for k in keys if k in saved}, device=device, cache_streams=True)
     traces, hours = model_stream_traces(streams, load_model(model_dir), 1.0, 0.0, config=config)
-    peak = max((float(np.max(t)) for t in traces if len(t)), default=None)
-    grid = metrics.threshold_grid(stream_peak=peak)
-
-    def fa_at(thresholds: np.ndarray) -> np.ndarray:
-        counts = count_events_many(traces, thresholds, frame_s=config.hop_s, refractory_s=config.refractory_s)
-        return np.asarray(metrics.fa_per_hour(counts, hours), dtype=np.float64)
-
-    fa_h = fa_at(grid)
-    rule, floor = None, None
-    if all(c.get("objective") == "fa-per-hour" and c.get("sweep") for c in cals):
+    grid = metrics.threshold_grid(stream_peak=stream_peak(traces))
+    fa_h = stream_fa_per_hour(traces, hours, grid, config)
+    out: dict[str, Any] = {"member_f1_threshold": None}
+    if choose and all(c.get("objective") == "fa-per-hour" and c.get("sweep") for c in cals):
         floor = float(np.mean([_best_f1(c["sweep"]) for c in cals])) if config.not_below_f1 else 0.0
-        rule = fa_rule_threshold(fa_h, grid, config.target_fa_per_hour, floor=floor)
-    return {"grid": grid, "fa_h": fa_h, "hours": hours, "rule": rule, "floor": floor,
-            "at": lambda t: fa_at(np.array([t]))[0], "streams": [str(Path(p).resolve()) for p in streams]}
+        threshold = fa_rule_threshold(fa_h, grid, config.target_fa_per_hour, floor=floor)
+        out = {"threshold": threshold, "objective": STREAM_RULE, "member_f1_threshold": floor}
+    return out | {
+        "fa_per_hour": float(stream_fa_per_hour(traces, hours, np.array([threshold]), config)[0]),
+        "stream_hours": hours, "streams": [str(Path(p).resolve()) for p in streams],
+        "stream_sweep": [{"threshold": float(t), "fa_per_hour": float(f)} for t, f in zip(grid, fa_h)],
+    }
 
 
 def _best_f1(sweep: list[dict[str, float]]) -> float:
