@@ -62,6 +62,15 @@ def sequence_length(samples: int) -> int:
     return (mel_frames(samples) - WINDOW_FRAMES) // STRIDE_FRAMES + 1
 
 
+def _db_floor(graph: Any) -> tuple[list[Any], Any]:
+    """The mel graph's nodes and the ReduceMax of its final ``Clip(db, ReduceMax(db) - 80, inf)``."""
+    nodes = list(graph.node)
+    reduce = [n for n in nodes if n.op_type == "ReduceMax"]
+    if len(reduce) != 1 or nodes[-1].op_type != "Clip" or nodes[-1].input[0] != reduce[0].input[0]:
+        raise BackboneError("melspectrogram.onnx is not the expected graph (... ReduceMax, Clip)")
+    return nodes, reduce[0]
+
+
 def per_clip_mel(model: Any) -> Any:
     """Rewrite melspectrogram.onnx so each clip's dB floor comes from that clip alone.
 
@@ -75,12 +84,9 @@ def per_clip_mel(model: Any) -> Any:
     from onnx import helper
 
     graph = model.graph
-    nodes = list(graph.node)
-    reduce = [n for n in nodes if n.op_type == "ReduceMax"]
-    if len(reduce) != 1 or nodes[-1].op_type != "Clip" or nodes[-1].input[0] != reduce[0].input[0]:
-        raise BackboneError("melspectrogram.onnx is not the expected graph (... ReduceMax, Clip)")
-    del reduce[0].attribute[:]
-    reduce[0].attribute.extend([helper.make_attribute("axes", [1, 2, 3]), helper.make_attribute("keepdims", 1)])
+    nodes, reduce = _db_floor(graph)
+    del reduce.attribute[:]
+    reduce.attribute.extend([helper.make_attribute("axes", [1, 2, 3]), helper.make_attribute("keepdims", 1)])
     clip = nodes[-1]
     graph.node.remove(clip)
     graph.node.append(helper.make_node("Max", [clip.input[0], clip.input[1]], [clip.output[0]]))
@@ -100,12 +106,9 @@ def unfloored_mel(model: Any) -> Any:
     import onnx
 
     graph = model.graph
-    nodes = list(graph.node)
-    reduce = [n for n in nodes if n.op_type == "ReduceMax"]
-    if len(reduce) != 1 or nodes[-1].op_type != "Clip" or nodes[-1].input[0] != reduce[0].input[0]:
-        raise BackboneError("melspectrogram.onnx is not the expected graph (... ReduceMax, Clip)")
-    db = reduce[0].input[0]
-    del graph.node[nodes.index(reduce[0]):]
+    nodes, reduce = _db_floor(graph)
+    db = reduce.input[0]
+    del graph.node[nodes.index(reduce):]
     used = {name for node in graph.node for name in node.input}
     for init in list(graph.initializer):
         if init.name not in used:
