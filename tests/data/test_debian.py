@@ -4,6 +4,8 @@ import os
 import shutil
 import stat
 import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -59,8 +61,8 @@ def test_skipped_with_a_clear_message_without_apt(tmp_path: Path, monkeypatch: p
     assert result.exit_code != 0 and "Debian negatives skipped" in result.output
 
 
-@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb to build a package")
-def test_fetch_unpack_and_chunk_a_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def fake_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, delay_s: float = 0.0) -> Path:
+    """A local .deb of FAKE's package and an ``apt-get`` on PATH whose ``download`` copies it (after ``delay_s``)."""
     tree = tmp_path / "pkg"
     write_wav(tree / "usr/share/games/wb/music/theme.wav", chirp(200, 800, 7.0, amplitude=0.3))
     write_wav(tree / "usr/share/games/wb/boom.wav", noise(1.5, amplitude=0.3))
@@ -77,9 +79,19 @@ def test_fetch_unpack_and_chunk_a_package(tmp_path: Path, monkeypatch: pytest.Mo
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "apt-get"  # `apt-get download NAME` copies NAME's .deb from the local repo
-    fake.write_text(f'#!/bin/sh\n[ "$1" = download ] && cp {repo}/"$2"_*.deb . && exit 0\nexit 100\n')
+    copy = f'sleep {delay_s} && cp {repo}/"$2"_*.deb .'
+    fake.write_text(f'#!/bin/sh\n[ "$1" = download ] && {copy} && exit 0\nexit 100\n')
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return fake
+
+
+needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb to build a package")
+
+
+@needs_dpkg
+def test_fetch_unpack_and_chunk_a_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = fake_archive(tmp_path, monkeypatch)
     manifest = debian_negatives(out_dir=tmp_path / "out", sources=(FAKE,), cache=tmp_path / "cache")
     rows = read_manifest(manifest)
     kinds = {r.params["package"] + ":" + r.kind for r in rows}
@@ -98,3 +110,20 @@ def test_fetch_unpack_and_chunk_a_package(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(SourceUnavailableError, match="apt-get download other-sounds failed"):
         debian_negatives(out_dir=tmp_path / "o2", sources=(DebianSource("other-sounds", (("*", "noise"),)),),
                          cache=tmp_path / "cache")
+
+
+@needs_dpkg
+def test_two_processes_fetching_into_one_empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two recipes (or wb negatives runs) on an empty cache: each waits for the other's download, unpacking and
+    staging of a package instead of deleting its half-unpacked tree or staging links under it."""
+    fake_archive(tmp_path, monkeypatch, delay_s=0.3)
+    barrier = threading.Barrier(4)
+
+    def run(i: int) -> list[str]:
+        barrier.wait()
+        manifest = debian_negatives(out_dir=tmp_path / f"out{i}", sources=(FAKE,), cache=tmp_path / "cache")
+        return [r.id for r in read_manifest(manifest)]
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(run, range(4)))
+    assert ids[0] and all(i == ids[0] for i in ids)

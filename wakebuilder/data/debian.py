@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from wakebuilder.atomic import atomic_write_json
+from wakebuilder.atomic import atomic_write_json, waiting_lock
 from wakebuilder.audio import AUDIO_EXTENSIONS
 from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
 from wakebuilder.data.tts.piper import cache_dir
@@ -183,11 +183,13 @@ def debian_negatives(
     base = Path(cache) if cache else cache_dir() / "debian"
     records, sources = [], {}
     for package in chosen:
-        root, version = fetch_package(package, base)
-        licence, copyright_path = _copyright(root, package)
-        kinds = _stage(known[package], root, base / "staging" / package)
-        manifest = chunk_real_audio(base / "staging" / package, out_dir=out / package, config=chunk or ChunkConfig(),
-                                    overwrite=overwrite)
+        # the package's download, unpacked tree and staging links are shared by every process that uses the cache
+        with waiting_lock(base / "locks" / f"{package}.lock", f"debian {package}"):
+            root, version = fetch_package(package, base)
+            licence, copyright_path = _copyright(root, package)
+            kinds = _stage(known[package], root, base / "staging" / package)
+            manifest = chunk_real_audio(base / "staging" / package, out_dir=out / package,
+                                        config=chunk or ChunkConfig(), overwrite=overwrite)
         rows = read_manifest(manifest)
         sources[package] = {"version": version, "licence": licence, "copyright": copyright_path, "files": len(kinds),
                             "chunks": len(rows)}
