@@ -43,6 +43,14 @@ def resolve_device(name: str = "auto") -> str:
     return require_device(name)
 
 
+def cpu_threads() -> int:
+    """The cores this process may run on (its CPU affinity where the platform says)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def set_threads(threads: int | None) -> None:
     """Set torch's intra-op thread count (None or 0 keeps torch's default)."""
     if not threads:

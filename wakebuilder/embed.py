@@ -116,10 +116,10 @@ def load_for_store(
     """Load the backbone with the configured window, or (AST) one that fits the wake-word clips.
 
     The speech-embedding model keeps its 1.5 s window unless ``window_s`` is set;
-    ``threads`` sets its onnxruntime intra-op threads (0: one).
+    ``threads`` sets its onnxruntime calls at once (0: one per core).
     """
     if backbone_kind(config.backbone) == "speech-embedding":
-        return load_backbone(config.backbone, window_s=config.window_s, threads=threads or 1)
+        return load_backbone(config.backbone, window_s=config.window_s, threads=threads)
     backbone = load_backbone(config.backbone, window_s=config.window_s, device=device, dtype=config.dtype)
     if config.window_s is None:
         wider = choose_window(backbone.window_samples / backbone.sample_rate, durations)
@@ -189,9 +189,14 @@ def _embed_all(
     backbone: Backbone, todo: list[tuple[Path, ClipRecord]], store: Any, tally: _Tally, *,
     batch_size: int, workers: int, progress: bool,
 ) -> None:
-    """Decode, batch, embed and hand batches to the writer thread, counting into ``tally``."""
+    """Decode, batch, embed and hand batches to the writer thread, counting into ``tally``.
+
+    A backbone that makes several calls at once (speech-embedding's ``parallel_calls``) gets that many
+    ``batch_size`` batches in one.
+    """
     from tqdm import tqdm
 
+    batch_size *= getattr(backbone, "parallel_calls", 1)
     writer = StoreWriter(store)
     writer.start()
     batch: list[DecodedClip] = []

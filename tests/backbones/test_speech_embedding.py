@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -97,10 +99,27 @@ def test_other_windows_and_identity(backbone: SpeechEmbeddingBackbone) -> None:
         backbone.embed(_clips(1, 16_000))
 
 
-def test_threads_do_not_change_the_numbers(backbone: SpeechEmbeddingBackbone) -> None:
-    clips = _clips(3, 24_000)
-    two = SpeechEmbeddingBackbone(threads=2, max_clips=2)  # also splits the batch into mel calls of 2
-    assert np.abs(two.embed(clips)[1] - backbone.embed(clips)[1]).max() < 1e-5
+def test_threads_run_calls_at_once_and_do_not_change_the_numbers() -> None:
+    """--threads N: N onnxruntime calls at once on parts of a batch (or of a stream's windows), same numbers."""
+    clips = _clips(7, 24_000)
+    one, three = SpeechEmbeddingBackbone(threads=1), SpeechEmbeddingBackbone(threads=3, max_clips=2)
+    callers: list[str] = []
+    run = three._emb.run
+
+    def recorded(*args: object) -> object:
+        callers.append(threading.current_thread().name)
+        return run(*args)
+
+    three._emb.run = recorded  # type: ignore[method-assign]
+    assert np.array_equal(three.embed(clips)[1], one.embed(clips)[1])
+    assert len(callers) == 4 and all(name.startswith("wb-onnx") for name in callers)  # parts of 2, 2, 2 and 1
+    audio = np.concatenate([noise(2.0, amplitude=0.2, seed=1), np.zeros(9_000, np.float32), tone(440, 1.5)])
+    windows = stream_windows(audio, one.window_samples, 1600)
+    callers.clear()
+    assert np.array_equal(three.embed_hopped(windows, 1600), one.embed_hopped(windows, 1600))
+    assert len(set(callers)) > 1  # the three consecutive parts ran on the pool's threads
+    with pytest.raises(ConfigError, match="--threads -1"):
+        SpeechEmbeddingBackbone(threads=-1)
 
 
 def test_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

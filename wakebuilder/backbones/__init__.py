@@ -49,7 +49,7 @@ def load_backbone(
     window_s: float | None = None,
     device: str = "auto",
     dtype: str = "auto",
-    threads: int = 1,
+    threads: int = 0,
 ) -> Backbone:
     """Load a backbone by name, hub id or local directory.
 
@@ -60,7 +60,7 @@ def load_backbone(
         window_s: seconds of audio one embedding sees (None: the backbone's own).
         device: ``auto``, ``cpu`` or ``cuda``.
         dtype: ``auto``, ``fp32`` or ``bf16`` compute precision (AST only).
-        threads: onnxruntime intra-op threads (speech-embedding only).
+        threads: onnxruntime calls at once on parts of a batch (speech-embedding only; 0: one per core).
     """
     from wakebuilder.devices import require_device
 

@@ -153,9 +153,12 @@ class SpeechEmbeddingBackbone:
 
     Args:
         window_s: seconds one embedding sees (default 1.5, at most 3.0).
-        threads: onnxruntime intra-op threads (one was fastest on a shared 2-core machine).
-        max_clips: clips per onnxruntime call; larger batches are split. 16 measured as fast per CPU
-            second as 8 and faster than 64, whose mel front-end also peaks at ~180 MB more memory.
+        threads: onnxruntime calls run at once on parts of a batch, each on one intra-op thread (0: one per
+            core). On 2 cores a second intra-op thread gained nothing (640 clips in 6.1 s either way); two calls
+            at once on two halves took 3.9 s.
+        max_clips: clips per onnxruntime call; larger batches are split (into one part per thread at most). 16
+            measured as fast per CPU second as 8 and faster than 64, whose mel front-end also peaks at ~180 MB
+            more memory.
     """
 
     name = "speech-embedding"
@@ -163,7 +166,9 @@ class SpeechEmbeddingBackbone:
     dim = DIM
     device = "cpu"
 
-    def __init__(self, window_s: float | None = None, *, threads: int = 1, max_clips: int = 16) -> None:
+    def __init__(self, window_s: float | None = None, *, threads: int = 0, max_clips: int = 16) -> None:
+        from wakebuilder.devices import cpu_threads
+
         import onnx
         import onnxruntime as ort
 
@@ -174,8 +179,12 @@ class SpeechEmbeddingBackbone:
         self.window_s = self.window_samples / SAMPLE_RATE
         self.seq_len = sequence_length(self.window_samples)
         self.max_clips = max_clips
+        if threads < 0:
+            raise ConfigError(f"--threads {threads}: must be >= 0")
+        self.threads = self.parallel_calls = threads or cpu_threads()
+        self._pool: Any = None  # the threads of embed's parallel calls, made on first use
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         self._paths = resource_paths()
         providers = ["CPUExecutionProvider"]
@@ -231,12 +240,24 @@ class SpeechEmbeddingBackbone:
     def embed(self, waveforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Embed ``(B, window_samples)`` audio: pooled ``(B, 96)`` and sequence ``(B, T, 96)``."""
         self._check(waveforms)
-        parts = []
-        for start in range(0, waveforms.shape[0], self.max_clips):
-            mel = self.mel(waveforms[start : start + self.max_clips])
-            parts.append(self._emb.run(None, {"input_1": mel[..., None]})[0])
-        sequence = np.concatenate(parts).astype(np.float32)
+        n = waveforms.shape[0]
+        size = max(1, min(self.max_clips, -(-n // self.threads)))
+        parts = [waveforms[start : start + size] for start in range(0, n, size)]
+        sequence = np.concatenate(list(self._map(self._embed_part, parts))).astype(np.float32)
         return sequence.mean(axis=1), sequence
+
+    def _embed_part(self, waveforms: np.ndarray) -> np.ndarray:
+        return self._emb.run(None, {"input_1": self.mel(waveforms)[..., None]})[0]
+
+    def _map(self, function: Any, items: list[Any]) -> Any:
+        """``function`` over ``items``, ``threads`` at once (onnxruntime releases the GIL while it runs)."""
+        if self.threads == 1 or len(items) < 2:
+            return map(function, items)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="wb-onnx")
+        return self._pool.map(function, items)
 
     def embed_hopped(self, windows: np.ndarray, hop: int) -> np.ndarray:
         """The sequences ``(B, T, 96)`` of consecutive windows of one stream, ``hop`` samples apart: ``embed``'s,
@@ -262,6 +283,13 @@ class SpeechEmbeddingBackbone:
             model = unfloored_mel(onnx.load(str(self._paths[0])))
             self._raw_mel = ort.InferenceSession(model.SerializeToString(), self._options,
                                                  providers=["CPUExecutionProvider"])
+        size = -(-n // self.threads)  # consecutive parts, ``threads`` at once
+        parts = [batch[start : start + size] for start in range(0, n, size)]
+        return np.concatenate(list(self._map(lambda part: self._hopped(part, hop), parts)))
+
+    def _hopped(self, batch: np.ndarray, hop: int) -> np.ndarray:
+        """``embed_hopped`` of one run of consecutive windows."""
+        n = batch.shape[0]
         audio = np.concatenate([batch[0], batch[1:, self.window_samples - hop :].reshape(-1)])
         (db,) = self._raw_mel.run(None, {"input": audio[None] * np.float32(INT16_SCALE)})
         db = db[0, 0]  # (frames, 32)

@@ -23,7 +23,7 @@ from wakebuilder.cli.options import (
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="AST compute precision (auto: bf16 on CUDA, fp32 on CPU).")
 @click.option("--batch-size", type=IntIn(1, 4096), default=16, show_default=True,
-              help="Clips per backbone call.")
+              help="Clips per backbone call (speech-embedding makes --threads calls at once).")
 @click.option("--workers", type=IntIn(1, 256), default=2, show_default=True, help="Decoding threads.")
 @click.option("--executor", default="local", show_default=True,
               help="local (this process), processes:N (N processes here), or a Dask scheduler address "
@@ -43,8 +43,9 @@ def embed(
     """Embed every clip of MANIFESTS into the store (skipping clips already there).
 
     Unusable clips are listed with their reason in STORE.rejects.jsonl. --threads sets torch's CPU
-    threads for AST, and onnxruntime's (default one) for speech-embedding. STORE may be an fsspec URL
-    (memory://, s3://...); such stores, and any --executor but local, are written in parts.
+    threads for AST, and for speech-embedding the onnxruntime calls at once (default one per core).
+    STORE may be an fsspec URL (memory://, s3://...); such stores, and any --executor but local, are
+    written in parts.
     """
     from wakebuilder.devices import set_threads
     from wakebuilder.embed import EmbedConfig

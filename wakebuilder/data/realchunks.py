@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +23,7 @@ from wakebuilder import SAMPLE_RATE
 from wakebuilder.atomic import atomic_write_json, read_json, writer_lock
 from wakebuilder.audio import AUDIO_EXTENSIONS, frame_levels_db, load_audio, quantize_pcm16, write_wav
 from wakebuilder.config import StageConfig
+from wakebuilder.devices import cpu_threads
 from wakebuilder.errors import BadAudioError, ConfigError, StoreMismatchError
 from wakebuilder.fingerprint import audio_id, file_sha256, fingerprint
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
@@ -105,18 +108,25 @@ def chunk_real_audio(
     key = fingerprint("real-chunks", 1, config.to_dict())
     with writer_lock(out):
         done = _open_cache(out, key, overwrite)
+        todo = []
         for source in sources:
             digest = file_sha256(str(source))
             name = source.relative_to(root).as_posix()
-            if done.get(name, {}).get("sha256") == digest:
-                continue
+            if done.get(name, {}).get("sha256") != digest:
+                todo.append((name, digest, source))
+
+        def chunk(item: tuple[str, str, Path]) -> dict[str, Any]:
+            name, digest, source = item
             try:
-                records = _chunk_file(source, root, out, config)
+                return {"sha256": digest, "rows": [r.to_dict() for r in _chunk_file(source, root, out, config)]}
             except BadAudioError as exc:
-                done[name] = {"sha256": digest, "rows": [], "error": str(exc)}
-                continue
-            done[name] = {"sha256": digest, "rows": [r.to_dict() for r in records]}
-            atomic_write_json(out / "chunks_done.json", {"fingerprint": key, "files": done})
+                return {"sha256": digest, "rows": [], "error": str(exc)}
+
+        # files decode, resample and write at once on every core (libsndfile and soxr release the GIL)
+        with ThreadPoolExecutor(cpu_threads(), thread_name_prefix="wb-chunk") as pool:
+            for (name, _, _), entry in zip(todo, pool.map(chunk, todo)):
+                done[name] = entry
+                atomic_write_json(out / "chunks_done.json", {"fingerprint": key, "files": done})
         rows = list({row["id"]: ClipRecord.from_dict(row) for name in sorted(done) for row in done[name]["rows"]}.values())
         atomic_write_json(out / "chunks_done.json", {"fingerprint": key, "files": done})
         return write_manifest(out / MANIFEST_NAME, rows)
