@@ -91,9 +91,13 @@ def test_run_augment_rows_rebuild_their_clips(tmp_path: Path) -> None:
         if "limiter_gain" in record.params["chain"]:
             rebuilt = rebuilt * record.params["chain"]["limiter_gain"]
         assert audio_id(quantize_pcm16(rebuilt)) == record.id
+    # one thread against three at once: the same clips and the same manifest, row for row
     again = run_augment(manifest, out_dir=tmp_path / "b", config=AugmentConfig(copies=3),
-                        noise_dir=str(tmp_path / "noise"), progress=False)
+                        noise_dir=str(tmp_path / "noise"), progress=False, workers=1)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b") and out.read_bytes() == again.read_bytes()
+    threads = run_augment(manifest, out_dir=tmp_path / "c", config=AugmentConfig(copies=3),
+                          noise_dir=str(tmp_path / "noise"), progress=False, workers=3)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "c") and out.read_bytes() == threads.read_bytes()
 
 
 def test_bad_input(tmp_path: Path) -> None:

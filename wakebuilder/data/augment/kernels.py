@@ -9,14 +9,14 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _scale_add(x: np.ndarray, gain: float, noise: np.ndarray, noise_gain: float, out: np.ndarray) -> None:
     """out = gain * x + noise_gain * noise."""
     for i in range(x.shape[0]):
         out[i] = gain * x[i] + noise_gain * noise[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _resample_linear(x: np.ndarray, factor: float, out: np.ndarray) -> None:
     """Read ``x`` ``factor`` times faster with linear interpolation (speed change); zero past the end."""
     n = x.shape[0]
@@ -30,7 +30,7 @@ def _resample_linear(x: np.ndarray, factor: float, out: np.ndarray) -> None:
             out[i] = (1.0 - frac) * x[left] + frac * x[left + 1]
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _ola_stretch(x: np.ndarray, rate: float, window: np.ndarray, hop: int, out: np.ndarray, norm: np.ndarray) -> None:
     """Overlap-add time stretch: frames read every ``hop * rate`` samples, written every ``hop``."""
     size = window.shape[0]
@@ -49,7 +49,7 @@ def _ola_stretch(x: np.ndarray, rate: float, window: np.ndarray, hop: int, out: 
             out[i] /= norm[i]
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _biquad(x: np.ndarray, b0: float, b1: float, b2: float, a1: float, a2: float, out: np.ndarray) -> None:
     """Direct form I biquad filter."""
     x1 = x2 = y1 = y2 = 0.0
@@ -59,7 +59,7 @@ def _biquad(x: np.ndarray, b0: float, b1: float, b2: float, a1: float, a2: float
         out[i] = y
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _color_noise(white: np.ndarray, color: int, out: np.ndarray) -> None:
     """White (0), pink (1, Paul Kellet's filter) or brown (2, leaky integrator) noise."""
     b0 = b1 = b2 = b3 = b4 = b5 = b6 = 0.0
@@ -82,7 +82,7 @@ def _color_noise(white: np.ndarray, color: int, out: np.ndarray) -> None:
             out[i] = level
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _shift(x: np.ndarray, offset: int, out: np.ndarray) -> None:
     """Move ``x`` by ``offset`` samples (positive: later), zero-filling."""
     n = x.shape[0]
@@ -91,7 +91,7 @@ def _shift(x: np.ndarray, offset: int, out: np.ndarray) -> None:
         out[i] = x[j] if 0 <= j < n else 0.0
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _warp_log_gain(envelope: np.ndarray, factor: float, limit: float, out: np.ndarray) -> None:
     """Per frame and bin, the log gain that moves a log spectral envelope ``factor`` times up in frequency:
     ``envelope(k / factor) - envelope(k)`` (linear interpolation, the top bin held past it), clipped to

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from wakebuilder.data.augment.background import (
     BackgroundBank, BackgroundConfig, apply_background, background_rng, draw_background,
 )
 from wakebuilder.data.augment.transforms import AugmentConfig, apply_params, clip_key, draw_params
+from wakebuilder.devices import cpu_threads
 from wakebuilder.errors import ConfigError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, resolve_clip_path, write_manifest
@@ -68,11 +70,13 @@ def augment_clip(
 def run_augment(
     manifest: str | os.PathLike[str], *, out_dir: str | os.PathLike[str], config: AugmentConfig,
     noise_dir: str | None = None, rir_dir: str | None = None, keep_originals: bool = False, progress: bool = True,
-    background: BackgroundConfig | None = None, overwrite: bool = False,
+    background: BackgroundConfig | None = None, overwrite: bool = False, workers: int = 0,
 ) -> Path:
     """Write ``config.copies`` augmented copies of each clip and ``out_dir/manifest.jsonl``.
 
     ``background`` mixes music and noise (generators and/or manifests' clips) into a share of the copies.
+    ``workers`` threads augment clips at once (0: one per core; the Numba kernels, decoding and writing
+    release the GIL); every copy depends only on its clip, copy and seed, so the output is the same.
 
     Raises:
         ArtifactExistsError: the output manifest exists and ``overwrite`` is False.
@@ -90,12 +94,11 @@ def run_augment(
         background.check()
         backgrounds = (background, BackgroundBank.load(background.manifests))
     parents = read_manifest(manifest)
-    records: list[ClipRecord] = []
-    for parent in tqdm(parents, desc="augment", unit="clip", disable=not progress):
+
+    def copies(parent: ClipRecord) -> list[ClipRecord]:
         source = resolve_clip_path(manifest, parent)
         samples = load_audio(source)
-        if keep_originals:
-            records.append(ClipRecord(**{**parent.to_dict(), "path": str(source)}))
+        records = [ClipRecord(**{**parent.to_dict(), "path": str(source)})] if keep_originals else []
         for copy in range(config.copies):
             audio, params = augment_clip(samples, parent, copy, config, banks, names, backgrounds)
             clip_id = audio_id(quantize_pcm16(audio))
@@ -109,6 +112,13 @@ def run_augment(
                         **({"category": parent.params["category"]} if "category" in parent.params else {})},
                 source=str(source),
             ))
+        return records
+
+    records: list[ClipRecord] = []
+    with ThreadPoolExecutor(workers or cpu_threads(), thread_name_prefix="wb-augment") as pool:
+        done = pool.map(copies, parents)  # in the manifest's order
+        for made in tqdm(done, total=len(parents), desc="augment", unit="clip", disable=not progress):
+            records += made
     unique = list({r.id: r for r in records}.values())
     config.save(out / "augment_config.json")
     if background is not None:

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from wakebuilder.config import StageConfig
 from wakebuilder.data.nonspeech import generators
 from wakebuilder.data.nonspeech.babble import SpeechSources, render_babble, synthesize_sources
 from wakebuilder.data.tts import DEFAULT_ENGINES
+from wakebuilder.devices import cpu_threads
 from wakebuilder.errors import ConfigError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
@@ -84,8 +86,11 @@ def nonspeech_clip(
     return samples.astype(np.float32), params
 
 
-def make_nonspeech(config: NonspeechConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
+def make_nonspeech(config: NonspeechConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False,
+                   workers: int = 0) -> Path:
     """Write ``config.n`` clips and ``out_dir/manifest.jsonl``; returns the manifest path.
+
+    ``workers`` threads render clips at once (0: one per core); the clips are the same.
 
     Raises:
         ConfigError: bad settings, or ``out_dir`` already holds files and ``overwrite`` is False.
@@ -98,18 +103,22 @@ def make_nonspeech(config: NonspeechConfig, *, out_dir: str | os.PathLike[str], 
         target.rmdir()
     with atomic_directory(target, overwrite=overwrite) as work:
         speech = _speech_sources(config, work) if "babble" in config.kinds else None
-        records = []
-        for index in range(config.n):
+
+        def clip(index: int) -> ClipRecord:
             samples, params = nonspeech_clip(config, index, speech)
             clip_id = audio_id(quantize_pcm16(samples))
             write_wav(work / "clips" / f"{clip_id}.wav", samples)
             name = params["generator"]
-            records.append(ClipRecord(
+            return ClipRecord(
                 id=clip_id, path=f"clips/{clip_id}.wav", label=0, kind=generators.manifest_kind(name),
                 group=params.pop("group"), text=params.pop("text", ""), duration_s=round(samples.size / SAMPLE_RATE, 4),
                 params={**params, "index": index, "run_seed": config.seed, "category": generators.manifest_kind(name)},
                 source=f"wakebuilder.nonspeech/{VERSION}:{name}",
-            ))
+            )
+
+        # clip i depends only on (seed, generator, i): rendered and written on every core, in index order
+        with ThreadPoolExecutor(workers or cpu_threads(), thread_name_prefix="wb-nonspeech") as pool:
+            records = list(pool.map(clip, range(config.n)))
         config.save(work / "nonspeech_config.json")
         write_manifest(work / MANIFEST_NAME, list({r.id: r for r in records}.values()))
     return target / MANIFEST_NAME
