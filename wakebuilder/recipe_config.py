@@ -117,8 +117,8 @@ class RecipeConfig(StageConfig):
     # costs a fit and a calibration (about 45-50 s on 2 cores), a data seed the phrase's synthesis, embedding and fit
     # again (about 220 s). From a clean clone on a slow day the first "hey jarvis" took 987 s with three heads and
     # 873 s with one, whose threshold (0.99, set by one confident false accept on the calibration stream) kept 0.15
-    # of the held-out positives against the three heads' 0.96 at 0 FA/h (research/QUICKSTART_TIMING.md). The smoke
-    # test (tiny) keeps one.
+    # of the held-out positives against the three heads' 0.96 at 0 FA/h; with the bank's steps and the backbone
+    # on both cores, three heads took 779 s (research/QUICKSTART_TIMING.md). The smoke test (tiny) keeps one.
     heads: int = 3
     data_seeds: int = 1
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)  # copies and seed set per use
