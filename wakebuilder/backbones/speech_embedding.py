@@ -181,7 +181,7 @@ class SpeechEmbeddingBackbone:
         self.max_clips = max_clips
         if threads < 0:
             raise ConfigError(f"--threads {threads}: must be >= 0")
-        self.threads = self.parallel_calls = threads or cpu_threads()
+        self.parallel_calls = threads or cpu_threads()  # wb embed hands over this many batches at once
         self._pool: Any = None  # the threads of embed's parallel calls, made on first use
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
@@ -241,7 +241,7 @@ class SpeechEmbeddingBackbone:
         """Embed ``(B, window_samples)`` audio: pooled ``(B, 96)`` and sequence ``(B, T, 96)``."""
         self._check(waveforms)
         n = waveforms.shape[0]
-        size = max(1, min(self.max_clips, -(-n // self.threads)))
+        size = max(1, min(self.max_clips, -(-n // self.parallel_calls)))
         parts = [waveforms[start : start + size] for start in range(0, n, size)]
         sequence = np.concatenate(list(self._map(self._embed_part, parts))).astype(np.float32)
         return sequence.mean(axis=1), sequence
@@ -250,13 +250,13 @@ class SpeechEmbeddingBackbone:
         return self._emb.run(None, {"input_1": self.mel(waveforms)[..., None]})[0]
 
     def _map(self, function: Any, items: list[Any]) -> Any:
-        """``function`` over ``items``, ``threads`` at once (onnxruntime releases the GIL while it runs)."""
-        if self.threads == 1 or len(items) < 2:
+        """``function`` over ``items``, ``parallel_calls`` at once (onnxruntime releases the GIL while it runs)."""
+        if self.parallel_calls == 1 or len(items) < 2:
             return map(function, items)
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="wb-onnx")
+            self._pool = ThreadPoolExecutor(self.parallel_calls, thread_name_prefix="wb-onnx")
         return self._pool.map(function, items)
 
     def embed_hopped(self, windows: np.ndarray, hop: int) -> np.ndarray:
@@ -283,7 +283,7 @@ class SpeechEmbeddingBackbone:
             model = unfloored_mel(onnx.load(str(self._paths[0])))
             self._raw_mel = ort.InferenceSession(model.SerializeToString(), self._options,
                                                  providers=["CPUExecutionProvider"])
-        size = -(-n // self.threads)  # consecutive parts, ``threads`` at once
+        size = -(-n // self.parallel_calls)  # consecutive parts, ``parallel_calls`` at once
         parts = [batch[start : start + size] for start in range(0, n, size)]
         return np.concatenate(list(self._map(lambda part: self._hopped(part, hop), parts)))
 
