@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from wakebuilder import SAMPLE_RATE
 
 # huggingface_hub reads these once, at import: set them before any test module imports transformers.
 _SESSION_CACHE = Path(tempfile.mkdtemp(prefix="wb-test-cache-"))
+atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
 os.environ["HF_HOME"] = str(_SESSION_CACHE / "hf")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
