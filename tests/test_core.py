@@ -74,6 +74,23 @@ def test_atomic_json_and_directory(tmp_path: Path) -> None:
             pass
 
 
+def test_atomic_directory_holds_the_writer_lock_and_replaces_whole(tmp_path: Path) -> None:
+    """A second writer of the same directory fails at once instead of sharing its work folder; a replaced
+    directory keeps none of its old files."""
+    from wakebuilder.errors import LockedError
+
+    with atomic_directory(tmp_path / "model") as work:
+        (work / "a").write_text("first")
+        with pytest.raises(LockedError, match="another wakebuilder process"):
+            with atomic_directory(tmp_path / "model", overwrite=True):
+                pass
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["a"]
+    with atomic_directory(tmp_path / "model", overwrite=True) as work:
+        (work / "b").write_text("second")
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["model"]
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["b"]
+
+
 def test_atomic_write_gives_the_mode_open_would(tmp_path: Path) -> None:
     """mkstemp makes 0600 files: an exported model must be as readable as any file the user writes."""
     import os

@@ -151,16 +151,24 @@ def waiting_lock(path: str | os.PathLike[str], what: str) -> Iterator[None]:
 def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
     """Build a directory as ``<path>.incomplete`` and rename it into place on success.
 
-    An existing ``.incomplete`` directory from a killed run is kept, so the
-    caller can resume from what it holds. The rename happens only when the
-    ``with`` block finishes without an exception.
+    The writer lock of ``path`` is held throughout, so a second writer fails at once instead of
+    sharing the work folder. An existing ``.incomplete`` directory from a killed run is kept, so the
+    caller can resume from what it holds. The rename happens only when the ``with`` block finishes
+    without an exception; a replaced directory is moved aside first and deleted after the rename.
     """
     target = Path(path)
     refuse_existing(target, overwrite=overwrite)
-    work = target.with_name(target.name + INCOMPLETE_SUFFIX)
-    work.mkdir(parents=True, exist_ok=True)
-    yield work
-    if target.exists():
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
-    os.replace(work, target)
-    _fsync_dir(target.parent)
+    with writer_lock(target):
+        refuse_existing(target, overwrite=overwrite)  # again: another writer may have finished meanwhile
+        work = target.with_name(target.name + INCOMPLETE_SUFFIX)
+        work.mkdir(parents=True, exist_ok=True)
+        yield work
+        old = target.with_name(f"{target.name}.replaced-{os.getpid()}")
+        if target.exists() or target.is_symlink():
+            os.replace(target, old)
+        os.replace(work, target)
+        _fsync_dir(target.parent)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        elif old.exists() or old.is_symlink():
+            old.unlink()
