@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import wakebuilder.recipe as recipe
 from wakebuilder.cli import main
 from wakebuilder.errors import ConfigError
+from tests.conftest import noise
 from tests.test_readme import readme_artifacts
 from wakebuilder.bank.location import cache_dir
 from wakebuilder.manifest import read_manifest
@@ -239,3 +240,41 @@ def test_without_the_bank_training_holds_the_nonspeech_negatives(
     rows = read_manifest(made[0])
     assert len(rows) == config.n_nonspeech and {r.params["category"] for r in rows} == {"music", "noise"}
     assert "babble" in {r.params["generator"] for r in rows}
+
+
+def test_embed_data_rebuilds_a_store_that_holds_another_runs_clips(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A second run into the same folder without a recording (or with another seed) fits on its own clips only;
+    a store left by a killed run of the same data is resumed, not rebuilt."""
+    from wakebuilder.audio import quantize_pcm16, write_wav
+    from wakebuilder.fingerprint import audio_id
+    from wakebuilder.manifest import ClipRecord, write_manifest
+    from wakebuilder.recipe import RecipeData, embed_data
+    from wakebuilder.store import open_store
+
+    def manifest(folder: Path, text: str, seed: int) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        records = []
+        for i in range(3):
+            audio = noise(1.0, amplitude=0.2, seed=seed * 100 + i)
+            clip = audio_id(quantize_pcm16(audio))
+            write_wav(folder / f"{clip}.wav", audio)
+            records.append(ClipRecord(id=clip, path=f"{clip}.wav", label=1, kind="recording", group=f"g{i}",
+                                      text=text))
+        return write_manifest(folder / "manifest.jsonl", records)
+
+    def data(manifests: list[Path]) -> RecipeData:
+        return RecipeData(train_manifests=manifests, negatives=manifests[0], heldout_positives=None,
+                          heldout_negatives=None, calibration_stream=tmp_path / "s.wav", report_stream=None)
+
+    config, out = RecipeConfig.preset("tiny", phrase="hey jarvis"), tmp_path / "run"
+    recording, synthesized = manifest(out / "recordings", "alexa", 1), manifest(out / "positives", "hey jarvis", 2)
+    store = embed_data(config, out, data([recording, synthesized]), threads=1)
+    with open_store(store) as opened:
+        assert len(opened) == 6
+    store = embed_data(config, out, data([recording, synthesized]), threads=1)  # the same data: kept
+    assert "rebuilding" not in caplog.text
+    store = embed_data(config, out, data([synthesized]), threads=1)
+    assert "holds 3 clip(s) that this run's data does not" in caplog.text
+    with open_store(store) as opened:
+        assert len(opened) == 3 and {r.text for r in opened.records()} == {"hey jarvis"}

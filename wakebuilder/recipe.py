@@ -193,13 +193,30 @@ def _stream_sources(held: dict[str, Path], name: str) -> list[Path]:
 
 
 def embed_data(config: RecipeConfig, out: Path, data: RecipeData, *, device: str = "auto", threads: int = 0) -> Path:
-    """One backbone pass over the training manifests into ``out/store.zarr``."""
-    from wakebuilder.embed import EmbedConfig, embed_manifests
+    """One backbone pass over the training manifests into ``out/store.zarr``.
+
+    A store left by a killed run of the same settings is resumed; one that holds clips these manifests do
+    not (an earlier run in this folder with other settings, seed or recordings) is rebuilt, so the heads fit
+    on this run's clips only.
+    """
+    from wakebuilder.embed import EmbedConfig, collect_clips, embed_manifests
+    from wakebuilder.store import open_store
+    from wakebuilder.store.opening import store_exists
 
     store = out / "store.zarr"
+    manifests = [str(m) for m in data.train_manifests]
+    stale = False
+    if store_exists(store):
+        wanted = {record.id for _, record in collect_clips(manifests)}
+        with open_store(store) as existing:
+            extra = len(existing.ids() - wanted)
+        if extra:
+            log.warning("%s holds %d clip(s) that this run's data does not (an earlier run with other settings); "
+                        "rebuilding it", store, extra)
+            stale = True
     embed_config = EmbedConfig(backbone=config.backbone, window_s=config.embed_window_s)
-    summary = embed_manifests([str(m) for m in data.train_manifests], store_path=store, config=embed_config,
-                              device=device, threads=threads)
+    summary = embed_manifests(manifests, store_path=store, config=embed_config, device=device, threads=threads,
+                              overwrite=stale)
     log.info("embed: %s embedded, %s already stored, %s rejected; %s in store", summary.embedded,
              summary.skipped_existing, summary.rejected, summary.clips_in_store)
     return store
