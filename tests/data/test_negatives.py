@@ -14,7 +14,7 @@ from wakebuilder.data.phonetics import (
     candidates, espeak_to_arpabet, phoneme_distance, phrase_phonemes, word_neighbours, word_phonemes,
 )
 from wakebuilder.data.realchunks import ChunkConfig, chunk_bounds, chunk_real_audio, voiced_regions
-from wakebuilder.errors import ConfigError, StoreMismatchError
+from wakebuilder.errors import BadAudioError, ConfigError, StoreMismatchError
 from wakebuilder.manifest import read_manifest
 
 
@@ -127,6 +127,31 @@ def test_chunk_cache_resumes_and_refuses_other_settings(tmp_path: Path) -> None:
         chunk_real_audio(tmp_path / "src", out_dir=tmp_path / "cache", config=ChunkConfig(max_s=2.0))
     with pytest.raises(ConfigError, match="not a folder"):
         chunk_real_audio(tmp_path / "missing", out_dir=tmp_path / "c2", config=ChunkConfig())
+
+
+def test_chunk_manifest_follows_the_folder_and_names_unreadable_files(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A file removed from the folder (or a cache reused for another folder) leaves no chunks in the manifest;
+    unreadable files are named in a warning, and a folder of only unreadable files is an error."""
+    for folder in ("src", "other"):
+        (tmp_path / folder).mkdir()
+    _long_file(tmp_path / "src" / "a.wav")
+    _long_file(tmp_path / "src" / "gone.wav", freq=350)
+    _long_file(tmp_path / "other" / "b.wav", freq=500)
+    cache = tmp_path / "cache"
+    assert {r.group for r in read_manifest(chunk_real_audio(tmp_path / "src", out_dir=cache,
+                                                            config=ChunkConfig()))} == {"a.wav", "gone.wav"}
+    (tmp_path / "src" / "gone.wav").unlink()
+    assert {r.group for r in read_manifest(chunk_real_audio(tmp_path / "src", out_dir=cache,
+                                                            config=ChunkConfig()))} == {"a.wav"}
+    (tmp_path / "other" / "text.wav").write_text("not audio")
+    assert {r.group for r in read_manifest(chunk_real_audio(tmp_path / "other", out_dir=cache,
+                                                            config=ChunkConfig()))} == {"b.wav"}
+    assert "1 of 2 audio file(s) could not be read" in caplog.text and "text.wav" in caplog.text
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.wav").write_text("not audio")
+    with pytest.raises(BadAudioError, match="none of its 1 audio file"):
+        chunk_real_audio(tmp_path / "bad", out_dir=tmp_path / "c3", config=ChunkConfig())
 
 
 def test_cli(tmp_path: Path) -> None:

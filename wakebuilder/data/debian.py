@@ -22,7 +22,7 @@ from wakebuilder.atomic import atomic_write_json, waiting_lock
 from wakebuilder.audio import AUDIO_EXTENSIONS
 from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
 from wakebuilder.data.tts.piper import cache_dir
-from wakebuilder.errors import ConfigError, SourceUnavailableError
+from wakebuilder.errors import BadAudioError, ConfigError, SourceUnavailableError
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
@@ -188,8 +188,12 @@ def debian_negatives(
             root, version = fetch_package(package, base)
             licence, copyright_path = _copyright(root, package)
             kinds = _stage(known[package], root, base / "staging" / package)
-            manifest = chunk_real_audio(base / "staging" / package, out_dir=out / package,
-                                        config=chunk or ChunkConfig(), overwrite=overwrite)
+            try:
+                manifest = chunk_real_audio(base / "staging" / package, out_dir=out / package,
+                                            config=chunk or ChunkConfig(), overwrite=overwrite)
+            except BadAudioError as exc:  # a new version whose files no longer decode: the others still serve
+                log.warning("debian: %s=%s skipped: %s", package, version, exc)
+                continue
         rows = read_manifest(manifest)
         sources[package] = {"version": version, "licence": licence, "copyright": copyright_path, "files": len(kinds),
                             "chunks": len(rows)}

@@ -12,6 +12,7 @@ hash and the settings' fingerprint, and skipped when run again.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +28,8 @@ from wakebuilder.devices import cpu_threads
 from wakebuilder.errors import BadAudioError, ConfigError, StoreMismatchError
 from wakebuilder.fingerprint import audio_id, file_sha256, fingerprint
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
+
+log = logging.getLogger(__name__)
 
 FRAME_S = 0.02
 
@@ -107,11 +110,12 @@ def chunk_real_audio(
         raise ConfigError(f"{root}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
     key = fingerprint("real-chunks", 1, config.to_dict())
     with writer_lock(out):
-        done = _open_cache(out, key, overwrite)
+        names = {source.relative_to(root).as_posix(): source for source in sources}
+        # entries of files no longer under source_dir (removed, or chunked from another folder) are dropped
+        done = {name: entry for name, entry in _open_cache(out, key, overwrite).items() if name in names}
         todo = []
-        for source in sources:
+        for name, source in names.items():
             digest = file_sha256(str(source))
-            name = source.relative_to(root).as_posix()
             if done.get(name, {}).get("sha256") != digest:
                 todo.append((name, digest, source))
 
@@ -129,6 +133,13 @@ def chunk_real_audio(
                 atomic_write_json(out / "chunks_done.json", {"fingerprint": key, "files": done})
         rows = list({row["id"]: ClipRecord.from_dict(row) for name in sorted(done) for row in done[name]["rows"]}.values())
         atomic_write_json(out / "chunks_done.json", {"fingerprint": key, "files": done})
+        failed = sorted(name for name in done if "error" in done[name])
+        if failed and not rows:
+            raise BadAudioError(f"{root}: none of its {len(failed)} audio file(s) could be read (first: "
+                                f"{done[failed[0]]['error']}); pass a folder of decodable audio")
+        if failed:
+            log.warning("%s: %d of %d audio file(s) could not be read and were skipped (first: %s); the reasons "
+                        "are in %s", root, len(failed), len(done), done[failed[0]]["error"], out / "chunks_done.json")
         return write_manifest(out / MANIFEST_NAME, rows)
 
 
