@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -28,3 +29,25 @@ def test_top_level_help_does_not_import_heavy_libraries() -> None:
 def test_unknown_command_fails() -> None:
     result = CliRunner().invoke(main, ["nope"])
     assert result.exit_code != 0
+
+
+@pytest.mark.parametrize(("error", "fix"), [
+    (PermissionError(13, "Permission denied", "/data/out/manifest.jsonl"), "check its permissions"),
+    (OSError(30, "Read-only file system", "/data/out"), "check its permissions"),
+    (OSError(28, "No space left on device", "/data/out/clip.wav"), "free disk space"),
+])
+def test_file_system_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error: OSError,
+                                         fix: str) -> None:
+    """A read-only, full or forbidden folder gives `wb: error: PATH: reason; fix`, not a traceback."""
+    import wakebuilder.data.validate as validate
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(validate, "validate_recordings", refuse)
+    (tmp_path / "a.wav").write_bytes(b"")
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "a.wav"), "--out", str(tmp_path / "v")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    line = result.output.strip()
+    assert line.count("\n") == 0 and line.startswith(f"wb: error: {error.filename}: {error.strerror}; ")
+    assert fix in line and "Traceback" not in result.output

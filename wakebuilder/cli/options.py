@@ -75,6 +75,21 @@ def report(artifact: Any, summary: dict[str, Any] | None, as_json: bool) -> None
         click.echo(str(artifact))
 
 
+def os_error_line(exc: OSError) -> str:
+    """One line for an operating-system error: the path, the system's reason and what to do."""
+    import errno
+
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None) or "a file"
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "check its permissions, or choose a writable --out / --store / cache folder"
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free disk space, or choose a folder on another disk"
+    else:
+        fix = "check the path"
+    return f"{paths}: {reason}; {fix}"
+
+
 def handle_errors(func: F) -> F:
     """Turn library errors into one line on stderr and the error's exit code."""
 
@@ -85,6 +100,9 @@ def handle_errors(func: F) -> F:
         except WakebuilderError as exc:
             click.echo(f"wb: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # the file system said no: a read-only or full disk, permissions, a lock file
+            click.echo(f"wb: error: {os_error_line(exc)}", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("wb: interrupted; finished work is kept, run again to resume", err=True)
             sys.exit(130)
