@@ -65,3 +65,17 @@ def test_paths_cannot_escape_the_manifest_folder(tmp_path: Path) -> None:
     assert absolute == tmp_path / "elsewhere.wav"
     assert relative_clip_path(manifest.parent, tmp_path / "data" / "clips" / "a.wav") == "clips/a.wav"
     assert relative_clip_path(manifest.parent, tmp_path / "other.wav") == str((tmp_path / "other.wav").resolve())
+
+
+def test_binary_files_and_line_separators_in_texts(tmp_path: Path) -> None:
+    """A binary file is a one-line ManifestError; a text holding U+2028 (written as is) reads back whole."""
+    from wakebuilder.atomic import atomic_write_bytes, read_json
+    from wakebuilder.errors import WakebuilderError
+
+    path = atomic_write_bytes(tmp_path / "m.jsonl", b"\xff\xfe\x00x\n")
+    with pytest.raises(ManifestError, match="not UTF-8 text"):
+        read_manifest(path)
+    with pytest.raises(WakebuilderError, match="not valid JSON .not UTF-8"):
+        read_json(path)
+    records = [_record(text="hey\u2028jarvis\u0085now")]
+    assert read_manifest(write_manifest(tmp_path / "ok.jsonl", records)) == records

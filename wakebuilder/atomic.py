@@ -79,6 +79,8 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise WakebuilderError(f"{path}: file not found") from exc
     except json.JSONDecodeError as exc:
         raise WakebuilderError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except UnicodeDecodeError as exc:
+        raise WakebuilderError(f"{path}: not valid JSON (not UTF-8 text, byte {exc.start})") from exc
 
 
 def refuse_existing(path: str | os.PathLike[str], *, overwrite: bool, option: str = "--out") -> Path:

@@ -115,20 +115,24 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ClipRecord]:
         raise ManifestError(f"{manifest}: manifest not found")
     records: list[ClipRecord] = []
     seen: set[str] = set()
-    with open(manifest, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{manifest}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ManifestError(f"{where}: not valid JSON ({exc.msg})") from exc
-            record = ClipRecord.from_dict(row, where=where)
-            if record.id in seen:
-                raise ManifestError(f"{where}: duplicate clip id {record.id}")
-            seen.add(record.id)
-            records.append(record)
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{manifest}: not a JSONL manifest (not UTF-8 text, byte {exc.start}); pass the "
+                            "manifest.jsonl a wb command wrote") from exc
+    for lineno, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 may sit in a text
+        if not line.strip():
+            continue
+        where = f"{manifest}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"{where}: not valid JSON ({exc.msg})") from exc
+        record = ClipRecord.from_dict(row, where=where)
+        if record.id in seen:
+            raise ManifestError(f"{where}: duplicate clip id {record.id}")
+        seen.add(record.id)
+        records.append(record)
     return records
 
 
