@@ -16,7 +16,7 @@ from wakebuilder.audio import write_wav
 from wakebuilder.cli import main
 from wakebuilder.data import debian
 from wakebuilder.data.debian import DebianSource, debian_negatives, is_reserved, licence_summary
-from wakebuilder.errors import ConfigError, SourceUnavailableError
+from wakebuilder.errors import ArtifactExistsError, ConfigError, SourceUnavailableError
 from wakebuilder.manifest import read_manifest, resolve_clip_path
 
 DEP5 = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
@@ -102,7 +102,7 @@ def test_fetch_unpack_and_chunk_a_package(tmp_path: Path, monkeypatch: pytest.Mo
     assert sum(r.kind == "music" for r in rows) == 3  # 7 s cut into 3 s chunks
     assert all(resolve_clip_path(manifest, r).is_file() for r in rows)
     assert len({r.group for r in rows}) == 2
-    with pytest.raises(ConfigError, match="already exists"):
+    with pytest.raises(ArtifactExistsError, match="already exists"):
         debian_negatives(out_dir=tmp_path / "out", sources=(FAKE,), cache=tmp_path / "cache")
     fake.write_text("#!/bin/sh\nexit 100\n")  # the unpacked package is reused, not fetched again
     again = debian_negatives(out_dir=tmp_path / "out", sources=(FAKE,), cache=tmp_path / "cache", overwrite=True)

@@ -14,7 +14,7 @@ from wakebuilder.cli import main
 from wakebuilder.data.nonspeech import generators, music, noise
 from wakebuilder.data.nonspeech.babble import SpeechSources
 from wakebuilder.data.nonspeech.make import NonspeechConfig, make_nonspeech, nonspeech_clip
-from wakebuilder.errors import ConfigError
+from wakebuilder.errors import ArtifactExistsError, ConfigError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import ClipRecord, read_manifest, resolve_clip_path, write_manifest
 
@@ -142,7 +142,7 @@ def test_make_nonspeech_writes_a_manifest_and_refuses_an_existing_output(tmp_pat
         rebuilt = generators.render(row.params, samples.size) * 10 ** (level / 20) * row.params.get("limiter_gain", 1.0)
         np.testing.assert_allclose(samples, rebuilt, atol=2 / 32768)
         assert abs(20 * np.log10(np.sqrt(np.mean(samples**2))) - level) < 0.2 or "limiter_gain" in row.params
-    with pytest.raises(ConfigError, match="already exists"):
+    with pytest.raises(ArtifactExistsError, match="already exists"):
         make_nonspeech(config, out_dir=tmp_path / "ns")
     again = read_manifest(make_nonspeech(config, out_dir=tmp_path / "ns", overwrite=True, workers=1))
     assert [r.id for r in again] == [r.id for r in rows]  # one thread or one per core: the same clips in order
@@ -161,7 +161,7 @@ def test_cli_nonspeech(tmp_path: Path) -> None:
     assert [r.params["generator"] for r in read_manifest(out / "manifest.jsonl")] == ["music", "hum"] * 2
     assert json.loads((out / "nonspeech_config.json").read_text())["kinds"] == ["music", "hum"]
     refused = CliRunner().invoke(main, args)
-    assert refused.exit_code != 0 and "already exists" in refused.output
+    assert refused.exit_code == 1 and "already exists; pass --overwrite" in refused.output
     missing = CliRunner().invoke(main, ["negatives", "--nonspeech", "2"])
     assert missing.exit_code != 0 and "--out" in missing.output
 

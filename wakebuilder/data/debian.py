@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from wakebuilder.atomic import atomic_write_json, waiting_lock
+from wakebuilder.atomic import atomic_write_json, refuse_existing, waiting_lock
 from wakebuilder.audio import AUDIO_EXTENSIONS
 from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
 from wakebuilder.data.tts.piper import cache_dir
@@ -175,8 +175,7 @@ def debian_negatives(
         if package not in known:
             raise ConfigError(f"--debian-package {package}: not a known source; choose from {', '.join(known)}")
     out = Path(out_dir)
-    if (out / MANIFEST_NAME).exists() and not overwrite:
-        raise ConfigError(f"{out / MANIFEST_NAME}: already exists; pass --overwrite to replace it")
+    refuse_existing(out / MANIFEST_NAME, overwrite=overwrite)
     why = apt_available()
     if why:
         raise SourceUnavailableError(f"Debian negatives skipped: {why}; chunk your own audio with --real DIR")

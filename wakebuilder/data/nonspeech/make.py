@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
-from wakebuilder.atomic import atomic_directory
+from wakebuilder.atomic import atomic_directory, refuse_existing
 from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.config import StageConfig
 from wakebuilder.data.nonspeech import generators
@@ -93,12 +93,13 @@ def make_nonspeech(config: NonspeechConfig, *, out_dir: str | os.PathLike[str], 
     ``workers`` threads render clips at once (0: one per core); the clips are the same.
 
     Raises:
-        ConfigError: bad settings, or ``out_dir`` already holds files and ``overwrite`` is False.
+        ConfigError: bad settings.
+        ArtifactExistsError: ``out_dir`` already holds files and ``overwrite`` is False.
     """
     check_config(config)
     target = Path(out_dir)
     if target.exists() and any(target.iterdir()) and not overwrite:
-        raise ConfigError(f"{target}: already exists; pass --overwrite to replace it, or choose another --out")
+        refuse_existing(target, overwrite=False)
     if target.is_dir() and not any(target.iterdir()):
         target.rmdir()
     with atomic_directory(target, overwrite=overwrite) as work:
