@@ -78,6 +78,23 @@ def test_reader_notices_a_merge_under_it(tmp_path: Path) -> None:
     check_contents(path, 15)
 
 
+def test_reader_notices_a_new_journal_at_the_same_path(tmp_path: Path) -> None:
+    """After the merge, a new session's journal at the same path holds other rows at the same offsets: the
+    reader must refuse them, not return them as its own (it reads its journal's rows while it lasts)."""
+    path = tmp_path / "store.h5"
+    build(path, 0, 10)
+    writer = open_store(path, "a", spec=SPEC)
+    writer.append(*clips(10, 15))
+    with open_store(path) as reader:
+        assert list(reader.load().id) == [f"clip{i:05d}" for i in range(15)]  # its journal's rows, while it lasts
+        writer.close()
+        with open_store(path, "a", spec=SPEC) as second:
+            second.append(*clips(15, 20))
+            with pytest.raises(StoreError, match="reopen it"):
+                reader.load()
+    check_contents(path, 20)
+
+
 def test_journal_of_another_file_is_refused(tmp_path: Path) -> None:
     build(tmp_path / "a.h5", 0, 10)
     build(tmp_path / "b.h5", 0, 10)

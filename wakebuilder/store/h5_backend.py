@@ -182,12 +182,23 @@ class HDF5Backend:
             try:
                 parts.append(self._journal.read(name, max(start - self._base, 0), stop - self._base))
             except StoreError as exc:
-                if not (self.journal_path / "zarr.json").exists():
+                if not self._journal_on_disk():
                     raise merged from exc
                 raise
-            if not (self.journal_path / "zarr.json").exists():  # a writer merged it while we read
+            if not self._journal_on_disk():  # a writer merged it while we read (and may have begun another)
                 raise merged
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def _journal_on_disk(self) -> bool:
+        """Whether the journal beside the file is still the one this backend opened (not merged, not a newer
+        session's journal at the same path)."""
+        if self.writable:
+            return True
+        try:
+            attrs = json.loads((self.journal_path / "zarr.json").read_text(encoding="utf-8")).get("attributes", {})
+        except (OSError, ValueError):
+            return False
+        return attrs.get("journal_id") == self._journal.attrs().get("journal_id")
 
     def missing_chunks(self, name: str, start: int = 0, stop: int | None = None) -> list[tuple[int, int]]:
         """Row ranges of committed rows whose chunks are missing (in the unmerged journal only)."""
