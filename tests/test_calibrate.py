@@ -133,6 +133,35 @@ def test_store_of_another_model_is_refused(tmp_path: Path) -> None:
         calibrate_model(model, setup["store"])
 
 
+def test_store_of_another_phrase_is_refused(tmp_path: Path) -> None:
+    """Stores of one backbone share a fingerprint and voice group names: the validation positives' text must be
+    the model's wake word."""
+    from tests.model_helpers import tone_clips
+    from wakebuilder.backbones import load_backbone
+    from wakebuilder.manifest import ClipRecord
+    from wakebuilder.store import StoreSpec, open_store
+
+    setup = tone_setup()
+    backbone = load_backbone("speech-embedding")
+    clips, labels = tone_clips(backbone.window_samples, 40, seed=1)
+    pooled, sequence = backbone.embed(clips)
+    records = [ClipRecord(id=f"val{i:04d}", path=f"val{i}.wav", label=int(y), kind="tts" if y else "noise",
+                          group="val", duration_s=1.5, text="Hey, Jarvis!" if y else "")
+               for i, y in enumerate(labels)]
+    with open_store(tmp_path / "store", "a", spec=StoreSpec(backbone=backbone.identity, seq_len=backbone.seq_len,
+                                                           dim=backbone.dim)) as store:
+        store.append(records, pooled, sequence)
+    model = copy_model(setup["model"], tmp_path / "model")
+    meta = json.loads((model / "model.json").read_text())
+    for wake_word in ("hey jarvis", "Alexa"):
+        (model / "model.json").write_text(json.dumps({**meta, "wake_word": wake_word}))
+        if wake_word == "hey jarvis":
+            calibrate_model(model, tmp_path / "store")  # its phrase: accepted
+            continue
+        with pytest.raises(StoreMismatchError, match="validation positives say 'hey jarvis'.*wake word is 'alexa'"):
+            calibrate_model(model, tmp_path / "store")
+
+
 def test_cli_help_and_bad_input() -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["calibrate", "--help"]).exit_code == 0

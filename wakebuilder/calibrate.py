@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -120,17 +121,35 @@ def validation_logits(
                 f"model's {model.meta.get('store_fingerprint')} ({model.path}); use the stores the model was fit on"
             )
         groups = set(model.split.get("val_groups", []))
-        logits, labels = [], []
+        logits, labels, positive_ids = [], [], set()
         for batch in store.iter_batches(1024, pooled=False, sequence=True):
             keep = np.isin(batch.group.astype(str), list(groups))
             if keep.any():
                 logits.append(head_logits(model.head, batch.sequence[keep]))
                 labels.append(batch.label[keep].astype(np.int64))
+                positive_ids.update(batch.id[keep & (batch.label == 1)].astype(str))
+        _check_wake_word(model, store, positive_ids, paths)
     if not logits:
         raise TrainingError(
             f"{', '.join(map(str, paths))}: none of the model's {len(groups)} validation groups are in the store"
         )
     return np.concatenate(logits), np.concatenate(labels)
+
+
+def _check_wake_word(model: LoadedModel, store: Any, positive_ids: set[str], paths: list[Any]) -> None:
+    """Refuse validation positives of another phrase (stores of one backbone share voice group names)."""
+    from wakebuilder.bank.exclude import plain_text
+
+    wake_word = plain_text(model.meta.get("wake_word") or "")
+    if not wake_word or not positive_ids:
+        return
+    texts = Counter(plain for r in store.records() if r.id in positive_ids and (plain := plain_text(r.text)))
+    found = texts.most_common(1)[0][0] if texts else ""
+    if found and found != wake_word:
+        raise StoreMismatchError(
+            f"{', '.join(map(str, paths))}: its validation positives say {found!r}, the model's wake word is "
+            f"{wake_word!r} ({model.path}); use the stores the model was fit on"
+        )
 
 
 def stream_file_scores(
