@@ -45,3 +45,10 @@ def test_stream_without_negatives_fails(tmp_path: Path) -> None:
         build_negative_stream([str(manifest)], out_path=tmp_path / "s.wav", config=StreamConfig(duration_s=5))
     result = CliRunner().invoke(main, ["stream", str(manifest), "--out", str(tmp_path / "s.wav")])
     assert result.exit_code != 0 and "no negative" in result.output
+
+
+def test_stream_out_must_be_a_wav(tmp_path: Path) -> None:
+    """The stream is WAV bytes: an --out named .mp3 would hold WAV under the wrong name."""
+    manifest = _manifest(tmp_path, [0, 0])
+    result = CliRunner().invoke(main, ["stream", str(manifest), "--out", str(tmp_path / "s.mp3")])
+    assert result.exit_code == 2 and "name it NAME.wav" in result.output and not (tmp_path / "s.mp3").exists()

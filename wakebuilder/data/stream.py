@@ -57,6 +57,8 @@ def build_negative_stream(
     """
     if config.duration_s <= 0 or config.gap_min_s < 0 or config.gap_max_s < config.gap_min_s:
         raise ConfigError("stream: need duration_s > 0 and 0 <= gap_min_s <= gap_max_s")
+    if Path(out_path).suffix.lower() != ".wav":
+        raise ConfigError(f"--out {out_path}: the stream is written as WAV; name it NAME.wav")
     refuse_existing(out_path, overwrite=overwrite)
     clips = _negative_clips(manifests)
     rng = np.random.default_rng(config.seed)
