@@ -38,9 +38,15 @@ def test_bad_files(tmp_path: Path) -> None:
     text.write_text("this is not audio")
     nan = tmp_path / "nan.wav"
     sf.write(nan, np.array([0.0, np.nan, 0.1], dtype=np.float32), 16_000, subtype="FLOAT")
-    for path, message in [(empty, "empty"), (text, "cannot decode"), (nan, "NaN"), (tmp_path / "x.wav", "not found")]:
+    cases = [(empty, "empty"), (text, "cannot decode"), (nan, "NaN"), (tmp_path / "x.wav", "not found"),
+             (tmp_path, "a folder, not an audio file")]
+    for path, message in cases:
         with pytest.raises(BadAudioError, match=message):
             load_audio(path)
+    from wakebuilder.audio_stream import AudioBlocks
+
+    with pytest.raises(BadAudioError, match="a folder, not an audio file"):
+        AudioBlocks(tmp_path)
 
 
 def test_written_wav_hashes_to_the_precomputed_id(tmp_path: Path) -> None:

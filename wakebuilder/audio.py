@@ -37,7 +37,7 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int = SAMPLE_RATE) 
     """
     where = Path(path)
     if not where.is_file():
-        raise BadAudioError(f"{where}: file not found")
+        raise BadAudioError(f"{where}: {'a folder, not an audio file' if where.is_dir() else 'file not found'}")
     if where.stat().st_size == 0:
         raise BadAudioError(f"{where}: empty file")
     try:

@@ -38,7 +38,8 @@ class AudioBlocks:
         self.block_s, self.sample_rate = block_s, sample_rate
         self.samples = 0
         if not self.path.is_file():
-            raise BadAudioError(f"{self.path}: file not found")
+            what = "a folder, not an audio file" if self.path.is_dir() else "file not found"
+            raise BadAudioError(f"{self.path}: {what}")
         if self.path.stat().st_size == 0:
             raise BadAudioError(f"{self.path}: empty file")
 
