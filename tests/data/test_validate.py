@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from tests.conftest import chirp, noise
 from wakebuilder.cli import main
 from wakebuilder.data.validate import ValidateConfig, validate_recordings
-from wakebuilder.errors import BadAudioError
-from wakebuilder.manifest import read_manifest
+from wakebuilder.errors import ArtifactExistsError, BadAudioError
+from wakebuilder.manifest import ClipRecord, read_manifest, write_manifest
 
 
 def speechlike(duration_s: float, rate: int = 16_000) -> np.ndarray:
@@ -64,3 +64,29 @@ def test_none_passing_fails_and_cli_exits_non_zero(tmp_path: Path) -> None:
     good = write(tmp_path / "good.wav", speechlike(1.0))
     ok = CliRunner().invoke(main, ["validate", str(good), "--out", str(tmp_path / "o3"), "--speaker", "me"])
     assert ok.exit_code == 0 and read_manifest(ok.stdout.strip())[0].group == "me"
+
+
+def test_out_folder_of_another_command_is_refused_before_writing(tmp_path: Path) -> None:
+    out = tmp_path / "negatives"
+    out.mkdir()
+    noise_clip = write(out / "n.wav", noise(1.0))
+    manifest = write_manifest(out / "manifest.jsonl", [
+        ClipRecord(id="n1", path=noise_clip.name, label=0, kind="noise", group="noise"),
+        ClipRecord(id="n2", path=noise_clip.name, label=0, kind="noise", group="noise"),
+    ])
+    before = manifest.read_bytes()
+    good = write(tmp_path / "rec.wav", speechlike(1.2))
+    with pytest.raises(ArtifactExistsError, match="another command wrote.*choose another --out"):
+        validate_recordings([good], out_dir=out, config=ValidateConfig())
+    result = CliRunner().invoke(main, ["validate", str(good), "--out", str(out)])
+    assert result.exit_code != 0 and str(out) in result.output and "choose another --out" in result.output
+    assert manifest.read_bytes() == before
+    assert not (out / "clips").exists() and not (out / "rejects.json").exists()
+
+
+def test_adding_recordings_to_an_earlier_validate_output_keeps_both(tmp_path: Path) -> None:
+    first = write(tmp_path / "a.wav", speechlike(1.2))
+    second = write(tmp_path / "b.wav", speechlike(1.6))
+    validate_recordings([first], out_dir=tmp_path / "out", config=ValidateConfig())
+    manifest, _ = validate_recordings([second], out_dir=tmp_path / "out", config=ValidateConfig())
+    assert {Path(r.source).name for r in read_manifest(manifest)} == {"a.wav", "b.wav"}

@@ -18,7 +18,7 @@ from wakebuilder import SAMPLE_RATE
 from wakebuilder.atomic import atomic_write_json
 from wakebuilder.audio import frame_levels_db, load_audio, quantize_pcm16, rms_dbfs, write_wav
 from wakebuilder.config import StageConfig
-from wakebuilder.errors import BadAudioError
+from wakebuilder.errors import ArtifactExistsError, BadAudioError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, write_manifest
 
@@ -67,6 +67,17 @@ def check_recording(path: Path, config: ValidateConfig) -> tuple[np.ndarray | No
     return samples, ""
 
 
+def _refuse_foreign_rows(manifest: Path, kept: list[ClipRecord]) -> None:
+    """Raise when ``manifest`` holds rows ``wb validate`` does not write (label-1 recordings)."""
+    foreign = [r for r in kept if r.kind != "recording" or r.label != 1]
+    if foreign:
+        raise ArtifactExistsError(
+            f"{manifest.parent}: holds {len(foreign)} clip(s) another command wrote "
+            f"(first: kind {foreign[0].kind!r}, label {foreign[0].label}), not recordings; "
+            "choose another --out for the recordings"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class Reject:
     """A recording that did not pass, and why (the reason names the fix)."""
@@ -83,10 +94,13 @@ def validate_recordings(
 
     An existing ``out_dir/manifest.jsonl`` is appended to (rows deduplicated by
     id, so adding recordings never loses earlier ones); ``overwrite`` starts it afresh.
+    A manifest another command wrote (rows other than label-1 recordings) is refused
+    before anything is written, so a wake-word clip never lands among negatives.
     """
     out = Path(out_dir)
     manifest = out / MANIFEST_NAME
     kept = read_manifest(manifest) if manifest.exists() and not overwrite else []
+    _refuse_foreign_rows(manifest, kept)
     records: list[ClipRecord] = []
     rejects: list[Reject] = []
     for raw in recordings:
