@@ -128,3 +128,22 @@ def test_cli_calibrate_keeps_the_stream_pass_and_records_the_streams(tmp_path: P
     assert kept.stat().st_mtime_ns == stamp and summaries[0]["threshold"] == summaries[1]["threshold"]
     saved = json.loads((tmp_path / "b" / "model" / "calibration.json").read_text())
     assert saved["streams"] == [str(stream.resolve())] and saved["config"]["cache_streams"] is True
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage"])
+def test_a_damaged_cache_entry_is_computed_again_and_replaced(tmp_path: Path, caplog, damage: str) -> None:
+    model = load_model(tone_setup()["model"])
+    backbone = backbone_from_identity(model.backbone, device="cpu")
+    stream = write_wav(tmp_path / "s.wav", planted_stream((2.0, 6.0), 10.0))
+    cached = CalibrateConfig(cache_streams=True)
+    first, _ = model_stream_scores(stream, model, backbone, 1.0, 0.0, config=cached)
+    kept = cache_dir() / "stream-embeddings" / f"{stream_key(stream, backbone.identity, 1600)}.npy"
+    whole = kept.read_bytes()
+    damaged = {"truncated": whole[: len(whole) // 2], "empty": b"", "garbage": b"not a numpy file" * 8}[damage]
+    kept.write_bytes(damaged)
+    with caplog.at_level("WARNING", logger="wakebuilder.stream_cache"):
+        again, _ = model_stream_scores(stream, model, backbone, 1.0, 0.0, config=cached)
+    np.testing.assert_array_equal(again, first)
+    assert str(kept) in caplog.text and "computing it again" in caplog.text
+    assert kept.read_bytes() == whole  # replaced by the whole file
+    assert not [p for p in kept.parent.iterdir() if p.suffix == ".tmp"]  # no temporary file left

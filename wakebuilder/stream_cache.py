@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,19 +44,35 @@ def stream_sequences(
     """Every window's embedding sequence of the stream at ``path``, ``(frames, T, D)`` float16.
 
     Read from the cache when there; otherwise one backbone pass, written there atomically (two processes
-    wanting the same stream: the second waits for the first and reads its file).
+    wanting the same stream: the second waits for the first and reads its file). A cached file that cannot
+    be read (truncated, damaged) is computed again and replaced.
     """
     folder = cache_dir(cache) / FOLDER
     target = folder / f"{stream_key(path, backbone.identity, hop)}.npy"
     with waiting_lock(folder / f"{target.stem}.lock", f"stream embeddings of {path}"):
-        if target.is_file():
+        cached = _read_cached(target) if target.is_file() else None
+        if cached is not None:
             log.info("stream embeddings of %s: from the cache (%s)", path, target)
-            return np.load(target, mmap_mode="r")
+            return cached
         sequences = _embed_stream(path, backbone, hop=hop, batch_size=batch_size)
         buffer = io.BytesIO()
         np.save(buffer, sequences, allow_pickle=False)
         atomic_write_bytes(target, buffer.getvalue())
         log.info("stream embeddings of %s: %d windows into %s", path, len(sequences), target)
+    return sequences
+
+
+def _read_cached(target: Path) -> np.ndarray | None:
+    """The sequences cached at ``target``, or None (with a warning naming it) when the file cannot be read."""
+    try:
+        sequences = np.load(target, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:  # numpy's errors for a truncated or damaged .npy
+        log.warning("stream embeddings cache %s cannot be read (%s); computing it again", target, exc)
+        return None
+    if sequences.ndim != 3 or sequences.dtype != np.float16:
+        log.warning("stream embeddings cache %s holds a %s array of shape %s, not (frames, T, D) float16; "
+                    "computing it again", target, sequences.dtype, sequences.shape)
+        return None
     return sequences
 
 
