@@ -207,6 +207,39 @@ def test_fetch_checks_pinned_and_first_fetch_sha256(tmp_path: Path) -> None:
         fetch.verify(unpinned, first)
 
 
+def test_concurrent_first_fetches_keep_every_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two fetches recording their first sha256 at once (reads interleaved): neither loses the other's record."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    real_read_text = Path.read_text
+
+    def slow_read_text(self: Path, *args, **kwargs) -> str:
+        text = real_read_text(self, *args, **kwargs)
+        if self.name == "first-fetch.json":
+            time.sleep(0.3)  # the other fetch reads meanwhile, unless a lock keeps it out
+        return text
+
+    monkeypatch.setattr(Path, "read_text", slow_read_text)
+    monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "cache"))
+    files = []
+    for name in ("seed", "a", "b"):
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps({"voice": name}))
+    remotes = [fetch.RemoteFile("r/x", f.name, "rev", None) for f in files]
+    fetch.verify(remotes[0], files[0])  # the record file exists, so each fetch below reads it
+    start = threading.Barrier(2)
+
+    def record(i: int) -> str:
+        start.wait()
+        return fetch.verify(remotes[i], files[i])
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(record, (1, 2)))
+    records = json.loads(real_read_text(fetch._record_path()))
+    assert sorted(records) == sorted(f"r/x@rev/{f.name}" for f in files)
+
+
 @pytest.mark.parametrize("how", ["HF_HUB_OFFLINE", "unreachable endpoint", "real host"])
 def test_fetch_offline_fails_fast_saying_how_to_pass_local_files(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if how != "HF_HUB_OFFLINE":

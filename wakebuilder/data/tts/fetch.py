@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
-from wakebuilder.atomic import atomic_write_bytes
+from wakebuilder.atomic import atomic_write_bytes, waiting_lock
 from wakebuilder.errors import ConfigError, EngineUnavailableError
 
 KOKORO_REPO, KOKORO_REVISION = "hexgrad/Kokoro-82M", "f3ff3571791e39611d31c381e3a41a3af07b4987"
@@ -140,10 +140,13 @@ def verify(remote: RemoteFile, path: Path) -> str:
     expected = remote.sha256
     if expected is None:
         record_file = _record_path()
-        records = json.loads(record_file.read_text()) if record_file.is_file() else {}
-        if key not in records:
-            records[key] = {"sha256": actual, "size": path.stat().st_size}
-            atomic_write_bytes(record_file, json.dumps(records, indent=1, sort_keys=True).encode())
+        # Two fetches at once (two packs, two processes) would each write back what it read and lose the
+        # other's record, silently resetting that file's trust on first use: read-modify-write under a lock.
+        with waiting_lock(record_file.with_name(record_file.name + ".lock"), f"first-fetch record of {key}"):
+            records = json.loads(record_file.read_text()) if record_file.is_file() else {}
+            if key not in records:
+                records[key] = {"sha256": actual, "size": path.stat().st_size}
+                atomic_write_bytes(record_file, json.dumps(records, indent=1, sort_keys=True).encode())
         expected = records[key]["sha256"]
     if actual != expected:
         path.unlink(missing_ok=True)
