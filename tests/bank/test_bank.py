@@ -14,12 +14,13 @@ from tests.store.test_union import IDENTITY, rows, write
 from tests.test_embed import count_embedded
 from tests.train.conftest import SMALL
 from wakebuilder.audio import quantize_pcm16, write_wav
-from wakebuilder.bank.build import build_bank
+from wakebuilder.bank.build import BankNegativesConfig, build_bank
+from wakebuilder.bank.ensure import ensure_bank
 from wakebuilder.bank.exclude import default_distance, says_phrase
 from wakebuilder.bank.location import BANK_MARKER, bank_store_path, cache_dir, is_bank_store
 from wakebuilder.calibrate import calibrate_model
 from wakebuilder.cli import main
-from wakebuilder.errors import ConfigError
+from wakebuilder.errors import BackboneError, ConfigError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import ClipRecord, write_manifest
 from wakebuilder.modeldir import load_model
@@ -39,6 +40,24 @@ def test_cache_folder_follows_xdg_and_is_overridable(tmp_path: Path, monkeypatch
     assert cache_dir(tmp_path / "mine") == tmp_path / "mine"
     result = CliRunner().invoke(main, ["bank", "path", "--backbone", "speech-embedding", "--window-s", "2.5"])
     assert result.stdout.strip() == str(tmp_path / "wb/banks/speech-embedding-2.5s/store.zarr")
+
+
+def test_unknown_backbone_is_refused_before_the_bank_folder_is_made(tmp_path: Path) -> None:
+    manifest = negatives_manifest(tmp_path / "clips", 2)
+    cache = tmp_path / "c"
+    with pytest.raises(BackboneError, match="nope.*unknown backbone"):
+        build_bank([manifest], backbone="nope", cache=cache, progress=False)
+    with pytest.raises(BackboneError, match="nope"):
+        ensure_bank(BankNegativesConfig(speech=0, words=0, stream_s=0.0, engines=("espeak",), workers=1),
+                    backbone="nope", window_s=None, cache=cache)
+    for command in ("build", "path", "info"):
+        args = ["bank", command, *([str(manifest)] if command == "build" else []), "--backbone", "nope",
+                "--cache-dir", str(cache)]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code != 0 and isinstance(result.exception, SystemExit), (command, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("wb: error: --backbone 'nope'"), (command, result.output)
+    assert not cache.exists()  # no bank folder, no bank.json
 
 
 def negatives_manifest(folder: Path, n: int, *, start: int = 0, label: int = 0) -> Path:

@@ -58,11 +58,14 @@ def build_bank(
     Returns ``wb embed``'s summary with the bank's ``path`` and ``marker``.
 
     Raises:
+        BackboneError: ``backbone`` names no backbone (checked before anything is written).
         ConfigError: a manifest holds a wake-word clip (label 1); a bank holds negatives only.
         StoreMismatchError: the bank folder holds a store of other embeddings.
     """
+    from wakebuilder.backbones import check_spec
     from wakebuilder.embed import EmbedConfig, embed_manifests
 
+    check_spec(backbone)  # as wb embed does, but before the bank's folder and marker are made
     for manifest in manifests:
         positives = [r.id for r in read_manifest(manifest) if r.label == 1]
         if positives:

@@ -93,8 +93,10 @@ def ensure_bank(
     fingerprint>/`` so banks of other settings never mix theirs; the
     embeddings grow in the one bank store.
     """
+    from wakebuilder.backbones import check_spec
     from wakebuilder.fingerprint import fingerprint
 
+    check_spec(backbone)  # before a bank's worth of negatives is synthesized for it
     started = time.perf_counter()
     key = fingerprint("bank", 1, _settings(config, augment))[:12]
     root = bank_dir(backbone, window_s, cache=cache)

@@ -67,8 +67,10 @@ def build(manifests: tuple[str, ...], backbone: str, window_s: float | None, cac
 @handle_errors
 def path(backbone: str, window_s: float | None, cache_dir: str | None) -> None:
     """Print the bank's store path for a backbone and window (whether built or not)."""
+    from wakebuilder.backbones import check_spec
     from wakebuilder.bank.location import bank_store_path
 
+    check_spec(backbone)
     click.echo(str(bank_store_path(backbone, window_s, cache=cache_dir)))
 
 
@@ -80,8 +82,10 @@ def path(backbone: str, window_s: float | None, cache_dir: str | None) -> None:
 @handle_errors
 def info(backbone: str, window_s: float | None, cache_dir: str | None, as_json: bool) -> None:
     """Counts by kind, size and manifests of the bank."""
+    from wakebuilder.backbones import check_spec
     from wakebuilder.bank.build import bank_info
 
+    check_spec(backbone)
     summary = bank_info(backbone, window_s, cache=cache_dir)
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
