@@ -37,12 +37,13 @@ def test_each_bad_recording_gets_its_reason(tmp_path: Path) -> None:
     short = write(tmp_path / "short.wav", speechlike(0.3))
     long = write(tmp_path / "long.wav", speechlike(4.0))
     silent = write(tmp_path / "silent.wav", np.zeros(16_000, dtype=np.float32))
+    hum = write(tmp_path / "hum.wav", 0.3 * np.sin(np.arange(16_000) * 0.1).astype(np.float32))  # loud, no speech
     clipped = write(tmp_path / "clipped.wav", np.clip(speechlike(1.0) * 50, -1, 1))
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF....garbage")
-    inputs = [good, stereo, ogg, mp3, short, long, silent, clipped, empty, corrupt]
+    inputs = [good, stereo, ogg, mp3, short, long, silent, hum, clipped, empty, corrupt]
     manifest, rejects = validate_recordings(inputs, out_dir=tmp_path / "out", config=ValidateConfig())
     records = read_manifest(manifest)
     assert {Path(r.source).name for r in records} == {"good.wav", "stereo.flac", "rate8k.ogg", "voice.mp3"}
@@ -51,6 +52,7 @@ def test_each_bad_recording_gets_its_reason(tmp_path: Path) -> None:
     reasons = {Path(r.path).name: r.reason for r in rejects}
     assert "shorter" in reasons["short.wav"] and "longer" in reasons["long.wav"]
     assert "silent" in reasons["silent.wav"] and "clipped" in reasons["clipped.wav"]
+    assert "no speech found" in reasons["hum.wav"] and "quiet (" not in reasons["hum.wav"]
     assert "empty" in reasons["empty.wav"] and "cannot decode" in reasons["corrupt.wav"]
     assert sf.info(str(tmp_path / "out" / records[1].path)).samplerate == 16_000
 

@@ -58,9 +58,14 @@ def check_recording(path: Path, config: ValidateConfig) -> tuple[np.ndarray | No
         return None, f"{path}: {duration:.2f} s is shorter than {config.min_s} s; record the whole phrase"
     if duration > config.max_s:
         return None, f"{path}: {duration:.2f} s is longer than {config.max_s} s; trim it to the phrase"
-    if rms_dbfs(samples) < config.min_level_dbfs or voiced_seconds(samples) < config.min_voiced_s:
-        level = rms_dbfs(samples)
-        return None, f"{path}: silent or too quiet ({level:.1f} dBFS); speak closer to the microphone"
+    level = rms_dbfs(samples)
+    if level < config.min_level_dbfs:
+        return None, (f"{path}: silent or too quiet ({level:.1f} dBFS, below {config.min_level_dbfs:g}); "
+                      "speak closer to the microphone")
+    voiced = voiced_seconds(samples)
+    if voiced < config.min_voiced_s:
+        return None, (f"{path}: no speech found ({voiced:.2f} s rises 15 dB above the background, under "
+                      f"{config.min_voiced_s:g} s); record the phrase in a quiet room, with a pause before it")
     clipped = float(np.mean(np.abs(samples) >= 0.999))
     if clipped > config.max_clipped_fraction:
         return None, f"{path}: {clipped:.1%} of samples are clipped; lower the input gain and record again"
