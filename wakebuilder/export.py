@@ -24,7 +24,7 @@ from torch import nn
 from wakebuilder import SAMPLE_RATE, __version__
 from wakebuilder.atomic import atomic_directory, atomic_write_bytes, atomic_write_json
 from wakebuilder.scoring import apply_platt, head_logits
-from wakebuilder.errors import ExportParityError
+from wakebuilder.errors import ConfigError, ExportParityError
 from wakebuilder.backbones.onnx_compose import torch_to_onnx
 from wakebuilder.modeldir import LoadedModel, load_model
 
@@ -66,6 +66,20 @@ def default_name(wake_word: str | None) -> str:
     """A file-name-safe name from the wake word (``hey_nova``)."""
     slug = re.sub(r"[^a-z0-9]+", "_", (wake_word or "").lower()).strip("_")
     return slug or "wakeword"
+
+
+def check_name(name: str) -> str:
+    """``name`` when it is a plain file stem: the export's files must land inside ``--out``.
+
+    Raises:
+        ConfigError: a path (``/``, ``\\``), ``.``/``..``, an empty or a hidden name.
+    """
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
+        raise ConfigError(
+            f"--name {name!r}: must be a plain file name without folders (such as hey_nova); "
+            "the files are written inside --out"
+        )
+    return name
 
 
 def calibration_of(model: LoadedModel) -> dict[str, float]:
@@ -162,6 +176,8 @@ def export_model(
     """Export a model directory; returns a summary with the file paths and parity figures."""
     from wakebuilder.backbones import backbone_from_identity
 
+    if name is not None:
+        check_name(name)
     model = load_model(model_dir)
     name = name or default_name(model.meta.get("wake_word"))
     cal = calibration_of(model)
