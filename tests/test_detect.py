@@ -131,3 +131,26 @@ def test_an_uncalibrated_model_needs_an_explicit_threshold(tmp_path: Path) -> No
     assert refused.exit_code == 1 and "not calibrated" in refused.stderr and refused.stderr.count("\n") == 1
     given = runner.invoke(main, ["detect", str(onnx), str(wav), "--threshold", "0.5"])
     assert given.exit_code == 0 and len(given.stdout.splitlines()) == len(PLANTED)
+
+
+@pytest.mark.parametrize("calibration", [b'{"threshold": 5, "temperature": 1.0, "bias": 0.0}', b"[]",
+                                         b'{"threshold": 0.5}', b"\xff\xfe"])
+def test_a_bad_calibration_json_is_refused_not_used(calibration: bytes, tmp_path: Path) -> None:
+    from tests.model_helpers import copy_model
+
+    model = copy_model(tone_setup()["calibrated"], tmp_path / "model")
+    (model / "calibration.json").write_bytes(calibration)
+    wav = write_wav(tmp_path / "a.wav", planted_stream((1.0,), 4.0))
+    result = CliRunner().invoke(main, ["detect", str(model), str(wav)])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert f"{model / 'calibration.json'}: " in result.stderr and "wb calibrate" in result.stderr
+
+
+@pytest.mark.parametrize("sidecar", [b"[]", b'{"threshold": 5, "calibrated": true}', b'{"threshold": "high"}',
+                                     b'{"threshold": 0.5\xff}'])
+def test_a_bad_export_sidecar_is_refused(exported: Path, sidecar: bytes, tmp_path: Path) -> None:
+    onnx = tmp_path / exported.name
+    onnx.write_bytes(exported.read_bytes())
+    onnx.with_suffix(".json").write_bytes(sidecar)
+    with pytest.raises(ModelFileError, match=f"{onnx.with_suffix('.json')}: .*wb export"):
+        load_detector(onnx)

@@ -191,3 +191,14 @@ def test_cli_prints_the_path_or_json_and_one_line_errors(members: list[Path], tm
                                     "--out", str(tmp_path / "f")])
     assert bad.exit_code != 0 and bad.stderr.startswith("wb: error:") and bad.stderr.count("\n") == 1
     assert "wb calibrate" in bad.stderr
+
+
+@pytest.mark.parametrize("calibration", [b"[0.5]", b'{"threshold": 0.5, "bias": 0.0}', b"\xff"])
+def test_a_member_with_a_bad_calibration_json_is_one_line(members: list[Path], calibration: bytes,
+                                                          tmp_path: Path) -> None:
+    (members[1] / "calibration.json").write_bytes(calibration)
+    result = CliRunner().invoke(main, ["ensemble", "--model", str(members[0]), "--model", str(members[1]),
+                                       "--out", str(tmp_path / "e")])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"wb: error: {members[1] / 'calibration.json'}: ")
+    assert not (tmp_path / "e").exists()

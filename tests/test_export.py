@@ -143,3 +143,49 @@ def test_a_name_that_is_not_a_plain_file_stem_is_refused(name: str, tmp_path: Pa
     assert result.stderr.startswith(f"wb: error: --name {name!r}") and "plain file name" in result.stderr
     assert {p.name: p.read_bytes() for p in model.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+BAD_CALIBRATIONS = {
+    "not a JSON object": b"[0.5]",
+    "missing key threshold": b'{"temperature": 1.0, "bias": 0.0}',
+    "missing key temperature": b'{"threshold": 0.5, "bias": 0.0}',
+    "threshold 5 must be within 0..1": b'{"threshold": 5, "temperature": 1.0, "bias": 0.0}',
+    "threshold must be a finite number": b'{"threshold": "0.5", "temperature": 1.0, "bias": 0.0}',
+    "temperature 0 must be above 0": b'{"threshold": 0.5, "temperature": 0, "bias": 0.0}',
+    "not UTF-8 JSON": b'{"threshold": 0.5\xff}',
+}
+BAD_METAS = {
+    "not a JSON object": lambda meta: b"[]",
+    "missing key backbone;": lambda meta: json.dumps({k: v for k, v in meta.items() if k != "backbone"}).encode(),
+    "missing key head;": lambda meta: json.dumps({k: v for k, v in meta.items() if k != "head"}).encode(),
+    "backbone must be an object": lambda meta: json.dumps(meta | {"backbone": "x"}).encode(),
+    "missing key backbone.spec": lambda meta: json.dumps(
+        meta | {"backbone": {k: v for k, v in meta["backbone"].items() if k != "spec"}}).encode(),
+    "not UTF-8 JSON": lambda meta: b'{"head": "\xff"}',
+}
+
+
+@pytest.mark.parametrize("problem", list(BAD_CALIBRATIONS))
+def test_a_bad_calibration_json_is_one_line_naming_it(problem: str, tmp_path: Path) -> None:
+    from wakebuilder.modeldir import load_model
+
+    model = copy_model(tone_setup()["calibrated"], tmp_path / "model")
+    (model / "calibration.json").write_bytes(BAD_CALIBRATIONS[problem])
+    loaded = load_model(model)  # wb calibrate loads it too, and replaces the bad file
+    with pytest.raises(ModelFileError, match="calibration.json: .*wb calibrate"):
+        loaded.calibration
+    result = CliRunner().invoke(main, ["export", "--model", str(model), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"wb: error: {model / 'calibration.json'}: ") and problem in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("problem", list(BAD_METAS))
+def test_a_bad_model_json_is_one_line_naming_it(problem: str, tmp_path: Path) -> None:
+    model = copy_model(tone_setup()["calibrated"], tmp_path / "model")
+    meta = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_bytes(BAD_METAS[problem](meta))
+    result = CliRunner().invoke(main, ["export", "--model", str(model), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"wb: error: {model / 'model.json'}: ") and problem in result.stderr
+    assert "wb fit" in result.stderr

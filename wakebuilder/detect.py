@@ -88,6 +88,31 @@ def _onnx_window(session: Any, path: Path, meta: dict[str, str]) -> int:
     raise ModelFileError(f"{path}: input {dims} has no fixed window length and no window_samples metadata")
 
 
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """``NAME.json`` beside an exported ONNX file: a JSON object, or a ``ModelFileError`` naming it."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(f"{path}: not UTF-8 JSON ({exc.reason}); re-run wb export") from exc
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path}: not valid JSON ({exc.msg}); re-run wb export") from exc
+    if not isinstance(info, dict):
+        raise ModelFileError(f"{path}: not a JSON object (a {type(info).__name__}); re-run wb export")
+    return info
+
+
+def _threshold(raw: Any, source: Path) -> float:
+    """A recorded threshold as a float within 0..1 (else a ``ModelFileError`` naming ``source``)."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(raw, bool) or not 0.0 <= value <= 1.0:
+        raise ModelFileError(f"{source}: threshold {raw!r} must be a number within 0..1; re-run wb export, "
+                             "or pass --threshold")
+    return value
+
+
 def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Detector:
     """Load an ONNX detector; its threshold comes from ``NAME.json`` or its metadata (None if uncalibrated)."""
     import onnxruntime as ort
@@ -103,15 +128,12 @@ def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Det
         raise ModelFileError(f"{where}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from exc
     meta = dict(session.get_modelmeta().custom_metadata_map)
     sidecar = where.with_suffix(".json")
-    info: dict[str, Any] = {}
-    if sidecar.is_file():
-        try:
-            info = json.loads(sidecar.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ModelFileError(f"{sidecar}: not valid JSON ({exc.msg}); re-run wb export") from exc
+    info = read_sidecar(sidecar) if sidecar.is_file() else {}
     raw = info.get("threshold", meta.get("threshold"))
     calibrated = info.get("calibrated", str(meta.get("calibrated", "true")).lower() == "true")
-    threshold = float(raw) if raw is not None and calibrated else None
+    threshold = None
+    if raw is not None and calibrated:
+        threshold = _threshold(raw, sidecar if "threshold" in info else where)
     input_name = session.get_inputs()[0].name
 
     def score(waveforms: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@ Layout::
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ WEIGHTS_NAME = "head.safetensors"
 META_NAME = "model.json"
 SPLIT_NAME = "split.json"
 CALIBRATION_NAME = "calibration.json"
+CALIBRATION_KEYS = ("threshold", "temperature", "bias")
 
 
 @dataclasses.dataclass
@@ -35,8 +38,15 @@ class LoadedModel:
     head: Any  # WakeHead or HeadEnsemble
     meta: dict[str, Any]
     split: dict[str, Any]
-    calibration: dict[str, Any] | None
     path: Path
+
+    @functools.cached_property
+    def calibration(self) -> dict[str, Any] | None:
+        """``calibration.json`` (checked by ``read_calibration``), None before ``wb calibrate``.
+
+        Read when first used, so ``wb calibrate`` (which does not use it) can replace a corrupt one.
+        """
+        return read_calibration(self.path)
 
     @property
     def backbone(self) -> dict[str, Any]:
@@ -70,6 +80,66 @@ def save_model(
     return target
 
 
+def read_object(path: Path, fix: str) -> dict[str, Any]:
+    """A JSON file that must hold an object; ``fix`` ends each error (what to do about it).
+
+    Raises:
+        ModelFileError: missing, not UTF-8 JSON, or not an object.
+    """
+    try:
+        data = read_json(path)
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(f"{path}: not UTF-8 JSON ({exc.reason}); {fix}") from exc
+    except WakebuilderError as exc:
+        raise ModelFileError(f"{exc}; {fix}") from exc
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{path}: not a JSON object (a {type(data).__name__}); {fix}")
+    return data
+
+
+def read_meta(root: Path) -> dict[str, Any]:
+    """``model.json`` with its ``head`` and ``backbone`` (``spec``, ``window_s``) checked."""
+    path = root / META_NAME
+    fix = _refit(root)
+    meta = read_object(path, fix)
+    for key in ("head", "backbone"):
+        if not isinstance(meta.get(key), dict):
+            raise ModelFileError(f"{path}: {_missing(meta, key)}; {fix}")
+    for key in ("spec", "window_s"):
+        if key not in meta["backbone"]:
+            raise ModelFileError(f"{path}: missing key backbone.{key}; {fix}")
+    return meta
+
+
+def read_calibration(root: Path) -> dict[str, Any] | None:
+    """``calibration.json`` with finite ``threshold`` (0..1), ``temperature`` (> 0) and ``bias``.
+
+    None when the model has none (before ``wb calibrate``).
+    """
+    path = root / CALIBRATION_NAME
+    if not path.exists():
+        return None
+    fix = f"run wb calibrate on {root} again"
+    cal = read_object(path, fix)
+    for key in CALIBRATION_KEYS:
+        value = cal.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ModelFileError(f"{path}: {_missing(cal, key, 'a finite number')}; {fix}")
+    if not 0.0 <= cal["threshold"] <= 1.0:
+        raise ModelFileError(f"{path}: threshold {cal['threshold']} must be within 0..1; {fix}")
+    if cal["temperature"] <= 0:
+        raise ModelFileError(f"{path}: temperature {cal['temperature']} must be above 0; {fix}")
+    return cal
+
+
+def _refit(root: Path) -> str:
+    return f"is {root} a wb fit output? (wb fit writes a complete one)"
+
+
+def _missing(data: dict[str, Any], key: str, kind: str = "an object") -> str:
+    return f"missing key {key}" if key not in data else f"{key} must be {kind}, not {data[key]!r}"
+
+
 def load_model(model_dir: str | os.PathLike[str], *, device: str = "cpu") -> LoadedModel:
     """Load a model directory; clear errors for missing or corrupt files."""
     from safetensors import SafetensorError
@@ -80,13 +150,8 @@ def load_model(model_dir: str | os.PathLike[str], *, device: str = "cpu") -> Loa
     root = Path(model_dir)
     if not root.is_dir():
         raise ModelFileError(f"{root}: model directory not found (make one with wb fit)")
-    try:
-        meta = read_json(root / META_NAME)
-        split = read_json(root / SPLIT_NAME)
-    except WakebuilderError as exc:
-        raise ModelFileError(f"{exc}; is {root} a wb fit output?") from exc
-    calibration_path = root / CALIBRATION_NAME
-    calibration = read_json(calibration_path) if calibration_path.exists() else None
+    meta = read_meta(root)
+    split = read_object(root / SPLIT_NAME, _refit(root))
     try:
         head = build_head(HeadConfig.from_dict(meta["head"]))
     except (KeyError, WakebuilderError) as exc:
@@ -100,4 +165,4 @@ def load_model(model_dir: str | os.PathLike[str], *, device: str = "cpu") -> Loa
     except (SafetensorError, RuntimeError, OSError) as exc:
         raise ModelFileError(f"{weights}: corrupt or mismatched weights ({exc})") from exc
     head.to(device).eval()
-    return LoadedModel(head=head, meta=meta, split=split, calibration=calibration, path=root)
+    return LoadedModel(head=head, meta=meta, split=split, path=root)
