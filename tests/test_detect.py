@@ -120,8 +120,9 @@ def test_an_uncalibrated_model_needs_an_explicit_threshold(tmp_path: Path) -> No
 
     audio = planted_stream(PLANTED, 16.0)
     model = tone_setup()["model"]  # no calibration.json
-    with pytest.raises(ModelFileError, match="not calibrated.*wb calibrate.*--threshold"):
+    with pytest.raises(ModelFileError, match="not calibrated.*wb calibrate.*--threshold") as raised:
         detect_waveform(load_detector(model), audio, DetectConfig())
+    assert str(raised.value).startswith(f"{model}: ")
     assert_found(detect_waveform(load_detector(model), audio, DetectConfig(threshold=0.5)), PLANTED)
     onnx = Path(export_model(model, tmp_path / "export", name="raw").files["onnx"])
     assert load_detector(onnx).threshold is None  # NAME.json says calibrated: false
@@ -129,6 +130,8 @@ def test_an_uncalibrated_model_needs_an_explicit_threshold(tmp_path: Path) -> No
     runner = CliRunner()
     refused = runner.invoke(main, ["detect", str(onnx), str(wav)])
     assert refused.exit_code == 1 and "not calibrated" in refused.stderr and refused.stderr.count("\n") == 1
+    assert refused.stderr.startswith(f"wb: error: {onnx}: ")
+    assert "run wb calibrate on the model folder before wb export" in refused.stderr
     given = runner.invoke(main, ["detect", str(onnx), str(wav), "--threshold", "0.5"])
     assert given.exit_code == 0 and len(given.stdout.splitlines()) == len(PLANTED)
 
@@ -154,3 +157,13 @@ def test_a_bad_export_sidecar_is_refused(exported: Path, sidecar: bytes, tmp_pat
     onnx.with_suffix(".json").write_bytes(sidecar)
     with pytest.raises(ModelFileError, match=f"{onnx.with_suffix('.json')}: .*wb export"):
         load_detector(onnx)
+
+
+def test_a_foreign_onnx_without_a_threshold_names_its_file(exported: Path, tmp_path: Path) -> None:
+    from wakebuilder.export import add_metadata
+
+    onnx = tmp_path / "foreign.onnx"
+    onnx.write_bytes(exported.read_bytes())
+    add_metadata(onnx, {})  # no NAME.json, no threshold metadata
+    with pytest.raises(ModelFileError, match=f"^{onnx}: records no threshold.*pass --threshold"):
+        detect_waveform(load_detector(onnx), np.zeros(32000, np.float32), DetectConfig())

@@ -56,6 +56,7 @@ class Detector:
     window_samples: int
     threshold: float | None
     info: dict[str, Any]
+    path: Path | None = None  # the .onnx file or model directory it was loaded from
 
 
 def threshold_for(detector: Detector, config: DetectConfig) -> float:
@@ -67,11 +68,20 @@ def threshold_for(detector: Detector, config: DetectConfig) -> float:
     if config.threshold is not None:
         return config.threshold
     if detector.threshold is None:
-        raise ModelFileError(
-            f"{detector.name}: the model is not calibrated (no calibration.json, or exported without one); "
-            "run wb calibrate (then wb export again), or pass --threshold"
-        )
+        raise ModelFileError(_uncalibrated(detector))
     return detector.threshold
+
+
+def _uncalibrated(detector: Detector) -> str:
+    """Why ``detector`` has no threshold, naming its file and the fix."""
+    where = detector.path or detector.name
+    if detector.path is not None and detector.path.is_dir():
+        return (f"{where}: the model is not calibrated (no calibration.json); run wb calibrate on it, "
+                "or pass --threshold")
+    if str(detector.info.get("calibrated", "")).lower() == "false":
+        return (f"{where}: not calibrated (exported from a model folder without calibration.json); run "
+                "wb calibrate on the model folder before wb export, then export again, or pass --threshold")
+    return f"{where}: records no threshold (no NAME.json beside it, no threshold metadata); pass --threshold"
 
 
 def _onnx_window(session: Any, path: Path, meta: dict[str, str]) -> int:
@@ -140,7 +150,7 @@ def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Det
         batch = np.ascontiguousarray(waveforms, dtype=np.float32)
         return session.run(None, {input_name: batch})[0].reshape(-1)
 
-    return Detector(where.stem, score, _onnx_window(session, where, meta), threshold, info or meta)
+    return Detector(where.stem, score, _onnx_window(session, where, meta), threshold, info or meta, where)
 
 
 def load_dir_detector(path: str | os.PathLike[str], *, device: str = "auto") -> Detector:
@@ -154,7 +164,7 @@ def load_dir_detector(path: str | os.PathLike[str], *, device: str = "auto") -> 
     backbone = backbone_from_identity(model.backbone, device=device)
     scorer = model_scorer(model, backbone, float(cal.get("temperature", 1.0)), float(cal.get("bias", 0.0)))
     threshold = model.threshold if model.calibration is not None else None
-    return Detector(model.path.name, scorer, backbone.window_samples, threshold, model.meta)
+    return Detector(model.path.name, scorer, backbone.window_samples, threshold, model.meta, model.path)
 
 
 def load_detector(path: str | os.PathLike[str], *, device: str = "auto", threads: int = 0) -> Detector:
