@@ -16,7 +16,7 @@ from tests.conftest import noise, tone
 from wakebuilder.audio import load_audio, quantize_pcm16, write_wav
 from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone, sequence_length
 from wakebuilder.embed import EmbedConfig, choose_window, embed_manifests, window_durations
-from wakebuilder.errors import LockedError, StoreError, StoreMismatchError
+from wakebuilder.errors import BadAudioError, LockedError, StoreError, StoreMismatchError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import ClipRecord, read_manifest, write_manifest
 from wakebuilder.store import open_store, rejects_path
@@ -168,6 +168,24 @@ def test_bad_inputs_are_rejected_with_reasons(tmp_path: Path) -> None:
     (folder / "manifest-0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
     embed_manifests([manifest], store_path=tmp_path / "s.zarr", config=SE, progress=False)
     assert not rejects_path(tmp_path / "s.zarr").exists()
+
+
+def test_a_run_whose_every_clip_is_rejected_fails_naming_the_rejects(tmp_path: Path) -> None:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    (folder / "bad.wav").write_bytes(b"not audio at all\n" * 20)
+    manifest = write_manifest(folder / "bad.jsonl", [ClipRecord(id="bad", path="bad.wav", label=0,
+                                                                kind="real_negative", group="g")])
+    store = tmp_path / "s.zarr"
+    with pytest.raises(BadAudioError, match=f"none of the 1 clip.*{rejects_path(store)}"):
+        embed_manifests([manifest], store_path=store, config=SE, progress=False)
+    assert "cannot decode" in rejects_path(store).read_text()
+    good = make_manifest(folder, 2)  # a store of other clips gains nothing from it either
+    embed_manifests([good], store_path=store, config=SE, progress=False)
+    with pytest.raises(BadAudioError, match=f"^{manifest}: none of the 1 clip"):
+        embed_manifests([manifest], store_path=store, config=SE, progress=False)
+    summary = embed_manifests([good, manifest], store_path=store, config=SE, progress=False)
+    assert summary.rejected == 1 and summary.skipped_existing == 2  # a resumed run: some clips are usable
 
 
 KILL_RUN = [sys.executable, "-m", "wakebuilder.cli", "embed", "--backbone", "speech-embedding",

@@ -218,3 +218,16 @@ def test_rejected_clips_are_listed_and_a_part_of_rejects_only_is_dropped(tmp_pat
     assert len([p for p in (store / "parts").iterdir() if p.is_dir()]) == len(shards) - 1
     lines = rejects_path(store).read_text().splitlines()
     assert len(lines) == 1 and alone.path in lines[0]
+
+
+def test_a_sharded_run_whose_every_clip_is_rejected_fails(tmp_path: Path) -> None:
+    from wakebuilder.errors import BadAudioError
+    from wakebuilder.store import rejects_path
+
+    manifest = make_manifest(tmp_path / "clips", 2)
+    for record in read_manifest(manifest):
+        (tmp_path / "clips" / record.path).write_bytes(b"not audio")
+    store = tmp_path / "parted"
+    with pytest.raises(BadAudioError, match=f"none of the 2 clip.*{rejects_path(store)}"):
+        embed([manifest], store, shard_clips=1)
+    assert len(rejects_path(store).read_text().splitlines()) == 2

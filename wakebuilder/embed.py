@@ -24,7 +24,7 @@ import numpy as np
 from wakebuilder.atomic import atomic_write_text
 from wakebuilder.backbones import Backbone, backbone_kind, load_backbone
 from wakebuilder.config import StageConfig
-from wakebuilder.errors import ConfigError, ManifestError
+from wakebuilder.errors import BadAudioError, ConfigError, ManifestError
 from wakebuilder.loader import DecodedClip, StoreWriter, decoded_clips
 from wakebuilder.manifest import ClipRecord, read_manifest
 from wakebuilder.store import StoreSpec, open_store, rejects_path
@@ -92,6 +92,21 @@ def collect_clips(manifests: Sequence[str | os.PathLike[str]]) -> list[tuple[Pat
     return clips
 
 
+def refuse_all_rejected(
+    manifests: Sequence[str | os.PathLike[str]], clips: int, rejected: int, rejects_file: str | os.PathLike[str]
+) -> None:
+    """Raise when every one of the manifests' ``clips`` was rejected: the store gained nothing from them.
+
+    Raises:
+        BadAudioError: naming the manifests and the rejects file with each clip's reason.
+    """
+    if clips and rejected == clips:
+        raise BadAudioError(
+            f"{', '.join(map(str, manifests))}: none of the {clips} clip(s) could be embedded (reasons in "
+            f"{rejects_file}); fix the audio or the manifest and run wb embed again"
+        )
+
+
 def choose_window(native_s: float, durations: Sequence[float]) -> float | None:
     """None keeps the backbone's window; longer clips widen it (10 ms steps, at most 3.0 s)."""
     longest = max(durations, default=0.0)
@@ -145,6 +160,7 @@ def embed_manifests(
     """Embed every clip of ``manifests`` not yet in the store; returns a summary.
 
     Raises:
+        BadAudioError: every clip of the manifests was rejected (reasons in ``<store>.rejects.jsonl``).
         StoreMismatchError: the store holds another backbone or window (pass ``overwrite``).
         LockedError: another process is writing the store.
     """
@@ -164,6 +180,7 @@ def embed_manifests(
         finally:
             _write_rejects(store_path, tally.rejects)
         total = len(store)
+    refuse_all_rejected(manifests, len(clips), len(tally.rejects), rejects_path(store_path))
     warn_cropped_silent(tally.cropped, tally.silent, backbone)
     elapsed = time.perf_counter() - started
     return EmbedSummary(

@@ -23,7 +23,8 @@ from concurrent.futures import Future, as_completed
 from pathlib import Path
 
 from wakebuilder.embed import (
-    EmbedConfig, EmbedSummary, _write_rejects, collect_clips, embed_manifests, warn_cropped_silent, window_durations,
+    EmbedConfig, EmbedSummary, _write_rejects, collect_clips, embed_manifests, refuse_all_rejected, warn_cropped_silent,
+    window_durations,
 )
 from wakebuilder.embed_shards import ShardResult, ShardTask, backbone_spec, cached_backbone, run_shard
 from wakebuilder.errors import ConfigError, WakebuilderError
@@ -112,6 +113,7 @@ def embed_in_parts(
         StoreMismatchError: the store holds another backbone or window (pass ``overwrite``).
         LockedError: another process coordinates this store, or still writes one of its parts.
         WakebuilderError: a shard failed on the executor (finished parts are kept; run again).
+        BadAudioError: every clip of the manifests was rejected (reasons in ``<store>.rejects.jsonl``).
     """
     _check_reachable(store_path, run.executor)
     clips = collect_clips(manifests)
@@ -141,6 +143,7 @@ def embed_in_parts(
         index.close()
     rejects = [reject for result in results for reject in result.rejects]
     _save_rejects(store, rejects)
+    refuse_all_rejected(manifests, len(clips), len(rejects), f"{store}.rejects.jsonl")
     warn_cropped_silent(sum(r.cropped for r in results), sum(r.silent for r in results), backbone)
     elapsed = time.perf_counter() - started
     embedded = sum(r.embedded for r in results)

@@ -50,3 +50,19 @@ def test_bad_input_exits_non_zero_with_one_line(tmp_path: Path, problem: str) ->
     assert result.exit_code not in (0, None), result.output
     assert result.stderr.startswith("wb: error: ") and len(result.stderr.strip().splitlines()) == 1
     assert result.stdout == ""
+
+
+def test_a_manifest_of_rejected_clips_only_exits_non_zero(tmp_path: Path) -> None:
+    from wakebuilder.manifest import ClipRecord, write_manifest
+
+    (tmp_path / "bad.wav").write_bytes(b"")
+    manifest = write_manifest(tmp_path / "m.jsonl", [ClipRecord(id="bad", path="bad.wav", label=0,
+                                                                kind="real_negative", group="g")])
+    store = tmp_path / "s.zarr"
+    for extra in ([], ["--shard-clips", "1"]):
+        result = CliRunner().invoke(main, ["embed", str(manifest), "--store", str(store), "--backbone",
+                                           "speech-embedding", "--overwrite", *extra])
+        assert result.exit_code == 1 and result.stdout == "", result.output
+        error = result.stderr.splitlines()[-1]  # after the progress bar and the rejects warning
+        assert error.startswith(f"wb: error: {manifest}: none of the 1 clip(s) could be embedded")
+        assert f"{store}.rejects.jsonl" in error and result.stderr.count("wb: error:") == 1
