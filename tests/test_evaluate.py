@@ -73,6 +73,16 @@ def test_bad_inputs(data: dict[str, Path], tmp_path: Path) -> None:
     assert result.exit_code == 2 and "hop-s" in result.stderr
 
 
+def test_an_empty_manifest_is_refused_not_scored_as_perfect(data: dict[str, Path], tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    result = CliRunner().invoke(main, ["eval", str(data["onnx"]), str(empty)])
+    assert result.exit_code == 1 and result.stdout == "" and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"wb: error: {empty}: no clips; ")
+    (both,) = evaluate_models([data["onnx"]], [str(empty), str(data["manifest"])])  # another one has clips
+    assert both["n_clips"] == 24
+
+
 def test_fa_per_hour_per_category(data: dict[str, Path], tmp_path: Path) -> None:
     from tests.model_helpers import planted_stream
     from wakebuilder.categories import record_category

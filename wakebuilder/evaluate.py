@@ -22,7 +22,7 @@ from wakebuilder.audio import audio_seconds, fit_to_window, load_audio
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.categories import CATEGORIES, OTHER, StreamSegments, from_path, record_category, stream_categories
 from wakebuilder.detect import DetectConfig, Detector, detect_blocks, load_detector, threshold_for
-from wakebuilder.errors import ConfigError
+from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.streaming import Event, count_events, hop_samples, smooth_scores
 from wakebuilder.manifest import ClipRecord, read_manifest, resolve_clip_path
 
@@ -82,6 +82,9 @@ def evaluate_detector(
     if manifests:
         records: list[ClipRecord] = []
         scores, labels = clip_scores(detector, manifests, batch_size=config.batch_size, records_out=records)
+        if labels.size == 0:  # metrics of no clips would read as perfect
+            raise ManifestError(f"{', '.join(map(str, manifests))}: no clips; pass a manifest of labelled clips "
+                                "(label 1: the wake word, 0: not)")
         result["clip_categories"] = clip_categories(records, scores, threshold)
         result["n_clips"] = int(labels.size)
         result["metrics"] = metrics.metrics_at(labels, scores, threshold)

@@ -110,6 +110,15 @@ def test_bad_input(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "--snr-db" in result.output
 
 
+def test_an_empty_manifest_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = CliRunner().invoke(main, ["augment", str(empty), "--out", str(tmp_path / "a"), "--copies", "1"])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"wb: error: {empty}: no clips; nothing to augment")
+    assert not (tmp_path / "a").exists()
+
+
 def test_speed_and_pitch_options_reach_every_copy(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path)
     out = tmp_path / "o"

@@ -17,7 +17,7 @@ from wakebuilder.data.augment.background import (
 )
 from wakebuilder.data.augment.transforms import AugmentConfig, apply_params, clip_key, draw_params
 from wakebuilder.devices import cpu_threads
-from wakebuilder.errors import ConfigError
+from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, resolve_clip_path, write_manifest
 
@@ -80,11 +80,16 @@ def run_augment(
 
     Raises:
         ArtifactExistsError: the output manifest exists and ``overwrite`` is False.
+        ManifestError: the manifest holds no clips.
     """
     from tqdm import tqdm
 
     if config.copies < 1:
         raise ConfigError(f"--copies {config.copies}: must be at least 1")
+    parents = read_manifest(manifest)
+    if not parents:
+        raise ManifestError(f"{manifest}: no clips; nothing to augment (pass a manifest with clips, such as "
+                            "wb synth, wb validate or wb negatives writes)")
     out = refuse_existing(Path(out_dir) / MANIFEST_NAME, overwrite=overwrite).parent
     noise_names, noise_bank = load_bank(noise_dir, "noise")
     rir_names, rir_bank = load_bank(rir_dir, "rir")
@@ -93,7 +98,6 @@ def run_augment(
     if background is not None:
         background.check()
         backgrounds = (background, BackgroundBank.load(background.manifests))
-    parents = read_manifest(manifest)
 
     def copies(parent: ClipRecord) -> list[ClipRecord]:
         source = resolve_clip_path(manifest, parent)
