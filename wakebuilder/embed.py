@@ -77,13 +77,7 @@ def collect_clips(manifests: Sequence[str | os.PathLike[str]]) -> list[tuple[Pat
     seen: set[str] = set()
     clips = []
     for manifest in manifests:
-        try:
-            records = read_manifest(manifest)
-        except UnicodeDecodeError as exc:  # read_manifest lets it through for binary files
-            raise ManifestError(
-                f"{manifest}: not a JSONL manifest (binary content); pass the manifest.jsonl"
-            ) from exc
-        for record in records:
+        for record in read_manifest(manifest):
             if record.id not in seen:
                 seen.add(record.id)
                 clips.append((Path(manifest), record))
