@@ -152,7 +152,7 @@ BAD_CALIBRATIONS = {
     "threshold 5 must be within 0..1": b'{"threshold": 5, "temperature": 1.0, "bias": 0.0}',
     "threshold must be a finite number": b'{"threshold": "0.5", "temperature": 1.0, "bias": 0.0}',
     "temperature 0 must be above 0": b'{"threshold": 0.5, "temperature": 0, "bias": 0.0}',
-    "not UTF-8 JSON": b'{"threshold": 0.5\xff}',
+    "not UTF-8 text": b'{"threshold": 0.5\xff}',
 }
 BAD_METAS = {
     "not a JSON object": lambda meta: b"[]",
@@ -161,7 +161,7 @@ BAD_METAS = {
     "backbone must be an object": lambda meta: json.dumps(meta | {"backbone": "x"}).encode(),
     "missing key backbone.spec": lambda meta: json.dumps(
         meta | {"backbone": {k: v for k, v in meta["backbone"].items() if k != "spec"}}).encode(),
-    "not UTF-8 JSON": lambda meta: b'{"head": "\xff"}',
+    "not UTF-8 text": lambda meta: b'{"head": "\xff"}',
 }
 
 

@@ -84,12 +84,10 @@ def read_object(path: Path, fix: str) -> dict[str, Any]:
     """A JSON file that must hold an object; ``fix`` ends each error (what to do about it).
 
     Raises:
-        ModelFileError: missing, not UTF-8 JSON, or not an object.
+        ModelFileError: missing, not UTF-8 text, not JSON, or not an object.
     """
     try:
-        data = read_json(path)
-    except UnicodeDecodeError as exc:
-        raise ModelFileError(f"{path}: not UTF-8 JSON ({exc.reason}); {fix}") from exc
+        data = read_json(path)  # a missing file, bad JSON or bytes that are not UTF-8: WakebuilderError
     except WakebuilderError as exc:
         raise ModelFileError(f"{exc}; {fix}") from exc
     if not isinstance(data, dict):
