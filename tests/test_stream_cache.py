@@ -147,3 +147,29 @@ def test_a_damaged_cache_entry_is_computed_again_and_replaced(tmp_path: Path, ca
     assert str(kept) in caplog.text and "computing it again" in caplog.text
     assert kept.read_bytes() == whole  # replaced by the whole file
     assert not [p for p in kept.parent.iterdir() if p.suffix == ".tmp"]  # no temporary file left
+
+
+def test_the_key_tells_a_bf16_pass_from_fp32(tmp_path: Path) -> None:
+    """AST embeds in bf16 on a GPU and fp32 on the CPU: their stream passes must not share a cache entry."""
+    stream = tmp_path / "s.wav"
+    stream.write_bytes(b"RIFF")
+    identity = {"name": "ast", "window_s": 1.28}
+    fp32 = stream_key(stream, identity, 1600, "fp32")
+    assert fp32 == stream_key(stream, identity, 1600) == stream_key(stream, identity, 1600, None)
+    assert stream_key(stream, identity, 1600, "bf16") != fp32
+
+
+def test_stream_sequences_keeps_bf16_and_fp32_passes_apart(tmp_path: Path, monkeypatch) -> None:
+    import types
+
+    import wakebuilder.stream_cache as stream_cache
+
+    stream = tmp_path / "s.wav"
+    stream.write_bytes(b"RIFF")
+    monkeypatch.setattr(stream_cache, "_embed_stream",
+                        lambda path, backbone, **kw: np.full((2, 3, 4), {"fp32": 1, "bf16": 2}[backbone.dtype], np.float16))
+    passes = {dtype: stream_cache.stream_sequences(stream, types.SimpleNamespace(identity={"name": "ast"}, dtype=dtype),
+                                                   hop=1600, cache=tmp_path / "cache")
+              for dtype in ("fp32", "bf16")}
+    assert passes["fp32"][0, 0, 0] == 1 and passes["bf16"][0, 0, 0] == 2  # each its own pass...
+    assert len(list((tmp_path / "cache" / "stream-embeddings").glob("*.npy"))) == 2  # ...and its own file

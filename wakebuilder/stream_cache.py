@@ -31,10 +31,13 @@ VERSION = 1
 FOLDER = "stream-embeddings"
 
 
-def stream_key(path: str | os.PathLike[str], identity: dict[str, Any], hop: int) -> str:
-    """The cache key of a stream's sequences: its bytes, the backbone and the hop in samples."""
-    return fingerprint("stream-sequences", VERSION, {"backbone": identity, "hop": hop},
-                       inputs=file_sha256(str(path)))
+def stream_key(path: str | os.PathLike[str], identity: dict[str, Any], hop: int, dtype: str | None = None) -> str:
+    """The cache key of a stream's sequences: its bytes, the backbone, the hop in samples and, other than fp32,
+    the compute dtype (an AST pass in bf16 on a GPU differs from fp32's by more than float16 rounding)."""
+    settings: dict[str, Any] = {"backbone": identity, "hop": hop}
+    if dtype not in (None, "fp32"):
+        settings["dtype"] = dtype
+    return fingerprint("stream-sequences", VERSION, settings, inputs=file_sha256(str(path)))
 
 
 def stream_sequences(
@@ -48,7 +51,7 @@ def stream_sequences(
     be read (truncated, damaged) is computed again and replaced.
     """
     folder = cache_dir(cache) / FOLDER
-    target = folder / f"{stream_key(path, backbone.identity, hop)}.npy"
+    target = folder / f"{stream_key(path, backbone.identity, hop, getattr(backbone, 'dtype', None))}.npy"
     with waiting_lock(folder / f"{target.stem}.lock", f"stream embeddings of {path}"):
         cached = _read_cached(target) if target.is_file() else None
         if cached is not None:
