@@ -14,8 +14,14 @@ import pytest
 from wakebuilder import SAMPLE_RATE
 
 # huggingface_hub reads these once, at import: set them before any test module imports transformers.
-_SESSION_CACHE = Path(tempfile.mkdtemp(prefix="wb-test-cache-"))
-atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
+# Worker processes that import this module (spawned pools, Dask, subprocesses) inherit the parent's folder: they
+# end without running atexit, so a folder of their own would be left behind.
+if "WB_TEST_SESSION_CACHE" in os.environ:
+    _SESSION_CACHE = Path(os.environ["WB_TEST_SESSION_CACHE"])
+else:
+    _SESSION_CACHE = Path(tempfile.mkdtemp(prefix="wb-test-cache-"))
+    os.environ["WB_TEST_SESSION_CACHE"] = str(_SESSION_CACHE)
+    atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
 os.environ["HF_HOME"] = str(_SESSION_CACHE / "hf")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
