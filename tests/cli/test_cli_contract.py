@@ -51,3 +51,13 @@ def test_file_system_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, tmp_pa
     line = result.output.strip()
     assert line.count("\n") == 0 and line.startswith(f"wb: error: {error.filename}: {error.strerror}; ")
     assert fix in line and "Traceback" not in result.output
+
+
+def test_a_reader_that_leaves_early_stops_the_command_quietly() -> None:
+    """`wb negatives PHRASE --list | head -1`: exit 141 as in a shell pipeline, no error and no traceback."""
+    process = subprocess.Popen([sys.executable, "-m", "wakebuilder.cli", "negatives", "hey jarvis", "--list"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline()
+    process.stdout.close()
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 141 and err.decode().strip() == "", err.decode()[-500:]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -100,6 +102,10 @@ def handle_errors(func: F) -> F:
         except WakebuilderError as exc:
             click.echo(f"wb: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except BrokenPipeError:  # stdout's reader left (`wb ... | head`): stop quietly, as a shell pipeline does
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            sys.exit(141)
         except OSError as exc:  # the file system said no: a read-only or full disk, permissions, a lock file
             click.echo(f"wb: error: {os_error_line(exc)}", err=True)
             sys.exit(1)
