@@ -23,6 +23,7 @@ from wakebuilder import SAMPLE_RATE
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, ModelFileError
+from wakebuilder.modeldir import read_object
 from wakebuilder.streaming import (
     Event, EventCounter, MovingAverage, Scorer, WindowBuffer, hop_samples, score_waveform, smooth_scores,
     count_events,
@@ -98,19 +99,6 @@ def _onnx_window(session: Any, path: Path, meta: dict[str, str]) -> int:
     raise ModelFileError(f"{path}: input {dims} has no fixed window length and no window_samples metadata")
 
 
-def read_sidecar(path: Path) -> dict[str, Any]:
-    """``NAME.json`` beside an exported ONNX file: a JSON object, or a ``ModelFileError`` naming it."""
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ModelFileError(f"{path}: not UTF-8 JSON ({exc.reason}); re-run wb export") from exc
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{path}: not valid JSON ({exc.msg}); re-run wb export") from exc
-    if not isinstance(info, dict):
-        raise ModelFileError(f"{path}: not a JSON object (a {type(info).__name__}); re-run wb export")
-    return info
-
-
 def _threshold(raw: Any, source: Path) -> float:
     """A recorded threshold as a float within 0..1 (else a ``ModelFileError`` naming ``source``)."""
     try:
@@ -138,7 +126,7 @@ def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Det
         raise ModelFileError(f"{where}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from exc
     meta = dict(session.get_modelmeta().custom_metadata_map)
     sidecar = where.with_suffix(".json")
-    info = read_sidecar(sidecar) if sidecar.is_file() else {}
+    info = read_object(sidecar, "re-run wb export") if sidecar.is_file() else {}
     raw = info.get("threshold", meta.get("threshold"))
     calibrated = info.get("calibrated", str(meta.get("calibrated", "true")).lower() == "true")
     threshold = None
