@@ -56,6 +56,8 @@ def test_platt_refuses_one_class_and_inverted_scores() -> None:
         fit_platt(np.ones(5), np.ones(5))
     with pytest.raises(TrainingError, match="separate"):
         fit_platt(np.r_[-5.0, -4, -6, 5, 4, 6], np.r_[1, 1, 1, 0, 0, 0])
+    with pytest.raises(TrainingError, match="^m: .*same logit"):  # a head that learned nothing
+        fit_platt(np.full(6, 3.5), np.r_[1, 1, 1, 0, 0, 0], where="m")
 
 
 def test_fa_per_hour_target_picks_the_lowest_threshold_meeting_it() -> None:
@@ -86,6 +88,15 @@ def test_not_below_f1_lets_the_stream_raise_the_threshold_but_not_lower_it() -> 
     assert choose_threshold(table, hard, plain) == choose_threshold(table, hard, floored) == 0.85
     unreachable = CalibrateConfig(objective="auto", not_below_f1=True)
     assert choose_threshold(table, np.where(grid >= 0.2, 6.0, 12.0), unreachable) == 0.6
+
+
+def test_a_stream_that_bounds_no_threshold_takes_the_f1_rule(caplog: pytest.LogCaptureFixture) -> None:
+    """Silence, or audio nothing like the wake word, has no false accept at any threshold: the FA/h rule would
+    take the bottom of the grid (0.01), so the per-clip F1 rule's threshold is taken, with a warning."""
+    grid = metrics.threshold_grid()
+    table = {"threshold": grid, "f1": np.exp(-((grid - 0.6) ** 2) / 0.01)}
+    assert choose_threshold(table, np.zeros_like(grid), CalibrateConfig(objective="fa-per-hour")) == 0.6
+    assert "does not bound the threshold" in caplog.text
 
 
 def test_config_rejects_bad_values() -> None:
@@ -160,6 +171,67 @@ def test_store_of_another_phrase_is_refused(tmp_path: Path) -> None:
             continue
         with pytest.raises(StoreMismatchError, match="validation positives say 'hey jarvis'.*wake word is 'alexa'"):
             calibrate_model(model, tmp_path / "store")
+
+
+def test_stores_other_than_those_fit_on_are_refused(tmp_path: Path) -> None:
+    """Stores of one backbone share a fingerprint: model.json's ``stores`` (rows of each) tell a subset."""
+    from wakebuilder.store import open_store
+
+    setup = tone_setup()
+    model = copy_model(setup["model"], tmp_path / "model")
+    with open_store(setup["store"], "r") as store:
+        fitted = {"path": str(setup["store"]), "fingerprint": store.fingerprint, "rows": len(store)}
+    meta = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_text(json.dumps({**meta, "stores": [fitted]}))
+    calibrate_model(model, setup["store"])  # the store it was fit on
+    bank = dict(fitted, path="/elsewhere/bank", rows=7)
+    (model / "model.json").write_text(json.dumps({**meta, "stores": [fitted, bank]}))
+    with pytest.raises(StoreMismatchError, match=r"fit on .*store \(\d+ rows\), /elsewhere/bank \(7 rows\), given"):
+        calibrate_model(model, setup["store"])
+
+
+def test_augmented_copies_of_training_clips_do_not_validate(tmp_path: Path) -> None:
+    """wb fit puts an augmented copy in its parent's group: calibration must too, or copies of training clips
+    named in a validation group are scored as held-out."""
+    from tests.model_helpers import tone_clips
+    from wakebuilder.backbones import load_backbone
+    from wakebuilder.calibrate import validation_logits
+    from wakebuilder.manifest import ClipRecord
+    from wakebuilder.modeldir import load_model
+    from wakebuilder.store import StoreSpec, open_store
+
+    setup = tone_setup()
+    backbone = load_backbone("speech-embedding")
+    clips, labels = tone_clips(backbone.window_samples, 24, seed=3)
+    pooled, sequence = backbone.embed(clips)
+    records = [ClipRecord(id=f"c{i:04d}", path=f"c{i}.wav", label=int(y), kind="tts" if y else "noise",
+                          group="train" if i < 8 else "val", duration_s=1.5,
+                          parent_id=f"c{i - 16:04d}" if i >= 16 else None)  # c0016..: copies of c0000..
+               for i, y in enumerate(labels)]
+    spec = StoreSpec(backbone=backbone.identity, seq_len=backbone.seq_len, dim=backbone.dim)
+    with open_store(tmp_path / "store", "a", spec=spec) as store:
+        store.append(records, pooled, sequence)
+    model = copy_model(setup["model"], tmp_path / "model")
+    logits, held = validation_logits(load_model(model), tmp_path / "store")
+    assert len(logits) == 8 and held.tolist() == labels[8:16].tolist()
+
+
+def test_short_streams_and_bad_segment_files_are_one_line_errors(tmp_path: Path) -> None:
+    from wakebuilder.categories import segments_path
+
+    setup = tone_setup()
+    model = copy_model(setup["model"], tmp_path / "model")
+    short = write_wav(tmp_path / "short.wav", noise(0.5, amplitude=0.02, seed=5))
+    with pytest.raises(ConfigError, match=r"short.wav: 0.50 s of audio, shorter than the backbone's"):
+        calibrate_model(model, setup["store"], streams=[short])
+    stream = write_wav(tmp_path / "stream.wav", noise(5, amplitude=0.02, seed=5))
+    for duration in (0, "NaN", -3):
+        segments_path(stream).write_text(json.dumps({"duration_s": duration, "segments": [[0.0, "noise", "x", ""]]}))
+        with pytest.raises(ConfigError, match=r"stream.segments.json: not a segments file of wb stream \(duration_s"):
+            calibrate_model(model, setup["store"], streams=[stream])
+    segments_path(stream).write_text(json.dumps({"duration_s": 5.0, "segments": [[0.0, "speech", "x", "hey tone"]]}))
+    with pytest.raises(ConfigError, match="every clip of the stream says 'hey tone'"):
+        calibrate_model(model, setup["store"], streams=[stream])
 
 
 def test_cli_help_and_bad_input() -> None:

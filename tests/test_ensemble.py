@@ -131,6 +131,23 @@ def test_stream_sets_the_threshold_of_members_calibrated_by_the_fa_rule(members:
     assert given["objective"] == "given" and given["fa_per_hour"] * given["stream_hours"] == pytest.approx(1)
 
 
+def test_the_stream_rule_says_what_it_did_and_needs_members_calibrated_alike(members: list[Path],
+                                                                             tmp_path: Path) -> None:
+    from wakebuilder.ensemble import STREAM_RULE_UNFLOORED
+
+    stream = write_wav(tmp_path / "stream.wav", planted_stream((4.0,), 10.0, level=0.02))
+    fa_rule_calibrations(members, (0.05, 0.15))
+    for model in members:  # calibrated without the F1 floor: the objective must not claim one
+        saved = json.loads((model / "calibration.json").read_text())
+        atomic_write_json(model / "calibration.json", saved | {"config": saved["config"] | {"not_below_f1": False}})
+    _, summary = combine_models(members, tmp_path / "ens", streams=[stream], device="cpu")
+    assert summary["objective"] == STREAM_RULE_UNFLOORED and summary["member_f1_threshold"] == pytest.approx(0.1)
+    saved = json.loads((members[1] / "calibration.json").read_text())
+    atomic_write_json(members[1] / "calibration.json", saved | {"config": saved["config"] | {"target_fa_per_hour": 2}})
+    with pytest.raises(ConfigError, match=r"m1: calibrated with target_fa_per_hour 2, .*m0 with 0.5; calibrate"):
+        combine_models(members, tmp_path / "ens2", streams=[stream], device="cpu")
+
+
 def test_members_calibrated_by_f1_keep_the_mean_threshold_with_a_stream(members: list[Path], tmp_path: Path) -> None:
     from wakebuilder.ensemble import THRESHOLD_RULE
 

@@ -47,6 +47,16 @@ def test_frr_at_fa_and_threshold_rules() -> None:
     assert points[0] == {"threshold": 0.1, "frr": 0.0, "fa_per_hour": 10.0}
 
 
+def test_threshold_rule_needs_every_higher_threshold_to_meet_the_target() -> None:
+    """A trace above a low threshold for the whole stream is one event there (0.5 FA/h on 2 h) while higher
+    thresholds split it into many: the lowest threshold meeting the target is not the one to take."""
+    thresholds = np.array([0.01, 0.1, 0.3, 0.5, 0.7, 0.9])
+    fa_h = np.array([0.5, 12.0, 6.0, 0.4, 0.6, 0.0])
+    assert metrics.lowest_threshold_meeting(fa_h, thresholds, 0.5) == 0.9
+    assert metrics.lowest_threshold_meeting(fa_h, thresholds, 1.0) == 0.5
+    assert metrics.lowest_threshold_meeting(fa_h + 1, thresholds, 0.5) is None
+
+
 def test_best_f1_threshold_takes_the_middle_of_the_plateau() -> None:
     labels = np.array([1] * 5 + [0] * 5)
     scores = np.array([0.8] * 5 + [0.2] * 5)

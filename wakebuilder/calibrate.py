@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from wakebuilder import metrics
+from wakebuilder import SAMPLE_RATE, metrics
 from wakebuilder.atomic import atomic_write_json
 from wakebuilder.audio import audio_seconds
 from wakebuilder.audio_stream import AudioBlocks
@@ -69,11 +69,13 @@ class CalibrateConfig(StageConfig):
             raise ConfigError("--refractory-s must be >= 0 and --smooth >= 1")
 
 
-def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+def fit_platt(logits: np.ndarray, labels: np.ndarray, *, where: str = "validation") -> tuple[float, float]:
     """Fit ``(temperature, bias)`` of ``sigmoid((logit - bias) / temperature)`` (see module docstring).
 
+    ``where`` names the clips in errors (the model and its validation split).
+
     Raises:
-        TrainingError: one class only, or logits that rank negatives above positives.
+        TrainingError: one class only, logits that are all equal, or logits that rank negatives above positives.
     """
     from scipy.optimize import minimize
 
@@ -81,9 +83,13 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     y = np.asarray(labels).astype(np.int64)
     n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
     if n_pos == 0 or n_neg == 0:
-        raise TrainingError(f"calibration needs positives and negatives; validation has {n_pos} and {n_neg}")
+        raise TrainingError(f"{where}: calibration needs positives and negatives, it has {n_pos} positives and "
+                            f"{n_neg} negatives; fit with a --val-fraction that leaves both in validation")
+    mu, sd = float(z.mean()), float(z.std())
+    if not np.isfinite([mu, sd]).all() or sd <= 1e-9 * max(1.0, abs(mu)):
+        raise TrainingError(f"{where}: the head gives every clip the same logit ({mu:.4g}), so no threshold "
+                            "tells the wake word from negatives; retrain the head")
     target = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-    mu, sd = float(z.mean()), float(z.std()) or 1.0
     x = (z - mu) / sd
 
     def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
@@ -96,7 +102,7 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     a, c = float(result.x[0]), float(result.x[1])
     if not np.isfinite([a, c]).all() or a <= 0:
         raise TrainingError(
-            "validation logits do not separate wake word from negatives (Platt slope <= 0); retrain the head"
+            f"{where}: its logits do not separate wake word from negatives (Platt slope <= 0); retrain the head"
         )
     temperature = sd / a
     return temperature, mu - c * temperature
@@ -112,6 +118,8 @@ def validation_logits(
     """
     from wakebuilder.bank.exclude import open_for_phrase
 
+    from wakebuilder.train.fit import store_rows
+
     paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
     excluded = model.meta.get("bank_exclusion") or {}
     with open_for_phrase(paths, excluded.get("phrase"), max_distance=excluded.get("max_distance")) as (store, _):
@@ -120,10 +128,13 @@ def validation_logits(
                 f"{', '.join(map(str, paths))}: store fingerprint {store.fingerprint} does not match the "
                 f"model's {model.meta.get('store_fingerprint')} ({model.path}); use the stores the model was fit on"
             )
+        _check_stores(model, store.describe())
         groups = set(model.split.get("val_groups", []))
-        logits, labels, positive_ids = [], [], set()
+        # the fit's groups: an augmented copy in its parent's group, so no copy of a training clip validates
+        in_val = np.isin(store_rows(store)[0].group, list(groups))
+        logits, labels, positive_ids, start = [], [], set(), 0
         for batch in store.iter_batches(1024, pooled=False, sequence=True):
-            keep = np.isin(batch.group.astype(str), list(groups))
+            keep, start = in_val[start : start + len(batch)], start + len(batch)
             if keep.any():
                 logits.append(head_logits(model.head, batch.sequence[keep]))
                 labels.append(batch.label[keep].astype(np.int64))
@@ -134,6 +145,21 @@ def validation_logits(
             f"{', '.join(map(str, paths))}: none of the model's {len(groups)} validation groups are in the store"
         )
     return np.concatenate(logits), np.concatenate(labels)
+
+
+def _check_stores(model: LoadedModel, given: list[dict[str, Any]]) -> None:
+    """Refuse stores other than those the model was fit on (model.json ``stores``: each one's fingerprint and
+    rows), which share a fingerprint when they hold one backbone's embeddings: a subset would calibrate on part
+    of the validation split, another store's rows on clips the split never saw."""
+    fitted = model.meta.get("stores")
+    if not fitted:  # a model written before model.json recorded its stores
+        return
+    want = sorted((d.get("fingerprint"), d.get("rows")) for d in fitted)
+    if sorted((d["fingerprint"], d["rows"]) for d in given) != want:
+        listed = ", ".join(f"{d.get('path')} ({d.get('rows')} rows)" for d in fitted)
+        found = ", ".join(f"{d['path']} ({d['rows']} rows)" for d in given)
+        raise StoreMismatchError(f"{model.path}: fit on {listed}, given {found}; calibrate on the stores the model "
+                                 "was fit on (wb fit's --store), all of them")
 
 
 def _check_wake_word(model: LoadedModel, store: Any, positive_ids: set[str], paths: list[Any]) -> None:
@@ -191,18 +217,25 @@ def model_stream_traces(
     sentences, and they are no false accepts.
     """
     from wakebuilder.backbones import backbone_from_identity
-    from wakebuilder.categories import StreamSegments
+    from wakebuilder.categories import StreamSegments, segments_path
 
     backbone = backbone_from_identity(model.backbone, device=config.device)
     traces, hours = [], 0.0
+    window_s = backbone.window_samples / SAMPLE_RATE
     for path in paths:
-        raw, seconds = model_stream_scores(path, model, backbone, temperature, bias, config=config)
         segments = StreamSegments.read(path)
+        raw, seconds = model_stream_scores(path, model, backbone, temperature, bias, config=config)
+        if seconds < window_s:
+            raise ConfigError(f"{path}: {seconds:.2f} s of audio, shorter than the backbone's {window_s:g} s window; "
+                              "a calibration stream needs minutes of negative audio (wb stream makes one)")
         if segments is not None:
             segments = segments.without(model.meta.get("wake_word"))
             times = frame_times(len(raw), window_samples=backbone.window_samples, hop=hop_samples(config.hop_s))
             raw = np.where(segments.excluded_at(times), np.float32(0), raw)
             seconds *= sum(segments.seconds().values()) / segments.duration_s
+            if seconds <= 0:
+                raise ConfigError(f"{path}: every clip of the stream says {model.meta.get('wake_word')!r} (its "
+                                  f"{segments_path(path).name}), so it holds no negative audio for this model")
         traces.append(smooth_scores(raw, config.smooth))
         hours += seconds / 3600
     return traces, hours
@@ -230,40 +263,47 @@ def resolved_objective(config: CalibrateConfig, *, has_stream: bool) -> str:
 def choose_threshold(
     table: dict[str, np.ndarray], fa_h: np.ndarray | None, config: CalibrateConfig
 ) -> float:
-    """Seed rule (best per-clip F1) or field rule (lowest threshold meeting the FA/h target; with
-    ``not_below_f1``, not below the F1 rule's).
+    """Seed rule (best per-clip F1) or field rule (``fa_rule_threshold``; with ``not_below_f1``, not below the
+    F1 rule's).
 
-    With ``auto`` a target no threshold reaches takes the lowest threshold of
-    the fewest false accepts per hour, with a warning; asked for explicitly it is an error.
+    With ``auto`` a target no threshold reaches takes the threshold of the fewest false accepts per hour, with
+    a warning; asked for explicitly it is an error.
     """
     objective = resolved_objective(config, has_stream=fa_h is not None)
+    f1_threshold = metrics.best_f1_threshold(table)
     if objective == "f1":
-        return metrics.best_f1_threshold(table)
+        return f1_threshold
     if fa_h is None:
         raise ConfigError("--objective fa-per-hour needs continuous negative audio: pass --stream AUDIO")
-    floor = metrics.best_f1_threshold(table) if config.not_below_f1 else 0.0
-    return fa_rule_threshold(fa_h, table["threshold"], config.target_fa_per_hour, floor=floor,
+    return fa_rule_threshold(fa_h, table["threshold"], config.target_fa_per_hour,
+                             floor=f1_threshold if config.not_below_f1 else 0.0, unbound=f1_threshold,
                              strict=config.objective != "auto")
 
 
 def fa_rule_threshold(fa_h: np.ndarray, thresholds: np.ndarray, target: float, *, floor: float = 0.0,
-                      strict: bool = False) -> float:
-    """The lowest of ``thresholds`` whose FA/h is at most ``target``, not below ``floor``.
+                      unbound: float, strict: bool = False) -> float:
+    """The lowest of ``thresholds`` from which every higher one has at most ``target`` FA/h, not below ``floor``.
 
-    A target no threshold reaches takes the lowest threshold of the fewest false accepts per hour, with a
-    warning; with ``strict`` it is an error.
+    A stream with no more than ``target`` FA/h even at the lowest threshold (silence, or audio nothing like
+    the wake word) does not bound the threshold: it takes ``unbound`` (the per-clip F1 rule's), with a
+    warning, rather than the bottom of the grid. A target no threshold reaches takes the threshold of the
+    fewest false accepts per hour, with a warning; with ``strict`` it is an error.
     """
     chosen = metrics.lowest_threshold_meeting(fa_h, thresholds, target)
+    if chosen is not None and chosen <= float(thresholds[0]):
+        log.warning("the calibration stream has at most %.3g FA/h at every threshold, so it does not bound the "
+                    "threshold; taking the per-clip F1 rule's (%.3f)", target, unbound)
+        return max(unbound, floor)
     if chosen is not None:
-        return max(float(chosen), floor)
-    lowest = float(np.min(fa_h))
+        return max(chosen, floor)
+    fewest = float(fa_h[-1])  # the highest threshold's: every lower one's bound is at least as high
     if not strict:
         log.warning("no threshold reaches %.3g FA/h on the calibration stream; taking the fewest (%.3f FA/h)",
-                    target, lowest)
-        return max(float(metrics.lowest_threshold_meeting(fa_h, thresholds, lowest)), floor)
+                    target, fewest)
+        return max(float(metrics.lowest_threshold_meeting(fa_h, thresholds, fewest)), floor)
     raise ConfigError(
         f"--target-fa-per-hour {target}: no threshold reaches it (lowest FA/h "
-        f"{lowest:.3f}); raise the target or train with more negatives"
+        f"{fewest:.3f}); raise the target or train with more negatives"
     )
 
 
@@ -281,7 +321,7 @@ def calibrate_model(
         raise ConfigError(f"{model.path}: an ensemble (wb ensemble) takes its threshold from its members, each "
                           "calibrated on its own store; calibrate the members and combine them again")
     logits, labels = validation_logits(model, store_path)
-    temperature, bias = fit_platt(logits, labels)
+    temperature, bias = fit_platt(logits, labels, where=f"{model.path}: its validation split")
     scores = apply_platt(logits, temperature, bias)
     fa_h, hours, traces = None, 0.0, None
     if streams:

@@ -105,18 +105,31 @@ class StreamSegments:
 
     @classmethod
     def read(cls, stream: str | Path) -> StreamSegments | None:
-        """The stream's segments, or None when it has no (readable) sidecar."""
+        """The stream's segments, or None when it has no sidecar.
+
+        Raises:
+            ConfigError: a sidecar that is not one ``data.stream`` writes (not JSON, no segments, a duration or
+                start that is not a finite number of seconds, a clip starting after the end).
+        """
         import json
+        import math
 
         path = segments_path(stream)
+        if not path.is_file():
+            return None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             rows = sorted((float(r[0]), str(r[1]), str(r[3]) if len(r) > 3 else "") for r in data["segments"])
             duration = float(data["duration_s"])
-        except (OSError, ValueError, KeyError, TypeError, IndexError):
-            return None
-        if not rows:
-            return None
+            if not rows:
+                raise ValueError("no segments")
+            if not (math.isfinite(duration) and duration > 0):
+                raise ValueError(f"duration_s {data['duration_s']!r} is not a positive number of seconds")
+            if not all(0 <= r[0] <= duration for r in rows):
+                raise ValueError(f"a start is not within 0..{duration} s")
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise ConfigError(f"{path}: not a segments file of wb stream ({exc}); rebuild the stream with "
+                              f"wb stream, or delete {path.name} to count the stream as one category") from None
         return cls([r[0] for r in rows], [r[1] if r[1] in CATEGORIES else OTHER for r in rows], duration,
                    [r[2] for r in rows])
 

@@ -38,7 +38,8 @@ from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model, save
 
 log = logging.getLogger(__name__)
 THRESHOLD_RULE = "mean of the members' calibrated thresholds"
-STREAM_RULE = "fa-per-hour on the ensemble's stream trace, not below the mean of the members' best-F1 thresholds"
+STREAM_RULE_UNFLOORED = "fa-per-hour on the ensemble's stream trace"
+STREAM_RULE = f"{STREAM_RULE_UNFLOORED}, not below the mean of the members' best-F1 thresholds"
 
 
 def combine_models(
@@ -141,22 +142,37 @@ def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], mode
     )
 
     cals = [m.calibration or {} for m in models]
-    saved = cals[0].get("config") or {}
     keys = ("target_fa_per_hour", "not_below_f1", "hop_s", "refractory_s", "smooth")
-    config = CalibrateConfig(**{k: saved[k] for k in keys if k in saved}, device=device, cache_streams=True)
+    saved = _shared_settings(models, keys)
+    config = CalibrateConfig(**saved, device=device, cache_streams=True)
     traces, hours = model_stream_traces(streams, load_model(model_dir), 1.0, 0.0, config=config)
     grid = metrics.threshold_grid(stream_peak=stream_peak(traces))
     fa_h = stream_fa_per_hour(traces, hours, grid, config)
     out: dict[str, Any] = {"member_f1_threshold": None}
     if choose and all(c.get("objective") == "fa-per-hour" and c.get("sweep") for c in cals):
-        floor = float(np.mean([_best_f1(c["sweep"]) for c in cals])) if config.not_below_f1 else 0.0
-        threshold = fa_rule_threshold(fa_h, grid, config.target_fa_per_hour, floor=floor)
-        out = {"threshold": threshold, "objective": STREAM_RULE, "member_f1_threshold": floor}
+        member_f1 = float(np.mean([_best_f1(c["sweep"]) for c in cals]))
+        floor = member_f1 if config.not_below_f1 else 0.0
+        threshold = fa_rule_threshold(fa_h, grid, config.target_fa_per_hour, floor=floor, unbound=member_f1)
+        out = {"threshold": threshold, "objective": STREAM_RULE if config.not_below_f1 else STREAM_RULE_UNFLOORED,
+               "member_f1_threshold": member_f1}
     return out | {
         "fa_per_hour": float(stream_fa_per_hour(traces, hours, np.array([threshold]), config)[0]),
         "stream_hours": hours, "streams": [str(Path(p).resolve()) for p in streams],
         "stream_sweep": [{"threshold": float(t), "fa_per_hour": float(f)} for t, f in zip(grid, fa_h)],
     }
+
+
+def _shared_settings(models: list[LoadedModel], keys: Sequence[str]) -> dict[str, Any]:
+    """The stream settings the members were calibrated with, which must agree: the ensemble is scored as they
+    were."""
+    settings = [{k: v for k, v in ((m.calibration or {}).get("config") or {}).items() if k in keys} for m in models]
+    for model, theirs in zip(models[1:], settings[1:]):
+        for key in sorted(set(theirs) | set(settings[0])):
+            if theirs.get(key) != settings[0].get(key):
+                raise ConfigError(
+                    f"{model.path}: calibrated with {key} {theirs.get(key)!r}, {models[0].path} with "
+                    f"{settings[0].get(key)!r}; calibrate the members alike or pass --threshold")
+    return settings[0]
 
 
 def _best_f1(sweep: list[dict[str, float]]) -> float:

@@ -122,9 +122,15 @@ def best_f1_threshold(table: dict[str, np.ndarray]) -> float:
 
 
 def lowest_threshold_meeting(fa_h: np.ndarray, thresholds: np.ndarray, target: float) -> float | None:
-    """The lowest threshold whose streaming FA/h is at most ``target``, if any."""
-    ok = np.flatnonzero(np.asarray(fa_h) <= target + 1e-12)
-    return float(thresholds[ok[0]]) if ok.size else None
+    """The lowest threshold from which every higher one's streaming FA/h is at most ``target``, if any.
+
+    Not merely the lowest that meets it: FA/h need not fall as the threshold rises, since a run of frames
+    above the threshold is one event. A trace that stays above a low threshold for the whole stream counts
+    once there, and "meets" any target where a higher threshold would fire many times.
+    """
+    above = np.flatnonzero(np.asarray(fa_h) > target + 1e-12)
+    first = int(above[-1]) + 1 if above.size else 0
+    return float(thresholds[first]) if first < len(thresholds) else None
 
 
 def target_table(metrics: dict[str, float]) -> list[dict[str, Any]]:

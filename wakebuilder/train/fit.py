@@ -217,13 +217,13 @@ def run_fit(
     paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
     with open_stores(paths) as store:
         init_model = _load_init(init, store.spec) if init is not None else None
-        meta_arrays, texts = _store_rows(store)
+        meta_arrays, texts = store_rows(store)
         wake_word = wake_word if wake_word is not None else _wake_word(texts, meta_arrays.label)
         exclusion = bank_exclusion(store, texts, meta_arrays.label, wake_word)
         stored = store.describe()
         if exclusion.count:
             store = store.restrict(~exclusion.mask)
-            meta_arrays, texts = _store_rows(store)
+            meta_arrays, texts = store_rows(store)
         config = cap_batch_size(config, len(store))
         n_bytes = tdata.sequence_bytes(len(store), store.spec.seq_len, store.spec.dim)
         # On the CPU the loaded array and the training copy coexist for a moment.
@@ -286,14 +286,14 @@ def _load_init(init: str | os.PathLike[str], spec: Any) -> Any:
 def training_arrays(store: Any) -> Any:
     """An open store's arrays as ``wb fit`` trains on them in memory (leak-proof groups, float16 sequences),
     for fitting heads in-process with :func:`fit_head`."""
-    return _with_sequences(store, _store_rows(store)[0])
+    return _with_sequences(store, store_rows(store)[0])
 
 
 def _with_sequences(store: Any, meta_arrays: Any) -> Any:
     return dataclasses.replace(meta_arrays, sequence=store.load(pooled=False, sequence=True).sequence)
 
 
-def _store_rows(store: Any) -> tuple[Any, list[str]]:
+def store_rows(store: Any) -> tuple[Any, list[str]]:
     """Labels, kinds and leak-proof groups (augmented copies follow their parent), and texts."""
     arrays = store.load(pooled=False, sequence=False)
     records = {r.id: r for r in store.records()}
