@@ -66,6 +66,17 @@ def test_probability_is_the_mean_of_the_members_calibrated_ones(members: list[Pa
     assert summary["fa_per_hour"] is None  # no stream given
 
 
+def test_a_killed_runs_files_stay_out_of_the_next_ensemble(members: list[Path], tmp_path: Path) -> None:
+    """A killed run's work folder (its calibration.json, a stray file) is emptied, not carried into the result."""
+    stale = tmp_path / "ens.incomplete"
+    stale.mkdir()
+    atomic_write_json(stale / "calibration.json", {"threshold": 0.99, "temperature": 1.0, "bias": 0.0})
+    (stale / "stray.txt").write_text("from the killed run")
+    out, summary = combine_models(members, tmp_path / "ens", device="cpu")
+    assert not (out / "stray.txt").exists() and not stale.exists()
+    assert load_model(out).threshold == pytest.approx(summary["threshold"]) == pytest.approx(0.5)
+
+
 def test_exported_ensemble_has_parity_and_its_head_onnx_gives_the_mean(members: list[Path], tmp_path: Path) -> None:
     from wakebuilder.export import export_model
 

@@ -154,16 +154,24 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
     """Build a directory as ``<path>.incomplete`` and rename it into place on success.
 
     The writer lock of ``path`` is held throughout, so a second writer fails at once instead of
-    sharing the work folder. An existing ``.incomplete`` directory from a killed run is kept, so the
-    caller can resume from what it holds. The rename happens only when the ``with`` block finishes
-    without an exception; a replaced directory is moved aside first and deleted after the rename.
+    sharing the work folder. A failed or killed run leaves ``.incomplete`` behind for inspection; the
+    next run empties it first, since no caller resumes from it and its stale files (another config's
+    clips, a half-written file) would otherwise end up in the finished directory. The rename happens
+    only when the ``with`` block finishes without an exception; a replaced directory is moved aside
+    first and deleted after the rename.
     """
     target = Path(path)
     refuse_existing(target, overwrite=overwrite)
     with writer_lock(target):
         refuse_existing(target, overwrite=overwrite)  # again: another writer may have finished meanwhile
         work = target.with_name(target.name + INCOMPLETE_SUFFIX)
-        work.mkdir(parents=True, exist_ok=True)
+        if work.exists() or work.is_symlink():
+            logging.getLogger(__name__).info("%s: removing the work folder a failed or killed run left", work)
+            if work.is_dir() and not work.is_symlink():
+                shutil.rmtree(work)
+            else:
+                work.unlink()
+        work.mkdir(parents=True)
         yield work
         old = target.with_name(f"{target.name}.replaced-{os.getpid()}")
         if target.exists() or target.is_symlink():

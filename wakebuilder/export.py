@@ -5,7 +5,7 @@
 end inside the graph. ``NAME.head.onnx`` maps cached embedding sequences
 ``(batch, T, D)`` to the same probability. Both are checked against the
 torch/numpy pipeline with onnxruntime before the export directory is renamed
-into place; a failed check leaves only ``DIR.incomplete``.
+into place; a failed check leaves only ``DIR.incomplete``, which the next export empties.
 """
 
 from __future__ import annotations
