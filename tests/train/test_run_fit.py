@@ -98,6 +98,19 @@ def test_init_fine_tunes_and_refuses_another_backbone(fitted: tuple[Path, Path],
         run_fit(other, tmp_path / "bad", SMALL, device="cpu", init=model, progress=False)
 
 
+def test_init_of_an_ensemble_keeps_its_head_shape(tmp_path: Path) -> None:
+    """Fine-tuning a two-member model under another --width writes a loadable model of the init's shape."""
+    store = make_store(tmp_path / "store.zarr", n=120, augmented=False)
+    base, _ = run_fit(store, tmp_path / "base", SMALL.replace(max_epochs=1, members=2), device="cpu",
+                      progress=False)
+    wider = SMALL.replace(max_epochs=1, members=2, width=24, hidden=(8,), tcn_layers=2, attention=False)
+    tuned, _ = run_fit(store, tmp_path / "tuned", wider, device="cpu", init=base, progress=False)
+    model = load_model(tuned)
+    assert model.head.config == load_model(base).head.config
+    assert (model.meta["fit"]["width"], model.meta["fit"]["hidden"]) == (SMALL.width, list(SMALL.hidden))
+    assert model.meta["fit"]["max_epochs"] == 1
+
+
 def test_refuses_existing_output_and_missing_store(fitted: tuple[Path, Path], tmp_path: Path) -> None:
     store, model = fitted
     with pytest.raises(WakebuilderError, match="--overwrite"):

@@ -60,7 +60,8 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
 @click.option("--members", type=IntIn(1, 64), default=1, show_default=True,
               help="Heads trained with seeds SEED, SEED+1, ... on one split; the model averages their logits.")
 @click.option("--init", "init", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Fine-tune this model directory's head (same backbone only).")
+              help="Fine-tune this model directory's head (same backbone only); its shape (width, "
+                   "layers, dropout) is kept.")
 @click.option("--wake-word", default=None, help="Wake word to record [default: most common positive text].")
 @click.option("--stream", is_flag=True, default=False,
               help="Stream from the store instead of loading it into memory.")

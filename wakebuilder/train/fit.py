@@ -32,7 +32,7 @@ from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
 from wakebuilder.fingerprint import canonical_json
 from wakebuilder.modeldir import load_model, save_model
 from wakebuilder.train import data as tdata
-from wakebuilder.train.fit_config import FitConfig
+from wakebuilder.train.fit_config import HEAD_FIELDS, FitConfig
 from wakebuilder.train.head import HeadEnsemble, WakeHead
 from wakebuilder.train.loop import evaluate_head, train_loop
 from wakebuilder.train.plots import CURVES_NAME, METRICS_NAME, plot_training_curves, write_metrics_log
@@ -91,8 +91,10 @@ def fit_head(
         arrays.group, labels, arrays.kind, val_fraction=config.val_fraction, seed=config.seed,
         keep_recordings_in_train=config.keep_recordings_in_train,
     )
-    head_config = config.head_config(*_shape(arrays, stream_source))
     inits = _member_inits(init_head, config)
+    # an init head keeps its own shape: the ensemble of its members must be built to match it
+    head_config = (config.head_config(*_shape(arrays, stream_source)) if init_head is None
+                   else init_head.config.replace(members=len(inits), combine="logit"))
     runs, first_loop = [], None
     for k, init in enumerate(inits):
         member_config = config.replace(seed=config.seed + k)
@@ -200,7 +202,8 @@ def run_fit(
     (``wakebuilder.bank.exclude``). Streams from the stores (bounded memory)
     when ``stream`` is set or the float16 sequences would not fit in the
     device's free memory. With ``init`` the head (its shape included) starts
-    from that model directory. The directory is built as ``.incomplete``, then renamed.
+    from that model directory, and ``config``'s head settings are replaced by that head's (and recorded
+    so). The directory is built as ``.incomplete``, then renamed.
 
     Raises:
         StoreError: no store at a path.
@@ -217,6 +220,8 @@ def run_fit(
     paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
     with open_stores(paths) as store:
         init_model = _load_init(init, store.spec) if init is not None else None
+        if init_model is not None:
+            config = _with_init_head(config, init_model.head.config, init)
         meta_arrays, texts = store_rows(store)
         wake_word = wake_word if wake_word is not None else _wake_word(texts, meta_arrays.label)
         exclusion = bank_exclusion(store, texts, meta_arrays.label, wake_word)
@@ -281,6 +286,15 @@ def _load_init(init: str | os.PathLike[str], spec: Any) -> Any:
             f"the store holds ({spec.seq_len}, {spec.dim})"
         )
     return loaded
+
+
+def _with_init_head(config: FitConfig, head: Any, init: str | os.PathLike[str]) -> FitConfig:
+    """``config`` with ``--init``'s head settings, logging those that differ from the ones asked for."""
+    kept = [f"{name} {getattr(head, name)!r}" for name in HEAD_FIELDS
+            if getattr(config, name) != getattr(head, name)]
+    if kept:
+        log.info("fit: --init %s: fine-tuning keeps its head's %s", init, ", ".join(kept))
+    return config.with_head_of(head)
 
 
 def training_arrays(store: Any) -> Any:

@@ -15,6 +15,10 @@ from wakebuilder.errors import ConfigError
 if TYPE_CHECKING:
     from wakebuilder.train.head import HeadConfig
 
+# The settings a FitConfig passes to the head it trains (HeadConfig fields of the same name).
+HEAD_FIELDS = ("width", "tcn", "tcn_layers", "tcn_kernel", "se", "attention", "hidden", "dropout",
+               "input_dropout", "frame_dropout")
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FitConfig(StageConfig):
@@ -64,6 +68,10 @@ class FitConfig(StageConfig):
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"FitConfig: invalid {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+
+    def with_head_of(self, head: HeadConfig) -> FitConfig:
+        """This config with an existing head's settings: fine-tuning (``--init``) keeps that head's shape."""
+        return self.replace(**{name: getattr(head, name) for name in HEAD_FIELDS})
 
     def head_config(self, seq_len: int, dim: int) -> HeadConfig:
         """The head this config trains for a store's sequence shape."""
