@@ -104,7 +104,18 @@ def test_smoothing_golden_and_in_blocks() -> None:
     np.testing.assert_allclose(blocks, smooth_scores(scores, 3), rtol=1e-6)
 
 
-@pytest.mark.parametrize("hop_s", [0.0, 0.2, -1.0])
+@pytest.mark.parametrize("hop_s", [0.0, 0.2, -1.0, float("nan")])
 def test_hop_over_100_ms_or_non_positive_is_refused(hop_s: float) -> None:
     with pytest.raises(ConfigError, match="hop-s"):
         hop_samples(hop_s)
+
+
+@pytest.mark.parametrize("hop_s", [1 / 16000, 0.0001, 0.0099])
+def test_hop_under_10_ms_is_refused(hop_s: float) -> None:
+    """A one-sample hop made a window per sample: gigabytes of frames for a minute of audio."""
+    with pytest.raises(ConfigError, match=rf"--hop-s {hop_s}: must be in \[0.01, 0.1\] seconds"):
+        hop_samples(hop_s)
+
+
+def test_hops_of_10_to_100_ms_are_accepted() -> None:
+    assert (hop_samples(0.01), hop_samples(0.1)) == (160, 1600)

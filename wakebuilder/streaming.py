@@ -25,6 +25,7 @@ from wakebuilder.errors import ConfigError
 Scorer = Callable[[np.ndarray], np.ndarray]
 """Maps float32 waveforms ``(B, window_samples)`` to probabilities ``(B,)``."""
 
+MIN_HOP_S = 0.01
 MAX_HOP_S = 0.1
 
 
@@ -38,9 +39,10 @@ class Event:
 
 
 def hop_samples(hop_s: float, *, sample_rate: int = SAMPLE_RATE) -> int:
-    """Hop in samples; a hop over 100 ms would miss short wake words."""
-    if not 0 < hop_s <= MAX_HOP_S:
-        raise ConfigError(f"--hop-s {hop_s}: must be in (0, {MAX_HOP_S}] seconds")
+    """Hop in samples; a hop over 100 ms would miss short wake words, one under 10 ms only multiplies
+    the windows to score (a one-sample hop frames a minute of audio into gigabytes)."""
+    if not MIN_HOP_S <= hop_s <= MAX_HOP_S:
+        raise ConfigError(f"--hop-s {hop_s}: must be in [{MIN_HOP_S}, {MAX_HOP_S}] seconds (10 to 100 ms)")
     return max(1, round(hop_s * sample_rate))
 
 

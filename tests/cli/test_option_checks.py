@@ -27,6 +27,8 @@ def one_line_error(args: list[str], *, env: dict[str, str] | None = None) -> str
     (["augment", "{m}", "--out", "{o}", "--window-s", "1e9"], "--window-s '1e9': must be in [0, 3]"),
     (["augment", "{m}", "--out", "{o}", "--copies", "10000000"], "--copies '10000000': must be in [1, 1000]"),
     (["detect", "m.onnx", "a.wav", "--hop-s", "nan"], "--hop-s 'nan': must be a finite number"),
+    (["detect", "m.onnx", "a.wav", "--hop-s", "0.0001"], "--hop-s '0.0001': must be in [0.01, 0.1]"),
+    (["web", "build", "m.onnx", "--out", "{o}", "--hop-s", "0.0001"], "--hop-s '0.0001': must be in [0.01, 0.1]"),
     (["detect", "m.onnx", "a.wav", "--refractory-s", "inf"], "--refractory-s 'inf': must be a finite"),
     (["detect", "m.onnx", "a.wav", "--threshold", "1.5"], "--threshold '1.5': must be in (0, 1)"),
     (["calibrate", "--model", "m", "--store", "s", "--target-fa-per-hour", "-1"], "--target-fa-per-hour '-1'"),
@@ -56,7 +58,7 @@ def test_values_from_the_environment_name_the_variable(tmp_path: Path) -> None:
     message = one_line_error(args, env={"WB_AUGMENT_SNR_DB": "20,5"})
     assert "--snr-db '20,5' (from WB_AUGMENT_SNR_DB): MIN is above MAX" in message
     message = one_line_error(["detect", "m.onnx", "a.wav"], env={"WB_DETECT_HOP_S": "0.5"})
-    assert "--hop-s '0.5' (from WB_DETECT_HOP_S): must be in (0, 0.1]" in message
+    assert "--hop-s '0.5' (from WB_DETECT_HOP_S): must be in [0.01, 0.1]" in message
 
 
 def test_an_output_path_under_a_file_is_refused(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ model_dir_option = click.option(
     help="Model directory from wb fit.",
 )
 hop_option = click.option(
-    "--hop-s", type=FloatIn(0.0, 0.1, min_open=True), default=0.1, show_default=True, help="Seconds between windows (at most 0.1).",
+    "--hop-s", type=FloatIn(0.01, 0.1), default=0.1, show_default=True, help="Seconds between windows (0.01 to 0.1).",
 )
 refractory_option = click.option(
     "--refractory-s", type=FloatIn(0.0, 3600.0), default=1.0, show_default=True,

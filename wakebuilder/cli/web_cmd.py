@@ -31,7 +31,7 @@ def web() -> None:
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Page folder to write.")
 @click.option("--threshold", type=FloatIn(0.0, 1.0, min_open=True, max_open=True), default=None, help="Override the calibrated threshold.")
-@click.option("--hop-s", type=FloatIn(0.0, 0.1, min_open=True), default=None,
+@click.option("--hop-s", type=FloatIn(0.01, 0.1), default=None,
               help="Seconds between windows (default: the model's calibration, else 0.1).")
 @click.option("--refractory-s", type=FloatIn(0.0, 3600.0), default=None,
               help="Crossings closer than this to a detection are one detection (default: the model's, else 1.0).")
