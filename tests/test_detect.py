@@ -72,8 +72,18 @@ def test_raw_pcm_stdin_matches_the_file(exported: Path) -> None:
     pcm = to_pcm16(audio).tobytes()
     events = list(detect_stream(detector, io.BytesIO(pcm), DetectConfig(), block_s=0.37))
     assert_found(events, PLANTED)
+
+
+
+def test_raw_pcm_refuses_a_wav_header_and_warns_of_an_odd_byte(caplog: pytest.LogCaptureFixture) -> None:
+    from wakebuilder.audio import wav_bytes
+    from wakebuilder.errors import BadAudioError
+
+    pcm = to_pcm16(planted_stream((1.0,), 2.0)).tobytes()
     blocks = list(pcm_blocks(io.BytesIO(pcm[:5]), 2))  # an odd trailing byte is dropped, not misread
-    assert sum(b.size for b in blocks) == 2
+    assert sum(b.size for b in blocks) == 2 and "middle of a sample" in caplog.text
+    with pytest.raises(BadAudioError, match="stdin: a WAV file, not raw PCM; pass its path"):
+        list(pcm_blocks(io.BytesIO(wav_bytes(planted_stream((1.0,), 2.0))), 800))
 
 
 def test_model_directory_detector_agrees_with_onnx(exported: Path) -> None:

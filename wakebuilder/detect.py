@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -22,7 +23,7 @@ import numpy as np
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.config import StageConfig
-from wakebuilder.errors import ConfigError, ModelFileError
+from wakebuilder.errors import BadAudioError, ConfigError, ModelFileError
 from wakebuilder.modeldir import read_object
 from wakebuilder.streaming import (
     Event, EventCounter, MovingAverage, Scorer, WindowBuffer, hop_samples, score_waveform, smooth_scores,
@@ -211,14 +212,25 @@ def detect_waveform(detector: Detector, audio: np.ndarray, config: DetectConfig)
 
 
 def pcm_blocks(stream: BinaryIO, block_samples: int) -> Iterator[np.ndarray]:
-    """Read raw 16 kHz int16 little-endian PCM in blocks -> float32 in [-1, 1]."""
-    pending = b""
+    """Read raw 16 kHz int16 little-endian PCM in blocks -> float32 in [-1, 1].
+
+    Raises:
+        BadAudioError: the bytes begin with a WAV (RIFF) header: its header would be read as samples.
+    """
+    pending, first = b"", True
     while chunk := stream.read(block_samples * 2):
         data = pending + chunk
+        if first and data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+            raise BadAudioError("stdin: a WAV file, not raw PCM; pass its path instead of -, or send raw 16 kHz "
+                                "int16 PCM (e.g. sox IN.wav -t raw -r 16000 -b 16 -e signed -c 1 -)")
+        first = False
         usable = len(data) - len(data) % 2
         pending = data[usable:]
         if usable:
             yield np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / np.float32(32768.0)
+    if pending:
+        logging.getLogger(__name__).warning("stdin ended in the middle of a sample: its last byte is ignored "
+                                            "(raw PCM must be 16-bit, 2 bytes a sample)")
 
 
 def detect_stream(
