@@ -49,6 +49,28 @@ def test_bad_files(tmp_path: Path) -> None:
         AudioBlocks(tmp_path)
 
 
+def test_a_cut_off_wav_is_warned_of(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """libsndfile reads a WAV cut off mid-data as a shorter clip; the header's promise tells it apart."""
+    whole = write_wav(tmp_path / "whole.wav", tone(440, 1.0))
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[:16_044])
+    streamed = tmp_path / "streamed.wav"  # what a recorder writing to a pipe leaves: data size 0xFFFFFFFF
+    data = bytearray(whole.read_bytes())
+    data[40:44] = b"\xff\xff\xff\xff"
+    streamed.write_bytes(bytes(data))
+    for path in (whole, streamed, tmp_path / "a.flac"):
+        if path.suffix == ".flac":
+            sf.write(path, tone(440, 1.0), 16_000)
+        load_audio(path)
+    assert "cut off" not in caplog.text
+    assert load_audio(cut).shape == (8_000,)
+    assert "cut.wav: cut off: its WAV header promises 16000 more bytes than it holds (0.50 s read)" in caplog.text
+    from wakebuilder.audio_stream import AudioBlocks
+
+    caplog.clear()
+    assert sum(b.size for b in AudioBlocks(cut)) == 8_000 and "cut.wav: cut off" in caplog.text
+
+
 def test_written_wav_hashes_to_the_precomputed_id(tmp_path: Path) -> None:
     signal = np.random.default_rng(0).uniform(-1.5, 1.5, 4000).astype(np.float32)
     write_wav(tmp_path / "a.wav", signal)

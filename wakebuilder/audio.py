@@ -7,7 +7,9 @@ soxr's high-quality resampler.
 from __future__ import annotations
 
 import io
+import logging
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +48,35 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int = SAMPLE_RATE) 
         raise BadAudioError(f"{where}: cannot decode audio ({exc}); use WAV, FLAC, OGG or MP3") from exc
     if data.shape[0] == 0:
         raise BadAudioError(f"{where}: no samples")
+    warn_if_cut_off(where, data.shape[0] / rate)
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.all(np.isfinite(mono)):
         raise BadAudioError(f"{where}: holds NaN or infinite samples")
     return resample(mono, int(rate), sample_rate)
+
+
+def wav_missing_bytes(path: Path) -> int:
+    """How many bytes of its ``data`` chunk a WAV file's header promises beyond the file's end (0: whole, or not
+    a WAV; libsndfile decodes a cut-off file as a shorter one without a word). A size of 0 or 0xFFFFFFFF is
+    what recorders that stream to a pipe write, and is not a promise."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0
+        while len(chunk := f.read(8)) == 8:
+            name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if name == b"data":
+                left = path.stat().st_size - f.tell()
+                return size - left if 0 < size < 0xFFFFFFFF and size > left else 0
+            f.seek(size + size % 2, os.SEEK_CUR)
+    return 0
+
+
+def warn_if_cut_off(path: Path, seconds: float) -> None:
+    """Log a warning when ``path`` is a WAV file cut off before the end its header gives (``seconds`` read)."""
+    if (missing := wav_missing_bytes(path)) > 0:
+        logging.getLogger(__name__).warning("%s: cut off: its WAV header promises %d more bytes than it holds "
+                                            "(%.2f s read); record or copy it again", path, missing, seconds)
 
 
 def audio_seconds(path: str | os.PathLike[str]) -> float:

@@ -18,6 +18,7 @@ import soundfile as sf
 import soxr
 
 from wakebuilder import SAMPLE_RATE
+from wakebuilder.audio import warn_if_cut_off
 from wakebuilder.errors import BadAudioError
 
 BLOCK_S = 5.0
@@ -74,6 +75,7 @@ class AudioBlocks:
             yield from self._emit(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
         if self.samples == 0:
             raise BadAudioError(f"{self.path}: no samples")
+        warn_if_cut_off(self.path, self.seconds)
 
     def _emit(self, samples: np.ndarray) -> Iterator[np.ndarray]:
         if samples.size:

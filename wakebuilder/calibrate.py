@@ -118,7 +118,7 @@ def validation_logits(
     """
     from wakebuilder.bank.exclude import open_for_phrase
 
-    from wakebuilder.train.fit import store_rows
+    from wakebuilder.train.split import store_rows
 
     paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
     excluded = model.meta.get("bank_exclusion") or {}

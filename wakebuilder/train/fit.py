@@ -36,7 +36,7 @@ from wakebuilder.train.fit_config import HEAD_FIELDS, FitConfig
 from wakebuilder.train.head import HeadEnsemble, WakeHead
 from wakebuilder.train.loop import evaluate_head, train_loop
 from wakebuilder.train.plots import CURVES_NAME, METRICS_NAME, plot_training_curves, write_metrics_log
-from wakebuilder.train.split import Split, resolve_groups, split_groups
+from wakebuilder.train.split import Split, split_groups, store_rows
 
 log = logging.getLogger(__name__)
 
@@ -245,8 +245,8 @@ def run_fit(
             "backbone": store.spec.backbone,
             "store_fingerprint": store.fingerprint,
             "store_path": str(Path(paths[0]).resolve()),
-            "stores": [{**d, "excluded": int(exclusion.mask[store_rows].sum())}
-                       for d, store_rows in zip(stored, _source_masks(exclusion.mask, stored), strict=True)],
+            "stores": [{**d, "excluded": int(exclusion.mask[rows].sum())}
+                       for d, rows in zip(stored, _source_masks(exclusion.mask, stored), strict=True)],
             "bank_exclusion": exclusion.to_json(),
             "wake_word": wake_word,
             "fit": config.to_dict(),
@@ -305,17 +305,6 @@ def training_arrays(store: Any) -> Any:
 
 def _with_sequences(store: Any, meta_arrays: Any) -> Any:
     return dataclasses.replace(meta_arrays, sequence=store.load(pooled=False, sequence=True).sequence)
-
-
-def store_rows(store: Any) -> tuple[Any, list[str]]:
-    """Labels, kinds and leak-proof groups (augmented copies follow their parent), and texts."""
-    arrays = store.load(pooled=False, sequence=False)
-    records = {r.id: r for r in store.records()}
-    ids = [str(i) for i in arrays.id]
-    parents = [records[i].parent_id if i in records else None for i in ids]
-    groups = resolve_groups(ids, [str(g) for g in arrays.group], parents)
-    texts = [records[i].text if i in records else "" for i in ids]
-    return dataclasses.replace(arrays, group=groups), texts
 
 
 def _wake_word(texts: list[str], labels: np.ndarray) -> str:

@@ -10,6 +10,7 @@ groups allow it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,6 +65,18 @@ def resolve_groups(ids: Sequence[str], groups: Sequence[str], parent_ids: Sequen
             seen.add(node)
         out.append(group_of[node] if node != clip_id else group)
     return np.asarray(out, dtype=object).astype(str)
+
+
+def store_rows(store: Any) -> tuple[Any, list[str]]:
+    """An open store's labels, kinds and leak-proof groups (``resolve_groups``) without its embeddings, and
+    its texts: what ``wb fit`` splits on and ``wb calibrate`` finds the validation rows by."""
+    arrays = store.load(pooled=False, sequence=False)
+    records = {r.id: r for r in store.records()}
+    ids = [str(i) for i in arrays.id]
+    parents = [records[i].parent_id if i in records else None for i in ids]
+    groups = resolve_groups(ids, [str(g) for g in arrays.group], parents)
+    texts = [records[i].text if i in records else "" for i in ids]
+    return dataclasses.replace(arrays, group=groups), texts
 
 
 def split_groups(
