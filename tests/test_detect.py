@@ -52,7 +52,7 @@ def test_nothing_in_silence_noise_or_a_steady_tone(exported: Path, audio: np.nda
 def test_incremental_blocks_equal_the_whole_file(exported: Path) -> None:
     detector = load_detector(exported)
     audio = planted_stream(PLANTED, 16.0)
-    config = DetectConfig(smooth=3)
+    config = DetectConfig(smooth=3).resolved(detector)
     runner = StreamDetector(detector, config)
     events = []
     for start in range(0, audio.size, 7777):
@@ -177,3 +177,33 @@ def test_a_foreign_onnx_without_a_threshold_names_its_file(exported: Path, tmp_p
     add_metadata(onnx, {})  # no NAME.json, no threshold metadata
     with pytest.raises(ModelFileError, match=f"^{onnx}: records no threshold.*pass --threshold"):
         detect_waveform(load_detector(onnx), np.zeros(32000, np.float32), DetectConfig())
+
+
+def test_detection_runs_with_the_settings_the_threshold_was_calibrated_with(tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """A threshold chosen on smoothed scores with a 2 s refractory period is used with them, by the model folder,
+    its export and wb eval, unless an option says otherwise."""
+    from tests.model_helpers import copy_model
+    from wakebuilder.evaluate import EvalConfig, evaluate_detector
+    from wakebuilder.export import export_model
+
+    caplog.set_level("INFO", logger="wakebuilder.detect")
+    model = copy_model(tone_setup()["calibrated"], tmp_path / "model")
+    calibration = json.loads((model / "calibration.json").read_text())
+    settings = {"hop_s": 0.05, "smooth": 5, "refractory_s": 2.0}
+    (model / "calibration.json").write_text(json.dumps(calibration | {"config": settings}))
+    audio = planted_stream((1.5, 3.0), 6.0)  # two wake sounds 1.5 s apart: one detection within 2 s
+    plain = DetectConfig(hop_s=0.1, smooth=1, refractory_s=1.0)
+    onnx = Path(export_model(model, tmp_path / "export", name="chirp").files["onnx"])
+    for detector in (load_detector(model), load_detector(onnx)):
+        assert detector.settings == settings
+        as_calibrated = detect_waveform(detector, audio, DetectConfig())
+        assert as_calibrated == detect_waveform(detector, audio, DetectConfig(**settings))
+        assert len(as_calibrated) == 1 and len(detect_waveform(detector, audio, plain)) == 2
+        assert detect_waveform(detector, audio, DetectConfig(refractory_s=1.0)) != as_calibrated  # an option wins
+    assert "hop 0.05 s, smoothing 5, refractory 2 s (as calibrated)" in caplog.text
+    wav = write_wav(tmp_path / "two.wav", audio)
+    result = evaluate_detector(load_detector(onnx), streams=[str(wav)], config=EvalConfig())
+    assert result["false_accepts"] == 1 and result["stream_settings"] == settings
+    cli = CliRunner().invoke(main, ["detect", str(onnx), str(wav)])
+    assert cli.exit_code == 0 and len(cli.stdout.strip().splitlines()) == 1, cli.output

@@ -135,6 +135,8 @@ def test_stream_sets_the_threshold_of_members_calibrated_by_the_fa_rule(members:
     assert summary["objective"] == STREAM_RULE and peak < summary["threshold"] <= peak + 0.01
     assert summary["fa_per_hour"] == 0 and summary["member_f1_threshold"] == pytest.approx(0.1)
     assert load_model(out).threshold == summary["threshold"]
+    # wb detect and wb web score the ensemble as its members were calibrated
+    assert load_model(out).calibration["config"] == {"hop_s": 0.1, "refractory_s": 1.0, "smooth": 1}
     fa_rule_calibrations(members, (0.97, 0.99))  # the members' F1 floor, 0.98, is above the stream's threshold
     _, floored = combine_models(members, tmp_path / "ens", streams=[stream], overwrite=True, device="cpu")
     assert floored["threshold"] == pytest.approx(0.98)

@@ -30,23 +30,51 @@ from wakebuilder.streaming import (
     count_events,
 )
 
+log = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DetectConfig(StageConfig):
-    """Streaming settings; ``threshold`` None takes the model's calibrated threshold."""
+    """Streaming settings. ``threshold`` None takes the model's calibrated threshold; ``hop_s``, ``smooth`` and
+    ``refractory_s`` None take those the threshold was calibrated with (``resolved``), else ``STREAM_DEFAULTS``:
+    a threshold chosen on smoothed scores means another rate of false accepts on raw ones."""
 
     threshold: float | None = None
-    hop_s: float = 0.1
-    smooth: int = 1
-    refractory_s: float = 1.0
+    hop_s: float | None = None
+    smooth: int | None = None
+    refractory_s: float | None = None
     batch_size: int = 32
 
     def __post_init__(self) -> None:
-        hop_samples(self.hop_s)
+        if self.hop_s is not None:
+            hop_samples(self.hop_s)
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ConfigError(f"--threshold {self.threshold}: must be in (0, 1)")
-        if self.smooth < 1 or self.refractory_s < 0 or self.batch_size < 1:
+        if (self.smooth is not None and self.smooth < 1) or (self.refractory_s is not None and self.refractory_s < 0) \
+                or self.batch_size < 1:
             raise ConfigError("--smooth and --batch-size must be >= 1, --refractory-s >= 0")
+
+    def resolved(self, detector: Detector) -> DetectConfig:
+        """These settings with each one not given taken from the detector's calibration, else the default."""
+        given = {name: getattr(self, name) for name in STREAM_DEFAULTS}
+        if all(value is not None for value in given.values()):
+            return self
+        calibrated = detector.settings
+        chosen = {name: value if value is not None else calibrated.get(name, STREAM_DEFAULTS[name])
+                  for name, value in given.items()}
+        try:
+            out = self.replace(**chosen)
+        except ConfigError as exc:
+            raise ModelFileError(f"{detector.path or detector.name}: its calibration settings are not usable "
+                                 f"({exc}); calibrate it again, or pass --hop-s, --smooth and --refractory-s") from None
+        if any(given[name] is None and name in calibrated for name in given):
+            log.info("%s: hop %g s, smoothing %d, refractory %g s (as calibrated)", detector.name, out.hop_s,
+                     out.smooth, out.refractory_s)
+        return out
+
+
+STREAM_DEFAULTS: dict[str, Any] = {"hop_s": 0.1, "smooth": 1, "refractory_s": 1.0}
+"""The streaming settings of a model whose calibration records none (``wb calibrate``'s own defaults)."""
 
 
 @dataclasses.dataclass
@@ -59,6 +87,12 @@ class Detector:
     threshold: float | None
     info: dict[str, Any]
     path: Path | None = None  # the .onnx file or model directory it was loaded from
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # hop_s, smooth, refractory_s calibrated with
+
+
+def _settings(config: Any) -> dict[str, Any]:
+    """The streaming settings recorded in a calibration's ``config`` (none when it is not an object)."""
+    return {k: config[k] for k in STREAM_DEFAULTS if k in config} if isinstance(config, dict) else {}
 
 
 def threshold_for(detector: Detector, config: DetectConfig) -> float:
@@ -139,7 +173,8 @@ def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Det
         batch = np.ascontiguousarray(waveforms, dtype=np.float32)
         return session.run(None, {input_name: batch})[0].reshape(-1)
 
-    return Detector(where.stem, score, _onnx_window(session, where, meta), threshold, info or meta, where)
+    return Detector(where.stem, score, _onnx_window(session, where, meta), threshold, info or meta, where,
+                    _settings(info.get("calibration_config")))
 
 
 def load_dir_detector(path: str | os.PathLike[str], *, device: str = "auto") -> Detector:
@@ -153,7 +188,8 @@ def load_dir_detector(path: str | os.PathLike[str], *, device: str = "auto") -> 
     backbone = backbone_from_identity(model.backbone, device=device)
     scorer = model_scorer(model, backbone, float(cal.get("temperature", 1.0)), float(cal.get("bias", 0.0)))
     threshold = model.threshold if model.calibration is not None else None
-    return Detector(model.path.name, scorer, backbone.window_samples, threshold, model.meta, model.path)
+    return Detector(model.path.name, scorer, backbone.window_samples, threshold, model.meta, model.path,
+                    _settings(cal.get("config")))
 
 
 def load_detector(path: str | os.PathLike[str], *, device: str = "auto", threads: int = 0) -> Detector:
@@ -170,6 +206,7 @@ class StreamDetector:
     """Incremental detection: push audio blocks, get events as soon as they are final."""
 
     def __init__(self, detector: Detector, config: DetectConfig) -> None:
+        config = config.resolved(detector)
         self.detector, self.config = detector, config
         hop = hop_samples(config.hop_s)
         self._windows = WindowBuffer(detector.window_samples, hop)
@@ -200,6 +237,7 @@ class StreamDetector:
 
 def detect_waveform(detector: Detector, audio: np.ndarray, config: DetectConfig) -> list[Event]:
     """Events in a whole waveform (batch path; equal to pushing it through ``StreamDetector``)."""
+    config = config.resolved(detector)
     hop = hop_samples(config.hop_s)
     scores = score_waveform(
         audio, detector.scorer, window_samples=detector.window_samples, hop=hop, batch_size=config.batch_size
@@ -229,8 +267,8 @@ def pcm_blocks(stream: BinaryIO, block_samples: int) -> Iterator[np.ndarray]:
         if usable:
             yield np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / np.float32(32768.0)
     if pending:
-        logging.getLogger(__name__).warning("stdin ended in the middle of a sample: its last byte is ignored "
-                                            "(raw PCM must be 16-bit, 2 bytes a sample)")
+        log.warning("stdin ended in the middle of a sample: its last byte is ignored (raw PCM must be 16-bit, "
+                    "2 bytes a sample)")
 
 
 def detect_stream(

@@ -29,7 +29,8 @@ from wakebuilder.manifest import ClipRecord, read_manifest, resolve_clip_path
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class EvalConfig(DetectConfig):
-    """Scoring settings shared by every model of one comparison: those of ``wb detect``."""
+    """Scoring settings of a comparison, those of ``wb detect``: each one not given is each model's own, as it
+    was calibrated (``DetectConfig.resolved``), so every model is scored as it would run."""
 
     def detect_config(self) -> DetectConfig:
         """The same settings for the streaming scan."""
@@ -76,9 +77,10 @@ def evaluate_detector(
     the detector's raw per-window scores of some streams (by path), computed
     elsewhere (from cached embeddings: ``stream_cache``); those are not scored again.
     """
-    config = config or EvalConfig()
+    config = (config or EvalConfig()).resolved(detector)
     threshold = threshold_for(detector, config)
-    result: dict[str, Any] = {"model": detector.name, "threshold": threshold}
+    result: dict[str, Any] = {"model": detector.name, "threshold": threshold,
+                              "stream_settings": {k: getattr(config, k) for k in ("hop_s", "smooth", "refractory_s")}}
     if manifests:
         records: list[ClipRecord] = []
         scores, labels = clip_scores(detector, manifests, batch_size=config.batch_size, records_out=records)
@@ -121,6 +123,7 @@ def stream_events(detector: Detector, path: str | os.PathLike[str], config: Eval
                   trace: np.ndarray | None = None) -> tuple[list[Event], float]:
     """The detector's events in a stream file and its seconds: scanned like ``wb detect``, or, given the raw
     scores of its windows (``trace``), counted on them by the same rule."""
+    config = config.resolved(detector)
     if trace is None:  # a block at a time: hours of audio in bounded memory
         blocks = AudioBlocks(path)
         return list(detect_blocks(detector, blocks, config.detect_config())), blocks.seconds

@@ -333,11 +333,12 @@ def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto",
     manifests = [str(p) for p in (data.heldout_positives, data.heldout_negatives, data.heldout_speech,
                                   data.heldout_nonspeech) if p]
     streams = [str(data.report_stream)] if data.report_stream else []
-    config = EvalConfig()
+    detector = load_detector(onnx, device=device)
+    config = EvalConfig().resolved(detector)
     traces = None
     if model_dir is not None and streams:
         traces = {streams[0]: cached_stream_scores(model_dir, data.report_stream, hop_s=config.hop_s, device=device)}
-    return evaluate_detector(load_detector(onnx, device=device), manifests=manifests, streams=streams, config=config,
+    return evaluate_detector(detector, manifests=manifests, streams=streams, config=config,
                              categories=[OTHER] * len(streams), traces=traces)  # mixed: per clip, by its segments
 
 

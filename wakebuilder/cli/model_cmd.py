@@ -25,6 +25,18 @@ refractory_option = click.option(
 smooth_option = click.option(
     "--smooth", type=IntIn(1, 1000), default=1, show_default=True, help="Moving average over N hops.",
 )
+# wb detect and wb eval: a setting not given is the one the model was calibrated with
+as_calibrated_hop_option = click.option(
+    "--hop-s", type=FloatIn(0.01, 0.1), default=None,
+    help="Seconds between windows (0.01 to 0.1) [default: as calibrated, else 0.1].",
+)
+as_calibrated_refractory_option = click.option(
+    "--refractory-s", type=FloatIn(0.0, 3600.0), default=None,
+    help="Crossings closer than this to a detection count as the same detection [default: as calibrated, else 1].",
+)
+as_calibrated_smooth_option = click.option(
+    "--smooth", type=IntIn(1, 1000), default=None, help="Moving average over N hops [default: as calibrated, else 1].",
+)
 threshold_option = click.option(
     "--threshold", type=FloatIn(0.0, 1.0, min_open=True, max_open=True), default=None, help="Override the calibrated threshold.",
 )
@@ -118,17 +130,17 @@ def ensemble(models: tuple[str, ...], out_dir: str, streams: tuple[str, ...], th
 @click.argument("model", type=click.Path(path_type=str))
 @click.argument("audio", nargs=-1, type=click.Path(path_type=str))
 @threshold_option
-@hop_option
-@smooth_option
-@refractory_option
+@as_calibrated_hop_option
+@as_calibrated_smooth_option
+@as_calibrated_refractory_option
 @click.option("--stdin-raw", is_flag=True, help="Read raw 16 kHz int16 little-endian PCM from stdin.")
 @click.option("--threads", type=IntIn(0, 256), default=0, show_default=True,
               help="onnxruntime threads (0: its default).")
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per detection.")
 @handle_errors
-def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: float, smooth: int,
-           refractory_s: float, stdin_raw: bool, threads: int, device: str, as_json: bool) -> None:
+def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: float | None, smooth: int | None,
+           refractory_s: float | None, stdin_raw: bool, threads: int, device: str, as_json: bool) -> None:
     """Detect the wake word in AUDIO files ("-" or --stdin-raw: raw PCM on stdin) with MODEL.
 
     MODEL is an exported NAME.onnx (NAME.json beside it) or a model directory.
@@ -156,14 +168,14 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
               help="Negative audio of a category (a file, or a folder of files), e.g. music=negatives/music; "
               "repeatable. Other audio is categorised by its path (music, noise, speech in a name).")
 @threshold_option
-@hop_option
-@smooth_option
-@refractory_option
+@as_calibrated_hop_option
+@as_calibrated_smooth_option
+@as_calibrated_refractory_option
 @device_option
 @json_option
 @handle_errors
-def evaluate(paths: tuple[str, ...], models: tuple[str, ...], categories: tuple[str, ...], threshold: float | None, hop_s: float,
-             smooth: int, refractory_s: float, device: str, as_json: bool) -> None:
+def evaluate(paths: tuple[str, ...], models: tuple[str, ...], categories: tuple[str, ...], threshold: float | None,
+             hop_s: float | None, smooth: int | None, refractory_s: float | None, device: str, as_json: bool) -> None:
     """Metrics of MODEL on labelled MANIFESTs (.jsonl) and FA/h on continuous negative AUDIO.
 
     Usage: wb eval MODEL [MANIFEST|AUDIO...], or wb eval --model A --model B [MANIFEST|AUDIO...].

@@ -100,20 +100,14 @@ def model_entry(onnx_path: Path, config: WebConfig) -> dict[str, Any]:
     rate = int(info.get("sample_rate", SAMPLE_RATE))
     if rate != SAMPLE_RATE:
         raise ModelFileError(f"{onnx_path}: sample rate {rate}; the page feeds {SAMPLE_RATE} Hz audio")
-    calibrated = info.get("calibration_config") or {}
-    defaults = DetectConfig()
-
-    def setting(name: str) -> Any:
-        chosen = getattr(config, name)
-        return chosen if chosen is not None else calibrated.get(name, getattr(defaults, name))
-
+    settings = DetectConfig(hop_s=config.hop_s, smooth=config.smooth,
+                            refractory_s=config.refractory_s).resolved(detector)
     return {
         "name": detector.name, "wake_word": info.get("wake_word") or detector.name,
         "onnx": f"models/{onnx_path.name}", "json": f"models/{onnx_path.stem}.json",
         "window_samples": int(detector.window_samples),
         "threshold": float(threshold_for(detector, DetectConfig(threshold=config.threshold))),
-        "hop_s": float(setting("hop_s")), "refractory_s": float(setting("refractory_s")),
-        "smooth": int(setting("smooth")),
+        "hop_s": float(settings.hop_s), "refractory_s": float(settings.refractory_s), "smooth": int(settings.smooth),
     }
 
 
