@@ -99,6 +99,17 @@ def test_a_stream_that_bounds_no_threshold_takes_the_f1_rule(caplog: pytest.LogC
     assert "does not bound the threshold" in caplog.text
 
 
+def test_false_accepts_are_counted_on_the_hop_detection_steps_by() -> None:
+    """A hop of 0.04997 s steps by 800 samples (0.05 s) in wb detect: two crossings 20 hops apart are 1.0 s
+    apart there, so a 1 s refractory period keeps both, and so must the count that sets the threshold."""
+    from wakebuilder.calibrate import stream_fa_per_hour
+
+    trace = np.zeros(100, dtype=np.float32)
+    trace[[10, 30]] = 0.9
+    config = CalibrateConfig(hop_s=0.04997, refractory_s=1.0)
+    assert stream_fa_per_hour([trace], 1.0, np.array([0.5]), config).tolist() == [2.0]
+
+
 def test_config_rejects_bad_values() -> None:
     with pytest.raises(ConfigError, match="objective"):
         CalibrateConfig(objective="accuracy")

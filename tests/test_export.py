@@ -132,7 +132,7 @@ def test_head_ensemble_exports_with_parity_and_reloads(tiny_ast_dir: Path, tmp_p
         torch.testing.assert_close(head.eval()(x), (members[0](x) + members[1](x)) / 2)
 
 
-@pytest.mark.parametrize("name", ["../model/model", "ABSOLUTE", "sub/x", "a\\b", ".", "..", "", ".hidden"])
+@pytest.mark.parametrize("name", ["../model/model", "ABSOLUTE", "sub/x", "a\\b", ".", "..", "", ".hidden", "hey.head"])
 def test_a_name_that_is_not_a_plain_file_stem_is_refused(name: str, tmp_path: Path) -> None:
     model = copy_model(tone_setup()["calibrated"], tmp_path / "model")
     name = str(tmp_path / "abs" / "x") if name == "ABSOLUTE" else name
@@ -140,7 +140,8 @@ def test_a_name_that_is_not_a_plain_file_stem_is_refused(name: str, tmp_path: Pa
     result = CliRunner().invoke(main, ["export", "--model", str(model), "--out", str(tmp_path / "out"),
                                        "--name", name])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
-    assert result.stderr.startswith(f"wb: error: --name {name!r}") and "plain file name" in result.stderr
+    assert result.stderr.startswith(f"wb: error: --name {name!r}")
+    assert ("must not end in .head" if name == "hey.head" else "plain file name") in result.stderr
     assert {p.name: p.read_bytes() for p in model.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 

@@ -249,7 +249,8 @@ def stream_peak(traces: Sequence[np.ndarray]) -> float | None:
 def stream_fa_per_hour(traces: Sequence[np.ndarray], hours: float, thresholds: np.ndarray,
                        config: CalibrateConfig) -> np.ndarray:
     """False accepts per hour of the smoothed ``traces`` (``hours`` long) at each of ``thresholds``."""
-    counts = count_events_many(traces, thresholds, frame_s=config.hop_s, refractory_s=config.refractory_s)
+    frame_s = hop_samples(config.hop_s) / SAMPLE_RATE  # the hop in whole samples, as detection steps
+    counts = count_events_many(traces, thresholds, frame_s=frame_s, refractory_s=config.refractory_s)
     return np.asarray(metrics.fa_per_hour(counts, hours), dtype=np.float64)
 
 

@@ -122,7 +122,7 @@ def _uncalibrated(detector: Detector) -> str:
 
 def _onnx_window(session: Any, path: Path, meta: dict[str, str]) -> int:
     dims = session.get_inputs()[0].shape
-    if path.name.endswith(".head.onnx") or len(dims) != 2:
+    if len(dims) != 2:
         raise ModelFileError(
             f"{path}: input {dims} is not a waveform (batch, samples); this is a head-only export, which "
             "takes backbone embeddings. Pass the end-to-end NAME.onnx beside it, or the model directory"

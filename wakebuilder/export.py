@@ -72,13 +72,16 @@ def check_name(name: str) -> str:
     """``name`` when it is a plain file stem: the export's files must land inside ``--out``.
 
     Raises:
-        ConfigError: a path (``/``, ``\\``), ``.``/``..``, an empty or a hidden name.
+        ConfigError: a path (``/``, ``\\``), ``.``/``..``, an empty or a hidden name, or one ending in ``.head``.
     """
     if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
         raise ConfigError(
             f"--name {name!r}: must be a plain file name without folders (such as hey_nova); "
             "the files are written inside --out"
         )
+    if name.lower().endswith(".head"):  # NAME.onnx would read as the head-only NAME.head.onnx of another export
+        raise ConfigError(f"--name {name!r}: must not end in .head (the head-only model is NAME.head.onnx); "
+                          f"use {name[:-5] or 'another name'}")
     return name
 
 
