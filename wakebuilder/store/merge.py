@@ -20,6 +20,7 @@ from wakebuilder.atomic import writer_lock
 from wakebuilder.errors import ConfigError, StoreError
 from wakebuilder.store.opening import open_store, store_location
 from wakebuilder.store.parts import PartedStore
+from wakebuilder.store.remote import filesystem
 
 MERGE_ROWS = 4096
 
@@ -31,12 +32,11 @@ def merge_store(
     """Copy every committed row of ``source`` (made of parts or not) into a single-part store ``out``.
 
     Raises:
-        ConfigError: ``out`` is ``source``.
+        ConfigError: ``out`` is ``source`` (however spelled), or one lies inside the other.
         StoreError: ``out`` already holds clips (pass ``overwrite``), or a clip is in two parts.
     """
     src, dst = store_location(source), store_location(out)
-    if str(src).rstrip("/") == str(dst).rstrip("/"):
-        raise ConfigError(f"{dst}: the merged store must be a new path; omit OUT to merge in place")
+    refuse_same_store(src, dst)  # before OUT is opened: opening it with overwrite deletes what is there
     with open_store(src) as reader:
         parts = reader.parts if isinstance(reader, PartedStore) else [reader]
         with open_store(dst, "a", spec=reader.spec, overwrite=overwrite) as writer:
@@ -49,6 +49,38 @@ def merge_store(
                     start += len(batch)
             clips, backend = len(writer), writer.backend
     return {"source": str(src), "store": str(dst), "clips": clips, "parts_merged": len(parts), "backend": backend}
+
+
+def store_identity(where: Path | str) -> tuple[str, str]:
+    """The file system and normalised path of a store: a local path resolved (symlinks, ``..``), a URL's
+    path as fsspec reads it (a ``local://`` URL counts as the local path it names)."""
+    if isinstance(where, str):
+        fs, inner = filesystem(where)
+        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+        if "file" in protocols:
+            return "file", os.path.realpath(inner)
+        return protocols[0], "/" + inner.strip("/")
+    return "file", os.path.realpath(where)
+
+
+def refuse_same_store(src: Path | str, dst: Path | str) -> None:
+    """Refuse an OUT that is the source (another spelling, a ``file://`` URL, a symlink) or lies in or around it.
+
+    Raises:
+        ConfigError: naming OUT, with the fix.
+    """
+    (src_fs, src_path), (dst_fs, dst_path) = store_identity(src), store_identity(dst)
+    same = src_fs == dst_fs and src_path == dst_path
+    if not same and src_fs == dst_fs == "file" and os.path.exists(src_path) and os.path.exists(dst_path):
+        same = os.path.samefile(src_path, dst_path)  # hard links, bind mounts
+    if same:
+        raise ConfigError(f"{dst}: is the store {src} itself (merging would delete it); give a new OUT path, "
+                          "or omit OUT to merge in place")
+    if src_fs == dst_fs and (src_path.startswith(dst_path.rstrip("/") + "/")
+                             or dst_path.startswith(src_path.rstrip("/") + "/")):
+        where = "lies inside the source store" if len(dst_path) > len(src_path) else "holds the source store"
+        raise ConfigError(f"{dst}: {where} {src} (merging would overwrite it); give an OUT path outside "
+                          "the source store")
 
 
 def compact_store(path: str | os.PathLike[str]) -> dict[str, Any]:
