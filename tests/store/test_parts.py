@@ -8,13 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from tests.store.kill_writer import SPEC, clips
+from wakebuilder.cli import main
 from wakebuilder.errors import ConfigError, LockedError, StoreError, StoreMismatchError
 from wakebuilder.store import StoreSpec, open_store, store_info
 from wakebuilder.store.merge import compact_store, merge_store
-from wakebuilder.store.parts import PartedStore, is_parted, part_location, read_index
+from wakebuilder.store.parts import PartedStore, is_parted, part_location, read_index, write_index
 from wakebuilder.store.parts_index import PartsIndex
+from wakebuilder.store.union import open_stores
+from wakebuilder.store.verify import verify_store
 
 pytest.importorskip("fsspec", reason="stores at URLs need fsspec (pip install 'wakebuilder[dask]')")
 FIELDS = ("pooled", "sequence", "label", "id", "kind", "group")
@@ -134,8 +138,46 @@ def test_a_clip_in_two_parts_is_an_error(where: Path | str, tmp_path: Path) -> N
     build_parted(where, [(0, 10), (8, 12)])
     with open_store(where) as store, pytest.raises(StoreError, match="another part holds too"):
         store.ids()
+    for read in (lambda s: s.load(pooled=False, sequence=False), lambda s: s.records(),
+                 lambda s: next(s.iter_batches(4))):
+        with open_store(where) as store, pytest.raises(StoreError, match=r"p1.*clip00008.*p0.*--overwrite"):
+            read(store)
+    with pytest.raises(StoreError, match="another part holds too"):
+        store_info(where)
+    with pytest.raises(StoreError, match="another part holds too"), open_stores([where]):  # wb fit, wb calibrate
+        pass
     with pytest.raises(StoreError, match="already stored"):
         merge_store(where, tmp_path / "merged.zarr")
+
+
+def test_a_part_listed_twice_is_an_error(where: Path | str) -> None:
+    build_parted(where)
+    index = read_index(where)
+    write_index(where, {**index, "parts": ["p0", "p1", "p2", "p0"]})
+    with pytest.raises(StoreError, match=r"parts.json: lists part 'p0' twice; remove"):
+        open_store(where)
+
+
+def test_verify_reports_a_clip_in_two_parts(where: Path | str) -> None:
+    build_parted(where, [(0, 10), (8, 12), (20, 25), (11, 13)])
+    result = verify_store(where)
+    assert not result["ok"] and result["clips"] == 21
+    assert result["damaged_rows"] == [10, 11, 19]  # the later copies: rows 0-1 of p1, row 0 of p3
+    assert [(p["field"], p["rows"]) for p in result["problems"]] == [("id", [10, 12]), ("id", [19, 20])]
+    assert "p0" in result["problems"][0]["reason"] and "p1" in result["problems"][1]["reason"]
+
+
+def test_cli_verify_and_fit_refuse_a_clip_in_two_parts(tmp_path: Path) -> None:
+    store = tmp_path / "dup"
+    build_parted(store, [(0, 10), (8, 12)])
+    runner = CliRunner()
+    verify = runner.invoke(main, ["store", "verify", str(store)])
+    assert verify.exit_code == 1 and "no damage found" not in verify.output
+    assert "2 of 14 rows damaged (rows 10-11)" in verify.stderr and "--overwrite" in verify.stderr
+    assert "clip id also stored in part" in verify.stdout
+    fit = runner.invoke(main, ["fit", "--store", str(store), "--out", str(tmp_path / "m")])
+    assert fit.exit_code == 1 and "another part holds too" in fit.stderr, fit.output
+    assert len(fit.stderr.strip().splitlines()) == 1
 
 
 def test_append_mode_on_a_parted_store_points_to_the_ways_out(where: Path | str) -> None:

@@ -111,7 +111,13 @@ def open_parted(store: Location, mode: str, *, overwrite: bool = False) -> Parte
 
 
 class PartedStore:
-    """The committed parts of a store, read as one store (the read side of ``EmbeddingStore``)."""
+    """The committed parts of a store, read as one store (the read side of ``EmbeddingStore``).
+
+    A clip id held by two parts (or a part the index lists twice) is an error, not a row kept once as
+    ``store.union`` keeps a clip two stores hold: within one store every clip goes to one task, so a
+    repeat means a damaged store whose two copies may differ, and reading on would count it twice.
+    Reading rows (``load``, ``records``, ``iter_batches``) checks the ids first, once (id arrays only).
+    """
 
     backend = "zarr-parts"
     writable = False
@@ -129,8 +135,15 @@ class PartedStore:
                               dtype=attrs["dtype"])
         self.fingerprint: str = attrs["fingerprint"]
         self.parts: list[EmbeddingStore] = []
+        self._ids_checked = False
+        names = self._index["parts"]
+        if repeated := next((name for k, name in enumerate(names) if name in names[:k]), None):
+            raise StoreError(
+                f"{store_child(path, INDEX_NAME)}: lists part {repeated!r} twice; remove the repeated name "
+                "from it, or rebuild the store with wb embed --overwrite"
+            )
         try:
-            for name in self._index["parts"]:
+            for name in names:
                 self.parts.append(part := open_part(path, name))
                 if part.fingerprint != self.fingerprint:
                     raise StoreMismatchError(
@@ -149,18 +162,33 @@ class PartedStore:
         return sum(len(part) for part in self.parts)
 
     def ids(self) -> set[str]:
-        """Ids of every committed clip; raises if a clip is stored in two parts."""
+        """Ids of every committed clip.
+
+        Raises:
+            StoreError: a clip is stored in two parts (both named, with the fix).
+        """
         ids: set[str] = set()
-        for part in self.parts:
+        for k, part in enumerate(self.parts):
             found = part.ids()
             if not found.isdisjoint(ids):
-                raise StoreError(f"{part.path}: holds clip ids another part holds too: "
-                                 f"{sorted(found & ids)[:3]}; merge with wb store merge to find them")
+                twice = sorted(found & ids)
+                first = next(p for p in self.parts[:k] if twice[0] in p.ids())
+                raise StoreError(
+                    f"{part.path}: holds {len(twice)} clip id(s) another part holds too (first {twice[:3]}, also in "
+                    f"{first.path}); the store is damaged: rebuild it with wb embed --overwrite"
+                )
             ids |= found
+        self._ids_checked = True
         return ids
+
+    def _check_ids(self) -> None:
+        """Raise (see ``ids``) before the first read of rows if a clip is stored in two parts."""
+        if not self._ids_checked:
+            self.ids()
 
     def load(self, *, pooled: bool = True, sequence: bool = True) -> StoreArrays:
         """Every committed row of every part, in index order."""
+        self._check_ids()
         loaded = [part.load(pooled=pooled, sequence=sequence) for part in self.parts]
         if not loaded:
             return self._empty(pooled=pooled, sequence=sequence)
@@ -180,10 +208,12 @@ class PartedStore:
         self, batch_size: int = 256, *, pooled: bool = False, sequence: bool = True
     ) -> Iterator[StoreArrays]:
         """Committed rows in store order, at most ``batch_size`` at a time (batches end at part ends)."""
+        self._check_ids()
         for part in self.parts:
             yield from part.iter_batches(batch_size, pooled=pooled, sequence=sequence)
 
     def records(self) -> list[ClipRecord]:
+        self._check_ids()
         return [record for part in self.parts for record in part.records()]
 
     def check_chunks(self) -> None:

@@ -2,8 +2,10 @@
 
 A row is damaged when one of its chunks is missing on disk or fails its
 checksum (Zarr's CRC-32C, HDF5's Fletcher-32), when its embeddings hold NaN or
-infinite values, or when its id or manifest row does not parse. Everything is
-read a chunk at a time, so memory stays bounded by one chunk whatever the size.
+infinite values, or when its id or manifest row does not parse. In a store made
+of parts, a row is also damaged when an earlier part holds its clip id (readers
+refuse such a store). Everything is read a chunk at a time, so memory stays
+bounded by one chunk (and, for parts, the set of ids) whatever the size.
 """
 
 from __future__ import annotations
@@ -73,6 +75,33 @@ def _check_field(backend: Any, name: str, committed: int) -> list[dict[str, Any]
     return problems
 
 
+def _repeated_ids(pieces: list[Any]) -> list[dict[str, Any]]:
+    """Problems for the rows whose clip id an earlier part holds (rows numbered across the parts)."""
+    first_part: dict[str, str] = {}
+    problems: list[dict[str, Any]] = []
+    offset = 0
+    for piece in pieces:
+        backend, name = piece.storage, os.path.basename(str(piece.path).rstrip("/"))
+        step = backend.chunk_rows("id")
+        for start in range(0, len(piece), step):
+            try:
+                ids = backend.read("id", start, min(start + step, len(piece)))
+            except StoreError:  # listed already as a damaged chunk
+                continue
+            for i, clip in enumerate(ids.tolist()):
+                row = offset + start + i
+                if clip not in first_part:
+                    first_part[clip] = name
+                    continue
+                reason = f"clip id also stored in part {first_part[clip]}"
+                if problems and problems[-1]["rows"][1] == row and problems[-1]["reason"] == reason:
+                    problems[-1]["rows"][1] = row + 1
+                else:
+                    problems.append({"field": "id", "rows": [row, row + 1], "reason": reason})
+        offset += len(piece)
+    return problems
+
+
 def verify_store(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Check every committed row of the store at ``path``.
 
@@ -99,6 +128,8 @@ def verify_store(path: str | os.PathLike[str]) -> dict[str, Any]:
                     start, stop = p["rows"]
                     problems.append({**p, "rows": [start + offset, stop + offset]})
             offset += len(piece)
+        if isinstance(store, PartedStore):
+            problems += _repeated_ids(pieces)
         checksums = pieces[0].attrs.get("checksums") if pieces else store.attrs.get("checksums")
     damaged = sorted({row for p in problems for row in range(*p["rows"])})
     return {
