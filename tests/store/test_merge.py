@@ -10,11 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from tests.store.kill_writer import SPEC, clips
-from tests.store.test_parts import build_parted, memory_url
+from tests.store.test_parts import assert_same_rows, build_parted, memory_url
 from wakebuilder.cli import main
-from wakebuilder.errors import ConfigError
-from wakebuilder.store import open_store
+from wakebuilder.errors import ConfigError, StoreError
+from wakebuilder.store import EmbeddingStore, open_store
 from wakebuilder.store.merge import merge_store
+from wakebuilder.store.remote import url_exists
 
 SPELLINGS: dict[str, Callable[[Path], str]] = {
     "absolute": lambda store: str(store.resolve()),
@@ -81,3 +82,74 @@ def test_cli_merge_onto_its_source_is_one_line_and_keeps_it(tmp_path: Path, monk
     assert "omit OUT to merge in place" in result.stderr
     with open_store(tmp_path / "ok") as kept:
         assert len(kept) == 40
+
+
+def out_location(tmp_path: Path, out: str) -> Path | str:
+    return memory_url() if out == "memory" else tmp_path / out
+
+
+def leftovers(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("merged"))
+
+
+@pytest.mark.parametrize("out", ["merged.zarr", "merged.h5", "memory"])
+def test_a_source_with_a_clip_in_two_parts_is_refused_before_out_exists(tmp_path: Path, out: str) -> None:
+    source, target = tmp_path / "dup", out_location(tmp_path, out)
+    build_parted(source, [(0, 10), (8, 12)])
+    with pytest.raises(StoreError, match=r"dup/parts/p1: .*clip00008.*dup/parts/p0.*wb embed --overwrite"):
+        merge_store(source, target)
+    assert leftovers(tmp_path) in ([], ["merged.zarr.lock"], ["merged.h5.lock"])
+    assert not (url_exists(target) if isinstance(target, str) else target.exists())
+
+
+@pytest.mark.parametrize("out", ["merged.zarr", "merged.h5", "memory"])
+def test_a_merge_that_fails_leaves_no_out_and_a_rerun_merges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, out: str
+) -> None:
+    source, target = tmp_path / "parted", out_location(tmp_path, out)
+    build_parted(source)
+    real_append, calls = EmbeddingStore.append, []
+
+    def failing_append(self: EmbeddingStore, *args: object) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real_append(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(EmbeddingStore, "append", failing_append)
+    with pytest.raises(OSError, match="No space"):
+        merge_store(source, target, batch_rows=4)
+    assert not (url_exists(target) if isinstance(target, str) else target.exists())
+    assert leftovers(tmp_path) in ([], [f"{out}.lock"])
+    monkeypatch.undo()
+    assert merge_store(source, target)["clips"] == 40
+    assert_same_rows(target, source)
+    assert leftovers(tmp_path) in ([], [out, f"{out}.lock"])
+
+
+def test_a_failed_overwrite_keeps_the_old_out_and_a_killed_merge_is_cleaned_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, target = tmp_path / "parted", tmp_path / "merged.zarr"
+    build_parted(source)
+    with open_store(target, "a", spec=SPEC) as old:
+        old.append(*clips(100, 103))
+    monkeypatch.setattr(EmbeddingStore, "append", lambda *_: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    with pytest.raises(OSError):
+        merge_store(source, target, overwrite=True)
+    with open_store(target) as kept:
+        assert len(kept) == 3
+    monkeypatch.undo()
+    work = tmp_path / "merged.zarr.incomplete"
+    (work / "stale").mkdir(parents=True)  # what a merge killed mid-copy leaves
+    assert merge_store(source, target, overwrite=True)["clips"] == 40
+    assert not work.exists() and leftovers(tmp_path) == ["merged.zarr", "merged.zarr.lock"]
+    assert_same_rows(target, source)
+
+
+def test_cli_merge_of_a_source_with_a_clip_in_two_parts(tmp_path: Path) -> None:
+    build_parted(tmp_path / "dup", [(0, 10), (8, 12)])
+    result = CliRunner().invoke(main, ["store", "merge", str(tmp_path / "dup"), str(tmp_path / "dupout")])
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert "dup/parts/p1" in result.stderr and "dupout" not in result.stderr
+    assert not (tmp_path / "dupout").exists() and not (tmp_path / "dupout.incomplete").exists()

@@ -1,8 +1,13 @@
 """``wb store merge``: a store made of parts into the single-part layout (a new store, or in place).
 
 Merging copies every committed row, part by part in index order, into an ordinary
-store (Zarr, HDF5 for a ``.h5`` path, or Zarr at a URL) with the same spec; each
-append is checked like any other, so a clip held by two parts stops the merge.
+store (Zarr, HDF5 for a ``.h5`` path, or Zarr at a URL) with the same spec. A
+source with a clip held by two parts is refused before OUT is touched. A local OUT
+is built as ``<OUT>.incomplete`` and renamed into place when every row is copied,
+so a merge that fails leaves no OUT (and an OUT it was to replace intact); one that
+is killed leaves ``<OUT>.incomplete``, removed by the next merge. At a URL nothing
+renames: OUT is built in place and removed if the merge fails (a killed merge leaves
+a partial OUT; merge again with ``--overwrite``).
 In place (local stores only), the merged store is built beside the parted one as
 ``<store>.merging`` and swapped in with two renames: ``<store>`` to
 ``<store>.parts-old``, then ``<store>.merging`` to ``<store>``. A kill between
@@ -11,15 +16,20 @@ them leaves no ``<store>`` for a moment; running the merge again finishes the sw
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from wakebuilder.atomic import writer_lock
+from wakebuilder.atomic import INCOMPLETE_SUFFIX, writer_lock
 from wakebuilder.errors import ConfigError, StoreError
-from wakebuilder.store.opening import open_store, store_location
-from wakebuilder.store.parts import PartedStore
+from wakebuilder.store.base import StoreSpec
+from wakebuilder.store.embedding_store import EmbeddingStore
+from wakebuilder.store.layout import Backend, field_layout
+from wakebuilder.store.opening import backend_class, new_store_attrs, open_store, store_exists, store_location
+from wakebuilder.store.parts import PartedStore, is_parted, remove_store
 from wakebuilder.store.remote import filesystem
 
 MERGE_ROWS = 4096
@@ -39,9 +49,9 @@ def merge_store(
     refuse_same_store(src, dst)  # before OUT is opened: opening it with overwrite deletes what is there
     with open_store(src) as reader:
         parts = reader.parts if isinstance(reader, PartedStore) else [reader]
-        with open_store(dst, "a", spec=reader.spec, overwrite=overwrite) as writer:
-            if len(writer):
-                raise StoreError(f"{dst}: already holds {len(writer)} clips; merge into a new path or --overwrite")
+        if isinstance(reader, PartedStore):
+            reader.ids()  # a clip in two parts: an error naming the source's parts, before OUT exists
+        with _new_store(dst, reader.spec, overwrite=overwrite) as writer:
             for part in parts:
                 records, start = part.records(), 0
                 for batch in part.iter_batches(batch_rows, pooled=True, sequence=True):
@@ -49,6 +59,48 @@ def merge_store(
                     start += len(batch)
             clips, backend = len(writer), writer.backend
     return {"source": str(src), "store": str(dst), "clips": clips, "parts_merged": len(parts), "backend": backend}
+
+
+@contextlib.contextmanager
+def _new_store(dst: Path | str, spec: StoreSpec, *, overwrite: bool) -> Iterator[EmbeddingStore]:
+    """An empty store for ``dst``, renamed into place when the block succeeds (see the module docstring).
+
+    Raises:
+        StoreError: ``dst`` holds clips and ``overwrite`` is off, or holds something other than a store.
+        LockedError: another process writes ``dst``.
+    """
+    with writer_lock(dst) if isinstance(dst, Path) else contextlib.nullcontext():
+        if is_parted(dst) or store_exists(dst):
+            with open_store(dst) as existing:
+                held = len(existing)
+            if held and not overwrite:
+                raise StoreError(f"{dst}: already holds {held} clips; merge into a new path or --overwrite")
+        if isinstance(dst, Path):  # built beside the real path: renaming over a symlink would replace the link
+            dst = Path(os.path.realpath(dst))
+        work = dst if isinstance(dst, str) else dst.with_name(dst.name + INCOMPLETE_SUFFIX)
+        cls = backend_class(dst)  # by OUT's name: the work path ends in .incomplete, not .h5
+        _discard(work, cls)  # a killed merge's work (at a URL: the store being replaced)
+        backend = cls.create(work, field_layout(spec), new_store_attrs(spec))  # type: ignore[arg-type]
+        writer = EmbeddingStore(work, backend, lock=contextlib.nullcontext())  # type: ignore[arg-type]
+        try:
+            try:
+                yield writer
+            finally:
+                writer.close()  # HDF5 merges its journal into the file
+        except BaseException:
+            _discard(work, cls)
+            raise
+        if isinstance(dst, Path) and isinstance(work, Path):
+            _discard(dst, cls)
+            os.replace(work, dst)
+
+
+def _discard(where: Path | str, cls: type[Backend]) -> None:
+    """Delete the store at ``where`` if there is one: made of parts, or a single store of backend ``cls``."""
+    if is_parted(where):
+        remove_store(where)
+    else:
+        cls.remove(where)  # type: ignore[arg-type]
 
 
 def store_identity(where: Path | str) -> tuple[str, str]:
