@@ -121,6 +121,19 @@ def tone_setup() -> dict[str, Any]:
             "window_samples": backbone.window_samples}
 
 
+def tone_model_with_window(path: Path, window_s: float, *, seed: int = 0) -> Path:
+    """A calibrated (threshold 0.5) chirp detector over a speech-embedding window of ``window_s`` seconds."""
+    from wakebuilder.backbones import load_backbone
+
+    backbone = load_backbone("speech-embedding", window_s=window_s)
+    clips, labels = tone_clips(backbone.window_samples, 120, seed=seed)
+    _, sequences = backbone.embed(clips)
+    head = fit_linear_head(tiny_head(backbone.seq_len, backbone.dim, seed=seed), sequences, labels)
+    model = make_model_dir(path, head, backbone.identity)
+    (model / "calibration.json").write_text(json.dumps({"threshold": 0.5, "temperature": 1.0, "bias": 0.0}))
+    return model
+
+
 def copy_model(model: Path, dest: Path) -> Path:
     """A private copy of a model directory (tests that write calibration.json)."""
     return Path(shutil.copytree(model, dest))

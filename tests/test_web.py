@@ -23,8 +23,8 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import noise, tone
-from tests.model_helpers import planted_stream, tone_setup
-from wakebuilder.audio import write_wav
+from tests.model_helpers import planted_stream, tone_model_with_window, tone_setup
+from wakebuilder.audio import load_audio, write_wav
 from wakebuilder.cli import main
 from wakebuilder.detect import DetectConfig, detect_waveform, load_detector
 from wakebuilder.streaming import count_events, frame_windows
@@ -142,8 +142,6 @@ def python_scores(onnx_path: Path, audio: np.ndarray) -> np.ndarray:
 
 @needs_browser
 def test_page_scores_and_events_equal_python(page: dict[str, Any], exported: Path) -> None:
-    from wakebuilder.audio import load_audio
-
     results = {}
     with Chromium() as browser:
         for name in ("positive", "negative"):
@@ -197,6 +195,73 @@ def test_several_models_one_trace_each(exported: Path, tmp_path: Path) -> None:
     first, second = result["models"]
     assert len(first["raw"]) == 3 and first["raw"] == second["raw"] and labels.count("window 1.50 s") == 2
     assert len(first["events"]) == len(second["events"]) == 1
+
+
+def assert_events_match(page_events: list[dict[str, float]], expected: list[Any], scores: np.ndarray, *,
+                        offset_s: float) -> None:
+    """The page's events are wb detect's: the same onsets, and each peak at wb detect's frame or, on a plateau
+    of saturated scores, at a frame whose score ties wb detect's peak within the page's 1e-4 tolerance."""
+    assert [round(e["onsetS"], 6) for e in page_events] == [round(e.onset_s, 6) for e in expected]
+    for got, want in zip(page_events, expected, strict=True):
+        peak = round((got["timeS"] - offset_s) / 0.1)
+        assert got["timeS"] >= got["onsetS"] and scores[peak] == pytest.approx(want.score, abs=1e-4), (got, want)
+
+
+def run_selftests(url: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """The page's ``?selftest=NAME.wav`` result for each name, in one headless Chromium."""
+    results = {}
+    with Chromium() as browser:
+        for name in names:
+            browser.goto(url + f"?selftest={name}.wav")
+            browser.wait_for(PAGE_DONE, timeout_s=120)
+            raw = browser.evaluate("JSON.stringify(window.wbResult)")
+            assert raw, browser.evaluate("document.getElementById('status').textContent")
+            results[name] = json.loads(raw)
+    return results
+
+
+@needs_browser
+def test_models_of_different_windows_each_cut_their_own_frames(exported: Path, tmp_path: Path) -> None:
+    """A 1.5 s and a 2.5 s model on one page: each scores the windows wb detect cuts for it, from the
+    stream's start, so a wake word before the longer window is full is still found by the shorter model."""
+    long_model = tone_model_with_window(tmp_path / "long-model", 2.5)
+    long = Path(wb("export", "--model", str(long_model), "--out", str(tmp_path / "long"), "--name", "long"))
+    long = long / "long.onnx"
+    out = Path(wb("web", str(exported), str(long), "--out", str(tmp_path / "page")))
+    wavs = {"early": planted_stream((0.3, 3.0, 6.2), 8.0), "shorter": planted_stream((0.3,), 2.0)}
+    for name, audio in wavs.items():
+        write_wav(out / f"{name}.wav", audio)
+    server = serve_in_thread(out)
+    try:
+        results = run_selftests(page_url(server), tuple(wavs))
+        with Chromium(args=chromium_args(fake_audio=out / "early.wav")) as browser:  # the worklet's frames
+            browser.goto(page_url(server) + "?autostart=1")
+            browser.wait_for("window.wbState && wbState.models.length === 2 && wbState.models[1].trace.length >= 3",
+                             timeout_s=60)
+            live = browser.evaluate("wbState.models.map((m) => m.trace.map((p) => [p.frame, p.timeS]))")
+    finally:
+        server.shutdown()
+        server.server_close()
+    for name in wavs:
+        audio = load_audio(out / f"{name}.wav")
+        for onnx_path, model in zip((exported, long), results[name]["models"], strict=True):
+            detector = load_detector(onnx_path)
+            want = detector.scorer(frame_windows(audio, detector.window_samples, 1600))
+            assert len(model["raw"]) == want.size, (name, model["name"])
+            np.testing.assert_allclose(model["raw"], want, atol=1e-4, rtol=0)
+            assert_events_match(model["events"], detect_waveform(detector, audio, DetectConfig()), want,
+                                offset_s=detector.window_samples / 2 / 16000)
+    chirp, long_result = results["early"]["models"]
+    assert (len(chirp["raw"]), len(long_result["raw"])) == (66, 56)  # (8 s - window) / hop + 1
+    # the wake word at 0.3 s: in each model's first window, at its own centre
+    assert [m["events"][0]["onsetS"] for m in (chirp, long_result)] == pytest.approx([0.75, 1.25])
+    assert len(chirp["events"]) == 3
+    assert [len(m["raw"]) for m in results["shorter"]["models"]] == [6, 1]  # 2 s: one padded 2.5 s window
+    # from the microphone: the 1.5 s model scores from its first full window on, a second before the 2.5 s one
+    short_live, long_live = live
+    assert short_live[0] == pytest.approx([0, 0.75]) and len(short_live) > len(long_live)
+    for trace, offset_s in ((short_live, 0.75), (long_live, 1.25)):
+        assert all(t == pytest.approx(offset_s + 0.1 * frame) for frame, t in trace)
 
 
 def live_run(page: dict[str, Any], name: str, until: str, *, timeout_s: float, screenshot: Path | None = None) -> Any:

@@ -1,5 +1,7 @@
 // The page: run each exported model (ONNX Runtime Web, WebAssembly) on the last window of the
-// microphone every hop, draw the score traces and threshold lines, list the detections.
+// microphone every hop, draw the score traces and threshold lines, list the detections. Each model
+// cuts its own windows as wb detect does: its frame k covers 16 kHz samples [k * hop, k * hop + its
+// window) from the start of the stream, so a shorter model scores from its own first full window on.
 // URL parameters: autostart=1 (start the microphone at once), threads=N (WebAssembly threads; default
 // half the cores, at most 4), selftest=FILE.wav (score a 16 kHz WAV file window by window instead of
 // the microphone), path=full (run the end-to-end NAME.onnx every hop instead of streaming the
@@ -68,10 +70,22 @@ function resetCounters() {
   $("detections").innerHTML = "";
 }
 
-// Score one frame: `window` holds the last maxWindow samples; each model takes its own last window.
-async function scoreFrame(frame, window) {
+// The frames that end at 16 kHz sample `end` of a stream of `length` samples: [{m, frame}] for each model
+// whose window [end - window, end) starts a whole number of hops after the stream's start. Past the end
+// of a recording only the one zero-padded window of a model longer than the recording is due.
+function framesEndingAt(end, length) {
+  const hop = state.page.hop_samples;
+  return state.models.filter((m) => end >= m.window_samples && (end - m.window_samples) % hop === 0 &&
+                                    end <= Math.max(length, m.window_samples))
+    .map((m) => ({ m, frame: (end - m.window_samples) / hop }));
+}
+
+// Score the frames that end at sample `end` (of `length`; the microphone's has no end): `window` holds the
+// samples before `end`, at least the longest due window; each model takes its own last window.
+async function scoreFrame(end, window, length = Infinity) {
+  const due = framesEndingAt(end, length);
   const raw = [];
-  for (const m of state.models) {
+  for (const { m, frame } of due) {
     const samples = window.slice(window.length - m.window_samples); // a copy: ORT needs its own buffer
     const start = performance.now();
     if (m.streamer) {
@@ -83,7 +97,7 @@ async function scoreFrame(frame, window) {
     }
     state.inferMs.push(performance.now() - start);
   }
-  state.models.forEach((m, i) => record(m, frame, raw[i]));
+  due.forEach(({ m, frame }, i) => record(m, frame, raw[i]));
   state.frames += 1;
 }
 
@@ -167,19 +181,19 @@ function draw() {
     `${mean.toFixed(1)} ms per window per model (${mean ? (state.hopS * 1000 / mean).toFixed(1) : "-"}x real time)`;
 }
 
-async function onWindow({ frame, window }) {
+async function onWindow({ end, window }) {
   if (state.busy) {
     if (state.pending) state.dropped += 1;
-    state.pending = { frame, window };
+    state.pending = { end, window };
     return;
   }
   state.busy = true;
   try {
-    await scoreFrame(frame, window);
+    await scoreFrame(end, window);
     while (state.pending) {
       const next = state.pending;
       state.pending = null;
-      await scoreFrame(next.frame, next.window);
+      await scoreFrame(next.end, next.window);
     }
   } finally {
     state.busy = false;
@@ -198,7 +212,7 @@ async function startMicrophone() {
   const source = context.createMediaStreamSource(stream);
   const node = new AudioWorkletNode(context, "wb-window", {
     numberOfInputs: 1, numberOfOutputs: 0,
-    processorOptions: { targetRate: state.page.sample_rate, windowSamples: state.maxWindow,
+    processorOptions: { targetRate: state.page.sample_rate, windows: state.models.map((m) => m.window_samples),
                         hopSamples: state.page.hop_samples },
   });
   node.port.onmessage = (event) => onWindow(event.data).catch((err) => status(`error: ${err.message}`));
@@ -220,14 +234,21 @@ async function stopMicrophone() {
   status("stopped");
 }
 
-// Score a WAV file at 16 kHz window by window, exactly as wb detect cuts it; results in window.wbResult.
+// Score a WAV file at 16 kHz window by window, exactly as wb detect cuts it for each model (a file
+// shorter than a model's window gives it one zero-padded window); results in window.wbResult.
 async function selfTest(url) {
   const { samples, rate } = decodeWav(await (await fetch(url)).arrayBuffer());
   if (rate !== state.page.sample_rate) throw new Error(`${url}: ${rate} Hz; the self-test needs ${state.page.sample_rate} Hz`);
   const padded = samples.length < state.maxWindow ? new Float32Array(state.maxWindow) : samples;
   if (padded !== samples) padded.set(samples);
-  for (const [frame, start] of frameStarts(padded.length, state.maxWindow, state.page.hop_samples).entries()) {
-    await scoreFrame(frame, padded.subarray(start, start + state.maxWindow));
+  const ends = new Set();
+  for (const m of state.models) {
+    for (const start of frameStarts(samples.length, m.window_samples, state.page.hop_samples)) {
+      ends.add(start + m.window_samples);
+    }
+  }
+  for (const end of [...ends].sort((a, b) => a - b)) {
+    await scoreFrame(end, padded.subarray(Math.max(0, end - state.maxWindow), end), samples.length);
   }
   for (const m of state.models) for (const event of m.counter.flush()) finishDetection(m, event);
   draw();

@@ -1,6 +1,7 @@
-// AudioWorklet: resample the microphone to 16 kHz and keep the last window of audio.
-// Every `hopSamples` output samples once a full window exists, it posts {frame, window} to the page,
-// where frame i covers 16 kHz samples [i * hop, i * hop + window), as wb detect cuts a recording.
+// AudioWorklet: resample the microphone to 16 kHz and keep the last (longest) window of audio.
+// Each model's frame i covers 16 kHz samples [i * hop, i * hop + its window), as wb detect cuts a
+// recording; whenever one of them ends (`end` samples seen) it posts {end, window} to the page, where
+// window holds the last longest-window samples (zeros before the stream's start).
 
 // Streaming windowed-sinc resampler (Blackman window, 16 zero crossings, cut-off 0.45 x the lower
 // rate); the kernel is tabulated at 512 points per input sample and read with linear interpolation.
@@ -59,11 +60,12 @@ class Resampler {
 class WindowProcessor extends AudioWorkletProcessor {
   constructor(options) {
     super();
-    const { targetRate, windowSamples, hopSamples } = options.processorOptions;
+    const { targetRate, windows, hopSamples } = options.processorOptions;
     this.resampler = new Resampler(sampleRate, targetRate);
-    this.windowSamples = windowSamples;
+    this.windows = [...new Set(windows)];
+    this.windowSamples = Math.max(...this.windows);
     this.hop = hopSamples;
-    this.ring = new Float32Array(windowSamples);
+    this.ring = new Float32Array(this.windowSamples);
     this.written = 0; // 16 kHz samples seen
     this.running = true;
     this.port.onmessage = (event) => { if (event.data === "stop") this.running = false; };
@@ -82,13 +84,13 @@ class WindowProcessor extends AudioWorkletProcessor {
   add(sample) {
     this.ring[this.written % this.windowSamples] = sample;
     this.written += 1;
-    const past = this.written - this.windowSamples;
-    if (past < 0 || past % this.hop !== 0) return;
+    const end = this.written;
+    if (!this.windows.some((w) => end >= w && (end - w) % this.hop === 0)) return;
     const window = new Float32Array(this.windowSamples);
     const split = this.written % this.windowSamples; // oldest sample's slot
     window.set(this.ring.subarray(split), 0);
     window.set(this.ring.subarray(0, split), this.windowSamples - split);
-    this.port.postMessage({ frame: past / this.hop, window }, [window.buffer]);
+    this.port.postMessage({ end, window }, [window.buffer]);
   }
 }
 
