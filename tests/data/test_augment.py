@@ -179,6 +179,39 @@ def test_window_pads_before_noise_and_shift() -> None:
     assert apply_params(chirp(200, 3000, 2.5), {"gain_db": 0.0, "window_s": 2.0}).size == 40000
 
 
+def _speech_span(length: int, window_s: float, shift_s: float) -> slice:
+    """Where a clip of ``length`` samples (after any speed change) lies in the output: centred in the window,
+    then moved by the shift."""
+    size = round(window_s * 16000) if window_s else length
+    start = (size - length) // 2 + int(shift_s * 16000)
+    return slice(max(start, 0), min(start + length, size))
+
+
+SNR_CHAINS = {
+    "bandpass": {"eq": {"type": "bandpass", "cutoff_hz": 1500.0, "q": 1.0}},
+    "pitch": {"pitch_semitones": 2.0},
+    "speed+highpass": {"speed_factor": 0.9, "eq": {"type": "highpass", "cutoff_hz": 400.0, "q": 0.7}},
+    "lowpass+reverb+shift": {"eq": {"type": "lowpass", "cutoff_hz": 2500.0, "q": 0.7}, "shift_s": 0.15,
+                             "reverb": {"rt60_s": 0.4, "seed": 3, "rir_index": None}},
+}
+
+
+@pytest.mark.parametrize("chain", SNR_CHAINS)
+@pytest.mark.parametrize("window_s", [0.0, 2.0])
+def test_recorded_snr_is_the_snr_of_the_processed_clip(chain: str, window_s: float) -> None:
+    """The noise is scaled against the clip as it leaves the chain (after EQ, pitch, speed, reverb), over the
+    clip's own span when it sits in a window, so the recorded snr_db is the SNR a listener gets."""
+    x = chirp(200, 3000, 0.8, amplitude=0.3)
+    clean_params = {"gain_db": -6.0, **SNR_CHAINS[chain], **({"window_s": window_s} if window_s else {})}
+    noisy_params = {**clean_params, "noise": {"type": "pink", "snr_db": 10.0, "seed": 5, "file_index": None}}
+    clean = apply_params(x, clean_params).astype(np.float64)
+    residual = apply_params(x, noisy_params) - clean
+    length = int(x.size / SNR_CHAINS[chain].get("speed_factor", 1.0))
+    speech = clean[_speech_span(length, window_s, SNR_CHAINS[chain].get("shift_s", 0.0))]
+    measured = 10 * np.log10(np.mean(speech**2) / np.mean(residual**2))
+    assert abs(measured - 10.0) < 0.5
+
+
 def test_window_option_is_recorded_in_every_chain(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path)
     out = tmp_path / "o"

@@ -61,6 +61,25 @@ def test_pipeline_snr_is_against_the_clip_not_the_padding(tmp_path: Path) -> Non
     assert params["background"]["snr_db"] == 5.0 and params["background"]["generator"]["generator"] == "noise"
 
 
+@pytest.mark.parametrize("window_s", [0.0, 2.0])
+def test_background_snr_is_against_the_processed_clip(window_s: float) -> None:
+    """The background's SNR is measured on the clip as the chain left it (EQ, pitch, speed, gain), over its own
+    span in the window, not on the parent's samples."""
+    x = chirp(200, 3000, 0.8, amplitude=0.3)
+    record = ClipRecord(id=audio_id(x), path="x.wav", label=1, kind="tts", group="g")
+    config = PLAIN.replace(speed_p=1, pitch_p=1, eq_p=1, gain_db=(-6.0, -6.0), window_s=window_s)
+    background = (BackgroundConfig(generators=("noise",), snr_db=(10.0, 10.0), p=1.0), BackgroundBank((), ()))
+    for copy in range(4):
+        out, params = augment_clip(x, record, copy, config, EMPTY, {"noise": [], "rir": []}, background)
+        plain, _ = augment_clip(x, record, copy, config, EMPTY, {"noise": [], "rir": []})
+        assert "limiter_gain" not in params and params["background"]["snr_db"] == 10.0
+        length = int(x.size / params["speed_factor"])
+        start = (round(window_s * 16000) - length) // 2 if window_s else 0
+        speech = plain[start : start + length].astype(np.float64)
+        residual = out.astype(np.float64) - plain
+        assert abs(10 * np.log10(np.mean(speech**2) / np.mean(residual**2)) - 10.0) < 0.5, params
+
+
 def test_background_leaves_the_chain_draws_unchanged() -> None:
     x = chirp(300, 2000, 1.0)
     record = ClipRecord(id=audio_id(x), path="x.wav", label=1, kind="tts", group="g")

@@ -4,8 +4,9 @@ Self-contained beside the main chain: its parameters come from their own child G
 key and the name ``background``, as every transform's), so turning it on leaves every other draw unchanged.
 A background is either a clip of background manifests (real music and noise chunks, ``wb negatives
 --nonspeech`` or ``--debian`` output) or a generator of ``wakebuilder.data.nonspeech`` run on the fly.
-The SNR is measured against the foreground's power before padding (the speech, not the silence
-around it), and the drawn parameters, including the generator's own, go into the row.
+The SNR is measured against the foreground as the chain left it, over its own span (the speech after
+its effects and gain, not the silence of a window around it), and the drawn parameters, including the
+generator's own, go into the row.
 """
 
 from __future__ import annotations

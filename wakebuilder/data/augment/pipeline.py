@@ -15,7 +15,7 @@ from wakebuilder.audio import AUDIO_EXTENSIONS, load_audio, quantize_pcm16, writ
 from wakebuilder.data.augment.background import (
     BackgroundBank, BackgroundConfig, apply_background, background_rng, draw_background,
 )
-from wakebuilder.data.augment.transforms import AugmentConfig, apply_params, clip_key, draw_params
+from wakebuilder.data.augment.transforms import AugmentConfig, apply_chain, clip_key, draw_params
 from wakebuilder.devices import cpu_threads
 from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.fingerprint import audio_id
@@ -41,17 +41,17 @@ def augment_clip(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """One augmented copy and the parameters that rebuild it.
 
-    With ``background``, music or noise is added after the chain at an SNR against the clip's own power
-    at the chain's gain; its parameters (key ``background``) come from a Generator of their own.
+    With ``background``, music or noise is added after the chain at an SNR against the clip as the chain
+    left it (its own span, after every effect and the gain, as the chain's noise is measured); its
+    parameters (key ``background``) come from a Generator of their own.
     """
     params = draw_params(clip_key(config.seed, record.id, copy), config,
                          noise_files=len(banks["noise"]), rir_files=len(banks["rir"]))
-    audio = apply_params(samples, params, banks=banks)
+    audio, power = apply_chain(samples, params, banks=banks)
     if background is not None:
         settings, bank = background
         drawn = draw_background(background_rng(config.seed, record.id, copy), settings, files=len(bank.names))
         if drawn is not None:
-            power = float(np.mean(np.square(samples, dtype=np.float64))) * 10 ** (params["gain_db"] / 10)
             audio = apply_background(audio, drawn, bank, signal_power=power)
             if drawn["type"] == "file":
                 drawn["file"] = bank.names[drawn["file_index"]]

@@ -23,7 +23,7 @@ from wakebuilder.data.augment.params import (
 )
 
 # The drawing side is re-exported: callers import the whole transform API from here.
-__all__ = ["DRAWS", "NOISE_COLORS", "AugmentConfig", "apply_params", "biquad_coefficients", "clip_key",
+__all__ = ["DRAWS", "NOISE_COLORS", "AugmentConfig", "apply_chain", "apply_params", "biquad_coefficients", "clip_key",
            "draw_params", "formant_warp", "noise_gain_for_snr", "stable_hash", "synthetic_rir", "transform_rng"]
 from wakebuilder.streaming import frame_starts, frame_windows
 
@@ -116,8 +116,18 @@ def apply_params(
 
     With ``window_s`` the clip is centred in silence first, so reverb, shift and noise act on the whole
     window as they would on a recording (noise fills the pauses; a shift moves the word instead of cutting
-    it off), and the SNR is measured against the clip's own power, not the padded window's.
+    it off). The SNR is measured against the clip as the effects left it, over its own span (where the
+    padding and the shift put it), not the padded window's silence nor the unfiltered clip.
     """
+    return apply_chain(samples, params, banks=banks, backend=backend)[0]
+
+
+def apply_chain(
+    samples: np.ndarray, params: dict[str, Any], *, banks: dict[str, list[np.ndarray]] | None = None,
+    backend: str = "numba",
+) -> tuple[np.ndarray, float]:
+    """``apply_params``'s output and the signal power its noise SNR was measured against, at the chain's gain:
+    what a background mixed in afterwards is measured against too, so every recorded SNR is the real one."""
     banks = banks or {"noise": [], "rir": []}
     fast = backend == "numba"
     x = np.ascontiguousarray(samples, dtype=np.float32)
@@ -128,10 +138,11 @@ def apply_params(
         x = _pitch_shift(x, pitch_factor, fast)
     if "formant_factor" in params:  # relative to the original clip: undo the pitch shift's formant move
         x = formant_warp(x, params["formant_factor"] / pitch_factor, fast=fast)
-    speech_power = None
-    if params.get("window_s", 0) > 0 and x.size < round(params["window_s"] * SAMPLE_RATE):
-        speech_power = float(np.mean(x**2))
-        x = fit_to_window(x, round(params["window_s"] * SAMPLE_RATE))
+    start, length = 0, x.size  # the clip's own samples in x, followed through padding and shift
+    window = round(params.get("window_s", 0) * SAMPLE_RATE)
+    if window > x.size:
+        start = (window - x.size) // 2  # where fit_to_window centres it
+        x = fit_to_window(x, window)
     if "reverb" in params:
         reverb = params["reverb"]
         rir = banks["rir"][reverb["rir_index"]] if reverb.get("rir_index") is not None else synthetic_rir(
@@ -143,15 +154,18 @@ def apply_params(
     if "shift_s" in params:
         offset = int(params["shift_s"] * SAMPLE_RATE)
         x = reference.shift(x, offset) if not fast else _run(kernels._shift, x, offset)
+        start += offset
+    span = x[max(start, 0) : max(min(start + length, x.size), 0)]
+    signal_power = float(np.mean(np.square(span, dtype=np.float64))) if span.size else 0.0
     gain = 10 ** (params["gain_db"] / 20)
     noise = np.zeros_like(x)
     noise_gain = 0.0
     if "noise" in params:
         noise = _noise(params["noise"], x.size, banks, backend)
-        noise_gain = noise_gain_for_snr(x, noise, params["noise"]["snr_db"], signal_power=speech_power)
+        noise_gain = noise_gain_for_snr(x, noise, params["noise"]["snr_db"], signal_power=signal_power)
     if not fast:
-        return reference.scale_add(x, gain, noise, noise_gain * gain)
-    return _run(kernels._scale_add, x, gain, noise, noise_gain * gain)
+        return reference.scale_add(x, gain, noise, noise_gain * gain), signal_power * gain**2
+    return _run(kernels._scale_add, x, gain, noise, noise_gain * gain), signal_power * gain**2
 
 
 def formant_warp(x: np.ndarray, factor: float, *, fast: bool = True) -> np.ndarray:
