@@ -3,9 +3,10 @@
 A wake word that never fires on speech can still fire on music (the
 quickstart's "alexa" made most of its real false accepts on orchestral music
 and household noise), so ``wb eval`` reports false accepts per hour for each.
-A manifest row's category is its ``params["category"]`` when set, else follows
-its ``kind``; an audio file's is given (``--category music=PATH``) or read from
-its path (a folder or file name containing ``music``, ``noise`` or ``speech``).
+A manifest row's category is its ``params["category"]`` when set (an augmented
+copy records its parent's), else follows its ``kind``; an audio file's is given
+(``--category music=PATH``) or read from its path (a folder or file name
+containing ``music``, ``noise`` or ``speech``).
 A stream built by ``wb stream`` (or the recipe) mixes categories: its
 ``NAME.segments.json`` says which clip plays when, and each false accept counts
 for the category of the clip it falls in (``StreamSegments``).
@@ -40,9 +41,10 @@ def from_path(path: str | Path) -> str:
 
 
 def record_category(record: ClipRecord) -> str:
-    """A manifest row's category: ``params["category"]``, else its kind, else its path or source."""
+    """A manifest row's category: ``params["category"]`` (``other`` included: an augmented copy records its
+    parent's, and its source path must not override it), else its kind, else its path or source."""
     given = record.params.get("category") if isinstance(record.params, dict) else None
-    if given in CATEGORIES:
+    if given in (*CATEGORIES, OTHER):
         return str(given)
     if record.kind in CATEGORIES:
         return record.kind

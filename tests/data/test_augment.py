@@ -121,6 +121,30 @@ def test_run_augment_rows_rebuild_their_clips(tmp_path: Path) -> None:
     assert _digest(tmp_path / "a") == _digest(tmp_path / "c") and out.read_bytes() == threads.read_bytes()
 
 
+def test_augmented_copies_keep_their_parents_category(tmp_path: Path) -> None:
+    """A copy's kind is "augmented", so its category is recorded from its parent: speech kinds stay speech, music
+    stays music, and a parent folder whose name holds a category word ("mushroom" holds "room", noise) changes
+    nothing, not even for a parent of no category."""
+    from wakebuilder.categories import record_category
+
+    folder = tmp_path / "mushroom"
+    folder.mkdir()
+    expected = {"speech_negative": "speech", "hard_negative": "speech", "tts": "speech", "music": "music",
+                "real_negative": "other"}
+    records = []
+    for i, kind in enumerate(expected):
+        x = tone(300 + 50 * i, 0.5)
+        write_wav(folder / f"{i}.wav", x)
+        records.append(ClipRecord(id=audio_id(quantize_pcm16(x)), path=f"{i}.wav", label=0, kind=kind, group=f"g{i}"))
+    manifest = write_manifest(folder / "manifest.jsonl", records)
+    copies = read_manifest(run_augment(manifest, out_dir=folder / "aug", config=AugmentConfig(copies=2),
+                                       progress=False))
+    kinds = {r.id: r.kind for r in records}
+    assert len(copies) == 10 and all("mushroom" in c.source for c in copies)
+    for copy in copies:
+        assert record_category(copy) == copy.params["category"] == expected[kinds[copy.parent_id]]
+
+
 def test_bad_input(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path)
     with pytest.raises(ConfigError, match="not a folder"):

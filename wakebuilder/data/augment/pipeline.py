@@ -12,6 +12,7 @@ import numpy as np
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.atomic import refuse_existing
 from wakebuilder.audio import AUDIO_EXTENSIONS, load_audio, quantize_pcm16, write_wav
+from wakebuilder.categories import record_category
 from wakebuilder.data.augment.background import (
     BackgroundBank, BackgroundConfig, apply_background, background_rng, draw_background,
 )
@@ -103,6 +104,7 @@ def run_augment(
         source = resolve_clip_path(manifest, parent)
         samples = load_audio(source)
         records = [ClipRecord(**{**parent.to_dict(), "path": str(source)})] if keep_originals else []
+        category = record_category(parent)  # a copy's kind is "augmented": it carries its parent's category
         for copy in range(config.copies):
             audio, params = augment_clip(samples, parent, copy, config, banks, names, backgrounds)
             clip_id = audio_id(quantize_pcm16(audio))
@@ -113,7 +115,7 @@ def run_augment(
                 id=clip_id, path=f"clips/{clip_id}.wav", label=parent.label, kind="augmented", group=parent.group,
                 text=parent.text, duration_s=round(audio.size / SAMPLE_RATE, 4), parent_id=parent.id,
                 params={"copy": copy, "seed": config.seed, "parent_kind": parent.kind, "chain": params,
-                        **({"category": parent.params["category"]} if "category" in parent.params else {})},
+                        "category": category},
                 source=str(source),
             ))
         return records
