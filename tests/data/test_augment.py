@@ -236,6 +236,23 @@ def test_recorded_snr_is_the_snr_of_the_processed_clip(chain: str, window_s: flo
     assert abs(measured - 10.0) < 0.5
 
 
+def test_a_measured_rir_starts_at_its_direct_path() -> None:
+    """A RIR file's silence before the direct path (distance, recorder latency) is dropped: the reverb keeps the
+    clip's length, so that delay used to push the word late and cut its end off."""
+    x = np.zeros(16000, np.float32)
+    x[8000:] = tone(300, 0.5, amplitude=0.3)  # the word fills the second half, to the clip's end
+    rir = np.zeros(4000, np.float32)
+    rir[1600] = 1.0  # the direct path 100 ms in
+    params = {"gain_db": 0.0, "reverb": {"rt60_s": 0.3, "seed": 0, "rir_index": 0}}
+    for backend in ("numba", "numpy"):
+        np.testing.assert_allclose(apply_params(x, params, banks={"noise": [], "rir": [rir]}, backend=backend), x,
+                                   atol=1e-6)
+    rir[1700] = -0.5  # a reflection after the direct path stays where it is, relative to it
+    out = apply_params(x, params, banks={"noise": [], "rir": [rir]})
+    echo = x - 0.5 * np.concatenate([np.zeros(100, np.float32), x[:-100]])
+    np.testing.assert_allclose(out, echo * (_rms(x) / _rms(echo)), atol=1e-6)
+
+
 def test_window_option_is_recorded_in_every_chain(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path)
     out = tmp_path / "o"

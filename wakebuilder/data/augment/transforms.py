@@ -71,6 +71,14 @@ def synthetic_rir(rt60_s: float, seed: int) -> np.ndarray:
     return (tail / np.sqrt(np.sum(tail**2))).astype(np.float32)
 
 
+def _from_direct_path(rir: np.ndarray) -> np.ndarray:
+    """A RIR file from its direct path (its largest sample) on. The silence before it (the source's distance,
+    the recorder's latency) would only delay the word, and ``_convolve`` keeps the clip's length, so it cut the
+    word's end off. Not for synthetic RIRs: they start at their direct path, and in about 2 in 100 a tail sample
+    outdoes it."""
+    return rir[int(np.argmax(np.abs(rir))) :] if rir.size else rir
+
+
 def _convolve(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """FFT convolution truncated to the input's length, RMS kept (NumPy: already O(n log n))."""
     size = 1 << int(math.ceil(math.log2(x.size + rir.size)))
@@ -145,8 +153,8 @@ def apply_chain(
         x = fit_to_window(x, window)
     if "reverb" in params:
         reverb = params["reverb"]
-        rir = banks["rir"][reverb["rir_index"]] if reverb.get("rir_index") is not None else synthetic_rir(
-            reverb["rt60_s"], reverb["seed"])
+        rir = _from_direct_path(banks["rir"][reverb["rir_index"]]) if reverb.get("rir_index") is not None else (
+            synthetic_rir(reverb["rt60_s"], reverb["seed"]))
         x = _convolve(x, rir)
     if "eq" in params:
         b, a = biquad_coefficients(params["eq"]["type"], params["eq"]["cutoff_hz"], params["eq"]["q"])
