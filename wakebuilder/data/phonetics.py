@@ -22,13 +22,19 @@ CLASSES = {
     **dict.fromkeys("M N NG".split(), "nasal"),
     **dict.fromkeys("L R W Y".split(), "approximant"),
 }
+# espeak-ng's en-us phoneme names (phsource/ph_english, ph_english_us). Markers that only qualify the phoneme
+# before them ("#" reduced, "2" unreduced, ";" palatal, "-" syllabic or linking) are skipped by the tokenizer.
 ESPEAK_TO_ARPABET = {
-    "a": "AE", "a#": "AH", "A:": "AA", "A@": "AA R", "aa": "AA", "aI": "AY", "aU": "AW", "@": "AH", "@L": "AH L",
-    "3:": "ER", "3": "ER", "@r": "ER", "e": "EH", "E": "EH", "e@": "EH R", "eI": "EY", "i": "IY", "i:": "IY",
-    "I": "IH", "I2": "IH", "i@": "IY R", "0": "AA", "O:": "AO", "O@": "AO R", "oU": "OW", "OI": "OY", "u:": "UW",
-    "U": "UH", "V": "AH", "U@": "UH R", "b": "B", "d": "D", "f": "F", "g": "G", "h": "HH", "j": "Y", "k": "K",
-    "l": "L", "m": "M", "n": "N", "N": "NG", "p": "P", "r": "R", "s": "S", "S": "SH", "t": "T", "T": "TH",
-    "D": "DH", "v": "V", "w": "W", "z": "Z", "Z": "ZH", "tS": "CH", "dZ": "JH", "x": "HH", "?": "",
+    # vowels
+    "a": "AE", "aa": "AE", "a#": "AH", "A:": "AA", "A#": "AA", "A@": "AA R", "@": "AH", "@L": "AH L", "@r": "ER",
+    "3:": "ER", "3": "ER", "e": "EH", "E": "EH", "e@": "EH R", "i": "IY", "i:": "IY", "I": "IH", "I2": "IH",
+    "i@": "IY AH", "i@r": "IH R", "i@3": "IH R", "0": "AA", "02": "AH", "O": "AO", "O2": "AO", "O:": "AO",
+    "O@": "AO R", "o@": "AO R", "V": "AH", "U": "UH", "u:": "UW", "U@": "UH R", "aI": "AY", "eI": "EY",
+    "OI": "OY", "aU": "AW", "aU@": "AW ER", "oU": "OW",
+    # consonants
+    "b": "B", "d": "D", "f": "F", "g": "G", "h": "HH", "j": "Y", "k": "K", "l": "L", "m": "M", "n": "N",
+    "N": "NG", "p": "P", "r": "R", "s": "S", "S": "SH", "t": "T", "T": "TH", "D": "DH", "v": "V", "w": "W",
+    "z": "Z", "Z": "ZH", "tS": "CH", "dZ": "JH", "x": "K", "?": "T", "n-": "AH N",
 }
 _ESPEAK_SYMBOLS = sorted(ESPEAK_TO_ARPABET, key=len, reverse=True)
 
@@ -51,8 +57,13 @@ def pronunciations() -> dict[str, list[tuple[str, ...]]]:
 
 
 def espeak_to_arpabet(mnemonics: str) -> tuple[str, ...]:
-    """Map espeak-ng ASCII phonemes ("h'eI dZ'A@vIs") to ARPAbet."""
-    text = re.sub(r"[',%=_:!|]", lambda m: ":" if m.group() == ":" else "", mnemonics)
+    """Map espeak-ng ASCII phonemes ("h'eI dZ'A@vIs") to ARPAbet, spelt as cmudict spells the same sounds.
+
+    espeak-ng writes an r-coloured vowel before a linking [r] ("b'o@rIN", "s'i@3ri;@s"); cmudict has one R
+    there (B AO R IH NG), so an R right after R or ER in a word is dropped. Otherwise sound-alikes of an
+    unknown wake word would be ranked against a phoneme sequence cmudict's words never have.
+    """
+    text = re.sub(r"[',%=_!|]", "", mnemonics)
     out: list[str] = []
     for word in text.split():
         i = 0
@@ -61,7 +72,9 @@ def espeak_to_arpabet(mnemonics: str) -> tuple[str, ...]:
             if symbol is None:
                 i += 1
                 continue
-            out += ESPEAK_TO_ARPABET[symbol].split()
+            for phoneme in ESPEAK_TO_ARPABET[symbol].split():
+                if not (phoneme == "R" and i and out and out[-1] in ("R", "ER")):
+                    out.append(phoneme)
             i += len(symbol)
     return tuple(out)
 
