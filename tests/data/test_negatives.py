@@ -11,7 +11,8 @@ from wakebuilder.audio import load_audio, write_wav
 from wakebuilder.cli import main
 from wakebuilder.data.negatives import NegativesConfig, isolated_words, make_negatives, says
 from wakebuilder.data.phonetics import (
-    candidates, espeak_to_arpabet, phoneme_distance, phrase_phonemes, word_neighbours, word_phonemes,
+    candidates, contains, espeak_to_arpabet, phoneme_distance, phrase_phonemes, phrase_pronunciations,
+    word_neighbours, word_phonemes,
 )
 from wakebuilder.data.realchunks import ChunkConfig, chunk_bounds, chunk_real_audio, voiced_regions
 from wakebuilder.errors import BadAudioError, ConfigError, StoreMismatchError
@@ -46,8 +47,37 @@ def test_phrase_candidates() -> None:
     for c in found:
         if c.reason.startswith("neighbour of") and not c.reason.endswith("alone"):
             assert 0 < c.distance <= 2.0
-            assert phoneme_distance(target, phrase_phonemes(c.text)) == c.distance
+            assert c.distance == min(phoneme_distance(t, p) for t in phrase_pronunciations(phrase)
+                                     for p in phrase_pronunciations(c.text))  # jarvis: JH AA R V AH/IH S
     assert says("well hey jarvis there", phrase) and not says("hey marvin", phrase)
+
+
+@pytest.mark.parametrize(("phrase", "homophones"), [
+    ("read", {"reed", "reid", "ried", "riede", "red"}),  # R EH D and R IY D
+    ("route", {"raut", "root", "rout"}),  # R UW T and R AW T
+])
+def test_candidates_are_no_homophone_of_any_pronunciation(phrase: str, homophones: set[str]) -> None:
+    """A phrase word with several pronunciations ("read": R EH D, R IY D) has sound-alikes of each, and no
+    candidate says any of them: a hard negative "reed" would teach the model to reject "read" itself."""
+    targets = phrase_pronunciations(phrase)
+    assert len(targets) == 2
+    found = candidates(phrase)
+    assert not homophones & {c.text for c in found}
+    assert not homophones & {w for w, _ in word_neighbours(phrase, max_distance=2.0, limit=500)}
+    for c in found:
+        prons = phrase_pronunciations(c.text)
+        assert not any(contains(p, t) for p in prons for t in targets)
+        assert c.distance == min(phoneme_distance(t, p) for t in targets for p in prons)
+    # sound-alikes of the second pronunciation too: closer to it than to the first
+    assert any(c.distance < phoneme_distance(targets[0], phrase_phonemes(c.text)) for c in found)
+    assert says("please reed it", phrase) if phrase == "read" else says("take the raut", phrase)
+
+
+def test_phrase_pronunciations_cover_every_word_and_are_capped() -> None:
+    prons = phrase_pronunciations("read the route")  # 2 x 2 x 2 (the's two DH AH are one)
+    assert prons[0] == phrase_phonemes("read the route") and len(prons) == len(set(prons)) == 8
+    long = phrase_pronunciations("read " * 12, limit=16)
+    assert len(long) == 16 and all(("R", "IY", "D") == p[3 * i : 3 * i + 3] for i, p in enumerate(long[1:13]))
 
 
 def test_words_that_sound_like_part_of_the_phrase() -> None:
@@ -57,7 +87,8 @@ def test_words_that_sound_like_part_of_the_phrase() -> None:
     for text, candidate in found.items():
         phones = phrase_phonemes(text)
         assert len(text) > 1 and 2 <= len(phones) < len(target) and not says(text, "forward")
-        assert candidate.distance == phoneme_distance(target, phones)
+        assert candidate.distance == min(phoneme_distance(t, p) for t in phrase_pronunciations("forward")
+                                         for p in phrase_pronunciations(text))
     assert "jar" in {c.text for c in candidates("hey jarvis") if c.reason == "sounds like part of the phrase"}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from wakebuilder.atomic import refuse_existing
 from wakebuilder.config import StageConfig
-from wakebuilder.data.phonetics import Candidate, candidates, contains, phrase_phonemes, pronunciations
+from wakebuilder.data.phonetics import Candidate, candidates, contains, phrase_pronunciations, pronunciations
 from wakebuilder.data.synth import SynthConfig, synthesize_clips
 from wakebuilder.data.tts import DEFAULT_ENGINES
 from wakebuilder.data.wordlists import random_sentences, random_words
@@ -41,8 +41,11 @@ class NegativesConfig(StageConfig):
 
 
 def says(text: str, phrase: str) -> bool:
-    """Whether ``text`` contains the phrase, in letters or in phonemes."""
-    return phrase.lower() in text.lower() or contains(phrase_phonemes(text), phrase_phonemes(phrase))
+    """Whether ``text`` contains the phrase, in letters or in phonemes (any way of saying either)."""
+    if phrase.lower() in text.lower():
+        return True
+    targets = phrase_pronunciations(phrase)
+    return any(contains(p, t) for p in phrase_pronunciations(text) for t in targets)
 
 
 def interleave_reasons(chosen: list[Candidate]) -> list[Candidate]:
@@ -66,9 +69,9 @@ def _with_candidate(record: ClipRecord, candidate: Candidate | None) -> ClipReco
 
 def isolated_words(phrase: str, n: int, *, seed: int) -> list[str]:
     """``n`` single words (repeats allowed) none of which says the phrase or contains its phonemes."""
-    target = phrase_phonemes(phrase)
-    vocabulary = tuple(w for w, prons in pronunciations().items()
-                       if w.isalpha() and 2 <= len(w) <= 12 and not any(contains(p, target) for p in prons))
+    targets = phrase_pronunciations(phrase)
+    vocabulary = tuple(w for w, prons in pronunciations().items() if w.isalpha() and 2 <= len(w) <= 12
+                       and not any(contains(p, t) for p in prons for t in targets))
     return [w for w in random_words(2 * n + 20, seed=seed, vocabulary=vocabulary) if not says(w, phrase)][:n]
 
 

