@@ -104,6 +104,8 @@ def test_says_phrase_in_letters_and_in_phonemes() -> None:
     assert limit == default_distance(5) == 0.5
     assert said.tolist() == [True, True, True, False, False, False]
     assert says_phrase(["hey rake"], "hey wake", max_distance=0.0)[0].tolist() == [False]
+    # "read" is R EH D and R IY D: a bank row saying "reed" says the wake word
+    assert says_phrase(["please reed it", "red", "ride"], "read")[0].tolist() == [True, True, False]
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ phrase, so a few of them may say it ("alexa, play music" in a bank fitted for
 "alexa") or a sound-alike close enough to be heard as it. Labelled negative,
 such a row would teach the head to reject its own wake word. A bank row is left
 out when its text contains the phrase in letters, or when some stretch of its
-phonemes is within ``max_distance`` of the phrase's (``phonetics.substring_distance``:
-the weighted phoneme edit distance ``wb negatives`` ranks sound-alikes by).
+phonemes is within ``max_distance`` of any way of saying the phrase (``phonetics.substring_distance``:
+the weighted phoneme edit distance ``wb negatives`` ranks sound-alikes by; "read" is R EH D and R IY D).
 Rows of the phrase's own stores are never left out: their sound-alikes are the
 hard negatives made on purpose.
 """
@@ -61,10 +61,10 @@ def plain_text(text: str) -> str:
 
 def says_phrase(texts: Sequence[str], phrase: str, *, max_distance: float | None = None) -> tuple[np.ndarray, float]:
     """Per text: whether it contains ``phrase`` in letters or a phoneme stretch near it; and the distance used."""
-    from wakebuilder.data.phonetics import phrase_phonemes, substring_distance
+    from wakebuilder.data.phonetics import phrase_phonemes, phrase_pronunciations, substring_distance
 
-    target = phrase_phonemes(phrase)
-    limit = default_distance(len(target)) if max_distance is None else max_distance
+    targets = phrase_pronunciations(phrase)
+    limit = default_distance(len(targets[0])) if max_distance is None else max_distance
     needle = plain_text(phrase)
     verdict: dict[str, bool] = {}
     for text in set(texts):
@@ -74,17 +74,18 @@ def says_phrase(texts: Sequence[str], phrase: str, *, max_distance: float | None
         elif needle in plain:
             verdict[text] = True
         else:
-            verdict[text] = _phonemes_near(plain, target, limit, phrase_phonemes, substring_distance)
+            verdict[text] = _phonemes_near(plain, targets, limit, phrase_phonemes, substring_distance)
     return np.array([verdict[t] for t in texts], dtype=bool), limit
 
 
-def _phonemes_near(text: str, target: tuple[str, ...], limit: float, to_phonemes: Any, distance: Any) -> bool:
+def _phonemes_near(text: str, targets: Sequence[tuple[str, ...]], limit: float, to_phonemes: Any,
+                   distance: Any) -> bool:
     try:
         phones = to_phonemes(text)
     except WakebuilderError as exc:  # a word no dictionary or espeak-ng can say: letters only
         log.debug("no phonemes for %r (%s); compared in letters only", text, exc)
         return False
-    return bool(phones) and distance(phones, target) <= limit + 1e-9
+    return bool(phones) and min(distance(phones, target) for target in targets) <= limit + 1e-9
 
 
 def bank_exclusion(union: StoreUnion, texts: Sequence[str], labels: np.ndarray, phrase: str, *,
