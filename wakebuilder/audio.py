@@ -37,6 +37,19 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int = SAMPLE_RATE) 
     Raises:
         BadAudioError: the file is missing, unreadable, empty, or holds NaN/inf.
     """
+    data, rate = read_audio(path)
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    return resample(mono, rate, sample_rate)
+
+
+def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """Decode ``path`` as it is stored: float32 (frames, channels) and its sample rate.
+
+    For checks that resampling or mixing to mono would hide (clipped tops rounded off, a channel inverted).
+
+    Raises:
+        BadAudioError: the file is missing, unreadable, empty, or holds NaN/inf.
+    """
     where = Path(path)
     if not where.is_file():
         raise BadAudioError(f"{where}: {'a folder, not an audio file' if where.is_dir() else 'file not found'}")
@@ -49,10 +62,9 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int = SAMPLE_RATE) 
     if data.shape[0] == 0:
         raise BadAudioError(f"{where}: no samples")
     warn_if_cut_off(where, data.shape[0] / rate)
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.all(np.isfinite(mono)):
+    if not np.all(np.isfinite(data)):
         raise BadAudioError(f"{where}: holds NaN or infinite samples")
-    return resample(mono, int(rate), sample_rate)
+    return data, int(rate)
 
 
 def wav_missing_bytes(path: Path) -> int:

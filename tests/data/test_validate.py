@@ -92,3 +92,44 @@ def test_adding_recordings_to_an_earlier_validate_output_keeps_both(tmp_path: Pa
     validate_recordings([first], out_dir=tmp_path / "out", config=ValidateConfig())
     manifest, _ = validate_recordings([second], out_dir=tmp_path / "out", config=ValidateConfig())
     assert {Path(r.source).name for r in read_manifest(manifest)} == {"a.wav", "b.wav"}
+
+
+def vowel_like(rate: int, amplitude: float, duration_s: float = 1.2) -> np.ndarray:
+    """Three harmonics under a sine envelope, 0.3 s of silence either side (peaks clip when loud)."""
+    t = np.arange(int(duration_s * rate)) / rate
+    envelope = np.sin(np.pi * t / duration_s)
+    tones = sum(weight * np.sin(2 * np.pi * hz * t) for hz, weight in ((180, 1.0), (720, 0.5), (1500, 0.3)))
+    pad = np.zeros(int(0.3 * rate))
+    return np.concatenate([pad, amplitude * envelope * tones, pad]).astype(np.float32)
+
+
+def test_clipping_is_counted_at_the_file_rate_and_per_channel(tmp_path: Path) -> None:
+    """Resampling rounds off the flat tops of clipped audio, and mixing a clipped channel with a clean one
+    halves it: 1.5% clipped at 48 kHz reads as 0.9% at 16 kHz, so clipping is counted before either."""
+    clipped = np.clip(vowel_like(48_000, 0.72), -1, 1)
+    assert 0.014 < np.mean(np.abs(clipped) >= 0.999) < 0.016
+    rate48 = write(tmp_path / "rate48k.wav", clipped, 48_000)
+    left = np.clip(vowel_like(16_000, 3.0), -1, 1)
+    one_channel = write(tmp_path / "one_channel.wav", np.stack([left, 0.1 * vowel_like(16_000, 3.0)], axis=1))
+    clean48 = write(tmp_path / "clean48k.wav", vowel_like(48_000, 0.5), 48_000)
+    manifest, rejects = validate_recordings([rate48, one_channel, clean48], out_dir=tmp_path / "out",
+                                            config=ValidateConfig())
+    reasons = {Path(r.path).name: r.reason for r in rejects}
+    assert "1.5% of samples are clipped" in reasons["rate48k.wav"]
+    assert "clipped" in reasons["one_channel.wav"] and "channel 1 of 2" in reasons["one_channel.wav"]
+    assert [Path(r.source).name for r in read_manifest(manifest)] == ["clean48k.wav"]
+
+
+def test_channels_that_cancel_when_mixed_are_named(tmp_path: Path) -> None:
+    """L = -R mixes to silence: the reason is the inverted channel, not a quiet speaker."""
+    voice = speechlike(1.2)
+    inverted = write(tmp_path / "inverted.wav", np.stack([voice, -voice], axis=1))
+    nearly = write(tmp_path / "nearly.wav", np.stack([voice, -0.95 * voice], axis=1))  # mix 32 dB down
+    one_silent = write(tmp_path / "one_silent.wav", np.stack([voice, np.zeros_like(voice)], axis=1))  # 6 dB
+    manifest, rejects = validate_recordings([inverted, nearly, one_silent], out_dir=tmp_path / "out",
+                                            config=ValidateConfig())
+    reasons = {Path(r.path).name: r.reason for r in rejects}
+    for name in ("inverted.wav", "nearly.wav"):
+        assert "channels cancel out when mixed to mono" in reasons[name] and "record in mono" in reasons[name]
+        assert "silent" not in reasons[name]
+    assert [Path(r.source).name for r in read_manifest(manifest)] == ["one_silent.wav"]

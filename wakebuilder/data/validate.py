@@ -3,6 +3,13 @@
 A recording passes when it decodes, lasts 0.5 to 3.0 s, holds enough voiced
 frames (frame energy well above the recording's own noise floor) and is not
 heavily clipped. Each rejected file gets its reason and the fix.
+
+Clipping is counted in the file as stored, channel by channel: resampling
+rounds off the flat tops (1.5% clipped at 48 kHz reads as 0.9% at 16 kHz) and
+mixing to mono halves a channel's. A multi-channel file whose mono mix is far
+quieter than its louder channel has a channel inverted; it is rejected with that
+reason rather than rescued from one channel, because the same wiring would feed
+``wb detect`` the same near-silence.
 """
 
 from __future__ import annotations
@@ -16,13 +23,16 @@ import numpy as np
 
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.atomic import atomic_write_json
-from wakebuilder.audio import frame_levels_db, load_audio, quantize_pcm16, rms_dbfs, write_wav
+from wakebuilder.audio import frame_levels_db, quantize_pcm16, read_audio, resample, rms_dbfs, write_wav
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ArtifactExistsError, BadAudioError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
+# Channels that cancel: their mono mix this far below the louder one. Two unrelated channels mix 3 dB down,
+# one silent channel 6 dB; only an inverted copy (L = -R, give or take a little) comes near 20.
+CANCEL_DB = 20.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -50,15 +60,21 @@ def voiced_seconds(samples: np.ndarray, *, frame_s: float = 0.02) -> float:
 def check_recording(path: Path, config: ValidateConfig) -> tuple[np.ndarray | None, str]:
     """The converted samples, or None and the reason with its fix."""
     try:
-        samples = load_audio(path)
+        data, rate = read_audio(path)
     except BadAudioError as exc:
         return None, f"{exc}"
+    samples = resample(data.mean(axis=1), rate)
     duration = samples.size / SAMPLE_RATE
     if duration < config.min_s:
         return None, f"{path}: {duration:.2f} s is shorter than {config.min_s} s; record the whole phrase"
     if duration > config.max_s:
         return None, f"{path}: {duration:.2f} s is longer than {config.max_s} s; trim it to the phrase"
     level = rms_dbfs(samples)
+    loudest = max(rms_dbfs(channel) for channel in data.T)
+    if loudest >= config.min_level_dbfs and level < loudest - CANCEL_DB:
+        return None, (f"{path}: its channels cancel out when mixed to mono (one is inverted: the mix is "
+                      f"{level:.1f} dBFS, the louder channel {loudest:.1f} dBFS); "
+                      "record in mono or fix the wiring")
     if level < config.min_level_dbfs:
         return None, (f"{path}: silent or too quiet ({level:.1f} dBFS, below {config.min_level_dbfs:g}); "
                       "speak closer to the microphone")
@@ -66,9 +82,13 @@ def check_recording(path: Path, config: ValidateConfig) -> tuple[np.ndarray | No
     if voiced < config.min_voiced_s:
         return None, (f"{path}: no speech found ({voiced:.2f} s rises 15 dB above the background, under "
                       f"{config.min_voiced_s:g} s); record the phrase in a quiet room, with a pause before it")
-    clipped = float(np.mean(np.abs(samples) >= 0.999))
+    clipped_per_channel = np.mean(np.abs(data) >= 0.999, axis=0)
+    worst = int(np.argmax(clipped_per_channel))
+    clipped = float(clipped_per_channel[worst])
     if clipped > config.max_clipped_fraction:
-        return None, f"{path}: {clipped:.1%} of samples are clipped; lower the input gain and record again"
+        where = f" in channel {worst + 1} of {data.shape[1]}" if data.shape[1] > 1 else ""
+        return None, (f"{path}: {clipped:.1%} of samples{where} are clipped (over "
+                      f"{config.max_clipped_fraction:.0%}); lower the input gain and record again")
     return samples, ""
 
 
