@@ -117,3 +117,15 @@ def test_quick_recipe_plan_never_repeats_a_setting(engine: str, n: int) -> None:
         pytest.skip(f"{engine} not installed here")
     jobs = plan_jobs(SynthConfig(texts=("happy",), n=n), {engine: voices})
     assert len({voice.key for _, _, voice in jobs}) == n
+
+
+def test_piper_clips_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
+    """Each clip's noise comes from (seed, job index), not from the clips its process made before: --workers 1
+    and --workers 2 share the jobs out differently and give the same clips."""
+    if not get_engine("piper").available():
+        pytest.skip("no Piper voice here (pip install 'wakebuilder[piper]')")
+    ids = {}
+    for workers in (1, 2):
+        config = SynthConfig(texts=("hey jarvis",), n=6, engines=("piper",), seed=3, workers=workers)
+        ids[workers] = [r.id for r in synthesize_clips(config, out_dir=tmp_path / str(workers))]
+    assert ids[1] == ids[2] and len(set(ids[1])) == 6

@@ -236,15 +236,15 @@ def _tiny_voice(model: Path, config: dict, *, op: str = "Add") -> Path:
     return model
 
 
-def test_piper_seeded_copy_made_by_many_workers_at_once(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Synthesis workers of one run make the seeded copy of a voice at the same moment (an empty cache): each
-    writes its own temporary file, and every one of them gets the whole copy."""
+def test_piper_noise_fed_copy_made_by_many_workers_at_once(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Synthesis workers of one run make the noise-fed copy of a voice at the same moment (an empty cache):
+    each writes its own temporary file, and every one of them gets the whole copy."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
     import onnx
 
-    from wakebuilder.data.tts.piper import seeded_copy
+    from wakebuilder.data.tts.piper import noise_fed_copy
 
     model = _tiny_voice(tmp_path / "en_US-test-medium.onnx", {"audio": {"sample_rate": 22050}})
     monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "cache"))
@@ -252,38 +252,71 @@ def test_piper_seeded_copy_made_by_many_workers_at_once(tmp_path, monkeypatch: p
 
     def copy(_: int):
         start.wait()
-        return seeded_copy(model, seed=3)
+        return noise_fed_copy(model)
 
     with ThreadPoolExecutor(8) as pool:
         targets = set(pool.map(copy, range(8)))
     (target,) = targets
-    seeded = onnx.load(str(target))
-    assert [a.f for a in seeded.graph.node[0].attribute if a.name == "seed"] == [3.0]
+    fed = onnx.load(str(target))
+    assert not [n for n in fed.graph.node if n.op_type.startswith("Random")]
+    assert [i.name for i in fed.graph.input] == ["x", "wakebuilder_noise_0"]
     assert json.loads(target.with_name(target.name + ".json").read_text())["audio"]["sample_rate"] == 22050
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name, target.name + ".json"]  # no leftovers
 
 
-def test_piper_seeded_copy_follows_the_voice_contents(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A voice file replaced by another of the same name (an update, another folder) gets its own seeded copy."""
+def test_piper_noise_fed_copy_follows_the_voice_contents(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A voice file replaced by another of the same name (an update, another folder) gets its own copy."""
     import onnx
 
-    from wakebuilder.data.tts.piper import seeded_copy
+    from wakebuilder.data.tts.piper import noise_fed_copy
 
     monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "cache"))
     model = _tiny_voice(tmp_path / "en_US-test-medium.onnx", {"audio": {"sample_rate": 22050}})
-    first = seeded_copy(model)
-    assert seeded_copy(model) == first  # unchanged: the cached copy is reused
+    first = noise_fed_copy(model)
+    assert noise_fed_copy(model) == first  # unchanged: the cached copy is reused
     _tiny_voice(model, {"audio": {"sample_rate": 22050}}, op="Mul")
-    updated = seeded_copy(model)
-    assert updated != first and onnx.load(str(updated)).graph.node[1].op_type == "Mul"
+    updated = noise_fed_copy(model)
+    assert updated != first and onnx.load(str(updated)).graph.node[-1].op_type == "Mul"
     Path(str(model) + ".json").write_text(json.dumps({"audio": {"sample_rate": 16000}}))
-    reconfigured = seeded_copy(model)
+    reconfigured = noise_fed_copy(model)
     assert reconfigured not in (first, updated)
     assert json.loads(Path(str(reconfigured) + ".json").read_text())["audio"]["sample_rate"] == 16000
     elsewhere = tmp_path / "other"
     elsewhere.mkdir()
-    assert seeded_copy(_tiny_voice(elsewhere / model.name, {"audio": {"sample_rate": 8000}})) not in (
+    assert noise_fed_copy(_tiny_voice(elsewhere / model.name, {"audio": {"sample_rate": 8000}})) not in (
         first, updated, reconfigured)
+
+
+def test_piper_noise_comes_from_the_clip_seed_alone(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """onnxruntime's RandomNormalLike keeps its state for the life of a session, so a clip depended on every
+    clip its process made before it. The noise-fed copy takes numpy noise drawn from the seed of the clip:
+    the same seed gives the same output whatever ran before; noise longer than first drawn is drawn again."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from wakebuilder.data.tts import single_thread_session
+    from wakebuilder.data.tts.piper import NoiseFedSession, noise_fed_copy
+
+    monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "cache"))
+    model = tmp_path / "long.onnx"  # noise 5000 times as long as the input: more than the first draw
+    reps = helper.make_tensor("reps", TensorProto.INT64, [1], [5000])
+    nodes = [helper.make_node("Tile", ["x", "reps"], ["t"]),
+             helper.make_node("RandomNormalLike", ["t"], ["y"], mean=1.0, scale=2.0)]
+    graph = helper.make_graph(nodes, "voice", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])], [reps])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]), str(model))
+    Path(str(model) + ".json").write_text(json.dumps({"audio": {"sample_rate": 22050}}))
+    copy = noise_fed_copy(model)
+    session = NoiseFedSession(single_thread_session(str(copy)))
+    feed = {"x": np.zeros(4, np.float32)}
+    session.reseed((3, 1))
+    first = session.run(None, feed)[0]
+    session.reseed((3, 2))
+    other = session.run(None, feed)[0]
+    session.reseed((3, 1))
+    again = session.run(None, feed)[0]
+    assert first.shape == (20_000,) and np.array_equal(first, again) and not np.array_equal(first, other)
+    assert 0.95 < float(np.mean(first)) < 1.05 and 1.95 < float(np.std(first)) < 2.05  # its mean and scale
 
 
 PIPER_CONFIG = {"num_symbols": 4, "num_speakers": 1, "phoneme_id_map": {}, "audio": {"sample_rate": 22050},

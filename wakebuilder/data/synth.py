@@ -2,11 +2,11 @@
 
 Voices are shared out evenly across engines, then over each engine's
 speakers in turn (each speaker's settings shuffled); texts get punctuation, casing and pause variants.
-Some engines keep state between utterances (espeak-ng's pitch flutter, Piper's
-seeded noise generators), so a clip is reproducible only as part of the same
-sequence in a fresh process: the jobs are split into fixed partitions, each
-synthesized in order in a freshly spawned process. The same seed thus gives
-identical files, and synthesis uses every core.
+Engines with their own noise (Piper) draw it from the job's (seed, index) through
+``reseed``, so such a clip does not depend on the clips made before it. Others
+may keep state between utterances (espeak-ng's pitch flutter), so each partition
+of the jobs is synthesized in order in a freshly spawned process. The same seed
+thus gives identical files, and synthesis uses every core.
 """
 
 from __future__ import annotations
@@ -145,7 +145,10 @@ def _synthesize_partition(args: tuple[list[Job], str, dict[str, Any], list[str],
         get_engine("kokoro").use_voices_file(kokoro_voices)  # type: ignore[attr-defined]
     for index, text, voice_dict in jobs:
         voice = Voice(voice_dict["engine"], voice_dict["name"], voice_dict["settings"])
-        samples = get_engine(voice.engine).synthesize(text, voice)
+        engine = get_engine(voice.engine)
+        if hasattr(engine, "reseed"):  # the clip's noise from its job alone, not from the jobs before it
+            engine.reseed((meta["seed"], index))
+        samples = engine.synthesize(text, voice)
         if samples.size == 0 or float(np.max(np.abs(samples))) < MIN_AUDIBLE_PEAK:
             continue
         samples = samples * (0.5 / float(np.max(np.abs(samples))))  # peak-normalise to -6 dBFS

