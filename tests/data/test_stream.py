@@ -52,3 +52,19 @@ def test_stream_out_must_be_a_wav(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path, [0, 0])
     result = CliRunner().invoke(main, ["stream", str(manifest), "--out", str(tmp_path / "s.mp3")])
     assert result.exit_code == 2 and "name it NAME.wav" in result.output and not (tmp_path / "s.mp3").exists()
+
+
+def test_segment_starts_are_whole_samples(tmp_path: Path) -> None:
+    """A start is written to the sample (n / 16000 s needs 7 decimals; 4 put it up to a sample off)."""
+    import json
+
+    from wakebuilder.categories import segments_path
+
+    manifest = _manifest(tmp_path, [0, 0])
+    out = build_negative_stream([str(manifest)], out_path=tmp_path / "s.wav", config=StreamConfig(duration_s=20))
+    starts = [row[0] for row in json.loads(segments_path(out).read_text())["segments"]]
+    samples = [round(start * 16_000) for start in starts]
+    assert len(starts) > 5 and [s / 16_000 for s in samples] == starts
+    audio = load_audio(out)
+    for sample in samples[1:]:  # each clip starts there: silence (the noise floor) before, a tone from it on
+        assert np.abs(audio[sample - 40 : sample - 1]).max() < 0.01 < np.abs(audio[sample : sample + 40]).max()

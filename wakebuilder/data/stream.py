@@ -71,7 +71,8 @@ def build_negative_stream(
         samples = load_audio(resolve_clip_path(manifest, record))
         end = min(total, position + samples.shape[0])
         out[position:end] = samples[: end - position]
-        segments.append([round(position / SAMPLE_RATE, 4), record_category(record), record.id, record.text or ""])
+        # to the sample: n / 16000 s has at most 7 decimals (4 put a start up to a sample off)
+        segments.append([round(position / SAMPLE_RATE, 7), record_category(record), record.id, record.text or ""])
         position = end + int(rng.uniform(config.gap_min_s, config.gap_max_s) * SAMPLE_RATE)
         step += 1
     noise_rms = 10 ** (config.noise_dbfs / 20)
