@@ -8,8 +8,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from wakebuilder.data.augment.reference import WSOLA_COARSE, WSOLA_FINE
-
 
 @njit(cache=True, fastmath=True, nogil=True)
 def _scale_add(x: np.ndarray, gain: float, noise: np.ndarray, noise_gain: float, out: np.ndarray) -> None:
@@ -38,9 +36,7 @@ def _wsola(x: np.ndarray, rate: float, window: np.ndarray, hop: int, tolerance: 
     """WSOLA time stretch: frame ``f`` is written at ``f * hop`` and read near ``f * hop * rate``, at the offset
     within +-``tolerance`` whose first ``size - hop`` samples best match what follows the previous frame read
     (largest dot product; on a tie the nearest, so silence and a steady level stay in place), so overlapping
-    frames add in phase; the sum is divided by the summed window. The search is coarse to fine: every
-    ``WSOLA_COARSE``-th offset, then every offset within ``WSOLA_FINE`` of the best (a third of the products of
-    trying every offset; 0.6 instead of 1.0 ms a 1.5 s clip on one core). ``x`` must hold
+    frames add in phase; the sum is divided by the summed window. ``x`` must hold
     ``int((out.size - size) * rate) + hop + tolerance + size`` samples."""
     size = window.shape[0]
     span = size - hop
@@ -53,21 +49,11 @@ def _wsola(x: np.ndarray, rate: float, window: np.ndarray, hop: int, tolerance: 
         dst = f * hop
         src = int(dst * rate)
         if previous >= 0:
-            natural = x[previous + hop : previous + hop + span]  # what follows the previous frame read
-            best, coarse = 0.0, -1
-            for step in range(2 * (tolerance // WSOLA_COARSE) + 1):  # src, src - c, src + c, ...
-                candidate = src + (step + 1) // 2 * WSOLA_COARSE * (1 if step % 2 == 0 else -1)
-                if candidate < 0:
-                    continue
-                match = 0.0
-                for k in range(span):
-                    match += np.float64(natural[k]) * np.float64(x[candidate + k])
-                if coarse < 0 or match > best:
-                    best, coarse = match, candidate
+            natural = x[previous + hop : previous + hop + span]
             best, chosen = 0.0, -1
-            for step in range(2 * WSOLA_FINE + 1):  # coarse, coarse - 1, coarse + 1, ...
-                candidate = coarse + (step + 1) // 2 * (1 if step % 2 == 0 else -1)
-                if candidate < 0 or abs(candidate - src) > tolerance:
+            for step in range(2 * tolerance + 1):
+                candidate = src + (step + 1) // 2 * (1 if step % 2 == 0 else -1)  # src, src - 1, src + 1, ...
+                if candidate < 0:
                     continue
                 match = 0.0
                 for k in range(span):

@@ -15,21 +15,6 @@ def resample_linear(x: np.ndarray, factor: float, length: int) -> np.ndarray:
     return np.where(np.floor(positions) >= x.size - 1, 0.0, out).astype(np.float32)
 
 
-WSOLA_COARSE, WSOLA_FINE = 4, 3
-"""WSOLA's search: every 4th offset, then every offset within 3 of the best."""
-
-
-def _best(x: np.ndarray, natural: np.ndarray, starts: list[int]) -> int:
-    """The start whose samples best match ``natural`` (the first of equals: ``starts`` is nearest first)."""
-    matches = [float(np.dot(natural, x[start : start + natural.size])) for start in starts]
-    return starts[int(np.argmax(matches))]
-
-
-def _nearest_first(centre: int, radius: int, step: int = 1) -> list[int]:
-    """centre, centre - step, centre + step, ... out to ``radius`` steps."""
-    return [centre + (k + 1) // 2 * step * (1 if k % 2 == 0 else -1) for k in range(2 * radius + 1)]
-
-
 def wsola(x: np.ndarray, rate: float, window: np.ndarray, hop: int, tolerance: int, length: int) -> np.ndarray:
     size = window.size
     span = size - hop
@@ -40,11 +25,13 @@ def wsola(x: np.ndarray, rate: float, window: np.ndarray, hop: int, tolerance: i
         dst = f * hop
         src = int(dst * rate)
         if previous >= 0:
-            natural = padded[previous + hop : previous + hop + span]
-            coarse = _best(padded, natural, [s for s in _nearest_first(src, tolerance // WSOLA_COARSE, WSOLA_COARSE)
-                                             if s >= 0])
-            src = _best(padded, natural, [s for s in _nearest_first(coarse, WSOLA_FINE)
-                                          if s >= 0 and abs(s - src) <= tolerance])
+            low = max(src - tolerance, 0)
+            match = np.correlate(padded[low : src + tolerance + span], padded[previous + hop : previous + hop + span],
+                                 "valid")
+            steps = np.arange(2 * tolerance + 1)
+            nearest_first = src + (steps + 1) // 2 * np.where(steps % 2 == 0, 1, -1)
+            nearest_first = nearest_first[nearest_first >= 0]
+            src = int(nearest_first[np.argmax(match[nearest_first - low])])
         previous = src
         out[dst : dst + size] += window * padded[src : src + size]
         norm[dst : dst + size] += window
