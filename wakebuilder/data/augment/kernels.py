@@ -31,40 +31,19 @@ def _resample_linear(x: np.ndarray, factor: float, out: np.ndarray) -> None:
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _wsola(x: np.ndarray, rate: float, window: np.ndarray, hop: int, tolerance: int, out: np.ndarray,
-           norm: np.ndarray) -> None:
-    """WSOLA time stretch: frame ``f`` is written at ``f * hop`` and read near ``f * hop * rate``, at the offset
-    within +-``tolerance`` whose first ``size - hop`` samples best match what follows the previous frame read
-    (largest dot product; on a tie the nearest, so silence and a steady level stay in place), so overlapping
-    frames add in phase; the sum is divided by the summed window. ``x`` must hold
-    ``int((out.size - size) * rate) + hop + tolerance + size`` samples."""
+def _ola_stretch(x: np.ndarray, rate: float, window: np.ndarray, hop: int, out: np.ndarray, norm: np.ndarray) -> None:
+    """Overlap-add time stretch: frames read every ``hop * rate`` samples, written every ``hop``."""
     size = window.shape[0]
-    span = size - hop
-    if x.shape[0] < int((out.shape[0] - size) * rate) + hop + tolerance + size:
-        raise ValueError("_wsola: x too short for out; pad it with zeros")
     out[:] = 0.0
     norm[:] = 0.0
-    previous = -1
-    for f in range(max((out.shape[0] - size) // hop + 1, 0)):
+    frames = (out.shape[0] - size) // hop + 1
+    for f in range(max(frames, 0)):
+        src = int(f * hop * rate)
         dst = f * hop
-        src = int(dst * rate)
-        if previous >= 0:
-            natural = x[previous + hop : previous + hop + span]
-            best, chosen = 0.0, -1
-            for step in range(2 * tolerance + 1):
-                candidate = src + (step + 1) // 2 * (1 if step % 2 == 0 else -1)  # src, src - 1, src + 1, ...
-                if candidate < 0:
-                    continue
-                match = 0.0
-                for k in range(span):
-                    match += np.float64(natural[k]) * np.float64(x[candidate + k])
-                if chosen < 0 or match > best:
-                    best, chosen = match, candidate
-            src = chosen
-        previous = src
         for k in range(size):
-            out[dst + k] += window[k] * x[src + k]
-            norm[dst + k] += window[k]
+            value = x[src + k] if src + k < x.shape[0] else 0.0
+            out[dst + k] += window[k] * value
+            norm[dst + k] += window[k] * window[k]
     for i in range(out.shape[0]):
         if norm[i] > 1e-3:
             out[i] /= norm[i]

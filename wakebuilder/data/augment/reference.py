@@ -15,26 +15,15 @@ def resample_linear(x: np.ndarray, factor: float, length: int) -> np.ndarray:
     return np.where(np.floor(positions) >= x.size - 1, 0.0, out).astype(np.float32)
 
 
-def wsola(x: np.ndarray, rate: float, window: np.ndarray, hop: int, tolerance: int, length: int) -> np.ndarray:
+def ola_stretch(x: np.ndarray, rate: float, window: np.ndarray, hop: int, length: int) -> np.ndarray:
     size = window.size
-    span = size - hop
-    padded = np.concatenate([x.astype(np.float64), np.zeros(int(length * rate) + hop + tolerance + size)])
-    out, norm = np.zeros(length), np.zeros(length)
-    previous = -1
+    out = np.zeros(length)
+    norm = np.zeros(length)
+    padded = np.concatenate([x, np.zeros(size + int(length * rate) + hop)])
     for f in range(max((length - size) // hop + 1, 0)):
-        dst = f * hop
-        src = int(dst * rate)
-        if previous >= 0:
-            low = max(src - tolerance, 0)
-            match = np.correlate(padded[low : src + tolerance + span], padded[previous + hop : previous + hop + span],
-                                 "valid")
-            steps = np.arange(2 * tolerance + 1)
-            nearest_first = src + (steps + 1) // 2 * np.where(steps % 2 == 0, 1, -1)
-            nearest_first = nearest_first[nearest_first >= 0]
-            src = int(nearest_first[np.argmax(match[nearest_first - low])])
-        previous = src
+        src, dst = int(f * hop * rate), f * hop
         out[dst : dst + size] += window * padded[src : src + size]
-        norm[dst : dst + size] += window
+        norm[dst : dst + size] += window * window
     return np.where(norm > 1e-3, out / np.maximum(norm, 1e-3), out).astype(np.float32)
 
 

@@ -30,12 +30,6 @@ from wakebuilder.streaming import frame_starts, frame_windows
 OLA_SIZE, OLA_HOP = 512, 128
 _WINDOW = np.hanning(OLA_SIZE).astype(np.float32)
 _WINDOW_SQUARED = _WINDOW**2
-# The pitch shift's time stretch (WSOLA, Verhelst and Roelands 1993): 32 ms frames at half overlap, each read
-# up to 8 ms off its nominal place so that it adds in phase with the one before (a pitch period up to 16 ms, a
-# 62 Hz voice, always has a match). Plain overlap-add summed frames of a tone out of phase: -20 dB on a
-# 200 Hz tone at +4 semitones, -2..-10 dB on speech at +-1..4; WSOLA keeps them within 0.6 dB, and the RMS is
-# then restored to the clip's.
-WSOLA_HOP, WSOLA_TOLERANCE = 256, 128
 # The spectral envelope is a "true envelope" (Roebel and Rodet 2005): the log spectrum's first
 # FORMANT_LIFTER cepstral coefficients, raised FORMANT_ITERATIONS times towards the harmonic peaks. 40
 # coefficients lie below the quefrency of a 400 Hz voice (40 samples at 16 kHz), so the harmonics stay in the
@@ -143,7 +137,8 @@ def apply_chain(
         x = _resample(x, params["speed_factor"], max(int(x.size / params["speed_factor"]), 1), fast)
     pitch_factor = 2 ** (params.get("pitch_semitones", 0.0) / 12)
     if "pitch_semitones" in params:
-        x = _pitch_shift(x, pitch_factor, fast)
+        raised = _resample(x, pitch_factor, max(int(x.size / pitch_factor), 1), fast)
+        x = _stretch(raised, raised.size / x.size, x.size, fast)
     if "formant_factor" in params:  # relative to the original clip: undo the pitch shift's formant move
         x = formant_warp(x, params["formant_factor"] / pitch_factor, fast=fast)
     start, length = 0, x.size  # the clip's own samples in x, followed through padding and shift
@@ -202,12 +197,8 @@ def formant_warp(x: np.ndarray, factor: float, *, fast: bool = True) -> np.ndarr
     for start, frame in zip(starts, frames, strict=True):
         out[start : start + size] += frame
         norm[start : start + size] += _WINDOW_SQUARED
-    return _with_rms_of(out[size : size + x.size] / np.maximum(norm[size : size + x.size], 1e-3), x)
-
-
-def _with_rms_of(out: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``out`` scaled to ``x``'s RMS (float32): a transform that keeps the level leaves it to ``gain_db``."""
-    before, after = (float(np.sqrt(np.mean(np.square(a, dtype=np.float64)))) for a in (x, out))
+    out = out[size : size + x.size] / np.maximum(norm[size : size + x.size], 1e-3)
+    before, after = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))), float(np.sqrt(np.mean(out**2)))
     return (out * (before / after) if after > 0 else out).astype(np.float32)
 
 
@@ -231,23 +222,9 @@ def _resample(x: np.ndarray, factor: float, length: int, fast: bool) -> np.ndarr
     return out
 
 
-def _pitch_shift(x: np.ndarray, factor: float, fast: bool) -> np.ndarray:
-    """Resample ``factor`` times faster (pitch and formants up), then stretch back to the clip's length; the RMS is
-    the clip's, so the level changes only by ``gain_db``."""
-    raised = _resample(x, factor, max(int(x.size / factor), 1), fast)
-    return _with_rms_of(_stretch(raised, raised.size / x.size, x.size, fast), x)
-
-
 def _stretch(x: np.ndarray, rate: float, length: int, fast: bool) -> np.ndarray:
-    """WSOLA of ``x`` to ``length`` samples. A frame of silence on each side, cut off after, puts every sample kept
-    under two frames: at a bare edge the window sum falls towards zero, and the last part-hop had no frame."""
-    size, hop = OLA_SIZE, WSOLA_HOP
-    lead = round(size / (2 * rate) + size / 2)  # where x[0] lands: frame centres map by ``rate``
-    total = lead + length + size
-    padded = np.zeros(max(2 * size + x.size, int((total - size) * rate) + hop + WSOLA_TOLERANCE + size), np.float32)
-    padded[size : size + x.size] = x
     if not fast:
-        return reference.wsola(padded, rate, _WINDOW, hop, WSOLA_TOLERANCE, total)[lead : lead + length]
-    out, norm = np.empty(total, dtype=np.float32), np.empty(total, dtype=np.float32)
-    kernels._wsola(padded, rate, _WINDOW, hop, WSOLA_TOLERANCE, out, norm)
-    return out[lead : lead + length]
+        return reference.ola_stretch(x, rate, _WINDOW, OLA_HOP, length)
+    out, norm = np.empty(length, dtype=np.float32), np.empty(length, dtype=np.float32)
+    kernels._ola_stretch(x, rate, _WINDOW, OLA_HOP, out, norm)
+    return out
