@@ -215,6 +215,10 @@ def test_recorded_snr_is_the_snr_of_the_processed_clip(chain: str, window_s: flo
     assert abs(measured - 10.0) < 0.5
 
 
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
 def test_a_measured_rir_starts_at_its_direct_path() -> None:
     """A RIR file's silence before the direct path (distance, recorder latency) is dropped: the reverb keeps the
     clip's length, so that delay used to push the word late and cut its end off."""

@@ -63,11 +63,11 @@ def test_pipeline_snr_is_against_the_clip_not_the_padding(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("window_s", [0.0, 2.0])
 def test_background_snr_is_against_the_processed_clip(window_s: float) -> None:
-    """The background's SNR is measured on the clip as the chain left it (EQ, pitch, speed, gain), over its own
-    span in the window, not on the parent's samples."""
+    """The background's SNR is measured on the clip as the chain left it (EQ, speed, gain), over its own span in
+    the window, not on the parent's samples."""
     x = chirp(200, 3000, 0.8, amplitude=0.3)
     record = ClipRecord(id=audio_id(x), path="x.wav", label=1, kind="tts", group="g")
-    config = PLAIN.replace(speed_p=1, pitch_p=1, eq_p=1, gain_db=(-6.0, -6.0), window_s=window_s)
+    config = PLAIN.replace(speed_p=1, eq_p=1, gain_db=(-6.0, -6.0), window_s=window_s)
     background = (BackgroundConfig(generators=("noise",), snr_db=(10.0, 10.0), p=1.0), BackgroundBank((), ()))
     for copy in range(4):
         out, params = augment_clip(x, record, copy, config, EMPTY, {"noise": [], "rir": []}, background)
