@@ -167,10 +167,7 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
         work = target.with_name(target.name + INCOMPLETE_SUFFIX)
         if work.exists() or work.is_symlink():
             logging.getLogger(__name__).info("%s: removing the work folder a failed or killed run left", work)
-            if work.is_dir() and not work.is_symlink():
-                shutil.rmtree(work)
-            else:
-                work.unlink()
+            remove_path(work)
         work.mkdir(parents=True)
         yield work
         old = target.with_name(f"{target.name}.replaced-{os.getpid()}")
@@ -178,7 +175,13 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
             os.replace(target, old)
         os.replace(work, target)
         _fsync_dir(target.parent)
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old)
-        elif old.exists() or old.is_symlink():
-            old.unlink()
+        remove_path(old)
+
+
+def remove_path(path: Path) -> None:
+    """Delete whatever is at ``path``: a folder with its contents, a file, or a link itself (never what it
+    points to); nothing there is fine."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
