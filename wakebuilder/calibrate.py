@@ -117,7 +117,6 @@ def validation_logits(
     (the phrase and distance recorded in model.json).
     """
     from wakebuilder.bank.exclude import open_for_phrase
-
     from wakebuilder.train.split import store_rows
 
     paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
@@ -131,15 +130,15 @@ def validation_logits(
         _check_stores(model, store.describe())
         groups = set(model.split.get("val_groups", []))
         # the fit's groups: an augmented copy in its parent's group, so no copy of a training clip validates
-        in_val = np.isin(store_rows(store)[0].group, list(groups))
-        logits, labels, positive_ids, start = [], [], set(), 0
+        rows, texts = store_rows(store)
+        in_val = np.isin(rows.group, list(groups))
+        _check_wake_word(model, [t for t, v, y in zip(texts, in_val, rows.label, strict=True) if v and y == 1], paths)
+        logits, labels, start = [], [], 0
         for batch in store.iter_batches(1024, pooled=False, sequence=True):
             keep, start = in_val[start : start + len(batch)], start + len(batch)
             if keep.any():
                 logits.append(head_logits(model.head, batch.sequence[keep]))
                 labels.append(batch.label[keep].astype(np.int64))
-                positive_ids.update(batch.id[keep & (batch.label == 1)].astype(str))
-        _check_wake_word(model, store, positive_ids, paths)
     if not logits:
         raise TrainingError(
             f"{', '.join(map(str, paths))}: none of the model's {len(groups)} validation groups are in the store"
@@ -162,14 +161,15 @@ def _check_stores(model: LoadedModel, given: list[dict[str, Any]]) -> None:
                                  "was fit on (wb fit's --store), all of them")
 
 
-def _check_wake_word(model: LoadedModel, store: Any, positive_ids: set[str], paths: list[Any]) -> None:
-    """Refuse validation positives of another phrase (stores of one backbone share voice group names)."""
-    from wakebuilder.bank.exclude import plain_text
+def _check_wake_word(model: LoadedModel, positive_texts: list[str], paths: list[Any]) -> None:
+    """Refuse validation positives (their texts) of another phrase (stores of one backbone share voice group
+    names)."""
+    from wakebuilder.data.phonetics import plain_text
 
     wake_word = plain_text(model.meta.get("wake_word") or "")
-    if not wake_word or not positive_ids:
+    if not wake_word or not positive_texts:
         return
-    texts = Counter(plain for r in store.records() if r.id in positive_ids and (plain := plain_text(r.text)))
+    texts = Counter(plain for text in positive_texts if (plain := plain_text(text)))
     found = texts.most_common(1)[0][0] if texts else ""
     if found and found != wake_word:
         raise StoreMismatchError(

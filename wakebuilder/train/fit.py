@@ -313,7 +313,7 @@ def _wake_word(texts: list[str], labels: np.ndarray) -> str:
     Synthesized positives say the phrase with punctuation and casing variants ("Computer?", "hey, jarvis"),
     which must count as the one phrase: the bank's exclusion looks for it in other texts.
     """
-    from wakebuilder.bank.exclude import plain_text
+    from wakebuilder.data.phonetics import plain_text
 
     counts = Counter(plain for t, y in zip(texts, labels, strict=True) if int(y) == 1 and (plain := plain_text(t)))
     return counts.most_common(1)[0][0] if counts else ""
