@@ -32,13 +32,13 @@ import numpy as np
 import torch
 
 from wakebuilder.atomic import atomic_directory, atomic_write_json
+from wakebuilder.detect import STREAM_DEFAULTS
 from wakebuilder.errors import ConfigError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
 from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model, save_model
 
 log = logging.getLogger(__name__)
 THRESHOLD_RULE = "mean of the members' calibrated thresholds"
-STREAM_SETTINGS = ("hop_s", "smooth", "refractory_s")
 STREAM_RULE_UNFLOORED = "fa-per-hour on the ensemble's stream trace"
 STREAM_RULE = f"{STREAM_RULE_UNFLOORED}, not below the mean of the members' best-F1 thresholds"
 
@@ -93,7 +93,7 @@ def combine_models(
             "threshold": float(np.mean([c["threshold"] for c in cals])), "temperature": 1.0, "bias": 0.0,
             "objective": THRESHOLD_RULE, "members": members,
             "metrics": None, "fa_per_hour": None, "stream_hours": 0.0, "frr_at_fa": {}, "streams": [],
-            "config": _shared_settings(models, STREAM_SETTINGS),  # how wb detect and wb web then score it
+            "config": _shared_settings(models, tuple(STREAM_DEFAULTS)),  # how wb detect and wb web then score it
         }
         if threshold is not None:
             summary |= {"threshold": float(threshold), "objective": "given"}
@@ -144,7 +144,7 @@ def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], mode
     )
 
     cals = [m.calibration or {} for m in models]
-    saved = _shared_settings(models, ("target_fa_per_hour", "not_below_f1", *STREAM_SETTINGS))
+    saved = _shared_settings(models, ("target_fa_per_hour", "not_below_f1", *STREAM_DEFAULTS))
     config = CalibrateConfig(**saved, device=device, cache_streams=True)
     traces, hours = model_stream_traces(streams, load_model(model_dir), 1.0, 0.0, config=config)
     grid = metrics.threshold_grid(stream_peak=stream_peak(traces))

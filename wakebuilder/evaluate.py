@@ -21,7 +21,7 @@ from wakebuilder import SAMPLE_RATE, metrics
 from wakebuilder.audio import audio_seconds, fit_to_window, load_audio
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.categories import CATEGORIES, OTHER, StreamSegments, from_path, record_category, stream_categories
-from wakebuilder.detect import DetectConfig, Detector, detect_blocks, load_detector, threshold_for
+from wakebuilder.detect import STREAM_DEFAULTS, DetectConfig, Detector, detect_blocks, load_detector, threshold_for
 from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.streaming import Event, count_events, hop_samples, smooth_scores
 from wakebuilder.manifest import ClipRecord, read_manifest, resolve_clip_path
@@ -80,7 +80,7 @@ def evaluate_detector(
     config = (config or EvalConfig()).resolved(detector)
     threshold = threshold_for(detector, config)
     result: dict[str, Any] = {"model": detector.name, "threshold": threshold,
-                              "stream_settings": {k: getattr(config, k) for k in ("hop_s", "smooth", "refractory_s")}}
+                              "stream_settings": {k: getattr(config, k) for k in STREAM_DEFAULTS}}
     if manifests:
         records: list[ClipRecord] = []
         scores, labels = clip_scores(detector, manifests, batch_size=config.batch_size, records_out=records)
