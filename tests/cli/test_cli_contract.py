@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,10 +55,15 @@ def test_file_system_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 def test_a_reader_that_leaves_early_stops_the_command_quietly() -> None:
-    """`wb negatives PHRASE --list | head -1`: exit 141 as in a shell pipeline, no error and no traceback."""
-    process = subprocess.Popen([sys.executable, "-m", "wakebuilder.cli", "negatives", "hey jarvis", "--list"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert process.stdout is not None and process.stdout.readline()
-    process.stdout.close()
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 141 and err.decode().strip() == "", err.decode()[-500:]
+    """`wb negatives PHRASE --list | head -1`: exit 141 as in a shell pipeline, no error and no traceback.
+
+    The reader is gone before the command writes (its whole list fits a pipe's buffer, so a reader that
+    left after one line could race the command's exit)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        process = subprocess.run([sys.executable, "-m", "wakebuilder.cli", "negatives", "hey jarvis", "--list"],
+                                 stdout=write_end, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(write_end)
+    assert process.returncode == 141 and process.stderr.decode().strip() == "", process.stderr.decode()[-500:]
