@@ -67,3 +67,11 @@ def test_a_reader_that_leaves_early_stops_the_command_quietly() -> None:
     finally:
         os.close(write_end)
     assert process.returncode == 141 and process.stderr.decode().strip() == "", process.stderr.decode()[-500:]
+
+
+def test_the_stream_options_defaults_are_the_librarys() -> None:
+    """The CLI spells out detect.STREAM_DEFAULTS (to keep `wb --help` light); they must not drift apart."""
+    from wakebuilder.cli.options import STREAM_SETTINGS
+    from wakebuilder.detect import STREAM_DEFAULTS
+
+    assert {name: default for name, (_, _, default, _) in STREAM_SETTINGS.items()} == STREAM_DEFAULTS

@@ -8,37 +8,13 @@ import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import (
-    device_option, handle_errors, json_option, overwrite_option, report, stores_option,
+    device_option, handle_errors, json_option, overwrite_option, report, stores_option, stream_setting_options,
+    threshold_option,
 )
 
 model_dir_option = click.option(
     "--model", "model_dir", required=True, type=click.Path(path_type=str),
     help="Model directory from wb fit.",
-)
-hop_option = click.option(
-    "--hop-s", type=FloatIn(0.01, 0.1), default=0.1, show_default=True, help="Seconds between windows (0.01 to 0.1).",
-)
-refractory_option = click.option(
-    "--refractory-s", type=FloatIn(0.0, 3600.0), default=1.0, show_default=True,
-    help="Crossings closer than this to a detection count as the same detection.",
-)
-smooth_option = click.option(
-    "--smooth", type=IntIn(1, 1000), default=1, show_default=True, help="Moving average over N hops.",
-)
-# wb detect and wb eval: a setting not given is the one the model was calibrated with
-as_calibrated_hop_option = click.option(
-    "--hop-s", type=FloatIn(0.01, 0.1), default=None,
-    help="Seconds between windows (0.01 to 0.1) [default: as calibrated, else 0.1].",
-)
-as_calibrated_refractory_option = click.option(
-    "--refractory-s", type=FloatIn(0.0, 3600.0), default=None,
-    help="Crossings closer than this to a detection count as the same detection [default: as calibrated, else 1].",
-)
-as_calibrated_smooth_option = click.option(
-    "--smooth", type=IntIn(1, 1000), default=None, help="Moving average over N hops [default: as calibrated, else 1].",
-)
-threshold_option = click.option(
-    "--threshold", type=FloatIn(0.0, 1.0, min_open=True, max_open=True), default=None, help="Override the calibrated threshold.",
 )
 
 
@@ -56,9 +32,7 @@ threshold_option = click.option(
 @click.option("--cache-streams", is_flag=True,
               help="Keep the backbone's pass over each --stream in the cache: calibrating another head on the same "
               "stream then runs only the head (about 50 MB per 10 minutes for speech-embedding).")
-@hop_option
-@refractory_option
-@smooth_option
+@stream_setting_options(as_calibrated=False)
 @device_option
 @json_option
 @handle_errors
@@ -130,9 +104,7 @@ def ensemble(models: tuple[str, ...], out_dir: str, streams: tuple[str, ...], th
 @click.argument("model", type=click.Path(path_type=str))
 @click.argument("audio", nargs=-1, type=click.Path(path_type=str))
 @threshold_option
-@as_calibrated_hop_option
-@as_calibrated_smooth_option
-@as_calibrated_refractory_option
+@stream_setting_options(as_calibrated=True)
 @click.option("--stdin-raw", is_flag=True, help="Read raw 16 kHz int16 little-endian PCM from stdin.")
 @click.option("--threads", type=IntIn(0, 256), default=0, show_default=True,
               help="onnxruntime threads (0: its default).")
@@ -168,9 +140,7 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
               help="Negative audio of a category (a file, or a folder of files), e.g. music=negatives/music; "
               "repeatable. Other audio is categorised by its path (music, noise, speech in a name).")
 @threshold_option
-@as_calibrated_hop_option
-@as_calibrated_smooth_option
-@as_calibrated_refractory_option
+@stream_setting_options(as_calibrated=True)
 @device_option
 @json_option
 @handle_errors

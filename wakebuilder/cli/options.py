@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from wakebuilder.cli.checks import IntIn, OutPath, fail
+from wakebuilder.cli.checks import FloatIn, IntIn, OutPath, fail
 from wakebuilder.errors import WakebuilderError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,6 +67,36 @@ seed_option = click.option("--seed", type=IntIn(0, 2**32 - 1), default=0, show_d
 json_option = click.option(
     "--json", "as_json", is_flag=True, default=False, help="Print a JSON summary instead of the path.",
 )
+
+
+threshold_option = click.option(
+    "--threshold", type=FloatIn(0.0, 1.0, min_open=True, max_open=True), default=None,
+    help="Override the calibrated threshold.",
+)
+# How scores become detections; the defaults are wakebuilder.detect.STREAM_DEFAULTS, spelled out so that
+# `wb --help` imports nothing heavy (a test holds them equal).
+STREAM_SETTINGS = {
+    "hop_s": ("--hop-s", FloatIn(0.01, 0.1), 0.1, "Seconds between windows (0.01 to 0.1)."),
+    "smooth": ("--smooth", IntIn(1, 1000), 1, "Moving average over N hops."),
+    "refractory_s": ("--refractory-s", FloatIn(0.0, 3600.0), 1.0,
+                     "Crossings closer than this to a detection count as the same detection."),
+}
+
+
+def stream_setting_options(*, as_calibrated: bool) -> Callable[[F], F]:
+    """``--hop-s``, ``--smooth`` and ``--refractory-s``. With ``as_calibrated`` (wb detect, wb eval, wb web) one
+    not given is None: the model's calibration settings then apply, else the default."""
+
+    def decorate(func: F) -> F:
+        for flag, kind, default, text in reversed(STREAM_SETTINGS.values()):
+            if as_calibrated:
+                func = click.option(flag, type=kind, default=None,
+                                    help=f"{text[:-1]} [default: as calibrated, else {default}].")(func)
+            else:
+                func = click.option(flag, type=kind, default=default, show_default=True, help=text)(func)
+        return func
+
+    return decorate
 
 
 def report(artifact: Any, summary: dict[str, Any] | None, as_json: bool) -> None:

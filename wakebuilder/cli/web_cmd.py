@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
-from wakebuilder.cli.options import handle_errors, json_option, overwrite_option, report
+from wakebuilder.cli.options import (
+    handle_errors, json_option, overwrite_option, report, stream_setting_options, threshold_option,
+)
 
 
 class DefaultBuildGroup(click.Group):
@@ -30,13 +32,8 @@ def web() -> None:
 @web.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Page folder to write.")
-@click.option("--threshold", type=FloatIn(0.0, 1.0, min_open=True, max_open=True), default=None, help="Override the calibrated threshold.")
-@click.option("--hop-s", type=FloatIn(0.01, 0.1), default=None,
-              help="Seconds between windows (default: the model's calibration, else 0.1).")
-@click.option("--refractory-s", type=FloatIn(0.0, 3600.0), default=None,
-              help="Crossings closer than this to a detection are one detection (default: the model's, else 1.0).")
-@click.option("--smooth", type=IntIn(1, 1000), default=None,
-              help="Moving average over N hops (default: the model's).")
+@threshold_option
+@stream_setting_options(as_calibrated=True)
 @click.option("--stream/--no-stream", default=True, show_default=True,
               help="Speech-embedding models: compute only what is new since the last window (exact; 3-4x "
                    "faster in the browser), else run the whole window every hop.")

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from wakebuilder.atomic import INCOMPLETE_SUFFIX, writer_lock
+from wakebuilder.atomic import INCOMPLETE_SUFFIX, remove_path, writer_lock
 from wakebuilder.errors import ConfigError, StoreError
 from wakebuilder.store.base import StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
@@ -168,8 +168,6 @@ def compact_store(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _remove(path: Path) -> None:
+    """Delete ``path`` and its lock file, whatever is there."""
     for leftover in (path, path.with_name(path.name + ".lock")):
-        if leftover.is_dir():
-            shutil.rmtree(leftover)
-        else:
-            leftover.unlink(missing_ok=True)
+        remove_path(leftover)
