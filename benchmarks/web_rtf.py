@@ -111,7 +111,7 @@ def measure_window(window_s: float, args: argparse.Namespace, root: Path) -> tup
     summary = build_web_page([onnx_path], page, config=WebConfig(threshold=0.5))  # a random head: any threshold
     write_wav(page / "bench.wav", synthetic_audio(args.seconds))
     audio = load_audio(page / "bench.wav")  # what the page reads
-    window, hop = summary["models"][0]["window_samples"], summary["hop_samples"]
+    window, hop = summary["models"][0]["window_samples"], summary["models"][0]["hop_samples"]
     hop_ms, rows, agent = hop / 16.0, [], ""
     _, reference = python_run(onnx_path, audio, window, hop, "full")
     server = serve_in_thread(page)

@@ -84,7 +84,7 @@ def test_build_writes_a_self_contained_folder(exported: Path, tmp_path: Path) ->
     summary = json.loads(wb("web", str(exported.parent), "--out", out, "--refractory-s", "2", "--json"))
     (model,) = summary["models"]
     assert model["window_samples"] == 24000 and model["threshold"] == 0.5 and model["refractory_s"] == 2.0
-    assert summary["hop_samples"] == 1600 and model["onnx"] == "models/chirp.onnx"
+    assert model["hop_samples"] == 1600 and model["onnx"] == "models/chirp.onnx"
     files = {p.relative_to(tmp_path / "p").as_posix() for p in (tmp_path / "p").rglob("*") if p.is_file()}
     assert {"index.html", "app.js", "worklet.js", "events.js", "page.json", "models/chirp.onnx", "models/chirp.json",
             "ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.wasm"} <= files
@@ -198,12 +198,12 @@ def test_several_models_one_trace_each(exported: Path, tmp_path: Path) -> None:
 
 
 def assert_events_match(page_events: list[dict[str, float]], expected: list[Any], scores: np.ndarray, *,
-                        offset_s: float) -> None:
+                        offset_s: float, hop_s: float = 0.1) -> None:
     """The page's events are wb detect's: the same onsets, and each peak at wb detect's frame or, on a plateau
     of saturated scores, at a frame whose score ties wb detect's peak within the page's 1e-4 tolerance."""
     assert [round(e["onsetS"], 6) for e in page_events] == [round(e.onset_s, 6) for e in expected]
     for got, want in zip(page_events, expected, strict=True):
-        peak = round((got["timeS"] - offset_s) / 0.1)
+        peak = round((got["timeS"] - offset_s) / hop_s)
         assert got["timeS"] >= got["onsetS"] and scores[peak] == pytest.approx(want.score, abs=1e-4), (got, want)
 
 

@@ -9,7 +9,9 @@ pieces ``NAME.front|stage1|stage2|tail.onnx`` cut from ``NAME.onnx``, see
 :mod:`wakebuilder.web.pieces`, checked against it before the page is written), ``ort/`` (ONNX Runtime
 Web's WebAssembly build, copied from the npm package that set-up installs) and
 ``page.json`` (window, threshold, hop, refractory period and smoothing of each
-model). Nothing is fetched from the internet when the page runs.
+model: each runs at its own calibration's hop, as ``wb detect`` runs it alone, since
+its threshold's false accepts per hour hold only there). Nothing is fetched from
+the internet when the page runs.
 """
 
 from __future__ import annotations
@@ -94,7 +96,11 @@ def resolve_model(path: str | os.PathLike[str]) -> Path:
 
 
 def model_entry(onnx_path: Path, config: WebConfig) -> dict[str, Any]:
-    """One model's part of ``page.json``: file names, window and the streaming settings."""
+    """One model's part of ``page.json``: file names, window and the streaming settings it was calibrated at.
+
+    The hop is the model's own (or ``--hop-s``), never another model's: its threshold's false accepts per hour
+    were counted at that hop.
+    """
     detector = load_onnx_detector(onnx_path)
     info = detector.info if isinstance(detector.info, dict) else {}
     rate = int(info.get("sample_rate", SAMPLE_RATE))
@@ -107,29 +113,30 @@ def model_entry(onnx_path: Path, config: WebConfig) -> dict[str, Any]:
         "onnx": f"models/{onnx_path.name}", "json": f"models/{onnx_path.stem}.json",
         "window_samples": int(detector.window_samples),
         "threshold": float(threshold_for(detector, DetectConfig(threshold=config.threshold))),
-        "hop_s": float(settings.hop_s), "refractory_s": float(settings.refractory_s), "smooth": int(settings.smooth),
+        "hop_s": float(settings.hop_s), "hop_samples": hop_samples(settings.hop_s),
+        "refractory_s": float(settings.refractory_s), "smooth": int(settings.smooth),
     }
 
 
 def page_config(models: list[dict[str, Any]], ort_version: str) -> dict[str, Any]:
-    """``page.json``: one hop for the page (the smallest model's), the models, versions."""
-    hop_s = min(m["hop_s"] for m in models)
+    """``page.json``: the models (each with its own hop), versions."""
     return {
         "wakebuilder_version": __version__, "onnxruntime_web_version": ort_version,
-        "sample_rate": SAMPLE_RATE, "hop_samples": hop_samples(hop_s), "models": models,
+        "sample_rate": SAMPLE_RATE, "models": models,
     }
 
 
-def add_stream(entry: dict[str, Any], onnx_path: Path, models_dir: Path, hop: int) -> None:
+def add_stream(entry: dict[str, Any], onnx_path: Path, models_dir: Path) -> None:
     """Write the streaming pieces of a speech-embedding model and describe them in its ``page.json`` entry.
 
-    Other backbones, and hops that are not a whole number of mel frames, keep the end-to-end path.
-    The pieces must reproduce ``NAME.onnx`` on test audio (digital silence included) within 1e-4.
+    Other backbones, and a hop that is not a whole number of mel frames, keep the end-to-end path (for this
+    model only: the others stream at their own hops). The pieces must reproduce ``NAME.onnx`` at the entry's
+    hop on test audio (digital silence included) within 1e-4.
     """
     from wakebuilder.web.pieces import stream_pieces, write_pieces
     from wakebuilder.web.stream import check_stream_parity, streamable
 
-    pieces = stream_pieces(onnx_path)
+    pieces, hop = stream_pieces(onnx_path), entry["hop_samples"]
     if not streamable(pieces, hop):
         return
     diff = check_stream_parity(onnx_path, pieces, hop)
@@ -176,9 +183,9 @@ def build_web_page(
             "copyright Microsoft Corporation; installed from the npm registry by wakebuilder's bin/setup.\n",
             encoding="utf-8",
         )
-        page = page_config(entries, ort_version)
         if config.stream:
             for path, entry in zip(paths, entries, strict=True):
-                add_stream(entry, path, work / "models", page["hop_samples"])
+                add_stream(entry, path, work / "models")
+        page = page_config(entries, ort_version)
         atomic_write_json(work / "page.json", page)
     return {"out": str(target), "index": str(target / "index.html"), **page}

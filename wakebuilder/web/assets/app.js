@@ -1,7 +1,9 @@
 // The page: run each exported model (ONNX Runtime Web, WebAssembly) on the last window of the
-// microphone every hop, draw the score traces and threshold lines, list the detections. Each model
-// cuts its own windows as wb detect does: its frame k covers 16 kHz samples [k * hop, k * hop + its
-// window) from the start of the stream, so a shorter model scores from its own first full window on.
+// microphone every hop of its own, draw the score traces and threshold lines, list the detections.
+// Each model runs as wb detect runs it alone: its frame k covers 16 kHz samples [k * its hop,
+// k * its hop + its window) from the start of the stream (so a shorter model scores from its own first
+// full window on), and its scores are smoothed and its events spaced at its hop, the one its threshold
+// was calibrated at (page.json's hop_samples of each model).
 // URL parameters: autostart=1 (start the microphone at once), threads=N (WebAssembly threads; default
 // half the cores, at most 4), selftest=FILE.wav (score a 16 kHz WAV file window by window instead of
 // the microphone), path=full (run the end-to-end NAME.onnx every hop instead of streaming the
@@ -16,7 +18,7 @@ const params = new URLSearchParams(location.search);
 const COLOURS = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2"];
 const VIEW_S = 10;
 const $ = (id) => document.getElementById(id);
-const state = { page: null, models: [], hopS: 0.1, maxWindow: 0, frames: 0, dropped: 0, inferMs: [],
+const state = { page: null, models: [], maxWindow: 0, frames: 0, dropped: 0, inferMs: [], budgetMs: 0,
                 detections: [], audio: null, busy: false, pending: null };
 window.wbState = state;
 
@@ -32,12 +34,12 @@ async function loadModels() {
   if (!self.crossOriginIsolated) ort.env.wasm.numThreads = 1;
   ort.env.wasm.wasmPaths = new URL("./ort/", location.href).href;
   const sr = state.page.sample_rate;
-  state.hopS = state.page.hop_samples / sr;
   for (const [i, entry] of state.page.models.entries()) {
-    const model = { ...entry, colour: COLOURS[i % COLOURS.length], trace: [], path: "full" };
+    const model = { ...entry, hopS: entry.hop_samples / sr, colour: COLOURS[i % COLOURS.length], trace: [],
+                    path: "full" };
     if (entry.stream && params.get("path") !== "full") {
       model.streamer = await StreamingScorer.create(ort, entry.stream.files, entry.stream, entry.window_samples,
-                                                  state.page.hop_samples);
+                                                  entry.hop_samples);
       model.path = "stream";
     } else {
       model.session = await ort.InferenceSession.create(entry.onnx, { executionProviders: ["wasm"] });
@@ -48,10 +50,11 @@ async function loadModels() {
   resetCounters();
   $("models").innerHTML = state.models.map((m) =>
     `<span class="model" style="color:${m.colour}">${m.wake_word}</span> window ${(m.window_samples / sr).toFixed(2)} s,
-     threshold ${m.threshold.toFixed(3)}, refractory ${m.refractory_s} s, smooth ${m.smooth},
+     hop ${(m.hopS * 1000).toFixed(0)} ms, threshold ${m.threshold.toFixed(3)}, refractory ${m.refractory_s} s,
+     smooth ${m.smooth},
      ${m.path === "stream" ? "streamed" : "whole window every hop"}`).join("<br>");
   status(`ready: ONNX Runtime Web ${ort.env.versions?.web ?? state.page.onnxruntime_web_version}, ` +
-         `${ort.env.wasm.numThreads} thread(s), hop ${(state.hopS * 1000).toFixed(0)} ms`);
+         `${ort.env.wasm.numThreads} thread(s)`);
 }
 
 function resetCounters() {
@@ -60,24 +63,24 @@ function resetCounters() {
     m.trace = [];
     m.streamer?.reset();
     m.smoother = new MovingAverage(m.smooth);
-    m.counter = new EventCounter(m.threshold, { frameS: state.hopS, refractoryS: m.refractory_s,
+    m.counter = new EventCounter(m.threshold, { frameS: m.hopS, refractoryS: m.refractory_s,
                                                 offsetS: m.window_samples / 2 / sr });
   }
   state.frames = 0;
   state.dropped = 0;
   state.inferMs = [];
+  state.budgetMs = 0;
   state.detections = [];
   $("detections").innerHTML = "";
 }
 
 // The frames that end at 16 kHz sample `end` of a stream of `length` samples: [{m, frame}] for each model
-// whose window [end - window, end) starts a whole number of hops after the stream's start. Past the end
-// of a recording only the one zero-padded window of a model longer than the recording is due.
+// whose window [end - window, end) starts a whole number of its hops after the stream's start. Past the
+// end of a recording only the one zero-padded window of a model longer than the recording is due.
 function framesEndingAt(end, length) {
-  const hop = state.page.hop_samples;
-  return state.models.filter((m) => end >= m.window_samples && (end - m.window_samples) % hop === 0 &&
+  return state.models.filter((m) => end >= m.window_samples && (end - m.window_samples) % m.hop_samples === 0 &&
                                     end <= Math.max(length, m.window_samples))
-    .map((m) => ({ m, frame: (end - m.window_samples) / hop }));
+    .map((m) => ({ m, frame: (end - m.window_samples) / m.hop_samples }));
 }
 
 // Score the frames that end at sample `end` (of `length`; the microphone's has no end): `window` holds the
@@ -96,6 +99,7 @@ async function scoreFrame(end, window, length = Infinity) {
       raw.push(out[m.session.outputNames[0]].data[0]);
     }
     state.inferMs.push(performance.now() - start);
+    state.budgetMs += m.hopS * 1000; // live audio allows one hop of the model per window
   }
   due.forEach(({ m, frame }, i) => record(m, frame, raw[i]));
   state.frames += 1;
@@ -103,7 +107,7 @@ async function scoreFrame(end, window, length = Infinity) {
 
 function record(m, frame, rawScore) {
   const score = m.smoother.update(rawScore);
-  const timeS = frame * state.hopS + m.window_samples / 2 / state.page.sample_rate;
+  const timeS = frame * m.hopS + m.window_samples / 2 / state.page.sample_rate;
   m.trace.push({ frame, timeS, raw: rawScore, score });
   const { fired, final } = m.counter.update(frame, score);
   if (fired) addDetection(m, fired);
@@ -176,9 +180,10 @@ function draw() {
     ctx.arc(x(d.timeS), y(d.score), 5, 0, 2 * Math.PI);
     ctx.fill();
   }
-  const mean = state.inferMs.length ? state.inferMs.reduce((a, b) => a + b, 0) / state.inferMs.length : 0;
+  const total = state.inferMs.reduce((a, b) => a + b, 0);
+  const mean = state.inferMs.length ? total / state.inferMs.length : 0;
   $("stats").textContent = `${state.frames} windows scored, ${state.dropped} skipped; inference ` +
-    `${mean.toFixed(1)} ms per window per model (${mean ? (state.hopS * 1000 / mean).toFixed(1) : "-"}x real time)`;
+    `${mean.toFixed(1)} ms per window per model (${total ? (state.budgetMs / total).toFixed(1) : "-"}x real time)`;
 }
 
 async function onWindow({ end, window }) {
@@ -212,8 +217,8 @@ async function startMicrophone() {
   const source = context.createMediaStreamSource(stream);
   const node = new AudioWorkletNode(context, "wb-window", {
     numberOfInputs: 1, numberOfOutputs: 0,
-    processorOptions: { targetRate: state.page.sample_rate, windows: state.models.map((m) => m.window_samples),
-                        hopSamples: state.page.hop_samples },
+    processorOptions: { targetRate: state.page.sample_rate,
+                        frames: state.models.map((m) => ({ window: m.window_samples, hop: m.hop_samples })) },
   });
   node.port.onmessage = (event) => onWindow(event.data).catch((err) => status(`error: ${err.message}`));
   source.connect(node);
@@ -243,7 +248,7 @@ async function selfTest(url) {
   if (padded !== samples) padded.set(samples);
   const ends = new Set();
   for (const m of state.models) {
-    for (const start of frameStarts(samples.length, m.window_samples, state.page.hop_samples)) {
+    for (const start of frameStarts(samples.length, m.window_samples, m.hop_samples)) {
       ends.add(start + m.window_samples);
     }
   }
@@ -253,10 +258,10 @@ async function selfTest(url) {
   for (const m of state.models) for (const event of m.counter.flush()) finishDetection(m, event);
   draw();
   window.wbResult = {
-    hop_samples: state.page.hop_samples, inference_ms: state.inferMs, threads: ort.env.wasm.numThreads,
-    cross_origin_isolated: self.crossOriginIsolated,
+    inference_ms: state.inferMs, threads: ort.env.wasm.numThreads, cross_origin_isolated: self.crossOriginIsolated,
     models: state.models.map((m) => ({
-      name: m.name, path: m.path, work: m.streamer?.work ?? null, stage_ms: m.streamer?.ms ?? null,
+      name: m.name, hop_samples: m.hop_samples, path: m.path, work: m.streamer?.work ?? null,
+      stage_ms: m.streamer?.ms ?? null,
       raw: m.trace.map((p) => p.raw), scores: m.trace.map((p) => p.score),
       events: state.detections.filter((d) => d.model === m.name).map(({ timeS, score, onsetS }) => ({ timeS, score, onsetS })) })),
   };

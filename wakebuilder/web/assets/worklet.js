@@ -1,7 +1,7 @@
 // AudioWorklet: resample the microphone to 16 kHz and keep the last (longest) window of audio.
-// Each model's frame i covers 16 kHz samples [i * hop, i * hop + its window), as wb detect cuts a
-// recording; whenever one of them ends (`end` samples seen) it posts {end, window} to the page, where
-// window holds the last longest-window samples (zeros before the stream's start).
+// Each model's frame i covers 16 kHz samples [i * its hop, i * its hop + its window), as wb detect cuts
+// a recording for that model; whenever one of them ends (`end` samples seen) it posts {end, window} to
+// the page, where window holds the last longest-window samples (zeros before the stream's start).
 
 // Streaming windowed-sinc resampler (Blackman window, 16 zero crossings, cut-off 0.45 x the lower
 // rate); the kernel is tabulated at 512 points per input sample and read with linear interpolation.
@@ -60,11 +60,10 @@ class Resampler {
 class WindowProcessor extends AudioWorkletProcessor {
   constructor(options) {
     super();
-    const { targetRate, windows, hopSamples } = options.processorOptions;
+    const { targetRate, frames } = options.processorOptions; // [{window, hop}] of each model
     this.resampler = new Resampler(sampleRate, targetRate);
-    this.windows = [...new Set(windows)];
-    this.windowSamples = Math.max(...this.windows);
-    this.hop = hopSamples;
+    this.frames = frames;
+    this.windowSamples = Math.max(...frames.map((f) => f.window));
     this.ring = new Float32Array(this.windowSamples);
     this.written = 0; // 16 kHz samples seen
     this.running = true;
@@ -85,7 +84,7 @@ class WindowProcessor extends AudioWorkletProcessor {
     this.ring[this.written % this.windowSamples] = sample;
     this.written += 1;
     const end = this.written;
-    if (!this.windows.some((w) => end >= w && (end - w) % this.hop === 0)) return;
+    if (!this.frames.some((f) => end >= f.window && (end - f.window) % f.hop === 0)) return;
     const window = new Float32Array(this.windowSamples);
     const split = this.written % this.windowSamples; // oldest sample's slot
     window.set(this.ring.subarray(split), 0);
