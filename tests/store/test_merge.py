@@ -147,6 +147,34 @@ def test_a_failed_overwrite_keeps_the_old_out_and_a_killed_merge_is_cleaned_up(
     assert_same_rows(target, source)
 
 
+def test_a_killed_merge_at_a_url_leaves_a_store_that_refuses_to_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a URL OUT is built in place: a merge killed mid-copy (no cleanup runs) must not leave a store that
+    reads as complete with some of the rows; it refuses to open, and merging again with --overwrite finishes."""
+    source, target = memory_url(), memory_url()
+    build_parted(source)
+    real_append, calls = EmbeddingStore.append, []
+
+    def killed_append(self: EmbeddingStore, *args: object) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # stands for SIGKILL: with the cleanup below skipped
+        real_append(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(EmbeddingStore, "append", killed_append)
+    monkeypatch.setattr("wakebuilder.store.merge._discard", lambda *_: None)
+    with pytest.raises(KeyboardInterrupt):
+        merge_store(source, target, batch_rows=4)
+    monkeypatch.undo()
+    with pytest.raises(StoreError, match="merge into it was cut off.*--overwrite"):
+        open_store(target)
+    with pytest.raises(StoreError, match="cut off"):
+        merge_store(source, target)  # without --overwrite
+    result = CliRunner().invoke(main, ["store", "info", target])
+    assert result.exit_code != 0 and "cut off" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert merge_store(source, target, overwrite=True)["clips"] == 40
+    assert_same_rows(target, source)  # and it opens again
+
+
 def test_cli_merge_of_a_source_with_a_clip_in_two_parts(tmp_path: Path) -> None:
     build_parted(tmp_path / "dup", [(0, 10), (8, 12)])
     result = CliRunner().invoke(main, ["store", "merge", str(tmp_path / "dup"), str(tmp_path / "dupout")])

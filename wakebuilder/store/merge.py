@@ -6,8 +6,9 @@ source with a clip held by two parts is refused before OUT is touched. A local O
 is built as ``<OUT>.incomplete`` and renamed into place when every row is copied,
 so a merge that fails leaves no OUT (and an OUT it was to replace intact); one that
 is killed leaves ``<OUT>.incomplete``, removed by the next merge. At a URL nothing
-renames: OUT is built in place and removed if the merge fails (a killed merge leaves
-a partial OUT; merge again with ``--overwrite``).
+renames: OUT is built in place, marked as a merge in progress until every row is
+copied, and removed if the merge fails; a killed merge leaves OUT marked, and a
+marked store refuses to open (merge again with ``--overwrite``).
 In place (local stores only), the merged store is built beside the parted one as
 ``<store>.merging`` and swapped in with two renames: ``<store>`` to
 ``<store>.parts-old``, then ``<store>.merging`` to ``<store>``. A kill between
@@ -30,7 +31,7 @@ from wakebuilder.store.embedding_store import EmbeddingStore
 from wakebuilder.store.layout import Backend, field_layout
 from wakebuilder.store.opening import backend_class, new_store_attrs, open_store, store_exists, store_location
 from wakebuilder.store.parts import PartedStore, is_parted, remove_store
-from wakebuilder.store.remote import filesystem
+from wakebuilder.store.remote import filesystem, mark_merging, merge_cut_off, refuse_cut_off_merge
 
 MERGE_ROWS = 4096
 
@@ -70,7 +71,10 @@ def _new_store(dst: Path | str, spec: StoreSpec, *, overwrite: bool) -> Iterator
         LockedError: another process writes ``dst``.
     """
     with writer_lock(dst) if isinstance(dst, Path) else contextlib.nullcontext():
-        if is_parted(dst) or store_exists(dst):
+        if isinstance(dst, str) and merge_cut_off(dst):
+            if not overwrite:
+                refuse_cut_off_merge(dst)
+        elif is_parted(dst) or store_exists(dst):
             with open_store(dst) as existing:
                 held = len(existing)
             if held and not overwrite:
@@ -84,12 +88,16 @@ def _new_store(dst: Path | str, spec: StoreSpec, *, overwrite: bool) -> Iterator
         writer = EmbeddingStore(work, backend, lock=contextlib.nullcontext())  # type: ignore[arg-type]
         try:
             try:
+                if isinstance(work, str):
+                    mark_merging(work, True)
                 yield writer
             finally:
                 writer.close()  # HDF5 merges its journal into the file
         except BaseException:
             _discard(work, cls)
             raise
+        if isinstance(work, str):
+            mark_merging(work, False)
         if isinstance(dst, Path) and isinstance(work, Path):
             _discard(dst, cls)
             os.replace(work, dst)

@@ -15,7 +15,7 @@ from wakebuilder.store.base import SCHEMA_VERSION, StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
 from wakebuilder.store.h5_backend import HDF5Backend
 from wakebuilder.store.layout import CHUNK_ROWS, Backend, field_layout, is_hdf5
-from wakebuilder.store.remote import FsspecZarrBackend, is_url, join, local_path, url_exists
+from wakebuilder.store.remote import FsspecZarrBackend, is_url, join, local_path, refuse_cut_off_merge, url_exists
 from wakebuilder.store.zarr_backend import ZarrBackend
 
 
@@ -82,13 +82,16 @@ def open_store(
         chunk_rows: most rows per chunk of a new store (large rows get fewer; see ``store.layout``).
 
     Raises:
-        StoreError: missing or corrupt store, or a path that holds something else.
+        StoreError: missing or corrupt store, a path that holds something else, or a URL a merge into which
+            was cut off.
         StoreMismatchError: the store was built for another spec and ``overwrite`` is off.
         LockedError: another process is writing the store.
     """
     from wakebuilder.store.parts import is_parted, open_parted  # parts builds on this module
 
     where = store_location(path)
+    if isinstance(where, str):
+        refuse_cut_off_merge(where)
     if is_parted(where) and (parted := open_parted(where, mode, overwrite=overwrite)) is not None:
         return parted  # type: ignore[return-value]
     # Backends work on the real path: through a symlink, HDF5 would rename its merged file over the link

@@ -49,6 +49,34 @@ def join(url: str, *names: str) -> str:
     return "/".join([url.rstrip("/"), *names])
 
 
+# At a URL, ``wb store merge`` builds OUT in place (nothing renames): this object marks OUT until every row is
+# copied, so a merge that was killed leaves a store that refuses to open instead of one that lacks rows.
+MERGE_MARKER = "wb-merge-incomplete"
+
+
+def mark_merging(url: str, merging: bool) -> None:
+    """Write (``merging``) or delete the marker of a merge into the store at ``url``."""
+    fs, path = filesystem(url)
+    marker = join(path, MERGE_MARKER)
+    if merging:
+        fs.pipe_file(marker, b"a wb store merge into this store has not finished\n")
+    elif fs.exists(marker):
+        fs.rm_file(marker)
+
+
+def merge_cut_off(url: str) -> bool:
+    """Whether a merge into the store at ``url`` started and never finished."""
+    fs, path = filesystem(url)
+    return bool(fs.exists(join(path, MERGE_MARKER)))
+
+
+def refuse_cut_off_merge(url: str) -> None:
+    """Raises: StoreError: a merge into ``url`` was cut off (its rows are only some of the source's)."""
+    if merge_cut_off(url):
+        raise StoreError(f"{url}: a wb store merge into it was cut off, so it holds only some of the rows; "
+                         f"run the merge again with --overwrite")
+
+
 def filesystem(url: str) -> tuple[Any, str]:
     """The fsspec file system of ``url`` and the path inside it."""
     try:
