@@ -42,6 +42,22 @@ def test_focal_soft_targets_mix_the_two_losses() -> None:
     assert torch.allclose(soft, mix, atol=1e-6)
 
 
+@pytest.mark.parametrize("gamma", [0.25, 0.5, 2.0])
+def test_focal_gradient_stays_finite_on_saturated_logits(gamma: float) -> None:
+    # A confident, correct head saturates the sigmoid (p == 1.0 in float32 from logit ~17); a gamma
+    # below 1 (FitConfig allows any gamma >= 0) must not turn that into an infinite gradient.
+    logits = torch.tensor([20.0, -20.0, 40.0, -40.0, 0.5], requires_grad=True)
+    targets = torch.tensor([1.0, 0.0, 0.7, 0.3, 1.0])
+    loss = focal_loss(logits, targets, alpha=0.25, gamma=gamma)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+    reference = logits.detach().double()
+    p, y = torch.sigmoid(reference), targets.double()
+    bce_pos, bce_neg = -F.logsigmoid(reference), -F.logsigmoid(-reference)
+    expected = (y * 0.25 * (1 - p) ** gamma * bce_pos + (1 - y) * 0.75 * p**gamma * bce_neg).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_focal_rejects_bad_alpha() -> None:
     with pytest.raises(ConfigError):
         focal_loss(torch.zeros(1), torch.zeros(1), alpha=1.5)

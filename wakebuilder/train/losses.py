@@ -42,8 +42,10 @@ def focal_loss(
     targets = targets.float()
     log_p = F.logsigmoid(logits)  # log p(y=1)
     log_q = F.logsigmoid(-logits)  # log p(y=0)
-    pos = -alpha * (1.0 - log_p.exp()).pow(gamma) * log_p
-    neg = -(1.0 - alpha) * (1.0 - log_q.exp()).pow(gamma) * log_q
+    # (1 - p)^gamma as exp(gamma * log q): the same value, but ``(1 - p).pow(gamma)`` reaches 0 once
+    # the sigmoid saturates in float32 and, for gamma < 1, its gradient there is infinite.
+    pos = -alpha * (gamma * log_q).exp() * log_p
+    neg = -(1.0 - alpha) * (gamma * log_p).exp() * log_q
     loss = targets * pos + (1.0 - targets) * neg
     if weights is None:
         return loss.mean()
