@@ -39,6 +39,20 @@ def test_config_rejects_unknown_and_wrong_types() -> None:
         _Example.from_dict({"rate": True})
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Required(StageConfig):
+    input_dim: int
+    seq_len: int
+    rate: float = 1.0
+
+
+def test_config_missing_required_setting_is_a_config_error() -> None:
+    # A model.json whose head config lost a key must give a one-line error, not a TypeError traceback.
+    with pytest.raises(ConfigError, match=r"_Required: missing setting\(s\) input_dim, seq_len"):
+        _Required.from_dict({"rate": 2.0})
+    assert _Required.from_dict({"input_dim": 3, "seq_len": 4}) == _Required(input_dim=3, seq_len=4)
+
+
 def test_fingerprint_is_canonical_and_loud() -> None:
     a = fingerprint("embed", 1, {"b": 1, "a": [1, 2]})
     b = fingerprint("embed", 1, {"a": [1, 2], "b": 1})

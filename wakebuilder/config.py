@@ -31,13 +31,19 @@ class StageConfig:
 
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
-        """Build from a dict; unknown keys and wrong types are a ``ConfigError``."""
+        """Build from a dict; unknown keys, missing required keys and wrong types are a ``ConfigError``."""
         if not isinstance(data, dict):
             raise ConfigError(f"{cls.__name__}: expected a mapping, got {type(data).__name__}")
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(fields))
         if unknown:
             raise ConfigError(f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}")
+        missing = sorted(
+            name for name, f in fields.items()
+            if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
+        if missing:
+            raise ConfigError(f"{cls.__name__}: missing setting(s) {', '.join(missing)}")
         hints = typing.get_type_hints(cls)
         values = {name: _coerce(name, hints[name], value, cls.__name__) for name, value in data.items()}
         return cls(**values)
