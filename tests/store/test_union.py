@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,14 @@ def test_fit_on_two_stores_equals_fit_on_the_merged_store(tmp_path: Path) -> Non
     assert [s["rows"] for s in meta["stores"]] == [160, 120] and meta["bank_exclusion"]["excluded"] == 0
     with open_store(a) as store:
         assert {s["fingerprint"] for s in meta["stores"]} == {store.fingerprint}
+
+
+def test_describe_records_a_url_store_by_its_url(tmp_path: Path) -> None:
+    pytest.importorskip("fsspec", reason="stores at URLs need fsspec")
+    url = f"memory://wb-test-{uuid.uuid4().hex}/store"
+    local = write(tmp_path / "a.zarr", [rows(20, seed=0, prefix="a")])
+    write(url, [rows(20, seed=1, prefix="b")])
+    with open_stores([local, url]) as union:
+        # model.json's "stores" (and store_path) must name the store the model was fit on, not a local
+        # path made by resolving the URL against the working directory
+        assert [d["path"] for d in union.describe()] == [str(local.resolve()), url]

@@ -24,7 +24,7 @@ from wakebuilder.errors import ConfigError, StoreMismatchError
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store.base import StoreArrays, StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
-from wakebuilder.store.opening import _flatten, open_store
+from wakebuilder.store.opening import _flatten, open_store, store_location
 
 _FIELDS = ("pooled", "sequence", "label", "id", "kind", "group")
 
@@ -116,8 +116,14 @@ class StoreUnion:
 
     def describe(self) -> list[dict[str, Any]]:
         """Each store's path, fingerprint and kept/stored row counts (recorded in model.json)."""
-        return [{"path": str(Path(s.path).resolve()), "fingerprint": s.fingerprint, "rows": len(s),
+        return [{"path": resolved_location(s.path), "fingerprint": s.fingerprint, "rows": len(s),
                  "kept": int(k.sum())} for s, k in zip(self.stores, self.keep)]
+
+
+def resolved_location(path: str | os.PathLike[str]) -> str:
+    """A store's absolute local path, or its URL as given (resolving a URL would make a local path of it)."""
+    where = store_location(path)
+    return str(where.resolve()) if isinstance(where, Path) else where
 
 
 def _first_ids(stores: Sequence[EmbeddingStore]) -> list[np.ndarray]:

@@ -244,7 +244,7 @@ def run_fit(
         meta = {
             "backbone": store.spec.backbone,
             "store_fingerprint": store.fingerprint,
-            "store_path": str(Path(paths[0]).resolve()),
+            "store_path": stored[0]["path"],
             "stores": [{**d, "excluded": int(exclusion.mask[rows].sum())}
                        for d, rows in zip(stored, _source_masks(exclusion.mask, stored), strict=True)],
             "bank_exclusion": exclusion.to_json(),
