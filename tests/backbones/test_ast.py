@@ -214,3 +214,32 @@ def test_bad_inputs(tiny_ast_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(BackboneError):
         ASTBackbone.load(str(tmp_path / "empty"))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def _torch_weights_cut_off(folder: Path) -> None:
+    from safetensors.torch import load_file
+
+    weights = folder / "model.safetensors"
+    torch.save(load_file(weights), folder / "pytorch_model.bin")
+    weights.unlink()
+    _truncate(folder / "pytorch_model.bin")
+
+
+@pytest.mark.parametrize(("damage", "named"), [
+    (lambda folder: _truncate(folder / "model.safetensors"), "cut off or corrupt"),
+    (_torch_weights_cut_off, "cut off or corrupt"),
+    (lambda folder: (folder / "config.json").unlink(), "config.json"),
+], ids=["safetensors-cut-off", "pytorch-bin-cut-off", "no-config"])
+def test_a_damaged_checkpoint_folder_is_a_backbone_error(
+    tiny_ast_dir: Path, tmp_path: Path, damage, named: str
+) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_ast_dir, folder)
+    damage(folder)
+    with pytest.raises(BackboneError, match=named) as raised:
+        ASTBackbone.load(str(folder))
+    assert str(folder) in str(raised.value)

@@ -163,6 +163,7 @@ def _read_preprocessor(path: Path) -> dict[str, Any]:
 
 def _load_pretrained(source: str, *, revision: str | None = None) -> nn.Module:
     """ASTModel.from_pretrained with SDPA attention, hub ids pinned to ``revision``; missing weights raise."""
+    from safetensors import SafetensorError
     from transformers import ASTModel
 
     def fetch(options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
@@ -182,6 +183,10 @@ def _load_pretrained(source: str, *, revision: str | None = None) -> nn.Module:
         raise _missing_weights_error(source, str(exc).splitlines()[0]) from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise BackboneError(f"{source}: not a loadable AST checkpoint ({exc})") from exc
+    except (RuntimeError, SafetensorError) as exc:  # torch.load and safetensors on a cut-off or corrupt file
+        reason = str(exc).splitlines()[0]
+        raise BackboneError(f"{source}: not a loadable AST checkpoint, its weights are cut off or corrupt "
+                            f"({reason}); copy or download the checkpoint again") from exc
     missing = [key for key in info.get("missing_keys", []) if key]
     if missing:
         raise BackboneError(f"{source}: not an AST checkpoint, weights missing for {missing[:3]}...")
@@ -269,6 +274,9 @@ class ASTBackbone:
         local_dir = Path(spec).expanduser()
         if spec != "ast" and local_dir.is_dir():
             spec = checkpoint = str(local_dir.resolve())
+            if not (local_dir / "config.json").is_file():  # transformers would build a default-sized AST and fail
+                raise BackboneError(f"{local_dir}: no config.json, so not an AST checkpoint folder; save the "
+                                    "checkpoint with save_pretrained, which writes it beside the weights")
             model = _load_pretrained(checkpoint)
             revision = _weights_revision(local_dir)
             preprocessor = _read_preprocessor(local_dir / "preprocessor_config.json")
