@@ -179,3 +179,12 @@ def test_nonspeech_rows_and_their_augmented_copies_count_as_music_or_noise(tmp_p
     parents = {r.id: r for r in rows}
     assert copies and all(c.kind == "augmented" for c in copies)
     assert all(record_category(c) == parents[c.parent_id].params["category"] for c in copies)
+
+
+def test_a_generator_named_twice_in_kinds_is_refused_not_deduplicated(tmp_path: Path) -> None:
+    # clip i draws from (seed, generator, i // len(kinds)): a generator named twice made pairs of identical
+    # clips, which the manifest deduplicated, so --nonspeech 6 wrote 4 clips without a word
+    config = NonspeechConfig(n=6, kinds=("noise", "noise", "music"), duration_s=0.5)
+    with pytest.raises(ConfigError, match="noise.*once"):
+        make_nonspeech(config, out_dir=tmp_path / "ns", workers=1)
+    assert not (tmp_path / "ns").exists()

@@ -53,6 +53,10 @@ def check_config(config: NonspeechConfig) -> None:
     unknown = [k for k in config.kinds if k not in generators.GENERATORS]
     if unknown or not config.kinds:
         raise ConfigError(f"--kinds {','.join(config.kinds)!r}: choose from {','.join(generators.GENERATORS)}")
+    twice = sorted({k for k in config.kinds if config.kinds.count(k) > 1})
+    if twice:  # clip i draws from (seed, generator, i // len(kinds)): a repeat would make identical clips
+        raise ConfigError(f"--kinds {','.join(config.kinds)!r}: name each generator once ({','.join(twice)} "
+                          "is repeated)")
     if config.n < 1:
         raise ConfigError(f"--nonspeech {config.n}: need at least one clip")
     if not 0.1 <= config.duration_s <= 60:
