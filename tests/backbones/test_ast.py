@@ -243,3 +243,16 @@ def test_a_damaged_checkpoint_folder_is_a_backbone_error(
     with pytest.raises(BackboneError, match=named) as raised:
         ASTBackbone.load(str(folder))
     assert str(folder) in str(raised.value)
+
+
+def test_a_checkpoint_for_another_sample_rate_is_refused(tiny_ast_dir: Path, tmp_path: Path) -> None:
+    # wb feeds every backbone 16 kHz audio; the fbank would otherwise place its mel filters for 22.05 kHz
+    # (Nyquist 11025 Hz) over 16 kHz samples and embed every clip wrongly without a word
+    import json
+
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_ast_dir, folder)
+    preprocessor = folder / "preprocessor_config.json"
+    preprocessor.write_text(json.dumps({**json.loads(preprocessor.read_text()), "sampling_rate": 22050}))
+    with pytest.raises(BackboneError, match="22050 Hz.*16000 Hz"):
+        ASTBackbone.load(str(folder))

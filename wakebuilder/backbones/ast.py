@@ -287,6 +287,11 @@ class ASTBackbone:
             preprocessor = _read_preprocessor(preprocessor_path)
         max_length = _max_length_for(window_s, int(model.config.max_length))
         settings = FbankSettings.from_preprocessor(preprocessor, max_length=max_length)
+        if settings.sample_rate != SAMPLE_RATE:  # wb decodes every clip to 16 kHz
+            raise BackboneError(
+                f"{checkpoint}: its feature extractor takes {settings.sample_rate} Hz audio and wakebuilder "
+                f"feeds {SAMPLE_RATE} Hz; choose a checkpoint trained on {SAMPLE_RATE} Hz audio"
+            )
         if settings.num_mel_bins != model.config.num_mel_bins:
             raise BackboneError(
                 f"{checkpoint}: preprocessor has {settings.num_mel_bins} mel bins, "
