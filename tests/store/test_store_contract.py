@@ -229,3 +229,14 @@ def test_any_batch_split_equals_one_shot(
                 assert x.id.tolist() == y.id.tolist() and x.group.tolist() == y.group.tolist()
                 assert len(x) <= batch
             assert a.fingerprint == b.fingerprint and a.records() == b.records()
+
+
+def test_append_refuses_values_that_overflow_float16(path: Path) -> None:
+    with open_store(path, "a", spec=SPEC) as store:
+        store.append(*clips(0, 2))
+        records, pooled, sequence = clips(2, 3)
+        sequence[0, 1, 2] = 70_000.0  # finite in float32, inf once stored as float16
+        with pytest.raises(StoreError, match="float16"):
+            store.append(records, pooled, sequence)
+        assert len(store) == 2
+    check_contents(path, 2)

@@ -86,9 +86,12 @@ class EmbeddingStore:
         if not records:
             return
         start = len(self)
+        with np.errstate(over="ignore"):  # an overflow is refused below, naming the clips
+            stored = {name: np.asarray(values).astype(self.spec.dtype)
+                      for name, values in (("pooled", pooled), ("sequence", sequence))}
+        self._check_range(records, stored)
         columns = {
-            "pooled": np.asarray(pooled).astype(self.spec.dtype),
-            "sequence": np.asarray(sequence).astype(self.spec.dtype),
+            **stored,
             "label": np.array([r.label for r in records], dtype=np.int8),
             "id": np.array([r.id for r in records], dtype=object),
             "kind": np.array([r.kind for r in records], dtype=object),
@@ -117,6 +120,18 @@ class EmbeddingStore:
             raise StoreError(
                 f"{self.path}: clip id(s) already stored: {sorted(duplicates)[:3]}; skip them first"
             )
+
+    def _check_range(self, records: Sequence[ClipRecord], stored: dict[str, np.ndarray]) -> None:
+        """Refuse values that became infinite in the store's dtype: stored, they would damage the store."""
+        for name, values in stored.items():
+            finite = np.isfinite(values.reshape(len(records), -1)).all(axis=1)
+            if not finite.all():
+                ids = [records[i].id for i in np.flatnonzero(~finite)[:3]]
+                limit = float(np.finfo(self.spec.dtype).max)
+                raise StoreError(
+                    f"{self.path}: '{name}' of clip(s) {ids} exceeds {self.spec.dtype}'s range "
+                    f"(|x| > {limit:g}); refusing to store it (check those clips' audio)"
+                )
 
     def check_chunks(self) -> None:
         """Raise when a chunk under the committed rows is missing from disk (a cheap listing, no reads).
