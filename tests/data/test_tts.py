@@ -51,6 +51,63 @@ def test_gtts_offline_fails_fast_and_clearly(monkeypatch: pytest.MonkeyPatch) ->
     assert time.perf_counter() - started < 8
 
 
+def _fake_gtts(monkeypatch: pytest.MonkeyPatch, write) -> None:
+    """A ``gtts`` module with gTTS 2.2.4's constructor (no ``timeout``), reachable, writing via ``write_to_fp``."""
+    import sys
+    import types
+
+    from wakebuilder.data.tts import gtts as gtts_engine
+
+    class gTTSError(Exception):  # noqa: N818 - gTTS's name
+        pass
+
+    class gTTS:  # noqa: N801 - gTTS's name
+        def __init__(self, text, tld="com", lang="en", slow=False, lang_check=True):
+            self.text = text
+
+        write_to_fp = write
+
+    module = types.ModuleType("gtts")
+    module.gTTS, module.gTTSError = gTTS, gTTSError
+    monkeypatch.setitem(sys.modules, "gtts", module)
+    monkeypatch.setattr(gtts_engine, "_online", lambda *a, **k: True)
+
+
+def test_gtts_speaks_with_a_gtts_that_takes_no_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    import soundfile as sf
+
+    def write_to_fp(self, fp) -> None:
+        tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(12_000) / 24_000).astype(np.float32)
+        buffer = io.BytesIO()
+        sf.write(buffer, tone, 24_000, format="WAV")
+        fp.write(buffer.getvalue())
+
+    _fake_gtts(monkeypatch, write_to_fp)
+    engine = GTTSEngine()
+    audio = engine.synthesize("hey", engine.voices()[0])
+    assert audio.dtype == np.float32 and abs(audio.size - 8_000) < 400
+
+
+def test_gtts_stalled_request_fails_within_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from wakebuilder.data.tts import gtts as gtts_engine
+
+    release = threading.Event()
+    _fake_gtts(monkeypatch, lambda self, fp: release.wait(30))
+    monkeypatch.setattr(gtts_engine, "REQUEST_TIMEOUT_S", 0.5)
+    engine = GTTSEngine()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(EngineUnavailableError, match="no answer"):
+            engine.synthesize("hey", engine.voices()[0])
+    finally:
+        release.set()
+    assert time.perf_counter() - started < 5
+
+
 def test_missing_engine_is_reported_and_others_still_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(get_engine("flite"), "available", lambda: False)
     engines = usable_engines(["flite", "espeak"])

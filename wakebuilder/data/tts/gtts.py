@@ -1,13 +1,18 @@
 """gTTS (Google Translate TTS): online only, an optional extra; accents through the tld.
 
 Offline it fails within ``CONNECT_TIMEOUT_S`` with a clear message: a bounded
-TCP connect to the service is tried before gTTS is called, so nothing hangs.
+TCP connect to the service is tried before gTTS is called. The request itself
+gets ``REQUEST_TIMEOUT_S`` (gTTS takes a ``timeout`` only from 2.5; 2.2.4 is what
+pip resolves beside this stack), so a stalled answer is an error, never a hang.
 """
 
 from __future__ import annotations
 
+import inspect
 import io
 import socket
+import threading
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +21,7 @@ from wakebuilder.data.tts import Voice, trim_silence
 from wakebuilder.errors import EngineUnavailableError
 
 CONNECT_TIMEOUT_S = 3.0
+REQUEST_TIMEOUT_S = 20.0
 HOST = "translate.google.com"
 TLDS = ("com", "co.uk", "com.au", "ca", "co.in", "ie", "co.za")
 
@@ -60,12 +66,33 @@ class GTTSEngine:
         import soundfile as sf
         from gtts import gTTS, gTTSError
 
-        buffer = io.BytesIO()
+        timeout = {"timeout": REQUEST_TIMEOUT_S} if "timeout" in inspect.signature(gTTS).parameters else {}
+        speech = gTTS(text, lang="en", tld=voice.settings["tld"], slow=voice.settings["slow"], **timeout)
         try:
-            speech = gTTS(text, lang="en", tld=voice.settings["tld"], slow=voice.settings["slow"], timeout=10)
-            speech.write_to_fp(buffer)
+            mp3 = _fetch(speech, REQUEST_TIMEOUT_S)
         except gTTSError as exc:
             raise EngineUnavailableError(f"gTTS failed: {exc}") from exc
-        buffer.seek(0)
-        data, rate = sf.read(buffer, dtype="float32", always_2d=True)
+        data, rate = sf.read(io.BytesIO(mp3), dtype="float32", always_2d=True)
         return trim_silence(resample(data.mean(axis=1), rate))
+
+
+def _fetch(speech: Any, timeout_s: float) -> bytes:
+    """``speech``'s audio, or EngineUnavailableError after ``timeout_s`` (a stalled request is left behind)."""
+    outcome: dict[str, Any] = {}
+
+    def fetch() -> None:
+        buffer = io.BytesIO()
+        try:
+            speech.write_to_fp(buffer)
+            outcome["audio"] = buffer.getvalue()
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=fetch, name="wb-gtts", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise EngineUnavailableError(f"gTTS: no answer from {HOST} within {timeout_s:g} s; try again later")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["audio"]
