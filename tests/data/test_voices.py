@@ -125,6 +125,15 @@ def test_kokoro_voices_file_and_prefix_selection() -> None:
         load_voices(Path(path).parent / "README.md")
 
 
+def test_kokoro_truncated_voices_file_is_a_clear_error(tmp_path: Path) -> None:
+    whole = tmp_path / "whole.npz"
+    np.savez(whole, af_a=np.zeros((510, 1, 256), np.float32), af_b=np.ones((510, 1, 256), np.float32))
+    cut = tmp_path / "voices-v1.0.bin"  # a download that stopped half way
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(EngineUnavailableError, match=r"voices-v1\.0\.bin.*--kokoro-voices"):
+        load_voices(cut)
+
+
 def test_kokoro_synth_in_two_workers_with_a_voices_file(tmp_path: Path) -> None:
     path = _shared_voices_or_skip()
     if not KokoroEngine().available():

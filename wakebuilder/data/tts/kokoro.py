@@ -109,7 +109,7 @@ def load_voices(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             styles = {k: np.asarray(npz[k], np.float32).reshape(-1, 256) for k in sorted(npz.files)}
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # empty, cut short, damaged
         raise EngineUnavailableError(f"{path}: not a Kokoro voices file (.npz of (510, 1, 256) arrays): {err}; "
                                      "pass one with --kokoro-voices or WB_KOKORO_VOICES") from err
     if not styles:
