@@ -108,6 +108,18 @@ def test_gtts_stalled_request_fails_within_its_deadline(monkeypatch: pytest.Monk
     assert time.perf_counter() - started < 5
 
 
+def test_flite_that_hangs_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from wakebuilder.data.tts import Voice, flite
+
+    hanging = tmp_path / "flite"
+    hanging.write_text("#!/bin/sh\nexec sleep 30\n")
+    hanging.chmod(0o755)
+    monkeypatch.setattr(flite.shutil, "which", lambda name: str(hanging))
+    monkeypatch.setattr(flite, "TIMEOUT_S", 0.5)
+    with pytest.raises(EngineUnavailableError, match="flite.*kal.*no audio within"):
+        flite.FliteEngine().synthesize("hey", Voice("flite", "kal", {"duration_stretch": 1.0}))
+
+
 def test_missing_engine_is_reported_and_others_still_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(get_engine("flite"), "available", lambda: False)
     engines = usable_engines(["flite", "espeak"])

@@ -26,6 +26,7 @@ PITCH_SHIFTS = GRID  # times the voice's own mean F0
 NO_F0 = ("rms",)
 FINE_STRETCHES = tuple(round(0.7 + 0.01 * k, 2) for k in range(71))  # 0.7 ... 1.4
 NATIVE_F0 = {"kal": 100, "kal16": 100, "awb": 110, "rms": 110, "slt": 170}
+TIMEOUT_S = 30.0
 
 
 class FliteEngine:
@@ -64,7 +65,10 @@ class FliteEngine:
             ]
             if "f0_mean" in voice.settings:
                 command += ["--setf", f"int_f0_target_mean={voice.settings['f0_mean']}"]
-            result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+            try:
+                result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+            except subprocess.TimeoutExpired as err:
+                raise EngineUnavailableError(f"flite voice {voice.name}: no audio within {TIMEOUT_S:g} s") from err
             if result.returncode != 0 or not out.exists():
                 detail = result.stderr.strip()[:200]
                 raise EngineUnavailableError(f"flite failed for voice {voice.name}: {detail}")
