@@ -305,3 +305,28 @@ def test_an_uncalibrated_model_needs_a_threshold(tmp_path: Path) -> None:
         page = json.loads((Path(wb("web", str(exported_dir), "--out", str(tmp_path / "q"), "--threshold", "0.4"))
                            / "page.json").read_text())
         assert page["models"][0]["threshold"] == 0.4
+
+
+def test_chromium_that_never_answers_leaves_no_process_or_profile(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+    import tempfile
+
+    from wakebuilder.web.browser import BrowserError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    pid_file = tmp_path / "pid"
+    mute = tmp_path / "chromium"  # starts, reads nothing, answers nothing
+    mute.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    mute.chmod(0o755)
+    with pytest.raises(BrowserError, match="no answer"):
+        Chromium(binary=str(mute), timeout_s=0.5)
+    pid = int(pid_file.read_text())
+    try:
+        state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout
+        assert state.strip()[:1] in ("", "Z")  # gone, or dead and waiting for its parent
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+    assert list((tmp_path / "tmp").iterdir()) == []

@@ -69,9 +69,15 @@ class Chromium:
         cmd = [exe, *(args if args is not None else chromium_args()), f"--user-data-dir={self._profile}",
                "--remote-debugging-pipe", "about:blank"]
         self._log = Path(self._profile) / "chromium.log"
-        with self._log.open("wb") as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         pass_fds=(3, 4), preexec_fn=plumb)
+        try:
+            with self._log.open("wb") as log:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                             pass_fds=(3, 4), preexec_fn=plumb)
+        except OSError as exc:
+            for fd in (to_child_r, from_child_w, self._to_child, self._from_child):
+                os.close(fd)
+            shutil.rmtree(self._profile, ignore_errors=True)
+            raise BrowserError(f"{exe}: cannot start chromium ({exc})") from exc
         os.close(to_child_r)
         os.close(from_child_w)
         self._next_id = 0
@@ -79,7 +85,13 @@ class Chromium:
         self._lock = threading.Lock()
         self.console: list[str] = []
         threading.Thread(target=self._read, name="wb-cdp-reader", daemon=True).start()
-        self.session = self._attach()
+        try:
+            self.session = self._attach()
+        except BaseException:  # no caller holds this object to close it: leave no process or profile
+            self.proc.kill()
+            self.proc.wait()
+            self._release()
+            raise
 
     def _read(self) -> None:
         pending = b""
@@ -170,6 +182,10 @@ class Chromium:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self._release()
+
+    def _release(self) -> None:
+        """Close the pipes and remove the profile (the process is gone)."""
         for fd in (self._to_child, self._from_child):
             try:
                 os.close(fd)
