@@ -88,6 +88,27 @@ def test_nan_embedding_is_a_training_error() -> None:
         fit_head(dataclasses.replace(arrays, sequence=sequence), SMALL)
 
 
+def test_a_diverging_fit_is_a_training_error_not_a_nan_model() -> None:
+    """A learning rate that blows the weights up gives NaN losses from the first epoch: no model is written."""
+    with pytest.raises(TrainingError, match="diverged in epoch 1.*lower --lr"):
+        fit_head(planted(300), SMALL.replace(lr=1e30, max_epochs=4))
+
+
+def test_a_fit_that_diverges_later_keeps_its_best_finite_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    import wakebuilder.train.loop as loop
+
+    real, calls = loop.evaluate_head, []
+
+    def nan_from_the_third(*args: object, **kwargs: object) -> dict[str, float]:
+        calls.append(1)
+        record = real(*args, **kwargs)  # type: ignore[arg-type]
+        return {**record, "val_loss": float("nan")} if len(calls) >= 3 else record
+
+    monkeypatch.setattr(loop, "evaluate_head", nan_from_the_third)
+    result = fit_head(planted(300), SMALL.replace(max_epochs=8, patience=8, min_delta=0.0))
+    assert len(result.history) == 3 and result.best_epoch in (1, 2) and np.isfinite(result.best["val_loss"])
+
+
 def test_config_round_trip_and_validation() -> None:
     config = FitConfig(hidden=(64,), tcn=False, seed=3)
     assert FitConfig.from_dict(config.to_dict()) == config

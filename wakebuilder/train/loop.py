@@ -6,6 +6,8 @@ device; the loss is summed there and read back once per epoch.
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -20,10 +22,16 @@ from wakebuilder.train.losses import binary_metrics, class_balance_weights, draw
 if TYPE_CHECKING:
     from wakebuilder.train.fit_config import FitConfig
 
+log = logging.getLogger(__name__)
+
 
 def train_loop(head: WakeHead, loop: Loop, config: FitConfig, *, device: str,
                progress: bool = False) -> tuple[list[dict[str, float]], int, bool]:
-    """The epoch loop with early stopping; restores the best epoch's weights."""
+    """The epoch loop with early stopping; restores the best epoch's weights.
+
+    Raises:
+        TrainingError: the loss is not a finite number before any epoch was kept (the head diverged).
+    """
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     # OneCycleLR divides by the warm-up length: keep it at least two steps on tiny runs.
     total_steps = max(config.max_epochs * loop.steps_per_epoch, 8)
@@ -41,6 +49,12 @@ def train_loop(head: WakeHead, loop: Loop, config: FitConfig, *, device: str,
                   "lr": float(schedule.get_last_lr()[0]), "seconds": time.perf_counter() - start}
         history.append(record)
         bar.set_postfix(train=f"{train_loss:.4f}", val=f"{record['val_loss']:.4f}", f1=f"{record['f1']:.3f}")
+        if not (math.isfinite(train_loss) and math.isfinite(record["val_loss"])):
+            if best_state is None:
+                raise TrainingError(f"the fit diverged in epoch {epoch} (its loss is not a finite number); "
+                                    f"lower --lr (now {config.lr:g})")
+            log.warning("the fit diverged in epoch %d; keeping epoch %d", epoch, best_epoch)
+            break
         if record["val_loss"] < best_loss - config.min_delta:
             best_loss, best_epoch, waited = record["val_loss"], epoch, 0
             best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
