@@ -68,3 +68,30 @@ def test_segment_starts_are_whole_samples(tmp_path: Path) -> None:
     audio = load_audio(out)
     for sample in samples[1:]:  # each clip starts there: silence (the noise floor) before, a tone from it on
         assert np.abs(audio[sample - 40 : sample - 1]).max() < 0.01 < np.abs(audio[sample : sample + 40]).max()
+
+
+def test_stream_refuses_a_clip_that_decodes_to_no_samples(tmp_path: Path) -> None:
+    """A 1-sample 48 kHz WAV resamples to 0 samples; with zero gaps the stream never advanced (a hang)."""
+    import signal
+
+    import soundfile as sf
+
+    sf.write(tmp_path / "tiny.wav", np.zeros(1, np.float32), 48_000)
+    record = ClipRecord(id="tiny", path="tiny.wav", label=0, kind="speech_negative", group="g", duration_s=0.0)
+    manifest = write_manifest(tmp_path / "manifest.jsonl", [record])
+
+    def _hung(*_: object) -> None:
+        raise TimeoutError("build_negative_stream did not return")
+
+    previous = signal.signal(signal.SIGALRM, _hung)
+    signal.alarm(10)
+    try:
+        result = CliRunner().invoke(
+            main, ["stream", str(manifest), "--out", str(tmp_path / "s.wav"), "--gap-min-s", "0", "--gap-max-s", "0"]
+        )
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not isinstance(result.exception, TimeoutError)
+    assert result.exit_code != 0 and "tiny.wav" in result.output and "no samples" in result.output
+    assert not (tmp_path / "s.wav").exists()
