@@ -173,6 +173,17 @@ def test_chunk_cache_resumes_and_refuses_other_settings(tmp_path: Path) -> None:
         chunk_real_audio(tmp_path / "missing", out_dir=tmp_path / "c2", config=ChunkConfig())
 
 
+def test_a_cache_inside_the_source_folder_is_not_chunked_again(tmp_path: Path) -> None:
+    """``wb negatives --real DIR --out DIR/cache``: the cache's own chunks are not sources of the next run."""
+    (tmp_path / "src").mkdir()
+    _long_file(tmp_path / "src" / "a.wav")
+    manifest = chunk_real_audio(tmp_path / "src", out_dir=tmp_path / "src" / "cache", config=ChunkConfig())
+    first = manifest.read_bytes()
+    chunk_real_audio(tmp_path / "src", out_dir=tmp_path / "src" / "cache", config=ChunkConfig())
+    assert manifest.read_bytes() == first  # was 4 rows, then 7: chunks of its own chunks
+    assert {r.group for r in read_manifest(manifest)} == {"a.wav"}
+
+
 def test_chunk_manifest_follows_the_folder_and_names_unreadable_files(tmp_path: Path,
                                                                       caplog: pytest.LogCaptureFixture) -> None:
     """A file removed from the folder (or a cache reused for another folder) leaves no chunks in the manifest;

@@ -105,7 +105,9 @@ def chunk_real_audio(
     root, out = Path(source_dir), Path(out_dir)
     if not root.is_dir():
         raise ConfigError(f"{root}: not a folder of audio files")
-    sources = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    inside = out.resolve()  # an --out inside source_dir: its own chunks are no sources (they would grow each run)
+    sources = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS
+                     and not p.resolve().is_relative_to(inside))
     if not sources:
         raise ConfigError(f"{root}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
     key = fingerprint("real-chunks", 1, config.to_dict())
