@@ -38,8 +38,10 @@ def test_bad_files(tmp_path: Path) -> None:
     text.write_text("this is not audio")
     nan = tmp_path / "nan.wav"
     sf.write(nan, np.array([0.0, np.nan, 0.1], dtype=np.float32), 16_000, subtype="FLOAT")
+    tiny = tmp_path / "tiny.wav"  # one 48 kHz sample: nothing left at 16 kHz
+    sf.write(tiny, np.zeros(1, np.float32), 48_000)
     cases = [(empty, "empty"), (text, "cannot decode"), (nan, "NaN"), (tmp_path / "x.wav", "not found"),
-             (tmp_path, "a folder, not an audio file")]
+             (tmp_path, "a folder, not an audio file"), (tiny, "no samples at 16000 Hz")]
     for path, message in cases:
         with pytest.raises(BadAudioError, match=message):
             load_audio(path)

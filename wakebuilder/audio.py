@@ -35,11 +35,15 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int = SAMPLE_RATE) 
     """Decode ``path`` to mono float32 at ``sample_rate``.
 
     Raises:
-        BadAudioError: the file is missing, unreadable, empty, or holds NaN/inf.
+        BadAudioError: the file is missing, unreadable, empty (also once resampled: a 1-sample 48 kHz file has no
+            16 kHz sample), or holds NaN/inf.
     """
     data, rate = read_audio(path)
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    return resample(mono, rate, sample_rate)
+    out = resample(mono, rate, sample_rate)
+    if out.shape[0] == 0:
+        raise BadAudioError(f"{path}: no samples at {sample_rate} Hz (too short)")
+    return out
 
 
 def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
