@@ -89,7 +89,7 @@ class EmbeddingStore:
         with np.errstate(over="ignore"):  # an overflow is refused below, naming the clips
             stored = {name: np.asarray(values).astype(self.spec.dtype)
                       for name, values in (("pooled", pooled), ("sequence", sequence))}
-        self._check_range(records, stored)
+        self._check_finite(records, {"pooled": pooled, "sequence": sequence}, stored)
         columns = {
             **stored,
             "label": np.array([r.label for r in records], dtype=np.int8),
@@ -112,8 +112,6 @@ class EmbeddingStore:
                 f"for {n} clips; the store holds pooled (N, {spec.dim}) and sequence "
                 f"(N, {spec.seq_len}, {spec.dim})"
             )
-        if not (np.all(np.isfinite(pooled)) and np.all(np.isfinite(sequence))):
-            raise StoreError(f"{self.path}: refusing to store NaN or infinite embeddings")
         counts = Counter(r.id for r in records)
         duplicates = (counts.keys() & self.ids()) | {i for i, c in counts.items() if c > 1}
         if duplicates:
@@ -121,17 +119,24 @@ class EmbeddingStore:
                 f"{self.path}: clip id(s) already stored: {sorted(duplicates)[:3]}; skip them first"
             )
 
-    def _check_range(self, records: Sequence[ClipRecord], stored: dict[str, np.ndarray]) -> None:
-        """Refuse values that became infinite in the store's dtype: stored, they would damage the store."""
+    def _check_finite(self, records: Sequence[ClipRecord], given: dict[str, np.ndarray],
+                      stored: dict[str, np.ndarray]) -> None:
+        """Refuse NaN or infinite embeddings, and values that became infinite in the store's dtype: stored, either
+        would damage the store. One pass over the values as stored; the cause is looked up only on failure."""
         for name, values in stored.items():
             finite = np.isfinite(values.reshape(len(records), -1)).all(axis=1)
-            if not finite.all():
-                ids = [records[i].id for i in np.flatnonzero(~finite)[:3]]
-                limit = float(np.finfo(self.spec.dtype).max)
-                raise StoreError(
-                    f"{self.path}: '{name}' of clip(s) {ids} exceeds {self.spec.dtype}'s range "
-                    f"(|x| > {limit:g}); refusing to store it (check those clips' audio)"
-                )
+            if finite.all():
+                continue
+            bad = np.flatnonzero(~finite)
+            ids = [records[i].id for i in bad[:3]]
+            if not np.isfinite(np.asarray(given[name])[bad]).all():
+                raise StoreError(f"{self.path}: refusing to store NaN or infinite embeddings ('{name}' of clip(s) "
+                                 f"{ids})")
+            limit = float(np.finfo(self.spec.dtype).max)
+            raise StoreError(
+                f"{self.path}: '{name}' of clip(s) {ids} exceeds {self.spec.dtype}'s range "
+                f"(|x| > {limit:g}); refusing to store it (check those clips' audio)"
+            )
 
     def check_chunks(self) -> None:
         """Raise when a chunk under the committed rows is missing from disk (a cheap listing, no reads).
