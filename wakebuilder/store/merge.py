@@ -31,7 +31,7 @@ from wakebuilder.store.embedding_store import EmbeddingStore
 from wakebuilder.store.layout import Backend, field_layout
 from wakebuilder.store.opening import backend_class, new_store_attrs, open_store, store_exists, store_location
 from wakebuilder.store.parts import PartedStore, is_parted, remove_store
-from wakebuilder.store.remote import filesystem, mark_merging, merge_cut_off, refuse_cut_off_merge
+from wakebuilder.store.remote import cut_off_merge_error, filesystem, mark_merging, merge_cut_off
 
 MERGE_ROWS = 4096
 
@@ -73,7 +73,7 @@ def _new_store(dst: Path | str, spec: StoreSpec, *, overwrite: bool) -> Iterator
     with writer_lock(dst) if isinstance(dst, Path) else contextlib.nullcontext():
         if isinstance(dst, str) and merge_cut_off(dst):
             if not overwrite:
-                refuse_cut_off_merge(dst)
+                raise cut_off_merge_error(dst)
         elif is_parted(dst) or store_exists(dst):
             with open_store(dst) as existing:
                 held = len(existing)

@@ -15,7 +15,9 @@ from wakebuilder.store.base import SCHEMA_VERSION, StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
 from wakebuilder.store.h5_backend import HDF5Backend
 from wakebuilder.store.layout import CHUNK_ROWS, Backend, field_layout, is_hdf5
-from wakebuilder.store.remote import FsspecZarrBackend, is_url, join, local_path, refuse_cut_off_merge, url_exists
+from wakebuilder.store.remote import (
+    FsspecZarrBackend, cut_off_merge_error, is_url, join, local_path, merge_cut_off, url_exists,
+)
 from wakebuilder.store.zarr_backend import ZarrBackend
 
 
@@ -90,8 +92,8 @@ def open_store(
     from wakebuilder.store.parts import is_parted, open_parted  # parts builds on this module
 
     where = store_location(path)
-    if isinstance(where, str):
-        refuse_cut_off_merge(where)
+    if isinstance(where, str) and merge_cut_off(where):
+        raise cut_off_merge_error(where)
     if is_parted(where) and (parted := open_parted(where, mode, overwrite=overwrite)) is not None:
         return parted  # type: ignore[return-value]
     # Backends work on the real path: through a symlink, HDF5 would rename its merged file over the link

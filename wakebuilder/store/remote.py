@@ -70,11 +70,10 @@ def merge_cut_off(url: str) -> bool:
     return bool(fs.exists(join(path, MERGE_MARKER)))
 
 
-def refuse_cut_off_merge(url: str) -> None:
-    """Raises: StoreError: a merge into ``url`` was cut off (its rows are only some of the source's)."""
-    if merge_cut_off(url):
-        raise StoreError(f"{url}: a wb store merge into it was cut off, so it holds only some of the rows; "
-                         f"run the merge again with --overwrite")
+def cut_off_merge_error(url: str) -> StoreError:
+    """The error for a store at ``url`` that ``merge_cut_off`` found: its rows are only some of the source's."""
+    return StoreError(f"{url}: a wb store merge into it was cut off, so it holds only some of the rows; "
+                      f"run the merge again with --overwrite")
 
 
 def filesystem(url: str) -> tuple[Any, str]:
