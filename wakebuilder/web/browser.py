@@ -74,12 +74,11 @@ class Chromium:
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                              pass_fds=(3, 4), preexec_fn=plumb)
         except OSError as exc:
-            for fd in (to_child_r, from_child_w, self._to_child, self._from_child):
-                os.close(fd)
-            shutil.rmtree(self._profile, ignore_errors=True)
+            self._release()
             raise BrowserError(f"{exe}: cannot start chromium ({exc})") from exc
-        os.close(to_child_r)
-        os.close(from_child_w)
+        finally:  # the child's ends: Chromium holds its own copies, if it started
+            os.close(to_child_r)
+            os.close(from_child_w)
         self._next_id = 0
         self._replies: dict[int, queue.Queue[dict[str, Any]]] = {}
         self._lock = threading.Lock()
