@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from wakebuilder.audio import load_audio
-from wakebuilder.data.tts import Voice, trim_silence
+from wakebuilder.data.tts import Voice
+from wakebuilder.data.tts.binary import speak_to_wav
 from wakebuilder.errors import EngineUnavailableError
 
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
@@ -57,19 +55,12 @@ class FliteEngine:
         binary = shutil.which("flite")
         if binary is None:
             raise EngineUnavailableError(self.why_unavailable())
-        with tempfile.TemporaryDirectory(prefix="wb-flite-") as tmp:
-            out = Path(tmp) / "out.wav"
-            command = [
-                binary, "-voice", voice.name, "-t", text, "-o", str(out),
-                "--setf", f"duration_stretch={voice.settings.get('duration_stretch', 1.0)}",
-            ]
+
+        def command(out: Path) -> list[str]:
+            args = [binary, "-voice", voice.name, "-t", text, "-o", str(out),
+                    "--setf", f"duration_stretch={voice.settings.get('duration_stretch', 1.0)}"]
             if "f0_mean" in voice.settings:
-                command += ["--setf", f"int_f0_target_mean={voice.settings['f0_mean']}"]
-            try:
-                result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
-            except subprocess.TimeoutExpired as err:
-                raise EngineUnavailableError(f"flite voice {voice.name}: no audio within {TIMEOUT_S:g} s") from err
-            if result.returncode != 0 or not out.exists():
-                detail = result.stderr.strip()[:200]
-                raise EngineUnavailableError(f"flite failed for voice {voice.name}: {detail}")
-            return trim_silence(load_audio(out))
+                args += ["--setf", f"int_f0_target_mean={voice.settings['f0_mean']}"]
+            return args
+
+        return speak_to_wav(command, what=f"flite voice {voice.name}", timeout_s=TIMEOUT_S)
