@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from wakebuilder.errors import ConfigError
+from wakebuilder.fingerprint import file_sha256
 from wakebuilder.manifest import ClipRecord
 
 CATEGORIES = ("speech", "music", "noise")
@@ -132,6 +133,10 @@ class StreamSegments:
         except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise ConfigError(f"{path}: not a segments file of wb stream ({exc}); rebuild the stream with "
                               f"wb stream, or delete {path.name} to count the stream as one category") from None
+        wav = Path(stream)
+        if "wav_sha256" in data and wav.is_file() and file_sha256(str(wav)) != data["wav_sha256"]:
+            raise ConfigError(f"{path}: not the segments of {wav.name} as it is now (a wb stream cut off between "
+                              f"its two files?); rebuild the stream with wb stream --overwrite")
         return cls([r[0] for r in rows], [r[1] if r[1] in CATEGORIES else OTHER for r in rows], duration,
                    [r[2] for r in rows])
 

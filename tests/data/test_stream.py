@@ -95,3 +95,19 @@ def test_stream_refuses_a_clip_that_decodes_to_no_samples(tmp_path: Path) -> Non
     assert not isinstance(result.exception, TimeoutError)
     assert result.exit_code != 0 and "tiny.wav" in result.output and "no samples" in result.output
     assert not (tmp_path / "s.wav").exists()
+
+
+def test_segments_that_belong_to_another_wav_are_refused(tmp_path: Path) -> None:
+    """The sidecar and the WAV are two files: a stream rebuilt and cut off between them (new segments beside
+    the old WAV, or the other way round) must not count one stream's false accepts by the other's clips."""
+    from wakebuilder.categories import StreamSegments, segments_path
+    from wakebuilder.errors import ConfigError
+
+    manifest = _manifest(tmp_path, [0, 0, 0])
+    out = build_negative_stream([str(manifest)], out_path=tmp_path / "s.wav", config=StreamConfig(duration_s=20))
+    assert StreamSegments.read(out) is not None
+    old_segments = segments_path(out).read_bytes()
+    build_negative_stream([str(manifest)], out_path=out, overwrite=True, config=StreamConfig(duration_s=20, seed=1))
+    segments_path(out).write_bytes(old_segments)  # the cut-off rebuild: the seed-0 segments, the seed-1 WAV
+    with pytest.raises(ConfigError, match="s.segments.json.*not the segments of s.wav.*wb stream"):
+        StreamSegments.read(out)

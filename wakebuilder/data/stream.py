@@ -13,14 +13,15 @@ many wake words leaves out, for each, the clips that say it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
-from wakebuilder.atomic import atomic_write_json, refuse_existing
-from wakebuilder.audio import load_audio, write_wav
+from wakebuilder.atomic import atomic_write_bytes, atomic_write_json, refuse_existing
+from wakebuilder.audio import load_audio, wav_bytes
 from wakebuilder.categories import record_category, segments_path
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, ManifestError
@@ -78,5 +79,9 @@ def build_negative_stream(
     noise_rms = 10 ** (config.noise_dbfs / 20)
     out += (noise_rms * rng.standard_normal(total)).astype(np.float32)
     # each clip's segment runs from its start to the next clip's (the pause after it included)
-    atomic_write_json(segments_path(out_path), {"duration_s": total / SAMPLE_RATE, "segments": segments})
-    return write_wav(out_path, out)
+    # the sidecar names the WAV's bytes: a rebuild cut off between the two files leaves a pair that refuses to
+    # be read (StreamSegments.read), never one stream's segments counting another's false accepts
+    data = wav_bytes(out)
+    atomic_write_json(segments_path(out_path), {"duration_s": total / SAMPLE_RATE, "segments": segments,
+                                                "wav_sha256": hashlib.sha256(data).hexdigest()})
+    return atomic_write_bytes(out_path, data)

@@ -11,7 +11,6 @@ fetch fails at once with a one-line error that says how to pass local files inst
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import threading
@@ -20,6 +19,7 @@ from urllib.parse import urlparse
 
 from wakebuilder.atomic import atomic_write_bytes, waiting_lock
 from wakebuilder.errors import ConfigError, EngineUnavailableError
+from wakebuilder.fingerprint import file_sha256
 
 KOKORO_REPO, KOKORO_REVISION = "hexgrad/Kokoro-82M", "f3ff3571791e39611d31c381e3a41a3af07b4987"
 PIPER_REPO, PIPER_REVISION = "rhasspy/piper-voices", "684347567be75658435fc7ad46aaa15687dad044"
@@ -116,14 +116,6 @@ def cached_piper_voices() -> list[Path]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _record_path() -> Path:
     # The same folder as ``piper.cache_dir`` (not imported: piper imports this module).
     cache = Path(os.environ.get("WB_CACHE_DIR") or Path.home() / ".cache" / "wakebuilder")
@@ -136,7 +128,7 @@ def verify(remote: RemoteFile, path: Path) -> str:
     Raises:
         EngineUnavailableError: the sha256 differs; the file is removed from the cache's view first.
     """
-    actual, key = _sha256(path), f"{remote.repo}@{remote.revision}/{remote.filename}"
+    actual, key = file_sha256(str(path)), f"{remote.repo}@{remote.revision}/{remote.filename}"
     expected = remote.sha256
     if expected is None:
         record_file = _record_path()
