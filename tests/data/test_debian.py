@@ -127,3 +127,19 @@ def test_two_processes_fetching_into_one_empty_cache(tmp_path: Path, monkeypatch
     with ThreadPoolExecutor(4) as pool:
         ids = list(pool.map(run, range(4)))
     assert ids[0] and all(i == ids[0] for i in ids)
+
+
+def test_a_bad_chunk_range_is_refused_before_any_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--min-s above --max-s was found only after every package was fetched (minutes, hundreds of MB)."""
+    from wakebuilder.data.realchunks import ChunkConfig
+
+    def _no_fetch(*_: object) -> None:
+        raise AssertionError("fetched before the chunk range was checked")
+
+    monkeypatch.setattr(debian, "fetch_package", _no_fetch)
+    monkeypatch.setattr(debian, "apt_available", lambda: None)
+    with pytest.raises(ConfigError, match="min_s <= max_s"):
+        debian_negatives(out_dir=tmp_path / "deb", sources=(FAKE,), chunk=ChunkConfig(min_s=5.0, max_s=2.0))
+    result = CliRunner().invoke(main, ["negatives", "--debian", "--out", str(tmp_path / "deb"),
+                                       "--min-s", "5", "--max-s", "2"])
+    assert result.exit_code == 2 and "--min-s 5" in result.output and "above --max-s" in result.output

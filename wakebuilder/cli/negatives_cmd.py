@@ -56,6 +56,8 @@ def negatives(
 
     if (nonspeech or debian) and not out_dir:
         raise ConfigError("wb negatives --nonspeech/--debian needs --out DIR")
+    if debian or real_dir:
+        ordered(click.get_current_context(), "min_s", "max_s", min_s, max_s)
     if nonspeech:
         from wakebuilder.data.nonspeech.make import NonspeechConfig, make_nonspeech
         from wakebuilder.data.tts import DEFAULT_ENGINES
@@ -79,7 +81,6 @@ def negatives(
 
         if not out_dir:
             raise ConfigError("wb negatives --real needs --out CACHE")
-        ordered(click.get_current_context(), "min_s", "max_s", min_s, max_s)
         config = ChunkConfig(min_s=min_s, max_s=max_s, hop_s=hop_s)
         manifest = chunk_real_audio(real_dir, out_dir=out_dir, config=config, overwrite=overwrite)
         report(manifest, {"manifest": str(manifest), **config.to_dict()}, as_json)

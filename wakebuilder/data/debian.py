@@ -174,6 +174,8 @@ def debian_negatives(
             raise ConfigError(f"--debian-package {package}: reserved for evaluation (realdev, wesnoth*, librosa)")
         if package not in known:
             raise ConfigError(f"--debian-package {package}: not a known source; choose from {', '.join(known)}")
+    chunk = chunk or ChunkConfig()
+    chunk.check()  # before any download: a bad range would fail only after fetching every package
     out = Path(out_dir)
     refuse_existing(out / MANIFEST_NAME, overwrite=overwrite)
     why = apt_available()
@@ -189,7 +191,7 @@ def debian_negatives(
             kinds = _stage(known[package], root, base / "staging" / package)
             try:
                 manifest = chunk_real_audio(base / "staging" / package, out_dir=out / package,
-                                            config=chunk or ChunkConfig(), overwrite=overwrite)
+                                            config=chunk, overwrite=overwrite)
             except BadAudioError as exc:  # a new version whose files no longer decode: the others still serve
                 log.warning("debian: %s=%s skipped: %s", package, version, exc)
                 continue

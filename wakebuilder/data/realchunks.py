@@ -44,6 +44,11 @@ class ChunkConfig(StageConfig):
     silence_dbfs: float = -50.0
     min_gap_s: float = 0.5
 
+    def check(self) -> None:
+        """Raises ConfigError unless 0 < min_s <= max_s and hop_s > 0."""
+        if not 0 < self.min_s <= self.max_s or self.hop_s <= 0:
+            raise ConfigError("--min-s, --max-s and --hop-s: need 0 < min_s <= max_s and hop_s > 0")
+
 
 def voiced_regions(samples: np.ndarray, config: ChunkConfig) -> list[tuple[int, int]]:
     """Sample ranges of non-silent audio; gaps shorter than ``min_gap_s`` are bridged."""
@@ -100,8 +105,7 @@ def chunk_real_audio(
     source_dir: str | os.PathLike[str], *, out_dir: str | os.PathLike[str], config: ChunkConfig, overwrite: bool = False
 ) -> Path:
     """Chunk every audio file under ``source_dir`` into ``out_dir``; returns the manifest path."""
-    if not 0 < config.min_s <= config.max_s or config.hop_s <= 0:
-        raise ConfigError("--min-s, --max-s and --hop-s: need 0 < min_s <= max_s and hop_s > 0")
+    config.check()
     root, out = Path(source_dir), Path(out_dir)
     if not root.is_dir():
         raise ConfigError(f"{root}: not a folder of audio files")
