@@ -51,6 +51,18 @@ def test_gtts_offline_fails_fast_and_clearly(monkeypatch: pytest.MonkeyPatch) ->
     assert time.perf_counter() - started < 8
 
 
+def test_gtts_offline_check_bounds_the_name_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resolver that hangs (no DNS answer) is inside the connect deadline, not outside it."""
+    import socket
+
+    from wakebuilder.data.tts import gtts as gtts_engine
+
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(5))
+    started = time.perf_counter()
+    assert not gtts_engine._online(timeout_s=0.3)
+    assert time.perf_counter() - started < 1.5
+
+
 def _fake_gtts(monkeypatch: pytest.MonkeyPatch, write) -> None:
     """A ``gtts`` module with gTTS 2.2.4's constructor (no ``timeout``), reachable, writing via ``write_to_fp``."""
     import sys

@@ -149,15 +149,19 @@ def verify(remote: RemoteFile, path: Path) -> str:
 
 def _reachable(url: str, timeout_s: float) -> bool:
     """Whether a TCP connection to ``url``'s host opens within ``timeout_s`` (name lookup included)."""
+    parsed = urlparse(url)
+    return reachable(parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80), timeout_s)
+
+
+def reachable(host: str, port: int, timeout_s: float) -> bool:
+    """Whether a TCP connection to ``host:port`` opens within ``timeout_s``, the name lookup included."""
     import socket
 
-    parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
     result: list[bool] = []
 
     def probe() -> None:
         try:
-            with socket.create_connection((parsed.hostname or "", port), timeout=timeout_s):
+            with socket.create_connection((host, port), timeout=timeout_s):
                 result.append(True)
         except OSError:
             result.append(False)

@@ -1,7 +1,7 @@
 """gTTS (Google Translate TTS): online only, an optional extra; accents through the tld.
 
 Offline it fails within ``CONNECT_TIMEOUT_S`` with a clear message: a bounded
-TCP connect to the service is tried before gTTS is called. The request itself
+name lookup and TCP connect to the service are tried before gTTS is called. The request itself
 gets ``REQUEST_TIMEOUT_S`` (gTTS takes a ``timeout`` only from 2.5; 2.2.4 is what
 pip resolves beside this stack), so a stalled answer is an error, never a hang.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import io
-import socket
 import threading
 from typing import Any
 
@@ -27,11 +26,9 @@ TLDS = ("com", "co.uk", "com.au", "ca", "co.in", "ie", "co.za")
 
 
 def _online(host: str = HOST, timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
-    try:
-        with socket.create_connection((host, 443), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
+    from wakebuilder.data.tts.fetch import reachable
+
+    return reachable(host, 443, timeout_s)  # the name lookup too: a resolver that never answers is offline
 
 
 class GTTSEngine:
