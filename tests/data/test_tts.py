@@ -345,6 +345,24 @@ def test_piper_noise_fed_copy_made_by_many_workers_at_once(tmp_path, monkeypatch
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name, target.name + ".json"]  # no leftovers
 
 
+def test_piper_seeded_copies_of_earlier_versions_are_removed(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Versions before the noise-fed copy left a ``-seed0.onnx`` copy of each voice in the cache (as large as
+    the voice); they go when the voice is next used. Other voices' files and other names stay."""
+    from wakebuilder.data.tts.piper import noise_fed_copy
+
+    monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "piper"
+    folder.mkdir(parents=True)
+    stale = ["en_US-test-medium-0123456789abcdef-seed0.onnx", "en_US-test-medium-0123456789abcdef-seed0.onnx.json",
+             "en_US-test-medium-fedcba9876543210-seed3.onnx"]
+    kept = ["en_US-other-medium-0123456789abcdef-seed0.onnx", "en_US-test-medium-notes-seed0.onnx.txt"]
+    for name in stale + kept:
+        (folder / name).write_bytes(b"x")
+    model = _tiny_voice(tmp_path / "en_US-test-medium.onnx", {"audio": {"sample_rate": 22050}})
+    target = noise_fed_copy(model)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*kept, target.name, target.name + ".json"])
+
+
 def test_piper_noise_fed_copy_follows_the_voice_contents(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A voice file replaced by another of the same name (an update, another folder) gets its own copy."""
     import onnx

@@ -16,10 +16,12 @@ session, so each clip depended on every clip its process had made before, and
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import itertools
 import json
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -120,6 +122,7 @@ def noise_fed_copy(model: Path) -> Path:
     # The copy is named after the contents, so a changed or different voice of the same name gets its own.
     digest = hashlib.sha256(hashlib.sha256(model_bytes).digest() + hashlib.sha256(config_bytes).digest())
     target = cache_dir() / "piper" / f"{model.stem}-{digest.hexdigest()[:16]}-noisefed.onnx"
+    _remove_seeded_copies(model.stem)
     if target.is_file() and Path(str(target) + ".json").is_file():
         return target
     graph = _onnx_graph(model, model_bytes)
@@ -129,6 +132,15 @@ def noise_fed_copy(model: Path) -> Path:
     atomic_write_bytes(str(target) + ".json", config_bytes)
     atomic_write_bytes(target, graph.SerializeToString())
     return target
+
+
+def _remove_seeded_copies(stem: str) -> None:
+    """Delete the voice's ``STEM-<hash>-seed<N>.onnx`` copies that versions before the noise-fed copy made
+    (each as large as the voice); nothing reads them now."""
+    pattern = re.compile(re.escape(stem) + r"-[0-9a-f]{16}-seed\d+\.onnx(\.json)?")
+    for path in (cache_dir() / "piper").glob(f"{glob.escape(stem)}-*-seed*.onnx*"):
+        if pattern.fullmatch(path.name):
+            path.unlink(missing_ok=True)
 
 
 def _feed_noise(graph: Any) -> None:
