@@ -188,3 +188,14 @@ def test_a_generator_named_twice_in_kinds_is_refused_not_deduplicated(tmp_path: 
     with pytest.raises(ConfigError, match="noise.*once"):
         make_nonspeech(config, out_dir=tmp_path / "ns", workers=1)
     assert not (tmp_path / "ns").exists()
+
+
+def test_drawn_chirps_stay_below_the_nyquist_frequency() -> None:
+    """A sweep above 8 kHz folds back at 16 kHz (about 4 % of draws went up to 12 kHz): the top is capped,
+    and the draws of every other parameter (and of other clips) are unchanged."""
+    drawn = [generators.draw("chirp", generators.clip_rng(0, "chirp", i)) for i in range(400)]
+    assert max(p["high_hz"] for p in drawn) <= noise.CHIRP_MAX_HZ < SAMPLE_RATE / 2
+    assert sum(p["high_hz"] == noise.CHIRP_MAX_HZ for p in drawn) >= 4  # the cap was reached, not avoided
+    assert all(p["high_hz"] > p["low_hz"] for p in drawn)
+    again = generators.draw("chirp", generators.clip_rng(0, "chirp", 7))
+    assert again == drawn[7]

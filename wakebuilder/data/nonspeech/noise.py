@@ -81,6 +81,9 @@ def tones(n: int, rng: np.random.Generator, *, freqs_hz: tuple[float, ...], beep
     return unit_rms(np.sin(phase) * gate)
 
 
+CHIRP_MAX_HZ = 7600.0  # the top of a drawn sweep: below 8 kHz, where a 16 kHz sweep folds back
+
+
 def chirps(n: int, rng: np.random.Generator, *, low_hz: float, high_hz: float, sweep_s: float, log: bool) -> np.ndarray:
     """Repeated sweeps from ``low_hz`` to ``high_hz`` over ``sweep_s`` (linear or logarithmic in frequency),
     with a random start within the first sweep."""
