@@ -190,3 +190,19 @@ def test_a_bad_model_json_is_one_line_naming_it(problem: str, tmp_path: Path) ->
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
     assert result.stderr.startswith(f"wb: error: {model / 'model.json'}: ") and problem in result.stderr
     assert "wb fit" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["the model directory", "its parent"])
+def test_an_out_that_holds_the_model_is_refused_even_with_overwrite(where: str, tmp_path: Path) -> None:
+    """--overwrite replaces --out: an --out that is the model directory, or a folder holding it, would delete the
+    model it exports (wb export --model run/model --out run --overwrite)."""
+    run = tmp_path / "run"
+    model = copy_model(tone_setup()["calibrated"], run / "model")
+    (run / "notes.txt").write_text("keep me")
+    before = {p.name: p.read_bytes() for p in model.iterdir()}
+    out = model if where == "the model directory" else run
+    result = CliRunner().invoke(main, ["export", "--model", str(model), "--out", str(out), "--overwrite"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"wb: error: --out {str(out)!r}") and "holds the model" in result.stderr
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == before
+    assert (run / "notes.txt").read_text() == "keep me"

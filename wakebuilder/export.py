@@ -85,6 +85,19 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_out(out_dir: str | os.PathLike[str], model_dir: str | os.PathLike[str]) -> None:
+    """Refuse an ``out_dir`` that is ``model_dir`` or a folder holding it: the export replaces ``out_dir``
+    (``--overwrite``), which would delete the model it exports.
+
+    Raises:
+        ConfigError: naming ``--out`` and a free place for the export.
+    """
+    out, model = Path(os.path.realpath(out_dir)), Path(os.path.realpath(model_dir))
+    if model == out or model.is_relative_to(out):
+        raise ConfigError(f"--out {str(out_dir)!r}: holds the model directory {model_dir} (replacing it would "
+                          f"delete the model); choose another --out, such as {model.parent / 'export'}")
+
+
 def calibration_of(model: LoadedModel) -> dict[str, float]:
     """Threshold, temperature and bias (identity mapping and 0.5 before ``wb calibrate``)."""
     if model.calibration is None:
@@ -181,6 +194,7 @@ def export_model(
 
     if name is not None:
         check_name(name)
+    check_out(out_dir, model_dir)
     model = load_model(model_dir)
     name = name or default_name(model.meta.get("wake_word"))
     cal = calibration_of(model)
