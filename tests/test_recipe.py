@@ -278,3 +278,31 @@ def test_embed_data_rebuilds_a_store_that_holds_another_runs_clips(tmp_path: Pat
     assert "holds 3 clip(s) that this run's data does not" in caplog.text
     with open_store(store) as opened:
         assert len(opened) == 3 and {r.text for r in opened.records()} == {"hey jarvis"}
+
+
+def test_embed_data_rebuilds_a_store_of_another_backbone_window(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A rerun into the same --out with another window (or backbone) embeds anew instead of failing after the
+    data steps with the store's "use another --store, or --overwrite" (options wb quickstart does not have)."""
+    from wakebuilder.audio import quantize_pcm16, write_wav
+    from wakebuilder.fingerprint import audio_id
+    from wakebuilder.manifest import ClipRecord, write_manifest
+    from wakebuilder.recipe import embed_data
+    from wakebuilder.store import open_store
+
+    folder, records = tmp_path / "run" / "positives", []
+    folder.mkdir(parents=True)
+    for i in range(3):
+        audio = noise(1.0, amplitude=0.2, seed=i)
+        clip = audio_id(quantize_pcm16(audio))
+        write_wav(folder / f"{clip}.wav", audio)
+        records.append(ClipRecord(id=clip, path=f"{clip}.wav", label=1, kind="tts", group=f"g{i}"))
+    manifest = write_manifest(folder / "manifest.jsonl", records)
+    data = RecipeData(train_manifests=[manifest], negatives=manifest, heldout_positives=None, heldout_negatives=None,
+                      calibration_stream=tmp_path / "s.wav", report_stream=None)
+    config = RecipeConfig.preset("tiny")
+    embed_data(config, tmp_path / "run", data, threads=1)
+    store = embed_data(config.replace(window_s=2.0), tmp_path / "run", data, threads=1)
+    assert "rebuilding" in caplog.text
+    with open_store(store) as opened:
+        assert len(opened) == 3 and opened.spec.backbone["window_s"] == 2.0

@@ -197,9 +197,10 @@ def embed_data(config: RecipeConfig, out: Path, data: RecipeData, *, device: str
 
     A store left by a killed run of the same settings is resumed; one that holds clips these manifests do
     not (an earlier run in this folder with other settings, seed or recordings) is rebuilt, so the heads fit
-    on this run's clips only.
+    on this run's clips only; so is one of another backbone or window.
     """
     from wakebuilder.embed import EmbedConfig, collect_clips, embed_manifests
+    from wakebuilder.errors import StoreMismatchError
     from wakebuilder.store import open_store
     from wakebuilder.store.opening import store_exists
 
@@ -215,8 +216,13 @@ def embed_data(config: RecipeConfig, out: Path, data: RecipeData, *, device: str
                         "rebuilding it", store, extra)
             stale = True
     embed_config = EmbedConfig(backbone=config.backbone, window_s=config.embed_window_s)
-    summary = embed_manifests(manifests, store_path=store, config=embed_config, device=device, threads=threads,
-                              overwrite=stale)
+    try:
+        summary = embed_manifests(manifests, store_path=store, config=embed_config, device=device, threads=threads,
+                                  overwrite=stale)
+    except StoreMismatchError:  # raised on opening the store, before anything is embedded
+        log.warning("%s was embedded with another backbone or window than this run's; rebuilding it", store)
+        summary = embed_manifests(manifests, store_path=store, config=embed_config, device=device, threads=threads,
+                                  overwrite=True)
     log.info("embed: %s embedded, %s already stored, %s rejected; %s in store", summary.embedded,
              summary.skipped_existing, summary.rejected, summary.clips_in_store)
     return store
