@@ -306,3 +306,22 @@ def test_embed_data_rebuilds_a_store_of_another_backbone_window(tmp_path: Path,
     assert "rebuilding" in caplog.text
     with open_store(store) as opened:
         assert len(opened) == 3 and opened.spec.backbone["window_s"] == 2.0
+
+
+def test_a_rerun_trains_on_its_own_recordings_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rerun into the same --out with other recordings (another take, or another phrase) does not keep the
+    earlier run's: those would be positives of this run's phrase."""
+    import soundfile as sf
+
+    import wakebuilder.recipe_data as steps
+    from tests.data.test_validate import speechlike
+
+    monkeypatch.setattr(steps, "synth", lambda config, out, n, seed: out / "manifest.jsonl")
+    first, second = tmp_path / "hey-jarvis.wav", tmp_path / "ok-computer.wav"
+    sf.write(first, speechlike(1.2), 16_000)
+    sf.write(second, speechlike(1.5), 16_000)
+    out = tmp_path / "run"
+    steps.positives(RecipeConfig.preset("tiny", phrase="hey jarvis"), out, [first], lambda message: None)
+    manifests = steps.positives(RecipeConfig.preset("tiny", phrase="ok computer"), out, [second],
+                                lambda message: None)
+    assert [Path(r.source) for r in read_manifest(manifests[0])] == [second.resolve()]

@@ -27,7 +27,10 @@ def positives(config: RecipeConfig, out: Path, recordings: Sequence[str | os.Pat
     manifests = []
     if recordings:
         step(f"validate {len(recordings)} recording(s)")
-        manifest, _ = validate_recordings(list(recordings), out_dir=out / "recordings", config=ValidateConfig())
+        # overwrite: this run's recordings only (wb validate's default keeps a folder's earlier ones, which here
+        # were an earlier run's: another take, or another phrase's)
+        manifest, _ = validate_recordings(list(recordings), out_dir=out / "recordings", config=ValidateConfig(),
+                                          overwrite=True)
         manifests.append(manifest)
     step(f'synth {config.n_pos} positives of "{config.phrase}"')
     manifests.append(synth(config, out / "positives", config.n_pos, config.seed))
