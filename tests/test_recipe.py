@@ -325,3 +325,18 @@ def test_a_rerun_trains_on_its_own_recordings_only(tmp_path: Path, monkeypatch: 
     manifests = steps.positives(RecipeConfig.preset("tiny", phrase="ok computer"), out, [second],
                                 lambda message: None)
     assert [Path(r.source) for r in read_manifest(manifests[0])] == [second.resolve()]
+
+
+@pytest.mark.parametrize("target", ["0", "-1", "nan", "inf"])
+def test_a_bad_fa_per_hour_target_is_refused_before_the_run(target: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The calibration refused a target of 0 or below only after the synthesis, embedding and fit (minutes);
+    nan and inf reached it as targets."""
+    calls = []
+    monkeypatch.setattr(recipe, "run_recipe", lambda config, **kwargs: calls.append(config))
+    result = CliRunner().invoke(main, ["quickstart", "x", "--size", "tiny", "--out", str(tmp_path / "run"),
+                                       "--target-fa-per-hour", target])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith("wb: error: --target-fa-per-hour") and not calls
+    with pytest.raises(ConfigError, match="target"):
+        RecipeConfig(target_fa_per_hour=float(target))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any
 
@@ -135,6 +136,8 @@ class RecipeConfig(StageConfig):
         bad = [f"{k}={v}" for k, v in counts.items() if v < 1]
         if bad:
             raise ConfigError(f"recipe: {', '.join(bad)} must be at least 1")
+        if not (math.isfinite(self.target_fa_per_hour) and self.target_fa_per_hour > 0):
+            raise ConfigError(f"recipe: target_fa_per_hour={self.target_fa_per_hour} must be a finite number above 0")
 
     @classmethod
     def preset(cls, size: str = "quick", **changes: Any) -> RecipeConfig:

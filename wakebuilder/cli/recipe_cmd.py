@@ -6,7 +6,7 @@ import json
 
 import click
 
-from wakebuilder.cli.checks import IntIn, OutPath
+from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import ENGINE_NAMES, device_option, handle_errors, json_option, seed_option, threads_option
 from wakebuilder.recipe_config import RecipeConfig
 
@@ -37,7 +37,7 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               help="Fit with the negative bank (phrase-independent negatives embedded once in the cache).")
 @click.option("--objective", type=click.Choice(["fa-per-hour", "f1"]), default="fa-per-hour", show_default=True,
               help="Threshold: the target false accepts per hour on the calibration stream, or best per-clip F1.")
-@click.option("--target-fa-per-hour", type=float, default=0.5, show_default=True,
+@click.option("--target-fa-per-hour", type=FloatIn(0.0, 3600.0, min_open=True), default=0.5, show_default=True,
               help="False accepts per hour allowed on the calibration stream (--objective fa-per-hour).")
 @click.option("--heads", type=IntIn(1, 16), default=None,
               help="Heads fitted on the phrase's store with other seeds (splits), each calibrated, averaged into one "
