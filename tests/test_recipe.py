@@ -340,3 +340,19 @@ def test_a_bad_fa_per_hour_target_is_refused_before_the_run(target: str, tmp_pat
     assert result.stderr.startswith("wb: error: --target-fa-per-hour") and not calls
     with pytest.raises(ConfigError, match="target"):
         RecipeConfig(target_fa_per_hour=float(target))
+
+
+def test_an_unknown_backbone_is_refused_before_any_synthesis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mistyped --backbone failed only when the store was embedded, after minutes of synthesis and augmentation."""
+    from wakebuilder.errors import BackboneError
+
+    def build_data(*args, **kwargs):
+        raise AssertionError("synthesis started")
+
+    monkeypatch.setattr(recipe, "build_data", build_data)
+    with pytest.raises(BackboneError, match="speech-embeding"):
+        run_recipe(RecipeConfig.preset("tiny", backbone="speech-embeding"), out_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    result = CliRunner().invoke(main, ["quickstart", "x", "--size", "tiny", "--backbone", "speech-embeding",
+                                       "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1 and result.stderr.startswith("wb: error: --backbone 'speech-embeding'")

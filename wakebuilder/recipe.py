@@ -95,8 +95,10 @@ def run_recipe(
         device: where torch runs (``auto``, ``cpu``, ``cuda``).
         threads: torch and onnxruntime CPU threads (0: their defaults).
     """
+    from wakebuilder.backbones import check_spec
     from wakebuilder.devices import set_threads
 
+    check_spec(config.backbone)  # a mistyped name fails now, not at embedding after minutes of synthesis
     set_threads(threads)
     out, step = Path(out_dir), StepLog()
     out.mkdir(parents=True, exist_ok=True)
