@@ -356,3 +356,19 @@ def test_an_unknown_backbone_is_refused_before_any_synthesis(tmp_path: Path, mon
     result = CliRunner().invoke(main, ["quickstart", "x", "--size", "tiny", "--backbone", "speech-embeding",
                                        "--out", str(tmp_path / "run")])
     assert result.exit_code == 1 and result.stderr.startswith("wb: error: --backbone 'speech-embeding'")
+
+
+def test_a_real_folder_without_audio_is_refused_before_any_synthesis(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """--real DIR holding no audio it reads (.m4a files, say) failed only after the synthesis and augmentation."""
+    import wakebuilder.recipe_data as steps
+
+    def positives(*args):
+        raise AssertionError("synthesis started")
+
+    monkeypatch.setattr(steps, "positives", positives)
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "tv.m4a").write_bytes(b"\0" * 100)
+    with pytest.raises(ConfigError, match="no audio files"):
+        recipe.build_data(RecipeConfig.preset("tiny"), tmp_path / "run", real_dir=real)

@@ -154,6 +154,10 @@ def build_data(
     )
 
     step = step or StepLog()
+    real = None
+    if real_dir is not None:  # first: a folder without audio fails before minutes of synthesis (same manifest order)
+        step(f"chunk real audio from {real_dir}")
+        real = real_chunks(real_dir, out / "real")
     pos = positives(config, out, recordings, step)
     neg = negatives(config, out, step)
     held = heldout_sets(config, out, step)
@@ -172,9 +176,8 @@ def build_data(
     for i, extra in enumerate(map(Path, extra_negatives)):
         manifests += [extra, augmented(config, extra, out / f"extra-negatives-{i}-aug", config.neg_copies)]
     manifests.append(training_windows(config, out, neg, step))
-    if real_dir is not None:
-        step(f"chunk real audio from {real_dir}")
-        manifests.append(real_chunks(real_dir, out / "real"))
+    if real is not None:
+        manifests.append(real)
     step(f"streams of held-out speech, music and noise: {config.stream_s:g}s for calibration"
          + (f", {config.report_stream_s:g}s for the report" if config.report else ""))
     cal_stream = held.get("calibrate_stream") or negative_stream(config, _stream_sources(held, "calibrate"),
