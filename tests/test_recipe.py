@@ -372,3 +372,22 @@ def test_a_real_folder_without_audio_is_refused_before_any_synthesis(tmp_path: P
     (real / "tv.m4a").write_bytes(b"\0" * 100)
     with pytest.raises(ConfigError, match="no audio files"):
         recipe.build_data(RecipeConfig.preset("tiny"), tmp_path / "run", real_dir=real)
+
+
+def test_a_real_folder_that_holds_the_run_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--real . with the run's folder under it (runs/<phrase>-<backbone> by default) chunked the run's own clips,
+    its synthesized and recorded positives among them, into label-0 negatives."""
+    import wakebuilder.recipe_data as steps
+    from tests.conftest import tone
+    from wakebuilder.audio import write_wav
+
+    def positives(*args):
+        raise AssertionError("synthesis started")
+
+    monkeypatch.setattr(steps, "positives", positives)
+    write_wav(tmp_path / "tv.wav", noise(3.0))
+    out = tmp_path / "runs" / "hey-jarvis-speech-embedding"
+    write_wav(out / "positives" / "p.wav", tone(440, 1.0))  # an earlier run's positive
+    with pytest.raises(ConfigError, match="--real .*holds the run's folder"):
+        recipe.build_data(RecipeConfig.preset("tiny"), out, real_dir=tmp_path)
+    assert not (out / "real").exists()

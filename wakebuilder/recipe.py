@@ -157,7 +157,7 @@ def build_data(
     real = None
     if real_dir is not None:  # first: a folder without audio fails before minutes of synthesis (same manifest order)
         step(f"chunk real audio from {real_dir}")
-        real = real_chunks(real_dir, out / "real")
+        real = real_chunks(real_dir, out)
     pos = positives(config, out, recordings, step)
     neg = negatives(config, out, step)
     held = heldout_sets(config, out, step)

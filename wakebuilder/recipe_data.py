@@ -200,7 +200,15 @@ def training_windows(config: RecipeConfig, out: Path, negatives_manifest: Path, 
 
 
 def real_chunks(real_dir: str | os.PathLike[str], out: Path) -> Path:
-    """Chunks of real audio without the phrase (``wb negatives --real``'s defaults)."""
+    """Chunks of real audio without the phrase (``wb negatives --real``'s defaults) into ``out/real``.
+
+    Raises:
+        ConfigError: ``real_dir`` holds the run's folder ``out``, whose clips (positives among them) would be
+            chunked into negatives.
+    """
     from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
 
-    return chunk_real_audio(real_dir, out_dir=out, config=ChunkConfig())
+    if Path(os.path.realpath(out)).is_relative_to(os.path.realpath(real_dir)):
+        raise ConfigError(f"--real {real_dir}: holds the run's folder {out}, whose clips (the positives among them) "
+                          "would be chunked into negatives; give a folder of real audio only, or an --out outside it")
+    return chunk_real_audio(real_dir, out_dir=out / "real", config=ChunkConfig())
