@@ -159,6 +159,22 @@ def test_a_part_listed_twice_is_an_error(where: Path | str) -> None:
         open_store(where)
 
 
+@pytest.mark.parametrize("name", ["../../../outside", "/abs/outside", "sub/p0", "..", ".", "", 5, None])
+def test_a_part_name_that_leaves_the_parts_folder_is_refused(tmp_path: Path, name: object) -> None:
+    outside = tmp_path / "outside"  # a store of the same spec outside the parted store
+    with open_store(outside, "a", spec=SPEC) as other:
+        other.append(*clips(100, 105))
+    store = tmp_path / "a" / "b"
+    build_parted(store)
+    index = read_index(store)
+    named = str(outside) if name == "/abs/outside" else name
+    write_index(store, {**index, "parts": ["p0", named]})
+    with pytest.raises(StoreError, match=r"parts.json: part name .* is not a plain name"):
+        open_store(store)
+    with pytest.raises(StoreError, match=r"parts.json: part name .* is not a plain name"):
+        PartsIndex(store, spec=SPEC)
+
+
 def test_verify_reports_a_clip_in_two_parts(where: Path | str) -> None:
     build_parted(where, [(0, 10), (8, 12), (20, 25), (11, 13)])
     result = verify_store(where)

@@ -66,6 +66,10 @@ def read_index(store: Location) -> dict[str, Any]:
         raise StoreError(f"{index}: unreadable parts index ({exc}); rebuild the store with --overwrite") from exc
     if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT or not isinstance(data.get("parts"), list):
         raise StoreError(f"{index}: not a wakebuilder parts index; rebuild the store with --overwrite")
+    for name in data["parts"]:  # a name is joined to <store>/parts: "..", "/" or "\\" would leave the store
+        if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
+            raise StoreError(f"{index}: part name {name!r} is not a plain name in {PARTS_DIR}/; the index is "
+                             "damaged: rebuild the store with wb embed --overwrite")
     return data
 
 
