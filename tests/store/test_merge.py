@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -145,6 +146,38 @@ def test_a_failed_overwrite_keeps_the_old_out_and_a_killed_merge_is_cleaned_up(
     assert merge_store(source, target, overwrite=True)["clips"] == 40
     assert not work.exists() and leftovers(tmp_path) == ["merged.zarr", "merged.zarr.lock"]
     assert_same_rows(target, source)
+
+
+def _damage_zarr_json(out: Path) -> None:
+    (out / "zarr.json").write_text('{"zarr_format": 3, "node_type": "gro')  # cut off
+
+
+def _old_schema(out: Path) -> None:
+    meta = json.loads((out / "zarr.json").read_text())
+    meta["attributes"]["schema_version"] = 0
+    (out / "zarr.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(("out", "damage"), [
+    ("merged.zarr", _damage_zarr_json), ("merged.zarr", _old_schema),
+    ("merged.h5", lambda out: out.write_bytes(b"not an hdf5 file")),
+])
+def test_overwrite_replaces_an_out_too_damaged_to_open(tmp_path: Path, out: str,
+                                                        damage: Callable[[Path], None]) -> None:
+    source, target = tmp_path / "parted", tmp_path / out
+    build_parted(source)
+    with open_store(target, "a", spec=SPEC) as old:
+        old.append(*clips(100, 103))
+    damage(target)
+    with pytest.raises(StoreError, match="--overwrite"):  # without it: refused, OUT kept
+        merge_store(source, target)
+    assert merge_store(source, target, overwrite=True)["clips"] == 40
+    assert_same_rows(target, source)
+    notes = tmp_path / "notes"  # not a store at all: refused even with --overwrite, nothing deleted
+    (notes / "keep").mkdir(parents=True)
+    with pytest.raises(StoreError, match="non-empty directory without a store"):
+        merge_store(source, notes, overwrite=True)
+    assert (notes / "keep").is_dir()
 
 
 def test_a_killed_merge_at_a_url_leaves_a_store_that_refuses_to_open(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -74,10 +74,10 @@ def _new_store(dst: Path | str, spec: StoreSpec, *, overwrite: bool) -> Iterator
         if isinstance(dst, str) and merge_cut_off(dst):
             if not overwrite:
                 raise cut_off_merge_error(dst)
-        elif is_parted(dst) or store_exists(dst):
+        elif (is_parted(dst) or store_exists(dst)) and not overwrite:  # --overwrite: replaced unread (may not open)
             with open_store(dst) as existing:
                 held = len(existing)
-            if held and not overwrite:
+            if held:
                 raise StoreError(f"{dst}: already holds {held} clips; merge into a new path or --overwrite")
         if isinstance(dst, Path):  # built beside the real path: renaming over a symlink would replace the link
             dst = Path(os.path.realpath(dst))
