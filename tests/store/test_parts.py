@@ -134,6 +134,26 @@ def test_one_coordinator_at_a_time_and_the_spec_is_checked(tmp_path: Path) -> No
     assert (tmp_path / "kept.h5").read_bytes() == b"not touched"
 
 
+def test_overwrite_deletes_only_a_store(tmp_path: Path) -> None:
+    notes, text = tmp_path / "notes", tmp_path / "notes.txt"  # a --store path mistyped onto other files
+    (notes / "recordings").mkdir(parents=True)
+    text.write_text("kept")
+    for other, match in ((notes, "non-empty directory without a store"), (text, "is a file")):
+        with pytest.raises(StoreError, match=match):
+            PartsIndex(other, spec=SPEC, overwrite=True)
+    assert (notes / "recordings").is_dir() and text.read_text() == "kept"
+    single, parted, remnant = tmp_path / "single.zarr", tmp_path / "parted", tmp_path / "remnant"
+    with open_store(single, "a", spec=SPEC) as store:
+        store.append(*clips(0, 3))
+    build_parted(parted)
+    build_parted(remnant)
+    (remnant / "parts.json").unlink()  # a removal killed after the index went (remove_store)
+    for store in (single, parted, remnant):
+        PartsIndex(store, spec=SPEC, overwrite=True).close()
+        with open_store(store) as reader:
+            assert isinstance(reader, PartedStore) and len(reader) == 0
+
+
 def test_a_clip_in_two_parts_is_an_error(where: Path | str, tmp_path: Path) -> None:
     build_parted(where, [(0, 10), (8, 12)])
     with open_store(where) as store, pytest.raises(StoreError, match="another part holds too"):

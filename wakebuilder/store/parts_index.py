@@ -43,8 +43,8 @@ class PartsIndex:
         if is_hdf5(store):
             raise StoreError(f"{store}: a store made of parts is a Zarr directory; use a path without .h5")
         if overwrite:
-            if isinstance(store, Path) and store.is_file():
-                store.unlink()
+            if isinstance(store, Path):
+                _refuse_other_files(store)
             remove_store(store)
         if is_parted(store):
             index = read_index(store)
@@ -120,3 +120,10 @@ class PartsIndex:
             self._lock.__exit__(None, None, None)
             self._lock = None  # type: ignore[assignment]
 
+
+def _refuse_other_files(store: Path) -> None:
+    """Raise unless ``store`` is absent, empty, a store (made of parts or not) or what a killed removal of a store
+    made of parts left (``remove_store`` deletes the index first): ``--overwrite`` deletes only stores."""
+    if is_parted(store) or (store.is_dir() and {p.name for p in store.iterdir()} <= {PARTS_DIR}):
+        return
+    store_exists(store)  # raises for a file, or a directory that holds something other than a store
