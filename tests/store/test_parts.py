@@ -262,6 +262,17 @@ def test_merge_in_place_and_a_killed_swap_finishes(tmp_path: Path) -> None:
     assert_same_rows(store, reference)
 
 
+def test_merge_in_place_through_a_symlink_merges_the_store_it_points_to(tmp_path: Path) -> None:
+    real, link, reference = tmp_path / "data" / "parted", tmp_path / "parted-link", tmp_path / "reference"
+    build_parted(real)
+    build_parted(reference)
+    link.symlink_to(real)
+    assert compact_store(link)["clips"] == 40
+    assert link.is_symlink() and not is_parted(real)  # the link still points to the store, merged in place
+    assert sorted(p.name for p in real.parent.iterdir()) == ["parted", "parted.lock"]
+    assert_same_rows(link, reference)
+
+
 def test_url_single_store_and_an_unfinished_creation_is_redone() -> None:
     import zarr
 

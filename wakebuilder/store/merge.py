@@ -153,6 +153,8 @@ def compact_store(path: str | os.PathLike[str]) -> dict[str, Any]:
     where = store_location(path)
     if isinstance(where, str):
         raise StoreError(f"{where}: in-place merge needs a local store; give an OUT path to merge into")
+    # Swapped at the real path: through a symlink, the renames would move the link and rmtree would refuse it.
+    shown, where = str(where), Path(os.path.realpath(where))
     merging, old = where.with_name(where.name + ".merging"), where.with_name(where.name + ".parts-old")
     with writer_lock(where):
         if not where.exists() and merging.exists() and old.exists():  # a swap that was killed
@@ -160,19 +162,19 @@ def compact_store(path: str | os.PathLike[str]) -> dict[str, Any]:
             shutil.rmtree(old)
             _remove(merging)
             with open_store(where) as done:
-                return {"source": str(where), "store": str(where), "clips": len(done), "parts_merged": 0,
+                return {"source": shown, "store": shown, "clips": len(done), "parts_merged": 0,
                         "backend": done.backend, "finished_swap": True}
         if old.exists():
             shutil.rmtree(old)
         if not (where / "parts.json").is_file():
-            raise StoreError(f"{where}: not a store made of parts; nothing to merge")
+            raise StoreError(f"{shown}: not a store made of parts; nothing to merge")
         _remove(merging)
         summary = merge_store(where, merging)
         os.replace(where, old)
         os.replace(merging, where)
         shutil.rmtree(old)
         _remove(merging)  # its lock file
-    return {**summary, "source": str(where), "store": str(where)}
+    return {**summary, "source": shown, "store": shown}
 
 
 def _remove(path: Path) -> None:
