@@ -154,6 +154,22 @@ def test_overwrite_deletes_only_a_store(tmp_path: Path) -> None:
             assert isinstance(reader, PartedStore) and len(reader) == 0
 
 
+def test_overwrite_through_a_symlink_replaces_the_store_it_points_to(tmp_path: Path) -> None:
+    real, link = tmp_path / "data" / "parted", tmp_path / "parted-link"
+    build_parted(real)
+    link.symlink_to(real)
+    PartsIndex(link, spec=SPEC, overwrite=True).close()  # wb embed --executor processes:N --overwrite
+    assert link.is_symlink()
+    with open_store(link) as store:
+        assert isinstance(store, PartedStore) and len(store) == 0
+    build_parted(real, [(0, 5)])
+    with open_store(link, "a", spec=SPEC, overwrite=True) as single:  # wb embed --overwrite
+        single.append(*clips(0, 3))
+    assert link.is_symlink() and not is_parted(real)
+    with open_store(link) as store:
+        assert len(store) == 3 and store.backend == "zarr"
+
+
 def test_a_clip_in_two_parts_is_an_error(where: Path | str, tmp_path: Path) -> None:
     build_parted(where, [(0, 10), (8, 12)])
     with open_store(where) as store, pytest.raises(StoreError, match="another part holds too"):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,6 +96,7 @@ def remove_store(store: Location) -> None:
         remove_url(store_child(store, INDEX_NAME))  # type: ignore[arg-type]
         remove_url(store)
         return
+    store = Path(os.path.realpath(store))  # through a symlink: the store it points to (rmtree refuses a link)
     store_child(store, INDEX_NAME).unlink(missing_ok=True)  # type: ignore[union-attr]
     if store.exists():
         shutil.rmtree(store)

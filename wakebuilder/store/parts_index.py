@@ -9,6 +9,7 @@ write, and adopts the parts a coordinator that died left unlisted.
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,9 @@ class PartsIndex:
     """The coordinator's handle on a parted store: its lock, its index, adoption of orphan parts."""
 
     def __init__(self, store: Location, *, spec: StoreSpec, overwrite: bool = False) -> None:
-        self.path = store
-        self._lock = writer_lock(store) if isinstance(store, Path) else contextlib.nullcontext()
+        # the real path: through a symlink, --overwrite would leave a dangling link to write the index through
+        self.path: Location = Path(os.path.realpath(store)) if isinstance(store, Path) else store
+        self._lock = writer_lock(self.path) if isinstance(self.path, Path) else contextlib.nullcontext()
         self._lock.__enter__()
         try:
             self._index = self._prepare(spec, overwrite=overwrite)
