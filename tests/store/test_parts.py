@@ -211,6 +211,22 @@ def test_a_part_name_that_leaves_the_parts_folder_is_refused(tmp_path: Path, nam
         PartsIndex(store, spec=SPEC)
 
 
+@pytest.mark.parametrize("attrs", [[], "x", {"schema_version": 1}, "no backbone", "dim not a number"])
+def test_an_index_with_damaged_attributes_is_a_one_line_error(tmp_path: Path, attrs: object) -> None:
+    store = tmp_path / "parted"
+    build_parted(store)
+    index = read_index(store)
+    if attrs == "no backbone":
+        attrs = {k: v for k, v in index["attrs"].items() if k != "backbone"}
+    elif attrs == "dim not a number":
+        attrs = {**index["attrs"], "dim": "four"}
+    write_index(store, {**index, "attrs": attrs})
+    with pytest.raises(StoreError, match=r"parts.json: .*rebuild the store"):
+        open_store(store)
+    with pytest.raises(StoreError, match=r"parts.json: .*rebuild the store"):
+        PartsIndex(store, spec=SPEC)
+
+
 def test_verify_reports_a_clip_in_two_parts(where: Path | str) -> None:
     build_parted(where, [(0, 10), (8, 12), (20, 25), (11, 13)])
     result = verify_store(where)
