@@ -65,6 +65,19 @@ def test_merge_killed_at_each_step(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store.h5", "store.h5.lock"]
 
 
+def test_a_killed_merges_leftover_is_removed_whatever_the_store_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, neighbour = tmp_path / "take[2].h5", tmp_path / "take2.h5.journal.merged-0"  # [2] is a glob class
+    neighbour.mkdir()  # another store's: not this store's to delete
+    build(path, 0, 10)
+    session_killed_in_merge(path, monkeypatch, "shutil.rmtree", 0)  # journal retired, not yet deleted
+    build(path, 15, 20)  # the next writer cleans up
+    check_contents(path, 20)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take2.h5.journal.merged-0", "take[2].h5",
+                                                          "take[2].h5.lock"]
+
+
 def test_reader_notices_a_merge_under_it(tmp_path: Path) -> None:
     path = tmp_path / "store.h5"
     build(path, 0, 10)

@@ -19,6 +19,7 @@ HDF5, so ``wb store verify`` checks their rows parse instead.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -62,7 +63,7 @@ class HDF5Backend:
         self.journal_path = _sibling(path, ".journal")
         if writable:  # leftovers of a merge that was killed
             _sibling(path, ".incomplete").unlink(missing_ok=True)
-            for old in path.parent.glob(f"{path.name}.journal.merged-*"):
+            for old in path.parent.glob(f"{glob.escape(path.name)}.journal.merged-*"):  # "[", "*" in a name
                 shutil.rmtree(old)
         self._load()
 
