@@ -206,3 +206,14 @@ def test_an_out_that_holds_the_model_is_refused_even_with_overwrite(where: str, 
     assert result.stderr.startswith(f"wb: error: --out {str(out)!r}") and "holds the model" in result.stderr
     assert {p.name: p.read_bytes() for p in model.iterdir()} == before
     assert (run / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("head", [{"width": -1}, {"dropout": 1.5}, {"hidden": [-3]}, {"members": -1}])
+def test_a_head_config_no_head_can_be_built_from_is_one_line(head: dict, tmp_path: Path) -> None:
+    from wakebuilder.modeldir import load_model
+
+    model = copy_model(tone_setup()["model"], tmp_path / "model")
+    meta = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_text(json.dumps(meta | {"head": meta["head"] | head}))
+    with pytest.raises(ModelFileError, match=r"model.json: no valid head config"):
+        load_model(model)

@@ -152,7 +152,7 @@ def load_model(model_dir: str | os.PathLike[str], *, device: str = "cpu") -> Loa
     split = read_object(root / SPLIT_NAME, _refit(root))
     try:
         head = build_head(HeadConfig.from_dict(meta["head"]))
-    except (KeyError, WakebuilderError) as exc:
+    except (KeyError, ValueError, RuntimeError, WakebuilderError) as exc:  # torch: a negative width, a dropout > 1
         raise ModelFileError(f"{root / META_NAME}: no valid head config ({exc})") from exc
     weights = root / WEIGHTS_NAME
     if not weights.is_file():
