@@ -99,6 +99,26 @@ def test_a_stream_that_bounds_no_threshold_takes_the_f1_rule(caplog: pytest.LogC
     assert "does not bound the threshold" in caplog.text
 
 
+def test_a_stream_whose_false_accepts_no_threshold_removes_takes_the_f1_rule(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One false accept that saturates at 1.0 on an otherwise quiet stream has the same FA/h at every threshold:
+    the fewest false accepts are those of the bottom of the grid (0.01), which the stream does not bound either,
+    so the per-clip F1 rule's threshold is taken, not 0.01."""
+    from wakebuilder.calibrate import stream_fa_per_hour
+
+    grid = metrics.threshold_grid(stream_peak=1.0)
+    table = {"threshold": grid, "f1": np.exp(-((grid - 0.6) ** 2) / 0.01)}
+    trace = np.zeros(6000, dtype=np.float32)
+    trace[3000:3010] = 1.0
+    fa_h = stream_fa_per_hour([trace], 6000 * 0.1 / 3600, grid, CalibrateConfig())
+    assert np.all(fa_h == 6.0)
+    assert choose_threshold(table, fa_h, CalibrateConfig()) == 0.6
+    assert "does not bound the threshold" in caplog.text
+    with pytest.raises(ConfigError, match="no threshold reaches"):
+        choose_threshold(table, fa_h, CalibrateConfig(objective="fa-per-hour"))
+
+
 def test_false_accepts_are_counted_on_the_hop_detection_steps_by() -> None:
     """A hop of 0.04997 s steps by 800 samples (0.05 s) in wb detect: two crossings 20 hops apart are 1.0 s
     apart there, so a 1 s refractory period keeps both, and so must the count that sets the threshold."""

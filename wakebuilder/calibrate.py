@@ -288,7 +288,8 @@ def fa_rule_threshold(fa_h: np.ndarray, thresholds: np.ndarray, target: float, *
     A stream with no more than ``target`` FA/h even at the lowest threshold (silence, or audio nothing like
     the wake word) does not bound the threshold: it takes ``unbound`` (the per-clip F1 rule's), with a
     warning, rather than the bottom of the grid. A target no threshold reaches takes the threshold of the
-    fewest false accepts per hour, with a warning; with ``strict`` it is an error.
+    fewest false accepts per hour, with a warning (``unbound`` again where that is the bottom of the grid: as
+    many at every threshold); with ``strict`` it is an error.
     """
     chosen = metrics.lowest_threshold_meeting(fa_h, thresholds, target)
     if chosen is not None and chosen <= float(thresholds[0]):
@@ -301,7 +302,12 @@ def fa_rule_threshold(fa_h: np.ndarray, thresholds: np.ndarray, target: float, *
     if not strict:
         log.warning("no threshold reaches %.3g FA/h on the calibration stream; taking the fewest (%.3f FA/h)",
                     target, fewest)
-        return max(float(metrics.lowest_threshold_meeting(fa_h, thresholds, fewest)), floor)
+        chosen = float(metrics.lowest_threshold_meeting(fa_h, thresholds, fewest))
+        if chosen <= float(thresholds[0]):  # as many at every threshold (a false accept scoring 1.0): no bound
+            log.warning("the calibration stream has %.3g FA/h at every threshold, so it does not bound the "
+                        "threshold; taking the per-clip F1 rule's (%.3f)", fewest, unbound)
+            return max(unbound, floor)
+        return max(chosen, floor)
     raise ConfigError(
         f"--target-fa-per-hour {target}: no threshold reaches it (lowest FA/h "
         f"{fewest:.3f}); raise the target or train with more negatives"
