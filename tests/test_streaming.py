@@ -119,3 +119,19 @@ def test_hop_under_10_ms_is_refused(hop_s: float) -> None:
 
 def test_hops_of_10_to_100_ms_are_accepted() -> None:
     assert (hop_samples(0.01), hop_samples(0.1)) == (160, 1600)
+
+
+def test_a_nan_score_is_refused_not_counted_as_below_the_threshold() -> None:
+    """A detector that scores a window NaN (a foreign ONNX on digital silence) gives no probability there: NaN
+    compares below every threshold, so it would be counted as no false accept (and, smoothed, as none for the
+    rest of the stream), and wb eval's FA/h would read better than the model is."""
+    from wakebuilder.errors import ModelFileError
+
+    scores = trace((10, 12, 0.9), (30, 31, 0.7))
+    scores[20] = np.nan
+    with pytest.raises(ModelFileError, match=r"at 2\.25 s NaN"):
+        count_events(scores, 0.5, frame_s=HOP, refractory_s=1.0, offset_s=0.25)
+    counter = EventCounter(0.5, frame_s=HOP, refractory_s=1.0, offset_s=0.25)
+    counter.update(scores[:15])
+    with pytest.raises(ModelFileError, match=r"at 2\.25 s NaN"):
+        counter.update(scores[15:])

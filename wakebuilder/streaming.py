@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
-from wakebuilder.errors import ConfigError
+from wakebuilder.errors import ConfigError, ModelFileError
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 """Maps float32 waveforms ``(B, window_samples)`` to probabilities ``(B,)``."""
@@ -110,6 +110,16 @@ def smooth_scores(scores: np.ndarray, k: int) -> np.ndarray:
     return ((cumulative[idx] - cumulative[lo]) / (idx - lo)).astype(np.float32)
 
 
+def _refuse_nan(values: np.ndarray, *, first_frame: int, frame_s: float, offset_s: float) -> None:
+    """A NaN score compares below every threshold: counted, it would read as no detection (and, smoothed, as
+    none for the rest of the stream)."""
+    bad = np.flatnonzero(np.isnan(values))
+    if bad.size:
+        time_s = offset_s + (first_frame + int(bad[0])) * frame_s
+        raise ModelFileError(f"the detector scored the window centred at {time_s:.2f} s NaN, not a probability, so "
+                             "neither detections nor false accepts can be counted; check or re-export the model")
+
+
 def count_events(
     scores: np.ndarray, threshold: float, *, frame_s: float, refractory_s: float = 1.0, offset_s: float = 0.0
 ) -> list[Event]:
@@ -123,6 +133,7 @@ def count_events(
         offset_s: time of frame 0 (the window centre of the first frame).
     """
     values = np.asarray(scores, dtype=np.float64)
+    _refuse_nan(values, first_frame=0, frame_s=frame_s, offset_s=offset_s)
     above = values >= threshold
     if not above.any():
         return []
@@ -184,7 +195,9 @@ class EventCounter:
     def update(self, scores: np.ndarray) -> list[Event]:
         """Feed the next frames' scores; returns the events that became final."""
         done: list[Event] = []
-        for value in np.asarray(scores, dtype=np.float64).tolist():
+        values = np.asarray(scores, dtype=np.float64).reshape(-1)
+        _refuse_nan(values, first_frame=self._frame, frame_s=self.frame_s, offset_s=self.offset_s)
+        for value in values.tolist():
             t, above = self._frame, value >= self.threshold
             if above and not self._prev_above and not self._merges(t):
                 if self._open is not None:
