@@ -207,3 +207,20 @@ def test_detection_runs_with_the_settings_the_threshold_was_calibrated_with(tmp_
     assert result["false_accepts"] == 1 and result["stream_settings"] == settings
     cli = CliRunner().invoke(main, ["detect", str(onnx), str(wav)])
     assert cli.exit_code == 0 and len(cli.stdout.strip().splitlines()) == 1, cli.output
+
+
+@pytest.mark.parametrize("settings", [{"hop_s": "0.1"}, {"smooth": None}, {"smooth": 2.5}, {"refractory_s": [1]},
+                                      {"hop_s": True}])
+def test_calibration_settings_of_the_wrong_type_are_one_line(settings: dict, tmp_path: Path) -> None:
+    """A calibration.json (or NAME.json) whose config holds a hop, smoothing or refractory period that is not a
+    number (hand-edited, damaged) is refused naming the model, not a TypeError traceback from deep in detection."""
+    from tests.model_helpers import copy_model
+
+    model = copy_model(tone_setup()["calibrated"], tmp_path / "model")
+    calibration = json.loads((model / "calibration.json").read_text())
+    (model / "calibration.json").write_text(json.dumps(calibration | {"config": settings}))
+    with pytest.raises(ModelFileError, match=f"^{model}: its calibration settings are not usable"):
+        detect_waveform(load_detector(model), np.zeros(32000, np.float32), DetectConfig())
+    wav = write_wav(tmp_path / "a.wav", planted_stream((1.0,), 4.0))
+    result = CliRunner().invoke(main, ["detect", str(model), str(wav)])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output

@@ -63,6 +63,10 @@ class DetectConfig(StageConfig):
         chosen = {name: value if value is not None else calibrated.get(name, STREAM_DEFAULTS[name])
                   for name, value in given.items()}
         try:
+            for name, value in chosen.items():  # JSON may hold anything: not a number is no setting
+                kind = int if name == "smooth" else (int, float)
+                if given[name] is None and (isinstance(value, bool) or not isinstance(value, kind)):
+                    raise ConfigError(f"{name} {value!r} is not {'an integer' if kind is int else 'a number'}")
             out = self.replace(**chosen)
         except ConfigError as exc:
             raise ModelFileError(f"{detector.path or detector.name}: its calibration settings are not usable "
