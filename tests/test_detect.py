@@ -224,3 +224,35 @@ def test_calibration_settings_of_the_wrong_type_are_one_line(settings: dict, tmp
     wav = write_wav(tmp_path / "a.wav", planted_stream((1.0,), 4.0))
     result = CliRunner().invoke(main, ["detect", str(model), str(wav)])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+
+
+def power_onnx(path: Path, batch: int | str, *, outputs: int = 1) -> Path:
+    """A foreign ONNX detector: mean power of a 8000-sample window, ``outputs`` values per window."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Mul", ["audio", "audio"], ["power"]),
+             helper.make_node("ReduceMean", ["power"], ["mean"], axes=[1], keepdims=1),
+             helper.make_node("Concat", ["mean"] * outputs, ["p"], axis=1)]
+    audio = helper.make_tensor_value_info("audio", TensorProto.FLOAT, [batch, 8000])
+    graph = helper.make_graph(nodes, "power", [audio], [helper.make_tensor_value_info("p", TensorProto.FLOAT,
+                                                                                        [batch, outputs])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_foreign_onnx_with_a_fixed_batch_size_scores_every_window(tmp_path: Path) -> None:
+    """An ONNX detector exported with a fixed batch dimension (1, as many are) is fed that many windows at a
+    time, not wb detect's 32 (an onnxruntime INVALID_ARGUMENT traceback), and gives the same events."""
+    audio = np.r_[np.zeros(16000), tone(440, 1.0, amplitude=0.9), np.zeros(24000)].astype(np.float32)
+    config = DetectConfig(threshold=0.1, hop_s=0.05)
+    expected = detect_waveform(load_detector(power_onnx(tmp_path / "dynamic.onnx", "batch")), audio, config)
+    assert len(expected) == 1
+    for batch in (1, 3):
+        detector = load_detector(power_onnx(tmp_path / f"fixed{batch}.onnx", batch))
+        assert detect_waveform(detector, audio, config) == expected
+        runner = StreamDetector(detector, config)
+        assert [e for block in np.array_split(audio, 7) for e in runner.push(block)] + runner.flush() == expected
+

@@ -172,10 +172,27 @@ def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Det
     if raw is not None and calibrated:
         threshold = _threshold(raw, sidecar if "threshold" in info else where)
     input_name = session.get_inputs()[0].name
+    fixed = session.get_inputs()[0].shape[0]  # an int where the model was exported for one batch size (often 1)
+    fixed = fixed if isinstance(fixed, int) and fixed > 0 else None
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        try:
+            out = np.asarray(session.run(None, {input_name: batch})[0]).reshape(-1)
+        except Exception as exc:  # onnxruntime raises several unrelated exception types
+            raise ModelFileError(f"{where}: onnxruntime cannot score {batch.shape[0]} windows of "
+                                 f"{batch.shape[1]} samples ({str(exc).splitlines()[0]})") from exc
+        return out
 
     def score(waveforms: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(waveforms, dtype=np.float32)
-        return session.run(None, {input_name: batch})[0].reshape(-1)
+        if fixed is None or batch.shape[0] == fixed:
+            return run(batch)
+        parts = []
+        for start in range(0, batch.shape[0], fixed):  # the last part zero-padded to the model's batch size
+            part = batch[start : start + fixed]
+            padded = np.pad(part, ((0, fixed - part.shape[0]), (0, 0)))
+            parts.append(run(padded)[: part.shape[0]])
+        return np.concatenate(parts)
 
     return Detector(where.stem, score, _onnx_window(session, where, meta), threshold, info or meta, where,
                     _settings(info.get("calibration_config")))
