@@ -256,3 +256,12 @@ def test_a_foreign_onnx_with_a_fixed_batch_size_scores_every_window(tmp_path: Pa
         runner = StreamDetector(detector, config)
         assert [e for block in np.array_split(audio, 7) for e in runner.push(block)] + runner.flush() == expected
 
+
+def test_a_foreign_onnx_with_more_than_one_score_a_window_is_one_line(tmp_path: Path) -> None:
+    """A classifier with a (batch, 2) output (no wake word, wake word) gave twice as many scores as windows: wb
+    detect on a file counted events on that trace, at the wrong times, without a word."""
+    onnx = power_onnx(tmp_path / "two.onnx", "batch", outputs=2)
+    wav = write_wav(tmp_path / "a.wav", np.zeros(32000, np.float32))
+    result = CliRunner().invoke(main, ["detect", str(onnx), str(wav), "--threshold", "0.5"])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"wb: error: {onnx}: ") and "one probability per window" in result.stderr

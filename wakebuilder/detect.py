@@ -181,6 +181,9 @@ def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Det
         except Exception as exc:  # onnxruntime raises several unrelated exception types
             raise ModelFileError(f"{where}: onnxruntime cannot score {batch.shape[0]} windows of "
                                  f"{batch.shape[1]} samples ({str(exc).splitlines()[0]})") from exc
+        if out.size != batch.shape[0]:
+            raise ModelFileError(f"{where}: gives {out.size} values for {batch.shape[0]} windows, not one "
+                                 "probability per window (the contract: waveform (batch, samples) -> (batch,))")
         return out
 
     def score(waveforms: np.ndarray) -> np.ndarray:
