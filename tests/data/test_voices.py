@@ -134,6 +134,13 @@ def test_kokoro_truncated_voices_file_is_a_clear_error(tmp_path: Path) -> None:
         load_voices(cut)
 
 
+def test_kokoro_voices_file_holding_one_npy_array_is_a_clear_error(tmp_path: Path) -> None:
+    single = tmp_path / "af_heart.npy"  # one voice saved with np.save: an array, not an npz of named voices
+    np.save(single, np.zeros((510, 1, 256), np.float32))
+    with pytest.raises(EngineUnavailableError, match=r"af_heart\.npy.*--kokoro-voices"):
+        load_voices(single)
+
+
 def test_kokoro_synth_in_two_workers_with_a_voices_file(tmp_path: Path) -> None:
     path = _shared_voices_or_skip()
     if not KokoroEngine().available():

@@ -107,7 +107,10 @@ def load_voices(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         EngineUnavailableError: the file is missing, not an npz, or an array has the wrong size.
     """
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # one .npy array: no voice names
+            raise ValueError("one unnamed array (.npy), not named voices")
+        with loaded as npz:
             styles = {k: np.asarray(npz[k], np.float32).reshape(-1, 256) for k in sorted(npz.files)}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # empty, cut short, damaged
         raise EngineUnavailableError(f"{path}: not a Kokoro voices file (.npz of (510, 1, 256) arrays): {err}; "
