@@ -141,6 +141,13 @@ def test_kokoro_voices_file_holding_one_npy_array_is_a_clear_error(tmp_path: Pat
         load_voices(single)
 
 
+def test_kokoro_voices_file_with_an_empty_voice_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "voices.npz"  # af_b has no style rows: every utterance would index row -1 of nothing
+    np.savez(path, af_a=np.zeros((510, 1, 256), np.float32), af_b=np.zeros((0, 1, 256), np.float32))
+    with pytest.raises(EngineUnavailableError, match=r"voices\.npz.*af_b"):
+        load_voices(path)
+
+
 def test_kokoro_synth_in_two_workers_with_a_voices_file(tmp_path: Path) -> None:
     path = _shared_voices_or_skip()
     if not KokoroEngine().available():

@@ -117,6 +117,10 @@ def load_voices(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
                                      "pass one with --kokoro-voices or WB_KOKORO_VOICES") from err
     if not styles:
         raise EngineUnavailableError(f"{path}: holds no Kokoro voices")
+    empty = [name for name, table in styles.items() if not len(table)]
+    if empty:
+        raise EngineUnavailableError(f"{path}: Kokoro voice(s) {', '.join(empty)} hold no style rows (want (510, 1, "
+                                     "256) arrays); pass another file with --kokoro-voices or WB_KOKORO_VOICES")
     return styles
 
 
