@@ -129,3 +129,39 @@ def test_piper_clips_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> N
         config = SynthConfig(texts=("hey jarvis",), n=6, engines=("piper",), seed=3, workers=workers)
         ids[workers] = [r.id for r in synthesize_clips(config, out_dir=tmp_path / str(workers))]
     assert ids[1] == ids[2] and len(set(ids[1])) == 6
+
+
+def _partition_that_dies(args: tuple) -> list[dict]:
+    """A synthesis partition whose process is killed (as by the OOM killer or a crash in a TTS library) when it
+    holds job 0; run in the spawned worker, imported there by name."""
+    import os
+    import signal
+
+    from wakebuilder.data import synth
+
+    if any(index == 0 for index, _, _ in args[0]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return synth._synthesize_partition(args)
+
+
+def test_a_killed_worker_is_a_one_line_error_not_a_hang(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from wakebuilder.data import synth
+    from wakebuilder.errors import WakebuilderError
+
+    monkeypatch.setattr(synth, "_synthesize_partition", _partition_that_dies)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            synthesize_clips(SynthConfig(texts=("hey jarvis",), n=4, engines=("espeak",), workers=2), out_dir=tmp_path)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "synth waited forever for the killed worker's partition"
+    assert isinstance(outcome[0], WakebuilderError) and "worker" in str(outcome[0])

@@ -14,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import re
+import traceback
 from collections import Counter
 from pathlib import Path
 from collections.abc import Sequence
@@ -38,7 +40,7 @@ from wakebuilder.data.tts import (
     usable_engines,
     voice_licence,
 )
-from wakebuilder.errors import ConfigError, EngineUnavailableError
+from wakebuilder.errors import ConfigError, EngineUnavailableError, WakebuilderError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
 
@@ -186,10 +188,63 @@ def _run_partitions(config: SynthConfig, jobs: list[Job], out_dir: str | os.Path
     meta, piper = {"seed": config.seed}, list(config.piper_voices)
     parts = [(jobs[k::workers], str(out_dir), meta, piper, config.kokoro_voices) for k in range(workers)]
     Path(out_dir, "clips").mkdir(parents=True, exist_ok=True)
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, maxtasksperchild=1) as pool:
-        results = pool.map(_synthesize_partition, parts, chunksize=1)
+    results = _run_in_processes(_synthesize_partition, parts, clips=Path(out_dir) / "clips")
     return sorted((row for part in results for row in part), key=lambda r: r["index"])
+
+
+def _send_result(conn: Any, function: Any, args: Any) -> None:
+    """In a worker: ``function(args)``, or the error it raised, sent back through ``conn``."""
+    try:
+        outcome: tuple[bool, Any] = (True, function(args))
+    except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
+        if not isinstance(exc, WakebuilderError):  # a bug: keep where it happened
+            exc.add_note("in the synthesis worker:\n" + traceback.format_exc())
+        outcome = (False, exc)
+    try:
+        conn.send(outcome)
+    except Exception:  # an error that does not pickle: its message
+        conn.send((False, WakebuilderError(f"synth worker: {type(outcome[1]).__name__}: {outcome[1]}")))
+    conn.close()
+
+
+def _run_in_processes(function: Any, parts: list[Any], *, clips: Path) -> list[Any]:
+    """``function(part)`` for each part, each in a freshly spawned process; results in part order.
+
+    Not multiprocessing.Pool: it replaces a worker that dies (killed, out of memory, a crash in a TTS library)
+    and waits for the lost partition forever. An error or Ctrl-C here stops the other workers at once.
+    """
+    context = multiprocessing.get_context("spawn")
+    pending: dict[Any, tuple[int, Any]] = {}
+    results: list[Any] = [None] * len(parts)
+    try:
+        for k, part in enumerate(parts):
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(target=_send_result, args=(send, function, part), daemon=True)
+            process.start()
+            send.close()
+            pending[receive] = (k, process)
+        while pending:
+            for receive in multiprocessing.connection.wait(list(pending)):
+                k, process = pending.pop(receive)
+                try:
+                    ok, value = receive.recv()
+                except EOFError:  # the process ended without a word: killed
+                    process.join()
+                    raise WakebuilderError(
+                        f"synth: a synthesis worker process died (exit {process.exitcode}: killed, out of memory or "
+                        f"crashed in a TTS engine); the clips made so far are in {clips}; run again") from None
+                finally:
+                    receive.close()
+                if not ok:
+                    raise value
+                results[k] = value
+                process.join()
+    finally:
+        for receive, (_, process) in pending.items():
+            process.terminate()
+            process.join()
+            receive.close()
+    return results
 
 
 def synthesize_clips(
