@@ -93,6 +93,15 @@ def test_phrase_punctuation_and_case_do_not_reach_the_candidates() -> None:
     listed_texts = [line.split("\t")[0] for line in listed.output.splitlines()]
     assert listed.exit_code == 0 and listed_texts == texts
 
+
+@pytest.mark.parametrize("phrase", ["!!!", "...", " - "])
+def test_a_phrase_without_words_is_a_one_line_error(phrase: str) -> None:
+    with pytest.raises(ConfigError, match="no words"):
+        candidates(phrase)
+    result = CliRunner().invoke(main, ["negatives", phrase, "--list"])
+    assert result.exit_code != 0 and "no words" in result.output and "Traceback" not in result.output
+
+
 def test_words_that_sound_like_part_of_the_phrase() -> None:
     found = {c.text: c for c in candidates("forward") if c.reason == "sounds like part of the phrase"}
     assert {"four", "for", "fore", "word"} <= set(found)  # F AO R and W ER D inside F AO R W ER D

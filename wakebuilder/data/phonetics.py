@@ -15,6 +15,8 @@ import itertools
 import re
 from collections.abc import Sequence
 
+from wakebuilder.errors import ConfigError
+
 VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
 CLASSES = {
     **dict.fromkeys("P B T D K G".split(), "stop"),
@@ -208,8 +210,10 @@ def candidates(phrase: str, *, max_distance: float = 2.0, per_word: int = 25) ->
     a candidate's distance is the smallest between any pronunciation of it and the phrase's first one
     (see ``word_neighbours``).
     """
-    phrase = plain_text(phrase)  # "Hey, Jarvis!": no "chez jarvis!", no "hey," beside "hey"
+    given, phrase = phrase, plain_text(phrase)  # "Hey, Jarvis!": no "chez jarvis!", no "hey," beside "hey"
     words = phrase.split()
+    if not words:
+        raise ConfigError(f"phrase {given!r}: no words (only punctuation or spaces); give the wake word's words")
     targets = phrase_pronunciations(phrase)
     out: dict[str, Candidate] = {}
 
