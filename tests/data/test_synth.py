@@ -165,3 +165,20 @@ def test_a_killed_worker_is_a_one_line_error_not_a_hang(tmp_path: Path, monkeypa
     thread.join(120)
     assert not thread.is_alive(), "synth waited forever for the killed worker's partition"
     assert isinstance(outcome[0], WakebuilderError) and "worker" in str(outcome[0])
+
+
+@pytest.mark.parametrize("command", ["synth", "negatives"])
+def test_a_second_writer_into_one_folder_is_refused(command: str, tmp_path: Path) -> None:
+    """Two runs into one --out both passed the 'manifest exists' check; the last to finish replaced the other's
+    manifest and left its clips unlisted. The second now fails at once, and nothing of it is written."""
+    from wakebuilder.atomic import writer_lock
+    from wakebuilder.data.negatives import NegativesConfig, make_negatives
+    from wakebuilder.errors import LockedError
+
+    with writer_lock(tmp_path / "out" / "manifest.jsonl"), pytest.raises(LockedError, match="another wakebuilder"):
+        if command == "synth":
+            run_synth(SynthConfig(texts=("hey jarvis",), n=2, engines=("espeak",)), out_dir=tmp_path / "out")
+        else:
+            make_negatives(NegativesConfig(phrase="hey jarvis", n=2, speech=0, words=0, engines=("espeak",)),
+                           out_dir=tmp_path / "out")
+    assert not (tmp_path / "out" / "clips").exists() and not (tmp_path / "out" / "manifest.jsonl").exists()

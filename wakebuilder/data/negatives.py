@@ -15,7 +15,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from wakebuilder.atomic import refuse_existing
+from wakebuilder.atomic import refuse_existing, writer_lock
 from wakebuilder.config import StageConfig
 from wakebuilder.data.phonetics import (
     Candidate, candidates, contains, phrase_pronunciations, plain_text, pronunciations,
@@ -82,7 +82,13 @@ def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str], 
 
     Raises:
         ArtifactExistsError: ``out_dir/manifest.jsonl`` exists and ``overwrite`` is False.
+        LockedError: another run is writing ``out_dir``.
     """
+    with writer_lock(Path(out_dir) / MANIFEST_NAME):  # a second run into the folder would replace this one's manifest
+        return _make_negatives(config, out_dir=out_dir, overwrite=overwrite)
+
+
+def _make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str], overwrite: bool) -> Path:
     refuse_existing(Path(out_dir) / MANIFEST_NAME, overwrite=overwrite)
     if min(config.n, config.speech, config.words) < 0 or config.n + config.speech + config.words == 0:
         raise ConfigError("wb negatives: -n, --speech and --words must be >= 0, and not all 0")

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from wakebuilder.atomic import refuse_existing
+from wakebuilder.atomic import refuse_existing, writer_lock
 from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.config import StageConfig
 from wakebuilder.data.tts import (
@@ -335,8 +335,11 @@ def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite
 
     Raises:
         ArtifactExistsError: the manifest exists and ``overwrite`` is False.
+        LockedError: another run is writing ``out_dir``.
     """
-    refuse_existing(Path(out_dir) / MANIFEST_NAME, overwrite=overwrite)
-    records = synthesize_clips(config, out_dir=out_dir)
-    config.save(Path(out_dir) / "synth_config.json")
-    return write_manifest(Path(out_dir) / MANIFEST_NAME, records)
+    manifest = Path(out_dir) / MANIFEST_NAME
+    with writer_lock(manifest):  # a second run into the folder would replace this one's manifest at its end
+        refuse_existing(manifest, overwrite=overwrite)
+        records = synthesize_clips(config, out_dir=out_dir)
+        config.save(Path(out_dir) / "synth_config.json")
+        return write_manifest(manifest, records)
