@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import subprocess
@@ -182,3 +183,41 @@ def test_a_second_writer_into_one_folder_is_refused(command: str, tmp_path: Path
             make_negatives(NegativesConfig(phrase="hey jarvis", n=2, speech=0, words=0, engines=("espeak",)),
                            out_dir=tmp_path / "out")
     assert not (tmp_path / "out" / "clips").exists() and not (tmp_path / "out" / "manifest.jsonl").exists()
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the worker processes")
+def test_sigterm_to_wb_synth_stops_its_workers_too(tmp_path: Path) -> None:
+    """`kill PID` (SIGTERM to the parent alone, as a service manager or a CI timeout sends it) killed wb synth
+    but left its workers synthesizing into --out until their share was done."""
+    import os
+    import signal
+    import time
+
+    command = [sys.executable, "-m", "wakebuilder.cli", "synth", "hey jarvis", "-n", "3000", "--engine", "espeak",
+               "--workers", "2", "--out", str(tmp_path / "out")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := _children(process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers) >= 2, "the workers did not start"
+        time.sleep(1.0)  # working
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) != 0
+        deadline = time.monotonic() + 10
+        while (alive := {w for w in workers if Path(f"/proc/{w}").exists()
+                         and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]}) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not alive, f"workers {sorted(alive)} still run after wb synth was terminated"
+    finally:
+        for pid in workers | _children(process.pid) | {process.pid}:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

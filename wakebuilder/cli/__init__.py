@@ -84,5 +84,22 @@ def main(verbose: int) -> None:
     calibrate -> export -> detect / eval. Every command reads artifacts by path,
     writes one artifact and prints its path (or a --json summary) on stdout.
     """
+    _exit_on_sigterm()
     level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.INFO
     logging.basicConfig(level=level, format="wb: %(levelname)s: %(message)s", force=True)
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (``kill PID``, a service manager, a CI timeout) exits through Python as Ctrl-C does, so a command's
+    cleanup runs: its worker processes are stopped, its locks released. SIGTERM's default kills the process
+    outright and left the workers of wb synth or wb embed running."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
