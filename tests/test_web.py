@@ -155,6 +155,10 @@ def test_page_scores_and_events_equal_python(page: dict[str, Any], exported: Pat
             "import('./events.js').then(({ EventCounter }) => { const c = new EventCounter(0.5, { frameS: 0.1, "
             f"refractoryS: 0.5, offsetS: 0.75 }}); const out = []; {json.dumps(trace)}.forEach((v, i) => "
             "out.push(...c.update(i, v).final)); return out.concat(c.flush()); })")
+        nan_error = browser.evaluate(  # as streaming.EventCounter: a NaN score is an error, not "below"
+            "import('./events.js').then(({ EventCounter }) => { try { new EventCounter(0.5, { frameS: 0.1 })"
+            ".update(3, NaN); return 'no error'; } catch (err) { return err.message; } })")
+    assert "window at 0.30 s NaN" in nan_error
     for name, raw in results.items():
         result = json.loads(raw)
         audio = load_audio(page["dir"] / f"{name}.wav")

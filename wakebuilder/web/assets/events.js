@@ -24,6 +24,10 @@ export class EventCounter {
   // Feed the score of frame `frame` (frames must increase); returns {fired, final} where fired is the
   // event that has just begun (or null) and final lists events that became final.
   update(frame, value) {
+    if (Number.isNaN(value)) {  // below every threshold: counted, it would read as no detection (streaming.py refuses it too)
+      const timeS = (this.offsetS + frame * this.frameS).toFixed(2);
+      throw new Error(`the model scored the window at ${timeS} s NaN, not a probability; check or re-export the model`);
+    }
     const final = [];
     let fired = null;
     const above = value >= this.threshold;
