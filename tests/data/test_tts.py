@@ -57,7 +57,11 @@ def test_gtts_offline_check_bounds_the_name_lookup(monkeypatch: pytest.MonkeyPat
 
     from wakebuilder.data.tts import gtts as gtts_engine
 
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(5))
+    def hung_resolver(*_: object, **__: object) -> None:  # answers after the check has given up, as a timeout
+        time.sleep(5)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung_resolver)
     started = time.perf_counter()
     assert not gtts_engine._online(timeout_s=0.3)
     assert time.perf_counter() - started < 1.5
