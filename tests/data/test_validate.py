@@ -133,3 +133,15 @@ def test_channels_that_cancel_when_mixed_are_named(tmp_path: Path) -> None:
         assert "channels cancel out when mixed to mono" in reasons[name] and "record in mono" in reasons[name]
         assert "silent" not in reasons[name]
     assert [Path(r.source).name for r in read_manifest(manifest)] == ["one_silent.wav"]
+
+
+def test_a_second_validate_into_one_folder_is_refused_while_the_first_writes(tmp_path: Path) -> None:
+    """Each run reads the manifest, adds its rows and writes it back: two at once lost the first one's rows.
+    The second now fails at once (LockedError) and writes nothing."""
+    from wakebuilder.atomic import writer_lock
+    from wakebuilder.errors import LockedError
+
+    take = write(tmp_path / "a.wav", speechlike(1.2))
+    with writer_lock(tmp_path / "out" / "manifest.jsonl"), pytest.raises(LockedError, match="another wakebuilder"):
+        validate_recordings([take], out_dir=tmp_path / "out", config=ValidateConfig())
+    assert not (tmp_path / "out" / "clips").exists() and not (tmp_path / "out" / "manifest.jsonl").exists()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
-from wakebuilder.atomic import atomic_write_json
+from wakebuilder.atomic import atomic_write_json, writer_lock
 from wakebuilder.audio import frame_levels_db, quantize_pcm16, read_audio, resample, rms_dbfs, write_wav
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ArtifactExistsError, BadAudioError
@@ -121,8 +121,16 @@ def validate_recordings(
     id, so adding recordings never loses earlier ones); ``overwrite`` starts it afresh.
     A manifest another command wrote (rows other than label-1 recordings) is refused
     before anything is written, so a wake-word clip never lands among negatives.
+
+    Raises:
+        LockedError: another run is writing ``out_dir`` (its rows would be lost when this one writes back).
     """
-    out = Path(out_dir)
+    with writer_lock(Path(out_dir) / MANIFEST_NAME):
+        return _validate_into(recordings, out=Path(out_dir), config=config, overwrite=overwrite)
+
+
+def _validate_into(recordings: list[str | os.PathLike[str]], *, out: Path, config: ValidateConfig,
+                   overwrite: bool) -> tuple[Path, list[Reject]]:
     manifest = out / MANIFEST_NAME
     kept = read_manifest(manifest) if manifest.exists() and not overwrite else []
     _refuse_foreign_rows(manifest, kept)
