@@ -190,3 +190,22 @@ def test_os_symlink_lock_path_is_resolved(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     os.symlink(tmp_path / "a", tmp_path / "b")
     assert lock_paths(tmp_path / "b" / "x.zarr") == lock_paths(tmp_path / "a" / "x.zarr")
+
+
+@pytest.mark.parametrize("damage", [{"backbone": None}, {"dim": "4"}, {"seq_len": None}, {"fingerprint": 7}])
+def test_damaged_store_attributes_are_a_one_line_error(tmp_path: Path, damage: dict) -> None:
+    """A zarr.json whose store attributes were edited by hand (a key deleted or of the wrong type) crashed every
+    command that opens the store with a KeyError/TypeError traceback; as for a parts.json, it is one line."""
+    store = build(tmp_path / "store.zarr", 8)
+    meta = json.loads((store / "zarr.json").read_text())
+    attrs = meta["attributes"]
+    for key, value in damage.items():
+        if value is None:
+            del attrs[key]
+        else:
+            attrs[key] = value
+    (store / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match=r"store.zarr: attrs\.\w+ is .*; rebuild the store with wb embed --overwrite"):
+        open_store(store)
+    result = CliRunner().invoke(main, ["store", "info", str(store)])
+    assert result.exit_code != 0 and result.stderr.count("\n") == 1 and "attrs." in result.stderr

@@ -39,6 +39,9 @@ class EmbeddingStore:
                 f"{path}: schema version {attrs.get('schema_version')!r} is not {SCHEMA_VERSION}; "
                 "rebuild the store with wb embed --overwrite"
             )
+        if problem := attrs_problem(attrs):  # edited by hand: a key deleted or of the wrong type
+            backend.close()
+            raise StoreError(f"{path}: {problem}; rebuild the store with wb embed --overwrite")
         self.spec = StoreSpec(
             backbone=attrs["backbone"], seq_len=int(attrs["seq_len"]), dim=int(attrs["dim"]),
             dtype=attrs["dtype"],
@@ -219,3 +222,20 @@ class EmbeddingStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_ATTR_TYPES = {"backbone": dict, "seq_len": int, "dim": int, "dtype": str, "fingerprint": str}
+
+
+def attrs_problem(attrs: Any) -> str | None:
+    """What is wrong with a store's attributes (those of this schema version only; a store's or a parts index's),
+    or None."""
+    if not isinstance(attrs, dict):
+        return f"store attributes (attrs) are {type(attrs).__name__}, not an object"
+    if attrs.get("schema_version") != SCHEMA_VERSION:
+        return None  # another schema: the store's schema message says so
+    for key, kind in _ATTR_TYPES.items():
+        if not isinstance(attrs.get(key), kind) or isinstance(attrs.get(key), bool):
+            return f"attrs.{key} is {attrs.get(key)!r}, not {'an' if kind is int else 'a'} {kind.__name__}"
+    return None
+

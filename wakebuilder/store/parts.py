@@ -34,7 +34,7 @@ from wakebuilder.atomic import atomic_write_json, read_json, writer_lock
 from wakebuilder.errors import StoreError, StoreMismatchError
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store.base import ARRAY_FIELDS, SCHEMA_VERSION, StoreArrays, StoreSpec
-from wakebuilder.store.embedding_store import EmbeddingStore
+from wakebuilder.store.embedding_store import EmbeddingStore, attrs_problem
 from wakebuilder.store.remote import FsspecZarrBackend, join, read_bytes, remove_url, url_exists, write_bytes
 from wakebuilder.store.zarr_backend import ZarrBackend
 
@@ -71,24 +71,9 @@ def read_index(store: Location) -> dict[str, Any]:
         if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
             raise StoreError(f"{index}: part name {name!r} is not a plain name in {PARTS_DIR}/; the index is "
                              "damaged: rebuild the store with wb embed --overwrite")
-    if problem := _attrs_problem(data.get("attrs")):
+    if problem := attrs_problem(data.get("attrs")):
         raise StoreError(f"{index}: {problem}; the index is damaged: rebuild the store with wb embed --overwrite")
     return data
-
-
-_ATTR_TYPES = {"backbone": dict, "seq_len": int, "dim": int, "dtype": str, "fingerprint": str}
-
-
-def _attrs_problem(attrs: Any) -> str | None:
-    """What is wrong with an index's store attributes (those of this schema version only), or None."""
-    if not isinstance(attrs, dict):
-        return f"store attributes (attrs) are {type(attrs).__name__}, not an object"
-    if attrs.get("schema_version") != SCHEMA_VERSION:
-        return None  # another schema: PartedStore says so
-    for key, kind in _ATTR_TYPES.items():
-        if not isinstance(attrs.get(key), kind) or isinstance(attrs.get(key), bool):
-            return f"attrs.{key} is {attrs.get(key)!r}, not {'an' if kind is int else 'a'} {kind.__name__}"
-    return None
 
 
 def write_index(store: Location, index: dict[str, Any]) -> None:
