@@ -291,27 +291,20 @@ def fa_rule_threshold(fa_h: np.ndarray, thresholds: np.ndarray, target: float, *
     fewest false accepts per hour, with a warning (``unbound`` again where that is the bottom of the grid: as
     many at every threshold); with ``strict`` it is an error.
     """
-    chosen = metrics.lowest_threshold_meeting(fa_h, thresholds, target)
-    if chosen is not None and chosen <= float(thresholds[0]):
-        log.warning("the calibration stream has at most %.3g FA/h at every threshold, so it does not bound the "
-                    "threshold; taking the per-clip F1 rule's (%.3f)", target, unbound)
-        return max(unbound, floor)
-    if chosen is not None:
-        return max(chosen, floor)
-    fewest = float(fa_h[-1])  # the highest threshold's: every lower one's bound is at least as high
-    if not strict:
+    chosen, bound = metrics.lowest_threshold_meeting(fa_h, thresholds, target), target
+    if chosen is None:
+        fewest = float(fa_h[-1])  # the highest threshold's: every lower one's bound is at least as high
+        if strict:
+            raise ConfigError(f"--target-fa-per-hour {target}: no threshold reaches it (lowest FA/h "
+                              f"{fewest:.3f}); raise the target or train with more negatives")
         log.warning("no threshold reaches %.3g FA/h on the calibration stream; taking the fewest (%.3f FA/h)",
                     target, fewest)
-        chosen = float(metrics.lowest_threshold_meeting(fa_h, thresholds, fewest))
-        if chosen <= float(thresholds[0]):  # as many at every threshold (a false accept scoring 1.0): no bound
-            log.warning("the calibration stream has %.3g FA/h at every threshold, so it does not bound the "
-                        "threshold; taking the per-clip F1 rule's (%.3f)", fewest, unbound)
-            return max(unbound, floor)
-        return max(chosen, floor)
-    raise ConfigError(
-        f"--target-fa-per-hour {target}: no threshold reaches it (lowest FA/h "
-        f"{fewest:.3f}); raise the target or train with more negatives"
-    )
+        chosen, bound = float(metrics.lowest_threshold_meeting(fa_h, thresholds, fewest)), fewest
+    if chosen <= float(thresholds[0]):  # as many at every threshold (silence, or a false accept scoring 1.0)
+        log.warning("the calibration stream has at most %.3g FA/h at every threshold, so it does not bound the "
+                    "threshold; taking the per-clip F1 rule's (%.3f)", bound, unbound)
+        return max(unbound, floor)
+    return max(chosen, floor)
 
 
 def calibrate_model(
