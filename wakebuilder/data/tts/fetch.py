@@ -14,7 +14,9 @@ import dataclasses
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from wakebuilder.atomic import atomic_write_bytes, waiting_lock
@@ -24,6 +26,7 @@ from wakebuilder.fingerprint import file_sha256
 KOKORO_REPO, KOKORO_REVISION = "hexgrad/Kokoro-82M", "f3ff3571791e39611d31c381e3a41a3af07b4987"
 PIPER_REPO, PIPER_REVISION = "rhasspy/piper-voices", "684347567be75658435fc7ad46aaa15687dad044"
 CONNECT_TIMEOUT_S = 2.0
+T = TypeVar("T")
 # Kokoro v1.0's 28 native English voices (voices/<name>.pt, 523 kB each): LFS sha256 from the Hub's file
 # pages of hexgrad/Kokoro-82M and of its verbatim duplicates; None where none was found (recorded on first fetch).
 KOKORO_ENGLISH = {
@@ -157,19 +160,38 @@ def reachable(host: str, port: int, timeout_s: float) -> bool:
     """Whether a TCP connection to ``host:port`` opens within ``timeout_s``, the name lookup included."""
     import socket
 
-    result: list[bool] = []
+    def connect() -> bool:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
 
-    def probe() -> None:
+    try:
+        return call_within(connect, timeout_s)  # a name lookup cannot be given a timeout itself
+    except OSError:  # TimeoutError among them
+        return False
+
+
+def call_within(function: Callable[[], T], timeout_s: float) -> T:
+    """``function()``'s value (or its exception), run in a daemon thread; TimeoutError after ``timeout_s``.
+
+    For network calls that take no deadline of their own (a name lookup, a library's request): the call is
+    left behind, not interrupted.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
         try:
-            with socket.create_connection((host, port), timeout=timeout_s):
-                result.append(True)
-        except OSError:
-            result.append(False)
+            outcome["value"] = function()
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
 
-    thread = threading.Thread(target=probe, daemon=True)  # a name lookup cannot be given a timeout itself
+    thread = threading.Thread(target=run, name="wb-deadline", daemon=True)
     thread.start()
     thread.join(timeout_s)
-    return bool(result and result[0])
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {timeout_s:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def fetch(name: str) -> list[Path]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import inspect
 import io
-import threading
 from typing import Any
 
 import numpy as np
 
 from wakebuilder.audio import resample
 from wakebuilder.data.tts import Voice, trim_silence
+from wakebuilder.data.tts.fetch import call_within, reachable
 from wakebuilder.errors import EngineUnavailableError
 
 CONNECT_TIMEOUT_S = 3.0
@@ -26,8 +26,6 @@ TLDS = ("com", "co.uk", "com.au", "ca", "co.in", "ie", "co.za")
 
 
 def _online(host: str = HOST, timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
-    from wakebuilder.data.tts.fetch import reachable
-
     return reachable(host, 443, timeout_s)  # the name lookup too: a resolver that never answers is offline
 
 
@@ -66,30 +64,17 @@ class GTTSEngine:
         timeout = {"timeout": REQUEST_TIMEOUT_S} if "timeout" in inspect.signature(gTTS).parameters else {}
         speech = gTTS(text, lang="en", tld=voice.settings["tld"], slow=voice.settings["slow"], **timeout)
         try:
-            mp3 = _fetch(speech, REQUEST_TIMEOUT_S)
+            mp3 = call_within(lambda: _audio(speech), REQUEST_TIMEOUT_S)
         except gTTSError as exc:
             raise EngineUnavailableError(f"gTTS failed: {exc}") from exc
+        except TimeoutError:  # a stalled request is left behind
+            raise EngineUnavailableError(f"gTTS: no answer from {HOST} within {REQUEST_TIMEOUT_S:g} s; "
+                                         "try again later") from None
         data, rate = sf.read(io.BytesIO(mp3), dtype="float32", always_2d=True)
         return trim_silence(resample(data.mean(axis=1), rate))
 
 
-def _fetch(speech: Any, timeout_s: float) -> bytes:
-    """``speech``'s audio, or EngineUnavailableError after ``timeout_s`` (a stalled request is left behind)."""
-    outcome: dict[str, Any] = {}
-
-    def fetch() -> None:
-        buffer = io.BytesIO()
-        try:
-            speech.write_to_fp(buffer)
-            outcome["audio"] = buffer.getvalue()
-        except BaseException as exc:  # handed to the caller below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=fetch, name="wb-gtts", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    if thread.is_alive():
-        raise EngineUnavailableError(f"gTTS: no answer from {HOST} within {timeout_s:g} s; try again later")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["audio"]
+def _audio(speech: Any) -> bytes:
+    buffer = io.BytesIO()
+    speech.write_to_fp(buffer)
+    return buffer.getvalue()
