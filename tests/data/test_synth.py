@@ -213,8 +213,11 @@ def test_sigterm_to_wb_synth_stops_its_workers_too(tmp_path: Path) -> None:
         os.kill(process.pid, signal.SIGTERM)
         assert process.wait(timeout=30) != 0
         deadline = time.monotonic() + 10
-        while (alive := {w for w in workers if Path(f"/proc/{w}").exists()
-                         and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]}) and time.monotonic() < deadline:
+        def running() -> set[int]:  # a zombie has exited: only its parent (gone) would reap it
+            return {w for w in workers if Path(f"/proc/{w}").exists()
+                    and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]}
+
+        while (alive := running()) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not alive, f"workers {sorted(alive)} still run after wb synth was terminated"
     finally:

@@ -52,7 +52,8 @@ def draw(name: str, rng: np.random.Generator) -> dict[str, Any]:
         low = float(np.exp(rng.uniform(np.log(80), np.log(1500))))
         log = bool(rng.random() < 0.5)
         params.update(group=f"chirp:{'log' if log else 'linear'}", low_hz=low,
-                      high_hz=float(min(low * rng.uniform(1.5, 8.0), noise.CHIRP_MAX_HZ)), sweep_s=float(rng.uniform(0.1, 2.0)), log=log)
+                      high_hz=float(min(low * rng.uniform(1.5, 8.0), noise.CHIRP_MAX_HZ)),
+                      sweep_s=float(rng.uniform(0.1, 2.0)), log=log)
     elif name == "click":
         rate = float(np.exp(rng.uniform(np.log(0.5), np.log(30))))
         params.update(group=f"click:{'sparse' if rate < 4 else 'dense'}", rate_hz=rate,

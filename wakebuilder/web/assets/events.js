@@ -24,7 +24,8 @@ export class EventCounter {
   // Feed the score of frame `frame` (frames must increase); returns {fired, final} where fired is the
   // event that has just begun (or null) and final lists events that became final.
   update(frame, value) {
-    if (Number.isNaN(value)) {  // below every threshold: counted, it would read as no detection (streaming.py refuses it too)
+    // NaN is below every threshold: counted, it would read as no detection (streaming.py refuses it too)
+    if (Number.isNaN(value)) {
       const timeS = (this.offsetS + frame * this.frameS).toFixed(2);
       throw new Error(`the model scored the window at ${timeS} s NaN, not a probability; check or re-export the model`);
     }
