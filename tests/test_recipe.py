@@ -391,3 +391,37 @@ def test_a_real_folder_that_holds_the_run_is_refused(tmp_path: Path, monkeypatch
     with pytest.raises(ConfigError, match="--real .*holds the run's folder"):
         recipe.build_data(RecipeConfig.preset("tiny"), out, real_dir=tmp_path)
     assert not (out / "real").exists()
+
+
+def test_an_out_folder_that_is_not_a_recipe_run_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--out DIR of the user's own (their model/ and export/, other files) had its model/ and export/ replaced;
+    it is refused before any synthesis. A new or empty folder, or an earlier run's (resumed), is a run folder."""
+    class Started(Exception):
+        pass
+
+    def build_data(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(recipe, "build_data", build_data)
+    mine = tmp_path / "mine"
+    (mine / "model").mkdir(parents=True)
+    (mine / "model" / "head.safetensors").write_bytes(b"weights")
+    (mine / "export").mkdir()
+    config = RecipeConfig.preset("tiny")
+    with pytest.raises(ConfigError, match=f"--out {mine}: .*not a recipe run.*empty or new folder"):
+        run_recipe(config, out_dir=mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["export", "model"]
+    assert (mine / "model" / "head.safetensors").read_bytes() == b"weights"
+    result = CliRunner().invoke(main, ["quickstart", "x", "--size", "tiny", "--out", str(mine)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"wb: error: --out {mine}")
+    for folder in (tmp_path / "new", tmp_path / "empty"):  # a new folder, an empty one
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        with pytest.raises(Started):
+            run_recipe(config, out_dir=folder)
+        assert RecipeConfig.load(folder / "recipe_config.json") == config
+    earlier = tmp_path / "empty"  # now an earlier (killed) run's folder: resumed
+    (earlier / "positives").mkdir()
+    with pytest.raises(Started):
+        run_recipe(config.replace(seed=3), out_dir=earlier)
+    assert RecipeConfig.load(earlier / "recipe_config.json").seed == 3

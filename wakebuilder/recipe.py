@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wakebuilder.recipe_config import HEAD_SEED_STEP, SIZES, SPEECH_EMBEDDING_WINDOW_S, RecipeConfig
+from wakebuilder.recipe_folders import RUN_MARKER, check_out_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -88,12 +89,16 @@ def run_recipe(
 
     Args:
         config: the recipe (``RecipeConfig.preset(size, ...)``).
-        out_dir: one folder for every artifact; ``recipe_config.json`` records ``config``.
+        out_dir: one folder for every artifact; ``recipe_config.json`` records ``config``. New, empty, or an
+            earlier run's (resumed).
         recordings: your own recordings of the phrase (validated, then positives).
         real_dir: real audio without the phrase, chunked into negatives.
         extra_negatives: negative manifests added to training with ``neg_copies`` augmented copies.
         device: where torch runs (``auto``, ``cpu``, ``cuda``).
         threads: torch and onnxruntime CPU threads (0: their defaults).
+
+    Raises:
+        ConfigError: ``out_dir`` holds files and is not a recipe run (``recipe_folders.check_out_folder``).
     """
     from wakebuilder.backbones import check_spec
     from wakebuilder.devices import set_threads
@@ -101,8 +106,9 @@ def run_recipe(
     check_spec(config.backbone)  # a mistyped name fails now, not at embedding after minutes of synthesis
     set_threads(threads)
     out, step = Path(out_dir), StepLog()
+    check_out_folder(out)  # a folder of the user's own: its model/ and export/ would be replaced
     out.mkdir(parents=True, exist_ok=True)
-    config.save(out / "recipe_config.json")
+    config.save(out / RUN_MARKER)
     inputs = dict(recordings=recordings, real_dir=real_dir, extra_negatives=extra_negatives)
     if config.data_seeds > 1:
         return _run_data_seeds(config, out, step, inputs, device=device, threads=threads)
@@ -134,7 +140,7 @@ def _run_data_seeds(config: RecipeConfig, out: Path, step: StepLog, inputs: dict
         member_out = out / f"seed-{member.seed}"
         step(f"data seed {member.seed} ({i + 1} of {config.data_seeds})")
         member_out.mkdir(parents=True, exist_ok=True)
-        member.save(member_out / "recipe_config.json")
+        member.save(member_out / RUN_MARKER)
         data, store, bank_store = _data_and_store(member, member_out, step, inputs, device=device, threads=threads)
         models += fit_heads(member, member_out, store, data, device=device, step=step, bank=bank_store)
         if i == 0:

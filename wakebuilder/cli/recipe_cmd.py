@@ -32,7 +32,7 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @click.option("--real", "real_dir", type=click.Path(exists=True, file_okay=False),
               help="Real audio without the phrase (your room, TV, radio), chunked into negatives.")
 @click.option("--out", "out_dir", type=OutPath(file_okay=False), default=None,
-              help="Output folder [default: runs/<phrase>-<backbone>].")
+              help="Output folder: new, empty, or an earlier run's to resume [default: runs/<phrase>-<backbone>].")
 @click.option("--bank/--no-bank", default=True, show_default=True,
               help="Fit with the negative bank (phrase-independent negatives embedded once in the cache).")
 @click.option("--objective", type=click.Choice(["fa-per-hour", "f1"]), default="fa-per-hour", show_default=True,

@@ -1,0 +1,34 @@
+"""Which folders are recipe runs, and the checks that keep a run's files and the user's apart.
+
+A recipe run folder is one ``run_recipe`` saved its config into (``recipe_config.json``, the first
+file it writes, before any data step): a run killed after that is recognised and resumed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wakebuilder.errors import ConfigError
+
+RUN_MARKER = "recipe_config.json"
+
+
+def is_recipe_run(folder: Path) -> bool:
+    """Whether ``folder`` is a recipe run's output folder (its config is there)."""
+    return (folder / RUN_MARKER).is_file()
+
+
+def check_out_folder(out: Path) -> None:
+    """Refuse an ``out`` that exists, is not empty and is not a recipe run.
+
+    The recipe replaces ``model/``, ``export/`` and its data folders in ``out``: in a folder of the user's
+    own they would be lost. A new or empty folder starts a run; an earlier run's folder resumes it.
+
+    Raises:
+        ConfigError: ``out`` is a folder holding files of something other than a recipe run.
+    """
+    if not out.is_dir() or is_recipe_run(out) or not any(out.iterdir()):
+        return
+    raise ConfigError(f"--out {out}: holds files but is not a recipe run (no {RUN_MARKER}), and the recipe would "
+                      "replace its model/, export/ and data folders; give an empty or new folder, or an earlier "
+                      "run's folder to resume it")
