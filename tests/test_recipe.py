@@ -425,3 +425,28 @@ def test_an_out_folder_that_is_not_a_recipe_run_is_refused(tmp_path: Path, monke
     with pytest.raises(Started):
         run_recipe(config.replace(seed=3), out_dir=earlier)
     assert RecipeConfig.load(earlier / "recipe_config.json").seed == 3
+
+
+def test_a_real_folder_that_holds_another_recipe_run_is_refused(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """--real DIR holding another run's folder (runs/ under the user's audio) chunked that run's synthesized
+    positives of the same phrase into label-0 negatives; refused before any synthesis, naming the run."""
+    import wakebuilder.recipe_data as steps
+    from tests.conftest import tone
+    from wakebuilder.audio import write_wav
+
+    def positives(*args):
+        raise AssertionError("synthesis started")
+
+    monkeypatch.setattr(steps, "positives", positives)
+    real = tmp_path / "audio"
+    write_wav(real / "tv.wav", noise(3.0))
+    earlier = real / "runs" / "hey-jarvis-speech-embedding"
+    RecipeConfig.preset("tiny").save(earlier / "recipe_config.json")
+    write_wav(earlier / "positives" / "p.wav", tone(440, 1.0))  # the earlier run's positive
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=f"--real {real}: holds the recipe run {earlier}"):
+        recipe.build_data(RecipeConfig.preset("tiny"), out, real_dir=real)
+    assert not (out / "real").exists()
+    with pytest.raises(ConfigError, match=f"--real {earlier}: holds the recipe run {earlier}"):
+        recipe.build_data(RecipeConfig.preset("tiny"), out, real_dir=earlier)

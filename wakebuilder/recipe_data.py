@@ -203,12 +203,11 @@ def real_chunks(real_dir: str | os.PathLike[str], out: Path) -> Path:
     """Chunks of real audio without the phrase (``wb negatives --real``'s defaults) into ``out/real``.
 
     Raises:
-        ConfigError: ``real_dir`` holds the run's folder ``out``, whose clips (positives among them) would be
-            chunked into negatives.
+        ConfigError: ``real_dir`` holds the run's folder ``out`` or another recipe run, whose clips (positives
+            among them) would be chunked into negatives.
     """
     from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
+    from wakebuilder.recipe_folders import check_real_folder
 
-    if Path(os.path.realpath(out)).is_relative_to(os.path.realpath(real_dir)):
-        raise ConfigError(f"--real {real_dir}: holds the run's folder {out}, whose clips (the positives among them) "
-                          "would be chunked into negatives; give a folder of real audio only, or an --out outside it")
+    check_real_folder(Path(real_dir), out)
     return chunk_real_audio(real_dir, out_dir=out / "real", config=ChunkConfig())

@@ -6,6 +6,7 @@ file it writes, before any data step): a run killed after that is recognised and
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from wakebuilder.errors import ConfigError
@@ -32,3 +33,23 @@ def check_out_folder(out: Path) -> None:
     raise ConfigError(f"--out {out}: holds files but is not a recipe run (no {RUN_MARKER}), and the recipe would "
                       "replace its model/, export/ and data folders; give an empty or new folder, or an earlier "
                       "run's folder to resume it")
+
+
+def check_real_folder(real_dir: Path, out: Path) -> None:
+    """Refuse a ``--real`` folder that holds this run's folder ``out`` or another recipe run.
+
+    A run's folder holds synthesized and recorded positives of its phrase (often this run's phrase):
+    chunked as real audio they would train the head that the phrase is a negative.
+
+    Raises:
+        ConfigError: ``real_dir`` holds ``out``, or is or holds a recipe run folder (the first is named).
+    """
+    if Path(os.path.realpath(out)).is_relative_to(os.path.realpath(real_dir)):
+        raise ConfigError(f"--real {real_dir}: holds the run's folder {out}, whose clips (the positives among them) "
+                          "would be chunked into negatives; give a folder of real audio only, or an --out outside it")
+    runs = sorted(marker.parent for marker in real_dir.rglob(RUN_MARKER) if marker.is_file())
+    if runs:
+        more = f" (and {len(runs) - 1} more)" if len(runs) > 1 else ""
+        raise ConfigError(f"--real {real_dir}: holds the recipe run {runs[0]}{more}, whose synthesized clips (the "
+                          "positives among them) would be chunked into negatives; give a folder of real audio only, "
+                          "or move the run out of it")
