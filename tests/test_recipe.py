@@ -450,3 +450,21 @@ def test_a_real_folder_that_holds_another_recipe_run_is_refused(tmp_path: Path,
     assert not (out / "real").exists()
     with pytest.raises(ConfigError, match=f"--real {earlier}: holds the recipe run {earlier}"):
         recipe.build_data(RecipeConfig.preset("tiny"), out, real_dir=earlier)
+
+
+def test_a_second_run_into_one_folder_is_refused_while_the_first_runs(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs into one --out at once (another phrase, or bin/quickstart started twice) rewrote each other's
+    recipe_config.json and data folders: the first trained on the second's positives. The second now fails at once."""
+    from wakebuilder.atomic import writer_lock
+    from wakebuilder.errors import LockedError
+
+    def build_data(*args, **kwargs):
+        raise AssertionError("synthesis started")
+
+    monkeypatch.setattr(recipe, "build_data", build_data)
+    out, first = tmp_path / "run", RecipeConfig.preset("tiny", phrase="hey jarvis")
+    first.save(out / "recipe_config.json")
+    with writer_lock(out), pytest.raises(LockedError, match="another wakebuilder"):
+        run_recipe(RecipeConfig.preset("tiny", phrase="ok computer"), out_dir=out)
+    assert RecipeConfig.load(out / "recipe_config.json") == first

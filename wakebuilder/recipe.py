@@ -99,21 +99,24 @@ def run_recipe(
 
     Raises:
         ConfigError: ``out_dir`` holds files and is not a recipe run (``recipe_folders.check_out_folder``).
+        LockedError: another run is writing ``out_dir``.
     """
+    from wakebuilder.atomic import writer_lock
     from wakebuilder.backbones import check_spec
     from wakebuilder.devices import set_threads
 
     check_spec(config.backbone)  # a mistyped name fails now, not at embedding after minutes of synthesis
     set_threads(threads)
     out, step = Path(out_dir), StepLog()
-    check_out_folder(out)  # a folder of the user's own: its model/ and export/ would be replaced
-    out.mkdir(parents=True, exist_ok=True)
-    config.save(out / RUN_MARKER)
     inputs = dict(recordings=recordings, real_dir=real_dir, extra_negatives=extra_negatives)
-    if config.data_seeds > 1:
-        return _run_data_seeds(config, out, step, inputs, device=device, threads=threads)
-    data, store, bank_store = _data_and_store(config, out, step, inputs, device=device, threads=threads)
-    return train_and_export(config, out, store, data, device=device, step=step, bank=bank_store)
+    with writer_lock(out):  # a second run into out at once would rewrite this one's config and data folders
+        check_out_folder(out)  # a folder of the user's own: its model/ and export/ would be replaced
+        out.mkdir(parents=True, exist_ok=True)
+        config.save(out / RUN_MARKER)
+        if config.data_seeds > 1:
+            return _run_data_seeds(config, out, step, inputs, device=device, threads=threads)
+        data, store, bank_store = _data_and_store(config, out, step, inputs, device=device, threads=threads)
+        return train_and_export(config, out, store, data, device=device, step=step, bank=bank_store)
 
 
 def _data_and_store(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str,
