@@ -468,3 +468,24 @@ def test_a_second_run_into_one_folder_is_refused_while_the_first_runs(tmp_path: 
     with writer_lock(out), pytest.raises(LockedError, match="another wakebuilder"):
         run_recipe(RecipeConfig.preset("tiny", phrase="ok computer"), out_dir=out)
     assert RecipeConfig.load(out / "recipe_config.json") == first
+
+
+def test_a_real_folder_that_holds_the_cache_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--real ~ held wakebuilder's cache (~/.cache/wakebuilder): the bank's synthesized speech and the held-out
+    calibration and report streams were chunked into training negatives, so the report scored audio the head had
+    trained on. Refused before any synthesis, naming the cache."""
+    import wakebuilder.recipe_data as steps
+    from wakebuilder.audio import write_wav
+
+    def positives(*args):
+        raise AssertionError("synthesis started")
+
+    monkeypatch.setattr(steps, "positives", positives)
+    home = tmp_path / "home"
+    write_wav(home / "tv.wav", noise(3.0))
+    cache = home / ".cache" / "wakebuilder"
+    write_wav(cache / "heldout" / "stream.wav", noise(3.0, seed=1))
+    monkeypatch.setenv("WB_CACHE_DIR", str(cache))
+    with pytest.raises(ConfigError, match=f"--real {home}: holds wakebuilder's cache {cache}"):
+        recipe.build_data(RecipeConfig.preset("tiny"), tmp_path / "run", real_dir=home)
+    assert not (tmp_path / "run" / "real").exists()

@@ -36,17 +36,25 @@ def check_out_folder(out: Path) -> None:
 
 
 def check_real_folder(real_dir: Path, out: Path) -> None:
-    """Refuse a ``--real`` folder that holds this run's folder ``out`` or another recipe run.
+    """Refuse a ``--real`` folder that holds this run's folder ``out``, wakebuilder's cache or another recipe run.
 
-    A run's folder holds synthesized and recorded positives of its phrase (often this run's phrase):
-    chunked as real audio they would train the head that the phrase is a negative.
+    A run's folder holds synthesized and recorded positives of its phrase (often this run's phrase): chunked as
+    real audio they would train the head that the phrase is a negative. The cache holds the bank's synthesized
+    speech and the held-out streams the threshold and the report are measured on.
 
     Raises:
-        ConfigError: ``real_dir`` holds ``out``, or is or holds a recipe run folder (the first is named).
+        ConfigError: ``real_dir`` holds ``out`` or the cache, or is or holds a recipe run folder (the first named).
     """
-    if Path(os.path.realpath(out)).is_relative_to(os.path.realpath(real_dir)):
-        raise ConfigError(f"--real {real_dir}: holds the run's folder {out}, whose clips (the positives among them) "
-                          "would be chunked into negatives; give a folder of real audio only, or an --out outside it")
+    from wakebuilder.bank.location import cache_dir
+
+    cache = cache_dir()
+    held = [(out, f"the run's folder {out}, whose clips (the positives among them)", "an --out outside it"),
+            (cache, f"wakebuilder's cache {cache}, whose clips (the held-out streams among them)",
+             "a WB_CACHE_DIR outside it")]
+    for folder, what, fix in held:
+        if Path(os.path.realpath(folder)).is_relative_to(os.path.realpath(real_dir)):
+            raise ConfigError(f"--real {real_dir}: holds {what} would be chunked into negatives; give a folder of "
+                              f"real audio only, or {fix}")
     runs = sorted(marker.parent for marker in real_dir.rglob(RUN_MARKER) if marker.is_file())
     if runs:
         more = f" (and {len(runs) - 1} more)" if len(runs) > 1 else ""
