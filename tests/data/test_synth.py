@@ -224,3 +224,70 @@ def test_sigterm_to_wb_synth_stops_its_workers_too(tmp_path: Path) -> None:
         for pid in workers | _children(process.pid) | {process.pid}:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _partition_interrupted(args: tuple) -> list[dict]:
+    """The synthesis partition holding job 0 stops (as by Ctrl-C) when it is about to write its fourth clip; run
+    in the spawned worker, imported there by name."""
+    from wakebuilder.data import synth
+
+    if all(index != 0 for index, _, _ in args[0]):
+        return synth._synthesize_partition(args)
+
+    real, written = synth.write_wav, []
+
+    def write_then_stop(path: Path, samples: object) -> Path:
+        if len(written) == 3:
+            raise RuntimeError("interrupted")
+        written.append(path)
+        return real(path, samples)
+
+    synth.write_wav = write_then_stop
+    return synth._synthesize_partition(args)
+
+
+@pytest.mark.parametrize("engines", [("espeak",), ("espeak", "flite")])
+def test_resume_after_an_interrupt_equals_one_shot(engines: tuple[str, ...], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed wb synth redid every clip when run again. It now keeps the finished clips (an engine whose clips
+    do not depend on the ones before, flite, is not run for them again) and ends with the manifest and clips of
+    an uninterrupted run."""
+    from wakebuilder.data import synth
+
+    if any(not get_engine(e).available() for e in engines):
+        pytest.skip(f"{', '.join(engines)} not all installed here")
+    config = SynthConfig(texts=("hey jarvis",), n=12, engines=engines, workers=3)  # jobs 0, 3, 6 made by one
+    run_synth(config, out_dir=tmp_path / "one")
+    with monkeypatch.context() as patch:
+        patch.setattr(synth, "_synthesize_partition", _partition_interrupted)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            run_synth(config, out_dir=tmp_path / "two")
+    kept = {p.name: p.stat().st_ino for p in (tmp_path / "two" / "clips").glob("*.wav")}
+    assert 3 <= len(kept) < 12
+    run_synth(config, out_dir=tmp_path / "two")
+    assert (tmp_path / "two" / "manifest.jsonl").read_bytes() == (tmp_path / "one" / "manifest.jsonl").read_bytes()
+    assert _digest(tmp_path / "two") == _digest(tmp_path / "one")
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+    records = read_manifest(tmp_path / "two" / "manifest.jsonl")
+    flite = {Path(r.path).name for r in records if r.source == "flite"} & set(kept)
+    assert len(flite) >= (engines == ("espeak", "flite"))
+    assert all((tmp_path / "two" / "clips" / name).stat().st_ino == kept[name] for name in flite)
+
+
+def test_resume_with_another_config_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clips of an unfinished run are not mixed with another config's: the run is refused, naming --overwrite;
+    with --overwrite it starts afresh."""
+    from wakebuilder.data import synth
+    from wakebuilder.errors import ArtifactExistsError
+
+    config = SynthConfig(texts=("hey jarvis",), n=10, engines=("espeak",), workers=2)
+    monkeypatch.setattr(synth, "_synthesize_partition", _partition_interrupted)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_synth(config, out_dir=tmp_path)
+    monkeypatch.undo()
+    before = sorted((tmp_path / "clips").iterdir())
+    with pytest.raises(ArtifactExistsError, match="seed.*--overwrite"):
+        run_synth(config.replace(seed=1), out_dir=tmp_path)
+    assert sorted((tmp_path / "clips").iterdir()) == before and not (tmp_path / "manifest.jsonl").exists()
+    records = read_manifest(run_synth(config.replace(seed=1), out_dir=tmp_path, overwrite=True))
+    assert records[0].params["seed"] == 1

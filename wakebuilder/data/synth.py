@@ -6,11 +6,13 @@ Engines with their own noise (Piper) draw it from the job's (seed, index) throug
 ``reseed``, so such a clip does not depend on the clips made before it. Others
 may keep state between utterances (espeak-ng's pitch flutter), so each partition
 of the jobs is synthesized in order in a freshly spawned process. The same seed
-thus gives identical files, and synthesis uses every core.
+thus gives identical files, and synthesis uses every core. Workers note each
+finished job in a journal (``synth_journal``), so a killed run resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -28,6 +30,9 @@ import numpy as np
 from wakebuilder.atomic import refuse_existing, writer_lock
 from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.config import StageConfig
+from wakebuilder.data.synth_journal import (
+    end_journal, open_journal, open_part, part_path, record_job, start_journal,
+)
 from wakebuilder.data.tts import (
     DEFAULT_ENGINES,
     ENGINES,
@@ -136,33 +141,48 @@ def plan_jobs(config: SynthConfig, voices_by_engine: dict[str, list[Voice]]) -> 
 
 
 Job = tuple[int, str, dict[str, Any]]
+Partition = tuple[list[Job], str, dict[str, Any], list[str], str | None, str | None, dict[int, Any]]
 
 
-def _synthesize_partition(args: tuple[list[Job], str, dict[str, Any], list[str], str | None]) -> list[dict]:
-    jobs, out_dir, meta, piper_voices, kokoro_voices = args
+def _make_clip(index: int, text: str, voice: Voice, *, out_dir: str, meta: dict[str, Any]) -> dict | None:
+    """Job ``index``: synthesize, write the clip and return its row; None when it came out silent."""
+    engine = get_engine(voice.engine)
+    if hasattr(engine, "reseed"):  # the clip's noise from its job alone, not from the jobs before it
+        engine.reseed((meta["seed"], index))
+    samples = engine.synthesize(text, voice)
+    if samples.size == 0 or float(np.max(np.abs(samples))) < MIN_AUDIBLE_PEAK:
+        return None
+    samples = samples * (0.5 / float(np.max(np.abs(samples))))  # peak-normalise to -6 dBFS
+    clip_id = audio_id(quantize_pcm16(samples))
+    write_wav(Path(out_dir) / "clips" / f"{clip_id}.wav", samples)
+    return {
+        "index": index, "id": clip_id, "path": f"clips/{clip_id}.wav", "text": text, "group": voice.key,
+        "duration_s": round(samples.size / 16_000, 4),
+        "params": {"voice": voice.to_dict(), "text": text, **meta},
+        "source": voice.engine,
+    }
+
+
+def _synthesize_partition(args: Partition) -> list[dict]:
+    """A partition's jobs in order. A job done by an earlier, killed run (in ``done``) is taken from there, unless
+    its engine keeps state from clip to clip: then it is made again, so the clips after it come out the same."""
+    jobs, out_dir, meta, piper_voices, kokoro_voices, journal, done = args
     rows = []
     for name in piper_voices:
         get_engine("piper").add_voice(name)  # type: ignore[attr-defined]
     if kokoro_voices and any(voice["engine"] == "kokoro" for _, _, voice in jobs):
         get_engine("kokoro").use_voices_file(kokoro_voices)  # type: ignore[attr-defined]
-    for index, text, voice_dict in jobs:
-        voice = Voice(voice_dict["engine"], voice_dict["name"], voice_dict["settings"])
-        engine = get_engine(voice.engine)
-        if hasattr(engine, "reseed"):  # the clip's noise from its job alone, not from the jobs before it
-            engine.reseed((meta["seed"], index))
-        samples = engine.synthesize(text, voice)
-        if samples.size == 0 or float(np.max(np.abs(samples))) < MIN_AUDIBLE_PEAK:
-            continue
-        samples = samples * (0.5 / float(np.max(np.abs(samples))))  # peak-normalise to -6 dBFS
-        clip_id = audio_id(quantize_pcm16(samples))
-        path = Path(out_dir) / "clips" / f"{clip_id}.wav"
-        write_wav(path, samples)
-        rows.append({
-            "index": index, "id": clip_id, "path": f"clips/{clip_id}.wav", "text": text, "group": voice.key,
-            "duration_s": round(samples.size / 16_000, 4),
-            "params": {"voice": voice.to_dict(), "text": text, **meta},
-            "source": voice.engine,
-        })
+    with open_part(journal) if journal else contextlib.nullcontext() as handle:
+        for index, text, voice_dict in jobs:
+            voice = Voice(voice_dict["engine"], voice_dict["name"], voice_dict["settings"])
+            if index in done and not getattr(get_engine(voice.engine), "keeps_state", False):
+                row = done[index]
+            else:
+                row = _make_clip(index, text, voice, out_dir=out_dir, meta=meta)
+                if handle is not None:
+                    record_job(handle, index, row)
+            if row is not None:
+                rows.append(row)
     return rows
 
 
@@ -182,11 +202,21 @@ def _voices_by_engine(config: SynthConfig, chosen: list[Voice] | None) -> dict[s
     return found
 
 
-def _run_partitions(config: SynthConfig, jobs: list[Job], out_dir: str | os.PathLike[str]) -> list[dict]:
-    """Each fixed partition of the jobs, in order, in a freshly spawned process; rows in job order."""
+def _run_partitions(
+    config: SynthConfig, jobs: list[Job], out_dir: str | os.PathLike[str], done: dict[int, Any] | None
+) -> list[dict]:
+    """Each fixed partition of the jobs, in order, in a freshly spawned process; rows in job order. With ``done``
+    (the finished jobs of a killed run; None: keep no journal) each worker notes the jobs it finishes."""
     workers = max(1, min(config.workers, len(jobs)))
     meta, piper = {"seed": config.seed}, list(config.piper_voices)
-    parts = [(jobs[k::workers], str(out_dir), meta, piper, config.kokoro_voices) for k in range(workers)]
+    if done is not None:
+        open_journal(config, out_dir=out_dir)
+    shares = [jobs[k::workers] for k in range(workers)]
+    parts: list[Partition] = [
+        (share, str(out_dir), meta, piper, config.kokoro_voices, None if done is None else str(part_path(out_dir, k)),
+         {i: done[i] for i, _, _ in share if i in done} if done else {})
+        for k, share in enumerate(shares)
+    ]
     Path(out_dir, "clips").mkdir(parents=True, exist_ok=True)
     results = _run_in_processes(_synthesize_partition, parts, clips=Path(out_dir) / "clips")
     return sorted((row for part in results for row in part), key=lambda r: r["index"])
@@ -256,11 +286,13 @@ def synthesize_clips(
     seed: int = 0,
     label: int = 1,
     kind: str = "tts",
+    finished: dict[int, Any] | None = None,
 ) -> list[ClipRecord]:
     """Synthesize clips under ``out_dir/clips``; returns their records in job order.
 
     Takes a SynthConfig, or texts plus ``n``, ``engines`` (engine names, or the
-    Voice settings to use), ``seed``, ``label`` and ``kind``.
+    Voice settings to use), ``seed``, ``label`` and ``kind``. With ``finished`` (the jobs a killed run finished,
+    from ``synth_journal.start_journal``) the run keeps a journal in ``out_dir`` and resumes from those jobs.
     """
     chosen: list[Voice] | None = None
     if not isinstance(config, SynthConfig):
@@ -281,7 +313,7 @@ def synthesize_clips(
         get_engine("kokoro").use_voices_file(config.kokoro_voices)  # type: ignore[attr-defined]
     voices = _voices_by_engine(config, chosen)
     jobs = [(i, text, voice.to_dict()) for i, text, voice in plan_jobs(config, voices)]
-    rows = _run_partitions(config, jobs, out_dir)
+    rows = _run_partitions(config, jobs, out_dir, finished)
     skipped = len(jobs) - len(rows)
     if skipped:
         log.warning("%d synthesized clip(s) were silent and skipped", skipped)
@@ -333,13 +365,19 @@ def describe_voices(*, piper_voices: Sequence[str] = (), kokoro_voices: str | No
 def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """Synthesize and write ``out_dir/manifest.jsonl``; returns the manifest path.
 
+    A run that was killed resumes when run again with the same config: its finished clips are kept.
+
     Raises:
-        ArtifactExistsError: the manifest exists and ``overwrite`` is False.
+        ArtifactExistsError: the manifest exists, or a killed run of another config left clips, and ``overwrite``
+            is False.
         LockedError: another run is writing ``out_dir``.
     """
     manifest = Path(out_dir) / MANIFEST_NAME
     with writer_lock(manifest):  # a second run into the folder would replace this one's manifest at its end
         refuse_existing(manifest, overwrite=overwrite)
-        records = synthesize_clips(config, out_dir=out_dir)
+        finished = start_journal(config, out_dir=out_dir, overwrite=overwrite)
+        records = synthesize_clips(config, out_dir=out_dir, finished=finished)
         config.save(Path(out_dir) / "synth_config.json")
-        return write_manifest(manifest, records)
+        write_manifest(manifest, records)
+        end_journal(out_dir)
+        return manifest

@@ -95,6 +95,7 @@ class EspeakEngine:
     """Hundreds of distinct English voice settings: accents x variants x rate x pitch."""
 
     name = "espeak"
+    keeps_state = True  # its pitch flutter runs on from utterance to utterance: a clip depends on those before it
 
     def available(self) -> bool:
         try:

@@ -1,0 +1,119 @@
+"""What an unfinished ``wb synth`` run has made, so that running it again resumes it.
+
+Each synthesis worker appends a line per finished job (its manifest row, or null for a silent clip) to its own
+``part-<k>.jsonl`` in ``<out>/synth.incomplete``, after the clip's file is in place; the folder also holds the
+run's config. A run with the same config takes the finished jobs from there, one with another config is refused
+unless ``overwrite``. The folder goes once the manifest is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from wakebuilder.atomic import remove_path
+from wakebuilder.config import StageConfig
+from wakebuilder.errors import ArtifactExistsError
+
+log = logging.getLogger(__name__)
+JOURNAL_NAME = "synth.incomplete"
+CONFIG_NAME = "config.json"
+
+
+def journal_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """The folder in ``out_dir`` that records an unfinished run."""
+    return Path(out_dir) / JOURNAL_NAME
+
+
+def _differences(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
+    keys = sorted(k for k in recorded.keys() | wanted.keys() if recorded.get(k) != wanted.get(k))
+    return "; ".join(f"{k}: {recorded.get(k)!r} there, {wanted.get(k)!r} now" for k in keys)
+
+
+def start_journal(config: StageConfig, *, out_dir: str | os.PathLike[str], overwrite: bool) -> dict[int, Any]:
+    """The finished jobs (index: row, or None for a silent clip) of an unfinished run of ``config`` into ``out_dir``
+    whose clip files are still there; an unfinished run of another config is forgotten with ``overwrite``.
+
+    Raises:
+        ArtifactExistsError: an unfinished run with another config made clips there and ``overwrite`` is False.
+    """
+    folder = journal_dir(out_dir)
+    if not folder.is_dir():
+        return {}
+    try:
+        recorded = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = {}
+    finished, wanted = finished_jobs(folder), config.to_dict()
+    if recorded != wanted:
+        if finished and not overwrite:
+            raise ArtifactExistsError(
+                f"{out_dir}: holds the clips of an unfinished wb synth run with other settings "
+                f"({_differences(recorded, wanted) or 'its config is unreadable'}); run it again with its settings "
+                "to finish it, or pass --overwrite to start afresh"
+            )
+        remove_path(folder)
+        return {}
+    done = {i: row for i, row in finished.items() if row is None or (Path(out_dir) / row["path"]).is_file()}
+    log.info("synth: resuming the unfinished run in %s: %d of its jobs are done", out_dir, len(done))
+    return done
+
+
+def open_journal(config: StageConfig, *, out_dir: str | os.PathLike[str]) -> None:
+    """Make the journal folder of a run of ``config`` (as synthesis starts, not before: a run that fails on its
+    options leaves nothing that a corrected command would have to --overwrite)."""
+    folder = journal_dir(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / CONFIG_NAME).is_file():
+        config.save(folder / CONFIG_NAME)
+
+
+def finished_jobs(folder: Path) -> dict[int, Any]:
+    """Every job the journal in ``folder`` records as done; a line cut short by a kill is left out."""
+    done: dict[int, Any] = {}
+    for part in sorted(folder.glob("part-*.jsonl")):
+        for line in part.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:  # the line a kill cut short: its job is made again
+                continue
+            if not isinstance(entry, dict) or not isinstance(entry.get("index"), int):
+                continue
+            row = entry.get("row")
+            if row is None or isinstance(row, dict) and isinstance(row.get("path"), str):
+                done[entry["index"]] = row
+    return done
+
+
+def part_path(out_dir: str | os.PathLike[str], part: int) -> Path:
+    """The journal file of worker ``part``."""
+    return journal_dir(out_dir) / f"part-{part}.jsonl"
+
+
+def open_part(path: str | os.PathLike[str]) -> IO[str]:
+    """A worker's journal file, opened for appending (after a line a kill cut short, on a line of its own)."""
+    path = Path(path)
+    cut_short = False
+    if path.is_file() and path.stat().st_size > 0:
+        with open(path, "rb") as existing:
+            existing.seek(-1, os.SEEK_END)
+            cut_short = existing.read(1) != b"\n"
+    handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - the worker closes it
+    if cut_short:
+        handle.write("\n")
+    return handle
+
+
+def record_job(handle: IO[str], index: int, row: dict[str, Any] | None) -> None:
+    """Note job ``index`` as done (``row`` None: its clip came out silent) once its clip file is in place."""
+    handle.write(json.dumps({"index": index, "row": row}, sort_keys=True) + "\n")
+    handle.flush()
+
+
+def end_journal(out_dir: str | os.PathLike[str]) -> None:
+    """Remove the journal once the run's manifest is written."""
+    remove_path(journal_dir(out_dir))
+
