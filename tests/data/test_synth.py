@@ -291,3 +291,26 @@ def test_resume_with_another_config_is_refused(tmp_path: Path, monkeypatch: pyte
     assert sorted((tmp_path / "clips").iterdir()) == before and not (tmp_path / "manifest.jsonl").exists()
     records = read_manifest(run_synth(config.replace(seed=1), out_dir=tmp_path, overwrite=True))
     assert records[0].params["seed"] == 1
+
+
+def test_overwrite_leaves_only_the_new_runs_clips(tmp_path: Path) -> None:
+    """wb synth --overwrite into a folder of an earlier run left that run's clips in clips/, unlisted. They now go;
+    nothing outside clips/ is deleted."""
+    out = tmp_path / "out"
+    run_synth(SynthConfig(texts=("hey jarvis",), n=6, engines=("espeak",)), out_dir=out)
+    outside = [tmp_path / "mine.wav", out / "notes.wav", out / "clips" / "sub" / "kept.wav"]
+    for path in outside:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"not ours")
+    manifest = run_synth(SynthConfig(texts=("hey jarvis",), n=4, engines=("espeak",), seed=1), out_dir=out,
+                         overwrite=True)
+    listed = {out / r.path for r in read_manifest(manifest)}
+    assert set((out / "clips").glob("*.wav")) == listed and len(listed) == 4
+    assert all(path.read_bytes() == b"not ours" for path in outside)
+    elsewhere, linked = tmp_path / "elsewhere", tmp_path / "linked"
+    elsewhere.mkdir()
+    outside[0].rename(elsewhere / "mine.wav")
+    linked.mkdir()
+    (linked / "clips").symlink_to(elsewhere, target_is_directory=True)  # clips/ on another disk: left alone
+    run_synth(SynthConfig(texts=("hey",), n=2, engines=("espeak",)), out_dir=linked, overwrite=True)
+    assert (elsewhere / "mine.wav").read_bytes() == b"not ours"

@@ -31,7 +31,7 @@ from wakebuilder.atomic import refuse_existing, writer_lock
 from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.config import StageConfig
 from wakebuilder.data.synth_journal import (
-    end_journal, open_journal, open_part, part_path, record_job, start_journal,
+    end_journal, open_journal, open_part, part_path, prune_clips, record_job, start_journal,
 )
 from wakebuilder.data.tts import (
     DEFAULT_ENGINES,
@@ -365,7 +365,8 @@ def describe_voices(*, piper_voices: Sequence[str] = (), kokoro_voices: str | No
 def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """Synthesize and write ``out_dir/manifest.jsonl``; returns the manifest path.
 
-    A run that was killed resumes when run again with the same config: its finished clips are kept.
+    A run that was killed resumes when run again with the same config: its finished clips are kept. With
+    ``overwrite`` the clip files in ``out_dir/clips`` that the new manifest does not list are deleted.
 
     Raises:
         ArtifactExistsError: the manifest exists, or a killed run of another config left clips, and ``overwrite``
@@ -379,5 +380,7 @@ def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite
         records = synthesize_clips(config, out_dir=out_dir, finished=finished)
         config.save(Path(out_dir) / "synth_config.json")
         write_manifest(manifest, records)
+        if overwrite:  # the replaced run's clips, unlisted now, go too
+            prune_clips(out_dir, {record.path for record in records})
         end_journal(out_dir)
         return manifest

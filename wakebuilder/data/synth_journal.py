@@ -3,7 +3,8 @@
 Each synthesis worker appends a line per finished job (its manifest row, or null for a silent clip) to its own
 ``part-<k>.jsonl`` in ``<out>/synth.incomplete``, after the clip's file is in place; the folder also holds the
 run's config. A run with the same config takes the finished jobs from there, one with another config is refused
-unless ``overwrite``. The folder goes once the manifest is written.
+unless ``overwrite``. The folder goes once the manifest is written. A run with ``overwrite`` also clears the
+clips of the run it replaced (``prune_clips``).
 """
 
 from __future__ import annotations
@@ -117,3 +118,26 @@ def end_journal(out_dir: str | os.PathLike[str]) -> None:
     """Remove the journal once the run's manifest is written."""
     remove_path(journal_dir(out_dir))
 
+
+def prune_clips(out_dir: str | os.PathLike[str], keep: set[str]) -> int:
+    """Delete the WAV files (and half-written temporaries) in ``out_dir/clips`` whose paths relative to ``out_dir``
+    are not in ``keep``, so a replaced run leaves none of its clips behind; returns how many went.
+
+    Nothing else is touched: not sub-folders, not other files, not a ``clips`` that links to another folder.
+    """
+    clips = Path(out_dir) / "clips"
+    if clips.is_symlink():
+        log.warning("synth: %s links to another folder; clips of the replaced run there are left", clips)
+        return 0
+    if not clips.is_dir():
+        return 0
+    removed = 0
+    for path in clips.iterdir():
+        ours = path.name.endswith(".wav") or (path.name.startswith(".") and ".wav." in path.name
+                                              and path.name.endswith(".tmp"))
+        if ours and f"clips/{path.name}" not in keep and (path.is_symlink() or path.is_file()):
+            path.unlink()
+            removed += 1
+    if removed:
+        log.info("synth: removed %d clip file(s) of the replaced run from %s", removed, clips)
+    return removed
