@@ -15,6 +15,7 @@ from wakebuilder.cli import main
 from wakebuilder.errors import ConfigError, LockedError, StoreError, StoreMismatchError
 from wakebuilder.store import StoreSpec, open_store, store_info
 from wakebuilder.store.merge import compact_store, merge_store
+from wakebuilder.store.opening import new_store_attrs
 from wakebuilder.store.parts import PartedStore, is_parted, part_location, read_index, write_index
 from wakebuilder.store.parts_index import PartsIndex
 from wakebuilder.store.union import open_stores
@@ -149,6 +150,42 @@ def test_overwrite_deletes_only_a_store(tmp_path: Path) -> None:
     build_parted(remnant)
     (remnant / "parts.json").unlink()  # a removal killed after the index went (remove_store)
     for store in (single, parted, remnant):
+        PartsIndex(store, spec=SPEC, overwrite=True).close()
+        with open_store(store) as reader:
+            assert isinstance(reader, PartedStore) and len(reader) == 0
+
+
+def test_overwrite_at_a_url_deletes_only_a_store() -> None:
+    """At a URL as at a local path, only a store is deleted (--overwrite, or a creation that was killed is redone):
+    objects that are not a store, one object, or another program's Zarr group are refused and kept."""
+    import fsspec
+    import zarr
+
+    fs, source, base = fsspec.filesystem("memory"), memory_url(), memory_url()
+    build_parted(source, [(0, 4)])
+    notes, text, group = f"{base}/notes", f"{base}/notes.txt", f"{base}/group.zarr"
+    fs.pipe_file(f"{notes}/recordings/a.wav", b"kept")
+    fs.pipe_file(text, b"kept")
+    zarr.open_group(group, mode="w", zarr_format=3, attributes={"owner": "another program"})
+    attempts = {
+        "open_store": lambda where, overwrite: open_store(where, "a", spec=SPEC, overwrite=overwrite).close(),
+        "PartsIndex": lambda where, overwrite: PartsIndex(where, spec=SPEC, overwrite=overwrite).close(),
+        "merge_store": lambda where, overwrite: merge_store(source, where, overwrite=overwrite),
+    }
+    for name, attempt in attempts.items():
+        for other, overwrite in [(notes, True), (notes, False), (text, True), (text, False), (group, False)]:
+            with pytest.raises(StoreError):
+                attempt(other, overwrite)
+                pytest.fail(f"{name} took {other} (overwrite={overwrite})")
+            assert fs.cat_file(f"{notes}/recordings/a.wav") == b"kept" and fs.cat_file(text) == b"kept", name
+            assert zarr.open_group(group, mode="r").attrs["owner"] == "another program", name
+    single, parted, remnant = (f"{base}/{name}" for name in ("single", "parted", "remnant"))
+    with open_store(single, "a", spec=SPEC) as store:
+        store.append(*clips(0, 3))
+    build_parted(parted)
+    build_parted(remnant)
+    fs.rm_file(f"{remnant}/parts.json")  # a removal killed after the index went (remove_store)
+    for store in (single, parted, remnant, group):  # a Zarr group counts as a store (maybe damaged), as locally
         PartsIndex(store, spec=SPEC, overwrite=True).close()
         with open_store(store) as reader:
             assert isinstance(reader, PartedStore) and len(reader) == 0
@@ -309,7 +346,8 @@ def test_url_single_store_and_an_unfinished_creation_is_redone() -> None:
     import zarr
 
     url = memory_url()
-    zarr.open_group(url, mode="w", zarr_format=3, attributes={"committed": 0})  # killed mid-creation
+    attrs = {**new_store_attrs(SPEC), "committed": 0, "checksums": "crc32c"}  # what creation writes before fields
+    zarr.open_group(url, mode="w", zarr_format=3, attributes=attrs)  # killed mid-creation
     with pytest.raises(StoreError, match="no embedding store"):
         open_store(url)
     with open_store(url, "a", spec=SPEC) as store:

@@ -16,7 +16,7 @@ from wakebuilder.store.embedding_store import EmbeddingStore
 from wakebuilder.store.h5_backend import HDF5Backend
 from wakebuilder.store.layout import CHUNK_ROWS, Backend, field_layout, is_hdf5
 from wakebuilder.store.remote import (
-    FsspecZarrBackend, cut_off_merge_error, is_url, join, local_path, merge_cut_off, url_exists,
+    FsspecZarrBackend, cut_off_merge_error, filesystem, is_url, join, list_names, local_path, merge_cut_off, url_exists,
 )
 from wakebuilder.store.zarr_backend import ZarrBackend
 
@@ -51,8 +51,8 @@ def backend_class(path: Path | str) -> type[Backend]:
 
 def store_exists(path: Path | str) -> bool:
     """Whether ``path`` holds a store (possibly corrupt); raises if it holds something else."""
-    if isinstance(path, str):  # a URL: an unfinished creation counts as no store (it is redone)
-        return url_exists(join(path, "zarr.json")) and not FsspecZarrBackend.unfinished(path)
+    if isinstance(path, str):
+        return _url_store_exists(path)
     if is_hdf5(path):
         if path.is_dir():
             raise StoreError(f"{path}: is a directory, not an HDF5 store; choose another --store path")
@@ -63,6 +63,18 @@ def store_exists(path: Path | str) -> bool:
         return True
     if path.is_dir() and any(path.iterdir()):
         raise StoreError(f"{path}: is a non-empty directory without a store; choose another --store path")
+    return False
+
+
+def _url_store_exists(url: str) -> bool:
+    """``store_exists`` at a URL, by the same rule (an unfinished creation counts as no store: it is redone)."""
+    fs, inner = filesystem(url)
+    if fs.isfile(inner):
+        raise StoreError(f"{url}: is a file, not a Zarr store; choose another --store path")
+    if url_exists(join(url, "zarr.json")):
+        return not FsspecZarrBackend.unfinished(url)
+    if list_names(url):
+        raise StoreError(f"{url}: holds objects but no store; choose another --store path")
     return False
 
 

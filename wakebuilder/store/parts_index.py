@@ -23,7 +23,7 @@ from wakebuilder.store.parts import (
     INDEX_FORMAT, PARTS_DIR, Location, PartedStore, store_child, is_parted, part_location, read_index, remove_store,
     write_index,
 )
-from wakebuilder.store.remote import list_names
+from wakebuilder.store.remote import filesystem, list_names
 
 
 class PartsIndex:
@@ -45,15 +45,14 @@ class PartsIndex:
         if is_hdf5(store):
             raise StoreError(f"{store}: a store made of parts is a Zarr directory; use a path without .h5")
         if overwrite:
-            if isinstance(store, Path):
-                _refuse_other_files(store)
+            _refuse_other_files(store)
             remove_store(store)
         if is_parted(store):
             index = read_index(store)
             if index.get("attrs", {}).get("fingerprint") != fingerprint:
                 raise StoreMismatchError(f"{store}: {describe_mismatch(index.get('attrs', {}), spec)}")
             return index
-        if isinstance(store, Path) and (store.is_file() or (store.is_dir() and any(store.iterdir()))):
+        if _entries(store) != []:
             raise StoreError(
                 f"{store}: holds a single-part store or other files, not a store made of parts; use "
                 "--executor local for it, or another --store path"
@@ -123,9 +122,20 @@ class PartsIndex:
             self._lock = None  # type: ignore[assignment]
 
 
-def _refuse_other_files(store: Path) -> None:
+def _entries(store: Location) -> list[str] | None:
+    """Names in the directory ``store`` (local or at a URL): None for a file, [] when absent or empty."""
+    if isinstance(store, str):
+        fs, inner = filesystem(store)
+        return None if fs.isfile(inner) else list_names(store)
+    if store.is_file():
+        return None
+    return sorted(p.name for p in store.iterdir()) if store.is_dir() else []
+
+
+def _refuse_other_files(store: Location) -> None:
     """Raise unless ``store`` is absent, empty, a store (made of parts or not) or what a killed removal of a store
     made of parts left (``remove_store`` deletes the index first): ``--overwrite`` deletes only stores."""
-    if is_parted(store) or (store.is_dir() and {p.name for p in store.iterdir()} <= {PARTS_DIR}):
+    entries = _entries(store)
+    if is_parted(store) or (entries is not None and set(entries) <= {PARTS_DIR}):
         return
     store_exists(store)  # raises for a file, or a directory that holds something other than a store

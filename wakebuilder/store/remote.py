@@ -154,13 +154,15 @@ class FsspecZarrBackend(ZarrBackend):
 
     @staticmethod
     def unfinished(path: str) -> bool:
-        """A group whose creation was killed before ``fields`` was written (it holds no rows)."""
+        """A store whose creation was killed before ``fields`` was written (it holds no rows). A group without
+        ``wakebuilder_version`` is not one (another program's, kept unless ``--overwrite``)."""
         import zarr
 
         try:
-            return "fields" not in zarr.open_group(path, mode="r", zarr_format=3).attrs
+            attrs = zarr.open_group(path, mode="r", zarr_format=3).attrs
         except _OPEN_ERRORS:
-            return url_exists(path)
+            return False  # unreadable: a damaged store, which only --overwrite replaces
+        return "fields" not in attrs and "wakebuilder_version" in attrs
 
     @staticmethod
     def parts(path: str) -> list[str]:  # type: ignore[override]
