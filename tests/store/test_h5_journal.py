@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -139,3 +140,21 @@ def test_journal_without_committed_rows_reads_as_empty(tmp_path: Path, monkeypat
     monkeypatch.undo()
     writer.close()
     check_contents(path, 0)
+
+
+@pytest.mark.parametrize("committed", ["5", -1, 99, None])
+def test_a_hand_edited_journal_row_count_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, committed: object
+) -> None:
+    """The journal a killed writer left, its committed count edited by hand (of the wrong type, negative, past
+    its rows on disk): a one-line error naming the journal, not a traceback or rows that are not there."""
+    path = tmp_path / "store.h5"
+    build(path, 0, 10)
+    session_killed_in_merge(path, monkeypatch, "shutil.copyfile", 0)  # old file + a journal of 5 rows
+    meta_path = tmp_path / "store.h5.journal" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    meta["attributes"]["committed"] = committed
+    meta_path.write_text(json.dumps(meta))
+    for mode in ("r", "a"):
+        with pytest.raises(StoreError, match=r"store\.h5\.journal: attrs\.committed is .*rebuild"):
+            len(open_store(path, mode, spec=SPEC))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,8 +14,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from click.testing import CliRunner
 
 from tests.store.kill_writer import CHUNK, SPEC, clips
+from wakebuilder.cli import main
 from wakebuilder.errors import LockedError, StoreError, StoreMismatchError
 from wakebuilder.store import StoreSpec, open_store, rejects_path, store_info
 
@@ -181,6 +184,45 @@ def test_refuses_paths_that_hold_something_else(tmp_path: Path) -> None:
         with pytest.raises(StoreError, match="choose another --store path"):
             open_store(tmp_path / name, "a", spec=SPEC, overwrite=True)
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+
+
+DELETED = object()
+
+
+def edit_attribute(path: Path, key: str, value: object) -> None:
+    """Change (or delete, ``DELETED``) one store attribute by hand: in zarr.json, or the HDF5 file's attribute (JSON
+    text for the attributes the file stores as JSON)."""
+    if path.is_dir():
+        meta = json.loads((path / "zarr.json").read_text())
+        meta["attributes"].pop(key) if value is DELETED else meta["attributes"].__setitem__(key, value)
+        (path / "zarr.json").write_text(json.dumps(meta))
+        return
+    import h5py
+
+    with h5py.File(path, "r+") as handle:
+        if value is DELETED:
+            del handle.attrs[key]
+        else:
+            handle.attrs[key] = json.dumps(value) if key in json.loads(handle.attrs["json_attrs"]) else value
+
+
+@pytest.mark.parametrize(("key", "value"), [("committed", "8"), ("committed", 2.5), ("committed", True),
+                                            ("committed", -1), ("committed", 99),
+                                            pytest.param("committed", DELETED, id="committed-deleted"),
+                                            ("fields", 5)])
+def test_a_hand_edited_row_count_is_a_one_line_error(path: Path, key: str, value: object) -> None:
+    """A committed count (or list of fields) edited by hand, of the wrong type, negative or past the rows on disk,
+    crashed the commands that open the store with a traceback (HDF5) or read it wrongly; it is one line."""
+    build(path, 0, 8)
+    edit_attribute(path, key, value)
+    for mode in ("r", "a"):
+        with pytest.raises(StoreError, match=rf"{path.name}: .*{key}.*rebuild"):
+            open_store(path, mode, spec=SPEC)
+    result = CliRunner().invoke(main, ["store", "info", str(path)])
+    assert result.exit_code != 0 and result.stderr.count("\n") == 1 and key in result.stderr, result.output
+    with open_store(path, "a", spec=SPEC, overwrite=True) as store:  # the way out
+        store.append(*clips(0, 3))
+    check_contents(path, 3)
 
 
 def test_second_writer_is_locked_out(path: Path) -> None:

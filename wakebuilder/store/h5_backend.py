@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder.errors import StoreError
-from wakebuilder.store.layout import CHUNK_ROWS, STRING_FIELDS, Layout, chunk_rows_for
+from wakebuilder.store.layout import CHUNK_ROWS, STRING_FIELDS, Layout, chunk_rows_for, committed_problem
 from wakebuilder.store.zarr_backend import ZarrBackend
 
 
@@ -73,17 +73,27 @@ class HDF5Backend:
         try:
             self._file = h5py.File(str(self.path), "r", locking=False)
             self._attrs = _decode_attrs(self._file.attrs)
-            self._fields = [self._file[name] for name in self._attrs["fields"]]
-        except (OSError, KeyError, ValueError) as exc:
+            self._fields = [self._file[name] for name in self._field_names()]
+        except (OSError, KeyError, ValueError, TypeError) as exc:  # TypeError: json_attrs edited by hand
             raise StoreError(
                 f"{self.path}: not a readable HDF5 store ({exc}); rebuild it with --overwrite"
             ) from exc
-        self._base = int(self._attrs.get("committed", 0))
+        rows = min((dataset.shape[0] for dataset in self._fields), default=0)
+        if problem := committed_problem(self._attrs.get("committed"), rows):  # edited by hand
+            raise StoreError(f"{self.path}: {problem}; rebuild the store with wb embed --overwrite")
+        self._base: int = self._attrs["committed"]
         self._journal: ZarrBackend | None = None
         if (self.journal_path / "zarr.json").exists():
             self._attach_journal(ZarrBackend.open(self.journal_path, writable=self.writable))
         elif self.journal_path.exists() and self.writable:  # not a journal (created atomically): stray
             shutil.rmtree(self.journal_path)
+
+    def _field_names(self) -> list[str]:
+        names = self._attrs.get("fields")
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):  # edited by hand
+            raise StoreError(f"{self.path}: attrs.fields is {names!r}, not a list of array names; rebuild the "
+                             "store with wb embed --overwrite")
+        return names
 
     def _attach_journal(self, journal: ZarrBackend) -> None:
         attrs = journal.attrs()

@@ -52,6 +52,15 @@ def chunk_rows_for(row_shape: tuple[int, ...], dtype: str | None, max_rows: int 
     return rows
 
 
+def committed_problem(committed: Any, rows: int) -> str | None:
+    """What is wrong with a store's ``committed`` attribute (edited by hand) for arrays of ``rows`` rows, or None."""
+    if not isinstance(committed, int) or isinstance(committed, bool):
+        return f"attrs.committed is {committed!r}, not a row count"
+    if not 0 <= committed <= rows:
+        return f"attrs.committed is {committed}, but the arrays hold {rows} rows"
+    return None
+
+
 class Backend(Protocol):
     """The small surface ``EmbeddingStore`` needs; the commit protocol lives in the store.
 

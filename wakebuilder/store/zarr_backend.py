@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder.errors import StoreError
-from wakebuilder.store.layout import CHUNK_ROWS, STRING_FIELDS, Layout, chunk_rows_for
+from wakebuilder.store.layout import CHUNK_ROWS, STRING_FIELDS, Layout, chunk_rows_for, committed_problem
 
 _OPEN_ERRORS = (OSError, ValueError, KeyError, TypeError)
 CHECKSUMS = "crc32c"
@@ -73,6 +73,9 @@ class ZarrBackend:
             raise StoreError(
                 f"{path}: store is missing an array ({exc}); rebuild it with --overwrite"
             ) from exc
+        rows = min((array.shape[0] for array in self._arrays.values()), default=0)
+        if problem := committed_problem(self._attrs.get("committed"), rows):  # edited by hand
+            raise StoreError(f"{path}: {problem}; rebuild the store with wb embed --overwrite")
 
     def _layout_names(self) -> list[str]:
         names = self._attrs.get("fields")
@@ -116,7 +119,7 @@ class ZarrBackend:
 
     @property
     def committed(self) -> int:
-        return int(self._attrs.get("committed", 0))
+        return int(self._attrs["committed"])
 
     def attrs(self) -> dict[str, Any]:
         return dict(self._attrs)
