@@ -158,3 +158,50 @@ def test_a_hand_edited_journal_row_count_is_a_one_line_error(
     for mode in ("r", "a"):
         with pytest.raises(StoreError, match=r"store\.h5\.journal: attrs\.committed is .*rebuild"):
             len(open_store(path, mode, spec=SPEC))
+
+
+def damage_fields(path: Path) -> None:
+    import h5py
+
+    with h5py.File(path, "r+") as handle:
+        del handle.attrs["fields"]
+
+
+def damage_committed(path: Path) -> None:
+    import h5py
+
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["committed"] = -1
+
+
+def journal_of_another_store(path: Path) -> None:
+    other = path.with_name("other.h5")
+    build(other, 0, 10)
+    writer = open_store(other, "a", spec=SPEC)
+    writer.append(*clips(10, 12))
+    shutil.copytree(other.with_name("other.h5.journal"), path.with_name("store.h5.journal"))
+    writer.close()
+
+
+def unreadable_journal(path: Path) -> None:
+    journal = path.with_name("store.h5.journal")
+    journal.mkdir()
+    (journal / "zarr.json").write_text("{ not json")
+
+
+@pytest.mark.parametrize("damage", [damage_fields, damage_committed, journal_of_another_store, unreadable_journal])
+def test_a_store_that_fails_to_open_leaves_no_file_open(tmp_path: Path, damage: object) -> None:
+    """A damaged store (or journal) refused on open left its HDF5 file open until garbage collection: the same
+    process could not open it for writing ('file is already open for read-only'); on some platforms it also
+    blocks deleting the file."""
+    import h5py
+
+    path = tmp_path / "store.h5"
+    build(path, 0, 10)
+    damage(path)  # type: ignore[operator]
+    for mode in ("r", "a"):
+        with pytest.raises(StoreError) as refused:
+            open_store(path, mode, spec=SPEC)
+        held = [f.name for f in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE) if Path(f.name.decode()) == path]
+        assert not held, refused.value  # the error (and its traceback, holding the backend) is still alive
+        h5py.File(path, "r+", locking=False).close()

@@ -68,10 +68,22 @@ class HDF5Backend:
         self._load()
 
     def _load(self) -> None:
+        """Open the file and any journal; on any failure the file is closed again (not left to the garbage
+        collector: an open handle blocks reopening the file to write, and on some platforms deleting it)."""
         import h5py
 
         try:
             self._file = h5py.File(str(self.path), "r", locking=False)
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{self.path}: not a readable HDF5 store ({exc}); rebuild it with --overwrite") from exc
+        try:
+            self._read_file()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _read_file(self) -> None:
+        try:
             self._attrs = _decode_attrs(self._file.attrs)
             self._fields = [self._file[name] for name in self._field_names()]
         except (OSError, KeyError, ValueError, TypeError) as exc:  # TypeError: json_attrs edited by hand
