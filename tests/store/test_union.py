@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 
 from tests.train.conftest import SMALL, planted
 from wakebuilder.cli import main
-from wakebuilder.errors import StoreMismatchError
+from wakebuilder.errors import ConfigError, StoreMismatchError
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.modeldir import load_model
 from wakebuilder.store import StoreSpec, open_store
@@ -97,3 +98,27 @@ def test_describe_records_a_url_store_by_its_url(tmp_path: Path) -> None:
         # model.json's "stores" (and store_path) must name the store the model was fit on, not a local
         # path made by resolving the URL against the working directory
         assert [d["path"] for d in union.describe()] == [str(local.resolve()), url]
+
+
+def test_one_store_under_two_spellings_is_refused_naming_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--store given twice for one store (relative and absolute, a trailing slash, a symlink, a file:// URL, a hard
+    link, a URL spelled two ways) is a slip: refused in one line naming both spellings, as the same path twice is,
+    rather than opened (and read) twice or silently once."""
+    pytest.importorskip("fsspec", reason="stores at URLs need fsspec")
+    zarr_store = write(tmp_path / "a.zarr", [rows(20, seed=0, prefix="a")])
+    h5_store = write(tmp_path / "a.h5", [rows(20, seed=0, prefix="a")])
+    (tmp_path / "link.zarr").symlink_to(zarr_store)
+    os.link(h5_store, tmp_path / "hard.h5")
+    url = f"memory://wb-test-{uuid.uuid4().hex}/store"
+    write(url, [rows(20, seed=1, prefix="b")])
+    monkeypatch.chdir(tmp_path)
+    pairs = [(zarr_store, "a.zarr"), (zarr_store, f"{zarr_store}/"), (zarr_store, tmp_path / "link.zarr"),
+             (zarr_store, f"file://{zarr_store}"), (h5_store, tmp_path / "hard.h5"), (url, url + "/"),
+             (url, url.replace("memory://", "memory:///"))]
+    for first, second in pairs:
+        with pytest.raises(ConfigError, match="the same store") as refused:
+            with open_stores([first, zarr_store if first == url else url, second]):
+                pass
+        assert str(first) in str(refused.value) and str(second) in str(refused.value)
+    with open_stores([zarr_store, h5_store, url]) as union:  # different stores (a.zarr and a.h5 hold the same rows)
+        assert len(union) == 40

@@ -29,9 +29,11 @@ from wakebuilder.errors import ConfigError, StoreError
 from wakebuilder.store.base import StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
 from wakebuilder.store.layout import Backend, field_layout
-from wakebuilder.store.opening import backend_class, new_store_attrs, open_store, store_exists, store_location
+from wakebuilder.store.opening import (
+    backend_class, new_store_attrs, open_store, same_store, store_exists, store_identity, store_location,
+)
 from wakebuilder.store.parts import PartedStore, is_parted, remove_store
-from wakebuilder.store.remote import cut_off_merge_error, filesystem, mark_merging, merge_cut_off
+from wakebuilder.store.remote import cut_off_merge_error, mark_merging, merge_cut_off
 
 MERGE_ROWS = 4096
 
@@ -111,18 +113,6 @@ def _discard(where: Path | str, cls: type[Backend]) -> None:
         cls.remove(where)  # type: ignore[arg-type]
 
 
-def store_identity(where: Path | str) -> tuple[str, str]:
-    """The file system and normalised path of a store: a local path resolved (symlinks, ``..``), a URL's
-    path as fsspec reads it (a ``local://`` URL counts as the local path it names)."""
-    if isinstance(where, str):
-        fs, inner = filesystem(where)
-        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
-        if "file" in protocols:
-            return "file", os.path.realpath(inner)
-        return protocols[0], "/" + inner.strip("/")
-    return "file", os.path.realpath(where)
-
-
 def refuse_same_store(src: Path | str, dst: Path | str) -> None:
     """Refuse an OUT that is the source (another spelling, a ``file://`` URL, a symlink) or lies in or around it.
 
@@ -130,10 +120,7 @@ def refuse_same_store(src: Path | str, dst: Path | str) -> None:
         ConfigError: naming OUT, with the fix.
     """
     (src_fs, src_path), (dst_fs, dst_path) = store_identity(src), store_identity(dst)
-    same = src_fs == dst_fs and src_path == dst_path
-    if not same and src_fs == dst_fs == "file" and os.path.exists(src_path) and os.path.exists(dst_path):
-        same = os.path.samefile(src_path, dst_path)  # hard links, bind mounts
-    if same:
+    if same_store(src, dst):
         raise ConfigError(f"{dst}: is the store {src} itself (merging would delete it); give a new OUT path, "
                           "or omit OUT to merge in place")
     if src_fs == dst_fs and (src_path.startswith(dst_path.rstrip("/") + "/")

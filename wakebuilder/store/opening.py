@@ -40,6 +40,29 @@ def store_location(path: str | os.PathLike[str]) -> Path | str:
     return os.fspath(path) if is_url(path) else Path(local_path(path))
 
 
+def store_identity(where: Path | str) -> tuple[str, str]:
+    """The file system and normalised path of a store (``store_location``'s): a local path resolved (symlinks,
+    ``..``), a URL's path as fsspec reads it (a ``local://`` URL counts as the local path it names)."""
+    if isinstance(where, str):
+        fs, inner = filesystem(where)
+        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+        if "file" in protocols:
+            return "file", os.path.realpath(inner)
+        return protocols[0], "/" + inner.strip("/")
+    return "file", os.path.realpath(where)
+
+
+def same_store(a: Path | str, b: Path | str) -> bool:
+    """Whether two store locations name one store: however spelled, through a symlink, a hard link or a bind
+    mount."""
+    (a_fs, a_path), (b_fs, b_path) = store_identity(a), store_identity(b)
+    if a_fs != b_fs:
+        return False
+    if a_path == b_path:
+        return True
+    return a_fs == "file" and os.path.exists(a_path) and os.path.exists(b_path) and os.path.samefile(a_path, b_path)
+
+
 def backend_class(path: Path | str) -> type[Backend]:
     """HDF5 for ``.h5``/``.hdf5`` paths, Zarr otherwise (through fsspec at a URL)."""
     if is_url(path):

@@ -24,7 +24,7 @@ from wakebuilder.errors import ConfigError, StoreMismatchError
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store.base import StoreArrays, StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
-from wakebuilder.store.opening import _flatten, open_store, store_location
+from wakebuilder.store.opening import _flatten, open_store, same_store, store_location
 
 _FIELDS = ("pooled", "sequence", "label", "id", "kind", "group")
 
@@ -154,14 +154,29 @@ def _concat(parts: list[StoreArrays]) -> StoreArrays:
 def open_stores(paths: Sequence[str | os.PathLike[str]]) -> Iterator[StoreUnion]:
     """Open ``paths`` read-only as one ``StoreUnion``; every store is closed on exit.
 
+    One store given twice, however spelled (``refuse_repeats``), is refused: most likely the second ``--store``
+    was meant to be another store (the bank), and reading on without it would train on less than asked for.
+
     Raises:
         StoreError: a path holds no store.
         StoreMismatchError: the stores hold different embeddings.
-        ConfigError: no path, or the same path twice.
+        ConfigError: no path, or one store twice.
     """
-    resolved = [Path(p).resolve() for p in paths]
-    if len(set(resolved)) != len(resolved):
-        raise ConfigError(f"--store given twice: {', '.join(map(str, paths))}; pass each store once")
+    refuse_repeats(paths)
     with contextlib.ExitStack() as stack:
         stores = [stack.enter_context(open_store(p, "r")) for p in paths]
         yield StoreUnion(stores)
+
+
+def refuse_repeats(paths: Sequence[str | os.PathLike[str]]) -> None:
+    """Raise when two of ``paths`` name one store (another spelling, a symlink, a hard link, a ``file://`` URL).
+
+    Raises:
+        ConfigError: naming both spellings.
+    """
+    locations = [store_location(p) for p in paths]
+    for k, here in enumerate(locations):
+        for j in range(k):
+            if same_store(locations[j], here):
+                raise ConfigError(f"--store {paths[j]} and --store {paths[k]} are the same store; pass each store "
+                                  "once")
