@@ -137,3 +137,38 @@ def test_a_mixed_stream_counts_false_accepts_per_clip_category(data: dict[str, P
     assert cats["music"]["false_accepts"] >= 1 and cats["noise"]["false_accepts"] == 0
     assert result["false_accepts"] == cats["music"]["false_accepts"]
     assert sum(c["hours"] for c in cats.values()) == pytest.approx(20 / 3600)
+
+
+@pytest.mark.parametrize("category", ["other", "speech"])
+def test_a_false_accept_right_after_a_wake_word_clip_counts_in_calibration_and_eval_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, category: str
+) -> None:
+    """One raw score trace over a stream of wb stream: the clip at 5..8 s says the wake word and scores high until
+    its end; the next clip (not the wake word) scores high 0.7 s later, within the refractory period of the wake
+    word's firing. That is a real false accept; calibration's FA/h and wb eval's must both count it, and leave
+    the wake word's clip out, also where eval is told the stream's category (not mixed: ``other``)."""
+    import wakebuilder.calibrate as calibrate
+    from tests.model_helpers import tone_setup
+    from wakebuilder.calibrate import CalibrateConfig, model_stream_traces, stream_fa_per_hour
+    from wakebuilder.categories import segments_path
+    from wakebuilder.detect import load_detector
+    from wakebuilder.evaluate import evaluate_detector
+    from wakebuilder.modeldir import load_model
+
+    model = load_model(tone_setup()["calibrated"])  # threshold 0.5, wake word "hey tone"
+    window_s = tone_setup()["window_samples"] / 16000
+    stream = write_wav(tmp_path / "mixed.wav", noise(20, amplitude=0.01, seed=3))
+    segments = [[0.0, "speech", "a", "nothing here"], [5.0, "speech", "b", "well hey tone then"],
+                [8.0, "speech", "c", "something else"]]
+    segments_path(stream).write_text(json.dumps({"duration_s": 20.0, "segments": segments}))
+    times = np.arange(int((20 - window_s) / 0.1) + 1) * 0.1 + window_s / 2  # each window's centre
+    raw = np.full(times.size, 0.01, np.float32)
+    raw[(times > 7.45) & (times < 7.95)] = 0.99  # the wake word, to the end of its clip
+    raw[(times > 8.15) & (times < 8.45)] = 0.9  # a false accept in the next clip
+    monkeypatch.setattr(calibrate, "model_stream_scores", lambda *args, **kwargs: (raw, 20.0))
+    traces, hours = model_stream_traces([stream], model, 1.0, 0.0, config=CalibrateConfig(device="cpu"))
+    calibrated = stream_fa_per_hour(traces, hours, np.array([0.5]), CalibrateConfig())[0] * hours
+    report = evaluate_detector(load_detector(model.path, device="cpu"), streams=[stream], config=EvalConfig(),
+                               categories=[category], traces={str(stream): raw})
+    assert round(calibrated) == 1 and report["false_accepts"] == 1
+    assert report["stream_hours"] == pytest.approx(hours) == pytest.approx(17 / 3600)

@@ -28,7 +28,7 @@ from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
 from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model
 from wakebuilder.scoring import apply_platt, head_logits, model_scorer
-from wakebuilder.streaming import Scorer, count_events_many, frame_times, hop_samples, score_blocks, smooth_scores
+from wakebuilder.streaming import Scorer, count_events_many, hop_samples, score_blocks, smooth_scores
 
 OBJECTIVES = ("auto", "f1", "fa-per-hour")
 log = logging.getLogger(__name__)
@@ -230,8 +230,7 @@ def model_stream_traces(
                               "a calibration stream needs minutes of negative audio (wb stream makes one)")
         if segments is not None:
             segments = segments.without(model.meta.get("wake_word"))
-            times = frame_times(len(raw), window_samples=backbone.window_samples, hop=hop_samples(config.hop_s))
-            raw = np.where(segments.excluded_at(times), np.float32(0), raw)
+            raw = segments.negative_scores(raw, window_samples=backbone.window_samples, hop=hop_samples(config.hop_s))
             seconds *= sum(segments.seconds().values()) / segments.duration_s
             if seconds <= 0:
                 raise ConfigError(f"{path}: every clip of the stream says {model.meta.get('wake_word')!r} (its "

@@ -161,6 +161,19 @@ class StreamSegments:
         """Whether a left-out segment plays at each time."""
         return self.excluded[self.index_at(time_s)]
 
+    def negative_scores(self, raw: np.ndarray, *, window_samples: int, hop: int) -> np.ndarray:
+        """The windows' raw scores with those centred in a left-out segment set to 0, before smoothing and counting.
+
+        The one rule by which calibration and ``wb eval`` count false accepts in a mixed stream. Dropping the
+        events whose peak falls in such a segment instead would also drop a real false accept just after it,
+        merged (within the refractory period) into the event of the wake word's own clip.
+        """
+        from wakebuilder.streaming import frame_times
+
+        values = np.asarray(raw, dtype=np.float32)
+        times = frame_times(values.size, window_samples=window_samples, hop=hop)
+        return np.where(self.excluded_at(times), np.float32(0), values)
+
     def seconds(self) -> dict[str, float]:
         """Seconds of the stream per category, left-out segments not counted (before the first clip counts
         for the first)."""

@@ -23,7 +23,7 @@ from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.categories import CATEGORIES, OTHER, StreamSegments, from_path, record_category, stream_categories
 from wakebuilder.detect import STREAM_DEFAULTS, DetectConfig, Detector, detect_blocks, load_detector, threshold_for
 from wakebuilder.errors import ConfigError, ManifestError
-from wakebuilder.streaming import Event, count_events, hop_samples, smooth_scores
+from wakebuilder.streaming import Event, count_events, hop_samples, score_blocks, smooth_scores
 from wakebuilder.manifest import ClipRecord, read_manifest, resolve_clip_path
 
 
@@ -96,22 +96,7 @@ def evaluate_detector(
         result["best_f1"] = {"threshold": best, "f1": metrics.metrics_at(labels, scores, best)["f1"]}
     if streams:
         names = list(categories) if categories is not None else [from_path(p) for p in streams]
-        phrase = str(detector.info.get("wake_word") or "") or None
-        per: dict[str, list[float]] = {}
-        for path, name in zip(streams, names, strict=True):
-            events, total_s = stream_events(detector, path, config, (traces or {}).get(str(path)))
-            segments = StreamSegments.read(path) if name == OTHER else None  # a mixed stream: per clip
-            if segments is None:
-                tally = per.setdefault(name, [0, 0.0])
-                tally[0] += len(events)
-                tally[1] += total_s
-                continue
-            segments = segments.without(phrase)  # its clips that say the wake word are no false accepts
-            for category, seconds in segments.seconds().items():
-                per.setdefault(category, [0, 0.0])[1] += seconds * total_s / segments.duration_s
-            for event in events:  # counted where the peak window centres
-                if not segments.excluded_at(event.time_s):
-                    per.setdefault(segments.category_at(event.time_s), [0, 0.0])[0] += 1
+        per = _stream_tallies(detector, streams, names, config, traces or {})
         n_events, seconds = sum(int(t[0]) for t in per.values()), sum(t[1] for t in per.values())
         result.update(false_accepts=n_events, stream_hours=seconds / 3600,
                       fa_per_hour=float(metrics.fa_per_hour(n_events, seconds / 3600)),
@@ -119,19 +104,56 @@ def evaluate_detector(
     return result
 
 
+def _stream_tallies(detector: Detector, streams: Sequence[str | os.PathLike[str]], names: Sequence[str],
+                    config: EvalConfig, traces: Mapping[str, np.ndarray]) -> dict[str, list[float]]:
+    """False accepts and seconds of the streams per category.
+
+    A stream with a segments sidecar (``wb stream``) leaves out its clips that say the detector's wake word, by
+    calibration's rule (``StreamSegments.negative_scores``); a mixed one (category ``other``) counts each false
+    accept for the clip its peak falls in, and each clip's seconds for its category.
+    """
+    phrase = str(detector.info.get("wake_word") or "") or None
+    per: dict[str, list[float]] = {}
+    for path, name in zip(streams, names, strict=True):
+        segments = StreamSegments.read(path)
+        segments = segments.without(phrase) if segments is not None else None
+        events, total_s = stream_events(detector, path, config, traces.get(str(path)), segments=segments)
+        if segments is None:
+            tally = per.setdefault(name, [0, 0.0])
+            tally[0] += len(events)
+            tally[1] += total_s
+            continue
+        for category, seconds in segments.seconds().items():
+            per.setdefault(category if name == OTHER else name, [0, 0.0])[1] += seconds * total_s / segments.duration_s
+        for event in events:  # counted where the peak window centres
+            per.setdefault(segments.category_at(event.time_s) if name == OTHER else name, [0, 0.0])[0] += 1
+    return per
+
+
 def stream_events(detector: Detector, path: str | os.PathLike[str], config: EvalConfig,
-                  trace: np.ndarray | None = None) -> tuple[list[Event], float]:
+                  trace: np.ndarray | None = None, *, segments: StreamSegments | None = None,
+                  ) -> tuple[list[Event], float]:
     """The detector's events in a stream file and its seconds: scanned like ``wb detect``, or, given the raw
-    scores of its windows (``trace``), counted on them by the same rule."""
+    scores of its windows (``trace``), counted on them by the same rule. With ``segments``, the windows
+    centred in their left-out clips score 0 first (``StreamSegments.negative_scores``)."""
     config = config.resolved(detector)
-    if trace is None:  # a block at a time: hours of audio in bounded memory
+    if trace is None and segments is None:  # a block at a time: hours of audio in bounded memory
         blocks = AudioBlocks(path)
         return list(detect_blocks(detector, blocks, config.detect_config())), blocks.seconds
     hop = hop_samples(config.hop_s)
+    if trace is None:  # the scores of every window (not the audio) in memory
+        blocks = AudioBlocks(path)
+        trace = score_blocks(blocks, detector.scorer, window_samples=detector.window_samples, hop=hop,
+                             batch_size=config.batch_size)
+        seconds = blocks.seconds
+    else:
+        seconds = audio_seconds(path)
+    if segments is not None:
+        trace = segments.negative_scores(trace, window_samples=detector.window_samples, hop=hop)
     events = count_events(smooth_scores(np.asarray(trace), config.smooth), threshold_for(detector, config),
                           frame_s=hop / SAMPLE_RATE, refractory_s=config.refractory_s,
                           offset_s=detector.window_samples / 2 / SAMPLE_RATE)
-    return events, audio_seconds(path)
+    return events, seconds
 
 
 def _fa(events: int, seconds: float) -> dict[str, Any]:
