@@ -232,3 +232,28 @@ def test_a_member_with_a_bad_calibration_json_is_one_line(members: list[Path], c
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
     assert result.stderr.startswith(f"wb: error: {members[1] / 'calibration.json'}: ")
     assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize(("damage", "key"), [
+    ({"config": {"hop_s": "0.1"}}, "config.hop_s"), ({"config": {"smooth": 1.5}}, "config.smooth"),
+    ({"config": {"target_fa_per_hour": None}}, "config.target_fa_per_hour"),
+    ({"config": {"not_below_f1": "yes"}}, "config.not_below_f1"), ({"config": [0.1]}, "config"),
+    ({"sweep": 3}, "sweep"), ({"sweep": [{"threshold": 0.5}]}, "sweep"),
+    ({"sweep": [{"threshold": 0.5, "f1": "high"}]}, "sweep"),
+])
+def test_a_member_whose_calibration_was_damaged_by_hand_is_one_line_with_a_stream(
+    members: list[Path], tmp_path: Path, damage: dict, key: str
+) -> None:
+    """A member's calibration.json edited by hand (a stream setting or sweep row of the wrong type or missing):
+    wb ensemble --stream names the file and the key in one line, not a TypeError/KeyError traceback."""
+    stream = write_wav(tmp_path / "stream.wav", planted_stream((4.0,), 6.0, level=0.02))
+    fa_rule_calibrations(members, (0.05, 0.15))
+    saved = json.loads((members[1] / "calibration.json").read_text())
+    if isinstance(damage.get("config"), dict):
+        damage = {"config": saved["config"] | damage["config"]}
+    atomic_write_json(members[1] / "calibration.json", saved | damage)
+    result = CliRunner().invoke(main, ["ensemble", "--model", str(members[0]), "--model", str(members[1]),
+                                       "--stream", str(stream), "--device", "cpu", "--out", str(tmp_path / "e")])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"wb: error: {members[1] / 'calibration.json'}: {key} "), result.stderr
+    assert not (tmp_path / "e").exists()

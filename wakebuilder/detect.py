@@ -63,10 +63,9 @@ class DetectConfig(StageConfig):
         chosen = {name: value if value is not None else calibrated.get(name, STREAM_DEFAULTS[name])
                   for name, value in given.items()}
         try:
-            for name, value in chosen.items():  # JSON may hold anything: not a number is no setting
-                kind = int if name == "smooth" else (int, float)
-                if given[name] is None and (isinstance(value, bool) or not isinstance(value, kind)):
-                    raise ConfigError(f"{name} {value!r} is not {'an integer' if kind is int else 'a number'}")
+            for name, value in chosen.items():
+                if given[name] is None and (problem := setting_problem(name, value)):
+                    raise ConfigError(problem)
             out = self.replace(**chosen)
         except ConfigError as exc:
             raise ModelFileError(f"{detector.path or detector.name}: its calibration settings are not usable "
@@ -79,6 +78,24 @@ class DetectConfig(StageConfig):
 
 STREAM_DEFAULTS: dict[str, Any] = {"hop_s": 0.1, "smooth": 1, "refractory_s": 1.0}
 """The streaming settings of a model whose calibration records none (``wb calibrate``'s own defaults)."""
+
+SETTING_KINDS: dict[str, str] = {"hop_s": "a number", "smooth": "an integer", "refractory_s": "a number",
+                                 "target_fa_per_hour": "a number", "not_below_f1": "true or false"}
+"""What each setting a calibration records in its ``config`` must be (the stream settings and the FA/h rule's)."""
+
+
+def setting_problem(name: str, value: Any) -> str | None:
+    """Why ``value``, read from a calibration's ``config``, is no ``name`` setting (``SETTING_KINDS``), or None.
+
+    JSON may hold anything there (a file edited by hand): a string, null, a list; a setting that is not of its
+    kind would end in a TypeError deep in scoring.
+    """
+    kind = SETTING_KINDS[name]
+    if kind == "true or false":
+        ok = isinstance(value, bool)
+    else:
+        ok = not isinstance(value, bool) and isinstance(value, int | float if kind == "a number" else int)
+    return None if ok else f"{name} {value!r} is not {kind}"
 
 
 @dataclasses.dataclass

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,8 +33,8 @@ import numpy as np
 import torch
 
 from wakebuilder.atomic import atomic_directory, atomic_write_json
-from wakebuilder.detect import STREAM_DEFAULTS
-from wakebuilder.errors import ConfigError, StoreMismatchError
+from wakebuilder.detect import STREAM_DEFAULTS, setting_problem
+from wakebuilder.errors import ConfigError, ModelFileError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
 from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model, save_model
 
@@ -145,13 +146,18 @@ def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], mode
 
     cals = [m.calibration or {} for m in models]
     saved = _shared_settings(models, ("target_fa_per_hour", "not_below_f1", *STREAM_DEFAULTS))
-    config = CalibrateConfig(**saved, device=device, cache_streams=True)
+    try:
+        config = CalibrateConfig(**saved, device=device, cache_streams=True)
+    except ConfigError as exc:  # of the kind, out of range (a hop of 5 s): the files' settings, not an option's
+        raise ModelFileError(f"{models[0].path / CALIBRATION_NAME}: its calibration settings are not usable "
+                             f"({exc}); run wb calibrate on the members again, or pass --threshold") from None
+    by_rule = choose and all(c.get("objective") == "fa-per-hour" and c.get("sweep") for c in cals)
+    member_f1 = float(np.mean([_best_f1(m) for m in models])) if by_rule else None  # before the stream's pass
     traces, hours = model_stream_traces(streams, load_model(model_dir), 1.0, 0.0, config=config)
     grid = metrics.threshold_grid(stream_peak=stream_peak(traces))
     fa_h = stream_fa_per_hour(traces, hours, grid, config)
     out: dict[str, Any] = {"member_f1_threshold": None}
-    if choose and all(c.get("objective") == "fa-per-hour" and c.get("sweep") for c in cals):
-        member_f1 = float(np.mean([_best_f1(c["sweep"]) for c in cals]))
+    if member_f1 is not None:
         floor = member_f1 if config.not_below_f1 else 0.0
         threshold = fa_rule_threshold(fa_h, grid, config.target_fa_per_hour, floor=floor, unbound=member_f1)
         out = {"threshold": threshold, "objective": STREAM_RULE if config.not_below_f1 else STREAM_RULE_UNFLOORED,
@@ -166,7 +172,7 @@ def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], mode
 def _shared_settings(models: list[LoadedModel], keys: Sequence[str]) -> dict[str, Any]:
     """The stream settings the members were calibrated with, which must agree: the ensemble is scored as they
     were."""
-    settings = [{k: v for k, v in ((m.calibration or {}).get("config") or {}).items() if k in keys} for m in models]
+    settings = [_member_settings(m, keys) for m in models]
     for model, theirs in zip(models[1:], settings[1:]):
         for key in sorted(set(theirs) | set(settings[0])):
             if theirs.get(key) != settings[0].get(key):
@@ -176,8 +182,38 @@ def _shared_settings(models: list[LoadedModel], keys: Sequence[str]) -> dict[str
     return settings[0]
 
 
-def _best_f1(sweep: list[dict[str, float]]) -> float:
+def _member_settings(model: LoadedModel, keys: Sequence[str]) -> dict[str, Any]:
+    """The ``keys`` of a member's calibration ``config``, each of its kind (``detect.setting_problem``)."""
+    where, fix = model.path / CALIBRATION_NAME, f"run wb calibrate on {model.path} again"
+    config = (model.calibration or {}).get("config", {})
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{where}: config {_short(config)} is not an object; {fix}")
+    settings = {k: v for k, v in config.items() if k in keys}
+    for key, value in settings.items():
+        if problem := setting_problem(key, value):
+            raise ModelFileError(f"{where}: config.{problem}; {fix}")
+    return settings
+
+
+def _best_f1(model: LoadedModel) -> float:
     """A member's best per-clip F1 threshold, from the sweep its calibration saved."""
     from wakebuilder import metrics
 
-    return metrics.best_f1_threshold({k: np.array([row[k] for row in sweep]) for k in ("threshold", "f1")})
+    sweep = (model.calibration or {}).get("sweep")
+    rows = [[row.get(k) for k in ("threshold", "f1")] if isinstance(row, dict) else [None]
+            for row in (sweep if isinstance(sweep, list) else [])]
+    if not rows or not all(_finite(value) for row in rows for value in row):
+        raise ModelFileError(f"{model.path / CALIBRATION_NAME}: sweep {_short(sweep)} is not rows of a threshold and "
+                             f"an f1 (numbers) as wb calibrate writes; run wb calibrate on {model.path} again")
+    table = np.asarray(rows, dtype=np.float64)
+    return metrics.best_f1_threshold({"threshold": table[:, 0], "f1": table[:, 1]})
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _short(value: Any) -> str:
+    """``repr`` of a value from a file, cut to fit one line."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
