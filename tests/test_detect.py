@@ -210,7 +210,8 @@ def test_detection_runs_with_the_settings_the_threshold_was_calibrated_with(tmp_
 
 
 @pytest.mark.parametrize("settings", [{"hop_s": "0.1"}, {"smooth": None}, {"smooth": 2.5}, {"refractory_s": [1]},
-                                      {"hop_s": True}])
+                                      {"hop_s": True}, {"refractory_s": float("nan")},
+                                      {"refractory_s": float("inf")}])
 def test_calibration_settings_of_the_wrong_type_are_one_line(settings: dict, tmp_path: Path) -> None:
     """A calibration.json (or NAME.json) whose config holds a hop, smoothing or refractory period that is not a
     number (hand-edited, damaged) is refused naming the model, not a TypeError traceback from deep in detection."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -79,22 +80,24 @@ class DetectConfig(StageConfig):
 STREAM_DEFAULTS: dict[str, Any] = {"hop_s": 0.1, "smooth": 1, "refractory_s": 1.0}
 """The streaming settings of a model whose calibration records none (``wb calibrate``'s own defaults)."""
 
-SETTING_KINDS: dict[str, str] = {"hop_s": "a number", "smooth": "an integer", "refractory_s": "a number",
-                                 "target_fa_per_hour": "a number", "not_below_f1": "true or false"}
+SETTING_KINDS: dict[str, str] = {"hop_s": "a finite number", "smooth": "an integer", "refractory_s": "a finite number",
+                                 "target_fa_per_hour": "a finite number", "not_below_f1": "true or false"}
 """What each setting a calibration records in its ``config`` must be (the stream settings and the FA/h rule's)."""
 
 
 def setting_problem(name: str, value: Any) -> str | None:
     """Why ``value``, read from a calibration's ``config``, is no ``name`` setting (``SETTING_KINDS``), or None.
 
-    JSON may hold anything there (a file edited by hand): a string, null, a list; a setting that is not of its
-    kind would end in a TypeError deep in scoring.
+    JSON may hold anything there (a file edited by hand): a string, null, a list, NaN; a setting that is not of
+    its kind would end in a TypeError deep in scoring, or, a NaN or infinite refractory period, merge every
+    detection of a stream into its first.
     """
     kind = SETTING_KINDS[name]
     if kind == "true or false":
         ok = isinstance(value, bool)
     else:
-        ok = not isinstance(value, bool) and isinstance(value, int | float if kind == "a number" else int)
+        ok = not isinstance(value, bool) and isinstance(value, int if kind == "an integer" else int | float)
+        ok = ok and math.isfinite(value)
     return None if ok else f"{name} {value!r} is not {kind}"
 
 
