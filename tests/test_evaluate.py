@@ -172,3 +172,22 @@ def test_a_false_accept_right_after_a_wake_word_clip_counts_in_calibration_and_e
                                categories=[category], traces={str(stream): raw})
     assert round(calibrated) == 1 and report["false_accepts"] == 1
     assert report["stream_hours"] == pytest.approx(hours) == pytest.approx(17 / 3600)
+
+
+@pytest.mark.parametrize("kept", [0, 1])
+def test_a_manifest_of_one_class_reports_no_figure_for_the_other(data: dict[str, Path], kept: int) -> None:
+    """Negatives only (how often does it fire on my clips?): recall, F1 and FRR have no positives to be measured
+    on, and were reported 0.0000 (recall 0 beside FRR 0, targets failed); positives only: FAR likewise. They are
+    n/a now, and so is the best-F1 threshold."""
+    from wakebuilder.manifest import read_manifest
+
+    rows = [r for r in read_manifest(data["manifest"]) if r.label == kept]
+    manifest = write_manifest(data["manifest"].parent / f"only-{kept}.jsonl", rows)  # beside the clips
+    (result,) = evaluate_models([data["model"]], [str(manifest)])
+    undefined = {"recall", "f1", "frr"} if kept == 0 else {"far"}
+    assert {k for k, v in result["metrics"].items() if v is None} == undefined and result["best_f1"] is None
+    assert {row["metric"] for row in result["targets"] if row["pass"] is None} == undefined
+    assert {row["metric"] for row in result["targets"] if row["pass"] is False} == set()
+    head, row = format_comparison([result]).splitlines()
+    cells = dict(zip(head.split(), row.split(), strict=True))
+    assert {k for k, v in cells.items() if v == "n/a"} == undefined | {"FA/h", "speech", "music", "noise"}

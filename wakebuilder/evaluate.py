@@ -91,9 +91,10 @@ def evaluate_detector(
         result["n_clips"] = int(labels.size)
         result["metrics"] = metrics.metrics_at(labels, scores, threshold)
         result["targets"] = metrics.target_table(result["metrics"])
-        table = metrics.sweep(labels, scores, metrics.threshold_grid(scores))
-        best = metrics.best_f1_threshold(table)
-        result["best_f1"] = {"threshold": best, "f1": metrics.metrics_at(labels, scores, best)["f1"]}
+        result["best_f1"] = None  # F1 needs positives, its best threshold negatives too
+        if 0 < labels.sum() < labels.size:
+            best = metrics.best_f1_threshold(metrics.sweep(labels, scores, metrics.threshold_grid(scores)))
+            result["best_f1"] = {"threshold": best, "f1": metrics.metrics_at(labels, scores, best)["f1"]}
     if streams:
         names = list(categories) if categories is not None else [from_path(p) for p in streams]
         per = _stream_tallies(detector, streams, names, config, traces or {})
@@ -217,7 +218,7 @@ def format_comparison(results: Sequence[dict[str, Any]]) -> str:
     lines = [head]
     for r in results:
         m = r.get("metrics", {})
-        values = " ".join(f"{m[c]:>9.4f}" if c in m else f"{'n/a':>9}" for c in cols)
+        values = " ".join(f"{m[c]:>9.4f}" if m.get(c) is not None else f"{'n/a':>9}" for c in cols)
         fa = f"{r['fa_per_hour']:>8.3f}" if "fa_per_hour" in r else f"{'n/a':>8}"
         per = [r.get("categories", {}).get(c, {}).get("fa_per_hour") for c in shown]
         cells = " ".join(f"{v:>8.3f}" if v is not None else f"{'n/a':>8}" for v in per)

@@ -87,10 +87,18 @@ def sweep(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -> dic
     }
 
 
-def metrics_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
-    """Per-clip metrics at one threshold, as plain numbers."""
+def metrics_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float | None]:
+    """Per-clip metrics at one threshold, as plain numbers.
+
+    Recall, F1 and FRR are None without positives, FAR without negatives: there is no clip to measure them on,
+    and ``sweep``'s 0 there (recall 0 beside FRR 0) would read as a verdict on the model.
+    """
     row = sweep(labels, scores, np.array([threshold]))
-    return {k: (int(v[0]) if k in ("tp", "fp", "tn", "fn") else float(v[0])) for k, v in row.items()}
+    out: dict[str, float | None] = {k: (int(v[0]) if k in ("tp", "fp", "tn", "fn") else float(v[0]))
+                                    for k, v in row.items()}
+    y = np.asarray(labels).reshape(-1)
+    undefined = (("recall", "f1", "frr") if not (y == 1).any() else ()) + (("far",) if not (y == 0).any() else ())
+    return out | dict.fromkeys(undefined)
 
 
 def fa_per_hour(n_events: int | np.ndarray, hours: float) -> float | np.ndarray:
@@ -133,13 +141,13 @@ def lowest_threshold_meeting(fa_h: np.ndarray, thresholds: np.ndarray, target: f
     return float(thresholds[first]) if first < len(thresholds) else None
 
 
-def target_table(metrics: dict[str, float]) -> list[dict[str, Any]]:
-    """The seed's per-clip targets with the measured value and pass/fail."""
+def target_table(metrics: dict[str, float | None]) -> list[dict[str, Any]]:
+    """The seed's per-clip targets with the measured value and pass/fail (both None where not measured)."""
     rows = []
     for name, (op, goal) in SEED_TARGETS.items():
-        value = float(metrics[name])
-        ok = value > goal if op == ">" else value < goal
-        rows.append({"metric": name, "value": value, "target": f"{op} {goal:g}", "pass": bool(ok)})
+        value = None if metrics[name] is None else float(metrics[name])
+        ok = None if value is None else bool(value > goal if op == ">" else value < goal)
+        rows.append({"metric": name, "value": value, "target": f"{op} {goal:g}", "pass": ok})
     return rows
 
 
@@ -147,8 +155,9 @@ def format_table(rows: list[dict[str, Any]], fa: dict[str, Any] | None = None) -
     """The target table (and FA/h figures) as aligned text for stderr."""
     lines = [f"{'metric':<10} {'value':>8}  {'target':<8} result"]
     for row in rows:
-        verdict = "pass" if row["pass"] else "FAIL"
-        lines.append(f"{row['metric']:<10} {row['value']:>8.4f}  {row['target']:<8} {verdict}")
+        verdict = "n/a" if row["pass"] is None else "pass" if row["pass"] else "FAIL"
+        value = "n/a" if row["value"] is None else f"{row['value']:.4f}"
+        lines.append(f"{row['metric']:<10} {value:>8}  {row['target']:<8} {verdict}")
     for key, value in (fa or {}).items():
         shown = "n/a" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
         lines.append(f"{key:<24} {shown}")
