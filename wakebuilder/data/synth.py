@@ -31,7 +31,7 @@ from wakebuilder.atomic import refuse_existing, writer_lock
 from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.config import StageConfig
 from wakebuilder.data.synth_journal import (
-    end_journal, open_journal, open_part, part_path, prune_clips, record_job, start_journal,
+    end_journal, journal_dir, open_journal, open_part, part_path, prune_clips, record_job, start_journal,
 )
 from wakebuilder.data.tts import (
     DEFAULT_ENGINES,
@@ -203,17 +203,20 @@ def _voices_by_engine(config: SynthConfig, chosen: list[Voice] | None) -> dict[s
 
 
 def _run_partitions(
-    config: SynthConfig, jobs: list[Job], out_dir: str | os.PathLike[str], done: dict[int, Any] | None
+    config: SynthConfig, jobs: list[Job], out_dir: str | os.PathLike[str], done: dict[int, Any] | None,
+    journal: Path | None,
 ) -> list[dict]:
     """Each fixed partition of the jobs, in order, in a freshly spawned process; rows in job order. With ``done``
-    (the finished jobs of a killed run; None: keep no journal) each worker notes the jobs it finishes."""
+    (the finished jobs of a killed run; None: keep no journal) each worker notes the jobs it finishes in the
+    ``journal`` folder (default ``out_dir/synth.incomplete``)."""
     workers = max(1, min(config.workers, len(jobs)))
     meta, piper = {"seed": config.seed}, list(config.piper_voices)
+    journal = journal_dir(out_dir) if journal is None else journal
     if done is not None:
-        open_journal(config, out_dir=out_dir)
+        open_journal(config, folder=journal)
     shares = [jobs[k::workers] for k in range(workers)]
     parts: list[Partition] = [
-        (share, str(out_dir), meta, piper, config.kokoro_voices, None if done is None else str(part_path(out_dir, k)),
+        (share, str(out_dir), meta, piper, config.kokoro_voices, None if done is None else str(part_path(journal, k)),
          {i: done[i] for i, _, _ in share if i in done} if done else {})
         for k, share in enumerate(shares)
     ]
@@ -287,12 +290,14 @@ def synthesize_clips(
     label: int = 1,
     kind: str = "tts",
     finished: dict[int, Any] | None = None,
+    journal: str | os.PathLike[str] | None = None,
 ) -> list[ClipRecord]:
     """Synthesize clips under ``out_dir/clips``; returns their records in job order.
 
     Takes a SynthConfig, or texts plus ``n``, ``engines`` (engine names, or the
     Voice settings to use), ``seed``, ``label`` and ``kind``. With ``finished`` (the jobs a killed run finished,
-    from ``synth_journal.start_journal``) the run keeps a journal in ``out_dir`` and resumes from those jobs.
+    from ``synth_journal.start_journal``) the run keeps a journal (the folder ``journal``, by default
+    ``out_dir/synth.incomplete``) and resumes from those jobs.
     """
     chosen: list[Voice] | None = None
     if not isinstance(config, SynthConfig):
@@ -313,7 +318,7 @@ def synthesize_clips(
         get_engine("kokoro").use_voices_file(config.kokoro_voices)  # type: ignore[attr-defined]
     voices = _voices_by_engine(config, chosen)
     jobs = [(i, text, voice.to_dict()) for i, text, voice in plan_jobs(config, voices)]
-    rows = _run_partitions(config, jobs, out_dir, finished)
+    rows = _run_partitions(config, jobs, out_dir, finished, None if journal is None else Path(journal))
     skipped = len(jobs) - len(rows)
     if skipped:
         log.warning("%d synthesized clip(s) were silent and skipped", skipped)

@@ -4,7 +4,8 @@ Each synthesis worker appends a line per finished job (its manifest row, or null
 ``part-<k>.jsonl`` in ``<out>/synth.incomplete``, after the clip's file is in place; the folder also holds the
 run's config. A run with the same config takes the finished jobs from there, one with another config is refused
 unless ``overwrite``. The folder goes once the manifest is written. A run with ``overwrite`` also clears the
-clips of the run it replaced (``prune_clips``).
+clips of the run it replaced (``prune_clips``). ``wb negatives`` keeps one such journal per synthesis pass, in
+folders of its own (the ``folder`` arguments).
 """
 
 from __future__ import annotations
@@ -34,39 +35,54 @@ def _differences(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
     return "; ".join(f"{k}: {recorded.get(k)!r} there, {wanted.get(k)!r} now" for k in keys)
 
 
-def start_journal(config: StageConfig, *, out_dir: str | os.PathLike[str], overwrite: bool) -> dict[int, Any]:
-    """The finished jobs (index: row, or None for a silent clip) of an unfinished run of ``config`` into ``out_dir``
-    whose clip files are still there; an unfinished run of another config is forgotten with ``overwrite``.
+def recorded_run(config: StageConfig, *, folder: Path, out_dir: str | os.PathLike[str], overwrite: bool,
+                 started: bool, command: str = "wb synth") -> bool:
+    """Whether the journal ``folder`` records an unfinished run of ``config``. One of another config is removed
+    when it had made nothing yet (``started`` False) or with ``overwrite``.
 
     Raises:
-        ArtifactExistsError: an unfinished run with another config made clips there and ``overwrite`` is False.
+        ArtifactExistsError: the journal is of another config, that run made clips, and ``overwrite`` is False.
     """
-    folder = journal_dir(out_dir)
     if not folder.is_dir():
-        return {}
+        return False
     try:
         recorded = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         recorded = {}
-    finished, wanted = finished_jobs(folder), config.to_dict()
-    if recorded != wanted:
-        if finished and not overwrite:
-            raise ArtifactExistsError(
-                f"{out_dir}: holds the clips of an unfinished wb synth run with other settings "
-                f"({_differences(recorded, wanted) or 'its config is unreadable'}); run it again with its settings "
-                "to finish it, or pass --overwrite to start afresh"
-            )
-        remove_path(folder)
+    wanted = config.to_dict()
+    if recorded == wanted:
+        return True
+    if started and not overwrite:
+        raise ArtifactExistsError(
+            f"{out_dir}: holds the clips of an unfinished {command} run with other settings "
+            f"({_differences(recorded, wanted) or 'its config is unreadable'}); run it again with its settings "
+            "to finish it, or pass --overwrite to start afresh"
+        )
+    remove_path(folder)
+    return False
+
+
+def start_journal(config: StageConfig, *, out_dir: str | os.PathLike[str], overwrite: bool,
+                  folder: Path | None = None) -> dict[int, Any]:
+    """The finished jobs (index: row, or None for a silent clip) of an unfinished run of ``config`` into ``out_dir``
+    whose clip files are still there; an unfinished run of another config is forgotten with ``overwrite``.
+    ``folder`` is the journal (default ``journal_dir(out_dir)``).
+
+    Raises:
+        ArtifactExistsError: an unfinished run with another config made clips there and ``overwrite`` is False.
+    """
+    folder = journal_dir(out_dir) if folder is None else folder
+    finished = finished_jobs(folder)
+    if not recorded_run(config, folder=folder, out_dir=out_dir, overwrite=overwrite, started=bool(finished)):
         return {}
     done = {i: row for i, row in finished.items() if row is None or (Path(out_dir) / row["path"]).is_file()}
     log.info("synth: resuming the unfinished run in %s: %d of its jobs are done", out_dir, len(done))
     return done
 
 
-def open_journal(config: StageConfig, *, out_dir: str | os.PathLike[str]) -> None:
-    """Make the journal folder of a run of ``config`` (as synthesis starts, not before: a run that fails on its
+def open_journal(config: StageConfig, *, folder: Path) -> None:
+    """Make the journal ``folder`` of a run of ``config`` (as synthesis starts, not before: a run that fails on its
     options leaves nothing that a corrected command would have to --overwrite)."""
-    folder = journal_dir(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / CONFIG_NAME).is_file():
         config.save(folder / CONFIG_NAME)
@@ -89,9 +105,9 @@ def finished_jobs(folder: Path) -> dict[int, Any]:
     return done
 
 
-def part_path(out_dir: str | os.PathLike[str], part: int) -> Path:
-    """The journal file of worker ``part``."""
-    return journal_dir(out_dir) / f"part-{part}.jsonl"
+def part_path(folder: Path, part: int) -> Path:
+    """The file of worker ``part`` in the journal ``folder``."""
+    return folder / f"part-{part}.jsonl"
 
 
 def open_part(path: str | os.PathLike[str]) -> IO[str]:
@@ -114,9 +130,9 @@ def record_job(handle: IO[str], index: int, row: dict[str, Any] | None) -> None:
     handle.flush()
 
 
-def end_journal(out_dir: str | os.PathLike[str]) -> None:
-    """Remove the journal once the run's manifest is written."""
-    remove_path(journal_dir(out_dir))
+def end_journal(out_dir: str | os.PathLike[str], *, folder: Path | None = None) -> None:
+    """Remove the journal (``folder``, default ``journal_dir(out_dir)``) once the run's manifest is written."""
+    remove_path(journal_dir(out_dir) if folder is None else folder)
 
 
 def prune_clips(out_dir: str | os.PathLike[str], keep: set[str]) -> int:
