@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -75,3 +76,91 @@ def test_the_stream_options_defaults_are_the_librarys() -> None:
     from wakebuilder.detect import STREAM_DEFAULTS
 
     assert {name: default for name, (_, _, default, _) in STREAM_SETTINGS.items()} == STREAM_DEFAULTS
+
+
+# The audit of what each command keeps when Ctrl-C (or SIGTERM) stops it inside its work: the command line (paths
+# under {tmp}; {file} and {dir} exist), the library call it is stopped in, and what a run again does.
+# resumes: finished work is kept and a run again picks up from it (a journal, a cache, a store that skips clips);
+# starts over: the result is written whole at the end (or the work is redone), so a run again does it all again;
+# writes nothing: it reads and prints.
+INTERRUPTS: list[tuple[str, str, str]] = [
+    ("validate {file} --out {tmp}/o", "wakebuilder.data.validate:validate_recordings", "starts over"),
+    ("synth hey --out {tmp}/o", "wakebuilder.data.synth:run_synth", "resumes"),
+    ("synth --list-voices", "wakebuilder.data.synth:describe_voices", "writes nothing"),
+    ("voices fetch kokoro", "wakebuilder.data.tts.fetch:fetch", "resumes"),
+    ("voices list", "wakebuilder.data.tts.fetch:packs", "writes nothing"),
+    ("negatives hey --out {tmp}/o", "wakebuilder.data.negatives:make_negatives", "resumes"),
+    ("negatives hey --list", "wakebuilder.data.phonetics:candidates", "writes nothing"),
+    ("negatives --real {dir} --out {tmp}/o", "wakebuilder.data.realchunks:chunk_real_audio", "resumes"),
+    ("negatives --debian --out {tmp}/o", "wakebuilder.data.debian:debian_negatives", "resumes"),
+    ("negatives --nonspeech 3 --out {tmp}/o", "wakebuilder.data.nonspeech.make:make_nonspeech", "starts over"),
+    ("augment {file} --out {tmp}/o", "wakebuilder.data.augment.pipeline:run_augment", "starts over"),
+    ("stream {file} --out {tmp}/o.wav", "wakebuilder.data.stream:build_negative_stream", "starts over"),
+    ("embed {file} --store {tmp}/s.zarr", "wakebuilder.embed_parts:embed_with_executor", "resumes"),
+    ("store verify {dir}", "wakebuilder.store.verify:verify_store", "writes nothing"),
+    ("store info {dir}", "wakebuilder.store:store_info", "writes nothing"),
+    ("store merge {dir} {tmp}/o.zarr", "wakebuilder.store.merge:merge_store", "starts over"),
+    ("store merge {dir}", "wakebuilder.store.merge:compact_store", "starts over"),
+    ("bank build {file}", "wakebuilder.bank.build:build_bank", "resumes"),
+    ("bank path", "wakebuilder.bank.location:bank_store_path", "writes nothing"),
+    ("bank info", "wakebuilder.bank.build:bank_info", "writes nothing"),
+    ("bank negatives --out {tmp}/o", "wakebuilder.bank.build:make_bank_negatives", "starts over"),
+    ("fit --store {dir} --out {tmp}/m", "wakebuilder.train.fit:run_fit", "starts over"),
+    ("calibrate --model {dir} --store {dir}", "wakebuilder.calibrate:calibrate_model", "starts over"),
+    ("calibrate --model {dir} --store {dir} --stream {file} --cache-streams", "wakebuilder.calibrate:calibrate_model",
+     "resumes"),  # each stream's backbone pass, once done, is kept in the cache
+    ("ensemble --model {dir} --model {dir} --out {tmp}/e", "wakebuilder.ensemble:combine_models", "starts over"),
+    ("ensemble --model {dir} --model {dir} --out {tmp}/e --stream {file}", "wakebuilder.ensemble:combine_models",
+     "resumes"),  # the backbone's pass over a stream is kept in the cache
+    ("export --model {dir} --out {tmp}/x", "wakebuilder.export:export_model", "starts over"),
+    ("detect {file} {file}", "wakebuilder.detect:load_detector", "writes nothing"),
+    ("eval {file} {file}", "wakebuilder.evaluate:evaluate_models", "writes nothing"),
+    ("quickstart hey --out {tmp}/r", "wakebuilder.recipe:run_recipe", "resumes"),
+    ("web build {file} --out {tmp}/w", "wakebuilder.web.build:build_web_page", "starts over"),
+    ("web serve {dir}", "wakebuilder.web.serve:page_server", "writes nothing"),
+]
+
+
+LINES = {
+    "resumes": "wb: interrupted; finished work is kept, run again to resume",
+    "starts over": "wb: interrupted before its result was written; run it again to start over",
+    "writes nothing": "wb: interrupted; nothing was written",
+}
+
+
+def _leaf_commands(group: click.Group = main, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    ctx = click.Context(group)
+    leaves: list[tuple[str, ...]] = []
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        is_group = isinstance(command, click.Group)
+        leaves += _leaf_commands(command, (*prefix, name)) if is_group else [(*prefix, name)]
+    return leaves
+
+
+def test_every_command_is_in_the_interrupt_audit() -> None:
+    """A new command says what Ctrl-C leaves (and is listed in INTERRUPTS with it)."""
+    audited = {tuple(line.split()[:2]) if line.split()[0] in ("store", "bank", "voices", "web")
+               else (line.split()[0],) for line, _, _ in INTERRUPTS}
+    assert set(_leaf_commands()) == audited
+
+
+@pytest.mark.parametrize(("line", "target", "kind"), INTERRUPTS, ids=[line.split(" {")[0] for line, _, _ in INTERRUPTS])
+def test_the_interrupt_line_says_what_the_command_keeps(line: str, target: str, kind: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command said 'finished work is kept, run again to resume' on Ctrl-C, also those that keep nothing
+    (wb fit, wb export, wb augment...) or write nothing (wb detect, wb eval). Each now says what it keeps."""
+    import importlib
+
+    (tmp_path / "f.jsonl").write_text("")
+    (tmp_path / "d").mkdir()
+    module, name = target.split(":")
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module(module), name, interrupted)
+    args = line.format(tmp=tmp_path, file=tmp_path / "f.jsonl", dir=tmp_path / "d").split()
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip().splitlines()[-1] == LINES[kind]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath, RangePair
-from wakebuilder.cli.options import handle_errors, json_option, overwrite_option, report, seed_option
+from wakebuilder.cli.options import (
+    STARTS_OVER, handle_errors, json_option, overwrite_option, report, seed_option,
+)
 
 
 @click.command()
@@ -47,7 +49,7 @@ from wakebuilder.cli.options import handle_errors, json_option, overwrite_option
 @seed_option
 @overwrite_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=STARTS_OVER)
 def augment(
     manifest: str, out_dir: str, copies: int, noise_dir: str | None, rir_dir: str | None,
     snr_db: tuple[float, float], speed_range: tuple[float, float], speed_p: float,

@@ -8,8 +8,8 @@ import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import (
-    device_option, engines_option, handle_errors, json_option, report, seed_option, threads_option,
-    voices_option,
+    RESUMES, STARTS_OVER, WRITES_NOTHING, device_option, engines_option, handle_errors, json_option, report,
+    seed_option, threads_option, voices_option,
 )
 
 backbone_option = click.option(
@@ -45,7 +45,7 @@ def bank() -> None:
 @device_option
 @threads_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=RESUMES)
 def build(manifests: tuple[str, ...], backbone: str, window_s: float | None, cache_dir: str | None,
           batch_size: int, workers: int, device: str, threads: int, as_json: bool) -> None:
     """Embed the negatives of MANIFESTS into the bank (clips already there are skipped); prints its path."""
@@ -64,7 +64,7 @@ def build(manifests: tuple[str, ...], backbone: str, window_s: float | None, cac
 @backbone_option
 @window_option
 @cache_option
-@handle_errors
+@handle_errors(on_interrupt=WRITES_NOTHING)
 def path(backbone: str, window_s: float | None, cache_dir: str | None) -> None:
     """Print the bank's store path for a backbone and window (whether built or not)."""
     from wakebuilder.backbones import check_spec
@@ -79,7 +79,7 @@ def path(backbone: str, window_s: float | None, cache_dir: str | None) -> None:
 @window_option
 @cache_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=WRITES_NOTHING)
 def info(backbone: str, window_s: float | None, cache_dir: str | None, as_json: bool) -> None:
     """Counts by kind, size and manifests of the bank."""
     from wakebuilder.backbones import check_spec
@@ -118,7 +118,7 @@ def info(backbone: str, window_s: float | None, cache_dir: str | None, as_json: 
               help="Also Debian's game music and sound where apt works (skipped with a warning elsewhere).")
 @click.option("--workers", type=IntIn(1, 256), default=2, show_default=True)
 @seed_option
-@handle_errors
+@handle_errors(on_interrupt=STARTS_OVER)
 def negatives(out_dir: str, speech: int, words: int, stream_s: float, chunk_s: float, engines: tuple[str, ...],
               voice_pattern: str | None, nonspeech: int, debian: bool, workers: int, seed: int) -> None:
     """Synthesize the bank's phrase-independent negatives; prints one manifest per line."""

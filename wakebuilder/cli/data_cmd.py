@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from typing import Any
+
 import click
 
 from wakebuilder.cli.checks import IntIn, OutPath
 from wakebuilder.cli.options import (
-    engines_option, handle_errors, json_option, overwrite_option, report, seed_option, voices_option,
+    RESUMES, STARTS_OVER, WRITES_NOTHING, engines_option, handle_errors, json_option, overwrite_option, report,
+    seed_option, voices_option,
 )
 
 
@@ -20,7 +23,7 @@ from wakebuilder.cli.options import (
 @click.option("--overwrite", is_flag=True, default=False,
               help="Start --out's manifest afresh instead of adding to it.")
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=STARTS_OVER)
 def validate(
     recordings: tuple[str, ...], out_dir: str, speaker: str | None, text: str, overwrite: bool, as_json: bool
 ) -> None:
@@ -38,6 +41,12 @@ def validate(
     for reject in rejects:
         click.echo(f"wb validate: rejected {reject.reason}", err=True)
     report(manifest, {"manifest": str(manifest), "rejected": [dataclasses.asdict(r) for r in rejects]}, as_json)
+
+
+
+def _synth_interrupt(params: dict[str, Any]) -> str:
+    """--list-voices writes nothing; a synthesis resumes (``synth_journal``)."""
+    return WRITES_NOTHING if params["list_voices"] else RESUMES
 
 
 @click.command()
@@ -59,7 +68,7 @@ def validate(
 @seed_option
 @overwrite_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=_synth_interrupt)
 def synth(
     phrase: str | None, out_dir: str | None, n: int, engines: tuple[str, ...], piper_voices: tuple[str, ...],
     voice_pattern: str | None, kokoro_voices: str | None, label: int, kind: str, workers: int, list_voices: bool,

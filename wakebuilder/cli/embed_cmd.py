@@ -8,7 +8,8 @@ import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn
 from wakebuilder.cli.options import (
-    device_option, handle_errors, json_option, overwrite_option, report, store_option, threads_option,
+    RESUMES, STARTS_OVER, WRITES_NOTHING, device_option, handle_errors, json_option, overwrite_option, report,
+    store_option, threads_option,
 )
 
 
@@ -34,7 +35,7 @@ from wakebuilder.cli.options import (
 @threads_option
 @overwrite_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=RESUMES)
 def embed(
     manifests: tuple[str, ...], store: str, backbone: str, window_s: float | None, dtype: str,
     batch_size: int, workers: int, executor: str, shard_clips: int | None, device: str, threads: int,
@@ -76,7 +77,7 @@ def store() -> None:
 @store.command("verify")
 @click.argument("path", type=click.Path(exists=True))
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=WRITES_NOTHING)
 def verify(path: str, as_json: bool) -> None:
     """Read every committed chunk of the store at PATH and list damaged rows (exit 1 if any).
 
@@ -108,7 +109,7 @@ def verify(path: str, as_json: bool) -> None:
 @store.command("info")
 @click.argument("path")
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=WRITES_NOTHING)
 def info(path: str, as_json: bool) -> None:
     """Counts by label, kind and group, shapes, backbone and size of the store at PATH."""
     from wakebuilder.store import store_info
@@ -138,7 +139,7 @@ def info(path: str, as_json: bool) -> None:
 @click.argument("out", required=False)
 @overwrite_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=STARTS_OVER)
 def merge(path: str, out: str | None, overwrite: bool, as_json: bool) -> None:
     """Copy the store made of parts at PATH into a single-part store at OUT (or in place, without OUT).
 

@@ -6,7 +6,7 @@ import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import (
-    device_option, handle_errors, json_option, overwrite_option, report, seed_option, stores_option,
+    STARTS_OVER, device_option, handle_errors, json_option, overwrite_option, report, seed_option, stores_option,
     threads_option,
 )
 
@@ -70,7 +70,7 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
 @seed_option
 @overwrite_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=STARTS_OVER)
 def fit(
     stores: tuple[str, ...], out_dir: str, width: int, hidden: tuple[int, ...], dropout: float, input_dropout: float,
     frame_dropout: float, tcn: bool, tcn_layers: int,

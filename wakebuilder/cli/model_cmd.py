@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import json
 
+from typing import Any
+
 import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import (
-    device_option, handle_errors, json_option, overwrite_option, report, stores_option, stream_setting_options,
-    threshold_option,
+    RESUMES, STARTS_OVER, WRITES_NOTHING, device_option, handle_errors, json_option, overwrite_option, report,
+    stores_option, stream_setting_options, threshold_option,
 )
 
 model_dir_option = click.option(
     "--model", "model_dir", required=True, type=click.Path(path_type=str),
     help="Model directory from wb fit.",
 )
+
+
+
+def _calibrate_interrupt(params: dict[str, Any]) -> str:
+    """With --cache-streams each stream's finished backbone pass is kept in the cache; else all is done again."""
+    return RESUMES if params["cache_streams"] and params["streams"] else STARTS_OVER
+
+
+def _ensemble_interrupt(params: dict[str, Any]) -> str:
+    """The backbone's finished pass over each --stream is kept in the cache; else all is done again."""
+    return RESUMES if params["streams"] else STARTS_OVER
 
 
 @click.command()
@@ -35,7 +48,7 @@ model_dir_option = click.option(
 @stream_setting_options(as_calibrated=False)
 @device_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=_calibrate_interrupt)
 def calibrate(model_dir: str, stores: tuple[str, ...], streams: tuple[str, ...], objective: str, target_fa_per_hour: float,
               not_below_f1: bool, cache_streams: bool, hop_s: float, refractory_s: float, smooth: int, device: str,
               as_json: bool) -> None:
@@ -61,7 +74,7 @@ def calibrate(model_dir: str, stores: tuple[str, ...], streams: tuple[str, ...],
 @click.option("--name", default=None, help="Base name of the files (default: from the wake word).")
 @overwrite_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=STARTS_OVER)
 def export(model_dir: str, out_dir: str, name: str | None, overwrite: bool, as_json: bool) -> None:
     """Export NAME.pt, NAME.json, end-to-end NAME.onnx and NAME.head.onnx, checked with onnxruntime."""
     from wakebuilder.export import export_model
@@ -82,7 +95,7 @@ def export(model_dir: str, out_dir: str, name: str | None, overwrite: bool, as_j
 @overwrite_option
 @device_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=_ensemble_interrupt)
 def ensemble(models: tuple[str, ...], out_dir: str, streams: tuple[str, ...], threshold: float | None,
              overwrite: bool, device: str, as_json: bool) -> None:
     """Average calibrated models of one phrase (other head or data seeds) into one model directory.
@@ -110,7 +123,7 @@ def ensemble(models: tuple[str, ...], out_dir: str, streams: tuple[str, ...], th
               help="onnxruntime threads (0: its default).")
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per detection.")
-@handle_errors
+@handle_errors(on_interrupt=WRITES_NOTHING)
 def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: float | None, smooth: int | None,
            refractory_s: float | None, stdin_raw: bool, threads: int, device: str, as_json: bool) -> None:
     """Detect the wake word in AUDIO files ("-" or --stdin-raw: raw PCM on stdin) with MODEL.
@@ -143,7 +156,7 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
 @stream_setting_options(as_calibrated=True)
 @device_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=WRITES_NOTHING)
 def evaluate(paths: tuple[str, ...], models: tuple[str, ...], categories: tuple[str, ...], threshold: float | None,
              hop_s: float | None, smooth: int | None, refractory_s: float | None, device: str, as_json: bool) -> None:
     """Metrics of MODEL on labelled MANIFESTs (.jsonl) and FA/h on continuous negative AUDIO.

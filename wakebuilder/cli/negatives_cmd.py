@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath, ordered
 from wakebuilder.cli.options import (
-    engines_option, handle_errors, json_option, overwrite_option, report, seed_option, voices_option,
+    RESUMES, STARTS_OVER, WRITES_NOTHING, engines_option, handle_errors, json_option, overwrite_option, report,
+    seed_option, voices_option,
 )
+
+
+def _negatives_interrupt(params: dict[str, Any]) -> str:
+    """Non-speech clips are written whole at the end; --list writes nothing; the others resume (sound-alikes and
+    speech through their journal, --real and --debian through the chunk cache)."""
+    if params["nonspeech"]:
+        return STARTS_OVER
+    if params["list_only"] and not (params["debian"] or params["real_dir"]):
+        return WRITES_NOTHING
+    return RESUMES
 
 
 @click.command()
@@ -43,7 +56,7 @@ from wakebuilder.cli.options import (
 @seed_option
 @overwrite_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=_negatives_interrupt)
 def negatives(
     phrase: str | None, out_dir: str | None, n: int, speech: int, words: int, max_distance: float, engines: tuple[str, ...],
     voice_pattern: str | None, list_only: bool, real_dir: str | None, min_s: float, max_s: float, hop_s: float, workers: int,

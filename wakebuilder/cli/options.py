@@ -122,25 +122,48 @@ def os_error_line(exc: OSError) -> str:
     return f"{paths}: {reason}; {fix}"
 
 
-def handle_errors(func: F) -> F:
-    """Turn library errors into one line on stderr and the error's exit code."""
+# What a command keeps when Ctrl-C (or SIGTERM) stops it, which its interrupt line tells the user.
+RESUMES = "resumes"  # finished work is kept (a journal, a cache, a store that skips clips): a run again picks it up
+STARTS_OVER = "starts over"  # the result is written whole at the end, or its work made again: a run again redoes it
+WRITES_NOTHING = "writes nothing"  # it reads and prints
+INTERRUPT_LINES = {
+    RESUMES: "wb: interrupted; finished work is kept, run again to resume",
+    STARTS_OVER: "wb: interrupted before its result was written; run it again to start over",
+    WRITES_NOTHING: "wb: interrupted; nothing was written",
+}
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except WakebuilderError as exc:
-            click.echo(f"wb: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except BrokenPipeError:  # stdout's reader left (`wb ... | head`): stop quietly, as a shell pipeline does
-            with contextlib.suppress(OSError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-            sys.exit(141)
-        except OSError as exc:  # the file system said no: a read-only or full disk, permissions, a lock file
-            click.echo(f"wb: error: {os_error_line(exc)}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("wb: interrupted; finished work is kept, run again to resume", err=True)
-            sys.exit(130)
 
-    return wrapper  # type: ignore[return-value]
+def handle_errors(*, on_interrupt: str | Callable[[dict[str, Any]], str]) -> Callable[[F], F]:
+    """Turn library errors into one line on stderr and the error's exit code.
+
+    Args:
+        on_interrupt: what the command keeps when interrupted (``RESUMES``, ``STARTS_OVER`` or ``WRITES_NOTHING``),
+            or a function of its parameters that says it (``wb negatives --nonspeech`` starts over, the others
+            resume); its interrupt line says so.
+    """
+    if not callable(on_interrupt) and on_interrupt not in INTERRUPT_LINES:
+        raise ValueError(f"on_interrupt {on_interrupt!r}: not one of {', '.join(INTERRUPT_LINES)}")
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except WakebuilderError as exc:
+                click.echo(f"wb: error: {exc}", err=True)
+                sys.exit(exc.exit_code)
+            except BrokenPipeError:  # stdout's reader left (`wb ... | head`): stop quietly, as a shell pipeline does
+                with contextlib.suppress(OSError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+                sys.exit(141)
+            except OSError as exc:  # the file system said no: a read-only or full disk, permissions, a lock file
+                click.echo(f"wb: error: {os_error_line(exc)}", err=True)
+                sys.exit(1)
+            except KeyboardInterrupt:
+                kind = on_interrupt(kwargs) if callable(on_interrupt) else on_interrupt
+                click.echo(INTERRUPT_LINES[kind], err=True)
+                sys.exit(130)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

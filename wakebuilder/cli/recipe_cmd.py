@@ -7,7 +7,9 @@ import json
 import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
-from wakebuilder.cli.options import ENGINE_NAMES, device_option, handle_errors, json_option, seed_option, threads_option
+from wakebuilder.cli.options import (
+    ENGINE_NAMES, RESUMES, device_option, handle_errors, json_option, seed_option, threads_option,
+)
 from wakebuilder.recipe_config import RecipeConfig
 
 
@@ -49,7 +51,7 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @device_option
 @threads_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=RESUMES)
 def quickstart(
     phrase: str, recordings: tuple[str, ...], backbone: str, size: str, engines: tuple[str, ...],
     real_dir: str | None, out_dir: str | None, bank: bool, objective: str, target_fa_per_hour: float,

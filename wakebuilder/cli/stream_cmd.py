@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from wakebuilder.cli.checks import FloatIn, OutPath, ordered
-from wakebuilder.cli.options import handle_errors, json_option, overwrite_option, report, seed_option
+from wakebuilder.cli.options import (
+    STARTS_OVER, handle_errors, json_option, overwrite_option, report, seed_option,
+)
 
 
 @click.command()
@@ -18,7 +20,7 @@ from wakebuilder.cli.options import handle_errors, json_option, overwrite_option
 @seed_option
 @overwrite_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=STARTS_OVER)
 def stream(
     manifests: tuple[str, ...], out_path: str, duration_s: float, gap_min_s: float, gap_max_s: float,
     noise_dbfs: float, seed: int, overwrite: bool, as_json: bool,

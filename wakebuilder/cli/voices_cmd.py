@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from wakebuilder.cli.options import handle_errors, json_option, report
+from wakebuilder.cli.options import RESUMES, WRITES_NOTHING, handle_errors, json_option, report
 
 
 @click.group()
@@ -15,7 +15,7 @@ def voices() -> None:
 @voices.command("fetch")
 @click.argument("names", nargs=-1, required=True)
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=RESUMES)
 def fetch(names: tuple[str, ...], as_json: bool) -> None:
     """Download voice packs NAMES (see 'wb voices list') into the Hugging Face cache, sha256-checked."""
     from pathlib import Path
@@ -31,7 +31,7 @@ def fetch(names: tuple[str, ...], as_json: bool) -> None:
 
 @voices.command("list")
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=WRITES_NOTHING)
 def list_packs(as_json: bool) -> None:
     """The voice packs 'wb voices fetch' knows, their licence and how many of their files are cached."""
     from wakebuilder.data.tts.fetch import LICENCES, cached_file, packs

@@ -6,7 +6,8 @@ import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import (
-    handle_errors, json_option, overwrite_option, report, stream_setting_options, threshold_option,
+    STARTS_OVER, WRITES_NOTHING, handle_errors, json_option, overwrite_option, report, stream_setting_options,
+    threshold_option,
 )
 
 
@@ -39,7 +40,7 @@ def web() -> None:
                    "faster in the browser), else run the whole window every hop.")
 @overwrite_option
 @json_option
-@handle_errors
+@handle_errors(on_interrupt=STARTS_OVER)
 def build(models: tuple[str, ...], out_dir: str, threshold: float | None, hop_s: float | None,
           refractory_s: float | None, smooth: int | None, stream: bool, overwrite: bool, as_json: bool) -> None:
     """Write a self-contained page folder for exported MODELS (NAME.onnx or export directories).
@@ -58,7 +59,7 @@ def build(models: tuple[str, ...], out_dir: str, threshold: float | None, hop_s:
 @web.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=str))
 @click.option("--port", type=IntIn(0, 65535), default=8000, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
-@handle_errors
+@handle_errors(on_interrupt=WRITES_NOTHING)
 def serve(directory: str, port: int) -> None:
     """Serve a page folder on http://127.0.0.1:PORT/ until interrupted (Ctrl-C)."""
     from wakebuilder.web.serve import page_server, page_url
