@@ -235,3 +235,34 @@ def test_cli_bank_negatives_makes_nonspeech(tmp_path: Path) -> None:
     (manifest,) = result.stdout.split()
     rows = read_manifest(manifest)
     assert len(rows) == 7 and "babble" not in {r.params["generator"] for r in rows}  # no speech to babble
+
+
+def test_bank_negatives_resume_after_an_interrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed wb bank negatives made all its speech and words again when run again. It now keeps the parts that
+    finished (their clips are not made again), resumes the part it was in, and ends with the manifests and clips
+    of an uninterrupted run."""
+    from tests.data.test_synth import _partition_interrupted
+    from wakebuilder.bank.build import make_bank_negatives
+    from wakebuilder.data import synth
+
+    config = BankNegativesConfig(speech=4, words=4, stream_s=0.0, engines=("espeak",), workers=1)
+    one = make_bank_negatives(config, out_dir=tmp_path / "one")
+    real = synth.synthesize_clips
+    with monkeypatch.context() as patch:
+        def stop_in_the_words(synth_config: object, **kwargs: object) -> object:
+            if synth_config.kind == "word_negative":  # type: ignore[attr-defined]
+                patch.setattr(synth, "_synthesize_partition", _partition_interrupted)  # stops at its 4th clip
+            return real(synth_config, **kwargs)  # type: ignore[arg-type]
+
+        patch.setattr(synth, "synthesize_clips", stop_in_the_words)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            make_bank_negatives(config, out_dir=tmp_path / "two")
+    speech = {p.name: p.stat().st_ino for p in (tmp_path / "two" / "speech" / "clips").glob("*.wav")}
+    assert len(speech) == 4 and 0 < len(list((tmp_path / "two" / "words" / "clips").glob("*.wav"))) < 4
+    two = make_bank_negatives(config, out_dir=tmp_path / "two")
+    assert [m.relative_to(tmp_path / "two") for m in two] == [m.relative_to(tmp_path / "one") for m in one]
+    for a, b in zip(one, two):
+        assert a.read_bytes() == b.read_bytes()
+        assert {p.name: p.read_bytes() for p in (a.parent / "clips").iterdir()} == \
+            {p.name: p.read_bytes() for p in (b.parent / "clips").iterdir()}
+    assert {p.name: p.stat().st_ino for p in (tmp_path / "two" / "speech" / "clips").glob("*.wav")} == speech

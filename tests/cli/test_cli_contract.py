@@ -104,7 +104,7 @@ INTERRUPTS: list[tuple[str, str, str]] = [
     ("bank build {file}", "wakebuilder.bank.build:build_bank", "resumes"),
     ("bank path", "wakebuilder.bank.location:bank_store_path", "writes nothing"),
     ("bank info", "wakebuilder.bank.build:bank_info", "writes nothing"),
-    ("bank negatives --out {tmp}/o", "wakebuilder.bank.build:make_bank_negatives", "starts over"),
+    ("bank negatives --out {tmp}/o", "wakebuilder.bank.build:make_bank_negatives", "resumes"),
     ("fit --store {dir} --out {tmp}/m", "wakebuilder.train.fit:run_fit", "starts over"),
     ("calibrate --model {dir} --store {dir}", "wakebuilder.calibrate:calibrate_model", "starts over"),
     ("calibrate --model {dir} --store {dir} --stream {file} --cache-streams", "wakebuilder.calibrate:calibrate_model",

@@ -137,13 +137,14 @@ def make_bank_negatives(config: BankNegativesConfig, *, out_dir: str | os.PathLi
 
     Every voice of every engine is used (``n`` is spread over voices by the
     synthesizer). Nothing is filtered by phrase: the fit leaves out the rows
-    that say its phrase (``bank.exclude``).
+    that say its phrase (``bank.exclude``). A killed run resumes when run again with the same config: the parts
+    it finished are kept (``synth_journal.finished_run``), the synthesis it was in resumes from its journal.
     """
     from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
     from wakebuilder.data.stream import StreamConfig, build_negative_stream
-    from wakebuilder.data.synth import SynthConfig, synthesize_clips
+    from wakebuilder.data.synth import SYNTH_CONFIG_NAME, SynthConfig, run_synth
+    from wakebuilder.data.synth_journal import finished_run
     from wakebuilder.data.wordlists import random_sentences
-    from wakebuilder.manifest import MANIFEST_NAME, write_manifest
 
     out = Path(out_dir)
     manifests: list[Path] = []
@@ -155,8 +156,9 @@ def make_bank_negatives(config: BankNegativesConfig, *, out_dir: str | os.PathLi
             continue
         synth = SynthConfig(texts=tuple(texts), n=n, engines=config.engines, seed=config.seed, label=0, kind=kind,
                             variants=False, workers=config.workers, voice_pattern=config.voice_pattern)
-        records = synthesize_clips(synth, out_dir=out / name)
-        manifests.append(write_manifest(out / name / MANIFEST_NAME, records))
+        # a part a killed run finished is kept, the one it was in resumed (run_synth's journal)
+        manifests.append(finished_run(synth, out_dir=out / name, config_name=SYNTH_CONFIG_NAME)
+                         or run_synth(synth, out_dir=out / name, overwrite=True))
     speech = list(manifests)
     manifests += _nonspeech_negatives(config, out, babble_from=speech[0] if config.speech else None)
     if config.stream_s > 0 and speech:
@@ -179,6 +181,7 @@ def _nonspeech_negatives(config: BankNegativesConfig, out: Path, *, babble_from:
     """
     from wakebuilder.data.debian import debian_negatives
     from wakebuilder.data.nonspeech.make import NonspeechConfig, make_nonspeech
+    from wakebuilder.data.synth_journal import finished_run
     from wakebuilder.errors import SourceUnavailableError
 
     manifests = []
@@ -186,7 +189,8 @@ def _nonspeech_negatives(config: BankNegativesConfig, out: Path, *, babble_from:
     if config.nonspeech and kinds:
         settings = NonspeechConfig(n=config.nonspeech, kinds=kinds, duration_s=min(max(config.chunk_s, 0.5), 60.0),
                                    seed=config.seed, babble_from=str(babble_from) if babble_from else None)
-        manifests.append(make_nonspeech(settings, out_dir=out / "nonspeech", overwrite=True))
+        manifests.append(finished_run(settings, out_dir=out / "nonspeech", config_name="nonspeech_config.json")
+                         or make_nonspeech(settings, out_dir=out / "nonspeech", overwrite=True))
     if config.debian:
         try:
             manifests.append(debian_negatives(out_dir=out / "debian", overwrite=True))

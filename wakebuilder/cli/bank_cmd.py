@@ -8,7 +8,7 @@ import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import (
-    RESUMES, STARTS_OVER, WRITES_NOTHING, device_option, engines_option, handle_errors, json_option, report,
+    RESUMES, WRITES_NOTHING, device_option, engines_option, handle_errors, json_option, report,
     seed_option, threads_option, voices_option,
 )
 
@@ -118,10 +118,10 @@ def info(backbone: str, window_s: float | None, cache_dir: str | None, as_json: 
               help="Also Debian's game music and sound where apt works (skipped with a warning elsewhere).")
 @click.option("--workers", type=IntIn(1, 256), default=2, show_default=True)
 @seed_option
-@handle_errors(on_interrupt=STARTS_OVER)
+@handle_errors(on_interrupt=RESUMES)
 def negatives(out_dir: str, speech: int, words: int, stream_s: float, chunk_s: float, engines: tuple[str, ...],
               voice_pattern: str | None, nonspeech: int, debian: bool, workers: int, seed: int) -> None:
-    """Synthesize the bank's phrase-independent negatives; prints one manifest per line."""
+    """Synthesize the bank's phrase-independent negatives; prints one manifest per line. A killed run resumes."""
     from wakebuilder.bank.build import BankNegativesConfig, make_bank_negatives
     from wakebuilder.data.tts import DEFAULT_ENGINES
 

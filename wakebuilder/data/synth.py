@@ -51,6 +51,7 @@ from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
 
 log = logging.getLogger(__name__)
 MIN_AUDIBLE_PEAK = 0.01
+SYNTH_CONFIG_NAME = "synth_config.json"  # a finished run's config, beside its manifest
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -383,7 +384,7 @@ def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite
         refuse_existing(manifest, overwrite=overwrite)
         finished = start_journal(config, out_dir=out_dir, overwrite=overwrite)
         records = synthesize_clips(config, out_dir=out_dir, finished=finished)
-        config.save(Path(out_dir) / "synth_config.json")
+        config.save(Path(out_dir) / SYNTH_CONFIG_NAME)
         write_manifest(manifest, records)
         if overwrite:  # the replaced run's clips, unlisted now, go too
             prune_clips(out_dir, {record.path for record in records})

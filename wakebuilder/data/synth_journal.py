@@ -5,7 +5,8 @@ Each synthesis worker appends a line per finished job (its manifest row, or null
 run's config. A run with the same config takes the finished jobs from there, one with another config is refused
 unless ``overwrite``. The folder goes once the manifest is written. A run with ``overwrite`` also clears the
 clips of the run it replaced (``prune_clips``). ``wb negatives`` keeps one such journal per synthesis pass, in
-folders of its own (the ``folder`` arguments).
+folders of its own (the ``folder`` arguments). ``finished_run`` finds a run that finished, for callers that
+would make it again (``wb bank negatives``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import IO, Any
 
 from wakebuilder.atomic import remove_path
 from wakebuilder.config import StageConfig
-from wakebuilder.errors import ArtifactExistsError
+from wakebuilder.errors import ArtifactExistsError, ManifestError
+from wakebuilder.manifest import MANIFEST_NAME, read_manifest
 
 log = logging.getLogger(__name__)
 JOURNAL_NAME = "synth.incomplete"
@@ -133,6 +135,25 @@ def record_job(handle: IO[str], index: int, row: dict[str, Any] | None) -> None:
 def end_journal(out_dir: str | os.PathLike[str], *, folder: Path | None = None) -> None:
     """Remove the journal (``folder``, default ``journal_dir(out_dir)``) once the run's manifest is written."""
     remove_path(journal_dir(out_dir) if folder is None else folder)
+
+
+def finished_run(config: StageConfig, *, out_dir: str | os.PathLike[str], config_name: str) -> Path | None:
+    """The manifest of a finished run of ``config`` in ``out_dir`` (its config recorded in ``config_name`` the same,
+    every clip it lists in place), which a caller that would make it again may keep instead; None when none is."""
+    out = Path(out_dir)
+    manifest = out / MANIFEST_NAME
+    if not manifest.is_file() or not (out / config_name).is_file():
+        return None
+    try:
+        recorded = json.loads((out / config_name).read_text(encoding="utf-8"))
+        records = read_manifest(manifest) if recorded == config.to_dict() else []
+    except (OSError, ValueError, ManifestError) as exc:
+        log.info("%s: not kept, made again (%s)", manifest, exc)
+        return None
+    if not records or not all((out / record.path).is_file() for record in records):
+        return None
+    log.info("%s: finished with these settings, kept", manifest)
+    return manifest
 
 
 def prune_clips(out_dir: str | os.PathLike[str], keep: set[str]) -> int:
