@@ -489,3 +489,31 @@ def test_a_real_folder_that_holds_the_cache_is_refused(tmp_path: Path, monkeypat
     with pytest.raises(ConfigError, match=f"--real {home}: holds wakebuilder's cache {cache}"):
         recipe.build_data(RecipeConfig.preset("tiny"), tmp_path / "run", real_dir=home)
     assert not (tmp_path / "run" / "real").exists()
+
+
+def test_a_rerun_keeps_the_synthesis_steps_a_killed_run_finished(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """wb quickstart run again after a kill (in fit, say) synthesized its positives and sound-alikes all over
+    again; steps that finished with the same settings are now kept, steps of other settings made again."""
+    from wakebuilder import recipe_data
+    from wakebuilder.data import negatives as negatives_module
+    from wakebuilder.data import synth
+
+    config = RecipeConfig.preset("tiny", phrase="hey jarvis", engines=("espeak",))
+    positives = recipe_data.synth(config, tmp_path / "positives", 3, 0)
+    negatives = recipe_data.make_negatives(config, tmp_path / "negatives", n=3, speech=2, words=0, seed=0)
+    made = {p: p.stat().st_ino for p in tmp_path.rglob("*.wav")}
+    real = synth.synthesize_clips
+    calls: list[int] = []
+
+    def counted(config: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(config, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(synth, "synthesize_clips", counted)
+    monkeypatch.setattr(negatives_module, "synthesize_clips", counted)
+    assert recipe_data.synth(config, tmp_path / "positives", 3, 0) == positives
+    assert recipe_data.make_negatives(config, tmp_path / "negatives", n=3, speech=2, words=0, seed=0) == negatives
+    assert calls == [] and {p: p.stat().st_ino for p in tmp_path.rglob("*.wav")} == made
+    other = read_manifest(recipe_data.synth(config, tmp_path / "positives", 3, 1))
+    assert calls == [1] and {r.params["seed"] for r in other} == {1}

@@ -23,7 +23,8 @@ from wakebuilder.data.phonetics import (
     Candidate, candidates, contains, phrase_pronunciations, plain_text, pronunciations,
 )
 from wakebuilder.data.synth import SynthConfig, synthesize_clips
-from wakebuilder.data.synth_journal import CONFIG_NAME, end_journal, finished_jobs, recorded_run, start_journal
+from wakebuilder.data.synth_journal import CONFIG_NAME as JOURNAL_CONFIG_NAME
+from wakebuilder.data.synth_journal import end_journal, finished_jobs, recorded_run, start_journal
 from wakebuilder.data.tts import DEFAULT_ENGINES
 from wakebuilder.data.wordlists import random_sentences, random_words
 from wakebuilder.errors import ConfigError, ManifestError
@@ -31,6 +32,7 @@ from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, write
 
 log = logging.getLogger(__name__)
 JOURNAL_NAME = "negatives.incomplete"
+CONFIG_NAME = "negatives_config.json"  # a finished run's config, beside its manifest
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -154,14 +156,14 @@ def _make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str],
     if not recorded_run(config, folder=journal, out_dir=out_dir, overwrite=overwrite, started=_started(journal),
                         command="wb negatives"):
         journal.mkdir(parents=True, exist_ok=True)
-        config.save(journal / CONFIG_NAME)
+        config.save(journal / JOURNAL_CONFIG_NAME)
     by_text = {c.text: c for c in chosen}
     records: list[ClipRecord] = []
     for synth in passes:
         seen = {r.id for r in records}
         made = [r for r in _spoken_pass(synth, out_dir=out_dir, journal=journal) if r.id not in seen]
         records += [_with_candidate(r, by_text.get(r.text)) for r in made] if synth.kind == "hard_negative" else made
-    config.save(Path(out_dir) / "negatives_config.json")
+    config.save(Path(out_dir) / CONFIG_NAME)
     manifest = write_manifest(Path(out_dir) / MANIFEST_NAME, records)
     end_journal(out_dir, folder=journal)
     return manifest
