@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -517,3 +518,38 @@ def test_a_rerun_keeps_the_synthesis_steps_a_killed_run_finished(tmp_path: Path,
     assert calls == [] and {p: p.stat().st_ino for p in tmp_path.rglob("*.wav")} == made
     other = read_manifest(recipe_data.synth(config, tmp_path / "positives", 3, 1))
     assert calls == [1] and {r.params["seed"] for r in other} == {1}
+
+
+def test_a_rerun_makes_again_what_was_finished_with_other_voices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """wb quickstart run again after the voices found changed (``wb voices fetch kokoro-en``, as Kokoro's warning
+    says, or an engine installed) kept the positives and sound-alikes made with the old voices: the voices are not
+    in the config. A step finished with other voices is now made again, saying why."""
+    from tests.data.test_synth import fewer_voices
+    from wakebuilder import recipe_data
+    from wakebuilder.data import negatives as negatives_module
+    from wakebuilder.data import synth
+
+    config = RecipeConfig.preset("tiny", phrase="hey jarvis", engines=("espeak",))
+    with monkeypatch.context() as patch:
+        fewer_voices(patch)
+        recipe_data.synth(config, tmp_path / "positives", 3, 0)
+        recipe_data.make_negatives(config, tmp_path / "negatives", n=3, speech=2, words=0, seed=0)
+    real = synth.synthesize_clips
+    calls: list[str] = []
+
+    def counted(config: object, **kwargs: object) -> object:
+        calls.append(config.kind)  # type: ignore[attr-defined]
+        return real(config, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(synth, "synthesize_clips", counted)
+    monkeypatch.setattr(negatives_module, "synthesize_clips", counted)
+    with caplog.at_level(logging.INFO, logger="wakebuilder"):
+        positives = recipe_data.synth(config, tmp_path / "positives", 3, 0)
+        recipe_data.make_negatives(config, tmp_path / "negatives", n=3, speech=2, words=0, seed=0)
+    assert calls == ["tts", "hard_negative", "speech_negative"] and "made again" in caplog.text
+    assert "voices" in caplog.text
+    assert positives.read_bytes() == recipe_data.synth(config, tmp_path / "fresh", 3, 0).read_bytes()
+    calls.clear()
+    recipe_data.synth(config, tmp_path / "positives", 3, 0)  # the same voices now: kept
+    assert calls == []

@@ -38,24 +38,28 @@ def positives(config: RecipeConfig, out: Path, recordings: Sequence[str | os.Pat
 
 
 def synth(config: RecipeConfig, out: Path, n: int, seed: int) -> Path:
-    """``n`` positives in ``out``: kept when a (killed) run of the same settings finished them, else made (a
-    synthesis that was killed resumes; another settings' run is replaced)."""
-    from wakebuilder.data.synth import SYNTH_CONFIG_NAME, SynthConfig, run_synth
+    """``n`` positives in ``out``: kept when a (killed) run of the same settings and voices finished them, else made
+    (a synthesis that was killed resumes; a run of other settings or voices is replaced)."""
+    from wakebuilder.data.synth import SYNTH_CONFIG_NAME, SynthConfig, find_voices, run_synth, voice_identity
     from wakebuilder.data.synth_journal import finished_run
 
     settings = SynthConfig(texts=(config.phrase,), n=n, engines=config.engines, seed=seed)
-    return (finished_run(settings, out_dir=out, config_name=SYNTH_CONFIG_NAME)
+    voices = voice_identity(find_voices(settings))
+    return (finished_run(settings, voices=voices, out_dir=out, config_name=SYNTH_CONFIG_NAME)
             or run_synth(settings, out_dir=out, overwrite=True))
 
 
 def make_negatives(config: RecipeConfig, out: Path, *, n: int, speech: int, words: int, seed: int) -> Path:
     """The negatives in ``out``, kept or made as ``synth``'s positives are."""
-    from wakebuilder.data.negatives import CONFIG_NAME, NegativesConfig, make_negatives as make
+    from wakebuilder.data.negatives import CONFIG_NAME, NegativesConfig, make_negatives as make, negatives_voices
+    from wakebuilder.data.synth import voice_identity
     from wakebuilder.data.synth_journal import finished_run
 
     settings = NegativesConfig(phrase=config.phrase, n=n, speech=speech, words=words,
                                engines=config.negative_engines, seed=seed)
-    return finished_run(settings, out_dir=out, config_name=CONFIG_NAME) or make(settings, out_dir=out, overwrite=True)
+    voices = voice_identity(negatives_voices(settings))
+    return (finished_run(settings, voices=voices, out_dir=out, config_name=CONFIG_NAME)
+            or make(settings, out_dir=out, overwrite=True))
 
 
 def negatives(config: RecipeConfig, out: Path, step: Step) -> Path:

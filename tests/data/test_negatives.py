@@ -325,3 +325,29 @@ def test_a_killed_run_is_not_resumed_with_another_config(tmp_path: Path, monkeyp
     assert result.exit_code != 0 and "--overwrite" in result.output and "Traceback" not in result.output
     records = read_manifest(make_negatives(config.replace(seed=1), out_dir=tmp_path, overwrite=True))
     assert records[0].params["seed"] == 1 and not list(tmp_path.glob("*.incomplete"))
+
+
+def test_a_killed_run_is_not_resumed_with_other_voices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed wb negatives run again after the voices found here changed (not in its config) resumed with the
+    old voices' passes and clips; it is now refused like another config, naming the voices and --overwrite."""
+    from tests.data.test_synth import fewer_voices
+    from wakebuilder.data import negatives
+    from wakebuilder.errors import ArtifactExistsError
+
+    config = NegativesConfig(phrase="hey jarvis", n=4, speech=2, engines=("espeak",), workers=1)
+    real = negatives.synthesize_clips
+
+    def stop_in_the_speech_pass(synth_config: object, **kwargs: object) -> object:
+        if synth_config.kind == "speech_negative":  # type: ignore[attr-defined]
+            raise KeyboardInterrupt
+        return real(synth_config, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patch:
+        fewer_voices(patch)
+        patch.setattr(negatives, "synthesize_clips", stop_in_the_speech_pass)
+        with pytest.raises(KeyboardInterrupt):
+            make_negatives(config, out_dir=tmp_path / "two")
+    with pytest.raises(ArtifactExistsError, match=r"voices: espeak \d+ there, espeak \d+ now.*--overwrite"):
+        make_negatives(config, out_dir=tmp_path / "two")
+    one = make_negatives(config, out_dir=tmp_path / "one")
+    assert make_negatives(config, out_dir=tmp_path / "two", overwrite=True).read_bytes() == one.read_bytes()

@@ -314,3 +314,35 @@ def test_overwrite_leaves_only_the_new_runs_clips(tmp_path: Path) -> None:
     (linked / "clips").symlink_to(elsewhere, target_is_directory=True)  # clips/ on another disk: left alone
     run_synth(SynthConfig(texts=("hey",), n=2, engines=("espeak",)), out_dir=linked, overwrite=True)
     assert (elsewhere / "mine.wav").read_bytes() == b"not ours"
+
+
+def fewer_voices(patch: pytest.MonkeyPatch) -> None:
+    """espeak as if it found only its first speaker's voices, as Kokoro finds its five bundled voices until
+    ``wb voices fetch kokoro-en``: the voices a run speaks with change while its config stays the same."""
+    engine = get_engine("espeak")
+    every = engine.voices
+    first = every()[0].name
+    patch.setattr(engine, "voices", lambda: [voice for voice in every() if voice.name == first])
+
+
+def test_resume_after_the_voices_changed_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed wb synth run again after the voices found here changed (voices fetched, an engine installed: not
+    in its config) resumed, keeping clips of the old voices' jobs. It is now refused like another config, naming
+    the voices and --overwrite; with --overwrite it ends as a one-shot run with the voices found now."""
+    from wakebuilder.data import synth
+    from wakebuilder.errors import ArtifactExistsError
+
+    config = SynthConfig(texts=("hey jarvis",), n=10, engines=("espeak",), workers=2)
+    with monkeypatch.context() as patch:
+        fewer_voices(patch)
+        patch.setattr(synth, "_synthesize_partition", _partition_interrupted)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            run_synth(config, out_dir=tmp_path / "two")
+    before = sorted((tmp_path / "two" / "clips").iterdir())
+    with pytest.raises(ArtifactExistsError, match="voices.*--overwrite"):
+        run_synth(config, out_dir=tmp_path / "two")
+    assert sorted((tmp_path / "two" / "clips").iterdir()) == before
+    assert not (tmp_path / "two" / "manifest.jsonl").exists()
+    one = run_synth(config, out_dir=tmp_path / "one")
+    assert run_synth(config, out_dir=tmp_path / "two", overwrite=True).read_bytes() == one.read_bytes()
+    assert _digest(tmp_path / "two") == _digest(tmp_path / "one")

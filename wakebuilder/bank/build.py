@@ -138,11 +138,12 @@ def make_bank_negatives(config: BankNegativesConfig, *, out_dir: str | os.PathLi
     Every voice of every engine is used (``n`` is spread over voices by the
     synthesizer). Nothing is filtered by phrase: the fit leaves out the rows
     that say its phrase (``bank.exclude``). A killed run resumes when run again with the same config: the parts
-    it finished are kept (``synth_journal.finished_run``), the synthesis it was in resumes from its journal.
+    it finished with the voices found now are kept (``synth_journal.finished_run``), the synthesis it was in
+    resumes from its journal.
     """
     from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
     from wakebuilder.data.stream import StreamConfig, build_negative_stream
-    from wakebuilder.data.synth import SYNTH_CONFIG_NAME, SynthConfig, run_synth
+    from wakebuilder.data.synth import SYNTH_CONFIG_NAME, SynthConfig, find_voices, run_synth, voice_identity
     from wakebuilder.data.synth_journal import finished_run
     from wakebuilder.data.wordlists import random_sentences
 
@@ -157,7 +158,8 @@ def make_bank_negatives(config: BankNegativesConfig, *, out_dir: str | os.PathLi
         synth = SynthConfig(texts=tuple(texts), n=n, engines=config.engines, seed=config.seed, label=0, kind=kind,
                             variants=False, workers=config.workers, voice_pattern=config.voice_pattern)
         # a part a killed run finished is kept, the one it was in resumed (run_synth's journal)
-        manifests.append(finished_run(synth, out_dir=out / name, config_name=SYNTH_CONFIG_NAME)
+        voices = voice_identity(find_voices(synth))
+        manifests.append(finished_run(synth, voices=voices, out_dir=out / name, config_name=SYNTH_CONFIG_NAME)
                          or run_synth(synth, out_dir=out / name, overwrite=True))
     speech = list(manifests)
     manifests += _nonspeech_negatives(config, out, babble_from=speech[0] if config.speech else None)
@@ -189,7 +191,8 @@ def _nonspeech_negatives(config: BankNegativesConfig, out: Path, *, babble_from:
     if config.nonspeech and kinds:
         settings = NonspeechConfig(n=config.nonspeech, kinds=kinds, duration_s=min(max(config.chunk_s, 0.5), 60.0),
                                    seed=config.seed, babble_from=str(babble_from) if babble_from else None)
-        manifests.append(finished_run(settings, out_dir=out / "nonspeech", config_name="nonspeech_config.json")
+        manifests.append(finished_run(settings, voices=None, out_dir=out / "nonspeech",
+                                      config_name="nonspeech_config.json")
                          or make_nonspeech(settings, out_dir=out / "nonspeech", overwrite=True))
     if config.debian:
         try:

@@ -7,7 +7,8 @@ by the same engines and voices as the positives. Generic speech negatives
 Isolated-word negatives (kind ``word_negative``) are single words spoken alone,
 from a list of common words and from cmudict, never one whose phonemes contain
 the phrase's. A killed run resumes: each pass keeps a synthesis journal (``synth_journal``) and, once done,
-its records, in ``<out>/negatives.incomplete``.
+its records, in ``<out>/negatives.incomplete``, with the run's config and the identity of its voices (not in the
+config: the voices found here), which a run again must match.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from wakebuilder.config import StageConfig
 from wakebuilder.data.phonetics import (
     Candidate, candidates, contains, phrase_pronunciations, plain_text, pronunciations,
 )
-from wakebuilder.data.synth import SynthConfig, synthesize_clips
+from wakebuilder.data.synth import SynthConfig, find_voices, synthesize_clips, voice_identity
 from wakebuilder.data.synth_journal import CONFIG_NAME as JOURNAL_CONFIG_NAME
-from wakebuilder.data.synth_journal import end_journal, finished_jobs, recorded_run, start_journal
-from wakebuilder.data.tts import DEFAULT_ENGINES
+from wakebuilder.data.synth_journal import end_journal, finished_jobs, recorded_run, start_journal, write_voices
+from wakebuilder.data.tts import DEFAULT_ENGINES, Voice
 from wakebuilder.data.wordlists import random_sentences, random_words
 from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, write_manifest
@@ -101,16 +102,23 @@ def _pass_configs(config: NegativesConfig, chosen: list[Candidate]) -> list[Synt
             for texts, n, kind, seed in passes]
 
 
+def negatives_voices(config: NegativesConfig) -> dict[str, list[Voice]]:
+    """The voices every pass of a run of ``config`` speaks with here (``synth.find_voices``)."""
+    return find_voices(SynthConfig(texts=(config.phrase,), n=1, engines=config.engines,
+                                   voice_pattern=config.voice_pattern))
+
+
 def _started(journal: Path) -> bool:
     """Whether the unfinished run recorded in ``journal`` made anything: a whole pass, or a clip of one."""
     return journal.is_dir() and (any(journal.glob("*.jsonl"))
                                  or any(finished_jobs(sub) for sub in journal.iterdir() if sub.is_dir()))
 
 
-def _spoken_pass(synth: SynthConfig, *, out_dir: str | os.PathLike[str], journal: Path) -> list[ClipRecord]:
-    """One synthesis pass, resumed from its journal ``journal/<kind>``. A pass that finished (its records in
-    ``journal/<kind>.jsonl``, its clip files in place) is taken as it is: espeak-ng's clips, which a resumed pass
-    makes again, are then not made a second time."""
+def _spoken_pass(synth: SynthConfig, *, voices: dict[str, list[Voice]], out_dir: str | os.PathLike[str],
+                 journal: Path) -> list[ClipRecord]:
+    """One synthesis pass with ``voices``, resumed from its journal ``journal/<kind>``. A pass that finished (its
+    records in ``journal/<kind>.jsonl``, its clip files in place) is taken as it is: espeak-ng's clips, which a
+    resumed pass makes again, are then not made a second time."""
     finished_pass = journal / f"{synth.kind}.jsonl"
     if finished_pass.is_file():
         try:
@@ -121,8 +129,8 @@ def _spoken_pass(synth: SynthConfig, *, out_dir: str | os.PathLike[str], journal
             if all((Path(out_dir) / r.path).is_file() for r in records):
                 return records
     folder = journal / synth.kind
-    finished = start_journal(synth, out_dir=out_dir, overwrite=True, folder=folder)
-    records = synthesize_clips(synth, out_dir=out_dir, finished=finished, journal=folder)
+    finished = start_journal(synth, voices=voice_identity(voices), out_dir=out_dir, overwrite=True, folder=folder)
+    records = synthesize_clips(synth, out_dir=out_dir, finished=finished, journal=folder, voices=voices)
     write_manifest(finished_pass, records)
     end_journal(out_dir, folder=folder)
     return records
@@ -131,12 +139,13 @@ def _spoken_pass(synth: SynthConfig, *, out_dir: str | os.PathLike[str], journal
 def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """Synthesize hard and generic negatives into ``out_dir``; returns the manifest path.
 
-    A killed run resumes when run again with the same config: the passes it finished and the clips of the pass it
-    was in are kept (recorded in ``out_dir/negatives.incomplete``, removed once the manifest is written).
+    A killed run resumes when run again with the same config and voices: the passes it finished and the clips of
+    the pass it was in are kept (recorded in ``out_dir/negatives.incomplete``, removed once the manifest is
+    written). The config and the identity of the voices are recorded beside the manifest.
 
     Raises:
-        ArtifactExistsError: ``out_dir/manifest.jsonl`` exists, or a killed run of another config left clips, and
-            ``overwrite`` is False.
+        ArtifactExistsError: ``out_dir/manifest.jsonl`` exists, or a killed run of another config or other voices
+            left clips, and ``overwrite`` is False.
         LockedError: another run is writing ``out_dir``.
     """
     with writer_lock(Path(out_dir) / MANIFEST_NAME):  # a second run into the folder would replace this one's manifest
@@ -152,18 +161,22 @@ def _make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str],
         raise ConfigError(f"no sound-alike candidates for {config.phrase!r} within distance {config.max_distance}")
     chosen = interleave_reasons(chosen)
     passes = _pass_configs(config, chosen)
+    voices = negatives_voices(config)
+    identity = voice_identity(voices)
     journal = Path(out_dir) / JOURNAL_NAME
-    if not recorded_run(config, folder=journal, out_dir=out_dir, overwrite=overwrite, started=_started(journal),
-                        command="wb negatives"):
+    if not recorded_run(config, voices=identity, folder=journal, out_dir=out_dir, overwrite=overwrite,
+                        started=_started(journal), command="wb negatives"):
         journal.mkdir(parents=True, exist_ok=True)
+        write_voices(journal, identity)
         config.save(journal / JOURNAL_CONFIG_NAME)
     by_text = {c.text: c for c in chosen}
     records: list[ClipRecord] = []
     for synth in passes:
         seen = {r.id for r in records}
-        made = [r for r in _spoken_pass(synth, out_dir=out_dir, journal=journal) if r.id not in seen]
+        made = [r for r in _spoken_pass(synth, voices=voices, out_dir=out_dir, journal=journal) if r.id not in seen]
         records += [_with_candidate(r, by_text.get(r.text)) for r in made] if synth.kind == "hard_negative" else made
     config.save(Path(out_dir) / CONFIG_NAME)
+    write_voices(out_dir, identity)
     manifest = write_manifest(Path(out_dir) / MANIFEST_NAME, records)
     end_journal(out_dir, folder=journal)
     return manifest

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -32,6 +33,7 @@ from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.config import StageConfig
 from wakebuilder.data.synth_journal import (
     end_journal, journal_dir, open_journal, open_part, part_path, prune_clips, record_job, start_journal,
+    write_voices,
 )
 from wakebuilder.data.tts import (
     DEFAULT_ENGINES,
@@ -46,7 +48,7 @@ from wakebuilder.data.tts import (
     voice_licence,
 )
 from wakebuilder.errors import ConfigError, EngineUnavailableError, WakebuilderError
-from wakebuilder.fingerprint import audio_id
+from wakebuilder.fingerprint import audio_id, canonical_json
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
 
 log = logging.getLogger(__name__)
@@ -203,18 +205,43 @@ def _voices_by_engine(config: SynthConfig, chosen: list[Voice] | None) -> dict[s
     return found
 
 
+def find_voices(config: SynthConfig, chosen: list[Voice] | None = None) -> dict[str, list[Voice]]:
+    """The voices a run of ``config`` speaks with here, per engine (``chosen``: the given Voice settings).
+
+    Not all in the config: they follow the engines installed (a missing one is skipped with a warning) and the
+    voice files found (``piper_voices``, ``kokoro_voices``, else WB_PIPER_VOICES, WB_KOKORO_VOICES, fetched ones).
+
+    Raises:
+        ConfigError: no voice of the engines matches ``voice_pattern``.
+        EngineUnavailableError: none of the engines can run here.
+    """
+    for path in config.piper_voices:
+        get_engine("piper").add_voice(path)  # type: ignore[attr-defined]
+    if "kokoro" in config.engines:  # the same voices as the spawned workers will load
+        get_engine("kokoro").use_voices_file(config.kokoro_voices)  # type: ignore[attr-defined]
+    return _voices_by_engine(config, chosen)
+
+
+def voice_identity(voices: dict[str, list[Voice]]) -> dict[str, Any]:
+    """What a run records of the voices it speaks with (``find_voices``), so a run with the same config but other
+    voices is not taken for it: a sha256 of every voice setting in order, and per engine their number."""
+    settings = {engine: [voice.to_dict() for voice in found] for engine, found in sorted(voices.items())}
+    return {"sha256": hashlib.sha256(canonical_json(settings).encode("utf-8")).hexdigest(),
+            "settings": {engine: len(found) for engine, found in settings.items()}}
+
+
 def _run_partitions(
     config: SynthConfig, jobs: list[Job], out_dir: str | os.PathLike[str], done: dict[int, Any] | None,
-    journal: Path | None,
+    journal: Path | None, voices: dict[str, Any],
 ) -> list[dict]:
     """Each fixed partition of the jobs, in order, in a freshly spawned process; rows in job order. With ``done``
     (the finished jobs of a killed run; None: keep no journal) each worker notes the jobs it finishes in the
-    ``journal`` folder (default ``out_dir/synth.incomplete``)."""
+    ``journal`` folder (default ``out_dir/synth.incomplete``), which records the ``voices`` (``voice_identity``)."""
     workers = max(1, min(config.workers, len(jobs)))
     meta, piper = {"seed": config.seed}, list(config.piper_voices)
     journal = journal_dir(out_dir) if journal is None else journal
     if done is not None:
-        open_journal(config, folder=journal)
+        open_journal(config, voices=voices, folder=journal)
     shares = [jobs[k::workers] for k in range(workers)]
     parts: list[Partition] = [
         (share, str(out_dir), meta, piper, config.kokoro_voices, None if done is None else str(part_path(journal, k)),
@@ -292,13 +319,15 @@ def synthesize_clips(
     kind: str = "tts",
     finished: dict[int, Any] | None = None,
     journal: str | os.PathLike[str] | None = None,
+    voices: dict[str, list[Voice]] | None = None,
 ) -> list[ClipRecord]:
     """Synthesize clips under ``out_dir/clips``; returns their records in job order.
 
     Takes a SynthConfig, or texts plus ``n``, ``engines`` (engine names, or the
     Voice settings to use), ``seed``, ``label`` and ``kind``. With ``finished`` (the jobs a killed run finished,
     from ``synth_journal.start_journal``) the run keeps a journal (the folder ``journal``, by default
-    ``out_dir/synth.incomplete``) and resumes from those jobs.
+    ``out_dir/synth.incomplete``) and resumes from those jobs. ``voices``: those ``find_voices`` found for the
+    config (the ones its journal was checked against), found here when None.
     """
     chosen: list[Voice] | None = None
     if not isinstance(config, SynthConfig):
@@ -313,13 +342,10 @@ def synthesize_clips(
         raise ConfigError(f"-n {config.n}: need at least one clip")
     if not config.texts or not all(t.strip() for t in config.texts):
         raise ConfigError("synth: need a non-empty phrase")
-    for path in config.piper_voices:
-        get_engine("piper").add_voice(path)  # type: ignore[attr-defined]
-    if "kokoro" in config.engines:  # the same voices as the spawned workers will load
-        get_engine("kokoro").use_voices_file(config.kokoro_voices)  # type: ignore[attr-defined]
-    voices = _voices_by_engine(config, chosen)
+    voices = find_voices(config, chosen) if voices is None else voices
     jobs = [(i, text, voice.to_dict()) for i, text, voice in plan_jobs(config, voices)]
-    rows = _run_partitions(config, jobs, out_dir, finished, None if journal is None else Path(journal))
+    rows = _run_partitions(config, jobs, out_dir, finished, None if journal is None else Path(journal),
+                           voice_identity(voices))
     skipped = len(jobs) - len(rows)
     if skipped:
         log.warning("%d synthesized clip(s) were silent and skipped", skipped)
@@ -371,20 +397,24 @@ def describe_voices(*, piper_voices: Sequence[str] = (), kokoro_voices: str | No
 def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """Synthesize and write ``out_dir/manifest.jsonl``; returns the manifest path.
 
-    A run that was killed resumes when run again with the same config: its finished clips are kept. With
-    ``overwrite`` the clip files in ``out_dir/clips`` that the new manifest does not list are deleted.
+    A run that was killed resumes when run again with the same config and voices: its finished clips are kept.
+    With ``overwrite`` the clip files in ``out_dir/clips`` that the new manifest does not list are deleted. The
+    config and the identity of the voices (``voice_identity``) are recorded beside the manifest.
 
     Raises:
-        ArtifactExistsError: the manifest exists, or a killed run of another config left clips, and ``overwrite``
-            is False.
+        ArtifactExistsError: the manifest exists, or a killed run of another config or other voices left clips,
+            and ``overwrite`` is False.
         LockedError: another run is writing ``out_dir``.
     """
     manifest = Path(out_dir) / MANIFEST_NAME
     with writer_lock(manifest):  # a second run into the folder would replace this one's manifest at its end
         refuse_existing(manifest, overwrite=overwrite)
-        finished = start_journal(config, out_dir=out_dir, overwrite=overwrite)
-        records = synthesize_clips(config, out_dir=out_dir, finished=finished)
+        voices = find_voices(config)
+        identity = voice_identity(voices)
+        finished = start_journal(config, voices=identity, out_dir=out_dir, overwrite=overwrite)
+        records = synthesize_clips(config, out_dir=out_dir, finished=finished, voices=voices)
         config.save(Path(out_dir) / SYNTH_CONFIG_NAME)
+        write_voices(out_dir, identity)
         write_manifest(manifest, records)
         if overwrite:  # the replaced run's clips, unlisted now, go too
             prune_clips(out_dir, {record.path for record in records})

@@ -2,11 +2,14 @@
 
 Each synthesis worker appends a line per finished job (its manifest row, or null for a silent clip) to its own
 ``part-<k>.jsonl`` in ``<out>/synth.incomplete``, after the clip's file is in place; the folder also holds the
-run's config. A run with the same config takes the finished jobs from there, one with another config is refused
-unless ``overwrite``. The folder goes once the manifest is written. A run with ``overwrite`` also clears the
-clips of the run it replaced (``prune_clips``). ``wb negatives`` keeps one such journal per synthesis pass, in
-folders of its own (the ``folder`` arguments). ``finished_run`` finds a run that finished, for callers that
-would make it again (``wb bank negatives``).
+run's config and the identity of its voices (``voices.json``: which voices a run speaks with is not in its config,
+it follows the engines installed and the voice files found). A run with the same config and voices takes the
+finished jobs from there, one with another config or other voices is refused unless ``overwrite``. The folder
+goes once the manifest is written. A run with ``overwrite`` also clears the clips of the run it replaced
+(``prune_clips``). ``wb negatives`` keeps one such journal per synthesis pass, in folders of its own (the
+``folder`` arguments). ``finished_run`` finds a run that finished, for callers that
+would make it again (``wb bank negatives``), when its config and voices (``voices.json`` beside its manifest,
+``write_voices``) are this run's.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-from wakebuilder.atomic import remove_path
+from wakebuilder.atomic import atomic_write_json, remove_path
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ArtifactExistsError, ManifestError
 from wakebuilder.manifest import MANIFEST_NAME, read_manifest
@@ -25,6 +28,7 @@ from wakebuilder.manifest import MANIFEST_NAME, read_manifest
 log = logging.getLogger(__name__)
 JOURNAL_NAME = "synth.incomplete"
 CONFIG_NAME = "config.json"
+VOICES_NAME = "voices.json"  # the identity of a run's voices, in its journal and beside its manifest
 
 
 def journal_dir(out_dir: str | os.PathLike[str]) -> Path:
@@ -37,57 +41,91 @@ def _differences(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
     return "; ".join(f"{k}: {recorded.get(k)!r} there, {wanted.get(k)!r} now" for k in keys)
 
 
-def recorded_run(config: StageConfig, *, folder: Path, out_dir: str | os.PathLike[str], overwrite: bool,
-                 started: bool, command: str = "wb synth") -> bool:
-    """Whether the journal ``folder`` records an unfinished run of ``config``. One of another config is removed
-    when it had made nothing yet (``started`` False) or with ``overwrite``.
+def _voices_change(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
+    """'' for the same voices, else how they differ (per engine the number of voice settings, there and now)."""
+    if recorded == wanted:
+        return ""
+
+    def counts(identity: dict[str, Any]) -> str:
+        settings = identity.get("settings")
+        return ", ".join(f"{e} {n}" for e, n in sorted(settings.items())) if isinstance(settings, dict) else ""
+
+    there, now = counts(recorded) or "not recorded", counts(wanted)
+    change = f"other ones, {now} now" if there == now else f"{there} there, {now} now"
+    return (f"voices: {change} (voice settings per engine; they follow the engines installed and the voice files "
+            "found: --kokoro-voices, WB_KOKORO_VOICES, WB_PIPER_VOICES, wb voices fetch)")
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; {} when it is missing, unreadable or not an object."""
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def recorded_run(config: StageConfig, *, voices: dict[str, Any], folder: Path, out_dir: str | os.PathLike[str],
+                 overwrite: bool, started: bool, command: str = "wb synth") -> bool:
+    """Whether the journal ``folder`` records an unfinished run of ``config`` with ``voices`` (the identity of the
+    voices found here, ``synth.voice_identity``). One of another config or other voices is removed when it had
+    made nothing yet (``started`` False) or with ``overwrite``.
 
     Raises:
-        ArtifactExistsError: the journal is of another config, that run made clips, and ``overwrite`` is False.
+        ArtifactExistsError: the journal is of another config or other voices, that run made clips, and
+            ``overwrite`` is False.
     """
     if not folder.is_dir():
         return False
-    try:
-        recorded = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        recorded = {}
-    wanted = config.to_dict()
-    if recorded == wanted:
+    recorded, wanted = _read_object(folder / CONFIG_NAME), config.to_dict()
+    voices_change = _voices_change(_read_object(folder / VOICES_NAME), voices)
+    if recorded == wanted and not voices_change:
         return True
     if started and not overwrite:
+        config_change = _differences(recorded, wanted) if recorded else "its config is unreadable"
+        differences = "; ".join(change for change in (config_change, voices_change) if change)
         raise ArtifactExistsError(
-            f"{out_dir}: holds the clips of an unfinished {command} run with other settings "
-            f"({_differences(recorded, wanted) or 'its config is unreadable'}); run it again with its settings "
-            "to finish it, or pass --overwrite to start afresh"
+            f"{out_dir}: holds the clips of an unfinished {command} run with other settings ({differences}); "
+            "run it again with its settings to finish it, or pass --overwrite to start afresh"
         )
     remove_path(folder)
     return False
 
 
-def start_journal(config: StageConfig, *, out_dir: str | os.PathLike[str], overwrite: bool,
+def start_journal(config: StageConfig, *, voices: dict[str, Any], out_dir: str | os.PathLike[str], overwrite: bool,
                   folder: Path | None = None) -> dict[int, Any]:
-    """The finished jobs (index: row, or None for a silent clip) of an unfinished run of ``config`` into ``out_dir``
-    whose clip files are still there; an unfinished run of another config is forgotten with ``overwrite``.
-    ``folder`` is the journal (default ``journal_dir(out_dir)``).
+    """The finished jobs (index: row, or None for a silent clip) of an unfinished run of ``config`` with ``voices``
+    (``synth.voice_identity``) into ``out_dir`` whose clip files are still there; an unfinished run of another
+    config or other voices is forgotten with ``overwrite``. ``folder`` is the journal (default
+    ``journal_dir(out_dir)``).
 
     Raises:
-        ArtifactExistsError: an unfinished run with another config made clips there and ``overwrite`` is False.
+        ArtifactExistsError: an unfinished run with another config or other voices made clips there and
+            ``overwrite`` is False.
     """
     folder = journal_dir(out_dir) if folder is None else folder
     finished = finished_jobs(folder)
-    if not recorded_run(config, folder=folder, out_dir=out_dir, overwrite=overwrite, started=bool(finished)):
+    if not recorded_run(config, voices=voices, folder=folder, out_dir=out_dir, overwrite=overwrite,
+                        started=bool(finished)):
         return {}
     done = {i: row for i, row in finished.items() if row is None or (Path(out_dir) / row["path"]).is_file()}
     log.info("synth: resuming the unfinished run in %s: %d of its jobs are done", out_dir, len(done))
     return done
 
 
-def open_journal(config: StageConfig, *, folder: Path) -> None:
-    """Make the journal ``folder`` of a run of ``config`` (as synthesis starts, not before: a run that fails on its
-    options leaves nothing that a corrected command would have to --overwrite)."""
+def open_journal(config: StageConfig, *, voices: dict[str, Any], folder: Path) -> None:
+    """Make the journal ``folder`` of a run of ``config`` with ``voices`` (as synthesis starts, not before: a run
+    that fails on its options leaves nothing that a corrected command would have to --overwrite)."""
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / CONFIG_NAME).is_file():
+        write_voices(folder, voices)
         config.save(folder / CONFIG_NAME)
+
+
+def write_voices(folder: str | os.PathLike[str], voices: dict[str, Any]) -> Path:
+    """Record the identity of a run's voices (``synth.voice_identity``) in ``folder``: its journal, or beside its
+    manifest for ``finished_run``."""
+    return atomic_write_json(Path(folder) / VOICES_NAME, voices)
 
 
 def finished_jobs(folder: Path) -> dict[int, Any]:
@@ -137,9 +175,12 @@ def end_journal(out_dir: str | os.PathLike[str], *, folder: Path | None = None) 
     remove_path(journal_dir(out_dir) if folder is None else folder)
 
 
-def finished_run(config: StageConfig, *, out_dir: str | os.PathLike[str], config_name: str) -> Path | None:
+def finished_run(config: StageConfig, *, voices: dict[str, Any] | None, out_dir: str | os.PathLike[str],
+                 config_name: str) -> Path | None:
     """The manifest of a finished run of ``config`` in ``out_dir`` (its config recorded in ``config_name`` the same,
-    every clip it lists in place), which a caller that would make it again may keep instead; None when none is."""
+    and its voices, ``VOICES_NAME``, the same as ``voices``, the identity of the voices found here; None for a run
+    that speaks none; every clip it lists in place), which a caller that would make it again may keep instead;
+    None when none is."""
     out = Path(out_dir)
     manifest = out / MANIFEST_NAME
     if not manifest.is_file() or not (out / config_name).is_file():
@@ -149,6 +190,10 @@ def finished_run(config: StageConfig, *, out_dir: str | os.PathLike[str], config
         records = read_manifest(manifest) if recorded == config.to_dict() else []
     except (OSError, ValueError, ManifestError) as exc:
         log.info("%s: not kept, made again (%s)", manifest, exc)
+        return None
+    voices_change = "" if voices is None else _voices_change(_read_object(out / VOICES_NAME), voices)
+    if records and voices_change:
+        log.info("%s: made again, with the voices found now (%s)", manifest, voices_change)
         return None
     if not records or not all((out / record.path).is_file() for record in records):
         return None
