@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +35,9 @@ from wakebuilder.atomic import atomic_directory, atomic_write_json
 from wakebuilder.detect import STREAM_DEFAULTS, setting_problem
 from wakebuilder.errors import ConfigError, ModelFileError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
-from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model, save_model
+from wakebuilder.modeldir import (
+    CALIBRATION_NAME, LoadedModel, finite_number, load_model, save_model, short_repr,
+)
 
 log = logging.getLogger(__name__)
 THRESHOLD_RULE = "mean of the members' calibrated thresholds"
@@ -187,7 +188,7 @@ def _member_settings(model: LoadedModel, keys: Sequence[str]) -> dict[str, Any]:
     where, fix = model.path / CALIBRATION_NAME, f"run wb calibrate on {model.path} again"
     config = (model.calibration or {}).get("config", {})
     if not isinstance(config, dict):
-        raise ModelFileError(f"{where}: config {_short(config)} is not an object; {fix}")
+        raise ModelFileError(f"{where}: config {short_repr(config)} is not an object; {fix}")
     settings = {k: v for k, v in config.items() if k in keys}
     for key, value in settings.items():
         if problem := setting_problem(key, value):
@@ -202,18 +203,9 @@ def _best_f1(model: LoadedModel) -> float:
     sweep = (model.calibration or {}).get("sweep")
     rows = [[row.get(k) for k in ("threshold", "f1")] if isinstance(row, dict) else [None]
             for row in (sweep if isinstance(sweep, list) else [])]
-    if not rows or not all(_finite(value) for row in rows for value in row):
-        raise ModelFileError(f"{model.path / CALIBRATION_NAME}: sweep {_short(sweep)} is not rows of a threshold and "
-                             f"an f1 (numbers) as wb calibrate writes; run wb calibrate on {model.path} again")
+    if not rows or not all(finite_number(value) for row in rows for value in row):
+        raise ModelFileError(f"{model.path / CALIBRATION_NAME}: sweep {short_repr(sweep)} is not rows of a threshold "
+                             f"and an f1 (numbers) as wb calibrate writes; run wb calibrate on {model.path} again")
     table = np.asarray(rows, dtype=np.float64)
     return metrics.best_f1_threshold({"threshold": table[:, 0], "f1": table[:, 1]})
 
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _short(value: Any) -> str:
-    """``repr`` of a value from a file, cut to fit one line."""
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:57]}..."

@@ -106,7 +106,72 @@ def read_meta(root: Path) -> dict[str, Any]:
     for key in ("spec", "window_s"):
         if key not in meta["backbone"]:
             raise ModelFileError(f"{path}: missing key backbone.{key}; {fix}")
+    if problem := meta_problem(meta):  # edited by hand: a key of the wrong type
+        raise ModelFileError(f"{path}: {problem}; set it as wb fit writes it, or run wb fit again")
     return meta
+
+
+META_KINDS: dict[str, tuple[type, str]] = {
+    "wake_word": (str, "a string"), "store_fingerprint": (str, "a string"), "fit": (dict, "an object"),
+    "stores": (list, "a list"), "bank_exclusion": (dict, "an object"), "ensemble": (dict, "an object"),
+}
+"""What each key of ``model.json`` that its readers take as optional must be when it is there and not null."""
+
+
+def meta_problem(meta: dict[str, Any]) -> str | None:
+    """Why ``meta`` (``model.json`` with its ``head``, ``backbone.spec`` and ``backbone.window_s``) cannot be read,
+    or None.
+
+    JSON may hold anything (a file edited by hand); a key of the wrong type would end in an AttributeError or
+    TypeError deep in calibrate, ensemble, export or detect, some only after minutes of work.
+    """
+    for key, (kind, name) in META_KINDS.items():
+        value = meta.get(key)
+        if value is not None and not isinstance(value, kind):
+            return f"{key} must be {name} or null, not {short_repr(value)}"
+    spec, window_s = meta["backbone"]["spec"], meta["backbone"]["window_s"]
+    if not isinstance(spec, str):
+        return f"backbone.spec must be a string, not {short_repr(spec)}"
+    if not (finite_number(window_s) and window_s > 0):
+        return f"backbone.window_s must be a finite number above 0, not {short_repr(window_s)}"
+    return _stores_problem(meta.get("stores") or []) or _exclusion_problem(meta.get("bank_exclusion") or {})
+
+
+def _stores_problem(stores: list[Any]) -> str | None:
+    """What is wrong with ``model.json``'s ``stores`` (each one's fingerprint and rows, as ``wb fit`` records them)."""
+    for i, store in enumerate(stores):
+        if not isinstance(store, dict):
+            return f"stores[{i}] must be an object, not {short_repr(store)}"
+        for key in ("fingerprint", "rows"):
+            if key not in store:
+                return f"missing key stores[{i}].{key}"
+        if not isinstance(store["fingerprint"], str):
+            return f"stores[{i}].fingerprint must be a string, not {short_repr(store['fingerprint'])}"
+        rows = store["rows"]
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            return f"stores[{i}].rows must be a count of rows, not {short_repr(rows)}"
+    return None
+
+
+def _exclusion_problem(exclusion: dict[str, Any]) -> str | None:
+    """What is wrong with ``model.json``'s ``bank_exclusion`` (the phrase and distance the fit left out)."""
+    phrase, distance = exclusion.get("phrase"), exclusion.get("max_distance")
+    if phrase is not None and not isinstance(phrase, str):
+        return f"bank_exclusion.phrase must be a string or null, not {short_repr(phrase)}"
+    if distance is not None and not (finite_number(distance) and distance >= 0):
+        return f"bank_exclusion.max_distance must be a finite number >= 0 or null, not {short_repr(distance)}"
+    return None
+
+
+def finite_number(value: Any) -> bool:
+    """A number that is not a bool, NaN or infinite (what JSON edited by hand may hold instead)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def short_repr(value: Any) -> str:
+    """``repr`` of a value from a file, cut to fit one line."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def read_calibration(root: Path) -> dict[str, Any] | None:
@@ -120,8 +185,7 @@ def read_calibration(root: Path) -> dict[str, Any] | None:
     fix = f"run wb calibrate on {root} again"
     cal = read_object(path, fix)
     for key in CALIBRATION_KEYS:
-        value = cal.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if not finite_number(cal.get(key)):
             raise ModelFileError(f"{path}: {_missing(cal, key, 'a finite number')}; {fix}")
     if not 0.0 <= cal["threshold"] <= 1.0:
         raise ModelFileError(f"{path}: threshold {cal['threshold']} must be within 0..1; {fix}")
@@ -135,7 +199,7 @@ def _refit(root: Path) -> str:
 
 
 def _missing(data: dict[str, Any], key: str, kind: str = "an object") -> str:
-    return f"missing key {key}" if key not in data else f"{key} must be {kind}, not {data[key]!r}"
+    return f"missing key {key}" if key not in data else f"{key} must be {kind}, not {short_repr(data[key])}"
 
 
 def load_model(model_dir: str | os.PathLike[str], *, device: str = "cpu") -> LoadedModel:
