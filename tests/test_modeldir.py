@@ -63,3 +63,17 @@ def test_a_model_json_key_edited_by_hand_is_one_line_in_every_command(key: str, 
         assert result.exit_code == 1 and result.stderr.count("\n") == 1, (name, result.output)
         assert result.stderr.startswith(f"wb: error: {model / 'model.json'}: {problem}; "), (name, result.stderr)
         assert "wb fit" in result.stderr, (name, result.stderr)
+
+
+@pytest.mark.parametrize("groups", [5, "val", [["val"]], [None]])
+def test_split_json_val_groups_edited_by_hand_is_one_line(groups: Any, tmp_path: Path) -> None:
+    """split.json's val_groups of the wrong type crashed wb calibrate (TypeError: not iterable, unhashable) or, a
+    string, was read as groups of its letters ('none of the model's 3 validation groups are in the store')."""
+    model = copy_model(tone_setup()["model"], tmp_path / "model")
+    split = json.loads((model / "split.json").read_text())
+    (model / "split.json").write_text(json.dumps(split | {"val_groups": groups}))
+    result = CliRunner().invoke(main, ["calibrate", "--model", str(model), "--store", str(tone_setup()["store"])])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"wb: error: {model / 'split.json'}: val_groups must be a list of group names, "
+                                    f"not {groups!r}; "), result.stderr
+    assert "wb fit" in result.stderr

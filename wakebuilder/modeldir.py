@@ -29,6 +29,7 @@ META_NAME = "model.json"
 SPLIT_NAME = "split.json"
 CALIBRATION_NAME = "calibration.json"
 CALIBRATION_KEYS = ("threshold", "temperature", "bias")
+_REWRITE = "set it as wb fit writes it, or run wb fit again"  # the fix for a key of wb fit's files edited by hand
 
 
 @dataclasses.dataclass
@@ -107,8 +108,19 @@ def read_meta(root: Path) -> dict[str, Any]:
         if key not in meta["backbone"]:
             raise ModelFileError(f"{path}: missing key backbone.{key}; {fix}")
     if problem := meta_problem(meta):  # edited by hand: a key of the wrong type
-        raise ModelFileError(f"{path}: {problem}; set it as wb fit writes it, or run wb fit again")
+        raise ModelFileError(f"{path}: {problem}; {_REWRITE}")
     return meta
+
+
+def read_split(root: Path) -> dict[str, Any]:
+    """``split.json`` with its ``val_groups`` (what ``wb calibrate`` reads) a list of group names."""
+    path = root / SPLIT_NAME
+    split = read_object(path, _refit(root))
+    groups = split.get("val_groups", [])
+    if not isinstance(groups, list) or not all(isinstance(group, str) for group in groups):
+        raise ModelFileError(f"{path}: val_groups must be a list of group names, not {short_repr(groups)}; "
+                             f"{_REWRITE}")
+    return split
 
 
 META_KINDS: dict[str, tuple[type, str]] = {
@@ -213,7 +225,7 @@ def load_model(model_dir: str | os.PathLike[str], *, device: str = "cpu") -> Loa
     if not root.is_dir():
         raise ModelFileError(f"{root}: model directory not found (make one with wb fit)")
     meta = read_meta(root)
-    split = read_object(root / SPLIT_NAME, _refit(root))
+    split = read_split(root)
     try:
         head = build_head(HeadConfig.from_dict(meta["head"]))
     except (KeyError, ValueError, RuntimeError, WakebuilderError) as exc:  # torch: a negative width, a dropout > 1
