@@ -227,6 +227,36 @@ def test_calibration_settings_of_the_wrong_type_are_one_line(settings: dict, tmp
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
 
 
+
+@pytest.mark.parametrize("smooth", [10**30, 1001, 0, -3])
+def test_a_smoothing_out_of_the_cli_bounds_in_a_calibration_is_one_line(smooth: int, tmp_path: Path) -> None:
+    """A calibration.json or NAME.json whose smoothing is absurd (10**30: an OverflowError traceback; 0 or less: an
+    error about --smooth, an option not given) is refused naming the model and the bounds of --smooth; wb ensemble
+    refuses a member's likewise, before writing an ensemble no detector could run."""
+    from tests.model_helpers import copy_model
+    from wakebuilder.cli.options import STREAM_SETTINGS
+
+    low, high = STREAM_SETTINGS["smooth"][1].min, STREAM_SETTINGS["smooth"][1].max
+    problem = f"smooth {smooth!r} is not an integer within {low}..{high}"
+    models = [copy_model(tone_setup()["calibrated"], tmp_path / name) for name in ("a", "b")]
+    for model in models:
+        calibration = json.loads((model / "calibration.json").read_text())
+        (model / "calibration.json").write_text(json.dumps(calibration | {"config": {"smooth": smooth}}))
+    onnx = power_onnx(tmp_path / "power.onnx", "batch")
+    (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.5, "calibration_config": {"smooth": smooth}}))
+    wav = write_wav(tmp_path / "a.wav", planted_stream((1.0,), 4.0))
+    for where, path in ((models[0], models[0]), (onnx, onnx)):
+        with pytest.raises(ModelFileError, match=f"^{where}: its calibration settings are not usable \\({problem}\\)"):
+            detect_waveform(load_detector(path), np.zeros(32000, np.float32), DetectConfig())
+        result = CliRunner().invoke(main, ["detect", str(path), str(wav)])
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    result = CliRunner().invoke(main, ["ensemble", "--model", str(models[0]), "--model", str(models[1]),
+                                       "--out", str(tmp_path / "ensemble")])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert f"calibration.json: config.{problem}; run wb calibrate" in result.stderr
+    assert not (tmp_path / "ensemble").exists()
+
+
 def power_onnx(path: Path, batch: int | str, *, outputs: int = 1) -> Path:
     """A foreign ONNX detector: mean power of a 8000-sample window, ``outputs`` values per window."""
     import onnx

@@ -10,3 +10,6 @@ __version__ = "0.1.0"
 
 SAMPLE_RATE = 16_000
 """Every clip, store and model works at 16 kHz mono."""
+
+MAX_SMOOTH = 1000
+"""The most hops a detector's moving average of scores spans: ``--smooth``'s bound, and a calibration's."""

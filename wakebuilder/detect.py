@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -21,11 +20,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from wakebuilder import SAMPLE_RATE
+from wakebuilder import MAX_SMOOTH, SAMPLE_RATE
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import BadAudioError, ConfigError, ModelFileError
-from wakebuilder.modeldir import read_object
+from wakebuilder.modeldir import finite_number, read_object, short_repr
 from wakebuilder.streaming import (
     Event, EventCounter, MovingAverage, Scorer, WindowBuffer, hop_samples, score_waveform, smooth_scores,
     count_events,
@@ -80,8 +79,9 @@ class DetectConfig(StageConfig):
 STREAM_DEFAULTS: dict[str, Any] = {"hop_s": 0.1, "smooth": 1, "refractory_s": 1.0}
 """The streaming settings of a model whose calibration records none (``wb calibrate``'s own defaults)."""
 
-SETTING_KINDS: dict[str, str] = {"hop_s": "a finite number", "smooth": "an integer", "refractory_s": "a finite number",
-                                 "target_fa_per_hour": "a finite number", "not_below_f1": "true or false"}
+SETTING_KINDS: dict[str, str] = {"hop_s": "a finite number", "smooth": f"an integer within 1..{MAX_SMOOTH}",
+                                 "refractory_s": "a finite number", "target_fa_per_hour": "a finite number",
+                                 "not_below_f1": "true or false"}
 """What each setting a calibration records in its ``config`` must be (the stream settings and the FA/h rule's)."""
 
 
@@ -90,15 +90,16 @@ def setting_problem(name: str, value: Any) -> str | None:
 
     JSON may hold anything there (a file edited by hand): a string, null, a list, NaN; a setting that is not of
     its kind would end in a TypeError deep in scoring, or, a NaN or infinite refractory period, merge every
-    detection of a stream into its first.
+    detection of a stream into its first; a smoothing past ``--smooth``'s bounds, in an OverflowError (10**30).
     """
     kind = SETTING_KINDS[name]
     if kind == "true or false":
         ok = isinstance(value, bool)
+    elif name == "smooth":
+        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SMOOTH
     else:
-        ok = not isinstance(value, bool) and isinstance(value, int if kind == "an integer" else int | float)
-        ok = ok and math.isfinite(value)
-    return None if ok else f"{name} {value!r} is not {kind}"
+        ok = finite_number(value)
+    return None if ok else f"{name} {short_repr(value)} is not {kind}"
 
 
 @dataclasses.dataclass
