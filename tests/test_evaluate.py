@@ -139,6 +139,24 @@ def test_a_mixed_stream_counts_false_accepts_per_clip_category(data: dict[str, P
     assert sum(c["hours"] for c in cats.values()) == pytest.approx(20 / 3600)
 
 
+def test_a_stream_of_wake_word_clips_only_is_refused_naming_it(data: dict[str, Path], tmp_path: Path) -> None:
+    """Streams of wb stream whose every clip says the model's wake word are all left out: wb eval said 'FA/h needs
+    negative audio: got 0.0 hours' without naming them. Beside a stream of other audio such a one adds nothing."""
+    from wakebuilder.categories import segments_path
+
+    streams = []
+    for name in ("a", "b"):
+        stream = write_wav(tmp_path / f"{name}.wav", noise(8, amplitude=0.01, seed=5))
+        segments = [[0.0, "speech", "x", "hey tone"], [4.0, "speech", "y", "well hey tone then"]]
+        segments_path(stream).write_text(json.dumps({"duration_s": 8.0, "segments": segments}))
+        streams.append(str(stream))
+    result = CliRunner().invoke(main, ["eval", str(data["onnx"]), *streams])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"wb: error: {streams[0]}, {streams[1]}: every clip says 'hey tone'")
+    assert "a.segments.json" in result.stderr and "wb stream" in result.stderr
+    (mixed,) = evaluate_models([data["onnx"]], [streams[0], str(data["stream"])])
+    assert mixed["stream_hours"] == pytest.approx(20 / 3600)
+
 @pytest.mark.parametrize("category", ["other", "speech"])
 def test_a_false_accept_right_after_a_wake_word_clip_counts_in_calibration_and_eval_alike(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, category: str

@@ -20,7 +20,9 @@ import numpy as np
 from wakebuilder import SAMPLE_RATE, metrics
 from wakebuilder.audio import audio_seconds, fit_to_window, load_audio
 from wakebuilder.audio_stream import AudioBlocks
-from wakebuilder.categories import CATEGORIES, OTHER, StreamSegments, from_path, record_category, stream_categories
+from wakebuilder.categories import (
+    CATEGORIES, OTHER, StreamSegments, from_path, record_category, segments_path, stream_categories,
+)
 from wakebuilder.detect import STREAM_DEFAULTS, DetectConfig, Detector, detect_blocks, load_detector, threshold_for
 from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.streaming import Event, count_events, hop_samples, score_blocks, smooth_scores
@@ -113,11 +115,9 @@ def _stream_tallies(detector: Detector, streams: Sequence[str | os.PathLike[str]
     calibration's rule (``StreamSegments.negative_scores``); a mixed one (category ``other``) counts each false
     accept for the clip its peak falls in, and each clip's seconds for its category.
     """
-    phrase = str(detector.info.get("wake_word") or "") or None
     per: dict[str, list[float]] = {}
-    for path, name in zip(streams, names, strict=True):
-        segments = StreamSegments.read(path)
-        segments = segments.without(phrase) if segments is not None else None
+    sidecars = _negative_segments(streams, str(detector.info.get("wake_word") or "") or None)
+    for path, name, segments in zip(streams, names, sidecars, strict=True):
         events, total_s = stream_events(detector, path, config, traces.get(str(path)), segments=segments)
         if segments is None:
             tally = per.setdefault(name, [0, 0.0])
@@ -129,6 +129,21 @@ def _stream_tallies(detector: Detector, streams: Sequence[str | os.PathLike[str]
         for event in events:  # counted where the peak window centres
             per.setdefault(segments.category_at(event.time_s) if name == OTHER else name, [0, 0.0])[0] += 1
     return per
+
+
+def _negative_segments(streams: Sequence[str | os.PathLike[str]], phrase: str | None) -> list[StreamSegments | None]:
+    """Each stream's segments (None without a sidecar) less the clips that say ``phrase``.
+
+    Raises:
+        ConfigError: every clip of every stream says it, so no negative audio is left for FA/h (before scoring).
+    """
+    sidecars = [StreamSegments.read(path) for path in streams]
+    sidecars = [segments.without(phrase) if segments is not None else None for segments in sidecars]
+    if all(segments is not None and segments.excluded.all() for segments in sidecars):
+        raise ConfigError(f"{', '.join(map(str, streams))}: every clip says {phrase!r} (by "
+                          f"{', '.join(segments_path(p).name for p in streams)}), so no negative audio is left for "
+                          "FA/h; pass a stream of other audio (wb stream joins negative clips into one)")
+    return sidecars
 
 
 def stream_events(detector: Detector, path: str | os.PathLike[str], config: EvalConfig,
