@@ -30,6 +30,7 @@ from wakebuilder.atomic import atomic_directory, atomic_write_json
 from wakebuilder.config import StageConfig
 from wakebuilder.detect import DetectConfig, load_onnx_detector, threshold_for
 from wakebuilder.errors import ConfigError, ModelFileError, WebRuntimeMissingError
+from wakebuilder.modeldir import short_repr
 from wakebuilder.streaming import hop_samples
 
 ORT_WEB_VERSION = "1.31.1"  # pinned; bin/setup installs exactly this from the npm registry
@@ -103,9 +104,9 @@ def model_entry(onnx_path: Path, config: WebConfig) -> dict[str, Any]:
     """
     detector = load_onnx_detector(onnx_path)
     info = detector.info if isinstance(detector.info, dict) else {}
-    rate = int(info.get("sample_rate", SAMPLE_RATE))
-    if rate != SAMPLE_RATE:
-        raise ModelFileError(f"{onnx_path}: sample rate {rate}; the page feeds {SAMPLE_RATE} Hz audio")
+    rate = info.get("sample_rate", SAMPLE_RATE)  # a string in ONNX metadata; anything in a NAME.json edited by hand
+    if isinstance(rate, bool) or _as_int(rate) != SAMPLE_RATE:
+        raise ModelFileError(f"{onnx_path}: sample rate {short_repr(rate)}; the page feeds {SAMPLE_RATE} Hz audio")
     settings = DetectConfig(hop_s=config.hop_s, smooth=config.smooth,
                             refractory_s=config.refractory_s).resolved(detector)
     return {
@@ -116,6 +117,13 @@ def model_entry(onnx_path: Path, config: WebConfig) -> dict[str, Any]:
         "hop_s": float(settings.hop_s), "hop_samples": hop_samples(settings.hop_s),
         "refractory_s": float(settings.refractory_s), "smooth": int(settings.smooth),
     }
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):  # not a number, a list, null, infinity
+        return None
 
 
 def page_config(models: list[dict[str, Any]], ort_version: str) -> dict[str, Any]:
