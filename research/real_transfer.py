@@ -30,6 +30,7 @@ import argparse
 import functools
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -53,13 +54,14 @@ from wakebuilder.streaming import count_events, frame_windows, hop_samples, scor
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
 REALDEV = ROOT.parent / "shared" / "realdev"  # the default of --realdev
+KOKORO_VOICES = ROOT.parent / "shared" / "voices" / "kokoro-v1.0-voices.npz"  # Kokoro's 54 voices, when unset
 WORDS = ("happy", "sheila", "forward", "marvin", "house", "visual")
 QUICK_WORDS = ("happy", "sheila")
 HOP_S, REFRACTORY_S, PAD_S = 0.1, 1.0, 1.0
 ORACLE_MAX_FA = 1
 # RecipeConfig fields a flag of the same name changes (unset: the recipe's default)
-OVERRIDES = ("engines", "neg_engines", "shared_engines", "n_pos", "n_hard", "n_speech", "n_words", "pos_copies", "neg_copies",
-             "train_stream_s", "stream_s", "objective", "target_fa_per_hour", "window_s")
+OVERRIDES = ("engines", "neg_engines", "shared_engines", "n_pos", "n_hard", "n_speech", "n_words", "pos_copies",
+             "neg_copies", "train_stream_s", "stream_s", "objective", "target_fa_per_hour", "window_s")
 
 
 def recipe_config(args: argparse.Namespace, word: str = "<word>") -> RecipeConfig:
@@ -99,6 +101,30 @@ def train_word(word: str, seed: int, args: argparse.Namespace, work: Path) -> Pa
                              report_stream=None)
     work.mkdir(parents=True, exist_ok=True)
     return recipe.train_and_export(config.replace(report=False), work, store, data, device="cpu").onnx
+
+
+def kokoro_voices(args: argparse.Namespace) -> str | None:
+    """The Kokoro voices the recipe's synthesis will load, set in ``WB_KOKORO_VOICES`` for it (None: no Kokoro).
+
+    ``WB_KOKORO_VOICES`` when set, else the shared copy of Kokoro v1.0's 54 voices (the protocol since the twelfth
+    round), else fetched English voices. The five bundled voices only with ``--kokoro-bundled``: the nineteenth
+    round ran on them unawares, which a user with the English voices does not.
+    """
+    from wakebuilder.data.tts.fetch import cached_kokoro_packs
+
+    if "kokoro" not in recipe_config(args).engines:
+        return None
+    if args.kokoro_bundled:
+        os.environ.pop("WB_KOKORO_VOICES", None)
+        return "bundled"
+    if not os.environ.get("WB_KOKORO_VOICES") and KOKORO_VOICES.is_file():
+        os.environ["WB_KOKORO_VOICES"] = str(KOKORO_VOICES)
+    if os.environ.get("WB_KOKORO_VOICES"):
+        return os.environ["WB_KOKORO_VOICES"]
+    if cached_kokoro_packs():
+        return "fetched kokoro-en"
+    raise SystemExit(f"Kokoro would speak with its five bundled voices: set WB_KOKORO_VOICES (e.g. {KOKORO_VOICES}) "
+                     "or fetch kokoro-en, or pass --kokoro-bundled to measure them on purpose")
 
 
 def realdev_files(realdev: Path = REALDEV) -> dict[str, list[Path]]:
@@ -387,6 +413,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="only merge these results files (tags, comma separated; same recipe) into --tag")
     p.add_argument("--rescore", action="store_true",
                    help="only score the exported models of results file --tag again (no training)")
+    p.add_argument("--kokoro-bundled", action="store_true",
+                   help="let Kokoro speak with its five bundled voices (default: WB_KOKORO_VOICES, else the shared "
+                        "54 voices beside the repository, else fetched ones; refused when none is found)")
     p.add_argument("--resume", action="store_true",
                    help="keep the runs of an existing results file with the same recipe and library")
     args = p.parse_args(argv)
@@ -452,6 +481,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     config = recipe_config(args)
     recorded = config.to_dict()
+    voices = kokoro_voices(args) if not args.store_from else None  # before any synthesis worker starts
     # realdev's windows embedded once (cached under --workdir); each model's exported head scores them
     windows = None if args.end_to_end else realdev_windows(config.embed_window_s, args.workdir, args.realdev)
     files = realdev_files(args.realdev)
@@ -475,7 +505,7 @@ def main(argv: list[str] | None = None) -> None:
                             sorted({r["seed"] for r in runs}))
         result = {"tag": args.tag, "recipe": recorded, "realdev": str(args.realdev),
                   "real_negatives": str(args.real_negatives) if args.real_negatives else None,
-                  "store_from": args.store_from, "words": args.words, "seeds": args.seeds,
+                  "store_from": args.store_from, "kokoro_voices": voices, "words": args.words, "seeds": args.seeds,
                   "complete": len(runs) == len(args.words) * len(args.seeds), "jobs": args.jobs,
                   "protocol": {"hop_s": HOP_S, "refractory_s": REFRACTORY_S, "pad_s": PAD_S, "smooth": 1,
                                "oracle_max_false_accepts": ORACLE_MAX_FA,

@@ -72,3 +72,22 @@ def test_false_accepts_by_category(real_transfer, tmp_path: Path) -> None:
     assert cats["noise"]["false_accepts"] == 0 and cats["speech"]["fa_per_hour"] == pytest.approx(4.0)
     runs = [{"calibrated": point}, {"calibrated": point}]
     assert real_transfer.pooled(runs, "calibrated")["by_category"]["music"]["fa_per_hour"] == pytest.approx(4.0)
+
+
+def test_kokoro_voices_default_to_the_shared_file_and_bundled_ones_are_refused(real_transfer, tmp_path: Path,
+                                                                                monkeypatch) -> None:
+    voices = tmp_path / "kokoro-v1.0-voices.npz"
+    voices.touch()
+    monkeypatch.delenv("WB_KOKORO_VOICES", raising=False)
+    monkeypatch.setattr(real_transfer, "KOKORO_VOICES", voices)
+    args = real_transfer.parse_args([])
+    assert real_transfer.kokoro_voices(args) == str(voices)
+    monkeypatch.setenv("WB_KOKORO_VOICES", "/elsewhere/voices.npz")
+    assert real_transfer.kokoro_voices(args) == "/elsewhere/voices.npz"
+    monkeypatch.delenv("WB_KOKORO_VOICES")
+    monkeypatch.setattr(real_transfer, "KOKORO_VOICES", tmp_path / "missing.npz")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))  # nothing fetched
+    with pytest.raises(SystemExit, match="bundled"):
+        real_transfer.kokoro_voices(args)
+    assert real_transfer.kokoro_voices(real_transfer.parse_args(["--kokoro-bundled"])) == "bundled"
+    assert real_transfer.kokoro_voices(real_transfer.parse_args(["--engines", "flite"])) is None
