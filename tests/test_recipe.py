@@ -359,15 +359,20 @@ def test_an_unknown_backbone_is_refused_before_any_synthesis(tmp_path: Path, mon
     assert result.exit_code == 1 and result.stderr.startswith("wb: error: --backbone 'speech-embeding'")
 
 
-def test_a_real_folder_without_audio_is_refused_before_any_synthesis(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """--real DIR holding no audio it reads (.m4a files, say) failed only after the synthesis and augmentation."""
+def _no_synthesis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if the recipe starts synthesizing its positives (a check was to refuse the run before)."""
     import wakebuilder.recipe_data as steps
 
-    def positives(*args):
+    def positives(*args: object) -> None:
         raise AssertionError("synthesis started")
 
     monkeypatch.setattr(steps, "positives", positives)
+
+
+def test_a_real_folder_without_audio_is_refused_before_any_synthesis(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """--real DIR holding no audio it reads (.m4a files, say) failed only after the synthesis and augmentation."""
+    _no_synthesis(monkeypatch)
     real = tmp_path / "real"
     real.mkdir()
     (real / "tv.m4a").write_bytes(b"\0" * 100)
@@ -378,14 +383,10 @@ def test_a_real_folder_without_audio_is_refused_before_any_synthesis(tmp_path: P
 def test_a_real_folder_that_holds_the_run_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--real . with the run's folder under it (runs/<phrase>-<backbone> by default) chunked the run's own clips,
     its synthesized and recorded positives among them, into label-0 negatives."""
-    import wakebuilder.recipe_data as steps
     from tests.conftest import tone
     from wakebuilder.audio import write_wav
 
-    def positives(*args):
-        raise AssertionError("synthesis started")
-
-    monkeypatch.setattr(steps, "positives", positives)
+    _no_synthesis(monkeypatch)
     write_wav(tmp_path / "tv.wav", noise(3.0))
     out = tmp_path / "runs" / "hey-jarvis-speech-embedding"
     write_wav(out / "positives" / "p.wav", tone(440, 1.0))  # an earlier run's positive
@@ -432,14 +433,10 @@ def test_a_real_folder_that_holds_another_recipe_run_is_refused(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """--real DIR holding another run's folder (runs/ under the user's audio) chunked that run's synthesized
     positives of the same phrase into label-0 negatives; refused before any synthesis, naming the run."""
-    import wakebuilder.recipe_data as steps
     from tests.conftest import tone
     from wakebuilder.audio import write_wav
 
-    def positives(*args):
-        raise AssertionError("synthesis started")
-
-    monkeypatch.setattr(steps, "positives", positives)
+    _no_synthesis(monkeypatch)
     real = tmp_path / "audio"
     write_wav(real / "tv.wav", noise(3.0))
     earlier = real / "runs" / "hey-jarvis-speech-embedding"
@@ -475,13 +472,9 @@ def test_a_real_folder_that_holds_the_cache_is_refused(tmp_path: Path, monkeypat
     """--real ~ held wakebuilder's cache (~/.cache/wakebuilder): the bank's synthesized speech and the held-out
     calibration and report streams were chunked into training negatives, so the report scored audio the head had
     trained on. Refused before any synthesis, naming the cache."""
-    import wakebuilder.recipe_data as steps
     from wakebuilder.audio import write_wav
 
-    def positives(*args):
-        raise AssertionError("synthesis started")
-
-    monkeypatch.setattr(steps, "positives", positives)
+    _no_synthesis(monkeypatch)
     home = tmp_path / "home"
     write_wav(home / "tv.wav", noise(3.0))
     cache = home / ".cache" / "wakebuilder"

@@ -241,20 +241,14 @@ def test_bank_negatives_resume_after_an_interrupt(tmp_path: Path, monkeypatch: p
     """A killed wb bank negatives made all its speech and words again when run again. It now keeps the parts that
     finished (their clips are not made again), resumes the part it was in, and ends with the manifests and clips
     of an uninterrupted run."""
-    from tests.data.test_synth import _partition_interrupted
+    from tests.data.test_synth import stop_in_pass
     from wakebuilder.bank.build import make_bank_negatives
     from wakebuilder.data import synth
 
     config = BankNegativesConfig(speech=4, words=4, stream_s=0.0, engines=("espeak",), workers=1)
     one = make_bank_negatives(config, out_dir=tmp_path / "one")
-    real = synth.synthesize_clips
     with monkeypatch.context() as patch:
-        def stop_in_the_words(synth_config: object, **kwargs: object) -> object:
-            if synth_config.kind == "word_negative":  # type: ignore[attr-defined]
-                patch.setattr(synth, "_synthesize_partition", _partition_interrupted)  # stops at its 4th clip
-            return real(synth_config, **kwargs)  # type: ignore[arg-type]
-
-        patch.setattr(synth, "synthesize_clips", stop_in_the_words)
+        stop_in_pass(patch, synth, "word_negative")
         with pytest.raises(RuntimeError, match="interrupted"):
             make_bank_negatives(config, out_dir=tmp_path / "two")
     speech = {p.name: p.stat().st_ino for p in (tmp_path / "two" / "speech" / "clips").glob("*.wav")}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -271,19 +272,13 @@ def test_a_killed_run_resumes_and_equals_one_shot(tmp_path: Path, monkeypatch: p
     """A killed wb negatives made every pass again when run again. It now keeps the passes that finished (their
     clips are not made again) and the clips the interrupted pass finished, and ends with the manifest, clips and
     files of an uninterrupted run."""
-    from tests.data.test_synth import _partition_interrupted
-    from wakebuilder.data import negatives, synth
+    from tests.data.test_synth import stop_in_pass
+    from wakebuilder.data import negatives
 
     config = NegativesConfig(phrase="hey jarvis", n=6, speech=8, words=3, engines=("espeak",), workers=2)
     make_negatives(config, out_dir=tmp_path / "one")
-    real = negatives.synthesize_clips
     with monkeypatch.context() as patch:
-        def stop_in_the_speech_pass(synth_config: object, **kwargs: object) -> object:
-            if synth_config.kind == "speech_negative":  # type: ignore[attr-defined]
-                patch.setattr(synth, "_synthesize_partition", _partition_interrupted)  # stops at its 4th clip
-            return real(synth_config, **kwargs)  # type: ignore[arg-type]
-
-        patch.setattr(negatives, "synthesize_clips", stop_in_the_speech_pass)
+        stop_in_pass(patch, negatives, "speech_negative")
         with pytest.raises(RuntimeError, match="interrupted"):
             make_negatives(config, out_dir=tmp_path / "two")
     hard = {Path(r.path).name for r in read_manifest(tmp_path / "one" / "manifest.jsonl") if r.kind == "hard_negative"}
@@ -297,24 +292,28 @@ def test_a_killed_run_resumes_and_equals_one_shot(tmp_path: Path, monkeypatch: p
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
 
 
+def _kill_as_the_speech_pass_starts(config: NegativesConfig, out_dir: Path, monkeypatch: pytest.MonkeyPatch, *,
+                                    also: Callable[[pytest.MonkeyPatch], None] | None = None) -> None:
+    """Run ``make_negatives`` into ``out_dir`` and stop it (Ctrl-C) as its speech pass starts, after the sound-alike
+    pass; ``also`` patches more for that run only."""
+    from tests.data.test_synth import stop_in_pass
+    from wakebuilder.data import negatives
+
+    with monkeypatch.context() as patch:
+        if also is not None:
+            also(patch)
+        stop_in_pass(patch, negatives, "speech_negative", partway=False)
+        with pytest.raises(KeyboardInterrupt):
+            make_negatives(config, out_dir=out_dir)
+
+
 def test_a_killed_run_is_not_resumed_with_another_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Clips of an unfinished wb negatives run are not mixed with another config's: the run is refused, naming
     the setting and --overwrite; with --overwrite it starts afresh."""
-    from wakebuilder.data import negatives
     from wakebuilder.errors import ArtifactExistsError
 
     config = NegativesConfig(phrase="hey jarvis", n=4, speech=2, engines=("espeak",), workers=1)
-    real = negatives.synthesize_clips
-
-    def stop_in_the_speech_pass(synth_config: object, **kwargs: object) -> object:
-        if synth_config.kind == "speech_negative":  # type: ignore[attr-defined]
-            raise KeyboardInterrupt
-        return real(synth_config, **kwargs)  # type: ignore[arg-type]
-
-    with monkeypatch.context() as patch:
-        patch.setattr(negatives, "synthesize_clips", stop_in_the_speech_pass)
-        with pytest.raises(KeyboardInterrupt):
-            make_negatives(config, out_dir=tmp_path)
+    _kill_as_the_speech_pass_starts(config, tmp_path, monkeypatch)
     before = sorted((tmp_path / "clips").iterdir())
     assert before
     with pytest.raises(ArtifactExistsError, match="seed.*--overwrite"):
@@ -331,22 +330,10 @@ def test_a_killed_run_is_not_resumed_with_other_voices(tmp_path: Path, monkeypat
     """A killed wb negatives run again after the voices found here changed (not in its config) resumed with the
     old voices' passes and clips; it is now refused like another config, naming the voices and --overwrite."""
     from tests.data.test_synth import fewer_voices
-    from wakebuilder.data import negatives
     from wakebuilder.errors import ArtifactExistsError
 
     config = NegativesConfig(phrase="hey jarvis", n=4, speech=2, engines=("espeak",), workers=1)
-    real = negatives.synthesize_clips
-
-    def stop_in_the_speech_pass(synth_config: object, **kwargs: object) -> object:
-        if synth_config.kind == "speech_negative":  # type: ignore[attr-defined]
-            raise KeyboardInterrupt
-        return real(synth_config, **kwargs)  # type: ignore[arg-type]
-
-    with monkeypatch.context() as patch:
-        fewer_voices(patch)
-        patch.setattr(negatives, "synthesize_clips", stop_in_the_speech_pass)
-        with pytest.raises(KeyboardInterrupt):
-            make_negatives(config, out_dir=tmp_path / "two")
+    _kill_as_the_speech_pass_starts(config, tmp_path / "two", monkeypatch, also=fewer_voices)
     with pytest.raises(ArtifactExistsError, match=r"voices: espeak \d+ there, espeak \d+ now.*--overwrite"):
         make_negatives(config, out_dir=tmp_path / "two")
     one = make_negatives(config, out_dir=tmp_path / "one")

@@ -246,6 +246,23 @@ def _partition_interrupted(args: tuple) -> list[dict]:
     return synth._synthesize_partition(args)
 
 
+def stop_in_pass(patch: pytest.MonkeyPatch, module: object, kind: str, *, partway: bool = True) -> None:
+    """Make ``module.synthesize_clips`` (the one ``module`` calls) stop in its pass of clips of ``kind``: part way,
+    as ``_partition_interrupted`` does (RuntimeError), or, ``partway`` False, as it starts (KeyboardInterrupt)."""
+    from wakebuilder.data import synth
+
+    real = module.synthesize_clips  # type: ignore[attr-defined]
+
+    def stopping(synth_config: SynthConfig, **kwargs: object) -> object:
+        if synth_config.kind == kind:
+            if not partway:
+                raise KeyboardInterrupt
+            patch.setattr(synth, "_synthesize_partition", _partition_interrupted)  # stops at its 4th clip
+        return real(synth_config, **kwargs)
+
+    patch.setattr(module, "synthesize_clips", stopping)
+
+
 @pytest.mark.parametrize("engines", [("espeak",), ("espeak", "flite")])
 def test_resume_after_an_interrupt_equals_one_shot(engines: tuple[str, ...], tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
