@@ -24,8 +24,9 @@ from wakebuilder.data.phonetics import (
     Candidate, candidates, contains, phrase_pronunciations, plain_text, pronunciations,
 )
 from wakebuilder.data.synth import SynthConfig, find_voices, synthesize_clips, voice_identity
-from wakebuilder.data.synth_journal import CONFIG_NAME as JOURNAL_CONFIG_NAME
-from wakebuilder.data.synth_journal import end_journal, finished_jobs, recorded_run, start_journal, write_voices
+from wakebuilder.data.synth_journal import (
+    end_journal, finished_jobs, open_journal, recorded_run, start_journal, write_voices,
+)
 from wakebuilder.data.tts import DEFAULT_ENGINES, Voice
 from wakebuilder.data.wordlists import random_sentences, random_words
 from wakebuilder.errors import ConfigError, ManifestError
@@ -166,9 +167,7 @@ def _make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str],
     journal = Path(out_dir) / JOURNAL_NAME
     if not recorded_run(config, voices=identity, folder=journal, out_dir=out_dir, overwrite=overwrite,
                         started=_started(journal), command="wb negatives"):
-        journal.mkdir(parents=True, exist_ok=True)
-        write_voices(journal, identity)
-        config.save(journal / JOURNAL_CONFIG_NAME)
+        open_journal(config, voices=identity, folder=journal)
     by_text = {c.text: c for c in chosen}
     records: list[ClipRecord] = []
     for synth in passes:
