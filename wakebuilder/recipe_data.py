@@ -40,13 +40,9 @@ def positives(config: RecipeConfig, out: Path, recordings: Sequence[str | os.Pat
 def synth(config: RecipeConfig, out: Path, n: int, seed: int) -> Path:
     """``n`` positives in ``out``: kept when a (killed) run of the same settings and voices finished them, else made
     (a synthesis that was killed resumes; a run of other settings or voices is replaced)."""
-    from wakebuilder.data.synth import SYNTH_CONFIG_NAME, SynthConfig, find_voices, run_synth, voice_identity
-    from wakebuilder.data.synth_journal import finished_run
+    from wakebuilder.data.synth import SynthConfig, keep_or_run_synth
 
-    settings = SynthConfig(texts=(config.phrase,), n=n, engines=config.engines, seed=seed)
-    voices = voice_identity(find_voices(settings))
-    return (finished_run(settings, voices=voices, out_dir=out, config_name=SYNTH_CONFIG_NAME)
-            or run_synth(settings, out_dir=out, overwrite=True))
+    return keep_or_run_synth(SynthConfig(texts=(config.phrase,), n=n, engines=config.engines, seed=seed), out_dir=out)
 
 
 def make_negatives(config: RecipeConfig, out: Path, *, n: int, speech: int, words: int, seed: int) -> Path:

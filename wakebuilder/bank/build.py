@@ -143,8 +143,7 @@ def make_bank_negatives(config: BankNegativesConfig, *, out_dir: str | os.PathLi
     """
     from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
     from wakebuilder.data.stream import StreamConfig, build_negative_stream
-    from wakebuilder.data.synth import SYNTH_CONFIG_NAME, SynthConfig, find_voices, run_synth, voice_identity
-    from wakebuilder.data.synth_journal import finished_run
+    from wakebuilder.data.synth import SynthConfig, keep_or_run_synth
     from wakebuilder.data.wordlists import random_sentences
 
     out = Path(out_dir)
@@ -157,10 +156,7 @@ def make_bank_negatives(config: BankNegativesConfig, *, out_dir: str | os.PathLi
             continue
         synth = SynthConfig(texts=tuple(texts), n=n, engines=config.engines, seed=config.seed, label=0, kind=kind,
                             variants=False, workers=config.workers, voice_pattern=config.voice_pattern)
-        # a part a killed run finished is kept, the one it was in resumed (run_synth's journal)
-        voices = voice_identity(find_voices(synth))
-        manifests.append(finished_run(synth, voices=voices, out_dir=out / name, config_name=SYNTH_CONFIG_NAME)
-                         or run_synth(synth, out_dir=out / name, overwrite=True))
+        manifests.append(keep_or_run_synth(synth, out_dir=out / name))  # kept if a killed run finished it
     speech = list(manifests)
     manifests += _nonspeech_negatives(config, out, babble_from=speech[0] if config.speech else None)
     if config.stream_s > 0 and speech:

@@ -32,8 +32,8 @@ from wakebuilder.atomic import refuse_existing, writer_lock
 from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.config import StageConfig
 from wakebuilder.data.synth_journal import (
-    end_journal, journal_dir, open_journal, open_part, part_path, prune_clips, record_job, start_journal,
-    write_voices,
+    end_journal, finished_run, journal_dir, open_journal, open_part, part_path, prune_clips, record_job,
+    start_journal, write_voices,
 )
 from wakebuilder.data.tts import (
     DEFAULT_ENGINES,
@@ -420,3 +420,12 @@ def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite
             prune_clips(out_dir, {record.path for record in records})
         end_journal(out_dir)
         return manifest
+
+
+def keep_or_run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str]) -> Path:
+    """The manifest of a run of ``config`` with the voices found here that finished in ``out_dir``, kept
+    (``synth_journal.finished_run``), else ``run_synth`` with ``overwrite``: a killed run resumes, one of other
+    settings or voices is replaced. For callers that own ``out_dir`` and run again after a kill (recipe, bank)."""
+    voices = voice_identity(find_voices(config))
+    return (finished_run(config, voices=voices, out_dir=out_dir, config_name=SYNTH_CONFIG_NAME)
+            or run_synth(config, out_dir=out_dir, overwrite=True))
