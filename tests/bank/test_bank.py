@@ -260,3 +260,15 @@ def test_bank_negatives_resume_after_an_interrupt(tmp_path: Path, monkeypatch: p
         assert {p.name: p.read_bytes() for p in (a.parent / "clips").iterdir()} == \
             {p.name: p.read_bytes() for p in (b.parent / "clips").iterdir()}
     assert {p.name: p.stat().st_ino for p in (tmp_path / "two" / "speech" / "clips").glob("*.wav")} == speech
+
+
+def test_bank_negatives_keep_the_nonspeech_part_a_run_finished(tmp_path: Path) -> None:
+    """The non-speech part a (killed) wb bank negatives finished is kept by a run again with the same config, its
+    clips not made again (found by the config make_nonspeech records, nonspeech.make.CONFIG_NAME)."""
+    from wakebuilder.bank.build import make_bank_negatives
+
+    config = BankNegativesConfig(speech=0, words=0, stream_s=0.0, nonspeech=3, chunk_s=1.0)
+    (manifest,) = make_bank_negatives(config, out_dir=tmp_path)
+    made = {p.name: p.stat().st_ino for p in (manifest.parent / "clips").glob("*.wav")}
+    assert len(made) == 3 and make_bank_negatives(config, out_dir=tmp_path) == [manifest]
+    assert {p.name: p.stat().st_ino for p in (manifest.parent / "clips").glob("*.wav")} == made

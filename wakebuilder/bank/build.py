@@ -178,7 +178,7 @@ def _nonspeech_negatives(config: BankNegativesConfig, out: Path, *, babble_from:
     A missing apt, or a failed download, logs a warning and the bank goes on without Debian's audio.
     """
     from wakebuilder.data.debian import debian_negatives
-    from wakebuilder.data.nonspeech.make import NonspeechConfig, make_nonspeech
+    from wakebuilder.data.nonspeech.make import CONFIG_NAME, NonspeechConfig, make_nonspeech
     from wakebuilder.data.synth_journal import finished_run
     from wakebuilder.errors import SourceUnavailableError
 
@@ -187,8 +187,7 @@ def _nonspeech_negatives(config: BankNegativesConfig, out: Path, *, babble_from:
     if config.nonspeech and kinds:
         settings = NonspeechConfig(n=config.nonspeech, kinds=kinds, duration_s=min(max(config.chunk_s, 0.5), 60.0),
                                    seed=config.seed, babble_from=str(babble_from) if babble_from else None)
-        manifests.append(finished_run(settings, voices=None, out_dir=out / "nonspeech",
-                                      config_name="nonspeech_config.json")
+        manifests.append(finished_run(settings, voices=None, out_dir=out / "nonspeech", config_name=CONFIG_NAME)
                          or make_nonspeech(settings, out_dir=out / "nonspeech", overwrite=True))
     if config.debian:
         try:

@@ -31,6 +31,7 @@ from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
 
 log = logging.getLogger(__name__)
 VERSION = 1
+CONFIG_NAME = "nonspeech_config.json"  # the run's config, beside its manifest
 PEAK = 0.99
 
 
@@ -124,7 +125,7 @@ def make_nonspeech(config: NonspeechConfig, *, out_dir: str | os.PathLike[str], 
         # clip i depends only on (seed, generator, i): rendered and written on every core, in index order
         with ThreadPoolExecutor(workers or cpu_threads(), thread_name_prefix="wb-nonspeech") as pool:
             records = list(pool.map(clip, range(config.n)))
-        config.save(work / "nonspeech_config.json")
+        config.save(work / CONFIG_NAME)
         write_manifest(work / MANIFEST_NAME, list({r.id: r for r in records}.values()))
     return target / MANIFEST_NAME
 
