@@ -157,6 +157,7 @@ def test_a_stream_of_wake_word_clips_only_is_refused_naming_it(data: dict[str, P
     (mixed,) = evaluate_models([data["onnx"]], [streams[0], str(data["stream"])])
     assert mixed["stream_hours"] == pytest.approx(20 / 3600)
 
+
 @pytest.mark.parametrize("category", ["other", "speech"])
 def test_a_false_accept_right_after_a_wake_word_clip_counts_in_calibration_and_eval_alike(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, category: str

@@ -208,4 +208,3 @@ def _best_f1(model: LoadedModel) -> float:
                              f"and an f1 (numbers) as wb calibrate writes; run wb calibrate on {model.path} again")
     table = np.asarray(rows, dtype=np.float64)
     return metrics.best_f1_threshold({"threshold": table[:, 0], "f1": table[:, 1]})
-

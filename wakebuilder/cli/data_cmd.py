@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 from typing import Any
 
 import click
@@ -41,7 +40,6 @@ def validate(
     for reject in rejects:
         click.echo(f"wb validate: rejected {reject.reason}", err=True)
     report(manifest, {"manifest": str(manifest), "rejected": [dataclasses.asdict(r) for r in rejects]}, as_json)
-
 
 
 def _synth_interrupt(params: dict[str, Any]) -> str:

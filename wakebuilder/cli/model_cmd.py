@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from typing import Any
 
 import click
@@ -18,7 +17,6 @@ model_dir_option = click.option(
     "--model", "model_dir", required=True, type=click.Path(path_type=str),
     help="Model directory from wb fit.",
 )
-
 
 
 def _calibrate_interrupt(params: dict[str, Any]) -> str:
