@@ -75,21 +75,22 @@ class HDF5Backend:
         try:
             self._file = h5py.File(str(self.path), "r", locking=False)
         except (OSError, ValueError) as exc:
-            raise StoreError(f"{self.path}: not a readable HDF5 store ({exc}); rebuild it with --overwrite") from exc
+            raise self._unreadable(exc) from exc
         try:
             self._read_file()
         except BaseException:
             self._file.close()
             raise
 
+    def _unreadable(self, exc: Exception) -> StoreError:
+        return StoreError(f"{self.path}: not a readable HDF5 store ({exc}); rebuild it with --overwrite")
+
     def _read_file(self) -> None:
         try:
             self._attrs = _decode_attrs(self._file.attrs)
             self._fields = [self._file[name] for name in self._field_names()]
         except (OSError, KeyError, ValueError, TypeError) as exc:  # TypeError: json_attrs edited by hand
-            raise StoreError(
-                f"{self.path}: not a readable HDF5 store ({exc}); rebuild it with --overwrite"
-            ) from exc
+            raise self._unreadable(exc) from exc
         rows = min((dataset.shape[0] for dataset in self._fields), default=0)
         if problem := committed_problem(self._attrs.get("committed"), rows):  # edited by hand
             raise StoreError(f"{self.path}: {problem}; rebuild the store with wb embed --overwrite")
