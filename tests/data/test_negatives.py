@@ -338,3 +338,19 @@ def test_a_killed_run_is_not_resumed_with_other_voices(tmp_path: Path, monkeypat
         make_negatives(config, out_dir=tmp_path / "two")
     one = make_negatives(config, out_dir=tmp_path / "one")
     assert make_negatives(config, out_dir=tmp_path / "two", overwrite=True).read_bytes() == one.read_bytes()
+
+
+def test_overwrite_leaves_only_the_new_runs_clips(tmp_path: Path) -> None:
+    """wb negatives --overwrite into a folder of an earlier run left that run's clips in clips/, unlisted by the new
+    manifest. They now go; nothing outside clips/ (nor a sub-folder of it, nor another file) is deleted."""
+    out = tmp_path / "out"
+    make_negatives(NegativesConfig(phrase="hey jarvis", n=4, speech=2, engines=("espeak",), workers=1), out_dir=out)
+    outside = [tmp_path / "mine.wav", out / "notes.wav", out / "clips" / "sub" / "kept.wav", out / "clips" / "a.txt"]
+    for path in outside:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"not ours")
+    config = NegativesConfig(phrase="hey jarvis", n=3, speech=1, engines=("espeak",), workers=1, seed=1)
+    manifest = make_negatives(config, out_dir=out, overwrite=True)
+    listed = {out / r.path for r in read_manifest(manifest)}
+    assert set((out / "clips").glob("*.wav")) == listed and len(listed) == 4
+    assert all(path.read_bytes() == b"not ours" for path in outside)

@@ -25,7 +25,7 @@ from wakebuilder.data.phonetics import (
 )
 from wakebuilder.data.synth import SynthConfig, find_voices, synthesize_clips, voice_identity
 from wakebuilder.data.synth_journal import (
-    end_journal, finished_jobs, open_journal, recorded_run, start_journal, write_voices,
+    end_journal, finished_jobs, open_journal, prune_clips, recorded_run, start_journal, write_voices,
 )
 from wakebuilder.data.tts import DEFAULT_ENGINES, Voice
 from wakebuilder.data.wordlists import random_sentences, random_words
@@ -142,7 +142,8 @@ def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str], 
 
     A killed run resumes when run again with the same config and voices: the passes it finished and the clips of
     the pass it was in are kept (recorded in ``out_dir/negatives.incomplete``, removed once the manifest is
-    written). The config and the identity of the voices are recorded beside the manifest.
+    written). With ``overwrite`` the clip files in ``out_dir/clips`` that the new manifest does not list are
+    deleted. The config and the identity of the voices are recorded beside the manifest.
 
     Raises:
         ArtifactExistsError: ``out_dir/manifest.jsonl`` exists, or a killed run of another config or other voices
@@ -177,5 +178,7 @@ def _make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str],
     config.save(Path(out_dir) / CONFIG_NAME)
     write_voices(out_dir, identity)
     manifest = write_manifest(Path(out_dir) / MANIFEST_NAME, records)
+    if overwrite:  # the replaced run's clips, unlisted now, go too
+        prune_clips(out_dir, {record.path for record in records})
     end_journal(out_dir, folder=journal)
     return manifest
