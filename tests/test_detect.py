@@ -257,6 +257,38 @@ def test_a_smoothing_out_of_the_cli_bounds_in_a_calibration_is_one_line(smooth: 
     assert not (tmp_path / "ensemble").exists()
 
 
+@pytest.mark.parametrize("refractory", [1e9, 3600.5, -1.0])
+def test_a_refractory_period_out_of_the_cli_bounds_in_a_calibration_is_one_line(refractory: float,
+                                                                                tmp_path: Path) -> None:
+    """A calibration.json or NAME.json whose refractory period is huge (1e9: every detection merged into one,
+    silently) or negative (an error about --refractory-s, an option not given) is refused naming the model, the key
+    and the bounds of --refractory-s (an option given still wins); wb ensemble refuses a member's likewise."""
+    from tests.model_helpers import copy_model
+    from wakebuilder.cli.options import STREAM_SETTINGS
+
+    low, high = STREAM_SETTINGS["refractory_s"][1].min, STREAM_SETTINGS["refractory_s"][1].max
+    problem = f"refractory_s {refractory!r} is not a number within {low:g}..{high:g}"
+    models = [copy_model(tone_setup()["calibrated"], tmp_path / name) for name in ("a", "b")]
+    for model in models:
+        calibration = json.loads((model / "calibration.json").read_text())
+        (model / "calibration.json").write_text(json.dumps(calibration | {"config": {"refractory_s": refractory}}))
+    onnx = power_onnx(tmp_path / "power.onnx", "batch")
+    (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.5,
+                                                     "calibration_config": {"refractory_s": refractory}}))
+    wav = write_wav(tmp_path / "a.wav", planted_stream((1.0,), 4.0))
+    for path in (models[0], onnx):
+        with pytest.raises(ModelFileError, match=f"^{path}: its calibration settings are not usable \\({problem}\\)"):
+            detect_waveform(load_detector(path), np.zeros(32000, np.float32), DetectConfig())
+        result = CliRunner().invoke(main, ["detect", str(path), str(wav)])
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+        assert "--refractory-s must" not in result.stderr
+    assert detect_waveform(load_detector(onnx), np.zeros(32000, np.float32), DetectConfig(refractory_s=high)) == []
+    result = CliRunner().invoke(main, ["ensemble", "--model", str(models[0]), "--model", str(models[1]),
+                                       "--out", str(tmp_path / "ensemble")])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert f"calibration.json: config.{problem}; run wb calibrate" in result.stderr
+
+
 def power_onnx(path: Path, batch: int | str, *, outputs: int = 1) -> Path:
     """A foreign ONNX detector: mean power of a 8000-sample window, ``outputs`` values per window."""
     import onnx

@@ -13,3 +13,6 @@ SAMPLE_RATE = 16_000
 
 MAX_SMOOTH = 1000
 """The most hops a detector's moving average of scores spans: ``--smooth``'s bound, and a calibration's."""
+
+MAX_REFRACTORY_S = 3600.0
+"""The longest refractory period after a detection, in seconds: ``--refractory-s``'s bound, and a calibration's."""

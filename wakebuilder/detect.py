@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from wakebuilder import MAX_SMOOTH, SAMPLE_RATE
+from wakebuilder import MAX_REFRACTORY_S, MAX_SMOOTH, SAMPLE_RATE
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import BadAudioError, ConfigError, ModelFileError
@@ -80,7 +80,8 @@ STREAM_DEFAULTS: dict[str, Any] = {"hop_s": 0.1, "smooth": 1, "refractory_s": 1.
 """The streaming settings of a model whose calibration records none (``wb calibrate``'s own defaults)."""
 
 SETTING_KINDS: dict[str, str] = {"hop_s": "a finite number", "smooth": f"an integer within 1..{MAX_SMOOTH}",
-                                 "refractory_s": "a finite number", "target_fa_per_hour": "a finite number",
+                                 "refractory_s": f"a number within 0..{MAX_REFRACTORY_S:g}",
+                                 "target_fa_per_hour": "a finite number",
                                  "not_below_f1": "true or false"}
 """What each setting a calibration records in its ``config`` must be (the stream settings and the FA/h rule's)."""
 
@@ -91,12 +92,16 @@ def setting_problem(name: str, value: Any) -> str | None:
     JSON may hold anything there (a file edited by hand): a string, null, a list, NaN; a setting that is not of
     its kind would end in a TypeError deep in scoring, or, a NaN or infinite refractory period, merge every
     detection of a stream into its first; a smoothing past ``--smooth``'s bounds, in an OverflowError (10**30).
+    A refractory period past ``--refractory-s``'s bounds merges them silently (1e9), or is refused as if the user
+    had passed a bad ``--refractory-s`` (-1).
     """
     kind = SETTING_KINDS[name]
     if kind == "true or false":
         ok = isinstance(value, bool)
     elif name == "smooth":
         ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SMOOTH
+    elif name == "refractory_s":
+        ok = finite_number(value) and 0 <= value <= MAX_REFRACTORY_S
     else:
         ok = finite_number(value)
     return None if ok else f"{name} {short_repr(value)} is not {kind}"

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from wakebuilder import MAX_SMOOTH
+from wakebuilder import MAX_REFRACTORY_S, MAX_SMOOTH
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath, fail
 from wakebuilder.errors import WakebuilderError
 
@@ -79,7 +79,7 @@ threshold_option = click.option(
 STREAM_SETTINGS = {
     "hop_s": ("--hop-s", FloatIn(0.01, 0.1), 0.1, "Seconds between windows (0.01 to 0.1)."),
     "smooth": ("--smooth", IntIn(1, MAX_SMOOTH), 1, "Moving average over N hops."),
-    "refractory_s": ("--refractory-s", FloatIn(0.0, 3600.0), 1.0,
+    "refractory_s": ("--refractory-s", FloatIn(0.0, MAX_REFRACTORY_S), 1.0,
                      "Crossings closer than this to a detection count as the same detection."),
 }
 
