@@ -135,3 +135,26 @@ def test_a_nan_score_is_refused_not_counted_as_below_the_threshold() -> None:
     counter.update(scores[:15])
     with pytest.raises(ModelFileError, match=r"at 2\.25 s NaN"):
         counter.update(scores[15:])
+
+
+@pytest.mark.parametrize("settings", [{"smooth": 10**30}, {"smooth": 1001}, {"smooth": 0}, {"smooth": 2.5},
+                                      {"smooth": True}, {"refractory_s": 1e9}, {"refractory_s": -1.0},
+                                      {"refractory_s": float("nan")}, {"refractory_s": float("inf")}])
+def test_library_configs_bound_smoothing_and_refractory_like_the_cli(settings: dict) -> None:
+    """DetectConfig, EvalConfig, CalibrateConfig and WebConfig checked only smooth >= 1 and refractory_s >= 0: a
+    library caller's smooth=10**30 ended in an OverflowError, refractory_s=1e9 merged every detection into one. They
+    now refuse what --smooth and --refractory-s refuse, in one line naming the option; their bounds are allowed."""
+    from wakebuilder import MAX_REFRACTORY_S, MAX_SMOOTH
+    from wakebuilder.calibrate import CalibrateConfig
+    from wakebuilder.detect import DetectConfig
+    from wakebuilder.evaluate import EvalConfig
+    from wakebuilder.web.build import WebConfig
+
+    (name, value), = settings.items()
+    option = "--" + name.replace("_", "-")
+    for config in (DetectConfig, EvalConfig, CalibrateConfig, WebConfig):
+        with pytest.raises(ConfigError, match=f"^{option} {value!r}: must be ") as caught:
+            config(**settings)
+        assert "\n" not in str(caught.value)
+        assert config(smooth=MAX_SMOOTH, refractory_s=MAX_REFRACTORY_S).smooth == MAX_SMOOTH
+        assert config(smooth=1, refractory_s=0.0).refractory_s == 0.0

@@ -28,7 +28,9 @@ from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
 from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model
 from wakebuilder.scoring import apply_platt, head_logits, model_scorer
-from wakebuilder.streaming import Scorer, count_events_many, hop_samples, score_blocks, smooth_scores
+from wakebuilder.streaming import (
+    Scorer, check_stream_settings, count_events_many, hop_samples, score_blocks, smooth_scores,
+)
 
 OBJECTIVES = ("auto", "f1", "fa-per-hour")
 log = logging.getLogger(__name__)
@@ -65,8 +67,7 @@ class CalibrateConfig(StageConfig):
         if self.target_fa_per_hour <= 0:
             raise ConfigError(f"--target-fa-per-hour {self.target_fa_per_hour}: must be > 0")
         hop_samples(self.hop_s)
-        if self.refractory_s < 0 or self.smooth < 1:
-            raise ConfigError("--refractory-s must be >= 0 and --smooth >= 1")
+        check_stream_settings(smooth=self.smooth, refractory_s=self.refractory_s)
 
 
 def fit_platt(logits: np.ndarray, labels: np.ndarray, *, where: str = "validation") -> tuple[float, float]:

@@ -26,8 +26,8 @@ from wakebuilder.config import StageConfig
 from wakebuilder.errors import BadAudioError, ConfigError, ModelFileError
 from wakebuilder.modeldir import finite_number, read_object, short_repr
 from wakebuilder.streaming import (
-    Event, EventCounter, MovingAverage, Scorer, WindowBuffer, hop_samples, score_waveform, smooth_scores,
-    count_events,
+    Event, EventCounter, MovingAverage, Scorer, WindowBuffer, check_stream_settings, count_events, hop_samples,
+    refractory_ok, score_waveform, smooth_ok, smooth_scores,
 )
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,9 @@ class DetectConfig(StageConfig):
             hop_samples(self.hop_s)
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ConfigError(f"--threshold {self.threshold}: must be in (0, 1)")
-        if (self.smooth is not None and self.smooth < 1) or (self.refractory_s is not None and self.refractory_s < 0) \
-                or self.batch_size < 1:
-            raise ConfigError("--smooth and --batch-size must be >= 1, --refractory-s >= 0")
+        check_stream_settings(smooth=self.smooth, refractory_s=self.refractory_s)
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size {self.batch_size}: must be >= 1")
 
     def resolved(self, detector: Detector) -> DetectConfig:
         """These settings with each one not given taken from the detector's calibration, else the default."""
@@ -98,10 +98,8 @@ def setting_problem(name: str, value: Any) -> str | None:
     kind = SETTING_KINDS[name]
     if kind == "true or false":
         ok = isinstance(value, bool)
-    elif name == "smooth":
-        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SMOOTH
-    elif name == "refractory_s":
-        ok = finite_number(value) and 0 <= value <= MAX_REFRACTORY_S
+    elif name in ("smooth", "refractory_s"):
+        ok = (smooth_ok if name == "smooth" else refractory_ok)(value)
     else:
         ok = finite_number(value)
     return None if ok else f"{name} {short_repr(value)} is not {kind}"

@@ -14,12 +14,15 @@ time and score of its highest frame, and the time it fired.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from wakebuilder import SAMPLE_RATE
+from wakebuilder import MAX_REFRACTORY_S, MAX_SMOOTH, SAMPLE_RATE
 from wakebuilder.errors import ConfigError, ModelFileError
 
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -44,6 +47,30 @@ def hop_samples(hop_s: float, *, sample_rate: int = SAMPLE_RATE) -> int:
     if not MIN_HOP_S <= hop_s <= MAX_HOP_S:
         raise ConfigError(f"--hop-s {hop_s}: must be in [{MIN_HOP_S}, {MAX_HOP_S}] seconds (10 to 100 ms)")
     return max(1, round(hop_s * sample_rate))
+
+
+def smooth_ok(smooth: Any) -> bool:
+    """Whether ``smooth`` is a whole number of hops within ``--smooth``'s bounds (1..``MAX_SMOOTH``)."""
+    return isinstance(smooth, numbers.Integral) and not isinstance(smooth, bool) and 1 <= smooth <= MAX_SMOOTH
+
+
+def refractory_ok(refractory_s: Any) -> bool:
+    """Whether ``refractory_s`` is a number of seconds within ``--refractory-s``'s bounds (0..``MAX_REFRACTORY_S``)."""
+    return (isinstance(refractory_s, numbers.Real) and not isinstance(refractory_s, bool)
+            and math.isfinite(refractory_s) and 0 <= refractory_s <= MAX_REFRACTORY_S)
+
+
+def check_stream_settings(*, smooth: Any = None, refractory_s: Any = None) -> None:
+    """Refuse a smoothing or refractory period (None: not given) that ``--smooth`` or ``--refractory-s`` would.
+
+    Raises:
+        ConfigError: one line naming the option and its bounds (10**30 hops would end in an OverflowError,
+            1e9 seconds merge every detection of a stream into one).
+    """
+    if smooth is not None and not smooth_ok(smooth):
+        raise ConfigError(f"--smooth {smooth!r}: must be a whole number in [1, {MAX_SMOOTH}]")
+    if refractory_s is not None and not refractory_ok(refractory_s):
+        raise ConfigError(f"--refractory-s {refractory_s!r}: must be in [0, {MAX_REFRACTORY_S:g}] seconds")
 
 
 def frame_starts(n_samples: int, window_samples: int, hop: int) -> np.ndarray:

@@ -31,7 +31,7 @@ from wakebuilder.config import StageConfig
 from wakebuilder.detect import DetectConfig, load_onnx_detector, threshold_for
 from wakebuilder.errors import ConfigError, ModelFileError, WebRuntimeMissingError
 from wakebuilder.modeldir import short_repr
-from wakebuilder.streaming import hop_samples
+from wakebuilder.streaming import check_stream_settings, hop_samples
 
 ORT_WEB_VERSION = "1.31.1"  # pinned; bin/setup installs exactly this from the npm registry
 ORT_WEB_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
@@ -53,8 +53,7 @@ class WebConfig(StageConfig):
             hop_samples(self.hop_s)
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ConfigError(f"--threshold {self.threshold}: must be in (0, 1)")
-        if (self.refractory_s is not None and self.refractory_s < 0) or (self.smooth is not None and self.smooth < 1):
-            raise ConfigError("--refractory-s must be >= 0 and --smooth >= 1")
+        check_stream_settings(smooth=self.smooth, refractory_s=self.refractory_s)
 
 
 def ort_web_package() -> Path:
