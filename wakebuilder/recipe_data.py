@@ -48,8 +48,8 @@ def synth(config: RecipeConfig, out: Path, n: int, seed: int) -> Path:
 def make_negatives(config: RecipeConfig, out: Path, *, n: int, speech: int, words: int, seed: int) -> Path:
     """The negatives in ``out``, kept or made as ``synth``'s positives are."""
     from wakebuilder.data.negatives import CONFIG_NAME, NegativesConfig, make_negatives as make, negatives_voices
-    from wakebuilder.data.synth import voice_identity
     from wakebuilder.data.synth_journal import finished_run
+    from wakebuilder.data.synth_voices import voice_identity
 
     settings = NegativesConfig(phrase=config.phrase, n=n, speech=speech, words=words,
                                engines=config.negative_engines, seed=seed)

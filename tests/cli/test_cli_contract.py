@@ -86,7 +86,7 @@ def test_the_stream_options_defaults_are_the_librarys() -> None:
 INTERRUPTS: list[tuple[str, str, str]] = [
     ("validate {file} --out {tmp}/o", "wakebuilder.data.validate:validate_recordings", "starts over"),
     ("synth hey --out {tmp}/o", "wakebuilder.data.synth:run_synth", "resumes"),
-    ("synth --list-voices", "wakebuilder.data.synth:describe_voices", "writes nothing"),
+    ("synth --list-voices", "wakebuilder.data.synth_voices:describe_voices", "writes nothing"),
     ("voices fetch kokoro", "wakebuilder.data.tts.fetch:fetch", "resumes"),
     ("voices list", "wakebuilder.data.tts.fetch:packs", "writes nothing"),
     ("negatives hey --out {tmp}/o", "wakebuilder.data.negatives:make_negatives", "resumes"),

@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from wakebuilder.cli import main
-from wakebuilder.data.synth import SynthConfig, _voices_by_engine, select_voices, synthesize_clips
+from wakebuilder.data.synth import SynthConfig, synthesize_clips
+from wakebuilder.data.synth_voices import _voices_by_engine, select_voices
 from wakebuilder.data.tts import (
     DEFAULT_ENGINES,
     ENGINES,

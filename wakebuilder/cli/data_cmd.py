@@ -73,7 +73,8 @@ def synth(
     seed: int, overwrite: bool, as_json: bool,
 ) -> None:
     """Synthesize N clips of PHRASE across many voices into --out."""
-    from wakebuilder.data.synth import SynthConfig, describe_voices, run_synth
+    from wakebuilder.data.synth import SynthConfig, run_synth
+    from wakebuilder.data.synth_voices import describe_voices
     from wakebuilder.data.tts import DEFAULT_ENGINES
     from wakebuilder.errors import ConfigError
 

@@ -23,10 +23,11 @@ from wakebuilder.config import StageConfig
 from wakebuilder.data.phonetics import (
     Candidate, candidates, contains, phrase_pronunciations, plain_text, pronunciations,
 )
-from wakebuilder.data.synth import SynthConfig, find_voices, synthesize_clips, voice_identity
+from wakebuilder.data.synth import SynthConfig, synthesize_clips
 from wakebuilder.data.synth_journal import (
     end_journal, finished_jobs, open_journal, prune_clips, recorded_run, start_journal, write_voices,
 )
+from wakebuilder.data.synth_voices import find_voices, voice_identity
 from wakebuilder.data.tts import DEFAULT_ENGINES, Voice
 from wakebuilder.data.wordlists import random_sentences, random_words
 from wakebuilder.errors import ConfigError, ManifestError
@@ -104,7 +105,7 @@ def _pass_configs(config: NegativesConfig, chosen: list[Candidate]) -> list[Synt
 
 
 def negatives_voices(config: NegativesConfig) -> dict[str, list[Voice]]:
-    """The voices every pass of a run of ``config`` speaks with here (``synth.find_voices``)."""
+    """The voices every pass of a run of ``config`` speaks with here (``synth_voices.find_voices``)."""
     return find_voices(SynthConfig(texts=(config.phrase,), n=1, engines=config.engines,
                                    voice_pattern=config.voice_pattern))
 

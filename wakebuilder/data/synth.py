@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import re
 import traceback
 from collections import Counter
 from pathlib import Path
@@ -35,20 +33,10 @@ from wakebuilder.data.synth_journal import (
     end_journal, finished_run, journal_dir, open_journal, open_part, part_path, prune_clips, record_job,
     start_journal, write_voices,
 )
-from wakebuilder.data.tts import (
-    DEFAULT_ENGINES,
-    ENGINES,
-    NON_COMMERCIAL_ENGINES,
-    Engine,
-    Voice,
-    get_engine,
-    is_non_commercial,
-    json_ready,
-    usable_engines,
-    voice_licence,
-)
+from wakebuilder.data.synth_voices import find_voices, voice_identity
+from wakebuilder.data.tts import DEFAULT_ENGINES, Voice, get_engine, json_ready
 from wakebuilder.errors import ConfigError, EngineUnavailableError, WakebuilderError
-from wakebuilder.fingerprint import audio_id, canonical_json
+from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
 
 log = logging.getLogger(__name__)
@@ -82,31 +70,6 @@ def text_variants(text: str) -> list[str]:
         rest = " ".join(words[1:])
         out += [words[0].lower() + ", " + rest.lower(), words[0].capitalize() + "... " + rest]
     return list(dict.fromkeys(out))
-
-
-def select_voices(voices: list[Voice], pattern: str | None) -> list[Voice]:
-    """The voices whose key or name matches ``pattern`` (a regular expression searched in each), so
-    ``^a[fm]_`` selects Kokoro's US voices and their blends, ``rhvoice:slt`` one RHVoice speaker."""
-    if pattern is None:
-        return voices
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ConfigError(f"--voices {pattern!r}: not a regular expression ({exc})") from exc
-    return [voice for voice in voices if compiled.search(voice.key) or compiled.search(voice.name)]
-
-
-def commercial_voices(engine: Engine, voices: list[Voice]) -> list[Voice]:
-    """``voices`` without those under a non-commercial licence, unless the engine's every voice is (then naming
-    the engine names them: it is never in a default set); logs what was left out and how to name it."""
-    if engine.name in NON_COMMERCIAL_ENGINES:
-        return voices
-    kept = [v for v in voices if not is_non_commercial(voice_licence(engine, v.name))]
-    left = sorted({v.name for v in voices} - {v.name for v in kept})
-    if left:
-        log.info("synth: %s voices %s have a non-commercial licence and are left out; name them with --voices",
-                 engine.name, ", ".join(left))
-    return kept
 
 
 def speaker_order(voices: list[Voice], rng: np.random.Generator) -> list[Voice]:
@@ -187,47 +150,6 @@ def _synthesize_partition(args: Partition) -> list[dict]:
             if row is not None:
                 rows.append(row)
     return rows
-
-
-def _voices_by_engine(config: SynthConfig, chosen: list[Voice] | None) -> dict[str, list[Voice]]:
-    if chosen is not None:
-        usable_engines(list(config.engines))  # fails clearly when an engine of the given voices is missing
-        found = {name: [v for v in chosen if v.engine == name] for name in config.engines}
-    else:
-        engines = usable_engines(list(config.engines))
-        found = {e.name: select_voices(e.voices(), config.voice_pattern) for e in engines}
-        if config.voice_pattern is None:
-            found = {e.name: commercial_voices(e, found[e.name]) for e in engines}
-    found = {name: voices for name, voices in found.items() if voices}
-    if not found:
-        names = ", ".join(config.engines)
-        raise ConfigError(f"--voices {config.voice_pattern!r}: matches no voice of {names}")
-    return found
-
-
-def find_voices(config: SynthConfig, chosen: list[Voice] | None = None) -> dict[str, list[Voice]]:
-    """The voices a run of ``config`` speaks with here, per engine (``chosen``: the given Voice settings).
-
-    Not all in the config: they follow the engines installed (a missing one is skipped with a warning) and the
-    voice files found (``piper_voices``, ``kokoro_voices``, else WB_PIPER_VOICES, WB_KOKORO_VOICES, fetched ones).
-
-    Raises:
-        ConfigError: no voice of the engines matches ``voice_pattern``.
-        EngineUnavailableError: none of the engines can run here.
-    """
-    for path in config.piper_voices:
-        get_engine("piper").add_voice(path)  # type: ignore[attr-defined]
-    if "kokoro" in config.engines:  # the same voices as the spawned workers will load
-        get_engine("kokoro").use_voices_file(config.kokoro_voices)  # type: ignore[attr-defined]
-    return _voices_by_engine(config, chosen)
-
-
-def voice_identity(voices: dict[str, list[Voice]]) -> dict[str, Any]:
-    """What a run records of the voices it speaks with (``find_voices``), so a run with the same config but other
-    voices is not taken for it: a sha256 of every voice setting in order, and per engine their number."""
-    settings = {engine: [voice.to_dict() for voice in found] for engine, found in sorted(voices.items())}
-    return {"sha256": hashlib.sha256(canonical_json(settings).encode("utf-8")).hexdigest(),
-            "settings": {engine: len(found) for engine, found in settings.items()}}
 
 
 def _run_partitions(
@@ -367,31 +289,6 @@ def synthesize_clips(
     if not records:
         raise EngineUnavailableError(f"synth: every clip of {config.texts[0]!r} came out silent")
     return records
-
-
-def describe_voices(*, piper_voices: Sequence[str] = (), kokoro_voices: str | None = None) -> list[str]:
-    """Per engine a line (its voice settings, or why it cannot run here), then one line per base voice with its
-    licence and number of settings; non-commercial voices are marked (never used unless named)."""
-    for path in piper_voices:
-        get_engine("piper").add_voice(path)  # type: ignore[attr-defined]
-    if kokoro_voices:
-        get_engine("kokoro").use_voices_file(kokoro_voices)  # type: ignore[attr-defined]
-    lines = []
-    for name in ENGINES:
-        engine = get_engine(name)
-        if not engine.available():
-            lines.append(f"{name}\tunavailable: {engine.why_unavailable()}")
-            continue
-        voices = engine.voices()
-        settings = Counter(voice.name.split("+")[0] for voice in voices)
-        note = " (non-commercial: only when named)" if name in NON_COMMERCIAL_ENGINES else ""
-        lines.append(f"{name}\t{len(voices)} voice settings of {len(settings)} voices{note}")
-        blends = {v.name: v.settings["blend"] for v in voices if "blend" in v.settings and "*" in v.settings["blend"]}
-        for base, count in settings.items():
-            licence = voice_licence(engine, base)
-            what = f"blend {blends[base]}" if base in blends and "+" in blends[base] else "voice"
-            lines.append(f"  {name}:{base}\t{what}\t{count} settings\t{licence}")
-    return lines
 
 
 def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:

@@ -68,7 +68,7 @@ def _read_object(path: Path) -> dict[str, Any]:
 def recorded_run(config: StageConfig, *, voices: dict[str, Any], folder: Path, out_dir: str | os.PathLike[str],
                  overwrite: bool, started: bool, command: str = "wb synth") -> bool:
     """Whether the journal ``folder`` records an unfinished run of ``config`` with ``voices`` (the identity of the
-    voices found here, ``synth.voice_identity``). One of another config or other voices is removed when it had
+    voices found here, ``synth_voices.voice_identity``). One of another config or other voices is removed when it had
     made nothing yet (``started`` False) or with ``overwrite``.
 
     Raises:
@@ -95,7 +95,7 @@ def recorded_run(config: StageConfig, *, voices: dict[str, Any], folder: Path, o
 def start_journal(config: StageConfig, *, voices: dict[str, Any], out_dir: str | os.PathLike[str], overwrite: bool,
                   folder: Path | None = None) -> dict[int, Any]:
     """The finished jobs (index: row, or None for a silent clip) of an unfinished run of ``config`` with ``voices``
-    (``synth.voice_identity``) into ``out_dir`` whose clip files are still there; an unfinished run of another
+    (``synth_voices.voice_identity``) into ``out_dir`` whose clip files are still there; an unfinished run of another
     config or other voices is forgotten with ``overwrite``. ``folder`` is the journal (default
     ``journal_dir(out_dir)``).
 
@@ -123,7 +123,7 @@ def open_journal(config: StageConfig, *, voices: dict[str, Any], folder: Path) -
 
 
 def write_voices(folder: str | os.PathLike[str], voices: dict[str, Any]) -> Path:
-    """Record the identity of a run's voices (``synth.voice_identity``) in ``folder``: its journal, or beside its
+    """Record the identity of a run's voices (``synth_voices.voice_identity``) in ``folder``: its journal, or beside its
     manifest for ``finished_run``."""
     return atomic_write_json(Path(folder) / VOICES_NAME, voices)
 
