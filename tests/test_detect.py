@@ -328,3 +328,20 @@ def test_a_foreign_onnx_with_more_than_one_score_a_window_is_one_line(tmp_path: 
     result = CliRunner().invoke(main, ["detect", str(onnx), str(wav), "--threshold", "0.5"])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
     assert result.stderr.startswith(f"wb: error: {onnx}: ") and "one probability per window" in result.stderr
+
+
+@pytest.mark.parametrize("hop", [0.5, 0.001, -0.1])
+def test_a_hop_out_of_the_cli_bounds_in_a_calibration_is_one_line(hop: float, tmp_path: Path) -> None:
+    """A calibration.json or NAME.json whose hop is out of --hop-s's bounds (edited by hand) is refused naming the
+    model, the key and the bounds, not as if the user had passed a bad --hop-s; --hop-s given still wins."""
+    from wakebuilder.streaming import MAX_HOP_S, MIN_HOP_S
+
+    onnx = power_onnx(tmp_path / "power.onnx", "batch")
+    (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.5, "calibration_config": {"hop_s": hop}}))
+    wav = write_wav(tmp_path / "a.wav", planted_stream((1.0,), 4.0))
+    problem = f"hop_s {hop!r} is not a number within {MIN_HOP_S:g}..{MAX_HOP_S:g}"
+    with pytest.raises(ModelFileError, match=f"^{onnx}: its calibration settings are not usable \\({problem}\\)"):
+        detect_waveform(load_detector(onnx), np.zeros(32000, np.float32), DetectConfig())
+    result = CliRunner().invoke(main, ["detect", str(onnx), str(wav)])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "--hop-s " not in result.stderr, result.output
+    assert detect_waveform(load_detector(onnx), np.zeros(32000, np.float32), DetectConfig(hop_s=MAX_HOP_S)) == []

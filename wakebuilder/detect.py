@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -27,7 +27,7 @@ from wakebuilder.errors import BadAudioError, ConfigError, ModelFileError
 from wakebuilder.modeldir import finite_number, read_object, short_repr
 from wakebuilder.streaming import (
     Event, EventCounter, MovingAverage, Scorer, WindowBuffer, check_stream_settings, count_events, hop_samples,
-    refractory_ok, score_waveform, smooth_ok, smooth_scores,
+    MAX_HOP_S, MIN_HOP_S, hop_ok, refractory_ok, score_waveform, smooth_ok, smooth_scores,
 )
 
 log = logging.getLogger(__name__)
@@ -79,11 +79,17 @@ class DetectConfig(StageConfig):
 STREAM_DEFAULTS: dict[str, Any] = {"hop_s": 0.1, "smooth": 1, "refractory_s": 1.0}
 """The streaming settings of a model whose calibration records none (``wb calibrate``'s own defaults)."""
 
-SETTING_KINDS: dict[str, str] = {"hop_s": "a finite number", "smooth": f"an integer within 1..{MAX_SMOOTH}",
+SETTING_KINDS: dict[str, str] = {"hop_s": f"a number within {MIN_HOP_S:g}..{MAX_HOP_S:g}",
+                                 "smooth": f"an integer within 1..{MAX_SMOOTH}",
                                  "refractory_s": f"a number within 0..{MAX_REFRACTORY_S:g}",
                                  "target_fa_per_hour": "a finite number",
                                  "not_below_f1": "true or false"}
 """What each setting a calibration records in its ``config`` must be (the stream settings and the FA/h rule's)."""
+
+
+RANGE_CHECKS: dict[str, Callable[[Any], bool]] = {"hop_s": hop_ok, "smooth": smooth_ok,
+                                                  "refractory_s": refractory_ok}
+"""The stream settings bounded as their options are (``--hop-s``, ``--smooth``, ``--refractory-s``)."""
 
 
 def setting_problem(name: str, value: Any) -> str | None:
@@ -98,8 +104,8 @@ def setting_problem(name: str, value: Any) -> str | None:
     kind = SETTING_KINDS[name]
     if kind == "true or false":
         ok = isinstance(value, bool)
-    elif name in ("smooth", "refractory_s"):
-        ok = (smooth_ok if name == "smooth" else refractory_ok)(value)
+    elif name in RANGE_CHECKS:
+        ok = RANGE_CHECKS[name](value)
     else:
         ok = finite_number(value)
     return None if ok else f"{name} {short_repr(value)} is not {kind}"

@@ -49,6 +49,12 @@ def hop_samples(hop_s: float, *, sample_rate: int = SAMPLE_RATE) -> int:
     return max(1, round(hop_s * sample_rate))
 
 
+def hop_ok(hop_s: Any) -> bool:
+    """Whether ``hop_s`` is a number of seconds within ``--hop-s``'s bounds (``MIN_HOP_S``..``MAX_HOP_S``)."""
+    return (isinstance(hop_s, numbers.Real) and not isinstance(hop_s, bool) and math.isfinite(hop_s)
+            and MIN_HOP_S <= hop_s <= MAX_HOP_S)
+
+
 def smooth_ok(smooth: Any) -> bool:
     """Whether ``smooth`` is a whole number of hops within ``--smooth``'s bounds (1..``MAX_SMOOTH``)."""
     return isinstance(smooth, numbers.Integral) and not isinstance(smooth, bool) and 1 <= smooth <= MAX_SMOOTH
