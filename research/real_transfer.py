@@ -46,6 +46,7 @@ import wakebuilder
 import wakebuilder.recipe as recipe
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.audio import load_audio
+from wakebuilder.bank.location import bank_store_path
 from wakebuilder.config import StageConfig
 from wakebuilder.detect import Detector, load_detector
 from wakebuilder.recipe import RecipeConfig
@@ -100,7 +101,8 @@ def train_word(word: str, seed: int, args: argparse.Namespace, work: Path) -> Pa
                              heldout_positives=None, heldout_negatives=None, calibration_stream=cal_stream,
                              report_stream=None)
     work.mkdir(parents=True, exist_ok=True)
-    return recipe.train_and_export(config.replace(report=False), work, store, data, device="cpu").onnx
+    bank = bank_store_path(config.backbone, config.embed_window_s) if config.bank else None  # the recipe fits with it
+    return recipe.train_and_export(config.replace(report=False), work, store, data, device="cpu", bank=bank).onnx
 
 
 def kokoro_voices(args: argparse.Namespace) -> str | None:

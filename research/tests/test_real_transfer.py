@@ -91,3 +91,24 @@ def test_kokoro_voices_default_to_the_shared_file_and_bundled_ones_are_refused(r
         real_transfer.kokoro_voices(args)
     assert real_transfer.kokoro_voices(real_transfer.parse_args(["--kokoro-bundled"])) == "bundled"
     assert real_transfer.kokoro_voices(real_transfer.parse_args(["--engines", "flite"])) is None
+
+
+def test_store_from_fits_with_the_bank_as_the_recipe_does(real_transfer, tmp_path: Path, monkeypatch) -> None:
+    import recalibrate_runs
+
+    source = tmp_path / "old" / "forward-s0"
+    (source / "store.zarr").mkdir(parents=True)
+    (source / "stream.wav").touch()
+    monkeypatch.setattr(recalibrate_runs, "run_calibration_stream", lambda config, run_dir: source / "stream.wav")
+    seen = {}
+
+    def train_and_export(config, out, store, data, *, device, bank=None):
+        seen.update(store=store, bank=bank)
+        return type("Exported", (), {"onnx": out / "export" / "forward.onnx"})()
+
+    monkeypatch.setattr(real_transfer.recipe, "train_and_export", train_and_export)
+    args = real_transfer.parse_args(["--store-from", "old", "--kokoro-bundled"])
+    real_transfer.train_word("forward", 0, args, tmp_path / "new" / "forward-s0")
+    config = real_transfer.recipe_config(args, "forward")
+    assert seen["store"] == source / "store.zarr"
+    assert seen["bank"] == real_transfer.bank_store_path(config.backbone, config.embed_window_s)
