@@ -226,6 +226,18 @@ def test_calibration_settings_of_the_wrong_type_are_one_line(settings: dict, tmp
     result = CliRunner().invoke(main, ["detect", str(model), str(wav)])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
 
+def _calibrated_with(tmp_path: Path, key: str, value: object) -> tuple[list[Path], Path, Path]:
+    """Two calibrated model folders and an exported ONNX whose calibration records ``key``: ``value`` (as if edited
+    by hand), and a stream to scan."""
+    from tests.model_helpers import copy_model
+
+    models = [copy_model(tone_setup()["calibrated"], tmp_path / name) for name in ("a", "b")]
+    for model in models:
+        calibration = json.loads((model / "calibration.json").read_text())
+        (model / "calibration.json").write_text(json.dumps(calibration | {"config": {key: value}}))
+    onnx = power_onnx(tmp_path / "power.onnx", "batch")
+    (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.5, "calibration_config": {key: value}}))
+    return models, onnx, write_wav(tmp_path / "a.wav", planted_stream((1.0,), 4.0))
 
 
 @pytest.mark.parametrize("smooth", [10**30, 1001, 0, -3])
@@ -233,18 +245,11 @@ def test_a_smoothing_out_of_the_cli_bounds_in_a_calibration_is_one_line(smooth: 
     """A calibration.json or NAME.json whose smoothing is absurd (10**30: an OverflowError traceback; 0 or less: an
     error about --smooth, an option not given) is refused naming the model and the bounds of --smooth; wb ensemble
     refuses a member's likewise, before writing an ensemble no detector could run."""
-    from tests.model_helpers import copy_model
     from wakebuilder.cli.options import STREAM_SETTINGS
 
     low, high = STREAM_SETTINGS["smooth"][1].min, STREAM_SETTINGS["smooth"][1].max
     problem = f"smooth {smooth!r} is not an integer within {low}..{high}"
-    models = [copy_model(tone_setup()["calibrated"], tmp_path / name) for name in ("a", "b")]
-    for model in models:
-        calibration = json.loads((model / "calibration.json").read_text())
-        (model / "calibration.json").write_text(json.dumps(calibration | {"config": {"smooth": smooth}}))
-    onnx = power_onnx(tmp_path / "power.onnx", "batch")
-    (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.5, "calibration_config": {"smooth": smooth}}))
-    wav = write_wav(tmp_path / "a.wav", planted_stream((1.0,), 4.0))
+    models, onnx, wav = _calibrated_with(tmp_path, "smooth", smooth)
     for where, path in ((models[0], models[0]), (onnx, onnx)):
         with pytest.raises(ModelFileError, match=f"^{where}: its calibration settings are not usable \\({problem}\\)"):
             detect_waveform(load_detector(path), np.zeros(32000, np.float32), DetectConfig())
@@ -263,19 +268,11 @@ def test_a_refractory_period_out_of_the_cli_bounds_in_a_calibration_is_one_line(
     """A calibration.json or NAME.json whose refractory period is huge (1e9: every detection merged into one,
     silently) or negative (an error about --refractory-s, an option not given) is refused naming the model, the key
     and the bounds of --refractory-s (an option given still wins); wb ensemble refuses a member's likewise."""
-    from tests.model_helpers import copy_model
     from wakebuilder.cli.options import STREAM_SETTINGS
 
     low, high = STREAM_SETTINGS["refractory_s"][1].min, STREAM_SETTINGS["refractory_s"][1].max
     problem = f"refractory_s {refractory!r} is not a number within {low:g}..{high:g}"
-    models = [copy_model(tone_setup()["calibrated"], tmp_path / name) for name in ("a", "b")]
-    for model in models:
-        calibration = json.loads((model / "calibration.json").read_text())
-        (model / "calibration.json").write_text(json.dumps(calibration | {"config": {"refractory_s": refractory}}))
-    onnx = power_onnx(tmp_path / "power.onnx", "batch")
-    (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.5,
-                                                     "calibration_config": {"refractory_s": refractory}}))
-    wav = write_wav(tmp_path / "a.wav", planted_stream((1.0,), 4.0))
+    models, onnx, wav = _calibrated_with(tmp_path, "refractory_s", refractory)
     for path in (models[0], onnx):
         with pytest.raises(ModelFileError, match=f"^{path}: its calibration settings are not usable \\({problem}\\)"):
             detect_waveform(load_detector(path), np.zeros(32000, np.float32), DetectConfig())
@@ -336,9 +333,7 @@ def test_a_hop_out_of_the_cli_bounds_in_a_calibration_is_one_line(hop: float, tm
     model, the key and the bounds, not as if the user had passed a bad --hop-s; --hop-s given still wins."""
     from wakebuilder.streaming import MAX_HOP_S, MIN_HOP_S
 
-    onnx = power_onnx(tmp_path / "power.onnx", "batch")
-    (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.5, "calibration_config": {"hop_s": hop}}))
-    wav = write_wav(tmp_path / "a.wav", planted_stream((1.0,), 4.0))
+    _, onnx, wav = _calibrated_with(tmp_path, "hop_s", hop)
     problem = f"hop_s {hop!r} is not a number within {MIN_HOP_S:g}..{MAX_HOP_S:g}"
     with pytest.raises(ModelFileError, match=f"^{onnx}: its calibration settings are not usable \\({problem}\\)"):
         detect_waveform(load_detector(onnx), np.zeros(32000, np.float32), DetectConfig())
