@@ -53,9 +53,9 @@ def make_negatives(config: RecipeConfig, out: Path, *, n: int, speech: int, word
 
     settings = NegativesConfig(phrase=config.phrase, n=n, speech=speech, words=words,
                                engines=config.negative_engines, seed=seed)
-    voices = voice_identity(negatives_voices(settings))
-    return (finished_run(settings, voices=voices, out_dir=out, config_name=CONFIG_NAME)
-            or make(settings, out_dir=out, overwrite=True))
+    voices = negatives_voices(settings)  # once: their warnings (an engine missing) are said once
+    return (finished_run(settings, voices=voice_identity(voices), out_dir=out, config_name=CONFIG_NAME)
+            or make(settings, out_dir=out, overwrite=True, voices=voices))
 
 
 def negatives(config: RecipeConfig, out: Path, step: Step) -> Path:

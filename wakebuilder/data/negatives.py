@@ -138,8 +138,10 @@ def _spoken_pass(synth: SynthConfig, *, voices: dict[str, list[Voice]], out_dir:
     return records
 
 
-def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """Synthesize hard and generic negatives into ``out_dir``; returns the manifest path.
+def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False,
+                   voices: dict[str, list[Voice]] | None = None) -> Path:
+    """Synthesize hard and generic negatives into ``out_dir``; returns the manifest path. ``voices``: those
+    ``negatives_voices`` found for ``config`` (found here when None).
 
     A killed run resumes when run again with the same config and voices: the passes it finished and the clips of
     the pass it was in are kept (recorded in ``out_dir/negatives.incomplete``, removed once the manifest is
@@ -152,10 +154,11 @@ def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str], 
         LockedError: another run is writing ``out_dir``.
     """
     with writer_lock(Path(out_dir) / MANIFEST_NAME):  # a second run into the folder would replace this one's manifest
-        return _make_negatives(config, out_dir=out_dir, overwrite=overwrite)
+        return _make_negatives(config, out_dir=out_dir, overwrite=overwrite, voices=voices)
 
 
-def _make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str], overwrite: bool) -> Path:
+def _make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str], overwrite: bool,
+                    voices: dict[str, list[Voice]] | None) -> Path:
     refuse_existing(Path(out_dir) / MANIFEST_NAME, overwrite=overwrite)
     if min(config.n, config.speech, config.words) < 0 or config.n + config.speech + config.words == 0:
         raise ConfigError("wb negatives: -n, --speech and --words must be >= 0, and not all 0")
@@ -164,7 +167,7 @@ def _make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str],
         raise ConfigError(f"no sound-alike candidates for {config.phrase!r} within distance {config.max_distance}")
     chosen = interleave_reasons(chosen)
     passes = _pass_configs(config, chosen)
-    voices = negatives_voices(config)
+    voices = negatives_voices(config) if voices is None else voices
     identity = voice_identity(voices)
     journal = Path(out_dir) / JOURNAL_NAME
     if not recorded_run(config, voices=identity, folder=journal, out_dir=out_dir, overwrite=overwrite,

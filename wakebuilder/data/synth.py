@@ -291,8 +291,10 @@ def synthesize_clips(
     return records
 
 
-def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """Synthesize and write ``out_dir/manifest.jsonl``; returns the manifest path.
+def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite: bool = False,
+              voices: dict[str, list[Voice]] | None = None) -> Path:
+    """Synthesize and write ``out_dir/manifest.jsonl``; returns the manifest path. ``voices``: those
+    ``find_voices`` found for ``config`` (found here when None).
 
     A run that was killed resumes when run again with the same config and voices: its finished clips are kept.
     With ``overwrite`` the clip files in ``out_dir/clips`` that the new manifest does not list are deleted. The
@@ -306,7 +308,7 @@ def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite
     manifest = Path(out_dir) / MANIFEST_NAME
     with writer_lock(manifest):  # a second run into the folder would replace this one's manifest at its end
         refuse_existing(manifest, overwrite=overwrite)
-        voices = find_voices(config)
+        voices = find_voices(config) if voices is None else voices
         identity = voice_identity(voices)
         finished = start_journal(config, voices=identity, out_dir=out_dir, overwrite=overwrite)
         records = synthesize_clips(config, out_dir=out_dir, finished=finished, voices=voices)
@@ -323,6 +325,6 @@ def keep_or_run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str]) -
     """The manifest of a run of ``config`` with the voices found here that finished in ``out_dir``, kept
     (``synth_journal.finished_run``), else ``run_synth`` with ``overwrite``: a killed run resumes, one of other
     settings or voices is replaced. For callers that own ``out_dir`` and run again after a kill (recipe, bank)."""
-    voices = voice_identity(find_voices(config))
-    return (finished_run(config, voices=voices, out_dir=out_dir, config_name=SYNTH_CONFIG_NAME)
-            or run_synth(config, out_dir=out_dir, overwrite=True))
+    voices = find_voices(config)  # once: their warnings (an engine missing) are said once
+    return (finished_run(config, voices=voice_identity(voices), out_dir=out_dir, config_name=SYNTH_CONFIG_NAME)
+            or run_synth(config, out_dir=out_dir, overwrite=True, voices=voices))
