@@ -49,10 +49,15 @@ def hop_samples(hop_s: float, *, sample_rate: int = SAMPLE_RATE) -> int:
     return max(1, round(hop_s * sample_rate))
 
 
+def _seconds_within(value: Any, low: float, high: float) -> bool:
+    """Whether ``value`` is a finite number (not a bool) within ``low``..``high``."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and (
+        low <= value <= high)
+
+
 def hop_ok(hop_s: Any) -> bool:
     """Whether ``hop_s`` is a number of seconds within ``--hop-s``'s bounds (``MIN_HOP_S``..``MAX_HOP_S``)."""
-    return (isinstance(hop_s, numbers.Real) and not isinstance(hop_s, bool) and math.isfinite(hop_s)
-            and MIN_HOP_S <= hop_s <= MAX_HOP_S)
+    return _seconds_within(hop_s, MIN_HOP_S, MAX_HOP_S)
 
 
 def smooth_ok(smooth: Any) -> bool:
@@ -62,8 +67,7 @@ def smooth_ok(smooth: Any) -> bool:
 
 def refractory_ok(refractory_s: Any) -> bool:
     """Whether ``refractory_s`` is a number of seconds within ``--refractory-s``'s bounds (0..``MAX_REFRACTORY_S``)."""
-    return (isinstance(refractory_s, numbers.Real) and not isinstance(refractory_s, bool)
-            and math.isfinite(refractory_s) and 0 <= refractory_s <= MAX_REFRACTORY_S)
+    return _seconds_within(refractory_s, 0.0, MAX_REFRACTORY_S)
 
 
 def check_stream_settings(*, smooth: Any = None, refractory_s: Any = None) -> None:
