@@ -3,11 +3,12 @@
 Voices are shared out evenly across engines, then over each engine's
 speakers in turn (each speaker's settings shuffled); texts get punctuation, casing and pause variants.
 Engines with their own noise (Piper) draw it from the job's (seed, index) through
-``reseed``, so such a clip does not depend on the clips made before it. Others
-may keep state between utterances (espeak-ng's pitch flutter), so each partition
-of the jobs is synthesized in order in a freshly spawned process. The same seed
-thus gives identical files, and synthesis uses every core. Workers note each
-finished job in a journal (``synth_journal``), so a killed run resumes.
+``reseed``; espeak-ng, which keeps state between utterances, is loaded afresh for
+each clip. So a clip does not depend on the clips made before it, nor on how the
+jobs are shared out over the workers (each a freshly spawned process): the same
+seed gives identical files whatever ``workers``, and synthesis uses every core.
+Workers note each finished job in a journal (``synth_journal``), so a killed run
+resumes without making its finished clips again.
 """
 
 from __future__ import annotations
@@ -130,8 +131,7 @@ def _make_clip(index: int, text: str, voice: Voice, *, out_dir: str, meta: dict[
 
 
 def _synthesize_partition(args: Partition) -> list[dict]:
-    """A partition's jobs in order. A job done by an earlier, killed run (in ``done``) is taken from there, unless
-    its engine keeps state from clip to clip: then it is made again, so the clips after it come out the same."""
+    """A partition's jobs in order; a job done by an earlier, killed run (in ``done``) is taken from there."""
     jobs, out_dir, meta, piper_voices, kokoro_voices, journal, done = args
     rows = []
     for name in piper_voices:
@@ -141,7 +141,7 @@ def _synthesize_partition(args: Partition) -> list[dict]:
     with open_part(journal) if journal else contextlib.nullcontext() as handle:
         for index, text, voice_dict in jobs:
             voice = Voice(voice_dict["engine"], voice_dict["name"], voice_dict["settings"])
-            if index in done and not getattr(get_engine(voice.engine), "keeps_state", False):
+            if index in done:
                 row = done[index]
             else:
                 row = _make_clip(index, text, voice, out_dir=out_dir, meta=meta)

@@ -2,9 +2,9 @@
 
 An engine exposes ``name``, ``available()``, ``why_unavailable()``,
 ``voices()`` and ``synthesize(text, voice) -> float32 16 kHz``; one with noise
-of its own also ``reseed(seed)``, which ``wb synth`` calls per clip, and one whose
-clip depends on the clips its process made before sets ``keeps_state = True``
-(a resumed ``wb synth`` then makes its finished clips again). The default
+of its own also ``reseed(seed)``, which ``wb synth`` calls per clip. A clip must
+not depend on the clips its process made before (``wb synth`` shares its jobs
+out over workers and keeps a killed run's finished clips). The default
 engines for positives are the ones whose voices transfer to real speech
 (Piper, flite); espeak-ng serves tests, phonemes and negatives (see README).
 """

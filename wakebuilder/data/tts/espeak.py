@@ -2,10 +2,15 @@
 
 No system install is needed: the package ships ``libespeak-ng.so`` and its
 data. espeak-ng is not re-entrant, so every call holds one process-wide lock.
+It keeps state from one utterance to the next in C statics that no call resets
+(its pitch flutter's phase, its gain control), so each clip is made by the
+library loaded afresh: a clip then depends on its text and voice alone, not on
+the clips its process made before (nor on how ``wb synth`` shares out its jobs).
 """
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import itertools
 import threading
@@ -65,6 +70,11 @@ class _Library:
         if self.lib.espeak_SetVoiceByName(name.encode()) != 0:
             raise EngineUnavailableError(f"espeak-ng has no voice {name!r}")
 
+    def close(self) -> None:
+        """Ends espeak-ng and unloads the library, its state with it; this object is unusable afterwards."""
+        self.lib.espeak_Terminate()
+        _ctypes.dlclose(self.lib._handle)
+
 
 _LIBRARY: _Library | None = None
 
@@ -73,6 +83,18 @@ def _library() -> _Library:
     global _LIBRARY  # one native library per process; espeak-ng keeps global state itself
     if _LIBRARY is None:
         _LIBRARY = _Library()
+    return _LIBRARY
+
+
+def _fresh_library() -> _Library:
+    """The library unloaded and loaded again (about 5 ms, most of it reading the dictionary), so that nothing
+    of the utterances before carries over into the next one. It unloads only while nothing else in the process
+    holds the same file open (nothing in wakebuilder does)."""
+    global _LIBRARY
+    if _LIBRARY is not None:
+        _LIBRARY.close()
+        _LIBRARY = None
+    _LIBRARY = _Library()
     return _LIBRARY
 
 
@@ -95,7 +117,6 @@ class EspeakEngine:
     """Hundreds of distinct English voice settings: accents x variants x rate x pitch."""
 
     name = "espeak"
-    keeps_state = True  # its pitch flutter runs on from utterance to utterance: a clip depends on those before it
 
     def available(self) -> bool:
         try:
@@ -120,7 +141,7 @@ class EspeakEngine:
     def synthesize(self, text: str, voice: Voice) -> np.ndarray:
         settings = voice.settings
         with _LOCK:
-            lib = _library()
+            lib = _fresh_library()
             lib.set_voice(voice.name)
             lib.lib.espeak_SetParameter(RATE, int(settings.get("rate", 165)), 0)
             lib.lib.espeak_SetParameter(PITCH, int(settings.get("pitch", 50)), 0)
