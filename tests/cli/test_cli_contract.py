@@ -94,7 +94,7 @@ INTERRUPTS: list[tuple[str, str, str]] = [
     ("negatives --real {dir} --out {tmp}/o", "wakebuilder.data.realchunks:chunk_real_audio", "resumes"),
     ("negatives --debian --out {tmp}/o", "wakebuilder.data.debian:debian_negatives", "resumes"),
     ("negatives --nonspeech 3 --out {tmp}/o", "wakebuilder.data.nonspeech.make:make_nonspeech", "starts over"),
-    ("augment {file} --out {tmp}/o", "wakebuilder.data.augment.pipeline:run_augment", "starts over"),
+    ("augment {file} --out {tmp}/o", "wakebuilder.data.augment.pipeline:run_augment", "resumes"),
     ("stream {file} --out {tmp}/o.wav", "wakebuilder.data.stream:build_negative_stream", "starts over"),
     ("embed {file} --store {tmp}/s.zarr", "wakebuilder.embed_parts:embed_with_executor", "resumes"),
     ("store verify {dir}", "wakebuilder.store.verify:verify_store", "writes nothing"),

@@ -364,3 +364,77 @@ def test_non_hex_ids_augment_identically_in_two_processes(tmp_path: Path) -> Non
         digests.append(done.stdout.strip().splitlines()[-1])
     assert digests[0] == digests[1]
     assert (tmp_path / "1" / "manifest.jsonl").read_bytes() == (tmp_path / "2" / "manifest.jsonl").read_bytes()
+
+
+def _kill_after(monkeypatch: pytest.MonkeyPatch, clips: int) -> None:
+    """Make the writer raise (as a kill would stop it) once ``clips`` copies are written."""
+    import wakebuilder.data.augment.pipeline as pipeline
+
+    real, written = pipeline.write_wav, []
+
+    def write(*args: Any, **kwargs: Any) -> Path:
+        if len(written) == clips:
+            raise KeyboardInterrupt
+        written.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "write_wav", write)
+
+
+def _count_copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    import wakebuilder.data.augment.pipeline as pipeline
+
+    real, made = pipeline.augment_clip, []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "augment_clip", counted)
+    return made
+
+
+def _stamps(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (folder / "clips").glob("*.wav")}
+
+
+def test_a_killed_augment_run_resumes_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """wb augment run again after a kill made every copy again; it now keeps the copies it finished, makes the
+    rest, and ends with the clips and manifest an uninterrupted run writes."""
+    manifest, config = _manifest(tmp_path), AugmentConfig(copies=3, seed=4)
+    clean = run_augment(manifest, out_dir=tmp_path / "clean", config=config, progress=False, workers=1)
+    with monkeypatch.context() as patch:
+        _kill_after(patch, 5)
+        with pytest.raises(KeyboardInterrupt):
+            run_augment(manifest, out_dir=tmp_path / "a", config=config, progress=False, workers=1)
+    kept = _stamps(tmp_path / "a")
+    assert len(kept) == 5 and not (tmp_path / "a" / "manifest.jsonl").exists()
+    made = _count_copies(monkeypatch)
+    out = run_augment(manifest, out_dir=tmp_path / "a", config=config, progress=False, workers=2)
+    assert len(made) == 12 - 5
+    assert out.read_bytes() == clean.read_bytes()
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "clean")
+    assert {name: _stamps(tmp_path / "a")[name] for name in kept} == kept  # the finished copies were not rewritten
+    assert not (tmp_path / "a" / "augment.incomplete").exists()
+
+
+def test_an_unfinished_augment_run_of_other_settings_is_refused_or_replaced(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed part-way and run again with another seed or another input manifest must not mix its copies
+    with the new ones: refused, or replaced with --overwrite (its clips removed)."""
+    from wakebuilder.errors import ArtifactExistsError
+
+    manifest, config = _manifest(tmp_path), AugmentConfig(copies=3, seed=4)
+    with monkeypatch.context() as patch:
+        _kill_after(patch, 5)
+        with pytest.raises(KeyboardInterrupt):
+            run_augment(manifest, out_dir=tmp_path / "a", config=config, progress=False, workers=1)
+    with pytest.raises(ArtifactExistsError, match="seed: 4 there, 5 now"):
+        run_augment(manifest, out_dir=tmp_path / "a", config=config.replace(seed=5), progress=False)
+    fewer = write_manifest(tmp_path / "fewer.jsonl", read_manifest(manifest)[:2])
+    with pytest.raises(ArtifactExistsError, match="manifest"):
+        run_augment(fewer, out_dir=tmp_path / "a", config=config, progress=False)
+    out = run_augment(manifest, out_dir=tmp_path / "a", config=config.replace(seed=5), progress=False, overwrite=True)
+    clean = run_augment(manifest, out_dir=tmp_path / "clean", config=config.replace(seed=5), progress=False)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "clean")  # the killed run's copies went
+    assert {r.id for r in read_manifest(out)} == {r.id for r in read_manifest(clean)}

@@ -6,7 +6,7 @@ import click
 
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath, RangePair
 from wakebuilder.cli.options import (
-    STARTS_OVER, handle_errors, json_option, overwrite_option, report, seed_option,
+    RESUMES, handle_errors, json_option, overwrite_option, report, seed_option,
 )
 
 
@@ -49,7 +49,7 @@ from wakebuilder.cli.options import (
 @seed_option
 @overwrite_option
 @json_option
-@handle_errors(on_interrupt=STARTS_OVER)
+@handle_errors(on_interrupt=RESUMES)
 def augment(
     manifest: str, out_dir: str, copies: int, noise_dir: str | None, rir_dir: str | None,
     snr_db: tuple[float, float], speed_range: tuple[float, float], speed_p: float,

@@ -65,11 +65,12 @@ def _read_object(path: Path) -> dict[str, Any]:
     return recorded if isinstance(recorded, dict) else {}
 
 
-def recorded_run(config: StageConfig, *, voices: dict[str, Any], folder: Path, out_dir: str | os.PathLike[str],
-                 overwrite: bool, started: bool, command: str = "wb synth") -> bool:
+def recorded_run(config: StageConfig | dict[str, Any], *, voices: dict[str, Any], folder: Path,
+                 out_dir: str | os.PathLike[str], overwrite: bool, started: bool, command: str = "wb synth") -> bool:
     """Whether the journal ``folder`` records an unfinished run of ``config`` with ``voices`` (the identity of the
     voices found here, ``synth_voices.voice_identity``). One of another config or other voices is removed when it had
-    made nothing yet (``started`` False) or with ``overwrite``.
+    made nothing yet (``started`` False) or with ``overwrite``. ``config`` may be the dict a run recorded
+    (``wb augment``'s run identity).
 
     Raises:
         ArtifactExistsError: the journal is of another config or other voices, that run made clips, and
@@ -77,7 +78,8 @@ def recorded_run(config: StageConfig, *, voices: dict[str, Any], folder: Path, o
     """
     if not folder.is_dir():
         return False
-    recorded, wanted = _read_object(folder / CONFIG_NAME), config.to_dict()
+    recorded = _read_object(folder / CONFIG_NAME)
+    wanted = config if isinstance(config, dict) else config.to_dict()
     voices_change = _voices_change(_read_object(folder / VOICES_NAME), voices)
     if recorded == wanted and not voices_change:
         return True
@@ -201,15 +203,16 @@ def finished_run(config: StageConfig, *, voices: dict[str, Any] | None, out_dir:
     return manifest
 
 
-def prune_clips(out_dir: str | os.PathLike[str], keep: set[str]) -> int:
+def prune_clips(out_dir: str | os.PathLike[str], keep: set[str], *, what: str = "synth") -> int:
     """Delete the WAV files (and half-written temporaries) in ``out_dir/clips`` whose paths relative to ``out_dir``
-    are not in ``keep``, so a replaced run leaves none of its clips behind; returns how many went.
+    are not in ``keep``, so a replaced run leaves none of its clips behind; returns how many went. ``what``: the
+    command its log lines name.
 
     Nothing else is touched: not sub-folders, not other files, not a ``clips`` that links to another folder.
     """
     clips = Path(out_dir) / "clips"
     if clips.is_symlink():
-        log.warning("synth: %s links to another folder; clips of the replaced run there are left", clips)
+        log.warning("%s: %s links to another folder; clips of the replaced run there are left", what, clips)
         return 0
     if not clips.is_dir():
         return 0
@@ -221,5 +224,5 @@ def prune_clips(out_dir: str | os.PathLike[str], keep: set[str]) -> int:
             path.unlink()
             removed += 1
     if removed:
-        log.info("synth: removed %d clip file(s) of the replaced run from %s", removed, clips)
+        log.info("%s: removed %d clip file(s) of the replaced run from %s", what, removed, clips)
     return removed

@@ -1,7 +1,12 @@
-"""``wb augment``: K augmented copies of every clip of a manifest, reproducible from the rows."""
+"""``wb augment``: K augmented copies of every clip of a manifest, reproducible from the rows.
+
+A run notes each finished copy in a journal (``augment.journal``), so a killed run resumes when run again with the
+same settings and inputs.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,13 +15,15 @@ from typing import Any
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
-from wakebuilder.atomic import refuse_existing
+from wakebuilder.atomic import refuse_existing, remove_path, writer_lock
 from wakebuilder.audio import AUDIO_EXTENSIONS, load_audio, quantize_pcm16, write_wav
 from wakebuilder.categories import record_category
 from wakebuilder.data.augment.background import (
     BackgroundBank, BackgroundConfig, apply_background, background_rng, draw_background,
 )
+from wakebuilder.data.augment.journal import Journal, bank_digest, run_identity, start_journal
 from wakebuilder.data.augment.transforms import AugmentConfig, apply_chain, clip_key, draw_params
+from wakebuilder.data.synth_journal import prune_clips
 from wakebuilder.devices import cpu_threads
 from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.fingerprint import audio_id
@@ -68,6 +75,114 @@ def augment_clip(
     return audio, params
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What a run reads before it augments: the parents, the loaded banks and the run's identity."""
+
+    manifest: str | os.PathLike[str]
+    config: AugmentConfig
+    parents: list[ClipRecord]
+    banks: dict[str, list[np.ndarray]]
+    names: dict[str, list[str]]
+    background: tuple[BackgroundConfig, BackgroundBank] | None
+    keep_originals: bool
+    identity: dict[str, Any]
+
+
+def _plan(manifest: str | os.PathLike[str], *, config: AugmentConfig, noise_dir: str | None, rir_dir: str | None,
+          background: BackgroundConfig | None, keep_originals: bool) -> _Plan:
+    """Check the settings, read the manifest and load the banks."""
+    if config.copies < 1:
+        raise ConfigError(f"--copies {config.copies}: must be at least 1")
+    parents = read_manifest(manifest)
+    if not parents:
+        raise ManifestError(f"{manifest}: no clips; nothing to augment (pass a manifest with clips, such as "
+                            "wb synth, wb validate or wb negatives writes)")
+    noise_names, noise_bank = load_bank(noise_dir, "noise")
+    rir_names, rir_bank = load_bank(rir_dir, "rir")
+    banks, names = {"noise": noise_bank, "rir": rir_bank}, {"noise": noise_names, "rir": rir_names}
+    digests = {kind: bank_digest(names[kind], banks[kind]) for kind in banks}
+    backgrounds = None
+    if background is not None:
+        background.check()
+        backgrounds = (background, BackgroundBank.load(background.manifests))
+        digests["background"] = bank_digest(backgrounds[1].names, backgrounds[1].samples)
+    identity = run_identity(manifest, config=config, background=background, banks=digests,
+                            keep_originals=keep_originals)
+    return _Plan(manifest, config, parents, banks, names, backgrounds, keep_originals, identity)
+
+
+def _copy_record(samples: np.ndarray, parent: ClipRecord, copy: int, plan: _Plan, *, out: Path,
+                 source: Path) -> ClipRecord:
+    """Make copy ``copy`` of ``parent``, write its clip (unless a killed run wrote it) and return its row."""
+    audio, params = augment_clip(samples, parent, copy, plan.config, plan.banks, plan.names, plan.background)
+    clip_id = audio_id(quantize_pcm16(audio))
+    target = out / "clips" / f"{clip_id}.wav"
+    if not target.exists():  # the same copy of another parent, or a killed run's copy it had not noted yet
+        write_wav(target, audio)
+    return ClipRecord(
+        id=clip_id, path=f"clips/{clip_id}.wav", label=parent.label, kind="augmented", group=parent.group,
+        text=parent.text, duration_s=round(audio.size / SAMPLE_RATE, 4), parent_id=parent.id,
+        # a copy's kind is "augmented": it carries its parent's category
+        params={"copy": copy, "seed": plan.config.seed, "parent_kind": parent.kind, "chain": params,
+                "category": record_category(parent)},
+        source=str(source),
+    )
+
+
+def _augment_all(plan: _Plan, *, out: Path, done: dict[int, ClipRecord], journal: Journal, progress: bool,
+                 workers: int) -> list[ClipRecord]:
+    """Every parent's rows in the manifest's order: the copies in ``done`` (job: row) taken, the others made."""
+    from tqdm import tqdm
+
+    copies = plan.config.copies
+
+    def rows(item: tuple[int, ClipRecord]) -> list[ClipRecord]:
+        index, parent = item
+        source = resolve_clip_path(plan.manifest, parent)
+        records = [ClipRecord(**{**parent.to_dict(), "path": str(source)})] if plan.keep_originals else []
+        samples = None
+        for copy, job in enumerate(range(index * copies, (index + 1) * copies)):
+            record = done.get(job)
+            if record is None:
+                samples = load_audio(source) if samples is None else samples
+                record = _copy_record(samples, parent, copy, plan, out=out, source=source)
+                journal.record(job, record)
+            records.append(record)
+        return records
+
+    records: list[ClipRecord] = []
+    with ThreadPoolExecutor(workers or cpu_threads(), thread_name_prefix="wb-augment") as pool:
+        made = pool.map(rows, enumerate(plan.parents))  # in the manifest's order
+        for parent_rows in tqdm(made, total=len(plan.parents), desc="augment", unit="clip", disable=not progress):
+            records += parent_rows
+    return records
+
+
+def _write_run(plan: _Plan, *, out: Path, overwrite: bool, progress: bool, workers: int) -> Path:
+    """Augment (resuming a killed run of the same identity) and write ``out/manifest.jsonl``."""
+    manifest = out / MANIFEST_NAME
+    with writer_lock(manifest):  # a second run into the folder would write the same journal
+        refuse_existing(manifest, overwrite=overwrite)
+        done = start_journal(plan.identity, out_dir=out, overwrite=overwrite)
+        journal = Journal(plan.identity, out_dir=out)
+        try:
+            records = _augment_all(plan, out=out, done=done, journal=journal, progress=progress, workers=workers)
+        finally:
+            journal.close()
+        unique = list({r.id: r for r in records}.values())
+        plan.config.save(out / "augment_config.json")
+        if plan.background is not None:
+            plan.background[0].save(out / "background_config.json")
+        else:  # a replaced run's
+            remove_path(out / "background_config.json")
+        write_manifest(manifest, unique)
+        if overwrite:  # the replaced run's clips, unlisted now, go too
+            prune_clips(out, {record.path for record in unique}, what="augment")
+        journal.finish(plan.identity, out_dir=out)
+        return manifest
+
+
 def run_augment(
     manifest: str | os.PathLike[str], *, out_dir: str | os.PathLike[str], config: AugmentConfig,
     noise_dir: str | None = None, rir_dir: str | None = None, keep_originals: bool = False, progress: bool = True,
@@ -78,55 +193,16 @@ def run_augment(
     ``background`` mixes music and noise (generators and/or manifests' clips) into a share of the copies.
     ``workers`` threads augment clips at once (0: one per core; the Numba kernels, decoding and writing
     release the GIL); every copy depends only on its clip, copy and seed, so the output is the same.
+    A killed run resumes when run again with the same settings and inputs: its finished copies are kept. With
+    ``overwrite`` a killed run of other settings is replaced, and clips the new manifest does not list are deleted.
 
     Raises:
-        ArtifactExistsError: the output manifest exists and ``overwrite`` is False.
+        ArtifactExistsError: the output manifest exists, or a killed run of other settings or inputs left copies,
+            and ``overwrite`` is False.
+        LockedError: another run is writing ``out_dir``.
         ManifestError: the manifest holds no clips.
     """
-    from tqdm import tqdm
+    plan = _plan(manifest, config=config, noise_dir=noise_dir, rir_dir=rir_dir, background=background,
+                 keep_originals=keep_originals)
+    return _write_run(plan, out=Path(out_dir), overwrite=overwrite, progress=progress, workers=workers)
 
-    if config.copies < 1:
-        raise ConfigError(f"--copies {config.copies}: must be at least 1")
-    parents = read_manifest(manifest)
-    if not parents:
-        raise ManifestError(f"{manifest}: no clips; nothing to augment (pass a manifest with clips, such as "
-                            "wb synth, wb validate or wb negatives writes)")
-    out = refuse_existing(Path(out_dir) / MANIFEST_NAME, overwrite=overwrite).parent
-    noise_names, noise_bank = load_bank(noise_dir, "noise")
-    rir_names, rir_bank = load_bank(rir_dir, "rir")
-    banks, names = {"noise": noise_bank, "rir": rir_bank}, {"noise": noise_names, "rir": rir_names}
-    backgrounds = None
-    if background is not None:
-        background.check()
-        backgrounds = (background, BackgroundBank.load(background.manifests))
-
-    def copies(parent: ClipRecord) -> list[ClipRecord]:
-        source = resolve_clip_path(manifest, parent)
-        samples = load_audio(source)
-        records = [ClipRecord(**{**parent.to_dict(), "path": str(source)})] if keep_originals else []
-        category = record_category(parent)  # a copy's kind is "augmented": it carries its parent's category
-        for copy in range(config.copies):
-            audio, params = augment_clip(samples, parent, copy, config, banks, names, backgrounds)
-            clip_id = audio_id(quantize_pcm16(audio))
-            target = out / "clips" / f"{clip_id}.wav"
-            if not target.exists():  # a resumed run keeps what it already wrote
-                write_wav(target, audio)
-            records.append(ClipRecord(
-                id=clip_id, path=f"clips/{clip_id}.wav", label=parent.label, kind="augmented", group=parent.group,
-                text=parent.text, duration_s=round(audio.size / SAMPLE_RATE, 4), parent_id=parent.id,
-                params={"copy": copy, "seed": config.seed, "parent_kind": parent.kind, "chain": params,
-                        "category": category},
-                source=str(source),
-            ))
-        return records
-
-    records: list[ClipRecord] = []
-    with ThreadPoolExecutor(workers or cpu_threads(), thread_name_prefix="wb-augment") as pool:
-        done = pool.map(copies, parents)  # in the manifest's order
-        for made in tqdm(done, total=len(parents), desc="augment", unit="clip", disable=not progress):
-            records += made
-    unique = list({r.id: r for r in records}.values())
-    config.save(out / "augment_config.json")
-    if background is not None:
-        background.save(out / "background_config.json")
-    return write_manifest(out / MANIFEST_NAME, unique)
