@@ -546,3 +546,44 @@ def test_a_rerun_makes_again_what_was_finished_with_other_voices(tmp_path: Path,
     calls.clear()
     recipe_data.synth(config, tmp_path / "positives", 3, 0)  # the same voices now: kept
     assert calls == []
+
+
+def test_a_rerun_keeps_the_augmented_copies_windows_and_nonspeech_it_finished(tmp_path: Path) -> None:
+    """wb quickstart run again in its folder with the same config augmented the positives and negatives, cut the
+    training-stream windows and made the non-speech negatives all over again although the first run had finished
+    them; a step finished with the same settings and inputs is now kept (no file rewritten), one whose settings
+    changed is made again."""
+    from tests.conftest import tone
+    from wakebuilder import recipe_data
+    from wakebuilder.audio import quantize_pcm16, write_wav
+    from wakebuilder.fingerprint import audio_id
+    from wakebuilder.manifest import ClipRecord, write_manifest
+
+    rows = []
+    for i in range(3):
+        x = tone(200 + 70 * i, 1.0)
+        write_wav(tmp_path / "in" / f"{i}.wav", x)
+        rows.append(ClipRecord(id=audio_id(quantize_pcm16(x)), path=f"{i}.wav", label=0, kind="speech_negative",
+                               group=f"s{i}", text=f"word {i}"))
+    neg, out = write_manifest(tmp_path / "in" / "manifest.jsonl", rows), tmp_path / "run"
+
+    def steps(config: RecipeConfig) -> list[Path]:
+        return [recipe_data.augmented(config, neg, out / "negatives-aug", config.neg_copies),
+                recipe_data.augmented(config, neg, out / "positives-aug", config.pos_copies, background=True),
+                recipe_data.nonspeech(config, out / "nonspeech", neg, n=config.n_nonspeech, seed=config.seed),
+                recipe_data.training_windows(config, out, neg, lambda message: None)]
+
+    def stamps() -> dict[Path, tuple[int, int]]:
+        return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()
+                and p.suffix != ".lock"}
+
+    config = RecipeConfig.preset("tiny", engines=("espeak",), background=("noise",), n_nonspeech=4,
+                                 train_stream_s=8.0)
+    made = steps(config)
+    first, written = [m.read_bytes() for m in made], stamps()
+    assert steps(config) == made and stamps() == written
+    again = steps(config.replace(seed=1, neg_copies=2))
+    assert again == made and all(m.read_bytes() != before for m, before in zip(again, first))
+    copies, positives, extra = (read_manifest(m) for m in again[:3])
+    assert len(copies) == 6 and {r.params["seed"] for r in copies + positives} == {1}
+    assert {r.params["run_seed"] for r in extra} == {1}

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 
 from wakebuilder.errors import ConfigError
 from wakebuilder.recipe_config import BANK_SEED, CALIBRATION_SEED, REPORT_SEED, RecipeConfig
+from wakebuilder.recipe_keep import input_identity, keep_or_make
 
 if TYPE_CHECKING:
     from wakebuilder.bank.heldout import HeldoutStream
+    from wakebuilder.data.stream import StreamConfig
 
 Step = Callable[[str], None]
 
@@ -152,39 +154,48 @@ def shared_stream(config: RecipeConfig, seed: int, duration_s: float) -> Heldout
 
 
 def nonspeech(config: RecipeConfig, out: Path, speech: Path, *, n: int, seed: int) -> Path:
-    """``n`` music and noise clips of ``seed``, every generator (babble from ``speech``'s clips: no more TTS)."""
+    """``n`` music and noise clips of ``seed``, every generator (babble from ``speech``'s clips: no more TTS); kept
+    when a run of the same settings and speech finished them (``recipe_keep``)."""
     from wakebuilder.data.nonspeech.generators import GENERATORS
     from wakebuilder.data.nonspeech.make import NonspeechConfig, make_nonspeech
 
     settings = NonspeechConfig(n=n, duration_s=config.embed_window_s or 2.5, seed=seed,
                                kinds=tuple(GENERATORS),
                                babble_from=str(speech))
-    return make_nonspeech(settings, out_dir=out, overwrite=True)
+    identity = {"step": "nonspeech", "config": settings.to_dict(), "inputs": input_identity([speech])}
+    return keep_or_make(out, identity, lambda: make_nonspeech(settings, out_dir=out, overwrite=True))
 
 
 def augmented(config: RecipeConfig, manifest: Path, out: Path, copies: int, *, background: bool = False) -> Path:
-    """``copies`` augmented copies of each clip of ``manifest`` (the recipe's augment settings).
+    """``copies`` augmented copies of each clip of ``manifest`` (the recipe's augment settings): kept when a run of
+    the same settings and manifest finished them, else made (a killed run resumes, one of other settings is replaced).
 
     ``background``: mix the recipe's music and noise backgrounds into a share of the copies (positives).
     """
     from wakebuilder.data.augment.background import BackgroundConfig
-    from wakebuilder.data.augment.pipeline import run_augment
+    from wakebuilder.data.augment.pipeline import keep_or_run_augment
 
     mix = None
     if background and config.background:
         mix = BackgroundConfig(generators=config.background, snr_db=config.background_snr_db, p=config.background_p)
-    return run_augment(manifest, out_dir=out, config=config.augment.replace(copies=copies, seed=config.seed),
-                       background=mix, overwrite=True)
+    return keep_or_run_augment(manifest, out_dir=out, config=config.augment.replace(copies=copies, seed=config.seed),
+                               background=mix)
 
 
 def negative_stream(config: RecipeConfig, manifest: Path | Sequence[Path], out_path: Path,
                     duration_s: float | None = None) -> Path:
     """The manifests' clips joined into ``duration_s`` (default ``stream_s``) of continuous audio."""
-    from wakebuilder.data.stream import StreamConfig, build_negative_stream
+    from wakebuilder.data.stream import build_negative_stream
 
-    settings = StreamConfig(duration_s=duration_s or config.stream_s, seed=config.seed)
     manifests = [manifest] if isinstance(manifest, Path) else list(manifest)
-    return build_negative_stream([str(m) for m in manifests], out_path=out_path, config=settings, overwrite=True)
+    return build_negative_stream([str(m) for m in manifests], out_path=out_path,
+                                 config=_stream_config(config, duration_s), overwrite=True)
+
+
+def _stream_config(config: RecipeConfig, duration_s: float | None) -> StreamConfig:
+    from wakebuilder.data.stream import StreamConfig
+
+    return StreamConfig(duration_s=duration_s or config.stream_s, seed=config.seed)
 
 
 def training_windows(config: RecipeConfig, out: Path, negatives_manifest: Path, step: Step) -> Path:
@@ -192,18 +203,24 @@ def training_windows(config: RecipeConfig, out: Path, negatives_manifest: Path, 
 
     Streaming detection sees every alignment of words, pauses and word boundaries, not only centred
     clips; these windows teach the head that. They are cut at the embedding window, so none is
-    padded with silence.
+    padded with silence. Kept when a run of the same settings and negatives finished them (``recipe_keep``).
     """
     from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
 
     chunk_s = config.embed_window_s or 1.5
     step(f"training stream: {config.train_stream_s:g}s of negatives, cut into {chunk_s:g}s windows every "
          f"{config.chunk_hop_s:g} s")
-    folder = out / "train-stream"
-    folder.mkdir(parents=True, exist_ok=True)
-    negative_stream(config, negatives_manifest, folder / "negatives.wav", config.train_stream_s)
+    folder, chunks = out / "train-stream", out / "train-stream-chunks"
     settings = ChunkConfig(min_s=chunk_s, max_s=chunk_s, hop_s=config.chunk_hop_s)
-    return chunk_real_audio(folder, out_dir=out / "train-stream-chunks", config=settings, overwrite=True)
+
+    def make() -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        negative_stream(config, negatives_manifest, folder / "negatives.wav", config.train_stream_s)
+        return chunk_real_audio(folder, out_dir=chunks, config=settings, overwrite=True)
+
+    identity = {"step": "training windows", "stream": _stream_config(config, config.train_stream_s).to_dict(),
+                "chunks": settings.to_dict(), "inputs": input_identity([negatives_manifest])}
+    return keep_or_make(chunks, identity, make)
 
 
 def real_chunks(real_dir: str | os.PathLike[str], out: Path) -> Path:

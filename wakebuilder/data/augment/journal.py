@@ -5,7 +5,8 @@ once the copy's file is in place, in the journal ``wb synth`` keeps (``synth_jou
 run's identity (``run_identity``: the augment and background settings, the input manifest's path and content, the
 noise, impulse-response and background clips). A run with the same identity takes the finished copies from there;
 one with another is refused unless ``overwrite``, so copies of two settings never mix. Once the manifest is written
-the identity goes beside it (``RUN_NAME``, last), and the journal goes.
+the identity goes beside it (``RUN_NAME``, last), and the journal goes: ``finished_augment`` tells a caller that
+would make the copies again (the recipe) that they are done.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from wakebuilder.atomic import atomic_write_json
+from wakebuilder.atomic import atomic_write_json, read_json, remove_path
 from wakebuilder.data.augment.background import BackgroundConfig
 from wakebuilder.data.augment.params import AugmentConfig
 from wakebuilder.data.synth_journal import (
     CONFIG_NAME, end_journal, finished_jobs, open_part, part_path, record_job, recorded_run,
 )
+from wakebuilder.errors import WakebuilderError
 from wakebuilder.fingerprint import audio_id, file_sha256
-from wakebuilder.manifest import ClipRecord
+from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest
 
 log = logging.getLogger(__name__)
 JOURNAL_NAME = "augment.incomplete"
@@ -55,10 +57,12 @@ def run_identity(manifest: str | os.PathLike[str], *, config: AugmentConfig, bac
 def start_journal(identity: dict[str, Any], *, out_dir: Path, overwrite: bool) -> dict[int, ClipRecord]:
     """The copies (job: row) that an unfinished run of ``identity`` into ``out_dir`` finished, whose files are still
     there; the journal of a run with another identity is removed when that run made nothing, or with ``overwrite``.
+    A finished run's identity beside its manifest goes (it is written again, last, once the new manifest is).
 
     Raises:
         ArtifactExistsError: an unfinished run of another identity made copies there and ``overwrite`` is False.
     """
+    remove_path(out_dir / RUN_NAME)  # a finished run's record goes first: its manifest is about to be replaced
     folder = out_dir / JOURNAL_NAME
     finished = finished_jobs(folder)
     if not recorded_run(identity, voices={}, folder=folder, out_dir=out_dir, overwrite=overwrite,
@@ -96,4 +100,22 @@ class Journal:
         end_journal(out_dir, folder=self.folder)
 
 
-__all__ = ["JOURNAL_NAME", "RUN_NAME", "Journal", "bank_digest", "run_identity", "start_journal"]
+def finished_augment(identity: dict[str, Any], *, out_dir: str | os.PathLike[str]) -> Path | None:
+    """The manifest of a run of ``identity`` that finished in ``out_dir`` with every clip it lists in place, which a
+    caller that would make it again may keep; None when there is none."""
+    out = Path(out_dir)
+    manifest = out / MANIFEST_NAME
+    if not manifest.is_file() or not (out / RUN_NAME).is_file():
+        return None
+    try:
+        records = read_manifest(manifest) if read_json(out / RUN_NAME) == identity else []
+    except (WakebuilderError, OSError, ValueError) as exc:
+        log.info("%s: not kept, made again (%s)", manifest, exc)
+        return None
+    if not records or not all((out / record.path).is_file() for record in records):
+        return None
+    log.info("%s: finished with these settings and inputs, kept", manifest)
+    return manifest
+
+
+__all__ = ["JOURNAL_NAME", "RUN_NAME", "Journal", "bank_digest", "finished_augment", "run_identity", "start_journal"]

@@ -1,7 +1,7 @@
 """``wb augment``: K augmented copies of every clip of a manifest, reproducible from the rows.
 
 A run notes each finished copy in a journal (``augment.journal``), so a killed run resumes when run again with the
-same settings and inputs.
+same settings and inputs, and a caller that would make finished copies again keeps them (``keep_or_run_augment``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from wakebuilder.categories import record_category
 from wakebuilder.data.augment.background import (
     BackgroundBank, BackgroundConfig, apply_background, background_rng, draw_background,
 )
-from wakebuilder.data.augment.journal import Journal, bank_digest, run_identity, start_journal
+from wakebuilder.data.augment.journal import Journal, bank_digest, finished_augment, run_identity, start_journal
 from wakebuilder.data.augment.transforms import AugmentConfig, apply_chain, clip_key, draw_params
 from wakebuilder.data.synth_journal import prune_clips
 from wakebuilder.devices import cpu_threads
@@ -206,3 +206,15 @@ def run_augment(
                  keep_originals=keep_originals)
     return _write_run(plan, out=Path(out_dir), overwrite=overwrite, progress=progress, workers=workers)
 
+
+def keep_or_run_augment(
+    manifest: str | os.PathLike[str], *, out_dir: str | os.PathLike[str], config: AugmentConfig,
+    background: BackgroundConfig | None = None, progress: bool = True, workers: int = 0,
+) -> Path:
+    """The manifest of a run of these settings and inputs that finished in ``out_dir``, kept
+    (``journal.finished_augment``), else ``run_augment`` with ``overwrite``: a killed run resumes, one of other
+    settings or inputs is replaced. For callers that own ``out_dir`` and run again after a kill (the recipe)."""
+    plan = _plan(manifest, config=config, noise_dir=None, rir_dir=None, background=background, keep_originals=False)
+    out = Path(out_dir)
+    return (finished_augment(plan.identity, out_dir=out)
+            or _write_run(plan, out=out, overwrite=True, progress=progress, workers=workers))
