@@ -272,3 +272,27 @@ def test_bank_negatives_keep_the_nonspeech_part_a_run_finished(tmp_path: Path) -
     made = {p.name: p.stat().st_ino for p in (manifest.parent / "clips").glob("*.wav")}
     assert len(made) == 3 and make_bank_negatives(config, out_dir=tmp_path) == [manifest]
     assert {p.name: p.stat().st_ino for p in (manifest.parent / "clips").glob("*.wav")} == made
+
+
+def test_bank_babble_is_made_again_when_its_speech_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """wb bank negatives run again after the voices changed made its speech again but kept the babble built from
+    the old speech, so the bank mixed the old voices' babble with the new voices' speech. Babble is now made
+    again with the speech it overlaps, and kept when that speech was."""
+    from tests.data.test_synth import fewer_voices
+    from wakebuilder.bank.build import make_bank_negatives
+    from wakebuilder.manifest import read_manifest
+
+    config = BankNegativesConfig(speech=4, words=0, stream_s=0.0, nonspeech=2, nonspeech_kinds=("babble",),
+                                 chunk_s=1.0, engines=("espeak",), workers=1)
+    with monkeypatch.context() as patch:
+        fewer_voices(patch)
+        old_speech, _ = make_bank_negatives(config, out_dir=tmp_path)
+    old = {r.id for r in read_manifest(old_speech)}
+    speech, babble = make_bank_negatives(config, out_dir=tmp_path)
+    new = {r.id for r in read_manifest(speech)}
+    assert new != old  # the speech was made again with the voices found now
+    used = {clip for row in read_manifest(babble) for clip in row.params["talker_clips"]}
+    assert used and used <= new
+    made = {p.name: p.stat().st_ino for p in (babble.parent / "clips").glob("*.wav")}
+    assert make_bank_negatives(config, out_dir=tmp_path) == [speech, babble]  # the same speech: babble kept
+    assert {p.name: p.stat().st_ino for p in (babble.parent / "clips").glob("*.wav")} == made

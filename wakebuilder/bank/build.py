@@ -16,6 +16,7 @@ where apt works, Debian's music and game sound. Other audio (the user's) comes i
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -174,12 +175,13 @@ def make_bank_negatives(config: BankNegativesConfig, *, out_dir: str | os.PathLi
 def _nonspeech_negatives(config: BankNegativesConfig, out: Path, *, babble_from: Path | None) -> list[Path]:
     """``config.nonspeech`` synthesized non-speech clips and (``config.debian``) Debian's music and sound.
 
-    Babble overlaps the bank's own generic speech clips, so it needs no more TTS (left out without them).
+    Babble overlaps the bank's own generic speech clips, so it needs no more TTS (left out without them); a
+    finished part is kept only when that speech is the same (``_babble_identity``).
     A missing apt, or a failed download, logs a warning and the bank goes on without Debian's audio.
     """
     from wakebuilder.data.debian import debian_negatives
     from wakebuilder.data.nonspeech.make import CONFIG_NAME, NonspeechConfig, make_nonspeech
-    from wakebuilder.data.synth_journal import finished_run
+    from wakebuilder.data.synth_journal import finished_run, write_voices
     from wakebuilder.errors import SourceUnavailableError
 
     manifests = []
@@ -187,14 +189,32 @@ def _nonspeech_negatives(config: BankNegativesConfig, out: Path, *, babble_from:
     if config.nonspeech and kinds:
         settings = NonspeechConfig(n=config.nonspeech, kinds=kinds, duration_s=min(max(config.chunk_s, 0.5), 60.0),
                                    seed=config.seed, babble_from=str(babble_from) if babble_from else None)
-        manifests.append(finished_run(settings, voices=None, out_dir=out / "nonspeech", config_name=CONFIG_NAME)
-                         or make_nonspeech(settings, out_dir=out / "nonspeech", overwrite=True))
+        identity = _babble_identity(babble_from) if "babble" in kinds and babble_from else None
+        kept = finished_run(settings, voices=identity, out_dir=out / "nonspeech", config_name=CONFIG_NAME)
+        if kept is None:
+            kept = make_nonspeech(settings, out_dir=out / "nonspeech", overwrite=True)
+            if identity is not None:
+                write_voices(kept.parent, identity)
+        manifests.append(kept)
     if config.debian:
         try:
             manifests.append(debian_negatives(out_dir=out / "debian", overwrite=True))
         except SourceUnavailableError as error:
             log.warning("negative bank: %s", error)
     return manifests
+
+
+def _babble_identity(speech: Path) -> dict[str, Any]:
+    """What the babble of ``speech``'s clips is built from, recorded and checked as its voices are
+    (``synth_journal.finished_run``): a sha256 of the voices that spoke them (their ``voices.json``) and of the
+    manifest (its clip ids are hashes of their audio), so babble is made again whenever that speech is; and the
+    voices' settings per engine, which the log names when they changed."""
+    from wakebuilder.data.synth_journal import VOICES_NAME
+    from wakebuilder.fingerprint import canonical_json
+
+    voices = read_json(speech.parent / VOICES_NAME)
+    digest = hashlib.sha256(canonical_json(voices).encode("utf-8") + speech.read_bytes()).hexdigest()
+    return {"sha256": digest, "settings": voices.get("settings")}
 
 
 def _any_words(n: int, *, seed: int) -> list[str]:
