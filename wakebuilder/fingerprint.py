@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -50,3 +51,17 @@ def file_sha256(path: str, *, chunk_size: int = 1 << 20) -> str:
         while block := handle.read(chunk_size):
             digest.update(block)
     return digest.hexdigest()
+
+
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, for this process
+
+
+def cached_file_sha256(path: str | os.PathLike[str]) -> str:
+    """``file_sha256`` of ``path``, read once a process while its size and modification time stay the same (a
+    voice file of hundreds of megabytes is hashed by each run's check, not by every step of it)."""
+    resolved = os.path.realpath(path)
+    stat = os.stat(resolved)
+    key = (resolved, stat.st_size, stat.st_mtime_ns)
+    if key not in _FILE_DIGESTS:
+        _FILE_DIGESTS[key] = file_sha256(resolved)
+    return _FILE_DIGESTS[key]

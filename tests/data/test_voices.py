@@ -323,3 +323,52 @@ def test_kokoro_says_when_it_falls_back_to_its_bundled_voices(tmp_path: Path, mo
         monkeypatch.setattr("wakebuilder.data.tts.kokoro._WARNED_BUNDLED", False)
         KokoroEngine().voices()
     assert not [r for r in caplog.records if "bundled" in r.getMessage()]
+
+
+def test_a_rerun_with_another_voices_file_of_the_same_names_makes_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's voices were known by their names and settings only, so a rerun with WB_KOKORO_VOICES pointed at
+    another file holding voices of the same names kept the clips made with the old file. The voice files' contents
+    are now part of the identity a run records: the rerun makes its clips again; with the same file it keeps them."""
+    from tests.data.test_tts import _kokoro_or_skip
+    from wakebuilder.data.synth import keep_or_run_synth
+
+    _kokoro_or_skip()
+    rng = np.random.default_rng(0)
+    files = []
+    for k in range(2):  # the same two names, other styles
+        files.append(tmp_path / f"voices-{k}.npz")
+        np.savez(files[-1], **{name: rng.standard_normal((510, 1, 256)).astype(np.float32) * 0.1
+                               for name in ("af_a", "af_b")})
+    config = SynthConfig(texts=("hey",), n=1, engines=("kokoro",), voice_pattern="^af_a$", workers=1)
+    out = tmp_path / "run"
+    monkeypatch.setenv("WB_KOKORO_VOICES", str(files[0]))
+    first = {r["id"] for r in map(json.loads, keep_or_run_synth(config, out_dir=out).read_text().splitlines())}
+    kept = {p.name: p.stat().st_ino for p in (out / "clips").glob("*.wav")}
+    keep_or_run_synth(config, out_dir=out)
+    assert {p.name: p.stat().st_ino for p in (out / "clips").glob("*.wav")} == kept  # the same file: kept
+    monkeypatch.setenv("WB_KOKORO_VOICES", str(files[1]))
+    again = {r["id"] for r in map(json.loads, keep_or_run_synth(config, out_dir=out).read_text().splitlines())}
+    assert again and not again & first  # made again with the other file's voices
+
+
+def test_a_piper_voice_of_the_same_name_from_another_file_is_another_voice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--piper-voice (or WB_PIPER_VOICES) pointed at another file of the same voice name: the identity a run records
+    of its voices changes with the file's contents (and not with a file of other voices)."""
+    from wakebuilder.data.synth_voices import voice_identity
+
+    engine = get_engine("piper")
+    voices = {"piper": [Voice("piper", "en_x-voice", {"length_scale": 1.0})]}
+    identities = []
+    for k, contents in enumerate((b"one", b"two")):
+        model = tmp_path / str(k) / "en_x-voice.onnx"
+        model.parent.mkdir()
+        model.write_bytes(contents)
+        Path(f"{model}.json").write_text("{}", encoding="utf-8")
+        monkeypatch.setitem(engine._paths, "en_x-voice", model)  # type: ignore[attr-defined]
+        identities.append(voice_identity(voices))
+    assert identities[0]["sha256"] == identities[1]["sha256"] and identities[0] != identities[1]
+    assert "files" not in voice_identity({"espeak": [Voice("espeak", "en")]})

