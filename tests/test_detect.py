@@ -226,6 +226,31 @@ def test_calibration_settings_of_the_wrong_type_are_one_line(settings: dict, tmp
     result = CliRunner().invoke(main, ["detect", str(model), str(wav)])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
 
+
+@pytest.mark.parametrize("config", [[0.05, 5, 2.0], "hop_s=0.05", 5])
+def test_a_calibration_config_that_is_not_an_object_is_one_line(config: object, tmp_path: Path) -> None:
+    """An exported NAME.json (or a model's calibration.json) whose calibration_config (config) was edited by hand
+    into something other than an object was silently ignored: wb detect ran with the default hop, smoothing and
+    refractory period, not those the threshold was calibrated with. It is now one line naming the file and the fix."""
+    from tests.model_helpers import copy_model
+
+    onnx = power_onnx(tmp_path / "power.onnx", "batch")
+    (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.5, "calibration_config": config}))
+    model = copy_model(tone_setup()["calibrated"], tmp_path / "model")
+    calibration = json.loads((model / "calibration.json").read_text())
+    (model / "calibration.json").write_text(json.dumps(calibration | {"config": config}))
+    wav = write_wav(tmp_path / "a.wav", planted_stream((1.0,), 4.0))
+    for path, where, fix in ((onnx, tmp_path / "power.json", "re-run wb export"),
+                             (model, model / "calibration.json", "run wb calibrate")):
+        with pytest.raises(ModelFileError, match=f"^{where}: .*must be an object.*; {fix}"):
+            load_detector(path)
+        result = CliRunner().invoke(main, ["detect", str(path), str(wav)])
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+        assert str(where) in result.stderr and fix in result.stderr
+    (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.5, "calibration_config": None}))
+    assert load_detector(onnx).settings == {}  # null (an export of a calibration without one): the defaults
+
+
 def _calibrated_with(tmp_path: Path, key: str, value: object) -> tuple[list[Path], Path, Path]:
     """Two calibrated model folders and an exported ONNX whose calibration records ``key``: ``value`` (as if edited
     by hand), and a stream to scan."""

@@ -24,7 +24,7 @@ from wakebuilder import MAX_REFRACTORY_S, MAX_SMOOTH, SAMPLE_RATE
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import BadAudioError, ConfigError, ModelFileError
-from wakebuilder.modeldir import finite_number, read_object, short_repr
+from wakebuilder.modeldir import CALIBRATION_NAME, finite_number, read_object, short_repr
 from wakebuilder.streaming import (
     Event, EventCounter, MovingAverage, Scorer, WindowBuffer, check_stream_settings, count_events, hop_samples,
     MAX_HOP_S, MIN_HOP_S, hop_ok, refractory_ok, score_waveform, smooth_ok, smooth_scores,
@@ -124,9 +124,20 @@ class Detector:
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # hop_s, smooth, refractory_s calibrated with
 
 
-def _settings(config: Any) -> dict[str, Any]:
-    """The streaming settings recorded in a calibration's ``config`` (none when it is not an object)."""
-    return {k: config[k] for k in STREAM_DEFAULTS if k in config} if isinstance(config, dict) else {}
+def _settings(config: Any, *, where: Path, key: str, fix: str) -> dict[str, Any]:
+    """The streaming settings recorded in a calibration's ``config`` (``key`` of the file ``where``; none when it
+    is absent or null).
+
+    Raises:
+        ModelFileError: it is not an object (edited by hand): ignored, the stream would be scanned with other
+            settings than the threshold was calibrated with; ``fix`` ends the message.
+    """
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{where}: {key} {short_repr(config)} must be an object of the stream settings the "
+                             f"threshold was calibrated with ({', '.join(STREAM_DEFAULTS)}) or null; {fix}")
+    return {k: config[k] for k in STREAM_DEFAULTS if k in config}
 
 
 def threshold_for(detector: Detector, config: DetectConfig) -> float:
@@ -227,8 +238,9 @@ def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Det
             parts.append(run(padded)[: part.shape[0]])
         return np.concatenate(parts)
 
-    return Detector(where.stem, score, _onnx_window(session, where, meta), threshold, info or meta, where,
-                    _settings(info.get("calibration_config")))
+    settings = _settings(info.get("calibration_config"), where=sidecar, key="calibration_config",
+                         fix="re-run wb export")
+    return Detector(where.stem, score, _onnx_window(session, where, meta), threshold, info or meta, where, settings)
 
 
 def load_dir_detector(path: str | os.PathLike[str], *, device: str = "auto") -> Detector:
@@ -239,11 +251,12 @@ def load_dir_detector(path: str | os.PathLike[str], *, device: str = "auto") -> 
 
     model = load_model(path)
     cal = model.calibration or {}
+    settings = _settings(cal.get("config"), where=model.path / CALIBRATION_NAME, key="config",
+                         fix=f"run wb calibrate on {model.path} again")  # before the backbone loads
     backbone = backbone_from_identity(model.backbone, device=device)
     scorer = model_scorer(model, backbone, float(cal.get("temperature", 1.0)), float(cal.get("bias", 0.0)))
     threshold = model.threshold if model.calibration is not None else None
-    return Detector(model.path.name, scorer, backbone.window_samples, threshold, model.meta, model.path,
-                    _settings(cal.get("config")))
+    return Detector(model.path.name, scorer, backbone.window_samples, threshold, model.meta, model.path, settings)
 
 
 def load_detector(path: str | os.PathLike[str], *, device: str = "auto", threads: int = 0) -> Detector:
