@@ -372,3 +372,21 @@ def test_a_piper_voice_of_the_same_name_from_another_file_is_another_voice(
         identities.append(voice_identity(voices))
     assert identities[0]["sha256"] == identities[1]["sha256"] and identities[0] != identities[1]
     assert "files" not in voice_identity({"espeak": [Voice("espeak", "en")]})
+
+
+def test_the_non_commercial_voices_left_out_are_said_once_a_process(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RHVoice's line that its non-commercial voices are left out was said by every synthesis step that found the
+    voices (positives, each negatives pass, the bank's speech and words: several times a recipe run); it is now
+    said once a process."""
+    from wakebuilder.data import synth_voices
+
+    monkeypatch.setattr(synth_voices, "_SAID_LEFT_OUT", set())
+    engine = get_engine("rhvoice")
+    voices = [Voice("rhvoice", name, {"rate": 100, "pitch": 100}) for name in ("slt", "lyubov", "evgeniy-eng")]
+    with caplog.at_level(logging.INFO, logger="wakebuilder.data.synth_voices"):
+        for _ in range(3):
+            assert [voice.name for voice in synth_voices.commercial_voices(engine, voices)] == ["slt"]
+    said = [record.getMessage() for record in caplog.records if "non-commercial licence" in record.getMessage()]
+    assert len(said) == 1 and "evgeniy-eng, lyubov" in said[0] and "--voices" in said[0]

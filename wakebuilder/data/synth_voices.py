@@ -23,6 +23,7 @@ from wakebuilder.errors import ConfigError, EngineUnavailableError
 from wakebuilder.fingerprint import cached_file_sha256, canonical_json
 
 log = logging.getLogger(__name__)
+_SAID_LEFT_OUT: set[tuple[str, tuple[str, ...]]] = set()  # (engine, voices): said once a process, not every step
 
 
 class VoiceChoice(Protocol):
@@ -56,12 +57,14 @@ def select_voices(voices: list[Voice], pattern: str | None) -> list[Voice]:
 
 def commercial_voices(engine: Engine, voices: list[Voice]) -> list[Voice]:
     """``voices`` without those under a non-commercial licence, unless the engine's every voice is (then naming
-    the engine names them: it is never in a default set); logs what was left out and how to name it."""
+    the engine names them: it is never in a default set); logs what was left out and how to name it, once a
+    process (every synthesis step of a recipe finds its voices)."""
     if engine.name in NON_COMMERCIAL_ENGINES:
         return voices
     kept = [v for v in voices if not is_non_commercial(voice_licence(engine, v.name))]
     left = sorted({v.name for v in voices} - {v.name for v in kept})
-    if left:
+    if left and (engine.name, tuple(left)) not in _SAID_LEFT_OUT:
+        _SAID_LEFT_OUT.add((engine.name, tuple(left)))
         log.info("synth: %s voices %s have a non-commercial licence and are left out; name them with --voices",
                  engine.name, ", ".join(left))
     return kept
