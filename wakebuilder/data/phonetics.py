@@ -206,8 +206,10 @@ def word_neighbours(word: str, *, max_distance: float, limit: int = 40) -> list[
 def candidates(phrase: str, *, max_distance: float = 2.0, per_word: int = 25) -> list[Candidate]:
     """Sound-alike phrases, partial phrases and phrases sharing the wake word's parts.
 
-    No way of saying a candidate equals or contains a way of saying the phrase (homophones are left out);
-    a candidate's distance is the smallest between any pronunciation of it and the phrase's first one
+    No way of saying a candidate equals or contains a way of saying the phrase (homophones are left out),
+    nor does its spelling hold the phrase at the start of a word: cmudict says "visual" in three syllables only
+    (V IH ZH AH W AH L) but "visuals" and "visually" with the two most speakers use, so by phonemes alone they
+    passed as sound-alikes and taught the model to reject "visual" itself. A candidate's distance is the smallest between any pronunciation of it and the phrase's first one
     (see ``word_neighbours``).
     """
     given, phrase = phrase, plain_text(phrase)  # "Hey, Jarvis!": no "chez jarvis!", no "hey," beside "hey"
@@ -220,8 +222,9 @@ def candidates(phrase: str, *, max_distance: float = 2.0, per_word: int = 25) ->
     def add(text: str, reason: str) -> None:
         if text in out:
             return
+        starts_a_word = re.search(rf"\b{re.escape(phrase)}", text) is not None  # "visuals": see the docstring
         prons = [p for p in phrase_pronunciations(text) if p]
-        if not prons or any(contains(p, t) for p in prons for t in targets):
+        if not prons or starts_a_word or any(contains(p, t) for p in prons for t in targets):
             return
         out[text] = Candidate(text, min(phoneme_distance(targets[0], p) for p in prons), reason)
 
