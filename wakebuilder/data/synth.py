@@ -1,11 +1,11 @@
 """``wb synth``: TTS clips of one or more texts across many voices, reproducible from a seed.
 
-Voices are shared out evenly across engines, then over each engine's
-speakers in turn (each speaker's settings shuffled); texts get punctuation, casing and pause variants.
+The jobs (index, text, voice) are planned from the config's seed (``synth_plan``): voices shared out evenly across
+engines, then over each engine's speakers in turn; texts get punctuation, casing and pause variants.
 Engines with their own noise (Piper) draw it from the job's (seed, index) through
 ``reseed``; espeak-ng, which keeps state between utterances, is loaded afresh for
 each clip. So a clip does not depend on the clips made before it, nor on how the
-jobs are shared out over the workers (each a freshly spawned process): the same
+jobs are shared out over the workers (each a freshly spawned process, ``synth_pool``): the same
 seed gives identical files whatever ``workers``, and synthesis uses every core.
 Workers note each finished job in a journal (``synth_journal``), so a killed run
 resumes without making its finished clips again.
@@ -14,12 +14,8 @@ resumes without making its finished clips again.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
-import traceback
 from collections import Counter
 from pathlib import Path
 from collections.abc import Sequence
@@ -29,82 +25,26 @@ import numpy as np
 
 from wakebuilder.atomic import refuse_existing, writer_lock
 from wakebuilder.audio import quantize_pcm16, write_wav
-from wakebuilder.config import StageConfig
 from wakebuilder.data.synth_journal import (
     end_journal, finished_run, journal_dir, open_journal, open_part, part_path, prune_clips, record_job,
     start_journal, write_voices,
 )
+from wakebuilder.data.synth_plan import SynthConfig, plan_jobs, speaker_order, text_variants
+from wakebuilder.data.synth_pool import run_in_processes
 from wakebuilder.data.synth_voices import find_voices, voice_identity
 from wakebuilder.data.tts import DEFAULT_ENGINES, Voice, get_engine, json_ready
-from wakebuilder.errors import ConfigError, EngineUnavailableError, WakebuilderError
+from wakebuilder.errors import ConfigError, EngineUnavailableError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
 
 log = logging.getLogger(__name__)
 MIN_AUDIBLE_PEAK = 0.01
 SYNTH_CONFIG_NAME = "synth_config.json"  # a finished run's config, beside its manifest
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class SynthConfig(StageConfig):
-    """What a synthesis run makes."""
-
-    texts: tuple[str, ...]
-    n: int
-    engines: tuple[str, ...] = DEFAULT_ENGINES
-    piper_voices: tuple[str, ...] = ()
-    seed: int = 0
-    label: int = 1
-    kind: str = "tts"
-    variants: bool = True
-    workers: int = 2
-    voice_pattern: str | None = None
-    kokoro_voices: str | None = None
-
-
-def text_variants(text: str) -> list[str]:
-    """Punctuation, casing and pause variants of a text ("hey, jarvis", "Hey Jarvis!")."""
-    base = " ".join(text.strip().split())
-    words = base.split(" ")
-    out = [base.lower(), base.capitalize() + ".", base.lower() + "!", base.title() + "?", base.title()]
-    if len(words) > 1:
-        rest = " ".join(words[1:])
-        out += [words[0].lower() + ", " + rest.lower(), words[0].capitalize() + "... " + rest]
-    return list(dict.fromkeys(out))
-
-
-def speaker_order(voices: list[Voice], rng: np.random.Generator) -> list[Voice]:
-    """An engine's voice settings in turn order: rounds in which every speaker (voice name) speaks once.
-
-    So every speaker gets an equal share whatever its number of settings (flite's rms has fewer than its
-    other voices, festival's HTS voice fewer than its diphone voices); a speaker's settings are shuffled and
-    repeat only after all of them were used; and each round takes the speakers in a fresh random order, so
-    which speaker says which text (texts also go in turn) does not follow a fixed period.
-    """
-    names = list(dict.fromkeys(voice.name for voice in voices))
-    settings = {name: [v for v in voices if v.name == name] for name in names}
-    settings = {name: [vs[i] for i in rng.permutation(len(vs))] for name, vs in settings.items()}
-    rounds = max(len(vs) for vs in settings.values())
-    return [settings[names[i]][r % len(settings[names[i]])] for r in range(rounds) for i in rng.permutation(len(names))]
-
-
-def plan_jobs(config: SynthConfig, voices_by_engine: dict[str, list[Voice]]) -> list[tuple[int, str, Voice]]:
-    """``n`` (index, text, voice) jobs: engines in turn, within an engine its speakers in turn."""
-    rng = np.random.default_rng(config.seed)
-    engines = sorted(voices_by_engine)
-    orders = {e: speaker_order(voices_by_engine[e], rng) for e in engines}
-    offset = int(rng.integers(1 << 16))
-    jobs = []
-    for index in range(config.n):
-        engine = engines[index % len(engines)]
-        turn = index // len(engines)
-        voice = orders[engine][turn % len(orders[engine])]
-        text = config.texts[index % len(config.texts)]
-        variants = text_variants(text) if config.variants else [text]
-        # a voice's k-th turn takes the k-th variant, so (voice, text) pairs repeat only when all are used
-        variant = variants[(turn // len(orders[engine]) + offset + turn) % len(variants)]
-        jobs.append((index, variant, voice))
-    return jobs
+# planning and voices live beside this module; callers import them from here too
+__all__ = [
+    "MIN_AUDIBLE_PEAK", "SYNTH_CONFIG_NAME", "SynthConfig", "find_voices", "keep_or_run_synth", "plan_jobs",
+    "run_synth", "speaker_order", "synthesize_clips", "text_variants", "voice_identity",
+]
 
 
 Job = tuple[int, str, dict[str, Any]]
@@ -171,63 +111,8 @@ def _run_partitions(
         for k, share in enumerate(shares)
     ]
     Path(out_dir, "clips").mkdir(parents=True, exist_ok=True)
-    results = _run_in_processes(_synthesize_partition, parts, clips=Path(out_dir) / "clips")
+    results = run_in_processes(_synthesize_partition, parts, clips=Path(out_dir) / "clips")
     return sorted((row for part in results for row in part), key=lambda r: r["index"])
-
-
-def _send_result(conn: Any, function: Any, args: Any) -> None:
-    """In a worker: ``function(args)``, or the error it raised, sent back through ``conn``."""
-    try:
-        outcome: tuple[bool, Any] = (True, function(args))
-    except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
-        if not isinstance(exc, WakebuilderError):  # a bug: keep where it happened
-            exc.add_note("in the synthesis worker:\n" + traceback.format_exc())
-        outcome = (False, exc)
-    try:
-        conn.send(outcome)
-    except Exception:  # an error that does not pickle: its message
-        conn.send((False, WakebuilderError(f"synth worker: {type(outcome[1]).__name__}: {outcome[1]}")))
-    conn.close()
-
-
-def _run_in_processes(function: Any, parts: list[Any], *, clips: Path) -> list[Any]:
-    """``function(part)`` for each part, each in a freshly spawned process; results in part order.
-
-    Not multiprocessing.Pool: it replaces a worker that dies (killed, out of memory, a crash in a TTS library)
-    and waits for the lost partition forever. An error or Ctrl-C here stops the other workers at once.
-    """
-    context = multiprocessing.get_context("spawn")
-    pending: dict[Any, tuple[int, Any]] = {}
-    results: list[Any] = [None] * len(parts)
-    try:
-        for k, part in enumerate(parts):
-            receive, send = context.Pipe(duplex=False)
-            process = context.Process(target=_send_result, args=(send, function, part), daemon=True)
-            process.start()
-            send.close()
-            pending[receive] = (k, process)
-        while pending:
-            for receive in multiprocessing.connection.wait(list(pending)):
-                k, process = pending.pop(receive)
-                try:
-                    ok, value = receive.recv()
-                except EOFError:  # the process ended without a word: killed
-                    process.join()
-                    raise WakebuilderError(
-                        f"synth: a synthesis worker process died (exit {process.exitcode}: killed, out of memory or "
-                        f"crashed in a TTS engine); the clips made so far are in {clips}; run again") from None
-                finally:
-                    receive.close()
-                if not ok:
-                    raise value
-                results[k] = value
-                process.join()
-    finally:
-        for receive, (_, process) in pending.items():
-            process.terminate()
-            process.join()
-            receive.close()
-    return results
 
 
 def synthesize_clips(
