@@ -12,9 +12,7 @@ delete the journal. A kill at any moment leaves the old file with its journal,
 or the new file with a journal it names as merged (which is then ignored).
 The price: one copy of the file per writing session (see benchmarks/store_throughput.py).
 
-Integrity: the numeric datasets carry HDF5's Fletcher-32 checksum filter (a
-damaged chunk fails to read); variable-length strings cannot take filters in
-HDF5, so ``wb store verify`` checks their rows parse instead.
+The file's datasets and attributes, and their integrity checks (Fletcher-32 checksums), are ``h5_format``'s.
 """
 
 from __future__ import annotations
@@ -30,26 +28,13 @@ from typing import Any
 import numpy as np
 
 from wakebuilder.errors import StoreError
-from wakebuilder.store.layout import CHUNK_ROWS, STRING_FIELDS, Layout, chunk_rows_for, committed_problem
+from wakebuilder.store.h5_format import decode_attrs, field_names, file_layout, read_rows, write_empty_file
+from wakebuilder.store.layout import CHUNK_ROWS, Layout, committed_problem
 from wakebuilder.store.zarr_backend import ZarrBackend
 
 
 def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
-
-
-def _encode_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
-    """HDF5 attributes hold scalars; dicts and lists are stored as JSON text."""
-    return {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for k, v in attrs.items()}
-
-
-def _decode_attrs(raw: Any) -> dict[str, Any]:
-    json_names = set(json.loads(raw.get("json_attrs", "[]")))
-    out = {}
-    for key, value in raw.items():
-        value = value.item() if isinstance(value, np.generic) else value
-        out[key] = json.loads(value) if key in json_names else value
-    return out
 
 
 class HDF5Backend:
@@ -87,8 +72,8 @@ class HDF5Backend:
 
     def _read_file(self) -> None:
         try:
-            self._attrs = _decode_attrs(self._file.attrs)
-            self._fields = [self._file[name] for name in self._field_names()]
+            self._attrs = decode_attrs(self._file.attrs)
+            self._fields = [self._file[name] for name in field_names(self._attrs, path=self.path)]
         except (OSError, KeyError, ValueError, TypeError) as exc:  # TypeError: json_attrs edited by hand
             raise self._unreadable(exc) from exc
         rows = min((dataset.shape[0] for dataset in self._fields), default=0)
@@ -100,13 +85,6 @@ class HDF5Backend:
             self._attach_journal(ZarrBackend.open(self.journal_path, writable=self.writable))
         elif self.journal_path.exists() and self.writable:  # not a journal (created atomically): stray
             shutil.rmtree(self.journal_path)
-
-    def _field_names(self) -> list[str]:
-        names = self._attrs.get("fields")
-        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):  # edited by hand
-            raise StoreError(f"{self.path}: attrs.fields is {names!r}, not a list of array names; rebuild the "
-                             "store with wb embed --overwrite")
-        return names
 
     def _attach_journal(self, journal: ZarrBackend) -> None:
         attrs = journal.attrs()
@@ -128,23 +106,8 @@ class HDF5Backend:
         cls, path: Path, layout: Layout, attrs: dict[str, Any], *, max_chunk_rows: int = CHUNK_ROWS
     ) -> HDF5Backend:
         """Create an empty store at ``path`` (built aside, renamed into place) and open it for writing."""
-        import h5py
-
         work = _sibling(path, ".incomplete")
-        json_names = [k for k, v in attrs.items() if isinstance(v, (dict, list))] + ["fields"]
-        with h5py.File(str(work), "w", locking=False) as handle:
-            for name, (row_shape, dtype) in layout.items():
-                handle.create_dataset(
-                    name, shape=(0, *row_shape), maxshape=(None, *row_shape),
-                    chunks=(chunk_rows_for(row_shape, dtype, max_chunk_rows), *row_shape),
-                    dtype=h5py.string_dtype() if dtype is None else dtype,
-                    fletcher32=dtype is not None,
-                )
-            full = {
-                **attrs, "fields": list(layout), "committed": 0, "json_attrs": json.dumps(json_names),
-                "store_uuid": uuid.uuid4().hex, "checksums": "fletcher32",
-            }
-            handle.attrs.update(_encode_attrs(full))
+        write_empty_file(work, layout, attrs, max_chunk_rows=max_chunk_rows)
         os.replace(work, path)
         return cls(path, writable=True)
 
@@ -152,12 +115,6 @@ class HDF5Backend:
     def open(cls, path: Path, *, writable: bool) -> HDF5Backend:
         """Open an existing store (file plus any unmerged journal)."""
         return cls(path, writable=writable)
-
-    def _layout(self) -> Layout:
-        return {
-            ds.name.lstrip("/"): (ds.shape[1:], None if ds.dtype.kind == "O" else ds.dtype.name)
-            for ds in self._fields
-        }
 
     @property
     def committed(self) -> int:
@@ -177,7 +134,7 @@ class HDF5Backend:
             attrs = {
                 "journal_id": uuid.uuid4().hex, "base": self._base, "store_uuid": self._attrs["store_uuid"]
             }
-            self._journal = ZarrBackend.create(self.journal_path, self._layout(), attrs, max_chunk_rows=rows)
+            self._journal = ZarrBackend.create(self.journal_path, file_layout(self._fields), attrs, max_chunk_rows=rows)
         self._journal.write(name, start - self._base, values)
 
     def commit(self, count: int) -> None:
@@ -190,17 +147,7 @@ class HDF5Backend:
     def read(self, name: str, start: int, stop: int) -> np.ndarray:
         parts = []
         if start < self._base or self._journal is None or stop <= self._base:  # the last: an empty read
-            dataset = self._file[name]
-            end = min(stop, self._base)
-            strings = name in STRING_FIELDS
-            try:
-                data = dataset.asstr()[start:end] if strings else dataset[start:end]
-            except (OSError, ValueError, UnicodeDecodeError) as exc:
-                raise StoreError(
-                    f"{self.path}: cannot read '{name}' rows {start}:{end} ({exc}); the store is damaged "
-                    "(wb store verify lists every damaged row); rebuild it with --overwrite"
-                ) from exc
-            parts.append(np.asarray(data, dtype=object) if strings else np.asarray(data))
+            parts.append(read_rows(self._file, name, start=start, stop=min(stop, self._base), path=self.path))
         if stop > self._base and self._journal is not None:
             merged = StoreError(f"{self.path}: a writer merged the store while it was being read; reopen it")
             try:
