@@ -35,9 +35,8 @@ from wakebuilder.atomic import atomic_directory, atomic_write_json
 from wakebuilder.detect import STREAM_DEFAULTS, setting_problem
 from wakebuilder.errors import ConfigError, ModelFileError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
-from wakebuilder.modeldir import (
-    CALIBRATION_NAME, LoadedModel, finite_number, load_model, save_model, short_repr,
-)
+from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model, save_model, short_repr
+from wakebuilder.values import finite_number
 
 log = logging.getLogger(__name__)
 THRESHOLD_RULE = "mean of the members' calibrated thresholds"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from wakebuilder import __version__
 from wakebuilder.atomic import atomic_write_json, read_json
 from wakebuilder.errors import ModelFileError, WakebuilderError
+from wakebuilder.values import finite_number
 
 WEIGHTS_NAME = "head.safetensors"
 META_NAME = "model.json"
@@ -173,11 +173,6 @@ def _exclusion_problem(exclusion: dict[str, Any]) -> str | None:
     if distance is not None and not (finite_number(distance) and distance >= 0):
         return f"bank_exclusion.max_distance must be a finite number >= 0 or null, not {short_repr(distance)}"
     return None
-
-
-def finite_number(value: Any) -> bool:
-    """A number that is not a bool, NaN or infinite (what JSON edited by hand may hold instead)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def short_repr(value: Any) -> str:

@@ -14,7 +14,6 @@ time and score of its highest frame, and the time it fired.
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import numpy as np
 
 from wakebuilder import MAX_REFRACTORY_S, MAX_SMOOTH, SAMPLE_RATE
 from wakebuilder.errors import ConfigError, ModelFileError
+from wakebuilder.values import finite_number
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 """Maps float32 waveforms ``(B, window_samples)`` to probabilities ``(B,)``."""
@@ -49,15 +49,9 @@ def hop_samples(hop_s: float, *, sample_rate: int = SAMPLE_RATE) -> int:
     return max(1, round(hop_s * sample_rate))
 
 
-def _seconds_within(value: Any, low: float, high: float) -> bool:
-    """Whether ``value`` is a finite number (not a bool) within ``low``..``high``."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and (
-        low <= value <= high)
-
-
 def hop_ok(hop_s: Any) -> bool:
     """Whether ``hop_s`` is a number of seconds within ``--hop-s``'s bounds (``MIN_HOP_S``..``MAX_HOP_S``)."""
-    return _seconds_within(hop_s, MIN_HOP_S, MAX_HOP_S)
+    return finite_number(hop_s, low=MIN_HOP_S, high=MAX_HOP_S)
 
 
 def smooth_ok(smooth: Any) -> bool:
@@ -67,7 +61,7 @@ def smooth_ok(smooth: Any) -> bool:
 
 def refractory_ok(refractory_s: Any) -> bool:
     """Whether ``refractory_s`` is a number of seconds within ``--refractory-s``'s bounds (0..``MAX_REFRACTORY_S``)."""
-    return _seconds_within(refractory_s, 0.0, MAX_REFRACTORY_S)
+    return finite_number(refractory_s, low=0.0, high=MAX_REFRACTORY_S)
 
 
 def check_stream_settings(*, smooth: Any = None, refractory_s: Any = None) -> None:

@@ -1,0 +1,18 @@
+"""Checks of single values read from files edited by hand or passed to the library: their kind and bounds.
+
+Low level on purpose (it imports nothing of wakebuilder), so the model folder's readers (``modeldir``) and the
+stream settings' checks (``streaming``) share one definition of a usable number.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+
+def finite_number(value: Any, *, low: float = -math.inf, high: float = math.inf) -> bool:
+    """Whether ``value`` is a number that is not a bool, NaN or infinite (what JSON edited by hand may hold
+    instead), within ``low``..``high`` (both included)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            and low <= value <= high)
