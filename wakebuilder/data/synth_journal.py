@@ -56,11 +56,14 @@ def _voices_change(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
             "found: --kokoro-voices, WB_KOKORO_VOICES, WB_PIPER_VOICES, wb voices fetch)")
 
 
-def _read_object(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``; {} when it is missing, unreadable or not an object."""
+def _read_object(path: Path, *, strict: bool = False) -> dict[str, Any]:
+    """The JSON object in ``path``; {} when it is not an object, and when it is missing or unreadable unless
+    ``strict`` (then the OSError or ValueError is raised, for a caller that says why)."""
     try:
         recorded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        if strict:
+            raise
         return {}
     return recorded if isinstance(recorded, dict) else {}
 
@@ -188,7 +191,7 @@ def finished_run(config: StageConfig, *, voices: dict[str, Any] | None, out_dir:
     if not manifest.is_file() or not (out / config_name).is_file():
         return None
     try:
-        recorded = json.loads((out / config_name).read_text(encoding="utf-8"))
+        recorded = _read_object(out / config_name, strict=True)
         records = read_manifest(manifest) if recorded == config.to_dict() else []
     except (OSError, ValueError, ManifestError) as exc:
         log.info("%s: not kept, made again (%s)", manifest, exc)
