@@ -213,9 +213,9 @@ def model_stream_traces(
 ) -> tuple[list[np.ndarray], float]:
     """Smoothed ``model_stream_scores`` of the streams and their hours, without the clips that say the wake word.
 
-    In a stream with a segments sidecar (``data.stream``), the windows centred in a clip whose text says the
-    model's wake word score 0 and that clip's time is not counted: a stream shared by every phrase holds such
-    sentences, and they are no false accepts.
+    In a stream with a segments sidecar (``data.stream``), the windows that overlap a clip whose text says the
+    model's wake word score 0 and their time is not counted (``StreamSegments.negative_scores``): a stream shared
+    by every phrase holds such sentences, and they are no false accepts.
     """
     from wakebuilder.backbones import backbone_from_identity
     from wakebuilder.categories import StreamSegments, segments_path
@@ -232,7 +232,7 @@ def model_stream_traces(
         if segments is not None:
             segments = segments.without(model.meta.get("wake_word"))
             raw = segments.negative_scores(raw, window_samples=backbone.window_samples, hop=hop_samples(config.hop_s))
-            seconds *= sum(segments.seconds().values()) / segments.duration_s
+            seconds *= sum(segments.seconds(window_s=window_s).values()) / segments.duration_s
             if seconds <= 0:
                 raise ConfigError(f"{path}: every clip of the stream says {model.meta.get('wake_word')!r} (its "
                                   f"{segments_path(path).name}), so it holds no negative audio for this model")

@@ -95,7 +95,9 @@ class StreamSegments:
 
     Segment ``i`` runs from its clip's start to the next clip's (the pause after it included). With
     ``without(phrase)``, the segments whose clip says the phrase (by their texts) are left out: a stream
-    shared by every wake word holds sentences that say some of them, and those are no false accepts.
+    shared by every wake word holds sentences that say some of them, and those are no false accepts. Nor
+    is a detection by a window that overlaps such a clip (timed at its centre, it may lie half a window
+    before or after the clip): it hears the wake word (``left_out_spans``).
     """
 
     def __init__(self, starts: Sequence[float], names: Sequence[str], duration_s: float,
@@ -161,25 +163,46 @@ class StreamSegments:
         """Whether a left-out segment plays at each time."""
         return self.excluded[self.index_at(time_s)]
 
+    def left_out_spans(self, window_s: float) -> np.ndarray:
+        """Open intervals ``(lo, hi)`` of window-centre times, ``(n, 2)`` merged and sorted, whose window of
+        ``window_s`` seconds overlaps a left-out segment: ``window_s / 2`` before its start to as long after
+        its end (the next clip's start: the sidecar does not say where the clip's audio ends in its pause)."""
+        ends = np.append(self.starts[1:], max(self.duration_s, float(self.starts[-1])))
+        half = window_s / 2
+        spans: list[list[float]] = []
+        for start, end in zip(self.starts[self.excluded], ends[self.excluded], strict=True):
+            if spans and start - half <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], float(end) + half)
+            else:
+                spans.append([float(start) - half, float(end) + half])
+        return np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+
     def negative_scores(self, raw: np.ndarray, *, window_samples: int, hop: int) -> np.ndarray:
-        """The windows' raw scores with those centred in a left-out segment set to 0, before smoothing and counting.
+        """The windows' raw scores with those that overlap a left-out segment (``left_out_spans``) set to 0, before
+        smoothing and counting.
 
         The one rule by which calibration and ``wb eval`` count false accepts in a mixed stream. Dropping the
         events whose peak falls in such a segment instead would also drop a real false accept just after it,
         merged (within the refractory period) into the event of the wake word's own clip.
         """
+        from wakebuilder import SAMPLE_RATE
         from wakebuilder.streaming import frame_times
 
         values = np.asarray(raw, dtype=np.float32)
         times = frame_times(values.size, window_samples=window_samples, hop=hop)
-        return np.where(self.excluded_at(times), np.float32(0), values)
+        heard = np.zeros(values.size, dtype=bool)
+        for lo, hi in self.left_out_spans(window_samples / SAMPLE_RATE):
+            heard |= (times > lo) & (times < hi)
+        return np.where(heard, np.float32(0), values)
 
-    def seconds(self) -> dict[str, float]:
-        """Seconds of the stream per category, left-out segments not counted (before the first clip counts
-        for the first)."""
+    def seconds(self, *, window_s: float) -> dict[str, float]:
+        """Seconds of the stream per category (before the first clip counts for the first), less the time
+        ``negative_scores`` leaves out for windows of ``window_s`` seconds (0: the left-out segments alone)."""
         ends = np.append(self.starts[1:], max(self.duration_s, float(self.starts[-1])))
-        lengths = np.diff(np.concatenate([[0.0], ends]))
+        begins = np.concatenate([[0.0], ends[:-1]])
+        spans = self.left_out_spans(window_s)
         out: dict[str, float] = {}
-        for name, length, excluded in zip(self.names, lengths, self.excluded, strict=True):
-            out[name] = out.get(name, 0.0) + (0.0 if excluded else float(length))
+        for name, begin, end in zip(self.names, begins, ends, strict=True):
+            heard = np.clip(np.minimum(spans[:, 1], end) - np.maximum(spans[:, 0], begin), 0.0, None).sum()
+            out[name] = out.get(name, 0.0) + max(0.0, float(end - begin - heard))
         return out

@@ -124,7 +124,7 @@ def _stream_tallies(detector: Detector, streams: Sequence[str | os.PathLike[str]
             tally[0] += len(events)
             tally[1] += total_s
             continue
-        for category, seconds in segments.seconds().items():
+        for category, seconds in segments.seconds(window_s=detector.window_samples / SAMPLE_RATE).items():
             per.setdefault(category if name == OTHER else name, [0, 0.0])[1] += seconds * total_s / segments.duration_s
         for event in events:  # counted where the peak window centres
             per.setdefault(segments.category_at(event.time_s) if name == OTHER else name, [0, 0.0])[0] += 1
@@ -151,7 +151,7 @@ def stream_events(detector: Detector, path: str | os.PathLike[str], config: Eval
                   ) -> tuple[list[Event], float]:
     """The detector's events in a stream file and its seconds: scanned like ``wb detect``, or, given the raw
     scores of its windows (``trace``), counted on them by the same rule. With ``segments``, the windows
-    centred in their left-out clips score 0 first (``StreamSegments.negative_scores``)."""
+    that overlap their left-out clips score 0 first (``StreamSegments.negative_scores``)."""
     config = config.resolved(detector)
     if trace is None and segments is None:  # a block at a time: hours of audio in bounded memory
         blocks = AudioBlocks(path)
