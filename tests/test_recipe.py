@@ -587,3 +587,42 @@ def test_a_rerun_keeps_the_augmented_copies_windows_and_nonspeech_it_finished(tm
     copies, positives, extra = (read_manifest(m) for m in again[:3])
     assert len(copies) == 6 and {r.params["seed"] for r in copies + positives} == {1}
     assert {r.params["run_seed"] for r in extra} == {1}
+
+
+def test_a_rerun_keeps_the_heads_it_fit_and_refits_for_another_seed(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recipe's head step run again in its folder (killed while fitting its second head) fitted every head
+    again, although the first had finished with the same store, settings and seed; a finished head is now kept
+    (its files not rewritten), the unfinished one fitted, and another seed fits every head again."""
+    import wakebuilder.calibrate as calibrate
+    import wakebuilder.train.fit as fit
+    from tests.model_helpers import tone_setup
+
+    store, real_fit, fitted = tone_setup()["store"], fit.run_fit, []
+
+    def counted(stores: object, out_dir: Path, config: object, **kwargs: object) -> object:
+        if len(fitted) == 1 and not (tmp_path / "killed").exists():
+            (tmp_path / "killed").touch()
+            raise KeyboardInterrupt  # the kill, while fitting head-1
+        fitted.append(Path(out_dir))
+        return real_fit(stores, out_dir, config, **kwargs)
+
+    monkeypatch.setattr(fit, "run_fit", counted)
+    monkeypatch.setattr(calibrate, "calibrate_model", lambda model, *a, **k: (model, {"threshold": 0.5}))
+    monkeypatch.setattr(calibrate, "format_report", lambda summary: "")
+    data = RecipeData(train_manifests=[], negatives=tmp_path / "n.jsonl", heldout_positives=None,
+                      heldout_negatives=None, calibration_stream=tmp_path / "s.wav", report_stream=None)
+    config, out = RecipeConfig.preset("tiny", phrase="hey tone", heads=2), tmp_path / "run"
+    config = config.replace(fit=config.fit.replace(max_epochs=3, width=16, hidden=(16,)))  # seconds, not minutes
+    with pytest.raises(KeyboardInterrupt):
+        recipe.fit_heads(config, out, store, data, device="cpu")
+    assert fitted == [out / "head-0" / "model"]
+    head_0 = {p: p.stat().st_mtime_ns for p in (out / "head-0" / "model").iterdir()}
+    models = recipe.fit_heads(config, out, store, data, device="cpu")
+    assert fitted == [out / "head-0" / "model", out / "head-1" / "model"]  # head-0 kept, head-1 fitted
+    assert [m for m, _ in models] == fitted
+    assert all(p.stat().st_mtime_ns == t for p, t in head_0.items())
+    recipe.fit_heads(config, out, store, data, device="cpu")
+    assert len(fitted) == 2  # both finished: kept
+    recipe.fit_heads(config.replace(seed=1), out, store, data, device="cpu")
+    assert len(fitted) == 4  # another seed: both fitted again

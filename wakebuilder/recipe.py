@@ -287,15 +287,19 @@ def fit_and_calibrate(
     config: RecipeConfig, out: Path, store: Path, data: RecipeData, *, device: str = "auto",
     step: StepLog | None = None, bank: Path | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """``out/model``: the head fitted on ``store`` (and ``bank``), calibrated on the calibration stream."""
+    """``out/model``: the head fitted on ``store`` (and ``bank``), calibrated on the calibration stream.
+
+    A head a run before finished fitting with the same stores, settings and seed is kept (``recipe_keep``), so a
+    rerun after a kill fits only the heads it had not finished; calibration runs again.
+    """
     from wakebuilder.calibrate import calibrate_model, format_report
-    from wakebuilder.train.fit import run_fit
+    from wakebuilder.recipe_keep import keep_or_fit
 
     step = step or StepLog()
     step("fit")
     stores = [store, bank] if bank is not None else [store]
-    model_dir, _ = run_fit(stores, out / "model", config.fit.replace(seed=config.seed), device=device, overwrite=True,
-                           wake_word=config.phrase)
+    model_dir = keep_or_fit(stores, out / "model", config.fit.replace(seed=config.seed), wake_word=config.phrase,
+                            device=device)
     step("calibrate")
     _, calibration = calibrate_model(model_dir, stores, streams=[data.calibration_stream],
                                      config=calibration_config(config, device=device))

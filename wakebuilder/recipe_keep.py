@@ -4,20 +4,25 @@ A step's marker (``recipe_step.json`` in its output folder) is written last, ato
 records what the output was made of (the step's settings and its input files' contents) and the output's bytes.
 A run again with the same settings and inputs keeps the output while it is as written and every clip it lists is in
 place; otherwise the marker goes before the step is made again, so a kill while remaking keeps nothing stale.
+A head's fit (``keep_or_fit``) is such a step too: its inputs are the stores' content.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wakebuilder.atomic import atomic_write_json, read_json, remove_path
 from wakebuilder.errors import WakebuilderError
-from wakebuilder.fingerprint import file_sha256
+from wakebuilder.fingerprint import canonical_json, file_sha256
 from wakebuilder.manifest import read_manifest, resolve_clip_path
+
+if TYPE_CHECKING:
+    from wakebuilder.train.fit_config import FitConfig
 
 log = logging.getLogger(__name__)
 STEP_NAME = "recipe_step.json"
@@ -62,3 +67,35 @@ def keep_or_make(folder: Path, identity: dict[str, Any], make: Callable[[], Path
     atomic_write_json(marker, {"identity": identity, "output": os.path.relpath(made, folder),
                                "sha256": file_sha256(str(made))})
     return made
+
+
+def store_content(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """The identity of embedding stores' content: each one's path, fingerprint (backbone, window, schema), rows and
+    the sha256 of its clips' manifest rows in store order. A clip's id is its audio's hash and the fingerprint says
+    how it was embedded, so these stand for the embeddings without reading them."""
+    from wakebuilder.store import open_store
+
+    out = []
+    for path in paths:
+        with open_store(path) as store:
+            rows = canonical_json([record.to_dict() for record in store.records()])
+            out.append({"path": str(path), "fingerprint": store.fingerprint, "rows": len(store),
+                        "sha256": hashlib.sha256(rows.encode("utf-8")).hexdigest()})
+    return out
+
+
+def keep_or_fit(stores: Sequence[Path], model_dir: Path, config: FitConfig, *, wake_word: str,
+                device: str = "auto") -> Path:
+    """``model_dir``: the head a finished fit of the same stores' content, fit settings (seed included) and wake word
+    left there (its marker beside the weights), else a head fitted anew (``run_fit``: built as ``.incomplete``, then
+    renamed over the old one, so a kill leaves the old head or none, never half a head)."""
+    from wakebuilder.modeldir import WEIGHTS_NAME
+    from wakebuilder.train.fit import run_fit
+
+    identity = {"step": "fit", "fit": config.to_dict(), "wake_word": wake_word, "stores": store_content(stores)}
+
+    def make() -> Path:
+        made, _ = run_fit(stores, model_dir, config, device=device, overwrite=True, wake_word=wake_word)
+        return Path(made) / WEIGHTS_NAME
+
+    return keep_or_make(model_dir, identity, make).parent
