@@ -28,9 +28,8 @@ from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
 from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model
 from wakebuilder.scoring import apply_platt, head_logits, model_scorer
-from wakebuilder.streaming import (
-    Scorer, check_stream_settings, count_events_many, hop_samples, score_blocks, smooth_scores,
-)
+from wakebuilder.events import count_events_many
+from wakebuilder.streaming import Scorer, check_stream_settings, hop_samples, score_blocks, smooth_scores
 
 OBJECTIVES = ("auto", "f1", "fa-per-hour")
 log = logging.getLogger(__name__)

@@ -24,10 +24,11 @@ from wakebuilder import MAX_REFRACTORY_S, MAX_SMOOTH, SAMPLE_RATE
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import BadAudioError, ConfigError, ModelFileError
+from wakebuilder.events import Event, EventCounter, count_events
 from wakebuilder.modeldir import CALIBRATION_NAME, read_object, short_repr
 from wakebuilder.streaming import (
-    Event, EventCounter, MovingAverage, Scorer, WindowBuffer, check_stream_settings, count_events, hop_samples,
-    MAX_HOP_S, MIN_HOP_S, hop_ok, refractory_ok, score_waveform, smooth_ok, smooth_scores,
+    MAX_HOP_S, MIN_HOP_S, MovingAverage, Scorer, WindowBuffer, check_stream_settings, hop_ok, hop_samples,
+    refractory_ok, score_waveform, smooth_ok, smooth_scores,
 )
 from wakebuilder.values import finite_number
 

@@ -25,7 +25,8 @@ from wakebuilder.categories import (
 )
 from wakebuilder.detect import STREAM_DEFAULTS, DetectConfig, Detector, detect_blocks, load_detector, threshold_for
 from wakebuilder.errors import ConfigError, ManifestError
-from wakebuilder.streaming import Event, count_events, hop_samples, score_blocks, smooth_scores
+from wakebuilder.events import Event, count_events
+from wakebuilder.streaming import hop_samples, score_blocks, smooth_scores
 from wakebuilder.manifest import ClipRecord, read_manifest, resolve_clip_path
 
 

@@ -2,7 +2,7 @@
 
 Per-clip metrics treat every clip as one decision (score >= threshold means
 "wake word"). FAR is false accepts over negatives, FRR false rejects over
-positives. FA/h counts streaming events (see ``wakebuilder.streaming``) per
+positives. FA/h counts streaming events (see ``wakebuilder.events``) per
 hour of continuous negative audio, which is what a user actually hears.
 """
 

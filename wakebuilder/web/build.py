@@ -1,7 +1,7 @@
 """`wb web MODEL --out DIR`: a self-contained page that runs exported models on the microphone.
 
 The folder holds ``index.html``, ``app.js`` (page logic), ``events.js`` (the
-event rule of :mod:`wakebuilder.streaming` in JavaScript), ``worklet.js`` (an
+event rule of :mod:`wakebuilder.events` in JavaScript), ``worklet.js`` (an
 AudioWorklet that resamples the microphone to 16 kHz and keeps the last window),
 ``stream.js`` (the streaming scorer of speech-embedding models), ``models/`` (each
 ``NAME.onnx`` and ``NAME.json``, and for speech-embedding models the streaming

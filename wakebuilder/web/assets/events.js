@@ -1,4 +1,4 @@
-// The event rule of wakebuilder.streaming (EventCounter, MovingAverage, frame windows) in JavaScript.
+// The event rule of wakebuilder.events (EventCounter) and wakebuilder.streaming (MovingAverage, windows) in JS.
 // An event fires at a rising edge (a frame at or above the threshold after one below it); a rising
 // edge less than refractoryS after the last firing belongs to that event. An event reports the time
 // and score of its highest frame and the time it fired; it is final once the score is below the
@@ -24,7 +24,7 @@ export class EventCounter {
   // Feed the score of frame `frame` (frames must increase); returns {fired, final} where fired is the
   // event that has just begun (or null) and final lists events that became final.
   update(frame, value) {
-    // NaN is below every threshold: counted, it would read as no detection (streaming.py refuses it too)
+    // NaN is below every threshold: counted, it would read as no detection (events.py refuses it too)
     if (Number.isNaN(value)) {
       const timeS = (this.offsetS + frame * this.frameS).toFixed(2);
       throw new Error(`the model scored the window at ${timeS} s NaN, not a probability; check or re-export the model`);
