@@ -296,3 +296,39 @@ def test_bank_babble_is_made_again_when_its_speech_is(tmp_path: Path, monkeypatc
     made = {p.name: p.stat().st_ino for p in (babble.parent / "clips").glob("*.wav")}
     assert make_bank_negatives(config, out_dir=tmp_path) == [speech, babble]  # the same speech: babble kept
     assert {p.name: p.stat().st_ino for p in (babble.parent / "clips").glob("*.wav")} == made
+
+
+def test_the_bank_is_made_again_with_other_voices_and_kept_with_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bank finished with some voices was reused as it was once the voices found here changed (wb voices fetch,
+    WB_KOKORO_VOICES, an engine installed): its complete.json held the settings only. Its speech is now made again
+    with the voices found now, the old speech's rows leave the bank's store (its other rows are kept, not embedded
+    again); with the same voices nothing is made or written again."""
+    from tests.data.test_synth import fewer_voices
+    from wakebuilder.data.augment.transforms import AugmentConfig
+    from wakebuilder.manifest import read_manifest
+
+    config = BankNegativesConfig(speech=4, words=0, stream_s=0.0, nonspeech=2, nonspeech_kinds=("noise",),
+                                 chunk_s=1.0, engines=("espeak",), workers=1)
+    where = {"backbone": "speech-embedding", "window_s": None, "augment": AugmentConfig(copies=0),
+             "cache": tmp_path / "c", "device": "cpu"}
+    with monkeypatch.context() as patch:
+        fewer_voices(patch)
+        old = ensure_bank(config, **where)
+    (folder,) = (old.store.parent / "audio").iterdir()
+    speech, noises = folder / "speech" / "manifest.jsonl", folder / "nonspeech" / "manifest.jsonl"
+    old_speech, noise_ids = {r.id for r in read_manifest(speech)}, {r.id for r in read_manifest(noises)}
+    calls = count_embedded(monkeypatch)
+    new = ensure_bank(config, **where)
+    new_speech = {r.id for r in read_manifest(speech)}
+    assert new.synthesized and new_speech != old_speech  # spoken again by the voices found now
+    with open_store(new.store) as store:
+        assert store.ids() == new_speech | noise_ids  # the old voices' speech left the store, the noise stayed
+    assert new.embedded == sum(calls) == len(new_speech - old_speech) and new.clips == len(new_speech | noise_ids)
+    calls.clear()
+    kept = (folder / "complete.json", speech, *(folder / "speech" / "clips").iterdir())
+    written = {p: p.stat().st_mtime_ns for p in kept}
+    again = ensure_bank(config, **where)
+    assert not again.synthesized and again.embedded == 0 and calls == [] and again.clips == new.clips
+    assert {p: p.stat().st_mtime_ns for p in written} == written

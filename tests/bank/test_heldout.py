@@ -76,6 +76,30 @@ def test_a_held_out_stream_is_made_once_for_every_phrase(tmp_path: Path, monkeyp
         heldout_stream(config.replace(speech=0), cache=tmp_path)
 
 
+def test_held_out_speech_and_its_stream_are_made_again_with_other_voices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The held-out sentences and the calibration and report streams built of them were kept in the cache by their
+    settings alone, so after the voices found here changed (wb voices fetch, WB_KOKORO_VOICES, an engine installed)
+    every phrase was calibrated on the old voices' stream. Both are now made again with the voices found now, and
+    kept while those are the same."""
+    import wakebuilder.data.stream as stream_module
+    from tests.data.test_synth import fewer_voices
+    from wakebuilder.bank.heldout import HeldoutStreamConfig, heldout_stream
+
+    config = HeldoutStreamConfig(speech=3, nonspeech=0, clip_s=1.0, duration_s=6.0, seed=1000, engines=("espeak",))
+    with monkeypatch.context() as patch:
+        fewer_voices(patch)
+        old = heldout_stream(config, cache=tmp_path)
+    old_ids, old_stream = {r.id for r in read_manifest(old.speech)}, old.stream.read_bytes()
+    new = heldout_stream(config, cache=tmp_path)
+    assert new == old and {r.id for r in read_manifest(new.speech)} != old_ids  # the same cache paths, spoken again
+    assert new.stream.read_bytes() != old_stream
+    forbid(monkeypatch, synth, "synthesize_clips", "synthesized again")
+    forbid(monkeypatch, stream_module, "build_negative_stream", "built again")
+    assert heldout_stream(config, cache=tmp_path) == new
+
+
 def test_a_second_builder_waits_for_the_first(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Two phrases' recipes sharing the cache: the second waits for the bank's build lock, it does not fail."""
     import logging

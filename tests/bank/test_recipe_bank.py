@@ -23,7 +23,7 @@ def test_second_phrase_reuses_the_bank(tmp_path: Path) -> None:
     assert {"speech_negative", "word_negative"} <= kinds
     complete = next(first.bank.parent.glob("audio/*/complete.json"))
     # calibration and report speech, and their streams of speech, music and noise: one of each
-    held = sorted(cache_dir().glob("heldout/*/complete.json"))
+    held = sorted([*cache_dir().glob("heldout/*/complete.json"), *cache_dir().glob("heldout/*/manifest.jsonl")])
     assert len(held) == 4
     identity = load_model(first.model_dir).backbone  # the backbone's pass over each stream, at the 0.1 s hop
     streams = (first.data.calibration_stream, first.data.report_stream)
@@ -36,7 +36,7 @@ def test_second_phrase_reuses_the_bank(tmp_path: Path) -> None:
                         out_dir=tmp_path / "b", device="cpu")
     assert second.bank == first.bank  # nothing synthesized again:
     assert [path.stat().st_mtime_ns for path in (complete, *held, *passes)] == stamps
-    assert sorted(cache_dir().glob("heldout/*/complete.json")) == held
+    assert sorted([*cache_dir().glob("heldout/*/complete.json"), *cache_dir().glob("heldout/*/manifest.jsonl")]) == held
     assert sorted(cache_dir().glob("stream-embeddings/*.npy")) == cached  # the second ran only its head on them
     assert (second.data.calibration_stream, second.data.report_stream) == streams
     assert {r.kind for r in read_manifest(tmp_path / "b" / "heldout-eval" / "manifest.jsonl")} == {"hard_negative"}

@@ -358,3 +358,26 @@ def test_url_single_store_and_an_unfinished_creation_is_redone() -> None:
         assert len(store) == 9 and [r.id for r in store.records()] == [r.id for r in clips(0, 9)[0]]
     with pytest.raises(StoreError, match="must be local"):
         open_store(url + ".h5", "a", spec=SPEC)
+
+
+def test_clips_are_left_out_in_place_of_a_single_or_parted_store(tmp_path: Path) -> None:
+    """The negative bank's store drops the clips of the voices it replaced: rewritten in place without them."""
+    single, parted = tmp_path / "single.zarr", tmp_path / "parted"
+    with open_store(single, "a", spec=SPEC) as store:
+        store.append(*clips(0, 10))
+    with open_store(single) as store:
+        before = store.load()
+    drop = {before.id[i] for i in (0, 3, 9)}
+    build_parted(parted)
+    for where, total in ((single, 10), (parted, 40)):
+        assert compact_store(where, drop=drop)["clips"] == total - 3
+        with open_store(where) as kept:
+            assert not is_parted(where) and len(kept) == total - 3 and not kept.ids() & drop
+    with open_store(single) as kept:
+        after, rest = kept.load(), ~np.isin(before.id, list(drop))
+        assert after.id.tolist() == before.id[rest].tolist() and np.array_equal(after.pooled, before.pooled[rest])
+        assert np.array_equal(after.sequence, before.sequence[rest])
+    with open_store(tmp_path / "s.h5", "a", spec=SPEC) as store:
+        store.append(*clips(0, 2))
+    with pytest.raises(StoreError, match="Zarr store only"):
+        compact_store(tmp_path / "s.h5", drop=drop)

@@ -8,6 +8,10 @@ and embeds them into the bank. A later call with the same settings finds the
 audio marked complete and the clips stored, so it synthesizes and embeds
 nothing; a new extra manifest is embedded alone. A phrase then synthesizes and
 embeds only its positives and sound-alikes, and fits on its store plus the bank.
+The audio is marked complete with the identity of the voices it was spoken by
+(they follow the engines installed and the voice files found, not the settings):
+with other voices found now its speech is made again, and the clips it no
+longer holds leave the bank's store.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from typing import Any
 
 from wakebuilder.atomic import atomic_write_json, read_json, waiting_lock
 from wakebuilder.bank.build import BankNegativesConfig, build_bank, make_bank_negatives
-from wakebuilder.bank.location import bank_dir
+from wakebuilder.bank.location import bank_dir, bank_store_path
+from wakebuilder.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 COMPLETE_NAME = "complete.json"
+REPLACED_NAME = "replaced.json"  # the clips of a bank made with other voices, until they left the store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,24 +49,83 @@ def bank_manifests(config: BankNegativesConfig, *, folder: Path, augment: Any = 
     """The bank's TTS manifests (and ``augment``'s copies of the clips) under ``folder``; made once.
 
     ``augment`` is an ``AugmentConfig`` (None: one copy with the default settings; copies 0: none).
-    Returns the manifests and whether they were made now (False: found complete).
+    Returns the manifests and whether they were made now (False: found complete with the voices found now).
     """
-    from wakebuilder.data.augment.pipeline import run_augment
+    from wakebuilder.data.augment.pipeline import keep_or_run_augment
 
-    settings = _settings(config, augment)
+    settings, voices = _settings(config, augment), bank_voices(config)
     complete = folder / COMPLETE_NAME
-    if complete.is_file() and read_json(complete).get("config") == settings:
-        return [folder / m for m in read_json(complete)["manifests"]], False
-    made = make_bank_negatives(config, out_dir=folder)
+    recorded = read_json(complete) if complete.is_file() else {}
+    if recorded.get("config") == settings and recorded.get("voices") == voices:
+        return [folder / m for m in recorded["manifests"]], False
+    if recorded.get("config") == settings:
+        _note_replaced(folder, recorded)
+    made = make_bank_negatives(config, out_dir=folder)  # keeps the parts finished with these settings and voices
     manifests = list(made)
     if augment is None or augment.copies > 0:
         windows = config.stream_s > 0 and (config.speech or config.words)
         for manifest in made[:-1] if windows else made:  # stream windows (last) are not augmented
-            manifests.append(run_augment(manifest, out_dir=f"{manifest.parent}-aug", config=_augment(config, augment),
-                                         overwrite=True))
-    atomic_write_json(complete, {"config": settings,
+            manifests.append(keep_or_run_augment(manifest, out_dir=f"{manifest.parent}-aug",
+                                                 config=_augment(config, augment)))
+    atomic_write_json(complete, {"config": settings, "voices": voices,
                                  "manifests": [str(Path(m).relative_to(folder)) for m in manifests]})
     return manifests, True
+
+
+def bank_voices(config: BankNegativesConfig) -> dict[str, Any] | None:
+    """The identity of the voices the bank's speech and words are spoken by here (``synth_voices.voice_identity``;
+    None when it has neither): found, not synthesized, so checking a finished bank stays cheap.
+
+    Raises:
+        ConfigError: no voice of the engines matches ``config.voice_pattern``.
+        EngineUnavailableError: none of the engines can run here.
+    """
+    from wakebuilder.data.synth import SynthConfig
+    from wakebuilder.data.synth_voices import find_voices, voice_identity
+
+    if not (config.speech or config.words):
+        return None
+    choice = SynthConfig(texts=(), n=0, engines=config.engines, voice_pattern=config.voice_pattern)
+    return voice_identity(find_voices(choice))
+
+
+def _note_replaced(folder: Path, recorded: dict[str, Any]) -> None:
+    """Before the bank finished in ``folder`` with other voices is made again: record its clips (``REPLACED_NAME``,
+    with any recorded before) and forget that it finished, so the clips it no longer holds leave the bank's store
+    once it is made (``_drop_replaced``), also after a kill."""
+    ids = _clip_ids([folder / m for m in recorded.get("manifests", [])])
+    replaced = folder / REPLACED_NAME
+    if replaced.is_file():
+        ids |= set(read_json(replaced))
+    atomic_write_json(replaced, sorted(ids))
+    (folder / COMPLETE_NAME).unlink()
+    log.info("negative bank %s: made with other voices than those found now (or before they were recorded); "
+             "its speech is made again", folder)
+
+
+def _drop_replaced(folder: Path, manifests: Sequence[str | os.PathLike[str]], *, store: Path) -> None:
+    """Remove from the bank's ``store`` the clips ``_note_replaced`` recorded in ``folder`` that none of
+    ``manifests`` (the bank's now) holds."""
+    from wakebuilder.store import open_store
+    from wakebuilder.store.merge import compact_store
+    from wakebuilder.store.opening import store_exists
+
+    replaced = folder / REPLACED_NAME
+    if not replaced.is_file():
+        return
+    gone = set(read_json(replaced)) - _clip_ids([Path(m) for m in manifests])
+    if gone and store_exists(store):
+        with open_store(store) as opened:
+            gone &= opened.ids()
+        if gone:
+            compact_store(store, drop=gone)
+            log.info("negative bank %s: %d clip(s) of the voices replaced left it", store, len(gone))
+    replaced.unlink()
+
+
+def _clip_ids(manifests: Sequence[Path]) -> set[str]:
+    """The ids of the clips of ``manifests`` (those still there)."""
+    return {record.id for manifest in manifests if manifest.is_file() for record in read_manifest(manifest)}
 
 
 def _augment(config: BankNegativesConfig, augment: Any) -> Any:
@@ -103,6 +168,8 @@ def ensure_bank(
     # two phrases at once: the second waits for the first's build (its store's writer lock would refuse it)
     with waiting_lock(root / "build.lock", "negative bank"):
         manifests, synthesized = bank_manifests(config, folder=root / "audio" / key, augment=augment)
+        _drop_replaced(root / "audio" / key, [*manifests, *extra_manifests],
+                       store=bank_store_path(backbone, window_s, cache=cache))
         summary: dict[str, Any] = build_bank([*manifests, *extra_manifests], backbone=backbone, window_s=window_s,
                                              cache=cache, device=device, threads=threads, progress=False)
     seconds = time.perf_counter() - started

@@ -5,7 +5,10 @@ saw, and its report measures false accepts on another. Their generic sentences,
 music and noise do not depend on the phrase, so, like the bank, they are made
 once in the cache (``<cache>/heldout/<settings fingerprint>/``): the sentences
 (``heldout_speech``), and each stream with its held-out music and noise clips
-(``heldout_stream``). The backbone's pass over a stream is kept in the cache
+(``heldout_stream``). Which voices speak them is not in their settings (it follows the
+engines installed and the voice files found): the sentences are kept while the
+voices found are those that spoke them, and a stream while its sentences are
+the same. The backbone's pass over a stream is kept in the cache
 too (``stream_cache``), so a later phrase scores it with its head alone. A
 phrase takes the sentences as clips with those that say it left out
 (``without_phrase``; ``data.negatives.says``: in letters or in phonemes, the
@@ -43,7 +46,8 @@ class HeldoutSpeechConfig(StageConfig):
 
 
 def heldout_speech(config: HeldoutSpeechConfig, *, cache: str | os.PathLike[str] | None = None) -> Path:
-    """The manifest of ``config``'s sentences in the cache; synthesized by the first call, reused after."""
+    """The manifest of ``config``'s sentences in the cache; synthesized by the first call, reused after while the
+    voices found are the same (else spoken again by those)."""
     from wakebuilder.fingerprint import fingerprint
 
     folder = cache_dir(cache) / "heldout" / fingerprint("heldout-speech", 1, config.to_dict())[:12]
@@ -52,19 +56,14 @@ def heldout_speech(config: HeldoutSpeechConfig, *, cache: str | os.PathLike[str]
 
 
 def _made_once(config: HeldoutSpeechConfig, folder: Path) -> Path:
-    from wakebuilder.data.synth import SynthConfig, synthesize_clips
+    """Kept when a run of these settings and the voices found now finished in ``folder``, else made (a killed run
+    resumes): ``synth.keep_or_run_synth``, which records the voices beside the manifest."""
+    from wakebuilder.data.synth import SynthConfig, keep_or_run_synth
     from wakebuilder.data.wordlists import random_sentences
 
-    manifest, complete = folder / MANIFEST_NAME, folder / COMPLETE_NAME
-    if complete.is_file() and read_json(complete).get("config") == config.to_dict() and manifest.is_file():
-        return manifest
     synth = SynthConfig(texts=tuple(random_sentences(config.n, seed=config.seed)), n=config.n, engines=config.engines,
                         seed=config.seed + 1, label=0, kind="speech_negative", variants=False, workers=config.workers)
-    records = synthesize_clips(synth, out_dir=folder)
-    write_manifest(manifest, records)
-    atomic_write_json(complete, {"config": config.to_dict()})
-    log.info("held-out speech: %d clip(s) in %s", len(records), folder)
-    return manifest
+    return keep_or_run_synth(synth, out_dir=folder)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -91,7 +90,7 @@ class HeldoutStream:
 
 def heldout_stream(config: HeldoutStreamConfig, *, cache: str | os.PathLike[str] | None = None) -> HeldoutStream:
     """``config``'s stream in the cache: made by the first call (every phrase's), reused after."""
-    from wakebuilder.fingerprint import fingerprint
+    from wakebuilder.fingerprint import file_sha256, fingerprint
 
     if config.speech < 1:
         raise ConfigError("held-out stream: it is held-out speech, and its non-speech babbles held-out speech; "
@@ -100,12 +99,15 @@ def heldout_stream(config: HeldoutStreamConfig, *, cache: str | os.PathLike[str]
     folder = cache_dir(cache) / "heldout" / f"stream-{fingerprint('heldout-stream', 1, config.to_dict())[:12]}"
     stream, nonspeech = folder / "stream.wav", folder / "nonspeech" / MANIFEST_NAME
     made = HeldoutStream(stream=stream, speech=speech, nonspeech=nonspeech if config.nonspeech else None)
+    # the stream is of these sentences: made again when they were (spoken by other voices), as a stream of
+    # other settings would be; their manifest names each clip by a hash of its audio
+    recorded = {"config": config.to_dict(), "speech_sha256": file_sha256(str(speech))}
     with waiting_lock(folder.with_name(folder.name + ".lock"), "held-out stream"):
         complete = folder / COMPLETE_NAME
-        if complete.is_file() and read_json(complete).get("config") == config.to_dict() and stream.is_file():
+        if complete.is_file() and read_json(complete) == recorded and stream.is_file():
             return made
         _make_stream(config, made)
-        atomic_write_json(complete, {"config": config.to_dict()})
+        atomic_write_json(complete, recorded)
         log.info("held-out stream: %g s in %s", config.duration_s, stream)
     return made
 

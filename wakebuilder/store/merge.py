@@ -12,7 +12,9 @@ marked store refuses to open (merge again with ``--overwrite``).
 In place (local stores only), the merged store is built beside the parted one as
 ``<store>.merging`` and swapped in with two renames: ``<store>`` to
 ``<store>.parts-old``, then ``<store>.merging`` to ``<store>``. A kill between
-them leaves no ``<store>`` for a moment; running the merge again finishes the swap.
+them leaves no ``<store>`` for a moment; running the merge again finishes the swap. A merge may leave clips
+out (``drop``): so a store whose clips were replaced (the negative bank's, when its voices changed) is rewritten
+without them, made of parts or not.
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from wakebuilder.atomic import INCOMPLETE_SUFFIX, remove_path, writer_lock
 from wakebuilder.errors import ConfigError, StoreError
 from wakebuilder.store.base import StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
-from wakebuilder.store.layout import Backend, field_layout
+from wakebuilder.store.layout import Backend, field_layout, is_hdf5
 from wakebuilder.store.opening import (
     backend_class, new_store_attrs, open_store, same_store, store_exists, store_identity, store_location,
 )
@@ -40,9 +44,10 @@ MERGE_ROWS = 4096
 
 def merge_store(
     source: str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False,
-    batch_rows: int = MERGE_ROWS,
+    batch_rows: int = MERGE_ROWS, drop: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Copy every committed row of ``source`` (made of parts or not) into a single-part store ``out``.
+    """Copy every committed row of ``source`` (made of parts or not) into a single-part store ``out``, but those of
+    the clips ``drop`` (ids).
 
     Raises:
         ConfigError: ``out`` is ``source`` (however spelled), or one lies inside the other.
@@ -58,7 +63,10 @@ def merge_store(
             for part in parts:
                 records, start = part.records(), 0
                 for batch in part.iter_batches(batch_rows, pooled=True, sequence=True):
-                    writer.append(records[start : start + len(batch)], batch.pooled, batch.sequence)
+                    rows = records[start : start + len(batch)]
+                    keep = np.array([row.id not in drop for row in rows], dtype=bool)
+                    writer.append([row for row, kept in zip(rows, keep) if kept], batch.pooled[keep],
+                                  batch.sequence[keep])
                     start += len(batch)
             clips, backend = len(writer), writer.backend
     return {"source": str(src), "store": str(dst), "clips": clips, "parts_merged": len(parts), "backend": backend}
@@ -130,16 +138,20 @@ def refuse_same_store(src: Path | str, dst: Path | str) -> None:
                           "the source store")
 
 
-def compact_store(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Merge a local store made of parts in place (see the module docstring for the swap).
+def compact_store(path: str | os.PathLike[str], *, drop: Collection[str] = ()) -> dict[str, Any]:
+    """Merge a local store made of parts in place (see the module docstring for the swap); with ``drop`` (clip ids)
+    a local Zarr store too, leaving those clips out.
 
     Raises:
-        StoreError: a URL (merge it into a new path instead), or no store at ``path``.
+        StoreError: a URL (merge it into a new path instead), an HDF5 store with ``drop``, or no store at ``path``
+            (of parts, without ``drop``).
         LockedError: another process writes the store.
     """
     where = store_location(path)
     if isinstance(where, str):
         raise StoreError(f"{where}: in-place merge needs a local store; give an OUT path to merge into")
+    if drop and is_hdf5(where):  # its journal beside it would not follow the renames
+        raise StoreError(f"{where}: clips are left out in place of a Zarr store only; merge it into a new path")
     # Swapped at the real path: through a symlink, the renames would move the link and rmtree would refuse it.
     shown, where = str(where), Path(os.path.realpath(where))
     merging, old = where.with_name(where.name + ".merging"), where.with_name(where.name + ".parts-old")
@@ -153,10 +165,10 @@ def compact_store(path: str | os.PathLike[str]) -> dict[str, Any]:
                         "backend": done.backend, "finished_swap": True}
         if old.exists():
             shutil.rmtree(old)
-        if not (where / "parts.json").is_file():
+        if not (where / "parts.json").is_file() and not (drop and store_exists(where)):
             raise StoreError(f"{shown}: not a store made of parts; nothing to merge")
         _remove(merging)
-        summary = merge_store(where, merging)
+        summary = merge_store(where, merging, drop=drop)
         os.replace(where, old)
         os.replace(merging, where)
         shutil.rmtree(old)
