@@ -166,6 +166,34 @@ BAD_METAS = {
 }
 
 
+BAD_CALIBRATION_CONFIGS = {
+    "config [0.05, 5, 2.0] must be an object": [0.05, 5, 2.0],
+    "config.hop_s 5 is not a number within": {"hop_s": 5},
+    "config.smooth 0 is not an integer within": {"hop_s": 0.1, "smooth": 0},
+    "config.refractory_s 1000000000.0 is not a number within": {"refractory_s": 1e9},
+}
+
+
+@pytest.mark.parametrize("problem", list(BAD_CALIBRATION_CONFIGS))
+def test_a_calibration_config_wb_detect_refuses_is_refused_by_export(problem: str, tmp_path: Path) -> None:
+    """wb export copied a calibration.json's config edited by hand (not an object; a hop, smoothing or refractory
+    period out of bounds) into NAME.json unchecked, and only wb detect refused the export later. wb export now
+    refuses it with wb detect's check, in one line naming calibration.json and the fix, and writes nothing."""
+    from tests.model_helpers import planted_stream
+    from wakebuilder.audio import write_wav
+
+    model = copy_model(tone_setup()["calibrated"], tmp_path / "model")
+    calibration = json.loads((model / "calibration.json").read_text())
+    (model / "calibration.json").write_text(json.dumps(calibration | {"config": BAD_CALIBRATION_CONFIGS[problem]}))
+    result = CliRunner().invoke(main, ["export", "--model", str(model), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"wb: error: {model / 'calibration.json'}: {problem}")
+    assert result.stderr.rstrip().endswith(f"run wb calibrate on {model} again") and not (tmp_path / "out").exists()
+    if "must be an object" in problem:  # the very line wb detect gives
+        wav = write_wav(tmp_path / "a.wav", planted_stream((1.0,), 4.0))
+        assert CliRunner().invoke(main, ["detect", str(model), str(wav)]).stderr == result.stderr
+
+
 @pytest.mark.parametrize("problem", list(BAD_CALIBRATIONS))
 def test_a_bad_calibration_json_is_one_line_naming_it(problem: str, tmp_path: Path) -> None:
     from wakebuilder.modeldir import load_model

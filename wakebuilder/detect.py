@@ -14,23 +14,22 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from wakebuilder import MAX_REFRACTORY_S, MAX_SMOOTH, SAMPLE_RATE
+from wakebuilder import SAMPLE_RATE
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import BadAudioError, ConfigError, ModelFileError
 from wakebuilder.events import Event, EventCounter, count_events
-from wakebuilder.modeldir import CALIBRATION_NAME, read_object, short_repr
+from wakebuilder.modeldir import CALIBRATION_NAME, read_object
+from wakebuilder.stream_settings import STREAM_DEFAULTS, recorded_settings, setting_problem
 from wakebuilder.streaming import (
-    MAX_HOP_S, MIN_HOP_S, MovingAverage, Scorer, WindowBuffer, check_stream_settings, hop_ok, hop_samples,
-    refractory_ok, score_waveform, smooth_ok, smooth_scores,
+    MovingAverage, Scorer, WindowBuffer, check_stream_settings, hop_samples, score_waveform, smooth_scores,
 )
-from wakebuilder.values import finite_number
 
 log = logging.getLogger(__name__)
 
@@ -78,41 +77,6 @@ class DetectConfig(StageConfig):
         return out
 
 
-STREAM_DEFAULTS: dict[str, Any] = {"hop_s": 0.1, "smooth": 1, "refractory_s": 1.0}
-"""The streaming settings of a model whose calibration records none (``wb calibrate``'s own defaults)."""
-
-SETTING_KINDS: dict[str, str] = {"hop_s": f"a number within {MIN_HOP_S:g}..{MAX_HOP_S:g}",
-                                 "smooth": f"an integer within 1..{MAX_SMOOTH}",
-                                 "refractory_s": f"a number within 0..{MAX_REFRACTORY_S:g}",
-                                 "target_fa_per_hour": "a finite number",
-                                 "not_below_f1": "true or false"}
-"""What each setting a calibration records in its ``config`` must be (the stream settings and the FA/h rule's)."""
-
-
-RANGE_CHECKS: dict[str, Callable[[Any], bool]] = {"hop_s": hop_ok, "smooth": smooth_ok,
-                                                  "refractory_s": refractory_ok}
-"""The stream settings bounded as their options are (``--hop-s``, ``--smooth``, ``--refractory-s``)."""
-
-
-def setting_problem(name: str, value: Any) -> str | None:
-    """Why ``value``, read from a calibration's ``config``, is no ``name`` setting (``SETTING_KINDS``), or None.
-
-    JSON may hold anything there (a file edited by hand): a string, null, a list, NaN; a setting that is not of
-    its kind would end in a TypeError deep in scoring, or, a NaN or infinite refractory period, merge every
-    detection of a stream into its first; a smoothing past ``--smooth``'s bounds, in an OverflowError (10**30).
-    A refractory period past ``--refractory-s``'s bounds merges them silently (1e9), or is refused as if the user
-    had passed a bad ``--refractory-s`` (-1).
-    """
-    kind = SETTING_KINDS[name]
-    if kind == "true or false":
-        ok = isinstance(value, bool)
-    elif name in RANGE_CHECKS:
-        ok = RANGE_CHECKS[name](value)
-    else:
-        ok = finite_number(value)
-    return None if ok else f"{name} {short_repr(value)} is not {kind}"
-
-
 @dataclasses.dataclass
 class Detector:
     """A scorer with its window and calibrated threshold (None: not calibrated)."""
@@ -124,22 +88,6 @@ class Detector:
     info: dict[str, Any]
     path: Path | None = None  # the .onnx file or model directory it was loaded from
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # hop_s, smooth, refractory_s calibrated with
-
-
-def _settings(config: Any, *, where: Path, key: str, fix: str) -> dict[str, Any]:
-    """The streaming settings recorded in a calibration's ``config`` (``key`` of the file ``where``; none when it
-    is absent or null).
-
-    Raises:
-        ModelFileError: it is not an object (edited by hand): ignored, the stream would be scanned with other
-            settings than the threshold was calibrated with; ``fix`` ends the message.
-    """
-    if config is None:
-        return {}
-    if not isinstance(config, dict):
-        raise ModelFileError(f"{where}: {key} {short_repr(config)} must be an object of the stream settings the "
-                             f"threshold was calibrated with ({', '.join(STREAM_DEFAULTS)}) or null; {fix}")
-    return {k: config[k] for k in STREAM_DEFAULTS if k in config}
 
 
 def threshold_for(detector: Detector, config: DetectConfig) -> float:
@@ -240,7 +188,7 @@ def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Det
             parts.append(run(padded)[: part.shape[0]])
         return np.concatenate(parts)
 
-    settings = _settings(info.get("calibration_config"), where=sidecar, key="calibration_config",
+    settings = recorded_settings(info.get("calibration_config"), where=sidecar, key="calibration_config",
                          fix="re-run wb export")
     return Detector(where.stem, score, _onnx_window(session, where, meta), threshold, info or meta, where, settings)
 
@@ -253,7 +201,7 @@ def load_dir_detector(path: str | os.PathLike[str], *, device: str = "auto") -> 
 
     model = load_model(path)
     cal = model.calibration or {}
-    settings = _settings(cal.get("config"), where=model.path / CALIBRATION_NAME, key="config",
+    settings = recorded_settings(cal.get("config"), where=model.path / CALIBRATION_NAME, key="config",
                          fix=f"run wb calibrate on {model.path} again")  # before the backbone loads
     backbone = backbone_from_identity(model.backbone, device=device)
     scorer = model_scorer(model, backbone, float(cal.get("temperature", 1.0)), float(cal.get("bias", 0.0)))

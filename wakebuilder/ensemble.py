@@ -32,10 +32,10 @@ import numpy as np
 import torch
 
 from wakebuilder.atomic import atomic_directory, atomic_write_json
-from wakebuilder.detect import STREAM_DEFAULTS, setting_problem
 from wakebuilder.errors import ConfigError, ModelFileError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
 from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model, save_model, short_repr
+from wakebuilder.stream_settings import STREAM_DEFAULTS, calibration_settings
 from wakebuilder.values import finite_number
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], mode
 def _shared_settings(models: list[LoadedModel], keys: Sequence[str]) -> dict[str, Any]:
     """The stream settings the members were calibrated with, which must agree: the ensemble is scored as they
     were."""
-    settings = [_member_settings(m, keys) for m in models]
+    settings = [calibration_settings(m, keys=keys) for m in models]
     for model, theirs in zip(models[1:], settings[1:]):
         for key in sorted(set(theirs) | set(settings[0])):
             if theirs.get(key) != settings[0].get(key):
@@ -180,19 +180,6 @@ def _shared_settings(models: list[LoadedModel], keys: Sequence[str]) -> dict[str
                     f"{model.path}: calibrated with {key} {theirs.get(key)!r}, {models[0].path} with "
                     f"{settings[0].get(key)!r}; calibrate the members alike or pass --threshold")
     return settings[0]
-
-
-def _member_settings(model: LoadedModel, keys: Sequence[str]) -> dict[str, Any]:
-    """The ``keys`` of a member's calibration ``config``, each of its kind (``detect.setting_problem``)."""
-    where, fix = model.path / CALIBRATION_NAME, f"run wb calibrate on {model.path} again"
-    config = (model.calibration or {}).get("config", {})
-    if not isinstance(config, dict):
-        raise ModelFileError(f"{where}: config {short_repr(config)} is not an object; {fix}")
-    settings = {k: v for k, v in config.items() if k in keys}
-    for key, value in settings.items():
-        if problem := setting_problem(key, value):
-            raise ModelFileError(f"{where}: config.{problem}; {fix}")
-    return settings
 
 
 def _best_f1(model: LoadedModel) -> float:

@@ -27,6 +27,7 @@ from wakebuilder.scoring import apply_platt, head_logits
 from wakebuilder.errors import ConfigError, ExportParityError
 from wakebuilder.backbones.onnx_compose import torch_to_onnx
 from wakebuilder.modeldir import LoadedModel, load_model
+from wakebuilder.stream_settings import calibration_settings
 
 log = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-4
@@ -189,7 +190,12 @@ def export_model(
     overwrite: bool = False,
     tolerance: float = PARITY_TOLERANCE,
 ) -> ExportResult:
-    """Export a model directory; returns a summary with the file paths and parity figures."""
+    """Export a model directory; returns a summary with the file paths and parity figures.
+
+    Raises:
+        ModelFileError: a model file is missing or corrupt, or its calibration ``config`` is one wb detect would
+            refuse (``stream_settings.calibration_settings``), checked before anything is written.
+    """
     from wakebuilder.backbones import backbone_from_identity
 
     if name is not None:
@@ -198,6 +204,7 @@ def export_model(
     model = load_model(model_dir)
     name = name or default_name(model.meta.get("wake_word"))
     cal = calibration_of(model)
+    calibration_settings(model)  # NAME.json carries the config: a detector of the export scans as calibrated
     backbone = backbone_from_identity(model.backbone, device="cpu", dtype="fp32")
     info = describe(model, cal, backbone)
     calibrated = CalibratedHead(model.head.cpu().eval(), cal["temperature"], cal["bias"]).eval()

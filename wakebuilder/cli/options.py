@@ -74,7 +74,7 @@ threshold_option = click.option(
     "--threshold", type=FloatIn(0.0, 1.0, min_open=True, max_open=True), default=None,
     help="Override the calibrated threshold.",
 )
-# How scores become detections; the defaults are wakebuilder.detect.STREAM_DEFAULTS, spelled out so that
+# How scores become detections; the defaults are wakebuilder.stream_settings.STREAM_DEFAULTS, spelled out so that
 # `wb --help` imports nothing heavy (a test holds them equal).
 STREAM_SETTINGS = {
     "hop_s": ("--hop-s", FloatIn(0.01, 0.1), 0.1, "Seconds between windows (0.01 to 0.1)."),
