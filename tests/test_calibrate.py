@@ -260,6 +260,11 @@ def test_short_streams_and_bad_segment_files_are_one_line_errors(tmp_path: Path)
         segments_path(stream).write_text(json.dumps({"duration_s": duration, "segments": [[0.0, "noise", "x", ""]]}))
         with pytest.raises(ConfigError, match=r"stream.segments.json: not a segments file of wb stream \(duration_s"):
             calibrate_model(model, setup["store"], streams=[stream])
+    for end in (6.0, "NaN", -1.0):  # a clip's end past the stream's, not a number, before its start
+        segments = [[0.5, "noise", "x", "", end]]
+        segments_path(stream).write_text(json.dumps({"duration_s": 5.0, "segments": segments}))
+        with pytest.raises(ConfigError, match=r"stream.segments.json: not a segments file of wb stream \(a clip's end"):
+            calibrate_model(model, setup["store"], streams=[stream])
     segments_path(stream).write_text(json.dumps({"duration_s": 5.0, "segments": [[0.0, "speech", "x", "hey tone"]]}))
     with pytest.raises(ConfigError, match="every clip of the stream says 'hey tone'"):
         calibrate_model(model, setup["store"], streams=[stream])

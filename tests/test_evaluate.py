@@ -213,7 +213,7 @@ def test_windows_that_hear_a_wake_word_clip_are_no_false_accepts(
     window_s = tone_setup()["window_samples"] / 16000
     stream = write_wav(tmp_path / "mixed.wav", noise(20, amplitude=0.01, seed=3))
     segments = [[0.0, "speech", "a", "nothing here"], [5.0, "speech", "b", "well hey tone then"],
-                [8.0, "speech", "c", "something else"]]
+                [8.0, "speech", "c", "something else"]]  # no ends: a sidecar of a stream made before it said them
     segments_path(stream).write_text(json.dumps({"duration_s": 20.0, "segments": segments}))
     times = np.arange(int((20 - window_s) / 0.1) + 1) * 0.1 + window_s / 2  # each window's centre
     raw = np.full(times.size, 0.01, np.float32)
@@ -230,6 +230,43 @@ def test_windows_that_hear_a_wake_word_clip_are_no_false_accepts(
     left_out = 8.0 + window_s / 2 - (5.0 - window_s / 2)  # every window centre whose window overlaps the clip
     assert hours * 3600 == pytest.approx(20 - left_out) and report["stream_hours"] == pytest.approx(hours)
     assert sum(c["hours"] for c in report["categories"].values()) * 3600 == pytest.approx(20 - left_out)
+
+
+@pytest.mark.parametrize("beyond", [True, False])
+def test_a_false_accept_in_the_pause_after_a_wake_word_clip_counts_beyond_half_a_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, beyond: bool
+) -> None:
+    """The clip at 5..6.5 s says the wake word; the pause after it runs to the next clip at 8 s. Windows (1.5 s, timed
+    at their centre) were left out up to half a window after the next clip's start (the sidecar said no clip's end),
+    so a false accept in the pause that no window of the clip hears was not counted (FA/h too low). The sidecar says
+    where each clip ends now: a detection centred more than half a window after the clip's end counts, one within
+    half a window hears the clip and does not; the time left out runs half a window either side of the clip."""
+    import wakebuilder.calibrate as calibrate
+    from wakebuilder.calibrate import CalibrateConfig, model_stream_traces, stream_fa_per_hour
+    from wakebuilder.categories import segments_path
+    from wakebuilder.detect import load_detector
+    from wakebuilder.evaluate import evaluate_detector
+    from wakebuilder.modeldir import load_model
+
+    model = load_model(tone_setup()["calibrated"])  # threshold 0.5, wake word "hey tone"
+    window_s = tone_setup()["window_samples"] / 16000
+    stream = write_wav(tmp_path / "mixed.wav", noise(20, amplitude=0.01, seed=3))
+    segments = [[0.0, "speech", "a", "nothing here", 4.5], [5.0, "speech", "b", "well hey tone then", 6.5],
+                [8.0, "speech", "c", "something else", 10.0]]  # start, category, id, text, end
+    segments_path(stream).write_text(json.dumps({"duration_s": 20.0, "segments": segments}))
+    times = np.arange(int((20 - window_s) / 0.1) + 1) * 0.1 + window_s / 2  # each window's centre
+    raw = np.full(times.size, 0.01, np.float32)
+    raw[(times > 5.45) & (times < 6.45)] = 0.99  # the wake word
+    first = 6.5 + (window_s / 2 + 0.1 if beyond else 0.2)  # the detection's first window centre, in the pause
+    raw[(times > first - 0.05) & (times < first + 0.25)] = 0.9
+    monkeypatch.setattr(calibrate, "model_stream_scores", lambda *args, **kwargs: (raw, 20.0))
+    traces, hours = model_stream_traces([stream], model, 1.0, 0.0, config=CalibrateConfig(device="cpu"))
+    calibrated = stream_fa_per_hour(traces, hours, np.array([0.5]), CalibrateConfig())[0] * hours
+    report = evaluate_detector(load_detector(model.path, device="cpu"), streams=[stream], config=EvalConfig(),
+                               categories=["other"], traces={str(stream): raw})
+    assert round(calibrated) == int(beyond) and report["false_accepts"] == int(beyond)
+    left_out = 6.5 + window_s / 2 - (5.0 - window_s / 2)  # every window centre whose window overlaps the clip
+    assert hours * 3600 == pytest.approx(20 - left_out) and report["stream_hours"] == pytest.approx(hours)
 
 
 @pytest.mark.parametrize("kept", [0, 1])

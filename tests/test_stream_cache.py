@@ -82,7 +82,7 @@ def test_segments_that_say_the_wake_word_are_left_out(tmp_path: Path) -> None:
     left_out = segments.without("hey jarvis")
     assert left_out.excluded.sum() == 3 and not segments.excluded.any()  # a copy: the shared stream is unchanged
     kept = sum(segments.seconds(window_s=1.5).values())
-    assert sum(left_out.seconds(window_s=0.0).values()) == pytest.approx(kept - 3 * 2.8, abs=0.01)
+    assert sum(left_out.seconds(window_s=0.0).values()) == pytest.approx(kept - 3 * 2.5, abs=0.01)  # not the pauses
     spans = left_out.left_out_spans(1.5)  # every window centre whose 1.5 s window overlaps a left-out clip
     assert sum(left_out.seconds(window_s=1.5).values()) == pytest.approx(kept - float(np.diff(spans).sum()), abs=0.01)
     assert left_out.excluded_at(np.array(segments.starts) + 0.1).tolist() == left_out.excluded.tolist()

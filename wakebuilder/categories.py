@@ -93,20 +93,28 @@ def segments_path(stream: str | Path) -> Path:
 class StreamSegments:
     """The categories of a mixed stream over time, from its ``NAME.segments.json`` (``data.stream``).
 
-    Segment ``i`` runs from its clip's start to the next clip's (the pause after it included). With
-    ``without(phrase)``, the segments whose clip says the phrase (by their texts) are left out: a stream
+    Segment ``i`` runs from its clip's start to the next clip's (the pause after it included); its clip's
+    audio ends at ``ends[i]`` (the next start for a sidecar that does not say: streams made before it did).
+    With ``without(phrase)``, the segments whose clip says the phrase (by their texts) are left out: a stream
     shared by every wake word holds sentences that say some of them, and those are no false accepts. Nor
     is a detection by a window that overlaps such a clip (timed at its centre, it may lie half a window
-    before or after the clip): it hears the wake word (``left_out_spans``).
+    before or after the clip's audio): it hears the wake word (``left_out_spans``).
     """
 
     def __init__(self, starts: Sequence[float], names: Sequence[str], duration_s: float,
-                 texts: Sequence[str] | None = None) -> None:
+                 texts: Sequence[str] | None = None, ends: Sequence[float | None] | None = None) -> None:
         self.starts = np.asarray(starts, dtype=np.float64)
         self.names = list(names)
         self.duration_s = float(duration_s)
         self.texts = list(texts) if texts is not None else [""] * len(self.names)
         self.excluded = np.zeros(len(self.names), dtype=bool)
+        given = [None] * len(self.names) if ends is None else list(ends)
+        self.ends = np.array([n if e is None else e for e, n in zip(given, self._next_starts(), strict=True)],
+                             dtype=np.float64)
+
+    def _next_starts(self) -> np.ndarray:
+        """Where each segment (its clip and the pause after it) ends: the next clip's start, or the stream's end."""
+        return np.append(self.starts[1:], max(self.duration_s, float(self.starts[-1])))
 
     @classmethod
     def read(cls, stream: str | Path) -> StreamSegments | None:
@@ -124,7 +132,8 @@ class StreamSegments:
             return None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            rows = sorted((float(r[0]), str(r[1]), str(r[3]) if len(r) > 3 else "") for r in data["segments"])
+            rows = sorted(((float(r[0]), str(r[1]), str(r[3]) if len(r) > 3 else "",
+                            float(r[4]) if len(r) > 4 else None) for r in data["segments"]), key=lambda r: r[0])
             duration = float(data["duration_s"])
             if not rows:
                 raise ValueError("no segments")
@@ -132,6 +141,8 @@ class StreamSegments:
                 raise ValueError(f"duration_s {data['duration_s']!r} is not a positive number of seconds")
             if not all(0 <= r[0] <= duration for r in rows):
                 raise ValueError(f"a start is not within 0..{duration} s")
+            if not all(r[3] is None or r[0] <= r[3] <= duration for r in rows):
+                raise ValueError(f"a clip's end is not within its start..{duration} s")
         except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise ConfigError(f"{path}: not a segments file of wb stream ({exc}); rebuild the stream with "
                               f"wb stream, or delete {path.name} to count the stream as one category") from None
@@ -140,13 +151,13 @@ class StreamSegments:
             raise ConfigError(f"{path}: not the segments of {wav.name} as it is now (a wb stream cut off between "
                               f"its two files?); rebuild the stream with wb stream --overwrite")
         return cls([r[0] for r in rows], [r[1] if r[1] in CATEGORIES else OTHER for r in rows], duration,
-                   [r[2] for r in rows])
+                   [r[2] for r in rows], [r[3] for r in rows])
 
     def without(self, phrase: str | None) -> StreamSegments:
         """These segments, less those whose text says ``phrase`` (in letters or phonemes; None: none)."""
         from wakebuilder.data.negatives import says
 
-        out = StreamSegments(self.starts, self.names, self.duration_s, self.texts)
+        out = StreamSegments(self.starts, self.names, self.duration_s, self.texts, self.ends.tolist())
         if phrase and phrase.strip():
             out.excluded = np.array([bool(t) and says(t, phrase) for t in self.texts], dtype=bool)
         return out
@@ -165,12 +176,12 @@ class StreamSegments:
 
     def left_out_spans(self, window_s: float) -> np.ndarray:
         """Open intervals ``(lo, hi)`` of window-centre times, ``(n, 2)`` merged and sorted, whose window of
-        ``window_s`` seconds overlaps a left-out segment: ``window_s / 2`` before its start to as long after
-        its end (the next clip's start: the sidecar does not say where the clip's audio ends in its pause)."""
-        ends = np.append(self.starts[1:], max(self.duration_s, float(self.starts[-1])))
+        ``window_s`` seconds overlaps a left-out clip's audio: ``window_s / 2`` before its start to as long after
+        its end (``ends``). A window is timed at its centre (``streaming.frame_times``): one centred at ``t`` hears
+        ``(t - window_s / 2, t + window_s / 2)``, so one centred further into the pause hears none of the clip."""
         half = window_s / 2
         spans: list[list[float]] = []
-        for start, end in zip(self.starts[self.excluded], ends[self.excluded], strict=True):
+        for start, end in zip(self.starts[self.excluded], self.ends[self.excluded], strict=True):
             if spans and start - half <= spans[-1][1]:
                 spans[-1][1] = max(spans[-1][1], float(end) + half)
             else:
@@ -197,8 +208,8 @@ class StreamSegments:
 
     def seconds(self, *, window_s: float) -> dict[str, float]:
         """Seconds of the stream per category (before the first clip counts for the first), less the time
-        ``negative_scores`` leaves out for windows of ``window_s`` seconds (0: the left-out segments alone)."""
-        ends = np.append(self.starts[1:], max(self.duration_s, float(self.starts[-1])))
+        ``negative_scores`` leaves out for windows of ``window_s`` seconds (0: the left-out clips' audio alone)."""
+        ends = self._next_starts()
         begins = np.concatenate([[0.0], ends[:-1]])
         spans = self.left_out_spans(window_s)
         out: dict[str, float] = {}

@@ -76,6 +76,29 @@ def test_a_held_out_stream_is_made_once_for_every_phrase(tmp_path: Path, monkeyp
         heldout_stream(config.replace(speech=0), cache=tmp_path)
 
 
+def test_a_held_out_stream_whose_segments_say_no_clip_ends_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached stream made before its segments said where each clip's audio ends left out, for a phrase its clips
+    say, the whole pause after each (and real false accepts there); it is made again once, with the ends."""
+    import json
+
+    import wakebuilder.data.stream as stream_module
+    from wakebuilder.bank.heldout import COMPLETE_NAME, HeldoutStreamConfig, heldout_stream
+    from wakebuilder.categories import segments_path
+
+    config = HeldoutStreamConfig(speech=3, nonspeech=0, clip_s=1.0, duration_s=6.0, seed=1000, engines=("espeak",))
+    made = heldout_stream(config, cache=tmp_path)
+    complete, sidecar = made.stream.parent / COMPLETE_NAME, segments_path(made.stream)
+    recorded, data = json.loads(complete.read_text()), json.loads(sidecar.read_text())
+    complete.write_text(json.dumps({k: v for k, v in recorded.items() if k != "format"}))  # as it was written before
+    sidecar.write_text(json.dumps({**data, "segments": [row[:4] for row in data["segments"]]}))
+    assert heldout_stream(config, cache=tmp_path) == made
+    assert json.loads(sidecar.read_text()) == data and json.loads(complete.read_text()) == recorded
+    forbid(monkeypatch, stream_module, "build_negative_stream", "built again")
+    assert heldout_stream(config, cache=tmp_path) == made
+
+
 def test_held_out_speech_and_its_stream_are_made_again_with_other_voices(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -70,6 +70,27 @@ def test_segment_starts_are_whole_samples(tmp_path: Path) -> None:
         assert np.abs(audio[sample - 40 : sample - 1]).max() < 0.01 < np.abs(audio[sample : sample + 40]).max()
 
 
+def test_the_segments_say_where_each_clip_ends(tmp_path: Path) -> None:
+    """Without the end of a clip's audio, windows that hear it were taken to run through the pause after it
+    (to the next clip's start): the sidecar records each clip's end now, to the sample, cut at the stream's end."""
+    import json
+
+    from wakebuilder.categories import StreamSegments, segments_path
+
+    manifest = _manifest(tmp_path, [0, 0])  # 0.5 s tones
+    out = build_negative_stream([str(manifest)], out_path=tmp_path / "s.wav", config=StreamConfig(duration_s=20))
+    rows = json.loads(segments_path(out).read_text())["segments"]
+    assert all(len(row) == 5 for row in rows)
+    assert [row[4] - row[0] for row in rows[:-1]] == pytest.approx([0.5] * (len(rows) - 1), abs=1e-9)
+    assert rows[-1][4] == pytest.approx(min(20.0, rows[-1][0] + 0.5), abs=1e-9)
+    audio = load_audio(out)
+    for row in rows[:-1]:  # the tone up to the end, the noise floor after it
+        sample = round(row[4] * 16_000)
+        assert np.abs(audio[sample - 40 : sample - 1]).max() > 0.01 > np.abs(audio[sample + 1 : sample + 40]).max()
+    segments = StreamSegments.read(out)
+    assert segments is not None and segments.ends.tolist() == [row[4] for row in rows]
+
+
 def test_stream_refuses_a_clip_that_decodes_to_no_samples(tmp_path: Path) -> None:
     """A 1-sample 48 kHz WAV resamples to 0 samples; with zero gaps the stream never advanced (a hang)."""
     import signal

@@ -33,6 +33,8 @@ from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, resol
 
 log = logging.getLogger(__name__)
 COMPLETE_NAME = "complete.json"
+STREAM_FORMAT = 2
+"""2: the stream's segments say where each clip's audio ends (``data.stream``); a stream of before is made again."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -101,7 +103,7 @@ def heldout_stream(config: HeldoutStreamConfig, *, cache: str | os.PathLike[str]
     made = HeldoutStream(stream=stream, speech=speech, nonspeech=nonspeech if config.nonspeech else None)
     # the stream is of these sentences: made again when they were (spoken by other voices), as a stream of
     # other settings would be; their manifest names each clip by a hash of its audio
-    recorded = {"config": config.to_dict(), "speech_sha256": file_sha256(str(speech))}
+    recorded = {"config": config.to_dict(), "speech_sha256": file_sha256(str(speech)), "format": STREAM_FORMAT}
     with waiting_lock(folder.with_name(folder.name + ".lock"), "held-out stream"):
         complete = folder / COMPLETE_NAME
         if complete.is_file() and read_json(complete) == recorded and stream.is_file():

@@ -5,9 +5,10 @@ has none (an offline quickstart), this joins held-out negative clips (speech,
 sound-alike phrases, real-audio chunks) with random pauses over a low noise
 floor into one long WAV, so the streaming detector sees word boundaries,
 silence and onsets as it would in a room. Beside the WAV, ``NAME.segments.json``
-lists where each clip starts, its category (speech, music, noise), id and text, so ``wb
-eval`` can count the stream's false accepts per category, and a stream shared by
-many wake words leaves out, for each, the clips that say it.
+lists where each clip starts, its category (speech, music, noise), id, text and where its
+audio ends, so ``wb eval`` can count the stream's false accepts per category, and a
+stream shared by many wake words leaves out, for each, the clips that say it (and
+the windows that hear them, not the pause after them).
 """
 
 from __future__ import annotations
@@ -73,12 +74,13 @@ def build_negative_stream(
         end = min(total, position + samples.shape[0])
         out[position:end] = samples[: end - position]
         # to the sample: n / 16000 s has at most 7 decimals (4 put a start up to a sample off)
-        segments.append([round(position / SAMPLE_RATE, 7), record_category(record), record.id, record.text or ""])
+        segments.append([round(position / SAMPLE_RATE, 7), record_category(record), record.id, record.text or "",
+                         round(end / SAMPLE_RATE, 7)])
         position = end + int(rng.uniform(config.gap_min_s, config.gap_max_s) * SAMPLE_RATE)
         step += 1
     noise_rms = 10 ** (config.noise_dbfs / 20)
     out += (noise_rms * rng.standard_normal(total)).astype(np.float32)
-    # each clip's segment runs from its start to the next clip's (the pause after it included)
+    # each clip's segment runs from its start to the next clip's (the pause after it included); its audio to its end
     # the sidecar names the WAV's bytes: a rebuild cut off between the two files leaves a pair that refuses to
     # be read (StreamSegments.read), never one stream's segments counting another's false accepts
     data = wav_bytes(out)
