@@ -260,6 +260,9 @@ def test_short_streams_and_bad_segment_files_are_one_line_errors(tmp_path: Path)
         segments_path(stream).write_text(json.dumps({"duration_s": duration, "segments": [[0.0, "noise", "x", ""]]}))
         with pytest.raises(ConfigError, match=r"stream.segments.json: not a segments file of wb stream \(duration_s"):
             calibrate_model(model, setup["store"], streams=[stream])
+    segments_path(stream).write_text(json.dumps({"duration_s": 10**400, "segments": [[10**400, "noise", "x", ""]]}))
+    with pytest.raises(ConfigError, match=r"stream.segments.json: not a segments file of wb stream \(int too large"):
+        calibrate_model(model, setup["store"], streams=[stream])  # JSON keeps the integer: past a float's range
     for end in (6.0, "NaN", -1.0):  # a clip's end past the stream's, not a number, before its start
         segments = [[0.5, "noise", "x", "", end]]
         segments_path(stream).write_text(json.dumps({"duration_s": 5.0, "segments": segments}))

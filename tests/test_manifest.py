@@ -29,6 +29,7 @@ def test_round_trip(tmp_path: Path) -> None:
         ({"id": "x", "path": "a.wav", "label": 1, "kind": "bogus", "group": "g"}, "kind 'bogus'"),
         ({"id": "x", "path": "a.wav", "label": 1, "kind": "tts", "group": "g", "extra": 1}, "unknown field"),
         ({"id": "x", "path": "a.wav", "label": 1, "kind": "tts", "group": "g", "duration_s": -1}, "duration_s"),
+        ({"id": "x", "path": "a.wav", "label": 1, "kind": "tts", "group": "g", "duration_s": 10**400}, "duration_s"),
         ({"id": "", "path": "a.wav", "label": 1, "kind": "tts", "group": "g"}, "non-empty string"),
     ],
 )

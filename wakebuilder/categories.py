@@ -143,7 +143,7 @@ class StreamSegments:
                 raise ValueError(f"a start is not within 0..{duration} s")
             if not all(r[3] is None or r[0] <= r[3] <= duration for r in rows):
                 raise ValueError(f"a clip's end is not within its start..{duration} s")
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, IndexError, OverflowError) as exc:  # 10**400: past a float
             raise ConfigError(f"{path}: not a segments file of wb stream ({exc}); rebuild the stream with "
                               f"wb stream, or delete {path.name} to count the stream as one category") from None
         wav = Path(stream)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 from wakebuilder.atomic import atomic_write_text
 from wakebuilder.errors import ManifestError
+from wakebuilder.values import finite_number
 
 KINDS = frozenset(
     {
@@ -95,7 +95,7 @@ def _validated(row: Any, where: str) -> dict[str, Any]:
     if out["kind"] not in KINDS:
         raise ManifestError(f"{where}: kind {out['kind']!r} is not one of {', '.join(sorted(KINDS))}")
     duration = out.get("duration_s", 0.0)
-    if not isinstance(duration, (int, float)) or not math.isfinite(duration) or duration < 0:
+    if not finite_number(duration, low=0.0):
         raise ManifestError(f"{where}: duration_s must be a finite number >= 0, got {duration!r}")
     out["duration_s"] = float(duration)
     if not isinstance(out.get("params", {}), dict):

@@ -12,7 +12,13 @@ from typing import Any
 
 
 def finite_number(value: Any, *, low: float = -math.inf, high: float = math.inf) -> bool:
-    """Whether ``value`` is a number that is not a bool, NaN or infinite (what JSON edited by hand may hold
-    instead), within ``low``..``high`` (both included)."""
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-            and low <= value <= high)
+    """Whether ``value`` is a number that is not a bool, NaN, infinite or past a float's range (what JSON edited
+    by hand may hold instead: it keeps an integer such as 10**400 as written), within ``low``..``high`` (both
+    included)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        number = float(value)
+    except OverflowError:
+        return False
+    return math.isfinite(number) and low <= number <= high
