@@ -105,11 +105,15 @@ def _note_replaced(folder: Path, recorded: dict[str, Any]) -> None:
 
 def _drop_replaced(folder: Path, manifests: Sequence[str | os.PathLike[str]], *, store: Path) -> None:
     """Remove from the bank's ``store`` the clips ``_note_replaced`` recorded in ``folder`` that none of
-    ``manifests`` (the bank's now) holds."""
+    ``manifests`` (the bank's now) holds.
+
+    A compaction killed between its two renames leaves no store for a moment: its swap is finished first, else
+    the store would seem gone, the clips be forgotten and the whole bank embedded again beside its copies."""
     from wakebuilder.store import open_store
-    from wakebuilder.store.merge import compact_store
+    from wakebuilder.store.merge import compact_store, finish_swap
     from wakebuilder.store.opening import store_exists
 
+    finish_swap(store)
     replaced = folder / REPLACED_NAME
     if not replaced.is_file():
         return

@@ -12,9 +12,9 @@ marked store refuses to open (merge again with ``--overwrite``).
 In place (local stores only), the merged store is built beside the parted one as
 ``<store>.merging`` and swapped in with two renames: ``<store>`` to
 ``<store>.parts-old``, then ``<store>.merging`` to ``<store>``. A kill between
-them leaves no ``<store>`` for a moment; running the merge again finishes the swap. A merge may leave clips
-out (``drop``): so a store whose clips were replaced (the negative bank's, when its voices changed) is rewritten
-without them, made of parts or not.
+them leaves no ``<store>`` for a moment; running the merge again, or ``finish_swap`` (the negative bank's next
+run), finishes the swap. A merge may leave clips out (``drop``): so a store whose clips were replaced (the negative
+bank's, when its voices changed) is rewritten without them, made of parts or not.
 """
 
 from __future__ import annotations
@@ -154,26 +154,55 @@ def compact_store(path: str | os.PathLike[str], *, drop: Collection[str] = ()) -
         raise StoreError(f"{where}: clips are left out in place of a Zarr store only; merge it into a new path")
     # Swapped at the real path: through a symlink, the renames would move the link and rmtree would refuse it.
     shown, where = str(where), Path(os.path.realpath(where))
-    merging, old = where.with_name(where.name + ".merging"), where.with_name(where.name + ".parts-old")
+    merging, old = _swap_paths(where)
     with writer_lock(where):
-        if not where.exists() and merging.exists() and old.exists():  # a swap that was killed
-            os.replace(merging, where)
-            shutil.rmtree(old)
-            _remove(merging)
+        if _finish_swap(where):  # a swap that was killed
             with open_store(where) as done:
                 return {"source": shown, "store": shown, "clips": len(done), "parts_merged": 0,
                         "backend": done.backend, "finished_swap": True}
-        if old.exists():
-            shutil.rmtree(old)
         if not (where / "parts.json").is_file() and not (drop and store_exists(where)):
             raise StoreError(f"{shown}: not a store made of parts; nothing to merge")
-        _remove(merging)
         summary = merge_store(where, merging, drop=drop)
         os.replace(where, old)
         os.replace(merging, where)
         shutil.rmtree(old)
         _remove(merging)  # its lock file
     return {**summary, "source": shown, "store": shown}
+
+
+def finish_swap(path: str | os.PathLike[str]) -> bool:
+    """Finish an in-place merge's swap that a kill cut off (``compact_store``), and remove the copies it left beside
+    the store; whether the merged store was swapped in now. Nothing to do (a URL, no copies) takes no lock.
+
+    Raises:
+        LockedError: another process writes the store.
+    """
+    where = store_location(path)
+    if isinstance(where, str):
+        return False
+    where = Path(os.path.realpath(where))
+    if not any(leftover.exists() for leftover in _swap_paths(where)):
+        return False
+    with writer_lock(where):
+        return _finish_swap(where)
+
+
+def _swap_paths(where: Path) -> tuple[Path, Path]:
+    """The merged store built beside ``where`` and the old one moved aside by the swap."""
+    return where.with_name(where.name + ".merging"), where.with_name(where.name + ".parts-old")
+
+
+def _finish_swap(where: Path) -> bool:
+    """Under ``where``'s lock: with no store at ``where`` but the old one moved aside, the merged one (complete once
+    it has its name: ``_new_store`` renames it into place) is swapped in, or without it the old one is put back;
+    then both copies go. Whether the merged store was swapped in."""
+    merging, old = _swap_paths(where)
+    swapped = not where.exists() and old.exists() and merging.exists()
+    if not where.exists() and old.exists():
+        os.replace(merging if swapped else old, where)
+    remove_path(old)  # the swap finished but this was not removed
+    _remove(merging)  # a merge done but not swapped in: the store it was made of may have grown since
+    return swapped
 
 
 def _remove(path: Path) -> None:
