@@ -548,6 +548,31 @@ def test_a_rerun_makes_again_what_was_finished_with_other_voices(tmp_path: Path,
     assert calls == []
 
 
+def test_a_rerun_makes_again_the_negatives_of_other_candidates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """wb quickstart run again after the sound-alike candidates changed (07faa3d left out "visuals" for "visual")
+    kept the negatives finished with the old ones, since the candidates are not in the config, and so every step
+    after them. The texts a run speaks are now recorded with it: other candidates make the negatives again."""
+    from wakebuilder import recipe_data
+    from wakebuilder.data import negatives as negatives_module
+    from wakebuilder.data.phonetics import Candidate
+
+    config = RecipeConfig.preset("tiny", phrase="hey jarvis", engines=("espeak",))
+    real = negatives_module.candidates
+    stale = Candidate("hey jarvises", 0.0, "a rule of before")  # its reason sorts first: the first text spoken
+
+    def with_stale(phrase: str, **kwargs: object) -> list[Candidate]:
+        return [stale, *real(phrase, **kwargs)]  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(negatives_module, "candidates", with_stale)
+        before = recipe_data.make_negatives(config, tmp_path / "negatives", n=3, speech=2, words=0, seed=0)
+        assert stale.text in {r.text for r in read_manifest(before)}
+    after = read_manifest(recipe_data.make_negatives(config, tmp_path / "negatives", n=3, speech=2, words=0, seed=0))
+    assert stale.text not in {r.text for r in after}
+    fresh = recipe_data.make_negatives(config, tmp_path / "fresh", n=3, speech=2, words=0, seed=0)
+    assert (tmp_path / "negatives" / "manifest.jsonl").read_bytes() == fresh.read_bytes()
+
+
 def test_a_rerun_keeps_the_augmented_copies_windows_and_nonspeech_it_finished(tmp_path: Path) -> None:
     """wb quickstart run again in its folder with the same config augmented the positives and negatives, cut the
     training-stream windows and made the non-speech negatives all over again although the first run had finished

@@ -48,16 +48,13 @@ def synth(config: RecipeConfig, out: Path, n: int, seed: int) -> Path:
 
 
 def make_negatives(config: RecipeConfig, out: Path, *, n: int, speech: int, words: int, seed: int) -> Path:
-    """The negatives in ``out``, kept or made as ``synth``'s positives are."""
-    from wakebuilder.data.negatives import CONFIG_NAME, NegativesConfig, make_negatives as make, negatives_voices
-    from wakebuilder.data.synth_journal import finished_run
-    from wakebuilder.data.synth_voices import voice_identity
+    """The negatives in ``out``, kept or made as ``synth``'s positives are (kept only while the texts they speak,
+    the sound-alike candidates among them, are the same: ``negatives.keep_or_make_negatives``)."""
+    from wakebuilder.data.negatives import NegativesConfig, keep_or_make_negatives
 
     settings = NegativesConfig(phrase=config.phrase, n=n, speech=speech, words=words,
                                engines=config.negative_engines, seed=seed)
-    voices = negatives_voices(settings)  # once: their warnings (an engine missing) are said once
-    return (finished_run(settings, voices=voice_identity(voices), out_dir=out, config_name=CONFIG_NAME)
-            or make(settings, out_dir=out, overwrite=True, voices=voices))
+    return keep_or_make_negatives(settings, out_dir=out)
 
 
 def negatives(config: RecipeConfig, out: Path, step: Step) -> Path:

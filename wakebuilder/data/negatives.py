@@ -7,35 +7,40 @@ by the same engines and voices as the positives. Generic speech negatives
 Isolated-word negatives (kind ``word_negative``) are single words spoken alone,
 from a list of common words and from cmudict, never one whose phonemes contain
 the phrase's. A killed run resumes: each pass keeps a synthesis journal (``synth_journal``) and, once done,
-its records, in ``<out>/negatives.incomplete``, with the run's config and the identity of its voices (not in the
-config: the voices found here), which a run again must match.
+its records, in ``<out>/negatives.incomplete``, with the run's identity (its config and the texts its passes speak:
+``run_identity``) and that of its voices (not in the config: the voices found here), which a run again must match.
+``keep_or_make_negatives`` keeps a finished run of the same identity and voices.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from wakebuilder.atomic import refuse_existing, writer_lock
+from wakebuilder.atomic import atomic_write_json, refuse_existing, writer_lock
 from wakebuilder.config import StageConfig
 from wakebuilder.data.phonetics import (
     Candidate, candidates, contains, phrase_pronunciations, plain_text, pronunciations,
 )
 from wakebuilder.data.synth import SynthConfig, synthesize_clips
 from wakebuilder.data.synth_journal import (
-    end_journal, finished_jobs, open_journal, prune_clips, recorded_run, start_journal, write_voices,
+    end_journal, finished_jobs, finished_run, open_journal, prune_clips, recorded_run, start_journal, write_voices,
 )
 from wakebuilder.data.synth_voices import find_voices, voice_identity
 from wakebuilder.data.tts import DEFAULT_ENGINES, Voice
 from wakebuilder.data.wordlists import random_sentences, random_words
 from wakebuilder.errors import ConfigError, ManifestError
+from wakebuilder.fingerprint import canonical_json
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 JOURNAL_NAME = "negatives.incomplete"
-CONFIG_NAME = "negatives_config.json"  # a finished run's config, beside its manifest
+CONFIG_NAME = "negatives_config.json"  # a finished run's identity (``run_identity``), beside its manifest
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -104,6 +109,25 @@ def _pass_configs(config: NegativesConfig, chosen: list[Candidate]) -> list[Synt
             for texts, n, kind, seed in passes]
 
 
+def _planned(config: NegativesConfig) -> tuple[list[Candidate], list[SynthConfig]]:
+    """The sound-alike candidates (in turn by reason) and the synthesis passes of a run of ``config``."""
+    if min(config.n, config.speech, config.words) < 0 or config.n + config.speech + config.words == 0:
+        raise ConfigError("wb negatives: -n, --speech and --words must be >= 0, and not all 0")
+    chosen = candidates(config.phrase, max_distance=config.max_distance)
+    if not chosen:
+        raise ConfigError(f"no sound-alike candidates for {config.phrase!r} within distance {config.max_distance}")
+    chosen = interleave_reasons(chosen)
+    return chosen, _pass_configs(config, chosen)
+
+
+def run_identity(config: NegativesConfig, passes: Sequence[SynthConfig]) -> dict[str, Any]:
+    """What a run's clips depend on besides its voices: ``config`` and ``texts_sha256``, a sha256 of the texts each
+    pass speaks, in order. They follow the candidate rules and word lists of this version, not the config alone
+    (07faa3d left out "visuals" for "visual"), so a finished run of other texts is not kept."""
+    texts = [[synth.kind, list(synth.texts)] for synth in passes]
+    return {**config.to_dict(), "texts_sha256": hashlib.sha256(canonical_json(texts).encode("utf-8")).hexdigest()}
+
+
 def negatives_voices(config: NegativesConfig) -> dict[str, list[Voice]]:
     """The voices every pass of a run of ``config`` speaks with here (``synth_voices.find_voices``)."""
     return find_voices(SynthConfig(texts=(config.phrase,), n=1, engines=config.engines,
@@ -160,29 +184,35 @@ def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str], 
 def _make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str], overwrite: bool,
                     voices: dict[str, list[Voice]] | None) -> Path:
     refuse_existing(Path(out_dir) / MANIFEST_NAME, overwrite=overwrite)
-    if min(config.n, config.speech, config.words) < 0 or config.n + config.speech + config.words == 0:
-        raise ConfigError("wb negatives: -n, --speech and --words must be >= 0, and not all 0")
-    chosen = candidates(config.phrase, max_distance=config.max_distance)
-    if not chosen:
-        raise ConfigError(f"no sound-alike candidates for {config.phrase!r} within distance {config.max_distance}")
-    chosen = interleave_reasons(chosen)
-    passes = _pass_configs(config, chosen)
+    chosen, passes = _planned(config)
+    run = run_identity(config, passes)
     voices = negatives_voices(config) if voices is None else voices
     identity = voice_identity(voices)
     journal = Path(out_dir) / JOURNAL_NAME
-    if not recorded_run(config, voices=identity, folder=journal, out_dir=out_dir, overwrite=overwrite,
+    if not recorded_run(run, voices=identity, folder=journal, out_dir=out_dir, overwrite=overwrite,
                         started=_started(journal), command="wb negatives"):
-        open_journal(config, voices=identity, folder=journal)
+        open_journal(run, voices=identity, folder=journal)
     by_text = {c.text: c for c in chosen}
     records: list[ClipRecord] = []
     for synth in passes:
         seen = {r.id for r in records}
         made = [r for r in _spoken_pass(synth, voices=voices, out_dir=out_dir, journal=journal) if r.id not in seen]
         records += [_with_candidate(r, by_text.get(r.text)) for r in made] if synth.kind == "hard_negative" else made
-    config.save(Path(out_dir) / CONFIG_NAME)
+    atomic_write_json(Path(out_dir) / CONFIG_NAME, run)
     write_voices(out_dir, identity)
     manifest = write_manifest(Path(out_dir) / MANIFEST_NAME, records)
     if overwrite:  # the replaced run's clips, unlisted now, go too
         prune_clips(out_dir, {record.path for record in records})
     end_journal(out_dir, folder=journal)
     return manifest
+
+
+def keep_or_make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str]) -> Path:
+    """The manifest of a run of ``config`` (``run_identity``: the texts it speaks too) with the voices found here that
+    finished in ``out_dir``, kept (``synth_journal.finished_run``), else ``make_negatives`` with ``overwrite``: a
+    killed run resumes, one of other settings, texts or voices is replaced. For callers that own ``out_dir`` and run
+    again after a kill (the recipe)."""
+    voices = negatives_voices(config)  # once: their warnings (an engine missing) are said once
+    run = run_identity(config, _planned(config)[1])
+    return (finished_run(run, voices=voice_identity(voices), out_dir=out_dir, config_name=CONFIG_NAME)
+            or make_negatives(config, out_dir=out_dir, overwrite=True, voices=voices))

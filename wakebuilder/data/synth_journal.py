@@ -118,13 +118,14 @@ def start_journal(config: StageConfig, *, voices: dict[str, Any], out_dir: str |
     return done
 
 
-def open_journal(config: StageConfig, *, voices: dict[str, Any], folder: Path) -> None:
-    """Make the journal ``folder`` of a run of ``config`` with ``voices`` (as synthesis starts, not before: a run
-    that fails on its options leaves nothing that a corrected command would have to --overwrite)."""
+def open_journal(config: StageConfig | dict[str, Any], *, voices: dict[str, Any], folder: Path) -> None:
+    """Make the journal ``folder`` of a run of ``config`` (or the dict a run records, as ``recorded_run`` takes)
+    with ``voices`` (as synthesis starts, not before: a run that fails on its options leaves nothing that a
+    corrected command would have to --overwrite)."""
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / CONFIG_NAME).is_file():
         write_voices(folder, voices)
-        config.save(folder / CONFIG_NAME)
+        atomic_write_json(folder / CONFIG_NAME, config if isinstance(config, dict) else config.to_dict())
 
 
 def write_voices(folder: str | os.PathLike[str], voices: dict[str, Any]) -> Path:
@@ -180,19 +181,20 @@ def end_journal(out_dir: str | os.PathLike[str], *, folder: Path | None = None) 
     remove_path(journal_dir(out_dir) if folder is None else folder)
 
 
-def finished_run(config: StageConfig, *, voices: dict[str, Any] | None, out_dir: str | os.PathLike[str],
-                 config_name: str) -> Path | None:
-    """The manifest of a finished run of ``config`` in ``out_dir`` (its config recorded in ``config_name`` the same,
-    and its voices, ``VOICES_NAME``, the same as ``voices``, the identity of the voices found here; None for a run
-    that speaks none; every clip it lists in place), which a caller that would make it again may keep instead;
-    None when none is."""
+def finished_run(config: StageConfig | dict[str, Any], *, voices: dict[str, Any] | None,
+                 out_dir: str | os.PathLike[str], config_name: str) -> Path | None:
+    """The manifest of a finished run of ``config`` in ``out_dir`` (its config, or the dict a run records, as
+    ``recorded_run`` takes, recorded in ``config_name`` the same, and its voices, ``VOICES_NAME``, the same as
+    ``voices``, the identity of the voices found here; None for a run that speaks none; every clip it lists in
+    place), which a caller that would make it again may keep instead; None when none is."""
     out = Path(out_dir)
     manifest = out / MANIFEST_NAME
     if not manifest.is_file() or not (out / config_name).is_file():
         return None
     try:
         recorded = _read_object(out / config_name, strict=True)
-        records = read_manifest(manifest) if recorded == config.to_dict() else []
+        wanted = config if isinstance(config, dict) else config.to_dict()
+        records = read_manifest(manifest) if recorded == wanted else []
     except (OSError, ValueError, ManifestError) as exc:
         log.info("%s: not kept, made again (%s)", manifest, exc)
         return None
