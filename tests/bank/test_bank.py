@@ -225,6 +225,19 @@ def test_the_debian_packages_key_the_bank_audio(monkeypatch: pytest.MonkeyPatch)
     assert after[1] == before[1] and "debian_packages" not in after[1]
 
 
+def test_the_number_of_workers_keys_no_bank_audio() -> None:
+    """The bank's audio folder was keyed by --workers too, though clips do not depend on it: a killed build run
+    again with other workers began afresh in another folder. It is now the folder banks of the default 2 had."""
+    from wakebuilder.bank.ensure import _settings
+    from wakebuilder.data.augment.transforms import AugmentConfig
+    from wakebuilder.fingerprint import fingerprint
+
+    config = BankNegativesConfig(speech=4, words=4, engines=("espeak",))
+    old = fingerprint("bank", 1, {"negatives": config.to_dict(), "augment": AugmentConfig(copies=1).to_dict()})
+    for workers in (1, 2, 5):
+        assert fingerprint("bank", 1, _settings(config.replace(workers=workers), None)) == old
+
+
 def test_cli_bank_negatives_makes_nonspeech(tmp_path: Path) -> None:
     from wakebuilder.manifest import read_manifest
 

@@ -334,6 +334,17 @@ def test_a_killed_run_is_not_resumed_with_another_config(tmp_path: Path, monkeyp
     assert records[0].params["seed"] == 1 and not list(tmp_path.glob("*.incomplete"))
 
 
+def test_a_killed_run_resumes_with_another_number_of_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed wb negatives run again with another --workers was refused as a run of other settings, though its
+    clips do not depend on the number of workers; it now resumes, keeping the pass it finished."""
+    config = NegativesConfig(phrase="hey jarvis", n=4, speech=2, engines=("espeak",), workers=2)
+    _kill_as_the_speech_pass_starts(config, tmp_path / "two", monkeypatch)
+    kept = {p.name: p.stat().st_ino for p in (tmp_path / "two" / "clips").glob("*.wav")}
+    manifest = make_negatives(config.replace(workers=1), out_dir=tmp_path / "two")
+    assert manifest.read_bytes() == make_negatives(config, out_dir=tmp_path / "one").read_bytes()
+    assert kept and all((tmp_path / "two" / "clips" / name).stat().st_ino == ino for name, ino in kept.items())
+
+
 def test_a_killed_run_is_not_resumed_with_other_voices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A killed wb negatives run again after the voices found here changed (not in its config) resumed with the
     old voices' passes and clips; it is now refused like another config, naming the voices and --overwrite."""

@@ -300,6 +300,28 @@ def test_resume_after_an_interrupt_equals_one_shot(engines: tuple[str, ...], tmp
     assert all((tmp_path / "two" / "clips" / name).stat().st_ino == kept[name] for name in finished)
 
 
+def test_a_killed_run_resumes_with_another_number_of_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed wb synth run again with another --workers (fewer, after a kill for memory) was refused as a run of
+    other settings ("workers: 3 there, 1 now"), and --overwrite threw its finished clips away, though clips do not
+    depend on the number of workers. It now resumes, keeping them, and ends as a one-shot run; the finished run is
+    kept as it is with any --workers."""
+    from wakebuilder.data import synth
+    from wakebuilder.data.synth import keep_or_run_synth
+
+    config = SynthConfig(texts=("hey jarvis",), n=12, engines=("espeak",), workers=3)
+    with monkeypatch.context() as patch:
+        patch.setattr(synth, "_synthesize_partition", _partition_interrupted)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            run_synth(config, out_dir=tmp_path / "two")
+    kept = {p.name: p.stat().st_ino for p in (tmp_path / "two" / "clips").glob("*.wav")}
+    assert 3 <= len(kept) < 12
+    manifest = run_synth(config.replace(workers=1), out_dir=tmp_path / "two")
+    assert manifest.read_bytes() == run_synth(config, out_dir=tmp_path / "one").read_bytes()
+    assert all((tmp_path / "two" / "clips" / name).stat().st_ino == ino for name, ino in kept.items())
+    monkeypatch.setattr(synth, "synthesize_clips", lambda *args, **kwargs: pytest.fail("made again"))
+    assert keep_or_run_synth(config.replace(workers=2), out_dir=tmp_path / "two") == manifest
+
+
 def test_resume_with_another_config_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Clips of an unfinished run are not mixed with another config's: the run is refused, naming --overwrite;
     with --overwrite it starts afresh."""

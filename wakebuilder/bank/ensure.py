@@ -140,11 +140,15 @@ def _augment(config: BankNegativesConfig, augment: Any) -> Any:
 
 def _settings(config: BankNegativesConfig, augment: Any) -> dict[str, Any]:
     """What the bank's audio depends on (its folder's fingerprint): the negatives' and augment settings, and
-    which Debian packages it chunks, so a release that adds packages extends an older bank with them."""
+    which Debian packages it chunks, so a release that adds packages extends an older bank with them.
+
+    The negatives' ``workers`` is no part of it (its clips are the same whatever the number of workers): it is held
+    at 2, the default every bank was keyed by before, so those are found in their folders still."""
     from wakebuilder.data.debian import SOURCES
 
     copies = augment is None or augment.copies > 0
-    settings = {"negatives": config.to_dict(), "augment": _augment(config, augment).to_dict() if copies else None}
+    negatives = {**config.to_dict(), "workers": 2}
+    settings = {"negatives": negatives, "augment": _augment(config, augment).to_dict() if copies else None}
     if config.debian:
         settings["debian_packages"] = sorted(source.package for source in SOURCES)
     return settings

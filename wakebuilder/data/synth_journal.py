@@ -9,7 +9,8 @@ goes once the manifest is written. A run with ``overwrite`` also clears the clip
 (``prune_clips``). ``wb negatives`` keeps one such journal per synthesis pass, in folders of its own (the
 ``folder`` arguments). ``finished_run`` finds a run that finished, for callers that
 would make it again (``wb bank negatives``), when its config and voices (``voices.json`` beside its manifest,
-``write_voices``) are this run's.
+``write_voices``) are this run's. A run's ``RUN_OPTIONS`` (``workers``) are recorded, not compared: its clips do not
+depend on them, so a killed run resumes, and a finished one is kept, with another number of workers.
 """
 
 from __future__ import annotations
@@ -29,11 +30,17 @@ log = logging.getLogger(__name__)
 JOURNAL_NAME = "synth.incomplete"
 CONFIG_NAME = "config.json"
 VOICES_NAME = "voices.json"  # the identity of a run's voices, in its journal and beside its manifest
+RUN_OPTIONS = ("workers",)  # how a run goes, not what it makes: left out where runs are compared (``compared``)
 
 
 def journal_dir(out_dir: str | os.PathLike[str]) -> Path:
     """The folder in ``out_dir`` that records an unfinished run."""
     return Path(out_dir) / JOURNAL_NAME
+
+
+def compared(recorded: dict[str, Any]) -> dict[str, Any]:
+    """``recorded`` (a run's config or identity) without its ``RUN_OPTIONS``: what its clips depend on."""
+    return {key: value for key, value in recorded.items() if key not in RUN_OPTIONS}
 
 
 def _differences(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
@@ -81,8 +88,8 @@ def recorded_run(config: StageConfig | dict[str, Any], *, voices: dict[str, Any]
     """
     if not folder.is_dir():
         return False
-    recorded = _read_object(folder / CONFIG_NAME)
-    wanted = config if isinstance(config, dict) else config.to_dict()
+    recorded = compared(_read_object(folder / CONFIG_NAME))
+    wanted = compared(config if isinstance(config, dict) else config.to_dict())
     voices_change = _voices_change(_read_object(folder / VOICES_NAME), voices)
     if recorded == wanted and not voices_change:
         return True
@@ -194,7 +201,7 @@ def finished_run(config: StageConfig | dict[str, Any], *, voices: dict[str, Any]
     try:
         recorded = _read_object(out / config_name, strict=True)
         wanted = config if isinstance(config, dict) else config.to_dict()
-        records = read_manifest(manifest) if recorded == wanted else []
+        records = read_manifest(manifest) if compared(recorded) == compared(wanted) else []
     except (OSError, ValueError, ManifestError) as exc:
         log.info("%s: not kept, made again (%s)", manifest, exc)
         return None
