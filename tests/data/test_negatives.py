@@ -17,7 +17,7 @@ from wakebuilder.data.phonetics import (
 )
 from wakebuilder.data.realchunks import ChunkConfig, chunk_bounds, chunk_real_audio, voiced_regions
 from wakebuilder.errors import BadAudioError, ConfigError, StoreMismatchError
-from wakebuilder.manifest import read_manifest
+from wakebuilder.manifest import read_manifest, write_manifest
 
 
 def test_distance_goldens() -> None:
@@ -357,6 +357,32 @@ def test_a_killed_run_is_not_resumed_with_other_voices(tmp_path: Path, monkeypat
         make_negatives(config, out_dir=tmp_path / "two")
     one = make_negatives(config, out_dir=tmp_path / "one")
     assert make_negatives(config, out_dir=tmp_path / "two", overwrite=True).read_bytes() == one.read_bytes()
+
+
+def test_a_replacing_run_killed_before_its_manifest_leaves_no_record_of_it(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run replacing a finished one (other voices found now) wrote its identity and voices beside the manifest
+    before the manifest: killed in between, the old voices' manifest was kept by a run again. The record beside
+    the manifest now goes as the run starts and is written last."""
+    from tests.data.test_synth import fewer_voices
+    from wakebuilder.data import negatives
+    from wakebuilder.data.negatives import keep_or_make_negatives
+
+    config = NegativesConfig(phrase="hey jarvis", n=3, speech=1, engines=("espeak",), workers=1)
+    with monkeypatch.context() as patch:
+        fewer_voices(patch)
+        old = keep_or_make_negatives(config, out_dir=tmp_path / "two").read_bytes()
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(negatives, "write_manifest", lambda path, records: killed() if path.name == "manifest.jsonl"
+                      else write_manifest(path, records))
+        with pytest.raises(KeyboardInterrupt):
+            keep_or_make_negatives(config, out_dir=tmp_path / "two")
+    again = keep_or_make_negatives(config, out_dir=tmp_path / "two").read_bytes()
+    assert again != old and again == make_negatives(config, out_dir=tmp_path / "one").read_bytes()
 
 
 def test_overwrite_leaves_only_the_new_runs_clips(tmp_path: Path) -> None:

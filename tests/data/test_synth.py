@@ -373,6 +373,30 @@ def fewer_voices(patch: pytest.MonkeyPatch) -> None:
     patch.setattr(engine, "voices", lambda: [voice for voice in every() if voice.name == first])
 
 
+def test_a_replacing_run_killed_before_its_manifest_leaves_no_record_of_it(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run replacing a finished one (other voices found now) wrote its config and voices beside the manifest
+    before the manifest: killed in between, the old voices' manifest was marked with the new voices, and a run
+    again kept it. The record beside the manifest now goes as the run starts and is written last."""
+    from wakebuilder.data import synth
+    from wakebuilder.data.synth import keep_or_run_synth
+
+    config = SynthConfig(texts=("hey jarvis",), n=4, engines=("espeak",), workers=1)
+    with monkeypatch.context() as patch:
+        fewer_voices(patch)
+        old = keep_or_run_synth(config, out_dir=tmp_path / "two").read_bytes()
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(synth, "write_manifest", killed)
+        with pytest.raises(KeyboardInterrupt):
+            keep_or_run_synth(config, out_dir=tmp_path / "two")
+    again = keep_or_run_synth(config, out_dir=tmp_path / "two").read_bytes()
+    assert again != old and again == run_synth(config, out_dir=tmp_path / "one").read_bytes()
+
+
 def test_resume_after_the_voices_changed_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A killed wb synth run again after the voices found here changed (voices fetched, an engine installed: not
     in its config) resumed, keeping clips of the old voices' jobs. It is now refused like another config, naming

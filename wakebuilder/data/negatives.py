@@ -22,14 +22,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from wakebuilder.atomic import atomic_write_json, refuse_existing, writer_lock
+from wakebuilder.atomic import refuse_existing, writer_lock
 from wakebuilder.config import StageConfig
 from wakebuilder.data.phonetics import (
     Candidate, candidates, contains, phrase_pronunciations, plain_text, pronunciations,
 )
 from wakebuilder.data.synth import SynthConfig, synthesize_clips
 from wakebuilder.data.synth_journal import (
-    end_journal, finished_jobs, finished_run, open_journal, prune_clips, recorded_run, start_journal, write_voices,
+    end_journal, finished_jobs, finished_run, forget_finished, open_journal, prune_clips, record_finished,
+    recorded_run, start_journal,
 )
 from wakebuilder.data.synth_voices import find_voices, voice_identity
 from wakebuilder.data.tts import DEFAULT_ENGINES, Voice
@@ -170,7 +171,8 @@ def make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str], 
     A killed run resumes when run again with the same config and voices: the passes it finished and the clips of
     the pass it was in are kept (recorded in ``out_dir/negatives.incomplete``, removed once the manifest is
     written). With ``overwrite`` the clip files in ``out_dir/clips`` that the new manifest does not list are
-    deleted. The config and the identity of the voices are recorded beside the manifest.
+    deleted. The run's identity and that of its voices are recorded beside the manifest, after it (a record of a
+    run replaced goes as this one starts), so a kill leaves no manifest marked as of other voices or texts.
 
     Raises:
         ArtifactExistsError: ``out_dir/manifest.jsonl`` exists, or a killed run of another config or other voices
@@ -192,17 +194,17 @@ def _make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str],
     if not recorded_run(run, voices=identity, folder=journal, out_dir=out_dir, overwrite=overwrite,
                         started=_started(journal), command="wb negatives"):
         open_journal(run, voices=identity, folder=journal)
+    forget_finished(out_dir, config_name=CONFIG_NAME)  # its manifest is about to be replaced
     by_text = {c.text: c for c in chosen}
     records: list[ClipRecord] = []
     for synth in passes:
         seen = {r.id for r in records}
         made = [r for r in _spoken_pass(synth, voices=voices, out_dir=out_dir, journal=journal) if r.id not in seen]
         records += [_with_candidate(r, by_text.get(r.text)) for r in made] if synth.kind == "hard_negative" else made
-    atomic_write_json(Path(out_dir) / CONFIG_NAME, run)
-    write_voices(out_dir, identity)
     manifest = write_manifest(Path(out_dir) / MANIFEST_NAME, records)
     if overwrite:  # the replaced run's clips, unlisted now, go too
         prune_clips(out_dir, {record.path for record in records})
+    record_finished(out_dir, run, voices=identity, config_name=CONFIG_NAME)
     end_journal(out_dir, folder=journal)
     return manifest
 

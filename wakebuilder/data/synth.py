@@ -26,8 +26,8 @@ import numpy as np
 from wakebuilder.atomic import refuse_existing, writer_lock
 from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.data.synth_journal import (
-    end_journal, finished_run, journal_dir, open_journal, open_part, part_path, prune_clips, record_job,
-    start_journal, write_voices,
+    end_journal, finished_run, forget_finished, journal_dir, open_journal, open_part, part_path, prune_clips,
+    record_finished, record_job, start_journal,
 )
 from wakebuilder.data.synth_plan import SynthConfig, plan_jobs, speaker_order, text_variants
 from wakebuilder.data.synth_pool import run_in_processes
@@ -183,7 +183,8 @@ def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite
 
     A run that was killed resumes when run again with the same config and voices: its finished clips are kept.
     With ``overwrite`` the clip files in ``out_dir/clips`` that the new manifest does not list are deleted. The
-    config and the identity of the voices (``voice_identity``) are recorded beside the manifest.
+    config and the identity of the voices (``voice_identity``) are recorded beside the manifest, after it (a record
+    of a run replaced goes as this one starts), so a kill leaves no manifest marked as of other voices or settings.
 
     Raises:
         ArtifactExistsError: the manifest exists, or a killed run of another config or other voices left clips,
@@ -196,12 +197,12 @@ def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite
         voices = find_voices(config) if voices is None else voices
         identity = voice_identity(voices)
         finished = start_journal(config, voices=identity, out_dir=out_dir, overwrite=overwrite)
+        forget_finished(out_dir, config_name=SYNTH_CONFIG_NAME)  # its manifest is about to be replaced
         records = synthesize_clips(config, out_dir=out_dir, finished=finished, voices=voices)
-        config.save(Path(out_dir) / SYNTH_CONFIG_NAME)
-        write_voices(out_dir, identity)
         write_manifest(manifest, records)
         if overwrite:  # the replaced run's clips, unlisted now, go too
             prune_clips(out_dir, {record.path for record in records})
+        record_finished(out_dir, config, voices=identity, config_name=SYNTH_CONFIG_NAME)
         end_journal(out_dir)
         return manifest
 

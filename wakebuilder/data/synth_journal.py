@@ -141,6 +141,22 @@ def write_voices(folder: str | os.PathLike[str], voices: dict[str, Any]) -> Path
     return atomic_write_json(Path(folder) / VOICES_NAME, voices)
 
 
+def forget_finished(out_dir: str | os.PathLike[str], *, config_name: str) -> None:
+    """As a run that may replace a finished one in ``out_dir`` starts: remove that run's record beside its manifest
+    (``config_name`` and ``VOICES_NAME``), so a kill before the new manifest is written leaves no record that
+    ``finished_run`` would take for the old manifest's."""
+    for name in (config_name, VOICES_NAME):
+        remove_path(Path(out_dir) / name)
+
+
+def record_finished(out_dir: str | os.PathLike[str], config: StageConfig | dict[str, Any], *,
+                    voices: dict[str, Any], config_name: str) -> None:
+    """Once a run's manifest is written: record beside it its voices and, last (``finished_run`` looks for it), its
+    config (or the dict a run records, as ``recorded_run`` takes) in ``config_name``."""
+    write_voices(out_dir, voices)
+    atomic_write_json(Path(out_dir) / config_name, config if isinstance(config, dict) else config.to_dict())
+
+
 def finished_jobs(folder: Path) -> dict[int, Any]:
     """Every job the journal in ``folder`` records as done; a line cut short by a kill is left out."""
     done: dict[int, Any] = {}
