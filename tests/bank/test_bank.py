@@ -16,7 +16,7 @@ from tests.train.conftest import SMALL
 from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.bank.build import BankNegativesConfig, build_bank
 from wakebuilder.bank.ensure import ensure_bank
-from wakebuilder.bank.exclude import default_distance, says_phrase
+from wakebuilder.bank.exclude import default_distance, open_served, says_phrase
 from wakebuilder.bank.location import BANK_MARKER, bank_store_path, cache_dir, is_bank_store
 from wakebuilder.calibrate import calibrate_model
 from wakebuilder.cli import main
@@ -316,8 +316,9 @@ def test_the_bank_is_made_again_with_other_voices_and_kept_with_the_same(
 ) -> None:
     """A bank finished with some voices was reused as it was once the voices found here changed (wb voices fetch,
     WB_KOKORO_VOICES, an engine installed): its complete.json held the settings only. Its speech is now made again
-    with the voices found now, the old speech's rows leave the bank's store (its other rows are kept, not embedded
-    again); with the same voices nothing is made or written again."""
+    with the voices found now, the old speech's rows leave the bank (retired; its other rows are kept, not embedded
+    again); with the same voices nothing is made or written again, and with the old voices back their rows are
+    served again (stored, not embedded again)."""
     from tests.data.test_synth import fewer_voices
     from wakebuilder.data.augment.transforms import AugmentConfig
     from wakebuilder.manifest import read_manifest
@@ -336,8 +337,8 @@ def test_the_bank_is_made_again_with_other_voices_and_kept_with_the_same(
     new = ensure_bank(config, **where)
     new_speech = {r.id for r in read_manifest(speech)}
     assert new.synthesized and new_speech != old_speech  # spoken again by the voices found now
-    with open_store(new.store) as store:
-        assert store.ids() == new_speech | noise_ids  # the old voices' speech left the store, the noise stayed
+    with open_served([new.store]) as store:  # the old voices' speech is retired (kept in the store), the noise not
+        assert set(store.load(pooled=False, sequence=False).id) == new_speech | noise_ids
     assert new.embedded == sum(calls) == len(new_speech - old_speech) and new.clips == len(new_speech | noise_ids)
     calls.clear()
     kept = (folder / "complete.json", speech, *(folder / "speech" / "clips").iterdir())
@@ -345,3 +346,42 @@ def test_the_bank_is_made_again_with_other_voices_and_kept_with_the_same(
     again = ensure_bank(config, **where)
     assert not again.synthesized and again.embedded == 0 and calls == [] and again.clips == new.clips
     assert {p: p.stat().st_mtime_ns for p in written} == written
+    with monkeypatch.context() as patch:
+        fewer_voices(patch)
+        back = ensure_bank(config, **where)
+    assert back.synthesized and back.embedded == 0 and back.clips == len(old_speech | noise_ids)
+    with open_served([back.store]) as store:
+        assert set(store.load(pooled=False, sequence=False).id) == old_speech | noise_ids
+
+
+def test_a_reader_keeps_its_bank_rows_while_another_phrase_replaces_the_voices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Phrase B's ensure_bank, once the voices changed (a Piper voice fetched), rewrote the bank's store in place
+    without the old voices' clips and deleted the old store, while phrase A was fitting or calibrating on it: A
+    failed mid-fit or read a half-swapped store. The store is now append-only: the replaced clips are retired
+    (retired.json beside it), so a reader that opened the bank before reads the same rows after, and a reader
+    that opens it after leaves the replaced clips out."""
+    from tests.data.test_synth import fewer_voices
+    from wakebuilder.bank.exclude import open_for_phrase
+    from wakebuilder.data.augment.transforms import AugmentConfig
+    from wakebuilder.manifest import read_manifest
+
+    config = BankNegativesConfig(speech=4, words=0, stream_s=0.0, nonspeech=2, nonspeech_kinds=("noise",),
+                                 chunk_s=1.0, engines=("espeak",), workers=1)
+    where = {"backbone": "speech-embedding", "window_s": None, "augment": AugmentConfig(copies=0),
+             "cache": tmp_path / "c", "device": "cpu"}
+    with monkeypatch.context() as patch:
+        fewer_voices(patch)
+        old = ensure_bank(config, **where)
+    with open_for_phrase([old.store], "hey nova") as (reader, _):
+        before = reader.load()
+        new = ensure_bank(config, **where)  # phrase B, with the voices found now
+        after = reader.load()
+        assert after.id.tolist() == before.id.tolist()
+        np.testing.assert_array_equal(after.sequence, before.sequence)
+    (folder,) = (old.store.parent / "audio").iterdir()
+    served = {r.id for name in ("speech", "nonspeech") for r in read_manifest(folder / name / "manifest.jsonl")}
+    assert set(before.id) != served and new.clips == len(served)
+    with open_for_phrase([new.store], "hey nova") as (reader, _):
+        assert set(reader.load(pooled=False, sequence=False).id) == served  # the replaced voices' clips left out

@@ -25,6 +25,7 @@ from typing import Any
 
 from wakebuilder.atomic import atomic_write_json, read_json
 from wakebuilder.bank.location import BANK_MARKER, bank_store_path
+from wakebuilder.bank.retired import retire, retired_ids
 from wakebuilder.config import StageConfig
 from wakebuilder.data.nonspeech.generators import GENERATORS
 from wakebuilder.data.tts import DEFAULT_ENGINES
@@ -56,7 +57,8 @@ def build_bank(
 ) -> dict[str, Any]:
     """Embed ``manifests`` into the bank of ``backbone`` and ``window_s`` (skipping clips stored).
 
-    Returns ``wb embed``'s summary with the bank's ``path`` and ``marker``.
+    Returns ``wb embed``'s summary with the bank's ``path``, ``marker`` and how many of its clips are ``retired``
+    (``bank.retired``: in the store, no longer served).
 
     Raises:
         BackboneError: ``backbone`` names no backbone (checked before anything is written).
@@ -67,23 +69,27 @@ def build_bank(
     from wakebuilder.embed import EmbedConfig, embed_manifests
 
     check_spec(backbone)  # as wb embed does, but before the bank's folder and marker are made
+    ids: set[str] = set()
     for manifest in manifests:
-        positives = [r.id for r in read_manifest(manifest) if r.label == 1]
+        records = read_manifest(manifest)
+        positives = [r.id for r in records if r.label == 1]
         if positives:
             raise ConfigError(f"{manifest}: {len(positives)} clip(s) with label 1; a negative bank holds "
                               "phrase-independent negatives only (fit the positives from the phrase's own store)")
+        ids.update(r.id for r in records)
     store = bank_store_path(backbone, window_s, cache=cache)
     store.parent.mkdir(parents=True, exist_ok=True)
     marker = store.parent / BANK_MARKER
     previous = read_json(marker) if marker.exists() else {"manifests": []}
     _write_marker(marker, backbone, window_s, previous["manifests"])
+    retire(store, serve=ids)  # clips retired once (their voices replaced) and wanted again: stored, so not embedded
     config = EmbedConfig(backbone=backbone, window_s=native_window(backbone, window_s, device=device))
     summary = embed_manifests(manifests, store_path=store, config=config, device=device, batch_size=batch_size,
                               workers=workers, threads=threads, progress=progress).to_dict()
     added = [str(Path(m).resolve()) for m in manifests]
     _write_marker(marker, backbone, window_s, list(dict.fromkeys([*previous["manifests"], *added])),
                   identity=summary["backbone"], clips=summary["clips_in_store"])
-    return {**summary, "path": str(store), "marker": str(marker)}
+    return {**summary, "path": str(store), "marker": str(marker), "retired": len(retired_ids(store))}
 
 
 def _write_marker(marker: Path, backbone: str, window_s: float | None, manifests: list[str], *,
@@ -110,6 +116,7 @@ def bank_info(backbone: str, window_s: float | None, *, cache: str | os.PathLike
     info = store_info(store)
     marker = store.parent / BANK_MARKER
     info["manifests"] = read_json(marker)["manifests"] if marker.exists() else []
+    info["retired"] = len(retired_ids(store))
     return info
 
 

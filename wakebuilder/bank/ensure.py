@@ -11,7 +11,8 @@ embeds only its positives and sound-alikes, and fits on its store plus the bank.
 The audio is marked complete with the identity of the voices it was spoken by
 (they follow the engines installed and the voice files found, not the settings):
 with other voices found now its speech is made again, and the clips it no
-longer holds leave the bank's store.
+longer holds are retired: kept in the bank's store, which phrases read without a
+lock, but no longer served (``bank.retired``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from wakebuilder.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 COMPLETE_NAME = "complete.json"
-REPLACED_NAME = "replaced.json"  # the clips of a bank made with other voices, until they left the store
+REPLACED_NAME = "replaced.json"  # the clips of a bank made with other voices, until they are retired
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,8 +92,8 @@ def bank_voices(config: BankNegativesConfig) -> dict[str, Any] | None:
 
 def _note_replaced(folder: Path, recorded: dict[str, Any]) -> None:
     """Before the bank finished in ``folder`` with other voices is made again: record its clips (``REPLACED_NAME``,
-    with any recorded before) and forget that it finished, so the clips it no longer holds leave the bank's store
-    once it is made (``_drop_replaced``), also after a kill."""
+    with any recorded before) and forget that it finished, so the clips it no longer holds are retired
+    once it is made (``_retire_replaced``), also after a kill."""
     ids = _clip_ids([folder / m for m in recorded.get("manifests", [])])
     replaced = folder / REPLACED_NAME
     if replaced.is_file():
@@ -103,14 +104,16 @@ def _note_replaced(folder: Path, recorded: dict[str, Any]) -> None:
              "its speech is made again", folder)
 
 
-def _drop_replaced(folder: Path, manifests: Sequence[str | os.PathLike[str]], *, store: Path) -> None:
-    """Remove from the bank's ``store`` the clips ``_note_replaced`` recorded in ``folder`` that none of
-    ``manifests`` (the bank's now) holds.
+def _retire_replaced(folder: Path, manifests: Sequence[str | os.PathLike[str]], *, store: Path) -> None:
+    """Retire from the bank's ``store`` (``bank.retired``) the clips ``_note_replaced`` recorded in ``folder`` that
+    none of ``manifests`` (the bank's now) holds. They stay in the store: another phrase's fit or calibration may
+    be reading it.
 
-    A compaction killed between its two renames leaves no store for a moment: its swap is finished first, else
-    the store would seem gone, the clips be forgotten and the whole bank embedded again beside its copies."""
+    A compaction of the store by an earlier release, killed between its two renames, left no store for a moment:
+    its swap is finished first, else the store would seem gone and the whole bank be embedded again."""
+    from wakebuilder.bank.retired import retire
     from wakebuilder.store import open_store
-    from wakebuilder.store.merge import compact_store, finish_swap
+    from wakebuilder.store.merge import finish_swap
     from wakebuilder.store.opening import store_exists
 
     finish_swap(store)
@@ -122,8 +125,9 @@ def _drop_replaced(folder: Path, manifests: Sequence[str | os.PathLike[str]], *,
         with open_store(store) as opened:
             gone &= opened.ids()
         if gone:
-            compact_store(store, drop=gone)
-            log.info("negative bank %s: %d clip(s) of the voices replaced left it", store, len(gone))
+            retire(store, add=gone)
+            log.info("negative bank %s: %d clip(s) of the voices replaced retired (kept in the store for the "
+                     "phrases reading it, no longer served)", store, len(gone))
     replaced.unlink()
 
 
@@ -176,12 +180,12 @@ def ensure_bank(
     # two phrases at once: the second waits for the first's build (its store's writer lock would refuse it)
     with waiting_lock(root / "build.lock", "negative bank"):
         manifests, synthesized = bank_manifests(config, folder=root / "audio" / key, augment=augment)
-        _drop_replaced(root / "audio" / key, [*manifests, *extra_manifests],
-                       store=bank_store_path(backbone, window_s, cache=cache))
+        _retire_replaced(root / "audio" / key, [*manifests, *extra_manifests],
+                         store=bank_store_path(backbone, window_s, cache=cache))
         summary: dict[str, Any] = build_bank([*manifests, *extra_manifests], backbone=backbone, window_s=window_s,
                                              cache=cache, device=device, threads=threads, progress=False)
+        served = int(summary["clips_in_store"]) - int(summary["retired"])
     seconds = time.perf_counter() - started
     log.info("bank %s: %s, %d clip(s) embedded, %d in the bank (%.0f s)", summary["path"],
-             "built" if synthesized else "reused", summary["embedded"], summary["clips_in_store"], seconds)
-    return BankResult(Path(summary["path"]), synthesized, int(summary["embedded"]),
-                      int(summary["clips_in_store"]), seconds)
+             "built" if synthesized else "reused", summary["embedded"], served, seconds)
+    return BankResult(Path(summary["path"]), synthesized, int(summary["embedded"]), served, seconds)

@@ -13,8 +13,9 @@ In place (local stores only), the merged store is built beside the parted one as
 ``<store>.merging`` and swapped in with two renames: ``<store>`` to
 ``<store>.parts-old``, then ``<store>.merging`` to ``<store>``. A kill between
 them leaves no ``<store>`` for a moment; running the merge again, or ``finish_swap`` (the negative bank's next
-run), finishes the swap. A merge may leave clips out (``drop``): so a store whose clips were replaced (the negative
-bank's, when its voices changed) is rewritten without them, made of parts or not.
+run, for a bank an earlier release compacted), finishes the swap. A merge may leave clips out (``drop``), made of
+parts or not. In place it replaces the store under its readers: the negative bank, read by every phrase's recipe
+without a lock, is never compacted; its replaced clips are retired instead (``bank.retired``).
 """
 
 from __future__ import annotations

@@ -198,7 +198,7 @@ def run_fit(
     """Train on one store or several (read as one) and write the model directory.
 
     Several stores must hold the same embeddings (backbone, window, schema);
-    rows of a negative bank that say the wake word are left out and counted
+    rows of a negative bank that say the wake word are left out and counted, and those it retired
     (``wakebuilder.bank.exclude``). Streams from the stores (bounded memory)
     when ``stream`` is set or the float16 sequences would not fit in the
     device's free memory. With ``init`` the head (its shape included) starts
@@ -210,15 +210,14 @@ def run_fit(
         StoreMismatchError: stores of different embeddings, or ``init``'s head trained on another backbone.
         TrainingError: the stores cannot train a head.
     """
-    from wakebuilder.bank.exclude import bank_exclusion
-    from wakebuilder.store.union import open_stores
+    from wakebuilder.bank.exclude import bank_exclusion, open_served
 
     target = Path(out_dir)
     if target.exists() and not overwrite:
         raise ConfigError(f"{target}: already exists; pass --overwrite to replace it")
     device = resolve_device(device)
     paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
-    with open_stores(paths) as store:
+    with open_served(paths) as store:
         init_model = _load_init(init, store.spec) if init is not None else None
         if init_model is not None:
             config = _with_init_head(config, init_model.head.config, init)
