@@ -52,6 +52,18 @@ def test_made_once_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         heldout_speech(config.replace(seed=2000), cache=tmp_path)
 
 
+def test_held_out_speech_of_an_earlier_release_is_kept_while_its_voices_are_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sentences a release spoke into heldout/<settings>/ (now <settings>-<voices>/) are not spoken again."""
+    config = HeldoutSpeechConfig(n=3, seed=1000, engines=("espeak",))
+    first = heldout_speech(config, cache=tmp_path)
+    earlier = first.parent.with_name(first.parent.name.rsplit("-", 1)[0])
+    first.parent.rename(earlier)
+    forbid(monkeypatch, synth, "synthesize_clips", "synthesized again")
+    assert heldout_speech(config, cache=tmp_path) == earlier / first.name
+
+
 def test_a_held_out_stream_is_made_once_for_every_phrase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import wakebuilder.data.stream as stream_module
     from wakebuilder.bank.heldout import HeldoutStreamConfig, heldout_stream
@@ -116,11 +128,37 @@ def test_held_out_speech_and_its_stream_are_made_again_with_other_voices(
         old = heldout_stream(config, cache=tmp_path)
     old_ids, old_stream = {r.id for r in read_manifest(old.speech)}, old.stream.read_bytes()
     new = heldout_stream(config, cache=tmp_path)
-    assert new == old and {r.id for r in read_manifest(new.speech)} != old_ids  # the same cache paths, spoken again
+    assert new != old and {r.id for r in read_manifest(new.speech)} != old_ids  # spoken again, in new folders
     assert new.stream.read_bytes() != old_stream
     forbid(monkeypatch, synth, "synthesize_clips", "synthesized again")
     forbid(monkeypatch, stream_module, "build_negative_stream", "built again")
     assert heldout_stream(config, cache=tmp_path) == new
+
+
+def test_a_held_out_stream_in_use_is_not_remade_under_its_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Phrase B's recipe, once the voices changed, made the held-out sentences and the calibration and report streams
+    again in place (the same files), while phrase A was calibrating on the stream or reporting on its clips: A read
+    the new stream against the old segments (or the other way round, refused), or clips that were deleted. Each is
+    now made into a new folder named by its content, and what A holds stays as it was."""
+    from tests.data.test_synth import fewer_voices
+    from wakebuilder.bank.heldout import HeldoutStreamConfig, heldout_stream
+    from wakebuilder.categories import StreamSegments
+
+    config = HeldoutStreamConfig(speech=3, nonspeech=2, clip_s=1.0, duration_s=6.0, seed=1000, engines=("espeak",))
+    with monkeypatch.context() as patch:
+        fewer_voices(patch)
+        old = heldout_stream(config, cache=tmp_path)  # phrase A's
+    assert old.nonspeech is not None
+    held = [old.stream, *old.stream.parent.glob("*.json"), old.speech, old.nonspeech]
+    held += [Path(r.path) if Path(r.path).is_absolute() else m.parent / r.path
+             for m in (old.speech, old.nonspeech) for r in read_manifest(m)]
+    before = {p: p.read_bytes() for p in held}
+    new = heldout_stream(config, cache=tmp_path)  # phrase B's, with the voices found now
+    assert new.stream != old.stream and new.speech != old.speech and new.stream.read_bytes() != before[old.stream]
+    assert {p: p.read_bytes() for p in held} == before
+    assert StreamSegments.read(old.stream) is not None and StreamSegments.read(new.stream) is not None
 
 
 def test_a_second_builder_waits_for_the_first(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

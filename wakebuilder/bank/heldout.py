@@ -8,7 +8,11 @@ once in the cache (``<cache>/heldout/<settings fingerprint>/``): the sentences
 (``heldout_stream``). Which voices speak them is not in their settings (it follows the
 engines installed and the voice files found): the sentences are kept while the
 voices found are those that spoke them, and a stream while its sentences are
-the same. The backbone's pass over a stream is kept in the cache
+the same. Other voices' sentences, and a stream of other sentences, are made into
+new folders named by what they are made of (``<settings>-<voices>``,
+``stream-<settings>-<content>``), never over the old ones: another phrase may be
+calibrating on the old stream or reporting on its clips meanwhile, and reads a
+stream, its segments and its clips as they were made together. The backbone's pass over a stream is kept in the cache
 too (``stream_cache``), so a later phrase scores it with its head alone. A
 phrase takes the sentences as clips with those that say it left out
 (``without_phrase``; ``data.negatives.says``: in letters or in phonemes, the
@@ -48,24 +52,24 @@ class HeldoutSpeechConfig(StageConfig):
 
 
 def heldout_speech(config: HeldoutSpeechConfig, *, cache: str | os.PathLike[str] | None = None) -> Path:
-    """The manifest of ``config``'s sentences in the cache; synthesized by the first call, reused after while the
-    voices found are the same (else spoken again by those)."""
-    from wakebuilder.fingerprint import fingerprint
-
-    folder = cache_dir(cache) / "heldout" / fingerprint("heldout-speech", 1, config.to_dict())[:12]
-    with waiting_lock(folder.with_name(folder.name + ".lock"), "held-out speech"):  # one synthesizer at a time
-        return _made_once(config, folder)
-
-
-def _made_once(config: HeldoutSpeechConfig, folder: Path) -> Path:
-    """Kept when a run of these settings and the voices found now finished in ``folder``, else made (a killed run
-    resumes): ``synth.keep_or_run_synth``, which records the voices beside the manifest."""
-    from wakebuilder.data.synth import SynthConfig, keep_or_run_synth
+    """The manifest of ``config``'s sentences spoken by the voices found now, in the cache: synthesized by the first
+    call, reused after; other voices speak them into another folder (see the module docstring)."""
+    from wakebuilder.data.synth import SYNTH_CONFIG_NAME, SynthConfig, keep_or_run_synth
+    from wakebuilder.data.synth_journal import finished_run
+    from wakebuilder.data.synth_voices import find_voices, voice_identity
     from wakebuilder.data.wordlists import random_sentences
+    from wakebuilder.fingerprint import fingerprint
 
     synth = SynthConfig(texts=tuple(random_sentences(config.n, seed=config.seed)), n=config.n, engines=config.engines,
                         seed=config.seed + 1, label=0, kind="speech_negative", variants=False, workers=config.workers)
-    return keep_or_run_synth(synth, out_dir=folder)
+    voices = find_voices(synth)
+    identity = voice_identity(voices)
+    settings = cache_dir(cache) / "heldout" / fingerprint("heldout-speech", 1, config.to_dict())[:12]
+    folder = settings.with_name(f"{settings.name}-{fingerprint('heldout-voices', 1, identity)[:12]}")
+    with waiting_lock(settings.with_name(settings.name + ".lock"), "held-out speech"):  # one synthesizer at a time
+        # made by a release that spoke it again in place; kept while its voices are found, never written again
+        before = finished_run(synth, voices=identity, out_dir=settings, config_name=SYNTH_CONFIG_NAME)
+        return before or keep_or_run_synth(synth, out_dir=folder, voices=voices)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -98,13 +102,14 @@ def heldout_stream(config: HeldoutStreamConfig, *, cache: str | os.PathLike[str]
         raise ConfigError("held-out stream: it is held-out speech, and its non-speech babbles held-out speech; "
                           "give held-out speech > 0")
     speech = heldout_speech(HeldoutSpeechConfig(n=config.speech, seed=config.seed, engines=config.engines), cache=cache)
-    folder = cache_dir(cache) / "heldout" / f"stream-{fingerprint('heldout-stream', 1, config.to_dict())[:12]}"
+    # the stream is of these sentences: made again, into another folder, when they were (spoken by other voices), as
+    # a stream of other settings would be; their manifest names each clip by a hash of its audio
+    recorded = {"config": config.to_dict(), "speech_sha256": file_sha256(str(speech)), "format": STREAM_FORMAT}
+    settings = cache_dir(cache) / "heldout" / f"stream-{fingerprint('heldout-stream', 1, config.to_dict())[:12]}"
+    folder = settings.with_name(f"{settings.name}-{fingerprint('heldout-stream-content', 1, recorded)[:12]}")
     stream, nonspeech = folder / "stream.wav", folder / "nonspeech" / MANIFEST_NAME
     made = HeldoutStream(stream=stream, speech=speech, nonspeech=nonspeech if config.nonspeech else None)
-    # the stream is of these sentences: made again when they were (spoken by other voices), as a stream of
-    # other settings would be; their manifest names each clip by a hash of its audio
-    recorded = {"config": config.to_dict(), "speech_sha256": file_sha256(str(speech)), "format": STREAM_FORMAT}
-    with waiting_lock(folder.with_name(folder.name + ".lock"), "held-out stream"):
+    with waiting_lock(settings.with_name(settings.name + ".lock"), "held-out stream"):
         complete = folder / COMPLETE_NAME
         if complete.is_file() and read_json(complete) == recorded and stream.is_file():
             return made

@@ -207,10 +207,12 @@ def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite
         return manifest
 
 
-def keep_or_run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str]) -> Path:
+def keep_or_run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str],
+                      voices: dict[str, list[Voice]] | None = None) -> Path:
     """The manifest of a run of ``config`` with the voices found here that finished in ``out_dir``, kept
     (``synth_journal.finished_run``), else ``run_synth`` with ``overwrite``: a killed run resumes, one of other
-    settings or voices is replaced. For callers that own ``out_dir`` and run again after a kill (recipe, bank)."""
-    voices = find_voices(config)  # once: their warnings (an engine missing) are said once
+    settings or voices is replaced. For callers that own ``out_dir`` and run again after a kill (recipe, bank).
+    ``voices``: those ``find_voices`` found for ``config``, when the caller has them."""
+    voices = find_voices(config) if voices is None else voices  # once: their warnings are said once
     return (finished_run(config, voices=voice_identity(voices), out_dir=out_dir, config_name=SYNTH_CONFIG_NAME)
             or run_synth(config, out_dir=out_dir, overwrite=True, voices=voices))
