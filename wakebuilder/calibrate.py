@@ -16,7 +16,7 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model
 from wakebuilder.scoring import apply_platt, head_logits, model_scorer
 from wakebuilder.events import count_events_many
 from wakebuilder.streaming import Scorer, check_stream_settings, hop_samples, score_blocks, smooth_scores
+
+if TYPE_CHECKING:
+    from wakebuilder.bank.retired import BankView
 
 OBJECTIVES = ("auto", "f1", "fa-per-hour")
 log = logging.getLogger(__name__)
@@ -114,14 +117,15 @@ def validation_logits(
     """Logits and labels of the model's validation groups, read from the stores it was fit on.
 
     Several stores are read as one, leaving out the bank rows the fit left out
-    (the phrase and distance recorded in model.json).
+    (the phrase and distance recorded in model.json); a bank is read as the fit read it (``bank_views``).
     """
     from wakebuilder.bank.exclude import open_for_phrase
     from wakebuilder.train.split import store_rows
 
     paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
     excluded = model.meta.get("bank_exclusion") or {}
-    with open_for_phrase(paths, excluded.get("phrase"), max_distance=excluded.get("max_distance")) as (store, _):
+    with open_for_phrase(paths, excluded.get("phrase"), max_distance=excluded.get("max_distance"),
+                         views=bank_views(model, paths)) as (store, _):
         if store.fingerprint != model.meta.get("store_fingerprint") or store.spec.backbone != model.backbone:
             raise StoreMismatchError(
                 f"{', '.join(map(str, paths))}: store fingerprint {store.fingerprint} does not match the "
@@ -144,6 +148,22 @@ def validation_logits(
             f"{', '.join(map(str, paths))}: none of the model's {len(groups)} validation groups are in the store"
         )
     return np.concatenate(logits), np.concatenate(labels)
+
+
+def bank_views(model: LoadedModel, paths: Sequence[str | os.PathLike[str]]) -> list[BankView | None]:
+    """Per path: for a bank store that model.json's ``stores`` lists, how the fit read it (``BankView``: the rows
+    it held then, the retired clips it left out), else None. Another phrase's recipe may have grown the shared bank
+    and retired clips since."""
+    from wakebuilder.bank.location import is_bank_store
+    from wakebuilder.bank.retired import BankView
+    from wakebuilder.store.union import resolved_location
+
+    fitted = {d["path"]: d for d in model.meta.get("stores") or [] if isinstance(d.get("path"), str)}
+    views = []
+    for path in paths:
+        entry = fitted.get(resolved_location(path)) if is_bank_store(path) else None
+        views.append(BankView(entry["rows"], entry.get("retired_sha256")) if entry else None)
+    return views
 
 
 def _check_stores(model: LoadedModel, given: list[dict[str, Any]]) -> None:

@@ -74,7 +74,7 @@ def store_content(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any
     the sha256 of its clips' manifest rows in store order. A clip's id is its audio's hash and the fingerprint says
     how it was embedded, so these stand for the embeddings without reading them. A bank's retired clips
     (``bank.retired``: in its store, not read) are named too, when it has any."""
-    from wakebuilder.bank.retired import retired_ids
+    from wakebuilder.bank.retired import retired_digest, retired_ids
     from wakebuilder.store import open_store
 
     out = []
@@ -83,8 +83,8 @@ def store_content(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any
             rows = canonical_json([record.to_dict() for record in store.records()])
             out.append({"path": str(path), "fingerprint": store.fingerprint, "rows": len(store),
                         "sha256": hashlib.sha256(rows.encode("utf-8")).hexdigest()})
-        if retired := retired_ids(path):
-            out[-1]["retired_sha256"] = hashlib.sha256(canonical_json(sorted(retired)).encode("utf-8")).hexdigest()
+        if retired := retired_digest(retired_ids(path)):
+            out[-1]["retired_sha256"] = retired
     return out
 
 

@@ -16,8 +16,9 @@ from tests.train.conftest import SMALL
 from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.bank.build import BankNegativesConfig, build_bank
 from wakebuilder.bank.ensure import ensure_bank
-from wakebuilder.bank.exclude import default_distance, open_served, says_phrase
+from wakebuilder.bank.exclude import default_distance, says_phrase
 from wakebuilder.bank.location import BANK_MARKER, bank_store_path, cache_dir, is_bank_store
+from wakebuilder.bank.retired import open_served, retire
 from wakebuilder.calibrate import calibrate_model
 from wakebuilder.cli import main
 from wakebuilder.errors import BackboneError, ConfigError
@@ -337,7 +338,7 @@ def test_the_bank_is_made_again_with_other_voices_and_kept_with_the_same(
     new = ensure_bank(config, **where)
     new_speech = {r.id for r in read_manifest(speech)}
     assert new.synthesized and new_speech != old_speech  # spoken again by the voices found now
-    with open_served([new.store]) as store:  # the old voices' speech is retired (kept in the store), the noise not
+    with open_served([new.store]) as (store, _):  # the old voices' speech is retired (kept in the store), the noise not
         assert set(store.load(pooled=False, sequence=False).id) == new_speech | noise_ids
     assert new.embedded == sum(calls) == len(new_speech - old_speech) and new.clips == len(new_speech | noise_ids)
     calls.clear()
@@ -350,7 +351,7 @@ def test_the_bank_is_made_again_with_other_voices_and_kept_with_the_same(
         fewer_voices(patch)
         back = ensure_bank(config, **where)
     assert back.synthesized and back.embedded == 0 and back.clips == len(old_speech | noise_ids)
-    with open_served([back.store]) as store:
+    with open_served([back.store]) as (store, _):
         assert set(store.load(pooled=False, sequence=False).id) == old_speech | noise_ids
 
 
@@ -385,3 +386,33 @@ def test_a_reader_keeps_its_bank_rows_while_another_phrase_replaces_the_voices(
     assert set(before.id) != served and new.clips == len(served)
     with open_for_phrase([new.store], "hey nova") as (reader, _):
         assert set(reader.load(pooled=False, sequence=False).id) == served  # the replaced voices' clips left out
+
+
+@pytest.mark.parametrize("retired_before", [False, True])
+def test_calibration_reads_the_bank_as_the_fit_read_it(tmp_path: Path, retired_before: bool) -> None:
+    """Another phrase's recipe grew the shared bank (its clips of the voices found now) and retired clips between
+    this phrase's fit and its calibration: the calibration refused the bank ('fit on ... (120 rows), given ...
+    (150 rows)'), failing the recipe. It now reads the bank as the fit read it: the rows it held then, less the
+    clips retired then (the fit records which), so it calibrates as it would have without the other phrase."""
+
+    phrase = write(tmp_path / "phrase.zarr", [rows(200, seed=0, prefix="p")])
+    bank = bank_store_path("test", 1.0, cache=tmp_path / "cache")
+    bank.parent.mkdir(parents=True)
+    (bank.parent / BANK_MARKER).write_text("{}")
+    records, sequence = rows(90, seed=1, prefix="b")
+    write(bank, [([ClipRecord(id=r.id, path=r.path, label=0, kind="speech_negative", group=f"bank{i % 5}",
+                              text="music playing") for i, r in enumerate(records)], sequence)])
+    if retired_before:  # an earlier change of voices: left out of the fit
+        retire(bank, add=[r.id for r in records[:10]])
+    result = CliRunner().invoke(main, [
+        "fit", "--store", str(phrase), "--store", str(bank), "--out", str(tmp_path / "model"), "--max-epochs", "2",
+        "--width", "16", "--hidden", "16", "--tcn-layers", "1", "--batch-size", "32", "--json"])
+    assert result.exit_code == 0, result.output
+    _, before = calibrate_model(tmp_path / "model", [phrase, bank])
+    more, sequence = rows(30, seed=2, prefix="n")  # the other phrase: new voices' clips in, old ones retired
+    write(bank, [([ClipRecord(id=r.id, path=r.path, label=0, kind="speech_negative", group=f"bank{i % 5}",
+                              text="music playing") for i, r in enumerate(more)], sequence)])
+    retire(bank, add=[r.id for r in records[10:40]], serve=[r.id for r in records[:10]])
+    _, after = calibrate_model(tmp_path / "model", [phrase, bank])
+    assert after["n_validation"] == before["n_validation"]
+    assert (after["temperature"], after["threshold"]) == (before["temperature"], before["threshold"])

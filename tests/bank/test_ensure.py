@@ -10,9 +10,8 @@ import pytest
 
 from tests.store.kill_writer import SPEC, clips
 from wakebuilder.bank.ensure import REPLACED_NAME, _retire_replaced
-from wakebuilder.bank.exclude import open_served
 from wakebuilder.bank.location import BANK_MARKER
-from wakebuilder.bank.retired import retire
+from wakebuilder.bank.retired import open_served, retire
 from wakebuilder.store import open_store
 from wakebuilder.store.merge import merge_store
 
@@ -28,7 +27,7 @@ def bank_store(where: Path, n: int) -> list[str]:
 
 
 def served_ids(store: Path) -> set[str]:
-    with open_served([store]) as union:
+    with open_served([store]) as (union, _):
         return set(union.load(pooled=False, sequence=False).id)
 
 

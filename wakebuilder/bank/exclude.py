@@ -8,8 +8,8 @@ out when its text contains the phrase in letters, or when some stretch of its
 phonemes is within ``max_distance`` of any way of saying the phrase (``phonetics.substring_distance``:
 the weighted phoneme edit distance ``wb negatives`` ranks sound-alikes by; "read" is R EH D and R IY D).
 Rows of the phrase's own stores are never left out: their sound-alikes are the
-hard negatives made on purpose. Every reader of a bank (``open_served``) also leaves out
-the clips it retired when its voices were replaced (``bank.retired``).
+hard negatives made on purpose. Every reader of a bank also leaves out the clips it
+retired when its voices were replaced (``bank.retired.open_served``).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from wakebuilder.bank.location import is_bank_store
-from wakebuilder.bank.retired import retired_ids
+from wakebuilder.bank.retired import BankView, open_served
 from wakebuilder.data.phonetics import plain_text
 from wakebuilder.errors import WakebuilderError
-from wakebuilder.store.union import StoreUnion, open_stores
+from wakebuilder.store.union import StoreUnion
 
 log = logging.getLogger(__name__)
 
@@ -109,32 +109,15 @@ def union_texts(union: StoreUnion) -> list[str]:
 
 
 @contextlib.contextmanager
-def open_served(paths: Sequence[str | os.PathLike[str]]) -> Iterator[StoreUnion]:
-    """``open_stores``, less the rows of clips a bank store retired (``bank.retired``).
-
-    The retired clips are read once, here: the rows opened stay the same while another phrase's ``ensure_bank``
-    retires or adds clips (the store only grows).
-    """
-    with open_stores(paths) as union:
-        retired = [retired_ids(store.path) for store in union.stores]
-        if not any(retired):
-            yield union
-            return
-        ids, source = union.load(pooled=False, sequence=False).id.astype(str), union.source()
-        gone = np.array([i in retired[s] for i, s in zip(ids, source, strict=True)], dtype=bool)
-        if gone.any():
-            log.info("left out %d bank row(s) of voices since replaced (retired)", int(gone.sum()))
-        yield union.restrict(~gone)
-
-
-@contextlib.contextmanager
 def open_for_phrase(paths: Sequence[str | os.PathLike[str]], phrase: str | None, *,
-                    max_distance: float | None = None) -> Iterator[tuple[StoreUnion, Exclusion | None]]:
-    """Stores opened as one (``open_served``), with the bank rows that say ``phrase`` already left out.
+                    max_distance: float | None = None, views: Sequence[BankView | None] = ()
+                    ) -> Iterator[tuple[StoreUnion, Exclusion | None]]:
+    """Stores opened as one (``open_served``, bank stores as ``views`` say), with the bank rows that say ``phrase``
+    already left out.
 
     Yields the restricted union and the exclusion (None when ``phrase`` is None or empty).
     """
-    with open_served(paths) as union:
+    with open_served(paths, views=views) as (union, _):
         if not phrase:
             yield union, None
             return

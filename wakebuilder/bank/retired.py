@@ -1,30 +1,52 @@
-"""The bank's retired clips: still in its store, no longer served.
+"""The bank's retired clips (still in its store, no longer served) and the bank's rows as a reader sees them.
 
 The bank's store is shared by every phrase's recipe and read without a lock
 (fit, calibrate), so it only grows: when its voices change, the old voices'
 clips are not removed from it (rewriting the store under a reader would break
 it) but listed in ``retired.json`` beside it, written whole (atomically) under
-the bank's build lock. A reader reads the list once, when it opens the stores
-(``bank.exclude.open_served``), and leaves those rows out; the rows it opened
-stay as they were while another phrase retires or adds clips.
+the bank's build lock, each list also kept as ``retired/<sha256>.json``. A reader
+(``open_served``) reads the list once, when it opens the stores, and leaves those
+rows out: the rows it opened stay as they were while another phrase retires or
+adds clips. A fit records the rows it read and which list it left out
+(``BankView``), so its calibration reads the bank as the fit did, however the
+bank grew in between.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
 import os
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from wakebuilder.atomic import atomic_write_json, read_json
 from wakebuilder.bank.location import is_bank_store
 from wakebuilder.errors import ConfigError
+from wakebuilder.fingerprint import canonical_json
+from wakebuilder.store.union import StoreUnion, open_stores
 
+log = logging.getLogger(__name__)
 RETIRED_NAME = "retired.json"
+VERSIONS_DIR = "retired"
 
 
-def retired_path(store: str | os.PathLike[str]) -> Path:
-    """Where a bank store's retired clips are listed."""
-    return Path(store).parent / RETIRED_NAME
+@dataclass(frozen=True)
+class BankView:
+    """How a fit read a bank store: its first ``rows`` rows, less the clips of the list ``retired_sha256``."""
+
+    rows: int
+    retired_sha256: str | None
+
+
+def retired_digest(ids: Collection[str]) -> str | None:
+    """The name of a list of retired clips (a sha256 of the sorted ids); None for none."""
+    return hashlib.sha256(canonical_json(sorted(ids)).encode("utf-8")).hexdigest() if ids else None
 
 
 def retired_ids(store: str | os.PathLike[str]) -> frozenset[str]:
@@ -34,9 +56,26 @@ def retired_ids(store: str | os.PathLike[str]) -> frozenset[str]:
         WakebuilderError: ``retired.json`` is not JSON.
         ConfigError: it is no list of clip ids (edited by hand).
     """
-    path = retired_path(store)
-    if not is_bank_store(store) or not path.is_file():
+    path = Path(store).parent / RETIRED_NAME
+    return _read_ids(path) if is_bank_store(store) and path.is_file() else frozenset()
+
+
+def retired_as_fitted(store: str | os.PathLike[str], digest: str | None) -> frozenset[str]:
+    """The ids of the list of retired clips named ``digest`` (``retired_digest``; None: none), which a fit left out.
+
+    Raises:
+        ConfigError: no such list beside the bank store (or not one of clip ids).
+    """
+    if digest is None:
         return frozenset()
+    path = Path(store).parent / VERSIONS_DIR / f"{digest}.json"
+    if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest) and path.is_file()):
+        raise ConfigError(f"{store}: no list of retired clips named {digest!r} (model.json's stores say the fit "
+                          "left it out); fit the model again")
+    return _read_ids(path)
+
+
+def _read_ids(path: Path) -> frozenset[str]:
     ids = read_json(path)
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ConfigError(f"{path}: not a list of clip ids; delete it and run the recipe again")
@@ -52,8 +91,34 @@ def retire(store: str | os.PathLike[str], *, add: Collection[str] = (), serve: C
     after = (before | set(add)) - set(serve)
     if after == before:
         return
-    path = retired_path(store)
-    if after:
+    path = Path(store).parent / RETIRED_NAME
+    if digest := retired_digest(after):
+        atomic_write_json(path.with_name(VERSIONS_DIR) / f"{digest}.json", sorted(after))  # before it is current
         atomic_write_json(path, sorted(after))
     else:
         path.unlink()
+
+
+@contextlib.contextmanager
+def open_served(paths: Sequence[str | os.PathLike[str]], *, views: Sequence[BankView | None] = ()
+                ) -> Iterator[tuple[StoreUnion, list[str | None]]]:
+    """``open_stores``, less the rows of clips a bank store retired; with ``views`` (one per path, or none), a bank
+    store read as a fit read it. Yields the union and, per store, the name of the list left out (``retired_digest``).
+
+    The retired clips are read once, here: the rows opened stay the same while another phrase's ``ensure_bank``
+    retires or adds clips (the store only grows).
+    """
+    views = list(views) or [None] * len(paths)
+    with open_stores(paths) as union:
+        retired = [retired_as_fitted(s.path, v.retired_sha256) if v else retired_ids(s.path)
+                   for s, v in zip(union.stores, views, strict=True)]
+        union = union.first_rows([v.rows if v else None for v in views])
+        names = [retired_digest(ids) for ids in retired]
+        if not any(retired):
+            yield union, names
+            return
+        ids, source = union.load(pooled=False, sequence=False).id.astype(str), union.source()
+        gone = np.array([i in retired[s] for i, s in zip(ids, source, strict=True)], dtype=bool)
+        if gone.any():
+            log.info("left out %d bank row(s) of voices since replaced (retired)", int(gone.sum()))
+        yield union.restrict(~gone), names

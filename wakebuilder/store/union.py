@@ -7,7 +7,8 @@ stores and what differs) and returns a ``StoreUnion`` that reads like one
 ``records`` over the rows kept, in store order (the first store's rows, then
 the next store's). A clip id stored in more than one store is kept once, from
 the first store that holds it. ``restrict`` drops more rows (for example bank
-rows that say the wake word; see ``wakebuilder.bank.exclude``).
+rows that say the wake word; see ``wakebuilder.bank.exclude``), and ``first_rows``
+reads a store that only grows as it was when it held fewer rows.
 """
 
 from __future__ import annotations
@@ -61,13 +62,15 @@ def check_compatible(stores: Sequence[EmbeddingStore]) -> StoreSpec:
 class StoreUnion:
     """Kept rows of several compatible open stores, read as one store (see module docstring)."""
 
-    def __init__(self, stores: Sequence[EmbeddingStore], keep: Sequence[np.ndarray] | None = None) -> None:
+    def __init__(self, stores: Sequence[EmbeddingStore], keep: Sequence[np.ndarray] | None = None,
+                 rows: Sequence[int] | None = None) -> None:
         if not stores:
             raise ConfigError("no store given: pass --store at least once")
         self.stores = list(stores)
         self.spec = check_compatible(self.stores)
         self.fingerprint = self.stores[0].fingerprint
         self.keep = [np.asarray(k, dtype=bool) for k in keep] if keep is not None else _first_ids(self.stores)
+        self.rows = list(rows) if rows is not None else [len(s) for s in self.stores]  # each store's rows read
 
     @property
     def paths(self) -> list[Path]:
@@ -92,7 +95,17 @@ class StoreUnion:
             new[rows[mask[start : start + len(rows)]]] = True
             keep.append(new)
             start += len(rows)
-        return StoreUnion(self.stores, keep)
+        return StoreUnion(self.stores, keep, self.rows)
+
+    def first_rows(self, limits: Sequence[int | None]) -> StoreUnion:
+        """A union reading only the first ``limits[i]`` rows of store i (None, or more than it holds: all of them):
+        a store that only grows, as it was when it held that many."""
+        keep, rows = [k.copy() for k in self.keep], list(self.rows)
+        for i, limit in enumerate(limits):
+            if limit is not None and limit < rows[i]:
+                keep[i][limit:] = False
+                rows[i] = limit
+        return StoreUnion(self.stores, keep, rows)
 
     def load(self, *, pooled: bool = True, sequence: bool = True) -> StoreArrays:
         """Every kept row in memory, concatenated in store order."""
@@ -115,9 +128,9 @@ class StoreUnion:
         return [r for s, k in zip(self.stores, self.keep) for r, kept in zip(s.records(), k) if kept]
 
     def describe(self) -> list[dict[str, Any]]:
-        """Each store's path, fingerprint and kept/stored row counts (recorded in model.json)."""
-        return [{"path": resolved_location(s.path), "fingerprint": s.fingerprint, "rows": len(s),
-                 "kept": int(k.sum())} for s, k in zip(self.stores, self.keep)]
+        """Each store's path, fingerprint and kept/read row counts (recorded in model.json)."""
+        return [{"path": resolved_location(s.path), "fingerprint": s.fingerprint, "rows": n, "kept": int(k.sum())}
+                for s, k, n in zip(self.stores, self.keep, self.rows, strict=True)]
 
 
 def resolved_location(path: str | os.PathLike[str]) -> str:

@@ -210,14 +210,15 @@ def run_fit(
         StoreMismatchError: stores of different embeddings, or ``init``'s head trained on another backbone.
         TrainingError: the stores cannot train a head.
     """
-    from wakebuilder.bank.exclude import bank_exclusion, open_served
+    from wakebuilder.bank.exclude import bank_exclusion
+    from wakebuilder.bank.retired import open_served
 
     target = Path(out_dir)
     if target.exists() and not overwrite:
         raise ConfigError(f"{target}: already exists; pass --overwrite to replace it")
     device = resolve_device(device)
     paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
-    with open_served(paths) as store:
+    with open_served(paths) as (store, retired):
         init_model = _load_init(init, store.spec) if init is not None else None
         if init_model is not None:
             config = _with_init_head(config, init_model.head.config, init)
@@ -244,8 +245,8 @@ def run_fit(
             "backbone": store.spec.backbone,
             "store_fingerprint": store.fingerprint,
             "store_path": stored[0]["path"],
-            "stores": [{**d, "excluded": int(exclusion.mask[rows].sum())}
-                       for d, rows in zip(stored, _source_masks(exclusion.mask, stored), strict=True)],
+            "stores": [{**d, "excluded": int(exclusion.mask[rows].sum()), **({"retired_sha256": r} if r else {})}
+                       for d, rows, r in zip(stored, _source_masks(exclusion.mask, stored), retired, strict=True)],
             "bank_exclusion": exclusion.to_json(),
             "wake_word": wake_word,
             "fit": config.to_dict(),
