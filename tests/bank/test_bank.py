@@ -312,6 +312,21 @@ def test_bank_babble_is_made_again_when_its_speech_is(tmp_path: Path, monkeypatc
     assert {p.name: p.stat().st_ino for p in (babble.parent / "clips").glob("*.wav")} == made
 
 
+def _bank_of_fewer_voices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A tiny espeak bank (4 sentences, 2 noises, no copies) made with fewer voices than are found here: its config,
+    ``ensure_bank``'s other arguments, and what ``ensure_bank`` returned."""
+    from tests.data.test_synth import fewer_voices
+    from wakebuilder.data.augment.transforms import AugmentConfig
+
+    config = BankNegativesConfig(speech=4, words=0, stream_s=0.0, nonspeech=2, nonspeech_kinds=("noise",),
+                                 chunk_s=1.0, engines=("espeak",), workers=1)
+    where = {"backbone": "speech-embedding", "window_s": None, "augment": AugmentConfig(copies=0),
+             "cache": tmp_path / "c", "device": "cpu"}
+    with monkeypatch.context() as patch:
+        fewer_voices(patch)
+        return config, where, ensure_bank(config, **where)
+
+
 def test_the_bank_is_made_again_with_other_voices_and_kept_with_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -321,16 +336,9 @@ def test_the_bank_is_made_again_with_other_voices_and_kept_with_the_same(
     again); with the same voices nothing is made or written again, and with the old voices back their rows are
     served again (stored, not embedded again)."""
     from tests.data.test_synth import fewer_voices
-    from wakebuilder.data.augment.transforms import AugmentConfig
     from wakebuilder.manifest import read_manifest
 
-    config = BankNegativesConfig(speech=4, words=0, stream_s=0.0, nonspeech=2, nonspeech_kinds=("noise",),
-                                 chunk_s=1.0, engines=("espeak",), workers=1)
-    where = {"backbone": "speech-embedding", "window_s": None, "augment": AugmentConfig(copies=0),
-             "cache": tmp_path / "c", "device": "cpu"}
-    with monkeypatch.context() as patch:
-        fewer_voices(patch)
-        old = ensure_bank(config, **where)
+    config, where, old = _bank_of_fewer_voices(tmp_path, monkeypatch)
     (folder,) = (old.store.parent / "audio").iterdir()
     speech, noises = folder / "speech" / "manifest.jsonl", folder / "nonspeech" / "manifest.jsonl"
     old_speech, noise_ids = {r.id for r in read_manifest(speech)}, {r.id for r in read_manifest(noises)}
@@ -363,18 +371,10 @@ def test_a_reader_keeps_its_bank_rows_while_another_phrase_replaces_the_voices(
     failed mid-fit or read a half-swapped store. The store is now append-only: the replaced clips are retired
     (retired.json beside it), so a reader that opened the bank before reads the same rows after, and a reader
     that opens it after leaves the replaced clips out."""
-    from tests.data.test_synth import fewer_voices
     from wakebuilder.bank.exclude import open_for_phrase
-    from wakebuilder.data.augment.transforms import AugmentConfig
     from wakebuilder.manifest import read_manifest
 
-    config = BankNegativesConfig(speech=4, words=0, stream_s=0.0, nonspeech=2, nonspeech_kinds=("noise",),
-                                 chunk_s=1.0, engines=("espeak",), workers=1)
-    where = {"backbone": "speech-embedding", "window_s": None, "augment": AugmentConfig(copies=0),
-             "cache": tmp_path / "c", "device": "cpu"}
-    with monkeypatch.context() as patch:
-        fewer_voices(patch)
-        old = ensure_bank(config, **where)
+    config, where, old = _bank_of_fewer_voices(tmp_path, monkeypatch)
     with open_for_phrase([old.store], "hey nova") as (reader, _):
         before = reader.load()
         new = ensure_bank(config, **where)  # phrase B, with the voices found now

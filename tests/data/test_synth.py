@@ -278,18 +278,11 @@ def test_resume_after_an_interrupt_equals_one_shot(engines: tuple[str, ...], tmp
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A killed wb synth redid every clip when run again. It now keeps the finished clips (of every engine: none is
     run for them again) and ends with the manifest and clips of an uninterrupted run."""
-    from wakebuilder.data import synth
-
     if any(not get_engine(e).available() for e in engines):
         pytest.skip(f"{', '.join(engines)} not all installed here")
     config = SynthConfig(texts=("hey jarvis",), n=12, engines=engines, workers=3)  # jobs 0, 3, 6 made by one
     run_synth(config, out_dir=tmp_path / "one")
-    with monkeypatch.context() as patch:
-        patch.setattr(synth, "_synthesize_partition", _partition_interrupted)
-        with pytest.raises(RuntimeError, match="interrupted"):
-            run_synth(config, out_dir=tmp_path / "two")
-    kept = {p.name: p.stat().st_ino for p in (tmp_path / "two" / "clips").glob("*.wav")}
-    assert 3 <= len(kept) < 12
+    kept = _killed_run(config, tmp_path / "two", monkeypatch)
     run_synth(config, out_dir=tmp_path / "two")
     assert (tmp_path / "two" / "manifest.jsonl").read_bytes() == (tmp_path / "one" / "manifest.jsonl").read_bytes()
     assert _digest(tmp_path / "two") == _digest(tmp_path / "one")
@@ -298,6 +291,20 @@ def test_resume_after_an_interrupt_equals_one_shot(engines: tuple[str, ...], tmp
     assert len(records) == 12
     finished = [Path(records[index].path).name for index in (0, 3, 6)]  # the interrupted worker's three clips
     assert all((tmp_path / "two" / "clips" / name).stat().st_ino == kept[name] for name in finished)
+
+
+def _killed_run(config: SynthConfig, out: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """A run of ``config`` into ``out`` killed part-way (one worker's partition interrupted): its finished clips'
+    names and inodes, some but not all of the 12 jobs."""
+    from wakebuilder.data import synth
+
+    with monkeypatch.context() as patch:
+        patch.setattr(synth, "_synthesize_partition", _partition_interrupted)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            run_synth(config, out_dir=out)
+    kept = {p.name: p.stat().st_ino for p in (out / "clips").glob("*.wav")}
+    assert 3 <= len(kept) < 12
+    return kept
 
 
 def test_a_killed_run_resumes_with_another_number_of_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -309,12 +316,7 @@ def test_a_killed_run_resumes_with_another_number_of_workers(tmp_path: Path, mon
     from wakebuilder.data.synth import keep_or_run_synth
 
     config = SynthConfig(texts=("hey jarvis",), n=12, engines=("espeak",), workers=3)
-    with monkeypatch.context() as patch:
-        patch.setattr(synth, "_synthesize_partition", _partition_interrupted)
-        with pytest.raises(RuntimeError, match="interrupted"):
-            run_synth(config, out_dir=tmp_path / "two")
-    kept = {p.name: p.stat().st_ino for p in (tmp_path / "two" / "clips").glob("*.wav")}
-    assert 3 <= len(kept) < 12
+    kept = _killed_run(config, tmp_path / "two", monkeypatch)
     manifest = run_synth(config.replace(workers=1), out_dir=tmp_path / "two")
     assert manifest.read_bytes() == run_synth(config, out_dir=tmp_path / "one").read_bytes()
     assert all((tmp_path / "two" / "clips" / name).stat().st_ino == ino for name, ino in kept.items())
