@@ -21,10 +21,11 @@ store's ``recipe_config.json`` (the recipe's head) instead of ``FitConfig()``. `
 out a class of training rows to measure what it adds: ``background-positives`` (positives mixed over music or
 noise), ``nonspeech`` (negatives of music, noise and other sound), ``kokoro`` / ``kokoro-positives`` /
 ``kokoro-negatives``, ``soundalikes-half`` (the second half of the sound-alikes in store order and their copies:
-every candidate text keeps half its voices, as ``n_hard`` at half would), ``positives-half:ENGINE,ENGINE`` (the
-second half of each of those engines' positive clips in store order, and their copies: with an ``--extra-store`` of
-another engine's positives, a shift of the positives' share at the same count), ``only:ENGINE,ENGINE`` (speech rows
-of other engines; non-speech rows stay).
+every candidate text keeps half its voices, as ``n_hard`` at half would), ``soundalikes-within:D`` (the
+sound-alikes at most D from the phrase by ``phonetics.candidates``' distance, and their copies),
+``positives-half:ENGINE,ENGINE`` (the second half of each of those engines' positive clips in store order, and
+their copies: with an ``--extra-store`` of another engine's positives, a shift of the positives' share at the same
+count), ``only:ENGINE,ENGINE`` (speech rows of other engines; non-speech rows stay).
 ``--ensemble`` also scores, per word and config, the average of its head seeds' Platt-calibrated probabilities (each
 head's mapping fitted on its own validation rows, as ``wb calibrate`` does; every head seed has its own split):
 an ensemble of heads of one store, against ``real_ensemble.py``'s ensembles of models of other data seeds. Each
@@ -112,6 +113,10 @@ def drop_mask(records: list, arm: str) -> np.ndarray:
     if arm == "soundalikes-half":  # as n_hard at half: every candidate text stays, with half its voices
         hard = [r.id for r in records if r.kind == "hard_negative"]
         return _with_copies(records, set(hard[len(hard) // 2:]))
+    if arm.startswith("soundalikes-within:"):  # the sound-alikes this close to the phrase (cmudict), and copies
+        limit = float(arm.split(":", 1)[1])
+        return _with_copies(records, {r.id for r in records if r.kind == "hard_negative"
+                                      and float((r.params or {}).get("distance", 99)) <= limit})
     if arm.startswith("positives-half:"):
         gone = set()
         for engine in arm[len("positives-half:"):].split(","):
@@ -125,7 +130,8 @@ def drop_mask(records: list, arm: str) -> np.ndarray:
         speech = np.array([not _is_nonspeech(r) and r.kind != "real_negative" for r in records])
         return speech & np.array([_engine(r) not in engines for r in records])
     raise SystemExit(f"--drop {arm!r}: not one of background-positives, nonspeech, kokoro, kokoro-positives, "
-                     "kokoro-negatives, soundalikes-half, positives-half:ENGINE,..., only:ENGINE,...")
+                     "kokoro-negatives, soundalikes-half, soundalikes-within:D, positives-half:ENGINE,..., "
+                     "only:ENGINE,...")
 
 
 def _with_copies(records: list, gone: set[str]) -> np.ndarray:
