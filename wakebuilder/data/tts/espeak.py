@@ -4,14 +4,19 @@ No system install is needed: the package ships ``libespeak-ng.so`` and its
 data. espeak-ng is not re-entrant, so every call holds one process-wide lock.
 It keeps state from one utterance to the next in C statics that no call resets
 (its pitch flutter's phase, its gain control), so each clip is made by the
-library loaded afresh: a clip then depends on its text and voice alone, not on
-the clips its process made before (nor on how ``wb synth`` shares out its jobs).
+library loaded afresh: a clip then depends on its text, voice and seed alone, not
+on the clips its process made before (nor on how ``wb synth`` shares out its jobs).
+That state was also variety (the flutter's phase, libc's noise), which a fresh state
+takes away: ``reseed`` (called by ``wb synth`` per clip) sets a warm-up, an utterance
+said and thrown away before the clip, and a noise seed, both drawn from the clip's
+seed, so the state still varies from clip to clip, deterministically.
 """
 
 from __future__ import annotations
 
 import _ctypes
 import ctypes
+import hashlib
 import itertools
 import threading
 from typing import Any
@@ -39,6 +44,7 @@ PITCHES = (35, 50, 70)
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 _LOCK = threading.Lock()
 _LIBC = ctypes.CDLL(None)
+WARMUP_SYLLABLES = 24  # a warm-up says 0-23 "ah"s
 
 
 class _Library:
@@ -113,10 +119,24 @@ def espeak_phonemes(text: str, *, voice: str = "en-us", ipa: bool = False) -> st
         return " ".join(c for c in clauses if c)
 
 
+def _say(lib: _Library, text: str) -> None:
+    data = text.encode("utf-8") + b"\0"
+    lib.lib.espeak_Synth(data, len(data), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
+    lib.lib.espeak_Synchronize()
+
+
 class EspeakEngine:
     """Hundreds of distinct English voice settings: accents x variants x rate x pitch."""
 
     name = "espeak"
+
+    def __init__(self) -> None:
+        self._warmup = (0, 0)  # syllables said and thrown away before a clip, libc rand() seed (see ``reseed``)
+
+    def reseed(self, seed: int | tuple[int, ...]) -> None:
+        """Draw the next clips' warm-up from ``seed`` (``wb synth`` passes the job's run seed and index)."""
+        digest = hashlib.sha256(repr(seed).encode("utf-8")).digest()
+        self._warmup = (digest[0] % WARMUP_SYLLABLES, int.from_bytes(digest[1:5], "big"))
 
     def available(self) -> bool:
         try:
@@ -147,11 +167,12 @@ class EspeakEngine:
             lib.lib.espeak_SetParameter(PITCH, int(settings.get("pitch", 50)), 0)
             lib.lib.espeak_SetParameter(RANGE, int(settings.get("range", 50)), 0)
             lib.lib.espeak_SetParameter(WORDGAP, int(settings.get("gap", 0)), 0)
+            syllables, noise_seed = self._warmup
+            _LIBC.srand(noise_seed)  # espeak-ng draws noise from libc rand(); fixed per clip
+            if syllables:
+                _say(lib, " ".join(["ah"] * syllables))
             lib.chunks = []
-            _LIBC.srand(0)  # espeak-ng draws noise from libc rand(); fix it per utterance
-            data = text.encode("utf-8") + b"\0"
-            lib.lib.espeak_Synth(data, len(data), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
-            lib.lib.espeak_Synchronize()
+            _say(lib, text)
             pcm = np.concatenate(lib.chunks) if lib.chunks else np.zeros(0, np.int16)
             rate = lib.sample_rate
         audio = resample(pcm.astype(np.float32) / 32768.0, rate)
