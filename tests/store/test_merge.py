@@ -15,7 +15,7 @@ from tests.store.test_parts import assert_same_rows, build_parted, memory_url
 from wakebuilder.cli import main
 from wakebuilder.errors import ConfigError, StoreError
 from wakebuilder.store import EmbeddingStore, open_store
-from wakebuilder.store.merge import merge_store
+from wakebuilder.store.merge import compact_store, merge_store
 from wakebuilder.store.remote import url_exists
 
 SPELLINGS: dict[str, Callable[[Path], str]] = {
@@ -214,3 +214,25 @@ def test_cli_merge_of_a_source_with_a_clip_in_two_parts(tmp_path: Path) -> None:
     assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1, result.output
     assert "dup/parts/p1" in result.stderr and "dupout" not in result.stderr
     assert not (tmp_path / "dupout").exists() and not (tmp_path / "dupout.incomplete").exists()
+
+
+def test_cli_merge_in_place_of_the_negative_bank_is_refused(tmp_path: Path) -> None:
+    """The bank is read by every phrase's recipe without a lock: compacting it in place would replace it under
+    them, so it is refused (made of parts, or a Zarr store with clips left out) and merging it elsewhere still works."""
+    bank = tmp_path / "banks" / "ast-native"
+    bank.mkdir(parents=True)
+    (bank / "bank.json").write_text(json.dumps({"kind": "wakebuilder negative bank", "manifests": []}))
+    build_parted(bank / "store.zarr")
+    result = CliRunner().invoke(main, ["store", "merge", str(bank / "store.zarr")])
+    assert result.exit_code != 0 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert str(bank / "store.zarr") in result.stderr and "negative bank" in result.stderr
+    assert "new path" in result.stderr
+    assert (bank / "store.zarr" / "parts.json").is_file() and not (bank / "store.zarr.merging").exists()
+    single = tmp_path / "banks" / "single" / "store.zarr"
+    single.parent.mkdir()
+    (single.parent / "bank.json").write_text("{}")
+    build_single(single)
+    with pytest.raises(StoreError, match="negative bank"):
+        compact_store(single, drop={"nothing"})
+    merged = CliRunner().invoke(main, ["store", "merge", str(bank / "store.zarr"), str(tmp_path / "copy.zarr")])
+    assert merged.exit_code == 0, merged.output

@@ -15,7 +15,7 @@ In place (local stores only), the merged store is built beside the parted one as
 them leaves no ``<store>`` for a moment; running the merge again, or ``finish_swap`` (the negative bank's next
 run, for a bank an earlier release compacted), finishes the swap. A merge may leave clips out (``drop``), made of
 parts or not. In place it replaces the store under its readers: the negative bank, read by every phrase's recipe
-without a lock, is never compacted; its replaced clips are retired instead (``bank.retired``).
+without a lock, is refused (``refuse_bank``); its replaced clips are retired instead (``bank.retired``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder.atomic import INCOMPLETE_SUFFIX, remove_path, writer_lock
+from wakebuilder.bank.location import is_bank_store
 from wakebuilder.errors import ConfigError, StoreError
 from wakebuilder.store.base import StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
@@ -144,13 +145,14 @@ def compact_store(path: str | os.PathLike[str], *, drop: Collection[str] = ()) -
     a local Zarr store too, leaving those clips out.
 
     Raises:
-        StoreError: a URL (merge it into a new path instead), an HDF5 store with ``drop``, or no store at ``path``
-            (of parts, without ``drop``).
+        StoreError: a URL or the negative bank's store (merge it into a new path instead), an HDF5 store with
+            ``drop``, or no store at ``path`` (of parts, without ``drop``).
         LockedError: another process writes the store.
     """
     where = store_location(path)
     if isinstance(where, str):
         raise StoreError(f"{where}: in-place merge needs a local store; give an OUT path to merge into")
+    refuse_bank(where)
     if drop and is_hdf5(where):  # its journal beside it would not follow the renames
         raise StoreError(f"{where}: clips are left out in place of a Zarr store only; merge it into a new path")
     # Swapped at the real path: through a symlink, the renames would move the link and rmtree would refuse it.
@@ -169,6 +171,18 @@ def compact_store(path: str | os.PathLike[str], *, drop: Collection[str] = ()) -
         shutil.rmtree(old)
         _remove(merging)  # its lock file
     return {**summary, "source": shown, "store": shown}
+
+
+def refuse_bank(where: Path) -> None:
+    """Refuse to merge the negative bank's store in place (also through a symlink): every phrase's recipe reads it
+    without a lock, and the swap would replace it under them.
+
+    Raises:
+        StoreError: naming the store, with the fix.
+    """
+    if is_bank_store(where) or is_bank_store(os.path.realpath(where)):
+        raise StoreError(f"{where}: is a negative bank's store, which recipes read without a lock; merging it in "
+                         "place would replace it under them (it only grows): merge it into a new path instead")
 
 
 def finish_swap(path: str | os.PathLike[str]) -> bool:
