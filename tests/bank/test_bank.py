@@ -99,6 +99,38 @@ def test_bank_grows_by_embedding_only_new_clips(tmp_path: Path, monkeypatch: pyt
                    window_s=2.0, cache=tmp_path / "c", progress=False)
 
 
+def test_cli_bank_build_changes_the_retired_clips_under_the_build_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``wb bank build`` rewrites retired.json as a recipe's ``ensure_bank`` does: holding the bank's build lock, so
+    the two never race; a second holder (a recipe building the bank) makes it wait, not fail."""
+    from filelock import FileLock, Timeout
+
+    import wakebuilder.bank.build as build_module
+
+    count_embedded(monkeypatch)
+    lock = bank_store_path("speech-embedding", 2.0, cache=tmp_path / "c").parent / "build.lock"
+    held: list[bool] = []
+
+    def recording_retire(store: Path, **kwargs: object) -> None:
+        probe = FileLock(str(lock))
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            held.append(True)
+        else:
+            probe.release()
+            held.append(False)
+        retire(store, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(build_module, "retire", recording_retire)
+    manifest = negatives_manifest(tmp_path / "clips", 3)
+    out = CliRunner().invoke(main, ["bank", "build", str(manifest), "--backbone", "speech-embedding",
+                                    "--window-s", "2", "--cache-dir", str(tmp_path / "c")])
+    assert out.exit_code == 0, out.output
+    assert held == [True]
+
+
 def test_says_phrase_in_letters_and_in_phonemes() -> None:
     texts = ["please hey wake now", "hay wake", "hey rake", "the weather is fine", "", "wake"]
     said, limit = says_phrase(texts, "hey wake")

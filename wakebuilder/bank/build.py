@@ -15,6 +15,7 @@ where apt works, Debian's music and game sound. Other audio (the user's) comes i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -23,8 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from wakebuilder.atomic import atomic_write_json, read_json
-from wakebuilder.bank.location import BANK_MARKER, bank_store_path
+from wakebuilder.atomic import atomic_write_json, read_json, waiting_lock
+from wakebuilder.bank.location import BANK_MARKER, BUILD_LOCK, bank_dir, bank_store_path
 from wakebuilder.bank.retired import retire, retired_ids
 from wakebuilder.config import StageConfig
 from wakebuilder.data.nonspeech.generators import GENERATORS
@@ -50,12 +51,20 @@ def native_window(backbone: str, window_s: float | None, *, device: str = "auto"
     return loaded.window_samples / loaded.sample_rate
 
 
+def bank_lock(backbone: str, window_s: float | None, *, cache: str | os.PathLike[str] | None = None
+              ) -> contextlib.AbstractContextManager[None]:
+    """The bank's build lock, held while the bank changes (its audio, store, marker and retired clips); a second
+    holder waits for it: two phrases' recipes (``ensure_bank``), or ``wb bank build`` beside a recipe."""
+    return waiting_lock(bank_dir(backbone, window_s, cache=cache) / BUILD_LOCK, "negative bank")
+
+
 def build_bank(
     manifests: Sequence[str | os.PathLike[str]], *, backbone: str = "ast", window_s: float | None = None,
     cache: str | os.PathLike[str] | None = None, device: str = "auto", batch_size: int = 16, workers: int = 2,
     threads: int = 0, progress: bool = True,
 ) -> dict[str, Any]:
-    """Embed ``manifests`` into the bank of ``backbone`` and ``window_s`` (skipping clips stored).
+    """Embed ``manifests`` into the bank of ``backbone`` and ``window_s`` (skipping clips stored), holding its
+    build lock (``bank_lock``: waiting while a recipe builds the bank).
 
     Returns ``wb embed``'s summary with the bank's ``path``, ``marker`` and how many of its clips are ``retired``
     (``bank.retired``: in the store, no longer served).
@@ -66,9 +75,20 @@ def build_bank(
         StoreMismatchError: the bank folder holds a store of other embeddings.
     """
     from wakebuilder.backbones import check_spec
-    from wakebuilder.embed import EmbedConfig, embed_manifests
 
     check_spec(backbone)  # as wb embed does, but before the bank's folder and marker are made
+    _negative_ids(manifests)
+    with bank_lock(backbone, window_s, cache=cache):
+        return grow_bank(manifests, backbone=backbone, window_s=window_s, cache=cache, device=device,
+                         batch_size=batch_size, workers=workers, threads=threads, progress=progress)
+
+
+def _negative_ids(manifests: Sequence[str | os.PathLike[str]]) -> set[str]:
+    """The clip ids of ``manifests``.
+
+    Raises:
+        ConfigError: a manifest holds a wake-word clip (label 1).
+    """
     ids: set[str] = set()
     for manifest in manifests:
         records = read_manifest(manifest)
@@ -77,6 +97,20 @@ def build_bank(
             raise ConfigError(f"{manifest}: {len(positives)} clip(s) with label 1; a negative bank holds "
                               "phrase-independent negatives only (fit the positives from the phrase's own store)")
         ids.update(r.id for r in records)
+    return ids
+
+
+def grow_bank(
+    manifests: Sequence[str | os.PathLike[str]], *, backbone: str, window_s: float | None,
+    cache: str | os.PathLike[str] | None = None, device: str = "auto", batch_size: int = 16, workers: int = 2,
+    threads: int = 0, progress: bool = True,
+) -> dict[str, Any]:
+    """``build_bank`` for a caller that holds the bank's build lock (``bank_lock``), as ``ensure_bank`` does."""
+    from wakebuilder.backbones import check_spec
+    from wakebuilder.embed import EmbedConfig, embed_manifests
+
+    check_spec(backbone)
+    ids = _negative_ids(manifests)
     store = bank_store_path(backbone, window_s, cache=cache)
     store.parent.mkdir(parents=True, exist_ok=True)
     marker = store.parent / BANK_MARKER

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from wakebuilder.atomic import atomic_write_json, read_json, waiting_lock
-from wakebuilder.bank.build import BankNegativesConfig, build_bank, make_bank_negatives
+from wakebuilder.atomic import atomic_write_json, read_json
+from wakebuilder.bank.build import BankNegativesConfig, bank_lock, grow_bank, make_bank_negatives
 from wakebuilder.bank.location import bank_dir, bank_store_path
 from wakebuilder.manifest import read_manifest
 
@@ -178,12 +178,12 @@ def ensure_bank(
     key = fingerprint("bank", 1, _settings(config, augment))[:12]
     root = bank_dir(backbone, window_s, cache=cache)
     # two phrases at once: the second waits for the first's build (its store's writer lock would refuse it)
-    with waiting_lock(root / "build.lock", "negative bank"):
+    with bank_lock(backbone, window_s, cache=cache):
         manifests, synthesized = bank_manifests(config, folder=root / "audio" / key, augment=augment)
         _retire_replaced(root / "audio" / key, [*manifests, *extra_manifests],
                          store=bank_store_path(backbone, window_s, cache=cache))
-        summary: dict[str, Any] = build_bank([*manifests, *extra_manifests], backbone=backbone, window_s=window_s,
-                                             cache=cache, device=device, threads=threads, progress=False)
+        summary: dict[str, Any] = grow_bank([*manifests, *extra_manifests], backbone=backbone, window_s=window_s,
+                                            cache=cache, device=device, threads=threads, progress=False)
         served = int(summary["clips_in_store"]) - int(summary["retired"])
     seconds = time.perf_counter() - started
     log.info("bank %s: %s, %d clip(s) embedded, %d in the bank (%.0f s)", summary["path"],

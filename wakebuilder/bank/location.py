@@ -16,6 +16,7 @@ from pathlib import Path
 from wakebuilder.errors import ConfigError
 
 BANK_MARKER = "bank.json"
+BUILD_LOCK = "build.lock"  # held while the bank changes (``bank.build.bank_lock``)
 STORE_NAME = "store.zarr"
 
 

@@ -85,7 +85,7 @@ def _read_ids(path: Path) -> frozenset[str]:
 def retire(store: str | os.PathLike[str], *, add: Collection[str] = (), serve: Collection[str] = ()) -> None:
     """List the clips ``add`` as retired in ``store``'s bank and ``serve`` (clips wanted again) as served.
 
-    The list is read, changed and written whole: ``ensure_bank`` calls this under the bank's build lock.
+    The list is read, changed and written whole: callers hold the bank's build lock (``bank.build.bank_lock``).
     """
     before = retired_ids(store)
     after = (before | set(add)) - set(serve)
