@@ -420,6 +420,48 @@ def test_a_reader_keeps_its_bank_rows_while_another_phrase_replaces_the_voices(
         assert set(reader.load(pooled=False, sequence=False).id) == served  # the replaced voices' clips left out
 
 
+def test_the_replaced_voices_clips_are_served_until_the_new_voices_clips_are_embedded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the voices changed, ensure_bank retired the old voices' clips before it spent minutes embedding the new
+    voices' clips: another phrase's recipe that opened the bank meanwhile fitted on a bank with the old voices gone
+    and the new ones mostly missing. The old clips are now served until the new ones are stored, then retired in
+    one step; killed while embedding, the next run still retires them."""
+    import wakebuilder.embed
+    from wakebuilder.bank.ensure import REPLACED_NAME
+    from wakebuilder.manifest import read_manifest
+
+    config, where, old = _bank_of_fewer_voices(tmp_path, monkeypatch)
+    (folder,) = (old.store.parent / "audio").iterdir()
+    speech = folder / "speech" / "manifest.jsonl"
+    old_speech = {r.id for r in read_manifest(speech)}
+    embed, seen = wakebuilder.embed.embed_manifests, []
+
+    def embed_and_look(*args, **kwargs):
+        if len(seen) == 0:
+            seen.append(served_ids(old.store))
+            raise KeyboardInterrupt  # the first run is killed while it embeds
+        seen.append(served_ids(old.store))
+        summary = embed(*args, **kwargs)
+        seen.append(served_ids(old.store))
+        return summary
+
+    monkeypatch.setattr(wakebuilder.embed, "embed_manifests", embed_and_look)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_bank(config, **where)
+    assert (folder / REPLACED_NAME).is_file()
+    new = ensure_bank(config, **where)
+    new_speech = {r.id for r in read_manifest(speech)}
+    assert all(old_speech <= ids for ids in seen)  # a reader opening the bank while it is embedded: still served
+    assert new_speech <= seen[-1]  # ... also once the new voices' clips are stored
+    assert served_ids(new.store).isdisjoint(old_speech - new_speech) and not (folder / REPLACED_NAME).exists()
+
+
+def served_ids(store: Path) -> set[str]:
+    with open_served([store]) as (union, _):
+        return set(union.load(pooled=False, sequence=False).id)
+
+
 @pytest.mark.parametrize("retired_before", [False, True])
 def test_calibration_reads_the_bank_as_the_fit_read_it(tmp_path: Path, retired_before: bool) -> None:
     """Another phrase's recipe grew the shared bank (its clips of the voices found now) and retired clips between

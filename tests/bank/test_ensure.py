@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.store.kill_writer import SPEC, clips
-from wakebuilder.bank.ensure import REPLACED_NAME, _retire_replaced
+from wakebuilder.bank.ensure import REPLACED_NAME, _replaced_clips
 from wakebuilder.bank.location import BANK_MARKER
 from wakebuilder.bank.retired import open_served, retire
 from wakebuilder.store import open_store
@@ -49,9 +49,10 @@ def test_a_compaction_killed_in_its_swap_is_finished_by_the_next_run(tmp_path: P
         merging.rename(tmp_path / "elsewhere.zarr")  # (deleted by hand): the old store is put back, then retired
     if killed == "after the swap":
         os.replace(merging, store)
-    _retire_replaced(folder, [], store=store)
+    assert _replaced_clips(folder, store=store) == gone
+    assert not merging.exists() and not old.exists()
+    retire(store, add=gone)  # as build_bank does once it embedded the new voices' clips
     assert served_ids(store) == kept
-    assert not merging.exists() and not old.exists() and not (folder / REPLACED_NAME).exists()
 
 
 def test_a_fit_kept_on_the_bank_is_made_again_once_clips_are_retired(tmp_path: Path) -> None:

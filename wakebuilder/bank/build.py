@@ -20,7 +20,7 @@ import dataclasses
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +61,11 @@ def bank_lock(backbone: str, window_s: float | None, *, cache: str | os.PathLike
 def build_bank(
     manifests: Sequence[str | os.PathLike[str]], *, backbone: str = "ast", window_s: float | None = None,
     cache: str | os.PathLike[str] | None = None, device: str = "auto", batch_size: int = 16, workers: int = 2,
-    threads: int = 0, progress: bool = True,
+    threads: int = 0, progress: bool = True, replaced: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Embed ``manifests`` into the bank of ``backbone`` and ``window_s`` (skipping clips stored), holding its
-    build lock (``bank_lock``: waiting while a recipe builds the bank).
+    """Embed ``manifests`` into the bank of ``backbone`` and ``window_s`` (skipping clips stored), then retire the
+    clips ``replaced`` (those of voices replaced) that none of them holds, holding the bank's build lock
+    (``bank_lock``: waiting while a recipe builds the bank).
 
     Returns ``wb embed``'s summary with the bank's ``path``, ``marker`` and how many of its clips are ``retired``
     (``bank.retired``: in the store, no longer served).
@@ -80,7 +81,7 @@ def build_bank(
     _negative_ids(manifests)
     with bank_lock(backbone, window_s, cache=cache):
         return grow_bank(manifests, backbone=backbone, window_s=window_s, cache=cache, device=device,
-                         batch_size=batch_size, workers=workers, threads=threads, progress=progress)
+                         batch_size=batch_size, workers=workers, threads=threads, progress=progress, replaced=replaced)
 
 
 def _negative_ids(manifests: Sequence[str | os.PathLike[str]]) -> set[str]:
@@ -103,7 +104,7 @@ def _negative_ids(manifests: Sequence[str | os.PathLike[str]]) -> set[str]:
 def grow_bank(
     manifests: Sequence[str | os.PathLike[str]], *, backbone: str, window_s: float | None,
     cache: str | os.PathLike[str] | None = None, device: str = "auto", batch_size: int = 16, workers: int = 2,
-    threads: int = 0, progress: bool = True,
+    threads: int = 0, progress: bool = True, replaced: Collection[str] = (),
 ) -> dict[str, Any]:
     """``build_bank`` for a caller that holds the bank's build lock (``bank_lock``), as ``ensure_bank`` does."""
     from wakebuilder.backbones import check_spec
@@ -116,14 +117,29 @@ def grow_bank(
     marker = store.parent / BANK_MARKER
     previous = read_json(marker) if marker.exists() else {"manifests": []}
     _write_marker(marker, backbone, window_s, previous["manifests"])
-    retire(store, serve=ids)  # clips retired once (their voices replaced) and wanted again: stored, so not embedded
     config = EmbedConfig(backbone=backbone, window_s=native_window(backbone, window_s, device=device))
     summary = embed_manifests(manifests, store_path=store, config=config, device=device, batch_size=batch_size,
                               workers=workers, threads=threads, progress=progress).to_dict()
+    _swap_served(store, retired=set(replaced) - ids, served=ids)
     added = [str(Path(m).resolve()) for m in manifests]
     _write_marker(marker, backbone, window_s, list(dict.fromkeys([*previous["manifests"], *added])),
                   identity=summary["backbone"], clips=summary["clips_in_store"])
     return {**summary, "path": str(store), "marker": str(marker), "retired": len(retired_ids(store))}
+
+
+def _swap_served(store: Path, *, retired: set[str], served: set[str]) -> None:
+    """Retire the stored clips of ``retired`` and serve those of ``served`` (clips retired once, their voices
+    replaced, and wanted again: stored, so not embedded) in one write, once the clips embedded now are stored:
+    the phrases reading the bank without a lock see its old clips or its new ones, never a bank of neither."""
+    from wakebuilder.store import open_store
+
+    if retired:
+        with open_store(store) as opened:
+            retired &= opened.ids()
+    retire(store, add=retired, serve=served)
+    if retired:
+        log.info("negative bank %s: %d clip(s) of the voices replaced retired (kept in the store for the phrases "
+                 "reading it, no longer served)", store, len(retired))
 
 
 def _write_marker(marker: Path, backbone: str, window_s: float | None, manifests: list[str], *,

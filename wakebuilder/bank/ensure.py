@@ -93,7 +93,7 @@ def bank_voices(config: BankNegativesConfig) -> dict[str, Any] | None:
 def _note_replaced(folder: Path, recorded: dict[str, Any]) -> None:
     """Before the bank finished in ``folder`` with other voices is made again: record its clips (``REPLACED_NAME``,
     with any recorded before) and forget that it finished, so the clips it no longer holds are retired
-    once it is made (``_retire_replaced``), also after a kill."""
+    once the new clips are embedded (``_replaced_clips``), also after a kill."""
     ids = _clip_ids([folder / m for m in recorded.get("manifests", [])])
     replaced = folder / REPLACED_NAME
     if replaced.is_file():
@@ -104,31 +104,18 @@ def _note_replaced(folder: Path, recorded: dict[str, Any]) -> None:
              "its speech is made again", folder)
 
 
-def _retire_replaced(folder: Path, manifests: Sequence[str | os.PathLike[str]], *, store: Path) -> None:
-    """Retire from the bank's ``store`` (``bank.retired``) the clips ``_note_replaced`` recorded in ``folder`` that
-    none of ``manifests`` (the bank's now) holds. They stay in the store: another phrase's fit or calibration may
-    be reading it.
+def _replaced_clips(folder: Path, *, store: Path) -> set[str]:
+    """The clips ``_note_replaced`` recorded in ``folder``: ``build_bank`` retires from the bank's ``store``
+    (``bank.retired``) those the bank no longer holds, once it embedded the new voices' clips. They stay in the
+    store: another phrase's fit or calibration may be reading it.
 
     A compaction of the store by an earlier release, killed between its two renames, left no store for a moment:
     its swap is finished first, else the store would seem gone and the whole bank be embedded again."""
-    from wakebuilder.bank.retired import retire
-    from wakebuilder.store import open_store
     from wakebuilder.store.merge import finish_swap
-    from wakebuilder.store.opening import store_exists
 
     finish_swap(store)
     replaced = folder / REPLACED_NAME
-    if not replaced.is_file():
-        return
-    gone = set(read_json(replaced)) - _clip_ids([Path(m) for m in manifests])
-    if gone and store_exists(store):
-        with open_store(store) as opened:
-            gone &= opened.ids()
-        if gone:
-            retire(store, add=gone)
-            log.info("negative bank %s: %d clip(s) of the voices replaced retired (kept in the store for the "
-                     "phrases reading it, no longer served)", store, len(gone))
-    replaced.unlink()
+    return set(read_json(replaced)) if replaced.is_file() else set()
 
 
 def _clip_ids(manifests: Sequence[Path]) -> set[str]:
@@ -179,11 +166,13 @@ def ensure_bank(
     root = bank_dir(backbone, window_s, cache=cache)
     # two phrases at once: the second waits for the first's build (its store's writer lock would refuse it)
     with bank_lock(backbone, window_s, cache=cache):
-        manifests, synthesized = bank_manifests(config, folder=root / "audio" / key, augment=augment)
-        _retire_replaced(root / "audio" / key, [*manifests, *extra_manifests],
-                         store=bank_store_path(backbone, window_s, cache=cache))
+        folder = root / "audio" / key
+        manifests, synthesized = bank_manifests(config, folder=folder, augment=augment)
+        replaced = _replaced_clips(folder, store=bank_store_path(backbone, window_s, cache=cache))
         summary: dict[str, Any] = grow_bank([*manifests, *extra_manifests], backbone=backbone, window_s=window_s,
-                                            cache=cache, device=device, threads=threads, progress=False)
+                                            cache=cache, device=device, threads=threads, progress=False,
+                                            replaced=replaced)
+        (folder / REPLACED_NAME).unlink(missing_ok=True)  # kept until they are retired: a killed build retires them
         served = int(summary["clips_in_store"]) - int(summary["retired"])
     seconds = time.perf_counter() - started
     log.info("bank %s: %s, %d clip(s) embedded, %d in the bank (%.0f s)", summary["path"],
