@@ -122,3 +122,23 @@ def test_one_store_under_two_spellings_is_refused_naming_both(tmp_path: Path, mo
         assert str(first) in str(refused.value) and str(second) in str(refused.value)
     with open_stores([zarr_store, h5_store, url]) as union:  # different stores (a.zarr and a.h5 hold the same rows)
         assert len(union) == 40
+
+
+def test_first_rows_keeps_a_row_whose_id_a_later_row_of_the_first_store_repeats(tmp_path: Path) -> None:
+    """With --store BANK --store PHRASE, a clip the bank gained after the fit with the id of one of the phrase's was
+    resolved first (the phrase's copy dropped as a duplicate) and then cut by the bank's row limit: calibration lost
+    the row and read another validation set than the fit. The row limits now come first, the duplicates after."""
+    bank, phrase = rows(10, seed=0, prefix="k"), rows(6, seed=1, prefix="p")
+    a = write(tmp_path / "bank.zarr", [bank])
+    b = write(tmp_path / "phrase.zarr", [phrase])
+    with open_stores([a, b]) as union:
+        as_fitted = union.load(pooled=False, sequence=False).id.tolist()
+    write(a, [([phrase[0][2]], phrase[1][2:3])])  # the bank grows by a clip with the id of the phrase's p2
+    with open_stores([a, b]) as union:
+        again = union.first_rows([10, None])
+        assert again.load(pooled=False, sequence=False).id.tolist() == as_fitted
+        assert len(again.restrict(np.arange(len(again)) != 3)) == len(as_fitted) - 1  # restrictions apply after
+        restricted = union.restrict(np.arange(len(union)) != 1).first_rows([10, None])  # ... and before: kept
+        assert restricted.load(pooled=False, sequence=False).id.tolist() == [i for i in as_fitted if i != "k1"]
+        assert union.load(pooled=False, sequence=False).id.tolist() == as_fitted[:10] + ["p2"] + [
+            f"p{i}" for i in (0, 1, 3, 4, 5)]

@@ -63,14 +63,16 @@ class StoreUnion:
     """Kept rows of several compatible open stores, read as one store (see module docstring)."""
 
     def __init__(self, stores: Sequence[EmbeddingStore], keep: Sequence[np.ndarray] | None = None,
-                 rows: Sequence[int] | None = None) -> None:
+                 rows: Sequence[int] | None = None, *, firsts: Sequence[np.ndarray] | None = None) -> None:
         if not stores:
             raise ConfigError("no store given: pass --store at least once")
         self.stores = list(stores)
         self.spec = check_compatible(self.stores)
         self.fingerprint = self.stores[0].fingerprint
-        self.keep = [np.asarray(k, dtype=bool) for k in keep] if keep is not None else _first_ids(self.stores)
         self.rows = list(rows) if rows is not None else [len(s) for s in self.stores]  # each store's rows read
+        # the rows holding each id once (of the rows read), and those kept: of these, less the rows restricted
+        self.firsts = list(firsts) if firsts is not None else _first_ids(self.stores, self.rows)
+        self.keep = [np.asarray(k, dtype=bool) for k in keep] if keep is not None else list(self.firsts)
 
     @property
     def paths(self) -> list[Path]:
@@ -95,17 +97,19 @@ class StoreUnion:
             new[rows[mask[start : start + len(rows)]]] = True
             keep.append(new)
             start += len(rows)
-        return StoreUnion(self.stores, keep, self.rows)
+        return StoreUnion(self.stores, keep, self.rows, firsts=self.firsts)
 
     def first_rows(self, limits: Sequence[int | None]) -> StoreUnion:
         """A union reading only the first ``limits[i]`` rows of store i (None, or more than it holds: all of them):
-        a store that only grows, as it was when it held that many."""
-        keep, rows = [k.copy() for k in self.keep], list(self.rows)
-        for i, limit in enumerate(limits):
-            if limit is not None and limit < rows[i]:
-                keep[i][limit:] = False
-                rows[i] = limit
-        return StoreUnion(self.stores, keep, rows)
+        a store that only grows, as it was when it held that many.
+
+        An id held more than once is kept from the first store holding it among the rows read, so a row a store
+        gained later (cut here) drops no other store's copy; rows ``restrict`` dropped stay dropped."""
+        rows = [n if limit is None else min(n, limit) for n, limit in zip(self.rows, limits, strict=True)]
+        firsts = _first_ids(self.stores, rows)
+        # a row kept, or dropped only as a duplicate (its id then is judged again among the rows read)
+        keep = [f & (k | ~old) for f, k, old in zip(firsts, self.keep, self.firsts, strict=True)]
+        return StoreUnion(self.stores, keep, rows, firsts=firsts)
 
     def load(self, *, pooled: bool = True, sequence: bool = True) -> StoreArrays:
         """Every kept row in memory, concatenated in store order."""
@@ -139,14 +143,16 @@ def resolved_location(path: str | os.PathLike[str]) -> str:
     return str(where.resolve()) if isinstance(where, Path) else where
 
 
-def _first_ids(stores: Sequence[EmbeddingStore]) -> list[np.ndarray]:
-    """Keep masks that hold each clip id once, from the first store holding it."""
+def _first_ids(stores: Sequence[EmbeddingStore], rows: Sequence[int]) -> list[np.ndarray]:
+    """Keep masks that hold each clip id once, from the first store holding it, among the first ``rows[i]`` rows
+    of store i (its later rows are not kept)."""
     seen: set[str] = set()
     keep = []
-    for store in stores:
+    for store, n in zip(stores, rows, strict=True):
         ids = store.load(pooled=False, sequence=False).id.astype(str)
-        mask = np.array([i not in seen for i in ids], dtype=bool)
-        seen.update(ids.tolist())
+        mask = np.zeros(len(ids), dtype=bool)
+        mask[:n] = [i not in seen for i in ids[:n]]
+        seen.update(ids[:n].tolist())
         keep.append(mask)
     return keep
 
