@@ -20,15 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from wakebuilder.atomic import atomic_write_json, read_json, remove_path
+from wakebuilder.atomic import atomic_write_json, remove_path
 from wakebuilder.data.augment.background import BackgroundConfig
 from wakebuilder.data.augment.params import AugmentConfig
 from wakebuilder.data.synth_journal import (
-    CONFIG_NAME, end_journal, finished_jobs, open_part, part_path, record_job, recorded_run,
+    CONFIG_NAME, end_journal, finished_jobs, finished_run, open_part, part_path, record_job, recorded_run,
 )
-from wakebuilder.errors import WakebuilderError
 from wakebuilder.fingerprint import audio_id, file_sha256
-from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest
+from wakebuilder.manifest import ClipRecord
 
 log = logging.getLogger(__name__)
 JOURNAL_NAME = "augment.incomplete"
@@ -102,20 +101,9 @@ class Journal:
 
 def finished_augment(identity: dict[str, Any], *, out_dir: str | os.PathLike[str]) -> Path | None:
     """The manifest of a run of ``identity`` that finished in ``out_dir`` with every clip it lists in place, which a
-    caller that would make it again may keep; None when there is none."""
-    out = Path(out_dir)
-    manifest = out / MANIFEST_NAME
-    if not manifest.is_file() or not (out / RUN_NAME).is_file():
-        return None
-    try:
-        records = read_manifest(manifest) if read_json(out / RUN_NAME) == identity else []
-    except (WakebuilderError, OSError, ValueError) as exc:
-        log.info("%s: not kept, made again (%s)", manifest, exc)
-        return None
-    if not records or not all((out / record.path).is_file() for record in records):
-        return None
-    log.info("%s: finished with these settings and inputs, kept", manifest)
-    return manifest
+    caller that would make it again may keep; None when there is none (``synth_journal.finished_run``'s rule, with
+    ``RUN_NAME`` for the recorded identity and no voices)."""
+    return finished_run(identity, voices=None, out_dir=out_dir, config_name=RUN_NAME)
 
 
 __all__ = ["JOURNAL_NAME", "RUN_NAME", "Journal", "bank_digest", "finished_augment", "run_identity", "start_journal"]
