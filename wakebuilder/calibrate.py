@@ -152,8 +152,8 @@ def validation_logits(
 
 def bank_views(model: LoadedModel, paths: Sequence[str | os.PathLike[str]]) -> list[BankView | None]:
     """Per path: for a bank store that model.json's ``stores`` lists, how the fit read it (``BankView``: the rows
-    it held then, the retired clips it left out), else None. Another phrase's recipe may have grown the shared bank
-    and retired clips since."""
+    it held then and their ids' hash, the retired clips it left out), else None. Another phrase's recipe may have
+    grown the shared bank and retired clips since."""
     from wakebuilder.bank.location import is_bank_store
     from wakebuilder.bank.retired import BankView
     from wakebuilder.store.union import resolved_location
@@ -162,7 +162,8 @@ def bank_views(model: LoadedModel, paths: Sequence[str | os.PathLike[str]]) -> l
     views = []
     for path in paths:
         entry = fitted.get(resolved_location(path)) if is_bank_store(path) else None
-        views.append(BankView(entry["rows"], entry.get("retired_sha256")) if entry else None)
+        views.append(BankView(entry["rows"], entry.get("retired_sha256"), entry.get("ids_sha256"))
+                     if entry else None)
     return views
 
 

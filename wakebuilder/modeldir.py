@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,8 @@ def meta_problem(meta: dict[str, Any]) -> str | None:
 
 
 def _stores_problem(stores: list[Any]) -> str | None:
-    """What is wrong with ``model.json``'s ``stores`` (each one's fingerprint and rows, as ``wb fit`` records them)."""
+    """What is wrong with ``model.json``'s ``stores`` (each one's fingerprint, rows and their ids' sha256, as ``wb fit``
+    records them)."""
     for i, store in enumerate(stores):
         if not isinstance(store, dict):
             return f"stores[{i}] must be an object, not {short_repr(store)}"
@@ -162,6 +164,9 @@ def _stores_problem(stores: list[Any]) -> str | None:
         rows = store["rows"]
         if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
             return f"stores[{i}].rows must be a count of rows, not {short_repr(rows)}"
+        digest = store.get("ids_sha256")  # absent in a model.json written before it was recorded
+        if digest is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+            return f"stores[{i}].ids_sha256 must be a sha256 (64 hex digits) or null, not {short_repr(digest)}"
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from wakebuilder.bank.location import BANK_MARKER, bank_store_path, cache_dir, i
 from wakebuilder.bank.retired import open_served, retire
 from wakebuilder.calibrate import calibrate_model
 from wakebuilder.cli import main
-from wakebuilder.errors import BackboneError, ConfigError
+from wakebuilder.errors import BackboneError, ConfigError, StoreMismatchError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import ClipRecord, write_manifest
 from wakebuilder.modeldir import load_model
@@ -471,22 +472,64 @@ def test_calibration_reads_the_bank_as_the_fit_read_it(tmp_path: Path, retired_b
 
     phrase = write(tmp_path / "phrase.zarr", [rows(200, seed=0, prefix="p")])
     bank = bank_store_path("test", 1.0, cache=tmp_path / "cache")
-    bank.parent.mkdir(parents=True)
-    (bank.parent / BANK_MARKER).write_text("{}")
-    records, sequence = rows(90, seed=1, prefix="b")
-    write(bank, [([ClipRecord(id=r.id, path=r.path, label=0, kind="speech_negative", group=f"bank{i % 5}",
-                              text="music playing") for i, r in enumerate(records)], sequence)])
+    records = write_bank(bank, 90, seed=1, prefix="b")
     if retired_before:  # an earlier change of voices: left out of the fit
         retire(bank, add=[r.id for r in records[:10]])
-    result = CliRunner().invoke(main, [
-        "fit", "--store", str(phrase), "--store", str(bank), "--out", str(tmp_path / "model"), "--max-epochs", "2",
-        "--width", "16", "--hidden", "16", "--tcn-layers", "1", "--batch-size", "32", "--json"])
-    assert result.exit_code == 0, result.output
+    fit_small(tmp_path / "model", phrase, bank)
     _, before = calibrate_model(tmp_path / "model", [phrase, bank])
-    more, sequence = rows(30, seed=2, prefix="n")  # the other phrase: new voices' clips in, old ones retired
-    write(bank, [([ClipRecord(id=r.id, path=r.path, label=0, kind="speech_negative", group=f"bank{i % 5}",
-                              text="music playing") for i, r in enumerate(more)], sequence)])
+    write_bank(bank, 30, seed=2, prefix="n")  # the other phrase: new voices' clips in, old ones retired
     retire(bank, add=[r.id for r in records[10:40]], serve=[r.id for r in records[:10]])
     _, after = calibrate_model(tmp_path / "model", [phrase, bank])
     assert after["n_validation"] == before["n_validation"]
     assert (after["temperature"], after["threshold"]) == (before["temperature"], before["threshold"])
+
+
+def write_bank(bank: Path, n: int, *, seed: int, prefix: str) -> list[ClipRecord]:
+    """Append ``n`` negative clips to the bank store ``bank`` (made with its marker when new); their records."""
+    bank.parent.mkdir(parents=True, exist_ok=True)
+    (bank.parent / BANK_MARKER).write_text("{}")
+    records, sequence = rows(n, seed=seed, prefix=prefix)
+    records = [ClipRecord(id=r.id, path=r.path, label=0, kind="speech_negative", group=f"bank{i % 5}",
+                          text="music playing") for i, r in enumerate(records)]
+    write(bank, [(records, sequence)])
+    return records
+
+
+def fit_small(model: Path, *stores: Path) -> None:
+    result = CliRunner().invoke(main, [
+        "fit", *[a for s in stores for a in ("--store", str(s))], "--out", str(model), "--max-epochs", "2",
+        "--width", "16", "--hidden", "16", "--tcn-layers", "1", "--batch-size", "32", "--json"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("more", [0, 30])
+def test_calibration_refuses_a_bank_rebuilt_since_the_fit(tmp_path: Path, more: int) -> None:
+    """The fit recorded only the bank's path and rows, so a bank made again from scratch at the same path (its cache
+    deleted) with as many rows or more was read as its first rows: other clips, without a word. The fit now records
+    a sha256 of the ids of the rows it read, and calibration refuses a bank whose rows differ, saying to refit;
+    a model.json written before (no such hash) is read as it was."""
+    phrase = write(tmp_path / "phrase.zarr", [rows(200, seed=0, prefix="p")])
+    bank, model = bank_store_path("test", 1.0, cache=tmp_path / "cache"), tmp_path / "model"
+    write_bank(bank, 90, seed=1, prefix="b")
+    fit_small(model, phrase, bank)
+    fitted = load_model(model).meta["stores"]
+    assert all(len(d["ids_sha256"]) == 64 for d in fitted) and fitted[0]["ids_sha256"] != fitted[1]["ids_sha256"]
+    _, before = calibrate_model(model, [phrase, bank])  # the bank as it was: calibrated
+    write_bank(bank, 10, seed=2, prefix="n")  # ... and grown since (another phrase's recipe): still
+    assert calibrate_model(model, [phrase, bank])[1]["threshold"] == before["threshold"]
+    shutil.rmtree(bank.parent.parent)  # the cache deleted, the bank made again: other clips, as many rows or more
+    write_bank(bank, 90 + more, seed=3, prefix="r")
+    with pytest.raises(StoreMismatchError) as refused:
+        calibrate_model(model, [phrase, bank])
+    message = str(refused.value)
+    assert str(bank) in message and "wb fit" in message and "\n" not in message
+    result = CliRunner().invoke(main, ["calibrate", "--model", str(model), "--store", str(phrase),
+                                       "--store", str(bank)])
+    assert result.exit_code != 0 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert str(bank) in result.stderr and "wb fit" in result.stderr
+    meta = json.loads((model / "model.json").read_text())  # written before the fit recorded the hash
+    for d in meta["stores"]:
+        del d["ids_sha256"]
+    (model / "model.json").write_text(json.dumps(meta))
+    _, old = calibrate_model(model, [phrase, bank])  # as before: the bank's first 90 rows
+    assert old["n_validation"] == before["n_validation"]

@@ -7,9 +7,9 @@ it) but listed in ``retired.json`` beside it, written whole (atomically) under
 the bank's build lock, each list also kept as ``retired/<sha256>.json``. A reader
 (``open_served``) reads the list once, when it opens the stores, and leaves those
 rows out: the rows it opened stay as they were while another phrase retires or
-adds clips. A fit records the rows it read and which list it left out
-(``BankView``), so its calibration reads the bank as the fit did, however the
-bank grew in between.
+adds clips. A fit records the rows it read (their count and a hash of their ids)
+and which list it left out (``BankView``), so its calibration reads the bank as
+the fit did, however the bank grew in between, and refuses a bank made again.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ import numpy as np
 
 from wakebuilder.atomic import atomic_write_json, read_json
 from wakebuilder.bank.location import is_bank_store
-from wakebuilder.errors import ConfigError
+from wakebuilder.errors import ConfigError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
-from wakebuilder.store.union import StoreUnion, open_stores
+from wakebuilder.store.embedding_store import EmbeddingStore
+from wakebuilder.store.union import StoreUnion, open_stores, rows_digest
 
 log = logging.getLogger(__name__)
 RETIRED_NAME = "retired.json"
@@ -38,10 +39,12 @@ VERSIONS_DIR = "retired"
 
 @dataclass(frozen=True)
 class BankView:
-    """How a fit read a bank store: its first ``rows`` rows, less the clips of the list ``retired_sha256``."""
+    """How a fit read a bank store: its first ``rows`` rows (their ids' ``rows_digest`` ``ids_sha256``; None in a
+    model.json written before it was recorded), less the clips of the list ``retired_sha256``."""
 
     rows: int
     retired_sha256: str | None
+    ids_sha256: str | None = None
 
 
 def retired_digest(ids: Collection[str]) -> str | None:
@@ -99,17 +102,33 @@ def retire(store: str | os.PathLike[str], *, add: Collection[str] = (), serve: C
         path.unlink()
 
 
+def check_rows(store: EmbeddingStore, view: BankView) -> None:
+    """Refuse a bank store whose first ``view.rows`` rows are not the clips the fit read (``view.ids_sha256``): the
+    bank was made again at the same path (its cache deleted) since, and those rows are other clips.
+
+    Raises:
+        StoreMismatchError: naming the store, with the fix.
+    """
+    if view.ids_sha256 is not None and rows_digest(store, view.rows) != view.ids_sha256:
+        raise StoreMismatchError(f"{store.path}: its first {view.rows} rows are not the clips the model was fit on "
+                                 "(the bank was made again since the fit); fit the model again (wb fit) on it")
+
+
 @contextlib.contextmanager
 def open_served(paths: Sequence[str | os.PathLike[str]], *, views: Sequence[BankView | None] = ()
                 ) -> Iterator[tuple[StoreUnion, list[str | None]]]:
     """``open_stores``, less the rows of clips a bank store retired; with ``views`` (one per path, or none), a bank
-    store read as a fit read it. Yields the union and, per store, the name of the list left out (``retired_digest``).
+    store read as a fit read it (refused when those rows are other clips: ``check_rows``). Yields the union and, per
+    store, the name of the list left out (``retired_digest``).
 
     The retired clips are read once, here: the rows opened stay the same while another phrase's ``ensure_bank``
     retires or adds clips (the store only grows).
     """
     views = list(views) or [None] * len(paths)
     with open_stores(paths) as union:
+        for store, view in zip(union.stores, views, strict=True):
+            if view is not None:
+                check_rows(store, view)
         retired = [retired_as_fitted(s.path, v.retired_sha256) if v else retired_ids(s.path)
                    for s, v in zip(union.stores, views, strict=True)]
         union = union.first_rows([v.rows if v else None for v in views])

@@ -8,12 +8,14 @@ stores and what differs) and returns a ``StoreUnion`` that reads like one
 the next store's). A clip id stored in more than one store is kept once, from
 the first store that holds it. ``restrict`` drops more rows (for example bank
 rows that say the wake word; see ``wakebuilder.bank.exclude``), and ``first_rows``
-reads a store that only grows as it was when it held fewer rows.
+reads a store that only grows as it was when it held fewer rows (``rows_digest``
+tells whether those rows are still the clips they were).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder.errors import ConfigError, StoreMismatchError
+from wakebuilder.fingerprint import canonical_json
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store.base import StoreArrays, StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
@@ -132,9 +135,17 @@ class StoreUnion:
         return [r for s, k in zip(self.stores, self.keep) for r, kept in zip(s.records(), k) if kept]
 
     def describe(self) -> list[dict[str, Any]]:
-        """Each store's path, fingerprint and kept/read row counts (recorded in model.json)."""
-        return [{"path": resolved_location(s.path), "fingerprint": s.fingerprint, "rows": n, "kept": int(k.sum())}
-                for s, k, n in zip(self.stores, self.keep, self.rows, strict=True)]
+        """Each store's path, fingerprint, kept/read row counts and the ``rows_digest`` of the rows read (recorded in
+        model.json)."""
+        return [{"path": resolved_location(s.path), "fingerprint": s.fingerprint, "rows": n, "kept": int(k.sum()),
+                 "ids_sha256": rows_digest(s, n)} for s, k, n in zip(self.stores, self.keep, self.rows, strict=True)]
+
+
+def rows_digest(store: EmbeddingStore, rows: int) -> str:
+    """A sha256 of the ids of ``store``'s first ``rows`` rows in store order (all it holds when fewer): which clips
+    they are, so a store made again at the same path with other clips is told from one that only grew."""
+    ids = store.load(pooled=False, sequence=False).id.astype(str)[:rows].tolist()
+    return hashlib.sha256(canonical_json(ids).encode("utf-8")).hexdigest()
 
 
 def resolved_location(path: str | os.PathLike[str]) -> str:
