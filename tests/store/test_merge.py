@@ -236,3 +236,30 @@ def test_cli_merge_in_place_of_the_negative_bank_is_refused(tmp_path: Path) -> N
         compact_store(single, drop={"nothing"})
     merged = CliRunner().invoke(main, ["store", "merge", str(bank / "store.zarr"), str(tmp_path / "copy.zarr")])
     assert merged.exit_code == 0, merged.output
+
+
+@pytest.mark.parametrize("spelling", ["direct", "symlink"])
+def test_cli_merge_into_the_negative_bank_is_refused(tmp_path: Path, spelling: str) -> None:
+    """Merging another store into OUT the bank's store with --overwrite replaced the bank under the recipes reading
+    it without a lock (a8b81bf refused only the merge in place); it is refused in one line, the bank left as it was,
+    with or without --overwrite and through a symlink to the bank's folder."""
+    bank = tmp_path / "banks" / "ast-native"
+    bank.mkdir(parents=True)
+    (bank / "bank.json").write_text(json.dumps({"kind": "wakebuilder negative bank", "manifests": []}))
+    build_single(bank / "store.zarr")
+    with open_store(bank / "store.zarr") as before:
+        ids = before.load().id.tolist()
+    build_parted(tmp_path / "other")
+    out = bank / "store.zarr"
+    if spelling == "symlink":
+        (tmp_path / "link").symlink_to(bank)
+        out = tmp_path / "link" / "store.zarr"
+    for flags in (["--overwrite"], []):
+        result = CliRunner().invoke(main, ["store", "merge", str(tmp_path / "other"), str(out), *flags])
+        assert result.exit_code != 0 and len(result.stderr.strip().splitlines()) == 1, result.output
+        assert str(out) in result.stderr and "negative bank" in result.stderr and "new path" in result.stderr
+        with open_store(bank / "store.zarr") as kept:
+            assert kept.load().id.tolist() == ids
+        assert not (bank / "store.zarr.incomplete").exists()
+    merged = CliRunner().invoke(main, ["store", "merge", str(tmp_path / "other"), str(bank / "copy.zarr")])
+    assert merged.exit_code == 0, merged.output

@@ -15,7 +15,8 @@ In place (local stores only), the merged store is built beside the parted one as
 them leaves no ``<store>`` for a moment; running the merge again, or ``finish_swap`` (the negative bank's next
 run, for a bank an earlier release compacted), finishes the swap. A merge may leave clips out (``drop``), made of
 parts or not. In place it replaces the store under its readers: the negative bank, read by every phrase's recipe
-without a lock, is refused (``refuse_bank``); its replaced clips are retired instead (``bank.retired``).
+without a lock, is refused (``refuse_bank``), and so is OUT the bank's store; its replaced clips are retired instead
+(``bank.retired``).
 """
 
 from __future__ import annotations
@@ -53,10 +54,13 @@ def merge_store(
 
     Raises:
         ConfigError: ``out`` is ``source`` (however spelled), or one lies inside the other.
-        StoreError: ``out`` already holds clips (pass ``overwrite``), or a clip is in two parts.
+        StoreError: ``out`` is the negative bank's store (``refuse_bank``), already holds clips (pass ``overwrite``),
+            or a clip is in two parts.
     """
     src, dst = store_location(source), store_location(out)
     refuse_same_store(src, dst)  # before OUT is opened: opening it with overwrite deletes what is there
+    if isinstance(dst, Path):
+        refuse_bank(dst, out=True)
     with open_store(src) as reader:
         parts = reader.parts if isinstance(reader, PartedStore) else [reader]
         if isinstance(reader, PartedStore):
@@ -173,16 +177,18 @@ def compact_store(path: str | os.PathLike[str], *, drop: Collection[str] = ()) -
     return {**summary, "source": shown, "store": shown}
 
 
-def refuse_bank(where: Path) -> None:
-    """Refuse to merge the negative bank's store in place (also through a symlink): every phrase's recipe reads it
-    without a lock, and the swap would replace it under them.
+def refuse_bank(where: Path, *, out: bool = False) -> None:
+    """Refuse to merge the negative bank's store in place, or (``out``) another store into its path, also through a
+    symlink: every phrase's recipe reads it without a lock, and the merge would replace it under them.
 
     Raises:
         StoreError: naming the store, with the fix.
     """
     if is_bank_store(where) or is_bank_store(os.path.realpath(where)):
-        raise StoreError(f"{where}: is a negative bank's store, which recipes read without a lock; merging it in "
-                         "place would replace it under them (it only grows): merge it into a new path instead")
+        merging, fix = ("merging into it", "merge into a new path") if out else ("merging it in place",
+                                                                                 "merge it into a new path")
+        raise StoreError(f"{where}: is a negative bank's store, which recipes read without a lock; {merging} would "
+                         f"replace it under them (it only grows): {fix} instead")
 
 
 def finish_swap(path: str | os.PathLike[str]) -> bool:
