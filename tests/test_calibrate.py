@@ -221,6 +221,27 @@ def test_stores_other_than_those_fit_on_are_refused(tmp_path: Path) -> None:
         calibrate_model(model, setup["store"])
 
 
+def test_a_store_made_again_with_other_clips_and_as_many_rows_is_refused(tmp_path: Path) -> None:
+    """A phrase's store rebuilt at the same path, as many rows, other clips: the ids' sha256 the fit recorded
+    tells it (a model.json without it is read as before)."""
+    from wakebuilder.store import open_store
+    from wakebuilder.store.union import rows_digest
+
+    setup = tone_setup()
+    model = copy_model(setup["model"], tmp_path / "model")
+    with open_store(setup["store"], "r") as store:
+        fitted = {"path": str(setup["store"]), "fingerprint": store.fingerprint, "rows": len(store),
+                  "ids_sha256": rows_digest(store, len(store))}
+    meta = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_text(json.dumps({**meta, "stores": [fitted]}))
+    calibrate_model(model, setup["store"])  # the clips it was fit on
+    (model / "model.json").write_text(json.dumps({**meta, "stores": [{**fitted, "ids_sha256": "f" * 64}]}))
+    with pytest.raises(StoreMismatchError, match=r"/store: holds \d+ rows .*but other clips .*fit the model again"):
+        calibrate_model(model, setup["store"])
+    (model / "model.json").write_text(json.dumps({**meta, "stores": [{**fitted, "ids_sha256": None}]}))
+    calibrate_model(model, setup["store"])  # recorded before the hash was
+
+
 def test_augmented_copies_of_training_clips_do_not_validate(tmp_path: Path) -> None:
     """wb fit puts an augmented copy in its parent's group: calibration must too, or copies of training clips
     named in a validation group are scored as held-out."""

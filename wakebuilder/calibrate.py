@@ -168,8 +168,8 @@ def bank_views(model: LoadedModel, paths: Sequence[str | os.PathLike[str]]) -> l
 
 
 def _check_stores(model: LoadedModel, given: list[dict[str, Any]]) -> None:
-    """Refuse stores other than those the model was fit on (model.json ``stores``: each one's fingerprint and
-    rows), which share a fingerprint when they hold one backbone's embeddings: a subset would calibrate on part
+    """Refuse stores other than those the model was fit on (model.json ``stores``: each one's fingerprint, rows and
+    their ids' sha256), which share a fingerprint when they hold one backbone's embeddings: a subset would calibrate on part
     of the validation split, another store's rows on clips the split never saw."""
     fitted = model.meta.get("stores")
     if not fitted:  # a model written before model.json recorded its stores
@@ -180,6 +180,11 @@ def _check_stores(model: LoadedModel, given: list[dict[str, Any]]) -> None:
         found = ", ".join(f"{d['path']} ({d['rows']} rows)" for d in given)
         raise StoreMismatchError(f"{model.path}: fit on {listed}, given {found}; calibrate on the stores the model "
                                  "was fit on (wb fit's --store), all of them")
+    recorded = {d.get("ids_sha256") for d in fitted} - {None}  # absent in a model.json written before it was
+    for store in given:
+        if recorded and store["ids_sha256"] not in recorded:
+            raise StoreMismatchError(f"{store['path']}: holds {store['rows']} rows as when {model.path} was fit, but "
+                                     "other clips (made again since the fit); fit the model again (wb fit) on it")
 
 
 def _check_wake_word(model: LoadedModel, positive_texts: list[str], paths: list[Any]) -> None:
