@@ -142,12 +142,13 @@ def test_journal_without_committed_rows_reads_as_empty(tmp_path: Path, monkeypat
     check_contents(path, 0)
 
 
-@pytest.mark.parametrize("committed", ["5", -1, 99, None])
+@pytest.mark.parametrize("committed", ["5", -1, 99, None, 12])
 def test_a_hand_edited_journal_row_count_is_a_one_line_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, committed: object
 ) -> None:
     """The journal a killed writer left, its committed count edited by hand (of the wrong type, negative, past
-    its rows on disk): a one-line error naming the journal, not a traceback or rows that are not there."""
+    its rows on disk, or raised to 12, inside its first 16-row chunk): a one-line error naming the journal, not a
+    traceback or rows that are not there (12 read 7 rows of fill values)."""
     path = tmp_path / "store.h5"
     build(path, 0, 10)
     session_killed_in_merge(path, monkeypatch, "shutil.copyfile", 0)  # old file + a journal of 5 rows

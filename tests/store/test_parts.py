@@ -360,6 +360,19 @@ def test_url_single_store_and_an_unfinished_creation_is_redone() -> None:
         open_store(url + ".h5", "a", spec=SPEC)
 
 
+def test_url_store_whose_committed_count_was_raised_into_its_last_chunk_is_refused() -> None:
+    """At a URL as on a disk: ``committed`` edited from 5 to 12 (inside the 16-row chunk) read 7 rows of fill values."""
+    import zarr
+
+    url = memory_url()
+    with open_store(url, "a", spec=SPEC, chunk_rows=16) as store:
+        store.append(*clips(0, 5))
+    zarr.open_group(url, mode="r+", zarr_format=3).attrs["committed"] = 12
+    for mode in ("r", "a"):
+        with pytest.raises(StoreError, match=rf"{url}: attrs\.committed is 12, .*row 5 of 'id'.*rebuild"):
+            open_store(url, mode, spec=SPEC)
+
+
 def test_clips_are_left_out_in_place_of_a_single_or_parted_store(tmp_path: Path) -> None:
     """The negative bank's store drops the clips of the voices it replaced: rewritten in place without them."""
     single, parted = tmp_path / "single.zarr", tmp_path / "parted"

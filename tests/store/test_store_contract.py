@@ -207,12 +207,15 @@ def edit_attribute(path: Path, key: str, value: object) -> None:
 
 
 @pytest.mark.parametrize(("key", "value"), [("committed", "8"), ("committed", 2.5), ("committed", True),
-                                            ("committed", -1), ("committed", 99),
+                                            ("committed", -1), ("committed", 99), ("committed", 12),
+                                            ("committed", 16),
                                             pytest.param("committed", DELETED, id="committed-deleted"),
                                             ("fields", 5)])
 def test_a_hand_edited_row_count_is_a_one_line_error(path: Path, key: str, value: object) -> None:
     """A committed count (or list of fields) edited by hand, of the wrong type, negative or past the rows on disk,
-    crashed the commands that open the store with a traceback (HDF5) or read it wrongly; it is one line."""
+    crashed the commands that open the store with a traceback (HDF5) or read it wrongly; it is one line. Raised to a
+    row inside the last 16-row chunk (12, or 16: the Zarr arrays' length), Zarr read 4 or 8 rows of fill values
+    (empty ids, zero embeddings)."""
     build(path, 0, 8)
     edit_attribute(path, key, value)
     for mode in ("r", "a"):

@@ -13,7 +13,10 @@ flipped byte is an error on read, and every chunk is written even when it holds
 only fill values, so a chunk file missing under the committed rows is an error
 too, never rows of zeros. Stores made before this (no ``checksums`` attribute)
 stay readable; only their chunk presence is checked, for the fields that cannot
-be all fill values.
+be all fill values. Arrays grow a whole chunk at a time, so rows past the written
+ones inside the last chunk read as fill values; a ``committed`` edited by hand to
+reach them is refused on open, by reading the last committed chunk of ``id`` and
+``row`` (never empty in a written row).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ _OPEN_ERRORS = (OSError, ValueError, KeyError, TypeError)
 CHECKSUMS = "crc32c"
 # Fields never entirely fill values (zeros, ""), so a legacy store must hold every chunk of them too.
 _ALWAYS_WRITTEN = ("pooled", "sequence", "id", "row")
+# Fields never empty in a written row: ``id`` is a content hash, ``row`` is JSON (and written last of a row).
+_NEVER_EMPTY = ("id", "row")
 
 
 def _codecs(name: str) -> list[Any]:
@@ -74,8 +79,23 @@ class ZarrBackend:
                 f"{path}: store is missing an array ({exc}); rebuild it with --overwrite"
             ) from exc
         rows = min((array.shape[0] for array in self._arrays.values()), default=0)
-        if problem := committed_problem(self._attrs.get("committed"), rows):  # edited by hand
+        if problem := committed_problem(self._attrs.get("committed"), rows) or self._unwritten_row():  # by hand
             raise StoreError(f"{path}: {problem}; rebuild the store with wb embed --overwrite")
+
+    def _unwritten_row(self) -> str | None:
+        """The first committed row of the last committed chunk that reads empty in ``id`` or ``row``, said as a
+        problem: such a row was never written, so ``committed`` was raised by hand. One chunk read per field; a
+        damaged chunk is left to the reads (and ``wb store verify``) to report."""
+        end = self.committed
+        for name in (n for n in _NEVER_EMPTY if n in self._arrays and end > 0):
+            start = end - 1 - (end - 1) % self.chunk_rows(name)
+            try:
+                values = self.read(name, start, end).tolist()
+            except StoreError:
+                continue
+            if empty := [start + i for i, value in enumerate(values) if not value]:
+                return f"attrs.committed is {end}, but row {empty[0]} of '{name}' was never written (it reads empty)"
+        return None
 
     def _layout_names(self) -> list[str]:
         names = self._attrs.get("fields")
