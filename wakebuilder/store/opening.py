@@ -16,7 +16,8 @@ from wakebuilder.store.embedding_store import EmbeddingStore
 from wakebuilder.store.h5_backend import HDF5Backend
 from wakebuilder.store.layout import CHUNK_ROWS, Backend, field_layout, is_hdf5
 from wakebuilder.store.remote import (
-    FsspecZarrBackend, cut_off_merge_error, filesystem, is_url, join, list_names, local_path, merge_cut_off, url_exists,
+    FsspecZarrBackend, arrays_without_group, cut_off_merge_error, filesystem, is_url, join, list_names, local_path,
+    merge_cut_off, url_exists,
 )
 from wakebuilder.store.zarr_backend import ZarrBackend
 
@@ -96,6 +97,8 @@ def _url_store_exists(url: str) -> bool:
         raise StoreError(f"{url}: is a file, not a Zarr store; choose another --store path")
     if url_exists(join(url, "zarr.json")):
         return not FsspecZarrBackend.unfinished(url)
+    if arrays_without_group(url):  # left by a removal that was killed: no rows, redone like a killed creation
+        return False
     if list_names(url):
         raise StoreError(f"{url}: holds objects but no store; choose another --store path")
     return False

@@ -10,6 +10,11 @@ and file locks. At a URL:
 - **Creation** cannot be renamed into place: the group is written without its
   ``fields`` attribute, the arrays are created, and ``fields`` is set last. A group
   without ``fields`` is a creation that was killed; it holds no rows and is redone.
+- **Removal** (``--overwrite``, or before a creation is redone) runs the other way:
+  ``fields`` is dropped first, then the arrays are deleted, the group's ``zarr.json``
+  last, so a kill at any object leaves a killed creation (or nothing). Arrays left
+  without their group (by a removal killed before it ran in this order) hold no
+  committed rows either, and are redone too.
 - **Locks**: none. Object stores have no lock that survives a killed holder and is
   safe under concurrent writers (a lock object written "if absent" races without
   conditional writes). Safety rests on the layout instead: one coordinating
@@ -22,10 +27,13 @@ and file locks. At a URL:
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from typing import Any
 
 from wakebuilder.errors import StoreError
+from wakebuilder.store.base import ARRAY_FIELDS
 from wakebuilder.store.layout import CHUNK_ROWS, Layout
 from wakebuilder.store.zarr_backend import CHECKSUMS, ZarrBackend, create_arrays
 
@@ -110,6 +118,38 @@ def remove_url(url: str) -> None:
         fs.rm(path, recursive=True)
 
 
+def remove_store_url(url: str) -> None:
+    """Delete the Zarr store at ``url`` so that a kill at any object leaves a creation that was killed, or nothing:
+    its ``fields`` attribute first, then every other object, the group's ``zarr.json`` last."""
+    fs, path = filesystem(url)
+    if not fs.exists(path):
+        return
+    group = join(path, "zarr.json")
+    if fs.isfile(group):
+        try:
+            meta = json.loads(fs.cat_file(group))
+        except ValueError:  # not JSON: no store to mark, the order below still holds
+            meta = None
+        if isinstance(meta, dict) and isinstance(meta.get("attributes"), dict) and "fields" in meta["attributes"]:
+            del meta["attributes"]["fields"]
+            fs.pipe_file(group, json.dumps(meta).encode())
+        if others := [p for p in fs.find(path) if p.strip("/") != group.strip("/")]:
+            fs.rm(others)
+    fs.rm(path, recursive=True)
+
+
+_ARRAY_OBJECT = re.compile(rf"({'|'.join(ARRAY_FIELDS)})/(zarr\.json|c/[0-9/]+)")
+
+
+def arrays_without_group(url: str) -> bool:
+    """Whether ``url`` holds only a store's arrays (their ``zarr.json`` and chunks) and no group: what a removal
+    killed before it deleted the group last left. They hold no committed rows."""
+    fs, path = filesystem(url)
+    root = path.strip("/") + "/"
+    names = [p.strip("/") for p in fs.find(path)]
+    return bool(names) and all(n.startswith(root) and _ARRAY_OBJECT.fullmatch(n[len(root):]) for n in names)
+
+
 def list_names(url: str) -> list[str]:
     """Names of the entries directly under ``url`` (empty when it does not exist)."""
     fs, path = filesystem(url)
@@ -133,8 +173,9 @@ class FsspecZarrBackend(ZarrBackend):
         """Create an empty store at ``path``; ``fields`` is written last and marks it finished."""
         import zarr
 
-        remove_url(path)
-        group = zarr.open_group(path, mode="w", zarr_format=3, attributes={**attrs, "committed": 0, "checksums": CHECKSUMS})
+        cls.remove(path)
+        full = {**attrs, "committed": 0, "checksums": CHECKSUMS}
+        group = zarr.open_group(path, mode="w", zarr_format=3, attributes=full)
         create_arrays(group, layout, max_chunk_rows)
         group.attrs["fields"] = list(layout)
         return cls.open(path, writable=True)
@@ -170,4 +211,4 @@ class FsspecZarrBackend(ZarrBackend):
 
     @staticmethod
     def remove(path: str) -> None:  # type: ignore[override]
-        remove_url(path)
+        remove_store_url(path)

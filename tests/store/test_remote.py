@@ -1,0 +1,132 @@
+"""Stores at URLs (memory://): a creation or a removal killed at any object is redone by the next run."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import uuid
+
+import pytest
+
+from tests.store.kill_writer import SPEC, clips
+from wakebuilder.errors import StoreError
+from wakebuilder.store import open_store
+from wakebuilder.store.layout import field_layout
+from wakebuilder.store.opening import new_store_attrs, spec_fingerprint
+from wakebuilder.store.zarr_backend import create_arrays
+
+fsspec = pytest.importorskip("fsspec", reason="stores at URLs need fsspec (pip install 'wakebuilder[dask]')")
+OTHER = dataclasses.replace(SPEC, backbone={**SPEC.backbone, "name": "other"})  # other settings
+WIDE = dataclasses.replace(SPEC, dim=6)  # other settings, and arrays of other shapes
+
+
+class Killed(BaseException):
+    """Stands in for a kill at one object deletion (BaseException: nothing catches it)."""
+
+
+def memory_url() -> str:
+    return f"memory://wb-test-{uuid.uuid4().hex}/store"
+
+
+def kill_after(monkeypatch: pytest.MonkeyPatch, method: str, count: int) -> list[str]:
+    """Make the memory file system die at its call number ``count`` (from 0) of ``method`` (``rm_file`` deletes an
+    object, ``pipe_file`` writes one); returns the paths done."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    real, done = getattr(MemoryFileSystem, method), []
+
+    def dying(self: MemoryFileSystem, path: str, *args: object, **kwargs: object) -> None:
+        if len(done) >= count:
+            raise Killed
+        real(self, path, *args, **kwargs)
+        done.append(path)
+
+    monkeypatch.setattr(MemoryFileSystem, method, dying)
+    return done
+
+
+def finished_store(url: str) -> None:
+    """A store of 5 clips built with other settings."""
+    with open_store(url, "a", spec=OTHER) as store:
+        store.append(*clips(0, 5))
+
+
+def killed_creation(url: str) -> None:
+    """What a creation killed before its ``fields`` attribute leaves: the group and arrays of other shapes."""
+    import zarr
+
+    attrs = {**new_store_attrs(WIDE), "committed": 0, "checksums": "crc32c"}
+    create_arrays(zarr.open_group(url, mode="w", zarr_format=3, attributes=attrs), field_layout(WIDE), 16)
+
+
+def check_new_store(url: str) -> None:
+    with open_store(url, "a", spec=SPEC) as store:
+        store.append(*clips(0, 2))
+    with open_store(url) as store:
+        assert len(store) == 2 and store.fingerprint == spec_fingerprint(SPEC)
+        assert [r.id for r in store.records()] == [r.id for r in clips(0, 2)[0]]
+
+
+@pytest.mark.parametrize("left", [finished_store, killed_creation])
+def test_a_removal_killed_at_any_object_is_redone(monkeypatch: pytest.MonkeyPatch, left: object) -> None:
+    """``wb embed --overwrite`` into a URL (or the redo of a killed creation) deletes the old store before creating
+    the new one. The group's zarr.json went first (fsspec deletes in reverse sorted order), so a kill during the
+    deletion left arrays without a group, which every later run refused ('holds objects but no store'), with
+    --overwrite too: the store had to be removed by hand. Now a kill at any deletion leaves a creation that was
+    killed, which the next run (new settings, no --overwrite) redoes."""
+    for count in itertools.count():
+        url = memory_url()
+        left(url)  # type: ignore[operator]
+        objects = fsspec.filesystem("memory").find(url)
+        deleted = kill_after(monkeypatch, "rm_file", count)
+        try:
+            open_store(url, "a", spec=SPEC, overwrite=left is finished_store).close()
+        except Killed:
+            pass
+        else:
+            break
+        finally:
+            monkeypatch.undo()
+        check_new_store(url)  # run again: no --overwrite, the new settings
+        assert len(deleted) == count
+    assert count == len(objects) > 7  # a kill landed at every deletion of the old store's objects
+
+
+def test_a_creation_killed_at_any_object_is_redone_with_other_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A creation at a URL writes the group without ``fields``, its arrays, then ``fields``: killed at any of those
+    writes, the next run (other settings, other shapes, no --overwrite) redoes it."""
+    for count in itertools.count():
+        url = memory_url()
+        written = kill_after(monkeypatch, "pipe_file", count)
+        try:
+            open_store(url, "a", spec=WIDE).close()
+        except Killed:
+            pass
+        else:
+            break
+        finally:
+            monkeypatch.undo()
+        check_new_store(url)
+        assert len(written) == count
+    assert count == len(field_layout(WIDE)) + 2  # the group, each array, the group again with its fields
+
+
+def test_arrays_a_removal_left_without_their_group_are_redone() -> None:
+    """Arrays without the group's zarr.json (what a killed removal left before the group was deleted last) hold no
+    committed rows: the next run creates the store again. Objects that are not a store's arrays are still refused."""
+    fs = fsspec.filesystem("memory")
+    url = memory_url()
+    finished_store(url)
+    for meta in ("zarr.json", "id/zarr.json", "row/zarr.json"):
+        fs.rm_file(f"{url}/{meta}")
+    with pytest.raises(StoreError, match="no embedding store here"):
+        open_store(url)
+    check_new_store(url)
+    other = memory_url()
+    finished_store(other)
+    fs.rm_file(f"{other}/zarr.json")
+    fs.pipe_file(f"{other}/id/notes.txt", b"kept")
+    for overwrite in (False, True):
+        with pytest.raises(StoreError, match="holds objects but no store"):
+            open_store(other, "a", spec=SPEC, overwrite=overwrite)
+    assert fs.cat_file(f"{other}/id/notes.txt") == b"kept"
