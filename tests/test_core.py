@@ -107,6 +107,25 @@ def test_atomic_directory_holds_the_writer_lock_and_replaces_whole(tmp_path: Pat
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["b"]
 
 
+@pytest.mark.parametrize("out", [".", "./", "..", "ABSOLUTE"])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_atomic_directory_refuses_the_current_folder_or_one_holding_it(out: str, overwrite: bool, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``wb export --out . --overwrite`` ended in a ValueError traceback (Path('.').with_name), and a folder holding
+    the current one would be moved aside and deleted under it; it is refused in one line, naming the path, and
+    nothing is touched."""
+    here = tmp_path / "project" / "here"
+    here.mkdir(parents=True)
+    (here / "keep.txt").write_text("mine")
+    monkeypatch.chdir(here)
+    target = str(here) if out == "ABSOLUTE" else out
+    with pytest.raises(ConfigError, match=r"current folder.*choose a new folder"):
+        with atomic_directory(target, overwrite=overwrite):
+            pass
+    assert (here / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in here.parent.iterdir()) == ["here"]
+
+
 def test_atomic_write_gives_the_mode_open_would(tmp_path: Path) -> None:
     """mkstemp makes 0600 files: an exported model must be as readable as any file the user writes."""
     import os

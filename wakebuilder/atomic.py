@@ -18,7 +18,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from wakebuilder.errors import ArtifactExistsError, LockedError, WakebuilderError
+from wakebuilder.errors import ArtifactExistsError, ConfigError, LockedError, WakebuilderError
 
 INCOMPLETE_SUFFIX = ".incomplete"
 # The process umask, read once at import (reading it means setting it, which is not thread-safe later).
@@ -161,6 +161,7 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
     first and deleted after the rename.
     """
     target = Path(path)
+    refuse_current_folder(target)
     refuse_existing(target, overwrite=overwrite)
     with writer_lock(target):
         refuse_existing(target, overwrite=overwrite)  # again: another writer may have finished meanwhile
@@ -176,6 +177,19 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
         os.replace(work, target)
         _fsync_dir(target.parent)
         remove_path(old)
+
+
+def refuse_current_folder(path: Path) -> None:
+    """Refuse the current folder or one holding it as a directory to build: replacing it would move the folder the
+    process works in aside and delete it (``.`` and ``..`` cannot even be renamed).
+
+    Raises:
+        ConfigError: naming the path and a new folder inside it to choose instead.
+    """
+    real, here = Path(os.path.realpath(path)), Path(os.path.realpath(os.getcwd()))
+    if here == real or here.is_relative_to(real):
+        raise ConfigError(f"{path}: the current folder, or one holding it, cannot be replaced by this output; "
+                          f"choose a new folder, such as {os.path.join(path, 'out')}")
 
 
 def remove_path(path: Path) -> None:
