@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +167,28 @@ def test_a_bad_export_sidecar_is_refused(exported: Path, sidecar: bytes, tmp_pat
     onnx.write_bytes(exported.read_bytes())
     onnx.with_suffix(".json").write_bytes(sidecar)
     with pytest.raises(ModelFileError, match=f"{onnx.with_suffix('.json')}: .*wb export"):
+        load_detector(onnx)
+
+
+@pytest.mark.parametrize("rate", [8000, 44100.0, "16k", None])
+@pytest.mark.parametrize("where", ["sidecar", "metadata"])
+def test_a_model_of_another_sample_rate_is_refused_not_fed_16_khz(exported: Path, rate: object, where: str,
+                                                                   tmp_path: Path) -> None:
+    """wb detect and wb eval fed 16 kHz audio to a model whose NAME.json or ONNX metadata says another sample rate
+    (a foreign detector, a file edited by hand) and counted what came out; wb web refused it. Both refuse it now,
+    naming the file that says it."""
+    from wakebuilder.export import add_metadata
+
+    onnx = tmp_path / exported.name
+    onnx.write_bytes(exported.read_bytes())
+    info = json.loads(exported.with_suffix(".json").read_text())
+    if where == "sidecar":
+        onnx.with_suffix(".json").write_text(json.dumps(info | {"sample_rate": rate}))
+        source = onnx.with_suffix(".json")
+    else:
+        add_metadata(onnx, {"threshold": 0.5, "sample_rate": rate})
+        rate, source = str(rate), onnx
+    with pytest.raises(ModelFileError, match=re.escape(f"{source}: sample rate {rate!r}; ") + ".*16000 Hz"):
         load_detector(onnx)
 
 

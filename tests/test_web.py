@@ -315,14 +315,15 @@ def test_an_uncalibrated_model_needs_a_threshold(tmp_path: Path) -> None:
 @pytest.mark.parametrize("rate", ["x", [16000], None, 8000])
 def test_a_sample_rate_edited_by_hand_in_name_json_is_one_line(rate: Any, exported: Path, tmp_path: Path) -> None:
     """An exported NAME.json whose sample_rate is not a number crashed wb web with a ValueError or TypeError
-    traceback (int() of it); it is refused like another rate, naming the file."""
+    traceback (int() of it); it is refused like another rate, naming the file (as wb detect refuses it)."""
     from wakebuilder.errors import ModelFileError
     from wakebuilder.web.build import WebConfig, model_entry
 
     onnx = Path(shutil.copy(exported, tmp_path / "chirp.onnx"))
     info = json.loads(exported.with_suffix(".json").read_text())
     (tmp_path / "chirp.json").write_text(json.dumps(info | {"sample_rate": rate}))
-    with pytest.raises(ModelFileError, match=re.escape(f"{onnx}: sample rate {rate!r}; the page feeds 16000 Hz")):
+    with pytest.raises(ModelFileError, match=re.escape(f"{onnx.with_suffix('.json')}: sample rate {rate!r}; "
+                                                       "wakebuilder feeds detectors 16000 Hz audio only")):
         model_entry(onnx, WebConfig())
 
 def test_chromium_that_never_answers_leaves_no_process_or_profile(tmp_path: Path,

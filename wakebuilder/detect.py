@@ -25,7 +25,7 @@ from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import BadAudioError, ConfigError, ModelFileError
 from wakebuilder.events import Event, EventCounter, count_events
-from wakebuilder.modeldir import CALIBRATION_NAME, read_object
+from wakebuilder.modeldir import CALIBRATION_NAME, read_object, short_repr
 from wakebuilder.stream_settings import STREAM_DEFAULTS, recorded_settings, setting_problem
 from wakebuilder.streaming import (
     MovingAverage, Scorer, WindowBuffer, check_stream_settings, hop_samples, score_waveform, smooth_scores,
@@ -141,6 +141,22 @@ def _threshold(raw: Any, source: Path) -> float:
     return value
 
 
+def _check_sample_rate(info: dict[str, Any], meta: dict[str, str], sidecar: Path, where: Path) -> None:
+    """Refuse a detector whose ``NAME.json`` (else its ONNX metadata) gives a sample rate other than 16 kHz: fed
+    16 kHz windows, it would score audio it was never made for, and its detections mean nothing."""
+    source, rate = (sidecar, info["sample_rate"]) if "sample_rate" in info else (where, meta.get("sample_rate"))
+    if rate is None and source is where:  # a foreign detector that says nothing: the contract's 16 kHz
+        return
+    try:
+        ok = not isinstance(rate, bool) and float(rate) == SAMPLE_RATE
+    except (TypeError, ValueError, OverflowError):  # null, a list, a word
+        ok = False
+    if not ok:
+        raise ModelFileError(f"{source}: sample rate {short_repr(rate)}; wakebuilder feeds detectors {SAMPLE_RATE} Hz "
+                             f"audio only, so this model cannot run here; pass a {SAMPLE_RATE} Hz detector (wb export "
+                             "writes one)")
+
+
 def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Detector:
     """Load an ONNX detector; its threshold comes from ``NAME.json`` or its metadata (None if uncalibrated)."""
     import onnxruntime as ort
@@ -157,6 +173,7 @@ def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Det
     meta = dict(session.get_modelmeta().custom_metadata_map)
     sidecar = where.with_suffix(".json")
     info = read_object(sidecar, "re-run wb export") if sidecar.is_file() else {}
+    _check_sample_rate(info, meta, sidecar, where)
     raw = info.get("threshold", meta.get("threshold"))
     calibrated = info.get("calibrated", str(meta.get("calibrated", "true")).lower() == "true")
     threshold = None

@@ -30,7 +30,6 @@ from wakebuilder.atomic import atomic_directory, atomic_write_json
 from wakebuilder.config import StageConfig
 from wakebuilder.detect import DetectConfig, load_onnx_detector, threshold_for
 from wakebuilder.errors import ConfigError, ModelFileError, WebRuntimeMissingError
-from wakebuilder.modeldir import short_repr
 from wakebuilder.streaming import check_stream_settings, hop_samples
 
 ORT_WEB_VERSION = "1.31.1"  # pinned; bin/setup installs exactly this from the npm registry
@@ -101,11 +100,8 @@ def model_entry(onnx_path: Path, config: WebConfig) -> dict[str, Any]:
     The hop is the model's own (or ``--hop-s``), never another model's: its threshold's false accepts per hour
     were counted at that hop.
     """
-    detector = load_onnx_detector(onnx_path)
+    detector = load_onnx_detector(onnx_path)  # refuses a model of another sample rate than the page feeds
     info = detector.info if isinstance(detector.info, dict) else {}
-    rate = info.get("sample_rate", SAMPLE_RATE)  # a string in ONNX metadata; anything in a NAME.json edited by hand
-    if isinstance(rate, bool) or _as_int(rate) != SAMPLE_RATE:
-        raise ModelFileError(f"{onnx_path}: sample rate {short_repr(rate)}; the page feeds {SAMPLE_RATE} Hz audio")
     settings = DetectConfig(hop_s=config.hop_s, smooth=config.smooth,
                             refractory_s=config.refractory_s).resolved(detector)
     return {
@@ -116,13 +112,6 @@ def model_entry(onnx_path: Path, config: WebConfig) -> dict[str, Any]:
         "hop_s": float(settings.hop_s), "hop_samples": hop_samples(settings.hop_s),
         "refractory_s": float(settings.refractory_s), "smooth": int(settings.smooth),
     }
-
-
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError):  # not a number, a list, null, infinity
-        return None
 
 
 def page_config(models: list[dict[str, Any]], ort_version: str) -> dict[str, Any]:
