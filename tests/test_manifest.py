@@ -80,3 +80,21 @@ def test_binary_files_and_line_separators_in_texts(tmp_path: Path) -> None:
         read_json(path)
     records = [_record(text="hey\u2028jarvis\u0085now")]
     assert read_manifest(write_manifest(tmp_path / "ok.jsonl", records)) == records
+
+
+def test_json_nested_past_the_parser_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    """A line of 100,000 nested brackets (a damaged or hostile file) ended in a RecursionError traceback from
+    json.loads, in a manifest and in every JSON file read_json reads (calibration.json, NAME.json); it is the
+    file's one-line error now."""
+    from wakebuilder.atomic import read_json
+    from wakebuilder.errors import WakebuilderError
+
+    deep = "[" * 100_000 + "]" * 100_000
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps(_record().to_dict()) + "\n" + deep + "\n")
+    with pytest.raises(ManifestError, match=f"^{manifest}:2: not valid JSON .nested too deeply"):
+        read_manifest(manifest)
+    other = tmp_path / "calibration.json"
+    other.write_text(deep)
+    with pytest.raises(WakebuilderError, match=f"^{other}: not valid JSON .nested too deeply"):
+        read_json(other)

@@ -81,6 +81,8 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise WakebuilderError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
     except UnicodeDecodeError as exc:
         raise WakebuilderError(f"{path}: not valid JSON (not UTF-8 text, byte {exc.start})") from exc
+    except RecursionError:  # brackets nested past the parser's stack
+        raise WakebuilderError(f"{path}: not valid JSON (nested too deeply)") from None
 
 
 def refuse_existing(path: str | os.PathLike[str], *, overwrite: bool, option: str = "--out") -> Path:

@@ -128,6 +128,8 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ClipRecord]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ManifestError(f"{where}: not valid JSON ({exc.msg})") from exc
+        except RecursionError:  # brackets nested past the parser's stack: no manifest row is
+            raise ManifestError(f"{where}: not valid JSON (nested too deeply)") from None
         record = ClipRecord.from_dict(row, where=where)
         if record.id in seen:
             raise ManifestError(f"{where}: duplicate clip id {record.id}")
