@@ -98,3 +98,16 @@ def test_json_nested_past_the_parser_is_one_line_naming_the_file(tmp_path: Path)
     other.write_text(deep)
     with pytest.raises(WakebuilderError, match=f"^{other}: not valid JSON .nested too deeply"):
         read_json(other)
+
+
+def test_a_byte_order_mark_is_read_as_the_utf8_text_it_marks(tmp_path: Path) -> None:
+    """A manifest or JSON file saved by an editor that starts UTF-8 with a byte order mark (Windows Notepad) was
+    refused as 'not valid JSON (Unexpected UTF-8 BOM)' on its first line; it reads as the text it is."""
+    from wakebuilder.atomic import read_json
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(b"\xef\xbb\xbf" + json.dumps(_record().to_dict()).encode() + b"\n")
+    assert read_manifest(manifest) == [_record()]
+    other = tmp_path / "calibration.json"
+    other.write_bytes(b"\xef\xbb\xbf" + b'{"threshold": 0.5}')
+    assert read_json(other) == {"threshold": 0.5}

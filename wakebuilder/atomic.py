@@ -73,7 +73,7 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON file, raising a clear error when it is missing or corrupt."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:  # -sig: a byte order mark an editor put first
             return json.load(handle)
     except FileNotFoundError as exc:
         raise WakebuilderError(f"{path}: file not found") from exc

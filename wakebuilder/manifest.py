@@ -116,7 +116,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ClipRecord]:
     records: list[ClipRecord] = []
     seen: set[str] = set()
     try:
-        text = manifest.read_text(encoding="utf-8")
+        text = manifest.read_text(encoding="utf-8-sig")  # -sig: a byte order mark an editor put first
     except UnicodeDecodeError as exc:
         raise ManifestError(f"{manifest}: not a JSONL manifest (not UTF-8 text, byte {exc.start}); pass the "
                             "manifest.jsonl a wb command wrote") from exc
