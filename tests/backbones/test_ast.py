@@ -13,12 +13,8 @@ import torch
 
 from tests.conftest import chirp, noise, tone
 from wakebuilder.backbones import Backbone, backbone_from_identity, load_backbone
-from wakebuilder.backbones.ast import (
-    ASTBackbone,
-    interpolate_time_positions,
-    resize_model,
-    tokens_to_sequence,
-)
+from wakebuilder.backbones.ast import ASTBackbone, tokens_to_sequence
+from wakebuilder.backbones.ast_checkpoint import interpolate_time_positions, resize_model
 from wakebuilder.errors import BackboneError, ConfigError
 
 # ASTFeatureExtractor warns that its (and our) lowest Kaldi mel filter is empty: that is the reference.
