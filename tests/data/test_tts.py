@@ -346,7 +346,7 @@ def test_piper_noise_fed_copy_made_by_many_workers_at_once(tmp_path, monkeypatch
 
     import onnx
 
-    from wakebuilder.data.tts.piper import noise_fed_copy
+    from wakebuilder.data.tts.piper_noise import noise_fed_copy
 
     model = _tiny_voice(tmp_path / "en_US-test-medium.onnx", {"audio": {"sample_rate": 22050}})
     monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "cache"))
@@ -369,7 +369,7 @@ def test_piper_noise_fed_copy_made_by_many_workers_at_once(tmp_path, monkeypatch
 def test_piper_seeded_copies_of_earlier_versions_are_removed(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Versions before the noise-fed copy left a ``-seed0.onnx`` copy of each voice in the cache (as large as
     the voice); they go when the voice is next used. Other voices' files and other names stay."""
-    from wakebuilder.data.tts.piper import noise_fed_copy
+    from wakebuilder.data.tts.piper_noise import noise_fed_copy
 
     monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "cache"))
     folder = tmp_path / "cache" / "piper"
@@ -388,7 +388,7 @@ def test_piper_noise_fed_copy_follows_the_voice_contents(tmp_path, monkeypatch: 
     """A voice file replaced by another of the same name (an update, another folder) gets its own copy."""
     import onnx
 
-    from wakebuilder.data.tts.piper import noise_fed_copy
+    from wakebuilder.data.tts.piper_noise import noise_fed_copy
 
     monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "cache"))
     model = _tiny_voice(tmp_path / "en_US-test-medium.onnx", {"audio": {"sample_rate": 22050}})
@@ -415,7 +415,7 @@ def test_piper_noise_comes_from_the_clip_seed_alone(tmp_path, monkeypatch: pytes
     from onnx import TensorProto, helper
 
     from wakebuilder.data.tts import single_thread_session
-    from wakebuilder.data.tts.piper import NoiseFedSession, noise_fed_copy
+    from wakebuilder.data.tts.piper_noise import NoiseFedSession, noise_fed_copy
 
     monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path / "cache"))
     model = tmp_path / "long.onnx"  # noise 5000 times as long as the input: more than the first draw

@@ -120,7 +120,7 @@ def cached_piper_voices() -> list[Path]:
 
 
 def _record_path() -> Path:
-    # The same folder as ``piper.cache_dir`` (not imported: piper imports this module).
+    # The same folder as ``piper_noise.cache_dir``.
     cache = Path(os.environ.get("WB_CACHE_DIR") or Path.home() / ".cache" / "wakebuilder")
     return cache / "voices" / "first-fetch.json"
 
