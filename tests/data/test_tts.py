@@ -366,6 +366,21 @@ def test_piper_noise_fed_copy_made_by_many_workers_at_once(tmp_path, monkeypatch
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name, target.name + ".json"]  # no leftovers
 
 
+def test_voice_caches_follow_the_platform_cache_folder(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without WB_CACHE_DIR, Piper's noise-fed copies and the first-fetch record go where the bank and the held-out
+    streams go (``$XDG_CACHE_HOME/wakebuilder`` here), not to a ``~/.cache`` of their own."""
+    from wakebuilder.data.tts import fetch
+    from wakebuilder.data.tts.piper_noise import noise_fed_copy
+
+    monkeypatch.delenv("WB_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    model = _tiny_voice(tmp_path / "en_US-test-medium.onnx", {"audio": {"sample_rate": 22050}})
+    assert noise_fed_copy(model).parent == tmp_path / "xdg" / "wakebuilder" / "piper"
+    assert fetch._record_path() == tmp_path / "xdg" / "wakebuilder" / "voices" / "first-fetch.json"
+    assert not (tmp_path / "home").exists()
+
+
 def test_piper_seeded_copies_of_earlier_versions_are_removed(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Versions before the noise-fed copy left a ``-seed0.onnx`` copy of each voice in the cache (as large as
     the voice); they go when the voice is next used. Other voices' files and other names stay."""

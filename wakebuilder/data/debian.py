@@ -21,7 +21,7 @@ from pathlib import Path
 from wakebuilder.atomic import atomic_write_json, refuse_existing, waiting_lock
 from wakebuilder.audio import AUDIO_EXTENSIONS
 from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
-from wakebuilder.data.tts.piper_noise import cache_dir
+from wakebuilder.bank.location import cache_dir
 from wakebuilder.errors import BadAudioError, ConfigError, SourceUnavailableError
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, write_manifest
 

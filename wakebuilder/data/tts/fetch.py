@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from wakebuilder.atomic import atomic_write_bytes, waiting_lock
+from wakebuilder.bank.location import cache_dir
 from wakebuilder.errors import ConfigError, EngineUnavailableError
 from wakebuilder.fingerprint import file_sha256
 
@@ -120,9 +121,7 @@ def cached_piper_voices() -> list[Path]:
 
 
 def _record_path() -> Path:
-    # The same folder as ``piper_noise.cache_dir``.
-    cache = Path(os.environ.get("WB_CACHE_DIR") or Path.home() / ".cache" / "wakebuilder")
-    return cache / "voices" / "first-fetch.json"
+    return cache_dir() / "voices" / "first-fetch.json"
 
 
 def verify(remote: RemoteFile, path: Path) -> str:

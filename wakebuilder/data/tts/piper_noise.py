@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,8 @@ from typing import Any
 import numpy as np
 
 from wakebuilder.atomic import atomic_write_bytes
+from wakebuilder.bank.location import cache_dir
 from wakebuilder.errors import EngineUnavailableError
-
-
-def cache_dir() -> Path:
-    """wakebuilder's cache folder (``WB_CACHE_DIR``, else ``~/.cache/wakebuilder``)."""
-    return Path(os.environ.get("WB_CACHE_DIR") or Path.home() / ".cache" / "wakebuilder")
 
 
 NOISE_INPUT = "wakebuilder_noise_{}"
