@@ -21,6 +21,7 @@ const $ = (id) => document.getElementById(id);
 const state = { page: null, models: [], maxWindow: 0, frames: 0, dropped: 0, inferMs: [], budgetMs: 0,
                 detections: [], audio: null, busy: false, pending: null };
 window.wbState = state;
+window.wbRecord = (m, frame, rawScore) => record(m, frame, rawScore); // for tests: a frame of a model, as scored
 
 function status(text) {
   $("status").textContent = text;
@@ -110,8 +111,9 @@ function record(m, frame, rawScore) {
   const timeS = frame * m.hopS + m.window_samples / 2 / state.page.sample_rate;
   m.trace.push({ frame, timeS, raw: rawScore, score });
   const { fired, final } = m.counter.update(frame, score);
-  if (fired) addDetection(m, fired);
+  // after skipped frames one update can end the open event and start the next: finish the old entry first
   for (const event of final) finishDetection(m, event);
+  if (fired) addDetection(m, fired);
 }
 
 function addDetection(m, fired) {
