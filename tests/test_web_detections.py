@@ -63,3 +63,24 @@ def test_a_rising_edge_after_skipped_frames_finishes_the_old_event_first(page: d
     assert (after[1]["onsetS"], after[1]["timeS"], after[1]["score"]) == pytest.approx((3.25, 3.35, 0.95))
     assert after[1]["final"] and after[1]["shown"] == {"model": "chirp", "final": "1", "time": "3.350",
                                                        "score": "0.9500"}
+
+
+@needs_browser
+def test_stop_finishes_a_detection_still_open(page: dict[str, Any]) -> None:
+    """Stop pressed while the wake word's event is open (in the same task that sees it open): the entry ends final
+    with the time and score of the highest frame scored, as the self-test finishes its events."""
+    open_then_stop = ("(() => { if (!document.querySelector('li.detection[data-final=\"0\"]')) return false; "
+                      "document.getElementById('start').click(); return true; })()")
+    with Chromium(args=chromium_args(fake_audio=page["dir"] / "positive.wav")) as browser:
+        browser.goto(page["url"] + "?autostart=1")
+        browser.wait_for(open_then_stop, timeout_s=30)
+        browser.wait_for("document.body.dataset.state === 'stopped'", timeout_s=10)
+        detections = browser.evaluate(DETECTIONS)
+        trace = browser.evaluate("wbState.models[0].trace.map(({ timeS, score }) => ({ timeS, score }))")
+        status = browser.evaluate("document.getElementById('status').textContent")
+    assert status == "stopped" and detections, (status, detections)
+    last = detections[-1]
+    peak = max((p for p in trace if p["timeS"] >= last["onsetS"] - 1e-9), key=lambda p: p["score"])
+    assert all(d["final"] and d["shown"]["final"] == "1" and "…" not in d["text"] for d in detections), detections
+    assert (last["timeS"], last["score"]) == pytest.approx((peak["timeS"], peak["score"]))
+    assert last["score"] >= 0.5 and last["shown"]["time"] == f"{peak['timeS']:.3f}"

@@ -19,7 +19,7 @@ const COLOURS = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2
 const VIEW_S = 10;
 const $ = (id) => document.getElementById(id);
 const state = { page: null, models: [], maxWindow: 0, frames: 0, dropped: 0, inferMs: [], budgetMs: 0,
-                detections: [], audio: null, busy: false, pending: null };
+                detections: [], audio: null, scoring: null, pending: null };
 window.wbState = state;
 window.wbRecord = (m, frame, rawScore) => record(m, frame, rawScore); // for tests: a frame of a model, as scored
 
@@ -188,24 +188,33 @@ function draw() {
     `${mean.toFixed(1)} ms per window per model (${total ? (state.budgetMs / total).toFixed(1) : "-"}x real time)`;
 }
 
-async function onWindow({ end, window }) {
-  if (state.busy) {
+// A window from the microphone: scored at once, or, while one is being scored, kept as the next (replacing,
+// and so skipping, one kept before it). state.scoring is the run in progress, for Stop to wait on.
+async function onWindow(next) {
+  if (state.scoring) {
     if (state.pending) state.dropped += 1;
-    state.pending = { end, window };
+    state.pending = next;
     return;
   }
-  state.busy = true;
+  state.scoring = scoreWindows(next);
   try {
-    await scoreFrame(end, window);
-    while (state.pending) {
-      const next = state.pending;
-      state.pending = null;
-      await scoreFrame(next.end, next.window);
-    }
+    await state.scoring;
   } finally {
-    state.busy = false;
+    state.scoring = null;
+  }
+}
+
+async function scoreWindows(first) {
+  for (let next = first; next; next = state.pending) {
+    state.pending = null;
+    await scoreFrame(next.end, next.window);
   }
   draw();
+}
+
+// Each model's event still open is final now: no later frame can raise or merge into it.
+function finishOpenEvents() {
+  for (const m of state.models) for (const event of m.counter.flush()) finishDetection(m, event);
 }
 
 async function startMicrophone() {
@@ -232,9 +241,16 @@ async function startMicrophone() {
 
 async function stopMicrophone() {
   const { stream, context, node } = state.audio;
+  node.port.onmessage = null; // no window after Stop is scored
   node.port.postMessage("stop");
   stream.getTracks().forEach((t) => t.stop());
+  if (state.pending) state.dropped += 1; // waiting to be scored, as a window skipped
+  state.pending = null;
   await context.close();
+  // the window being scored when Stop was pressed still counts; its error, if any, is already on the status line
+  await state.scoring?.catch(() => {});
+  finishOpenEvents();
+  draw();
   state.audio = null;
   document.body.dataset.state = "stopped";
   $("start").textContent = "Start microphone";
@@ -257,7 +273,7 @@ async function selfTest(url) {
   for (const end of [...ends].sort((a, b) => a - b)) {
     await scoreFrame(end, padded.subarray(Math.max(0, end - state.maxWindow), end), samples.length);
   }
-  for (const m of state.models) for (const event of m.counter.flush()) finishDetection(m, event);
+  finishOpenEvents();
   draw();
   window.wbResult = {
     inference_ms: state.inferMs, threads: ort.env.wasm.numThreads, cross_origin_isolated: self.crossOriginIsolated,
