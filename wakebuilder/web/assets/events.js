@@ -72,22 +72,43 @@ export function frameStarts(nSamples, windowSamples, hop) {
   return starts;
 }
 
-// Mono float samples of a PCM16 or float32 WAV file (channels averaged), and its sample rate.
+// The 14 bytes after the format code in the sub-format GUID of every standard WAVE_FORMAT_EXTENSIBLE format
+const STANDARD_GUID_TAIL = [0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xaa, 0x00, 0x38, 0x9b, 0x71];
+
+// The fmt chunk of `size` bytes at `body`: {format, channels, rate, bits}. A WAVE_FORMAT_EXTENSIBLE one (0xFFFE)
+// gives its sub-format's code (1: PCM, 3: float); one with a GUID outside the standard family keeps 0xFFFE.
+function readFmt(view, body, size) {
+  const extensible = size >= 2 && body + 2 <= view.byteLength && view.getUint16(body, true) === 0xfffe;
+  if (size < (extensible ? 40 : 16) || body + (extensible ? 40 : 16) > view.byteLength) {
+    throw new Error("WAV fmt chunk cut off or too short: not a whole WAV file; record or copy it again");
+  }
+  const fmt = { format: view.getUint16(body, true), channels: view.getUint16(body + 2, true),
+                rate: view.getUint32(body + 4, true), bits: view.getUint16(body + 14, true) };
+  if (fmt.channels === 0) throw new Error("WAV fmt chunk gives 0 channels");
+  if (extensible && STANDARD_GUID_TAIL.every((byte, i) => view.getUint8(body + 26 + i) === byte)) {
+    fmt.format = view.getUint16(body + 24, true);
+  }
+  return fmt;
+}
+
+// Mono float samples of a PCM16 or float32 WAV file (channels averaged; WAVE_FORMAT_EXTENSIBLE too), and its
+// sample rate. A file cut off before the end its data chunk's size gives yields the whole frames it holds.
 export function decodeWav(buffer) {
   const view = new DataView(buffer);
   const tag = (at) => String.fromCharCode(...new Uint8Array(buffer, at, 4));
-  if (tag(0) !== "RIFF" || tag(8) !== "WAVE") throw new Error("not a WAV file");
+  if (buffer.byteLength < 12 || tag(0) !== "RIFF" || tag(8) !== "WAVE") throw new Error("not a WAV file");
   let fmt = null;
   for (let at = 12; at + 8 <= buffer.byteLength; ) {
     const id = tag(at), size = view.getUint32(at + 4, true), body = at + 8;
     if (id === "fmt ") {
-      fmt = { format: view.getUint16(body, true), channels: view.getUint16(body + 2, true),
-              rate: view.getUint32(body + 4, true), bits: view.getUint16(body + 14, true) };
+      fmt = readFmt(view, body, size);
     } else if (id === "data" && fmt !== null) {
       if (!(fmt.bits === 16 && fmt.format === 1) && !(fmt.bits === 32 && fmt.format === 3)) {
         throw new Error(`WAV format ${fmt.format}/${fmt.bits} bits: use 16-bit PCM or 32-bit float`);
       }
-      const bytes = fmt.bits / 8, frames = Math.floor(size / (bytes * fmt.channels));
+      const bytes = fmt.bits / 8, held = Math.min(size, buffer.byteLength - body);
+      const frames = Math.floor(held / (bytes * fmt.channels));
+      if (frames === 0) throw new Error("WAV file with no samples");
       const out = new Float32Array(frames);
       for (let i = 0; i < frames; i++) {
         let sum = 0;
