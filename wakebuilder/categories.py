@@ -14,6 +14,7 @@ for the category of the clip it falls in (``StreamSegments``).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,12 +77,38 @@ def parse_category(value: str) -> tuple[str, list[Path]]:
 
 
 def stream_categories(streams: Sequence[str], given: Sequence[str] = ()) -> list[tuple[str, str]]:
-    """``(path, category)`` of every stream: the plain ones by their path, then the ``NAME=PATH`` ones."""
-    out = [(s, from_path(s)) for s in streams]
+    """``(path, category)`` of every stream file once: the plain ones by their path, then the ``NAME=PATH`` ones.
+
+    A file given more than once (a path twice, a path and a ``--category`` folder holding it) is evaluated once,
+    so its false accepts and hours count once: by its ``--category`` name where it has one (a name read from its
+    path is only a guess), else by its path.
+
+    Raises:
+        ConfigError: a ``NAME=PATH`` as ``parse_category`` refuses it, or a file given in two categories by name.
+    """
+    out: dict[object, tuple[str, str]] = {}
+    named: dict[object, str] = {}
+    for stream in streams:
+        out.setdefault(file_key(stream), (stream, from_path(stream)))
     for value in given:
         name, files = parse_category(value)
-        out += [(str(f), name) for f in files]
-    return out
+        for file in files:
+            key = file_key(file)
+            if named.setdefault(key, name) != name:
+                raise ConfigError(f"{file}: given in two categories ({named[key]} and {name}); give it in one "
+                                  "--category, so its false accepts and hours count once")
+            out[key] = (out[key][0] if key in out else str(file), name)
+    return list(out.values())
+
+
+def file_key(path: str | Path) -> object:
+    """What names one file however it is spelled (``a/../b.wav``, a symlink, a hard link): its device and inode,
+    else (not there) its real path."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return stat.st_dev, stat.st_ino
 
 
 def segments_path(stream: str | Path) -> Path:

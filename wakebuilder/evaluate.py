@@ -21,7 +21,7 @@ from wakebuilder import SAMPLE_RATE, metrics
 from wakebuilder.audio import audio_seconds, fit_to_window, load_audio
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.categories import (
-    CATEGORIES, OTHER, StreamSegments, from_path, record_category, segments_path, stream_categories,
+    CATEGORIES, OTHER, StreamSegments, file_key, from_path, record_category, segments_path, stream_categories,
 )
 from wakebuilder.detect import STREAM_DEFAULTS, DetectConfig, Detector, detect_blocks, load_detector, threshold_for
 from wakebuilder.errors import ConfigError, ManifestError
@@ -196,9 +196,14 @@ def clip_categories(records: Sequence[ClipRecord], scores: np.ndarray, threshold
 
 
 def split_inputs(paths: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Manifests (``.jsonl``) and continuous audio files."""
-    manifests = [p for p in paths if Path(p).suffix == ".jsonl"]
-    return manifests, [p for p in paths if Path(p).suffix != ".jsonl"]
+    """Manifests (``.jsonl``) and continuous audio files, each file once however often it is given (``file_key``):
+    a manifest given twice would count its clips twice."""
+    first: dict[object, str] = {}
+    for path in paths:
+        first.setdefault(file_key(path), path)
+    once = list(first.values())
+    manifests = [p for p in once if Path(p).suffix == ".jsonl"]
+    return manifests, [p for p in once if Path(p).suffix != ".jsonl"]
 
 
 def evaluate_models(

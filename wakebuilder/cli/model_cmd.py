@@ -149,7 +149,8 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
               help="Model to compare (repeatable); without it the first PATH is the model.")
 @click.option("--category", "categories", multiple=True, metavar="NAME=PATH",
               help="Negative audio of a category (a file, or a folder of files), e.g. music=negatives/music; "
-              "repeatable. Other audio is categorised by its path (music, noise, speech in a name).")
+              "repeatable. Other audio is categorised by its path (music, noise, speech in a name). A file given "
+              "more than once is evaluated once, by its --category name; one given in two categories is refused.")
 @threshold_option
 @stream_setting_options(as_calibrated=True)
 @device_option
