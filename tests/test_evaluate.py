@@ -322,3 +322,14 @@ def test_a_file_given_in_two_categories_is_refused_naming_it(data: dict[str, Pat
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and result.stdout == "" and result.stderr.count("\n") == 1, result.output
     assert result.stderr.startswith(f"wb: error: {song}: given in two categories (music and noise); ")
+
+
+def test_a_manifest_with_an_upper_case_suffix_is_read_as_one(data: dict[str, Path]) -> None:
+    """X.JSONL (a Windows or FAT copy) was taken for audio: 'cannot decode audio'. The suffix's case does not
+    matter now."""
+    assert split_inputs(["a.JSONL", "b.Jsonl", "c.WAV"]) == (["a.JSONL", "b.Jsonl"], ["c.WAV"])
+    upper = data["manifest"].with_name("UPPER.JSONL")  # beside the clips it lists
+    upper.write_bytes(data["manifest"].read_bytes())
+    result = CliRunner().invoke(main, ["eval", str(data["onnx"]), str(upper), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["n_clips"] == 24

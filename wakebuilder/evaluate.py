@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ from wakebuilder.detect import STREAM_DEFAULTS, DetectConfig, Detector, detect_b
 from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.events import Event, count_events
 from wakebuilder.streaming import hop_samples, score_blocks, smooth_scores
-from wakebuilder.manifest import ClipRecord, read_manifest, resolve_clip_path
+from wakebuilder.manifest import ClipRecord, is_manifest_path, read_manifest, resolve_clip_path
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -196,14 +195,13 @@ def clip_categories(records: Sequence[ClipRecord], scores: np.ndarray, threshold
 
 
 def split_inputs(paths: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Manifests (``.jsonl``) and continuous audio files, each file once however often it is given (``file_key``):
-    a manifest given twice would count its clips twice."""
+    """Manifests (``.jsonl``, any case) and continuous audio files, each file once however often it is given
+    (``file_key``): a manifest given twice would count its clips twice."""
     first: dict[object, str] = {}
     for path in paths:
         first.setdefault(file_key(path), path)
     once = list(first.values())
-    manifests = [p for p in once if Path(p).suffix == ".jsonl"]
-    return manifests, [p for p in once if Path(p).suffix != ".jsonl"]
+    return [p for p in once if is_manifest_path(p)], [p for p in once if not is_manifest_path(p)]
 
 
 def evaluate_models(

@@ -108,6 +108,12 @@ def _validated(row: Any, where: str) -> dict[str, Any]:
     return out
 
 
+def is_manifest_path(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a manifest: its suffix is ``.jsonl`` in any case (a copy through Windows or a FAT
+    drive may be ``X.JSONL``); where manifests and audio are given together, anything else is audio."""
+    return Path(path).suffix.lower() == ".jsonl"
+
+
 def read_manifest(path: str | os.PathLike[str]) -> list[ClipRecord]:
     """Read and validate a JSONL manifest; raises ``ManifestError`` naming file and line."""
     manifest = Path(path)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from wakebuilder.atomic import atomic_write_json, read_json, remove_path
 from wakebuilder.errors import WakebuilderError
 from wakebuilder.fingerprint import canonical_json, file_sha256
-from wakebuilder.manifest import read_manifest, resolve_clip_path
+from wakebuilder.manifest import is_manifest_path, read_manifest, resolve_clip_path
 
 if TYPE_CHECKING:
     from wakebuilder.train.fit_config import FitConfig
@@ -46,7 +46,7 @@ def kept_output(marker: Path, identity: dict[str, Any]) -> Path | None:
         output = marker.parent / recorded["output"]
         if not output.is_file() or file_sha256(str(output)) != recorded["sha256"]:
             return None
-        if output.suffix == ".jsonl" and not all(resolve_clip_path(output, r).is_file() for r in read_manifest(output)):
+        if is_manifest_path(output) and not all(resolve_clip_path(output, r).is_file() for r in read_manifest(output)):
             return None
     except (WakebuilderError, OSError, KeyError, TypeError) as exc:
         log.info("%s: not kept, made again (%s)", marker.parent, exc)

@@ -1,0 +1,31 @@
+"""The recipe's kept steps: an output is kept while it is as written and every clip it lists is in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wakebuilder.audio import write_wav
+from wakebuilder.manifest import ClipRecord, write_manifest
+from wakebuilder.recipe_keep import keep_or_make
+
+
+@pytest.mark.parametrize("name", ["manifest.jsonl", "MANIFEST.JSONL"])
+def test_a_manifest_whose_clip_is_gone_is_made_again_whatever_its_suffix_case(name: str, tmp_path: Path) -> None:
+    """An output named X.JSONL was not read as a manifest, so it was kept with a clip it lists gone."""
+    made: list[Path] = []
+
+    def make() -> Path:
+        write_wav(tmp_path / "a.wav", np.zeros(1600, np.float32))
+        made.append(write_manifest(tmp_path / name, [ClipRecord(id="a", path="a.wav", label=0, kind="noise",
+                                                                 group="g")]))
+        return made[-1]
+
+    identity = {"step": "test"}
+    assert keep_or_make(tmp_path, identity, make) == tmp_path / name
+    assert keep_or_make(tmp_path, identity, make) == tmp_path / name and len(made) == 1  # as written: kept
+    (tmp_path / "a.wav").unlink()
+    assert keep_or_make(tmp_path, identity, make) == tmp_path / name and len(made) == 2
+    assert (tmp_path / "a.wav").is_file()
