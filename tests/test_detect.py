@@ -334,15 +334,16 @@ def test_a_refractory_period_out_of_the_cli_bounds_in_a_calibration_is_one_line(
     assert f"calibration.json: config.{problem}; run wb calibrate" in result.stderr
 
 
-def power_onnx(path: Path, batch: int | str, *, outputs: int = 1) -> Path:
-    """A foreign ONNX detector: mean power of a 8000-sample window, ``outputs`` values per window."""
+def power_onnx(path: Path, batch: int | str, *, outputs: int = 1, samples: int | str = 8000) -> Path:
+    """A foreign ONNX detector: mean power of a window of ``samples`` (a name: any length), ``outputs`` values per
+    window."""
     import onnx
     from onnx import TensorProto, helper
 
     nodes = [helper.make_node("Mul", ["audio", "audio"], ["power"]),
              helper.make_node("ReduceMean", ["power"], ["mean"], axes=[1], keepdims=1),
              helper.make_node("Concat", ["mean"] * outputs, ["p"], axis=1)]
-    audio = helper.make_tensor_value_info("audio", TensorProto.FLOAT, [batch, 8000])
+    audio = helper.make_tensor_value_info("audio", TensorProto.FLOAT, [batch, samples])
     graph = helper.make_graph(nodes, "power", [audio], [helper.make_tensor_value_info("p", TensorProto.FLOAT,
                                                                                         [batch, outputs])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -373,6 +374,25 @@ def test_a_foreign_onnx_with_more_than_one_score_a_window_is_one_line(tmp_path: 
     result = CliRunner().invoke(main, ["detect", str(onnx), str(wav), "--threshold", "0.5"])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
     assert result.stderr.startswith(f"wb: error: {onnx}: ") and "one probability per window" in result.stderr
+
+
+@pytest.mark.parametrize("window", ["one second", "", "0", "-8000", "8000.5", "nan", "1e400"])
+def test_a_window_length_in_the_metadata_that_is_no_number_of_samples_is_one_line(window: str,
+                                                                                  tmp_path: Path) -> None:
+    """A foreign ONNX detector without a fixed window length whose window_samples metadata is not a whole number
+    of samples above 0 ended in a ValueError traceback (int('one second')), or ran on windows of 0 samples."""
+    from wakebuilder.export import add_metadata
+
+    onnx = power_onnx(tmp_path / "any.onnx", "batch", samples="samples")
+    add_metadata(onnx, {"threshold": 0.5, "window_samples": window})
+    wav = write_wav(tmp_path / "a.wav", np.zeros(32000, np.float32))
+    result = CliRunner().invoke(main, ["detect", str(onnx), str(wav)])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, (result.output, result.exception)
+    assert result.stderr.startswith(f"wb: error: {onnx}: window_samples {window!r} ")
+    assert "metadata" in result.stderr and "whole number" in result.stderr
+    for good in ("8000", "8000.0", " 8000 "):
+        add_metadata(onnx, {"threshold": 0.5, "window_samples": good})
+        assert load_detector(onnx).window_samples == 8000
 
 
 @pytest.mark.parametrize("hop", [0.5, 0.001, -0.1])

@@ -125,8 +125,22 @@ def _onnx_window(session: Any, path: Path, meta: dict[str, str]) -> int:
     if len(dims) == 2 and isinstance(dims[1], int):
         return int(dims[1])
     if "window_samples" in meta:
-        return int(meta["window_samples"])
+        return _metadata_window(meta["window_samples"], path)
     raise ModelFileError(f"{path}: input {dims} has no fixed window length and no window_samples metadata")
+
+
+def _metadata_window(raw: str, path: Path) -> int:
+    """The ``window_samples`` metadata of a model without a fixed input length as a whole number of samples > 0
+    (``16000``, ``16000.0``), else a ``ModelFileError`` naming ``path``: a word is a traceback, 0 no window."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value.is_integer() and value > 0):  # nan and inf are not integers
+        raise ModelFileError(f"{path}: window_samples {short_repr(raw)} in its metadata is not a whole number of "
+                             "samples above 0; set it to the window the model takes (16000 for 1 s at 16 kHz), or "
+                             "export the model with a fixed input length")
+    return int(value)
 
 
 def _threshold(raw: Any, source: Path) -> float:
