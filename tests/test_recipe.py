@@ -651,3 +651,83 @@ def test_a_rerun_keeps_the_heads_it_fit_and_refits_for_another_seed(tmp_path: Pa
     assert len(fitted) == 2  # both finished: kept
     recipe.fit_heads(config.replace(seed=1), out, store, data, device="cpu")
     assert len(fitted) == 4  # another seed: both fitted again
+
+
+def test_a_head_fit_by_an_older_version_is_fit_again_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A release that changed how heads are fit kept the heads an older release fit in the recipe's folder: the
+    step's identity held the stores' content and the settings, not the code. It now holds the fit stage's version:
+    a head recorded without it (fit before it was recorded) or with a lower one is fit again, once, saying why; a
+    head of this version is kept."""
+    import wakebuilder.train.fit as fit
+    from tests.model_helpers import tone_setup
+    from wakebuilder.recipe_keep import STEP_NAME, keep_or_fit
+    from wakebuilder.stage_version import KEY
+
+    store, real_fit, fitted = tone_setup()["store"], fit.run_fit, []
+
+    def counted(stores: object, out_dir: Path, config: object, **kwargs: object) -> object:
+        fitted.append(1)
+        return real_fit(stores, out_dir, config, **kwargs)
+
+    monkeypatch.setattr(fit, "run_fit", counted)
+    config = RecipeConfig.preset("tiny").fit.replace(max_epochs=2, width=16, hidden=(16,))
+    model = tmp_path / "model"
+
+    def run() -> Path:
+        return keep_or_fit([store], model, config, wake_word="hey tone", device="cpu")
+
+    assert run() == model and len(fitted) == 1
+    marker = json.loads((model / STEP_NAME).read_text())
+    assert marker["identity"][KEY] == {"fit": fit.VERSION}
+    identity = {k: v for k, v in marker["identity"].items() if k != KEY}  # as written before
+    (model / STEP_NAME).write_text(json.dumps({**marker, "identity": identity}))
+    with caplog.at_level(logging.INFO, logger="wakebuilder"):
+        assert run() == model
+    assert len(fitted) == 2 and "made by an older version of fit, made again" in caplog.text
+    assert run() == model and len(fitted) == 2  # this version's: kept
+    monkeypatch.setattr(fit, "VERSION", fit.VERSION + 1)  # a release that changed the fit
+    assert run() == model and len(fitted) == 3
+    assert run() == model and len(fitted) == 3
+
+
+def test_a_rerun_makes_again_once_the_steps_an_older_version_of_their_stages_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A release that changed how a stage makes its output (synthesis, negatives, non-speech clips, the training
+    stream and its windows, augmentation) kept what an older release made in the recipe's folder. Each step's
+    identity now holds the versions of the stages that made it: a release that bumps one makes again, once, the
+    steps that stage made, saying why, and keeps the others."""
+    from wakebuilder import recipe_data
+    from wakebuilder.data import negatives, realchunks, stream, synth
+    from wakebuilder.data.augment import pipeline
+    from wakebuilder.data.nonspeech import make
+
+    config = RecipeConfig.preset("tiny", phrase="hey jarvis", engines=("espeak",), n_nonspeech=4, train_stream_s=6.0)
+    out = tmp_path / "run"
+
+    def steps() -> dict[str, Path]:
+        positives = recipe_data.synth(config, out / "positives", 3, 0)
+        negative = recipe_data.make_negatives(config, out / "negatives", n=3, speech=2, words=0, seed=0)
+        return {"positives": positives, "negatives": negative,
+                "nonspeech": recipe_data.nonspeech(config, out / "nonspeech", negative, n=4, seed=0),
+                "windows": recipe_data.training_windows(config, out, negative, lambda message: None),
+                "augmented": recipe_data.augmented(config, positives, out / "positives-aug", 1)}
+
+    def remade(module: object, stage: str) -> set[str]:
+        stamps = {name: path.stat().st_mtime_ns for name, path in steps().items()}  # kept: nothing rewritten
+        monkeypatch.setattr(module, "VERSION", module.VERSION + 1)  # type: ignore[attr-defined]
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="wakebuilder"):
+            after = steps()
+        assert f"made by an older version of {stage}" in caplog.text
+        return {name for name, path in after.items() if path.stat().st_mtime_ns != stamps[name]}
+
+    steps()
+    assert remade(synth, "synth") == {"positives", "negatives"}
+    assert remade(negatives, "negatives") == {"negatives"}
+    assert remade(make, "nonspeech") == {"nonspeech"}
+    assert remade(stream, "stream") == {"windows"}
+    assert remade(realchunks, "real-chunks") == {"windows"}
+    assert remade(pipeline, "augment") == {"augmented"}
+    stamps = {name: path.stat().st_mtime_ns for name, path in steps().items()}
+    assert {name: path.stat().st_mtime_ns for name, path in steps().items()} == stamps

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from wakebuilder.errors import ConfigError
 from wakebuilder.recipe_config import BANK_SEED, CALIBRATION_SEED, REPORT_SEED, RecipeConfig
 from wakebuilder.recipe_keep import input_identity, keep_or_make
+from wakebuilder.stage_version import versioned
 
 if TYPE_CHECKING:
     from wakebuilder.bank.heldout import HeldoutStream
@@ -154,12 +155,13 @@ def nonspeech(config: RecipeConfig, out: Path, speech: Path, *, n: int, seed: in
     """``n`` music and noise clips of ``seed``, every generator (babble from ``speech``'s clips: no more TTS); kept
     when a run of the same settings and speech finished them (``recipe_keep``)."""
     from wakebuilder.data.nonspeech.generators import GENERATORS
-    from wakebuilder.data.nonspeech.make import NonspeechConfig, make_nonspeech
+    from wakebuilder.data.nonspeech.make import NonspeechConfig, make_nonspeech, stage_versions
 
     settings = NonspeechConfig(n=n, duration_s=config.embed_window_s or 2.5, seed=seed,
                                kinds=tuple(GENERATORS),
                                babble_from=str(speech))
-    identity = {"step": "nonspeech", "config": settings.to_dict(), "inputs": input_identity([speech])}
+    identity = versioned({"step": "nonspeech", "config": settings.to_dict(), "inputs": input_identity([speech])},
+                         stage_versions(settings))
     return keep_or_make(out, identity, lambda: make_nonspeech(settings, out_dir=out, overwrite=True))
 
 
@@ -202,6 +204,7 @@ def training_windows(config: RecipeConfig, out: Path, negatives_manifest: Path, 
     clips; these windows teach the head that. They are cut at the embedding window, so none is
     padded with silence. Kept when a run of the same settings and negatives finished them (``recipe_keep``).
     """
+    from wakebuilder.data import realchunks, stream
     from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
 
     chunk_s = config.embed_window_s or 1.5
@@ -217,6 +220,7 @@ def training_windows(config: RecipeConfig, out: Path, negatives_manifest: Path, 
 
     identity = {"step": "training windows", "stream": _stream_config(config, config.train_stream_s).to_dict(),
                 "chunks": settings.to_dict(), "inputs": input_identity([negatives_manifest])}
+    identity = versioned(identity, {"stream": stream.VERSION, "real-chunks": realchunks.VERSION})
     return keep_or_make(chunks, identity, make)
 
 
@@ -231,4 +235,5 @@ def real_chunks(real_dir: str | os.PathLike[str], out: Path) -> Path:
     from wakebuilder.recipe_folders import check_real_folder
 
     check_real_folder(Path(real_dir), out)
-    return chunk_real_audio(real_dir, out_dir=out / "real", config=ChunkConfig())
+    # overwrite: out/real is the run's, chunked again when an older version chunked it (``realchunks.VERSION``)
+    return chunk_real_audio(real_dir, out_dir=out / "real", config=ChunkConfig(), overwrite=True)

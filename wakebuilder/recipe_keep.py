@@ -4,7 +4,8 @@ A step's marker (``recipe_step.json`` in its output folder) is written last, ato
 records what the output was made of (the step's settings and its input files' contents) and the output's bytes.
 A run again with the same settings and inputs keeps the output while it is as written and every clip it lists is in
 place; otherwise the marker goes before the step is made again, so a kill while remaking keeps nothing stale.
-A head's fit (``keep_or_fit``) is such a step too: its inputs are the stores' content.
+A head's fit (``keep_or_fit``) is such a step too: its inputs are the stores' content. A step's identity holds the
+versions of the stages that made it (``stage_version``), so what an older version made is made again once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from wakebuilder.atomic import atomic_write_json, read_json, remove_path
 from wakebuilder.errors import WakebuilderError
 from wakebuilder.fingerprint import canonical_json, file_sha256
 from wakebuilder.manifest import is_manifest_path, read_manifest, resolve_clip_path
+from wakebuilder.stage_version import version_change, versioned
 
 if TYPE_CHECKING:
     from wakebuilder.train.fit_config import FitConfig
@@ -42,6 +44,8 @@ def kept_output(marker: Path, identity: dict[str, Any]) -> Path | None:
     try:
         recorded = read_json(marker)
         if not isinstance(recorded, dict) or recorded.get("identity") != identity:
+            if older := version_change(recorded.get("identity") if isinstance(recorded, dict) else None, identity):
+                log.info("%s: %s, made again", marker.parent, older)
             return None
         output = marker.parent / recorded["output"]
         if not output.is_file() or file_sha256(str(output)) != recorded["sha256"]:
@@ -91,12 +95,14 @@ def store_content(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any
 def keep_or_fit(stores: Sequence[Path], model_dir: Path, config: FitConfig, *, wake_word: str,
                 device: str = "auto") -> Path:
     """``model_dir``: the head a finished fit of the same stores' content, fit settings (seed included) and wake word
-    left there (its marker beside the weights), else a head fitted anew (``run_fit``: built as ``.incomplete``, then
-    renamed over the old one, so a kill leaves the old head or none, never half a head)."""
+    left there, by this version of the fit (its marker beside the weights), else a head fitted anew (``run_fit``:
+    built as ``.incomplete``, then renamed over the old one, so a kill leaves the old head or none, never half a
+    head)."""
     from wakebuilder.modeldir import WEIGHTS_NAME
-    from wakebuilder.train.fit import run_fit
+    from wakebuilder.train.fit import VERSION, run_fit
 
-    identity = {"step": "fit", "fit": config.to_dict(), "wake_word": wake_word, "stores": store_content(stores)}
+    identity = versioned({"step": "fit", "fit": config.to_dict(), "wake_word": wake_word,
+                          "stores": store_content(stores)}, {"fit": VERSION})
 
     def make() -> Path:
         made, _ = run_fit(stores, model_dir, config, device=device, overwrite=True, wake_word=wake_word)

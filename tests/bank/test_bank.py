@@ -533,3 +533,49 @@ def test_calibration_refuses_a_bank_rebuilt_since_the_fit(tmp_path: Path, more: 
     (model / "model.json").write_text(json.dumps(meta))
     _, old = calibrate_model(model, [phrase, bank])  # as before: the bank's first 90 rows
     assert old["n_validation"] == before["n_validation"]
+
+
+def test_a_bank_made_by_an_older_version_is_made_again_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bank's complete.json held its settings and voices only, so a release that changed how its audio is made
+    (its augmented copies, say) reused an older release's bank for every phrase. It now records the versions of the
+    stages that made it: a bank recorded without them, or with a lower one, is made again once, saying why, and of
+    its parts only those of the stage that changed are made again (each is kept by its own identity)."""
+    import logging
+
+    import wakebuilder.data.augment.pipeline as pipeline
+    import wakebuilder.data.synth as synth
+    from wakebuilder.bank.ensure import COMPLETE_NAME
+    from wakebuilder.data.augment.transforms import AugmentConfig
+    from wakebuilder.stage_version import KEY
+
+    config = BankNegativesConfig(speech=3, words=0, stream_s=0.0, engines=("espeak",), workers=1)
+    where = {"backbone": "speech-embedding", "window_s": None, "augment": AugmentConfig(copies=1),
+             "cache": tmp_path / "c", "device": "cpu"}
+    first = ensure_bank(config, **where)
+    (folder,) = (first.store.parent / "audio").iterdir()
+    complete = folder / COMPLETE_NAME
+    recorded = json.loads(complete.read_text())
+    assert recorded[KEY]["augment"] == pipeline.VERSION and recorded[KEY]["synth"] == synth.VERSION
+    calls: dict[str, int] = {"synth": 0, "augment": 0}
+    for module, name, key in ((synth, "synthesize_clips", "synth"), (pipeline, "augment_clip", "augment")):
+        def counted(*args: object, _real: object = getattr(module, name), _key: str = key, **kwargs: object) -> object:
+            calls[_key] += 1
+            return _real(*args, **kwargs)  # type: ignore[operator]
+
+        monkeypatch.setattr(module, name, counted)
+    complete.write_text(json.dumps({k: v for k, v in recorded.items() if k != KEY}))  # as written before
+    with caplog.at_level(logging.INFO, logger="wakebuilder"):
+        again = ensure_bank(config, **where)
+    assert again.synthesized and "made by an older version of augment" in caplog.text
+    assert calls == {"synth": 0, "augment": 0} and again.embedded == 0  # its parts carry their versions: kept
+    assert json.loads(complete.read_text()) == recorded
+    monkeypatch.setattr(pipeline, "VERSION", pipeline.VERSION + 1)  # a release that changed the copies
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="wakebuilder"):
+        bumped = ensure_bank(config, **where)
+    assert bumped.synthesized and calls == {"synth": 0, "augment": 3}
+    assert caplog.text.count("made by an older version of augment, made again") == 2  # the bank, its copies
+    reused = ensure_bank(config, **where)
+    assert not reused.synthesized and calls == {"synth": 0, "augment": 3} and reused.clips == first.clips

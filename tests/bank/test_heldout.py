@@ -197,3 +197,41 @@ def test_the_bank_exclusion_reads_the_phrase_without_punctuation() -> None:
     assert plain_text("Hey, Jarvis!  It's") == "hey jarvis it's"
     said, _ = says_phrase(["hey, jarvis: lights on", "a quiet evening"], "Hey Jarvis?", max_distance=0.0)
     assert said.tolist() == [True, False]
+
+
+def test_a_held_out_stream_of_an_older_version_is_made_again_into_a_new_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release that changed how the held-out streams or their music and noise are made calibrated every phrase on
+    the stream an older release left in the cache. The stream's record holds the versions of those stages now: one
+    of an older version is made again, into another folder (a phrase may be reading the old one), and kept after."""
+    import wakebuilder.data.stream as stream_module
+    from wakebuilder.bank.heldout import HeldoutStreamConfig, heldout_stream
+    from wakebuilder.data.nonspeech import make
+
+    config = HeldoutStreamConfig(speech=3, nonspeech=2, clip_s=1.0, duration_s=6.0, seed=1000, engines=("espeak",))
+    old = heldout_stream(config, cache=tmp_path)
+    old_stream = old.stream.read_bytes()
+    for module in (make, stream_module):
+        monkeypatch.setattr(module, "VERSION", module.VERSION + 1)
+        new = heldout_stream(config, cache=tmp_path)
+        assert new.stream != old.stream and new.speech == old.speech and old.stream.read_bytes() == old_stream
+        with monkeypatch.context() as patch:
+            forbid(patch, stream_module, "build_negative_stream", "built again")
+            assert heldout_stream(config, cache=tmp_path) == new
+        old = new
+
+
+def test_held_out_speech_of_an_older_synthesis_is_spoken_again_into_a_new_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Held-out sentences spoken by an older synthesis were kept in the cache; they are spoken again, into another
+    folder (a phrase may be reading the old one), and kept after."""
+    config = HeldoutSpeechConfig(n=3, seed=1000, engines=("espeak",))
+    first = heldout_speech(config, cache=tmp_path)
+    written = first.read_bytes()
+    monkeypatch.setattr(synth, "VERSION", synth.VERSION + 1)
+    again = heldout_speech(config, cache=tmp_path)
+    assert again != first and first.read_bytes() == written
+    forbid(monkeypatch, synth, "synthesize_clips", "synthesized again")
+    assert heldout_speech(config, cache=tmp_path) == again

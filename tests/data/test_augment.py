@@ -438,3 +438,46 @@ def test_an_unfinished_augment_run_of_other_settings_is_refused_or_replaced(tmp_
     clean = run_augment(manifest, out_dir=tmp_path / "clean", config=config.replace(seed=5), progress=False)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "clean")  # the killed run's copies went
     assert {r.id for r in read_manifest(out)} == {r.id for r in read_manifest(clean)}
+
+
+def test_copies_made_by_an_older_version_of_augment_are_made_again_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A release that changed how copies are made kept the copies an older release made in the recipe's folder
+    forever: a run's identity held its settings and inputs, not the code that made them. It now holds the augment
+    stage's version: copies recorded without it (made before it was recorded) or with a lower one are made again,
+    once, saying why; those of this version are kept; an unfinished run of an older version is not resumed."""
+    import json
+    import logging
+
+    import wakebuilder.data.augment.pipeline as pipeline
+    from wakebuilder.data.augment.journal import RUN_NAME
+    from wakebuilder.errors import ArtifactExistsError
+    from wakebuilder.stage_version import KEY
+
+    manifest, config, out = _manifest(tmp_path), AugmentConfig(copies=2, seed=4), tmp_path / "a"
+
+    def run() -> Path:
+        return pipeline.keep_or_run_augment(manifest, out_dir=out, config=config, progress=False, workers=1)
+
+    first = run()
+    made = _count_copies(monkeypatch)
+    recorded = json.loads((out / RUN_NAME).read_text())
+    assert recorded[KEY] == {"augment": pipeline.VERSION}
+    (out / RUN_NAME).write_text(json.dumps({k: v for k, v in recorded.items() if k != KEY}))  # as written before
+    with caplog.at_level(logging.INFO, logger="wakebuilder"):
+        assert run() == first
+    assert len(made) == 8 and "made by an older version of augment, made again" in caplog.text
+    made.clear()
+    assert run() == first and made == []  # this version's: kept
+    monkeypatch.setattr(pipeline, "VERSION", pipeline.VERSION + 1)  # a release that changed the copies
+    assert run() == first and len(made) == 8
+    made.clear()
+    assert run() == first and made == []
+    with monkeypatch.context() as patch:
+        _kill_after(patch, 3)
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.run_augment(manifest, out_dir=tmp_path / "b", config=config, progress=False, workers=1)
+    monkeypatch.setattr(pipeline, "VERSION", pipeline.VERSION + 1)
+    with pytest.raises(ArtifactExistsError, match="made by an older version of augment"):
+        pipeline.run_augment(manifest, out_dir=tmp_path / "b", config=config, progress=False)

@@ -399,3 +399,38 @@ def test_overwrite_leaves_only_the_new_runs_clips(tmp_path: Path) -> None:
     listed = {out / r.path for r in read_manifest(manifest)}
     assert set((out / "clips").glob("*.wav")) == listed and len(listed) == 4
     assert all(path.read_bytes() == b"not ours" for path in outside)
+
+
+def test_chunks_of_an_older_version_are_refused_or_chunked_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A release that changed how real audio is chunked kept the chunks an older one cut (its cache's fingerprint
+    held the version 1, never bumped, and a bump would have said "other settings"). wb negatives --real now says
+    that an older version chunked the folder, and the recipe, whose folder it is, chunks it again, saying why."""
+    import logging
+
+    from wakebuilder import recipe_data
+    from wakebuilder.data import realchunks
+
+    (tmp_path / "src").mkdir()
+    _long_file(tmp_path / "src" / "a.wav")
+    real, chunked = realchunks._chunk_file, []
+
+    def counted(*args: object, **kwargs: object) -> object:
+        chunked.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(realchunks, "_chunk_file", counted)
+    first = recipe_data.real_chunks(tmp_path / "src", tmp_path / "run").read_bytes()
+    assert recipe_data.real_chunks(tmp_path / "src", tmp_path / "run").read_bytes() == first
+    assert len(chunked) == 1  # kept
+    monkeypatch.setattr(realchunks, "VERSION", realchunks.VERSION + 1)
+    with pytest.raises(StoreMismatchError, match="chunked by an older version of real-chunks"):
+        chunk_real_audio(tmp_path / "src", out_dir=tmp_path / "run" / "real", config=ChunkConfig())
+    with caplog.at_level(logging.INFO, logger="wakebuilder"):
+        again = recipe_data.real_chunks(tmp_path / "src", tmp_path / "run")
+    assert "made by an older version of real-chunks, made again" in caplog.text
+    assert len(chunked) == 2 and again.read_bytes() == first
+    recipe_data.real_chunks(tmp_path / "src", tmp_path / "run")
+    assert len(chunked) == 2
+    with pytest.raises(StoreMismatchError, match="other settings"):
+        chunk_real_audio(tmp_path / "src", out_dir=tmp_path / "run" / "real", config=ChunkConfig(max_s=2.0))

@@ -237,7 +237,7 @@ def _nonspeech_negatives(config: BankNegativesConfig, out: Path, *, babble_from:
     A missing apt, or a failed download, logs a warning and the bank goes on without Debian's audio.
     """
     from wakebuilder.data.debian import debian_negatives
-    from wakebuilder.data.nonspeech.make import CONFIG_NAME, NonspeechConfig, make_nonspeech
+    from wakebuilder.data.nonspeech.make import CONFIG_NAME, NonspeechConfig, make_nonspeech, run_identity
     from wakebuilder.data.synth_journal import finished_run, write_voices
     from wakebuilder.errors import SourceUnavailableError
 
@@ -247,7 +247,7 @@ def _nonspeech_negatives(config: BankNegativesConfig, out: Path, *, babble_from:
         settings = NonspeechConfig(n=config.nonspeech, kinds=kinds, duration_s=min(max(config.chunk_s, 0.5), 60.0),
                                    seed=config.seed, babble_from=str(babble_from) if babble_from else None)
         identity = _babble_identity(babble_from) if "babble" in kinds and babble_from else None
-        kept = finished_run(settings, voices=identity, out_dir=out / "nonspeech", config_name=CONFIG_NAME)
+        kept = finished_run(run_identity(settings), voices=identity, out_dir=out / "nonspeech", config_name=CONFIG_NAME)
         if kept is None:
             kept = make_nonspeech(settings, out_dir=out / "nonspeech", overwrite=True)
             if identity is not None:

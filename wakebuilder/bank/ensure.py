@@ -9,10 +9,12 @@ audio marked complete and the clips stored, so it synthesizes and embeds
 nothing; a new extra manifest is embedded alone. A phrase then synthesizes and
 embeds only its positives and sound-alikes, and fits on its store plus the bank.
 The audio is marked complete with the identity of the voices it was spoken by
-(they follow the engines installed and the voice files found, not the settings):
-with other voices found now its speech is made again, and the clips it no
-longer holds are retired: kept in the bank's store, which phrases read without a
-lock, but no longer served (``bank.retired``).
+(they follow the engines installed and the voice files found, not the settings)
+and the versions of the stages that made it (``stage_version``). With other
+voices found now its speech is made again; after a release that changed a
+stage, what that stage made is. The clips it no longer holds are retired: kept
+in the bank's store, which phrases read without a lock, but no longer served
+(``bank.retired``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from wakebuilder.atomic import atomic_write_json, read_json
 from wakebuilder.bank.build import BankNegativesConfig, bank_lock, grow_bank, make_bank_negatives
 from wakebuilder.bank.location import bank_dir, bank_store_path
 from wakebuilder.manifest import read_manifest
+from wakebuilder.stage_version import KEY, version_change
 
 log = logging.getLogger(__name__)
 COMPLETE_NAME = "complete.json"
@@ -54,13 +57,13 @@ def bank_manifests(config: BankNegativesConfig, *, folder: Path, augment: Any = 
     """
     from wakebuilder.data.augment.pipeline import keep_or_run_augment
 
-    settings, voices = _settings(config, augment), bank_voices(config)
+    settings, voices, versions = _settings(config, augment), bank_voices(config), stage_versions()
     complete = folder / COMPLETE_NAME
     recorded = read_json(complete) if complete.is_file() else {}
-    if recorded.get("config") == settings and recorded.get("voices") == voices:
+    if recorded.get("config") == settings and recorded.get("voices") == voices and recorded.get(KEY) == versions:
         return [folder / m for m in recorded["manifests"]], False
     if recorded.get("config") == settings:
-        _note_replaced(folder, recorded)
+        _note_replaced(folder, recorded, version_change(recorded, {KEY: versions}))
     made = make_bank_negatives(config, out_dir=folder)  # keeps the parts finished with these settings and voices
     manifests = list(made)
     if augment is None or augment.copies > 0:
@@ -68,9 +71,20 @@ def bank_manifests(config: BankNegativesConfig, *, folder: Path, augment: Any = 
         for manifest in made[:-1] if windows else made:  # stream windows (last) are not augmented
             manifests.append(keep_or_run_augment(manifest, out_dir=f"{manifest.parent}-aug",
                                                  config=_augment(config, augment)))
-    atomic_write_json(complete, {"config": settings, "voices": voices,
+    atomic_write_json(complete, {"config": settings, "voices": voices, KEY: versions,
                                  "manifests": [str(Path(m).relative_to(folder)) for m in manifests]})
     return manifests, True
+
+
+def stage_versions() -> dict[str, int]:
+    """The versions of the stages whose output the bank's audio is (``stage_version``); each of its parts is kept by
+    its own, so a bank made again for one changed stage makes again only what that stage made."""
+    from wakebuilder.data import realchunks, stream, synth
+    from wakebuilder.data.augment import pipeline
+    from wakebuilder.data.nonspeech import make
+
+    return {"augment": pipeline.VERSION, "nonspeech": make.VERSION, "real-chunks": realchunks.VERSION,
+            "stream": stream.VERSION, "synth": synth.VERSION}
 
 
 def bank_voices(config: BankNegativesConfig) -> dict[str, Any] | None:
@@ -90,18 +104,21 @@ def bank_voices(config: BankNegativesConfig) -> dict[str, Any] | None:
     return voice_identity(find_voices(choice))
 
 
-def _note_replaced(folder: Path, recorded: dict[str, Any]) -> None:
-    """Before the bank finished in ``folder`` with other voices is made again: record its clips (``REPLACED_NAME``,
-    with any recorded before) and forget that it finished, so the clips it no longer holds are retired
-    once the new clips are embedded (``_replaced_clips``), also after a kill."""
+def _note_replaced(folder: Path, recorded: dict[str, Any], older: str = "") -> None:
+    """Before the bank finished in ``folder`` with other voices, or by another version (``older`` says which), is
+    made again: record its clips (``REPLACED_NAME``, with any recorded before) and forget that it finished, so the
+    clips it no longer holds are retired once the new clips are embedded (``_replaced_clips``), also after a kill."""
     ids = _clip_ids([folder / m for m in recorded.get("manifests", [])])
     replaced = folder / REPLACED_NAME
     if replaced.is_file():
         ids |= set(read_json(replaced))
     atomic_write_json(replaced, sorted(ids))
     (folder / COMPLETE_NAME).unlink()
-    log.info("negative bank %s: made with other voices than those found now (or before they were recorded); "
-             "its speech is made again", folder)
+    if older:
+        log.info("negative bank %s: %s, made again", folder, older)
+    else:
+        log.info("negative bank %s: made with other voices than those found now (or before they were recorded); "
+                 "its speech is made again", folder)
 
 
 def _replaced_clips(folder: Path, *, store: Path) -> set[str]:

@@ -10,7 +10,8 @@ engines installed and the voice files found): the sentences are kept while the
 voices found are those that spoke them, and a stream while its sentences are
 the same. Other voices' sentences, and a stream of other sentences, are made into
 new folders named by what they are made of (``<settings>-<voices>``,
-``stream-<settings>-<content>``), never over the old ones: another phrase may be
+``stream-<settings>-<content>``; both with the versions of the stages that make
+them, ``stage_version``), never over the old ones: another phrase may be
 calibrating on the old stream or reporting on its clips meanwhile, and reads a
 stream, its segments and its clips as they were made together. The backbone's pass over a stream is kept in the cache
 too (``stream_cache``), so a later phrase scores it with its head alone. A
@@ -34,6 +35,7 @@ from wakebuilder.config import StageConfig
 from wakebuilder.data.tts import DEFAULT_ENGINES
 from wakebuilder.errors import ConfigError
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, resolve_clip_path, write_manifest
+from wakebuilder.stage_version import versioned
 
 log = logging.getLogger(__name__)
 COMPLETE_NAME = "complete.json"
@@ -54,7 +56,7 @@ class HeldoutSpeechConfig(StageConfig):
 def heldout_speech(config: HeldoutSpeechConfig, *, cache: str | os.PathLike[str] | None = None) -> Path:
     """The manifest of ``config``'s sentences spoken by the voices found now, in the cache: synthesized by the first
     call, reused after; other voices speak them into another folder (see the module docstring)."""
-    from wakebuilder.data.synth import SYNTH_CONFIG_NAME, SynthConfig, keep_or_run_synth
+    from wakebuilder.data.synth import SYNTH_CONFIG_NAME, VERSION, SynthConfig, keep_or_run_synth, run_identity
     from wakebuilder.data.synth_journal import finished_run
     from wakebuilder.data.synth_voices import find_voices, voice_identity
     from wakebuilder.data.wordlists import random_sentences
@@ -65,10 +67,11 @@ def heldout_speech(config: HeldoutSpeechConfig, *, cache: str | os.PathLike[str]
     voices = find_voices(synth)
     identity = voice_identity(voices)
     settings = cache_dir(cache) / "heldout" / fingerprint("heldout-speech", 1, config.to_dict())[:12]
-    folder = settings.with_name(f"{settings.name}-{fingerprint('heldout-voices', 1, identity)[:12]}")
+    spoken = versioned(identity, {"synth": VERSION})  # a synthesis of another version speaks into another folder
+    folder = settings.with_name(f"{settings.name}-{fingerprint('heldout-voices', 1, spoken)[:12]}")
     with waiting_lock(settings.with_name(settings.name + ".lock"), "held-out speech"):  # one synthesizer at a time
         # made by a release that spoke it again in place; kept while its voices are found, never written again
-        before = finished_run(synth, voices=identity, out_dir=settings, config_name=SYNTH_CONFIG_NAME)
+        before = finished_run(run_identity(synth), voices=identity, out_dir=settings, config_name=SYNTH_CONFIG_NAME)
         return before or keep_or_run_synth(synth, out_dir=folder, voices=voices)
 
 
@@ -96,6 +99,8 @@ class HeldoutStream:
 
 def heldout_stream(config: HeldoutStreamConfig, *, cache: str | os.PathLike[str] | None = None) -> HeldoutStream:
     """``config``'s stream in the cache: made by the first call (every phrase's), reused after."""
+    from wakebuilder.data import stream as stream_stage
+    from wakebuilder.data.nonspeech import make
     from wakebuilder.fingerprint import file_sha256, fingerprint
 
     if config.speech < 1:
@@ -103,8 +108,10 @@ def heldout_stream(config: HeldoutStreamConfig, *, cache: str | os.PathLike[str]
                           "give held-out speech > 0")
     speech = heldout_speech(HeldoutSpeechConfig(n=config.speech, seed=config.seed, engines=config.engines), cache=cache)
     # the stream is of these sentences: made again, into another folder, when they were (spoken by other voices), as
-    # a stream of other settings would be; their manifest names each clip by a hash of its audio
+    # a stream of other settings or made by another version of its stages would be; their manifest names each clip by
+    # a hash of its audio
     recorded = {"config": config.to_dict(), "speech_sha256": file_sha256(str(speech)), "format": STREAM_FORMAT}
+    recorded = versioned(recorded, {"nonspeech": make.VERSION, "stream": stream_stage.VERSION})
     settings = cache_dir(cache) / "heldout" / f"stream-{fingerprint('heldout-stream', 1, config.to_dict())[:12]}"
     folder = settings.with_name(f"{settings.name}-{fingerprint('heldout-stream-content', 1, recorded)[:12]}")
     stream, nonspeech = folder / "stream.wav", folder / "nonspeech" / MANIFEST_NAME

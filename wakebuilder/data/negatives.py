@@ -27,6 +27,7 @@ from wakebuilder.config import StageConfig
 from wakebuilder.data.phonetics import (
     Candidate, candidates, contains, phrase_pronunciations, plain_text, pronunciations,
 )
+import wakebuilder.data.synth as synthesis
 from wakebuilder.data.synth import SynthConfig, synthesize_clips
 from wakebuilder.data.synth_journal import (
     end_journal, finished_jobs, finished_run, forget_finished, open_journal, prune_clips, record_finished,
@@ -38,10 +39,14 @@ from wakebuilder.data.wordlists import random_sentences, random_words
 from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.fingerprint import canonical_json
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, write_manifest
+from wakebuilder.stage_version import versioned
 
 log = logging.getLogger(__name__)
 JOURNAL_NAME = "negatives.incomplete"
 CONFIG_NAME = "negatives_config.json"  # a finished run's identity (``run_identity``), beside its manifest
+# The negatives' version, in a run's identity with synthesis's (``run_identity``): bump it when a release makes
+# other negatives for the same settings, texts and voices (``stage_version``).
+VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -124,9 +129,11 @@ def _planned(config: NegativesConfig) -> tuple[list[Candidate], list[SynthConfig
 def run_identity(config: NegativesConfig, passes: Sequence[SynthConfig]) -> dict[str, Any]:
     """What a run's clips depend on besides its voices: ``config`` and ``texts_sha256``, a sha256 of the texts each
     pass speaks, in order. They follow the candidate rules and word lists of this version, not the config alone
-    (07faa3d left out "visuals" for "visual"), so a finished run of other texts is not kept."""
+    (07faa3d left out "visuals" for "visual"), so a finished run of other texts is not kept; and this version of
+    the negatives and of synthesis (``stage_version``), so neither is one of an older version."""
     texts = [[synth.kind, list(synth.texts)] for synth in passes]
-    return {**config.to_dict(), "texts_sha256": hashlib.sha256(canonical_json(texts).encode("utf-8")).hexdigest()}
+    identity = {**config.to_dict(), "texts_sha256": hashlib.sha256(canonical_json(texts).encode("utf-8")).hexdigest()}
+    return versioned(identity, {"negatives": VERSION, "synth": synthesis.VERSION})
 
 
 def negatives_voices(config: NegativesConfig) -> dict[str, list[Voice]]:
@@ -156,7 +163,8 @@ def _spoken_pass(synth: SynthConfig, *, voices: dict[str, list[Voice]], out_dir:
             if all((Path(out_dir) / r.path).is_file() for r in records):
                 return records
     folder = journal / synth.kind
-    finished = start_journal(synth, voices=voice_identity(voices), out_dir=out_dir, overwrite=True, folder=folder)
+    finished = start_journal(synthesis.run_identity(synth), voices=voice_identity(voices), out_dir=out_dir,
+                             overwrite=True, folder=folder)
     records = synthesize_clips(synth, out_dir=out_dir, finished=finished, journal=folder, voices=voices)
     write_manifest(finished_pass, records)
     end_journal(out_dir, folder=folder)

@@ -32,6 +32,9 @@ from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
 log = logging.getLogger(__name__)
 
 FRAME_S = 0.02
+# The chunking's version, in its cache's fingerprint and in the identity of the windows the recipe keeps: bump it
+# when a release cuts other chunks for the same settings (``stage_version``).
+VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -114,11 +117,11 @@ def chunk_real_audio(
                      and not p.resolve().is_relative_to(inside))
     if not sources:
         raise ConfigError(f"{root}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
-    key = fingerprint("real-chunks", 1, config.to_dict())
+    key = fingerprint("real-chunks", VERSION, config.to_dict())
     with writer_lock(out):
         names = {source.relative_to(root).as_posix(): source for source in sources}
         # entries of files no longer under source_dir (removed, or chunked from another folder) are dropped
-        done = {name: entry for name, entry in _open_cache(out, key, overwrite).items() if name in names}
+        done = {name: entry for name, entry in _open_cache(out, config, overwrite).items() if name in names}
         todo = []
         for name, source in names.items():
             digest = file_sha256(str(source))
@@ -149,14 +152,20 @@ def chunk_real_audio(
         return write_manifest(out / MANIFEST_NAME, rows)
 
 
-def _open_cache(out: Path, key: str, overwrite: bool) -> dict[str, dict]:
+def _open_cache(out: Path, config: ChunkConfig, overwrite: bool) -> dict[str, dict]:
+    """The files ``out`` chunked with ``config`` by this version; none when it chunked with other settings or by an
+    older version (with ``overwrite``: it is chunked again)."""
     marker = out / "chunks_done.json"
     if not marker.exists():
         return {}
     cache = read_json(marker)
-    if cache.get("fingerprint") != key:
+    if cache.get("fingerprint") != fingerprint("real-chunks", VERSION, config.to_dict()):
+        older = cache.get("fingerprint") in {fingerprint("real-chunks", v, config.to_dict()) for v in range(1, VERSION)}
         if not overwrite:
-            raise StoreMismatchError(f"{out}: chunked with other settings; use another --out or --overwrite")
+            why = "by an older version of real-chunks" if older else "with other settings"
+            raise StoreMismatchError(f"{out}: chunked {why}; use another --out or --overwrite")
+        if older:
+            log.info("%s: made by an older version of real-chunks, made again", out)
         marker.unlink()
         return {}
     return dict(cache["files"])

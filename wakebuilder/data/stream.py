@@ -28,6 +28,10 @@ from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.manifest import ClipRecord, read_manifest, resolve_clip_path
 
+# The stream's version, in the identity of the training windows the recipe keeps: bump it when a release joins
+# the same clips into another stream for the same settings (``stage_version``).
+VERSION = 1
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class StreamConfig(StageConfig):

@@ -36,15 +36,25 @@ from wakebuilder.data.tts import DEFAULT_ENGINES, Voice, get_engine, json_ready
 from wakebuilder.errors import ConfigError, EngineUnavailableError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
+from wakebuilder.stage_version import versioned
 
 log = logging.getLogger(__name__)
 MIN_AUDIBLE_PEAK = 0.01
 SYNTH_CONFIG_NAME = "synth_config.json"  # a finished run's config, beside its manifest
+# Synthesis's version, in the identity of a run kept or resumed (``run_identity``): bump it when a release makes
+# other clips for the same settings and voices (``stage_version``).
+VERSION = 1
 # planning and voices live beside this module; callers import them from here too
 __all__ = [
     "MIN_AUDIBLE_PEAK", "SYNTH_CONFIG_NAME", "SynthConfig", "find_voices", "keep_or_run_synth", "plan_jobs",
-    "run_synth", "speaker_order", "synthesize_clips", "text_variants", "voice_identity",
+    "run_identity", "run_synth", "speaker_order", "synthesize_clips", "text_variants", "voice_identity",
 ]
+
+
+def run_identity(config: SynthConfig) -> dict[str, Any]:
+    """What a run's clips depend on besides its voices, as its journal and a finished run record it: ``config``
+    and this version of synthesis (``VERSION``), so a run of an older version is neither resumed nor kept."""
+    return versioned(config.to_dict(), {"synth": VERSION})
 
 
 Job = tuple[int, str, dict[str, Any]]
@@ -103,7 +113,7 @@ def _run_partitions(
     meta, piper = {"seed": config.seed}, list(config.piper_voices)
     journal = journal_dir(out_dir) if journal is None else journal
     if done is not None:
-        open_journal(config, voices=voices, folder=journal)
+        open_journal(run_identity(config), voices=voices, folder=journal)
     shares = [jobs[k::workers] for k in range(workers)]
     parts: list[Partition] = [
         (share, str(out_dir), meta, piper, config.kokoro_voices, None if done is None else str(part_path(journal, k)),
@@ -196,13 +206,13 @@ def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite
         refuse_existing(manifest, overwrite=overwrite)
         voices = find_voices(config) if voices is None else voices
         identity = voice_identity(voices)
-        finished = start_journal(config, voices=identity, out_dir=out_dir, overwrite=overwrite)
+        finished = start_journal(run_identity(config), voices=identity, out_dir=out_dir, overwrite=overwrite)
         forget_finished(out_dir, config_name=SYNTH_CONFIG_NAME)  # its manifest is about to be replaced
         records = synthesize_clips(config, out_dir=out_dir, finished=finished, voices=voices)
         write_manifest(manifest, records)
         if overwrite:  # the replaced run's clips, unlisted now, go too
             prune_clips(out_dir, {record.path for record in records})
-        record_finished(out_dir, config, voices=identity, config_name=SYNTH_CONFIG_NAME)
+        record_finished(out_dir, run_identity(config), voices=identity, config_name=SYNTH_CONFIG_NAME)
         end_journal(out_dir)
         return manifest
 
@@ -214,5 +224,6 @@ def keep_or_run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str],
     settings or voices is replaced. For callers that own ``out_dir`` and run again after a kill (recipe, bank).
     ``voices``: those ``find_voices`` found for ``config``, when the caller has them."""
     voices = find_voices(config) if voices is None else voices  # once: their warnings are said once
-    return (finished_run(config, voices=voice_identity(voices), out_dir=out_dir, config_name=SYNTH_CONFIG_NAME)
+    return (finished_run(run_identity(config), voices=voice_identity(voices), out_dir=out_dir,
+                         config_name=SYNTH_CONFIG_NAME)
             or run_synth(config, out_dir=out_dir, overwrite=True, voices=voices))

@@ -10,7 +10,9 @@ goes once the manifest is written. A run with ``overwrite`` also clears the clip
 ``folder`` arguments). ``finished_run`` finds a run that finished, for callers that
 would make it again (``wb bank negatives``), when its config and voices (``voices.json`` beside its manifest,
 ``write_voices``) are this run's. A run's ``RUN_OPTIONS`` (``workers``) are recorded, not compared: its clips do not
-depend on them, so a killed run resumes, and a finished one is kept, with another number of workers.
+depend on them, so a killed run resumes, and a finished one is kept, with another number of workers. A caller's
+config may hold the versions of the stages that make its clips (``stage_version``): a run of an older version is
+then neither resumed nor kept.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from wakebuilder.atomic import atomic_write_json, remove_path
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ArtifactExistsError, ManifestError
 from wakebuilder.manifest import MANIFEST_NAME, read_manifest
+from wakebuilder.stage_version import version_change
 
 log = logging.getLogger(__name__)
 JOURNAL_NAME = "synth.incomplete"
@@ -94,12 +97,17 @@ def recorded_run(config: StageConfig | dict[str, Any], *, voices: dict[str, Any]
     if recorded == wanted and not voices_change:
         return True
     if started and not overwrite:
+        if older := version_change(recorded, wanted):  # no settings finish it: its clips are of other code
+            raise ArtifactExistsError(f"{out_dir}: holds the clips of an unfinished {command} run {older}; pass "
+                                      "--overwrite to start afresh")
         config_change = _differences(recorded, wanted) if recorded else "its config is unreadable"
         differences = "; ".join(change for change in (config_change, voices_change) if change)
         raise ArtifactExistsError(
             f"{out_dir}: holds the clips of an unfinished {command} run with other settings ({differences}); "
             "run it again with its settings to finish it, or pass --overwrite to start afresh"
         )
+    if started and (older := version_change(recorded, wanted)):
+        log.info("%s: an unfinished run %s, started again", out_dir, older)
     remove_path(folder)
     return False
 
@@ -209,7 +217,8 @@ def finished_run(config: StageConfig | dict[str, Any], *, voices: dict[str, Any]
     """The manifest of a finished run of ``config`` in ``out_dir`` (its config, or the dict a run records, as
     ``recorded_run`` takes, recorded in ``config_name`` the same, and its voices, ``VOICES_NAME``, the same as
     ``voices``, the identity of the voices found here; None for a run that speaks none; every clip it lists in
-    place), which a caller that would make it again may keep instead; None when none is."""
+    place), which a caller that would make it again may keep instead; None when none is (and the log says so when
+    it was made by another version: ``stage_version``)."""
     out = Path(out_dir)
     manifest = out / MANIFEST_NAME
     if not manifest.is_file() or not (out / config_name).is_file():
@@ -220,6 +229,9 @@ def finished_run(config: StageConfig | dict[str, Any], *, voices: dict[str, Any]
         records = read_manifest(manifest) if compared(recorded) == compared(wanted) else []
     except (OSError, ValueError, ManifestError) as exc:
         log.info("%s: not kept, made again (%s)", manifest, exc)
+        return None
+    if not records and (older := version_change(recorded, wanted)):
+        log.info("%s: %s, made again", manifest, older)
         return None
     voices_change = "" if voices is None else _voices_change(_read_object(out / VOICES_NAME), voices)
     if records and voices_change:

@@ -39,6 +39,9 @@ from wakebuilder.train.plots import CURVES_NAME, METRICS_NAME, plot_training_cur
 from wakebuilder.train.split import Split, split_groups, store_rows
 
 log = logging.getLogger(__name__)
+# The fit's version, in the identity of a head the recipe keeps (``recipe_keep``): bump it when a release fits
+# another head from the same stores and settings (``stage_version``).
+VERSION = 1
 
 
 @dataclass

@@ -3,10 +3,10 @@
 A run notes each finished copy (its manifest row, as job ``parent * copies + copy``) in ``<out>/augment.incomplete``
 once the copy's file is in place, in the journal ``wb synth`` keeps (``synth_journal``). The folder also holds the
 run's identity (``run_identity``: the augment and background settings, the input manifest's path and content, the
-noise, impulse-response and background clips). A run with the same identity takes the finished copies from there;
-one with another is refused unless ``overwrite``, so copies of two settings never mix. Once the manifest is written
-the identity goes beside it (``RUN_NAME``, last), and the journal goes: ``finished_augment`` tells a caller that
-would make the copies again (the recipe) that they are done.
+noise, impulse-response and background clips; the pipeline adds augment's version, ``stage_version``). A run with
+the same identity takes the finished copies from there; one with another is refused unless ``overwrite``, so copies
+of two settings never mix. Once the manifest is written the identity goes beside it (``RUN_NAME``, last), and the
+journal goes: ``finished_augment`` tells a caller that would make the copies again (the recipe) that they are done.
 """
 
 from __future__ import annotations

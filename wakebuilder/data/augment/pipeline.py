@@ -28,6 +28,11 @@ from wakebuilder.devices import cpu_threads
 from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, resolve_clip_path, write_manifest
+from wakebuilder.stage_version import versioned
+
+# Augmentation's version, in a run's identity (``journal.run_identity``): bump it when a release makes other copies
+# for the same settings and inputs (a transform, the limiter, the background mix: ``stage_version``).
+VERSION = 1
 
 
 def load_bank(folder: str | os.PathLike[str] | None, what: str) -> tuple[list[str], list[np.ndarray]]:
@@ -107,8 +112,8 @@ def _plan(manifest: str | os.PathLike[str], *, config: AugmentConfig, noise_dir:
         background.check()
         backgrounds = (background, BackgroundBank.load(background.manifests))
         digests["background"] = bank_digest(backgrounds[1].names, backgrounds[1].samples)
-    identity = run_identity(manifest, config=config, background=background, banks=digests,
-                            keep_originals=keep_originals)
+    identity = versioned(run_identity(manifest, config=config, background=background, banks=digests,
+                                      keep_originals=keep_originals), {"augment": VERSION})
     return _Plan(manifest, config, parents, banks, names, backgrounds, keep_originals, identity)
 
 

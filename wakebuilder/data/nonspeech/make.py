@@ -14,11 +14,12 @@ import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
-from wakebuilder.atomic import atomic_directory, refuse_existing
+from wakebuilder.atomic import atomic_directory, atomic_write_json, refuse_existing
 from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.config import StageConfig
 from wakebuilder.data.nonspeech import generators
@@ -28,10 +29,13 @@ from wakebuilder.devices import cpu_threads
 from wakebuilder.errors import ConfigError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, write_manifest
+from wakebuilder.stage_version import versioned
 
 log = logging.getLogger(__name__)
+# The non-speech clips' version, in their sources and in the identity of a run kept (``run_identity``): bump it
+# when a release makes other clips for the same settings (``stage_version``).
 VERSION = 1
-CONFIG_NAME = "nonspeech_config.json"  # the run's config, beside its manifest
+CONFIG_NAME = "nonspeech_config.json"  # the run's identity (``run_identity``), beside its manifest
 PEAK = 0.99
 
 
@@ -47,6 +51,23 @@ class NonspeechConfig(StageConfig):
     babble_from: str | None = None  # a speech manifest; None: synthesize speech for babble
     babble_sources: int = 200  # sentences to synthesize when babble_from is None
     engines: tuple[str, ...] = DEFAULT_ENGINES
+
+
+def stage_versions(config: NonspeechConfig) -> dict[str, int]:
+    """The versions of the stages that make a run's clips: this one, and synthesis when the run speaks its
+    babble's sentences itself (``stage_version``)."""
+    from wakebuilder.data import synth
+
+    versions = {"nonspeech": VERSION}
+    if "babble" in config.kinds and not config.babble_from:
+        versions["synth"] = synth.VERSION
+    return versions
+
+
+def run_identity(config: NonspeechConfig) -> dict[str, Any]:
+    """What a run's clips depend on besides their babble's speech, as it records it beside its manifest: ``config``
+    and ``stage_versions``, so a run of an older version is not kept."""
+    return versioned(config.to_dict(), stage_versions(config))
 
 
 def check_config(config: NonspeechConfig) -> None:
@@ -125,7 +146,7 @@ def make_nonspeech(config: NonspeechConfig, *, out_dir: str | os.PathLike[str], 
         # clip i depends only on (seed, generator, i): rendered and written on every core, in index order
         with ThreadPoolExecutor(workers or cpu_threads(), thread_name_prefix="wb-nonspeech") as pool:
             records = list(pool.map(clip, range(config.n)))
-        config.save(work / CONFIG_NAME)
+        atomic_write_json(work / CONFIG_NAME, run_identity(config))
         write_manifest(work / MANIFEST_NAME, list({r.id: r for r in records}.values()))
     return target / MANIFEST_NAME
 
