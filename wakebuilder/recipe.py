@@ -17,6 +17,7 @@ laptop, ``full`` for the seed recipe's counts); any field can be changed on top 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -109,32 +110,43 @@ def run_recipe(
     set_threads(threads)
     out, step = Path(out_dir), StepLog()
     inputs = dict(recordings=recordings, real_dir=real_dir, extra_negatives=extra_negatives)
-    with writer_lock(out):  # a second run into out at once would rewrite this one's config and data folders
+    # a second run into out at once would rewrite this one's config and data folders; the shared bank and held-out
+    # streams are read till the report (their read locks, kept in held: wb bank reclaim refuses meanwhile)
+    with writer_lock(out), contextlib.ExitStack() as held:
         check_out_folder(out)  # a folder of the user's own: its model/ and export/ would be replaced
         out.mkdir(parents=True, exist_ok=True)
         config.save(out / RUN_MARKER)
+        if config.bank:
+            from wakebuilder.bank.heldout import heldout_dir
+            from wakebuilder.bank.reading import reading
+
+            held.enter_context(reading(heldout_dir()))
         if config.data_seeds > 1:
-            return _run_data_seeds(config, out, step, inputs, device=device, threads=threads)
-        data, store, bank_store = _data_and_store(config, out, step, inputs, device=device, threads=threads)
+            return _run_data_seeds(config, out, step, inputs, device=device, threads=threads, held=held)
+        data, store, bank_store = _data_and_store(config, out, step, inputs, device=device, threads=threads,
+                                                  held=held)
         return train_and_export(config, out, store, data, device=device, step=step, bank=bank_store)
 
 
 def _data_and_store(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str,
-                    threads: int) -> tuple[RecipeData, Path, Path | None]:
-    """The data, its store and the negative bank (``None`` without ``config.bank``)."""
+                    threads: int, held: contextlib.ExitStack) -> tuple[RecipeData, Path, Path | None]:
+    """The data, its store and the negative bank (``None`` without ``config.bank``; its read lock then held in
+    ``held``, so its rows stay those the fit reads till the calibration)."""
     data = build_data(config, out, step=step, **inputs)
     step(f"embed with {config.backbone}")
     store = embed_data(config, out, data, device=device, threads=threads)
     bank_store = None
     if config.bank:
+        from wakebuilder.bank.reading import reading
         from wakebuilder.recipe_data import bank
 
         bank_store = bank(config, store, step, device=device, threads=threads)
+        held.enter_context(reading(bank_store.parent))
     return data, store, bank_store
 
 
 def _run_data_seeds(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str,
-                    threads: int) -> RecipeResult:
+                    threads: int, held: contextlib.ExitStack) -> RecipeResult:
     """Each data seed's data, store and calibrated heads in ``out/seed-<N>/``, all heads averaged into
     ``out/model``, exported, reported on the first seed's held-out sets."""
     models: list[tuple[Path, dict[str, Any]]] = []
@@ -144,7 +156,8 @@ def _run_data_seeds(config: RecipeConfig, out: Path, step: StepLog, inputs: dict
         step(f"data seed {member.seed} ({i + 1} of {config.data_seeds})")
         member_out.mkdir(parents=True, exist_ok=True)
         member.save(member_out / RUN_MARKER)
-        data, store, bank_store = _data_and_store(member, member_out, step, inputs, device=device, threads=threads)
+        data, store, bank_store = _data_and_store(member, member_out, step, inputs, device=device, threads=threads,
+                                                  held=held)
         models += fit_heads(member, member_out, store, data, device=device, step=step, bank=bank_store)
         if i == 0:
             first_data, first_store = data, store

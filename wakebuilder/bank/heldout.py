@@ -13,8 +13,9 @@ new folders named by what they are made of (``<settings>-<voices>``,
 ``stream-<settings>-<content>``; both with the versions of the stages that make
 them, ``stage_version``), never over the old ones: another phrase may be
 calibrating on the old stream or reporting on its clips meanwhile, and reads a
-stream, its segments and its clips as they were made together. The backbone's pass over a stream is kept in the cache
-too (``stream_cache``), so a later phrase scores it with its head alone. A
+stream, its segments and its clips as they were made together, holding ``heldout/read.lock``
+(``bank.reading``; a recipe holds it till its report). The backbone's pass over a
+stream is kept in the cache too (``stream_cache``), so a later phrase scores it with its head alone. A
 phrase takes the sentences as clips with those that say it left out
 (``without_phrase``; ``data.negatives.says``: in letters or in phonemes, the
 rule ``wb negatives --speech`` applies); in a stream, the clips that say it
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from wakebuilder.atomic import atomic_write_json, read_json, waiting_lock
 from wakebuilder.bank.location import cache_dir
+from wakebuilder.bank.reading import reading
 from wakebuilder.config import StageConfig
 from wakebuilder.data.tts import DEFAULT_ENGINES
 from wakebuilder.errors import ConfigError
@@ -66,10 +68,11 @@ def heldout_speech(config: HeldoutSpeechConfig, *, cache: str | os.PathLike[str]
                         seed=config.seed + 1, label=0, kind="speech_negative", variants=False, workers=config.workers)
     voices = find_voices(synth)
     identity = voice_identity(voices)
-    settings = cache_dir(cache) / "heldout" / fingerprint("heldout-speech", 1, config.to_dict())[:12]
+    settings = heldout_dir(cache) / fingerprint("heldout-speech", 1, config.to_dict())[:12]
     spoken = versioned(identity, {"synth": VERSION})  # a synthesis of another version speaks into another folder
     folder = settings.with_name(f"{settings.name}-{fingerprint('heldout-voices', 1, spoken)[:12]}")
-    with waiting_lock(settings.with_name(settings.name + ".lock"), "held-out speech"):  # one synthesizer at a time
+    # one synthesizer at a time; no wb bank reclaim meanwhile
+    with reading(settings.parent), waiting_lock(settings.with_name(settings.name + ".lock"), "held-out speech"):
         # made by a release that spoke it again in place; kept while its voices are found, never written again
         before = finished_run(run_identity(synth), voices=identity, out_dir=settings, config_name=SYNTH_CONFIG_NAME)
         return before or keep_or_run_synth(synth, out_dir=folder, voices=voices)
@@ -112,18 +115,22 @@ def heldout_stream(config: HeldoutStreamConfig, *, cache: str | os.PathLike[str]
     # a hash of its audio
     recorded = {"config": config.to_dict(), "speech_sha256": file_sha256(str(speech)), "format": STREAM_FORMAT}
     recorded = versioned(recorded, {"nonspeech": make.VERSION, "stream": stream_stage.VERSION})
-    settings = cache_dir(cache) / "heldout" / f"stream-{fingerprint('heldout-stream', 1, config.to_dict())[:12]}"
+    settings = heldout_dir(cache) / f"stream-{fingerprint('heldout-stream', 1, config.to_dict())[:12]}"
     folder = settings.with_name(f"{settings.name}-{fingerprint('heldout-stream-content', 1, recorded)[:12]}")
     stream, nonspeech = folder / "stream.wav", folder / "nonspeech" / MANIFEST_NAME
     made = HeldoutStream(stream=stream, speech=speech, nonspeech=nonspeech if config.nonspeech else None)
-    with waiting_lock(settings.with_name(settings.name + ".lock"), "held-out stream"):
+    with reading(settings.parent), waiting_lock(settings.with_name(settings.name + ".lock"), "held-out stream"):
         complete = folder / COMPLETE_NAME
-        if complete.is_file() and read_json(complete) == recorded and stream.is_file():
-            return made
-        _make_stream(config, made)
-        atomic_write_json(complete, recorded)
-        log.info("held-out stream: %g s in %s", config.duration_s, stream)
+        if not (complete.is_file() and read_json(complete) == recorded and stream.is_file()):
+            _make_stream(config, made)
+            atomic_write_json(complete, recorded)
+            log.info("held-out stream: %g s in %s", config.duration_s, stream)
     return made
+
+
+def heldout_dir(cache: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of the held-out speech and streams in the cache (its ``read.lock``: ``bank.reading``)."""
+    return cache_dir(cache) / "heldout"
 
 
 def _make_stream(config: HeldoutStreamConfig, made: HeldoutStream) -> None:

@@ -1,7 +1,7 @@
 """The bank's retired clips (still in its store, no longer served) and the bank's rows as a reader sees them.
 
-The bank's store is shared by every phrase's recipe and read without a lock
-(fit, calibrate), so it only grows: when its voices change, the old voices'
+The bank's store is shared by every phrase's recipe and read without its build
+lock (fit, calibrate), so it only grows: when its voices change, the old voices'
 clips are not removed from it (rewriting the store under a reader would break
 it) but listed in ``retired.json`` beside it, written whole (atomically) under
 the bank's build lock, each list also kept as ``retired/<sha256>.json``. A reader
@@ -10,6 +10,8 @@ rows out: the rows it opened stay as they were while another phrase retires or
 adds clips. A fit records the rows it read (their count and a hash of their ids)
 and which list it left out (``BankView``), so its calibration reads the bank as
 the fit did, however the bank grew in between, and refuses a bank made again.
+Readers hold the bank's read lock (``bank.reading``), so that one holding it
+alone may remove what they no longer read.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 
 from wakebuilder.atomic import atomic_write_json, read_json
 from wakebuilder.bank.location import is_bank_store
+from wakebuilder.bank.reading import reading
 from wakebuilder.errors import ConfigError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
 from wakebuilder.store.embedding_store import EmbeddingStore
@@ -102,6 +105,15 @@ def retire(store: str | os.PathLike[str], *, add: Collection[str] = (), serve: C
         path.unlink()
 
 
+def _read_locked(paths: Sequence[str | os.PathLike[str]], held: contextlib.ExitStack
+                 ) -> Sequence[str | os.PathLike[str]]:
+    """``paths``, with each bank store's read lock held in ``held``."""
+    for path in paths:
+        if is_bank_store(path):
+            held.enter_context(reading(Path(path).parent))
+    return paths
+
+
 def check_rows(store: EmbeddingStore, view: BankView) -> None:
     """Refuse a bank store whose first ``view.rows`` rows are not the clips the fit read (``view.ids_sha256``): the
     bank was made again at the same path (its cache deleted) since, and those rows are other clips.
@@ -122,10 +134,11 @@ def open_served(paths: Sequence[str | os.PathLike[str]], *, views: Sequence[Bank
     store, the name of the list left out (``retired_digest``).
 
     The retired clips are read once, here: the rows opened stay the same while another phrase's ``ensure_bank``
-    retires or adds clips (the store only grows).
+    retires or adds clips (the store only grows). A bank store is read holding its folder's read lock
+    (``bank.reading``), so nothing removes its rows meanwhile.
     """
     views = list(views) or [None] * len(paths)
-    with open_stores(paths) as union:
+    with contextlib.ExitStack() as held, open_stores(_read_locked(paths, held)) as union:
         for store, view in zip(union.stores, views, strict=True):
             if view is not None:
                 check_rows(store, view)
