@@ -105,6 +105,8 @@ INTERRUPTS: list[tuple[str, str, str]] = [
     ("bank path", "wakebuilder.bank.location:bank_store_path", "writes nothing"),
     ("bank info", "wakebuilder.bank.build:bank_info", "writes nothing"),
     ("bank negatives --out {tmp}/o", "wakebuilder.bank.build:make_bank_negatives", "resumes"),
+    ("bank reclaim", "wakebuilder.bank.reclaim:reclaim_bank", "resumes"),  # a run again finishes what it began
+    ("bank reclaim --dry-run", "wakebuilder.bank.reclaim:reclaim_bank", "writes nothing"),
     ("fit --store {dir} --out {tmp}/m", "wakebuilder.train.fit:run_fit", "starts over"),
     ("calibrate --model {dir} --store {dir}", "wakebuilder.calibrate:calibrate_model", "starts over"),
     ("calibrate --model {dir} --store {dir} --stream {file} --cache-streams", "wakebuilder.calibrate:calibrate_model",

@@ -109,10 +109,12 @@ def grow_bank(
     """``build_bank`` for a caller that holds the bank's build lock (``bank_lock``), as ``ensure_bank`` does."""
     from wakebuilder.backbones import check_spec
     from wakebuilder.embed import EmbedConfig, embed_manifests
+    from wakebuilder.store.merge import finish_swap
 
     check_spec(backbone)
     ids = _negative_ids(manifests)
     store = bank_store_path(backbone, window_s, cache=cache)
+    finish_swap(store)  # a compaction killed in its swap (wb bank reclaim) left no store: finished, not made anew
     store.parent.mkdir(parents=True, exist_ok=True)
     marker = store.parent / BANK_MARKER
     previous = read_json(marker) if marker.exists() else {"manifests": []}

@@ -13,8 +13,9 @@ new folders named by what they are made of (``<settings>-<voices>``,
 ``stream-<settings>-<content>``; both with the versions of the stages that make
 them, ``stage_version``), never over the old ones: another phrase may be
 calibrating on the old stream or reporting on its clips meanwhile, and reads a
-stream, its segments and its clips as they were made together, holding ``heldout/read.lock``
-(``bank.reading``; a recipe holds it till its report). The backbone's pass over a
+stream, its segments and its clips as they were made together. The folder of each settings used last is named
+in ``<settings>.current.json``; ``wb bank reclaim`` removes the others (``stale_folders``) while no reader
+holds ``heldout/read.lock`` (``bank.reading``; a recipe holds it till its report). The backbone's pass over a
 stream is kept in the cache too (``stream_cache``), so a later phrase scores it with its head alone. A
 phrase takes the sentences as clips with those that say it left out
 (``without_phrase``; ``data.negatives.says``: in letters or in phonemes, the
@@ -28,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from pathlib import Path
 
 from wakebuilder.atomic import atomic_write_json, read_json, waiting_lock
@@ -41,6 +43,9 @@ from wakebuilder.stage_version import versioned
 
 log = logging.getLogger(__name__)
 COMPLETE_NAME = "complete.json"
+CURRENT_SUFFIX = ".current.json"  # <settings>.current.json: the folder of those settings used last
+TRASH_DIR = ".reclaiming"  # where wb bank reclaim moves a folder before deleting it
+FOLDER_NAME = re.compile(r"(?P<settings>(stream-)?[0-9a-f]{12})(-[0-9a-f]{12})?")
 STREAM_FORMAT = 2
 """2: the stream's segments say where each clip's audio ends (``data.stream``); a stream of before is made again."""
 
@@ -75,7 +80,9 @@ def heldout_speech(config: HeldoutSpeechConfig, *, cache: str | os.PathLike[str]
     with reading(settings.parent), waiting_lock(settings.with_name(settings.name + ".lock"), "held-out speech"):
         # made by a release that spoke it again in place; kept while its voices are found, never written again
         before = finished_run(run_identity(synth), voices=identity, out_dir=settings, config_name=SYNTH_CONFIG_NAME)
-        return before or keep_or_run_synth(synth, out_dir=folder, voices=voices)
+        made = before or keep_or_run_synth(synth, out_dir=folder, voices=voices)
+        _mark_current(settings, made.parent)
+        return made
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -125,12 +132,42 @@ def heldout_stream(config: HeldoutStreamConfig, *, cache: str | os.PathLike[str]
             _make_stream(config, made)
             atomic_write_json(complete, recorded)
             log.info("held-out stream: %g s in %s", config.duration_s, stream)
+        _mark_current(settings, folder)
     return made
 
 
 def heldout_dir(cache: str | os.PathLike[str] | None = None) -> Path:
     """The folder of the held-out speech and streams in the cache (its ``read.lock``: ``bank.reading``)."""
     return cache_dir(cache) / "heldout"
+
+
+def _mark_current(settings: Path, folder: Path) -> None:
+    """Name ``folder`` the one of ``settings`` used last (``<settings>.current.json``), which reclaim keeps."""
+    pointer = settings.with_name(settings.name + CURRENT_SUFFIX)
+    if not (pointer.is_file() and read_json(pointer) == {"folder": folder.name}):
+        atomic_write_json(pointer, {"folder": folder.name})
+
+
+def stale_folders(cache: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The held-out folders no recipe uses now: of each settings, all but the one used last (its
+    ``<settings>.current.json``; without one, the newest), and what a killed reclaim left (``TRASH_DIR``).
+
+    Only for a caller that holds ``heldout/read.lock`` alone (``bank.reading.excluding_readers``).
+    """
+    root = heldout_dir(cache)
+    groups: dict[str, list[Path]] = {}
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if path.is_dir() and not path.is_symlink() and (named := FOLDER_NAME.fullmatch(path.name)):
+            groups.setdefault(named.group("settings"), []).append(path)
+    stale = [root / TRASH_DIR] if (root / TRASH_DIR).exists() else []
+    for settings, folders in groups.items():
+        pointer = root / (settings + CURRENT_SUFFIX)
+        recorded = read_json(pointer) if pointer.is_file() else None
+        current = recorded.get("folder") if isinstance(recorded, dict) else None
+        if current not in {f.name for f in folders}:
+            current = max(folders, key=lambda f: f.stat().st_mtime_ns).name
+        stale += [f for f in folders if f.name != current]
+    return stale
 
 
 def _make_stream(config: HeldoutStreamConfig, made: HeldoutStream) -> None:

@@ -10,8 +10,9 @@ rows out: the rows it opened stay as they were while another phrase retires or
 adds clips. A fit records the rows it read (their count and a hash of their ids)
 and which list it left out (``BankView``), so its calibration reads the bank as
 the fit did, however the bank grew in between, and refuses a bank made again.
-Readers hold the bank's read lock (``bank.reading``), so that one holding it
-alone may remove what they no longer read.
+Readers hold the bank's read lock (``bank.reading``); ``wb bank reclaim``,
+holding it alone, removes the retired rows and the lists naming none left
+(``bank.reclaim``), after which a model fitted before is refused and fit again.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from wakebuilder.bank.reading import reading
 from wakebuilder.errors import ConfigError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
 from wakebuilder.store.embedding_store import EmbeddingStore
+from wakebuilder.store.merge import finish_swap
 from wakebuilder.store.union import StoreUnion, open_stores, rows_digest
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,17 @@ def retired_as_fitted(store: str | os.PathLike[str], digest: str | None) -> froz
     return _read_ids(path)
 
 
+def retired_lists(store: str | os.PathLike[str]) -> dict[Path, frozenset[str]]:
+    """Every list of retired clips beside a bank store (``retired.json`` and ``retired/<sha256>.json``), with its ids.
+
+    Raises:
+        ConfigError: a list is no list of clip ids (edited by hand).
+    """
+    folder = Path(store).parent
+    paths = [folder / RETIRED_NAME, *sorted((folder / VERSIONS_DIR).glob("*.json"))]
+    return {path: _read_ids(path) for path in paths if path.is_file()}
+
+
 def _read_ids(path: Path) -> frozenset[str]:
     ids = read_json(path)
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
@@ -107,10 +120,12 @@ def retire(store: str | os.PathLike[str], *, add: Collection[str] = (), serve: C
 
 def _read_locked(paths: Sequence[str | os.PathLike[str]], held: contextlib.ExitStack
                  ) -> Sequence[str | os.PathLike[str]]:
-    """``paths``, with each bank store's read lock held in ``held``."""
+    """``paths``, with each bank store's read lock held in ``held`` and a compaction of it that was killed in its
+    swap (``wb bank reclaim``) finished, so the store is there."""
     for path in paths:
         if is_bank_store(path):
             held.enter_context(reading(Path(path).parent))
+            finish_swap(path)
     return paths
 
 
@@ -135,7 +150,7 @@ def open_served(paths: Sequence[str | os.PathLike[str]], *, views: Sequence[Bank
 
     The retired clips are read once, here: the rows opened stay the same while another phrase's ``ensure_bank``
     retires or adds clips (the store only grows). A bank store is read holding its folder's read lock
-    (``bank.reading``), so nothing removes its rows meanwhile.
+    (``bank.reading``), so ``wb bank reclaim`` removes none of its rows meanwhile.
     """
     views = list(views) or [None] * len(paths)
     with contextlib.ExitStack() as held, open_stores(_read_locked(paths, held)) as union:

@@ -100,6 +100,35 @@ def info(backbone: str, window_s: float | None, cache_dir: str | None, as_json: 
     ]))
 
 
+@bank.command("reclaim")
+@backbone_option
+@window_option
+@cache_option
+@click.option("--dry-run", is_flag=True, help="Say what would be removed and about how many bytes; remove nothing.")
+@json_option
+@handle_errors(on_interrupt=lambda kwargs: WRITES_NOTHING if kwargs["dry_run"] else RESUMES)
+def reclaim(backbone: str, window_s: float | None, cache_dir: str | None, dry_run: bool, as_json: bool) -> None:
+    """Free the disk the bank keeps for nothing; prints its store's path.
+
+    Removes the rows of the bank's retired clips (those of voices replaced), the lists of retired clips that name
+    none left, and the held-out streams' folders no recipe uses now. Run it when no recipe runs: while one (or wb
+    fit, wb calibrate) reads the bank it refuses, removing nothing. Models fitted on the bank before a reclaim can no
+    longer be calibrated on it (wb calibrate says to fit again): fit them again.
+    """
+    from wakebuilder.backbones import check_spec
+    from wakebuilder.bank.reclaim import reclaim_bank
+
+    check_spec(backbone)
+    done = reclaim_bank(backbone, window_s, cache=cache_dir, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for path in (*done.lists_removed, *done.folders_removed):
+        click.echo(f"wb bank reclaim: {verb} {path}", err=True)
+    click.echo(f"wb bank reclaim: {verb} {done.rows_removed} retired row(s), {len(done.lists_removed)} list(s) of "
+               f"retired clips and {len(done.folders_removed)} held-out folder(s): "
+               f"{'about ' if dry_run else ''}{done.bytes_freed / 1e6:.1f} MB", err=True)
+    report(done.store, done.to_dict(), as_json)
+
+
 @bank.command("negatives")
 @click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Output folder.")
 @click.option("--speech", type=IntIn(0, 1_000_000), default=1000, show_default=True,

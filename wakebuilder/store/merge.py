@@ -15,8 +15,8 @@ In place (local stores only), the merged store is built beside the parted one as
 them leaves no ``<store>`` for a moment; running the merge again, or ``finish_swap`` (the negative bank's next
 run, for a bank an earlier release compacted), finishes the swap. A merge may leave clips out (``drop``), made of
 parts or not. In place it replaces the store under its readers: the negative bank, read by every phrase's recipe
-without a lock, is refused (``refuse_bank``), and so is OUT the bank's store; its replaced clips are retired instead
-(``bank.retired``).
+without its build lock, is refused (``refuse_bank``), and so is OUT the bank's store; its replaced clips are retired
+instead (``bank.retired``), and removed by ``wb bank reclaim`` holding its readers off (``bank.reclaim``).
 """
 
 from __future__ import annotations
@@ -144,19 +144,22 @@ def refuse_same_store(src: Path | str, dst: Path | str) -> None:
                           "the source store")
 
 
-def compact_store(path: str | os.PathLike[str], *, drop: Collection[str] = ()) -> dict[str, Any]:
+def compact_store(path: str | os.PathLike[str], *, drop: Collection[str] = (), readers_excluded: bool = False
+                  ) -> dict[str, Any]:
     """Merge a local store made of parts in place (see the module docstring for the swap); with ``drop`` (clip ids)
-    a local Zarr store too, leaving those clips out.
+    a local Zarr store too, leaving those clips out. ``readers_excluded``: the caller holds the negative bank's
+    build lock and its read lock alone (``bank.reclaim``), so the bank's store may be compacted.
 
     Raises:
-        StoreError: a URL or the negative bank's store (merge it into a new path instead), an HDF5 store with
-            ``drop``, or no store at ``path`` (of parts, without ``drop``).
+        StoreError: a URL or (without ``readers_excluded``) the negative bank's store (merge it into a new path
+            instead), an HDF5 store with ``drop``, or no store at ``path`` (of parts, without ``drop``).
         LockedError: another process writes the store.
     """
     where = store_location(path)
     if isinstance(where, str):
         raise StoreError(f"{where}: in-place merge needs a local store; give an OUT path to merge into")
-    refuse_bank(where)
+    if not readers_excluded:
+        refuse_bank(where)
     if drop and is_hdf5(where):  # its journal beside it would not follow the renames
         raise StoreError(f"{where}: clips are left out in place of a Zarr store only; merge it into a new path")
     # Swapped at the real path: through a symlink, the renames would move the link and rmtree would refuse it.
@@ -179,16 +182,17 @@ def compact_store(path: str | os.PathLike[str], *, drop: Collection[str] = ()) -
 
 def refuse_bank(where: Path, *, out: bool = False) -> None:
     """Refuse to merge the negative bank's store in place, or (``out``) another store into its path, also through a
-    symlink: every phrase's recipe reads it without a lock, and the merge would replace it under them.
+    symlink: every phrase's recipe reads it, and the merge would replace it under them (``wb bank reclaim``, which
+    holds them off, compacts it: ``compact_store(readers_excluded=True)``).
 
     Raises:
         StoreError: naming the store, with the fix.
     """
     if is_bank_store(where) or is_bank_store(os.path.realpath(where)):
-        merging, fix = ("merging into it", "merge into a new path") if out else ("merging it in place",
-                                                                                 "merge it into a new path")
-        raise StoreError(f"{where}: is a negative bank's store, which recipes read without a lock; {merging} would "
-                         f"replace it under them (it only grows): {fix} instead")
+        merging, fix = ("merging into it", "merge into a new path instead") if out else (
+            "merging it in place", "merge it into a new path instead, or wb bank reclaim to remove its retired clips")
+        raise StoreError(f"{where}: is a negative bank's store, which recipes read; {merging} would replace it under "
+                         f"them (it only grows): {fix}")
 
 
 def finish_swap(path: str | os.PathLike[str]) -> bool:

@@ -1,0 +1,223 @@
+"""wb bank reclaim: the bank's retired rows, its stale lists and old held-out folders removed, readers held off."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import wakebuilder.data.stream as stream_module
+import wakebuilder.data.synth as synth
+from tests.bank.test_bank import fit_small, write_bank
+from tests.bank.test_heldout import forbid
+from tests.data.test_synth import fewer_voices
+from tests.store.test_union import rows, write
+from wakebuilder.bank.heldout import HeldoutStream, HeldoutStreamConfig, heldout_dir, heldout_stream
+from wakebuilder.bank.location import bank_store_path
+from wakebuilder.bank.reading import reading
+from wakebuilder.bank.reclaim import reclaim_bank
+from wakebuilder.bank.retired import RETIRED_NAME, VERSIONS_DIR, open_served, retire, retired_digest
+from wakebuilder.calibrate import calibrate_model
+from wakebuilder.cli import main
+from wakebuilder.errors import StoreMismatchError
+from wakebuilder.store import open_store
+from wakebuilder.store.embedding_store import EmbeddingStore
+
+BANK = {"backbone": "speech-embedding", "window_s": 2.0}
+STREAM = HeldoutStreamConfig(speech=3, nonspeech=2, clip_s=1.0, duration_s=6.0, seed=1000, engines=("espeak",))
+
+
+def bank_with_retired_rows(cache: Path) -> tuple[Path, list[str]]:
+    """A bank of 90 clips, b10..b19 retired now, b0..b9 retired before (served again): its store and ids."""
+    bank = bank_store_path(BANK["backbone"], BANK["window_s"], cache=cache)
+    ids = [r.id for r in write_bank(bank, 90, seed=1, prefix="b")]
+    retire(bank, add=ids[:10])
+    retire(bank, add=ids[10:20], serve=ids[:10])
+    return bank, ids
+
+
+def streams_of_two_voices(cache: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[HeldoutStream, HeldoutStream]:
+    """The held-out stream spoken by the voices found before (fewer) and by those found now."""
+    with monkeypatch.context() as patch:
+        fewer_voices(patch)
+        old = heldout_stream(STREAM, cache=cache)
+    return old, heldout_stream(STREAM, cache=cache)
+
+
+def served(bank: Path) -> tuple[list[str], np.ndarray]:
+    with open_served([bank]) as (union, _):
+        arrays = union.load()
+    return arrays.id.tolist(), arrays.sequence
+
+
+def tree_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def files(folder: Path) -> dict[Path, tuple[int, int]]:
+    """Every file under ``folder`` but the (empty) lock files readers make, with its size and time."""
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")
+            if p.is_file() and p.suffix != ".lock"}
+
+
+def test_reclaim_removes_the_retired_rows_and_old_held_out_folders(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bank's store only grows and old voices' held-out streams stay in their folders, so the cache grew
+    without bound. reclaim removes the retired rows (the bank serves the same clips, in the same order), the lists
+    of retired clips that name none left, and the held-out folders no recipe uses now, and frees their bytes."""
+    cache = tmp_path / "cache"
+    bank, ids = bank_with_retired_rows(cache)
+    old, new = streams_of_two_voices(cache, monkeypatch)
+    before, size = served(bank), tree_bytes(cache)
+    first_list = bank.parent / VERSIONS_DIR / f"{retired_digest(ids[:10])}.json"
+
+    done = reclaim_bank(cache=cache, **BANK)
+    assert done.rows_removed == 10 and not done.dry_run
+    assert set(done.folders_removed) == {old.stream.parent, old.speech.parent}
+    assert set(done.lists_removed) == {bank.parent / RETIRED_NAME,
+                                       bank.parent / VERSIONS_DIR / f"{retired_digest(ids[10:20])}.json"}
+    assert first_list.is_file()  # it names b0..b9, still in the store
+    with open_store(bank) as store:
+        assert len(store) == 80 and store.ids() == set(ids) - set(ids[10:20])
+    after = served(bank)
+    assert after[0] == before[0] and np.array_equal(after[1], before[1])
+    assert not old.stream.parent.exists() and not old.speech.parent.exists()
+    assert done.bytes_freed > 0 and tree_bytes(cache) == size - done.bytes_freed
+    forbid(monkeypatch, synth, "synthesize_clips", "synthesized again")
+    forbid(monkeypatch, stream_module, "build_negative_stream", "built again")
+    assert heldout_stream(STREAM, cache=cache) == new  # the current stream, kept
+    again = reclaim_bank(cache=cache, **BANK)
+    assert (again.rows_removed, again.lists_removed, again.folders_removed, again.bytes_freed) == (0, (), (), 0)
+
+
+def test_reclaim_keeps_the_held_out_folders_used_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Voices found before, then others, then the first again (a voice file removed): the first voices' stream is
+    the one recipes use, though not the newest folder; reclaim keeps it and removes the other."""
+    cache = tmp_path / "cache"
+    bank_with_retired_rows(cache)
+    old, new = streams_of_two_voices(cache, monkeypatch)
+    with monkeypatch.context() as patch:
+        fewer_voices(patch)
+        assert heldout_stream(STREAM, cache=cache) == old
+    done = reclaim_bank(cache=cache, **BANK)
+    assert set(done.folders_removed) == {new.stream.parent, new.speech.parent}
+    assert old.stream.is_file() and old.speech.is_file()
+
+
+def test_reclaim_refuses_while_a_reader_holds_the_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recipe (wb fit, wb calibrate) reading the bank or its held-out streams: reclaim would remove rows or
+    folders under it, so it refuses in one line and removes nothing."""
+    cache = tmp_path / "cache"
+    bank, _ = bank_with_retired_rows(cache)
+    streams_of_two_voices(cache, monkeypatch)
+    snapshot = files(cache)
+    args = ["bank", "reclaim", "--backbone", BANK["backbone"], "--window-s", "2", "--cache-dir", str(cache)]
+    for reader in (lambda: open_served([bank]), lambda: reading(heldout_dir(cache))):
+        with reader():
+            result = CliRunner().invoke(main, args)
+        assert result.exit_code != 0 and len(result.stderr.strip().splitlines()) == 1, result.output
+        assert "a recipe" in result.stderr and "again when none runs" in result.stderr
+        assert files(cache) == snapshot
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and result.stdout.strip() == str(bank), result.output
+
+
+@pytest.mark.parametrize("killed", ["while merging", "between the swap's renames", "while deleting folders"])
+def test_a_killed_reclaim_leaves_a_usable_bank(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, killed: str) -> None:
+    """Killed at any point, the bank serves the same clips and the current held-out stream is whole; reclaim run
+    again finishes."""
+    cache = tmp_path / "cache"
+    bank, ids = bank_with_retired_rows(cache)
+    old, new = streams_of_two_voices(cache, monkeypatch)
+    before = served(bank)
+    with monkeypatch.context() as patch:
+        kill(patch, killed)
+        with pytest.raises(KeyboardInterrupt):
+            reclaim_bank(cache=cache, **BANK)
+    left = {"while merging": (bank.parent / RETIRED_NAME).is_file() and old.stream.is_file(),
+            "between the swap's renames": not bank.exists(),
+            "while deleting folders": (heldout_dir(cache) / ".reclaiming").is_dir() and not old.stream.exists()}
+    assert left[killed]  # killed where it says
+    after = served(bank)  # a swap cut off is finished by the reader
+    assert after[0] == before[0] and np.array_equal(after[1], before[1])
+    with monkeypatch.context() as patch:
+        forbid(patch, synth, "synthesize_clips", "synthesized again")
+        forbid(patch, stream_module, "build_negative_stream", "built again")
+        assert heldout_stream(STREAM, cache=cache) == new
+    reclaim_bank(cache=cache, **BANK)
+    with open_store(bank) as store:
+        assert store.ids() == set(ids) - set(ids[10:20])
+    assert not old.stream.parent.exists() and not old.speech.parent.exists() and new.stream.is_file()
+    assert sorted(p.name for p in bank.parent.iterdir() if p.name.startswith("store.zarr")) == ["store.zarr",
+                                                                                                 "store.zarr.lock"]
+    assert not any(p.name.startswith(".") for p in heldout_dir(cache).iterdir())
+
+
+def kill(patch: pytest.MonkeyPatch, where: str) -> None:
+    """Make reclaim fail (as Ctrl-C would) at ``where``."""
+    if where == "while merging":
+        append = EmbeddingStore.append
+
+        def append_then_stop(self: EmbeddingStore, *args: object, **kwargs: object) -> None:
+            append(self, *args, **kwargs)
+            raise KeyboardInterrupt
+
+        patch.setattr(EmbeddingStore, "append", append_then_stop)
+    elif where == "between the swap's renames":
+        replace = os.replace
+
+        def stop_at_the_second(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+            if str(src).endswith(".merging") and Path(dst).name == "store.zarr":
+                raise KeyboardInterrupt
+            replace(src, dst)
+
+        patch.setattr(os, "replace", stop_at_the_second)
+    else:
+        rmtree = shutil.rmtree
+
+        def stop_in_the_trash(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+            if Path(path).name == ".reclaiming":
+                next(Path(path).rglob("*.wav")).unlink()  # part of it deleted
+                raise KeyboardInterrupt
+            rmtree(path, *args, **kwargs)
+
+        patch.setattr(shutil, "rmtree", stop_in_the_trash)
+
+
+def test_dry_run_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    bank, _ = bank_with_retired_rows(cache)
+    old, _ = streams_of_two_voices(cache, monkeypatch)
+    snapshot = files(cache)
+    args = ["bank", "reclaim", "--backbone", BANK["backbone"], "--window-s", "2", "--cache-dir", str(cache)]
+    result = CliRunner().invoke(main, [*args, "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    dry = json.loads(result.stdout)
+    assert files(cache) == snapshot
+    assert dry["dry_run"] and dry["rows_removed"] == 10 and dry["store"] == str(bank)
+    assert set(dry["folders_removed"]) == {str(old.stream.parent), str(old.speech.parent)}
+    result = CliRunner().invoke(main, [*args, "--dry-run"])
+    assert result.stdout.strip() == str(bank) and "would remove 10 retired row(s)" in result.stderr
+    assert str(old.stream.parent) in result.stderr and " MB" in result.stderr and files(cache) == snapshot
+    done = json.loads(CliRunner().invoke(main, [*args, "--json"]).stdout)
+    assert not done["dry_run"] and (done["rows_removed"], done["folders_removed"]) == (10, dry["folders_removed"])
+    assert abs(dry["bytes_freed"] - done["bytes_freed"]) <= 0.2 * done["bytes_freed"]  # about
+
+
+def test_a_model_fitted_before_reclaim_is_refused_by_calibration(tmp_path: Path) -> None:
+    """Its bank rows are others now (those retired are gone): calibration says to fit it again, as --help warns."""
+    cache = tmp_path / "cache"
+    bank, _ = bank_with_retired_rows(cache)
+    phrase = write(tmp_path / "phrase.zarr", [rows(200, seed=0, prefix="p")])
+    fit_small(tmp_path / "model", phrase, bank)
+    calibrate_model(tmp_path / "model", [phrase, bank])
+    reclaim_bank(cache=cache, **BANK)
+    with pytest.raises(StoreMismatchError, match="wb fit"):
+        calibrate_model(tmp_path / "model", [phrase, bank])
+    help_text = " ".join(CliRunner().invoke(main, ["bank", "reclaim", "--help"]).output.split())
+    assert "can no longer be calibrated" in help_text and "fit them again" in help_text

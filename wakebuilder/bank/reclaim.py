@@ -1,0 +1,131 @@
+"""``wb bank reclaim``: remove what the bank's cache keeps for nothing.
+
+The bank's store only grows while recipes read it (its replaced clips are retired: ``bank.retired``) and held-out
+streams of other voices go into new folders (``bank.heldout``), so the cache grows with every change of voices.
+Holding the read locks of the bank and of the held-out folder alone (``bank.reading``: no recipe, ``wb fit`` or
+``wb calibrate`` is reading them; it refuses at once otherwise) and the bank's build lock, ``reclaim_bank``
+removes the retired clips' rows (the store merged beside itself without them and swapped in:
+``store.merge.compact_store``), the lists of retired clips that name no row left, and the held-out folders no
+recipe uses now (``heldout.stale_folders``). Killed at any point, the bank stays usable: a swap cut off is finished
+by its next reader or build (``finish_swap``), a folder is moved aside before it is deleted, and what is left
+is removed by the next reclaim. A model fitted before reads other rows of the bank: its calibration is refused
+(``retired.check_rows``: fit it again).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from wakebuilder.atomic import remove_path
+from wakebuilder.bank.build import bank_lock
+from wakebuilder.bank.heldout import TRASH_DIR, heldout_dir, stale_folders
+from wakebuilder.bank.location import BANK_MARKER, bank_store_path
+from wakebuilder.bank.reading import excluding_readers, reading
+from wakebuilder.bank.retired import retired_ids, retired_lists
+from wakebuilder.errors import StoreError
+from wakebuilder.store import open_store
+from wakebuilder.store.info import disk_bytes
+from wakebuilder.store.merge import compact_store, finish_swap
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Reclaimed:
+    """What ``reclaim_bank`` removed (``dry_run``: would remove) and the bytes freed (``dry_run``: about, the
+    store's share taken as its rows' share of its size)."""
+
+    store: Path
+    rows_removed: int
+    lists_removed: tuple[Path, ...]
+    folders_removed: tuple[Path, ...]
+    bytes_freed: int
+    dry_run: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"store": str(self.store), "rows_removed": self.rows_removed,
+                "lists_removed": [str(p) for p in self.lists_removed],
+                "folders_removed": [str(p) for p in self.folders_removed],
+                "bytes_freed": self.bytes_freed, "dry_run": self.dry_run}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    drop: frozenset[str]
+    rows: int
+    store_bytes: int
+    lists: tuple[Path, ...]
+    folders: tuple[Path, ...]
+
+
+def reclaim_bank(backbone: str, window_s: float | None, *, cache: str | os.PathLike[str] | None = None,
+                 dry_run: bool = False) -> Reclaimed:
+    """Remove the bank's retired rows, the lists of retired clips that name no row left and the held-out folders no
+    recipe uses now (see the module docstring); ``dry_run``: say what, removing nothing.
+
+    Raises:
+        StoreError: no bank for this backbone and window in the cache.
+        LockedError: a recipe (or ``wb fit``, ``wb calibrate``) is reading the bank or its held-out streams.
+    """
+    store = bank_store_path(backbone, window_s, cache=cache)
+    if not (store.parent / BANK_MARKER).is_file():
+        raise StoreError(f"{store}: no negative bank here (wb bank build or wb quickstart makes one); check "
+                         "--backbone, --window-s and --cache-dir")
+    heldout = heldout_dir(cache)
+    if dry_run:
+        with reading(store.parent), reading(heldout):
+            plan = _plan(store, cache)
+        about = plan.store_bytes * len(plan.drop) // max(plan.rows, 1)
+        return Reclaimed(store, len(plan.drop), plan.lists, plan.folders, about + _files_bytes(plan), dry_run=True)
+    with (excluding_readers(store.parent, "the bank"), excluding_readers(heldout, "the bank's held-out streams"),
+          bank_lock(backbone, window_s, cache=cache)):
+        finish_swap(store)  # a reclaim killed in its swap
+        plan = _plan(store, cache)
+        freed = _files_bytes(plan)
+        if plan.drop:
+            compact_store(store, drop=plan.drop, readers_excluded=True)
+            freed += plan.store_bytes - disk_bytes(store)
+            log.info("negative bank %s: %d retired row(s) removed", store, len(plan.drop))
+        for path in plan.lists:
+            path.unlink(missing_ok=True)
+        _remove_folders(plan.folders, trash=heldout / TRASH_DIR)
+    return Reclaimed(store, len(plan.drop), plan.lists, plan.folders, freed, dry_run=False)
+
+
+def _plan(store: Path, cache: str | os.PathLike[str] | None) -> _Plan:
+    """What reclaim removes: the store's retired rows, the lists naming none of the rows kept, the stale folders."""
+    with open_store(store) as opened:
+        ids, rows = opened.ids(), len(opened)
+    drop = frozenset(retired_ids(store) & ids)
+    kept = ids - drop
+    lists = tuple(path for path, listed in retired_lists(store).items() if listed.isdisjoint(kept))
+    return _Plan(drop, rows, disk_bytes(store), lists, tuple(stale_folders(cache)))
+
+
+def _files_bytes(plan: _Plan) -> int:
+    """The bytes of the lists and folders ``plan`` removes."""
+    return sum(path.stat().st_size for path in plan.lists) + sum(map(_tree_bytes, plan.folders))
+
+
+def _remove_folders(folders: tuple[Path, ...], *, trash: Path) -> None:
+    """Delete ``folders``, each moved into ``trash`` first (one rename): a reclaim killed while deleting leaves no
+    half-deleted folder where a recipe would take it for one made whole."""
+    remove_path(trash)  # a killed reclaim's
+    for folder in folders:
+        if folder != trash:
+            trash.mkdir(exist_ok=True)
+            os.replace(folder, trash / folder.name)
+            log.info("held-out folder %s removed (no recipe uses it now)", folder)
+    remove_path(trash)
+
+
+def _tree_bytes(path: Path) -> int:
+    """Bytes of the files under the folder ``path`` (links not followed)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        total += sum(os.lstat(os.path.join(root, name)).st_size for name in files)
+    return total
