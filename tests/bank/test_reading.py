@@ -108,3 +108,17 @@ def test_a_folder_one_may_not_write_is_read_without_the_lock(tmp_path: Path, mon
     with pytest.raises(PermissionError):
         with excluding_readers(tmp_path, "it"):
             pass
+
+
+def test_without_flock_readers_read_and_reclaim_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where fcntl is missing (Windows) the package still imports and reads the bank; only reclaim refuses."""
+    from wakebuilder.bank import reading as module
+    from wakebuilder.errors import ConfigError
+
+    monkeypatch.setattr(module, "fcntl", None)
+    with module.reading(tmp_path / "bank"):
+        pass
+    assert not (tmp_path / "bank" / module.READ_LOCK).exists()
+    with pytest.raises(ConfigError, match="POSIX file locks"):
+        with module.excluding_readers(tmp_path / "bank", "the bank"):
+            pass

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from wakebuilder.errors import LockedError
+from wakebuilder.errors import ConfigError, LockedError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; readers read without the lock, and reclaim refuses to run
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 READ_LOCK = "read.lock"
@@ -31,7 +35,7 @@ def reading(folder: str | os.PathLike[str]) -> Iterator[None]:
     A folder this user may not write (a cache shared read-only) is read without the lock: no reclaim can run
     there either.
     """
-    fd = _open(Path(folder), readonly_ok=True)
+    fd = _open(Path(folder), readonly_ok=True) if fcntl is not None else None
     if fd is None:
         yield
         return
@@ -53,7 +57,11 @@ def excluding_readers(folder: str | os.PathLike[str], what: str) -> Iterator[Non
 
     Raises:
         LockedError: a recipe (or ``wb fit``, ``wb calibrate``) is reading the folder.
+        ConfigError: no ``fcntl`` (Windows), so readers cannot be excluded.
     """
+    if fcntl is None:
+        raise ConfigError(f"{folder}: wb bank reclaim needs POSIX file locks (Linux, macOS) to exclude readers; "
+                          "delete the cache folder by hand when no recipe runs instead")
     fd = _open(Path(folder), readonly_ok=False)
     try:
         try:
