@@ -1,4 +1,5 @@
-"""Stores at URLs (memory://): a creation or a removal killed at any object is redone by the next run."""
+"""Stores at URLs (memory://), single or made of parts: a creation or a removal killed at any object is redone by
+the next run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from wakebuilder.errors import StoreError
 from wakebuilder.store import open_store
 from wakebuilder.store.layout import field_layout
 from wakebuilder.store.opening import new_store_attrs, spec_fingerprint
+from wakebuilder.store.parts import PartedStore, part_location
+from wakebuilder.store.parts_index import PartsIndex
 from wakebuilder.store.zarr_backend import create_arrays
 
 fsspec = pytest.importorskip("fsspec", reason="stores at URLs need fsspec (pip install 'wakebuilder[dask]')")
@@ -130,3 +133,94 @@ def test_arrays_a_removal_left_without_their_group_are_redone() -> None:
         with pytest.raises(StoreError, match="holds objects but no store"):
             open_store(other, "a", spec=SPEC, overwrite=overwrite)
     assert fs.cat_file(f"{other}/id/notes.txt") == b"kept"
+
+
+def parted_store(url: str) -> None:
+    """A store of two parts of 3 clips each, built with other settings (what ``wb embed`` writes at a URL)."""
+    index = PartsIndex(url, spec=OTHER)
+    try:
+        for k in range(2):
+            with open_store(part_location(url, f"p{k}"), "a", spec=OTHER) as part:
+                part.append(*clips(3 * k, 3 * k + 3))
+            index.register(f"p{k}")
+    finally:
+        index.close()
+
+
+def check_new_parted_store(url: str) -> None:
+    """What ``wb embed`` at a URL does (any --executor): the index, orphan parts adopted, a new part listed."""
+    index = PartsIndex(url, spec=SPEC)
+    try:
+        assert index.adopt_orphans() == []  # no part of the old store comes back
+        with open_store(part_location(url, "new"), "a", spec=SPEC) as part:
+            part.append(*clips(0, 2))
+        index.register("new")
+    finally:
+        index.close()
+    with open_store(url) as store:
+        assert isinstance(store, PartedStore) and len(store) == 2 and store.fingerprint == spec_fingerprint(SPEC)
+        assert [r.id for r in store.records()] == [r.id for r in clips(0, 2)[0]]
+
+
+def remove_with_overwrite(url: str, how: str) -> None:
+    """The removal of a store before a new one: ``wb embed --overwrite`` (PartsIndex) or ``open_store``'s."""
+    if how == "parts":
+        PartsIndex(url, spec=SPEC, overwrite=True).close()
+    else:
+        open_store(url, "a", spec=SPEC, overwrite=True).close()
+
+
+@pytest.mark.parametrize("rerun", [check_new_parted_store, check_new_store])
+@pytest.mark.parametrize("how", ["parts", "single"])
+def test_a_removal_of_a_store_made_of_parts_killed_at_any_object_is_redone(
+    monkeypatch: pytest.MonkeyPatch, how: str, rerun: object
+) -> None:
+    """A store made of parts is removed index first: a kill after that left only its parts, which every later run
+    refused ('holds objects but no store', 'holds a single-part store or other files'), open_store with
+    --overwrite too. Now a kill at any deletion leaves the whole store or no store, which the next run (new
+    settings, no --overwrite, in parts or not) builds anew, no part of the old one adopted."""
+    fs, old = fsspec.filesystem("memory"), memory_url()
+    parted_store(old)
+    objects = fs.find(old)
+    for count in itertools.count():
+        url = memory_url()
+        fs.cp(old, url, recursive=True)  # a copy of the store: faster than building it again
+        deleted = kill_after(monkeypatch, "rm_file", count)
+        try:
+            remove_with_overwrite(url, how)
+        except Killed:
+            pass
+        else:
+            break
+        finally:
+            monkeypatch.undo()
+        assert len(deleted) == count
+        if count == 0:  # killed before its first deletion: the old store is whole
+            with open_store(url) as store:
+                assert isinstance(store, PartedStore) and len(store) == 6
+            continue
+        with pytest.raises(StoreError, match="no embedding store here"):
+            open_store(url)
+        rerun(url)  # type: ignore[operator]
+    assert count == len(objects) > 20  # a kill landed at every deletion of the old store's objects
+
+
+def test_parts_left_without_their_index_are_redone_and_other_objects_refused() -> None:
+    """Parts without the index (what a killed removal left, or one before it) hold no listed rows: the next run, in
+    parts or not, builds the store anew. Objects that are not a part's are still refused, and kept."""
+    fs = fsspec.filesystem("memory")
+    for rerun in (check_new_parted_store, check_new_store):
+        url = memory_url()
+        parted_store(url)
+        fs.rm_file(f"{url}/parts.json")
+        rerun(url)
+    other = memory_url()
+    parted_store(other)
+    fs.rm_file(f"{other}/parts.json")
+    fs.pipe_file(f"{other}/parts/p0/notes.txt", b"kept")
+    with pytest.raises(StoreError, match="holds objects but no store"):
+        open_store(other)
+    for attempt in (lambda: PartsIndex(other, spec=SPEC), lambda: open_store(other, "a", spec=SPEC)):
+        with pytest.raises(StoreError, match="holds"):
+            attempt()
+    assert fs.cat_file(f"{other}/parts/p0/notes.txt") == b"kept"

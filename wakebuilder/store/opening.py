@@ -97,7 +97,9 @@ def _url_store_exists(url: str) -> bool:
         raise StoreError(f"{url}: is a file, not a Zarr store; choose another --store path")
     if url_exists(join(url, "zarr.json")):
         return not FsspecZarrBackend.unfinished(url)
-    if arrays_without_group(url):  # left by a removal that was killed: no rows, redone like a killed creation
+    from wakebuilder.store.parts import parts_without_index  # parts builds on this module
+
+    if arrays_without_group(url) or parts_without_index(url):  # left by a killed removal: redone like a creation
         return False
     if list_names(url):
         raise StoreError(f"{url}: holds objects but no store; choose another --store path")

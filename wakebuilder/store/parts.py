@@ -35,7 +35,9 @@ from wakebuilder.errors import StoreError, StoreMismatchError
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store.base import ARRAY_FIELDS, SCHEMA_VERSION, StoreArrays, StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore, attrs_problem
-from wakebuilder.store.remote import FsspecZarrBackend, join, read_bytes, remove_url, url_exists, write_bytes
+from wakebuilder.store.remote import (
+    ARRAY_OBJECT, FsspecZarrBackend, holds_only, join, read_bytes, remove_url, url_exists, write_bytes,
+)
 from wakebuilder.store.zarr_backend import ZarrBackend
 
 INDEX_NAME = "parts.json"
@@ -92,8 +94,16 @@ def open_part(store: Location, name: str) -> EmbeddingStore:
     return EmbeddingStore(where, backend.open(where, writable=False), lock=None)  # type: ignore[arg-type]
 
 
+def parts_without_index(store: Location) -> bool:
+    """Whether the URL ``store`` holds only its parts' objects (Zarr stores in ``parts/``) and no index: what a
+    removal killed after it deleted the index left. No index lists those rows: it is no store, and the next run
+    deletes them (any settings, no ``--overwrite``) as it redoes a killed creation (see ``store.remote``)."""
+    return isinstance(store, str) and holds_only(store, rf"{PARTS_DIR}/[^/]+/(zarr\.json|{ARRAY_OBJECT})")
+
+
 def remove_store(store: Location) -> None:
-    """Delete a parted store (index first, so a kill leaves no index naming missing parts)."""
+    """Delete a parted store, index first: a kill leaves no index naming missing parts, and at a URL leaves the
+    whole store or parts without an index (``parts_without_index``), which the next run redoes."""
     if isinstance(store, str):
         remove_url(store_child(store, INDEX_NAME))  # type: ignore[arg-type]
         remove_url(store)

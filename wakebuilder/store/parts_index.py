@@ -20,8 +20,8 @@ from wakebuilder.store.embedding_store import EmbeddingStore
 from wakebuilder.store.layout import is_hdf5
 from wakebuilder.store.opening import backend_class, describe_mismatch, new_store_attrs, spec_fingerprint, store_exists
 from wakebuilder.store.parts import (
-    INDEX_FORMAT, PARTS_DIR, Location, PartedStore, store_child, is_parted, part_location, read_index, remove_store,
-    write_index,
+    INDEX_FORMAT, PARTS_DIR, Location, PartedStore, store_child, is_parted, part_location, parts_without_index,
+    read_index, remove_store, write_index,
 )
 from wakebuilder.store.remote import filesystem, list_names
 
@@ -46,6 +46,8 @@ class PartsIndex:
             raise StoreError(f"{store}: a store made of parts is a Zarr directory; use a path without .h5")
         if overwrite:
             _refuse_other_files(store)
+            remove_store(store)
+        elif parts_without_index(store):  # a removal killed after the index went: no store, its parts go too
             remove_store(store)
         if is_parted(store):
             index = read_index(store)

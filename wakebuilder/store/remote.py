@@ -14,7 +14,8 @@ and file locks. At a URL:
   ``fields`` is dropped first, then the arrays are deleted, the group's ``zarr.json``
   last, so a kill at any object leaves a killed creation (or nothing). Arrays left
   without their group (by a removal killed before it ran in this order) hold no
-  committed rows either, and are redone too.
+  committed rows either, and are redone too. A store made of parts goes index
+  first (``parts.remove_store``): parts left without an index are no store either.
 - **Locks**: none. Object stores have no lock that survives a killed holder and is
   safe under concurrent writers (a lock object written "if absent" races without
   conditional writes). Safety rests on the layout instead: one coordinating
@@ -138,16 +139,22 @@ def remove_store_url(url: str) -> None:
     fs.rm(path, recursive=True)
 
 
-_ARRAY_OBJECT = re.compile(rf"({'|'.join(ARRAY_FIELDS)})/(zarr\.json|c/[0-9/]+)")
+# An object of a store's array, its path inside the store: the array's zarr.json or one of its chunks.
+ARRAY_OBJECT = rf"({'|'.join(ARRAY_FIELDS)})/(zarr\.json|c/[0-9/]+)"
+
+
+def holds_only(url: str, pattern: str) -> bool:
+    """Whether ``url`` holds objects and every one's path inside it matches ``pattern`` (a regular expression)."""
+    fs, path = filesystem(url)
+    root, objects = path.strip("/") + "/", re.compile(pattern)
+    names = [p.strip("/") for p in fs.find(path)]
+    return bool(names) and all(n.startswith(root) and objects.fullmatch(n[len(root):]) for n in names)
 
 
 def arrays_without_group(url: str) -> bool:
     """Whether ``url`` holds only a store's arrays (their ``zarr.json`` and chunks) and no group: what a removal
     killed before it deleted the group last left. They hold no committed rows."""
-    fs, path = filesystem(url)
-    root = path.strip("/") + "/"
-    names = [p.strip("/") for p in fs.find(path)]
-    return bool(names) and all(n.startswith(root) and _ARRAY_OBJECT.fullmatch(n[len(root):]) for n in names)
+    return holds_only(url, ARRAY_OBJECT)
 
 
 def list_names(url: str) -> list[str]:
