@@ -21,6 +21,8 @@ from filelock import FileLock, Timeout
 from wakebuilder.errors import ArtifactExistsError, ConfigError, LockedError, WakebuilderError
 
 INCOMPLETE_SUFFIX = ".incomplete"
+# Where ``remove_directory`` moves a directory before deleting it: a kill leaves it there, not half deleted in place.
+REMOVED_SUFFIX = ".removed" + INCOMPLETE_SUFFIX
 # The process umask, read once at import (reading it means setting it, which is not thread-safe later).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -201,3 +203,29 @@ def remove_path(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
+
+
+def remove_directory(path: Path) -> None:
+    """Delete the directory ``path`` (nothing there is fine) so that a kill leaves it whole or gone.
+
+    Deleting in place goes in the order the file system lists the files, so a kill could leave a directory that
+    lost the file marking what it is (a store's ``zarr.json`` or ``parts.json``) but not the rest, which every later
+    run refuses. The directory is renamed to ``<path>.removed.incomplete`` first, then deleted there; what a kill
+    leaves there is deleted by the next removal at ``path`` (or ``clear_removed``).
+    """
+    clear_removed(path)
+    if not os.path.lexists(path):
+        return
+    if path.is_symlink() or not path.is_dir():  # as shutil.rmtree: never a link's target, nor a file
+        raise NotADirectoryError(f"{path}: not a directory to remove")
+    aside = path.with_name(path.name + REMOVED_SUFFIX)
+    os.replace(path, aside)
+    _fsync_dir(path.parent)
+    shutil.rmtree(aside)
+
+
+def clear_removed(path: Path) -> None:
+    """Delete what a ``remove_directory(path)`` that was killed left beside ``path``."""
+    aside = path.with_name(path.name + REMOVED_SUFFIX)
+    if os.path.lexists(aside):
+        remove_path(aside)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from wakebuilder.atomic import atomic_write_json, read_json, writer_lock
+from wakebuilder.atomic import atomic_write_json, read_json, remove_directory, writer_lock
 from wakebuilder.errors import StoreError, StoreMismatchError
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store.base import ARRAY_FIELDS, SCHEMA_VERSION, StoreArrays, StoreSpec
@@ -102,16 +102,13 @@ def parts_without_index(store: Location) -> bool:
 
 
 def remove_store(store: Location) -> None:
-    """Delete a parted store, index first: a kill leaves no index naming missing parts, and at a URL leaves the
-    whole store or parts without an index (``parts_without_index``), which the next run redoes."""
+    """Delete a parted store so that a kill leaves it whole or no store: at a URL index first (then parts without an
+    index are left, ``parts_without_index``), locally renamed aside first (``atomic.remove_directory``)."""
     if isinstance(store, str):
         remove_url(store_child(store, INDEX_NAME))  # type: ignore[arg-type]
         remove_url(store)
         return
-    store = Path(os.path.realpath(store))  # through a symlink: the store it points to (rmtree refuses a link)
-    store_child(store, INDEX_NAME).unlink(missing_ok=True)  # type: ignore[union-attr]
-    if store.exists():
-        shutil.rmtree(store)
+    remove_directory(Path(os.path.realpath(store)))  # through a symlink: the store it points to, not the link
 
 
 def open_parted(store: Location, mode: str, *, overwrite: bool = False) -> PartedStore | None:

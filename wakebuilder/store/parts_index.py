@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from wakebuilder.atomic import writer_lock
+from wakebuilder.atomic import clear_removed, writer_lock
 from wakebuilder.errors import StoreError, StoreMismatchError
 from wakebuilder.store.base import StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
@@ -59,6 +59,8 @@ class PartsIndex:
                 f"{store}: holds a single-part store or other files, not a store made of parts; use "
                 "--executor local for it, or another --store path"
             )
+        if isinstance(store, Path):
+            clear_removed(store)  # what a removal at this path that was killed left beside it
         index = {"format": INDEX_FORMAT, "version": 1, "attrs": new_store_attrs(spec), "parts": []}
         write_index(store, index)
         return index
@@ -136,7 +138,8 @@ def _entries(store: Location) -> list[str] | None:
 
 def _refuse_other_files(store: Location) -> None:
     """Raise unless ``store`` is absent, empty, a store (made of parts or not) or what a killed removal of a store
-    made of parts left (``remove_store`` deletes the index first): ``--overwrite`` deletes only stores."""
+    made of parts left (its parts: ``remove_store`` deletes a URL's index first, and did a local one's before it
+    renamed the store aside): ``--overwrite`` deletes only stores."""
     entries = _entries(store)
     if is_parted(store) or (entries is not None and set(entries) <= {PARTS_DIR}):
         return

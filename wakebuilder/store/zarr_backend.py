@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from wakebuilder.atomic import remove_directory
 from wakebuilder.errors import StoreError
 from wakebuilder.store.layout import CHUNK_ROWS, STRING_FIELDS, Layout, chunk_rows_for, committed_problem
 
@@ -205,5 +206,5 @@ class ZarrBackend:
 
     @staticmethod
     def remove(path: Path) -> None:
-        if path.exists():
-            shutil.rmtree(path)
+        """Delete the store: renamed aside first, so a kill leaves it whole or gone (``atomic.remove_directory``)."""
+        remove_directory(path)
