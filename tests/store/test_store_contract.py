@@ -228,6 +228,22 @@ def test_a_hand_edited_row_count_is_a_one_line_error(path: Path, key: str, value
     check_contents(path, 3)
 
 
+@pytest.mark.parametrize("committed", [0, 5, 7])
+def test_an_hdf5_row_count_lowered_by_hand_is_a_one_line_error(tmp_path: Path, committed: int) -> None:
+    """An HDF5 file holds exactly its committed rows (a writing session merges into a copy resized to them, renamed
+    into place), so a count lowered by hand only hid rows, read as a smaller store; it is refused in one line, as a
+    raised one is. (A Zarr store keeps rows a killed writer left past its count: a lower count looks the same.)"""
+    path = tmp_path / "store.h5"
+    build(path, 0, 8)
+    edit_attribute(path, "committed", committed)
+    for mode in ("r", "a"):
+        match = rf"store\.h5: attrs\.committed is {committed}, but the arrays hold 8 rows; rebuild"
+        with pytest.raises(StoreError, match=match):
+            open_store(path, mode, spec=SPEC)
+    result = CliRunner().invoke(main, ["store", "info", str(path)])
+    assert result.exit_code != 0 and result.stderr.count("\n") == 1 and "committed" in result.stderr, result.output
+
+
 def test_second_writer_is_locked_out(path: Path) -> None:
     build(path, 0, 3)
     with open_store(path, "a", spec=SPEC):

@@ -9,7 +9,9 @@ the journal's ``committed``; readers see file rows + committed journal rows. A
 clean close merges: copy the file to ``<file>.incomplete``, append the journal's
 rows, set ``committed`` and ``merged_journal``, fsync, rename over the file,
 delete the journal. A kill at any moment leaves the old file with its journal,
-or the new file with a journal it names as merged (which is then ignored).
+or the new file with a journal it names as merged (which is then ignored). So the
+file's datasets hold exactly its ``committed`` rows: another count was edited by
+hand, and opening refuses it.
 The price: one copy of the file per writing session (see benchmarks/store_throughput.py).
 
 The file's datasets and attributes, and their integrity checks (Fletcher-32 checksums), are ``h5_format``'s.
@@ -77,7 +79,8 @@ class HDF5Backend:
         except (OSError, KeyError, ValueError, TypeError) as exc:  # TypeError: json_attrs edited by hand
             raise self._unreadable(exc) from exc
         rows = min((dataset.shape[0] for dataset in self._fields), default=0)
-        if problem := committed_problem(self._attrs.get("committed"), rows):  # edited by hand
+        # edited by hand: a session merges its rows into a copy resized to them, so no writer leaves rows past it
+        if problem := committed_problem(self._attrs.get("committed"), rows, exact=True):
             raise StoreError(f"{self.path}: {problem}; rebuild the store with wb embed --overwrite")
         self._base: int = self._attrs["committed"]
         self._journal: ZarrBackend | None = None

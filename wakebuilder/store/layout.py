@@ -52,11 +52,12 @@ def chunk_rows_for(row_shape: tuple[int, ...], dtype: str | None, max_rows: int 
     return rows
 
 
-def committed_problem(committed: Any, rows: int) -> str | None:
-    """What is wrong with a store's ``committed`` attribute (edited by hand) for arrays of ``rows`` rows, or None."""
+def committed_problem(committed: Any, rows: int, *, exact: bool = False) -> str | None:
+    """What is wrong with a store's ``committed`` attribute (edited by hand) for arrays of ``rows`` rows, or None.
+    ``exact``: the arrays hold exactly the committed rows (an HDF5 file), so a lower count hides rows."""
     if not isinstance(committed, int) or isinstance(committed, bool):
         return f"attrs.committed is {committed!r}, not a row count"
-    if not 0 <= committed <= rows:
+    if not 0 <= committed <= rows or (exact and committed != rows):
         return f"attrs.committed is {committed}, but the arrays hold {rows} rows"
     return None
 
