@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -140,6 +142,51 @@ def test_journal_without_committed_rows_reads_as_empty(tmp_path: Path, monkeypat
     monkeypatch.undo()
     writer.close()
     check_contents(path, 0)
+
+
+def test_a_journal_without_rows_deleted_by_the_next_writer_killed_at_any_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer killed before its first commit leaves a journal of no committed rows, which the next writer's close
+    deletes. Deleted in place, a kill after some of its arrays went but not its zarr.json left a journal that failed
+    to open ('store is missing an array'), and with it the store and every row of its intact file (the fix offered:
+    --overwrite). The journal is now renamed aside first, to the name a merged one takes (deleted by the next
+    writer), so a kill at any file leaves the journal whole or retired."""
+    template = tmp_path / "template"
+    build(template / "store.h5", 0, 10)
+    writer = open_store(template / "store.h5", "a", spec=SPEC)
+    monkeypatch.setattr(h5_backend.ZarrBackend, "commit", lambda self, count: sys.exit("killed before the commit"))
+    with pytest.raises(SystemExit):
+        writer.append(*clips(10, 15))
+    shutil.copytree(template, tmp_path / "killed")  # the file of 10 rows and a journal of none, as the kill left them
+    monkeypatch.undo()
+    writer.close()
+    real_unlink = os.unlink
+    for count in itertools.count():
+        folder = tmp_path / f"run-{count}"
+        shutil.copytree(tmp_path / "killed", folder)
+        path, deleted = folder / "store.h5", []
+
+        def dying(name: str, *args: object, **kwargs: object) -> None:
+            if len(deleted) >= count:  # noqa: B023 (the count of this run)
+                raise Killed
+            real_unlink(name, *args, **kwargs)  # type: ignore[arg-type]
+            deleted.append(name)  # noqa: B023
+
+        monkeypatch.setattr(os, "unlink", dying)
+        try:
+            open_store(path, "a", spec=SPEC).close()  # the next writer: nothing to add, its close drops the journal
+        except Killed:
+            pass
+        else:
+            break
+        finally:
+            monkeypatch.undo()
+        check_contents(path, 10)
+        build(path, 10, 15)
+        check_contents(path, 15)
+        assert sorted(p.name for p in folder.iterdir()) == ["store.h5", "store.h5.lock"]
+    assert count > 7  # a kill landed at every file of the journal
 
 
 @pytest.mark.parametrize("committed", ["5", -1, 99, None, 12])

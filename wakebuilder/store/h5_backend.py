@@ -93,7 +93,7 @@ class HDF5Backend:
         attrs = journal.attrs()
         if attrs.get("journal_id") == self._attrs.get("merged_journal"):
             if self.writable:  # merged already; the writer was killed before deleting it
-                shutil.rmtree(self.journal_path)
+                self._retire_journal(attrs)
             return
         if attrs.get("store_uuid") != self._attrs.get("store_uuid") or attrs.get("base") != self._base:
             raise StoreError(
@@ -189,7 +189,7 @@ class HDF5Backend:
         if self._journal is None:
             return
         if self._journal.committed == 0:  # nothing committed: no copy, just drop the journal
-            shutil.rmtree(self.journal_path)
+            self._retire_journal(self._journal.attrs())
             self._journal = None
             return
         journal, total = self._journal, self.committed
@@ -207,12 +207,18 @@ class HDF5Backend:
         with open(work, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(work, self.path)
-        # Rename first, so a reader still holding the journal notices it is gone (see ``read``).
-        merged = _sibling(self.path, f".journal.merged-{journal.attrs()['journal_id']}")
-        os.replace(self.journal_path, merged)
-        shutil.rmtree(merged)
+        self._retire_journal(journal.attrs())
         self.close()
         self._load()
+
+    def _retire_journal(self, attrs: dict[str, Any]) -> None:
+        """Delete the journal (of ``attrs``), renamed first to ``<file>.journal.merged-<id>``: a reader still holding
+        it notices it is gone (see ``read``), and a kill while deleting it leaves that name, which the next writer
+        deletes, not a journal whose zarr.json outlived some of its arrays (which fails to open, and the store with
+        it)."""
+        retired = _sibling(self.path, f".journal.merged-{attrs.get('journal_id')}")
+        os.replace(self.journal_path, retired)
+        shutil.rmtree(retired)
 
     def close(self) -> None:
         if self._file.id.valid:
