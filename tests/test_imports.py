@@ -74,7 +74,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_walk_sees_known_edges() -> None:
     graph = import_graph()
     assert "wakebuilder.train.fit_config" in graph["wakebuilder.train.fit"]
-    assert "wakebuilder.scoring" in graph["wakebuilder.detect"]  # a lazy import inside a function
+    assert "wakebuilder.scoring" in graph["wakebuilder.detector"]  # a lazy import inside a function
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 

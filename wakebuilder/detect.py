@@ -1,10 +1,8 @@
 """`wb detect`: streaming wake-word detection with onnxruntime over files or raw PCM on stdin.
 
-A detector is anything with the exported contract: waveform ``(batch,
-window_samples)`` float32 in [-1, 1] -> probability ``(batch,)``. It is an
-exported ``NAME.onnx`` (``NAME.json`` beside it gives the threshold), another
-ONNX detector with the same contract, or a model directory (torch backbone +
-head, threshold from ``calibration.json``).
+Runs a detector (:mod:`wakebuilder.detector` loads one; its names are also
+importable from here) over audio: the streaming settings, the threshold, and
+the events of a waveform, a file, audio blocks or raw PCM.
 """
 
 from __future__ import annotations
@@ -15,8 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 
@@ -24,12 +21,18 @@ from wakebuilder import SAMPLE_RATE
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import BadAudioError, ConfigError, ModelFileError
+from wakebuilder.detector import Detector, load_detector, load_dir_detector, load_onnx_detector
 from wakebuilder.events import Event, EventCounter, count_events
-from wakebuilder.modeldir import CALIBRATION_NAME, read_object, short_repr
-from wakebuilder.stream_settings import STREAM_DEFAULTS, recorded_settings, setting_problem
+from wakebuilder.stream_settings import STREAM_DEFAULTS, setting_problem
 from wakebuilder.streaming import (
-    MovingAverage, Scorer, WindowBuffer, check_stream_settings, hop_samples, score_waveform, smooth_scores,
+    MovingAverage, WindowBuffer, check_stream_settings, hop_samples, score_waveform, smooth_scores,
 )
+
+__all__ = [
+    "STREAM_DEFAULTS", "DetectConfig", "Detector", "StreamDetector", "detect_blocks", "detect_file", "detect_stream",
+    "detect_waveform", "format_event", "load_detector", "load_dir_detector", "load_onnx_detector", "pcm_blocks",
+    "threshold_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +80,6 @@ class DetectConfig(StageConfig):
         return out
 
 
-@dataclasses.dataclass
-class Detector:
-    """A scorer with its window and calibrated threshold (None: not calibrated)."""
-
-    name: str
-    scorer: Scorer
-    window_samples: int
-    threshold: float | None
-    info: dict[str, Any]
-    path: Path | None = None  # the .onnx file or model directory it was loaded from
-    settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # hop_s, smooth, refractory_s calibrated with
-
-
 def threshold_for(detector: Detector, config: DetectConfig) -> float:
     """``--threshold`` when given, else the detector's calibrated one.
 
@@ -113,141 +103,6 @@ def _uncalibrated(detector: Detector) -> str:
         return (f"{where}: not calibrated (exported from a model folder without calibration.json); run "
                 "wb calibrate on the model folder before wb export, then export again, or pass --threshold")
     return f"{where}: records no threshold (no NAME.json beside it, no threshold metadata); pass --threshold"
-
-
-def _onnx_window(session: Any, path: Path, meta: dict[str, str]) -> int:
-    dims = session.get_inputs()[0].shape
-    if len(dims) != 2:
-        raise ModelFileError(
-            f"{path}: input {dims} is not a waveform (batch, samples); this is a head-only export, which "
-            "takes backbone embeddings. Pass the end-to-end NAME.onnx beside it, or the model directory"
-        )
-    if len(dims) == 2 and isinstance(dims[1], int):
-        return int(dims[1])
-    if "window_samples" in meta:
-        return _metadata_window(meta["window_samples"], path)
-    raise ModelFileError(f"{path}: input {dims} has no fixed window length and no window_samples metadata")
-
-
-def _metadata_window(raw: str, path: Path) -> int:
-    """The ``window_samples`` metadata of a model without a fixed input length as a whole number of samples > 0
-    (``16000``, ``16000.0``), else a ``ModelFileError`` naming ``path``: a word is a traceback, 0 no window."""
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not (value.is_integer() and value > 0):  # nan and inf are not integers
-        raise ModelFileError(f"{path}: window_samples {short_repr(raw)} in its metadata is not a whole number of "
-                             "samples above 0; set it to the window the model takes (16000 for 1 s at 16 kHz), or "
-                             "export the model with a fixed input length")
-    return int(value)
-
-
-def _threshold(raw: Any, source: Path) -> float:
-    """A recorded threshold as a float within 0..1 (else a ``ModelFileError`` naming ``source``)."""
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if isinstance(raw, bool) or not 0.0 <= value <= 1.0:
-        raise ModelFileError(f"{source}: threshold {raw!r} must be a number within 0..1; re-run wb export, "
-                             "or pass --threshold")
-    return value
-
-
-def _check_sample_rate(info: dict[str, Any], meta: dict[str, str], sidecar: Path, where: Path) -> None:
-    """Refuse a detector whose ``NAME.json`` (else its ONNX metadata) gives a sample rate other than 16 kHz: fed
-    16 kHz windows, it would score audio it was never made for, and its detections mean nothing."""
-    source, rate = (sidecar, info["sample_rate"]) if "sample_rate" in info else (where, meta.get("sample_rate"))
-    if rate is None and source is where:  # a foreign detector that says nothing: the contract's 16 kHz
-        return
-    try:
-        ok = not isinstance(rate, bool) and float(rate) == SAMPLE_RATE
-    except (TypeError, ValueError, OverflowError):  # null, a list, a word
-        ok = False
-    if not ok:
-        raise ModelFileError(f"{source}: sample rate {short_repr(rate)}; wakebuilder feeds detectors {SAMPLE_RATE} Hz "
-                             f"audio only, so this model cannot run here; pass a {SAMPLE_RATE} Hz detector (wb export "
-                             "writes one)")
-
-
-def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Detector:
-    """Load an ONNX detector; its threshold comes from ``NAME.json`` or its metadata (None if uncalibrated)."""
-    import onnxruntime as ort
-
-    where = Path(path)
-    if not where.is_file():
-        raise ModelFileError(f"{where}: ONNX model not found")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    try:
-        session = ort.InferenceSession(str(where), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises several unrelated exception types for bad files
-        raise ModelFileError(f"{where}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from exc
-    meta = dict(session.get_modelmeta().custom_metadata_map)
-    sidecar = where.with_suffix(".json")
-    info = read_object(sidecar, "re-run wb export") if sidecar.is_file() else {}
-    _check_sample_rate(info, meta, sidecar, where)
-    raw = info.get("threshold", meta.get("threshold"))
-    calibrated = info.get("calibrated", str(meta.get("calibrated", "true")).lower() == "true")
-    threshold = None
-    if raw is not None and calibrated:
-        threshold = _threshold(raw, sidecar if "threshold" in info else where)
-    input_name = session.get_inputs()[0].name
-    fixed = session.get_inputs()[0].shape[0]  # an int where the model was exported for one batch size (often 1)
-    fixed = fixed if isinstance(fixed, int) and fixed > 0 else None
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        try:
-            out = np.asarray(session.run(None, {input_name: batch})[0]).reshape(-1)
-        except Exception as exc:  # onnxruntime raises several unrelated exception types
-            raise ModelFileError(f"{where}: onnxruntime cannot score {batch.shape[0]} windows of "
-                                 f"{batch.shape[1]} samples ({str(exc).splitlines()[0]})") from exc
-        if out.size != batch.shape[0]:
-            raise ModelFileError(f"{where}: gives {out.size} values for {batch.shape[0]} windows, not one "
-                                 "probability per window (the contract: waveform (batch, samples) -> (batch,))")
-        return out
-
-    def score(waveforms: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(waveforms, dtype=np.float32)
-        if fixed is None or batch.shape[0] == fixed:
-            return run(batch)
-        parts = []
-        for start in range(0, batch.shape[0], fixed):  # the last part zero-padded to the model's batch size
-            part = batch[start : start + fixed]
-            padded = np.pad(part, ((0, fixed - part.shape[0]), (0, 0)))
-            parts.append(run(padded)[: part.shape[0]])
-        return np.concatenate(parts)
-
-    settings = recorded_settings(info.get("calibration_config"), where=sidecar, key="calibration_config",
-                         fix="re-run wb export")
-    return Detector(where.stem, score, _onnx_window(session, where, meta), threshold, info or meta, where, settings)
-
-
-def load_dir_detector(path: str | os.PathLike[str], *, device: str = "auto") -> Detector:
-    """A model directory as a detector (torch backbone + head + calibration)."""
-    from wakebuilder.backbones import backbone_from_identity
-    from wakebuilder.scoring import model_scorer
-    from wakebuilder.modeldir import load_model
-
-    model = load_model(path)
-    cal = model.calibration or {}
-    settings = recorded_settings(cal.get("config"), where=model.path / CALIBRATION_NAME, key="config",
-                         fix=f"run wb calibrate on {model.path} again")  # before the backbone loads
-    backbone = backbone_from_identity(model.backbone, device=device)
-    scorer = model_scorer(model, backbone, float(cal.get("temperature", 1.0)), float(cal.get("bias", 0.0)))
-    threshold = model.threshold if model.calibration is not None else None
-    return Detector(model.path.name, scorer, backbone.window_samples, threshold, model.meta, model.path, settings)
-
-
-def load_detector(path: str | os.PathLike[str], *, device: str = "auto", threads: int = 0) -> Detector:
-    """An exported or foreign ``.onnx`` file, or a model directory."""
-    where = Path(path)
-    if where.is_dir():
-        return load_dir_detector(where, device=device)
-    if where.suffix != ".onnx":
-        raise ModelFileError(f"{where}: expected an exported .onnx file or a model directory")
-    return load_onnx_detector(where, threads=threads)
 
 
 class StreamDetector:
