@@ -96,28 +96,31 @@ def _check_sample_rate(info: dict[str, Any], meta: dict[str, str], sidecar: Path
                              "writes one)")
 
 
-def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Detector:
-    """Load an ONNX detector; its threshold comes from ``NAME.json`` or its metadata (None if uncalibrated)."""
+def _open_session(where: Path, threads: int) -> Any:
+    """An onnxruntime CPU session of ``where`` (else a ``ModelFileError`` naming it)."""
     import onnxruntime as ort
 
-    where = Path(path)
     if not where.is_file():
         raise ModelFileError(f"{where}: ONNX model not found")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     try:
-        session = ort.InferenceSession(str(where), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(where), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several unrelated exception types for bad files
         raise ModelFileError(f"{where}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from exc
-    meta = dict(session.get_modelmeta().custom_metadata_map)
-    sidecar = where.with_suffix(".json")
-    info = read_object(sidecar, "re-run wb export") if sidecar.is_file() else {}
-    _check_sample_rate(info, meta, sidecar, where)
+
+
+def _recorded_threshold(info: dict[str, Any], meta: dict[str, str], sidecar: Path, where: Path) -> float | None:
+    """The threshold ``NAME.json`` (else the ONNX metadata) records; None where it says it is not calibrated."""
     raw = info.get("threshold", meta.get("threshold"))
     calibrated = info.get("calibrated", str(meta.get("calibrated", "true")).lower() == "true")
-    threshold = None
-    if raw is not None and calibrated:
-        threshold = _threshold(raw, sidecar if "threshold" in info else where)
+    if raw is None or not calibrated:
+        return None
+    return _threshold(raw, sidecar if "threshold" in info else where)
+
+
+def _onnx_scorer(session: Any, where: Path) -> Scorer:
+    """Score windows with ``session``, in parts of its batch size where it was exported for a fixed one."""
     input_name = session.get_inputs()[0].name
     fixed = session.get_inputs()[0].shape[0]  # an int where the model was exported for one batch size (often 1)
     fixed = fixed if isinstance(fixed, int) and fixed > 0 else None
@@ -144,9 +147,22 @@ def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Det
             parts.append(run(padded)[: part.shape[0]])
         return np.concatenate(parts)
 
+    return score
+
+
+def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Detector:
+    """Load an ONNX detector; its threshold comes from ``NAME.json`` or its metadata (None if uncalibrated)."""
+    where = Path(path)
+    session = _open_session(where, threads)
+    meta = dict(session.get_modelmeta().custom_metadata_map)
+    sidecar = where.with_suffix(".json")
+    info = read_object(sidecar, "re-run wb export") if sidecar.is_file() else {}
+    _check_sample_rate(info, meta, sidecar, where)
+    threshold = _recorded_threshold(info, meta, sidecar, where)
     settings = recorded_settings(info.get("calibration_config"), where=sidecar, key="calibration_config",
-                         fix="re-run wb export")
-    return Detector(where.stem, score, _onnx_window(session, where, meta), threshold, info or meta, where, settings)
+                                 fix="re-run wb export")
+    window = _onnx_window(session, where, meta)
+    return Detector(where.stem, _onnx_scorer(session, where), window, threshold, info or meta, where, settings)
 
 
 def load_dir_detector(path: str | os.PathLike[str], *, device: str = "auto") -> Detector:
