@@ -170,6 +170,26 @@ def test_a_bad_export_sidecar_is_refused(exported: Path, sidecar: bytes, tmp_pat
         load_detector(onnx)
 
 
+def test_a_sidecar_whose_name_differs_in_case_is_read(exported: Path, tmp_path: Path) -> None:
+    """NAME.json copied through Windows or a FAT drive as NAME.JSON was not found on a case-sensitive file system:
+    the threshold came from the ONNX metadata and the settings it was calibrated with were lost, so wb detect ran
+    at the defaults without a word. It is read now, the exact name first; two names differing only in case and
+    neither exact are refused naming both."""
+    onnx = tmp_path / exported.name
+    onnx.write_bytes(exported.read_bytes())
+    settings = {"hop_s": 0.05, "smooth": 5, "refractory_s": 2.0}
+    info = json.loads(exported.with_suffix(".json").read_text()) | {"calibrated": True, "calibration_config": settings}
+    (tmp_path / "chirp.JSON").write_text(json.dumps(info | {"threshold": 0.7}))
+    detector = load_detector(onnx)
+    assert detector.threshold == 0.7 and detector.settings == settings and detector.info["threshold"] == 0.7
+    assert DetectConfig().resolved(detector).smooth == 5
+    (tmp_path / "chirp.Json").write_text(json.dumps(info | {"threshold": 0.8}))
+    with pytest.raises(ModelFileError, match=f"^{onnx}: chirp.JSON and chirp.Json beside it differ only in case"):
+        load_detector(onnx)
+    (tmp_path / "chirp.json").write_text(json.dumps(info | {"threshold": 0.6}))
+    assert load_detector(onnx).threshold == 0.6
+
+
 @pytest.mark.parametrize("rate", [8000, 44100.0, "16k", None])
 @pytest.mark.parametrize("where", ["sidecar", "metadata"])
 def test_a_model_of_another_sample_rate_is_refused_not_fed_16_khz(exported: Path, rate: object, where: str,

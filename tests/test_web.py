@@ -312,6 +312,23 @@ def test_an_uncalibrated_model_needs_a_threshold(tmp_path: Path) -> None:
         assert page["models"][0]["threshold"] == 0.4
 
 
+def test_a_sidecar_whose_name_differs_in_case_is_copied_and_read(exported: Path, tmp_path: Path) -> None:
+    """wb web on NAME.onnx with NAME.JSON beside it (a copy through Windows or a FAT drive) took the threshold from
+    the ONNX metadata, lost the settings it was calibrated with and wrote a placeholder for models/NAME.json; it
+    reads and copies that sidecar now."""
+    if _browser_missing():
+        pytest.skip(str(_browser_missing()))
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    shutil.copy(exported, folder / "chirp.onnx")
+    info = json.loads(exported.with_suffix(".json").read_text()) | {"threshold": 0.7}
+    (folder / "chirp.JSON").write_text(json.dumps(info | {"calibration_config": {"smooth": 3}}))
+    out = Path(wb("web", str(folder / "chirp.onnx"), "--out", str(tmp_path / "p"), "--no-stream"))
+    (model,) = json.loads((out / "page.json").read_text())["models"]
+    assert model["threshold"] == 0.7 and model["smooth"] == 3 and model["json"] == "models/chirp.json"
+    assert json.loads((out / "models" / "chirp.json").read_text())["threshold"] == 0.7
+
+
 @pytest.mark.parametrize("rate", ["x", [16000], None, 8000])
 def test_a_sample_rate_edited_by_hand_in_name_json_is_one_line(rate: Any, exported: Path, tmp_path: Path) -> None:
     """An exported NAME.json whose sample_rate is not a number crashed wb web with a ValueError or TypeError

@@ -23,7 +23,7 @@ from wakebuilder.modeldir import CALIBRATION_NAME, read_object, short_repr
 from wakebuilder.stream_settings import recorded_settings
 from wakebuilder.streaming import Scorer
 
-__all__ = ["Detector", "load_detector", "load_dir_detector", "load_onnx_detector"]
+__all__ = ["Detector", "load_detector", "load_dir_detector", "load_onnx_detector", "sidecar_path"]
 
 
 @dataclasses.dataclass
@@ -96,6 +96,26 @@ def _check_sample_rate(info: dict[str, Any], meta: dict[str, str], sidecar: Path
                              "writes one)")
 
 
+def sidecar_path(onnx_path: Path) -> Path:
+    """``NAME.json`` beside ``NAME.onnx``, its name in any case (a copy through Windows or a FAT drive may be
+    ``NAME.JSON``), the exact name first; that name where there is none.
+
+    Raises:
+        ModelFileError: two names differing only in case and neither exact: which one wb export wrote is unknown.
+    """
+    exact = onnx_path.with_suffix(".json")
+    if exact.is_file():
+        return exact
+    try:
+        found = sorted(p for p in onnx_path.parent.iterdir() if p.name.lower() == exact.name.lower() and p.is_file())
+    except OSError:  # a folder that cannot be listed: only the exact name can be looked up, as before
+        return exact
+    if len(found) > 1:
+        raise ModelFileError(f"{onnx_path}: {' and '.join(p.name for p in found)} beside it differ only in case; "
+                             "keep the one wb export wrote")
+    return found[0] if found else exact
+
+
 def _open_session(where: Path, threads: int) -> Any:
     """An onnxruntime CPU session of ``where`` (else a ``ModelFileError`` naming it)."""
     import onnxruntime as ort
@@ -155,7 +175,7 @@ def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Det
     where = Path(path)
     session = _open_session(where, threads)
     meta = dict(session.get_modelmeta().custom_metadata_map)
-    sidecar = where.with_suffix(".json")
+    sidecar = sidecar_path(where)
     info = read_object(sidecar, "re-run wb export") if sidecar.is_file() else {}
     _check_sample_rate(info, meta, sidecar, where)
     threshold = _recorded_threshold(info, meta, sidecar, where)

@@ -29,6 +29,7 @@ from wakebuilder import SAMPLE_RATE, __version__
 from wakebuilder.atomic import atomic_directory, atomic_write_json
 from wakebuilder.config import StageConfig
 from wakebuilder.detect import DetectConfig, load_onnx_detector, threshold_for
+from wakebuilder.detector import sidecar_path
 from wakebuilder.errors import ConfigError, ModelFileError, WebRuntimeMissingError
 from wakebuilder.streaming import check_stream_settings, hop_samples
 
@@ -166,11 +167,11 @@ def build_web_page(
         (work / "models").mkdir(exist_ok=True)
         for path in paths:
             shutil.copyfile(path, work / "models" / path.name)
-            sidecar = path.with_suffix(".json")
+            sidecar, copy = sidecar_path(path), work / "models" / f"{path.stem}.json"  # the name page.json gives
             if sidecar.is_file():
-                shutil.copyfile(sidecar, work / "models" / sidecar.name)
+                shutil.copyfile(sidecar, copy)
             else:
-                atomic_write_json(work / "models" / sidecar.name, {"note": "no sidecar JSON was exported"})
+                atomic_write_json(copy, {"note": "no sidecar JSON was exported"})
         (work / "ort").mkdir(exist_ok=True)
         for name in ORT_WEB_FILES:
             shutil.copyfile(dist / name, work / "ort" / name)
