@@ -190,6 +190,29 @@ def test_a_sidecar_whose_name_differs_in_case_is_read(exported: Path, tmp_path: 
     assert load_detector(onnx).threshold == 0.6
 
 
+def test_an_onnx_file_whose_suffix_is_in_capitals_is_loaded(exported: Path, tmp_path: Path) -> None:
+    """wb detect and wb eval refused an exported model copied through Windows or a FAT drive as CHIRP.ONNX
+    ('expected an exported .onnx file or a model directory'); the suffix is read in any case now, and the model
+    gives the same events as chirp.onnx. Another suffix is still refused."""
+    onnx = tmp_path / "CHIRP.ONNX"
+    onnx.write_bytes(exported.read_bytes())
+    (tmp_path / "CHIRP.JSON").write_bytes(exported.with_suffix(".json").read_bytes())
+    detector, original = load_detector(onnx), load_detector(exported)
+    assert detector.name == "CHIRP" and detector.threshold == original.threshold and detector.info == original.info
+    audio = planted_stream(PLANTED, 16.0)
+    assert detect_waveform(detector, audio, DetectConfig()) == detect_waveform(original, audio, DetectConfig())
+    wav = write_wav(tmp_path / "planted.wav", audio)
+    for command in (["detect", str(onnx), str(wav)], ["eval", str(onnx), str(wav), "--json"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["model"] == "CHIRP" and row["false_accepts"] == len(PLANTED)  # a stream's detections are false accepts
+    other = tmp_path / "chirp.onx"
+    other.write_bytes(exported.read_bytes())
+    with pytest.raises(ModelFileError, match=f"^{other}: expected an exported .onnx file or a model directory"):
+        load_detector(other)
+
+
 @pytest.mark.parametrize("rate", [8000, 44100.0, "16k", None])
 @pytest.mark.parametrize("where", ["sidecar", "metadata"])
 def test_a_model_of_another_sample_rate_is_refused_not_fed_16_khz(exported: Path, rate: object, where: str,

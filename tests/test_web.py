@@ -329,6 +329,30 @@ def test_a_sidecar_whose_name_differs_in_case_is_copied_and_read(exported: Path,
     assert json.loads((out / "models" / "chirp.json").read_text())["threshold"] == 0.7
 
 
+def test_a_model_whose_suffix_is_in_capitals_is_found(exported: Path, tmp_path: Path) -> None:
+    """wb web refused an exported model copied through Windows or a FAT drive as CHIRP.ONNX ('not the head file')
+    and found none in an export folder holding one; the suffix is read in any case now (CHIRP.HEAD.ONNX is still
+    the head file), and the page runs it with the threshold of CHIRP.JSON."""
+    from wakebuilder.errors import ModelFileError
+    from wakebuilder.web.build import resolve_model
+
+    folder = tmp_path / "COPY"
+    folder.mkdir()
+    onnx = Path(shutil.copy(exported, folder / "CHIRP.ONNX"))
+    shutil.copy(exported.with_suffix(".json"), folder / "CHIRP.JSON")
+    shutil.copy(exported.with_name("chirp.head.onnx"), folder / "CHIRP.HEAD.ONNX")
+    assert resolve_model(onnx) == onnx and resolve_model(folder) == onnx
+    with pytest.raises(ModelFileError, match="not the head file"):
+        resolve_model(folder / "CHIRP.HEAD.ONNX")
+    if _browser_missing():
+        pytest.skip(str(_browser_missing()))
+    out = Path(wb("web", str(folder), "--out", str(tmp_path / "p"), "--no-stream"))
+    (model,) = json.loads((out / "page.json").read_text())["models"]
+    assert model["onnx"] == "models/CHIRP.ONNX" and model["json"] == "models/CHIRP.json" and model["threshold"] == 0.5
+    assert (out / "models" / "CHIRP.ONNX").read_bytes() == exported.read_bytes()
+    assert (out / "models" / "CHIRP.json").read_bytes() == exported.with_suffix(".json").read_bytes()
+
+
 @pytest.mark.parametrize("rate", ["x", [16000], None, 8000])
 def test_a_sample_rate_edited_by_hand_in_name_json_is_one_line(rate: Any, exported: Path, tmp_path: Path) -> None:
     """An exported NAME.json whose sample_rate is not a number crashed wb web with a ValueError or TypeError

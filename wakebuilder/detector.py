@@ -23,7 +23,7 @@ from wakebuilder.modeldir import CALIBRATION_NAME, read_object, short_repr
 from wakebuilder.stream_settings import recorded_settings
 from wakebuilder.streaming import Scorer
 
-__all__ = ["Detector", "load_detector", "load_dir_detector", "load_onnx_detector", "sidecar_path"]
+__all__ = ["Detector", "is_onnx_path", "load_detector", "load_dir_detector", "load_onnx_detector", "sidecar_path"]
 
 
 @dataclasses.dataclass
@@ -94,6 +94,12 @@ def _check_sample_rate(info: dict[str, Any], meta: dict[str, str], sidecar: Path
         raise ModelFileError(f"{source}: sample rate {short_repr(rate)}; wakebuilder feeds detectors {SAMPLE_RATE} Hz "
                              f"audio only, so this model cannot run here; pass a {SAMPLE_RATE} Hz detector (wb export "
                              "writes one)")
+
+
+def is_onnx_path(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names an ONNX file: its suffix is ``.onnx`` in any case (a copy through Windows or a FAT
+    drive may be ``NAME.ONNX``)."""
+    return Path(path).suffix.lower() == ".onnx"
 
 
 def sidecar_path(onnx_path: Path) -> Path:
@@ -206,6 +212,6 @@ def load_detector(path: str | os.PathLike[str], *, device: str = "auto", threads
     where = Path(path)
     if where.is_dir():
         return load_dir_detector(where, device=device)
-    if where.suffix != ".onnx":
+    if not is_onnx_path(where):
         raise ModelFileError(f"{where}: expected an exported .onnx file or a model directory")
     return load_onnx_detector(where, threads=threads)

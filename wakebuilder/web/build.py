@@ -29,7 +29,7 @@ from wakebuilder import SAMPLE_RATE, __version__
 from wakebuilder.atomic import atomic_directory, atomic_write_json
 from wakebuilder.config import StageConfig
 from wakebuilder.detect import DetectConfig, load_onnx_detector, threshold_for
-from wakebuilder.detector import sidecar_path
+from wakebuilder.detector import is_onnx_path, sidecar_path
 from wakebuilder.errors import ConfigError, ModelFileError, WebRuntimeMissingError
 from wakebuilder.streaming import check_stream_settings, hop_samples
 
@@ -86,13 +86,18 @@ def resolve_model(path: str | os.PathLike[str]) -> Path:
     """An exported ``NAME.onnx``, or the export directory holding exactly one."""
     where = Path(path)
     if where.is_dir():
-        found = sorted(p for p in where.glob("*.onnx") if not p.name.endswith(".head.onnx"))
+        found = sorted(p for p in where.iterdir() if is_onnx_path(p) and not _is_head(p))
         if len(found) != 1:
             raise ModelFileError(f"{where}: expected one exported NAME.onnx (from wb export), found {len(found)}")
         return found[0]
-    if where.suffix != ".onnx" or where.name.endswith(".head.onnx"):
+    if not is_onnx_path(where) or _is_head(where):
         raise ModelFileError(f"{where}: expected an end-to-end NAME.onnx from wb export (not the head file)")
     return where
+
+
+def _is_head(path: Path) -> bool:
+    """Whether ``path`` is the head-only ``NAME.head.onnx`` of an export (in any case, as ``is_onnx_path``)."""
+    return path.name.lower().endswith(".head.onnx")
 
 
 def model_entry(onnx_path: Path, config: WebConfig) -> dict[str, Any]:
