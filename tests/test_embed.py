@@ -114,6 +114,34 @@ def test_embed_with_tiny_ast_and_window_fit(tmp_path: Path, tiny_ast_dir: Path, 
     assert replaced.embedded == 6
 
 
+
+@pytest.mark.parametrize("store_name", ["s.zarr", "s.h5"])
+def test_wb_embed_adds_clips_at_the_window_the_store_was_widened_to(
+    tmp_path: Path, tiny_ast_dir: Path, store_name: str
+) -> None:
+    """A store whose AST window was widened to fit its first clips (1.7 s) refused every later wb embed of
+    shorter clips (this run's own window, 1.28 s, is another embedding), and its advice, --overwrite, would
+    have thrown the store away; the clips are now embedded at the store's window. Clips longer than it still
+    need another window: that is refused as before."""
+    from click.testing import CliRunner
+
+    from wakebuilder.cli import main
+
+    store = tmp_path / store_name
+    first = make_manifest(tmp_path / "first", 4, duration_s=1.7)
+    more = make_manifest(tmp_path / "more", 2, start=10, duration_s=1.0)
+    runner = CliRunner()
+    for manifest in (first, more):
+        result = runner.invoke(main, ["embed", str(manifest), "--store", str(store), "--backbone", str(tiny_ast_dir),
+                                      "--json"])
+        assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["embedded"] == 2 and summary["clips_in_store"] == 6
+    assert summary["backbone"]["window_s"] == pytest.approx(1.7)
+    longer = make_manifest(tmp_path / "longer", 2, start=20, duration_s=2.2)
+    result = runner.invoke(main, ["embed", str(longer), "--store", str(store), "--backbone", str(tiny_ast_dir)])
+    assert result.exit_code != 0 and "window_s: store 1.7, this run 2.2" in result.output
+
 def test_window_fits_the_wake_word_clips() -> None:
     rows = [ClipRecord(id=str(i), path="a.wav", label=label, kind="tts", group="g", duration_s=d)
             for i, (label, d) in enumerate([(1, 1.2), (0, 2.9), (1, 1.4)])]

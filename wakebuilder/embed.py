@@ -24,7 +24,7 @@ import numpy as np
 from wakebuilder.atomic import atomic_write_text
 from wakebuilder.backbones import Backbone, backbone_kind, load_backbone
 from wakebuilder.config import StageConfig
-from wakebuilder.errors import BadAudioError, ConfigError, ManifestError
+from wakebuilder.errors import BadAudioError, ConfigError, ManifestError, StoreError
 from wakebuilder.loader import DecodedClip, StoreWriter, decoded_clips
 from wakebuilder.manifest import ClipRecord, read_manifest
 from wakebuilder.store import StoreSpec, open_store, rejects_path
@@ -118,6 +118,31 @@ def window_durations(records: Sequence[ClipRecord]) -> list[float]:
     positives = [r.duration_s for r in records if r.label == 1]
     return positives or [r.duration_s for r in records]
 
+
+
+def with_store_window(
+    config: EmbedConfig, store_path: str | os.PathLike[str], durations: Sequence[float], *, overwrite: bool
+) -> EmbedConfig:
+    """``config`` at the window of the store at ``store_path`` when it names none and ``durations`` fit it.
+
+    Clips added to a store go in at its window: a store whose AST window was widened to fit its first
+    wake-word clips is another embedding from this run's own choice for shorter clips. A store of another
+    backbone, clips longer than its window, ``overwrite`` or no store leave ``config`` as it is.
+    """
+    if config.window_s is not None or overwrite:
+        return config
+    try:
+        with open_store(store_path) as store:
+            stored = store.spec.backbone
+    except StoreError:  # no store yet; a damaged one is reported by the run's own opening
+        return config
+    window = stored.get("window_s")
+    if (not isinstance(window, int | float) or isinstance(window, bool)
+            or backbone_kind(str(stored.get("spec", ""))) != backbone_kind(config.backbone)
+            or max(durations, default=0.0) > window + 1e-6):
+        return config
+    log.info("%s: embedding at the store's %.2f s window", store_path, window)
+    return dataclasses.replace(config, window_s=float(window))
 
 def load_for_store(
     config: EmbedConfig, durations: Sequence[float], device: str, *, threads: int = 0

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from wakebuilder.embed import (
     EmbedConfig, EmbedSummary, _write_rejects, collect_clips, embed_manifests, refuse_all_rejected, warn_cropped_silent,
-    window_durations,
+    window_durations, with_store_window,
 )
 from wakebuilder.embed_shards import ShardResult, ShardTask, backbone_spec, cached_backbone, run_shard
 from wakebuilder.errors import ConfigError, WakebuilderError
@@ -93,8 +93,12 @@ def embed_with_executor(
 ) -> EmbedSummary:
     """``wb embed``: ``local`` into a single-part store is ``embed_manifests``; the rest runs in shards.
 
-    ``shard`` asks for shards even with the local executor (``--shard-clips`` given).
+    ``shard`` asks for shards even with the local executor (``--shard-clips`` given). Without a window in
+    ``config``, clips added to a store go in at the store's window (``with_store_window``).
     """
+    if config.window_s is None and not run.overwrite:
+        durations = window_durations([record for _, record in collect_clips(manifests)])
+        config = with_store_window(config, store_path, durations, overwrite=run.overwrite)
     if run.executor == "local" and not shard and not written_in_parts(store_path):
         return embed_manifests(
             manifests, store_path=store_path, config=config, device=run.device, batch_size=run.batch_size,

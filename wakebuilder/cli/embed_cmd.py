@@ -19,8 +19,8 @@ from wakebuilder.cli.options import (
 @click.option("--backbone", default="ast", show_default=True,
               help="ast, speech-embedding, an HF hub id of an AST checkpoint, or a local directory.")
 @click.option("--window-s", type=FloatIn(0.5, 3.0), default=None,
-              help="Seconds one embedding sees [default: the backbone's; AST widens it to fit the "
-              "wake-word clips].")
+              help="Seconds one embedding sees [default: an existing store's, if the wake-word clips fit it, "
+              "else the backbone's; AST widens it to fit the wake-word clips].")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="AST compute precision (auto: bf16 on CUDA, fp32 on CPU).")
 @click.option("--batch-size", type=IntIn(1, 4096), default=16, show_default=True,
