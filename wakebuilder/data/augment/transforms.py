@@ -223,6 +223,10 @@ def _resample(x: np.ndarray, factor: float, length: int, fast: bool) -> np.ndarr
 
 
 def _stretch(x: np.ndarray, rate: float, length: int, fast: bool) -> np.ndarray:
+    """The pitch shift's overlap-add stretch, distortions kept on purpose: about 4/3 gain within a clip, clicks up to
+    ~30x at its first and last 8 ms (the limiter then lowers the whole copy), phase cancellation between frames. A
+    clean WSOLA with padded edges (1b31655) cost recall on realdev and on the end-to-end test's held-out voices and
+    was reverted (research/REAL_TRANSFER.md, seventeenth round); measure before changing it (and bump ``VERSION``)."""
     if not fast:
         return reference.ola_stretch(x, rate, _WINDOW, OLA_HOP, length)
     out, norm = np.empty(length, dtype=np.float32), np.empty(length, dtype=np.float32)
