@@ -247,3 +247,62 @@ def test_kill_9_and_resume_stores_every_clip_once(tmp_path: Path) -> None:
     with open_store(tmp_path / "s.zarr") as store:
         ids = store.load(pooled=False, sequence=False).id.tolist()
     assert len(ids) == 400 and len(set(ids)) == 400
+
+
+def _sequences(path: Path, ids: set[str]) -> np.ndarray:
+    with open_store(path) as store:
+        arrays = store.load(pooled=False)
+        rows = [i for i, clip_id in enumerate(arrays.id.tolist()) if clip_id in ids]
+        return arrays.sequence[rows]
+
+
+@pytest.mark.parametrize("store_name", ["s.zarr", "s.h5"])
+def test_a_store_keeps_the_precision_it_was_begun_at(tmp_path: Path, tiny_ast_dir: Path, store_name: str) -> None:
+    """A store begun in bf16 (AST on a GPU, --dtype auto) and resumed on a CPU (auto: fp32) mixed rows of both
+    precisions without a word; the precision is now recorded when the store is created, a run that did not choose
+    one adopts it, and an explicit other one is refused in one line naming both and the fix."""
+    first = make_manifest(tmp_path / "first", 3)
+    more = make_manifest(tmp_path / "more", 3, start=10)
+    more_ids = {r.id for r in read_manifest(more)}
+    path = tmp_path / store_name
+    bf16 = EmbedConfig(backbone=str(tiny_ast_dir), dtype="bf16")  # what auto chooses on a GPU
+    embed_manifests([first], store_path=path, config=bf16, progress=False)
+    with open_store(path) as store:
+        assert store.attrs["compute_dtype"] == "bf16" and store.spec.compute_dtype == "bf16"
+    resumed = embed_manifests([more], store_path=path, config=EmbedConfig(backbone=str(tiny_ast_dir)),
+                              progress=False)
+    assert resumed.embedded == 3 and resumed.compute_dtype == "bf16"
+    for dtype in ("bf16", "fp32"):
+        embed_manifests([more], store_path=tmp_path / f"{dtype}.zarr", progress=False,
+                        config=EmbedConfig(backbone=str(tiny_ast_dir), dtype=dtype))
+    got = _sequences(path, more_ids)
+    assert np.array_equal(got, _sequences(tmp_path / "bf16.zarr", more_ids))
+    assert not np.array_equal(got, _sequences(tmp_path / "fp32.zarr", more_ids))  # the test can tell them apart
+    clash = make_manifest(tmp_path / "clash", 2, start=20)
+    fp32 = EmbedConfig(backbone=str(tiny_ast_dir), dtype="fp32")
+    with pytest.raises(StoreMismatchError) as refused:
+        embed_manifests([clash], store_path=path, config=fp32, progress=False)
+    message = str(refused.value)
+    assert "\n" not in message and str(path) in message and "bf16" in message and "fp32" in message
+    assert "--dtype bf16" in message
+    with open_store(path) as store:
+        assert len(store) == 6 and store.attrs["compute_dtype"] == "bf16"
+    assert embed_manifests([clash], store_path=path, config=fp32, overwrite=True, progress=False).embedded == 2
+    with open_store(path) as store:
+        assert len(store) == 2 and store.attrs["compute_dtype"] == "fp32"
+
+
+def test_a_store_made_before_precision_was_recorded_still_takes_clips(tmp_path: Path, tiny_ast_dir: Path) -> None:
+    """A store without ``compute_dtype`` (made before it was recorded) is of unknown precision: appended to at any,
+    as before, and left unrecorded (its rows may already be of both)."""
+    path = tmp_path / "old.zarr"
+    embed_manifests([make_manifest(tmp_path / "a", 2)], store_path=path, progress=False,
+                    config=EmbedConfig(backbone=str(tiny_ast_dir), dtype="bf16"))
+    meta = json.loads((path / "zarr.json").read_text())
+    del meta["attributes"]["compute_dtype"]
+    (path / "zarr.json").write_text(json.dumps(meta))
+    summary = embed_manifests([make_manifest(tmp_path / "b", 2, start=5)], store_path=path, progress=False,
+                              config=EmbedConfig(backbone=str(tiny_ast_dir), dtype="fp32"))
+    assert summary.embedded == 2 and summary.clips_in_store == 4
+    with open_store(path) as store:
+        assert "compute_dtype" not in store.attrs and store.spec.compute_dtype is None

@@ -231,3 +231,29 @@ def test_a_sharded_run_whose_every_clip_is_rejected_fails(tmp_path: Path) -> Non
     with pytest.raises(BadAudioError, match=f"none of the 2 clip.*{rejects_path(store)}"):
         embed([manifest], store, shard_clips=1)
     assert len(rejects_path(store).read_text().splitlines()) == 2
+
+
+def test_parts_keep_the_precision_the_store_was_begun_at(tmp_path: Path, tiny_ast_dir: Path) -> None:
+    """Parts embedded on different machines (bf16 on a GPU worker, fp32 on a CPU one) mixed precisions in one
+    store; the index now records the first run's, later runs without --dtype adopt it, and another is refused."""
+    from wakebuilder.embed import EmbedConfig
+    from wakebuilder.errors import StoreMismatchError
+
+    store = tmp_path / "parted"
+    embed([make_manifest(tmp_path / "a", 3)], store, EmbedConfig(backbone=str(tiny_ast_dir), dtype="bf16"),
+          shard_clips=2)
+    assert read_index(store)["attrs"]["compute_dtype"] == "bf16"
+    summary = embed([make_manifest(tmp_path / "b", 3, start=10)], store, EmbedConfig(backbone=str(tiny_ast_dir)),
+                    shard_clips=2)
+    assert summary.embedded == 3 and summary.compute_dtype == "bf16"
+    with PartedStore(store) as reader:
+        assert reader.spec.compute_dtype == "bf16"
+        assert {part.attrs["compute_dtype"] for part in reader.parts} == {"bf16"}
+    with pytest.raises(StoreMismatchError, match=r"bf16.*fp32.*--dtype bf16"):
+        embed([make_manifest(tmp_path / "c", 2, start=20)], store,
+              EmbedConfig(backbone=str(tiny_ast_dir), dtype="fp32"), shard_clips=2)
+    from wakebuilder.store.merge import merge_store
+
+    merge_store(store, tmp_path / "merged.zarr")
+    with open_store(tmp_path / "merged.zarr") as merged:
+        assert len(merged) == 6 and merged.attrs["compute_dtype"] == "bf16"

@@ -58,6 +58,7 @@ class EmbedSummary:
     clips_per_s: float | None
     backbone: dict[str, Any]
     rejects_file: str | None
+    compute_dtype: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (``wb embed --json``)."""
@@ -129,13 +130,9 @@ def with_store_window(
     wake-word clips is another embedding from this run's own choice for shorter clips. A store of another
     backbone, clips longer than its window, ``overwrite`` or no store leave ``config`` as it is.
     """
-    if config.window_s is not None or overwrite:
+    if config.window_s is not None or overwrite or (spec := _stored_spec(store_path)) is None:
         return config
-    try:
-        with open_store(store_path) as store:
-            stored = store.spec.backbone
-    except StoreError:  # no store yet; a damaged one is reported by the run's own opening
-        return config
+    stored = spec.backbone
     window = stored.get("window_s")
     if (not isinstance(window, int | float) or isinstance(window, bool)
             or backbone_kind(str(stored.get("spec", ""))) != backbone_kind(config.backbone)
@@ -143,6 +140,43 @@ def with_store_window(
         return config
     log.info("%s: embedding at the store's %.2f s window", store_path, window)
     return dataclasses.replace(config, window_s=float(window))
+
+
+def with_store_dtype(
+    config: EmbedConfig, store_path: str | os.PathLike[str], device: str, *, overwrite: bool
+) -> EmbedConfig:
+    """``config`` with its AST precision settled: the store's (``compute_dtype``) when ``config.dtype`` is ``auto``.
+
+    A store begun in bf16 on a GPU and resumed on a CPU would otherwise mix rows of both precisions; an explicit
+    other ``dtype`` is kept here and refused by ``open_store``. Without a recorded precision (no store, a store made
+    before it was recorded, ``overwrite``), ``auto`` resolves on ``device`` (bf16 on CUDA, fp32 elsewhere).
+    Other backbones are left as they are.
+    """
+    if backbone_kind(config.backbone) == "speech-embedding":
+        return config
+    if config.dtype == "auto" and not overwrite and (spec := _stored_spec(store_path)) and spec.compute_dtype:
+        log.info("%s: embedding in the store's %s", store_path, spec.compute_dtype)
+        return dataclasses.replace(config, dtype=spec.compute_dtype)
+    from wakebuilder.backbones.ast import resolve_dtype
+    from wakebuilder.devices import resolve_device
+
+    return dataclasses.replace(config, dtype=resolve_dtype(config.dtype, resolve_device(device)))
+
+
+def _stored_spec(store_path: str | os.PathLike[str]) -> StoreSpec | None:
+    """The spec of the store at ``store_path``; None where there is none (a damaged one is reported later)."""
+    try:
+        with open_store(store_path) as store:
+            return store.spec
+    except StoreError:  # no store yet; a damaged one is reported by the run's own opening
+        return None
+
+
+def store_spec(backbone: Backbone) -> StoreSpec:
+    """The store spec of what ``backbone`` writes, with its compute precision (AST's ``dtype``)."""
+    return StoreSpec(backbone=backbone.identity, seq_len=backbone.seq_len, dim=backbone.dim,
+                     compute_dtype=getattr(backbone, "dtype", None))
+
 
 def load_for_store(
     config: EmbedConfig, durations: Sequence[float], device: str, *, threads: int = 0
@@ -180,14 +214,16 @@ def embed_manifests(
 
     Raises:
         BadAudioError: every clip of the manifests was rejected (reasons in ``<store>.rejects.jsonl``).
-        StoreMismatchError: the store holds another backbone or window (pass ``overwrite``).
+        StoreMismatchError: the store holds another backbone or window, or was computed at another precision
+            than an explicit ``config.dtype`` (pass ``overwrite``).
         LockedError: another process is writing the store.
     """
     if batch_size < 1 or workers < 1:
         raise ConfigError(f"--batch-size {batch_size} / --workers {workers}: both must be at least 1")
     clips = collect_clips(manifests)
+    config = with_store_dtype(config, store_path, device, overwrite=overwrite)
     backbone = load_for_store(config, window_durations([r for _, r in clips]), device, threads=threads)
-    spec = StoreSpec(backbone=backbone.identity, seq_len=backbone.seq_len, dim=backbone.dim)
+    spec = store_spec(backbone)
     started = time.perf_counter()
     tally = _Tally()
     with open_store(store_path, "a", spec=spec, overwrite=overwrite) as store:
@@ -208,7 +244,7 @@ def embed_manifests(
         silent=tally.silent, seconds=round(elapsed, 3),
         clips_per_s=round(tally.embedded / elapsed, 2) if elapsed > 0 else None,
         backbone=backbone.identity,
-        rejects_file=str(rejects_path(store_path)) if tally.rejects else None,
+        rejects_file=str(rejects_path(store_path)) if tally.rejects else None, compute_dtype=spec.compute_dtype,
     )
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from wakebuilder.embed import (
     EmbedConfig, EmbedSummary, _write_rejects, collect_clips, embed_manifests, refuse_all_rejected, warn_cropped_silent,
-    window_durations, with_store_window,
+    window_durations, with_store_dtype, with_store_window,
 )
 from wakebuilder.embed_shards import ShardResult, ShardTask, backbone_spec, cached_backbone, run_shard
 from wakebuilder.errors import ConfigError, WakebuilderError
@@ -113,8 +113,12 @@ def embed_in_parts(
 ) -> ShardedSummary:
     """Embed the clips of ``manifests`` not yet in the parted store at ``store_path``; returns a summary.
 
+    The AST precision is settled here, once for every worker (``embed.with_store_dtype``): the store's, else
+    ``auto`` as ``run.device`` resolves on this machine, so parts embedded on different machines never mix.
+
     Raises:
-        StoreMismatchError: the store holds another backbone or window (pass ``overwrite``).
+        StoreMismatchError: the store holds another backbone or window, or was computed at another precision
+            than an explicit ``config.dtype`` (pass ``overwrite``).
         LockedError: another process coordinates this store, or still writes one of its parts.
         WakebuilderError: a shard failed on the executor (finished parts are kept; run again).
         BadAudioError: every clip of the manifests was rejected (reasons in ``<store>.rejects.jsonl``).
@@ -122,6 +126,7 @@ def embed_in_parts(
     _check_reachable(store_path, run.executor)
     clips = collect_clips(manifests)
     longest = max(window_durations([r for _, r in clips]))
+    config = with_store_dtype(config, store_path, run.device, overwrite=run.overwrite)  # one for every worker
     threads = worker_threads(run.executor, run.threads)
     backbone = cached_backbone(config, longest, "cpu", threads)  # the coordinator's copy, for the spec
     spec = backbone_spec(backbone)
@@ -156,8 +161,8 @@ def embed_in_parts(
         rejected=len(rejects), cropped=sum(r.cropped for r in results), silent=sum(r.silent for r in results),
         seconds=round(elapsed, 3), clips_per_s=round(embedded / elapsed, 2) if elapsed > 0 else None,
         backbone=spec.backbone, rejects_file=f"{store}.rejects.jsonl" if rejects else None,
-        executor=run.executor, tasks=len(tasks), parts=parts, resumed=sum(r.resumed for r in results),
-        workers_used=sorted({r.worker for r in results}),
+        compute_dtype=spec.compute_dtype, executor=run.executor, tasks=len(tasks), parts=parts,
+        resumed=sum(r.resumed for r in results), workers_used=sorted({r.worker for r in results}),
     )
 
 

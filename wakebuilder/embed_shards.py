@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wakebuilder.backbones import Backbone, backbone_kind
-from wakebuilder.embed import EmbedConfig, _embed_all, _Tally, load_for_store
+from wakebuilder.embed import EmbedConfig, _embed_all, _Tally, load_for_store, store_spec
 from wakebuilder.errors import StoreMismatchError
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store import StoreSpec, open_store, spec_fingerprint
@@ -75,8 +75,8 @@ def cached_backbone(config: EmbedConfig, longest_s: float, device: str, threads:
 
 
 def backbone_spec(backbone: Backbone) -> StoreSpec:
-    """The store spec of what ``backbone`` writes."""
-    return StoreSpec(backbone=backbone.identity, seq_len=backbone.seq_len, dim=backbone.dim)
+    """The store spec of what ``backbone`` writes (``embed.store_spec``)."""
+    return store_spec(backbone)
 
 
 def run_shard(task: ShardTask) -> ShardResult:

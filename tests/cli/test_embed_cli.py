@@ -66,3 +66,21 @@ def test_a_manifest_of_rejected_clips_only_exits_non_zero(tmp_path: Path) -> Non
         error = result.stderr.splitlines()[-1]  # after the progress bar and the rejects warning
         assert error.startswith(f"wb: error: {manifest}: none of the 1 clip(s) could be embedded")
         assert f"{store}.rejects.jsonl" in error and result.stderr.count("wb: error:") == 1
+
+
+def test_wb_embed_refuses_another_precision_than_the_stores_in_one_line(tmp_path: Path, tiny_ast_dir: Path) -> None:
+    """wb embed --dtype bf16 then --dtype fp32 into one store mixed the two; the second run now exits non-zero with
+    one line naming the store, both precisions and --dtype, and wb store info shows the store's precision."""
+    store = str(tmp_path / "s.zarr")
+    runner = CliRunner()
+    first = ["embed", str(make_manifest(tmp_path / "a", 2)), "--store", store, "--backbone", str(tiny_ast_dir)]
+    assert runner.invoke(main, [*first, "--dtype", "bf16"]).exit_code == 0
+    info = runner.invoke(main, ["store", "info", store])
+    assert info.exit_code == 0 and "computed in bf16" in info.stdout
+    assert json.loads(runner.invoke(main, ["store", "info", store, "--json"]).stdout)["compute_dtype"] == "bf16"
+    other = ["embed", str(make_manifest(tmp_path / "b", 2, start=5)), "--store", store, "--backbone",
+             str(tiny_ast_dir), "--dtype", "fp32"]
+    result = runner.invoke(main, other)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("wb: error: ")]
+    assert result.exit_code not in (0, None) and len(errors) == 1, result.stderr
+    assert store in errors[0] and "fp32" in errors[0] and "--dtype bf16" in errors[0]

@@ -57,7 +57,8 @@ class ASTWaveformEncoder(nn.Module):
         return self.encode(self.fbank(waveforms))
 
 
-def _resolve_dtype(dtype: str, device: str) -> str:
+def resolve_dtype(dtype: str, device: str) -> str:
+    """``fp32`` or ``bf16``: ``auto`` is bf16 on CUDA, fp32 elsewhere."""
     if dtype not in DTYPES:
         raise ConfigError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     if dtype == "auto":
@@ -131,7 +132,7 @@ class ASTBackbone:
             ConfigError: bad window, device or dtype.
         """
         device = resolve_device(device)
-        compute = _resolve_dtype(dtype, device)
+        compute = resolve_dtype(dtype, device)
         spec, checkpoint, revision, model, preprocessor = load_checkpoint(spec)
         max_length = _max_length_for(window_s, int(model.config.max_length))
         settings = _fbank_settings(checkpoint, preprocessor, model, max_length)

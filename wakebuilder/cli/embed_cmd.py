@@ -22,7 +22,8 @@ from wakebuilder.cli.options import (
               help="Seconds one embedding sees [default: an existing store's, if the wake-word clips fit it, "
               "else the backbone's; AST widens it to fit the wake-word clips].")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="AST compute precision (auto: bf16 on CUDA, fp32 on CPU).")
+              help="AST compute precision (auto: an existing store's, else bf16 on CUDA, fp32 on CPU; a store "
+              "refuses another).")
 @click.option("--batch-size", type=IntIn(1, 4096), default=16, show_default=True,
               help="Clips per backbone call (speech-embedding makes --threads calls at once).")
 @click.option("--workers", type=IntIn(1, 256), default=2, show_default=True, help="Decoding threads.")
@@ -128,7 +129,7 @@ def info(path: str, as_json: bool) -> None:
         f"kinds       {summary['kinds']}",
         f"groups      {summary['groups']} (top: {summary['top_groups']})",
         f"shapes      pooled {summary['pooled_shape']}  sequence {summary['sequence_shape']}  "
-        f"{summary['dtype']}",
+        f"{summary['dtype']}" + (f" (computed in {summary['compute_dtype']})" if summary["compute_dtype"] else ""),
         f"fingerprint {summary['fingerprint']}",
     ]
     click.echo("\n".join(lines))

@@ -18,7 +18,9 @@ Attributes: ``schema_version``, ``backbone`` (the backbone's identity),
 ``seq_len``, ``dim``, ``dtype``, ``wakebuilder_version``, ``fingerprint``
 (hash of the embedding config: backbone identity, dtype, schema) and
 ``committed`` (rows durably written; rows past it are ignored and overwritten,
-which is what makes a killed run resumable).
+which is what makes a killed run resumable), and ``compute_dtype`` (the AST pass's
+precision, ``fp32`` or ``bf16``; not part of the fingerprint, so stores made before
+it was recorded, which lack it, open and take rows as before).
 """
 
 from __future__ import annotations
@@ -55,3 +57,5 @@ class StoreSpec:
     seq_len: int
     dim: int
     dtype: str = "float16"
+    compute_dtype: str | None = None
+    """The backbone pass's precision (``fp32``, ``bf16``); None: not recorded (another backbone, an old store)."""

@@ -44,7 +44,7 @@ class EmbeddingStore:
             raise StoreError(f"{path}: {problem}; rebuild the store with wb embed --overwrite")
         self.spec = StoreSpec(
             backbone=attrs["backbone"], seq_len=int(attrs["seq_len"]), dim=int(attrs["dim"]),
-            dtype=attrs["dtype"],
+            dtype=attrs["dtype"], compute_dtype=recorded_precision(attrs),
         )
         self.fingerprint: str = attrs["fingerprint"]
         self._ids: set[str] | None = None
@@ -237,5 +237,13 @@ def attrs_problem(attrs: Any) -> str | None:
     for key, kind in _ATTR_TYPES.items():
         if not isinstance(attrs.get(key), kind) or isinstance(attrs.get(key), bool):
             return f"attrs.{key} is {attrs.get(key)!r}, not {'an' if kind is int else 'a'} {kind.__name__}"
+    if not isinstance(attrs.get("compute_dtype", ""), str):  # absent: a store made before it was recorded
+        return f"attrs.compute_dtype is {attrs['compute_dtype']!r}, not a str"
     return None
+
+
+def recorded_precision(attrs: dict[str, Any]) -> str | None:
+    """The precision the store's rows were computed at (``compute_dtype``), or None where not recorded."""
+    value = attrs.get("compute_dtype")
+    return value if isinstance(value, str) else None
 

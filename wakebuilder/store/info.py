@@ -53,6 +53,7 @@ def store_info(path: str | os.PathLike[str], *, top_groups: int = 10) -> dict[st
             "pooled_shape": [len(store), store.spec.dim],
             "sequence_shape": [len(store), store.spec.seq_len, store.spec.dim],
             "dtype": store.spec.dtype,
+            "compute_dtype": store.spec.compute_dtype,
             "backbone": store.spec.backbone,
             "fingerprint": store.fingerprint,
             "schema_version": store.attrs["schema_version"],

@@ -30,10 +30,27 @@ def spec_fingerprint(spec: StoreSpec) -> str:
 
 def new_store_attrs(spec: StoreSpec) -> dict[str, Any]:
     """The attributes a new store (or a parted store's index) records for ``spec``."""
-    return {
+    attrs = {
         "schema_version": SCHEMA_VERSION, "backbone": spec.backbone, "seq_len": spec.seq_len, "dim": spec.dim,
         "dtype": spec.dtype, "wakebuilder_version": __version__, "fingerprint": spec_fingerprint(spec),
     }
+    return attrs if spec.compute_dtype is None else {**attrs, "compute_dtype": spec.compute_dtype}
+
+
+def precision_mismatch(where: Path | str, attrs: dict[str, Any], spec: StoreSpec) -> StoreMismatchError | None:
+    """The error for adding rows computed at ``spec``'s precision to a store recorded at another, else None.
+
+    A store without ``compute_dtype`` (made before it was recorded) or a spec without one is of unknown
+    precision: nothing to compare, so rows are taken as before, and such a store stays unrecorded (its rows may
+    already be of both precisions; rebuild it with ``--overwrite`` to have it recorded).
+    """
+    stored = attrs.get("compute_dtype")
+    if stored is None or spec.compute_dtype is None or stored == spec.compute_dtype:
+        return None
+    return StoreMismatchError(
+        f"{where}: embedded in {stored} and this run computes in {spec.compute_dtype}; pass --dtype {stored} "
+        "to add to it, or use another --store (or --overwrite to rebuild it)"
+    )
 
 
 def store_location(path: str | os.PathLike[str]) -> Path | str:
@@ -126,7 +143,8 @@ def open_store(
     Raises:
         StoreError: missing or corrupt store, a path that holds something else, or a URL a merge into which
             was cut off.
-        StoreMismatchError: the store was built for another spec and ``overwrite`` is off.
+        StoreMismatchError: the store was built for another spec, or computed at another precision
+            (``compute_dtype``), and ``overwrite`` is off.
         LockedError: another process is writing the store.
     """
     from wakebuilder.store.parts import is_parted, open_parted  # parts builds on this module
@@ -164,6 +182,9 @@ def _open_or_create(where: Path | str, spec: StoreSpec | None, *, overwrite: boo
         if spec is not None and backend.attrs().get("fingerprint") != spec_fingerprint(spec):
             backend.close()
             raise StoreMismatchError(f"{where}: {describe_mismatch(backend.attrs(), spec)}")
+        if spec is not None and (error := precision_mismatch(where, backend.attrs(), spec)):
+            backend.close()
+            raise error
         return backend
     if spec is None:
         raise StoreError(f"{where}: no store to append to, and no spec to create one; run wb embed first")

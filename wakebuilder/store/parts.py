@@ -34,7 +34,7 @@ from wakebuilder.atomic import atomic_write_json, read_json, remove_directory, w
 from wakebuilder.errors import StoreError, StoreMismatchError
 from wakebuilder.manifest import ClipRecord
 from wakebuilder.store.base import ARRAY_FIELDS, SCHEMA_VERSION, StoreArrays, StoreSpec
-from wakebuilder.store.embedding_store import EmbeddingStore, attrs_problem
+from wakebuilder.store.embedding_store import EmbeddingStore, attrs_problem, recorded_precision
 from wakebuilder.store.remote import (
     ARRAY_OBJECT, FsspecZarrBackend, holds_only, join, read_bytes, remove_url, url_exists, write_bytes,
 )
@@ -147,7 +147,7 @@ class PartedStore:
                 "rebuild the store with wb embed --overwrite"
             )
         self.spec = StoreSpec(backbone=attrs["backbone"], seq_len=int(attrs["seq_len"]), dim=int(attrs["dim"]),
-                              dtype=attrs["dtype"])
+                              dtype=attrs["dtype"], compute_dtype=recorded_precision(attrs))
         self.fingerprint: str = attrs["fingerprint"]
         self.parts: list[EmbeddingStore] = []
         self._ids_checked = False

@@ -18,7 +18,9 @@ from wakebuilder.errors import StoreError, StoreMismatchError
 from wakebuilder.store.base import StoreSpec
 from wakebuilder.store.embedding_store import EmbeddingStore
 from wakebuilder.store.layout import is_hdf5
-from wakebuilder.store.opening import backend_class, describe_mismatch, new_store_attrs, spec_fingerprint, store_exists
+from wakebuilder.store.opening import (
+    backend_class, describe_mismatch, new_store_attrs, precision_mismatch, spec_fingerprint, store_exists,
+)
 from wakebuilder.store.parts import (
     INDEX_FORMAT, PARTS_DIR, Location, PartedStore, store_child, is_parted, part_location, parts_without_index,
     read_index, remove_store, write_index,
@@ -53,6 +55,8 @@ class PartsIndex:
             index = read_index(store)
             if index.get("attrs", {}).get("fingerprint") != fingerprint:
                 raise StoreMismatchError(f"{store}: {describe_mismatch(index.get('attrs', {}), spec)}")
+            if error := precision_mismatch(store, index["attrs"], spec):
+                raise error
             return index
         if _entries(store) != []:
             raise StoreError(
