@@ -15,7 +15,8 @@ import soundfile as sf
 from tests.conftest import noise, tone
 from wakebuilder.audio import load_audio, quantize_pcm16, write_wav
 from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone, sequence_length
-from wakebuilder.embed import EmbedConfig, choose_window, embed_manifests, window_durations
+from wakebuilder.embed import EmbedConfig, embed_manifests
+from wakebuilder.embed_settings import choose_window, window_durations
 from wakebuilder.errors import BadAudioError, LockedError, StoreError, StoreMismatchError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import ClipRecord, read_manifest, write_manifest

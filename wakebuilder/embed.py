@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -23,24 +22,13 @@ import numpy as np
 
 from wakebuilder.atomic import atomic_write_text
 from wakebuilder.backbones import Backbone, backbone_kind, load_backbone
-from wakebuilder.config import StageConfig
-from wakebuilder.errors import BadAudioError, ConfigError, ManifestError, StoreError
+from wakebuilder.errors import BadAudioError, ConfigError, ManifestError
 from wakebuilder.loader import DecodedClip, StoreWriter, decoded_clips
 from wakebuilder.manifest import ClipRecord, read_manifest
+from wakebuilder.embed_settings import EmbedConfig, choose_window, window_durations, with_store_dtype
 from wakebuilder.store import StoreSpec, open_store, rejects_path
 
 log = logging.getLogger(__name__)
-MAX_WINDOW_S = 3.0
-"""Backbones whose window stays at their default unless ``window_s`` asks for another."""
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class EmbedConfig(StageConfig):
-    """What the store's embeddings depend on: the backbone, its window and compute precision."""
-
-    backbone: str = "ast"
-    window_s: float | None = None
-    dtype: str = "auto"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -100,76 +88,6 @@ def refuse_all_rejected(
             f"{', '.join(map(str, manifests))}: none of the {clips} clip(s) could be embedded (reasons in "
             f"{rejects_file}); fix the audio or the manifest and run wb embed again"
         )
-
-
-def choose_window(native_s: float, durations: Sequence[float]) -> float | None:
-    """None keeps the backbone's window; longer clips widen it (10 ms steps, at most 3.0 s)."""
-    longest = max(durations, default=0.0)
-    if longest <= native_s + 1e-6:
-        return None
-    return min(MAX_WINDOW_S, math.ceil(longest * 100 - 1e-6) / 100)
-
-
-def window_durations(records: Sequence[ClipRecord]) -> list[float]:
-    """The durations the window must fit: the wake-word clips' (label 1) when there are any.
-
-    A positive cut short loses the phrase; a long negative cropped to the window
-    is still a fair negative (detection sees such windows of long audio too).
-    """
-    positives = [r.duration_s for r in records if r.label == 1]
-    return positives or [r.duration_s for r in records]
-
-
-
-def with_store_window(
-    config: EmbedConfig, store_path: str | os.PathLike[str], durations: Sequence[float], *, overwrite: bool
-) -> EmbedConfig:
-    """``config`` at the window of the store at ``store_path`` when it names none and ``durations`` fit it.
-
-    Clips added to a store go in at its window: a store whose AST window was widened to fit its first
-    wake-word clips is another embedding from this run's own choice for shorter clips. A store of another
-    backbone, clips longer than its window, ``overwrite`` or no store leave ``config`` as it is.
-    """
-    if config.window_s is not None or overwrite or (spec := _stored_spec(store_path)) is None:
-        return config
-    stored = spec.backbone
-    window = stored.get("window_s")
-    if (not isinstance(window, int | float) or isinstance(window, bool)
-            or backbone_kind(str(stored.get("spec", ""))) != backbone_kind(config.backbone)
-            or max(durations, default=0.0) > window + 1e-6):
-        return config
-    log.info("%s: embedding at the store's %.2f s window", store_path, window)
-    return dataclasses.replace(config, window_s=float(window))
-
-
-def with_store_dtype(
-    config: EmbedConfig, store_path: str | os.PathLike[str], device: str, *, overwrite: bool
-) -> EmbedConfig:
-    """``config`` with its AST precision settled: the store's (``compute_dtype``) when ``config.dtype`` is ``auto``.
-
-    A store begun in bf16 on a GPU and resumed on a CPU would otherwise mix rows of both precisions; an explicit
-    other ``dtype`` is kept here and refused by ``open_store``. Without a recorded precision (no store, a store made
-    before it was recorded, ``overwrite``), ``auto`` resolves on ``device`` (bf16 on CUDA, fp32 elsewhere).
-    Other backbones are left as they are.
-    """
-    if backbone_kind(config.backbone) == "speech-embedding":
-        return config
-    if config.dtype == "auto" and not overwrite and (spec := _stored_spec(store_path)) and spec.compute_dtype:
-        log.info("%s: embedding in the store's %s", store_path, spec.compute_dtype)
-        return dataclasses.replace(config, dtype=spec.compute_dtype)
-    from wakebuilder.backbones.ast import resolve_dtype
-    from wakebuilder.devices import resolve_device
-
-    return dataclasses.replace(config, dtype=resolve_dtype(config.dtype, resolve_device(device)))
-
-
-def _stored_spec(store_path: str | os.PathLike[str]) -> StoreSpec | None:
-    """The spec of the store at ``store_path``; None where there is none (a damaged one is reported later)."""
-    try:
-        with open_store(store_path) as store:
-            return store.spec
-    except StoreError:  # no store yet; a damaged one is reported by the run's own opening
-        return None
 
 
 def store_spec(backbone: Backbone) -> StoreSpec:

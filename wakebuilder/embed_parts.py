@@ -24,8 +24,8 @@ from pathlib import Path
 
 from wakebuilder.embed import (
     EmbedConfig, EmbedSummary, _write_rejects, collect_clips, embed_manifests, refuse_all_rejected, warn_cropped_silent,
-    window_durations, with_store_dtype, with_store_window,
 )
+from wakebuilder.embed_settings import window_durations, with_store_dtype, with_store_window
 from wakebuilder.embed_shards import ShardResult, ShardTask, backbone_spec, cached_backbone, run_shard
 from wakebuilder.errors import ConfigError, WakebuilderError
 from wakebuilder.executors import open_executor, parse_executor, worker_threads
@@ -113,7 +113,7 @@ def embed_in_parts(
 ) -> ShardedSummary:
     """Embed the clips of ``manifests`` not yet in the parted store at ``store_path``; returns a summary.
 
-    The AST precision is settled here, once for every worker (``embed.with_store_dtype``): the store's, else
+    The AST precision is settled here, once for every worker (``embed_settings.with_store_dtype``): the store's, else
     ``auto`` as ``run.device`` resolves on this machine, so parts embedded on different machines never mix.
 
     Raises:
