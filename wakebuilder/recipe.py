@@ -2,7 +2,8 @@
 
 One implementation behind ``wb quickstart`` (and ``bin/quickstart``, ``bin/recipe-full``) and
 the real-speech research benchmark. ``run_recipe`` calls the stages' library functions in
-order, each a small step below, writing every artifact under one output folder:
+order, each a small step (the data's in ``recipe_data``, from fit on in ``recipe_model``), writing every
+artifact under one output folder:
 
 validate -> synth -> negatives -> held-out sets -> augment -> training-stream windows ->
 streams -> embed -> fit -> calibrate -> export -> report (eval on held-out data).
@@ -18,67 +19,25 @@ laptop, ``full`` for the seed recipe's counts); any field can be changed on top 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from wakebuilder.recipe_config import HEAD_SEED_STEP, SIZES, SPEECH_EMBEDDING_WINDOW_S, RecipeConfig
+from wakebuilder.recipe_config import SIZES, SPEECH_EMBEDDING_WINDOW_S, RecipeConfig
 from wakebuilder.recipe_folders import RUN_MARKER, check_out_folder
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from wakebuilder.calibrate import CalibrateConfig
+from wakebuilder.recipe_model import (
+    calibration_config, combine_export_report, export_and_report, fit_and_calibrate, fit_heads, report_on_heldout,
+    train_and_export,
+)
+from wakebuilder.recipe_types import RecipeData, RecipeResult, StepLog
 
 __all__ = ["SIZES", "SPEECH_EMBEDDING_WINDOW_S", "RecipeConfig", "RecipeData", "RecipeResult", "build_data",
            "calibration_config", "embed_data", "export_and_report", "fit_and_calibrate", "fit_heads",
            "report_on_heldout", "run_recipe", "train_and_export"]
 
 log = logging.getLogger(__name__)
-
-@dataclasses.dataclass(frozen=True)
-class RecipeData:
-    """The training manifests, held-out sets and streams, ready to embed."""
-
-    train_manifests: list[Path]
-    negatives: Path
-    heldout_positives: Path | None
-    heldout_negatives: Path | None
-    calibration_stream: Path
-    report_stream: Path | None
-    heldout_nonspeech: Path | None = None  # the report's held-out music and noise clips (FA per category)
-    heldout_speech: Path | None = None  # the report's held-out generic speech, when the cache holds it (the bank)
-
-
-@dataclasses.dataclass(frozen=True)
-class RecipeResult:
-    """What a recipe run made."""
-
-    config: RecipeConfig
-    out_dir: Path
-    onnx: Path
-    model_dir: Path
-    store: Path
-    data: RecipeData
-    threshold: float
-    report: dict[str, Any] | None  # ``wb eval``'s result on the held-out sets, if ``config.report``
-    seconds: float
-    bank: Path | None = None  # the negative bank's store, if ``config.bank``
-    members: tuple[Path, ...] = ()  # an ensemble's calibrated member models (``store`` is the first data seed's)
-
-
-class StepLog:
-    """Logs each step with the seconds since the start, like the bash recipe did."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __call__(self, message: str) -> None:
-        log.info("quickstart: [%.0fs] %s", time.perf_counter() - self.start, message)
 
 
 def run_recipe(
@@ -161,8 +120,8 @@ def _run_data_seeds(config: RecipeConfig, out: Path, step: StepLog, inputs: dict
         models += fit_heads(member, member_out, store, data, device=device, step=step, bank=bank_store)
         if i == 0:
             first_data, first_store = data, store
-    return _combine_export_report(config, out, models, first_store, first_data, device=device, step=step,
-                                  bank=bank_store)
+    return combine_export_report(config, out, models, first_store, first_data, device=device, step=step,
+                                 bank=bank_store)
 
 
 def build_data(
@@ -253,142 +212,3 @@ def embed_data(config: RecipeConfig, out: Path, data: RecipeData, *, device: str
     log.info("embed: %s embedded, %s already stored, %s rejected; %s in store", summary.embedded,
              summary.skipped_existing, summary.rejected, summary.clips_in_store)
     return store
-
-
-def train_and_export(
-    config: RecipeConfig, out: Path, store: Path, data: RecipeData, *, device: str = "auto",
-    step: StepLog | None = None, bank: Path | None = None,
-) -> RecipeResult:
-    """Fit ``config.heads`` heads (on ``store`` and the negative ``bank``, if any), calibrate each on the held-out
-    stream, average them when there are several, export ``out/export/<slug>.onnx`` and report."""
-    step = step or StepLog()
-    models = fit_heads(config, out, store, data, device=device, step=step, bank=bank)
-    return _combine_export_report(config, out, models, store, data, device=device, step=step, bank=bank)
-
-
-def fit_heads(
-    config: RecipeConfig, out: Path, store: Path, data: RecipeData, *, device: str = "auto",
-    step: StepLog | None = None, bank: Path | None = None,
-) -> list[tuple[Path, dict[str, Any]]]:
-    """``config.heads`` calibrated heads on one store: ``out/model``, or with several ``out/head-<k>/model`` with
-    the seeds seed, seed + 100, ... (each its own validation split and start); their paths and calibrations."""
-    if config.heads == 1:
-        return [fit_and_calibrate(config, out, store, data, device=device, step=step, bank=bank)]
-    return [fit_and_calibrate(config.replace(seed=config.seed + HEAD_SEED_STEP * k), out / f"head-{k}", store, data,
-                              device=device, step=step, bank=bank) for k in range(config.heads)]
-
-
-def _combine_export_report(
-    config: RecipeConfig, out: Path, models: list[tuple[Path, dict[str, Any]]], store: Path, data: RecipeData, *,
-    device: str, step: StepLog, bank: Path | None,
-) -> RecipeResult:
-    """The one model, or several averaged into ``out/model`` (``wb ensemble``), exported and reported."""
-    if len(models) == 1:
-        (model_dir, calibration), members = models[0], ()
-    else:
-        from wakebuilder.ensemble import combine_models
-
-        step(f"ensemble of the {len(models)} calibrated models")
-        members = tuple(m for m, _ in models)
-        model_dir, calibration = combine_models(members, out / "model", streams=[data.calibration_stream],
-                                                overwrite=True, device=device)
-    result = export_and_report(config, out, model_dir, store, data, calibration, device=device, step=step, bank=bank)
-    return dataclasses.replace(result, members=members)
-
-
-def fit_and_calibrate(
-    config: RecipeConfig, out: Path, store: Path, data: RecipeData, *, device: str = "auto",
-    step: StepLog | None = None, bank: Path | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """``out/model``: the head fitted on ``store`` (and ``bank``), calibrated on the calibration stream.
-
-    A head a run before finished fitting with the same stores, settings and seed is kept (``recipe_keep``), so a
-    rerun after a kill fits only the heads it had not finished; calibration runs again.
-    """
-    from wakebuilder.calibrate import calibrate_model, format_report
-    from wakebuilder.recipe_keep import keep_or_fit
-
-    step = step or StepLog()
-    step("fit")
-    stores = [store, bank] if bank is not None else [store]
-    model_dir = keep_or_fit(stores, out / "model", config.fit.replace(seed=config.seed), wake_word=config.phrase,
-                            device=device)
-    step("calibrate")
-    _, calibration = calibrate_model(model_dir, stores, streams=[data.calibration_stream],
-                                     config=calibration_config(config, device=device))
-    log.info("calibration:\n%s", format_report(calibration))
-    return Path(model_dir), calibration
-
-
-def export_and_report(
-    config: RecipeConfig, out: Path, model_dir: Path, store: Path, data: RecipeData, calibration: dict[str, Any], *,
-    device: str = "auto", step: StepLog | None = None, bank: Path | None = None,
-) -> RecipeResult:
-    """``out/export/<slug>.onnx`` of the calibrated ``model_dir``, and the report on held-out data."""
-    from wakebuilder.export import export_model
-
-    step = step or StepLog()
-    step("export")
-    exported = export_model(model_dir, out / "export", name=config.slug, overwrite=True)
-    onnx = Path(exported.files["onnx"])
-    report = None
-    if config.report:
-        step(f"report: clips and {config.report_stream_s:g}s of stream that neither training nor the threshold saw")
-        report = report_on_heldout(onnx, data, device=device, model_dir=model_dir if config.bank else None)
-    step(f"done in {time.perf_counter() - step.start:.0f}s")
-    return RecipeResult(config=config, out_dir=out, onnx=onnx, model_dir=model_dir, store=store, data=data,
-                        threshold=float(calibration["threshold"]), report=report,
-                        seconds=time.perf_counter() - step.start, bank=bank)
-
-
-def calibration_config(config: RecipeConfig, *, device: str = "auto") -> CalibrateConfig:
-    """How the recipe chooses its threshold on the calibration stream.
-
-    The recipe always has a stream: "auto" is its FA/h rule, and where no threshold reaches the target it
-    takes the fewest false accepts with a warning instead of failing a run of many minutes. The stream is
-    synthetic, easier than real audio: it may raise the threshold above per-clip F1's, never lower it.
-    """
-    from wakebuilder.calibrate import CalibrateConfig
-
-    objective = "auto" if config.objective == "fa-per-hour" else config.objective
-    return CalibrateConfig(objective=objective, target_fa_per_hour=config.target_fa_per_hour, not_below_f1=True,
-                           device=device, cache_streams=config.bank)
-
-
-def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto",
-                      model_dir: Path | None = None) -> dict[str, Any]:
-    """``wb eval``'s metrics of the exported model on the held-out clips and report stream.
-
-    With ``model_dir`` (the exported model's directory), the report stream is scored by its head on the
-    backbone's pass kept in the cache (``stream_cache``; the same probabilities as the ONNX, which export
-    checks), and the clips by the ONNX.
-    """
-    from wakebuilder.categories import OTHER
-    from wakebuilder.detect import load_detector
-    from wakebuilder.evaluate import EvalConfig, evaluate_detector
-
-    manifests = [str(p) for p in (data.heldout_positives, data.heldout_negatives, data.heldout_speech,
-                                  data.heldout_nonspeech) if p]
-    streams = [str(data.report_stream)] if data.report_stream else []
-    detector = load_detector(onnx, device=device)
-    config = EvalConfig().resolved(detector)
-    traces = None
-    if model_dir is not None and streams:
-        traces = {streams[0]: cached_stream_scores(model_dir, data.report_stream, hop_s=config.hop_s, device=device)}
-    return evaluate_detector(detector, manifests=manifests, streams=streams, config=config,
-                             categories=[OTHER] * len(streams), traces=traces)  # mixed: per clip, by its segments
-
-
-def cached_stream_scores(model_dir: Path, stream: Path, *, hop_s: float, device: str = "auto") -> np.ndarray:
-    """The calibrated model's probability for every window of ``stream``, its head on the cached backbone pass."""
-    from wakebuilder.backbones import backbone_from_identity
-    from wakebuilder.calibrate import CalibrateConfig, model_stream_scores
-    from wakebuilder.modeldir import load_model
-
-    model = load_model(model_dir)
-    calibration = model.calibration or {}
-    backbone = backbone_from_identity(model.backbone, device=device)
-    scores, _ = model_stream_scores(stream, model, backbone, float(calibration.get("temperature", 1.0)),
-                                    float(calibration.get("bias", 0.0)),
-                                    config=CalibrateConfig(hop_s=hop_s, cache_streams=True, device=device))
-    return scores
