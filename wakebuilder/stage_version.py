@@ -1,7 +1,7 @@
 """The versions of the code that made a kept output, recorded in its identity.
 
 A run again keeps a step that finished with the same recorded identity (settings and inputs: ``recipe_keep``,
-``synth_journal.finished_run``, the bank's and the held-out stream's ``complete.json``). The code that made an
+``synth_finished.finished_run``, the bank's and the held-out stream's ``complete.json``). The code that made an
 output is one of its inputs too: each stage owns one small integer (``VERSION`` in its module, bumped when its
 output for the same settings changes), and an identity records those of the stages that made its output under
 ``KEY`` ({stage: version}). An output recorded without them (made before they were recorded) or with another is

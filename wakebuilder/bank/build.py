@@ -240,7 +240,8 @@ def _nonspeech_negatives(config: BankNegativesConfig, out: Path, *, babble_from:
     """
     from wakebuilder.data.debian import debian_negatives
     from wakebuilder.data.nonspeech.make import CONFIG_NAME, NonspeechConfig, make_nonspeech, run_identity
-    from wakebuilder.data.synth_journal import finished_run, write_voices
+    from wakebuilder.data.synth_finished import finished_run
+    from wakebuilder.data.synth_journal import write_voices
     from wakebuilder.errors import SourceUnavailableError
 
     manifests = []

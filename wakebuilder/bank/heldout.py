@@ -64,7 +64,7 @@ def heldout_speech(config: HeldoutSpeechConfig, *, cache: str | os.PathLike[str]
     """The manifest of ``config``'s sentences spoken by the voices found now, in the cache: synthesized by the first
     call, reused after; other voices speak them into another folder (see the module docstring)."""
     from wakebuilder.data.synth import SYNTH_CONFIG_NAME, VERSION, SynthConfig, keep_or_run_synth, run_identity
-    from wakebuilder.data.synth_journal import finished_run
+    from wakebuilder.data.synth_finished import finished_run
     from wakebuilder.data.synth_voices import find_voices, voice_identity
     from wakebuilder.data.wordlists import random_sentences
     from wakebuilder.fingerprint import fingerprint

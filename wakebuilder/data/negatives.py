@@ -29,10 +29,8 @@ from wakebuilder.data.phonetics import (
 )
 import wakebuilder.data.synth as synthesis
 from wakebuilder.data.synth import SynthConfig, synthesize_clips
-from wakebuilder.data.synth_journal import (
-    end_journal, finished_jobs, finished_run, forget_finished, open_journal, prune_clips, record_finished,
-    recorded_run, start_journal,
-)
+from wakebuilder.data.synth_finished import finished_run, forget_finished, prune_clips, record_finished
+from wakebuilder.data.synth_journal import end_journal, finished_jobs, open_journal, recorded_run, start_journal
 from wakebuilder.data.synth_voices import find_voices, voice_identity
 from wakebuilder.data.tts import DEFAULT_ENGINES, Voice
 from wakebuilder.data.wordlists import random_sentences, random_words
@@ -219,7 +217,7 @@ def _make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str],
 
 def keep_or_make_negatives(config: NegativesConfig, *, out_dir: str | os.PathLike[str]) -> Path:
     """The manifest of a run of ``config`` (``run_identity``: the texts it speaks too) with the voices found here that
-    finished in ``out_dir``, kept (``synth_journal.finished_run``), else ``make_negatives`` with ``overwrite``: a
+    finished in ``out_dir``, kept (``synth_finished.finished_run``), else ``make_negatives`` with ``overwrite``: a
     killed run resumes, one of other settings, texts or voices is replaced. For callers that own ``out_dir`` and run
     again after a kill (the recipe)."""
     voices = negatives_voices(config)  # once: their warnings (an engine missing) are said once

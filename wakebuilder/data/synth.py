@@ -25,9 +25,9 @@ import numpy as np
 
 from wakebuilder.atomic import refuse_existing, writer_lock
 from wakebuilder.audio import quantize_pcm16, write_wav
+from wakebuilder.data.synth_finished import finished_run, forget_finished, prune_clips, record_finished
 from wakebuilder.data.synth_journal import (
-    end_journal, finished_run, forget_finished, journal_dir, open_journal, open_part, part_path, prune_clips,
-    record_finished, record_job, start_journal,
+    end_journal, journal_dir, open_journal, open_part, part_path, record_job, start_journal,
 )
 from wakebuilder.data.synth_plan import SynthConfig, plan_jobs, speaker_order, text_variants
 from wakebuilder.data.synth_pool import run_in_processes
@@ -220,7 +220,7 @@ def run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str], overwrite
 def keep_or_run_synth(config: SynthConfig, *, out_dir: str | os.PathLike[str],
                       voices: dict[str, list[Voice]] | None = None) -> Path:
     """The manifest of a run of ``config`` with the voices found here that finished in ``out_dir``, kept
-    (``synth_journal.finished_run``), else ``run_synth`` with ``overwrite``: a killed run resumes, one of other
+    (``synth_finished.finished_run``), else ``run_synth`` with ``overwrite``: a killed run resumes, one of other
     settings or voices is replaced. For callers that own ``out_dir`` and run again after a kill (recipe, bank).
     ``voices``: those ``find_voices`` found for ``config``, when the caller has them."""
     voices = find_voices(config) if voices is None else voices  # once: their warnings are said once

@@ -5,14 +5,11 @@ Each synthesis worker appends a line per finished job (its manifest row, or null
 run's config and the identity of its voices (``voices.json``: which voices a run speaks with is not in its config,
 it follows the engines installed and the voice files found). A run with the same config and voices takes the
 finished jobs from there, one with another config or other voices is refused unless ``overwrite``. The folder
-goes once the manifest is written. A run with ``overwrite`` also clears the clips of the run it replaced
-(``prune_clips``). ``wb negatives`` keeps one such journal per synthesis pass, in folders of its own (the
-``folder`` arguments). ``finished_run`` finds a run that finished, for callers that
-would make it again (``wb bank negatives``), when its config and voices (``voices.json`` beside its manifest,
-``write_voices``) are this run's. A run's ``RUN_OPTIONS`` (``workers``) are recorded, not compared: its clips do not
-depend on them, so a killed run resumes, and a finished one is kept, with another number of workers. A caller's
-config may hold the versions of the stages that make its clips (``stage_version``): a run of an older version is
-then neither resumed nor kept.
+goes once the manifest is written (what a finished run leaves beside it is ``synth_finished``'s). ``wb negatives``
+keeps one such journal per synthesis pass, in folders of its own (the ``folder`` arguments). A run's
+``RUN_OPTIONS`` (``workers``) are recorded, not compared: its clips do not depend on them, so a killed run resumes
+with another number of workers. A caller's config may hold the versions of the stages that make its clips
+(``stage_version``): a run of an older version is then not resumed.
 """
 
 from __future__ import annotations
@@ -25,8 +22,7 @@ from typing import IO, Any
 
 from wakebuilder.atomic import atomic_write_json, remove_path
 from wakebuilder.config import StageConfig
-from wakebuilder.errors import ArtifactExistsError, ManifestError
-from wakebuilder.manifest import MANIFEST_NAME, read_manifest
+from wakebuilder.errors import ArtifactExistsError
 from wakebuilder.stage_version import version_change
 
 log = logging.getLogger(__name__)
@@ -51,7 +47,7 @@ def _differences(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
     return "; ".join(f"{k}: {recorded.get(k)!r} there, {wanted.get(k)!r} now" for k in keys)
 
 
-def _voices_change(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
+def voices_difference(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
     """'' for the same voices, else how they differ (per engine the number of voice settings, there and now)."""
     if recorded == wanted:
         return ""
@@ -66,7 +62,7 @@ def _voices_change(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
             "found: --kokoro-voices, WB_KOKORO_VOICES, WB_PIPER_VOICES, wb voices fetch)")
 
 
-def _read_object(path: Path, *, strict: bool = False) -> dict[str, Any]:
+def read_object(path: Path, *, strict: bool = False) -> dict[str, Any]:
     """The JSON object in ``path``; {} when it is not an object, and when it is missing or unreadable unless
     ``strict`` (then the OSError or ValueError is raised, for a caller that says why)."""
     try:
@@ -91,9 +87,9 @@ def recorded_run(config: StageConfig | dict[str, Any], *, voices: dict[str, Any]
     """
     if not folder.is_dir():
         return False
-    recorded = compared(_read_object(folder / CONFIG_NAME))
+    recorded = compared(read_object(folder / CONFIG_NAME))
     wanted = compared(config if isinstance(config, dict) else config.to_dict())
-    voices_change = _voices_change(_read_object(folder / VOICES_NAME), voices)
+    voices_change = voices_difference(read_object(folder / VOICES_NAME), voices)
     if recorded == wanted and not voices_change:
         return True
     if started and not overwrite:
@@ -145,24 +141,8 @@ def open_journal(config: StageConfig | dict[str, Any], *, voices: dict[str, Any]
 
 def write_voices(folder: str | os.PathLike[str], voices: dict[str, Any]) -> Path:
     """Record the identity of a run's voices (``synth_voices.voice_identity``) in ``folder``: its journal, or beside its
-    manifest for ``finished_run``."""
+    manifest for ``synth_finished.finished_run``."""
     return atomic_write_json(Path(folder) / VOICES_NAME, voices)
-
-
-def forget_finished(out_dir: str | os.PathLike[str], *, config_name: str) -> None:
-    """As a run that may replace a finished one in ``out_dir`` starts: remove that run's record beside its manifest
-    (``config_name`` and ``VOICES_NAME``), so a kill before the new manifest is written leaves no record that
-    ``finished_run`` would take for the old manifest's."""
-    for name in (config_name, VOICES_NAME):
-        remove_path(Path(out_dir) / name)
-
-
-def record_finished(out_dir: str | os.PathLike[str], config: StageConfig | dict[str, Any], *,
-                    voices: dict[str, Any], config_name: str) -> None:
-    """Once a run's manifest is written: record beside it its voices and, last (``finished_run`` looks for it), its
-    config (or the dict a run records, as ``recorded_run`` takes) in ``config_name``."""
-    write_voices(out_dir, voices)
-    atomic_write_json(Path(out_dir) / config_name, config if isinstance(config, dict) else config.to_dict())
 
 
 def finished_jobs(folder: Path) -> dict[int, Any]:
@@ -211,58 +191,3 @@ def end_journal(out_dir: str | os.PathLike[str], *, folder: Path | None = None) 
     """Remove the journal (``folder``, default ``journal_dir(out_dir)``) once the run's manifest is written."""
     remove_path(journal_dir(out_dir) if folder is None else folder)
 
-
-def finished_run(config: StageConfig | dict[str, Any], *, voices: dict[str, Any] | None,
-                 out_dir: str | os.PathLike[str], config_name: str) -> Path | None:
-    """The manifest of a finished run of ``config`` in ``out_dir`` (its config, or the dict a run records, as
-    ``recorded_run`` takes, recorded in ``config_name`` the same, and its voices, ``VOICES_NAME``, the same as
-    ``voices``, the identity of the voices found here; None for a run that speaks none; every clip it lists in
-    place), which a caller that would make it again may keep instead; None when none is (and the log says so when
-    it was made by another version: ``stage_version``)."""
-    out = Path(out_dir)
-    manifest = out / MANIFEST_NAME
-    if not manifest.is_file() or not (out / config_name).is_file():
-        return None
-    try:
-        recorded = _read_object(out / config_name, strict=True)
-        wanted = config if isinstance(config, dict) else config.to_dict()
-        records = read_manifest(manifest) if compared(recorded) == compared(wanted) else []
-    except (OSError, ValueError, ManifestError) as exc:
-        log.info("%s: not kept, made again (%s)", manifest, exc)
-        return None
-    if not records and (older := version_change(recorded, wanted)):
-        log.info("%s: %s, made again", manifest, older)
-        return None
-    voices_change = "" if voices is None else _voices_change(_read_object(out / VOICES_NAME), voices)
-    if records and voices_change:
-        log.info("%s: made again, with the voices found now (%s)", manifest, voices_change)
-        return None
-    if not records or not all((out / record.path).is_file() for record in records):
-        return None
-    log.info("%s: finished with these settings, kept", manifest)
-    return manifest
-
-
-def prune_clips(out_dir: str | os.PathLike[str], keep: set[str], *, what: str = "synth") -> int:
-    """Delete the WAV files (and half-written temporaries) in ``out_dir/clips`` whose paths relative to ``out_dir``
-    are not in ``keep``, so a replaced run leaves none of its clips behind; returns how many went. ``what``: the
-    command its log lines name.
-
-    Nothing else is touched: not sub-folders, not other files, not a ``clips`` that links to another folder.
-    """
-    clips = Path(out_dir) / "clips"
-    if clips.is_symlink():
-        log.warning("%s: %s links to another folder; clips of the replaced run there are left", what, clips)
-        return 0
-    if not clips.is_dir():
-        return 0
-    removed = 0
-    for path in clips.iterdir():
-        ours = path.name.endswith(".wav") or (path.name.startswith(".") and ".wav." in path.name
-                                              and path.name.endswith(".tmp"))
-        if ours and f"clips/{path.name}" not in keep and (path.is_symlink() or path.is_file()):
-            path.unlink()
-            removed += 1
-    if removed:
-        log.info("%s: removed %d clip file(s) of the replaced run from %s", what, removed, clips)
-    return removed

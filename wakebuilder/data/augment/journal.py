@@ -23,8 +23,9 @@ import numpy as np
 from wakebuilder.atomic import atomic_write_json, remove_path
 from wakebuilder.data.augment.background import BackgroundConfig
 from wakebuilder.data.augment.params import AugmentConfig
+from wakebuilder.data.synth_finished import finished_run
 from wakebuilder.data.synth_journal import (
-    CONFIG_NAME, end_journal, finished_jobs, finished_run, open_part, part_path, record_job, recorded_run,
+    CONFIG_NAME, end_journal, finished_jobs, open_part, part_path, record_job, recorded_run,
 )
 from wakebuilder.fingerprint import audio_id, file_sha256
 from wakebuilder.manifest import ClipRecord
@@ -101,7 +102,7 @@ class Journal:
 
 def finished_augment(identity: dict[str, Any], *, out_dir: str | os.PathLike[str]) -> Path | None:
     """The manifest of a run of ``identity`` that finished in ``out_dir`` with every clip it lists in place, which a
-    caller that would make it again may keep; None when there is none (``synth_journal.finished_run``'s rule, with
+    caller that would make it again may keep; None when there is none (``synth_finished.finished_run``'s rule, with
     ``RUN_NAME`` for the recorded identity and no voices)."""
     return finished_run(identity, voices=None, out_dir=out_dir, config_name=RUN_NAME)
 

@@ -23,7 +23,7 @@ from wakebuilder.data.augment.background import (
 )
 from wakebuilder.data.augment.journal import Journal, bank_digest, finished_augment, run_identity, start_journal
 from wakebuilder.data.augment.transforms import AugmentConfig, apply_chain, clip_key, draw_params
-from wakebuilder.data.synth_journal import prune_clips
+from wakebuilder.data.synth_finished import prune_clips
 from wakebuilder.devices import cpu_threads
 from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.fingerprint import audio_id
