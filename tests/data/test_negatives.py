@@ -141,6 +141,21 @@ def test_make_negatives_is_reproducible(tmp_path: Path) -> None:
     assert {"part of the phrase", "prefix of the phrase"} & {r.params.get("reason") for r in records}
 
 
+def test_no_sound_alikes_asked_for_needs_no_candidates(tmp_path: Path) -> None:
+    """'shh' has no sound-alike within 0.5: -n 0 (speech only) failed with 'no sound-alike candidates' though none
+    were asked for. It now makes the speech negatives; asking for sound-alikes still fails in one line."""
+    assert candidates("shh", max_distance=0.5) == []
+    config = NegativesConfig(phrase="shh", n=0, speech=2, max_distance=0.5, engines=("espeak",), workers=1)
+    records = read_manifest(make_negatives(config, out_dir=tmp_path / "a"))
+    assert [r.kind for r in records] == ["speech_negative"] * 2
+    args = ["negatives", "shh", "--speech", "2", "--max-distance", "0.5", "--engine", "espeak", "--workers", "1"]
+    ok = CliRunner().invoke(main, [*args, "-n", "0", "--out", str(tmp_path / "b")])
+    assert ok.exit_code == 0, ok.output
+    assert len(read_manifest(ok.stdout.strip())) == 2
+    bad = CliRunner().invoke(main, [*args, "-n", "3", "--out", str(tmp_path / "c")])
+    assert bad.exit_code != 0 and "no sound-alike candidates for 'shh'" in bad.output and "-n 0" in bad.output
+
+
 def test_isolated_words_never_say_the_phrase() -> None:
     words = isolated_words("happy", 400, seed=3)
     assert len(words) == 400 and all(len(w.split()) == 1 for w in words)

@@ -114,12 +114,16 @@ def _pass_configs(config: NegativesConfig, chosen: list[Candidate]) -> list[Synt
 
 
 def _planned(config: NegativesConfig) -> tuple[list[Candidate], list[SynthConfig]]:
-    """The sound-alike candidates (in turn by reason) and the synthesis passes of a run of ``config``."""
+    """The sound-alike candidates (in turn by reason) and the synthesis passes of a run of ``config``. With ``n``
+    0 no sound-alike is spoken, so none is looked for, and a phrase without any is no error."""
     if min(config.n, config.speech, config.words) < 0 or config.n + config.speech + config.words == 0:
         raise ConfigError("wb negatives: -n, --speech and --words must be >= 0, and not all 0")
+    if not config.n:
+        return [], _pass_configs(config, [])
     chosen = candidates(config.phrase, max_distance=config.max_distance)
     if not chosen:
-        raise ConfigError(f"no sound-alike candidates for {config.phrase!r} within distance {config.max_distance}")
+        raise ConfigError(f"no sound-alike candidates for {config.phrase!r} within distance {config.max_distance}; "
+                          "raise --max-distance, or pass -n 0 for speech and word negatives only")
     chosen = interleave_reasons(chosen)
     return chosen, _pass_configs(config, chosen)
 
