@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +9,9 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from tests.conftest import chirp, noise
+from wakebuilder.audio import resample
 from wakebuilder.cli import main
-from wakebuilder.data.validate import ValidateConfig, validate_recordings
+from wakebuilder.data.validate import Reject, ValidateConfig, validate_recordings
 from wakebuilder.errors import ArtifactExistsError, BadAudioError
 from wakebuilder.manifest import ClipRecord, read_manifest, write_manifest
 
@@ -22,6 +24,10 @@ def speechlike(duration_s: float, rate: int = 16_000) -> np.ndarray:
     start = total // 4
     out[start : start + burst.size] += burst
     return out
+
+
+def read_rejects(out: Path) -> list[Reject]:
+    return [Reject(**row) for row in json.loads((out / "rejects.json").read_text())]
 
 
 def write(path: Path, samples: np.ndarray, rate: int = 16_000, fmt: str | None = None) -> Path:
@@ -145,3 +151,70 @@ def test_a_second_validate_into_one_folder_is_refused_while_the_first_writes(tmp
     with writer_lock(tmp_path / "out" / "manifest.jsonl"), pytest.raises(LockedError, match="another wakebuilder"):
         validate_recordings([take], out_dir=tmp_path / "out", config=ValidateConfig())
     assert not (tmp_path / "out" / "clips").exists() and not (tmp_path / "out" / "manifest.jsonl").exists()
+
+
+def espeak_speech(text: str = "turn on the kitchen lights", *, voice: int = 0, peak: float = 0.9) -> np.ndarray:
+    """The repo's TTS saying ``text`` at ``peak``, with 0.2 s of a quiet room either side (as a recording has)."""
+    from wakebuilder.data.tts import get_engine
+
+    engine = get_engine("espeak")
+    said = engine.synthesize(text, engine.voices()[voice])
+    said = said / np.abs(said).max() * peak
+    room = noise(0.2, amplitude=0.001)
+    return np.concatenate([room, said, room]).astype(np.float32)
+
+
+def write_pcm(path: Path, samples: np.ndarray, subtype: str, rate: int = 16_000) -> Path:
+    sf.write(path, samples, rate, subtype=subtype)
+    return path
+
+
+def test_clipping_below_full_scale_is_counted_at_the_channels_own_peak(tmp_path: Path) -> None:
+    """A take clipped and then turned down has its flat tops at 0.5, not 1.0: only samples at 0.999 or above were
+    counted, so 20% flat tops passed. Samples within one step of the channel's own peak, in runs of 3 or more, count
+    now: in 16-bit, 24-bit and float files, on either side, in one channel of two."""
+    speech = espeak_speech()
+    turned_down = np.clip(speech * 5, -0.5, 0.5)
+    assert np.mean(np.abs(turned_down) >= 0.5) > 0.15
+    files = [write_pcm(tmp_path / "pcm16.wav", turned_down, "PCM_16"),
+             write_pcm(tmp_path / "pcm24.wav", np.clip(speech * 5, -0.3, 0.3), "PCM_24", 48_000),
+             write_pcm(tmp_path / "float.wav", np.clip(speech * 5, -0.3, 0.3), "FLOAT"),
+             write_pcm(tmp_path / "negative.wav", np.maximum(speech * 5, -0.5) / 5, "PCM_16"),
+             write_pcm(tmp_path / "stereo.wav", np.stack([0.5 * speech, turned_down], axis=1), "PCM_16")]
+    with pytest.raises(BadAudioError, match="none of the 5"):
+        validate_recordings(files, out_dir=tmp_path / "out", config=ValidateConfig())
+    reasons = {Path(r.path).name: r.reason for r in read_rejects(tmp_path / "out")}
+    assert all("of samples" in reason and "are clipped" in reason for reason in reasons.values()), reasons
+    assert "channel 2 of 2" in reasons["stereo.wav"]
+    percent = float(reasons["pcm16.wav"].split(": ")[1].split("%")[0])
+    assert 10 < percent <= 100 * np.mean(np.abs(turned_down) >= 0.5)  # lone clipped samples are no flat top
+
+
+def sustained_vowel(pitch_hz: float = 250, peak: float = 0.95, rate: int = 16_000) -> np.ndarray:
+    """A steady sung vowel: every period reaches the peak, in one or two samples (no flat top)."""
+    t = np.arange(int(1.2 * rate)) / rate
+    fade = np.minimum(1, np.minimum(t, 1.2 - t) / 0.1)
+    vowel = fade * sum(w * np.sin(2 * np.pi * pitch_hz * k * t + k) for k, w in ((1, 1.0), (4, 0.5), (8, 0.3)))
+    pad = noise(0.3, amplitude=0.001, rate=rate)
+    return np.concatenate([pad, vowel / np.abs(vowel).max() * peak, pad]).astype(np.float32)
+
+
+@pytest.mark.parametrize("voice", [0, 200, 555, 901])
+def test_clean_speech_at_any_level_and_depth_is_not_called_clipped(tmp_path: Path, voice: int) -> None:
+    """Clean speech reaches its own peak in a few samples: normalised to 0.99 or spoken softly, in 8, 16 or 24 bits,
+    at 8, 16 or 48 kHz, or with its peak reached by one sample alone, it is no clipped take; nor is a steady vowel
+    reaching its peak in every period (1.7% of its samples are within a step of it, but none in a run of 3)."""
+    speech = espeak_speech("hey jarvis, good morning", voice=voice)
+    spike = 0.4 * speech
+    spike[spike.size // 2] = 0.95
+    takes = [write_pcm(tmp_path / "full.wav", speech / np.abs(speech).max() * 0.99, "PCM_16"),
+             write_pcm(tmp_path / "soft.wav", 0.05 * speech, "PCM_16"),
+             write_pcm(tmp_path / "u8.wav", speech, "PCM_U8"),
+             write_pcm(tmp_path / "u8_48k.wav", resample(0.6 * speech, 16_000, 48_000), "PCM_U8", 48_000),
+             write_pcm(tmp_path / "pcm24_8k.wav", resample(speech, 16_000, 8_000), "PCM_24", 8_000),
+             write_pcm(tmp_path / "float.wav", speech, "FLOAT"),
+             write_pcm(tmp_path / "one_sample_peak.wav", spike, "PCM_16"),
+             write_pcm(tmp_path / "sustained.wav", sustained_vowel(), "PCM_16"),
+             write_pcm(tmp_path / "stereo.wav", np.stack([speech, 0.3 * speech], axis=1), "PCM_16")]
+    manifest, rejects = validate_recordings(takes, out_dir=tmp_path / "out", config=ValidateConfig())
+    assert rejects == [] and len(read_manifest(manifest)) == len(takes)
