@@ -190,6 +190,18 @@ def test_clipping_below_full_scale_is_counted_at_the_channels_own_peak(tmp_path:
     assert 10 < percent <= 100 * np.mean(np.abs(turned_down) >= 0.5)  # lone clipped samples are no flat top
 
 
+def test_clipped_positive_tops_of_an_8_bit_file_are_counted(tmp_path: Path) -> None:
+    """8-bit full scale is -1 .. 127/128 = 0.992: tops clipped there never reached 0.999, so a take clipped on its
+    positive side only passed as clean."""
+    speech = espeak_speech()
+    positive_clipped = np.where(speech > 0, np.minimum(speech * 10, 1.0), speech)
+    take = write_pcm(tmp_path / "u8.wav", positive_clipped, "PCM_U8")
+    stored, _ = sf.read(str(take))
+    assert stored.max() == 127 / 128 and np.mean(stored == 127 / 128) > 0.05 and np.mean(stored <= -0.999) == 0
+    with pytest.raises(BadAudioError, match="none of the 1.*clipped"):
+        validate_recordings([take], out_dir=tmp_path / "out", config=ValidateConfig())
+
+
 def sustained_vowel(pitch_hz: float = 250, peak: float = 0.95, rate: int = 16_000) -> np.ndarray:
     """A steady sung vowel: every period reaches the peak, in one or two samples (no flat top)."""
     t = np.arange(int(1.2 * rate)) / rate
