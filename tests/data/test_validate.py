@@ -230,3 +230,25 @@ def test_clean_speech_at_any_level_and_depth_is_not_called_clipped(tmp_path: Pat
              write_pcm(tmp_path / "stereo.wav", np.stack([speech, 0.3 * speech], axis=1), "PCM_16")]
     manifest, rejects = validate_recordings(takes, out_dir=tmp_path / "out", config=ValidateConfig())
     assert rejects == [] and len(read_manifest(manifest)) == len(takes)
+
+
+def test_a_recording_below_16_khz_is_kept_with_a_warning_naming_it(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """An 8 kHz take was upsampled without a word, though it has nothing above 4 kHz, unlike the TTS positives. It
+    is still kept, with a warning naming the file and its rate, in the log (stderr) and in wb validate --json."""
+    speech = espeak_speech()
+    narrow = write_pcm(tmp_path / "phone.wav", resample(speech, 16_000, 8_000), "PCM_16", 8_000)
+    narrow_ogg = write(tmp_path / "radio.ogg", resample(speech, 16_000, 11_025), 11_025, "OGG")
+    wide = write_pcm(tmp_path / "studio.wav", resample(speech, 16_000, 48_000), "PCM_16", 48_000)
+    with caplog.at_level("WARNING", logger="wakebuilder.data.validate"):
+        manifest, rejects = validate_recordings([narrow, narrow_ogg, wide], out_dir=tmp_path / "out",
+                                                config=ValidateConfig())
+    assert rejects == [] and len(read_manifest(manifest)) == 3
+    warned = [r.getMessage() for r in caplog.records if "Hz" in r.getMessage()]
+    assert len(warned) == 2 and str(narrow) in warned[0] and "8000 Hz" in warned[0] and "11025 Hz" in warned[1]
+    assert "studio.wav" not in caplog.text
+    result = CliRunner().invoke(main, ["validate", str(narrow), str(wide), "--out", str(tmp_path / "o2"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "phone.wav" in result.stderr and "8000 Hz" in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["narrowband"] == [{"path": str(narrow), "sample_rate": 8000}] and summary["rejected"] == []

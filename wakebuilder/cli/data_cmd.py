@@ -30,8 +30,9 @@ def validate(
 
     An existing --out folder is added to: its manifest keeps its rows and gains the new
     recordings (a recording already there, same audio, is listed once). --overwrite replaces it.
+    A recording below 16 kHz is kept with a warning (in --json: narrowband), as it has no highs.
     """
-    from wakebuilder.data.validate import ValidateConfig, validate_recordings
+    from wakebuilder.data.validate import ValidateConfig, narrowband, validate_recordings
 
     manifest, rejects = validate_recordings(
         list(recordings), out_dir=out_dir, config=ValidateConfig(speaker=speaker, text=text),
@@ -39,7 +40,8 @@ def validate(
     )
     for reject in rejects:
         click.echo(f"wb validate: rejected {reject.reason}", err=True)
-    report(manifest, {"manifest": str(manifest), "rejected": [dataclasses.asdict(r) for r in rejects]}, as_json)
+    report(manifest, {"manifest": str(manifest), "rejected": [dataclasses.asdict(r) for r in rejects],
+                      "narrowband": narrowband(manifest, list(recordings))}, as_json)
 
 
 def _synth_interrupt(params: dict[str, Any]) -> str:

@@ -2,7 +2,9 @@
 
 A recording passes when it decodes, lasts 0.5 to 3.0 s, holds enough voiced
 frames (frame energy well above the recording's own noise floor) and is not
-heavily clipped. Each rejected file gets its reason and the fix.
+heavily clipped. Each rejected file gets its reason and the fix. One stored
+below 16 kHz passes with a warning: upsampled, it still has nothing above half
+its rate, unlike the synthesized positives.
 
 Clipping is counted in the file as stored, channel by channel: resampling
 rounds off the flat tops (1.5% clipped at 48 kHz reads as 0.9% at 16 kHz) and
@@ -21,6 +23,7 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -134,6 +137,23 @@ def check_recording(path: Path, config: ValidateConfig) -> tuple[np.ndarray | No
     return samples, ""
 
 
+def _stored_rate(path: Path) -> int:
+    """The sample rate ``path`` is stored at; warns when it is below 16 kHz (kept, but upsampling adds no highs)."""
+    rate = int(sf.info(str(path)).samplerate)
+    if rate < SAMPLE_RATE:
+        log.warning("%s: recorded at %d Hz, below %d Hz: it has nothing above %g kHz, unlike the synthesized "
+                    "positives; kept, but record at %d Hz or more if you can", path, rate, SAMPLE_RATE,
+                    rate / 2000, SAMPLE_RATE)
+    return rate
+
+
+def narrowband(manifest: Path, recordings: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """Of ``recordings``, those in ``manifest`` stored below 16 kHz: their path as given and sample rate."""
+    given = {str(Path(raw).resolve()): str(raw) for raw in recordings}
+    return [{"path": given[r.source], "sample_rate": r.params["source_sample_rate"]} for r in read_manifest(manifest)
+            if r.source in given and r.params.get("source_sample_rate", SAMPLE_RATE) < SAMPLE_RATE]
+
+
 def _refuse_foreign_rows(manifest: Path, kept: list[ClipRecord]) -> None:
     """Raise when ``manifest`` holds rows ``wb validate`` does not write (label-1 recordings)."""
     foreign = [r for r in kept if r.kind != "recording" or r.label != 1]
@@ -185,12 +205,14 @@ def _validate_into(recordings: list[str | os.PathLike[str]], *, out: Path, confi
             rejects.append(Reject(path=str(path), reason=reason))
             log.warning("rejected %s", reason)
             continue
+        rate = _stored_rate(path)
         clip_id = audio_id(quantize_pcm16(samples))
         write_wav(out / "clips" / f"{clip_id}.wav", samples)
         records.append(ClipRecord(
             id=clip_id, path=f"clips/{clip_id}.wav", label=1, kind="recording",
             group=config.speaker or f"recording:{path.stem}", text=config.text,
             duration_s=round(samples.size / SAMPLE_RATE, 4), source=str(path.resolve()),
+            params={"source_sample_rate": rate},
         ))
     atomic_write_json(out / "rejects.json", [dataclasses.asdict(r) for r in rejects])
     if not records:
