@@ -11,20 +11,26 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import wakebuilder.bank.ensure as ensure
 import wakebuilder.data.stream as stream_module
 import wakebuilder.data.synth as synth
 from tests.bank.test_bank import fit_small, write_bank
 from tests.bank.test_heldout import forbid
 from tests.data.test_synth import fewer_voices
 from tests.store.test_union import rows, write
+from wakebuilder.bank.audio_folders import CURRENT_NAME, REPLACED_NAME
+from wakebuilder.bank.build import BankNegativesConfig
+from wakebuilder.bank.ensure import ensure_bank, settings_key
 from wakebuilder.bank.heldout import HeldoutStream, HeldoutStreamConfig, heldout_dir, heldout_stream
-from wakebuilder.bank.location import bank_store_path
+from wakebuilder.bank.location import BANK_MARKER, bank_store_path
 from wakebuilder.bank.reading import reading
 from wakebuilder.bank.reclaim import reclaim_bank
 from wakebuilder.bank.retired import RETIRED_NAME, VERSIONS_DIR, open_served, retire, retired_digest
 from wakebuilder.calibrate import calibrate_model
 from wakebuilder.cli import main
+from wakebuilder.data.augment.transforms import AugmentConfig
 from wakebuilder.errors import StoreMismatchError
+from wakebuilder.manifest import ClipRecord, write_manifest
 from wakebuilder.store import open_store
 from wakebuilder.store.embedding_store import EmbeddingStore
 
@@ -221,3 +227,111 @@ def test_a_model_fitted_before_reclaim_is_refused_by_calibration(tmp_path: Path)
         calibrate_model(tmp_path / "model", [phrase, bank])
     help_text = " ".join(CliRunner().invoke(main, ["bank", "reclaim", "--help"]).output.split())
     assert "can no longer be calibrated" in help_text and "fit them again" in help_text
+
+
+def tiny_bank(speech: int) -> BankNegativesConfig:
+    """The settings of a bank of ``speech`` espeak sentences and nothing else."""
+    return BankNegativesConfig(speech=speech, words=0, stream_s=0.0, chunk_s=1.0, engines=("espeak",), workers=1)
+
+
+def test_reclaim_removes_the_bank_audio_of_no_clip_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bank's audio stays in audio/<settings>/ for good, also that of a build killed before its clips were
+    embedded whose settings no recipe builds with again. reclaim removes the audio none of whose clips the bank
+    serves, but that of the settings used last (a killed build resumes from it); the audio of other settings whose
+    clips the bank serves is kept (another recipe builds with them, and would speak its bank again)."""
+    cache = tmp_path / "cache"
+    where = {"backbone": "speech-embedding", "window_s": None, "augment": AugmentConfig(copies=0), "cache": cache,
+             "device": "cpu"}
+    audio = bank_store_path("speech-embedding", None, cache=cache).parent / "audio"
+    other, killed, last = (audio / settings_key(tiny_bank(n), where["augment"]) for n in (2, 3, 4))
+    ensure_bank(tiny_bank(2), **where)  # another recipe's settings
+    with monkeypatch.context() as patch:
+        patch.setattr(ensure, "grow_bank", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            ensure_bank(tiny_bank(3), **where)
+    assert (killed / "complete.json").is_file()
+    assert json.loads((audio.parent / CURRENT_NAME).read_text()) == {"key": killed.name}
+    assert reclaim_bank("speech-embedding", None, cache=cache, dry_run=True).audio_removed == ()  # used last
+    ensure_bank(tiny_bank(4), **where)
+    size = tree_bytes(cache)
+    dry = reclaim_bank("speech-embedding", None, cache=cache, dry_run=True)
+    assert dry.audio_removed == (killed,) and killed.is_dir()
+    done = reclaim_bank("speech-embedding", None, cache=cache)
+    assert done.audio_removed == (killed,) and not killed.exists() and other.is_dir() and last.is_dir()
+    assert done.bytes_freed == dry.bytes_freed == size - tree_bytes(cache) > 0
+    assert not (audio / ".reclaiming").exists()
+    forbid(monkeypatch, synth, "synthesize_clips", "synthesized again")
+    assert not any(ensure_bank(tiny_bank(n), **where).synthesized for n in (2, 4))
+    assert reclaim_bank("speech-embedding", None, cache=cache).audio_removed == ()
+
+
+def interrupted(*args: object, **kwargs: object) -> None:
+    raise KeyboardInterrupt  # killed as it embeds
+
+
+def audio_folder(bank: Path, key: str, records: list[ClipRecord], *, record: str = "complete",
+                 listed: bool = True) -> Path:
+    """The bank's audio of ``key`` holding ``records`` (their manifest, with the folder's ``record`` of them:
+    complete.json, or replaced.json as a build killed as it replaced their voices leaves), and ``listed`` in the
+    bank's marker as embedded."""
+    folder = bank.parent / "audio" / key
+    manifest = write_manifest(folder / "speech" / "manifest.jsonl", records)
+    for clip in records:
+        (folder / "speech" / clip.path).write_bytes(b"RIFF" + bytes(1000))
+    if record == "complete":
+        (folder / "complete.json").write_text(json.dumps({"manifests": ["speech/manifest.jsonl"]}))
+    else:
+        (folder / REPLACED_NAME).write_text(json.dumps([r.id for r in records]))
+    if listed:
+        marker = json.loads((bank.parent / BANK_MARKER).read_text())
+        marker["manifests"] = [*marker.get("manifests", []), str(manifest.resolve())]
+        (bank.parent / BANK_MARKER).write_text(json.dumps(marker))
+    return folder
+
+
+def test_reclaim_keeps_the_bank_audio_it_cannot_tell_is_unused(tmp_path: Path) -> None:
+    """Audio of retired clips only (their rows removed now) goes, and the bank's marker no longer lists its
+    manifest; kept: audio whose replaced.json names clips still served (a build killed as it replaced their voices),
+    audio of served clips no other audio holds though the marker does not list it (a build killed as it recorded
+    them), audio whose records are not JSON, and without a record of the settings used last, the newest."""
+    cache = tmp_path / "cache"
+    bank, ids = bank_with_retired_rows(cache)
+    records = {r.id: r for r in write_bank(tmp_path / "elsewhere" / "store.zarr", 90, seed=1, prefix="b")}
+    retired = audio_folder(bank, "a" * 12, [records[i] for i in ids[10:20]])
+    replacing = audio_folder(bank, "b" * 12, [records[i] for i in ids[20:30]], record="replaced")
+    unreadable = audio_folder(bank, "c" * 12, [records[i] for i in ids[10:12]])
+    (unreadable / "complete.json").write_text("{not json")
+    unlisted = audio_folder(bank, "e" * 12, [records[i] for i in ids[30:32]], listed=False)
+    newest = audio_folder(bank, "d" * 12, [records[i] for i in ids[12:14]])
+    os.utime(newest, ns=(2**62, 2**62))
+    size = tree_bytes(cache)
+    dry = reclaim_bank(cache=cache, **BANK, dry_run=True)
+    done = reclaim_bank(cache=cache, **BANK)
+    assert dry.audio_removed == done.audio_removed == (retired,) and done.rows_removed == 10
+    assert not retired.exists() and all(f.is_dir() for f in (replacing, unreadable, unlisted, newest))
+    listed = json.loads((bank.parent / BANK_MARKER).read_text())["manifests"]
+    assert [Path(m).parent.parent.name for m in listed] == ["b" * 12, "c" * 12, "d" * 12]
+    freed = size - tree_bytes(cache)  # the rows, the lists, the audio and the marker's line of its manifest
+    assert done.bytes_freed > tree_bytes(replacing) and 0 < freed - done.bytes_freed < 200
+    assert reclaim_bank(cache=cache, **BANK).audio_removed == ()
+
+
+def test_a_reclaim_killed_while_deleting_bank_audio_leaves_it_to_the_next(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audio is moved aside before it is deleted: killed meanwhile, no settings' folder is left half deleted
+    (a build would take it for whole), and the next reclaim deletes what was moved aside."""
+    cache = tmp_path / "cache"
+    bank, ids = bank_with_retired_rows(cache)
+    records = {r.id: r for r in write_bank(tmp_path / "elsewhere" / "store.zarr", 90, seed=1, prefix="b")}
+    retired = audio_folder(bank, "a" * 12, [records[i] for i in ids[10:20]])
+    kept = audio_folder(bank, "b" * 12, [records[i] for i in ids[20:30]])
+    before, trash = served(bank), bank.parent / "audio" / ".reclaiming"
+    with monkeypatch.context() as patch:
+        kill(patch, "while deleting folders")
+        with pytest.raises(KeyboardInterrupt):
+            reclaim_bank(cache=cache, **BANK)
+    assert trash.is_dir() and not retired.exists() and len(list(kept.rglob("*.wav"))) == 10
+    after = served(bank)
+    assert after[0] == before[0] and np.array_equal(after[1], before[1])
+    done = reclaim_bank(cache=cache, **BANK)
+    assert done.audio_removed == (trash,) and done.bytes_freed > 0 and not trash.exists() and kept.is_dir()

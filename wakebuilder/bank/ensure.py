@@ -14,7 +14,8 @@ and the versions of the stages that made it (``stage_version``). With other
 voices found now its speech is made again; after a release that changed a
 stage, what that stage made is. The clips it no longer holds are retired: kept
 in the bank's store, which phrases read without a lock, but no longer served
-(``bank.retired``).
+(``bank.retired``). The settings it was built or reused with last are recorded (``bank.audio_folders``), so
+``wb bank reclaim`` can tell the audio no recipe needs.
 """
 
 from __future__ import annotations
@@ -28,14 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from wakebuilder.atomic import atomic_write_json, read_json
+from wakebuilder.bank.audio_folders import AUDIO_DIR, COMPLETE_NAME, REPLACED_NAME, mark_current
 from wakebuilder.bank.build import BankNegativesConfig, bank_lock, grow_bank, make_bank_negatives
 from wakebuilder.bank.location import bank_dir, bank_store_path
 from wakebuilder.manifest import read_manifest
 from wakebuilder.stage_version import KEY, version_change
 
 log = logging.getLogger(__name__)
-COMPLETE_NAME = "complete.json"
-REPLACED_NAME = "replaced.json"  # the clips of a bank made with other voices, until they are retired
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +135,13 @@ def _replaced_clips(folder: Path, *, store: Path) -> set[str]:
     return set(read_json(replaced)) if replaced.is_file() else set()
 
 
+def settings_key(config: BankNegativesConfig, augment: Any = None) -> str:
+    """The name of the folder of the bank's audio made with ``config`` and ``augment`` (``AUDIO_DIR``)."""
+    from wakebuilder.fingerprint import fingerprint
+
+    return fingerprint("bank", 1, _settings(config, augment))[:12]
+
+
 def _clip_ids(manifests: Sequence[Path]) -> set[str]:
     """The ids of the clips of ``manifests`` (those still there)."""
     return {record.id for manifest in manifests if manifest.is_file() for record in read_manifest(manifest)}
@@ -175,15 +182,15 @@ def ensure_bank(
     embeddings grow in the one bank store.
     """
     from wakebuilder.backbones import check_spec
-    from wakebuilder.fingerprint import fingerprint
 
     check_spec(backbone)  # before a bank's worth of negatives is synthesized for it
     started = time.perf_counter()
-    key = fingerprint("bank", 1, _settings(config, augment))[:12]
+    key = settings_key(config, augment)
     root = bank_dir(backbone, window_s, cache=cache)
     # two phrases at once: the second waits for the first's build (its store's writer lock would refuse it)
     with bank_lock(backbone, window_s, cache=cache):
-        folder = root / "audio" / key
+        folder = root / AUDIO_DIR / key
+        mark_current(root, key)  # before it is made: wb bank reclaim keeps a killed build's audio to resume from
         manifests, synthesized = bank_manifests(config, folder=folder, augment=augment)
         replaced = _replaced_clips(folder, store=bank_store_path(backbone, window_s, cache=cache))
         summary: dict[str, Any] = grow_bank([*manifests, *extra_manifests], backbone=backbone, window_s=window_s,

@@ -5,11 +5,13 @@ streams of other voices go into new folders (``bank.heldout``), so the cache gro
 Holding the read locks of the bank and of the held-out folder alone (``bank.reading``: no recipe, ``wb fit`` or
 ``wb calibrate`` is reading them; it refuses at once otherwise) and the bank's build lock, ``reclaim_bank``
 removes the retired clips' rows (the store merged beside itself without them and swapped in:
-``store.merge.compact_store``), the lists of retired clips that name no row left, and the held-out folders no
-recipe uses now (``heldout.stale_folders``). Killed at any point, the bank stays usable: a swap cut off is finished
-by its next reader or build (``finish_swap``), a folder is moved aside before it is deleted, and what is left
-is removed by the next reclaim. A model fitted before reads other rows of the bank: its calibration is refused
-(``retired.check_rows``: fit it again).
+``store.merge.compact_store``), the lists of retired clips that name no row left, the held-out folders no
+recipe uses now (``heldout.stale_folders``) and the bank's audio no recipe needs (``audio_folders.stale_audio``: that of
+a build killed before it embedded it, or of clips no longer served; the audio of other settings whose clips the
+bank serves is kept, as a recipe may build with them again). Killed at any point, the bank stays usable: a swap
+cut off is finished by its next reader or build (``finish_swap``), a folder is moved aside before it is deleted,
+and what is left is removed by the next reclaim. A model fitted before reads other rows of the bank: its
+calibration is refused (``retired.check_rows``: fit it again).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from wakebuilder.atomic import remove_path
+from wakebuilder.atomic import atomic_write_json, read_json, remove_path
+from wakebuilder.bank.audio_folders import AUDIO_DIR, audio_key, stale_audio
 from wakebuilder.bank.build import bank_lock
 from wakebuilder.bank.heldout import TRASH_DIR, heldout_dir, stale_folders
 from wakebuilder.bank.location import BANK_MARKER, bank_store_path
@@ -43,6 +46,7 @@ class Reclaimed:
     rows_removed: int
     lists_removed: tuple[Path, ...]
     folders_removed: tuple[Path, ...]
+    audio_removed: tuple[Path, ...]
     bytes_freed: int
     dry_run: bool
 
@@ -50,6 +54,7 @@ class Reclaimed:
         return {"store": str(self.store), "rows_removed": self.rows_removed,
                 "lists_removed": [str(p) for p in self.lists_removed],
                 "folders_removed": [str(p) for p in self.folders_removed],
+                "audio_removed": [str(p) for p in self.audio_removed],
                 "bytes_freed": self.bytes_freed, "dry_run": self.dry_run}
 
 
@@ -60,12 +65,14 @@ class _Plan:
     store_bytes: int
     lists: tuple[Path, ...]
     folders: tuple[Path, ...]
+    audio: tuple[Path, ...]
 
 
 def reclaim_bank(backbone: str, window_s: float | None, *, cache: str | os.PathLike[str] | None = None,
                  dry_run: bool = False) -> Reclaimed:
-    """Remove the bank's retired rows, the lists of retired clips that name no row left and the held-out folders no
-    recipe uses now (see the module docstring); ``dry_run``: say what, removing nothing.
+    """Remove the bank's retired rows, the lists of retired clips that name no row left, the held-out folders no
+    recipe uses now and the bank's audio of no clip served (see the module docstring); ``dry_run``: say what,
+    removing nothing.
 
     Raises:
         StoreError: no bank for this backbone and window in the cache.
@@ -80,7 +87,7 @@ def reclaim_bank(backbone: str, window_s: float | None, *, cache: str | os.PathL
         with reading(store.parent), reading(heldout):
             plan = _plan(store, cache)
         about = plan.store_bytes * len(plan.drop) // max(plan.rows, 1)
-        return Reclaimed(store, len(plan.drop), plan.lists, plan.folders, about + _files_bytes(plan), dry_run=True)
+        return _reclaimed(store, plan, about + _files_bytes(plan), dry_run=True)
     with (excluding_readers(store.parent, "the bank"), excluding_readers(heldout, "the bank's held-out streams"),
           bank_lock(backbone, window_s, cache=cache)):
         finish_swap(store)  # a reclaim killed in its swap
@@ -92,8 +99,14 @@ def reclaim_bank(backbone: str, window_s: float | None, *, cache: str | os.PathL
             log.info("negative bank %s: %d retired row(s) removed", store, len(plan.drop))
         for path in plan.lists:
             path.unlink(missing_ok=True)
-        _remove_folders(plan.folders, trash=heldout / TRASH_DIR)
-    return Reclaimed(store, len(plan.drop), plan.lists, plan.folders, freed, dry_run=False)
+        _remove_folders(plan.folders, trash=heldout / TRASH_DIR, why="no recipe uses it now")
+        _forget_manifests(store.parent / BANK_MARKER, plan.audio)
+        _remove_folders(plan.audio, trash=store.parent / AUDIO_DIR / TRASH_DIR, why="the bank serves none of its clips")
+    return _reclaimed(store, plan, freed, dry_run=False)
+
+
+def _reclaimed(store: Path, plan: _Plan, freed: int, *, dry_run: bool) -> Reclaimed:
+    return Reclaimed(store, len(plan.drop), plan.lists, plan.folders, plan.audio, freed, dry_run=dry_run)
 
 
 def _plan(store: Path, cache: str | os.PathLike[str] | None) -> _Plan:
@@ -103,15 +116,16 @@ def _plan(store: Path, cache: str | os.PathLike[str] | None) -> _Plan:
     drop = frozenset(retired_ids(store) & ids)
     kept = ids - drop
     lists = tuple(path for path, listed in retired_lists(store).items() if listed.isdisjoint(kept))
-    return _Plan(drop, rows, disk_bytes(store), lists, tuple(stale_folders(cache)))
+    audio = tuple(stale_audio(store.parent, served=kept))
+    return _Plan(drop, rows, disk_bytes(store), lists, tuple(stale_folders(cache)), audio)
 
 
 def _files_bytes(plan: _Plan) -> int:
     """The bytes of the lists and folders ``plan`` removes."""
-    return sum(path.stat().st_size for path in plan.lists) + sum(map(_tree_bytes, plan.folders))
+    return sum(path.stat().st_size for path in plan.lists) + sum(map(_tree_bytes, (*plan.folders, *plan.audio)))
 
 
-def _remove_folders(folders: tuple[Path, ...], *, trash: Path) -> None:
+def _remove_folders(folders: tuple[Path, ...], *, trash: Path, why: str) -> None:
     """Delete ``folders``, each moved into ``trash`` first (one rename): a reclaim killed while deleting leaves no
     half-deleted folder where a recipe would take it for one made whole."""
     remove_path(trash)  # a killed reclaim's
@@ -119,8 +133,17 @@ def _remove_folders(folders: tuple[Path, ...], *, trash: Path) -> None:
         if folder != trash:
             trash.mkdir(exist_ok=True)
             os.replace(folder, trash / folder.name)
-            log.info("held-out folder %s removed (no recipe uses it now)", folder)
+            log.info("%s removed (%s)", folder, why)
     remove_path(trash)
+
+
+def _forget_manifests(marker: Path, folders: tuple[Path, ...]) -> None:
+    """Leave the manifests of the audio ``folders`` out of the bank's marker (its manifests embedded), which ``wb bank
+    info`` lists. Before the folders go: a kill between leaves them for the next reclaim."""
+    recorded, keys = read_json(marker), {f.name for f in folders}
+    listed = recorded.get("manifests") if isinstance(recorded, dict) else None
+    if isinstance(listed, list) and (kept := [m for m in listed if audio_key(m) not in keys]) != listed:
+        atomic_write_json(marker, {**recorded, "manifests": kept})
 
 
 def _tree_bytes(path: Path) -> int:
