@@ -178,3 +178,31 @@ def test_stream_sequences_keeps_bf16_and_fp32_passes_apart(tmp_path: Path, monke
               for dtype in ("fp32", "bf16")}
     assert passes["fp32"][0, 0, 0] == 1 and passes["bf16"][0, 0, 0] == 2  # each its own pass...
     assert len(list((tmp_path / "cache" / "stream-embeddings").glob("*.npy"))) == 2  # ...and its own file
+
+
+def test_each_pass_records_the_streams_it_was_made_or_read_for(tmp_path: Path) -> None:
+    """A pass is keyed by a hash of its audio, so nothing told whose it was and ``wb bank reclaim`` could never know
+    that of a held-out stream removed was dead. Each pass now records the streams it served (their real paths) and
+    their bytes' SHA-256 beside it, also a pass kept from before, when it is read next."""
+    from wakebuilder.backbones import load_backbone
+    from wakebuilder.fingerprint import file_sha256
+    from wakebuilder.stream_cache import RECORD_SUFFIX, recorded_passes, stream_sequences
+
+    backbone, cache = load_backbone("speech-embedding"), tmp_path / "cache"
+    stream = write_wav(tmp_path / "s.wav", planted_stream((2.0,), 4.0))
+    copy = tmp_path / "elsewhere" / "copy.wav"
+    copy.parent.mkdir()
+    copy.write_bytes(stream.read_bytes())
+    (tmp_path / "link.wav").symlink_to(stream)
+    made = stream_sequences(tmp_path / "link.wav", backbone, hop=1600, cache=cache)
+    key = stream_key(stream, backbone.identity, 1600)
+    record = cache / "stream-embeddings" / f"{key}{RECORD_SUFFIX}"
+    (cached,) = recorded_passes(cache)
+    assert (cached.key, cached.sha256, cached.streams) == (key, file_sha256(str(stream)), (str(stream.resolve()),))
+    assert set(cached.files) == {record, record.with_name(f"{key}.npy")}
+    assert np.array_equal(stream_sequences(copy, backbone, hop=1600, cache=cache), made)  # the same bytes: read
+    assert recorded_passes(cache)[0].streams == tuple(sorted([str(stream.resolve()), str(copy.resolve())]))
+    record.unlink()  # a pass made before passes recorded their streams: none known...
+    assert recorded_passes(cache)[0].streams is None
+    stream_sequences(stream, backbone, hop=1600, cache=cache)  # ...until it is read again
+    assert recorded_passes(cache)[0].streams == (str(stream.resolve()),)

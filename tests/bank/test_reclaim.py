@@ -10,14 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from filelock import FileLock
 
 import wakebuilder.bank.ensure as ensure
 import wakebuilder.data.stream as stream_module
 import wakebuilder.data.synth as synth
 from tests.bank.test_bank import fit_small, write_bank
 from tests.bank.test_heldout import forbid
+from tests.conftest import noise
 from tests.data.test_synth import fewer_voices
 from tests.store.test_union import rows, write
+from wakebuilder.audio import write_wav
+from wakebuilder.backbones import load_backbone
 from wakebuilder.bank.audio_folders import CURRENT_NAME, REPLACED_NAME
 from wakebuilder.bank.build import BankNegativesConfig
 from wakebuilder.bank.ensure import ensure_bank, settings_key
@@ -33,6 +37,7 @@ from wakebuilder.errors import StoreMismatchError
 from wakebuilder.manifest import ClipRecord, write_manifest
 from wakebuilder.store import open_store
 from wakebuilder.store.embedding_store import EmbeddingStore
+from wakebuilder.stream_cache import RECORD_SUFFIX, stream_key, stream_sequences
 
 BANK = {"backbone": "speech-embedding", "window_s": 2.0}
 STREAM = HeldoutStreamConfig(speech=3, nonspeech=2, clip_s=1.0, duration_s=6.0, seed=1000, engines=("espeak",))
@@ -335,3 +340,80 @@ def test_a_reclaim_killed_while_deleting_bank_audio_leaves_it_to_the_next(tmp_pa
     assert after[0] == before[0] and np.array_equal(after[1], before[1])
     done = reclaim_bank(cache=cache, **BANK)
     assert done.audio_removed == (trash,) and done.bytes_freed > 0 and not trash.exists() and kept.is_dir()
+
+
+def cached_pass(cache: Path, stream: Path, hop: int) -> Path:
+    """The backbone's pass over ``stream`` at ``hop`` kept in the cache (as calibration keeps it): its file."""
+    backbone = load_backbone("speech-embedding")
+    stream_sequences(stream, backbone, hop=hop, cache=cache)
+    return cache / "stream-embeddings" / f"{stream_key(stream, backbone.identity, hop)}.npy"
+
+
+def test_reclaim_removes_the_cached_passes_of_the_held_out_streams_gone(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backbone's passes over the held-out streams stayed in <cache>/stream-embeddings/ once their streams
+    were removed. reclaim removes the passes whose every stream was a held-out stream now gone; kept: the current
+    stream's, those over files of the user's (wb calibrate --cache-streams; one deleted since), one over the old
+    stream's bytes that was read from a file of the user's too, and one of before passes recorded their streams
+    (whose, unknown)."""
+    cache = tmp_path / "cache"
+    bank_with_retired_rows(cache)
+    old, new = streams_of_two_voices(cache, monkeypatch)
+    mine = write_wav(tmp_path / "mine.wav", noise(4.0, amplitude=0.1, seed=3))
+    copy = tmp_path / "copy-of-old.wav"
+    shutil.copyfile(old.stream, copy)
+    dead = cached_pass(cache, old.stream, 1600)
+    kept = [cached_pass(cache, new.stream, 1600), cached_pass(cache, mine, 1600), cached_pass(cache, old.stream, 3200)]
+    assert cached_pass(cache, copy, 3200) == kept[-1]  # the same bytes: the same pass, the user's file recorded
+    kept.append(cached_pass(cache, old.stream, 4800))
+    kept[-1].with_suffix(RECORD_SUFFIX).unlink()  # made before passes recorded their streams
+    deleted = write_wav(tmp_path / "deleted.wav", noise(4.0, amplitude=0.1, seed=4))
+    kept.append(cached_pass(cache, deleted, 1600))
+    deleted.unlink()  # the user's file, gone: no held-out stream, so not reclaim's to judge
+    size = tree_bytes(cache)
+    dry = reclaim_bank(cache=cache, **BANK, dry_run=True)
+    assert dry.passes_removed == (dead,) and dead.is_file()
+    done = reclaim_bank(cache=cache, **BANK)
+    assert done.passes_removed == (dead,) and done.folders_removed == dry.folders_removed
+    assert not dead.exists() and not dead.with_suffix(RECORD_SUFFIX).exists() and all(p.is_file() for p in kept)
+    assert done.bytes_freed == size - tree_bytes(cache) and dead.parent.is_dir()
+    assert not (dead.parent / ".reclaiming").exists()
+    assert reclaim_bank(cache=cache, **BANK).passes_removed == ()
+    result = CliRunner().invoke(main, ["bank", "reclaim", "--backbone", BANK["backbone"], "--window-s", "2",
+                                       "--cache-dir", str(cache), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["stream_passes_removed"] == [], result.output
+
+
+def test_a_pass_in_use_or_of_bytes_a_held_out_stream_kept_has_is_kept(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream made again into another folder with the same bytes (a stage's version changed, not its output):
+    the pass over the old folder's copy still serves the new one, so it is kept when that folder goes. A pass being
+    read or made (its lock held) is kept till the next reclaim, and one killed while deleting is finished then."""
+    cache = tmp_path / "cache"
+    bank_with_retired_rows(cache)
+    old, new = streams_of_two_voices(cache, monkeypatch)
+    again = new.stream.parent.with_name(new.stream.parent.name[:-12] + "0" * 12)  # same settings, older folder
+    again.mkdir()
+    shutil.copyfile(new.stream, again / "stream.wav")
+    same_bytes, dead = cached_pass(cache, again / "stream.wav", 800), cached_pass(cache, old.stream, 1600)
+    with FileLock(str(dead.with_suffix(".lock"))):  # wb calibrate --cache-streams reading it
+        done = reclaim_bank(cache=cache, **BANK)
+    assert again in done.folders_removed and not again.exists() and same_bytes.is_file()
+    assert done.passes_removed == () and dead.is_file()
+    trash = dead.parent / ".reclaiming"
+    with monkeypatch.context() as patch:
+        rmtree = shutil.rmtree
+
+        def stop_in_the_trash(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+            if Path(path) == trash:
+                (trash / dead.name).unlink()  # part of it deleted
+                raise KeyboardInterrupt
+            rmtree(path, *args, **kwargs)
+
+        patch.setattr(shutil, "rmtree", stop_in_the_trash)
+        with pytest.raises(KeyboardInterrupt):
+            reclaim_bank(cache=cache, **BANK)
+    assert trash.is_dir() and not dead.with_suffix(RECORD_SUFFIX).exists() and not dead.exists()
+    finished = reclaim_bank(cache=cache, **BANK)
+    assert finished.passes_removed == (trash,) and finished.bytes_freed > 0 and not trash.exists()
+    assert same_bytes.is_file()

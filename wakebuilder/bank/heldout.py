@@ -16,7 +16,8 @@ calibrating on the old stream or reporting on its clips meanwhile, and reads a
 stream, its segments and its clips as they were made together. The folder of each settings used last is named
 in ``<settings>.current.json``; ``wb bank reclaim`` removes the others (``stale_folders``) while no reader
 holds ``heldout/read.lock`` (``bank.reading``; a recipe holds it till its report). The backbone's pass over a
-stream is kept in the cache too (``stream_cache``), so a later phrase scores it with its head alone. A
+stream is kept in the cache too (``stream_cache``), so a later phrase scores it with its head alone; reclaim
+removes those of the streams gone (``bank.stream_passes``). A
 phrase takes the sentences as clips with those that say it left out
 (``without_phrase``; ``data.negatives.says``: in letters or in phonemes, the
 rule ``wb negatives --speech`` applies); in a stream, the clips that say it

@@ -6,12 +6,13 @@ Holding the read locks of the bank and of the held-out folder alone (``bank.read
 ``wb calibrate`` is reading them; it refuses at once otherwise) and the bank's build lock, ``reclaim_bank``
 removes the retired clips' rows (the store merged beside itself without them and swapped in:
 ``store.merge.compact_store``), the lists of retired clips that name no row left, the held-out folders no
-recipe uses now (``heldout.stale_folders``) and the bank's audio no recipe needs (``audio_folders.stale_audio``: that of
-a build killed before it embedded it, or of clips no longer served; the audio of other settings whose clips the
-bank serves is kept, as a recipe may build with them again). Killed at any point, the bank stays usable: a swap
-cut off is finished by its next reader or build (``finish_swap``), a folder is moved aside before it is deleted,
-and what is left is removed by the next reclaim. A model fitted before reads other rows of the bank: its
-calibration is refused (``retired.check_rows``: fit it again).
+recipe uses now (``heldout.stale_folders``), the bank's audio no recipe needs (``audio_folders.stale_audio``: that
+of a build killed before it embedded it, or of clips no longer served; the audio of other settings whose clips the
+bank serves is kept, as a recipe may build with them again) and the backbone's cached passes over held-out streams
+gone (``stream_passes.dead_passes``; those of any other stream are kept). Killed at any point, the bank stays
+usable: a swap cut off is finished by its next reader or build (``finish_swap``), a folder or a pass is moved aside
+before it is deleted, and what is left is removed by the next reclaim. A model fitted before reads other rows of
+the bank: its calibration is refused (``retired.check_rows``: fit it again).
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from wakebuilder.bank.heldout import TRASH_DIR, heldout_dir, stale_folders
 from wakebuilder.bank.location import BANK_MARKER, bank_store_path
 from wakebuilder.bank.reading import excluding_readers, reading
 from wakebuilder.bank.retired import retired_ids, retired_lists
+from wakebuilder.bank.stream_passes import dead_passes, passes_trash, remove_passes
 from wakebuilder.errors import StoreError
 from wakebuilder.store import open_store
 from wakebuilder.store.info import disk_bytes
 from wakebuilder.store.merge import compact_store, finish_swap
+from wakebuilder.stream_cache import CachedPass
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ class Reclaimed:
     lists_removed: tuple[Path, ...]
     folders_removed: tuple[Path, ...]
     audio_removed: tuple[Path, ...]
+    passes_removed: tuple[Path, ...]
     bytes_freed: int
     dry_run: bool
 
@@ -55,6 +59,7 @@ class Reclaimed:
                 "lists_removed": [str(p) for p in self.lists_removed],
                 "folders_removed": [str(p) for p in self.folders_removed],
                 "audio_removed": [str(p) for p in self.audio_removed],
+                "stream_passes_removed": [str(p) for p in self.passes_removed],
                 "bytes_freed": self.bytes_freed, "dry_run": self.dry_run}
 
 
@@ -66,13 +71,15 @@ class _Plan:
     lists: tuple[Path, ...]
     folders: tuple[Path, ...]
     audio: tuple[Path, ...]
+    passes: tuple[CachedPass, ...]
+    trash: Path | None  # the stream passes a killed reclaim left
 
 
 def reclaim_bank(backbone: str, window_s: float | None, *, cache: str | os.PathLike[str] | None = None,
                  dry_run: bool = False) -> Reclaimed:
     """Remove the bank's retired rows, the lists of retired clips that name no row left, the held-out folders no
-    recipe uses now and the bank's audio of no clip served (see the module docstring); ``dry_run``: say what,
-    removing nothing.
+    recipe uses now, the bank's audio no recipe needs and the cached passes over held-out streams gone (see the
+    module docstring); ``dry_run``: say what, removing nothing.
 
     Raises:
         StoreError: no bank for this backbone and window in the cache.
@@ -87,7 +94,8 @@ def reclaim_bank(backbone: str, window_s: float | None, *, cache: str | os.PathL
         with reading(store.parent), reading(heldout):
             plan = _plan(store, cache)
         about = plan.store_bytes * len(plan.drop) // max(plan.rows, 1)
-        return _reclaimed(store, plan, about + _files_bytes(plan), dry_run=True)
+        about += sum(path.stat().st_size for cached in plan.passes for path in cached.files)
+        return _reclaimed(store, plan, plan.passes, about + _files_bytes(plan), dry_run=True)
     with (excluding_readers(store.parent, "the bank"), excluding_readers(heldout, "the bank's held-out streams"),
           bank_lock(backbone, window_s, cache=cache)):
         finish_swap(store)  # a reclaim killed in its swap
@@ -102,27 +110,32 @@ def reclaim_bank(backbone: str, window_s: float | None, *, cache: str | os.PathL
         _remove_folders(plan.folders, trash=heldout / TRASH_DIR, why="no recipe uses it now")
         _forget_manifests(store.parent / BANK_MARKER, plan.audio)
         _remove_folders(plan.audio, trash=store.parent / AUDIO_DIR / TRASH_DIR, why="the bank serves none of its clips")
-    return _reclaimed(store, plan, freed, dry_run=False)
+        removed, passes_bytes = remove_passes(plan.passes, cache=cache)
+    return _reclaimed(store, plan, tuple(removed), freed + passes_bytes, dry_run=False)
 
 
-def _reclaimed(store: Path, plan: _Plan, freed: int, *, dry_run: bool) -> Reclaimed:
-    return Reclaimed(store, len(plan.drop), plan.lists, plan.folders, plan.audio, freed, dry_run=dry_run)
+def _reclaimed(store: Path, plan: _Plan, passes: tuple[CachedPass, ...], freed: int, *, dry_run: bool) -> Reclaimed:
+    paths = tuple(cached.files[0] for cached in passes) + ((plan.trash,) if plan.trash else ())
+    return Reclaimed(store, len(plan.drop), plan.lists, plan.folders, plan.audio, paths, freed, dry_run=dry_run)
 
 
 def _plan(store: Path, cache: str | os.PathLike[str] | None) -> _Plan:
-    """What reclaim removes: the store's retired rows, the lists naming none of the rows kept, the stale folders."""
+    """What reclaim removes: the store's retired rows, the lists naming none of the rows kept, the stale folders and
+    audio, the passes over the held-out streams gone once those folders are."""
     with open_store(store) as opened:
         ids, rows = opened.ids(), len(opened)
     drop = frozenset(retired_ids(store) & ids)
     kept = ids - drop
     lists = tuple(path for path, listed in retired_lists(store).items() if listed.isdisjoint(kept))
-    audio = tuple(stale_audio(store.parent, served=kept))
-    return _Plan(drop, rows, disk_bytes(store), lists, tuple(stale_folders(cache)), audio)
+    audio, folders = tuple(stale_audio(store.parent, served=kept)), tuple(stale_folders(cache))
+    left = passes_trash(cache) if passes_trash(cache).exists() else None
+    return _Plan(drop, rows, disk_bytes(store), lists, folders, audio, tuple(dead_passes(cache, folders)), left)
 
 
 def _files_bytes(plan: _Plan) -> int:
-    """The bytes of the lists and folders ``plan`` removes."""
-    return sum(path.stat().st_size for path in plan.lists) + sum(map(_tree_bytes, (*plan.folders, *plan.audio)))
+    """The bytes of the lists and folders ``plan`` removes (but its passes)."""
+    folders = (*plan.folders, *plan.audio, *((plan.trash,) if plan.trash else ()))
+    return sum(path.stat().st_size for path in plan.lists) + sum(map(_tree_bytes, folders))
 
 
 def _remove_folders(folders: tuple[Path, ...], *, trash: Path, why: str) -> None:

@@ -111,10 +111,11 @@ def reclaim(backbone: str, window_s: float | None, cache_dir: str | None, dry_ru
     """Free the disk the bank keeps for nothing; prints its store's path.
 
     Removes the rows of the bank's retired clips (those of voices replaced), the lists of retired clips that name
-    none left, the held-out streams' folders no recipe uses now and the bank's audio of settings none of whose clips
-    it serves (a build killed before embedding them). Run it when no recipe runs: while one (or wb fit, wb
-    calibrate) reads the bank it refuses, removing nothing. Models fitted on the bank before a reclaim can no longer
-    be calibrated on it (wb calibrate says to fit again): fit them again.
+    none left, the held-out streams' folders no recipe uses now (and the backbone's passes over them kept in the
+    cache) and the bank's audio of settings none of whose clips it serves (a build killed before embedding them).
+    Run it when no recipe runs: while one (or wb fit, wb calibrate) reads the bank it refuses, removing nothing.
+    Models fitted on the bank before a reclaim can no longer be calibrated on it (wb calibrate says to fit again):
+    fit them again.
     """
     from wakebuilder.backbones import check_spec
     from wakebuilder.bank.reclaim import reclaim_bank
@@ -122,11 +123,11 @@ def reclaim(backbone: str, window_s: float | None, cache_dir: str | None, dry_ru
     check_spec(backbone)
     done = reclaim_bank(backbone, window_s, cache=cache_dir, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
-    for path in (*done.lists_removed, *done.folders_removed, *done.audio_removed):
+    for path in (*done.lists_removed, *done.folders_removed, *done.audio_removed, *done.passes_removed):
         click.echo(f"wb bank reclaim: {verb} {path}", err=True)
     click.echo(f"wb bank reclaim: {verb} {done.rows_removed} retired row(s), {len(done.lists_removed)} list(s) of "
-               f"retired clips, {len(done.folders_removed)} held-out folder(s) and {len(done.audio_removed)} "
-               "folder(s) of bank audio: "
+               f"retired clips, {len(done.folders_removed)} held-out folder(s), {len(done.audio_removed)} "
+               f"folder(s) of bank audio and {len(done.passes_removed)} cached stream pass(es): "
                f"{'about ' if dry_run else ''}{done.bytes_freed / 1e6:.1f} MB", err=True)
     report(done.store, done.to_dict(), as_json)
 
