@@ -198,7 +198,7 @@ def make_bank_negatives(config: BankNegativesConfig, *, out_dir: str | os.PathLi
     Every voice of every engine is used (``n`` is spread over voices by the
     synthesizer). Nothing is filtered by phrase: the fit leaves out the rows
     that say its phrase (``bank.exclude``). A killed run resumes when run again with the same config: the parts
-    it finished with the voices found now are kept (``synth_journal.finished_run``), the synthesis it was in
+    it finished with the voices found now are kept (``synth_finished.finished_run``), the synthesis it was in
     resumes from its journal.
     """
     from wakebuilder.data.realchunks import ChunkConfig, chunk_real_audio
@@ -266,7 +266,7 @@ def _nonspeech_negatives(config: BankNegativesConfig, out: Path, *, babble_from:
 
 def _babble_identity(speech: Path) -> dict[str, Any]:
     """What the babble of ``speech``'s clips is built from, recorded and checked as its voices are
-    (``synth_journal.finished_run``): a sha256 of the voices that spoke them (their ``voices.json``) and of the
+    (``synth_finished.finished_run``): a sha256 of the voices that spoke them (their ``voices.json``) and of the
     manifest (its clip ids are hashes of their audio), so babble is made again whenever that speech is; and the
     voices' settings per engine, which the log names when they changed."""
     from wakebuilder.data.synth_journal import VOICES_NAME
