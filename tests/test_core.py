@@ -126,6 +126,19 @@ def test_atomic_directory_refuses_the_current_folder_or_one_holding_it(out: str,
     assert sorted(p.name for p in here.parent.iterdir()) == ["here"]
 
 
+def test_atomic_directory_works_from_a_deleted_current_folder(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shell left in a folder deleted under it: os.getcwd() fails, and the check of the current folder must not
+    turn that into a FileNotFoundError traceback for an output elsewhere."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    with atomic_directory(tmp_path / "out") as work:
+        (work / "a").write_text("made")
+    assert (tmp_path / "out" / "a").read_text() == "made"
+
+
 def test_atomic_write_gives_the_mode_open_would(tmp_path: Path) -> None:
     """mkstemp makes 0600 files: an exported model must be as readable as any file the user writes."""
     import os

@@ -190,7 +190,11 @@ def refuse_current_folder(path: Path) -> None:
     Raises:
         ConfigError: naming the path and a new folder inside it to choose instead.
     """
-    real, here = Path(os.path.realpath(path)), Path(os.path.realpath(os.getcwd()))
+    try:
+        here = Path(os.path.realpath(os.getcwd()))
+    except FileNotFoundError:  # the current folder was deleted: there is none to protect
+        return
+    real = Path(os.path.realpath(path))
     if here == real or here.is_relative_to(real):
         raise ConfigError(f"{path}: the current folder, or one holding it, cannot be replaced by this output; "
                           f"choose a new folder, such as {os.path.join(path, 'out')}")
