@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_transfer import WORDS  # noqa: E402
 
-from wakebuilder.bank.build import _any_words as any_words  # noqa: E402
+from wakebuilder.bank.negatives import _any_words as any_words  # noqa: E402
 from wakebuilder.data.negatives import says  # noqa: E402
 from wakebuilder.data.synth import SynthConfig, synthesize_clips  # noqa: E402
 from wakebuilder.data.wordlists import random_sentences  # noqa: E402

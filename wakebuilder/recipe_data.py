@@ -74,7 +74,7 @@ def bank(config: RecipeConfig, store: Path, step: Step, *, device: str = "auto",
     ``n_nonspeech`` music and noise clips (and Debian's, with ``debian``) and ``neg_copies``
     augmented copies (``wakebuilder.bank.ensure``).
     """
-    from wakebuilder.bank.build import BankNegativesConfig
+    from wakebuilder.bank.negatives import BankNegativesConfig
     from wakebuilder.bank.ensure import ensure_bank
     from wakebuilder.store import open_store
 

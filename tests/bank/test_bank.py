@@ -15,7 +15,8 @@ from tests.store.test_union import IDENTITY, rows, write
 from tests.test_embed import count_embedded
 from tests.train.conftest import SMALL
 from wakebuilder.audio import quantize_pcm16, write_wav
-from wakebuilder.bank.build import BankNegativesConfig, build_bank
+from wakebuilder.bank.build import build_bank
+from wakebuilder.bank.negatives import BankNegativesConfig
 from wakebuilder.bank.ensure import ensure_bank
 from wakebuilder.bank.exclude import default_distance, says_phrase
 from wakebuilder.bank.location import BANK_MARKER, bank_store_path, cache_dir, is_bank_store
@@ -199,7 +200,7 @@ def test_calibration_leaves_out_the_same_bank_rows(phrase_and_bank: dict) -> Non
 
 
 def test_ensure_bank_builds_once_then_reuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from wakebuilder.bank.build import BankNegativesConfig
+    from wakebuilder.bank.negatives import BankNegativesConfig
     from wakebuilder.bank.ensure import ensure_bank
 
     calls = count_embedded(monkeypatch)
@@ -222,7 +223,7 @@ def test_ensure_bank_builds_once_then_reuses(tmp_path: Path, monkeypatch: pytest
 def test_bank_holds_nonspeech_and_an_old_bank_is_extended_with_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from wakebuilder.bank.build import BankNegativesConfig
+    from wakebuilder.bank.negatives import BankNegativesConfig
     from wakebuilder.bank.ensure import ensure_bank
     from wakebuilder.categories import record_category
     from wakebuilder.data import debian
@@ -246,7 +247,7 @@ def test_bank_holds_nonspeech_and_an_old_bank_is_extended_with_it(
 
 
 def test_the_debian_packages_key_the_bank_audio(monkeypatch: pytest.MonkeyPatch) -> None:
-    from wakebuilder.bank.build import BankNegativesConfig
+    from wakebuilder.bank.negatives import BankNegativesConfig
     from wakebuilder.bank.ensure import _settings
     from wakebuilder.data import debian
 
@@ -289,7 +290,7 @@ def test_bank_negatives_resume_after_an_interrupt(tmp_path: Path, monkeypatch: p
     finished (their clips are not made again), resumes the part it was in, and ends with the manifests and clips
     of an uninterrupted run."""
     from tests.data.test_synth import stop_in_pass
-    from wakebuilder.bank.build import make_bank_negatives
+    from wakebuilder.bank.negatives import make_bank_negatives
     from wakebuilder.data import synth
 
     config = BankNegativesConfig(speech=4, words=4, stream_s=0.0, engines=("espeak",), workers=1)
@@ -312,7 +313,7 @@ def test_bank_negatives_resume_after_an_interrupt(tmp_path: Path, monkeypatch: p
 def test_bank_negatives_keep_the_nonspeech_part_a_run_finished(tmp_path: Path) -> None:
     """The non-speech part a (killed) wb bank negatives finished is kept by a run again with the same config, its
     clips not made again (found by the config make_nonspeech records, nonspeech.make.CONFIG_NAME)."""
-    from wakebuilder.bank.build import make_bank_negatives
+    from wakebuilder.bank.negatives import make_bank_negatives
 
     config = BankNegativesConfig(speech=0, words=0, stream_s=0.0, nonspeech=3, chunk_s=1.0)
     (manifest,) = make_bank_negatives(config, out_dir=tmp_path)
@@ -326,7 +327,7 @@ def test_bank_babble_is_made_again_when_its_speech_is(tmp_path: Path, monkeypatc
     the old speech, so the bank mixed the old voices' babble with the new voices' speech. Babble is now made
     again with the speech it overlaps, and kept when that speech was."""
     from tests.data.test_synth import fewer_voices
-    from wakebuilder.bank.build import make_bank_negatives
+    from wakebuilder.bank.negatives import make_bank_negatives
     from wakebuilder.manifest import read_manifest
 
     config = BankNegativesConfig(speech=4, words=0, stream_s=0.0, nonspeech=2, nonspeech_kinds=("babble",),

@@ -23,7 +23,7 @@ from tests.store.test_union import rows, write
 from wakebuilder.audio import write_wav
 from wakebuilder.backbones import load_backbone
 from wakebuilder.bank.audio_folders import CURRENT_NAME, REPLACED_NAME
-from wakebuilder.bank.build import BankNegativesConfig
+from wakebuilder.bank.negatives import BankNegativesConfig
 from wakebuilder.bank.ensure import ensure_bank, settings_key
 from wakebuilder.bank.heldout import HeldoutStream, HeldoutStreamConfig, heldout_dir, heldout_stream
 from wakebuilder.bank.location import BANK_MARKER, bank_store_path

@@ -104,7 +104,7 @@ INTERRUPTS: list[tuple[str, str, str]] = [
     ("bank build {file}", "wakebuilder.bank.build:build_bank", "resumes"),
     ("bank path", "wakebuilder.bank.location:bank_store_path", "writes nothing"),
     ("bank info", "wakebuilder.bank.build:bank_info", "writes nothing"),
-    ("bank negatives --out {tmp}/o", "wakebuilder.bank.build:make_bank_negatives", "resumes"),
+    ("bank negatives --out {tmp}/o", "wakebuilder.bank.negatives:make_bank_negatives", "resumes"),
     ("bank reclaim", "wakebuilder.bank.reclaim:reclaim_bank", "resumes"),  # a run again finishes what it began
     ("bank reclaim --dry-run", "wakebuilder.bank.reclaim:reclaim_bank", "writes nothing"),
     ("fit --store {dir} --out {tmp}/m", "wakebuilder.train.fit:run_fit", "starts over"),

@@ -30,7 +30,8 @@ from typing import Any
 
 from wakebuilder.atomic import atomic_write_json, read_json
 from wakebuilder.bank.audio_folders import AUDIO_DIR, COMPLETE_NAME, REPLACED_NAME, mark_current
-from wakebuilder.bank.build import BankNegativesConfig, bank_lock, grow_bank, make_bank_negatives
+from wakebuilder.bank.build import bank_lock, grow_bank
+from wakebuilder.bank.negatives import BankNegativesConfig, make_bank_negatives
 from wakebuilder.bank.location import bank_dir, bank_store_path
 from wakebuilder.manifest import read_manifest
 from wakebuilder.stage_version import KEY, version_change

@@ -154,7 +154,7 @@ def reclaim(backbone: str, window_s: float | None, cache_dir: str | None, dry_ru
 def negatives(out_dir: str, speech: int, words: int, stream_s: float, chunk_s: float, engines: tuple[str, ...],
               voice_pattern: str | None, nonspeech: int, debian: bool, workers: int, seed: int) -> None:
     """Synthesize the bank's phrase-independent negatives; prints one manifest per line. A killed run resumes."""
-    from wakebuilder.bank.build import BankNegativesConfig, make_bank_negatives
+    from wakebuilder.bank.negatives import BankNegativesConfig, make_bank_negatives
     from wakebuilder.data.tts import DEFAULT_ENGINES
 
     config = BankNegativesConfig(speech=speech, words=words, stream_s=stream_s, chunk_s=chunk_s,
