@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shutil
@@ -12,14 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.store.kill_writer import SPEC, clips
+from tests.store.kills import Killed, kill_at_each_call
 from tests.store.test_store_contract import build, check_contents
 from wakebuilder.errors import StoreError
 from wakebuilder.store import open_store
 from wakebuilder.store import h5_backend
-
-
-class Killed(BaseException):
-    """Stands in for SIGKILL at one exact line (BaseException: nothing catches it)."""
 
 
 def session_killed_in_merge(
@@ -161,31 +157,22 @@ def test_a_journal_without_rows_deleted_by_the_next_writer_killed_at_any_file(
     shutil.copytree(template, tmp_path / "killed")  # the file of 10 rows and a journal of none, as the kill left them
     monkeypatch.undo()
     writer.close()
-    real_unlink = os.unlink
-    for count in itertools.count():
+
+    def arrange(count: int) -> Path:
         folder = tmp_path / f"run-{count}"
         shutil.copytree(tmp_path / "killed", folder)
-        path, deleted = folder / "store.h5", []
+        return folder / "store.h5"
 
-        def dying(name: str, *args: object, **kwargs: object) -> None:
-            if len(deleted) >= count:  # noqa: B023 (the count of this run)
-                raise Killed
-            real_unlink(name, *args, **kwargs)  # type: ignore[arg-type]
-            deleted.append(name)  # noqa: B023
-
-        monkeypatch.setattr(os, "unlink", dying)
-        try:
-            open_store(path, "a", spec=SPEC).close()  # the next writer: nothing to add, its close drops the journal
-        except Killed:
-            pass
-        else:
-            break
-        finally:
-            monkeypatch.undo()
+    def check(count: int, path: Path) -> None:
         check_contents(path, 10)
         build(path, 10, 15)
         check_contents(path, 15)
-        assert sorted(p.name for p in folder.iterdir()) == ["store.h5", "store.h5.lock"]
+        assert sorted(p.name for p in path.parent.iterdir()) == ["store.h5", "store.h5.lock"]
+
+    count = kill_at_each_call(
+        os, "unlink", arrange=arrange, check=check,
+        action=lambda path: open_store(path, "a", spec=SPEC).close(),  # the next writer: its close drops the journal
+    )
     assert count > 7  # a kill landed at every file of the journal
 
 

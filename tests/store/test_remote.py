@@ -4,12 +4,12 @@ the next run."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import uuid
 
 import pytest
 
 from tests.store.kill_writer import SPEC, clips
+from tests.store.kills import build_new_parts, kill_at_each_call, remove_with_overwrite
 from wakebuilder.errors import StoreError
 from wakebuilder.store import open_store
 from wakebuilder.store.layout import field_layout
@@ -23,29 +23,15 @@ OTHER = dataclasses.replace(SPEC, backbone={**SPEC.backbone, "name": "other"})  
 WIDE = dataclasses.replace(SPEC, dim=6)  # other settings, and arrays of other shapes
 
 
-class Killed(BaseException):
-    """Stands in for a kill at one object deletion (BaseException: nothing catches it)."""
-
-
 def memory_url() -> str:
     return f"memory://wb-test-{uuid.uuid4().hex}/store"
 
 
-def kill_after(monkeypatch: pytest.MonkeyPatch, method: str, count: int) -> list[str]:
-    """Make the memory file system die at its call number ``count`` (from 0) of ``method`` (``rm_file`` deletes an
-    object, ``pipe_file`` writes one); returns the paths done."""
+def memory_fs() -> type:
+    """The memory file system's class, whose ``rm_file`` deletes an object and ``pipe_file`` writes one."""
     from fsspec.implementations.memory import MemoryFileSystem
 
-    real, done = getattr(MemoryFileSystem, method), []
-
-    def dying(self: MemoryFileSystem, path: str, *args: object, **kwargs: object) -> None:
-        if len(done) >= count:
-            raise Killed
-        real(self, path, *args, **kwargs)
-        done.append(path)
-
-    monkeypatch.setattr(MemoryFileSystem, method, dying)
-    return done
+    return MemoryFileSystem
 
 
 def finished_store(url: str) -> None:
@@ -71,46 +57,35 @@ def check_new_store(url: str) -> None:
 
 
 @pytest.mark.parametrize("left", [finished_store, killed_creation])
-def test_a_removal_killed_at_any_object_is_redone(monkeypatch: pytest.MonkeyPatch, left: object) -> None:
+def test_a_removal_killed_at_any_object_is_redone(left: object) -> None:
     """``wb embed --overwrite`` into a URL (or the redo of a killed creation) deletes the old store before creating
     the new one. The group's zarr.json went first (fsspec deletes in reverse sorted order), so a kill during the
     deletion left arrays without a group, which every later run refused ('holds objects but no store'), with
     --overwrite too: the store had to be removed by hand. Now a kill at any deletion leaves a creation that was
     killed, which the next run (new settings, no --overwrite) redoes."""
-    for count in itertools.count():
+    objects: list[str] = []
+
+    def arrange(count: int) -> str:
         url = memory_url()
         left(url)  # type: ignore[operator]
-        objects = fsspec.filesystem("memory").find(url)
-        deleted = kill_after(monkeypatch, "rm_file", count)
-        try:
-            open_store(url, "a", spec=SPEC, overwrite=left is finished_store).close()
-        except Killed:
-            pass
-        else:
-            break
-        finally:
-            monkeypatch.undo()
-        check_new_store(url)  # run again: no --overwrite, the new settings
-        assert len(deleted) == count
+        objects[:] = fsspec.filesystem("memory").find(url)
+        return url
+
+    count = kill_at_each_call(
+        memory_fs(), "rm_file", arrange=arrange,
+        action=lambda url: open_store(url, "a", spec=SPEC, overwrite=left is finished_store).close(),
+        check=lambda count, url: check_new_store(url),  # run again: no --overwrite, the new settings
+    )
     assert count == len(objects) > 7  # a kill landed at every deletion of the old store's objects
 
 
-def test_a_creation_killed_at_any_object_is_redone_with_other_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_creation_killed_at_any_object_is_redone_with_other_settings() -> None:
     """A creation at a URL writes the group without ``fields``, its arrays, then ``fields``: killed at any of those
     writes, the next run (other settings, other shapes, no --overwrite) redoes it."""
-    for count in itertools.count():
-        url = memory_url()
-        written = kill_after(monkeypatch, "pipe_file", count)
-        try:
-            open_store(url, "a", spec=WIDE).close()
-        except Killed:
-            pass
-        else:
-            break
-        finally:
-            monkeypatch.undo()
-        check_new_store(url)
-        assert len(written) == count
+    count = kill_at_each_call(
+        memory_fs(), "pipe_file", arrange=lambda count: memory_url(),
+        action=lambda url: open_store(url, "a", spec=WIDE).close(), check=lambda count, url: check_new_store(url),
+    )
     assert count == len(field_layout(WIDE)) + 2  # the group, each array, the group again with its fields
 
 
@@ -149,32 +124,15 @@ def parted_store(url: str) -> None:
 
 def check_new_parted_store(url: str) -> None:
     """What ``wb embed`` at a URL does (any --executor): the index, orphan parts adopted, a new part listed."""
-    index = PartsIndex(url, spec=SPEC)
-    try:
-        assert index.adopt_orphans() == []  # no part of the old store comes back
-        with open_store(part_location(url, "new"), "a", spec=SPEC) as part:
-            part.append(*clips(0, 2))
-        index.register("new")
-    finally:
-        index.close()
+    build_new_parts(url)
     with open_store(url) as store:
         assert isinstance(store, PartedStore) and len(store) == 2 and store.fingerprint == spec_fingerprint(SPEC)
         assert [r.id for r in store.records()] == [r.id for r in clips(0, 2)[0]]
 
 
-def remove_with_overwrite(url: str, how: str) -> None:
-    """The removal of a store before a new one: ``wb embed --overwrite`` (PartsIndex) or ``open_store``'s."""
-    if how == "parts":
-        PartsIndex(url, spec=SPEC, overwrite=True).close()
-    else:
-        open_store(url, "a", spec=SPEC, overwrite=True).close()
-
-
 @pytest.mark.parametrize("rerun", [check_new_parted_store, check_new_store])
 @pytest.mark.parametrize("how", ["parts", "single"])
-def test_a_removal_of_a_store_made_of_parts_killed_at_any_object_is_redone(
-    monkeypatch: pytest.MonkeyPatch, how: str, rerun: object
-) -> None:
+def test_a_removal_of_a_store_made_of_parts_killed_at_any_object_is_redone(how: str, rerun: object) -> None:
     """A store made of parts is removed index first: a kill after that left only its parts, which every later run
     refused ('holds objects but no store', 'holds a single-part store or other files'), open_store with
     --overwrite too. Now a kill at any deletion leaves the whole store or no store, which the next run (new
@@ -182,26 +140,24 @@ def test_a_removal_of_a_store_made_of_parts_killed_at_any_object_is_redone(
     fs, old = fsspec.filesystem("memory"), memory_url()
     parted_store(old)
     objects = fs.find(old)
-    for count in itertools.count():
+
+    def arrange(count: int) -> str:
         url = memory_url()
         fs.cp(old, url, recursive=True)  # a copy of the store: faster than building it again
-        deleted = kill_after(monkeypatch, "rm_file", count)
-        try:
-            remove_with_overwrite(url, how)
-        except Killed:
-            pass
-        else:
-            break
-        finally:
-            monkeypatch.undo()
-        assert len(deleted) == count
+        return url
+
+    def check(count: int, url: str) -> None:
         if count == 0:  # killed before its first deletion: the old store is whole
             with open_store(url) as store:
                 assert isinstance(store, PartedStore) and len(store) == 6
-            continue
+            return
         with pytest.raises(StoreError, match="no embedding store here"):
             open_store(url)
         rerun(url)  # type: ignore[operator]
+
+    count = kill_at_each_call(
+        memory_fs(), "rm_file", arrange=arrange, action=lambda url: remove_with_overwrite(url, how), check=check
+    )
     assert count == len(objects) > 20  # a kill landed at every deletion of the old store's objects
 
 
