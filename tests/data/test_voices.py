@@ -390,3 +390,10 @@ def test_the_non_commercial_voices_left_out_are_said_once_a_process(
             assert [voice.name for voice in synth_voices.commercial_voices(engine, voices)] == ["slt"]
     said = [record.getMessage() for record in caplog.records if "non-commercial licence" in record.getMessage()]
     assert len(said) == 1 and "evgeniy-eng, lyubov" in said[0] and "--voices" in said[0]
+
+
+def test_kokoro_voices_file_of_other_style_width_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "voices.npz"  # 510 x 128 values reshape into 255 rows of 256: two half-styles glued, not a voice
+    np.savez(path, af_a=np.zeros((510, 1, 256), np.float32), af_b=np.ones((510, 1, 128), np.float32))
+    with pytest.raises(EngineUnavailableError, match=r"voices\.npz.*af_b.*\(510, 1, 128\)"):
+        load_voices(path)

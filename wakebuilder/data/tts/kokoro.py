@@ -114,17 +114,19 @@ def load_voices(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # one .npy array: no voice names
             raise ValueError("one unnamed array (.npy), not named voices")
         with loaded as npz:
-            styles = {k: np.asarray(npz[k], np.float32).reshape(-1, 256) for k in sorted(npz.files)}
+            arrays = {k: np.asarray(npz[k], np.float32) for k in sorted(npz.files)}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # empty, cut short, damaged
         raise EngineUnavailableError(f"{path}: not a Kokoro voices file (.npz of (510, 1, 256) arrays): {err}; "
                                      "pass one with --kokoro-voices or WB_KOKORO_VOICES") from err
-    if not styles:
+    if not arrays:
         raise EngineUnavailableError(f"{path}: holds no Kokoro voices")
-    empty = [name for name, table in styles.items() if not len(table)]
-    if empty:
-        raise EngineUnavailableError(f"{path}: Kokoro voice(s) {', '.join(empty)} hold no style rows (want (510, 1, "
-                                     "256) arrays); pass another file with --kokoro-voices or WB_KOKORO_VOICES")
-    return styles
+    # Another width would reshape into rows of 256 silently: halves of two styles glued, a voice that is not one.
+    odd = [f"{name} {table.shape}" for name, table in arrays.items() if not table.size or table.shape[-1:] != (256,)]
+    if odd:
+        raise EngineUnavailableError(f"{path}: Kokoro voice(s) {', '.join(odd)} are not style rows of 256 (want "
+                                     "(510, 1, 256) arrays); pass another file with --kokoro-voices or "
+                                     "WB_KOKORO_VOICES")
+    return {name: table.reshape(-1, 256) for name, table in arrays.items()}
 
 
 def _warn_bundled() -> None:
