@@ -397,3 +397,23 @@ def test_kokoro_voices_file_of_other_style_width_is_a_clear_error(tmp_path: Path
     np.savez(path, af_a=np.zeros((510, 1, 256), np.float32), af_b=np.ones((510, 1, 128), np.float32))
     with pytest.raises(EngineUnavailableError, match=r"voices\.npz.*af_b.*\(510, 1, 128\)"):
         load_voices(path)
+
+
+@pytest.mark.parametrize("kind", ["missing", "not-onnx", "other-onnx"])
+def test_a_bad_kokoro_model_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    if not KokoroEngine().available():
+        pytest.skip(KokoroEngine().why_unavailable())
+    model = tmp_path / "kokoro.onnx"
+    if kind == "not-onnx":
+        model.write_text("not a model")
+    elif kind == "other-onnx":  # a valid ONNX graph without Kokoro's inputs (tokens, style, speed)
+        import onnx
+        from onnx import TensorProto, helper
+
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    monkeypatch.setenv("WB_KOKORO_MODEL", str(model))
+    with pytest.raises(EngineUnavailableError, match=r"kokoro\.onnx.*WB_KOKORO_MODEL"):
+        KokoroEngine().voices()

@@ -129,6 +129,24 @@ def load_voices(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return {name: table.reshape(-1, 256) for name, table in arrays.items()}
 
 
+def _model_session(model: Path, *, given: bool) -> object:
+    """An onnxruntime session of Kokoro's model ``model`` (``given``: named by ``WB_KOKORO_MODEL``).
+
+    Raises:
+        EngineUnavailableError: the file is missing, not ONNX, or lacks Kokoro's inputs (tokens, style, speed).
+    """
+    fix = "set WB_KOKORO_MODEL to Kokoro's ONNX file or unset it" if given else "reinstall 'wakebuilder[kokoro]'"
+    try:
+        session = single_thread_session(str(model))
+    except Exception as err:  # onnxruntime raises unrelated types (NoSuchFile, InvalidProtobuf, Fail...)
+        raise EngineUnavailableError(f"{model}: not a Kokoro ONNX model ({type(err).__name__}); {fix}") from err
+    inputs = {i.name for i in session.get_inputs()}  # type: ignore[attr-defined]
+    if not {"tokens", "style", "speed"} <= inputs:
+        raise EngineUnavailableError(f"{model}: not a Kokoro ONNX model (inputs {', '.join(sorted(inputs))}, "
+                                     f"want tokens, style, speed); {fix}")
+    return session
+
+
 def _warn_bundled() -> None:
     """Say once a process that Kokoro speaks with its five bundled (Japanese) voices, and how to get the English."""
     global _WARNED_BUNDLED
@@ -205,7 +223,7 @@ class KokoroEngine:
         with self._lock:
             if self._session is None:
                 model, vocab = self._files()
-                self._session = single_thread_session(str(model))
+                self._session = _model_session(model, given=bool(os.environ.get("WB_KOKORO_MODEL")))
                 self._vocab = json.loads(vocab.read_text(encoding="utf-8"))["vocab"]
             if self._voices is None:
                 self._voices = self._styles()
