@@ -84,6 +84,25 @@ def test_gtts_offline_check_bounds_the_name_lookup(monkeypatch: pytest.MonkeyPat
     assert time.perf_counter() - started < 1.5
 
 
+def test_gtts_installed_offline_is_found_unavailable_within_3_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gTTS installed, no network and a resolver that never answers: the engine is skipped in under 3 s."""
+    import socket
+    import sys
+    import types
+
+    def hung_resolver(*_: object, **__: object) -> None:
+        time.sleep(10)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setitem(sys.modules, "gtts", types.ModuleType("gtts"))
+    monkeypatch.setattr(socket, "getaddrinfo", hung_resolver)
+    engine = GTTSEngine()
+    started = time.perf_counter()
+    assert not engine.available()
+    assert time.perf_counter() - started < 3
+    assert "internet" in engine.why_unavailable()
+
+
 def _fake_gtts(monkeypatch: pytest.MonkeyPatch, write) -> None:
     """A ``gtts`` module with gTTS 2.2.4's constructor (no ``timeout``), reachable, writing via ``write_to_fp``."""
     import sys
