@@ -96,6 +96,18 @@ def test_non_commercial_voices_only_when_named() -> None:
             assert not any(is_non_commercial(voice_licence(engine, v.name)) for v in engine.voices()), engine.name
 
 
+@pytest.mark.parametrize(("pattern", "non_commercial"), [
+    ("pitch=100", set()), ("^rhvoice:", set()), ("rate=70$", set()),
+    ("rhvoice:lyubov", {"lyubov"}), ("lyubov:pitch=100", {"lyubov"}), ("^(slt|evgeniy-eng)$", {"evgeniy-eng"}),
+])
+def test_a_pattern_names_non_commercial_voices_by_name_not_by_settings(pattern: str, non_commercial: set[str]) -> None:
+    """``--voices`` names a non-commercial voice by its name; one choosing a pitch, a rate or the engine does not."""
+    _installed_or_skip("rhvoice")
+    found = _voices_by_engine(SynthConfig(texts=("hi",), n=1, engines=("rhvoice",), voice_pattern=pattern), None)
+    names = {v.name for v in found["rhvoice"]}
+    assert names and names - {"alan", "bdl", "clb", "slt"} == non_commercial
+
+
 def test_blends_mix_two_or_three_voices_of_one_prefix_deterministically() -> None:
     names = [f"af_{k}" for k in range(11)] + [f"am_{k}" for k in range(9)] + ["bf_a", "bf_b", "ef_only"]
     blends = draw_blends(names, seed=0)

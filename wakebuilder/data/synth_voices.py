@@ -55,13 +55,25 @@ def select_voices(voices: list[Voice], pattern: str | None) -> list[Voice]:
     return [voice for voice in voices if compiled.search(voice.key) or compiled.search(voice.name)]
 
 
-def commercial_voices(engine: Engine, voices: list[Voice]) -> list[Voice]:
-    """``voices`` without those under a non-commercial licence, unless the engine's every voice is (then naming
-    the engine names them: it is never in a default set); logs what was left out and how to name it, once a
-    process (every synthesis step of a recipe finds its voices)."""
+def names_voice(pattern: str | None, voice: Voice) -> bool:
+    """Whether ``pattern`` names ``voice`` itself: it matches the name, or a match in the key overlaps the name
+    (``rhvoice:lyubov``, ``lyubov:pitch=100``); one matching only the engine or settings (``pitch=100``) does not."""
+    if pattern is None:
+        return False
+    if re.search(pattern, voice.name):
+        return True
+    start = len(voice.engine) + 1  # the key is engine:name:settings
+    return any(m.start() < start + len(voice.name) and m.end() > start for m in re.finditer(pattern, voice.key))
+
+
+def commercial_voices(engine: Engine, voices: list[Voice], pattern: str | None = None) -> list[Voice]:
+    """``voices`` without those under a non-commercial licence that ``pattern`` (``--voices``) does not name
+    (``names_voice``), unless the engine's every voice is (then naming the engine names them: it is never in a
+    default set); logs what was left out and how to name it, once a process (every synthesis step of a recipe
+    finds its voices)."""
     if engine.name in NON_COMMERCIAL_ENGINES:
         return voices
-    kept = [v for v in voices if not is_non_commercial(voice_licence(engine, v.name))]
+    kept = [v for v in voices if not is_non_commercial(voice_licence(engine, v.name)) or names_voice(pattern, v)]
     left = sorted({v.name for v in voices} - {v.name for v in kept})
     if left and (engine.name, tuple(left)) not in _SAID_LEFT_OUT:
         _SAID_LEFT_OUT.add((engine.name, tuple(left)))
@@ -77,8 +89,7 @@ def _voices_by_engine(config: VoiceChoice, chosen: list[Voice] | None) -> dict[s
     else:
         engines = usable_engines(list(config.engines))
         found = {e.name: select_voices(e.voices(), config.voice_pattern) for e in engines}
-        if config.voice_pattern is None:
-            found = {e.name: commercial_voices(e, found[e.name]) for e in engines}
+        found = {e.name: commercial_voices(e, found[e.name], config.voice_pattern) for e in engines}
     found = {name: voices for name, voices in found.items() if voices}
     if not found:
         names = ", ".join(config.engines)
