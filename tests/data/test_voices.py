@@ -243,6 +243,17 @@ def test_fetch_checks_pinned_and_first_fetch_sha256(tmp_path: Path) -> None:
         fetch.verify(unpinned, first)
 
 
+@pytest.mark.parametrize("text", ["", '{"r/x@rev/b.json": {"sha', "[]", '{"r/x@rev/b.json": "abc"}'])
+def test_a_damaged_first_fetch_record_is_a_clear_error(tmp_path: Path, text: str) -> None:
+    record = fetch._record_path()
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(text)
+    first = tmp_path / "b.json"
+    first.write_text("{}")
+    with pytest.raises(EngineUnavailableError, match=r"first-fetch\.json.*remove it"):
+        fetch.verify(fetch.RemoteFile("r/x", "b.json", "rev", None), first)
+
+
 def test_concurrent_first_fetches_keep_every_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two fetches recording their first sha256 at once (reads interleaved): neither loses the other's record."""
     import threading

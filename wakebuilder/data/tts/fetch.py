@@ -137,7 +137,7 @@ def verify(remote: RemoteFile, path: Path) -> str:
         # Two fetches at once (two packs, two processes) would each write back what it read and lose the
         # other's record, silently resetting that file's trust on first use: read-modify-write under a lock.
         with waiting_lock(record_file.with_name(record_file.name + ".lock"), f"first-fetch record of {key}"):
-            records = json.loads(record_file.read_text()) if record_file.is_file() else {}
+            records = _read_records(record_file)
             if key not in records:
                 records[key] = {"sha256": actual, "size": path.stat().st_size}
                 atomic_write_bytes(record_file, json.dumps(records, indent=1, sort_keys=True).encode())
@@ -147,6 +147,25 @@ def verify(remote: RemoteFile, path: Path) -> str:
         raise EngineUnavailableError(f"{key}: sha256 {actual[:16]}... is not the pinned {expected[:16]}...; "
                                      "removed it from the cache, fetch again")
     return actual
+
+
+def _read_records(record_file: Path) -> dict[str, dict[str, Any]]:
+    """The first-fetch records (``{key: {"sha256", "size"}}``); empty when there are none yet.
+
+    Raises:
+        EngineUnavailableError: the file is not such a record (damaged or edited by hand).
+    """
+    if not record_file.is_file():
+        return {}
+    try:
+        records = json.loads(record_file.read_text(encoding="utf-8"))
+        if not isinstance(records, dict) or not all(isinstance(r, dict) and isinstance(r.get("sha256"), str)
+                                                    for r in records.values()):
+            raise ValueError("want {file: {sha256, size}}")
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError among them
+        raise EngineUnavailableError(f"{record_file}: not a record of first fetches ({err}); remove it and fetch "
+                                     "again (the files without a pinned sha256 are then trusted anew)") from err
+    return records
 
 
 def _reachable(url: str, timeout_s: float) -> bool:
