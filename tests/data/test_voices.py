@@ -207,6 +207,17 @@ def test_fetched_kokoro_voices_load_from_the_cache(tmp_path: Path, monkeypatch: 
         read_style_pack(bad)
 
 
+def test_a_damaged_fetched_kokoro_voice_says_how_to_fetch_it_again(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("WB_KOKORO_VOICES", raising=False)
+    good, cut = fetch.packs()["kokoro-en"][:2]
+    _torch_like_pack(_hub_file(tmp_path / "hub", good), np.zeros((510, 256), np.float32))
+    _torch_like_pack(_hub_file(tmp_path / "hub", cut), np.zeros(1000, np.float32))  # a download cut short
+    with pytest.raises(EngineUnavailableError, match=rf"{Path(cut.filename).name}.*wb voices fetch kokoro-en"):
+        KokoroEngine()._styles()
+
+
 def test_fetched_piper_voice_gives_its_speakers_as_voices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from wakebuilder.data.tts.piper import PiperEngine
 

