@@ -218,6 +218,20 @@ def test_a_damaged_fetched_kokoro_voice_says_how_to_fetch_it_again(tmp_path: Pat
         KokoroEngine()._styles()
 
 
+def test_list_voices_lists_the_other_engines_when_one_cannot_read_its_voices(tmp_path: Path) -> None:
+    cut = tmp_path / "voices.npz"  # --kokoro-voices FILE cut short: Kokoro's line says so, the others are listed
+    cut.write_bytes(b"PK\x03\x04 cut short")
+    if not KokoroEngine().available():
+        pytest.skip(KokoroEngine().why_unavailable())
+    try:
+        result = CliRunner().invoke(main, ["synth", "--list-voices", "--kokoro-voices", str(cut)])
+    finally:
+        get_engine("kokoro").use_voices_file(None)  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.output
+    assert f"kokoro\tunavailable: {cut}: not a Kokoro voices file" in result.output
+    assert "espeak:en-us\tvoice" in result.output
+
+
 def test_fetched_piper_voice_gives_its_speakers_as_voices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from wakebuilder.data.tts.piper import PiperEngine
 

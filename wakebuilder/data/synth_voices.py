@@ -152,7 +152,8 @@ def voice_files_sha256(voices: dict[str, list[Voice]]) -> dict[str, str]:
 
 def describe_voices(*, piper_voices: Sequence[str] = (), kokoro_voices: str | None = None) -> list[str]:
     """Per engine a line (its voice settings, or why it cannot run here), then one line per base voice with its
-    licence and number of settings; non-commercial voices are marked (never used unless named)."""
+    licence and number of settings; non-commercial voices are marked (never used unless named). An engine that
+    cannot read its voices (a damaged voices file) gets a line saying why, as one not installed does."""
     for path in piper_voices:
         get_engine("piper").add_voice(path)  # type: ignore[attr-defined]
     if kokoro_voices:
@@ -163,7 +164,11 @@ def describe_voices(*, piper_voices: Sequence[str] = (), kokoro_voices: str | No
         if not engine.available():
             lines.append(f"{name}\tunavailable: {engine.why_unavailable()}")
             continue
-        voices = engine.voices()
+        try:
+            voices = engine.voices()
+        except EngineUnavailableError as err:  # its voice files (a bad --kokoro-voices): the others are listed
+            lines.append(f"{name}\tunavailable: {err}")
+            continue
         settings = Counter(voice.name.split("+")[0] for voice in voices)
         note = " (non-commercial: only when named)" if name in NON_COMMERCIAL_ENGINES else ""
         lines.append(f"{name}\t{len(voices)} voice settings of {len(settings)} voices{note}")
