@@ -26,7 +26,8 @@ from wakebuilder.data.tts import (
     voice_licence,
 )
 from wakebuilder.data.tts import fetch
-from wakebuilder.data.tts.kokoro import KokoroEngine, draw_blends, load_voices, read_style_pack
+from wakebuilder.data.tts.kokoro import KokoroEngine, draw_blends
+from wakebuilder.data.tts.kokoro_files import load_voices, read_style_pack
 from wakebuilder.errors import ConfigError, EngineUnavailableError
 from tests.data.test_tts import _installed_or_skip
 

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import threading
-import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from wakebuilder.audio import resample
-from wakebuilder.data.tts import Voice, single_thread_session, trim_silence
+from wakebuilder.data.tts import Voice, trim_silence
+from wakebuilder.data.tts.kokoro_files import load_voices, model_session, read_style_pack
 from wakebuilder.errors import EngineUnavailableError
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,6 @@ SPEEDS = tuple(round(0.8 + 0.05 * k, 2) for k in range(9))  # 0.8 ... 1.2
 BLENDS_PER_VOICE = 2  # blends of a prefix's voices per voice of that prefix
 BLEND_ALPHA = 2.0  # Dirichlet concentration of a blend's weights: no part below about a tenth, as a rule
 BLEND_SEED = 0  # fixed, so a blend's name means the same voice in every run and store
-ROWS = 510  # style rows per voice, one per utterance length in phoneme tokens
 # espeak-ng IPA -> Kokoro's (misaki's) symbols: diphthongs are one letter, length marks and r-colouring go.
 IPA_TO_KOKORO = (("eɪ", "A"), ("aɪ", "I"), ("aʊ", "W"), ("oʊ", "O"), ("ɔɪ", "Y"), ("əʊ", "Q"), ("ɜːɹ", "ɜɹ"),
                  ("ɜː", "ɜɹ"), ("ː", ""), ("r", "ɹ"), ("ɐ", "ə"), ("x", "k"), ("ɬ", "l"), ("\u0303", ""),
@@ -81,70 +80,6 @@ def draw_blends(names: Sequence[str], *, seed: int = BLEND_SEED,
             weights = np.round(rng.dirichlet(np.full(size, BLEND_ALPHA)), 2)
             blends[f"{prefix}_mix{k:02d}"] = {n: float(w) for n, w in zip(parts, weights) if w > 0}
     return blends
-
-
-def read_style_pack(path: str | os.PathLike[str]) -> np.ndarray:
-    """A voice's ``(510, 256)`` style table from Kokoro's ``.pt`` file, read as raw float32 from the zip's
-    tensor storage (``*/data/0``) without unpickling anything.
-
-    Raises:
-        EngineUnavailableError: not a zip holding one float32 tensor of 510 x 256 values.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            storages = [n for n in archive.namelist() if n.endswith("/data/0")]
-            if len(storages) != 1:
-                raise EngineUnavailableError(f"{path}: not a Kokoro voice pack (want one tensor, found {storages})")
-            raw = archive.read(storages[0])
-    except (OSError, zipfile.BadZipFile) as err:
-        raise EngineUnavailableError(f"{path}: not a Kokoro voice pack ({err})") from err
-    if len(raw) != ROWS * 256 * 4:
-        raise EngineUnavailableError(f"{path}: {len(raw)} bytes, want {ROWS} x 256 float32 style rows")
-    return np.frombuffer(raw, "<f4").reshape(ROWS, 256).astype(np.float32)
-
-
-def load_voices(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Kokoro voices from an ``.npz`` (``voices-v1.0.bin``) of ``(510, 1, 256)`` arrays, keyed by name.
-
-    Raises:
-        EngineUnavailableError: the file is missing, not an npz, or an array has the wrong size.
-    """
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # one .npy array: no voice names
-            raise ValueError("one unnamed array (.npy), not named voices")
-        with loaded as npz:
-            arrays = {k: np.asarray(npz[k], np.float32) for k in sorted(npz.files)}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # empty, cut short, damaged
-        raise EngineUnavailableError(f"{path}: not a Kokoro voices file (.npz of (510, 1, 256) arrays): {err}; "
-                                     "pass one with --kokoro-voices or WB_KOKORO_VOICES") from err
-    if not arrays:
-        raise EngineUnavailableError(f"{path}: holds no Kokoro voices")
-    # Another width would reshape into rows of 256 silently: halves of two styles glued, a voice that is not one.
-    odd = [f"{name} {table.shape}" for name, table in arrays.items() if not table.size or table.shape[-1:] != (256,)]
-    if odd:
-        raise EngineUnavailableError(f"{path}: Kokoro voice(s) {', '.join(odd)} are not style rows of 256 (want "
-                                     "(510, 1, 256) arrays); pass another file with --kokoro-voices or "
-                                     "WB_KOKORO_VOICES")
-    return {name: table.reshape(-1, 256) for name, table in arrays.items()}
-
-
-def _model_session(model: Path, *, given: bool) -> object:
-    """An onnxruntime session of Kokoro's model ``model`` (``given``: named by ``WB_KOKORO_MODEL``).
-
-    Raises:
-        EngineUnavailableError: the file is missing, not ONNX, or lacks Kokoro's inputs (tokens, style, speed).
-    """
-    fix = "set WB_KOKORO_MODEL to Kokoro's ONNX file or unset it" if given else "reinstall 'wakebuilder[kokoro]'"
-    try:
-        session = single_thread_session(str(model))
-    except Exception as err:  # onnxruntime raises unrelated types (NoSuchFile, InvalidProtobuf, Fail...)
-        raise EngineUnavailableError(f"{model}: not a Kokoro ONNX model ({type(err).__name__}); {fix}") from err
-    inputs = {i.name for i in session.get_inputs()}  # type: ignore[attr-defined]
-    if not {"tokens", "style", "speed"} <= inputs:
-        raise EngineUnavailableError(f"{model}: not a Kokoro ONNX model (inputs {', '.join(sorted(inputs))}, "
-                                     f"want tokens, style, speed); {fix}")
-    return session
 
 
 def _warn_bundled() -> None:
@@ -226,7 +161,7 @@ class KokoroEngine:
         with self._lock:
             if self._session is None:
                 model, vocab = self._files()
-                self._session = _model_session(model, given=bool(os.environ.get("WB_KOKORO_MODEL")))
+                self._session = model_session(model, given=bool(os.environ.get("WB_KOKORO_MODEL")))
                 self._vocab = json.loads(vocab.read_text(encoding="utf-8"))["vocab"]
             if self._voices is None:
                 self._voices = self._styles()
