@@ -17,12 +17,13 @@ import dataclasses
 import functools
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from wakebuilder import __version__
 from wakebuilder.atomic import atomic_write_json, read_json
-from wakebuilder.errors import ModelFileError, WakebuilderError
+from wakebuilder.errors import ConfigError, ModelFileError, WakebuilderError
 from wakebuilder.values import finite_number
 
 WEIGHTS_NAME = "head.safetensors"
@@ -80,6 +81,21 @@ def save_model(
     atomic_write_json(target / META_NAME, full_meta)
     atomic_write_json(target / SPLIT_NAME, split)
     return target
+
+
+def refuse_out_holding(out_dir: str | os.PathLike[str], inputs: Iterable[tuple[str, str | os.PathLike[str]]]) -> None:
+    """Refuse an ``out_dir`` that is one of ``inputs`` (option name, path) or a folder holding one: a build replaces
+    ``out_dir`` (``--overwrite``), which would delete that input.
+
+    Raises:
+        ConfigError: naming ``--out``, the input and a free place for the output.
+    """
+    out = Path(os.path.realpath(out_dir))
+    for option, path in inputs:
+        real = Path(os.path.realpath(path))
+        if real == out or real.is_relative_to(out):
+            raise ConfigError(f"--out {str(out_dir)!r}: holds {option} {path} (replacing it would delete it); "
+                              f"choose another --out, such as {out.parent / (out.name + '-model')}")
 
 
 def read_object(path: Path, fix: str) -> dict[str, Any]:

@@ -169,3 +169,18 @@ def test_the_wake_word_is_the_positives_text_without_casing_or_punctuation() -> 
     texts = ["Computer?", "computer", "Computer.", "hey, jarvis", "the computer room"]
     assert _wake_word(texts, np.array([1, 1, 1, 1, 0])) == "computer"
     assert _wake_word(["", "  "], np.array([1, 1])) == ""
+
+
+@pytest.mark.parametrize("where", ["store", "store's folder", "init", "init's folder"])
+def test_an_out_that_is_or_holds_an_input_is_refused_even_with_overwrite(where: str, tmp_path: Path) -> None:
+    """--overwrite replaces --out: an --out that is the store, --init's model or a folder holding one would delete it
+    (wb fit --store data/store.zarr --out data --overwrite)."""
+    from wakebuilder.errors import ConfigError
+
+    store = make_store(tmp_path / "data" / "store.zarr", n=80, augmented=False)
+    init, _ = run_fit(store, tmp_path / "runs" / "base", SMALL.replace(max_epochs=1), device="cpu", progress=False)
+    out = {"store": store, "store's folder": store.parent, "init": init, "init's folder": init.parent}[where]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(ConfigError, match=r"^--out .*holds .*choose another --out"):
+        run_fit(store, out, SMALL.replace(max_epochs=1), device="cpu", init=init, overwrite=True, progress=False)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

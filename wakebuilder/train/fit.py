@@ -21,7 +21,7 @@ from wakebuilder.atomic import atomic_directory
 from wakebuilder.devices import resolve_device
 from wakebuilder.errors import ConfigError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
-from wakebuilder.modeldir import load_model, save_model
+from wakebuilder.modeldir import load_model, refuse_out_holding, save_model
 from wakebuilder.train import data as tdata
 from wakebuilder.train.fit_config import HEAD_FIELDS, FitConfig
 from wakebuilder.train.fit_head import FitResult, cap_batch_size, fit_head
@@ -63,6 +63,7 @@ def run_fit(
     so). The directory is built as ``.incomplete``, then renamed.
 
     Raises:
+        ConfigError: ``out_dir`` exists (without ``overwrite``), or is or holds a store or ``init``.
         StoreError: no store at a path.
         StoreMismatchError: stores of different embeddings, or ``init``'s head trained on another backbone.
         TrainingError: the stores cannot train a head.
@@ -70,10 +71,11 @@ def run_fit(
     from wakebuilder.bank.retired import open_served
 
     target = Path(out_dir)
+    paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
+    refuse_out_holding(target, [("--store", p) for p in paths] + ([("--init", init)] if init is not None else []))
     if target.exists() and not overwrite:
         raise ConfigError(f"{target}: already exists; pass --overwrite to replace it")
     device = resolve_device(device)
-    paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
     with open_served(paths) as (store, retired):
         result, meta = _fit_stores(store, retired, config, device=device, init=init, wake_word=wake_word,
                                    stream=stream, progress=progress)
