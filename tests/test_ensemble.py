@@ -257,3 +257,17 @@ def test_a_member_whose_calibration_was_damaged_by_hand_is_one_line_with_a_strea
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
     assert result.stderr.startswith(f"wb: error: {members[1] / 'calibration.json'}: {key} "), result.stderr
     assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize("where", ["a member", "the members' folder"])
+def test_an_out_that_is_or_holds_a_member_is_refused_even_with_overwrite(members: list[Path], where: str,
+                                                                         tmp_path: Path) -> None:
+    """--overwrite replaces --out: an --out that is a member or a folder holding one would delete the member
+    (wb ensemble --model runs/a --model runs/b --out runs --overwrite)."""
+    out = members[0] if where == "a member" else tmp_path
+    before = {p: p.read_bytes() for m in members for p in m.iterdir()}
+    result = CliRunner().invoke(main, ["ensemble", "--model", str(members[0]), "--model", str(members[1]),
+                                       "--out", str(out), "--overwrite"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"wb: error: --out {str(out)!r}: holds --model")
+    assert {p: p.read_bytes() for m in members for p in m.iterdir()} == before

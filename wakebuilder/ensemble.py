@@ -34,7 +34,9 @@ import torch
 from wakebuilder.atomic import atomic_directory, atomic_write_json
 from wakebuilder.errors import ConfigError, ModelFileError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
-from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model, save_model, short_repr
+from wakebuilder.modeldir import (
+    CALIBRATION_NAME, LoadedModel, load_model, refuse_out_holding, save_model, short_repr,
+)
 from wakebuilder.stream_settings import STREAM_DEFAULTS, calibration_settings
 from wakebuilder.values import finite_number
 
@@ -62,7 +64,8 @@ def combine_models(
         device: where the backbone runs over ``streams``.
 
     Raises:
-        ConfigError: fewer than two members, an uncalibrated member, an ensemble as a member, other phrases.
+        ConfigError: fewer than two members, an uncalibrated member, an ensemble as a member, other phrases, an
+            ``out_dir`` that is or holds a member or a stream.
         StoreMismatchError: members of different backbones or head shapes.
     """
     from wakebuilder.train.head import HeadEnsemble
@@ -72,6 +75,7 @@ def combine_models(
         raise ConfigError(f"wb ensemble: give at least two models (--model), got {len(paths)}")
     if len({p.resolve() for p in paths}) < len(paths):
         raise ConfigError("wb ensemble: a model is given twice; its members must be distinct models")
+    refuse_out_holding(out_dir, [*(("--model", p) for p in paths), *(("--stream", s) for s in streams)])
     models = [load_model(p) for p in paths]
     _check_members(models)
     first = models[0]
