@@ -53,3 +53,15 @@ def test_fit_json_summary(tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "model" / "model.json").read_text())
     head = meta["head"]
     assert head["se"] is False and head["attention"] is False and head["hidden"] == [32]
+
+
+def test_an_existing_out_is_refused_as_other_commands_refuse_it(tmp_path: Path) -> None:
+    """An existing --out is the same refusal (exit 1, the same message) as wb export's, wb ensemble's and others'."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mine.txt").write_text("keep me")
+    args = ["fit", "--store", str(tmp_path / "store.zarr"), "--out", str(tmp_path / "model")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr == (f"wb: error: {tmp_path / 'model'}: already exists; pass --overwrite to replace it, "
+                             "or choose another --out\n")
+    assert (tmp_path / "model" / "mine.txt").read_text() == "keep me"

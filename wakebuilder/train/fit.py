@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from wakebuilder.atomic import atomic_directory
+from wakebuilder.atomic import atomic_directory, refuse_existing
 from wakebuilder.devices import resolve_device
 from wakebuilder.errors import ConfigError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
@@ -63,7 +63,8 @@ def run_fit(
     so). The directory is built as ``.incomplete``, then renamed.
 
     Raises:
-        ConfigError: ``out_dir`` exists (without ``overwrite``), or is or holds a store or ``init``.
+        ArtifactExistsError: ``out_dir`` exists (without ``overwrite``).
+        ConfigError: ``out_dir`` is or holds a store or ``init``.
         StoreError: no store at a path.
         StoreMismatchError: stores of different embeddings, or ``init``'s head trained on another backbone.
         TrainingError: the stores cannot train a head.
@@ -73,8 +74,7 @@ def run_fit(
     target = Path(out_dir)
     paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
     refuse_out_holding(target, [("--store", p) for p in paths] + ([("--init", init)] if init is not None else []))
-    if target.exists() and not overwrite:
-        raise ConfigError(f"{target}: already exists; pass --overwrite to replace it")
+    refuse_existing(target, overwrite=overwrite)
     device = resolve_device(device)
     with open_served(paths) as (store, retired):
         result, meta = _fit_stores(store, retired, config, device=device, init=init, wake_word=wake_word,
