@@ -245,3 +245,13 @@ def test_a_head_config_no_head_can_be_built_from_is_one_line(head: dict, tmp_pat
     (model / "model.json").write_text(json.dumps(meta | {"head": meta["head"] | head}))
     with pytest.raises(ModelFileError, match=r"model.json: no valid head config"):
         load_model(model)
+
+
+def test_an_existing_out_is_refused_before_the_model_is_read(tmp_path: Path) -> None:
+    """The refusal is the one line on stderr: not after the uncalibrated model's warning and the backbone's load."""
+    model = copy_model(tone_setup()["model"], tmp_path / "model")  # uncalibrated: export warns about it
+    (tmp_path / "out").mkdir()
+    result = CliRunner().invoke(main, ["export", "--model", str(model), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (f"wb: error: {tmp_path / 'out'}: already exists; pass --overwrite to replace it, "
+                             "or choose another --out\n")

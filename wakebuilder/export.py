@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from wakebuilder import SAMPLE_RATE, __version__
-from wakebuilder.atomic import atomic_directory, atomic_write_bytes, atomic_write_json
+from wakebuilder.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, refuse_existing
 from wakebuilder.scoring import apply_platt, head_logits
 from wakebuilder.errors import ConfigError, ExportParityError
 from wakebuilder.backbones.onnx_compose import torch_to_onnx
@@ -193,6 +193,7 @@ def export_model(
     """Export a model directory; returns a summary with the file paths and parity figures.
 
     Raises:
+        ArtifactExistsError: ``out_dir`` exists (without ``overwrite``), checked first.
         ModelFileError: a model file is missing or corrupt, or its calibration ``config`` is one wb detect would
             refuse (``stream_settings.calibration_settings``), checked before anything is written.
     """
@@ -201,6 +202,7 @@ def export_model(
     if name is not None:
         check_name(name)
     check_out(out_dir, model_dir)
+    refuse_existing(out_dir, overwrite=overwrite)  # before the model's warnings and the backbone's load
     model = load_model(model_dir)
     name = name or default_name(model.meta.get("wake_word"))
     cal = calibration_of(model)
