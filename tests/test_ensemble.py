@@ -271,3 +271,11 @@ def test_an_out_that_is_or_holds_a_member_is_refused_even_with_overwrite(members
     assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
     assert result.stderr.startswith(f"wb: error: --out {str(out)!r}: holds --model")
     assert {p: p.read_bytes() for m in members for p in m.iterdir()} == before
+
+
+def test_members_of_one_phrase_spelled_with_other_casing_or_punctuation_combine(members: list[Path]) -> None:
+    """wb fit records --wake-word as given ("Hey Tone!") and the positives' text plain ("hey tone"): one phrase."""
+    meta = json.loads((members[1] / "model.json").read_text())
+    atomic_write_json(members[1] / "model.json", meta | {"wake_word": "Hey, Tone!"})
+    path, summary = combine_models(members, members[0].parent / "ens")
+    assert len(summary["members"]) == 2 and load_model(path).meta["wake_word"] == "hey tone"

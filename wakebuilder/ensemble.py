@@ -114,6 +114,10 @@ def combine_models(
 
 
 def _check_members(models: list[LoadedModel]) -> None:
+    """Refuse members that are not calibrated single heads of one backbone, head shape and phrase (its casing and
+    punctuation aside: wb fit records ``--wake-word`` as given, the positives' text plain)."""
+    from wakebuilder.data.phonetics import plain_text
+
     first = models[0]
     for m in models:
         if m.calibration is None:
@@ -129,7 +133,7 @@ def _check_members(models: list[LoadedModel]) -> None:
         if _shape(m) != _shape(first):
             raise StoreMismatchError(f"{m.path}: its head's shape differs from {first.path}'s; combine models "
                                      "fitted with the same head settings")
-        if (m.meta.get("wake_word") or "").lower() != (first.meta.get("wake_word") or "").lower():
+        if plain_text(m.meta.get("wake_word") or "") != plain_text(first.meta.get("wake_word") or ""):
             raise ConfigError(f"{m.path}: wake word {m.meta.get('wake_word')!r}, not {first.meta.get('wake_word')!r}; "
                               "combine models of one phrase")
 
