@@ -169,3 +169,14 @@ def test_input_dropout_is_recorded_and_validated() -> None:
     assert (head.config.input_dropout, head.config.frame_dropout) == (0.4, 0.2)
     with pytest.raises(ConfigError, match="frame_dropout"):
         FitConfig(frame_dropout=1.0)
+
+
+@pytest.mark.parametrize("bad", [{"val_fraction": 1.0}, {"val_fraction": 0.0}, {"val_fraction": float("nan")},
+                                 {"weight_decay": -0.1}, {"min_delta": -1.0}, {"mixup_alpha": -0.5},
+                                 {"mixup_alpha": float("nan")}, {"tcn_kernel": -1}])
+def test_a_config_out_of_the_cli_bounds_is_refused_when_made(bad: dict) -> None:
+    """What wb fit's options refuse, FitConfig refuses too: fit_head and the recipe build it without the CLI, and
+    such a value otherwise failed minutes later (the split) or deep in torch (AdamW, Conv1d, Beta draws)."""
+    (name, value), = bad.items()
+    with pytest.raises(ConfigError, match=rf"^FitConfig: invalid {name}="):
+        FitConfig(**bad)

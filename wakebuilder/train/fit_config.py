@@ -62,8 +62,10 @@ class FitConfig(StageConfig):
             "warmup_fraction": 0.0 < self.warmup_fraction < 1.0,
             "focal_alpha": 0.0 <= self.focal_alpha <= 1.0,
             "focal_gamma": self.focal_gamma >= 0.0, "hidden": all(h >= 1 for h in self.hidden),
-            "tcn_layers": self.tcn_layers >= 1, "tcn_kernel": self.tcn_kernel % 2 == 1,
-            "members": self.members >= 1,
+            "tcn_layers": self.tcn_layers >= 1, "tcn_kernel": self.tcn_kernel >= 1 and self.tcn_kernel % 2 == 1,
+            "members": self.members >= 1, "val_fraction": 0.0 < self.val_fraction < 1.0,
+            "weight_decay": self.weight_decay >= 0.0, "min_delta": self.min_delta >= 0.0,
+            "mixup_alpha": self.mixup_alpha >= 0.0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
