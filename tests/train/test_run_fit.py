@@ -184,3 +184,21 @@ def test_an_out_that_is_or_holds_an_input_is_refused_even_with_overwrite(where: 
     with pytest.raises(ConfigError, match=r"^--out .*holds .*choose another --out"):
         run_fit(store, out, SMALL.replace(max_epochs=1), device="cpu", init=init, overwrite=True, progress=False)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_init_of_another_member_count_is_refused_before_the_store_is_read(fitted: tuple[Path, Path], tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """--init of a one-head model under --members 2 is refused before the store's sequences are loaded (minutes for
+    a large store), not after."""
+    from wakebuilder.errors import ConfigError
+    from wakebuilder.train import fit as fit_module
+
+    store, model = fitted
+
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the store's sequences were loaded before --members was checked")
+
+    monkeypatch.setattr(fit_module, "_memory_or_stream", no_load)
+    with pytest.raises(ConfigError, match=r"--init holds 1 head\(s\) but --members is 2; pass --members 1"):
+        run_fit(store, tmp_path / "m", SMALL.replace(members=2), device="cpu", init=model, progress=False)
+    assert not (tmp_path / "m").exists()

@@ -177,7 +177,14 @@ def _load_init(init: str | os.PathLike[str], spec: Any) -> Any:
 
 
 def _with_init_head(config: FitConfig, head: Any, init: str | os.PathLike[str]) -> FitConfig:
-    """``config`` with ``--init``'s head settings, logging those that differ from the ones asked for."""
+    """``config`` with ``--init``'s head settings, logging those that differ from the ones asked for.
+
+    Raises:
+        ConfigError: ``--members`` is not ``--init``'s head count (checked before the store's sequences are loaded).
+    """
+    if head.members != config.members:
+        raise ConfigError(f"--init holds {head.members} head(s) but --members is {config.members}; "
+                          f"pass --members {head.members} to fine-tune it")
     kept = [f"{name} {getattr(head, name)!r}" for name in HEAD_FIELDS
             if getattr(config, name) != getattr(head, name)]
     if kept:
