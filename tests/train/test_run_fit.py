@@ -202,3 +202,21 @@ def test_init_of_another_member_count_is_refused_before_the_store_is_read(fitted
     with pytest.raises(ConfigError, match=r"--init holds 1 head\(s\) but --members is 2; pass --members 1"):
         run_fit(store, tmp_path / "m", SMALL.replace(members=2), device="cpu", init=model, progress=False)
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("label", [None, 0, 1])
+def test_an_empty_or_one_class_store_is_an_error_naming_it(label: int | None, tmp_path: Path) -> None:
+    """The error names the store that cannot train a head (of several --store, which they are) and the fix."""
+    from wakebuilder.errors import TrainingError
+
+    path = tmp_path / "store.zarr"
+    with open_store(path, "a", spec=StoreSpec(backbone=IDENTITY, seq_len=8, dim=32)) as store:
+        if label is not None:
+            arrays = planted(40)
+            records = [ClipRecord(id=f"c{i}", path=f"c{i}.wav", label=label, kind="tts", group=f"g{i % 4}",
+                                  text="hey wake" if label else "other") for i in range(40)]
+            store.append(records, arrays.sequence.mean(axis=1), arrays.sequence)
+    missing = {None: "empty", 0: "no positives", 1: "no negatives"}[label]
+    with pytest.raises(TrainingError, match=rf"^{path}: .*{missing}.*(wb embed|embed both)"):
+        run_fit(path, tmp_path / "m", SMALL, device="cpu", progress=False)
+    assert not (tmp_path / "m").exists()

@@ -19,7 +19,7 @@ import numpy as np
 
 from wakebuilder.atomic import atomic_directory, refuse_existing
 from wakebuilder.devices import resolve_device
-from wakebuilder.errors import ConfigError, StoreMismatchError
+from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
 from wakebuilder.fingerprint import canonical_json
 from wakebuilder.modeldir import load_model, refuse_out_holding, save_model
 from wakebuilder.train import data as tdata
@@ -103,6 +103,7 @@ def _fit_stores(store: StoreUnion, retired: list[str | None], config: FitConfig,
     if exclusion.count:
         store = store.restrict(~exclusion.mask)
         meta_arrays, texts = store_rows(store)
+    _check_classes(store, meta_arrays.label)
     config = cap_batch_size(config, len(store))
     arrays, source = _memory_or_stream(store, meta_arrays, stream=stream, device=device)
     result = fit_head(arrays, config, device=device, stream_source=source, progress=progress,
@@ -111,6 +112,22 @@ def _fit_stores(store: StoreUnion, retired: list[str | None], config: FitConfig,
     training = _summary(result, arrays, device)
     return result, _model_meta(store, stored, retired, exclusion, wake_word=wake_word, config=config, init=init,
                                training=training)
+
+
+def _check_classes(store: StoreUnion, labels: np.ndarray) -> None:
+    """Refuse stores with no rows, or one class only (after the exclusion), naming them: ``fit_head`` cannot.
+
+    Raises:
+        TrainingError: naming the stores, what they lack and how to get it.
+    """
+    names = ", ".join(str(s.path) for s in store.stores)
+    present = set(np.unique(np.asarray(labels).astype(np.int64)).tolist())
+    if not present:
+        raise TrainingError(f"{names}: the store is empty: embed some clips first (wb embed)")
+    if not {0, 1} <= present:
+        missing = "positives (label 1)" if 1 not in present else "negatives (label 0)"
+        raise TrainingError(f"{names}: the store holds only one class: no {missing}; embed both wake-word and "
+                            "other clips")
 
 
 def _memory_or_stream(store: StoreUnion, meta_arrays: Any, *, stream: bool, device: str) -> tuple[Any, Any]:
