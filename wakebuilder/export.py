@@ -26,7 +26,7 @@ from wakebuilder.atomic import atomic_directory, atomic_write_bytes, atomic_writ
 from wakebuilder.scoring import apply_platt, head_logits
 from wakebuilder.errors import ConfigError, ExportParityError
 from wakebuilder.backbones.onnx_compose import torch_to_onnx
-from wakebuilder.modeldir import LoadedModel, load_model
+from wakebuilder.modeldir import LoadedModel, load_model, refuse_out_holding
 from wakebuilder.stream_settings import calibration_settings
 
 log = logging.getLogger(__name__)
@@ -84,19 +84,6 @@ def check_name(name: str) -> str:
         raise ConfigError(f"--name {name!r}: must not end in .head (the head-only model is NAME.head.onnx); "
                           f"use {name[:-5] or 'another name'}")
     return name
-
-
-def check_out(out_dir: str | os.PathLike[str], model_dir: str | os.PathLike[str]) -> None:
-    """Refuse an ``out_dir`` that is ``model_dir`` or a folder holding it: the export replaces ``out_dir``
-    (``--overwrite``), which would delete the model it exports.
-
-    Raises:
-        ConfigError: naming ``--out`` and a free place for the export.
-    """
-    out, model = Path(os.path.realpath(out_dir)), Path(os.path.realpath(model_dir))
-    if model == out or model.is_relative_to(out):
-        raise ConfigError(f"--out {str(out_dir)!r}: holds the model directory {model_dir} (replacing it would "
-                          f"delete the model); choose another --out, such as {model.parent / 'export'}")
 
 
 def calibration_of(model: LoadedModel) -> dict[str, float]:
@@ -201,7 +188,9 @@ def export_model(
 
     if name is not None:
         check_name(name)
-    check_out(out_dir, model_dir)
+    # the export replaces out_dir (--overwrite): never the model it exports, nor a folder holding it
+    refuse_out_holding(out_dir, [("the model directory", model_dir)],
+                       instead=Path(os.path.realpath(model_dir)).parent / "export")
     refuse_existing(out_dir, overwrite=overwrite)  # before the model's warnings and the backbone's load
     model = load_model(model_dir)
     name = name or default_name(model.meta.get("wake_word"))

@@ -83,19 +83,20 @@ def save_model(
     return target
 
 
-def refuse_out_holding(out_dir: str | os.PathLike[str], inputs: Iterable[tuple[str, str | os.PathLike[str]]]) -> None:
-    """Refuse an ``out_dir`` that is one of ``inputs`` (option name, path) or a folder holding one: a build replaces
+def refuse_out_holding(out_dir: str | os.PathLike[str], inputs: Iterable[tuple[str, str | os.PathLike[str]]], *,
+                       instead: Path | None = None) -> None:
+    """Refuse an ``out_dir`` that is one of ``inputs`` (what it is, path) or a folder holding one: a build replaces
     ``out_dir`` (``--overwrite``), which would delete that input.
 
     Raises:
-        ConfigError: naming ``--out``, the input and a free place for the output.
+        ConfigError: naming ``--out``, the input and a free place for the output (``instead``, else beside ``out_dir``).
     """
     out = Path(os.path.realpath(out_dir))
     for option, path in inputs:
         real = Path(os.path.realpath(path))
         if real == out or real.is_relative_to(out):
             raise ConfigError(f"--out {str(out_dir)!r}: holds {option} {path} (replacing it would delete it); "
-                              f"choose another --out, such as {out.parent / (out.name + '-model')}")
+                              f"choose another --out, such as {instead or out.parent / (out.name + '-model')}")
 
 
 def read_object(path: Path, fix: str) -> dict[str, Any]:
