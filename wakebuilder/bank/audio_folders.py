@@ -14,9 +14,10 @@ import re
 from collections.abc import Collection
 from pathlib import Path
 
-from wakebuilder.atomic import atomic_write_json, read_json
+from wakebuilder.atomic import read_json
 from wakebuilder.bank.heldout import TRASH_DIR
 from wakebuilder.bank.location import BANK_MARKER
+from wakebuilder.bank.used_last import mark_used, used_last
 from wakebuilder.errors import WakebuilderError
 from wakebuilder.manifest import read_manifest
 
@@ -30,9 +31,7 @@ REPLACED_NAME = "replaced.json"  # the clips of a bank made with other voices, u
 
 def mark_current(bank: Path, key: str) -> None:
     """Record ``key`` as the settings the bank (its folder) was built or reused with last (``CURRENT_NAME``)."""
-    current = bank / CURRENT_NAME
-    if not (current.is_file() and read_json(current) == {"key": key}):
-        atomic_write_json(current, {"key": key})
+    mark_used(bank / CURRENT_NAME, "key", key)
 
 
 def stale_audio(bank: Path, served: Collection[str]) -> list[Path]:
@@ -54,7 +53,8 @@ def stale_audio(bank: Path, served: Collection[str]) -> list[Path]:
                and not p.is_symlink()] if root.is_dir() else []
     clips = {folder: _folder_clips(folder) for folder in folders}
     held = collections.Counter(clip for ids in clips.values() if ids for clip in ids)
-    current, embedded, served = _current_key(bank, folders), _embedded_keys(bank / BANK_MARKER), set(served)
+    current, served = used_last(bank / CURRENT_NAME, "key", folders), set(served)
+    embedded = _embedded_keys(bank / BANK_MARKER)
     stale = [root / TRASH_DIR] if (root / TRASH_DIR).exists() else []
     for folder, ids in clips.items():
         own = ids & served if ids is not None and folder.name != current else None
@@ -69,15 +69,6 @@ def audio_key(manifest: object) -> str | None:
     parts = Path(str(manifest)).parts
     keys = [key for name, key in zip(parts, parts[1:], strict=False) if name == AUDIO_DIR and AUDIO_KEY.fullmatch(key)]
     return keys[-1] if keys else None
-
-
-def _current_key(bank: Path, folders: list[Path]) -> str | None:
-    """The settings key used last: ``CURRENT_NAME``'s, else (a bank of before it was recorded) the newest folder's."""
-    current = read_json(bank / CURRENT_NAME) if (bank / CURRENT_NAME).is_file() else None
-    key = current.get("key") if isinstance(current, dict) else None
-    if folders and key not in {f.name for f in folders}:
-        key = max(folders, key=lambda f: f.stat().st_mtime_ns).name
-    return key
 
 
 def _embedded_keys(marker: Path) -> set[str | None]:

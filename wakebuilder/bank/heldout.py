@@ -36,6 +36,7 @@ from pathlib import Path
 from wakebuilder.atomic import atomic_write_json, read_json, waiting_lock
 from wakebuilder.bank.location import cache_dir
 from wakebuilder.bank.reading import reading
+from wakebuilder.bank.used_last import mark_used, used_last
 from wakebuilder.config import StageConfig
 from wakebuilder.data.tts import DEFAULT_ENGINES
 from wakebuilder.errors import ConfigError
@@ -82,7 +83,7 @@ def heldout_speech(config: HeldoutSpeechConfig, *, cache: str | os.PathLike[str]
         # made by a release that spoke it again in place; kept while its voices are found, never written again
         before = finished_run(run_identity(synth), voices=identity, out_dir=settings, config_name=SYNTH_CONFIG_NAME)
         made = before or keep_or_run_synth(synth, out_dir=folder, voices=voices)
-        _mark_current(settings, made.parent)
+        mark_used(settings.with_name(settings.name + CURRENT_SUFFIX), "folder", made.parent.name)
         return made
 
 
@@ -133,20 +134,13 @@ def heldout_stream(config: HeldoutStreamConfig, *, cache: str | os.PathLike[str]
             _make_stream(config, made)
             atomic_write_json(complete, recorded)
             log.info("held-out stream: %g s in %s", config.duration_s, stream)
-        _mark_current(settings, folder)
+        mark_used(settings.with_name(settings.name + CURRENT_SUFFIX), "folder", folder.name)
     return made
 
 
 def heldout_dir(cache: str | os.PathLike[str] | None = None) -> Path:
     """The folder of the held-out speech and streams in the cache (its ``read.lock``: ``bank.reading``)."""
     return cache_dir(cache) / "heldout"
-
-
-def _mark_current(settings: Path, folder: Path) -> None:
-    """Name ``folder`` the one of ``settings`` used last (``<settings>.current.json``), which reclaim keeps."""
-    pointer = settings.with_name(settings.name + CURRENT_SUFFIX)
-    if not (pointer.is_file() and read_json(pointer) == {"folder": folder.name}):
-        atomic_write_json(pointer, {"folder": folder.name})
 
 
 def stale_folders(cache: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -162,11 +156,7 @@ def stale_folders(cache: str | os.PathLike[str] | None = None) -> list[Path]:
             groups.setdefault(named.group("settings"), []).append(path)
     stale = [root / TRASH_DIR] if (root / TRASH_DIR).exists() else []
     for settings, folders in groups.items():
-        pointer = root / (settings + CURRENT_SUFFIX)
-        recorded = read_json(pointer) if pointer.is_file() else None
-        current = recorded.get("folder") if isinstance(recorded, dict) else None
-        if current not in {f.name for f in folders}:
-            current = max(folders, key=lambda f: f.stat().st_mtime_ns).name
+        current = used_last(root / (settings + CURRENT_SUFFIX), "folder", folders)
         stale += [f for f in folders if f.name != current]
     return stale
 
