@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder.atomic import atomic_write_text
-from wakebuilder.backbones import Backbone, backbone_kind, load_backbone
+from wakebuilder.backbones import Backbone, is_onnx, load_backbone
 from wakebuilder.errors import BadAudioError, ConfigError, ManifestError
 from wakebuilder.loader import DecodedClip, StoreWriter, decoded_clips
 from wakebuilder.manifest import ClipRecord, read_manifest
@@ -104,7 +104,7 @@ def load_for_store(
     The speech-embedding model keeps its 1.5 s window unless ``window_s`` is set;
     ``threads`` sets its onnxruntime calls at once (0: one per core).
     """
-    if backbone_kind(config.backbone) == "speech-embedding":
+    if is_onnx(config.backbone):
         return load_backbone(config.backbone, window_s=config.window_s, threads=threads)
     backbone = load_backbone(config.backbone, window_s=config.window_s, device=device, dtype=config.dtype)
     if config.window_s is None:

@@ -13,7 +13,7 @@ import math
 import os
 from collections.abc import Sequence
 
-from wakebuilder.backbones import backbone_kind
+from wakebuilder.backbones import backbone_kind, is_onnx
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import StoreError
 from wakebuilder.manifest import ClipRecord
@@ -82,7 +82,7 @@ def with_store_dtype(
     before it was recorded, ``overwrite``), ``auto`` resolves on ``device`` (bf16 on CUDA, fp32 elsewhere).
     Other backbones are left as they are.
     """
-    if backbone_kind(config.backbone) == "speech-embedding":
+    if is_onnx(config.backbone):
         return config
     if config.dtype == "auto" and not overwrite and (spec := _stored_spec(store_path)) and spec.compute_dtype:
         log.info("%s: embedding in the store's %s", store_path, spec.compute_dtype)

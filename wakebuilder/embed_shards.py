@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from wakebuilder.backbones import Backbone, backbone_kind
+from wakebuilder.backbones import Backbone, is_onnx
 from wakebuilder.embed import EmbedConfig, _embed_all, _Tally, load_for_store, store_spec
 from wakebuilder.errors import StoreMismatchError
 from wakebuilder.manifest import ClipRecord
@@ -63,7 +63,7 @@ def cached_backbone(config: EmbedConfig, longest_s: float, device: str, threads:
     """The backbone for ``config``, loaded once per process (its window fitted to ``longest_s``)."""
     from wakebuilder.devices import resolve_device, set_threads
 
-    onnx = backbone_kind(config.backbone) == "speech-embedding"  # onnxruntime on the CPU, no torch
+    onnx = is_onnx(config.backbone)  # onnxruntime on the CPU, no torch
     device = "cpu" if onnx else resolve_device(device)
     key = (repr(config), longest_s, device, threads)
     with _LOAD_LOCK:

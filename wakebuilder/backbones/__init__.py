@@ -1,21 +1,29 @@
-"""Pretrained backbones: AST through transformers, and the offline speech-embedding model."""
+"""Pretrained backbones: AST through transformers, and the offline speech-embedding and word-embedding models."""
 
 from __future__ import annotations
 
 from wakebuilder.backbones.base import Backbone, window_seconds
 
-__all__ = ["ALIASES", "Backbone", "backbone_kind", "load_backbone", "window_seconds"]
+__all__ = ["ALIASES", "Backbone", "backbone_kind", "is_onnx", "load_backbone", "window_seconds"]
 
 # Names of the shipped backbones -> their canonical name; any other spec is an AST checkpoint (hub id or folder).
-ALIASES = {"ast": "ast", "speech-embedding": "speech-embedding", "speech_embedding": "speech-embedding"}
+ALIASES = {"ast": "ast", "speech-embedding": "speech-embedding", "speech_embedding": "speech-embedding",
+           "word-embedding": "word-embedding", "word_embedding": "word-embedding"}
+# Backbones that run in onnxruntime on the CPU (no torch, no device choice, no compute precision)
+ONNX_KINDS = ("speech-embedding", "word-embedding")
 
 
 def backbone_kind(spec: str) -> str:
-    """``speech-embedding`` or ``ast``: which backbone a ``--backbone`` spec loads."""
+    """``speech-embedding``, ``word-embedding`` or ``ast``: which backbone a ``--backbone`` spec loads."""
     return ALIASES.get(spec, "ast")
 
 
-KNOWN_NAMES = ("ast", "speech-embedding")
+def is_onnx(spec: str) -> bool:
+    """Whether the ``--backbone`` spec loads an onnxruntime backbone (run on the CPU)."""
+    return backbone_kind(spec) in ONNX_KINDS
+
+
+KNOWN_NAMES = ("ast", "speech-embedding", "word-embedding")
 
 
 def check_spec(spec: str) -> None:
@@ -54,13 +62,13 @@ def load_backbone(
     """Load a backbone by name, hub id or local directory.
 
     Args:
-        spec: ``ast`` (the default AST checkpoint), ``speech-embedding`` (the
-            offline ONNX model), an HF hub id of an AST checkpoint, or a local
+        spec: ``ast`` (the default AST checkpoint), ``speech-embedding`` or ``word-embedding`` (the
+            offline ONNX models), an HF hub id of an AST checkpoint, or a local
             directory holding one.
         window_s: seconds of audio one embedding sees (None: the backbone's own).
         device: ``auto``, ``cpu`` or ``cuda``.
         dtype: ``auto``, ``fp32`` or ``bf16`` compute precision (AST only).
-        threads: onnxruntime calls at once on parts of a batch (speech-embedding only; 0: one per core).
+        threads: onnxruntime calls at once on parts of a batch (ONNX backbones only; 0: one per core).
     """
     from wakebuilder.devices import require_device
 
@@ -70,6 +78,10 @@ def load_backbone(
         from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone
 
         return SpeechEmbeddingBackbone(window_s=window_s, threads=threads)
+    if backbone_kind(spec) == "word-embedding":
+        from wakebuilder.backbones.word_embedding import WordEmbeddingBackbone
+
+        return WordEmbeddingBackbone(window_s=window_s, threads=threads)
     from wakebuilder.backbones.ast import ASTBackbone
 
     return ASTBackbone.load(spec, window_s=window_s, device=device, dtype=dtype)

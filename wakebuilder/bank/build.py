@@ -31,9 +31,9 @@ def native_window(backbone: str, window_s: float | None, *, device: str = "auto"
     ``wb embed`` widens an AST window to fit the longest wake-word clip; a bank
     holds no wake word, so its window is fixed here (an AST checkpoint is loaded once to read it).
     """
-    from wakebuilder.backbones import backbone_kind, load_backbone
+    from wakebuilder.backbones import is_onnx, load_backbone
 
-    if window_s is not None or backbone_kind(backbone) == "speech-embedding":
+    if window_s is not None or is_onnx(backbone):
         return window_s
 
     loaded = load_backbone(backbone, window_s=None, device=device)

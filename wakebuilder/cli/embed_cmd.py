@@ -17,7 +17,7 @@ from wakebuilder.cli.options import (
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @store_option
 @click.option("--backbone", default="ast", show_default=True,
-              help="ast, speech-embedding, an HF hub id of an AST checkpoint, or a local directory.")
+              help="ast, speech-embedding, word-embedding, an HF hub id of an AST checkpoint, or a local directory.")
 @click.option("--window-s", type=FloatIn(0.5, 3.0), default=None,
               help="Seconds one embedding sees [default: an existing store's, if the wake-word clips fit it, "
               "else the backbone's; AST widens it to fit the wake-word clips].")
@@ -25,7 +25,7 @@ from wakebuilder.cli.options import (
               help="AST compute precision (auto: an existing store's, else bf16 on CUDA, fp32 on CPU; a store "
               "refuses another).")
 @click.option("--batch-size", type=IntIn(1, 4096), default=16, show_default=True,
-              help="Clips per backbone call (speech-embedding makes --threads calls at once).")
+              help="Clips per backbone call (the ONNX backbones make --threads calls at once).")
 @click.option("--workers", type=IntIn(1, 256), default=2, show_default=True, help="Decoding threads.")
 @click.option("--executor", default="local", show_default=True,
               help="local (this process), processes:N (N processes here), or a Dask scheduler address "
@@ -45,7 +45,7 @@ def embed(
     """Embed every clip of MANIFESTS into the store (skipping clips already there).
 
     Unusable clips are listed with their reason in STORE.rejects.jsonl. --threads sets torch's CPU
-    threads for AST, and for speech-embedding the onnxruntime calls at once (default one per core).
+    threads for AST, and for the ONNX backbones the onnxruntime calls at once (default one per core).
     STORE may be an fsspec URL (memory://, s3://...); such stores, and any --executor but local, are
     written in parts.
     """

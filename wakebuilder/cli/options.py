@@ -49,7 +49,7 @@ device_option = click.option(
 )
 threads_option = click.option(
     "--threads", type=IntIn(0, 256), default=0, show_default=True,
-    help="CPU threads: torch's (0: its default), or speech-embedding's onnxruntime calls at once (0: one per core).",
+    help="CPU threads: torch's (0: its default), or the ONNX backbones' onnxruntime calls at once (0: one per core).",
 )
 overwrite_option = click.option(
     "--overwrite", is_flag=True, default=False, show_default=True,

@@ -26,7 +26,8 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @click.option("--recordings", "--recording", "recordings", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Your own recording of the phrase (repeatable).")
 @click.option("--backbone", default="speech-embedding", show_default=True,
-              help="speech-embedding (shipped, offline) or ast (or an AST checkpoint id or directory).")
+              help="speech-embedding (shipped, offline), word-embedding (EfficientWord-Net, offline once "
+                   "installed) or ast (or an AST checkpoint id or directory).")
 @click.option("--size", type=click.Choice(["tiny", "quick", "full"]), default="quick", show_default=True,
               help="quick: minutes on a laptop; full: the seed recipe's counts; tiny: a smoke test.")
 @click.option("--engines", default=",".join(RecipeConfig.engines), show_default=True, callback=_engines,
