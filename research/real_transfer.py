@@ -70,7 +70,7 @@ def recipe_config(args: argparse.Namespace, word: str = "<word>") -> RecipeConfi
     given = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
     augment = RecipeConfig().augment.replace(**parse_settings(args.augment, RecipeConfig().augment))
     fit = RecipeConfig().fit.replace(**parse_settings(args.fit, RecipeConfig().fit))
-    return RecipeConfig.preset("quick", phrase=word, backbone="speech-embedding", augment=augment, fit=fit,
+    return RecipeConfig.preset("quick", phrase=word, backbone=args.backbone, augment=augment, fit=fit,
                                report=not args.no_report, **given)
 
 
@@ -175,12 +175,14 @@ def padded_traces(detector: Detector, paths: list[Path]) -> tuple[list[np.ndarra
     return traces, seconds
 
 
-def realdev_windows(window_s: float, workdir: Path, realdev: Path = REALDEV) -> dict[str, np.ndarray]:
-    """Every realdev file's padded windows embedded once: ``seq`` (windows, T, 96), ``file_index`` per window,
-    and per file its ``label`` and unpadded ``seconds``. Cached under ``workdir`` by window and backbone."""
-    from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone
+def realdev_windows(window_s: float | None, workdir: Path, realdev: Path = REALDEV,
+                    backbone_spec: str = "speech-embedding") -> dict[str, np.ndarray]:
+    """Every realdev file's padded windows embedded once: ``seq`` (windows, T, D), ``file_index`` per window,
+    and per file its ``label`` and unpadded ``seconds``. Cached under ``workdir`` by window and backbone
+    (an ONNX backbone: speech-embedding or word-embedding)."""
+    from wakebuilder.backbones import load_backbone
 
-    backbone = SpeechEmbeddingBackbone(window_s=window_s, threads=1)
+    backbone = load_backbone(backbone_spec, window_s=window_s, threads=1)
     files = realdev_files(realdev)
     order = [(label, path) for label in (*WORDS, "negative") for path in files[label]]
     key = hashlib.sha1(json.dumps([backbone.identity, [str(p) for _, p in order]]).encode()).hexdigest()[:10]
@@ -392,6 +394,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        ("target_fa_per_hour", float), ("window_s", float)):
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
     p.add_argument("--objective", choices=["f1", "fa-per-hour"], default=None)
+    p.add_argument("--backbone", default="speech-embedding",
+                   help="the recipe's backbone: speech-embedding or word-embedding [default: %(default)s]")
     p.add_argument("--augment", action="append", default=[], metavar="KEY=VALUE",
                    help="an AugmentConfig setting of the recipe (repeatable), e.g. formant_p=0.5")
     p.add_argument("--fit", action="append", default=[], metavar="KEY=VALUE",
@@ -437,7 +441,8 @@ def rescore(tag: str, files: dict[str, list[Path]], workdir: Path, realdev: Path
     to the scoring, say); training is not repeated. The file records which scoring commit rescored it."""
     out = RESULTS / f"real_transfer_{tag}.json"
     result = json.loads(out.read_text(encoding="utf-8"))
-    windows = realdev_windows(result["recipe"]["window_s"] or recipe.SPEECH_EMBEDDING_WINDOW_S, workdir, realdev)
+    config = RecipeConfig.from_dict(result["recipe"])
+    windows = realdev_windows(config.embed_window_s, workdir, realdev, config.backbone)
     for run in result["runs"]:
         run.update(score_word(run["word"], Path(run["onnx"]), files, windows))
     result["summary"] = summarize(result["runs"], sorted({r["word"] for r in result["runs"]}, key=WORDS.index),
@@ -485,7 +490,8 @@ def main(argv: list[str] | None = None) -> None:
     recorded = config.to_dict()
     voices = kokoro_voices(args) if not args.store_from else None  # before any synthesis worker starts
     # realdev's windows embedded once (cached under --workdir); each model's exported head scores them
-    windows = None if args.end_to_end else realdev_windows(config.embed_window_s, args.workdir, args.realdev)
+    windows = None if args.end_to_end else realdev_windows(config.embed_window_s, args.workdir, args.realdev,
+                                                           args.backbone)
     files = realdev_files(args.realdev)
     library = library_identity()
     out = RESULTS / f"real_transfer_{args.tag}.json"
