@@ -61,8 +61,10 @@ engines_option = click.option(
 )
 voices_option = click.option(
     "--voices", "voice_pattern", default=None,
-    help="Only voices whose key or name matches this regular expression (see wb synth --list-voices), e.g. "
-         "'^[ab][fm]_' for Kokoro's native English voices; it also names non-commercial voices.",
+    help="Only these voices (see wb synth --list-voices): a voice's name as listed (af_heart, kokoro:af_heart) "
+         "selects that voice alone; anything else is a regular expression searched in each voice's name and key, "
+         "e.g. '^[ab][fm]_' for Kokoro's native English voices and their blends, 'mix' for its blends (a blend is "
+         "not selected by the voices it mixes). It also names non-commercial voices.",
 )
 seed_option = click.option("--seed", type=IntIn(0, 2**32 - 1), default=0, show_default=True, help="Random seed.")
 json_option = click.option(

@@ -44,26 +44,46 @@ class VoiceChoice(Protocol):
 
 
 def select_voices(voices: list[Voice], pattern: str | None) -> list[Voice]:
-    """The voices whose key or name matches ``pattern`` (a regular expression searched in each), so
-    ``^a[fm]_`` selects Kokoro's US voices and their blends, ``rhvoice:slt`` one RHVoice speaker."""
+    """The voices ``pattern`` (``--voices``) selects: a voice as ``--list-voices`` names it (``af_heart``,
+    ``kokoro:af_heart``, espeak's ``en-us`` with its variants) selects that voice alone; any other pattern is a
+    regular expression searched in each voice's name and key, a blend's key without the voices it mixes, so
+    ``^a[fm]_`` selects Kokoro's US voices and their blends, ``mix`` the blends, ``rhvoice:slt`` one RHVoice speaker.
+    """
     if pattern is None:
         return voices
+    exact = [voice for voice in voices if pattern in _listed_names(voice)]
+    if exact:
+        return exact
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
         raise ConfigError(f"--voices {pattern!r}: not a regular expression ({exc})") from exc
-    return [voice for voice in voices if compiled.search(voice.key) or compiled.search(voice.name)]
+    return [voice for voice in voices if compiled.search(_searched_key(voice)) or compiled.search(voice.name)]
+
+
+def _listed_names(voice: Voice) -> set[str]:
+    """The names ``--list-voices`` gives ``voice`` (``describe_voices``: a variant ``en-us+f3`` under ``en-us``),
+    with and without its engine."""
+    names = {voice.name, voice.name.split("+")[0]}
+    return names | {f"{voice.engine}:{name}" for name in names}
+
+
+def _searched_key(voice: Voice) -> str:
+    """``voice.key`` without a blend's recipe (``blend=af_heart*0.4+...``): a blend is not the voices it mixes."""
+    return Voice(voice.engine, voice.name, {k: v for k, v in voice.settings.items() if k != "blend"}).key
 
 
 def names_voice(pattern: str | None, voice: Voice) -> bool:
-    """Whether ``pattern`` names ``voice`` itself: it matches the name, or a match in the key overlaps the name
-    (``rhvoice:lyubov``, ``lyubov:pitch=100``); one matching only the engine or settings (``pitch=100``) does not."""
+    """Whether ``pattern`` names ``voice`` itself: it is the voice's name as ``--list-voices`` gives it, matches the
+    name, or a match in the key overlaps the name (``rhvoice:lyubov``, ``lyubov:pitch=100``); one matching only the
+    engine or settings (``pitch=100``) does not."""
     if pattern is None:
         return False
-    if re.search(pattern, voice.name):
+    if pattern in _listed_names(voice) or re.search(pattern, voice.name):
         return True
     start = len(voice.engine) + 1  # the key is engine:name:settings
-    return any(m.start() < start + len(voice.name) and m.end() > start for m in re.finditer(pattern, voice.key))
+    key = _searched_key(voice)
+    return any(m.start() < start + len(voice.name) and m.end() > start for m in re.finditer(pattern, key))
 
 
 def commercial_voices(engine: Engine, voices: list[Voice], pattern: str | None = None) -> list[Voice]:

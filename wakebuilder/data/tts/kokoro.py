@@ -13,10 +13,11 @@ in order: ``--kokoro-voices FILE`` / ``WB_KOKORO_VOICES`` (an ``.npz`` of
 
 Voice names keep Kokoro's prefixes (``af_`` US female, ``am_`` US male, ``bf_``/``bm_``
 UK, then other languages), so ``--voices '^[ab][fm]_'`` selects the native
-English ones. Blends stay voices: each mixes 2 or 3 voices of one prefix (same
-language and sex) with weights drawn from a fixed seed, ``BLENDS_PER_VOICE``
-per voice of the prefix, named ``<prefix>_mixNN``; a mean over every voice would
-average them into one. Each voice and blend is spoken at ``SPEEDS``. The graph
+English ones and their blends, ``--voices af_heart`` that voice alone (not the
+blends that mix it), ``--voices mix`` the blends. Blends stay voices: each
+mixes 2 or 3 voices of one prefix (same language and sex) with weights drawn
+from a fixed seed, ``BLENDS_PER_VOICE`` per voice of the prefix, named
+``<prefix>_mixNN``; a mean over every voice would average them into one. Each voice and blend is spoken at ``SPEEDS``. The graph
 has no random nodes, so a (setting, text) pair always gives the same clip.
 """
 
