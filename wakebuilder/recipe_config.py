@@ -47,7 +47,8 @@ class RecipeConfig(StageConfig):
     speakers was the worst point, 16-32 gained 4-6 of 17-21 real clips), so the default takes every voice
     licensed for commercial use here: Piper's joe, flite's five, Kokoro's (54 with ``WB_KOKORO_VOICES`` or
     ``wb voices fetch kokoro-en``, else its five bundled ones; 2-3-voice blends of them), SVOX Pico's two and
-    RHVoice's four. espeak-ng positives transfer far worse. A missing engine is skipped with a warning.
+    RHVoice's four. espeak-ng positives transfer far worse. A missing engine, or one that cannot read its voices (a
+    damaged ``WB_KOKORO_VOICES``), is skipped with a warning.
     """
 
     phrase: str = "hey jarvis"

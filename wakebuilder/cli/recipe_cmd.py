@@ -31,7 +31,8 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @click.option("--size", type=click.Choice(["tiny", "quick", "full"]), default="quick", show_default=True,
               help="quick: minutes on a laptop; full: the seed recipe's counts; tiny: a smoke test.")
 @click.option("--engines", default=",".join(RecipeConfig.engines), show_default=True, callback=_engines,
-              help="TTS engines of positives and negatives (missing ones are skipped with a warning).")
+              help="TTS engines of positives and negatives (missing ones, or Kokoro with a WB_KOKORO_VOICES it "
+                   "cannot use, are skipped with a warning).")
 @click.option("--real", "real_dir", type=click.Path(exists=True, file_okay=False),
               help="Real audio without the phrase (your room, TV, radio), chunked into negatives.")
 @click.option("--out", "out_dir", type=OutPath(file_okay=False), default=None,

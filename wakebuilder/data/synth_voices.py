@@ -24,6 +24,7 @@ from wakebuilder.fingerprint import cached_file_sha256, canonical_json
 
 log = logging.getLogger(__name__)
 _SAID_LEFT_OUT: set[tuple[str, tuple[str, ...]]] = set()  # (engine, voices): said once a process, not every step
+_SAID_UNUSABLE: set[tuple[str, str]] = set()  # (engine, why): an engine left out that cannot read its voices
 
 
 class VoiceChoice(Protocol):
@@ -108,7 +109,9 @@ def _voices_by_engine(config: VoiceChoice, chosen: list[Voice] | None) -> dict[s
         found = {name: [v for v in chosen if v.engine == name] for name in config.engines}
     else:
         engines = usable_engines(list(config.engines))
-        found = {e.name: select_voices(e.voices(), config.voice_pattern) for e in engines}
+        readable = _readable_voices(engines)
+        engines = [e for e in engines if e.name in readable]
+        found = {e.name: select_voices(readable[e.name], config.voice_pattern) for e in engines}
         found = {e.name: commercial_voices(e, found[e.name], config.voice_pattern) for e in engines}
     found = {name: voices for name, voices in found.items() if voices}
     if not found:
@@ -117,15 +120,38 @@ def _voices_by_engine(config: VoiceChoice, chosen: list[Voice] | None) -> dict[s
     return found
 
 
+def _readable_voices(engines: list[Engine]) -> dict[str, list[Voice]]:
+    """Each engine's voices; one that cannot read them (a damaged WB_KOKORO_VOICES, a bad model file) is left out
+    with a warning naming the file and the fix (once a process), as a missing engine is, unless none can.
+
+    Raises:
+        EngineUnavailableError: no engine can read its voices (the first one's error).
+    """
+    found, failed = {}, {}
+    for engine in engines:
+        try:
+            found[engine.name] = engine.voices()
+        except EngineUnavailableError as err:
+            failed[engine.name] = err
+    if not found:
+        raise next(iter(failed.values()))
+    for name, err in failed.items():
+        if (name, str(err)) not in _SAID_UNUSABLE:
+            _SAID_UNUSABLE.add((name, str(err)))
+            log.warning("TTS engine %s unavailable: %s", name, err)
+    return found
+
+
 def find_voices(config: VoiceChoice, chosen: list[Voice] | None = None) -> dict[str, list[Voice]]:
     """The voices a run of ``config`` speaks with here, per engine (``chosen``: the given Voice settings).
 
-    Not all in the config: they follow the engines installed (a missing one is skipped with a warning) and the
-    voice files found (``piper_voices``, ``kokoro_voices``, else WB_PIPER_VOICES, WB_KOKORO_VOICES, fetched ones).
+    Not all in the config: they follow the engines installed and the voice files found (``piper_voices``,
+    ``kokoro_voices``, else WB_PIPER_VOICES, WB_KOKORO_VOICES, fetched ones); an engine missing, or one that cannot
+    read its voice files, is skipped with a warning while another can run.
 
     Raises:
         ConfigError: no voice of the engines matches ``voice_pattern``.
-        EngineUnavailableError: none of the engines can run here.
+        EngineUnavailableError: none of the engines can run here, or none can read its voices (the one-line reason).
     """
     for path in config.piper_voices:
         get_engine("piper").add_voice(path)  # type: ignore[attr-defined]

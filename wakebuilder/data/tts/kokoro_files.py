@@ -14,6 +14,9 @@ from wakebuilder.data.tts import single_thread_session
 from wakebuilder.errors import EngineUnavailableError
 
 ROWS = 510  # style rows per voice, one per utterance length in phoneme tokens
+# wb synth takes --kokoro-voices; the recipe (wb quickstart) reads WB_KOKORO_VOICES alone, and goes on without Kokoro
+VOICES_FIX = ("pass another with --kokoro-voices or WB_KOKORO_VOICES, or unset WB_KOKORO_VOICES for the fetched "
+              "('wb voices fetch kokoro-en') or bundled voices")
 
 
 def read_style_pack(path: str | os.PathLike[str]) -> np.ndarray:
@@ -50,15 +53,14 @@ def load_voices(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             arrays = {k: np.asarray(npz[k], np.float32) for k in sorted(npz.files)}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # empty, cut short, damaged
         raise EngineUnavailableError(f"{path}: not a Kokoro voices file (.npz of (510, 1, 256) arrays): {err}; "
-                                     "pass one with --kokoro-voices or WB_KOKORO_VOICES") from err
+                                     f"{VOICES_FIX}") from err
     if not arrays:
-        raise EngineUnavailableError(f"{path}: holds no Kokoro voices")
+        raise EngineUnavailableError(f"{path}: holds no Kokoro voices; {VOICES_FIX}")
     # Another width would reshape into rows of 256 silently: halves of two styles glued, a voice that is not one.
     odd = [f"{name} {table.shape}" for name, table in arrays.items() if not table.size or table.shape[-1:] != (256,)]
     if odd:
         raise EngineUnavailableError(f"{path}: Kokoro voice(s) {', '.join(odd)} are not style rows of 256 (want "
-                                     "(510, 1, 256) arrays); pass another file with --kokoro-voices or "
-                                     "WB_KOKORO_VOICES")
+                                     f"(510, 1, 256) arrays); {VOICES_FIX}")
     return {name: table.reshape(-1, 256) for name, table in arrays.items()}
 
 
