@@ -17,8 +17,9 @@ English ones and their blends, ``--voices af_heart`` that voice alone (not the
 blends that mix it), ``--voices mix`` the blends. Blends stay voices: each
 mixes 2 or 3 voices of one prefix (same language and sex) with weights drawn
 from a fixed seed, ``BLENDS_PER_VOICE`` per voice of the prefix, named
-``<prefix>_mixNN``; a mean over every voice would average them into one. Each voice and blend is spoken at ``SPEEDS``. The graph
-has no random nodes, so a (setting, text) pair always gives the same clip.
+``<prefix>_mixNN``; a mean over every voice would average them into one.
+Each voice and blend is spoken at ``SPEEDS``. The graph has no random nodes,
+so a (setting, text) pair always gives the same clip.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ _WARNED_BUNDLED = False  # the fallback to the bundled voices is said once a pro
 RATE = 24_000
 SPEEDS = tuple(round(0.8 + 0.05 * k, 2) for k in range(9))  # 0.8 ... 1.2
 BLENDS_PER_VOICE = 2  # blends of a prefix's voices per voice of that prefix
-BLEND_ALPHA = 2.0  # Dirichlet concentration of a blend's weights: no part below about a tenth, as a rule
+# Dirichlet concentration of a blend's weights, rounded to 2 places: most parts hold a tenth or more, a few only
+# hundredths (jf_mix02 of the bundled voices: jf_alpha*0.04). Kept as the measured recipe made its clips with them.
+BLEND_ALPHA = 2.0
 BLEND_SEED = 0  # fixed, so a blend's name means the same voice in every run and store
 # espeak-ng IPA -> Kokoro's (misaki's) symbols: diphthongs are one letter, length marks and r-colouring go.
 IPA_TO_KOKORO = (("eɪ", "A"), ("aɪ", "I"), ("aʊ", "W"), ("oʊ", "O"), ("ɔɪ", "Y"), ("əʊ", "Q"), ("ɜːɹ", "ɜɹ"),
