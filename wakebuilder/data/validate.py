@@ -8,13 +8,11 @@ its rate, unlike the synthesized positives.
 
 Clipping is counted in the file as stored, channel by channel: resampling
 rounds off the flat tops (1.5% clipped at 48 kHz reads as 0.9% at 16 kHz) and
-mixing to mono halves a channel's. A sample is clipped at full scale (0.999 or
-more), or in a flat top at the channel's own peak (``clipped_fraction``): a take
-clipped and then turned down has its flat tops below 0.999, and so has an 8-bit
-one on its positive side (full scale 127/128). A multi-channel file whose mono
-mix is far quieter than its louder channel has a channel inverted; it is
-rejected with that reason rather than rescued from one channel, because the
-same wiring would feed ``wb detect`` the same near-silence.
+mixing to mono halves a channel's (``data.clipping`` says which samples count
+as clipped). A multi-channel file whose mono mix is far quieter than its louder
+channel has a channel inverted; it is rejected with that reason rather than
+rescued from one channel, because the same wiring would feed ``wb detect`` the
+same near-silence.
 """
 
 from __future__ import annotations
@@ -32,6 +30,7 @@ from wakebuilder import SAMPLE_RATE
 from wakebuilder.atomic import atomic_write_json, writer_lock
 from wakebuilder.audio import frame_levels_db, quantize_pcm16, read_audio, resample, rms_dbfs, write_wav
 from wakebuilder.config import StageConfig
+from wakebuilder.data.clipping import clipped_fraction, quantisation_step
 from wakebuilder.errors import ArtifactExistsError, BadAudioError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, write_manifest
@@ -40,12 +39,6 @@ log = logging.getLogger(__name__)
 # Channels that cancel: their mono mix this far below the louder one. Two unrelated channels mix 3 dB down,
 # one silent channel 6 dB; only an inverted copy (L = -R, give or take a little) comes near 20.
 CANCEL_DB = 20.0
-# One quantisation step of a file's samples by libsndfile subtype; float, MP3, Vorbis and others are taken as 16-bit.
-STEP = {"PCM_S8": 2.0**-7, "PCM_U8": 2.0**-7, "PCM_16": 2.0**-15, "PCM_24": 2.0**-23, "PCM_32": 2.0**-31}
-FLAT_TOP_RUN = 3  # samples in a row at the peak that make a flat top (a clean peak is reached by one or two)
-# A side of a channel is looked at for flat tops only when its peak is this many steps high: the near-silent
-# channel of a stereo take has its few levels, all "at the peak", in long runs.
-MIN_PEAK_STEPS = 32
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -68,38 +61,6 @@ def voiced_seconds(samples: np.ndarray, *, frame_s: float = 0.02) -> float:
         return 0.0
     floor = np.percentile(energy, 10)
     return float(np.sum((energy > floor + 15) & (energy > -50)) * frame_s)
-
-
-def _in_runs(mask: np.ndarray, min_run: int) -> np.ndarray:
-    """Where ``mask`` holds in runs of ``min_run`` or more samples in a row."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([False], mask, [False])).astype(np.int8)))
-    starts, ends = edges[::2], edges[1::2]
-    long = ends - starts >= min_run
-    change = np.zeros(mask.size + 1, dtype=np.int64)
-    np.add.at(change, starts[long], 1)
-    np.add.at(change, ends[long], -1)
-    return np.cumsum(change[:-1]) > 0
-
-
-def clipped_fraction(data: np.ndarray, step: float) -> np.ndarray:
-    """Per channel of ``data`` (frames, channels), the fraction of samples clipped: at 0.999 or more, or within
-    ``step`` (one quantisation step) of the channel's own positive or negative peak in a run of ``FLAT_TOP_RUN`` or
-    more, the flat tops of a take clipped and turned down (or of an 8-bit one, whose full scale is 127/128)."""
-    out = np.empty(data.shape[1])
-    tolerance = step * 1.001  # a stored step read back as float32
-    for index, channel in enumerate(data.T):
-        clipped = np.abs(channel) >= 0.999
-        for side in (channel, -channel):
-            peak = float(side.max())
-            if peak >= MIN_PEAK_STEPS * step:
-                clipped |= _in_runs(side >= peak - tolerance, FLAT_TOP_RUN)
-        out[index] = float(np.mean(clipped))
-    return out
-
-
-def _step(path: Path) -> float:
-    """One quantisation step of the samples stored in ``path`` (a 16-bit one where they are float or coded)."""
-    return STEP.get(sf.info(str(path)).subtype, STEP["PCM_16"])
 
 
 def check_recording(path: Path, config: ValidateConfig) -> tuple[np.ndarray | None, str]:
@@ -127,7 +88,7 @@ def check_recording(path: Path, config: ValidateConfig) -> tuple[np.ndarray | No
     if voiced < config.min_voiced_s:
         return None, (f"{path}: no speech found ({voiced:.2f} s rises 15 dB above the background, under "
                       f"{config.min_voiced_s:g} s); record the phrase in a quiet room, with a pause before it")
-    clipped_per_channel = clipped_fraction(data, _step(path))
+    clipped_per_channel = clipped_fraction(data, quantisation_step(path))
     worst = int(np.argmax(clipped_per_channel))
     clipped = float(clipped_per_channel[worst])
     if clipped > config.max_clipped_fraction:
