@@ -252,3 +252,36 @@ def test_a_recording_below_16_khz_is_kept_with_a_warning_naming_it(tmp_path: Pat
     assert "phone.wav" in result.stderr and "8000 Hz" in result.stderr
     summary = json.loads(result.stdout)
     assert summary["narrowband"] == [{"path": str(narrow), "sample_rate": 8000}] and summary["rejected"] == []
+
+
+def steady_hum(peak: float, rate: int = 16_000, pitch_hz: float = 120,
+               harmonics: tuple[tuple[int, float], ...] = ((1, 1.0),)) -> np.ndarray:
+    """A hum held steady for 1 s at ``peak`` (20 ms fades), 0.3 s of a quiet room either side."""
+    t = np.arange(rate) / rate
+    hum = sum(w * np.sin(2 * np.pi * pitch_hz * k * t + k) for k, w in harmonics)
+    hum = hum / np.abs(hum).max() * peak * np.minimum(1, np.minimum(t, 1 - t) / 0.02)
+    pad = noise(0.3, amplitude=0.001, rate=rate)
+    return np.concatenate([pad, hum, pad]).astype(np.float32)
+
+
+def test_a_steady_hum_in_8_bit_is_not_called_clipped(tmp_path: Path) -> None:
+    """In 8 bits a smooth peak stays within one step (1/128) of its top for a few samples: a steady hum at 0.3, that
+    never reaches full scale, repeats its top values at every peak (6 to 10% of its samples) and was refused as clipped.
+    A flat top that a smooth peak quantised explains is no clipping now; a hum clipped at 0.5, or at 127/128 on its
+    positive side only, still is."""
+    buzz = ((1, 1.0), (2, 0.4), (3, 0.2))
+    takes = [write_pcm(tmp_path / "hum.wav", steady_hum(0.3, harmonics=buzz), "PCM_U8"),
+             write_pcm(tmp_path / "sine_48k.wav", steady_hum(0.6, 48_000, pitch_hz=50), "PCM_U8", 48_000),
+             write_pcm(tmp_path / "sine_8k.wav", steady_hum(0.95, 8_000, pitch_hz=100), "PCM_U8", 8_000)]
+    for take in takes:
+        stored, _ = sf.read(str(take))
+        assert np.abs(stored).max() < 0.96
+    manifest, rejects = validate_recordings(takes, out_dir=tmp_path / "out", config=ValidateConfig())
+    assert rejects == [] and len(read_manifest(manifest)) == len(takes)
+    sine = steady_hum(0.9, pitch_hz=50)
+    clipped = [write_pcm(tmp_path / "clipped_hum.wav", np.clip(steady_hum(0.6, harmonics=buzz), -0.5, 0.5), "PCM_U8"),
+               write_pcm(tmp_path / "clipped_top.wav", np.where(sine > 0, np.minimum(1.3 * sine, 1.0), sine), "PCM_U8")]
+    assert sf.read(str(clipped[1]))[0].min() > -0.95  # clipped on its positive side only, at 127/128
+    with pytest.raises(BadAudioError, match="none of the 2"):
+        validate_recordings(clipped, out_dir=tmp_path / "out2", config=ValidateConfig())
+    assert all("are clipped" in r.reason for r in read_rejects(tmp_path / "out2"))
