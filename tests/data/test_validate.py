@@ -285,3 +285,32 @@ def test_a_steady_hum_in_8_bit_is_not_called_clipped(tmp_path: Path) -> None:
     with pytest.raises(BadAudioError, match="none of the 2"):
         validate_recordings(clipped, out_dir=tmp_path / "out2", config=ValidateConfig())
     assert all("are clipped" in r.reason for r in read_rejects(tmp_path / "out2"))
+
+
+def write_opus(path: Path, samples: np.ndarray, rate: int = 16_000) -> Path:
+    sf.write(path, samples, rate, format="OGG", subtype="OPUS")
+    return path
+
+
+def test_clipping_is_counted_in_mp3_and_ogg_files(tmp_path: Path) -> None:
+    """MP3, Vorbis and Opus turn a clipped take's flat tops into ripples about full scale, so about half its clipped
+    samples decode under 0.999: a take 1.5% clipped, refused as WAV, read as 0.5-0.8% clipped and passed. In a lossy
+    file a sample counts from 0.95 up now (1.4-1.6% here); the same speech unclipped at full scale (0.02%) passes."""
+    speech = espeak_speech(peak=1.0)
+    speech_44k = resample(speech, 16_000, 44_100)
+    clipped = np.clip(2 * speech, -1, 1)
+    assert 0.012 < np.mean(np.abs(clipped) >= 0.999) < 0.02
+    lossy = [write(tmp_path / "clipped.mp3", clipped, fmt="MP3"),
+             write(tmp_path / "clipped.ogg", np.clip(2 * speech_44k, -1, 1), 44_100, "OGG"),
+             write_opus(tmp_path / "clipped.opus", clipped)]
+    for take in lossy:
+        decoded, _ = sf.read(str(take))
+        assert np.mean(np.abs(decoded) >= 0.999) < 0.75 * np.mean(np.abs(clipped) >= 0.999)
+    takes = [write(tmp_path / "clipped.wav", clipped), *lossy,
+             write(tmp_path / "clean.mp3", speech, fmt="MP3"), write(tmp_path / "clean.ogg", speech_44k, 44_100, "OGG"),
+             write_opus(tmp_path / "clean.opus", speech)]
+    manifest, rejects = validate_recordings(takes, out_dir=tmp_path / "out", config=ValidateConfig())
+    reasons = {Path(r.path).name: r.reason for r in rejects}
+    assert set(reasons) == {"clipped.wav", "clipped.mp3", "clipped.ogg", "clipped.opus"}, reasons
+    assert all("of samples are clipped" in reason for reason in reasons.values()), reasons
+    assert sorted(Path(r.source).name for r in read_manifest(manifest)) == ["clean.mp3", "clean.ogg", "clean.opus"]

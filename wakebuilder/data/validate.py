@@ -30,7 +30,7 @@ from wakebuilder import SAMPLE_RATE
 from wakebuilder.atomic import atomic_write_json, writer_lock
 from wakebuilder.audio import frame_levels_db, quantize_pcm16, read_audio, resample, rms_dbfs, write_wav
 from wakebuilder.config import StageConfig
-from wakebuilder.data.clipping import clipped_fraction, quantisation_step
+from wakebuilder.data.clipping import clipped_fraction, stored_scale
 from wakebuilder.errors import ArtifactExistsError, BadAudioError
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import MANIFEST_NAME, ClipRecord, read_manifest, write_manifest
@@ -88,7 +88,8 @@ def check_recording(path: Path, config: ValidateConfig) -> tuple[np.ndarray | No
     if voiced < config.min_voiced_s:
         return None, (f"{path}: no speech found ({voiced:.2f} s rises 15 dB above the background, under "
                       f"{config.min_voiced_s:g} s); record the phrase in a quiet room, with a pause before it")
-    clipped_per_channel = clipped_fraction(data, quantisation_step(path))
+    step, full_scale = stored_scale(path)
+    clipped_per_channel = clipped_fraction(data, step, full_scale=full_scale)
     worst = int(np.argmax(clipped_per_channel))
     clipped = float(clipped_per_channel[worst])
     if clipped > config.max_clipped_fraction:
