@@ -112,6 +112,8 @@ def test_a_batch_is_each_clip_alone_and_the_level_does_not_matter(model_file: Pa
     assert np.allclose(np.linalg.norm(sequence, axis=-1), 1.0, atol=1e-5)
     assert np.abs(backbone.embed(clips * 0.05)[1] - sequence).max() < 1e-3  # min-max scaling inside the model
     assert np.abs(sequence[0] - sequence[1]).max() > 1e-2
+    silent = backbone.embed(np.zeros((2, 24_000), np.float32))[1]  # flat features: 0 / 0 in the model's scaling
+    assert np.isfinite(silent).all() and np.array_equal(silent[0], silent[1])
 
 
 def test_a_longer_window_is_its_sub_windows_every_quarter_second(model_file: Path) -> None:

@@ -5,7 +5,8 @@ corpus (real speech of many speakers); it ships in the PyPI package ``EfficientW
 ``models/resnet_50_arc/slim_93%_accuracy_72.7390%.onnx``. It maps the 64-filter log filterbank of 1.5 s
 (``python_speech_features.logfbank``: 25 ms rectangular frames every 10 ms, 512-point FFT, no pre-emphasis;
 149 frames) to one unit-length 2048-d vector; the model min-max scales its input itself, so the audio's
-level does not matter.
+level does not matter. A flat filterbank (digital silence), which that scaling would turn into NaN, is given a
+fixed ramp instead.
 
 A window of ``window_s`` >= 1.5 s is read as 1.5 s sub-windows every ``STRIDE_S``: the sequence holds one
 vector per sub-window. The front end is an ONNX graph built here and composed in front of the model
@@ -89,6 +90,8 @@ def frontend_graph(window_samples: int, starts: np.ndarray) -> Any:
         "fe_cos": np.cos(angle).astype(np.float32), "fe_sin": np.sin(angle).astype(np.float32),
         "fe_scale": np.array(32767.0 ** 2 / NFFT, np.float32), "fe_mel": mel_filters(),
         "fe_eps": np.array(EPS, np.float32), "fe_shape": np.array([-1, 1, FRAMES, FILTERS], np.int64),
+        "fe_ramp": np.repeat(np.linspace(0.0, 1.0, FRAMES, dtype=np.float32)[:, None], FILTERS, axis=1),
+        "fe_zero": np.zeros((FRAMES, FILTERS), np.float32),
     }
     nodes = [
         helper.make_node("Gather", ["waveform", "fe_sub"], ["fe_w"], axis=1),  # (B, T, 24000)
@@ -103,7 +106,13 @@ def frontend_graph(window_samples: int, starts: np.ndarray) -> Any:
         helper.make_node("MatMul", ["fe_pow", "fe_mel"], ["fe_energy"]),
         helper.make_node("Max", ["fe_energy", "fe_eps"], ["fe_floored"]),
         helper.make_node("Log", ["fe_floored"], ["fe_log"]),
-        helper.make_node("Reshape", ["fe_log", "fe_shape"], ["features"]),
+        # the model scales by (max - min): a flat filterbank (digital silence) would be 0 / 0, NaN; it gets a ramp
+        helper.make_node("ReduceMin", ["fe_log"], ["fe_lo"], axes=[2, 3], keepdims=1),
+        helper.make_node("ReduceMax", ["fe_log"], ["fe_hi"], axes=[2, 3], keepdims=1),
+        helper.make_node("Equal", ["fe_lo", "fe_hi"], ["fe_flat"]),
+        helper.make_node("Where", ["fe_flat", "fe_ramp", "fe_zero"], ["fe_bump"]),
+        helper.make_node("Add", ["fe_log", "fe_bump"], ["fe_features"]),
+        helper.make_node("Reshape", ["fe_features", "fe_shape"], ["features"]),
     ]
     graph = helper.make_graph(
         nodes, "wakebuilder_logfbank",
