@@ -31,8 +31,9 @@ def rows(n: int, *, seed: int, prefix: str, text: str = "") -> tuple[list[ClipRe
     return records, arrays.sequence
 
 
-def write(path: Path, parts: list[tuple[list[ClipRecord], np.ndarray]], identity: dict | None = None) -> Path:
-    spec = StoreSpec(backbone=identity or IDENTITY, seq_len=8, dim=32)
+def write(path: Path, parts: list[tuple[list[ClipRecord], np.ndarray]], identity: dict | None = None, *,
+          compute_dtype: str | None = None) -> Path:
+    spec = StoreSpec(backbone=identity or IDENTITY, seq_len=8, dim=32, compute_dtype=compute_dtype)
     with open_store(path, "a", spec=spec) as store:
         for records, sequence in parts:
             store.append(records, sequence.mean(axis=1), sequence)
@@ -52,6 +53,30 @@ def test_stores_of_other_embeddings_are_refused_in_one_line(tmp_path: Path, chan
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("wb: error: stores ")
     assert f"backbone.{next(iter(change))}" in lines[0]
+
+
+def test_stores_embedded_at_other_precisions_are_refused_in_one_line(tmp_path: Path) -> None:
+    """A phrase's store computed in fp32 and a bank in bf16 share a fingerprint (the precision is not in it): read
+    together, a head was fit and calibrated on rows of both precisions without a word. Refused naming both stores and
+    their precisions; a store that records none (made before it was recorded) is read with either, as before."""
+    fp32 = write(tmp_path / "fp32.zarr", [rows(40, seed=0, prefix="a")], compute_dtype="fp32")
+    bf16 = write(tmp_path / "bf16.zarr", [rows(40, seed=1, prefix="b")], compute_dtype="bf16")
+    old = write(tmp_path / "old.zarr", [rows(40, seed=2, prefix="c")])
+    also_fp32 = write(tmp_path / "fp32b.zarr", [rows(40, seed=3, prefix="d")], compute_dtype="fp32")
+    for paths in ([fp32, bf16], [old, bf16, fp32]):
+        with pytest.raises(StoreMismatchError) as refused, open_stores(paths):
+            pass
+        assert all(str(p) in str(refused.value) for p in (fp32, bf16)) and "fp32" in str(refused.value)
+        assert "bf16" in str(refused.value)
+    for paths in ([fp32, old], [old, bf16], [fp32, also_fp32, old]):
+        with open_stores(paths) as union:
+            assert len(union) == 40 * len(paths)
+    with open_stores([old, bf16]) as union:
+        assert union.spec.compute_dtype == "bf16"
+    result = CliRunner().invoke(main, ["fit", "--store", str(fp32), "--store", str(bf16), "--out", str(tmp_path / "m")])
+    assert result.exit_code != 0 and not (tmp_path / "m").exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "embedded in fp32" in lines[0] and "--dtype" in lines[0], lines
 
 
 def test_union_keeps_an_id_once_in_store_order(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 ``open_stores`` opens each store read-only, refuses stores whose embeddings
 differ (backbone, window, shapes, dtype or schema: a one-line error naming both
-stores and what differs) and returns a ``StoreUnion`` that reads like one
+stores and what differs) or were computed at different precisions (``compute_dtype``,
+``bf16`` or ``fp32``), and returns a ``StoreUnion`` that reads like one
 ``EmbeddingStore``: ``len``, ``spec``, ``load``, ``iter_batches`` and
 ``records`` over the rows kept, in store order (the first store's rows, then
 the next store's). A clip id stored in more than one store is kept once, from
@@ -15,6 +16,7 @@ tells whether those rows are still the clips they were).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 from collections.abc import Iterator, Sequence
@@ -47,7 +49,7 @@ def spec_differences(a: EmbeddingStore, b: EmbeddingStore) -> str:
 
 
 def check_compatible(stores: Sequence[EmbeddingStore]) -> StoreSpec:
-    """The stores' common spec.
+    """The stores' common spec, with the precision any of them records (``check_precisions``).
 
     Raises:
         StoreMismatchError: two stores hold different embeddings (named, with what differs).
@@ -59,7 +61,29 @@ def check_compatible(stores: Sequence[EmbeddingStore]) -> StoreSpec:
                 f"stores {first.path} and {other.path} hold different embeddings "
                 f"({spec_differences(first, other)}); pass stores embedded with the same backbone and window"
             )
-    return first.spec
+    return dataclasses.replace(first.spec, compute_dtype=check_precisions(stores))
+
+
+def check_precisions(stores: Sequence[EmbeddingStore]) -> str | None:
+    """The compute precision the stores record (``compute_dtype``; None: none records one).
+
+    It is not in the fingerprint, so a phrase's store computed in fp32 and a bank in bf16 pass
+    ``check_compatible``'s test; a head fit on both would mix them. A store that records none (made before it was
+    recorded) is of unknown precision and read with any, as before.
+
+    Raises:
+        StoreMismatchError: two stores record different precisions (both named, with the fix).
+    """
+    recorded = [s for s in stores if s.spec.compute_dtype is not None]
+    for other in recorded[1:]:
+        first, was, other_was = recorded[0], recorded[0].spec.compute_dtype, other.spec.compute_dtype
+        if other_was != was:
+            raise StoreMismatchError(
+                f"store {first.path} was embedded in {was} and {other.path} in {other_was}; embed them at one "
+                f"precision: wb embed --dtype {was} --overwrite into {other.path}, or --dtype {other_was} into "
+                f"{first.path}"
+            )
+    return recorded[0].spec.compute_dtype if recorded else None
 
 
 class StoreUnion:

@@ -54,7 +54,7 @@ def run_fit(
 ) -> tuple[Path, FitResult]:
     """Train on one store or several (read as one) and write the model directory.
 
-    Several stores must hold the same embeddings (backbone, window, schema);
+    Several stores must hold the same embeddings (backbone, window, schema, compute precision);
     rows of a negative bank that say the wake word are left out and counted, and those it retired
     (``wakebuilder.bank.exclude``). Streams from the stores (bounded memory)
     when ``stream`` is set or the float16 sequences would not fit in the
