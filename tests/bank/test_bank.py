@@ -536,6 +536,32 @@ def test_calibration_refuses_a_bank_rebuilt_since_the_fit(tmp_path: Path, more: 
     assert old["n_validation"] == before["n_validation"]
 
 
+def test_calibration_hashes_the_banks_fitted_rows_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calibrating on the bank hashed the ids of the rows the fit read twice, reading its id column for each: once to
+    check them (``retired.check_rows``) and once to describe the stores (``StoreUnion.describe``). Once now, the
+    check's hash passed along; the rows, the check and the calibration are as before."""
+    import wakebuilder.bank.retired as retired
+    import wakebuilder.store.union as union
+
+    phrase = write(tmp_path / "phrase.zarr", [rows(200, seed=0, prefix="p")])
+    bank, model = bank_store_path("test", 1.0, cache=tmp_path / "cache"), tmp_path / "model"
+    write_bank(bank, 90, seed=1, prefix="b")
+    fit_small(model, phrase, bank)
+    _, before = calibrate_model(model, [phrase, bank])
+    write_bank(bank, 10, seed=2, prefix="n")  # grown since the fit: its first 90 rows are hashed
+    digest, hashed = union.rows_digest, []
+
+    def counted(store, n):
+        hashed.append((Path(store.path).name, n))
+        return digest(store, n)
+
+    monkeypatch.setattr(union, "rows_digest", counted)
+    monkeypatch.setattr(retired, "rows_digest", counted, raising=False)
+    _, after = calibrate_model(model, [phrase, bank])
+    assert sorted(hashed) == sorted([(bank.name, 90), ("phrase.zarr", 200)])
+    assert (after["n_validation"], after["threshold"]) == (before["n_validation"], before["threshold"])
+
+
 def test_a_bank_made_by_an_older_version_is_made_again_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -33,9 +33,8 @@ from wakebuilder.bank.location import is_bank_store
 from wakebuilder.bank.reading import reading
 from wakebuilder.errors import ConfigError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
-from wakebuilder.store.embedding_store import EmbeddingStore
 from wakebuilder.store.merge import finish_swap
-from wakebuilder.store.union import StoreUnion, open_stores, rows_digest
+from wakebuilder.store.union import StoreUnion, open_stores
 
 log = logging.getLogger(__name__)
 RETIRED_NAME = "retired.json"
@@ -129,16 +128,19 @@ def _read_locked(paths: Sequence[str | os.PathLike[str]], held: contextlib.ExitS
     return paths
 
 
-def check_rows(store: EmbeddingStore, view: BankView) -> None:
+def check_rows(union: StoreUnion, views: Sequence[BankView | None]) -> None:
     """Refuse a bank store whose first ``view.rows`` rows are not the clips the fit read (``view.ids_sha256``): the
-    bank was made again at the same path (its cache deleted) since, and those rows are other clips.
+    bank was made again at the same path (its cache deleted) since, and those rows are other clips. ``union`` reads
+    each store as its view says (``first_rows``); its hash of those rows (``ids_digest``) is the one ``describe``
+    gives.
 
     Raises:
         StoreMismatchError: naming the store, with the fix.
     """
-    if view.ids_sha256 is not None and rows_digest(store, view.rows) != view.ids_sha256:
-        raise StoreMismatchError(f"{store.path}: its first {view.rows} rows are not the clips the model was fit on "
-                                 "(the bank was made again since the fit); fit the model again (wb fit) on it")
+    for index, (store, view) in enumerate(zip(union.stores, views, strict=True)):
+        if view is not None and view.ids_sha256 is not None and union.ids_digest(index) != view.ids_sha256:
+            raise StoreMismatchError(f"{store.path}: its first {view.rows} rows are not the clips the model was fit "
+                                     "on (the bank was made again since the fit); fit the model again (wb fit) on it")
 
 
 @contextlib.contextmanager
@@ -154,12 +156,10 @@ def open_served(paths: Sequence[str | os.PathLike[str]], *, views: Sequence[Bank
     """
     views = list(views) or [None] * len(paths)
     with contextlib.ExitStack() as held, open_stores(_read_locked(paths, held)) as union:
-        for store, view in zip(union.stores, views, strict=True):
-            if view is not None:
-                check_rows(store, view)
+        union = union.first_rows([v.rows if v else None for v in views])
+        check_rows(union, views)
         retired = [retired_as_fitted(s.path, v.retired_sha256) if v else retired_ids(s.path)
                    for s, v in zip(union.stores, views, strict=True)]
-        union = union.first_rows([v.rows if v else None for v in views])
         names = [retired_digest(ids) for ids in retired]
         if not any(retired):
             yield union, names

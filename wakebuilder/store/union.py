@@ -90,7 +90,8 @@ class StoreUnion:
     """Kept rows of several compatible open stores, read as one store (see module docstring)."""
 
     def __init__(self, stores: Sequence[EmbeddingStore], keep: Sequence[np.ndarray] | None = None,
-                 rows: Sequence[int] | None = None, *, firsts: Sequence[np.ndarray] | None = None) -> None:
+                 rows: Sequence[int] | None = None, *, firsts: Sequence[np.ndarray] | None = None,
+                 digests: Sequence[str | None] | None = None) -> None:
         if not stores:
             raise ConfigError("no store given: pass --store at least once")
         self.stores = list(stores)
@@ -100,6 +101,7 @@ class StoreUnion:
         # the rows holding each id once (of the rows read), and those kept: of these, less the rows restricted
         self.firsts = list(firsts) if firsts is not None else _first_ids(self.stores, self.rows)
         self.keep = [np.asarray(k, dtype=bool) for k in keep] if keep is not None else list(self.firsts)
+        self._digests = list(digests) if digests is not None else [None] * len(self.stores)  # ``ids_digest``'s
 
     @property
     def paths(self) -> list[Path]:
@@ -124,7 +126,7 @@ class StoreUnion:
             new[rows[mask[start : start + len(rows)]]] = True
             keep.append(new)
             start += len(rows)
-        return StoreUnion(self.stores, keep, self.rows, firsts=self.firsts)
+        return StoreUnion(self.stores, keep, self.rows, firsts=self.firsts, digests=self._digests)
 
     def first_rows(self, limits: Sequence[int | None]) -> StoreUnion:
         """A union reading only the first ``limits[i]`` rows of store i (None, or more than it holds: all of them):
@@ -136,7 +138,8 @@ class StoreUnion:
         firsts = _first_ids(self.stores, rows)
         # a row kept, or dropped only as a duplicate (its id then is judged again among the rows read)
         keep = [f & (k | ~old) for f, k, old in zip(firsts, self.keep, self.firsts, strict=True)]
-        return StoreUnion(self.stores, keep, rows, firsts=firsts)
+        digests = [d if n == before else None for d, n, before in zip(self._digests, rows, self.rows, strict=True)]
+        return StoreUnion(self.stores, keep, rows, firsts=firsts, digests=digests)
 
     def load(self, *, pooled: bool = True, sequence: bool = True) -> StoreArrays:
         """Every kept row in memory, concatenated in store order."""
@@ -158,11 +161,19 @@ class StoreUnion:
         """The manifest row of every kept clip, in store order."""
         return [r for s, k in zip(self.stores, self.keep) for r, kept in zip(s.records(), k) if kept]
 
+    def ids_digest(self, index: int) -> str:
+        """The ``rows_digest`` of the rows read of store ``index``: hashed once (reading its ids) for this union and
+        those made from it reading as many rows (``restrict``, ``first_rows``)."""
+        if (digest := self._digests[index]) is None:
+            digest = self._digests[index] = rows_digest(self.stores[index], self.rows[index])
+        return digest
+
     def describe(self) -> list[dict[str, Any]]:
         """Each store's path, fingerprint, kept/read row counts and the ``rows_digest`` of the rows read (recorded in
         model.json)."""
         return [{"path": resolved_location(s.path), "fingerprint": s.fingerprint, "rows": n, "kept": int(k.sum()),
-                 "ids_sha256": rows_digest(s, n)} for s, k, n in zip(self.stores, self.keep, self.rows, strict=True)]
+                 "ids_sha256": self.ids_digest(i)}
+                for i, (s, k, n) in enumerate(zip(self.stores, self.keep, self.rows, strict=True))]
 
 
 def rows_digest(store: EmbeddingStore, rows: int) -> str:
