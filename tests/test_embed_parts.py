@@ -257,3 +257,29 @@ def test_parts_keep_the_precision_the_store_was_begun_at(tmp_path: Path, tiny_as
     merge_store(store, tmp_path / "merged.zarr")
     with open_store(tmp_path / "merged.zarr") as merged:
         assert len(merged) == 6 and merged.attrs["compute_dtype"] == "bf16"
+
+
+@pytest.mark.parametrize("shard_clips", [None, 2])
+def test_a_run_into_a_store_opens_it_once_for_its_settings(
+    tmp_path: Path, tiny_ast_dir: Path, monkeypatch: pytest.MonkeyPatch, shard_clips: int | None
+) -> None:
+    """wb embed into a store opened it once for its window and again for its precision
+    (``with_store_dtype``); both now come of one opening, and the run embeds at the store's window and precision."""
+    import wakebuilder.embed_settings as settings
+    from wakebuilder.embed import EmbedConfig
+
+    store = tmp_path / "store"
+    first = make_manifest(tmp_path / "a", 3, duration_s=1.5)  # widens the 1.28 s window to 1.5 s
+    embed([first], store, EmbedConfig(backbone=str(tiny_ast_dir), dtype="bf16"), shard_clips=shard_clips)
+    opened = []
+    open_store = settings.open_store
+
+    def counted(*args, **kwargs):
+        opened.append(args)
+        return open_store(*args, **kwargs)
+
+    monkeypatch.setattr(settings, "open_store", counted)
+    summary = embed([make_manifest(tmp_path / "b", 2, start=10)], store, EmbedConfig(backbone=str(tiny_ast_dir)),
+                    shard_clips=shard_clips)
+    assert len(opened) == 1
+    assert summary.embedded == 2 and summary.compute_dtype == "bf16" and summary.backbone["window_s"] == 1.5

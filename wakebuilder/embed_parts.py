@@ -25,7 +25,7 @@ from pathlib import Path
 from wakebuilder.embed import (
     EmbedConfig, EmbedSummary, _write_rejects, collect_clips, embed_manifests, refuse_all_rejected, warn_cropped_silent,
 )
-from wakebuilder.embed_settings import window_durations, with_store_dtype, with_store_window
+from wakebuilder.embed_settings import window_durations, with_store_dtype, with_store_settings
 from wakebuilder.embed_shards import ShardResult, ShardTask, backbone_spec, cached_backbone, run_shard
 from wakebuilder.errors import ConfigError, WakebuilderError
 from wakebuilder.executors import open_executor, parse_executor, worker_threads
@@ -94,11 +94,12 @@ def embed_with_executor(
     """``wb embed``: ``local`` into a single-part store is ``embed_manifests``; the rest runs in shards.
 
     ``shard`` asks for shards even with the local executor (``--shard-clips`` given). Without a window in
-    ``config``, clips added to a store go in at the store's window (``with_store_window``).
+    ``config``, clips added to a store go in at the store's window, and without a precision at its precision
+    (``with_store_settings``: the store opened once for both).
     """
-    if config.window_s is None and not run.overwrite:
-        durations = window_durations([record for _, record in collect_clips(manifests)])
-        config = with_store_window(config, store_path, durations, overwrite=run.overwrite)
+    follows_window = config.window_s is None and not run.overwrite
+    durations = window_durations([record for _, record in collect_clips(manifests)]) if follows_window else []
+    config = with_store_settings(config, store_path, durations, run.device, overwrite=run.overwrite)
     if run.executor == "local" and not shard and not written_in_parts(store_path):
         return embed_manifests(
             manifests, store_path=store_path, config=config, device=run.device, batch_size=run.batch_size,

@@ -1,8 +1,9 @@
 """The settings a ``wb embed`` run embeds with (``EmbedConfig``): chosen from its clips, or adopted from its store.
 
 A store's rows must all be one embedding: clips added to a store whose AST window was widened to fit its first
-wake-word clips go in at that window (``with_store_window``), and a run that names no precision computes in the
-store's (``with_store_dtype``), so a store begun in bf16 on a GPU is not resumed in fp32 on a CPU.
+wake-word clips go in at that window, and a run that names no precision computes in the store's
+(``with_store_dtype``), so a store begun in bf16 on a GPU is not resumed in fp32 on a CPU; ``with_store_settings``
+settles both from one opening of the store.
 """
 
 from __future__ import annotations
@@ -51,16 +52,28 @@ def window_durations(records: Sequence[ClipRecord]) -> list[float]:
 
 
 
-def with_store_window(
-    config: EmbedConfig, store_path: str | os.PathLike[str], durations: Sequence[float], *, overwrite: bool
+def with_store_settings(
+    config: EmbedConfig, store_path: str | os.PathLike[str], durations: Sequence[float], device: str, *,
+    overwrite: bool,
 ) -> EmbedConfig:
-    """``config`` at the window of the store at ``store_path`` when it names none and ``durations`` fit it.
+    """``config`` at the window and precision (``with_store_dtype``) of the store at ``store_path``, which is opened
+    once for both (not at all when ``config`` names both, or with ``overwrite``).
 
-    Clips added to a store go in at its window: a store whose AST window was widened to fit its first
-    wake-word clips is another embedding from this run's own choice for shorter clips. A store of another
-    backbone, clips longer than its window, ``overwrite`` or no store leave ``config`` as it is.
+    Clips added to a store go in at its window when ``config`` names none and ``durations`` fit it: a store whose
+    AST window was widened to fit its first wake-word clips is another embedding from this run's own choice for
+    shorter clips. A store of another backbone, clips longer than its window, ``overwrite`` or no store leave the
+    window as it is.
     """
-    if config.window_s is not None or overwrite or (spec := _stored_spec(store_path)) is None:
+    wanted = config.window_s is None or (not is_onnx(config.backbone) and config.dtype == "auto")
+    spec = _stored_spec(store_path) if wanted and not overwrite else None
+    return _at_store_dtype(_at_store_window(config, spec, store_path, durations), spec, store_path, device)
+
+
+def _at_store_window(config: EmbedConfig, spec: StoreSpec | None, store_path: str | os.PathLike[str],
+                     durations: Sequence[float]) -> EmbedConfig:
+    """``config`` at the window of the store of ``spec`` (None: no store, or not to be followed), as
+    ``with_store_settings`` says."""
+    if config.window_s is not None or spec is None:
         return config
     stored = spec.backbone
     window = stored.get("window_s")
@@ -82,9 +95,16 @@ def with_store_dtype(
     before it was recorded, ``overwrite``), ``auto`` resolves on ``device`` (bf16 on CUDA, fp32 elsewhere).
     Other backbones are left as they are.
     """
+    wanted = not is_onnx(config.backbone) and config.dtype == "auto" and not overwrite
+    return _at_store_dtype(config, _stored_spec(store_path) if wanted else None, store_path, device)
+
+
+def _at_store_dtype(config: EmbedConfig, spec: StoreSpec | None, store_path: str | os.PathLike[str],
+                    device: str) -> EmbedConfig:
+    """``with_store_dtype`` for the store's ``spec`` (None: no store, or not to be followed)."""
     if is_onnx(config.backbone):
         return config
-    if config.dtype == "auto" and not overwrite and (spec := _stored_spec(store_path)) and spec.compute_dtype:
+    if config.dtype == "auto" and spec is not None and spec.compute_dtype:
         log.info("%s: embedding in the store's %s", store_path, spec.compute_dtype)
         return dataclasses.replace(config, dtype=spec.compute_dtype)
     from wakebuilder.backbones.ast import resolve_dtype
