@@ -1,8 +1,9 @@
 """`wb fit`: train the head on a store's cached embeddings, never on audio.
 
 ``run_fit`` reads a store (or several, read as one), trains with ``fit_head`` (``wakebuilder.train.fit_head``,
-which takes in-memory arrays, a ``StoreArrays``, and holds the training recipe) and writes a model directory
-(see ``wakebuilder.modeldir``). ``training_arrays`` gives an open store's arrays as ``run_fit`` trains on them.
+which takes in-memory arrays, a ``StoreArrays``, and holds the training recipe; ``--init``'s head is loaded by
+``wakebuilder.train.fit_init``) and writes a model directory (see ``wakebuilder.modeldir``). ``training_arrays``
+gives an open store's arrays as ``run_fit`` trains on them.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import numpy as np
 
 from wakebuilder.atomic import atomic_directory, refuse_existing
 from wakebuilder.devices import resolve_device
-from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
-from wakebuilder.fingerprint import canonical_json
-from wakebuilder.modeldir import load_model, refuse_out_holding, save_model
+from wakebuilder.errors import TrainingError
+from wakebuilder.modeldir import refuse_out_holding, save_model
 from wakebuilder.train import data as tdata
-from wakebuilder.train.fit_config import HEAD_FIELDS, FitConfig
+from wakebuilder.train.fit_config import FitConfig
 from wakebuilder.train.fit_head import FitResult, cap_batch_size, fit_head
+from wakebuilder.train.fit_init import start_from
 from wakebuilder.train.plots import CURVES_NAME, METRICS_NAME, plot_training_curves, write_metrics_log
 from wakebuilder.train.split import store_rows
 
@@ -93,9 +94,7 @@ def _fit_stores(store: StoreUnion, retired: list[str | None], config: FitConfig,
     model directory."""
     from wakebuilder.bank.exclude import bank_exclusion
 
-    init_model = _load_init(init, store.spec) if init is not None else None
-    if init_model is not None:
-        config = _with_init_head(config, init_model.head.config, init)
+    init_model, config = start_from(init, store.spec, config)
     meta_arrays, texts = store_rows(store)
     wake_word = wake_word if wake_word is not None else _wake_word(texts, meta_arrays.label)
     exclusion = bank_exclusion(store, texts, meta_arrays.label, wake_word)
@@ -170,43 +169,6 @@ def _source_masks(mask: np.ndarray, stored: list[dict[str, Any]]) -> list[slice]
     """The slice of union rows (before exclusion) that each store contributed."""
     bounds = np.cumsum([0] + [d["kept"] for d in stored])
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-def _load_init(init: str | os.PathLike[str], spec: Any) -> Any:
-    loaded = load_model(init)
-    if loaded.meta.get("ensemble"):
-        raise ConfigError(f"--init {init}: an ensemble of calibrated models (wb ensemble) is not fine-tuned as "
-                          "one head; pass one of its members")
-    if canonical_json(loaded.backbone) != canonical_json(spec.backbone):
-        raise StoreMismatchError(
-            f"--init {init}: its head was trained on backbone {loaded.backbone.get('name')!r} "
-            f"({loaded.backbone.get('spec')!r}, window {loaded.backbone.get('window_s')} s) but the store "
-            f"holds {spec.backbone.get('name')!r} ({spec.backbone.get('spec')!r}, window "
-            f"{spec.backbone.get('window_s')} s); fine-tune on a store from the same backbone"
-        )
-    head_cfg = loaded.head.config
-    if (head_cfg.seq_len, head_cfg.input_dim) != (spec.seq_len, spec.dim):
-        raise StoreMismatchError(
-            f"--init {init}: head expects sequences ({head_cfg.seq_len}, {head_cfg.input_dim}), "
-            f"the store holds ({spec.seq_len}, {spec.dim})"
-        )
-    return loaded
-
-
-def _with_init_head(config: FitConfig, head: Any, init: str | os.PathLike[str]) -> FitConfig:
-    """``config`` with ``--init``'s head settings, logging those that differ from the ones asked for.
-
-    Raises:
-        ConfigError: ``--members`` is not ``--init``'s head count (checked before the store's sequences are loaded).
-    """
-    if head.members != config.members:
-        raise ConfigError(f"--init holds {head.members} head(s) but --members is {config.members}; "
-                          f"pass --members {head.members} to fine-tune it")
-    kept = [f"{name} {getattr(head, name)!r}" for name in HEAD_FIELDS
-            if getattr(config, name) != getattr(head, name)]
-    if kept:
-        log.info("fit: --init %s: fine-tuning keeps its head's %s", init, ", ".join(kept))
-    return config.with_head_of(head)
 
 
 def training_arrays(store: Any) -> Any:
