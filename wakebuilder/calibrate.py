@@ -78,7 +78,7 @@ def model_stream_traces(
     from wakebuilder.backbones import backbone_from_identity
     from wakebuilder.categories import StreamSegments, segments_path
 
-    backbone = backbone_from_identity(model.backbone, device=config.device)
+    backbone = backbone_from_identity(model.backbone, device=config.device, dtype=config.dtype)
     traces, hours = [], 0.0
     window_s = backbone.window_samples / SAMPLE_RATE
     for path in paths:

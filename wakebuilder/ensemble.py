@@ -49,7 +49,7 @@ STREAM_RULE = f"{STREAM_RULE_UNFLOORED}, not below the mean of the members' best
 def combine_models(
     model_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
     streams: Sequence[str | os.PathLike[str]] = (), threshold: float | None = None, overwrite: bool = False,
-    device: str = "auto",
+    device: str = "auto", dtype: str = "auto",
 ) -> tuple[Path, dict[str, Any]]:
     """Write the ensemble of ``model_dirs`` to ``out_dir``; returns its path and its calibration summary.
 
@@ -62,6 +62,7 @@ def combine_models(
         threshold: instead of the rule's.
         overwrite: replace an existing ``out_dir``.
         device: where the backbone runs over ``streams``.
+        dtype: the AST's compute precision over ``streams`` (``auto``: the device's): the members' calibration's.
 
     Raises:
         ConfigError: fewer than two members, an uncalibrated member, an ensemble as a member, other phrases, an
@@ -104,7 +105,7 @@ def combine_models(
             summary |= {"threshold": float(threshold), "objective": "given"}
         if streams:
             summary |= _on_streams(work, streams, models, summary["threshold"], choose=threshold is None,
-                                   device=device)
+                                   device=device, dtype=dtype)
         summary["model"] = str(target)
         atomic_write_json(work / CALIBRATION_NAME, summary)
     log.info("ensemble of %d models: threshold %.4f (%s)%s", len(models), summary["threshold"], summary["objective"],
@@ -143,7 +144,7 @@ def _shape(model: LoadedModel) -> dict[str, Any]:
 
 
 def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], models: list[LoadedModel],
-                threshold: float, *, choose: bool, device: str) -> dict[str, Any]:
+                threshold: float, *, choose: bool, device: str, dtype: str) -> dict[str, Any]:
     """The ensemble on ``streams`` (the backbone's pass cached), scored as its members were calibrated: with
     ``choose`` and members calibrated by the FA/h rule, that rule's threshold instead of ``threshold``; the false
     accepts per hour at the threshold and over the grid."""
@@ -155,7 +156,7 @@ def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], mode
     cals = [m.calibration or {} for m in models]
     saved = _shared_settings(models, ("target_fa_per_hour", "not_below_f1", *STREAM_DEFAULTS))
     try:
-        config = CalibrateConfig(**saved, device=device, cache_streams=True)
+        config = CalibrateConfig(**saved, device=device, dtype=dtype, cache_streams=True)
     except ConfigError as exc:  # of the kind, out of range (a hop of 5 s): the files' settings, not an option's
         raise ModelFileError(f"{models[0].path / CALIBRATION_NAME}: its calibration settings are not usable "
                              f"({exc}); run wb calibrate on the members again, or pass --threshold") from None

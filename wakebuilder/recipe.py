@@ -179,14 +179,16 @@ def _stream_sources(held: dict[str, Path], name: str) -> list[Path]:
 
 
 def embed_data(config: RecipeConfig, out: Path, data: RecipeData, *, device: str = "auto", threads: int = 0) -> Path:
-    """One backbone pass over the training manifests into ``out/store.zarr``.
+    """One backbone pass over the training manifests into ``out/store.zarr``, at the precision of the bank it is
+    read with (``recipe_precision.bank_precision``).
 
     A store left by a killed run of the same settings is resumed; one that holds clips these manifests do
     not (an earlier run in this folder with other settings, seed or recordings) is rebuilt, so the heads fit
-    on this run's clips only; so is one of another backbone or window.
+    on this run's clips only; so is one of another backbone, window or precision.
     """
     from wakebuilder.embed import EmbedConfig, collect_clips, embed_manifests
     from wakebuilder.errors import StoreMismatchError
+    from wakebuilder.recipe_precision import bank_precision
     from wakebuilder.store import open_store
     from wakebuilder.store.opening import store_exists
 
@@ -201,12 +203,14 @@ def embed_data(config: RecipeConfig, out: Path, data: RecipeData, *, device: str
             log.warning("%s holds %d clip(s) that this run's data does not (an earlier run with other settings); "
                         "rebuilding it", store, extra)
             stale = True
-    embed_config = EmbedConfig(backbone=config.backbone, window_s=config.embed_window_s)
+    embed_config = EmbedConfig(backbone=config.backbone, window_s=config.embed_window_s,
+                               dtype=bank_precision(config, manifests, device=device))
     try:
         summary = embed_manifests(manifests, store_path=store, config=embed_config, device=device, threads=threads,
                                   overwrite=stale)
     except StoreMismatchError:  # raised on opening the store, before anything is embedded
-        log.warning("%s was embedded with another backbone or window than this run's; rebuilding it", store)
+        log.warning("%s was embedded with another backbone, window or precision than this run's; rebuilding it",
+                    store)
         summary = embed_manifests(manifests, store_path=store, config=embed_config, device=device, threads=threads,
                                   overwrite=True)
     log.info("embed: %s embedded, %s already stored, %s rejected; %s in store", summary.embedded,

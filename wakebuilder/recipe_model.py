@@ -57,11 +57,13 @@ def combine_export_report(
         (model_dir, calibration), members = models[0], ()
     else:
         from wakebuilder.ensemble import combine_models
+        from wakebuilder.recipe_precision import stores_precision
 
         step(f"ensemble of the {len(models)} calibrated models")
         members = tuple(m for m, _ in models)
+        dtype = stores_precision([store] if bank is None else [store, bank])  # the members were calibrated at
         model_dir, calibration = combine_models(members, out / "model", streams=[data.calibration_stream],
-                                                overwrite=True, device=device)
+                                                overwrite=True, device=device, dtype=dtype)
     result = export_and_report(config, out, model_dir, store, data, calibration, device=device, step=step, bank=bank)
     return dataclasses.replace(result, members=members)
 
@@ -77,6 +79,7 @@ def fit_and_calibrate(
     """
     from wakebuilder.calibrate import calibrate_model, format_report
     from wakebuilder.recipe_keep import keep_or_fit
+    from wakebuilder.recipe_precision import stores_precision
 
     step = step or StepLog()
     step("fit")
@@ -85,7 +88,7 @@ def fit_and_calibrate(
                             device=device)
     step("calibrate")
     _, calibration = calibrate_model(model_dir, stores, streams=[data.calibration_stream],
-                                     config=calibration_config(config, device=device))
+                                     config=calibration_config(config, device=device, dtype=stores_precision(stores)))
     log.info("calibration:\n%s", format_report(calibration))
     return Path(model_dir), calibration
 
@@ -111,8 +114,9 @@ def export_and_report(
                         seconds=time.perf_counter() - step.start, bank=bank)
 
 
-def calibration_config(config: RecipeConfig, *, device: str = "auto") -> CalibrateConfig:
-    """How the recipe chooses its threshold on the calibration stream.
+def calibration_config(config: RecipeConfig, *, device: str = "auto", dtype: str = "auto") -> CalibrateConfig:
+    """How the recipe chooses its threshold on the calibration stream, scored at ``dtype`` (its stores' precision:
+    ``recipe_precision.stores_precision``).
 
     The recipe always has a stream: "auto" is its FA/h rule, and where no threshold reaches the target it
     takes the fewest false accepts with a warning instead of failing a run of many minutes. The stream is
@@ -122,7 +126,7 @@ def calibration_config(config: RecipeConfig, *, device: str = "auto") -> Calibra
 
     objective = "auto" if config.objective == "fa-per-hour" else config.objective
     return CalibrateConfig(objective=objective, target_fa_per_hour=config.target_fa_per_hour, not_below_f1=True,
-                           device=device, cache_streams=config.bank)
+                           device=device, dtype=dtype, cache_streams=config.bank)
 
 
 def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto",
