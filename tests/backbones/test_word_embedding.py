@@ -156,3 +156,19 @@ def test_missing_or_foreign_model_is_a_one_line_error(tmp_path: Path, monkeypatc
     monkeypatch.setenv(we.MODEL_ENV, str(stand_in_model(tmp_path / "other.onnx", rename=True)))
     with pytest.raises(BackboneError, match="not EfficientWord-Net"):
         load_backbone("word-embedding")
+
+
+def test_the_installed_model_embeds_a_batch_as_each_clip_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real file, where set-up installed EfficientWord-Net (its sha256 prefix is the identity's revision)."""
+    import importlib.util
+
+    monkeypatch.delenv(we.MODEL_ENV, raising=False)
+    if importlib.util.find_spec("eff_word_net") is None:
+        pytest.skip("EfficientWord-Net is not installed (bin/setup installs it)")
+    backbone = load_backbone("word-embedding", threads=1)
+    assert backbone.identity["revision"] == "373916c2a52dffb7"
+    clips = np.concatenate([_clips(2), np.zeros((1, 24_000), np.float32)])
+    _, sequence = backbone.embed(clips)
+    alone = np.concatenate([backbone.embed(clips[i : i + 1])[1] for i in range(3)])
+    assert np.isfinite(sequence).all() and np.abs(alone - sequence).max() < 1e-4
+    assert np.allclose(np.linalg.norm(sequence, axis=-1), 1.0, atol=1e-4)
