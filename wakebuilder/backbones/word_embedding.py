@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
+from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone
 from wakebuilder.errors import BackboneError, ConfigError
 
 NET_SAMPLES = 24000  # 1.5 s
@@ -226,14 +227,8 @@ class WordEmbeddingBackbone:
     def _run(self, part: np.ndarray) -> np.ndarray:
         return self._session.run(None, {"waveform": part})[0]
 
-    def _map(self, function: Any, items: list[Any]) -> Any:
-        if self.parallel_calls == 1 or len(items) < 2:
-            return map(function, items)
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(self.parallel_calls, thread_name_prefix="wb-onnx")
-        return self._pool.map(function, items)
+    # ``parallel_calls`` onnxruntime calls at once on a lazily made thread pool, as speech-embedding runs them
+    _map = SpeechEmbeddingBackbone._map
 
     def end_to_end_onnx(self, head: Any, head_onnx: Path, out_path: Path, *, example: np.ndarray) -> Path:
         """One ONNX graph waveform -> probability: this backbone's encoder composed with ``head_onnx``."""
