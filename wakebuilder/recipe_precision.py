@@ -53,12 +53,13 @@ def store_window(config: RecipeConfig, manifests: Sequence[str]) -> float:
 
 
 def stores_precision(stores: Sequence[Path]) -> str:
-    """The precision the stores a head is fit on were computed at (the first recording one; the fit refused two),
-    at which its calibration stream is scored; ``auto`` (the device's) where none records one."""
-    from wakebuilder.store import open_store
+    """The precision the stores a head is fit on were computed at (``store.union.check_precisions``, the fit's own
+    rule), at which its calibration stream is scored; ``auto`` (the device's) where none records one."""
+    import contextlib
 
-    for path in stores:
-        with open_store(path) as opened:
-            if opened.spec.compute_dtype:
-                return opened.spec.compute_dtype
-    return "auto"
+    from wakebuilder.store import open_store
+    from wakebuilder.store.union import check_precisions
+
+    with contextlib.ExitStack() as stack:
+        opened = [stack.enter_context(open_store(path)) for path in stores]
+        return check_precisions(opened) or "auto"
