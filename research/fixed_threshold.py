@@ -1,4 +1,4 @@
-"""Realdev recall and false accepts of a ``real_transfer.py`` run's models at fixed thresholds, not their calibrated ones.
+"""Realdev recall and false accepts of a ``real_transfer.py`` run's models at fixed thresholds, not calibrated ones.
 
 For a backbone whose synthetic calibration stream does not bind the threshold (every threshold above the per-clip F1
 one keeps 0 FA/h there), what a fixed threshold would give on real speech: choose it on one data seed, check it on
