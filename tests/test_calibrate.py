@@ -242,6 +242,36 @@ def test_a_store_made_again_with_other_clips_and_as_many_rows_is_refused(tmp_pat
     calibrate_model(model, setup["store"])  # recorded before the hash was
 
 
+def test_a_store_embedded_again_at_another_precision_is_refused(tmp_path: Path) -> None:
+    """A store embedded again in place at another precision (wb embed --overwrite --dtype) keeps its fingerprint,
+    rows and ids: the precision the fit recorded tells it (a model.json without it is read as before)."""
+    import shutil
+
+    from wakebuilder.store import open_store
+    from wakebuilder.store.union import rows_digest
+
+    setup = tone_setup()
+    store_path = Path(shutil.copytree(setup["store"], tmp_path / "store"))
+    zarr_meta = json.loads((store_path / "zarr.json").read_text())
+    zarr_meta["attributes"]["compute_dtype"] = "bf16"  # embedded again in bf16 after a fit in fp32
+    (store_path / "zarr.json").write_text(json.dumps(zarr_meta))
+    model = copy_model(setup["model"], tmp_path / "model")
+    with open_store(store_path, "r") as store:
+        fitted = {"path": str(store_path), "fingerprint": store.fingerprint, "rows": len(store),
+                  "ids_sha256": rows_digest(store, len(store))}
+    meta = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_text(json.dumps({**meta, "stores": [{**fitted, "compute_dtype": "fp32"}]}))
+    with pytest.raises(StoreMismatchError) as refused:
+        calibrate_model(model, store_path)
+    message = str(refused.value)
+    assert "\n" not in message and str(store_path) in message and "bf16" in message and "fp32" in message
+    assert "wb fit" in message and "--dtype fp32" in message
+    (model / "model.json").write_text(json.dumps({**meta, "stores": [{**fitted, "compute_dtype": "bf16"}]}))
+    calibrate_model(model, store_path)  # the precision it was fit at
+    (model / "model.json").write_text(json.dumps({**meta, "stores": [fitted]}))
+    calibrate_model(model, store_path)  # recorded before the precision was
+
+
 def test_augmented_copies_of_training_clips_do_not_validate(tmp_path: Path) -> None:
     """wb fit puts an augmented copy in its parent's group: calibration must too, or copies of training clips
     named in a validation group are scored as held-out."""

@@ -23,6 +23,8 @@ BAD_KEYS: list[tuple[str, Any, str]] = [
     ("stores", [{"fingerprint": "f", "rows": "240"}], "stores[0].rows must be a count of rows, not '240'"),
     ("stores", [{"fingerprint": "f", "rows": 240, "ids_sha256": "abc"}],
      "stores[0].ids_sha256 must be a sha256 (64 hex digits) or null, not 'abc'"),
+    ("stores", [{"fingerprint": "f", "rows": 240, "compute_dtype": ["bf16"]}],
+     "stores[0].compute_dtype must be a string or null, not ['bf16']"),
     ("bank_exclusion", "x", "bank_exclusion must be an object or null, not 'x'"),
     ("bank_exclusion", {"phrase": 5}, "bank_exclusion.phrase must be a string or null, not 5"),
     ("bank_exclusion", {"phrase": "hey", "max_distance": "x"},

@@ -79,9 +79,10 @@ def bank_views(model: LoadedModel, paths: Sequence[str | os.PathLike[str]]) -> l
 
 
 def _check_stores(model: LoadedModel, given: list[dict[str, Any]]) -> None:
-    """Refuse stores other than those the model was fit on (model.json ``stores``: each one's fingerprint, rows and
-    their ids' sha256), which share a fingerprint when they hold one backbone's embeddings: a subset would calibrate
-    on part of the validation split, another store's rows on clips the split never saw."""
+    """Refuse stores other than those the model was fit on (model.json ``stores``: each one's fingerprint, rows,
+    their ids' sha256 and precision), which share a fingerprint when they hold one backbone's embeddings: a subset
+    would calibrate on part of the validation split, another store's rows on clips the split never saw, a store
+    embedded again at another precision on embeddings the head was not fit on."""
     fitted = model.meta.get("stores")
     if not fitted:  # a model written before model.json recorded its stores
         return
@@ -96,6 +97,14 @@ def _check_stores(model: LoadedModel, given: list[dict[str, Any]]) -> None:
         if recorded and store["ids_sha256"] not in recorded:
             raise StoreMismatchError(f"{store['path']}: holds {store['rows']} rows as when {model.path} was fit, but "
                                      "other clips (made again since the fit); fit the model again (wb fit) on it")
+    # absent in a model.json written before it was recorded, and for stores that record none (ONNX backbones)
+    fit_at = sorted({d.get("compute_dtype") for d in fitted} - {None})
+    for store in given:
+        if fit_at and store.get("compute_dtype") not in (None, *fit_at):
+            was = "/".join(fit_at)
+            raise StoreMismatchError(f"{store['path']}: embedded in {store['compute_dtype']}, but {model.path} was fit "
+                                     f"on it embedded in {was}; fit the model again (wb fit) on it, or embed it again "
+                                     f"at the fit's precision (wb embed --dtype {was} --overwrite)")
 
 
 def _check_wake_word(model: LoadedModel, positive_texts: list[str], paths: list[Any]) -> None:

@@ -168,8 +168,8 @@ def meta_problem(meta: dict[str, Any]) -> str | None:
 
 
 def _stores_problem(stores: list[Any]) -> str | None:
-    """What is wrong with ``model.json``'s ``stores`` (each one's fingerprint, rows and their ids' sha256, as ``wb fit``
-    records them)."""
+    """What is wrong with ``model.json``'s ``stores`` (each one's fingerprint, rows, their ids' sha256 and precision, as
+    ``wb fit`` records them)."""
     for i, store in enumerate(stores):
         if not isinstance(store, dict):
             return f"stores[{i}] must be an object, not {short_repr(store)}"
@@ -184,6 +184,9 @@ def _stores_problem(stores: list[Any]) -> str | None:
         digest = store.get("ids_sha256")  # absent in a model.json written before it was recorded
         if digest is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
             return f"stores[{i}].ids_sha256 must be a sha256 (64 hex digits) or null, not {short_repr(digest)}"
+        precision = store.get("compute_dtype")  # absent before it was recorded, and for a store that records none
+        if precision is not None and not isinstance(precision, str):
+            return f"stores[{i}].compute_dtype must be a string or null, not {short_repr(precision)}"
     return None
 
 

@@ -74,10 +74,11 @@ def keep_or_make(folder: Path, identity: dict[str, Any], make: Callable[[], Path
 
 
 def store_content(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
-    """The identity of embedding stores' content: each one's path, fingerprint (backbone, window, schema), rows and
-    the sha256 of its clips' manifest rows in store order. A clip's id is its audio's hash and the fingerprint says
-    how it was embedded, so these stand for the embeddings without reading them. A bank's retired clips
-    (``bank.retired``: in its store, not read) are named too, when it has any."""
+    """The identity of embedding stores' content: each one's path, fingerprint (backbone, window, schema), rows,
+    the sha256 of its clips' manifest rows in store order and the precision it records, if any (not in the
+    fingerprint: a store embedded again at another precision holds other embeddings). A clip's id is its audio's hash
+    and the fingerprint says how it was embedded, so these stand for the embeddings without reading them. A bank's
+    retired clips (``bank.retired``: in its store, not read) are named too, when it has any."""
     from wakebuilder.bank.retired import retired_digest, retired_ids
     from wakebuilder.store import open_store
 
@@ -87,6 +88,8 @@ def store_content(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any
             rows = canonical_json([record.to_dict() for record in store.records()])
             out.append({"path": str(path), "fingerprint": store.fingerprint, "rows": len(store),
                         "sha256": hashlib.sha256(rows.encode("utf-8")).hexdigest()})
+            if store.spec.compute_dtype is not None:
+                out[-1]["compute_dtype"] = store.spec.compute_dtype
         if retired := retired_digest(retired_ids(path)):
             out[-1]["retired_sha256"] = retired
     return out

@@ -60,7 +60,7 @@ def test_a_cpu_recipe_reads_a_bf16_bank_at_its_precision(tmp_path: Path, tiny_as
     """A bank embedded in bf16 (on a GPU) and reused by a recipe on the CPU: the phrase's store was embedded in fp32,
     the CPU's precision, and the fit refused to read it with the bank. The phrase's store (new, or an earlier run's
     in fp32 rebuilt) and the calibration stream's pass (the heads' and their ensemble's) are now at the bank's bf16,
-    and the bank is left as it was."""
+    a head fit on the fp32 store is fit again (not calibrated on bf16 rows), and the bank is left as it was."""
     from wakebuilder.train.fit_config import FitConfig
 
     # more positives and smaller batches than tiny's: a random AST's rows then give heads that calibrate
@@ -89,3 +89,5 @@ def test_a_cpu_recipe_reads_a_bf16_bank_at_its_precision(tmp_path: Path, tiny_as
         assert [p.is_file() for p in passes] == [True, False]
         for member in result.members or (result.model_dir,):
             assert json.loads((member / "calibration.json").read_text())["config"]["dtype"] == "bf16"
+            # fit on the bf16 stores: a's head, fit on the fp32 ones, is not kept
+            assert {s.get("compute_dtype") for s in load_model(member).meta["stores"]} == {"bf16"}

@@ -125,6 +125,16 @@ def test_describe_records_a_url_store_by_its_url(tmp_path: Path) -> None:
         assert [d["path"] for d in union.describe()] == [str(local.resolve()), url]
 
 
+def test_describe_records_the_precision_a_store_records(tmp_path: Path) -> None:
+    """model.json's "stores" record each store's precision (``compute_dtype``, not in the fingerprint), so
+    calibration can tell a store embedded again in place at another one; none for a store that records none."""
+    recorded = write(tmp_path / "a.zarr", [rows(20, seed=0, prefix="a")], compute_dtype="fp32")
+    unrecorded = write(tmp_path / "b.zarr", [rows(20, seed=1, prefix="b")])
+    with open_stores([recorded, unrecorded]) as union:
+        first, second = union.describe()
+    assert first["compute_dtype"] == "fp32" and "compute_dtype" not in second
+
+
 def test_one_store_under_two_spellings_is_refused_naming_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--store given twice for one store (relative and absolute, a trailing slash, a symlink, a file:// URL, a hard
     link, a URL spelled two ways) is a slip: refused in one line naming both spellings, as the same path twice is,

@@ -169,10 +169,12 @@ class StoreUnion:
         return digest
 
     def describe(self) -> list[dict[str, Any]]:
-        """Each store's path, fingerprint, kept/read row counts and the ``rows_digest`` of the rows read (recorded in
-        model.json)."""
+        """Each store's path, fingerprint, kept/read row counts, the ``rows_digest`` of the rows read and the precision
+        it records, if any (recorded in model.json: not in the fingerprint, a store embedded again in place at another
+        precision is told by it)."""
         return [{"path": resolved_location(s.path), "fingerprint": s.fingerprint, "rows": n, "kept": int(k.sum()),
-                 "ids_sha256": self.ids_digest(i)}
+                 "ids_sha256": self.ids_digest(i),
+                 **({"compute_dtype": s.spec.compute_dtype} if s.spec.compute_dtype is not None else {})}
                 for i, (s, k, n) in enumerate(zip(self.stores, self.keep, self.rows, strict=True))]
 
 
