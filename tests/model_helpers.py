@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 from wakebuilder.modeldir import save_model
@@ -149,3 +150,17 @@ def planted_stream(times_s: tuple[float, ...], duration_s: float, *, seed: int =
         start = int(t0 * 16000)
         audio[start : start + sound.size] += sound
     return audio
+
+
+def spy_stream_precision(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The precisions the backbone is loaded at over the streams (the tone model's ONNX backbone takes any)."""
+    import wakebuilder.backbones as backbones
+
+    loaded, real = [], backbones.backbone_from_identity
+
+    def spy(identity: dict, *, device: str = "auto", dtype: str = "auto") -> object:
+        loaded.append(dtype)
+        return real(identity, device=device, dtype=dtype)
+
+    monkeypatch.setattr(backbones, "backbone_from_identity", spy)
+    return loaded

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.model_helpers import copy_model, planted_stream, tone_setup
+from tests.model_helpers import copy_model, planted_stream, spy_stream_precision, tone_setup
 from tests.conftest import noise
 from wakebuilder import metrics
 from wakebuilder.audio import write_wav
@@ -335,3 +335,43 @@ def test_cli_help_and_bad_input() -> None:
 def test_planted_stream_helper_is_loud_where_planted() -> None:
     audio = planted_stream((1.0,), 3.0)
     assert np.abs(audio[16000:17000]).max() > 0.3 and np.abs(audio[:8000]).max() < 0.1
+
+
+def test_streams_are_scored_at_the_precision_the_model_was_fit_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--dtype auto scored the calibration stream at the device's precision (bf16 on CUDA), whatever the stores the
+    head was fit on were embedded at: the FA/h that set the threshold came from other embeddings. It now scores at
+    the precision model.json records for them (the device's where none is); another one asked for is honoured and
+    warned of."""
+    import wakebuilder.devices as devices
+    from wakebuilder.store import open_store
+    from wakebuilder.store.union import rows_digest
+
+    setup = tone_setup()
+    model = copy_model(setup["model"], tmp_path / "model")
+    stream = write_wav(tmp_path / "neg.wav", noise(5, amplitude=0.02, seed=5))
+    meta = json.loads((model / "model.json").read_text())
+    with open_store(setup["store"], "r") as store:
+        fitted = {"path": str(setup["store"]), "fingerprint": store.fingerprint, "rows": len(store),
+                  "ids_sha256": rows_digest(store, len(store))}
+    loaded = spy_stream_precision(monkeypatch)
+
+    def calibrated_at(recorded: str | None, dtype: str = "auto") -> str:
+        stores = [fitted | ({"compute_dtype": recorded} if recorded else {})]  # recorded, or a model.json before it
+        (model / "model.json").write_text(json.dumps(meta | {"stores": stores}))
+        _, summary = calibrate_model(model, setup["store"], streams=[stream], config=CalibrateConfig(dtype=dtype))
+        assert summary["config"]["dtype"] == loaded[-1]  # calibration.json says what the stream was scored at
+        return loaded[-1]
+
+    def warned() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "scoring the stream" in r.getMessage()]
+
+    assert calibrated_at("bf16") == "bf16"  # on this CPU, where auto alone is fp32
+    assert calibrated_at(None) == "auto"  # the device's
+    monkeypatch.setattr(devices, "resolve_device", lambda name="auto": "cuda")  # a GPU's default: bf16
+    assert calibrated_at("fp32") == "fp32" and calibrated_at("fp32", dtype="fp32") == "fp32"
+    assert not warned()
+    assert calibrated_at("fp32", dtype="bf16") == "bf16"
+    [message] = warned()
+    assert "in bf16" in message and "in fp32" in message and str(model) in message

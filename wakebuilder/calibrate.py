@@ -8,6 +8,7 @@ point it exports those modules' names too.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,8 +34,9 @@ __all__ = [  # with the names of calibrate_rules and calibrate_validation that t
     # and research/ import from here
     "CalibrateConfig", "apply_platt", "calibrate_model", "choose_threshold", "fa_rule_threshold", "fit_platt",
     "format_report", "model_stream_scores", "model_stream_traces", "stream_fa_per_hour", "stream_file_scores",
-    "stream_peak", "validation_logits",
+    "stream_peak", "stream_precision", "validation_logits",
 ]
+log = logging.getLogger(__name__)
 
 
 def stream_file_scores(
@@ -99,6 +101,30 @@ def model_stream_traces(
     return traces, hours
 
 
+def stream_precision(models: Sequence[LoadedModel], dtype: str, *, device: str) -> str:
+    """The AST precision to score ``models``' streams at for ``dtype`` (``--dtype``).
+
+    ``auto`` is the precision model.json records for the stores they were fit on, so the FA/h that sets a
+    threshold comes from embeddings of the precision the head was fit on. Another precision asked for is honoured,
+    with a warning. Where none is recorded (an ONNX backbone, a model.json written before it was), ``dtype`` as
+    given: ``auto`` is the device's (``backbones.ast.resolve_dtype``: bf16 on CUDA, fp32 elsewhere).
+    """
+    from wakebuilder.backbones.ast import resolve_dtype
+    from wakebuilder.devices import resolve_device
+
+    fit_at = sorted({d.get("compute_dtype") for m in models for d in m.meta.get("stores") or []} - {None})
+    if not fit_at:
+        return dtype
+    if dtype == "auto" and len(fit_at) == 1:
+        return fit_at[0]
+    resolved = resolve_dtype(dtype, resolve_device(device))
+    if resolved not in fit_at:
+        log.warning("scoring the stream in %s, but %s was fit on stores embedded in %s: its false accepts come from "
+                    "other embeddings than the head was fit on (--dtype auto scores at the fit's precision)",
+                    resolved, ", ".join(str(m.path) for m in models), "/".join(fit_at))
+    return resolved
+
+
 def stream_peak(traces: Sequence[np.ndarray]) -> float | None:
     """The highest score on the streams (``None`` without any), for ``metrics.threshold_grid``."""
     return max((float(np.max(t)) for t in traces if len(t)), default=None)
@@ -130,6 +156,7 @@ def calibrate_model(
     scores = apply_platt(logits, temperature, bias)
     fa_h, hours, traces = None, 0.0, None
     if streams:
+        config = config.replace(dtype=stream_precision([model], config.dtype, device=config.device))  # recorded
         traces, hours = model_stream_traces(streams, model, temperature, bias, config=config)
     grid = metrics.threshold_grid(scores, stream_peak=stream_peak(traces or []))
     table = metrics.sweep(labels, scores, grid)

@@ -44,8 +44,9 @@ class CalibrateConfig(StageConfig):
     smooth: int = 1
     batch_size: int = 64
     device: str = "auto"
-    # The AST's compute precision over the streams (auto: bf16 on CUDA, fp32 elsewhere): the recipe passes its
-    # stores', so a head is calibrated on a pass of the precision it was fit on.
+    # The AST's compute precision over the streams (auto: the one model.json records for the stores the head was fit
+    # on, else bf16 on CUDA and fp32 elsewhere: ``calibrate.stream_precision``), so a head is calibrated on a pass of
+    # the precision it was fit on.
     dtype: str = "auto"
     # Keep the backbone's pass over each stream in the cache (``stream_cache``): a later head (another phrase,
     # seed or refit) on the same stream runs only the head. Costs disk: about 50 MB per 10 minutes for
