@@ -11,7 +11,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from tests.model_helpers import copy_model, fit_linear_head, make_model_dir, planted_stream, tiny_head, tone_setup
+from tests.model_helpers import (
+    copy_model, fit_linear_head, make_model_dir, planted_stream, spy_stream_precision, tiny_head, tone_setup,
+)
 from wakebuilder.atomic import atomic_write_json
 from wakebuilder.audio import write_wav
 from wakebuilder.cli import main
@@ -102,6 +104,24 @@ def test_stream_gives_the_ensemble_false_accepts_per_hour(members: list[Path], t
     assert summary["fa_per_hour"] * summary["stream_hours"] == pytest.approx(2)  # the two planted chirps
     saved = json.loads((tmp_path / "ens" / "calibration.json").read_text())
     assert saved["fa_per_hour"] == summary["fa_per_hour"] and saved["streams"] == [str(stream.resolve())]
+
+
+def test_the_stream_is_scored_at_the_precision_the_members_were_fit_at(
+    members: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--dtype auto scored the ensemble's stream at the device's precision (bf16 on CUDA) whatever the members' stores
+    were embedded at (the ensemble's model.json lists no stores); it now takes the precision the members record."""
+    import wakebuilder.devices as devices
+
+    for member in members:
+        meta = json.loads((member / "model.json").read_text())
+        stores = [{"fingerprint": meta["store_fingerprint"], "rows": 240, "compute_dtype": "fp32"}]
+        (member / "model.json").write_text(json.dumps(meta | {"stores": stores}))
+    loaded = spy_stream_precision(monkeypatch)
+    monkeypatch.setattr(devices, "resolve_device", lambda name="auto": "cuda")  # a GPU's default: bf16
+    stream = write_wav(tmp_path / "stream.wav", planted_stream((4.0,), 5.0))
+    combine_models(members, tmp_path / "ens", streams=[stream], threshold=0.3, device="cpu")
+    assert loaded == ["fp32"]
 
 
 def fa_rule_calibrations(members: list[Path], f1_peaks: tuple[float, float]) -> None:

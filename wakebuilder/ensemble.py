@@ -62,7 +62,8 @@ def combine_models(
         threshold: instead of the rule's.
         overwrite: replace an existing ``out_dir``.
         device: where the backbone runs over ``streams``.
-        dtype: the AST's compute precision over ``streams`` (``auto``: the device's): the members' calibration's.
+        dtype: the AST's compute precision over ``streams`` (``auto``: the one the members' model.json records for
+            their stores, else the device's; ``calibrate.stream_precision``): the members' calibration's.
 
     Raises:
         ConfigError: fewer than two members, an uncalibrated member, an ensemble as a member, other phrases, an
@@ -150,11 +151,12 @@ def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], mode
     accepts per hour at the threshold and over the grid."""
     from wakebuilder import metrics
     from wakebuilder.calibrate import (
-        CalibrateConfig, fa_rule_threshold, model_stream_traces, stream_fa_per_hour, stream_peak,
+        CalibrateConfig, fa_rule_threshold, model_stream_traces, stream_fa_per_hour, stream_peak, stream_precision,
     )
 
     cals = [m.calibration or {} for m in models]
     saved = _shared_settings(models, ("target_fa_per_hour", "not_below_f1", *STREAM_DEFAULTS))
+    dtype = stream_precision(models, dtype, device=device)  # auto: the members' fit's (the ensemble records none)
     try:
         config = CalibrateConfig(**saved, device=device, dtype=dtype, cache_streams=True)
     except ConfigError as exc:  # of the kind, out of range (a hop of 5 s): the files' settings, not an option's
