@@ -731,3 +731,29 @@ def test_a_rerun_makes_again_once_the_steps_an_older_version_of_their_stages_mad
     assert remade(pipeline, "augment") == {"augmented"}
     stamps = {name: path.stat().st_mtime_ns for name, path in steps().items()}
     assert {name: path.stat().st_mtime_ns for name, path in steps().items()} == stamps
+
+
+def test_the_report_stream_is_scored_at_the_precision_of_the_stores(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's stream, scored by the head on the backbone's cached pass, was scored at the device's precision
+    (bf16 on a GPU, fp32 on a CPU), not at the one its stores were embedded at and the heads fit and calibrated on:
+    an ensemble's model.json records no stores to tell it. It is now scored at the stores' precision."""
+    import shutil
+
+    from tests.model_helpers import copy_model, spy_stream_precision, tone_setup
+    from wakebuilder.audio import write_wav
+
+    setup = tone_setup()
+    store = Path(shutil.copytree(setup["store"], tmp_path / "store"))
+    zarr_meta = json.loads((store / "zarr.json").read_text())
+    zarr_meta["attributes"]["compute_dtype"] = "bf16"  # embedded on a GPU; this CPU's auto is fp32
+    (store / "zarr.json").write_text(json.dumps(zarr_meta))
+    model = copy_model(setup["calibrated"], tmp_path / "model")  # its model.json lists no stores, as an ensemble's
+    stream = write_wav(tmp_path / "report.wav", noise(5, amplitude=0.02, seed=5))
+    data = RecipeData(train_manifests=[], negatives=tmp_path / "n.jsonl", heldout_positives=None,
+                      heldout_negatives=None, calibration_stream=tmp_path / "s.wav", report_stream=stream)
+    loaded = spy_stream_precision(monkeypatch)
+    config = RecipeConfig.preset("tiny", phrase="hey tone", bank=True)
+    result = recipe.export_and_report(config, tmp_path / "run", model, store, data, {"threshold": 0.5}, device="cpu")
+    assert result.report is not None and result.report["stream_hours"] == pytest.approx(5 / 3600)
+    assert loaded[-1] == "bf16"

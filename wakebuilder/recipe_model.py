@@ -106,8 +106,11 @@ def export_and_report(
     onnx = Path(exported.files["onnx"])
     report = None
     if config.report:
+        from wakebuilder.recipe_precision import stores_precision
+
         step(f"report: clips and {config.report_stream_s:g}s of stream that neither training nor the threshold saw")
-        report = report_on_heldout(onnx, data, device=device, model_dir=model_dir if config.bank else None)
+        report = report_on_heldout(onnx, data, device=device, model_dir=model_dir if config.bank else None,
+                                   dtype=stores_precision([store] if bank is None else [store, bank]))
     step(f"done in {time.perf_counter() - step.start:.0f}s")
     return RecipeResult(config=config, out_dir=out, onnx=onnx, model_dir=model_dir, store=store, data=data,
                         threshold=float(calibration["threshold"]), report=report,
@@ -129,13 +132,13 @@ def calibration_config(config: RecipeConfig, *, device: str = "auto", dtype: str
                            device=device, dtype=dtype, cache_streams=config.bank)
 
 
-def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto",
-                      model_dir: Path | None = None) -> dict[str, Any]:
+def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto", model_dir: Path | None = None,
+                      dtype: str = "auto") -> dict[str, Any]:
     """``wb eval``'s metrics of the exported model on the held-out clips and report stream.
 
     With ``model_dir`` (the exported model's directory), the report stream is scored by its head on the
-    backbone's pass kept in the cache (``stream_cache``; the same probabilities as the ONNX, which export
-    checks), and the clips by the ONNX.
+    backbone's pass kept in the cache (``stream_cache``), computed at ``dtype`` (the stores' precision, as the
+    calibration stream's; in fp32 the ONNX's probabilities, which export checks), and the clips by the ONNX.
     """
     from wakebuilder.categories import OTHER
     from wakebuilder.detect import load_detector
@@ -148,20 +151,24 @@ def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto",
     config = EvalConfig().resolved(detector)
     traces = None
     if model_dir is not None and streams:
-        traces = {streams[0]: cached_stream_scores(model_dir, data.report_stream, hop_s=config.hop_s, device=device)}
+        traces = {streams[0]: cached_stream_scores(model_dir, data.report_stream, hop_s=config.hop_s, device=device,
+                                                   dtype=dtype)}
     return evaluate_detector(detector, manifests=manifests, streams=streams, config=config,
                              categories=[OTHER] * len(streams), traces=traces)  # mixed: per clip, by its segments
 
 
-def cached_stream_scores(model_dir: Path, stream: Path, *, hop_s: float, device: str = "auto") -> np.ndarray:
-    """The calibrated model's probability for every window of ``stream``, its head on the cached backbone pass."""
+def cached_stream_scores(model_dir: Path, stream: Path, *, hop_s: float, device: str = "auto",
+                         dtype: str = "auto") -> np.ndarray:
+    """The calibrated model's probability for every window of ``stream``, its head on the cached backbone pass
+    computed at ``dtype`` (``calibrate.stream_precision``: ``auto`` is the one model.json records for its stores)."""
     from wakebuilder.backbones import backbone_from_identity
-    from wakebuilder.calibrate import CalibrateConfig, model_stream_scores
+    from wakebuilder.calibrate import CalibrateConfig, model_stream_scores, stream_precision
     from wakebuilder.modeldir import load_model
 
     model = load_model(model_dir)
     calibration = model.calibration or {}
-    backbone = backbone_from_identity(model.backbone, device=device)
+    backbone = backbone_from_identity(model.backbone, device=device,
+                                      dtype=stream_precision([model], dtype, device=device))
     scores, _ = model_stream_scores(stream, model, backbone, float(calibration.get("temperature", 1.0)),
                                     float(calibration.get("bias", 0.0)),
                                     config=CalibrateConfig(hop_s=hop_s, cache_streams=True, device=device))
