@@ -287,6 +287,29 @@ def test_a_steady_hum_in_8_bit_is_not_called_clipped(tmp_path: Path) -> None:
     assert all("are clipped" in r.reason for r in read_rejects(tmp_path / "out2"))
 
 
+@pytest.mark.parametrize("subtype", ["ULAW", "ALAW"])
+def test_a_loud_hum_in_mu_law_or_a_law_is_not_called_clipped(tmp_path: Path, subtype: str) -> None:
+    """Mu-law and A-law store 8-bit codes on levels that are far apart near full scale (1024 of 32768 in the top
+    segment): a hum at -1 to -3 dBFS, that never reaches full scale, stays on its top level for several samples at
+    every peak and was refused as 4-11% clipped. Its flat tops are judged at the step near its peak now, as an 8-bit
+    PCM file's are; a sine driven past full scale, or a buzz clipped at 0.5, still is refused."""
+    buzz = ((1, 1.0), (2, 0.4), (3, 0.2))
+    takes = [write_pcm(tmp_path / "sine.wav", steady_hum(10 ** (-1 / 20)), subtype),
+             write_pcm(tmp_path / "sine_8k.wav", steady_hum(10 ** (-3 / 20), 8_000, pitch_hz=100), subtype, 8_000),
+             write_pcm(tmp_path / "buzz_48k.wav", steady_hum(10 ** (-2 / 20), 48_000, pitch_hz=50, harmonics=buzz),
+                       subtype, 48_000),
+             write_pcm(tmp_path / "soft_buzz.wav", steady_hum(10 ** (-9 / 20), harmonics=buzz), subtype)]
+    for take in takes:
+        assert sf.info(str(take)).subtype == subtype and np.abs(sf.read(str(take))[0]).max() < 0.9
+    manifest, rejects = validate_recordings(takes, out_dir=tmp_path / "out", config=ValidateConfig())
+    assert rejects == [] and len(read_manifest(manifest)) == len(takes)
+    clipped = [write_pcm(tmp_path / "clipped_sine.wav", np.clip(steady_hum(1.5, pitch_hz=50), -1, 1), subtype),
+               write_pcm(tmp_path / "clipped_buzz.wav", np.clip(steady_hum(0.75, harmonics=buzz), -0.5, 0.5), subtype)]
+    with pytest.raises(BadAudioError, match="none of the 2"):
+        validate_recordings(clipped, out_dir=tmp_path / "out2", config=ValidateConfig())
+    assert all("are clipped" in r.reason for r in read_rejects(tmp_path / "out2"))
+
+
 def write_opus(path: Path, samples: np.ndarray, rate: int = 16_000) -> Path:
     sf.write(path, samples, rate, format="OGG", subtype="OPUS")
     return path

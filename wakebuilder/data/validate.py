@@ -88,8 +88,8 @@ def check_recording(path: Path, config: ValidateConfig) -> tuple[np.ndarray | No
     if voiced < config.min_voiced_s:
         return None, (f"{path}: no speech found ({voiced:.2f} s rises 15 dB above the background, under "
                       f"{config.min_voiced_s:g} s); record the phrase in a quiet room, with a pause before it")
-    step, full_scale = stored_scale(path)
-    clipped_per_channel = clipped_fraction(data, step, full_scale=full_scale)
+    step, full_scale, levels = stored_scale(path)
+    clipped_per_channel = clipped_fraction(data, step, full_scale=full_scale, levels=levels)
     worst = int(np.argmax(clipped_per_channel))
     clipped = float(clipped_per_channel[worst])
     if clipped > config.max_clipped_fraction:
