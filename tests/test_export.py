@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +83,42 @@ def test_speech_embedding_export_is_one_graph_with_parity(tmp_path: Path) -> Non
     head_graph = onnx.load(summary.files["head_onnx"]).graph
     dims = [d.dim_value for d in head_graph.input[0].type.tensor_type.shape.dim]
     assert dims[1:] == [9, 96]
+
+
+def test_exports_from_two_threads_never_overlap_in_torch_onnx_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """torch's TorchScript exporter keeps process-global state: two threads inside it at once fail.
+
+    Each call waits at a two-party barrier: without the library's lock the second thread's call joins the
+    first's (two inside at once, deterministically); with it the first waits out the timeout alone.
+    """
+    real_export, barrier, lock = torch.onnx.export, threading.Barrier(2, timeout=3.0), threading.Lock()
+    inside, most_inside = [0], [0]
+
+    def counting_export(*args: object, **kwargs: object) -> object:
+        with lock:
+            inside[0] += 1
+            most_inside[0] = max(most_inside[0], inside[0])
+        try:
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:  # alone in here: what the lock should give
+                pass
+            return real_export(*args, **kwargs)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(torch.onnx, "export", counting_export)
+    model = tone_setup()["calibrated"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [pool.submit(export_model, model, tmp_path / f"out{i}") for i in range(2)]
+        failures = [run.exception() for run in runs]
+    assert most_inside[0] == 1, "two torch.onnx.export calls ran at once"
+    assert failures == [None, None]
+    assert all(max(run.result().parity_max_abs_diff.values()) <= 1e-4 for run in runs)
+    assert not list(tmp_path.glob("*.incomplete"))
 
 
 def test_parity_failure_leaves_no_export(ast_model: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ speech-embedding backbone, already ONNX, is composed with the head's ONNX file
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,11 @@ from torch import nn
 from wakebuilder.atomic import atomic_write_bytes
 
 OPSET = 17
+# torch's TorchScript exporter keeps process-global state (GLOBALS.in_onnx_export, the export's opset), and
+# warnings.catch_warnings swaps the process-wide filters: two threads exporting at once (run_recipe in a
+# ThreadPoolExecutor) fail with "GLOBALS.in_onnx_export must be False". Every torch.onnx.export in wakebuilder
+# goes through torch_to_onnx, which holds this lock.
+_TORCH_ONNX_EXPORT_LOCK = threading.Lock()
 
 
 class WaveformDetector(nn.Module):
@@ -32,12 +38,15 @@ class WaveformDetector(nn.Module):
 
 
 def torch_to_onnx(module: nn.Module, example: torch.Tensor, path: Path, *, input_name: str) -> Path:
-    """Export with a dynamic batch axis into one self-contained file (legacy TorchScript exporter)."""
+    """Export with a dynamic batch axis into one self-contained file (legacy TorchScript exporter).
+
+    Safe to call from several threads: the exports take turns (the exporter's state is process-global).
+    """
     import io
     import warnings
 
     buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
+    with _TORCH_ONNX_EXPORT_LOCK, torch.no_grad(), warnings.catch_warnings():
         # the legacy exporter is deprecated but exact here (see DEPENDENCIES.md); shapes are fixed per window
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
