@@ -113,7 +113,8 @@ def main() -> None:
             print(f"{run['word']} s{run['seed']} (words stream peak {trace.max():.3f})  " + "; ".join(cells),
                   flush=True)
     for name, (hits, clips, events, within) in totals.items():
-        print(f"{name}: {hits}/{clips} ({hits / max(clips, 1):.1%}), {events} false accepts, {within} models within one")
+        print(f"{name}: {hits}/{clips} ({hits / max(clips, 1):.1%}), {events} false accepts, "
+              f"{within} models within one")
 
 
 if __name__ == "__main__":
