@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -55,6 +57,39 @@ def test_same_data_and_seed_give_identical_weights() -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
     c = fit_head(arrays, config.replace(seed=1)).head.state_dict()
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_a_fit_gives_the_same_head_while_another_fit_runs_in_another_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's random generator and deterministic-algorithms switch are process-wide: two fits at once in two
+    threads (run_recipe in a ThreadPoolExecutor) must not draw from one stream or reset it under each other.
+
+    Each fit's first epoch waits at a two-party barrier: without the library's lock the second fit joins the first
+    inside its seeded section (its manual_seed reseeds the stream the first draws dropout from), deterministically;
+    with it the first waits out the timeout alone, finishes, and only then does the second start.
+    """
+    from wakebuilder.train import loop
+
+    arrays = planted(300)
+    configs = [SMALL.replace(max_epochs=3, frame_dropout=0.2, seed=seed) for seed in (0, 5)]
+    alone = [fit_head(arrays, config).head.state_dict() for config in configs]
+    real_epoch, barrier, waited = loop._train_epoch, threading.Barrier(2, timeout=3.0), threading.local()
+
+    def first_epoch_meets_the_other_fit(*args: object, **kwargs: object) -> float:
+        if not getattr(waited, "once", False):
+            waited.once = True
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:  # alone in the seeded section: what the lock should give
+                pass
+        return real_epoch(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "_train_epoch", first_epoch_meets_the_other_fit)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        together = [f.result().head.state_dict() for f in [pool.submit(fit_head, arrays, c) for c in configs]]
+    for lone, other in zip(alone, together, strict=True):
+        assert all(torch.equal(lone[k], other[k]) for k in lone), "a fit changed while another ran in a thread"
+    assert torch.are_deterministic_algorithms_enabled() == deterministic
 
 
 def test_streaming_learns_too() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,13 @@ from wakebuilder.train.loop import evaluate_head, train_loop
 from wakebuilder.train.split import Split, split_groups
 
 log = logging.getLogger(__name__)
+# torch's default random generators (which weight init, nn.Dropout and the frame dropout draw from; F.dropout takes
+# no generator of its own) and its deterministic-algorithms switch are process-wide. Two fits at once in two threads
+# (run_recipe in a ThreadPoolExecutor, research/real_transfer.py --jobs 2) would reseed and draw from one stream and
+# restore the switch under each other, so a seed would no longer give one head. Each seeded section holds this lock:
+# the fits take turns (a head's fit is short). Code outside a fit that draws from torch's global generator in
+# another thread meanwhile still changes the fit's draws.
+_TORCH_RNG_LOCK = threading.Lock()
 
 
 @dataclass
@@ -72,7 +80,8 @@ def fit_head(
     """Train a head on ``arrays`` (StoreArrays-like: sequence, label, kind, group).
 
     With ``stream_source`` (a store) the sequences are streamed from it in
-    chunk order instead of read from ``arrays.sequence``.
+    chunk order instead of read from ``arrays.sequence``. Safe to call from several threads: the seeded
+    training sections take turns, so a seed gives the same head whether or not another fit runs meanwhile.
 
     Raises:
         TrainingError: empty data, one class only, too few groups, NaN embeddings.
@@ -162,11 +171,14 @@ def _shape(arrays: Any, source: Any) -> tuple[int, int]:
 
 @contextlib.contextmanager
 def _deterministic(seed: int, device: str) -> Iterator[None]:
-    """Seed torch's generators (weights, dropout) without touching the caller's state."""
+    """Seed torch's generators (weights, dropout) without touching the caller's state.
+
+    Safe to call from several threads: the sections take turns (``_TORCH_RNG_LOCK``; the generators are process-wide).
+    """
     devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
-    enabled = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    with torch.random.fork_rng(devices=devices):
+    with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=devices):
+        enabled = torch.are_deterministic_algorithms_enabled()
+        warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=not device.startswith("cpu"))
         try:
