@@ -81,3 +81,21 @@ def test_split_json_val_groups_edited_by_hand_is_one_line(groups: Any, tmp_path:
     assert result.stderr.startswith(f"wb: error: {model / 'split.json'}: val_groups must be a list of group names, "
                                     f"not {groups!r}; "), result.stderr
     assert "wb fit" in result.stderr
+
+
+def test_loading_a_model_draws_nothing_from_torchs_random_generator() -> None:
+    """load_model runs in one thread (calibrate, ensemble, export) while a fit runs in another (run_recipe in a
+    ThreadPoolExecutor): a random init of the head before its weights were copied in drew from torch's process-wide
+    generator, which changed that fit's dropout draws and so its head."""
+    import torch
+    from safetensors.torch import load_file
+
+    from wakebuilder.modeldir import WEIGHTS_NAME, load_model
+
+    model = tone_setup()["model"]
+    before = torch.random.get_rng_state()
+    head = load_model(model).head
+    assert torch.equal(before, torch.random.get_rng_state())
+    saved, loaded = load_file(str(model / WEIGHTS_NAME)), head.state_dict()
+    assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
+    assert all(p.requires_grad for p in head.parameters())  # wb fit --init trains the loaded head on

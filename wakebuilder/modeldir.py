@@ -235,7 +235,13 @@ def _missing(data: dict[str, Any], key: str, kind: str = "an object") -> str:
 
 
 def load_model(model_dir: str | os.PathLike[str], *, device: str = "cpu") -> LoadedModel:
-    """Load a model directory; clear errors for missing or corrupt files."""
+    """Load a model directory; clear errors for missing or corrupt files.
+
+    The head is built without initialising its weights (on the meta device, then allocated empty) before the saved
+    ones are copied in: a random init would draw from torch's process-wide generator, and so change the draws of a
+    fit running meanwhile in another thread (run_recipe in a ThreadPoolExecutor).
+    """
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -247,7 +253,9 @@ def load_model(model_dir: str | os.PathLike[str], *, device: str = "cpu") -> Loa
     meta = read_meta(root)
     split = read_split(root)
     try:
-        head = build_head(HeadConfig.from_dict(meta["head"]))
+        with torch.device("meta"):  # the strict load below fills every tensor of the empty head
+            head = build_head(HeadConfig.from_dict(meta["head"]))
+        head = head.to_empty(device="cpu")
     except (KeyError, ValueError, RuntimeError, WakebuilderError) as exc:  # torch: a negative width, a dropout > 1
         raise ModelFileError(f"{root / META_NAME}: no valid head config ({exc})") from exc
     weights = root / WEIGHTS_NAME
