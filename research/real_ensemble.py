@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     sources = [RESULTS / f"real_transfer_{tag}.json" for tag in args.tag.split(",")]
     runs = [run for source in sources for run in json.loads(source.read_text(encoding="utf-8"))["runs"]]
     files = realdev_files(args.realdev)
-    windows = rt.realdev_windows(args.window_s, args.workdir, args.realdev) if args.heads else None
+    backbone = json.loads(sources[0].read_text(encoding="utf-8"))["recipe"].get("backbone", "speech-embedding")
+    window_s = None if backbone == "word-embedding" and args.window_s == 2.5 else args.window_s  # its own 1.5 s
+    windows = rt.realdev_windows(window_s, args.workdir, args.realdev, backbone) if args.heads else None
     words = [w for w in WORDS if any(r["word"] == w for r in runs)]
     seeds = sorted({r["seed"] for r in runs})
     size = args.size or len(seeds)
