@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import real_transfer as rt
+from fixed_threshold import new_total, tally, total_line
 
 from wakebuilder.recipe_config import RecipeConfig
 
@@ -65,7 +66,7 @@ def main() -> None:
     p.add_argument("--seeds", type=lambda s: {int(x) for x in s.split(",")}, default=None)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/rd"))
     args = p.parse_args()
-    totals = {name: {"detected": 0, "n_clips": 0, "false_accepts": 0, "within_one": 0, "models": 0} for name in RULES}
+    totals = {name: new_total() for name in RULES}
     for tag in args.tag:
         result = json.loads((rt.RESULTS / f"real_transfer_{tag}.json").read_text(encoding="utf-8"))
         config = RecipeConfig.from_dict(result["recipe"])
@@ -80,18 +81,11 @@ def main() -> None:
             cells = []
             for name, rule in RULES.items():
                 t = rule_threshold(rule, calibration)
-                hits, events = rt.n_detected(pos, t), rt.n_events(fa, t)
-                total = totals[name]
-                total["detected"] += hits
-                total["n_clips"] += len(pos)
-                total["false_accepts"] += events
-                total["within_one"] += events <= 1
-                total["models"] += 1
+                hits, events = tally(totals[name], pos, fa, t)
                 cells.append(f"{name} {t:.3f}: {hits}/{len(pos)} {events} FA")
             print(f"{run['word']} s{run['seed']}  " + "; ".join(cells), flush=True)
     for name, total in totals.items():
-        print(f"{name}: {total['detected']}/{total['n_clips']} ({total['detected'] / max(total['n_clips'], 1):.1%}), "
-              f"{total['false_accepts']} false accepts, {total['within_one']} of {total['models']} models within one")
+        print(f"{name}: {total_line(total)}")
 
 
 if __name__ == "__main__":

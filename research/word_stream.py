@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import real_transfer as rt
 from calibration_rules import RULES, rule_threshold
+from fixed_threshold import new_total, tally, total_line
 
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.audio import load_audio
@@ -75,7 +76,7 @@ def main() -> None:
     p.add_argument("--target", type=float, default=0.5, help="FA/h on the two streams together")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/rd"))
     args = p.parse_args()
-    totals = {name: [0, 0, 0, 0] for name in ("recipe", "words stream", "frr<=0.2", "words stream, frr<=0.2")}
+    totals = {name: new_total() for name in ("recipe", "words stream", "frr<=0.2", "words stream, frr<=0.2")}
     grid = np.round(np.concatenate([np.arange(1, 100) / 100, 0.991 + 0.001 * np.arange(9)]), 4)
     for tag in args.tag:
         result = json.loads((rt.RESULTS / f"real_transfer_{tag}.json").read_text(encoding="utf-8"))
@@ -103,18 +104,12 @@ def main() -> None:
             frr_t = rule_threshold(RULES["frr<=0.2"], calibration)
             for name, t in (("recipe", recipe_t), ("words stream", words_t), ("frr<=0.2", frr_t),
                             ("words stream, frr<=0.2", max(words_t, frr_t))):
-                hits, events = rt.n_detected(pos, t), rt.n_events(fa, t)
-                total = totals[name]
-                total[0] += hits
-                total[1] += len(pos)
-                total[2] += events
-                total[3] += events <= 1
+                hits, events = tally(totals[name], pos, fa, t)
                 cells.append(f"{name} {t:.3f}: {hits}/{len(pos)} {events} FA")
             print(f"{run['word']} s{run['seed']} (words stream peak {trace.max():.3f})  " + "; ".join(cells),
                   flush=True)
-    for name, (hits, clips, events, within) in totals.items():
-        print(f"{name}: {hits}/{clips} ({hits / max(clips, 1):.1%}), {events} false accepts, "
-              f"{within} models within one")
+    for name, total in totals.items():
+        print(f"{name}: {total_line(total)}")
 
 
 if __name__ == "__main__":
