@@ -90,6 +90,25 @@ def test_not_below_f1_lets_the_stream_raise_the_threshold_but_not_lower_it() -> 
     assert choose_threshold(table, np.where(grid >= 0.2, 6.0, 12.0), unreachable) == 0.6
 
 
+def test_min_threshold_is_a_floor_under_every_rule() -> None:
+    """A backbone whose synthetic calibration stream does not bind the threshold (word-embedding: the rules land at
+    0.27-0.5 and real speech wakes it 15-50 times an hour) gets a fixed floor: never below it, whatever the rule."""
+    grid = metrics.threshold_grid()
+    table = {"threshold": grid, "f1": np.exp(-((grid - 0.3) ** 2) / 0.01)}  # per-clip F1 best at 0.3
+    easy = np.where(grid >= 0.3, 0.0, 10.0)  # no false accept above 0.3
+    hard = np.where(grid >= 0.9, 0.0, 10.0)
+    for config in (CalibrateConfig(objective="f1"), CalibrateConfig(objective="fa-per-hour"),
+                   CalibrateConfig(not_below_f1=True)):
+        assert choose_threshold(table, easy, config) == pytest.approx(0.3)
+        assert choose_threshold(table, easy, config.replace(min_threshold=0.8)) == 0.8
+        assert choose_threshold(table, hard, config.replace(min_threshold=0.8)) == pytest.approx(
+            0.9 if config.objective != "f1" else 0.8)  # a rule above the floor keeps its own
+    assert choose_threshold(table, np.zeros_like(grid), CalibrateConfig(min_threshold=0.8)) == 0.8  # unbound
+    for bad in (1.0, 1.5, -0.1, float("nan")):
+        with pytest.raises(ConfigError, match="--min-threshold"):
+            CalibrateConfig(min_threshold=bad)
+
+
 def test_a_stream_that_bounds_no_threshold_takes_the_f1_rule(caplog: pytest.LogCaptureFixture) -> None:
     """Silence, or audio nothing like the wake word, has no false accept at any threshold: the FA/h rule would
     take the bottom of the grid (0.01), so the per-clip F1 rule's threshold is taken, with a warning."""

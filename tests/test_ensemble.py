@@ -181,6 +181,38 @@ def test_the_stream_rule_says_what_it_did_and_needs_members_calibrated_alike(mem
         combine_models(members, tmp_path / "ens2", streams=[stream], device="cpu")
 
 
+def set_min_threshold(model: Path, floor: float | None) -> None:
+    """Record ``floor`` as the member's calibration's ``min_threshold`` (None: a calibration from before it)."""
+    saved = json.loads((model / "calibration.json").read_text())
+    config = {k: v for k, v in (saved.get("config") or {}).items() if k != "min_threshold"}
+    atomic_write_json(model / "calibration.json", saved | {"config": config | ({} if floor is None else
+                                                                                {"min_threshold": floor})})
+
+
+def test_the_ensembles_threshold_is_not_below_the_members_min_threshold(members: list[Path], tmp_path: Path) -> None:
+    """Members calibrated with a floor (the recipe's word-embedding: 0.8) keep it in the ensemble: the stream rule
+    on the ensemble's scores and the mean of the members' thresholds would each go below it."""
+    stream = write_wav(tmp_path / "stream.wav", planted_stream((4.0,), 10.0, level=0.02))
+    fa_rule_calibrations(members, (0.05, 0.15))
+    _, unfloored = combine_models(members, tmp_path / "ens", streams=[stream], device="cpu")
+    assert unfloored["threshold"] < 0.85
+    for model in members:
+        set_min_threshold(model, 0.9)
+    _, floored = combine_models(members, tmp_path / "ens", streams=[stream], overwrite=True, device="cpu")
+    assert floored["threshold"] == 0.9 and "not below min_threshold 0.9" in floored["objective"]
+    set_min_threshold(members[1], None)  # a calibration from before the floor: 0.0, not the same rule
+    with pytest.raises(ConfigError, match=r"m1: calibrated with min_threshold 0.0, .*m0 with 0.9; calibrate"):
+        combine_models(members, tmp_path / "ens", streams=[stream], overwrite=True, device="cpu")
+    set_min_threshold(members[0], 0.0)  # 0.0 and no key at all are one rule: old models still combine
+    _, old = combine_models(members, tmp_path / "ens", streams=[stream], overwrite=True, device="cpu")
+    assert old["threshold"] == unfloored["threshold"]
+    # without a stream, the mean of the members' thresholds (0.9, 0.95 here; 0.4, 0.6 below) is kept above it too
+    for model, calibration in zip(members, CALIBRATIONS):
+        atomic_write_json(model / "calibration.json", calibration | {"config": {"min_threshold": 0.8}})
+    _, mean = combine_models(members, tmp_path / "ens", overwrite=True, device="cpu")
+    assert mean["threshold"] == 0.8 and "not below min_threshold 0.8" in mean["objective"]
+
+
 def test_members_calibrated_by_f1_keep_the_mean_threshold_with_a_stream(members: list[Path], tmp_path: Path) -> None:
     from wakebuilder.ensemble import THRESHOLD_RULE
 

@@ -63,6 +63,19 @@ def test_window_slug_and_negative_engines() -> None:
     assert RecipeConfig(neg_engines=("espeak",), shared_engines=()).shared_speech_engines == ("espeak",)
 
 
+def test_word_embedding_calibrates_with_a_floor_under_its_threshold() -> None:
+    """word-embedding's synthetic calibration stream does not bind its threshold (0.27-0.5, real speech woke it 15-50
+    times an hour): the recipe calibrates it with a floor of 0.8; the other backbones keep none, and their config (the
+    kept work's identity) is unchanged."""
+    from wakebuilder.recipe_model import calibration_config
+
+    assert calibration_config(RecipeConfig(backbone="word-embedding")).min_threshold == 0.8
+    assert calibration_config(RecipeConfig(backbone="word_embedding")).min_threshold == 0.8
+    assert calibration_config(RecipeConfig(backbone="speech-embedding")).min_threshold == 0.0
+    assert calibration_config(RecipeConfig(backbone="ast")).min_threshold == 0.0
+    assert "min_threshold" not in RecipeConfig().to_dict()
+
+
 def test_config_round_trips_with_nested_settings(tmp_path: Path) -> None:
     config = RecipeConfig.preset("tiny", engines=("espeak",))
     config = config.replace(augment=config.augment.replace(formant_p=0.3), fit=config.fit.replace(members=2))

@@ -39,6 +39,10 @@ class CalibrateConfig(StageConfig):
     # real audio; on realdev the lowest threshold with no false accept on it (0.03 for "happy") woke 145 times
     # an hour, so the stream may raise the threshold above F1's, never lower it.
     not_below_f1: bool = False
+    # Every rule: never below this. For a backbone whose synthetic calibration does not bind the threshold: with
+    # word-embedding the calibration stream has no false accept above the F1 rule's threshold, which lands at
+    # 0.27-0.5 and real speech wakes it 15-50 times an hour (research/REAL_TRANSFER.md, rounds 22-23).
+    min_threshold: float = 0.0
     hop_s: float = 0.1
     refractory_s: float = 1.0
     smooth: int = 1
@@ -58,6 +62,8 @@ class CalibrateConfig(StageConfig):
             raise ConfigError(f"--objective {self.objective!r}: expected one of {', '.join(OBJECTIVES)}")
         if self.target_fa_per_hour <= 0:
             raise ConfigError(f"--target-fa-per-hour {self.target_fa_per_hour}: must be > 0")
+        if not 0.0 <= self.min_threshold < 1.0:  # NaN too
+            raise ConfigError(f"--min-threshold {self.min_threshold}: must be at least 0 and below 1")
         hop_samples(self.hop_s)
         check_stream_settings(smooth=self.smooth, refractory_s=self.refractory_s)
 
@@ -112,7 +118,7 @@ def choose_threshold(
     table: dict[str, np.ndarray], fa_h: np.ndarray | None, config: CalibrateConfig
 ) -> float:
     """Seed rule (best per-clip F1) or field rule (``fa_rule_threshold``; with ``not_below_f1``, not below the
-    F1 rule's).
+    F1 rule's); either not below ``min_threshold``.
 
     With ``auto`` a target no threshold reaches takes the threshold of the fewest false accepts per hour, with
     a warning; asked for explicitly it is an error.
@@ -120,12 +126,13 @@ def choose_threshold(
     objective = resolved_objective(config, has_stream=fa_h is not None)
     f1_threshold = metrics.best_f1_threshold(table)
     if objective == "f1":
-        return f1_threshold
+        return max(f1_threshold, config.min_threshold)
     if fa_h is None:
         raise ConfigError("--objective fa-per-hour needs continuous negative audio: pass --stream AUDIO")
-    return fa_rule_threshold(fa_h, table["threshold"], config.target_fa_per_hour,
-                             floor=f1_threshold if config.not_below_f1 else 0.0, unbound=f1_threshold,
-                             strict=config.objective != "auto")
+    chosen = fa_rule_threshold(fa_h, table["threshold"], config.target_fa_per_hour,
+                               floor=f1_threshold if config.not_below_f1 else 0.0, unbound=f1_threshold,
+                               strict=config.objective != "auto")
+    return max(chosen, config.min_threshold)
 
 
 def fa_rule_threshold(fa_h: np.ndarray, thresholds: np.ndarray, target: float, *, floor: float = 0.0,

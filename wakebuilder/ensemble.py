@@ -10,10 +10,11 @@ Its threshold: members calibrated by the FA/h rule (the recipe's) and a calibrat
 ensemble's own trace over the stream, not below the mean of the members' best per-clip F1 thresholds where theirs
 had that floor. A mean of probabilities is less extreme than its members, so where the stream had set the members'
 thresholds high (0.92-0.94 for "hey jarvis") their mean was too strict for it and found 0.71 of the held-out
-positives. Otherwise the mean of the members' thresholds. On realdev (research/REAL_TRANSFER.md, fourteenth and
-fifteenth rounds) three heads of one store cut the false accepts at the calibrated thresholds from 40 to 9 over
-18 models, and three data seeds from 40 to 3 over six words; ``wb fit --members`` (one split, logits averaged) did
-not help in the fifth round.
+positives. Otherwise the mean of the members' thresholds. Either is kept at or above the members' ``min_threshold``
+(the highest, without a stream), the floor of a backbone whose synthetic stream does not bound the threshold. On
+realdev (research/REAL_TRANSFER.md, fourteenth and fifteenth rounds) three heads of one store cut the false accepts
+at the calibrated thresholds from 40 to 9 over 18 models, and three data seeds from 40 to 3 over six words;
+``wb fit --members`` (one split, logits averaged) did not help in the fifth round.
 
 The result is an ordinary model directory: ``wb export``, ``wb detect`` and ``wb eval`` take it as they take
 a fitted one. ``wb calibrate`` refuses it: its members were calibrated on their own stores.
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 THRESHOLD_RULE = "mean of the members' calibrated thresholds"
 STREAM_RULE_UNFLOORED = "fa-per-hour on the ensemble's stream trace"
 STREAM_RULE = f"{STREAM_RULE_UNFLOORED}, not below the mean of the members' best-F1 thresholds"
+FLOOR_KEYS = ("min_threshold",)
 
 
 def combine_models(
@@ -102,6 +104,8 @@ def combine_models(
             "metrics": None, "fa_per_hour": None, "stream_hours": 0.0, "frr_at_fa": {}, "streams": [],
             "config": _shared_settings(models, tuple(STREAM_DEFAULTS)),  # how wb detect and wb web then score it
         }
+        summary |= _floored(summary["threshold"], summary["objective"],
+                            max(_min_threshold(calibration_settings(m, keys=FLOOR_KEYS)) for m in models))
         if threshold is not None:
             summary |= {"threshold": float(threshold), "objective": "given"}
         if streams:
@@ -155,7 +159,7 @@ def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], mode
     )
 
     cals = [m.calibration or {} for m in models]
-    saved = _shared_settings(models, ("target_fa_per_hour", "not_below_f1", *STREAM_DEFAULTS))
+    saved = _shared_settings(models, ("target_fa_per_hour", "not_below_f1", *FLOOR_KEYS, *STREAM_DEFAULTS))
     dtype = stream_precision(models, dtype, device=device)  # auto: the members' fit's (the ensemble records none)
     try:
         config = CalibrateConfig(**saved, device=device, dtype=dtype, cache_streams=True)
@@ -171,8 +175,9 @@ def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], mode
     if member_f1 is not None:
         floor = member_f1 if config.not_below_f1 else 0.0
         threshold = fa_rule_threshold(fa_h, grid, config.target_fa_per_hour, floor=floor, unbound=member_f1)
-        out = {"threshold": threshold, "objective": STREAM_RULE if config.not_below_f1 else STREAM_RULE_UNFLOORED,
-               "member_f1_threshold": member_f1}
+        rule = STREAM_RULE if config.not_below_f1 else STREAM_RULE_UNFLOORED
+        out = _floored(threshold, rule, config.min_threshold) | {"member_f1_threshold": member_f1}
+        threshold = out["threshold"]
     return out | {
         "fa_per_hour": float(stream_fa_per_hour(traces, hours, np.array([threshold]), config)[0]),
         "stream_hours": hours, "streams": [str(Path(p).resolve()) for p in streams],
@@ -184,6 +189,8 @@ def _shared_settings(models: list[LoadedModel], keys: Sequence[str]) -> dict[str
     """The stream settings the members were calibrated with, which must agree: the ensemble is scored as they
     were."""
     settings = [calibration_settings(m, keys=keys) for m in models]
+    if "min_threshold" in keys:  # a calibration from before the floor had none
+        settings = [s | {"min_threshold": _min_threshold(s)} for s in settings]
     for model, theirs in zip(models[1:], settings[1:]):
         for key in sorted(set(theirs) | set(settings[0])):
             if theirs.get(key) != settings[0].get(key):
@@ -191,6 +198,19 @@ def _shared_settings(models: list[LoadedModel], keys: Sequence[str]) -> dict[str
                     f"{model.path}: calibrated with {key} {theirs.get(key)!r}, {models[0].path} with "
                     f"{settings[0].get(key)!r}; calibrate the members alike or pass --threshold")
     return settings[0]
+
+
+def _min_threshold(settings: dict[str, Any]) -> float:
+    """The floor a member was calibrated with (``wb calibrate --min-threshold``; 0.0 where older calibrations
+    record none, so old models still combine)."""
+    return float(settings.get("min_threshold", 0.0))
+
+
+def _floored(threshold: float, objective: str, floor: float) -> dict[str, Any]:
+    """``threshold`` and ``objective`` kept at or above the members' floor, the objective saying so when it binds."""
+    if threshold >= floor:
+        return {"threshold": threshold, "objective": objective}
+    return {"threshold": floor, "objective": f"{objective}, not below min_threshold {floor:g}"}
 
 
 def _best_f1(model: LoadedModel) -> float:

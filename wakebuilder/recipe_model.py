@@ -123,13 +123,14 @@ def calibration_config(config: RecipeConfig, *, device: str = "auto", dtype: str
 
     The recipe always has a stream: "auto" is its FA/h rule, and where no threshold reaches the target it
     takes the fewest false accepts with a warning instead of failing a run of many minutes. The stream is
-    synthetic, easier than real audio: it may raise the threshold above per-clip F1's, never lower it.
+    synthetic, easier than real audio: it may raise the threshold above per-clip F1's, never lower it; and for a
+    backbone whose stream does not bind it (word-embedding), the threshold is not below ``config.min_threshold``.
     """
     from wakebuilder.calibrate import CalibrateConfig
 
     objective = "auto" if config.objective == "fa-per-hour" else config.objective
     return CalibrateConfig(objective=objective, target_fa_per_hour=config.target_fa_per_hour, not_below_f1=True,
-                           device=device, dtype=dtype, cache_streams=config.bank)
+                           min_threshold=config.min_threshold, device=device, dtype=dtype, cache_streams=config.bank)
 
 
 def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto", model_dir: Path | None = None,

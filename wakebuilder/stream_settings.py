@@ -25,13 +25,16 @@ SETTING_KINDS: dict[str, str] = {"hop_s": f"a number within {MIN_HOP_S:g}..{MAX_
                                  "smooth": f"an integer within 1..{MAX_SMOOTH}",
                                  "refractory_s": f"a number within 0..{MAX_REFRACTORY_S:g}",
                                  "target_fa_per_hour": "a finite number",
-                                 "not_below_f1": "true or false"}
+                                 "not_below_f1": "true or false",
+                                 "min_threshold": "a number within 0..1 (1 excluded)"}
 """What each setting a calibration records in its ``config`` must be (the stream settings and the FA/h rule's)."""
 
 
-RANGE_CHECKS: dict[str, Callable[[Any], bool]] = {"hop_s": hop_ok, "smooth": smooth_ok,
-                                                  "refractory_s": refractory_ok}
-"""The stream settings bounded as their options are (``--hop-s``, ``--smooth``, ``--refractory-s``)."""
+RANGE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "hop_s": hop_ok, "smooth": smooth_ok, "refractory_s": refractory_ok,
+    "min_threshold": lambda value: finite_number(value) and 0.0 <= value < 1.0,
+}
+"""The settings bounded as their options are (``--hop-s``, ``--smooth``, ``--refractory-s``, ``--min-threshold``)."""
 
 
 def setting_problem(name: str, value: Any) -> str | None:

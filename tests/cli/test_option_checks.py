@@ -32,6 +32,8 @@ def one_line_error(args: list[str], *, env: dict[str, str] | None = None) -> str
     (["detect", "m.onnx", "a.wav", "--refractory-s", "inf"], "--refractory-s 'inf': must be a finite"),
     (["detect", "m.onnx", "a.wav", "--threshold", "1.5"], "--threshold '1.5': must be in (0, 1)"),
     (["calibrate", "--model", "m", "--store", "s", "--target-fa-per-hour", "-1"], "--target-fa-per-hour '-1'"),
+    (["calibrate", "--model", "m", "--store", "s", "--min-threshold", "1.5"],
+     "--min-threshold '1.5': must be in [0, 1)"),
     (["fit", "--store", "s", "--out", "m", "--lr", "nan"], "--lr 'nan': must be a finite number"),
     (["fit", "--store", "s", "--out", "m", "--width", "100000000"], "--width '100000000': must be in [1, 4096]"),
     (["fit", "--store", "s", "--out", "m", "--batch-size", "10000000"], "--batch-size '10000000'"),
@@ -50,6 +52,22 @@ def test_bad_values_name_the_option(tmp_path: Path, args: list[str], expected: s
     filled = [a.format(m=manifest, o=tmp_path / ("real" if a == "{o}" and "--real" in args else "out"))
               for a in args]
     assert expected in one_line_error(filled)
+
+
+def test_calibrate_min_threshold_reaches_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wakebuilder import calibrate
+
+    seen = []
+
+    def spy(model_dir: str, stores: list[str], **kwargs: object) -> None:
+        seen.append(kwargs["config"])
+        raise SystemExit(0)
+
+    monkeypatch.setattr(calibrate, "calibrate_model", spy)
+    for extra, floor in (([], 0.0), (["--min-threshold", "0.8"], 0.8)):
+        result = CliRunner().invoke(main, ["calibrate", "--model", "m", "--store", "s", *extra])
+        assert result.exit_code == 0, result.output
+        assert seen.pop().min_threshold == floor
 
 
 def test_values_from_the_environment_name_the_variable(tmp_path: Path) -> None:

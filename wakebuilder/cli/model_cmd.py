@@ -40,6 +40,9 @@ def _ensemble_interrupt(params: dict[str, Any]) -> str:
 @click.option("--target-fa-per-hour", type=FloatIn(0.0, 3600.0), default=0.5, show_default=True)
 @click.option("--not-below-f1", is_flag=True,
               help="FA/h rule: never below the best per-clip F1 threshold (a synthetic stream only raises it).")
+@click.option("--min-threshold", type=FloatIn(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Never choose a threshold below this, whatever the objective: for a backbone whose synthetic "
+              "stream does not bound the threshold (the recipe's word-embedding: 0.8).")
 @click.option("--cache-streams", is_flag=True,
               help="Keep the backbone's pass over each --stream in the cache: calibrating another head on the same "
               "stream then runs only the head (about 50 MB per 10 minutes for speech-embedding).")
@@ -48,8 +51,8 @@ def _ensemble_interrupt(params: dict[str, Any]) -> str:
 @json_option
 @handle_errors(on_interrupt=_calibrate_interrupt)
 def calibrate(model_dir: str, stores: tuple[str, ...], streams: tuple[str, ...], objective: str, target_fa_per_hour: float,
-              not_below_f1: bool, cache_streams: bool, hop_s: float, refractory_s: float, smooth: int, device: str,
-              as_json: bool) -> None:
+              not_below_f1: bool, min_threshold: float, cache_streams: bool, hop_s: float, refractory_s: float,
+              smooth: int, device: str, as_json: bool) -> None:
     """Fit the score calibration and choose the threshold on the model's validation groups.
 
     Several --store are read as one (the stores the model was fit on). Writes MODEL/calibration.json
@@ -58,8 +61,8 @@ def calibrate(model_dir: str, stores: tuple[str, ...], streams: tuple[str, ...],
     from wakebuilder.calibrate import CalibrateConfig, calibrate_model, format_report
 
     config = CalibrateConfig(objective=objective, target_fa_per_hour=target_fa_per_hour, not_below_f1=not_below_f1,
-                             hop_s=hop_s, refractory_s=refractory_s, smooth=smooth, device=device,
-                             cache_streams=cache_streams)
+                             min_threshold=min_threshold, hop_s=hop_s, refractory_s=refractory_s, smooth=smooth,
+                             device=device, cache_streams=cache_streams)
     path, summary = calibrate_model(model_dir, list(stores), streams=streams, config=config)
     click.echo(format_report(summary), err=True)
     keys = ("threshold", "temperature", "bias", "metrics", "fa_per_hour", "frr_at_fa", "stream_hours")
