@@ -28,9 +28,10 @@ SPEECH_EMBEDDING_WINDOW_S = 2.5
 # The floor under each backbone's calibrated threshold (``wb calibrate --min-threshold``; none where not listed).
 # word-embedding's synthetic calibration stream has no false accept above the per-clip F1 threshold, so its
 # thresholds landed at 0.27-0.5 and real speech woke the models 15-50 times an hour; isolated words and sentences in
-# the stream did not bind it either. 0.8, chosen on the development set realdev (round 22, seed 0), kept 13-14 of 18
-# models within one false accept at 77.8 % recall on seeds 1-2 and round 23's retrained models
-# (research/REAL_TRANSFER.md, twenty-second and twenty-third rounds).
+# the stream did not bind it either. 0.8 was chosen on the development set realdev (round 22, seed 0); as a fixed
+# threshold it kept 14 and 13 of 18 models within one false accept (16 and 19 in all) at 77.8 % recall in rounds 22
+# and 23, and as this floor under round 23's thresholds 13 of 18 (19) at 75.6 %, against the calibrated 6 of 18
+# (218) at 86.3 % (research/REAL_TRANSFER.md, twenty-second and twenty-third rounds).
 MIN_THRESHOLD: dict[str, float] = {"word-embedding": 0.8}
 # About 1 s of CPU an utterance against 0.03-0.1 s for the other engines: they speak the phrase, not the many
 # negatives (sound-alikes, the bank's speech), unless named for those.
