@@ -96,24 +96,32 @@ def store_spec(backbone: Backbone) -> StoreSpec:
                      compute_dtype=getattr(backbone, "dtype", None))
 
 
+def ast_window(config: EmbedConfig, durations: Sequence[float]) -> float | None:
+    """The window ``wb embed`` loads an AST at: ``config.window_s``, else the checkpoint's own (None), widened for
+    clips of ``durations`` longer than it (``choose_window``); read from the checkpoint's config, not its weights."""
+    from wakebuilder.backbones import check_spec
+    from wakebuilder.backbones.ast import native_window_s
+
+    if config.window_s is not None:
+        return config.window_s
+    check_spec(config.backbone)
+    return choose_window(native_window_s(config.backbone), durations)
+
+
 def load_for_store(
     config: EmbedConfig, durations: Sequence[float], device: str, *, threads: int = 0
 ) -> Backbone:
-    """Load the backbone with the configured window, or (AST) one that fits the wake-word clips.
+    """Load the backbone with the configured window, or (AST) one that fits the wake-word clips (``ast_window``).
 
     The speech-embedding model keeps its 1.5 s window unless ``window_s`` is set;
     ``threads`` sets its onnxruntime calls at once (0: one per core).
     """
     if is_onnx(config.backbone):
         return load_backbone(config.backbone, window_s=config.window_s, threads=threads)
-    backbone = load_backbone(config.backbone, window_s=config.window_s, device=device, dtype=config.dtype)
-    if config.window_s is None:
-        wider = choose_window(backbone.window_samples / backbone.sample_rate, durations)
-        if wider is not None:
-            log.info("wake-word clips last up to %.2f s: widening the %s window to %.2f s",
-                     max(durations), backbone.name, wider)
-            backbone = load_backbone(config.backbone, window_s=wider, device=device, dtype=config.dtype)
-    return backbone
+    window_s = ast_window(config, durations)
+    if window_s != config.window_s:
+        log.info("wake-word clips last up to %.2f s: widening the ast window to %.2f s", max(durations), window_s)
+    return load_backbone(config.backbone, window_s=window_s, device=device, dtype=config.dtype)
 
 
 def embed_manifests(

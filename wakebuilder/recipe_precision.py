@@ -43,13 +43,20 @@ def bank_precision(config: RecipeConfig, manifests: Sequence[str], *, device: st
 
 def store_window(config: RecipeConfig, manifests: Sequence[str]) -> float:
     """The window ``wb embed`` embeds ``manifests`` at for ``config`` (the bank's is the phrase store's window:
-    ``recipe_data.bank``); the checkpoint is loaded on the CPU to read it, as ``bank.build.native_window`` does."""
-    from wakebuilder.embed import EmbedConfig, collect_clips, load_for_store
+    ``recipe_data.bank``): an AST's is read from its checkpoint's config, widened as ``wb embed`` widens it
+    (``embed.ast_window``), without loading the weights."""
+    from wakebuilder.backbones import is_onnx
+    from wakebuilder.embed import EmbedConfig, ast_window, collect_clips, load_for_store
     from wakebuilder.embed_settings import window_durations
 
     durations = window_durations([record for _, record in collect_clips(manifests)])
-    loaded = load_for_store(EmbedConfig(backbone=config.backbone, window_s=config.embed_window_s), durations, "cpu")
-    return float(loaded.identity["window_s"])
+    embed = EmbedConfig(backbone=config.backbone, window_s=config.embed_window_s)
+    if is_onnx(config.backbone):
+        return float(load_for_store(embed, durations, "cpu").identity["window_s"])
+    from wakebuilder.backbones.ast import checkpoint_settings
+
+    settings = checkpoint_settings(config.backbone, window_s=ast_window(embed, durations))
+    return settings.max_length / 100  # the window_s of ASTBackbone.identity
 
 
 def stores_precision(stores: Sequence[Path]) -> str:

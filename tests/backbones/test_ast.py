@@ -252,3 +252,37 @@ def test_a_checkpoint_for_another_sample_rate_is_refused(tiny_ast_dir: Path, tmp
     preprocessor.write_text(json.dumps({**json.loads(preprocessor.read_text()), "sampling_rate": 22050}))
     with pytest.raises(BackboneError, match="22050 Hz.*16000 Hz"):
         ASTBackbone.load(str(folder))
+
+
+def _no_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make loading any AST weights fail, so a window read from the checkpoint's config alone is proven."""
+    import transformers
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the window of an AST checkpoint must not load its weights")
+
+    monkeypatch.setattr(transformers.ASTModel, "from_pretrained", refuse)
+
+
+@pytest.mark.parametrize("max_length", [128, 64])
+@pytest.mark.parametrize("window_s", [None, 1.0, 2.345])
+def test_window_from_config_alone_matches_the_loaded_backbone(
+    tiny_ast_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_length: int, window_s: float | None
+) -> None:
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
+
+    from wakebuilder.backbones.ast import checkpoint_settings, native_window_s
+
+    checkpoint = tiny_ast_dir
+    if max_length != 128:  # a checkpoint of another native length (its extractor's max_length is overridden)
+        checkpoint = tmp_path / f"ast-{max_length}"
+        config = ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                           max_length=max_length, num_mel_bins=128)
+        ASTModel(config).save_pretrained(checkpoint)
+        ASTFeatureExtractor(max_length=1024).save_pretrained(checkpoint)
+    loaded = ASTBackbone.load(str(checkpoint), window_s=window_s, device="cpu")
+    _no_weights(monkeypatch)
+    settings = checkpoint_settings(str(checkpoint), window_s=window_s)
+    assert settings == loaded.settings and settings.window_samples == loaded.window_samples
+    if window_s is None:
+        assert native_window_s(str(checkpoint)) == loaded.window_samples / loaded.sample_rate

@@ -606,3 +606,36 @@ def test_a_bank_made_by_an_older_version_is_made_again_once(
     assert caplog.text.count("made by an older version of augment, made again") == 2  # the bank, its copies
     reused = ensure_bank(config, **where)
     assert not reused.synthesized and calls == {"synth": 0, "augment": 3} and reused.clips == first.clips
+
+
+def _manifest(path: Path, durations_s: list[float]) -> str:
+    """A manifest of wake-word clips of ``durations_s`` (never decoded: only their durations are read)."""
+    records = [ClipRecord(id=f"clip{i}", path=f"{i}.wav", label=1, kind="tts", group="g", duration_s=d)
+               for i, d in enumerate(durations_s)]
+    write_manifest(path, records)
+    return str(path)
+
+
+def test_ast_windows_are_read_without_loading_the_weights(
+    tmp_path: Path, tiny_ast_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bank's native window and the recipe's store window came from loading the whole checkpoint (350 MB for the
+    real one); they are read from its config, and equal what loading it gives (a wider window for longer clips)."""
+    from tests.backbones.test_ast import _no_weights
+    from wakebuilder.backbones import load_backbone
+    from wakebuilder.bank.build import native_window
+    from wakebuilder.embed import EmbedConfig, load_for_store
+    from wakebuilder.recipe import RecipeConfig
+    from wakebuilder.recipe_precision import store_window
+
+    spec = str(tiny_ast_dir)
+    native = load_backbone(spec, device="cpu")
+    config = RecipeConfig.preset("tiny", backbone=spec)
+    manifests = {d: [_manifest(tmp_path / f"{d}.jsonl", [0.5, d])] for d in (1.0, 2.345)}
+    loaded = {d: load_for_store(EmbedConfig(backbone=spec), [0.5, d], "cpu").identity["window_s"] for d in manifests}
+    assert loaded == {1.0: 1.28, 2.345: 2.35}
+    _no_weights(monkeypatch)
+    assert native_window(spec, None) == native.window_samples / native.sample_rate
+    assert native_window(spec, 2.0) == 2.0
+    assert {d: store_window(config, m) for d, m in manifests.items()} == loaded
+    assert store_window(config.replace(window_s=1.234), manifests[1.0]) == 1.23

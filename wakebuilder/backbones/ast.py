@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from wakebuilder import SAMPLE_RATE
-from wakebuilder.backbones.ast_checkpoint import N_SPECIAL_TOKENS, load_checkpoint, resize_model
+from wakebuilder.backbones.ast_checkpoint import N_SPECIAL_TOKENS, load_checkpoint, load_config, resize_model
 from wakebuilder.backbones.fbank import FbankSettings, KaldiFbank
 from wakebuilder.devices import resolve_device
 from wakebuilder.errors import BackboneError, ConfigError
@@ -77,22 +77,45 @@ def _max_length_for(window_s: float | None, native: int) -> int:
     return max_length
 
 
-def _fbank_settings(
-    checkpoint: str, preprocessor: dict[str, Any], model: nn.Module, max_length: int
-) -> FbankSettings:
-    """The checkpoint's front end for ``max_length`` frames; a rate or mel count that does not fit raises."""
+def window_settings(checkpoint: str, preprocessor: dict[str, Any], config: Any, window_s: float | None
+                    ) -> FbankSettings:
+    """The checkpoint's front end for ``window_s`` (None: its own ``max_length`` frames), from its model ``config``
+    and ``preprocessor`` config; the one rule ``ASTBackbone.load`` and ``checkpoint_settings`` both follow.
+
+    Raises:
+        BackboneError: a sample rate or mel count that does not fit.
+        ConfigError: a bad window.
+    """
+    max_length = _max_length_for(window_s, int(config.max_length))
     settings = FbankSettings.from_preprocessor(preprocessor, max_length=max_length)
     if settings.sample_rate != SAMPLE_RATE:  # wb decodes every clip to 16 kHz
         raise BackboneError(
             f"{checkpoint}: its feature extractor takes {settings.sample_rate} Hz audio and wakebuilder "
             f"feeds {SAMPLE_RATE} Hz; choose a checkpoint trained on {SAMPLE_RATE} Hz audio"
         )
-    if settings.num_mel_bins != model.config.num_mel_bins:
+    if settings.num_mel_bins != config.num_mel_bins:
         raise BackboneError(
-            f"{checkpoint}: preprocessor has {settings.num_mel_bins} mel bins, "
-            f"the model {model.config.num_mel_bins}"
+            f"{checkpoint}: preprocessor has {settings.num_mel_bins} mel bins, the model {config.num_mel_bins}"
         )
     return settings
+
+
+def checkpoint_settings(spec: str = "ast", *, window_s: float | None = None) -> FbankSettings:
+    """The front end (so the window: ``window_samples``) ``ASTBackbone.load(spec, window_s=window_s)`` gets, read
+    from the checkpoint's config files alone: a caller that needs only the window does not load the weights.
+
+    Raises:
+        BackboneError: the checkpoint is not available or not an AST.
+        ConfigError: a bad window.
+    """
+    checkpoint, config, preprocessor = load_config(spec)
+    return window_settings(checkpoint, preprocessor, config, window_s)
+
+
+def native_window_s(spec: str = "ast") -> float:
+    """Seconds of audio an AST checkpoint's own ``max_length`` frames take (``window_samples / sample_rate`` of
+    ``ASTBackbone.load(spec)``), read without loading its weights."""
+    return checkpoint_settings(spec).window_samples / SAMPLE_RATE
 
 
 class ASTBackbone:
@@ -134,10 +157,9 @@ class ASTBackbone:
         device = resolve_device(device)
         compute = resolve_dtype(dtype, device)
         spec, checkpoint, revision, model, preprocessor = load_checkpoint(spec)
-        max_length = _max_length_for(window_s, int(model.config.max_length))
-        settings = _fbank_settings(checkpoint, preprocessor, model, max_length)
-        if max_length != model.config.max_length:
-            model = resize_model(model, max_length)
+        settings = window_settings(checkpoint, preprocessor, model.config, window_s)
+        if settings.max_length != model.config.max_length:
+            model = resize_model(model, settings.max_length)
         return cls(
             spec=spec,
             checkpoint=checkpoint,

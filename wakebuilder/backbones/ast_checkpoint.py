@@ -160,6 +160,35 @@ def load_checkpoint(spec: str) -> tuple[str, str, str, nn.Module, dict[str, Any]
     return spec, checkpoint, revision, model, preprocessor
 
 
+def load_config(spec: str) -> tuple[str, Any, dict[str, Any]]:
+    """``load_checkpoint``'s checkpoint, its model config and preprocessor config, without reading the weights.
+
+    What a window needs (``ast.checkpoint_settings``) is in config.json and preprocessor_config.json; the weights
+    (350 MB for the default checkpoint) are neither read nor hashed.
+
+    Raises:
+        BackboneError: the checkpoint is not available, or its config.json is not an AST's.
+    """
+    from transformers import ASTConfig
+
+    local_dir = Path(spec).expanduser()
+    if spec != "ast" and local_dir.is_dir():
+        checkpoint, folder = str(local_dir.resolve()), local_dir
+        if not (local_dir / "config.json").is_file():
+            raise BackboneError(f"{local_dir}: no config.json, so not an AST checkpoint folder; save the "
+                                "checkpoint with save_pretrained, which writes it beside the weights")
+    else:
+        checkpoint = DEFAULT_CHECKPOINT if spec == "ast" else spec
+        folder = _resolve_hub(checkpoint)[1].parent  # the pinned snapshot, holding config.json beside it
+    try:
+        config = ASTConfig.from_pretrained(folder)
+        int(config.max_length), int(config.num_mel_bins)
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise BackboneError(f"{checkpoint}: not an AST checkpoint, its config.json gives no AST window ({exc}); "
+                            "pass an AST checkpoint") from exc
+    return checkpoint, config, _read_preprocessor(folder / "preprocessor_config.json")
+
+
 def interpolate_time_positions(positions: torch.Tensor, n_freq: int, n_time: int) -> torch.Tensor:
     """Adapt AST position embeddings ``(1, 2 + F*T, D)`` to ``n_time`` time patches.
 

@@ -25,19 +25,19 @@ from wakebuilder.manifest import read_manifest
 log = logging.getLogger(__name__)
 
 
-def native_window(backbone: str, window_s: float | None, *, device: str = "auto") -> float | None:
+def native_window(backbone: str, window_s: float | None) -> float | None:
     """The window a bank is embedded at: ``window_s``, else the backbone's own, never widened.
 
     ``wb embed`` widens an AST window to fit the longest wake-word clip; a bank
-    holds no wake word, so its window is fixed here (an AST checkpoint is loaded once to read it).
+    holds no wake word, so its window is fixed here (an AST checkpoint's is read from its config, not its weights).
     """
-    from wakebuilder.backbones import is_onnx, load_backbone
+    from wakebuilder.backbones import is_onnx
 
     if window_s is not None or is_onnx(backbone):
         return window_s
+    from wakebuilder.backbones.ast import native_window_s
 
-    loaded = load_backbone(backbone, window_s=None, device=device)
-    return loaded.window_samples / loaded.sample_rate
+    return native_window_s(backbone)
 
 
 def bank_lock(backbone: str, window_s: float | None, *, cache: str | os.PathLike[str] | None = None
@@ -108,7 +108,7 @@ def grow_bank(
     marker = store.parent / BANK_MARKER
     previous = read_json(marker) if marker.exists() else {"manifests": []}
     _write_marker(marker, backbone, window_s, previous["manifests"])
-    config = EmbedConfig(backbone=backbone, window_s=native_window(backbone, window_s, device=device))
+    config = EmbedConfig(backbone=backbone, window_s=native_window(backbone, window_s))
     summary = embed_manifests(manifests, store_path=store, config=config, device=device, batch_size=batch_size,
                               workers=workers, threads=threads, progress=progress).to_dict()
     _swap_served(store, retired=set(replaced) - ids, served=ids)
