@@ -133,6 +133,27 @@ def _load_pretrained(source: str, *, revision: str | None = None) -> nn.Module:
     return model
 
 
+def _checkpoint_folder(spec: str) -> tuple[str, str, Path, str | None]:
+    """Where ``spec`` (``ast``, a hub id or a local directory) is: ``(spec, checkpoint, folder, hub revision)``.
+
+    A local directory's spec and checkpoint become its resolved path (no hub revision); a hub id's folder is its
+    pinned snapshot in the HF cache (config.json and preprocessor_config.json side by side).
+
+    Raises:
+        BackboneError: a local directory without config.json, or a hub id that is not available.
+    """
+    local_dir = Path(spec).expanduser()
+    if spec != "ast" and local_dir.is_dir():
+        spec = checkpoint = str(local_dir.resolve())
+        if not (local_dir / "config.json").is_file():  # transformers would build a default-sized AST and fail
+            raise BackboneError(f"{local_dir}: no config.json, so not an AST checkpoint folder; save the "
+                                "checkpoint with save_pretrained, which writes it beside the weights")
+        return spec, checkpoint, local_dir, None
+    checkpoint = DEFAULT_CHECKPOINT if spec == "ast" else spec
+    revision, preprocessor_path = _resolve_hub(checkpoint)
+    return spec, checkpoint, preprocessor_path.parent, revision
+
+
 def load_checkpoint(spec: str) -> tuple[str, str, str, nn.Module, dict[str, Any]]:
     """``ast`` (the default checkpoint), a hub id (HF cache or download) or a local directory, loaded.
 
@@ -143,21 +164,11 @@ def load_checkpoint(spec: str) -> tuple[str, str, str, nn.Module, dict[str, Any]
     Raises:
         BackboneError: the weights are not available, or the checkpoint is not an AST.
     """
-    local_dir = Path(spec).expanduser()
-    if spec != "ast" and local_dir.is_dir():
-        spec = checkpoint = str(local_dir.resolve())
-        if not (local_dir / "config.json").is_file():  # transformers would build a default-sized AST and fail
-            raise BackboneError(f"{local_dir}: no config.json, so not an AST checkpoint folder; save the "
-                                "checkpoint with save_pretrained, which writes it beside the weights")
-        model = _load_pretrained(checkpoint)
-        revision = _weights_revision(local_dir)
-        preprocessor = _read_preprocessor(local_dir / "preprocessor_config.json")
-    else:
-        checkpoint = DEFAULT_CHECKPOINT if spec == "ast" else spec
-        revision, preprocessor_path = _resolve_hub(checkpoint)
-        model = _load_pretrained(checkpoint, revision=revision)
-        preprocessor = _read_preprocessor(preprocessor_path)
-    return spec, checkpoint, revision, model, preprocessor
+    spec, checkpoint, folder, revision = _checkpoint_folder(spec)
+    model = _load_pretrained(checkpoint, revision=revision)
+    if revision is None:
+        revision = _weights_revision(folder)
+    return spec, checkpoint, revision, model, _read_preprocessor(folder / "preprocessor_config.json")
 
 
 def load_config(spec: str) -> tuple[str, Any, dict[str, Any]]:
@@ -171,15 +182,7 @@ def load_config(spec: str) -> tuple[str, Any, dict[str, Any]]:
     """
     from transformers import ASTConfig
 
-    local_dir = Path(spec).expanduser()
-    if spec != "ast" and local_dir.is_dir():
-        checkpoint, folder = str(local_dir.resolve()), local_dir
-        if not (local_dir / "config.json").is_file():
-            raise BackboneError(f"{local_dir}: no config.json, so not an AST checkpoint folder; save the "
-                                "checkpoint with save_pretrained, which writes it beside the weights")
-    else:
-        checkpoint = DEFAULT_CHECKPOINT if spec == "ast" else spec
-        folder = _resolve_hub(checkpoint)[1].parent  # the pinned snapshot, holding config.json beside it
+    _, checkpoint, folder, _ = _checkpoint_folder(spec)
     try:
         config = ASTConfig.from_pretrained(folder)
         int(config.max_length), int(config.num_mel_bins)
