@@ -112,6 +112,12 @@ def checkpoint_settings(spec: str = "ast", *, window_s: float | None = None) -> 
     return window_settings(checkpoint, preprocessor, config, window_s)
 
 
+def frames_window_s(max_length: int) -> float:
+    """The ``window_s`` of ``max_length`` 10 ms frames that an AST's identity records (``_max_length_for``'s
+    inverse)."""
+    return max_length / 100
+
+
 def native_window_s(spec: str = "ast") -> float:
     """Seconds of audio an AST checkpoint's own ``max_length`` frames take (``window_samples / sample_rate`` of
     ``ASTBackbone.load(spec)``), read without loading its weights."""
@@ -178,7 +184,7 @@ class ASTBackbone:
             "spec": self.spec,
             "checkpoint": self.checkpoint,
             "revision": self.revision,
-            "window_s": self.max_length / 100,
+            "window_s": frames_window_s(self.max_length),
             "max_length": self.max_length,
             "fbank": self.settings.to_dict(),
             "seq_len": self.seq_len,
