@@ -23,7 +23,7 @@ from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.calibrate_rules import (
     CalibrateConfig, choose_threshold, fa_rule_threshold, fit_platt, resolved_objective,
 )
-from wakebuilder.calibrate_validation import validation_logits
+from wakebuilder.calibrate_validation import fit_precisions, validation_logits
 from wakebuilder.errors import ConfigError
 from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, load_model
 from wakebuilder.scoring import apply_platt, head_logits, model_scorer
@@ -112,7 +112,7 @@ def stream_precision(models: Sequence[LoadedModel], dtype: str, *, device: str) 
     from wakebuilder.backbones.ast import resolve_dtype
     from wakebuilder.devices import resolve_device
 
-    fit_at = sorted({d.get("compute_dtype") for m in models for d in m.meta.get("stores") or []} - {None})
+    fit_at = fit_precisions(models)
     if not fit_at:
         return dtype
     if dtype == "auto" and len(fit_at) == 1:

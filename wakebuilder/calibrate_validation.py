@@ -97,14 +97,19 @@ def _check_stores(model: LoadedModel, given: list[dict[str, Any]]) -> None:
         if recorded and store["ids_sha256"] not in recorded:
             raise StoreMismatchError(f"{store['path']}: holds {store['rows']} rows as when {model.path} was fit, but "
                                      "other clips (made again since the fit); fit the model again (wb fit) on it")
-    # absent in a model.json written before it was recorded, and for stores that record none (ONNX backbones)
-    fit_at = sorted({d.get("compute_dtype") for d in fitted} - {None})
+    fit_at = fit_precisions([model])
     for store in given:
         if fit_at and store.get("compute_dtype") not in (None, *fit_at):
             was = "/".join(fit_at)
             raise StoreMismatchError(f"{store['path']}: embedded in {store['compute_dtype']}, but {model.path} was fit "
                                      f"on it embedded in {was}; fit the model again (wb fit) on it, or embed it again "
                                      f"at the fit's precision (wb embed --dtype {was} --overwrite)")
+
+
+def fit_precisions(models: Sequence[LoadedModel]) -> list[str]:
+    """The precisions model.json records for the stores ``models`` were fit on, sorted; none where it records none
+    (a model.json written before it was, stores of an ONNX backbone, an ensemble's)."""
+    return sorted({d.get("compute_dtype") for m in models for d in m.meta.get("stores") or []} - {None})
 
 
 def _check_wake_word(model: LoadedModel, positive_texts: list[str], paths: list[Any]) -> None:
