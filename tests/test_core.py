@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +168,58 @@ def test_writer_lock_refuses_a_second_process(tmp_path: Path) -> None:
     assert result.returncode == 3 and "another wakebuilder process" in result.stdout
     with writer_lock(target):  # released again
         pass
+
+
+def test_writer_lock_tells_a_reused_inode_number_from_the_file_it_named(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock on a file's identity was keyed on its device and inode number only. A writer that replaced what it
+    locked (--overwrite deletes the store and makes a new one; an HDF5 merge renames a new file over it) held on to the
+    key of a freed inode number, which ext4 gives to the next new file at once, anywhere on the file system: that
+    file's writer was refused, 'another wakebuilder process is writing it' (tests/store/test_removal.py, while
+    another run of it replaced its stores). The key now holds the inode's generation too, which a reused number
+    does not keep; a hard link is still the same file, refused."""
+    from wakebuilder.errors import LockedError
+
+    held, new = tmp_path / "held.h5", tmp_path / "new.h5"
+    held.write_bytes(b"")
+    new.write_bytes(b"")
+    if not _has_inode_generations(held):
+        pytest.skip(f"{tmp_path}: the file system keeps no inode generations (tmpfs, overlayfs, NFS, macOS)")
+    (tmp_path / "link.h5").hardlink_to(held)
+    old, reused = held.stat(), new.stat()
+    for name in ("stat", "lstat", "fstat"):  # new.h5 gets held.h5's inode number, as a freed number is given again
+        real = getattr(os, name)
+
+        def reporting(*args: object, real: Callable[..., os.stat_result] = real, **kwargs: object) -> os.stat_result:
+            result = real(*args, **kwargs)
+            if (result.st_dev, result.st_ino) != (reused.st_dev, reused.st_ino):
+                return result
+            sequence, extra = result.__reduce__()[1]
+            return os.stat_result((sequence[0], old.st_ino, *sequence[2:]), extra)
+
+        monkeypatch.setattr(os, name, reporting)
+    assert new.stat().st_ino == held.stat().st_ino
+    with writer_lock(held):
+        with writer_lock(new):  # another file, though of the same inode number
+            pass
+        with pytest.raises(LockedError, match="another wakebuilder process"), writer_lock(tmp_path / "link.h5"):
+            pass  # a hard link: the same file
+
+
+def _has_inode_generations(path: Path) -> bool:
+    """Whether the file system of ``path`` keeps inode generations (Linux ``FS_IOC_GETVERSION``)."""
+    import array
+    import struct
+
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return False
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.ioctl(descriptor, (2 << 30) | (struct.calcsize("l") << 16) | (ord("v") << 8) | 1, array.array("l", [0]))
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
+    return True

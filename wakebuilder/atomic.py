@@ -6,11 +6,13 @@ renamed into place, so a reader sees either the old or the new version.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import json
 import logging
 import os
 import shutil
+import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +25,8 @@ from wakebuilder.errors import ArtifactExistsError, ConfigError, LockedError, Wa
 INCOMPLETE_SUFFIX = ".incomplete"
 # Where ``remove_directory`` moves a directory before deleting it: a kill leaves it there, not half deleted in place.
 REMOVED_SUFFIX = ".removed" + INCOMPLETE_SUFFIX
+# Linux's ioctl reading an inode's generation: _IOR('v', 1, long).
+_FS_IOC_GETVERSION = (2 << 30) | (struct.calcsize("l") << 16) | (ord("v") << 8) | 1
 # The process umask, read once at import (reading it means setting it, which is not thread-safe later).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -101,15 +105,52 @@ def lock_paths(path: str | os.PathLike[str]) -> list[Path]:
     """The lock files guarding ``path``: one beside its resolved real path, one per file identity.
 
     Resolving symlinks makes every path to the same store one writer; the second
-    lock (keyed on device and inode, in the temp dir) also catches hard links and
+    lock (keyed on ``_file_identity``, in the temp dir) also catches hard links and
     bind mounts of an existing store.
     """
     real = Path(os.path.realpath(path))
     locks = [real.with_name(real.name + ".lock")]
-    with contextlib.suppress(OSError):
-        stat = real.stat()
-        locks.append(Path(tempfile.gettempdir()) / "wakebuilder-locks" / f"{stat.st_dev}-{stat.st_ino}.lock")
+    if (identity := _file_identity(real)) is not None:
+        locks.append(Path(tempfile.gettempdir()) / "wakebuilder-locks" / f"{identity}.lock")
     return locks
+
+
+def _file_identity(path: Path) -> str | None:
+    """``<device>-<inode>-<generation>`` of the file or directory at ``path`` (None when nothing is there).
+
+    An inode number names a file only while the file exists: ext4 gives a freed number to the next new file at
+    once, anywhere on the file system. A writer that replaces what it locked (``--overwrite``, an HDF5 merge) holds
+    its lock on to the end, so keyed on the number alone it refused the writer of an unrelated new file. The
+    generation (Linux ``FS_IOC_GETVERSION``: ext4, XFS, Btrfs) changes when a number is given again; where the file
+    system keeps none (tmpfs, overlayfs, NFS, macOS, Windows) the key is ``<device>-<inode>``.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:  # nothing there, or unreadable (stat needs no read permission) or a directory on Windows
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            return f"{stat.st_dev}-{stat.st_ino}"
+        return None
+    try:
+        stat = os.fstat(descriptor)  # the inode the generation is read from, whatever the path names meanwhile
+        generation = _inode_generation(descriptor)
+    finally:
+        os.close(descriptor)
+    key = f"{stat.st_dev}-{stat.st_ino}"
+    return key if generation is None else f"{key}-{generation}"
+
+
+def _inode_generation(descriptor: int) -> int | None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    buffer = array.array("l", [0])
+    try:
+        fcntl.ioctl(descriptor, _FS_IOC_GETVERSION, buffer)
+    except OSError:  # ENOTTY: the file system keeps no generations
+        return None
+    return buffer[0]
 
 
 @contextlib.contextmanager
