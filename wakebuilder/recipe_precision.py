@@ -53,9 +53,9 @@ def store_window(config: RecipeConfig, manifests: Sequence[str]) -> float:
     embed = EmbedConfig(backbone=config.backbone, window_s=config.embed_window_s)
     if is_onnx(config.backbone):
         return float(load_for_store(embed, durations, "cpu").identity["window_s"])
-    from wakebuilder.backbones.ast import checkpoint_settings, frames_window_s
+    from wakebuilder.backbones.ast import identity_window_s
 
-    return frames_window_s(checkpoint_settings(config.backbone, window_s=ast_window(embed, durations)).max_length)
+    return identity_window_s(config.backbone, window_s=ast_window(embed, durations))
 
 
 def stores_precision(stores: Sequence[Path]) -> str:

@@ -635,7 +635,51 @@ def test_ast_windows_are_read_without_loading_the_weights(
     loaded = {d: load_for_store(EmbedConfig(backbone=spec), [0.5, d], "cpu").identity["window_s"] for d in manifests}
     assert loaded == {1.0: 1.28, 2.345: 2.35}
     _no_weights(monkeypatch)
-    assert native_window(spec, None) == native.window_samples / native.sample_rate
+    assert native_window(spec, None) == native.identity["window_s"]
     assert native_window(spec, 2.0) == 2.0
     assert {d: store_window(config, m) for d, m in manifests.items()} == loaded
     assert store_window(config.replace(window_s=1.234), manifests[1.0]) == 1.23
+
+
+def test_an_ast_bank_built_without_a_window_is_embedded_at_the_phrase_stores(
+    tmp_path: Path, tiny_ast_dir: Path
+) -> None:
+    """``wb bank build`` without --window-s embedded an AST bank at ``window_samples / 16000`` of the checkpoint's
+    128 frames (1.295 s), which the AST read back as 130 frames (1.3 s), while a phrase's store by default records
+    128 (1.28 s): wb fit and wb calibrate refused the bank with every phrase's store. It now embeds at the window
+    the phrase's stores get by default, so the two are read as one."""
+    from wakebuilder.embed import EmbedConfig, embed_manifests
+
+    spec = str(tiny_ast_dir)
+    bank = build_bank([negatives_manifest(tmp_path / "neg", 2)], backbone=spec, cache=tmp_path / "c",
+                      device="cpu", progress=False)
+    assert Path(bank["path"]).parent.name.endswith("-native")
+    phrase = embed_manifests([negatives_manifest(tmp_path / "pos", 2, start=5, label=1)],
+                             store_path=tmp_path / "phrase.zarr", config=EmbedConfig(backbone=spec), device="cpu",
+                             progress=False)
+    assert bank["backbone"] == phrase.backbone and bank["backbone"]["max_length"] == 128
+    with open_served([tmp_path / "phrase.zarr", Path(bank["path"])]) as (union, _):
+        assert len(union) == 4  # read as one: not refused
+
+
+def test_an_ast_bank_of_the_old_native_window_is_refused_not_grown(tmp_path: Path, tiny_ast_dir: Path) -> None:
+    """A bank an older wakebuilder built without --window-s holds AST rows of 130 frames in the same folder; growing
+    it at the phrase stores' 128 is refused in one line that names the folder and how to build it again, and
+    nothing is written to it."""
+    from wakebuilder.embed import EmbedConfig, embed_manifests
+
+    spec, cache = str(tiny_ast_dir), tmp_path / "c"
+    store = bank_store_path(spec, None, cache=cache)
+    embed_manifests([negatives_manifest(tmp_path / "neg", 2)], store_path=store,
+                    config=EmbedConfig(backbone=spec, window_s=1.295), device="cpu", progress=False)
+    (store.parent / BANK_MARKER).write_text(json.dumps({"manifests": []}))
+    before = sorted((p.relative_to(store.parent), p.stat().st_mtime_ns) for p in store.parent.rglob("*"))
+    with pytest.raises(StoreMismatchError) as refused:
+        build_bank([negatives_manifest(tmp_path / "more", 2, start=3)], backbone=spec, cache=cache, device="cpu",
+                   progress=False)
+    message = str(refused.value)
+    assert "\n" not in message and str(store.parent) in message and "wb bank build" in message
+    assert "1.3 s" in message and "1.28 s" in message
+    after = sorted((p.relative_to(store.parent), p.stat().st_mtime_ns) for p in store.parent.rglob("*")
+                   if p.name != "build.lock")
+    assert after == [entry for entry in before if entry[0].name != "build.lock"]

@@ -120,8 +120,15 @@ def frames_window_s(max_length: int) -> float:
 
 def native_window_s(spec: str = "ast") -> float:
     """Seconds of audio an AST checkpoint's own ``max_length`` frames take (``window_samples / sample_rate`` of
-    ``ASTBackbone.load(spec)``), read without loading its weights."""
+    ``ASTBackbone.load(spec)``), read without loading its weights: what a clip must fit in. Not a ``window_s`` to
+    load it at: 128 frames take 1.295 s, which loads 130 (``identity_window_s`` is that window)."""
     return checkpoint_settings(spec).window_samples / SAMPLE_RATE
+
+
+def identity_window_s(spec: str = "ast", *, window_s: float | None = None) -> float:
+    """The ``window_s`` the identity of ``ASTBackbone.load(spec, window_s=window_s)`` records, read without loading
+    its weights: the window a store of it is fingerprinted at, and which loads the same ``max_length`` again."""
+    return frames_window_s(checkpoint_settings(spec, window_s=window_s).max_length)
 
 
 class ASTBackbone:

@@ -19,25 +19,28 @@ from typing import Any
 from wakebuilder.atomic import atomic_write_json, read_json, waiting_lock
 from wakebuilder.bank.location import BANK_MARKER, BUILD_LOCK, bank_dir, bank_store_path
 from wakebuilder.bank.retired import retire, retired_ids
-from wakebuilder.errors import ConfigError
+from wakebuilder.errors import ConfigError, StoreMismatchError
 from wakebuilder.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
 
 def native_window(backbone: str, window_s: float | None) -> float | None:
-    """The window a bank is embedded at: ``window_s``, else the backbone's own, never widened.
+    """The window a bank is embedded at: ``window_s``, else the one a phrase's store of the backbone gets by
+    default, never widened.
 
-    ``wb embed`` widens an AST window to fit the longest wake-word clip; a bank
-    holds no wake word, so its window is fixed here (an AST checkpoint's is read from its config, not its weights).
+    ``wb embed`` widens an AST window to fit the longest wake-word clip; a bank holds no wake word, so its window is
+    fixed here: the ``window_s`` the AST's identity records at its own frames (``ast.identity_window_s``, read from
+    its config, not its weights), which loads those frames again. Its seconds of audio (``native_window_s``, 1.295
+    s for 128 frames) would load 130.
     """
     from wakebuilder.backbones import is_onnx
 
     if window_s is not None or is_onnx(backbone):
         return window_s
-    from wakebuilder.backbones.ast import native_window_s
+    from wakebuilder.backbones.ast import identity_window_s
 
-    return native_window_s(backbone)
+    return identity_window_s(backbone)
 
 
 def bank_lock(backbone: str, window_s: float | None, *, cache: str | os.PathLike[str] | None = None
@@ -104,11 +107,13 @@ def grow_bank(
     ids = _negative_ids(manifests)
     store = bank_store_path(backbone, window_s, cache=cache)
     finish_swap(store)  # a compaction killed in its swap (wb bank reclaim) left no store: finished, not made anew
+    embed_window = native_window(backbone, window_s)
+    _refuse_another_window(store, backbone, embed_window)
     store.parent.mkdir(parents=True, exist_ok=True)
     marker = store.parent / BANK_MARKER
     previous = read_json(marker) if marker.exists() else {"manifests": []}
     _write_marker(marker, backbone, window_s, previous["manifests"])
-    config = EmbedConfig(backbone=backbone, window_s=native_window(backbone, window_s))
+    config = EmbedConfig(backbone=backbone, window_s=embed_window)
     summary = embed_manifests(manifests, store_path=store, config=config, device=device, batch_size=batch_size,
                               workers=workers, threads=threads, progress=progress).to_dict()
     _swap_served(store, retired=set(replaced) - ids, served=ids)
@@ -116,6 +121,33 @@ def grow_bank(
     _write_marker(marker, backbone, window_s, list(dict.fromkeys([*previous["manifests"], *added])),
                   identity=summary["backbone"], clips=summary["clips_in_store"])
     return {**summary, "path": str(store), "marker": str(marker), "retired": len(retired_ids(store))}
+
+
+def _refuse_another_window(store: Path, backbone: str, window_s: float | None) -> None:
+    """Refuse to grow an AST bank whose store records another window than ``window_s`` loads, before anything is
+    written: one an older wakebuilder built without --window-s, at 130 frames (1.3 s) for a 128-frame checkpoint,
+    which no phrase's store matched. ``open_store``'s own refusal would say to pass options wb bank build lacks.
+
+    Raises:
+        StoreMismatchError: naming the bank's folder, both windows and how to build it again.
+    """
+    from wakebuilder.backbones import is_onnx
+    from wakebuilder.store import open_store
+    from wakebuilder.store.opening import store_exists
+
+    if is_onnx(backbone) or not store_exists(store):
+        return
+    from wakebuilder.backbones.ast import identity_window_s
+
+    with open_store(store) as opened:
+        stored = opened.spec.backbone.get("window_s")
+    wanted = identity_window_s(backbone, window_s=window_s)
+    if stored != wanted:
+        raise StoreMismatchError(
+            f"{store.parent}: this negative bank holds {backbone} embeddings of a {stored} s window, not the "
+            f"{wanted:g} s it is built at (an older wakebuilder built it so without --window-s); delete the folder "
+            "and run wb bank build again"
+        )
 
 
 def _swap_served(store: Path, *, retired: set[str], served: set[str]) -> None:
