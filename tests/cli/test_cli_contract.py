@@ -115,6 +115,7 @@ INTERRUPTS: list[tuple[str, str, str]] = [
     ("ensemble --model {dir} --model {dir} --out {tmp}/e --stream {file}", "wakebuilder.ensemble:combine_models",
      "resumes"),  # the backbone's pass over a stream is kept in the cache
     ("export --model {dir} --out {tmp}/x", "wakebuilder.export:export_model", "starts over"),
+    ("fuse --model {file} --model {file} --out {tmp}/f", "wakebuilder.fuse:fuse_detectors", "starts over"),
     ("detect {file} {file}", "wakebuilder.detect:load_detector", "writes nothing"),
     ("eval {file} {file}", "wakebuilder.evaluate:evaluate_models", "writes nothing"),
     ("quickstart hey --out {tmp}/r", "wakebuilder.recipe:run_recipe", "resumes"),

@@ -1,4 +1,5 @@
-"""`wb calibrate`, `wb ensemble`, `wb export`, `wb detect` and `wb eval`: from a fitted model to a usable detector."""
+"""`wb calibrate`, `wb ensemble`, `wb export`, `wb fuse`, `wb detect` and `wb eval`: from a fitted model to a usable
+detector."""
 
 from __future__ import annotations
 
@@ -82,6 +83,32 @@ def export(model_dir: str, out_dir: str, name: str | None, overwrite: bool, as_j
 
     result = export_model(model_dir, out_dir, name=name, overwrite=overwrite)
     report(result.out, result.to_dict(), as_json)
+
+
+@click.command()
+@click.option("--model", "models", required=True, multiple=True, type=click.Path(path_type=str),
+              help="An exported NAME.onnx (NAME.json beside it) of the phrase (repeat: two or more; other backbones "
+              "and windows welcome).")
+@click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="The fused detector's directory.")
+@click.option("--name", default=None, help="Base name of the files (default: from the wake word).")
+@click.option("--weight", "weights", multiple=True, type=float,
+              help="A member's weight, once per --model in their order [default: all 1].")
+@threshold_option
+@overwrite_option
+@json_option
+@handle_errors(on_interrupt=STARTS_OVER)
+def fuse(models: tuple[str, ...], out_dir: str, name: str | None, weights: tuple[float, ...],
+         threshold: float | None, overwrite: bool, as_json: bool) -> None:
+    """Fuse exported detectors of one phrase (other backbones and windows) into one NAME.onnx and NAME.json.
+
+    Its window is the longest member's; each member scores the centred slice of it that is its own window,
+    and the probability is the weighted mean of theirs. Its threshold: the weighted mean of the members'
+    calibrated thresholds, or --threshold. Prints the NAME.onnx path.
+    """
+    from wakebuilder.fuse import fuse_detectors
+
+    result = fuse_detectors(models, out_dir, name=name, weights=weights, threshold=threshold, overwrite=overwrite)
+    report(result.files["onnx"], result.to_dict(), as_json)
 
 
 @click.command()
