@@ -93,13 +93,24 @@ def tone_setup() -> dict[str, Any]:
     Returns paths ``store``, ``model`` (uncalibrated) and ``calibrated`` (its copy with an identity
     calibration at threshold 0.5), the backbone ``identity`` and ``window_samples``.
     """
+    root = Path(tempfile.mkdtemp(prefix="wb-tone-model-"))
+    atexit.register(shutil.rmtree, root, True)
+    model, backbone = tone_store_and_model(root)
+    calibrated = copy_model(model, root / "calibrated" / "model")  # same name as the model
+    (calibrated / "calibration.json").write_text(json.dumps({"threshold": 0.5, "temperature": 1.0, "bias": 0.0}))
+    return {"root": root, "store": root / "store", "model": model, "calibrated": calibrated,
+            "identity": backbone.identity,
+            "window_samples": backbone.window_samples}
+
+
+def tone_store_and_model(root: Path, *, window_s: float | None = None) -> tuple[Path, Any]:
+    """A store ``root/store`` of chirp/noise clips (speech-embedding over ``window_s``, None: its own 1.5 s) and
+    the uncalibrated model ``root/model`` fit on its train group; returns the model's path and the backbone."""
     from wakebuilder.backbones import load_backbone
     from wakebuilder.manifest import ClipRecord
     from wakebuilder.store import StoreSpec, open_store
 
-    root = Path(tempfile.mkdtemp(prefix="wb-tone-model-"))
-    atexit.register(shutil.rmtree, root, True)
-    backbone = load_backbone("speech-embedding")
+    backbone = load_backbone("speech-embedding", window_s=window_s)
     x_train, y_train = tone_clips(backbone.window_samples, 160, seed=0)
     x_val, y_val = tone_clips(backbone.window_samples, 80, seed=1)
     pooled_t, seq_t = backbone.embed(x_train)
@@ -114,12 +125,7 @@ def tone_setup() -> dict[str, Any]:
         store.append(records, np.concatenate([pooled_t, pooled_v]), np.concatenate([seq_t, seq_v]))
         fingerprint = store.fingerprint
     head = fit_linear_head(tiny_head(backbone.seq_len, backbone.dim), seq_t, y_train)
-    model = make_model_dir(root / "model", head, backbone.identity, store_fingerprint=fingerprint)
-    calibrated = copy_model(model, root / "calibrated" / "model")  # same name as the model
-    (calibrated / "calibration.json").write_text(json.dumps({"threshold": 0.5, "temperature": 1.0, "bias": 0.0}))
-    return {"root": root, "store": root / "store", "model": model, "calibrated": calibrated,
-            "identity": backbone.identity,
-            "window_samples": backbone.window_samples}
+    return make_model_dir(root / "model", head, backbone.identity, store_fingerprint=fingerprint), backbone
 
 
 def tone_model_with_window(path: Path, window_s: float, *, seed: int = 0) -> Path:

@@ -377,22 +377,54 @@ def test_a_refractory_period_out_of_the_cli_bounds_in_a_calibration_is_one_line(
     assert f"calibration.json: config.{problem}; run wb calibrate" in result.stderr
 
 
-def power_onnx(path: Path, batch: int | str, *, outputs: int = 1, samples: int | str = 8000) -> Path:
-    """A foreign ONNX detector: mean power of a window of ``samples`` (a name: any length), ``outputs`` values per
-    window."""
+def power_onnx(path: Path, batch: int | str, *, outputs: int = 1, samples: int | str = 8000,
+               tail: int | None = None) -> Path:
+    """A foreign ONNX detector: mean power of a window of ``samples`` (a name: any length), or of its last ``tail``
+    samples (a score that follows the audio, not the window), ``outputs`` values per window."""
     import onnx
     from onnx import TensorProto, helper
 
-    nodes = [helper.make_node("Mul", ["audio", "audio"], ["power"]),
-             helper.make_node("ReduceMean", ["power"], ["mean"], axes=[1], keepdims=1),
-             helper.make_node("Concat", ["mean"] * outputs, ["p"], axis=1)]
+    heard, initializers = "audio", []
+    if tail is not None:
+        heard = "tail"
+        initializers = [helper.make_tensor(name, TensorProto.INT64, [1], [value])
+                        for name, value in (("starts", -tail), ("ends", 2**62), ("axes", 1))]
+    nodes = [helper.make_node("Slice", ["audio", "starts", "ends", "axes"], ["tail"])] if tail is not None else []
+    nodes += [helper.make_node("Mul", [heard, heard], ["power"]),
+              helper.make_node("ReduceMean", ["power"], ["mean"], axes=[1], keepdims=1),
+              helper.make_node("Concat", ["mean"] * outputs, ["p"], axis=1)]
     audio = helper.make_tensor_value_info("audio", TensorProto.FLOAT, [batch, samples])
     graph = helper.make_graph(nodes, "power", [audio], [helper.make_tensor_value_info("p", TensorProto.FLOAT,
-                                                                                        [batch, outputs])])
+                                                                                        [batch, outputs])],
+                              initializer=initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def test_a_detector_that_records_no_refractory_period_takes_its_window(tmp_path: Path) -> None:
+    """A wake word stays in the sliding window for about a window's length, so a detector's score can dip and rise
+    again more than 1 s after it fired. A detector whose files record no refractory period (a foreign ONNX, an
+    older export, a model folder calibrated by hand) took 1 s and fired twice for one utterance; it now takes its
+    window, never below 1 s. Here the score rises twice 1.2 s apart: once with a 1.5 s window, twice with 0.5 s (1 s
+    refractory) or --refractory-s 1.0."""
+    from wakebuilder.export import add_metadata
+
+    burst = tone(440, 0.3, amplitude=0.9)
+    audio = np.zeros(16000 * 6, np.float32)
+    for start_s in (2.0, 3.2):
+        audio[int(start_s * 16000) : int(start_s * 16000) + burst.size] = burst
+    wav = write_wav(tmp_path / "twice.wav", audio)
+    for samples, refractory, n_events in ((24000, 1.5, 1), (8000, 1.0, 2)):
+        onnx = power_onnx(tmp_path / f"tail{samples}.onnx", "batch", samples=samples, tail=1600)
+        add_metadata(onnx, {"threshold": 0.1})  # no NAME.json: no calibration settings
+        detector = load_detector(onnx)
+        assert detector.settings == {} and DetectConfig().resolved(detector).refractory_s == refractory
+        result = CliRunner().invoke(main, ["detect", str(onnx), str(wav)])
+        assert result.exit_code == 0 and len(result.stdout.splitlines()) == n_events, result.output
+        assert len(detect_waveform(detector, audio, DetectConfig(refractory_s=1.0))) == 2  # an option wins
+    assert DetectConfig().resolved(load_detector(tone_setup()["calibrated"])).refractory_s == 1.5  # its config: none
 
 
 def test_a_foreign_onnx_with_a_fixed_batch_size_scores_every_window(tmp_path: Path) -> None:

@@ -223,7 +223,8 @@ def test_windows_that_hear_a_wake_word_clip_are_no_false_accepts(
     raw[(times > 12.05) & (times < 12.35)] = 0.9  # a false accept
     monkeypatch.setattr(calibrate, "model_stream_scores", lambda *args, **kwargs: (raw, 20.0))
     traces, hours = model_stream_traces([stream], model, 1.0, 0.0, config=CalibrateConfig(device="cpu"))
-    calibrated = stream_fa_per_hour(traces, hours, np.array([0.5]), CalibrateConfig())[0] * hours
+    default = CalibrateConfig().resolved(model.window_samples)  # wb eval's default: the window
+    calibrated = stream_fa_per_hour(traces, hours, np.array([0.5]), default)[0] * hours
     report = evaluate_detector(load_detector(model.path, device="cpu"), streams=[stream], config=EvalConfig(),
                                categories=["other"], traces={str(stream): raw})
     assert round(calibrated) == 1 and report["false_accepts"] == 1
@@ -261,7 +262,8 @@ def test_a_false_accept_in_the_pause_after_a_wake_word_clip_counts_beyond_half_a
     raw[(times > first - 0.05) & (times < first + 0.25)] = 0.9
     monkeypatch.setattr(calibrate, "model_stream_scores", lambda *args, **kwargs: (raw, 20.0))
     traces, hours = model_stream_traces([stream], model, 1.0, 0.0, config=CalibrateConfig(device="cpu"))
-    calibrated = stream_fa_per_hour(traces, hours, np.array([0.5]), CalibrateConfig())[0] * hours
+    default = CalibrateConfig().resolved(model.window_samples)  # wb eval's default: the window
+    calibrated = stream_fa_per_hour(traces, hours, np.array([0.5]), default)[0] * hours
     report = evaluate_detector(load_detector(model.path, device="cpu"), streams=[stream], config=EvalConfig(),
                                categories=["other"], traces={str(stream): raw})
     assert round(calibrated) == int(beyond) and report["false_accepts"] == int(beyond)

@@ -155,6 +155,7 @@ def assert_ensemble_threshold_rule(model_dir: Path, members: tuple[Path, ...]) -
 
 @pytest.mark.slow
 def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
+    from wakebuilder.detect import load_detector
     from wakebuilder.modeldir import load_model
 
     config = RecipeConfig.preset("tiny", engines=("espeak",), background=("music", "noise"), heads=2)
@@ -170,6 +171,9 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     assert load_model(result.model_dir).head.config.members == 2
     calibration = json.loads((result.members[0] / "calibration.json").read_text())
     assert calibration["stream_hours"] > 0 and calibration["objective"] == "fa-per-hour"
+    window_s = load_model(result.model_dir).window_samples / 16000  # the refractory period: the window, >= 1 s
+    assert calibration["config"]["refractory_s"] == max(1.0, window_s) == load_detector(result.onnx).settings[
+        "refractory_s"]
     assert_ensemble_threshold_rule(result.model_dir, result.members)
     # positives over the world's sound: a share of their copies is mixed with music or noise
     copies = read_manifest(tmp_path / "positives-aug" / "manifest.jsonl")

@@ -55,7 +55,7 @@ def test_page_json_gives_each_model_its_own_hop(two_hops: dict[str, Path], tmp_p
                          str(tmp_path / "page"), "--json"))
     assert "hop_samples" not in page  # no page-wide hop: nothing needs one
     assert [(m["hop_s"], m["hop_samples"], m["smooth"], m["refractory_s"]) for m in page["models"]] == [
-        (0.1, 1600, 1, 1.0), (0.05, 800, 2, 0.5), (0.055, 880, 1, 1.0)]
+        (0.1, 1600, 1, 1.5), (0.05, 800, 2, 0.5), (0.055, 880, 1, 1.5)]  # none recorded: the 1.5 s window
     assert ["stream" in m for m in page["models"]] == [True, True, False]
     assert all(m["stream"]["parity_max_abs_diff"] <= 1e-4 for m in page["models"][:2])
     forced = json.loads(wb("web", str(two_hops["slow"]), str(two_hops["fast"]), "--out", str(tmp_path / "forced"),
@@ -67,7 +67,9 @@ def test_page_json_gives_each_model_its_own_hop(two_hops: dict[str, Path], tmp_p
 def test_each_model_scores_and_counts_at_its_own_hop(two_hops: dict[str, Path], tmp_path: Path) -> None:
     """Self-test and microphone: each model's frames, scores and events are wb detect's for that model alone."""
     out = Path(wb("web", str(two_hops["slow"]), str(two_hops["fast"]), "--out", str(tmp_path / "page")))
-    write_wav(out / "planted.wav", planted_stream((0.3, 2.4, 4.0), 6.0))
+    # three events further apart than the slow model's refractory period (its 1.5 s window: its calibration
+    # records none); the first window already hears the first chirp
+    write_wav(out / "planted.wav", planted_stream((0.3, 2.7, 4.4), 6.0))
     server = serve_in_thread(out)
     try:
         result = run_selftests(page_url(server), ("planted",))["planted"]

@@ -16,3 +16,7 @@ MAX_SMOOTH = 1000
 
 MAX_REFRACTORY_S = 3600.0
 """The longest refractory period after a detection, in seconds: ``--refractory-s``'s bound, and a calibration's."""
+
+MIN_DEFAULT_REFRACTORY_S = 1.0
+"""The shortest refractory period taken by default: the detector's window, never below this
+(``stream_settings.default_refractory_s``)."""

@@ -132,7 +132,15 @@ def stream_peak(traces: Sequence[np.ndarray]) -> float | None:
 
 def stream_fa_per_hour(traces: Sequence[np.ndarray], hours: float, thresholds: np.ndarray,
                        config: CalibrateConfig) -> np.ndarray:
-    """False accepts per hour of the smoothed ``traces`` (``hours`` long) at each of ``thresholds``."""
+    """False accepts per hour of the smoothed ``traces`` (``hours`` long) at each of ``thresholds``.
+
+    Raises:
+        ConfigError: ``config`` not resolved for the model (``CalibrateConfig.resolved``): its refractory period is
+            the model's window.
+    """
+    if config.refractory_s is None:
+        raise ConfigError("stream_fa_per_hour: the refractory period is None (the model's window); pass "
+                          "config.resolved(model.window_samples)")
     frame_s = hop_samples(config.hop_s) / SAMPLE_RATE  # the hop in whole samples, as detection steps
     counts = count_events_many(traces, thresholds, frame_s=frame_s, refractory_s=config.refractory_s)
     return np.asarray(metrics.fa_per_hour(counts, hours), dtype=np.float64)
@@ -145,9 +153,13 @@ def calibrate_model(
     streams: Sequence[str | os.PathLike[str]] = (),
     config: CalibrateConfig | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Calibrate a model directory; writes ``calibration.json`` and plots, returns its path and summary."""
-    config = config or CalibrateConfig()
+    """Calibrate a model directory; writes ``calibration.json`` and plots, returns its path and summary.
+
+    Its ``config`` records the settings the threshold was chosen with, a refractory period not given resolved to the
+    model's window (``CalibrateConfig.resolved``), so that wb export and wb detect carry and use them.
+    """
     model = load_model(model_dir)
+    config = (config or CalibrateConfig()).resolved(model.window_samples)
     if model.meta.get("ensemble"):
         raise ConfigError(f"{model.path}: an ensemble (wb ensemble) takes its threshold from its members, each "
                           "calibrated on its own store; calibrate the members and combine them again")

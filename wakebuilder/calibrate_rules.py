@@ -18,6 +18,7 @@ import numpy as np
 from wakebuilder import metrics
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, TrainingError
+from wakebuilder.stream_settings import default_refractory_s
 from wakebuilder.streaming import check_stream_settings, hop_samples
 
 OBJECTIVES = ("auto", "f1", "fa-per-hour")
@@ -44,7 +45,9 @@ class CalibrateConfig(StageConfig):
     # 0.27-0.5 and real speech wakes it 15-50 times an hour (research/REAL_TRANSFER.md, rounds 22-23).
     min_threshold: float = 0.0
     hop_s: float = 0.1
-    refractory_s: float = 1.0
+    # None: the model's window, at least 1 s (``resolved``; ``stream_settings.default_refractory_s`` says why), which
+    # calibration.json then records, so wb detect runs with the period the threshold was chosen with.
+    refractory_s: float | None = None
     smooth: int = 1
     batch_size: int = 64
     device: str = "auto"
@@ -66,6 +69,13 @@ class CalibrateConfig(StageConfig):
             raise ConfigError(f"--min-threshold {self.min_threshold}: must be at least 0 and below 1")
         hop_samples(self.hop_s)
         check_stream_settings(smooth=self.smooth, refractory_s=self.refractory_s)
+
+    def resolved(self, window_samples: int) -> CalibrateConfig:
+        """These settings for a model of ``window_samples`` windows: a refractory period not given is its window,
+        at least 1 s (``default_refractory_s``)."""
+        if self.refractory_s is not None:
+            return self
+        return self.replace(refractory_s=default_refractory_s(window_samples))
 
 
 def fit_platt(logits: np.ndarray, labels: np.ndarray, *, where: str = "validation") -> tuple[float, float]:

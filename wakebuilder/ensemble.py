@@ -161,8 +161,9 @@ def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], mode
     cals = [m.calibration or {} for m in models]
     saved = _shared_settings(models, ("target_fa_per_hour", "not_below_f1", *FLOOR_KEYS, *STREAM_DEFAULTS))
     dtype = stream_precision(models, dtype, device=device)  # auto: the members' fit's (the ensemble records none)
-    try:
-        config = CalibrateConfig(**saved, device=device, dtype=dtype, cache_streams=True)
+    try:  # members that record no refractory period: their window, as wb detect runs the ensemble
+        config = CalibrateConfig(**saved, device=device, dtype=dtype, cache_streams=True).resolved(
+            models[0].window_samples)
     except ConfigError as exc:  # of the kind, out of range (a hop of 5 s): the files' settings, not an option's
         raise ModelFileError(f"{models[0].path / CALIBRATION_NAME}: its calibration settings are not usable "
                              f"({exc}); run wb calibrate on the members again, or pass --threshold") from None

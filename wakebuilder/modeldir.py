@@ -56,6 +56,21 @@ class LoadedModel:
         return self.meta["backbone"]
 
     @property
+    def window_samples(self) -> int:
+        """Samples one window of the backbone takes, read from ``model.json``'s identity (no weights loaded).
+
+        Raises:
+            ModelFileError: an AST identity whose ``fbank`` is no front end's settings (edited by hand).
+        """
+        from wakebuilder.backbones import identity_window_samples
+
+        try:
+            return identity_window_samples(self.backbone)
+        except (TypeError, ValueError, WakebuilderError) as exc:
+            raise ModelFileError(f"{self.path / META_NAME}: backbone.fbank {short_repr(self.backbone.get('fbank'))} "
+                                 f"is not an AST front end's settings ({exc}); {_REWRITE}") from None
+
+    @property
     def threshold(self) -> float:
         """Calibrated threshold on the probability scale, 0.5 before calibration."""
         return float(self.calibration["threshold"]) if self.calibration else 0.5

@@ -12,14 +12,27 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from wakebuilder import MAX_REFRACTORY_S, MAX_SMOOTH
+from wakebuilder import MAX_REFRACTORY_S, MAX_SMOOTH, MIN_DEFAULT_REFRACTORY_S, SAMPLE_RATE
 from wakebuilder.errors import ModelFileError
 from wakebuilder.modeldir import CALIBRATION_NAME, LoadedModel, short_repr
 from wakebuilder.streaming import MAX_HOP_S, MIN_HOP_S, hop_ok, refractory_ok, smooth_ok
 from wakebuilder.values import finite_number
 
-STREAM_DEFAULTS: dict[str, Any] = {"hop_s": 0.1, "smooth": 1, "refractory_s": 1.0}
-"""The streaming settings of a model whose calibration records none (``wb calibrate``'s own defaults)."""
+STREAM_DEFAULTS: dict[str, Any] = {"hop_s": 0.1, "smooth": 1, "refractory_s": None}
+"""The streaming settings of a model whose calibration records none (``wb calibrate``'s own defaults); a refractory
+period of None is the detector's window (``default_refractory_s``)."""
+
+
+def default_refractory_s(window_samples: int) -> float:
+    """The refractory period of a detector of ``window_samples`` windows where none is given or recorded: its window
+    in seconds, never below ``MIN_DEFAULT_REFRACTORY_S``.
+
+    A wake word stays inside the sliding window for about a window's length, so its score can dip and rise again up
+    to a window after the first detection. With 1 s, 14 of 177 real utterances detected by word-embedding models
+    (1.5 s window) fired twice, none at 1.5 s, with the same recall, thresholds and false accepts on real speech.
+    """
+    return max(MIN_DEFAULT_REFRACTORY_S, window_samples / SAMPLE_RATE)
+
 
 SETTING_KINDS: dict[str, str] = {"hop_s": f"a number within {MIN_HOP_S:g}..{MAX_HOP_S:g}",
                                  "smooth": f"an integer within 1..{MAX_SMOOTH}",

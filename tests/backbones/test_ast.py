@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import chirp, noise, tone
-from wakebuilder.backbones import Backbone, backbone_from_identity, load_backbone
+from wakebuilder.backbones import Backbone, backbone_from_identity, identity_window_samples, load_backbone
 from wakebuilder.backbones.ast import ASTBackbone, tokens_to_sequence
 from wakebuilder.backbones.ast_checkpoint import interpolate_time_positions, resize_model
 from wakebuilder.errors import BackboneError, ConfigError
@@ -284,5 +284,6 @@ def test_window_from_config_alone_matches_the_loaded_backbone(
     _no_weights(monkeypatch)
     settings = checkpoint_settings(str(checkpoint), window_s=window_s)
     assert settings == loaded.settings and settings.window_samples == loaded.window_samples
+    assert identity_window_samples(loaded.identity) == loaded.window_samples  # a model's (its default refractory)
     if window_s is None:
         assert native_window_s(str(checkpoint)) == loaded.window_samples / loaded.sample_rate

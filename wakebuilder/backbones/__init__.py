@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from wakebuilder.backbones.base import Backbone, window_seconds
 
-__all__ = ["ALIASES", "Backbone", "backbone_kind", "is_onnx", "load_backbone", "window_seconds"]
+__all__ = ["ALIASES", "Backbone", "backbone_kind", "identity_window_samples", "is_onnx", "load_backbone",
+           "window_seconds"]
 
 # Names of the shipped backbones -> their canonical name; any other spec is an AST checkpoint (hub id or folder).
 ALIASES = {"ast": "ast", "speech-embedding": "speech-embedding", "speech_embedding": "speech-embedding",
@@ -85,6 +86,23 @@ def load_backbone(
     from wakebuilder.backbones.ast import ASTBackbone
 
     return ASTBackbone.load(spec, window_s=window_s, device=device, dtype=dtype)
+
+
+def identity_window_samples(identity: dict) -> int:
+    """The ``window_samples`` of the backbone a store or model was made with, read from its recorded identity alone
+    (no weights loaded, no checkpoint needed): an AST's from its front end's frames (``FbankSettings``: 128 frames
+    take 20720 samples, not its ``window_s`` 1.28 s), an ONNX backbone's from its ``window_s``.
+
+    Raises:
+        TypeError, ValueError or ConfigError: an AST identity whose ``fbank`` is no front end's settings.
+    """
+    if "fbank" in identity:
+        from wakebuilder.backbones.fbank import FbankSettings
+
+        return int(FbankSettings(**identity["fbank"]).window_samples)
+    from wakebuilder import SAMPLE_RATE
+
+    return round(float(identity["window_s"]) * SAMPLE_RATE)
 
 
 def backbone_from_identity(identity: dict, *, device: str = "auto", dtype: str = "auto") -> Backbone:

@@ -52,7 +52,7 @@ def _ensemble_interrupt(params: dict[str, Any]) -> str:
 @json_option
 @handle_errors(on_interrupt=_calibrate_interrupt)
 def calibrate(model_dir: str, stores: tuple[str, ...], streams: tuple[str, ...], objective: str, target_fa_per_hour: float,
-              not_below_f1: bool, min_threshold: float, cache_streams: bool, hop_s: float, refractory_s: float,
+              not_below_f1: bool, min_threshold: float, cache_streams: bool, hop_s: float, refractory_s: float | None,
               smooth: int, device: str, as_json: bool) -> None:
     """Fit the score calibration and choose the threshold on the model's validation groups.
 

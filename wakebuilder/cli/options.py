@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from wakebuilder import MAX_REFRACTORY_S, MAX_SMOOTH
+from wakebuilder import MAX_REFRACTORY_S, MAX_SMOOTH, MIN_DEFAULT_REFRACTORY_S
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath, fail
 from wakebuilder.errors import WakebuilderError
 
@@ -77,13 +77,15 @@ threshold_option = click.option(
     help="Override the calibrated threshold.",
 )
 # How scores become detections; the defaults are wakebuilder.stream_settings.STREAM_DEFAULTS, spelled out so that
-# `wb --help` imports nothing heavy (a test holds them equal).
+# `wb --help` imports nothing heavy (a test holds them equal). None: the model's window (default_refractory_s).
 STREAM_SETTINGS = {
     "hop_s": ("--hop-s", FloatIn(0.01, 0.1), 0.1, "Seconds between windows (0.01 to 0.1)."),
     "smooth": ("--smooth", IntIn(1, MAX_SMOOTH), 1, "Moving average over N hops."),
-    "refractory_s": ("--refractory-s", FloatIn(0.0, MAX_REFRACTORY_S), 1.0,
-                     "Crossings closer than this to a detection count as the same detection."),
+    "refractory_s": ("--refractory-s", FloatIn(0.0, MAX_REFRACTORY_S), None,
+                     ("Crossings closer than this to a detection count as the same detection (a wake word stays in "
+                      "the window for a window's length, and its score can rise again within it).")),
 }
+WINDOW_DEFAULT = f"the model's window, at least {MIN_DEFAULT_REFRACTORY_S:g} s"
 
 
 def stream_setting_options(*, as_calibrated: bool) -> Callable[[F], F]:
@@ -93,10 +95,12 @@ def stream_setting_options(*, as_calibrated: bool) -> Callable[[F], F]:
     def decorate(func: F) -> F:
         for flag, kind, default, text in reversed(STREAM_SETTINGS.values()):
             if as_calibrated:
+                shown = WINDOW_DEFAULT if default is None else default
                 func = click.option(flag, type=kind, default=None,
-                                    help=f"{text[:-1]} [default: as calibrated, else {default}].")(func)
+                                    help=f"{text[:-1]} [default: as calibrated, else {shown}].")(func)
             else:
-                func = click.option(flag, type=kind, default=default, show_default=True, help=text)(func)
+                func = click.option(flag, type=kind, default=default, help=text,
+                                    show_default=WINDOW_DEFAULT if default is None else True)(func)
         return func
 
     return decorate
