@@ -202,3 +202,15 @@ def test_a_real_export_fuses_with_a_detector_of_another_window(tmp_path: Path) -
     entry = model_entry(Path(result.files["onnx"]), WebConfig())  # wb web: the end-to-end path, not streamed
     assert entry["window_samples"] == 40000 and entry["threshold"] == pytest.approx(0.6)
     assert stream_pieces(Path(result.files["onnx"])) is None
+
+
+def test_a_member_that_records_no_refractory_period_counts_with_its_window(tmp_path: Path) -> None:
+    # no calibration_config: wb detect runs such a detector with its window (at least 1 s) as refractory period
+    (tmp_path / "m").mkdir()
+    short = member_onnx(tmp_path / "m" / "short.onnx", 8000, opset=13, seed=1, threshold=0.3, calibration_config=None)
+    long = member_onnx(tmp_path / "m" / "long.onnx", 24000, opset=18, seed=2, threshold=0.6, calibration_config=None)
+    for path in (short, long):
+        info = json.loads(path.with_suffix(".json").read_text())
+        path.with_suffix(".json").write_text(json.dumps({k: v for k, v in info.items() if k != "calibration_config"}))
+    result = fuse_detectors([short, long], tmp_path / "fused")
+    assert load_detector(result.files["onnx"]).settings["refractory_s"] == pytest.approx(1.5)
