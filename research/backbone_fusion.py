@@ -42,7 +42,9 @@ from scipy.ndimage import maximum_filter1d
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_transfer as rt  # noqa: E402
-from real_transfer import HOP_S, REALDEV, RESULTS, WORDS, operating_point, oracle_threshold, pooled  # noqa: E402
+from real_transfer import (  # noqa: E402
+    HOP_S, REALDEV, REFRACTORY_S, RESULTS, WORDS, operating_point, oracle_threshold, pooled,
+)
 
 FLOOR = {"word-embedding": 0.8}  # the recipe's MIN_THRESHOLD (recipe_config), applied to the runs that predate it
 COMBINE = {
@@ -112,7 +114,7 @@ def stream_rule(trace: np.ndarray, floor: float) -> float:
     from wakebuilder import metrics
     from wakebuilder.calibrate import CalibrateConfig, fa_rule_threshold, stream_fa_per_hour
 
-    config = CalibrateConfig()
+    config = CalibrateConfig(refractory_s=REFRACTORY_S)  # as the runs' models were calibrated (before c871088)
     hours = (trace.size * HOP_S) / 3600  # the stream's windows every 0.1 s: its length up to one window
     grid = metrics.threshold_grid(stream_peak=float(trace.max()))
     fa_h = stream_fa_per_hour([trace], hours, grid, config)
@@ -147,12 +149,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--realdev", type=Path, default=REALDEV)
     p.add_argument("--pool", default="0,2,5", help="running-maximum half-widths in frames (comma separated)")
     p.add_argument("--how", default="mean,geo,min", help="combinations: " + ",".join(COMBINE))
+    p.add_argument("--no-floor", action="store_true",
+                   help="take the runs' calibrated thresholds as they are (word-embedding's without the 0.8 floor)")
     p.add_argument("--average-seeds", action="store_true",
                    help="fuse each word's models of every seed, averaged per side, instead of each seed's pair")
     p.add_argument("--stream-a", type=Path, default=None, help="--a's backbone's cached pass over the held-out stream")
     p.add_argument("--stream-b", type=Path, default=None, help="--b's backbone's cached pass over the same stream")
     args = p.parse_args(argv)
     (name_a, win_a, runs_a), (name_b, win_b, runs_b) = load_runs(args.a), load_runs(args.b)
+    if args.no_floor:
+        FLOOR.clear()
     # both hop HOP_S from the padded file's start: the centres meet when b moves (win_b - win_a) / 2 later
     shift = round((win_b - win_a) / 2 / HOP_S)
     windows_a = rt.realdev_windows(win_a if name_a != "word-embedding" else None, args.workdir, args.realdev, name_a)
@@ -212,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
                      f"{summary[arm]['stream_rule_within_one']} within one")
         print(line)
     out = RESULTS / (f"backbone_fusion_{args.a.replace(',', '+')}+{args.b.replace(',', '+')}"
-                     f"{'-seeds' if args.average_seeds else ''}.json")
+                     f"{'-seeds' if args.average_seeds else ''}{'-nofloor' if args.no_floor else ''}.json")
     out.write_text(json.dumps({"a": args.a, "b": args.b, "average_seeds": args.average_seeds,
                                "backbones": [name_a, name_b], "shift_frames": shift, "floors": FLOOR,
                                "summary": summary, "arms": arms}, indent=2) + "\n",
