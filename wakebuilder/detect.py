@@ -23,7 +23,7 @@ from wakebuilder.config import StageConfig
 from wakebuilder.errors import BadAudioError, ConfigError, ModelFileError
 from wakebuilder.detector import Detector, load_detector, load_dir_detector, load_onnx_detector
 from wakebuilder.events import Event, EventCounter, count_events
-from wakebuilder.stream_settings import STREAM_DEFAULTS, default_refractory_s, setting_problem
+from wakebuilder.stream_settings import STREAM_DEFAULTS, setting_problem, stream_defaults
 from wakebuilder.streaming import (
     MovingAverage, WindowBuffer, check_stream_settings, hop_samples, score_waveform, smooth_scores,
 )
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 class DetectConfig(StageConfig):
     """Streaming settings. ``threshold`` None takes the model's calibrated threshold; ``hop_s``, ``smooth`` and
     ``refractory_s`` None take those the threshold was calibrated with (``resolved``), else ``STREAM_DEFAULTS``
-    (the refractory period: the detector's window, at least 1 s, ``default_refractory_s``): a threshold chosen on
+    (the refractory period: the detector's window, at least 1 s: ``stream_defaults``): a threshold chosen on
     smoothed scores means another rate of false accepts on raw ones."""
 
     threshold: float | None = None
@@ -65,7 +65,7 @@ class DetectConfig(StageConfig):
         if all(value is not None for value in given.values()):
             return self
         calibrated = detector.settings
-        defaults = STREAM_DEFAULTS | {"refractory_s": default_refractory_s(detector.window_samples)}
+        defaults = stream_defaults(detector.window_samples)
         chosen = {name: value if value is not None else calibrated.get(name, defaults[name])
                   for name, value in given.items()}
         try:

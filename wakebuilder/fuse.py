@@ -26,7 +26,7 @@ from wakebuilder.atomic import atomic_directory, atomic_write_bytes, atomic_writ
 from wakebuilder.detector import Detector, load_onnx_detector, sidecar_path
 from wakebuilder.errors import ConfigError, ModelFileError
 from wakebuilder.modeldir import refuse_out_holding, short_repr
-from wakebuilder.stream_settings import STREAM_DEFAULTS, default_refractory_s, setting_problem
+from wakebuilder.stream_settings import setting_problem, stream_defaults
 from wakebuilder.values import finite_number
 
 THRESHOLD_RULE = "weighted mean of the members' calibrated thresholds"
@@ -147,7 +147,7 @@ def _shared_settings(members: list[Detector]) -> dict[str, Any]:
     way); the longest refractory period of theirs (one that records none: its window, as wb detect runs it)."""
     settings = []
     for member in members:
-        theirs = STREAM_DEFAULTS | {"refractory_s": default_refractory_s(member.window_samples)} | member.settings
+        theirs = stream_defaults(member.window_samples) | member.settings
         for key, value in theirs.items():
             if problem := setting_problem(key, value):
                 raise ModelFileError(f"{_source(member)}: calibration_config.{problem}; re-run wb export")

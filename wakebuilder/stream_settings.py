@@ -34,6 +34,12 @@ def default_refractory_s(window_samples: int) -> float:
     return max(MIN_DEFAULT_REFRACTORY_S, window_samples / SAMPLE_RATE)
 
 
+def stream_defaults(window_samples: int) -> dict[str, Any]:
+    """``STREAM_DEFAULTS`` for a detector of ``window_samples`` windows: its refractory period resolved
+    (``default_refractory_s``). What wb detect runs a detector that records no settings with."""
+    return STREAM_DEFAULTS | {"refractory_s": default_refractory_s(window_samples)}
+
+
 SETTING_KINDS: dict[str, str] = {"hop_s": f"a number within {MIN_HOP_S:g}..{MAX_HOP_S:g}",
                                  "smooth": f"an integer within 1..{MAX_SMOOTH}",
                                  "refractory_s": f"a number within 0..{MAX_REFRACTORY_S:g}",
