@@ -42,6 +42,7 @@ from scipy.ndimage import maximum_filter1d
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_transfer as rt  # noqa: E402
+from real_ensemble import member_traces  # noqa: E402
 from real_transfer import (  # noqa: E402
     HOP_S, REALDEV, REFRACTORY_S, RESULTS, WORDS, operating_point, oracle_threshold, pooled,
 )
@@ -68,12 +69,6 @@ def load_runs(tags: str) -> tuple[str, float, list[dict]]:
     if len(windows) != 1:
         raise SystemExit(f"{tags}: runs of several windows {sorted(windows)}")
     return backbones.pop(), windows.pop() / 16000, runs
-
-
-def side_traces(run: dict, windows: dict[str, np.ndarray], word: str
-                ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
-    onnx = Path(run["onnx"])
-    return rt.word_traces(rt.head_scores(onnx.with_name(f"{onnx.stem}.head.onnx"), windows), windows, word)
 
 
 def align(trace: np.ndarray, shift: int, length: int) -> np.ndarray:
@@ -131,7 +126,7 @@ def side(runs: list[dict], backbone: str, windows: dict[str, np.ndarray], stream
     """One backbone's side of a fusion: its runs' realdev traces (averaged frame by frame over several runs, as
     ``real_ensemble.py`` averages seeds), the false-accept seconds, the mean of their calibrated thresholds (each
     floored as the recipe floors it now), and with ``stream`` their held-out stream trace and best-F1 threshold."""
-    traces = [side_traces(r, windows, word) for r in runs]
+    traces = [member_traces(r, word, {}, windows) for r in runs]  # the exported heads on the cached windows
     pos = [sum(parts) / len(runs) for parts in zip(*(t[0] for t in traces))]
     fa = [sum(parts) / len(runs) for parts in zip(*(t[1] for t in traces))]
     threshold = float(np.mean([max(r["calibrated"]["threshold"], FLOOR.get(backbone, 0.0)) for r in runs]))
