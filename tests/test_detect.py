@@ -378,18 +378,20 @@ def test_a_refractory_period_out_of_the_cli_bounds_in_a_calibration_is_one_line(
 
 
 def power_onnx(path: Path, batch: int | str, *, outputs: int = 1, samples: int | str = 8000,
-               tail: int | None = None) -> Path:
-    """A foreign ONNX detector: mean power of a window of ``samples`` (a name: any length), or of its last ``tail``
-    samples (a score that follows the audio, not the window), ``outputs`` values per window."""
+               tail: int | None = None, middle: int | None = None) -> Path:
+    """A foreign ONNX detector: mean power of a window of ``samples`` (a name: any length), of its last ``tail``
+    samples (a score that follows the audio, not the window), or of its middle ``middle`` samples (of a fixed
+    ``samples``: a score that hears only what is centred in the window), ``outputs`` values per window."""
     import onnx
     from onnx import TensorProto, helper
 
     heard, initializers = "audio", []
-    if tail is not None:
-        heard = "tail"
+    if tail is not None or middle is not None:
+        heard = "part"
+        start, stop = (-tail, 2**62) if tail is not None else ((samples - middle) // 2, (samples + middle) // 2)
         initializers = [helper.make_tensor(name, TensorProto.INT64, [1], [value])
-                        for name, value in (("starts", -tail), ("ends", 2**62), ("axes", 1))]
-    nodes = [helper.make_node("Slice", ["audio", "starts", "ends", "axes"], ["tail"])] if tail is not None else []
+                        for name, value in (("starts", start), ("ends", stop), ("axes", 1))]
+    nodes = [helper.make_node("Slice", ["audio", "starts", "ends", "axes"], ["part"])] if heard == "part" else []
     nodes += [helper.make_node("Mul", [heard, heard], ["power"]),
               helper.make_node("ReduceMean", ["power"], ["mean"], axes=[1], keepdims=1),
               helper.make_node("Concat", ["mean"] * outputs, ["p"], axis=1)]
@@ -439,6 +441,27 @@ def test_a_foreign_onnx_with_a_fixed_batch_size_scores_every_window(tmp_path: Pa
         assert detect_waveform(detector, audio, config) == expected
         runner = StreamDetector(detector, config)
         assert [e for block in np.array_split(audio, 7) for e in runner.push(block)] + runner.flush() == expected
+
+
+def test_a_recording_shorter_than_the_window_is_scored_centred_and_timed_at_its_centre(tmp_path: Path) -> None:
+    """Training centres clips in the window; a 1 s recording under a 1.5 s model was padded at its end only, so
+    a word in its middle sat a quarter second before the window's centre (a fused detector's members, each on
+    the centred slice, missed it) and the event was timed at 0.75 s, the window's centre, past the file's end.
+    Now the recording is centred: batch, stream and file give one event at its centre, 0.5 s."""
+    from wakebuilder.export import add_metadata
+
+    onnx = power_onnx(tmp_path / "middle.onnx", "batch", samples=24000, middle=4000)  # hears the window's middle
+    add_metadata(onnx, {"threshold": 0.1})
+    detector = load_detector(onnx)
+    clip = np.zeros(16000, np.float32)
+    clip[6000:10000] = tone(440, 0.25, amplitude=0.9)  # the middle quarter second of the recording
+    config = DetectConfig(hop_s=0.1, smooth=1)
+    events = detect_waveform(detector, clip, config)
+    assert [(e.time_s, e.onset_s) for e in events] == [(0.5, 0.5)] and events[0].score > 0.3
+    runner = StreamDetector(detector, config)
+    assert [e for block in np.array_split(clip, 5) for e in runner.push(block)] + runner.flush() == events
+    result = CliRunner().invoke(main, ["detect", str(onnx), str(write_wav(tmp_path / "clip.wav", clip))])
+    assert result.exit_code == 0 and result.stdout.split("\t")[1] == "0.500", result.output
 
 
 def test_a_foreign_onnx_with_more_than_one_score_a_window_is_one_line(tmp_path: Path) -> None:

@@ -335,3 +335,17 @@ def test_a_manifest_with_an_upper_case_suffix_is_read_as_one(data: dict[str, Pat
     result = CliRunner().invoke(main, ["eval", str(data["onnx"]), str(upper), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["n_clips"] == 24
+
+
+def test_a_stream_shorter_than_the_window_is_timed_at_its_centre_with_or_without_a_trace(tmp_path: Path) -> None:
+    """A stream shorter than the window is scored centred in it (as wb detect does); counted on a given trace, its
+    one event was still timed half a window in, past the stream's end, where wb detect times it at its centre."""
+    from wakebuilder.detect import Detector
+    from wakebuilder.evaluate import stream_events
+
+    detector = Detector("loud", lambda w: np.abs(w).max(axis=1), 24000, 0.5, {})
+    stream = write_wav(tmp_path / "short.wav", np.full(16000, 0.9, np.float32))
+    config = EvalConfig(hop_s=0.1, smooth=1, refractory_s=1.0)
+    scanned, seconds = stream_events(detector, stream, config)
+    counted, _ = stream_events(detector, stream, config, np.array([0.9], np.float32))
+    assert seconds == 1.0 and [e.time_s for e in scanned] == [e.time_s for e in counted] == [0.5]

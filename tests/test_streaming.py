@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from wakebuilder.errors import ConfigError
 from wakebuilder.streaming import (
-    EventCounter, MovingAverage, WindowBuffer, count_events, frame_times, frame_windows, hop_samples,
-    score_waveform, smooth_scores,
+    EventCounter, MovingAverage, WindowBuffer, count_events, first_frame_s, frame_starts, frame_times, frame_windows,
+    hop_samples, score_blocks, score_waveform, smooth_scores,
 )
 
 HOP = 0.1
@@ -75,7 +75,29 @@ def test_frame_windows_and_times() -> None:
     windows = frame_windows(audio, 40, 20)
     assert windows.shape == (4, 40) and windows[1, 0] == 20 and windows[-1, -1] == 99
     assert frame_windows(audio[:10], 40, 20).shape == (1, 40)  # short audio: one zero-padded window
+    assert frame_windows(audio[:40], 40, 20).tolist() == [audio[:40].tolist()]  # exactly one window: no padding
     assert frame_times(3, window_samples=16000, hop=1600).tolist() == pytest.approx([0.5, 0.6, 0.7])
+
+
+@pytest.mark.parametrize("n", [1, 10, 11, 39])
+def test_audio_shorter_than_a_window_is_centred_in_it_as_in_training(n: int) -> None:
+    """Training clips are centred in the window (``fit_to_window``); a short recording padded at its end only
+    put the word at the window's start, where the detector never heard one, and timed it past the audio's end."""
+    from wakebuilder.audio import fit_to_window
+
+    audio = np.arange(1, n + 1, dtype=np.float32)
+    (window,) = frame_windows(audio, 40, 20)
+    np.testing.assert_array_equal(window, fit_to_window(audio, 40))
+    left = (40 - n) // 2
+    assert frame_starts(n, 40, 20).tolist() == [-left] and window[left] == 1 and window[left + n - 1] == n
+    buffer = WindowBuffer(40, 20)
+    assert buffer.push(audio).shape == (0, 40)
+    np.testing.assert_array_equal(buffer.flush(), window[None])
+    scores = score_blocks([audio[:3], audio[3:]], lambda w: w[:, 20], window_samples=40, hop=20)
+    assert scores.tolist() == score_waveform(audio, lambda w: w[:, 20], window_samples=40, hop=20).tolist()
+    # frame 0 is timed at its window's centre: the audio's centre (half a sample later where n is odd)
+    assert first_frame_s(n, 40, sample_rate=1) == (40 / 2 - left) == pytest.approx(n / 2, abs=0.5)
+    assert first_frame_s(40, 40, sample_rate=1) == first_frame_s(10**6, 40, sample_rate=1) == 20.0
 
 
 def test_score_waveform_batches_in_order() -> None:

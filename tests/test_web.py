@@ -28,7 +28,7 @@ from tests.model_helpers import planted_stream, tone_model_with_window, tone_set
 from wakebuilder.audio import load_audio, write_wav
 from wakebuilder.cli import main
 from wakebuilder.detect import DetectConfig, detect_waveform, load_detector
-from wakebuilder.streaming import count_events, frame_windows
+from wakebuilder.streaming import count_events, first_frame_s, frame_windows
 from wakebuilder.web.browser import Chromium, chromium_args, find_chromium
 from wakebuilder.web.build import find_ort_web
 from wakebuilder.web.serve import page_url, serve_in_thread
@@ -228,12 +228,14 @@ def run_selftests(url: str, names: tuple[str, ...]) -> dict[str, Any]:
 @needs_browser
 def test_models_of_different_windows_each_cut_their_own_frames(exported: Path, tmp_path: Path) -> None:
     """A 1.5 s and a 2.5 s model on one page: each scores the windows wb detect cuts for it, from the
-    stream's start, so a wake word before the longer window is full is still found by the shorter model."""
+    stream's start, so a wake word before the longer window is full is still found by the shorter model; a
+    recording shorter than a model's window is centred in its one window and timed at its centre."""
     long_model = tone_model_with_window(tmp_path / "long-model", 2.5)
     long = Path(wb("export", "--model", str(long_model), "--out", str(tmp_path / "long"), "--name", "long"))
     long = long / "long.onnx"
     out = Path(wb("web", str(exported), str(long), "--out", str(tmp_path / "page")))
-    wavs = {"early": planted_stream((0.3, 3.0, 6.2), 8.0), "shorter": planted_stream((0.3,), 2.0)}
+    wavs = {"early": planted_stream((0.3, 3.0, 6.2), 8.0), "shorter": planted_stream((0.3,), 2.0),
+            "tiny": planted_stream((0.1,), 1.0)}
     for name, audio in wavs.items():
         write_wav(out / f"{name}.wav", audio)
     server = serve_in_thread(out)
@@ -255,13 +257,15 @@ def test_models_of_different_windows_each_cut_their_own_frames(exported: Path, t
             assert len(model["raw"]) == want.size, (name, model["name"])
             np.testing.assert_allclose(model["raw"], want, atol=1e-4, rtol=0)
             assert_events_match(model["events"], detect_waveform(detector, audio, DetectConfig()), want,
-                                offset_s=detector.window_samples / 2 / 16000)
+                                offset_s=first_frame_s(audio.size, detector.window_samples))
     chirp, long_result = results["early"]["models"]
     assert (len(chirp["raw"]), len(long_result["raw"])) == (66, 56)  # (8 s - window) / hop + 1
     # the wake word at 0.3 s: in each model's first window, at its own centre
     assert [m["events"][0]["onsetS"] for m in (chirp, long_result)] == pytest.approx([0.75, 1.25])
     assert len(chirp["events"]) == 3
     assert [len(m["raw"]) for m in results["shorter"]["models"]] == [6, 1]  # 2 s: one padded 2.5 s window
+    assert [len(m["raw"]) for m in results["tiny"]["models"]] == [1, 1]
+    assert [e["timeS"] for m in results["tiny"]["models"] for e in m["events"]] == [0.5] * 2  # its centre
     # from the microphone: the 1.5 s model scores from its first full window on, a second before the 2.5 s one
     short_live, long_live = live
     assert short_live[0] == pytest.approx([0, 0.75]) and len(short_live) > len(long_live)

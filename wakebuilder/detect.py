@@ -25,7 +25,7 @@ from wakebuilder.detector import Detector, load_detector, load_dir_detector, loa
 from wakebuilder.events import Event, EventCounter, count_events
 from wakebuilder.stream_settings import STREAM_DEFAULTS, setting_problem, stream_defaults
 from wakebuilder.streaming import (
-    MovingAverage, WindowBuffer, check_stream_settings, hop_samples, score_waveform, smooth_scores,
+    MovingAverage, WindowBuffer, check_stream_settings, first_frame_s, hop_samples, score_waveform, smooth_scores,
 )
 
 __all__ = [
@@ -136,8 +136,12 @@ class StreamDetector:
         return self._score(self._windows.push(samples))
 
     def flush(self) -> list[Event]:
-        """End of stream."""
-        return self._score(self._windows.flush()) + self._events.flush()
+        """End of stream. A stream shorter than one window is scored only now, centred in its one window, whose
+        time is then the stream's centre (``first_frame_s``), not half a window (past its end)."""
+        windows = self._windows.flush()
+        if windows.shape[0]:  # that one window: no frame has been counted yet
+            self._events.offset_s = first_frame_s(self._windows.samples_seen, self.detector.window_samples)
+        return self._score(windows) + self._events.flush()
 
 
 def detect_waveform(detector: Detector, audio: np.ndarray, config: DetectConfig) -> list[Event]:
@@ -150,7 +154,7 @@ def detect_waveform(detector: Detector, audio: np.ndarray, config: DetectConfig)
     threshold = threshold_for(detector, config)
     return count_events(
         smooth_scores(scores, config.smooth), threshold, frame_s=hop / SAMPLE_RATE,
-        refractory_s=config.refractory_s, offset_s=detector.window_samples / 2 / SAMPLE_RATE,
+        refractory_s=config.refractory_s, offset_s=first_frame_s(len(audio), detector.window_samples),
     )
 
 

@@ -25,7 +25,7 @@ from wakebuilder.categories import (
 from wakebuilder.detect import STREAM_DEFAULTS, DetectConfig, Detector, detect_blocks, load_detector, threshold_for
 from wakebuilder.errors import ConfigError, ManifestError
 from wakebuilder.events import Event, count_events
-from wakebuilder.streaming import hop_samples, score_blocks, smooth_scores
+from wakebuilder.streaming import first_frame_s, hop_samples, score_blocks, smooth_scores
 from wakebuilder.manifest import ClipRecord, is_manifest_path, read_manifest, resolve_clip_path
 
 
@@ -168,7 +168,7 @@ def stream_events(detector: Detector, path: str | os.PathLike[str], config: Eval
         trace = segments.negative_scores(trace, window_samples=detector.window_samples, hop=hop)
     events = count_events(smooth_scores(np.asarray(trace), config.smooth), threshold_for(detector, config),
                           frame_s=hop / SAMPLE_RATE, refractory_s=config.refractory_s,
-                          offset_s=detector.window_samples / 2 / SAMPLE_RATE)
+                          offset_s=first_frame_s(round(seconds * SAMPLE_RATE), detector.window_samples))
     return events, seconds
 
 

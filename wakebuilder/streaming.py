@@ -3,6 +3,9 @@
 A detector sees the stream as windows of ``window_samples`` every ``hop``
 samples. Frame ``i`` covers samples ``[i * hop, i * hop + window)``; its time
 is the window's centre, ``(i * hop + window / 2) / sample_rate`` seconds.
+Audio shorter than one window gives one frame with the audio centred in it, as
+training centres its clips (``audio.fit_to_window``); that frame's time is the
+audio's centre (``first_frame_s``).
 The events of a score trace are counted by ``wakebuilder.events`` (its names
 are also importable from here).
 """
@@ -22,8 +25,9 @@ from wakebuilder.values import finite_number
 
 __all__ = [
     "MAX_HOP_S", "MIN_HOP_S", "Event", "EventCounter", "MovingAverage", "Scorer", "WindowBuffer",
-    "check_stream_settings", "count_events", "count_events_many", "frame_starts", "frame_times", "frame_windows",
-    "hop_ok", "hop_samples", "refractory_ok", "score_blocks", "score_waveform", "smooth_ok", "smooth_scores",
+    "check_stream_settings", "count_events", "count_events_many", "first_frame_s", "frame_starts", "frame_times",
+    "frame_windows", "hop_ok", "hop_samples", "refractory_ok", "score_blocks", "score_waveform", "smooth_ok",
+    "smooth_scores",
 ]
 
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -69,18 +73,33 @@ def check_stream_settings(*, smooth: Any = None, refractory_s: Any = None) -> No
         raise ConfigError(f"--refractory-s {refractory_s!r}: must be in [0, {MAX_REFRACTORY_S:g}] seconds")
 
 
+def _short_start(n_samples: int, window_samples: int) -> int:
+    """Start of the one window of audio shorter than it, centred as ``audio.fit_to_window`` centres a training
+    clip: ``(window - n) // 2`` samples of zeros before the audio (0 for audio of a window or more)."""
+    return -((window_samples - n_samples) // 2) if n_samples < window_samples else 0
+
+
 def frame_starts(n_samples: int, window_samples: int, hop: int) -> np.ndarray:
-    """Start sample of every window; audio shorter than one window gives one (padded) frame."""
+    """Start sample of every window; audio shorter than one window gives one frame, which starts before it
+    (``_short_start``): padded at the end only, a word would sit where the detector never heard one."""
     if n_samples <= window_samples:
-        return np.zeros(1, dtype=np.int64)
+        return np.array([_short_start(n_samples, window_samples)], dtype=np.int64)
     return np.arange(0, n_samples - window_samples + 1, hop, dtype=np.int64)
 
 
+def first_frame_s(n_samples: int, window_samples: int, *, sample_rate: int = SAMPLE_RATE) -> float:
+    """Time of frame 0, its window's centre, in audio of ``n_samples``: half a window in, or in audio shorter
+    than one window the audio's centre (half a sample later where the padding is odd), not a time past its end."""
+    return (_short_start(n_samples, window_samples) + window_samples / 2) / sample_rate
+
+
 def frame_windows(waveform: np.ndarray, window_samples: int, hop: int) -> np.ndarray:
-    """All windows of ``waveform`` as a read-only ``(frames, window_samples)`` view (zero-padded if short)."""
+    """All windows of ``waveform`` as a read-only ``(frames, window_samples)`` view (short audio: one window with
+    the audio centred in zeros, see ``frame_starts``)."""
     audio = np.asarray(waveform, dtype=np.float32)
     if audio.shape[0] < window_samples:
-        audio = np.pad(audio, (0, window_samples - audio.shape[0]))
+        left = -_short_start(audio.shape[0], window_samples)
+        audio = np.pad(audio, (left, window_samples - audio.shape[0] - left))
     view = np.lib.stride_tricks.sliding_window_view(audio, window_samples)
     return view[frame_starts(audio.shape[0], window_samples, hop)]
 
@@ -142,6 +161,11 @@ class WindowBuffer:
         self._frames = 0
         self._seen = 0
 
+    @property
+    def samples_seen(self) -> int:
+        """Samples pushed so far: the stream's length once it has ended."""
+        return self._seen
+
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Add samples; returns the windows now complete, ``(k, window_samples)``."""
         self._buffer = np.concatenate([self._buffer, np.asarray(samples, dtype=np.float32).reshape(-1)])
@@ -155,7 +179,7 @@ class WindowBuffer:
         return out
 
     def flush(self) -> np.ndarray:
-        """End of stream: audio shorter than one window still gives one zero-padded window."""
+        """End of stream: audio shorter than one window still gives one window, the audio centred in it."""
         if self._frames == 0 and self._seen > 0:
             self._frames = 1
             return np.ascontiguousarray(frame_windows(self._buffer, self.window_samples, self.hop))

@@ -11,7 +11,7 @@
 // Speech-embedding models are streamed (stream.js: only the mel frames and CNN rows new since the
 // last window are computed, exactly); others (AST) run the end-to-end NAME.onnx on every window.
 import * as ort from "./ort/ort.wasm.min.mjs";
-import { EventCounter, MovingAverage, decodeWav, frameStarts } from "./events.js";
+import { EventCounter, MovingAverage, centredWindow, decodeWav, firstFrameS, frameStarts } from "./events.js";
 import { StreamingScorer } from "./stream.js";
 
 const params = new URLSearchParams(location.search);
@@ -58,14 +58,16 @@ async function loadModels() {
          `${ort.env.wasm.numThreads} thread(s)`);
 }
 
-function resetCounters() {
+// Before a stream of `length` samples (the microphone's has no end): frame 0 of each model is timed at its
+// window's centre, which for a recording shorter than the window is the recording's centre.
+function resetCounters(length = Infinity) {
   const sr = state.page.sample_rate;
   for (const m of state.models) {
     m.trace = [];
     m.streamer?.reset();
     m.smoother = new MovingAverage(m.smooth);
-    m.counter = new EventCounter(m.threshold, { frameS: m.hopS, refractoryS: m.refractory_s,
-                                                offsetS: m.window_samples / 2 / sr });
+    m.offsetS = firstFrameS(length, m.window_samples, sr);
+    m.counter = new EventCounter(m.threshold, { frameS: m.hopS, refractoryS: m.refractory_s, offsetS: m.offsetS });
   }
   state.frames = 0;
   state.dropped = 0;
@@ -77,7 +79,7 @@ function resetCounters() {
 
 // The frames that end at 16 kHz sample `end` of a stream of `length` samples: [{m, frame}] for each model
 // whose window [end - window, end) starts a whole number of its hops after the stream's start. Past the
-// end of a recording only the one zero-padded window of a model longer than the recording is due.
+// end of a recording only the one window of a model longer than the recording is due (end = its window).
 function framesEndingAt(end, length) {
   return state.models.filter((m) => end >= m.window_samples && (end - m.window_samples) % m.hop_samples === 0 &&
                                     end <= Math.max(length, m.window_samples))
@@ -108,7 +110,7 @@ async function scoreFrame(end, window, length = Infinity) {
 
 function record(m, frame, rawScore) {
   const score = m.smoother.update(rawScore);
-  const timeS = frame * m.hopS + m.window_samples / 2 / state.page.sample_rate;
+  const timeS = m.offsetS + frame * m.hopS;
   m.trace.push({ frame, timeS, raw: rawScore, score });
   const { fired, final } = m.counter.update(frame, score);
   // after skipped frames one update can end the open event and start the next: finish the old entry first
@@ -258,20 +260,23 @@ async function stopMicrophone() {
 }
 
 // Score a WAV file at 16 kHz window by window, exactly as wb detect cuts it for each model (a file
-// shorter than a model's window gives it one zero-padded window); results in window.wbResult.
+// shorter than a model's window gives it one window with the file centred in it, as training centres
+// clips, timed at the file's centre); results in window.wbResult.
 async function selfTest(url) {
   const { samples, rate } = decodeWav(await (await fetch(url)).arrayBuffer());
   if (rate !== state.page.sample_rate) throw new Error(`${url}: ${rate} Hz; the self-test needs ${state.page.sample_rate} Hz`);
-  const padded = samples.length < state.maxWindow ? new Float32Array(state.maxWindow) : samples;
-  if (padded !== samples) padded.set(samples);
+  resetCounters(samples.length);
   const ends = new Set();
   for (const m of state.models) {
     for (const start of frameStarts(samples.length, m.window_samples, m.hop_samples)) {
-      ends.add(start + m.window_samples);
+      ends.add(Math.max(start, 0) + m.window_samples); // a short file's one window: frame 0, due at its window
     }
   }
   for (const end of [...ends].sort((a, b) => a - b)) {
-    await scoreFrame(end, padded.subarray(Math.max(0, end - state.maxWindow), end), samples.length);
+    // past the file's end only models whose window (`end` samples) is longer than the file are due
+    const window = end > samples.length ? centredWindow(samples, end)
+      : samples.subarray(Math.max(0, end - state.maxWindow), end);
+    await scoreFrame(end, window, samples.length);
   }
   finishOpenEvents();
   draw();

@@ -64,12 +64,33 @@ export class MovingAverage {
   }
 }
 
-// Start sample of every window of an n-sample recording, as wakebuilder.streaming.frame_starts.
+// Start of the one window of a recording shorter than it, as wakebuilder.streaming._short_start: the
+// recording centred in it as training centres its clips, floor((window - n) / 2) zeros before it.
+function shortStart(nSamples, windowSamples) {
+  return nSamples < windowSamples ? -Math.floor((windowSamples - nSamples) / 2) : 0;
+}
+
+// Start sample of every window of an n-sample recording, as wakebuilder.streaming.frame_starts (a recording
+// shorter than the window: one window, starting before it).
 export function frameStarts(nSamples, windowSamples, hop) {
-  if (nSamples <= windowSamples) return [0];
+  if (nSamples <= windowSamples) return [shortStart(nSamples, windowSamples)];
   const starts = [];
   for (let s = 0; s + windowSamples <= nSamples; s += hop) starts.push(s);
   return starts;
+}
+
+// The one window of a recording shorter than it (`samples`), the recording centred in zeros, as
+// wakebuilder.streaming.frame_windows cuts it.
+export function centredWindow(samples, windowSamples) {
+  const window = new Float32Array(windowSamples);
+  window.set(samples, -shortStart(samples.length, windowSamples));
+  return window;
+}
+
+// Time of frame 0, its window's centre, in a recording of n samples (Infinity: the microphone), as
+// wakebuilder.streaming.first_frame_s: half a window in, or the centre of a recording shorter than the window.
+export function firstFrameS(nSamples, windowSamples, sampleRate) {
+  return (shortStart(nSamples, windowSamples) + windowSamples / 2) / sampleRate;
 }
 
 // The 14 bytes after the format code in the sub-format GUID of every standard WAVE_FORMAT_EXTENSIBLE format
