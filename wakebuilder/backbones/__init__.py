@@ -27,8 +27,9 @@ def is_onnx(spec: str) -> bool:
 KNOWN_NAMES = ("ast", "speech-embedding", "word-embedding")
 
 
-def check_spec(spec: str) -> None:
-    """Refuse a ``--backbone`` that is neither a known name, a local directory nor a hub id (owner/name).
+def check_spec(spec: str, *, option: str = "--backbone") -> None:
+    """Refuse a ``--backbone`` (or the ``option`` named) that is neither a known name, a local directory nor a hub id
+    (owner/name).
 
     Raises:
         BackboneError: naming the known names, or saying the directory does not exist.
@@ -42,14 +43,14 @@ def check_spec(spec: str) -> None:
         return
     known = f"known names: {', '.join(KNOWN_NAMES)}; or an HF hub id (owner/name) of an AST checkpoint"
     if path.exists():
-        raise BackboneError(f"--backbone {spec}: is a file, not a checkpoint directory ({known})")
+        raise BackboneError(f"{option} {spec}: is a file, not a checkpoint directory ({known})")
     if "/" not in spec:
         raise BackboneError(
-            f"--backbone {spec!r}: unknown backbone, and no directory {path} exists ({known}, or a local "
+            f"{option} {spec!r}: unknown backbone, and no directory {path} exists ({known}, or a local "
             "checkpoint directory)"
         )
     if spec.startswith(("/", ".", "~")) or spec.count("/") > 1:
-        raise BackboneError(f"--backbone {spec}: the directory {path} does not exist ({known})")
+        raise BackboneError(f"{option} {spec}: the directory {path} does not exist ({known})")
 
 
 def load_backbone(
