@@ -113,6 +113,9 @@ def test_quickstart_cli_runs_run_recipe(tmp_path: Path, monkeypatch: pytest.Monk
     heads = CliRunner().invoke(main, ["quickstart", "x", "--heads", "1", "--out", str(out)])
     assert heads.exit_code == 0, heads.output
     assert calls[-1][0] == RecipeConfig.preset("quick", phrase="x", heads=1)
+    fused = CliRunner().invoke(main, ["quickstart", "x", "--fuse-with", "word-embedding", "--out", str(out)])
+    assert fused.exit_code == 0, fused.output
+    assert calls[-1][0] == RecipeConfig.preset("quick", phrase="x", fuse_with="word-embedding")
 
 
 def test_realdev_benchmark_runs_the_same_run_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -225,6 +228,46 @@ def test_data_seeds_and_heads_average_calibrated_models(tmp_path: Path) -> None:
     assert result.onnx == tmp_path / "export" / "hey-jarvis.onnx" and result.onnx.is_file()
     assert result.report is not None and result.report["n_clips"] == 3 + 6 + 8
     assert not (tmp_path / "seed-5" / "export").exists()  # one export: the ensemble's
+
+
+
+@pytest.mark.slow
+def test_tiny_recipe_fuses_two_backbones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--fuse-with: the data made once, each backbone's calibrated export (the second in its own folder, at its own
+    window and threshold floor), fused into the run's detector, which the report measures; a rerun keeps the heads."""
+    import wakebuilder.train.fit as fit
+    from tests.backbones.test_word_embedding import stand_in_model
+    from wakebuilder.backbones import word_embedding as we
+    from wakebuilder.detect import load_detector
+    from wakebuilder.store import open_store
+
+    monkeypatch.setenv(we.MODEL_ENV, str(stand_in_model(tmp_path / "word-embedding.onnx")))
+    out = tmp_path / "run"
+    config = RecipeConfig.preset("tiny", engines=("espeak",), fuse_with="word-embedding")
+    result = run_recipe(config, out_dir=out, device="cpu")
+    assert result.onnx == out / "export-fused" / "hey-jarvis.onnx" and result.onnx.is_file()
+    members = (out / "export" / "hey-jarvis.onnx", out / "word-embedding" / "export" / "hey-jarvis.onnx")
+    assert result.fused == members and all(m.is_file() for m in members)
+    detector, parts = load_detector(result.onnx), [load_detector(m) for m in members]
+    assert detector.info["backbone"]["members"] == ["speech-embedding", "word-embedding"]
+    assert [m["file"] for m in detector.info["fused"]["members"]] == ["hey-jarvis.onnx"] * 2
+    assert [p.window_samples for p in parts] == [40000, 24000] and detector.window_samples == 40000
+    assert parts[1].threshold >= 0.8  # word-embedding's floor, as in a run of its own
+    assert result.threshold == pytest.approx((parts[0].threshold + parts[1].threshold) / 2) == detector.threshold
+    assert RecipeConfig.load(out / "recipe_config.json") == config
+    assert RecipeConfig.load(out / "word-embedding" / "recipe_config.json") == config.replace(
+        backbone="word-embedding", fuse_with=None, report=False)
+    with open_store(out / "store.zarr") as first, open_store(out / "word-embedding" / "store.zarr") as second:
+        assert first.ids() == second.ids()  # one data: the same training clips in each backbone's store
+    assert not (out / "word-embedding" / "positives").exists()
+    assert result.report is not None and result.report["n_clips"] == 3 + 6 + 8 and "fa_per_hour" in result.report
+    # a rerun keeps each backbone's store and head, and fuses them again
+    def refit(stores: object, out_dir: Path, *args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{out_dir}: fitted again")
+
+    monkeypatch.setattr(fit, "run_fit", refit)
+    again = run_recipe(config, out_dir=out, device="cpu")
+    assert again.onnx == result.onnx and again.threshold == pytest.approx(result.threshold)
 
 
 @pytest.mark.parametrize("bank", [False, True])
@@ -374,6 +417,33 @@ def test_an_unknown_backbone_is_refused_before_any_synthesis(tmp_path: Path, mon
     result = CliRunner().invoke(main, ["quickstart", "x", "--size", "tiny", "--backbone", "speech-embeding",
                                        "--out", str(tmp_path / "run")])
     assert result.exit_code == 1 and result.stderr.startswith("wb: error: --backbone 'speech-embeding'")
+
+
+
+@pytest.mark.parametrize(("backbone", "fuse_with", "error", "exit_code"), [
+    ("speech-embedding", "word-embeding", "--fuse-with 'word-embeding': unknown backbone", 1),  # as --backbone's
+    ("speech-embedding", "speech_embedding", "--fuse-with speech_embedding: the --backbone itself", 2),
+    ("word-embedding", "word-embedding", "--fuse-with word-embedding: the --backbone itself", 2),
+])
+def test_fuse_with_an_unknown_or_the_same_backbone_is_refused_before_any_synthesis(
+    backbone: str, fuse_with: str, error: str, exit_code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mistyped --fuse-with would fail at the second backbone's embedding, after the first one's whole run; the
+    same backbone twice would fuse a model with a copy of itself."""
+    from wakebuilder.errors import WakebuilderError
+
+    def build_data(*args, **kwargs):
+        raise AssertionError("synthesis started")
+
+    monkeypatch.setattr(recipe, "build_data", build_data)
+    with pytest.raises(WakebuilderError, match=error):
+        run_recipe(RecipeConfig.preset("tiny", backbone=backbone, fuse_with=fuse_with), out_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    result = CliRunner().invoke(main, ["quickstart", "x", "--size", "tiny", "--backbone", backbone,
+                                       "--fuse-with", fuse_with, "--out", str(tmp_path / "run")])
+    assert result.exit_code == exit_code and result.stderr.startswith(f"wb: error: {error}"), result.output
+    with pytest.raises(ConfigError, match="data_seeds"):  # one data, two backbones; wb fuse joins other runs
+        RecipeConfig(fuse_with="word-embedding", data_seeds=2)
 
 
 def _no_synthesis(monkeypatch: pytest.MonkeyPatch) -> None:

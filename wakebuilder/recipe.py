@@ -10,7 +10,9 @@ streams -> embed -> fit -> calibrate -> export -> report (eval on held-out data)
 
 With ``heads`` > 1 fit and calibrate run that many times on the store (``head-<k>/`` folders), with
 ``data_seeds`` > 1 every step up to calibrate runs once per data seed (``seed-<N>/`` folders), and the
-calibrated models are averaged into one (``wakebuilder.ensemble``) before export and report.
+calibrated models are averaged into one (``wakebuilder.ensemble``) before export and report. With ``fuse_with``
+every step from embed to export runs again on the same data for the second backbone (``<name>/``), and the two
+exports are fused into one detector (``wakebuilder.fuse``, ``export-fused/``) before the report.
 
 The sizes are presets of :class:`RecipeConfig` (``tiny`` for tests, ``quick`` for minutes on a
 laptop, ``full`` for the seed recipe's counts); any field can be changed on top of a preset.
@@ -26,16 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from wakebuilder.recipe_config import SIZES, SPEECH_EMBEDDING_WINDOW_S, RecipeConfig
-from wakebuilder.recipe_folders import RUN_MARKER, check_out_folder
+from wakebuilder.recipe_folders import RUN_MARKER, backbone_folder, check_out_folder
 from wakebuilder.recipe_model import (
-    calibration_config, combine_export_report, export_and_report, fit_and_calibrate, fit_heads, report_on_heldout,
-    train_and_export,
+    calibration_config, combine_export_report, export_and_report, fit_and_calibrate, fit_heads, fuse_and_report,
+    report_on_heldout, train_and_export,
 )
 from wakebuilder.recipe_types import RecipeData, RecipeResult, StepLog
 
 __all__ = ["SIZES", "SPEECH_EMBEDDING_WINDOW_S", "RecipeConfig", "RecipeData", "RecipeResult", "build_data",
            "calibration_config", "embed_data", "export_and_report", "fit_and_calibrate", "fit_heads",
-           "report_on_heldout", "run_recipe", "train_and_export"]
+           "fuse_and_report", "report_on_heldout", "run_recipe", "train_and_export"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ def run_recipe(
     from wakebuilder.devices import set_threads
 
     check_spec(config.backbone)  # a mistyped name fails now, not at embedding after minutes of synthesis
+    if config.fuse_with is not None:
+        check_spec(config.fuse_with, option="--fuse-with")  # not after the first backbone's whole run
     set_threads(threads)
     out, step = Path(out_dir), StepLog()
     inputs = dict(recordings=recordings, real_dir=real_dir, extra_negatives=extra_negatives)
@@ -82,6 +86,9 @@ def run_recipe(
             held.enter_context(reading(heldout_dir()))
         if config.data_seeds > 1:
             return _run_data_seeds(config, out, step, inputs, device=device, threads=threads, held=held)
+        if config.fuse_with is not None:
+            return _run_fused(config, out, step, build_data(config, out, step=step, **inputs), device=device,
+                              threads=threads, held=held)
         data, store, bank_store = _data_and_store(config, out, step, inputs, device=device, threads=threads,
                                                   held=held)
         return train_and_export(config, out, store, data, device=device, step=step, bank=bank_store)
@@ -92,6 +99,12 @@ def _data_and_store(config: RecipeConfig, out: Path, step: StepLog, inputs: dict
     """The data, its store and the negative bank (``None`` without ``config.bank``; its read lock then held in
     ``held``, so its rows stay those the fit reads till the calibration)."""
     data = build_data(config, out, step=step, **inputs)
+    return (data, *_store_and_bank(config, out, data, step, device=device, threads=threads, held=held))
+
+
+def _store_and_bank(config: RecipeConfig, out: Path, data: RecipeData, step: StepLog, *, device: str, threads: int,
+                    held: contextlib.ExitStack) -> tuple[Path, Path | None]:
+    """``data``'s store in ``out`` and the negative bank of ``config.backbone`` (``_data_and_store``)."""
     step(f"embed with {config.backbone}")
     store = embed_data(config, out, data, device=device, threads=threads)
     bank_store = None
@@ -101,7 +114,7 @@ def _data_and_store(config: RecipeConfig, out: Path, step: StepLog, inputs: dict
 
         bank_store = bank(config, store, step, device=device, threads=threads)
         held.enter_context(reading(bank_store.parent))
-    return data, store, bank_store
+    return store, bank_store
 
 
 def _run_data_seeds(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str,
@@ -122,6 +135,24 @@ def _run_data_seeds(config: RecipeConfig, out: Path, step: StepLog, inputs: dict
             first_data, first_store = data, store
     return combine_export_report(config, out, models, first_store, first_data, device=device, step=step,
                                  bank=bank_store)
+
+
+def _run_fused(config: RecipeConfig, out: Path, step: StepLog, data: RecipeData, *, device: str, threads: int,
+               held: contextlib.ExitStack) -> RecipeResult:
+    """Each backbone's store, calibrated heads and export of the one ``data``: ``config.backbone``'s in ``out``, the
+    second's in ``out/<name>/`` with the settings of a run of its own (window, threshold floor); the two exports
+    fused into ``out/export-fused/`` and reported."""
+    second = config.replace(backbone=config.fuse_with, fuse_with=None, report=False)
+    members = [(config.replace(fuse_with=None, report=False), out), (second, out / backbone_folder(second.backbone))]
+    results = []
+    for i, (member, member_out) in enumerate(members):
+        step(f"backbone {member.backbone} ({i + 1} of {len(members)})")
+        if member_out != out:
+            member_out.mkdir(parents=True, exist_ok=True)
+            member.save(member_out / RUN_MARKER)
+        store, bank_store = _store_and_bank(member, member_out, data, step, device=device, threads=threads, held=held)
+        results.append(train_and_export(member, member_out, store, data, device=device, step=step, bank=bank_store))
+    return fuse_and_report(config, out, results, device=device, step=step)
 
 
 def build_data(

@@ -61,6 +61,11 @@ class RecipeConfig(StageConfig):
 
     phrase: str = "hey jarvis"
     backbone: str = "speech-embedding"
+    # A second backbone trained on the same data (its own store, heads and export in ``<out>/<name>/``, settings as a
+    # run of its own) and fused with the first (``wb fuse``: the mean of their calibrated probabilities). On real
+    # speech word-embedding with speech-embedding kept 18 of 18 models within one false accept (2 in all, against 23)
+    # at speech-embedding's recall (research/REAL_TRANSFER.md, twenty-fourth round). None: one backbone.
+    fuse_with: str | None = None
     engines: tuple[str, ...] = ("piper", "flite", "kokoro", "pico", "rhvoice")
     # Engines of the phrase's sound-alikes (empty: ``engines`` less Kokoro when others remain). Kokoro's voices
     # in the positives were worth 12 of 78 real clips at one false accept, its sound-alikes about 3 (within the
@@ -147,6 +152,20 @@ class RecipeConfig(StageConfig):
             raise ConfigError(f"recipe: {', '.join(bad)} must be at least 1")
         if not (math.isfinite(self.target_fa_per_hour) and self.target_fa_per_hour > 0):
             raise ConfigError(f"recipe: target_fa_per_hour={self.target_fa_per_hour} must be a finite number above 0")
+        if self.fuse_with is not None:
+            self._check_fuse_with()
+
+    def _check_fuse_with(self) -> None:
+        """Refuse a second backbone that is the first (a model fused with a copy of itself), or with data seeds."""
+        from wakebuilder.backbones import ALIASES
+
+        if ALIASES.get(self.fuse_with, self.fuse_with) == ALIASES.get(self.backbone, self.backbone):
+            raise ConfigError(f"--fuse-with {self.fuse_with}: the --backbone itself ({self.backbone}); name another "
+                              "backbone, or leave --fuse-with out")
+        if self.data_seeds > 1:
+            raise ConfigError(f"recipe: fuse_with={self.fuse_with!r} with data_seeds={self.data_seeds}: the fused run "
+                              "trains both backbones on one data seed; give data_seeds=1, or wb fuse the exports of "
+                              "two runs")
 
     @classmethod
     def preset(cls, size: str = "quick", **changes: Any) -> RecipeConfig:

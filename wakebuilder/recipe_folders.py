@@ -7,11 +7,21 @@ file it writes, before any data step): a run killed after that is recognised and
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from wakebuilder.errors import ConfigError
 
 RUN_MARKER = "recipe_config.json"
+FUSED_EXPORT = "export-fused"  # a run with ``fuse_with``: its two backbones' exports fused into one detector
+
+
+def backbone_folder(spec: str) -> str:
+    """The folder of a fused run's second backbone ``spec`` under ``--out``: its name (``word-embedding``), or for an
+    AST checkpoint (a hub id or directory) ``ast-`` and the spec as a file name, apart from the run's own folders."""
+    from wakebuilder.backbones import ALIASES
+
+    return ALIASES.get(spec) or "ast-" + (re.sub(r"[^A-Za-z0-9._]+", "-", spec).strip("-.") or "checkpoint")
 
 
 def is_recipe_run(folder: Path) -> bool:

@@ -2,8 +2,9 @@
 
 ``fit_heads`` fits and calibrates ``heads`` heads on a store (``fit_and_calibrate``, each kept across runs by
 ``recipe_keep``), ``combine_export_report`` averages several into one (``wakebuilder.ensemble``), then
-``export_and_report`` exports it and reports on the held-out sets. Called by ``wakebuilder.recipe.run_recipe``
-after its data and store; ``train_and_export`` runs them on a store made before.
+``export_and_report`` exports it and reports on the held-out sets; ``fuse_and_report`` fuses two backbones' exports
+into one detector (``wakebuilder.fuse``) and reports on that. Called by ``wakebuilder.recipe.run_recipe`` after its
+data and store; ``train_and_export`` runs them on a store made before.
 """
 
 from __future__ import annotations
@@ -115,6 +116,27 @@ def export_and_report(
     return RecipeResult(config=config, out_dir=out, onnx=onnx, model_dir=model_dir, store=store, data=data,
                         threshold=float(calibration["threshold"]), report=report,
                         seconds=time.perf_counter() - step.start, bank=bank)
+
+
+def fuse_and_report(config: RecipeConfig, out: Path, members: list[RecipeResult], *, device: str = "auto",
+                    step: StepLog | None = None) -> RecipeResult:
+    """``out/export-fused/<slug>.onnx``: the mean of ``members``' calibrated exports (``wb fuse``: its threshold the
+    mean of theirs), and the report on held-out data of the first member's ``data``."""
+    from wakebuilder.fuse import fuse_detectors
+    from wakebuilder.recipe_folders import FUSED_EXPORT
+
+    step = step or StepLog()
+    step(f"fuse the {' and '.join(m.config.backbone for m in members)} detectors")
+    fused = fuse_detectors([m.onnx for m in members], out / FUSED_EXPORT, name=config.slug, overwrite=True)
+    onnx, data, report = Path(fused.files["onnx"]), members[0].data, None
+    if config.report:
+        step(f"report of the fused detector: clips and {config.report_stream_s:g}s of stream that neither training "
+             "nor the thresholds saw")
+        report = report_on_heldout(onnx, data, device=device)
+    step(f"done in {time.perf_counter() - step.start:.0f}s")
+    return dataclasses.replace(members[0], config=config, out_dir=out, onnx=onnx, threshold=fused.threshold,
+                               report=report, seconds=time.perf_counter() - step.start,
+                               fused=tuple(m.onnx for m in members))
 
 
 def calibration_config(config: RecipeConfig, *, device: str = "auto", dtype: str = "auto") -> CalibrateConfig:

@@ -46,6 +46,8 @@ class RecipeResult:
     seconds: float
     bank: Path | None = None  # the negative bank's store, if ``config.bank``
     members: tuple[Path, ...] = ()  # an ensemble's calibrated member models (``store`` is the first data seed's)
+    fused: tuple[Path, ...] = ()  # with ``fuse_with``: the backbones' exports fused into ``onnx`` (the first's
+    # ``model_dir``, ``store`` and ``bank`` given)
 
 
 class StepLog:
