@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data-seed", type=int, default=0, help="which synthesized data (the store of <word>-s<seed>)")
     p.add_argument("--head-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--window-s", type=float, default=2.5)
+    p.add_argument("--backbone", default="speech-embedding",
+                   help="the stores' backbone, which embeds realdev's windows [default: %(default)s]")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/real_transfer"))
     p.add_argument("--realdev", type=Path, default=rt.REALDEV, help="the realdev recordings [default: %(default)s]")
     p.add_argument("--ensemble", action="store_true",
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.config:
         name, _, fields = spec.partition("=")
         configs[name] = json.loads(fields) if fields else {}
-    windows = rt.realdev_windows(args.window_s, args.workdir, args.realdev)
+    windows = rt.realdev_windows(args.window_s, args.workdir, args.realdev, args.backbone)
     if not args.tag and not args.store:
         p.error("give --tag or --store")
     stores = {}
@@ -279,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
             members = []
             for seed in args.head_seeds:
                 start = time.perf_counter()
+                fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in fields.items()}
                 result = fit_head(arrays, FitConfig(**{**base, **fields, "seed": seed}), device="cpu")
                 run = {"config": name, "word": word, "head_seed": seed, "store": str(store), "dropped": dropped,
                        "fit_s": round(time.perf_counter() - start, 1), "epochs": len(result.history),
@@ -325,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
                                "bank": str(args.bank) if args.bank else None, "drop": args.drop,
                                "recipe_fit": args.recipe_fit,
                                "words": args.words, "data_seed": args.data_seed,
-                               "head_seeds": args.head_seeds, "window_s": args.window_s,
+                               "head_seeds": args.head_seeds, "window_s": args.window_s, "backbone": args.backbone,
                                "library": rt.library_identity(), "summary": summary, "runs": runs}, indent=2) + "\n")
     print(out)
 

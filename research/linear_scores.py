@@ -1,0 +1,164 @@
+"""Scorers without a neural head on one-vector backbones (word-embedding): does a simpler decision rule on the
+cached training rows rank realdev's real clips better than the recipe's head?
+
+word-embedding gives one 2048-d vector a window (an ArcFace embedding: its own library compares them by cosine
+similarity to a few reference recordings). The recipe's head (LayerNorm, a projection, a TCN and an MLP, trained
+with focal loss and mixup) fits the synthetic rows, and the twenty-third round found its ranking of real clips
+(79.5 % at one false accept per model) to be what keeps word-embedding under 90 %. Each scorer here is fitted on
+the same rows ``wb fit`` reads (the word's store and the bank, the rows that say the word left out; the head's
+training split only, so that a comparison with the head is fair) and scored on realdev's cached windows with
+``real_heads.score_scores``: recall at the lowest threshold with at most K false accepts (tuned on realdev,
+threshold-free figures for ranking only). realdev is never trained on.
+
+Scorers (``--scorer``, repeatable):
+  centroid   cosine to the mean of the L2-normalised positives
+  diff       cosine to the positives' mean minus cosine to the negatives' mean
+  diff:A     the same with the negatives' cosine weighted A
+  engines    the largest cosine to one engine's positives' mean, minus the cosine to the negatives' mean
+  knn:K      mean of the K largest cosines to positive rows minus that to negative rows
+  logreg:C   logistic regression on L2-normalised vectors (sklearn, inverse regularisation C, classes balanced)
+  lda        linear discriminant with Ledoit-Wolf shrinkage on L2-normalised vectors
+
+Usage: PYTHONPATH=research .venv/bin/python research/linear_scores.py --tag r23-word --workdir /tmp/rd \
+       --bank <cache>/banks/word-embedding-1.5s/store.zarr --data-seeds 0,1,2 --scorer centroid --scorer logreg:1
+Writes research/results/linear_scores_<name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import real_heads as rh  # noqa: E402
+import real_transfer as rt  # noqa: E402
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to length one (a zero row stays zero)."""
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norm, 1e-12)
+
+
+def vectors(seq: np.ndarray) -> np.ndarray:
+    """``(N, T, D)`` sequences -> ``(N, D)`` float32 means over time (word-embedding has T = 1)."""
+    return np.asarray(seq, dtype=np.float32).mean(axis=1)
+
+
+def top_k_mean(sims: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each row's ``k`` largest values."""
+    k = min(k, sims.shape[1])
+    return np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+
+
+def fit_scorer(spec: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None,
+               kinds: np.ndarray | None = None):
+    """A function of ``(M, D)`` unit vectors -> ``(M,)`` scores, fitted on unit vectors ``x`` with labels ``y``
+    (``groups``: each row's voice group, ``kinds``: each row's clip kind, for the scorers that split by them)."""
+    name, _, arg = spec.partition(":")
+    pos, neg = x[y == 1], x[y == 0]
+    mean_unit = lambda rows: unit(rows.mean(axis=0, keepdims=True))[0]  # noqa: E731
+    if name == "diff" and arg:  # cos to the positives' mean minus ARG times cos to the negatives'
+        mu_p, mu_n = mean_unit(pos), mean_unit(neg)
+        return lambda q: q @ mu_p - float(arg) * (q @ mu_n)
+    if name == "engines":  # the largest cosine to one engine's positives' mean, minus cos to the negatives' mean
+        engines = np.char.partition(np.asarray(groups).astype(str), ":")[:, 0]
+        mus = np.stack([mean_unit(x[(y == 1) & (engines == e)]) for e in sorted(set(engines[y == 1]))])
+        mu_n = mean_unit(neg)
+        return lambda q: (q @ mus.T).max(axis=1) - q @ mu_n
+    if name == "centroid":
+        mu = unit(pos.mean(axis=0, keepdims=True))[0]
+        return lambda q: q @ mu
+    if name == "diff":
+        mu_p, mu_n = unit(pos.mean(axis=0, keepdims=True))[0], unit(neg.mean(axis=0, keepdims=True))[0]
+        return lambda q: q @ mu_p - q @ mu_n
+    if name == "knn":
+        k = int(arg or 10)
+
+        def knn(q: np.ndarray) -> np.ndarray:
+            out = np.empty(q.shape[0], dtype=np.float32)
+            for i in range(0, q.shape[0], 2048):
+                part = q[i: i + 2048]
+                out[i: i + part.shape[0]] = top_k_mean(part @ pos.T, k) - top_k_mean(part @ neg.T, k)
+            return out
+        return knn
+    if name == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=float(arg or 1.0), class_weight="balanced", max_iter=2000).fit(x, y)
+        return lambda q: model.decision_function(q)
+    if name == "lda":
+        from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+        model = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(x, y)
+        return lambda q: model.decision_function(q)
+    raise SystemExit(f"--scorer {spec!r}: not centroid, diff, knn:K, logreg:C or lda")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tag", required=True)
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/rd"))
+    p.add_argument("--bank", type=Path, required=True)
+    p.add_argument("--backbone", default="word-embedding")
+    p.add_argument("--window-s", type=float, default=1.5)
+    p.add_argument("--words", type=lambda s: s.split(","), default=list(rt.WORDS))
+    p.add_argument("--data-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
+    p.add_argument("--scorer", action="append", required=True)
+    p.add_argument("--all-rows", action="store_true", help="fit on every row, not only the head's training split")
+    p.add_argument("--name", default=None)
+    args = p.parse_args(argv)
+
+    from wakebuilder.train.split import split_groups
+
+    windows = rt.realdev_windows(args.window_s, args.workdir, rt.REALDEV, args.backbone)
+    queries = unit(vectors(windows["seq"]))
+    runs = []
+    for seed in args.data_seeds:
+        for word in args.words:
+            store = args.workdir / args.tag / f"{word}-s{seed}" / "store.zarr"
+            arrays, _ = rh.load_with_bank(store, args.bank, word, [])
+            x, y = unit(vectors(arrays.sequence)), np.asarray(arrays.label).astype(int)
+            groups_kept, kinds_kept = np.asarray(arrays.group).astype(str), np.asarray(arrays.kind).astype(str)
+            if not args.all_rows:
+                split = split_groups(arrays.group, np.asarray(arrays.label), arrays.kind, seed=0)
+                train, _ = split.masks(arrays.group)
+                x, y = x[train], y[train]
+                groups_kept, kinds_kept = groups_kept[train], kinds_kept[train]
+            cats = rh.categories_of(windows, word, rt.REALDEV)
+            for spec in args.scorer:
+                start = time.perf_counter()
+                scores = fit_scorer(spec, x, y, groups_kept, kinds_kept)(queries).astype(np.float32)
+                run = {"scorer": spec, "word": word, "data_seed": seed, "n_train": int(len(y)),
+                       "fit_score_s": round(time.perf_counter() - start, 1),
+                       **rh.score_scores(scores, word, windows, cats)}
+                runs.append(run)
+                print(json.dumps(run), file=sys.stderr, flush=True)
+    summary = {}
+    for spec in args.scorer:
+        rows = [r for r in runs if r["scorer"] == spec]
+        summary[spec] = {"n_clips": sum(r["n_clips"] for r in rows),
+                         **{f"recall_at_{k}fa": sum(r[f"recall_at_{k}fa"] for r in rows) for k in rh.KS},
+                         "recall_at_1fa_per_seed": [sum(r["recall_at_1fa"] for r in rows if r["data_seed"] == s)
+                                                    for s in args.data_seeds],
+                         "auc_mean": float(np.mean([r["auc"] for r in rows]))}
+    print(f"\nlinear_scores {args.tag}: {', '.join(args.words)}; data seeds {args.data_seeds} (pooled; thresholds "
+          "tuned on realdev)")
+    for spec, s in summary.items():
+        print(f"{spec:14} {s['n_clips']:>4} " + " ".join(f"{s[f'recall_at_{k}fa']:5d}" for k in rh.KS)
+              + f"  per seed {s['recall_at_1fa_per_seed']}  AUC {s['auc_mean']:.4f}")
+    out = rt.RESULTS / f"linear_scores_{args.name or args.tag}.json"
+    out.write_text(json.dumps({"tag": args.tag, "bank": str(args.bank), "backbone": args.backbone,
+                               "window_s": args.window_s, "words": args.words, "data_seeds": args.data_seeds,
+                               "all_rows": args.all_rows, "library": rt.library_identity(), "summary": summary,
+                               "runs": runs}, indent=2) + "\n")
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
