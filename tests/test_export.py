@@ -293,3 +293,28 @@ def test_an_existing_out_is_refused_before_the_model_is_read(tmp_path: Path) -> 
     assert result.exit_code == 1, result.output
     assert result.stderr == (f"wb: error: {tmp_path / 'out'}: already exists; pass --overwrite to replace it, "
                              "or choose another --out\n")
+
+
+def test_a_centroids_head_exports_with_onnx_outputs_matching_torch(tmp_path: Path) -> None:
+    from wakebuilder.export import CalibratedHead
+    from wakebuilder.train.head import CentroidHead, HeadConfig
+
+    setup = tone_setup()
+    head = CentroidHead(HeadConfig(input_dim=96, seq_len=9, kind="centroids"))
+    head.direction.copy_(torch.nn.functional.normalize(torch.randn(96, generator=torch.Generator().manual_seed(0)),
+                                                       dim=0))
+    model = make_model_dir(tmp_path / "model", head, setup["identity"])
+    atomic_write_json(model / "calibration.json", {"threshold": 0.5, "temperature": 0.2, "bias": 0.05})
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["export", "--model", str(model), "--out", str(out), "--name", "c", "--json"])
+    assert result.exit_code == 0, result.output
+    sequences = np.random.default_rng(0).standard_normal((5, 9, 96)).astype(np.float32)
+    session = ort.InferenceSession(str(out / "c.head.onnx"), providers=["CPUExecutionProvider"])
+    (onnx_probs,) = session.run(None, {"sequence": sequences})
+    with torch.no_grad():
+        expected = CalibratedHead(head.eval(), 0.2, 0.05)(torch.from_numpy(sequences)).numpy()
+    np.testing.assert_allclose(onnx_probs, expected, atol=1e-5)
+    assert expected.std() > 0.01  # the scores vary: a constant graph would not pass for the head
+    whole = ort.InferenceSession(str(out / "c.onnx"), providers=["CPUExecutionProvider"])
+    (probs,) = whole.run(None, {"waveform": parity_inputs(setup["window_samples"])})
+    assert np.all((probs > 0) & (probs < 1))

@@ -99,3 +99,27 @@ def test_loading_a_model_draws_nothing_from_torchs_random_generator() -> None:
     saved, loaded = load_file(str(model / WEIGHTS_NAME)), head.state_dict()
     assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
     assert all(p.requires_grad for p in head.parameters())  # wb fit --init trains the loaded head on
+
+
+def test_a_centroids_head_round_trips_and_a_model_json_without_its_kind_loads_as_a_network(tmp_path: Path) -> None:
+    """``kind`` came after the first models were saved: their model.json has none, and their head is a network."""
+    import torch
+
+    from tests.model_helpers import make_model_dir
+    from wakebuilder.modeldir import load_model
+    from wakebuilder.train.head import CentroidHead, HeadConfig, WakeHead, build_head
+
+    setup = tone_setup()
+    head = build_head(HeadConfig(input_dim=96, seq_len=9, kind="centroids"))
+    head.direction.copy_(torch.linspace(-1, 1, 96))
+    loaded = load_model(make_model_dir(tmp_path / "centroids", head, setup["identity"])).head
+    assert isinstance(loaded, CentroidHead) and loaded.config == head.config
+    assert torch.equal(loaded.direction, head.direction)
+    x = torch.randn(4, 9, 96)
+    assert torch.equal(loaded(x), head(x))
+    old = copy_model(setup["model"], tmp_path / "old")
+    meta = json.loads((old / "model.json").read_text())
+    del meta["head"]["kind"]
+    (old / "model.json").write_text(json.dumps(meta))
+    old_head = load_model(old).head
+    assert isinstance(old_head, WakeHead) and old_head.config.kind == "network"

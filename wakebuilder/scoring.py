@@ -25,7 +25,7 @@ def head_logits(head: Any, sequences: np.ndarray, *, batch_size: int = 256) -> n
     """The head's logits for ``(N, T, D)`` sequences, in batches, float64."""
     import torch
 
-    device = next(head.parameters()).device
+    device = next(iter([*head.parameters(), *head.buffers()])).device  # a CentroidHead has only a buffer
     out = []
     with torch.inference_mode():
         for start in range(0, len(sequences), batch_size):

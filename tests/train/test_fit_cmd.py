@@ -65,3 +65,34 @@ def test_an_existing_out_is_refused_as_other_commands_refuse_it(tmp_path: Path) 
     assert result.stderr == (f"wb: error: {tmp_path / 'model'}: already exists; pass --overwrite to replace it, "
                              "or choose another --out\n")
     assert (tmp_path / "model" / "mine.txt").read_text() == "keep me"
+
+
+def test_fit_head_centroids_writes_a_model_wb_calibrate_accepts(tmp_path: Path) -> None:
+    from wakebuilder.modeldir import load_model
+    from wakebuilder.train.head import CentroidHead
+
+    assert "--head [network|centroids]" in CliRunner().invoke(main, ["fit", "--help"]).output
+    store = make_store(tmp_path / "store.h5", n=200, augmented=False)
+    model = tmp_path / "model"
+    args = ["fit", "--store", str(store), "--out", str(model), "--head", "centroids", "--device", "cpu", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["epochs_run"] == 1  # its F1 at logit 0 is no measure: calibration finds the threshold
+    meta = json.loads((model / "model.json").read_text())
+    assert meta["head"]["kind"] == "centroids" and meta["fit"]["head"] == "centroids"
+    assert isinstance(load_model(model).head, CentroidHead)
+    result = CliRunner().invoke(main, ["calibrate", "--model", str(model), "--store", str(store), "--json"])
+    assert result.exit_code == 0, result.output
+    calibration = json.loads((model / "calibration.json").read_text())
+    assert 0.0 < calibration["threshold"] < 1.0 and calibration["metrics"]["f1"] > 0.7  # chance: about 0.46
+
+
+def test_fit_head_refusals_are_one_line(tmp_path: Path) -> None:
+    bad = CliRunner().invoke(main, ["fit", "--store", "s", "--out", "m", "--head", "tree"])
+    assert bad.exit_code == 2
+    args = ["fit", "--store", str(tmp_path / "s.h5"), "--out", str(tmp_path / "m"), "--head", "centroids",
+            "--members", "2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith("wb: error: ") and "--members 1" in result.stderr

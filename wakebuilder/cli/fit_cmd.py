@@ -26,6 +26,10 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
 @click.option(
     "--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Model directory to write."
 )
+@click.option("--head", "head", type=click.Choice(["network", "centroids"]), default="network", show_default=True,
+              help="network: the trained head (the options below shape it). centroids: no training, a closed form "
+                   "for one-vector backbones (word-embedding): the cosine to the training positives' mean direction "
+                   "minus that to the negatives'; the network's shape and training options are then unused.")
 @click.option("--width", type=IntIn(1, 4096), default=64, show_default=True, help="Projection width.")
 @click.option("--hidden", default="256,128", show_default=True, callback=_hidden, help="MLP hidden sizes.")
 @click.option("--dropout", type=FloatIn(0.0, 1.0, max_open=True), default=0.5, show_default=True)
@@ -72,7 +76,8 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
 @json_option
 @handle_errors(on_interrupt=STARTS_OVER)
 def fit(
-    stores: tuple[str, ...], out_dir: str, width: int, hidden: tuple[int, ...], dropout: float, input_dropout: float,
+    stores: tuple[str, ...], out_dir: str, head: str, width: int, hidden: tuple[int, ...], dropout: float,
+    input_dropout: float,
     frame_dropout: float, tcn: bool, tcn_layers: int,
     se: bool, attention: bool, lr: float, weight_decay: float, batch_size: int, max_epochs: int,
     patience: int, min_delta: float, focal_alpha: float, focal_gamma: float, mixup_alpha: float,
@@ -94,7 +99,7 @@ def fit(
         lr=lr, weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
         min_delta=min_delta, focal_alpha=focal_alpha, focal_gamma=focal_gamma, mixup_alpha=mixup_alpha,
         val_fraction=val_fraction,
-        keep_recordings_in_train=keep_recordings_in_train, members=members, seed=seed,
+        keep_recordings_in_train=keep_recordings_in_train, members=members, seed=seed, head=head,
     )
     path, result = run_fit(
         list(stores), out_dir, config, device=device, init=init, wake_word=wake_word, stream=stream,

@@ -156,6 +156,8 @@ class Loop(Protocol):
 
     def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]: ...
 
+    def train_rows(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
     def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
@@ -178,10 +180,17 @@ class MemoryLoop:
             seq, target = self.train.batch(row)
             yield seq, target, None
 
+    def train_rows(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Every training row once, unbalanced (a closed-form fit's sums, ``wakebuilder.train.centroids``)."""
+        yield from _in_order(self.train, self.device)
+
     def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for start in range(0, len(self.val), _EVAL_ROWS):
-            rows = torch.arange(start, min(start + _EVAL_ROWS, len(self.val)), device=self.device)
-            yield self.val.batch(rows)
+        yield from _in_order(self.val, self.device)
+
+
+def _in_order(data: DeviceData, device: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for start in range(0, len(data), _EVAL_ROWS):
+        yield data.batch(torch.arange(start, min(start + _EVAL_ROWS, len(data)), device=device))
 
 
 class StreamLoop:
@@ -204,6 +213,10 @@ class StreamLoop:
         batches = stream_batches(self.source, self.train_mask, self.batch_size, self.rng, self.device)
         for seq, target in batches:
             yield seq, target, target * w_pos + (1.0 - target) * w_neg
+
+    def train_rows(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Every training row once, unweighted, in one pass over the store."""
+        yield from stream_batches(self.source, self.train_mask, _EVAL_ROWS, self.rng, self.device)
 
     def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         yield from stream_batches(self.source, self.val_mask, _EVAL_ROWS, self.rng, self.device)

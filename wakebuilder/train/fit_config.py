@@ -15,6 +15,7 @@ from wakebuilder.errors import ConfigError
 if TYPE_CHECKING:
     from wakebuilder.train.head import HeadConfig
 
+HEADS = ("network", "centroids")  # FitConfig.head: the HeadConfig.kind it fits
 # The settings a FitConfig passes to the head it trains (HeadConfig fields of the same name).
 HEAD_FIELDS = ("width", "tcn", "tcn_layers", "tcn_kernel", "se", "attention", "hidden", "dropout",
                "input_dropout", "frame_dropout")
@@ -53,6 +54,9 @@ class FitConfig(StageConfig):
     keep_recordings_in_train: bool = False
     members: int = 1  # heads trained with seeds seed, seed+1, ... on one split; their logits are averaged
     seed: int = 0
+    # "centroids": no network and no epochs, two class means of the training split (wakebuilder.train.centroids);
+    # the shape, optimiser and loss settings above are then unused
+    head: str = "network"
 
     def __post_init__(self) -> None:
         checks = {
@@ -70,6 +74,11 @@ class FitConfig(StageConfig):
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"FitConfig: invalid {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+        if self.head not in HEADS:
+            raise ConfigError(f"FitConfig: head {self.head!r}: expected one of {', '.join(HEADS)}")
+        if self.head == "centroids" and self.members > 1:
+            raise ConfigError(f"--head centroids is fitted in closed form from one split, so --members {self.members} "
+                              "would be identical copies of one head; pass --members 1")
 
     def with_head_of(self, head: HeadConfig) -> FitConfig:
         """This config with an existing head's settings: fine-tuning (``--init``) keeps that head's shape."""
@@ -83,5 +92,5 @@ class FitConfig(StageConfig):
             input_dim=dim, seq_len=seq_len, width=self.width, tcn=self.tcn, tcn_layers=self.tcn_layers,
             tcn_kernel=self.tcn_kernel, se=self.se, attention=self.attention, hidden=self.hidden,
             dropout=self.dropout, input_dropout=self.input_dropout, frame_dropout=self.frame_dropout,
-            members=self.members,
+            members=self.members, kind=self.head,
         )

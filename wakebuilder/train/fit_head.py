@@ -45,7 +45,7 @@ _TORCH_RNG_LOCK = threading.Lock()
 class FitResult:
     """The trained head (best epoch restored) and how it got there."""
 
-    head: WakeHead
+    head: torch.nn.Module  # a WakeHead, a CentroidHead or a HeadEnsemble
     split: Split
     history: list[dict[str, float]]
     best_epoch: int
@@ -82,8 +82,10 @@ def fit_head(
     With ``stream_source`` (a store) the sequences are streamed from it in
     chunk order instead of read from ``arrays.sequence``. Safe to call from several threads: the seeded
     training sections take turns, so a seed gives the same head whether or not another fit runs meanwhile.
+    With ``config.head`` "centroids" nothing is trained: the head is computed from the training rows in one pass.
 
     Raises:
+        ConfigError: ``init_head`` with ``config.head`` "centroids".
         TrainingError: empty data, one class only, too few groups, NaN embeddings.
     """
     labels = _check_arrays(arrays, streaming=stream_source is not None)
@@ -92,6 +94,9 @@ def fit_head(
         arrays.group, labels, arrays.kind, val_fraction=config.val_fraction, seed=config.seed,
         keep_recordings_in_train=config.keep_recordings_in_train,
     )
+    if config.head == "centroids":
+        return _fit_centroids(arrays, labels, split, config, device=device, stream_source=stream_source,
+                              init_head=init_head)
     inits = _member_inits(init_head, config)
     # an init head keeps its own shape: the ensemble of its members must be built to match it
     head_config = (config.head_config(*_shape(arrays, stream_source)) if init_head is None
@@ -113,6 +118,23 @@ def fit_head(
     first = runs[0]
     return FitResult(ensemble, split, first.history, first.best_epoch, first.stopped_early, first.mode,
                      members=runs, ensemble_val=evaluate_head(ensemble, first_loop, config))
+
+
+def _fit_centroids(arrays: Any, labels: np.ndarray, split: Split, config: FitConfig, *, device: str,
+                   stream_source: tdata.BatchSource | None, init_head: torch.nn.Module | None) -> FitResult:
+    """The closed-form centroids head on the split's training rows (``wakebuilder.train.centroids``).
+
+    Raises:
+        ConfigError: an ``init_head`` (a closed-form head starts from nothing).
+    """
+    from wakebuilder.train.centroids import fit_centroids
+
+    if init_head is not None:
+        raise ConfigError("--head centroids is computed in closed form from the training rows: it has nothing to "
+                          "fine-tune; drop --init, or fine-tune with --head network")
+    loop = _loop(arrays, labels, split, config, device=device, stream_source=stream_source)
+    head, history = fit_centroids(loop, config.head_config(*_shape(arrays, stream_source)), config, device=device)
+    return FitResult(head, split, history, best_epoch=1, stopped_early=False, mode=loop.mode)
 
 
 def cap_batch_size(config: FitConfig, n_clips: int) -> FitConfig:

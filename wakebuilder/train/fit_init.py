@@ -27,11 +27,15 @@ def start_from(init: str | os.PathLike[str] | None, spec: StoreSpec, config: Fit
     """``init``'s model (None without one) and ``config`` with its head's settings.
 
     Raises:
-        ConfigError: ``init`` is an ensemble, or holds another number of heads than ``config.members``.
+        ConfigError: ``init`` is an ensemble or a centroids head, holds another number of heads than
+            ``config.members``, or ``config`` asks for a centroids head (nothing to fine-tune).
         StoreMismatchError: its head was trained on another backbone or input shape than ``spec``'s.
     """
     if init is None:
         return None, config
+    if config.head == "centroids":
+        raise ConfigError(f"--init {init}: --head centroids is computed in closed form from the training rows: it has "
+                          "nothing to fine-tune; drop --init, or fine-tune with --head network")
     loaded = _load_init(init, spec)
     return loaded, _with_init_head(config, loaded.head.config, init)
 
@@ -49,6 +53,9 @@ def _load_init(init: str | os.PathLike[str], spec: StoreSpec) -> LoadedModel:
             f"{spec.backbone.get('window_s')} s); fine-tune on a store from the same backbone"
         )
     head_cfg = loaded.head.config
+    if head_cfg.kind == "centroids":
+        raise ConfigError(f"--init {init}: a centroids head (computed in closed form, no weights trained) is not "
+                          "fine-tuned; fit it again with --head centroids")
     if (head_cfg.seq_len, head_cfg.input_dim) != (spec.seq_len, spec.dim):
         raise StoreMismatchError(
             f"--init {init}: head expects sequences ({head_cfg.seq_len}, {head_cfg.input_dim}), "

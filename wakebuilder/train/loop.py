@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import torch
@@ -92,18 +93,26 @@ def _train_epoch(head: WakeHead, loop: Loop, optimizer: torch.optim.Optimizer,
     return float(total) / max(count, 1)
 
 
-@torch.no_grad()
 def evaluate_head(head: torch.nn.Module, loop: Loop, config: FitConfig) -> dict[str, float]:
     """Validation loss (class-balanced focal loss) and metrics at threshold 0.5."""
+    loss, metrics = evaluate_rows(head, loop.val_batches(), config)
+    if loss is None:
+        raise TrainingError("the validation split is empty; lower --val-fraction or add groups")
+    return {"val_loss": loss, **metrics}
+
+
+@torch.no_grad()
+def evaluate_rows(head: torch.nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+                  config: FitConfig) -> tuple[float | None, dict[str, float]]:
+    """The class-balanced focal loss of ``batches`` (None when there are none) and metrics at threshold 0.5."""
     head.eval()
     logits, labels = [], []
-    for seq, target in loop.val_batches():
+    for seq, target in batches:
         logits.append(head(seq).float())
         labels.append(target)
     if not logits:
-        raise TrainingError("the validation split is empty; lower --val-fraction or add groups")
+        return None, {}
     all_logits, all_labels = torch.cat(logits), torch.cat(labels)
     loss = focal_loss(all_logits, all_labels, alpha=config.focal_alpha, gamma=config.focal_gamma,
                       weights=class_balance_weights(all_labels))
-    metrics = binary_metrics(all_logits.cpu().numpy(), all_labels.cpu().numpy())
-    return {"val_loss": float(loss), **metrics}
+    return float(loss), binary_metrics(all_logits.cpu().numpy(), all_labels.cpu().numpy())
