@@ -29,3 +29,21 @@ def test_a_manifest_whose_clip_is_gone_is_made_again_whatever_its_suffix_case(na
     (tmp_path / "a.wav").unlink()
     assert keep_or_make(tmp_path, identity, make) == tmp_path / name and len(made) == 2
     assert (tmp_path / "a.wav").is_file()
+
+
+def test_a_network_heads_fit_identity_is_the_one_recorded_before_fit_had_a_head_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """FitConfig.head came after the recipe kept heads: a network head's fit is the fit those recorded, so it is kept,
+    not fitted again; a centroids head's fit is another."""
+    from wakebuilder import recipe_keep
+    from wakebuilder.train.fit_config import FitConfig
+
+    seen: list[dict] = []
+    monkeypatch.setattr(recipe_keep, "store_content", lambda paths: [])
+    monkeypatch.setattr(recipe_keep, "keep_or_make", lambda folder, identity, make: seen.append(identity) or folder)
+    for head in ("network", "centroids"):
+        recipe_keep.keep_or_fit([], tmp_path / head, FitConfig(head=head), wake_word="hey")
+    network, centroids = (identity["fit"] for identity in seen)
+    assert network == {k: v for k, v in FitConfig().to_dict().items() if k != "head"}
+    assert centroids == FitConfig(head="centroids").to_dict()

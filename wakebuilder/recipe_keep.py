@@ -104,7 +104,7 @@ def keep_or_fit(stores: Sequence[Path], model_dir: Path, config: FitConfig, *, w
     from wakebuilder.modeldir import WEIGHTS_NAME
     from wakebuilder.train.fit import VERSION, run_fit
 
-    identity = versioned({"step": "fit", "fit": config.to_dict(), "wake_word": wake_word,
+    identity = versioned({"step": "fit", "fit": config.identity(), "wake_word": wake_word,
                           "stores": store_content(stores)}, {"fit": VERSION})
 
     def make() -> Path:

@@ -7,7 +7,7 @@ neither imports the other for it (and the recipe can build one cheaply).
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from wakebuilder.train.head import HeadConfig
 
 HEADS = ("network", "centroids")  # FitConfig.head: the HeadConfig.kind it fits
+# Settings added after the recipe kept heads (recipe_keep), at the value that fits what a config without them did.
+AS_BEFORE = {"head": "network"}
 # The settings a FitConfig passes to the head it trains (HeadConfig fields of the same name).
 HEAD_FIELDS = ("width", "tcn", "tcn_layers", "tcn_kernel", "se", "attention", "hidden", "dropout",
                "input_dropout", "frame_dropout")
@@ -79,6 +81,11 @@ class FitConfig(StageConfig):
         if self.head == "centroids" and self.members > 1:
             raise ConfigError(f"--head centroids is fitted in closed form from one split, so --members {self.members} "
                               "would be identical copies of one head; pass --members 1")
+
+    def identity(self) -> dict[str, Any]:
+        """``to_dict`` less the settings at their ``AS_BEFORE`` value: a head the recipe kept before a setting existed
+        is still the same fit (``recipe_keep.keep_or_fit``), not fitted again for nothing."""
+        return {k: v for k, v in self.to_dict().items() if k not in AS_BEFORE or v != AS_BEFORE[k]}
 
     def with_head_of(self, head: HeadConfig) -> FitConfig:
         """This config with an existing head's settings: fine-tuning (``--init``) keeps that head's shape."""
