@@ -63,6 +63,18 @@ class Centroids:
         return np.asarray(apply_platt(self.raw(seq), self.temperature, self.bias), dtype=np.float32)
 
 
+FIXED: list[float] = []  # --fixed: thresholds every arm is also scored at
+
+
+def point(pos: list[np.ndarray], fa: list[np.ndarray], seconds: float, calibrated: float,
+          stream_rule: float | None = None) -> dict:
+    """``backbone_fusion.point`` and, for each ``--fixed`` threshold, the operating point there (``fixed <t>``)."""
+    out = bf.point(pos, fa, seconds, calibrated, stream_rule)
+    for t in FIXED:
+        out[f"fixed {t:g}"] = rt.operating_point(pos, fa, seconds, t)
+    return out
+
+
 def threshold_for(scorer: Centroids, val_seq: np.ndarray, val_y: np.ndarray, stream_trace: np.ndarray,
                   floor: float) -> tuple[float, float]:
     """The recipe's threshold for ``scorer`` (FA/h rule on the stream, not below best F1 nor ``floor``) and the
@@ -91,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--se-stream", type=Path, default=None, help="speech-embedding's pass over the same stream")
     p.add_argument("--word-head", default=None,
                    help="word-embedding real_transfer tags whose exported heads join the fusion (a third member)")
+    p.add_argument("--fixed", type=lambda s: [float(x) for x in s.split(",")], default=[],
+                   help="also score every arm at these fixed thresholds (choose them on one seed, read the others)")
     p.add_argument("--words", type=lambda s: s.split(","), default=list(rt.WORDS))
     p.add_argument("--data-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--name", default=None)
@@ -98,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from wakebuilder.train.split import split_groups
 
+    FIXED[:] = args.fixed
     windows = rt.realdev_windows(None, args.workdir, rt.REALDEV, "word-embedding")
     stream = np.load(args.stream)
     se_runs, se_windows, shift, se_stream = [], None, 0, None
@@ -130,14 +145,14 @@ def main(argv: list[str] | None = None) -> None:
             pos, fa, seconds = rt.word_traces(scorer(windows["seq"]), windows, word)
             tag = {"word": word, "seed": seed, "f1_threshold": f1, "temperature": scorer.temperature,
                    "bias": scorer.bias, "stream_peak": float(trace.max())}
-            arms["centroids"].append(tag | bf.point(pos, fa, seconds, threshold))
+            arms["centroids"].append(tag | point(pos, fa, seconds, threshold))
             c = arms["centroids"][-1]
             line = (f"{word:8} s{seed} centroids: thr {threshold:.3f} -> {c['calibrated']['detected']}/{len(pos)} "
                     f"{c['calibrated']['false_accepts']} FA; oracle {c['oracle_tuned_on_realdev']['detected']}")
             if args.se:
                 runs = [r for r in se_runs if r["word"] == word and r["seed"] == seed]
                 pb, fb, _, thr_b, st_b, f1_b = bf.side(runs, "speech-embedding", se_windows, se_stream, word)
-                arms["speech-embedding"].append({"word": word, "seed": seed} | bf.point(pb, fb, seconds, thr_b))
+                arms["speech-embedding"].append({"word": word, "seed": seed} | point(pb, fb, seconds, thr_b))
                 both = (threshold + thr_b) / 2
                 fused_pos, fused_fa = bf.fuse(pos, pb, shift, 0, "mean"), bf.fuse(fa, fb, shift, 0, "mean")
                 rule = None
@@ -145,23 +160,23 @@ def main(argv: list[str] | None = None) -> None:
                     rule = bf.stream_rule(bf.fuse([trace], [st_b], shift, 0, "mean")[0], max((f1 + f1_b) / 2,
                                                                                             args.floor / 2))
                 arms["centroids + speech-embedding"].append({"word": word, "seed": seed}
-                                                            | bf.point(fused_pos, fused_fa, seconds, both, rule))
+                                                            | point(fused_pos, fused_fa, seconds, both, rule))
                 f = arms["centroids + speech-embedding"][-1]
                 line += (f" | fused: thr {both:.3f} -> {f['calibrated']['detected']} {f['calibrated']['false_accepts']}"
                          f" FA; oracle {f['oracle_tuned_on_realdev']['detected']}")
             if args.word_head:
                 runs = [r for r in word_runs if r["word"] == word and r["seed"] == seed]
                 pw, fw, _, thr_w, *_ = bf.side(runs, "word-embedding", windows, None, word)
-                arms["word head"].append({"word": word, "seed": seed} | bf.point(pw, fw, seconds, thr_w))
+                arms["word head"].append({"word": word, "seed": seed} | point(pw, fw, seconds, thr_w))
                 mean = lambda *ts: [sum(parts) / len(parts) for parts in zip(*ts)]  # noqa: E731
-                arms["centroids + word head"].append({"word": word, "seed": seed} | bf.point(
+                arms["centroids + word head"].append({"word": word, "seed": seed} | point(
                     mean(pos, pw), mean(fa, fw), seconds, (threshold + thr_w) / 2))
                 if args.se:
                     pb_al = [bf.align(t, shift, a.size) for t, a in zip(pb, pos)]
                     fb_al = [bf.align(t, shift, a.size) for t, a in zip(fb, fa)]
-                    arms["word head + speech-embedding"].append({"word": word, "seed": seed} | bf.point(
+                    arms["word head + speech-embedding"].append({"word": word, "seed": seed} | point(
                         mean(pw, pb_al), mean(fw, fb_al), seconds, (thr_w + thr_b) / 2))
-                    arms["centroids + word head + speech-embedding"].append({"word": word, "seed": seed} | bf.point(
+                    arms["centroids + word head + speech-embedding"].append({"word": word, "seed": seed} | point(
                         mean(pos, pw, pb_al), mean(fa, fw, fb_al), seconds, (threshold + thr_w + thr_b) / 3))
                     three = arms["centroids + word head + speech-embedding"][-1]
                     line += f" | three: oracle {three['oracle_tuned_on_realdev']['detected']}"
@@ -181,6 +196,17 @@ def main(argv: list[str] | None = None) -> None:
             line += (f" | fused stream rule {r['detected']} ({r['recall']:.1%}), {r['false_accepts']} FA, "
                      f"{summary[arm]['stream_rule_within_one']} within one")
         print(line)
+        for t in FIXED:
+            key = f"fixed {t:g}"
+            summary[arm][key] = bf.pooled(results, key)
+            for seed in args.data_seeds:
+                rows = [r for r in results if r["seed"] == seed]
+                within = sum(r[key]["false_accepts"] <= 1 for r in rows)
+                summary[arm][f"{key} seed {seed}"] = {**bf.pooled(rows, key), "models_within_one": within}
+            print(f"{'':30} at {t:g}: " + "; ".join(
+                f"seed {s}: {summary[arm][f'{key} seed {s}']['detected']}/{summary[arm][f'{key} seed {s}']['n_clips']}"
+                f" {summary[arm][f'{key} seed {s}']['false_accepts']} FA, "
+                f"{summary[arm][f'{key} seed {s}']['models_within_one']} within one" for s in args.data_seeds))
     out = rt.RESULTS / f"centroid_head_{args.name or args.tag}.json"
     out.write_text(json.dumps({"tag": args.tag, "bank": str(args.bank), "stream": str(args.stream),
                                "floor": args.floor, "se": args.se, "words": args.words, "data_seeds": args.data_seeds,
