@@ -136,6 +136,24 @@ def side(runs: list[dict], backbone: str, windows: dict[str, np.ndarray], stream
     return pos, fa, traces[0][2], threshold, st, float(np.mean([member_f1(r) for r in runs]))
 
 
+def summarize_arm(arm: str, results: list[dict], width: int = 24) -> tuple[dict, str]:
+    """One arm's operating points pooled over its models (calibrated, oracle and, where scored, the stream rule), the
+    models within one false accept, and its printed line."""
+    keys = [k for k in ("calibrated", "oracle_tuned_on_realdev", "stream_rule") if k in results[0]]
+    summary = {key: pooled(results, key) for key in keys}
+    summary["models_within_one"] = sum(r["calibrated"]["false_accepts"] <= 1 for r in results)
+    c, o = summary["calibrated"], summary["oracle_tuned_on_realdev"]
+    line = (f"{arm:{width}} oracle {o['detected']}/{o['n_clips']} ({o['recall']:.1%})  | at the members' thresholds "
+            f"{c['detected']}/{c['n_clips']} ({c['recall']:.1%}), {c['false_accepts']} FA, "
+            f"{summary['models_within_one']} of {len(results)} within one")
+    if "stream_rule" in summary:
+        r = summary["stream_rule"]
+        summary["stream_rule_within_one"] = sum(x["stream_rule"]["false_accepts"] <= 1 for x in results)
+        line += (f" | stream rule {r['detected']}/{r['n_clips']} ({r['recall']:.1%}), {r['false_accepts']} FA, "
+                 f"{summary['stream_rule_within_one']} within one")
+    return summary, line
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--a", required=True, help="real_transfer tags of one backbone (comma separated)")
@@ -199,18 +217,7 @@ def main(argv: list[str] | None = None) -> None:
               file=sys.stderr)
     summary = {}
     for arm, results in arms.items():
-        keys = [k for k in ("calibrated", "oracle_tuned_on_realdev", "stream_rule") if k in results[0]]
-        summary[arm] = {key: pooled(results, key) for key in keys}
-        summary[arm]["models_within_one"] = sum(r["calibrated"]["false_accepts"] <= 1 for r in results)
-        c, o = summary[arm]["calibrated"], summary[arm]["oracle_tuned_on_realdev"]
-        line = (f"{arm:24} oracle {o['detected']}/{o['n_clips']} ({o['recall']:.1%})  | at the members' thresholds "
-                f"{c['detected']}/{c['n_clips']} ({c['recall']:.1%}), {c['false_accepts']} FA, "
-                f"{summary[arm]['models_within_one']} of {len(results)} within one")
-        if "stream_rule" in summary[arm]:
-            r = summary[arm]["stream_rule"]
-            summary[arm]["stream_rule_within_one"] = sum(x["stream_rule"]["false_accepts"] <= 1 for x in results)
-            line += (f" | stream rule {r['detected']}/{r['n_clips']} ({r['recall']:.1%}), {r['false_accepts']} FA, "
-                     f"{summary[arm]['stream_rule_within_one']} within one")
+        summary[arm], line = summarize_arm(arm, results)
         print(line)
     out = RESULTS / (f"backbone_fusion_{args.a.replace(',', '+')}+{args.b.replace(',', '+')}"
                      f"{'-seeds' if args.average_seeds else ''}{'-nofloor' if args.no_floor else ''}.json")

@@ -183,18 +183,7 @@ def main(argv: list[str] | None = None) -> None:
             print(line, file=sys.stderr, flush=True)
     summary = {}
     for arm, results in arms.items():
-        keys = [k for k in ("calibrated", "oracle_tuned_on_realdev", "stream_rule") if k in results[0]]
-        summary[arm] = {key: bf.pooled(results, key) for key in keys}
-        summary[arm]["models_within_one"] = sum(r["calibrated"]["false_accepts"] <= 1 for r in results)
-        c, o = summary[arm]["calibrated"], summary[arm]["oracle_tuned_on_realdev"]
-        line = (f"{arm:30} oracle {o['detected']}/{o['n_clips']} ({o['recall']:.1%}) | calibrated {c['detected']}/"
-                f"{c['n_clips']} ({c['recall']:.1%}), {c['false_accepts']} FA, {summary[arm]['models_within_one']} of "
-                f"{len(results)} within one")
-        if "stream_rule" in summary[arm]:
-            r = summary[arm]["stream_rule"]
-            summary[arm]["stream_rule_within_one"] = sum(x["stream_rule"]["false_accepts"] <= 1 for x in results)
-            line += (f" | fused stream rule {r['detected']} ({r['recall']:.1%}), {r['false_accepts']} FA, "
-                     f"{summary[arm]['stream_rule_within_one']} within one")
+        summary[arm], line = bf.summarize_arm(arm, results, width=30)
         print(line)
         for t in FIXED:
             key = f"fixed {t:g}"
