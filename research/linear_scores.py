@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
     p.add_argument("--scorer", action="append", required=True)
     p.add_argument("--all-rows", action="store_true", help="fit on every row, not only the head's training split")
+    p.add_argument("--pool-seeds", action="store_true",
+                   help="fit each word's scorer once on the training rows of every --data-seeds store together "
+                        "(three times the synthetic data; reported as data seed -1)")
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
 
@@ -119,17 +122,23 @@ def main(argv: list[str] | None = None) -> None:
     windows = rt.realdev_windows(args.window_s, args.workdir, rt.REALDEV, args.backbone)
     queries = unit(vectors(windows["seq"]))
     runs = []
-    for seed in args.data_seeds:
+    def training_rows(word: str, seed: int) -> tuple[np.ndarray, ...]:
+        store = args.workdir / args.tag / f"{word}-s{seed}" / "store.zarr"
+        arrays, _ = rh.load_with_bank(store, args.bank, word, [])
+        x, y = unit(vectors(arrays.sequence)), np.asarray(arrays.label).astype(int)
+        groups, kinds = np.asarray(arrays.group).astype(str), np.asarray(arrays.kind).astype(str)
+        if args.all_rows:
+            return x, y, groups, kinds
+        train, _ = split_groups(arrays.group, np.asarray(arrays.label), arrays.kind, seed=0).masks(arrays.group)
+        return x[train], y[train], groups[train], kinds[train]
+
+    for seed in [-1] if args.pool_seeds else args.data_seeds:
         for word in args.words:
-            store = args.workdir / args.tag / f"{word}-s{seed}" / "store.zarr"
-            arrays, _ = rh.load_with_bank(store, args.bank, word, [])
-            x, y = unit(vectors(arrays.sequence)), np.asarray(arrays.label).astype(int)
-            groups_kept, kinds_kept = np.asarray(arrays.group).astype(str), np.asarray(arrays.kind).astype(str)
-            if not args.all_rows:
-                split = split_groups(arrays.group, np.asarray(arrays.label), arrays.kind, seed=0)
-                train, _ = split.masks(arrays.group)
-                x, y = x[train], y[train]
-                groups_kept, kinds_kept = groups_kept[train], kinds_kept[train]
+            if seed == -1:
+                parts = [training_rows(word, s) for s in args.data_seeds]
+                x, y, groups_kept, kinds_kept = (np.concatenate(column) for column in zip(*parts))
+            else:
+                x, y, groups_kept, kinds_kept = training_rows(word, seed)
             cats = rh.categories_of(windows, word, rt.REALDEV)
             for spec in args.scorer:
                 start = time.perf_counter()
@@ -145,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         summary[spec] = {"n_clips": sum(r["n_clips"] for r in rows),
                          **{f"recall_at_{k}fa": sum(r[f"recall_at_{k}fa"] for r in rows) for k in rh.KS},
                          "recall_at_1fa_per_seed": [sum(r["recall_at_1fa"] for r in rows if r["data_seed"] == s)
-                                                    for s in args.data_seeds],
+                                                    for s in ([-1] if args.pool_seeds else args.data_seeds)],
                          "auc_mean": float(np.mean([r["auc"] for r in rows]))}
     print(f"\nlinear_scores {args.tag}: {', '.join(args.words)}; data seeds {args.data_seeds} (pooled; thresholds "
           "tuned on realdev)")
@@ -155,8 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     out = rt.RESULTS / f"linear_scores_{args.name or args.tag}.json"
     out.write_text(json.dumps({"tag": args.tag, "bank": str(args.bank), "backbone": args.backbone,
                                "window_s": args.window_s, "words": args.words, "data_seeds": args.data_seeds,
-                               "all_rows": args.all_rows, "library": rt.library_identity(), "summary": summary,
-                               "runs": runs}, indent=2) + "\n")
+                               "all_rows": args.all_rows, "pool_seeds": args.pool_seeds,
+                               "library": rt.library_identity(), "summary": summary, "runs": runs}, indent=2) + "\n")
     print(out)
 
 
