@@ -14,6 +14,8 @@ Scorers (``--scorer``, repeatable):
   centroid   cosine to the mean of the L2-normalised positives
   diff       cosine to the positives' mean minus cosine to the negatives' mean
   diff:A     the same with the negatives' cosine weighted A
+  negkinds:K the cosine to the positives' mean minus the largest cosine to the mean of one kind of negatives
+             (K: kinds joined by '+', e.g. hard_negative; none: every kind of negative row)
   engines    the largest cosine to one engine's positives' mean, minus the cosine to the negatives' mean
   knn:K      mean of the K largest cosines to positive rows minus that to negative rows
   logreg:C   logistic regression on L2-normalised vectors (sklearn, inverse regularisation C, classes balanced)
@@ -66,6 +68,14 @@ def fit_scorer(spec: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | Non
     if name == "diff" and arg:  # cos to the positives' mean minus ARG times cos to the negatives'
         mu_p, mu_n = mean_unit(pos), mean_unit(neg)
         return lambda q: q @ mu_p - float(arg) * (q @ mu_n)
+    if name == "negkinds":  # minus the largest cosine to one kind of negatives' mean (ARG: kinds, '+'-joined)
+        present = set(np.asarray(kinds)[y == 0])
+        wanted = [k for k in arg.split("+") if k in present] if arg else sorted(present)
+        mus_n = np.stack([mean_unit(x[(y == 0) & (np.asarray(kinds) == k)]) for k in wanted])
+        mu_p = mean_unit(pos)
+        if len(wanted) == 1:
+            return lambda q: q @ mu_p - q @ mus_n[0]
+        return lambda q: q @ mu_p - (q @ mus_n.T).max(axis=1)
     if name == "engines":  # the largest cosine to one engine's positives' mean, minus cos to the negatives' mean
         engines = np.char.partition(np.asarray(groups).astype(str), ":")[:, 0]
         mus = np.stack([mean_unit(x[(y == 1) & (engines == e)]) for e in sorted(set(engines[y == 1]))])
