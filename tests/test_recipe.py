@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -268,6 +269,62 @@ def test_tiny_recipe_fuses_two_backbones(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(fit, "run_fit", refit)
     again = run_recipe(config, out_dir=out, device="cpu")
     assert again.onnx == result.onnx and again.threshold == pytest.approx(result.threshold)
+
+
+@pytest.mark.slow
+def test_tiny_fused_report_scores_its_stream_on_the_members_cached_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--fuse-with: the report's stream is scored by each member's head on its backbone's cached pass, aligned on
+    the fused window's centred slices and weighted as the fused graph does, not by the fused ONNX over the stream;
+    its report is the one through the fused ONNX."""
+    from tests.backbones.test_word_embedding import stand_in_model
+    from wakebuilder import evaluate
+    from wakebuilder.backbones import word_embedding as we
+    from wakebuilder.detect import load_detector
+    from wakebuilder.recipe_model import report_on_heldout
+    from wakebuilder.streaming import hop_samples
+
+    monkeypatch.setenv(we.MODEL_ENV, str(stand_in_model(tmp_path / "word-embedding.onnx")))
+    scans, traces = [], []
+    score_blocks, evaluate_detector = evaluate.score_blocks, evaluate.evaluate_detector
+
+    def scanned(scan: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            scans.append(scan.__name__)
+            return scan(*args, **kwargs)
+        return run
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        traces.append(kwargs.get("traces"))
+        return evaluate_detector(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "score_blocks", scanned(score_blocks))
+    monkeypatch.setattr(evaluate, "detect_blocks", scanned(evaluate.detect_blocks))
+    monkeypatch.setattr(evaluate, "evaluate_detector", recorded)
+    config = RecipeConfig.preset("tiny", engines=("espeak",), fuse_with="word-embedding")
+    result = run_recipe(config, out_dir=tmp_path / "run", device="cpu")
+    assert result.report is not None and scans == []  # the fused ONNX never scanned the report's stream
+    through_onnx = report_on_heldout(result.onnx, result.data, device="cpu")  # today's path: no members given
+    assert scans == ["score_blocks"] and traces[1] is None
+    assert result.report == through_onnx  # the same false accepts (per category), clips and metrics
+    detector, stream = load_detector(result.onnx), str(result.data.report_stream)
+    assert [load_detector(m).window_samples for m in result.fused] == [40000, 24000]  # word-embedding's: 5 hops in
+    hop = hop_samples(evaluate.EvalConfig().resolved(detector).hop_s)
+    fast = traces[0][stream]
+    slow = score_blocks(evaluate.AudioBlocks(stream), detector.scorer, window_samples=detector.window_samples,
+                        hop=hop)
+    assert fast.shape == slow.shape
+    # the members' passes are cached in float16 (embeddings rounded by up to 2**-11 of themselves), the ONNX's float32
+    assert np.max(np.abs(fast - slow)) < 1e-3 < np.ptp(slow) / 4
+    # at a threshold the trace crosses, clear of its values by more than that: the same events, in the same categories
+    levels = np.sort(slow)[len(slow) // 4 : 3 * len(slow) // 4]
+    widest = int(np.argmax(np.diff(levels)))
+    assert np.diff(levels)[widest] / 2 > np.max(np.abs(fast - slow))
+    at = evaluate.EvalConfig(threshold=float(levels[widest : widest + 2].mean()))
+    fused, scanned_fa = (evaluate_detector(detector, streams=[stream], config=at, categories=["other"], traces=t)
+                         for t in ({stream: fast}, None))
+    assert fused == scanned_fa and fused["false_accepts"] > 0
 
 
 @pytest.mark.parametrize("bank", [False, True])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,11 +133,21 @@ def fuse_and_report(config: RecipeConfig, out: Path, members: list[RecipeResult]
     if config.report:
         step(f"report of the fused detector: clips and {config.report_stream_s:g}s of stream that neither training "
              "nor the thresholds saw")
-        report = report_on_heldout(onnx, data, device=device)
+        cached = _fused_members(members) if config.bank else ()  # as export_and_report: the passes cached with it
+        report = report_on_heldout(onnx, data, device=device, fused_members=cached)
     step(f"done in {time.perf_counter() - step.start:.0f}s")
     return dataclasses.replace(members[0], config=config, out_dir=out, onnx=onnx, threshold=fused.threshold,
                                report=report, seconds=time.perf_counter() - step.start,
                                fused=tuple(m.onnx for m in members))
+
+
+def _fused_members(members: list[RecipeResult]) -> list[tuple[Path, Path, str]]:
+    """Each member's export, calibrated model and stores' precision, for the fused report's stream
+    (``fused_stream.fused_stream_scores``)."""
+    from wakebuilder.recipe_precision import stores_precision
+
+    return [(m.onnx, m.model_dir, stores_precision([m.store] if m.bank is None else [m.store, m.bank]))
+            for m in members]
 
 
 def calibration_config(config: RecipeConfig, *, device: str = "auto", dtype: str = "auto") -> CalibrateConfig:
@@ -156,12 +167,14 @@ def calibration_config(config: RecipeConfig, *, device: str = "auto", dtype: str
 
 
 def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto", model_dir: Path | None = None,
-                      dtype: str = "auto") -> dict[str, Any]:
+                      dtype: str = "auto", fused_members: Sequence[tuple[Path, Path, str]] = ()) -> dict[str, Any]:
     """``wb eval``'s metrics of the exported model on the held-out clips and report stream.
 
     With ``model_dir`` (the exported model's directory), the report stream is scored by its head on the
     backbone's pass kept in the cache (``stream_cache``), computed at ``dtype`` (the stores' precision, as the
-    calibration stream's; in fp32 the ONNX's probabilities, which export checks), and the clips by the ONNX.
+    calibration stream's; in fp32 the ONNX's probabilities, which export checks), and the clips by the ONNX. With
+    ``fused_members`` (a fused ``onnx``'s members: export, model directory, precision), each member's head on its
+    backbone's cached pass, combined as the fused graph combines them (``fused_stream``), where they can be.
     """
     from wakebuilder.categories import OTHER
     from wakebuilder.detect import load_detector
@@ -176,6 +189,12 @@ def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto", mod
     if model_dir is not None and streams:
         traces = {streams[0]: cached_stream_scores(model_dir, data.report_stream, hop_s=config.hop_s, device=device,
                                                    dtype=dtype)}
+    elif fused_members and streams:
+        from wakebuilder.fused_stream import fused_stream_scores
+
+        trace = fused_stream_scores(detector.info, detector.window_samples, fused_members, data.report_stream,
+                                    hop_s=config.hop_s, device=device)
+        traces = {streams[0]: trace} if trace is not None else None
     return evaluate_detector(detector, manifests=manifests, streams=streams, config=config,
                              categories=[OTHER] * len(streams), traces=traces)  # mixed: per clip, by its segments
 
