@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import noise
-from wakebuilder import recipe_model
+from wakebuilder import calibrate
 from wakebuilder.audio import write_wav
 from wakebuilder.fused_stream import fused_stream_scores
 from wakebuilder.streaming import frame_starts
@@ -37,7 +37,7 @@ def member_traces(monkeypatch: pytest.MonkeyPatch) -> None:
         window = int(model_dir.name.split("-")[1])
         return (frame_starts(48000, window, HOP) + window).astype(np.float32)
 
-    monkeypatch.setattr(recipe_model, "cached_stream_scores", traces)
+    monkeypatch.setattr(calibrate, "cached_stream_scores", traces)
 
 
 def test_each_member_scores_the_centred_slice_of_the_fused_window(tmp_path: Path, member_traces: None) -> None:

@@ -32,9 +32,9 @@ from wakebuilder.streaming import Scorer, hop_samples, score_blocks, smooth_scor
 
 __all__ = [  # with the names of calibrate_rules and calibrate_validation that the CLI, recipe, ensemble, tests
     # and research/ import from here
-    "CalibrateConfig", "apply_platt", "calibrate_model", "choose_threshold", "fa_rule_threshold", "fit_platt",
-    "format_report", "model_stream_scores", "model_stream_traces", "stream_fa_per_hour", "stream_file_scores",
-    "stream_peak", "stream_precision", "validation_logits",
+    "CalibrateConfig", "apply_platt", "cached_stream_scores", "calibrate_model", "choose_threshold",
+    "fa_rule_threshold", "fit_platt", "format_report", "model_stream_scores", "model_stream_traces",
+    "stream_fa_per_hour", "stream_file_scores", "stream_peak", "stream_precision", "validation_logits",
 ]
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,23 @@ def model_stream_scores(
         return apply_platt(head_logits(model.head, sequences), temperature, bias), audio_seconds(path)
     scorer = model_scorer(model, backbone, temperature, bias)
     return stream_file_scores(path, scorer, window_samples=backbone.window_samples, config=config)
+
+
+def cached_stream_scores(model_dir: str | os.PathLike[str], stream: str | os.PathLike[str], *, hop_s: float,
+                         device: str = "auto", dtype: str = "auto") -> np.ndarray:
+    """The calibrated model's probability for every window of ``stream``, its head on the backbone's pass in the
+    cache (``stream_cache``) computed at ``dtype`` (``stream_precision``: ``auto`` is the one model.json records for
+    its stores): a report or a fused detector's members need not run the backbone over a stream again."""
+    from wakebuilder.backbones import backbone_from_identity
+
+    model = load_model(model_dir)
+    calibration = model.calibration or {}
+    backbone = backbone_from_identity(model.backbone, device=device,
+                                      dtype=stream_precision([model], dtype, device=device))
+    scores, _ = model_stream_scores(stream, model, backbone, float(calibration.get("temperature", 1.0)),
+                                    float(calibration.get("bias", 0.0)),
+                                    config=CalibrateConfig(hop_s=hop_s, cache_streams=True, device=device))
+    return scores
 
 
 def model_stream_traces(

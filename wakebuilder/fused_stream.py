@@ -35,11 +35,11 @@ def fused_stream_scores(
 
     ``info`` and ``window_samples`` are the fused detector's; ``members`` its members as ``(onnx, model_dir,
     dtype)`` in their fused order: the export, the calibrated model it was exported from and the precision its
-    stream is scored at (``recipe_model.cached_stream_scores``). None when ``info`` records no such members (other
+    stream is scored at (``calibrate.cached_stream_scores``). None when ``info`` records no such members (other
     files, or another number), a member's slice does not start a whole number of hops into the fused window, or the
     stream is not longer than that window (its one frame is centred, not sliced from the members' frames).
     """
-    from wakebuilder.recipe_model import cached_stream_scores
+    from wakebuilder.calibrate import cached_stream_scores
 
     hop = hop_samples(hop_s)
     plan = _member_plan(info, members, hop)

@@ -20,8 +20,6 @@ from wakebuilder.recipe_config import HEAD_SEED_STEP, RecipeConfig
 from wakebuilder.recipe_types import RecipeData, RecipeResult, StepLog
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from wakebuilder.calibrate import CalibrateConfig
 
 log = logging.getLogger(__name__)
@@ -187,6 +185,8 @@ def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto", mod
     config = EvalConfig().resolved(detector)
     traces = None
     if model_dir is not None and streams:
+        from wakebuilder.calibrate import cached_stream_scores
+
         traces = {streams[0]: cached_stream_scores(model_dir, data.report_stream, hop_s=config.hop_s, device=device,
                                                    dtype=dtype)}
     elif fused_members and streams:
@@ -197,21 +197,3 @@ def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto", mod
         traces = {streams[0]: trace} if trace is not None else None
     return evaluate_detector(detector, manifests=manifests, streams=streams, config=config,
                              categories=[OTHER] * len(streams), traces=traces)  # mixed: per clip, by its segments
-
-
-def cached_stream_scores(model_dir: Path, stream: Path, *, hop_s: float, device: str = "auto",
-                         dtype: str = "auto") -> np.ndarray:
-    """The calibrated model's probability for every window of ``stream``, its head on the cached backbone pass
-    computed at ``dtype`` (``calibrate.stream_precision``: ``auto`` is the one model.json records for its stores)."""
-    from wakebuilder.backbones import backbone_from_identity
-    from wakebuilder.calibrate import CalibrateConfig, model_stream_scores, stream_precision
-    from wakebuilder.modeldir import load_model
-
-    model = load_model(model_dir)
-    calibration = model.calibration or {}
-    backbone = backbone_from_identity(model.backbone, device=device,
-                                      dtype=stream_precision([model], dtype, device=device))
-    scores, _ = model_stream_scores(stream, model, backbone, float(calibration.get("temperature", 1.0)),
-                                    float(calibration.get("bias", 0.0)),
-                                    config=CalibrateConfig(hop_s=hop_s, cache_streams=True, device=device))
-    return scores
