@@ -12,7 +12,6 @@ speech, music and noise. ``wb detect``, ``wb eval`` and ``wb web`` take the resu
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import os
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from wakebuilder import SAMPLE_RATE, __version__
 from wakebuilder.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, refuse_existing
 from wakebuilder.detector import Detector, load_onnx_detector, sidecar_path
 from wakebuilder.errors import ConfigError, ModelFileError
+from wakebuilder.fingerprint import cached_file_sha256
 from wakebuilder.modeldir import refuse_out_holding, short_repr
 from wakebuilder.stream_settings import setting_problem, stream_defaults
 from wakebuilder.values import finite_number
@@ -168,7 +168,7 @@ def _describe(members: list[Detector], shares: list[float], slices: list[tuple[i
         backbone = member.info.get("backbone")
         records.append({
             "file": Path(member.path or member.name).name,
-            "sha256": hashlib.sha256(Path(member.path or member.name).read_bytes()).hexdigest(),
+            "sha256": cached_file_sha256(member.path or member.name),
             "backbone": backbone.get("name") if isinstance(backbone, dict) else member.info.get("backbone_id"),
             "window_s": member.info.get("window_s") or member.window_samples / SAMPLE_RATE,
             "window_samples": member.window_samples, "threshold": member.threshold, "weight": share,

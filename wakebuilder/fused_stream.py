@@ -10,7 +10,6 @@ backbones over its stream again.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ import numpy as np
 
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.audio import audio_seconds
+from wakebuilder.fingerprint import cached_file_sha256
 from wakebuilder.streaming import frame_starts, hop_samples
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def _member_plan(info: dict[str, Any], members: Sequence[tuple[Path, Path, str]]
             (start, end), weight, sha256 = record["slice"], float(record["weight"]), record["sha256"]
         except (KeyError, TypeError, ValueError):  # a NAME.json of another version or hand-edited
             return None
-        if sha256 != hashlib.sha256(Path(onnx).read_bytes()).hexdigest() or not (
+        if sha256 != cached_file_sha256(onnx) or not (
                 isinstance(start, int) and isinstance(end, int) and start % hop == 0 and end > start):
             return None
         plan.append((start // hop, end - start, weight))
