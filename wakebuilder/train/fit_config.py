@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from wakebuilder.train.head import HeadConfig
 
 HEADS = ("network", "centroids")  # FitConfig.head: the HeadConfig.kind it fits
+# Refused by wb fit before the stores are read (fit_init.start_from) and by fit_head itself (an init_head).
+NO_INIT_FOR_CENTROIDS = ("--head centroids is computed in closed form from the training rows: it has nothing to "
+                         "fine-tune; drop --init, or fine-tune with --head network")
 # Settings added after the recipe kept heads (recipe_keep), at the value that fits what a config without them did.
 AS_BEFORE = {"head": "network"}
 # The settings a FitConfig passes to the head it trains (HeadConfig fields of the same name).

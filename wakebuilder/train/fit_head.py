@@ -26,7 +26,7 @@ import torch
 
 from wakebuilder.errors import ConfigError, TrainingError
 from wakebuilder.train import data as tdata
-from wakebuilder.train.fit_config import FitConfig
+from wakebuilder.train.fit_config import NO_INIT_FOR_CENTROIDS, FitConfig
 from wakebuilder.train.head import HeadEnsemble, WakeHead
 from wakebuilder.train.loop import evaluate_head, train_loop
 from wakebuilder.train.split import Split, split_groups
@@ -130,8 +130,7 @@ def _fit_centroids(arrays: Any, labels: np.ndarray, split: Split, config: FitCon
     from wakebuilder.train.centroids import fit_centroids
 
     if init_head is not None:
-        raise ConfigError("--head centroids is computed in closed form from the training rows: it has nothing to "
-                          "fine-tune; drop --init, or fine-tune with --head network")
+        raise ConfigError(NO_INIT_FOR_CENTROIDS)
     loop = _loop(arrays, labels, split, config, device=device, stream_source=stream_source)
     head, history = fit_centroids(loop, config.head_config(*_shape(arrays, stream_source)), config, device=device)
     return FitResult(head, split, history, best_epoch=1, stopped_early=False, mode=loop.mode)

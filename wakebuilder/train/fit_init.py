@@ -14,7 +14,7 @@ from wakebuilder.errors import ConfigError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
 from wakebuilder.modeldir import LoadedModel, load_model
 from wakebuilder.store.base import StoreSpec
-from wakebuilder.train.fit_config import HEAD_FIELDS, FitConfig
+from wakebuilder.train.fit_config import HEAD_FIELDS, NO_INIT_FOR_CENTROIDS, FitConfig
 
 if TYPE_CHECKING:
     from wakebuilder.train.head import HeadConfig
@@ -34,8 +34,7 @@ def start_from(init: str | os.PathLike[str] | None, spec: StoreSpec, config: Fit
     if init is None:
         return None, config
     if config.head == "centroids":
-        raise ConfigError(f"--init {init}: --head centroids is computed in closed form from the training rows: it has "
-                          "nothing to fine-tune; drop --init, or fine-tune with --head network")
+        raise ConfigError(f"--init {init}: {NO_INIT_FOR_CENTROIDS}")
     loaded = _load_init(init, spec)
     return loaded, _with_init_head(config, loaded.head.config, init)
 
