@@ -477,6 +477,21 @@ def test_an_unknown_backbone_is_refused_before_any_synthesis(tmp_path: Path, mon
 
 
 
+def test_a_fused_runs_second_backbone_has_a_folder_of_its_own(tmp_path: Path) -> None:
+    """The second backbone's folder under --out: a shipped backbone's name; an AST checkpoint's apart from the run's
+    own folders, and two checkpoint directories of one name apart from each other."""
+    from wakebuilder.recipe_folders import backbone_folder
+
+    assert backbone_folder("word_embedding") == backbone_folder("word-embedding") == "word-embedding"
+    first, second = tmp_path / "a" / "checkpoint", tmp_path / "b" / "checkpoint"
+    first.mkdir(parents=True)
+    second.mkdir(parents=True)
+    folders = {backbone_folder(str(first)), backbone_folder(str(second))}
+    assert len(folders) == 2 and all(f.startswith("ast-checkpoint-") for f in folders)
+    hub = backbone_folder("MIT/ast-finetuned-audioset-10-10-0.4593")
+    assert hub.startswith("ast-") and "/" not in hub
+
+
 @pytest.mark.parametrize(("backbone", "fuse_with", "error", "exit_code"), [
     ("speech-embedding", "word-embeding", "--fuse-with 'word-embeding': unknown backbone", 1),  # as --backbone's
     ("speech-embedding", "speech_embedding", "--fuse-with speech_embedding: the --backbone itself", 2),

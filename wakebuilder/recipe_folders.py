@@ -7,7 +7,6 @@ file it writes, before any data step): a run killed after that is recognised and
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from wakebuilder.errors import ConfigError
@@ -18,10 +17,12 @@ FUSED_EXPORT = "export-fused"  # a run with ``fuse_with``: its two backbones' ex
 
 def backbone_folder(spec: str) -> str:
     """The folder of a fused run's second backbone ``spec`` under ``--out``: its name (``word-embedding``), or for an
-    AST checkpoint (a hub id or directory) ``ast-`` and the spec as a file name, apart from the run's own folders."""
+    AST checkpoint (a hub id or directory) ``ast-`` and the bank's folder-safe name of it (``bank.location
+    .backbone_slug``: a directory's name and a hash of its path), apart from the run's own folders."""
     from wakebuilder.backbones import ALIASES
+    from wakebuilder.bank.location import backbone_slug
 
-    return ALIASES.get(spec) or "ast-" + (re.sub(r"[^A-Za-z0-9._]+", "-", spec).strip("-.") or "checkpoint")
+    return ALIASES.get(spec) or "ast-" + backbone_slug(spec)
 
 
 def is_recipe_run(folder: Path) -> bool:
