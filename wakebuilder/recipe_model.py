@@ -61,7 +61,7 @@ def combine_export_report(
 
         step(f"ensemble of the {len(models)} calibrated models")
         members = tuple(m for m, _ in models)
-        dtype = stores_precision([store] if bank is None else [store, bank])  # the members were calibrated at
+        dtype = stores_precision([store, bank])  # the members were calibrated at
         model_dir, calibration = combine_models(members, out / "model", streams=[data.calibration_stream],
                                                 overwrite=True, device=device, dtype=dtype)
     result = export_and_report(config, out, model_dir, store, data, calibration, device=device, step=step, bank=bank)
@@ -110,7 +110,7 @@ def export_and_report(
 
         step(f"report: clips and {config.report_stream_s:g}s of stream that neither training nor the threshold saw")
         report = report_on_heldout(onnx, data, device=device, model_dir=model_dir if config.bank else None,
-                                   dtype=stores_precision([store] if bank is None else [store, bank]))
+                                   dtype=stores_precision([store, bank]))
     step(f"done in {time.perf_counter() - step.start:.0f}s")
     return RecipeResult(config=config, out_dir=out, onnx=onnx, model_dir=model_dir, store=store, data=data,
                         threshold=float(calibration["threshold"]), report=report,
@@ -144,8 +144,7 @@ def _fused_members(members: list[RecipeResult]) -> list[tuple[Path, Path, str]]:
     (``fused_stream.fused_stream_scores``)."""
     from wakebuilder.recipe_precision import stores_precision
 
-    return [(m.onnx, m.model_dir, stores_precision([m.store] if m.bank is None else [m.store, m.bank]))
-            for m in members]
+    return [(m.onnx, m.model_dir, stores_precision([m.store, m.bank])) for m in members]
 
 
 def calibration_config(config: RecipeConfig, *, device: str = "auto", dtype: str = "auto") -> CalibrateConfig:

@@ -58,14 +58,15 @@ def store_window(config: RecipeConfig, manifests: Sequence[str]) -> float:
     return identity_window_s(config.backbone, window_s=ast_window(embed, durations))
 
 
-def stores_precision(stores: Sequence[Path]) -> str:
+def stores_precision(stores: Sequence[Path | None]) -> str:
     """The precision the stores a head is fit on were computed at (``store.union.check_precisions``, the fit's own
-    rule), at which its calibration stream is scored; ``auto`` (the device's) where none records one."""
+    rule), at which its calibration stream is scored; ``auto`` (the device's) where none records one. A None (a run
+    without the bank: ``[store, bank]``) is no store."""
     import contextlib
 
     from wakebuilder.store import open_store
     from wakebuilder.store.union import check_precisions
 
     with contextlib.ExitStack() as stack:
-        opened = [stack.enter_context(open_store(path)) for path in stores]
+        opened = [stack.enter_context(open_store(path)) for path in stores if path is not None]
         return check_precisions(opened) or "auto"
