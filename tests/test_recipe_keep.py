@@ -35,15 +35,18 @@ def test_a_network_heads_fit_identity_is_the_one_recorded_before_fit_had_a_head_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """FitConfig.head came after the recipe kept heads: a network head's fit is the fit those recorded, so it is kept,
-    not fitted again; a centroids head's fit is another."""
+    not fitted again; a centroids head's fit is another. FitConfig.shrinkage came after both: at 0 each is the fit it
+    was, and a centroids head with a shrinkage is another fit again."""
     from wakebuilder import recipe_keep
     from wakebuilder.train.fit_config import FitConfig
 
     seen: list[dict] = []
     monkeypatch.setattr(recipe_keep, "store_content", lambda paths: [])
     monkeypatch.setattr(recipe_keep, "keep_or_make", lambda folder, identity, make: seen.append(identity) or folder)
-    for head in ("network", "centroids"):
-        recipe_keep.keep_or_fit([], tmp_path / head, FitConfig(head=head), wake_word="hey")
-    network, centroids = (identity["fit"] for identity in seen)
-    assert network == {k: v for k, v in FitConfig().to_dict().items() if k != "head"}
-    assert centroids == FitConfig(head="centroids").to_dict()
+    configs = [FitConfig(), FitConfig(head="centroids"), FitConfig(head="centroids", shrinkage=0.2)]
+    for k, config in enumerate(configs):
+        recipe_keep.keep_or_fit([], tmp_path / str(k), config, wake_word="hey")
+    network, centroids, shrunk = (identity["fit"] for identity in seen)
+    assert network == {k: v for k, v in FitConfig().to_dict().items() if k not in ("head", "shrinkage")}
+    assert centroids == {k: v for k, v in FitConfig(head="centroids").to_dict().items() if k != "shrinkage"}
+    assert shrunk == centroids | {"shrinkage": 0.2}

@@ -4,6 +4,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tests.train.test_run_fit import make_store
@@ -96,3 +97,41 @@ def test_fit_head_refusals_are_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0 and result.stderr.count("\n") == 1, result.output
     assert result.stderr.startswith("wb: error: ") and "--members 1" in result.stderr
+
+
+def test_fit_head_centroids_with_a_shrinkage_writes_a_model_that_loads_and_scores(tmp_path: Path) -> None:
+    import numpy as np
+    import torch
+
+    from tests.train.conftest import planted
+    from wakebuilder.modeldir import load_model
+
+    help_text = " ".join(CliRunner().invoke(main, ["fit", "--help"]).output.split())
+    assert "--shrinkage" in help_text and "--head centroids" in help_text and "0.2" in help_text
+    store = make_store(tmp_path / "store.h5", n=200, augmented=False)
+    model = tmp_path / "model"
+    args = ["fit", "--store", str(store), "--out", str(model), "--head", "centroids", "--shrinkage", "0.2",
+            "--device", "cpu", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((model / "model.json").read_text())
+    assert meta["fit"]["head"] == "centroids" and meta["fit"]["shrinkage"] == 0.2
+    head = load_model(model).head
+    assert float(torch.linalg.vector_norm(head.direction)) == pytest.approx(1.0, abs=1e-5)
+    arrays = planted(200, signal=0.6)  # make_store's clips
+    with torch.no_grad():
+        logits = head(torch.from_numpy(np.asarray(arrays.sequence, dtype=np.float32))).numpy()
+    assert np.isfinite(logits).all() and logits[arrays.label == 1].mean() > logits[arrays.label == 0].mean()
+
+
+@pytest.mark.parametrize(("extra", "code", "message"), [
+    (["--head", "centroids", "--shrinkage", "1.5"], 2, "--shrinkage '1.5': must be in [0, 1]"),
+    (["--head", "centroids", "--shrinkage", "nan"], 2, "--shrinkage"),
+    (["--shrinkage", "0.2"], 2, "--head centroids"),
+])
+def test_a_bad_shrinkage_is_a_one_line_refusal(tmp_path: Path, extra: list[str], code: int, message: str) -> None:
+    args = ["fit", "--store", str(tmp_path / "s.h5"), "--out", str(tmp_path / "m"), *extra]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == code and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith("wb: error: ") and message in result.stderr
+    assert not (tmp_path / "m").exists()

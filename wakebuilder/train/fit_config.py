@@ -20,7 +20,7 @@ HEADS = ("network", "centroids")  # FitConfig.head: the HeadConfig.kind it fits
 NO_INIT_FOR_CENTROIDS = ("--head centroids is computed in closed form from the training rows: it has nothing to "
                          "fine-tune; drop --init, or fine-tune with --head network")
 # Settings added after the recipe kept heads (recipe_keep), at the value that fits what a config without them did.
-AS_BEFORE = {"head": "network"}
+AS_BEFORE = {"head": "network", "shrinkage": 0.0}
 # The settings a FitConfig passes to the head it trains (HeadConfig fields of the same name).
 HEAD_FIELDS = ("width", "tcn", "tcn_layers", "tcn_kernel", "se", "attention", "hidden", "dropout",
                "input_dropout", "frame_dropout")
@@ -62,6 +62,9 @@ class FitConfig(StageConfig):
     # "centroids": no network and no epochs, two class means of the training split (wakebuilder.train.centroids);
     # the shape, optimiser and loss settings above are then unused
     head: str = "network"
+    # centroids only: 0 keeps the two centroids; 0 < A <= 1 is a linear discriminant whose within-class covariance is
+    # shrunk toward the identity by 1 - A (research/linear_scores.py's shrink:A; 0.2 on word-embedding)
+    shrinkage: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -81,6 +84,12 @@ class FitConfig(StageConfig):
             raise ConfigError(f"FitConfig: invalid {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
         if self.head not in HEADS:
             raise ConfigError(f"FitConfig: head {self.head!r}: expected one of {', '.join(HEADS)}")
+        if not 0.0 <= self.shrinkage <= 1.0:
+            raise ConfigError(f"FitConfig: shrinkage={self.shrinkage!r}: expected 0 <= shrinkage <= 1 (0: the two "
+                              "centroids, 1: an unshrunk linear discriminant)")
+        if self.head != "centroids" and self.shrinkage > 0:
+            raise ConfigError(f"--shrinkage {self.shrinkage} shapes the closed-form head's discriminant: pass "
+                              "--head centroids, or drop --shrinkage for a network head")
         if self.head == "centroids" and self.members > 1:
             raise ConfigError(f"--head centroids is fitted in closed form from one split, so --members {self.members} "
                               "would be identical copies of one head; pass --members 1")
