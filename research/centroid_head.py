@@ -38,15 +38,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import backbone_fusion as bf  # noqa: E402
 import real_heads as rh  # noqa: E402
 import real_transfer as rt  # noqa: E402
-from linear_scores import unit, vectors  # noqa: E402
+from linear_scores import shrunk_direction, unit, vectors  # noqa: E402
 
 
 class Centroids:
     """cos(x, mean of positives) - cos(x, mean of negatives), Platt-scaled to a probability."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.direction = (unit(x[y == 1].mean(axis=0, keepdims=True))[0]
-                          - unit(x[y == 0].mean(axis=0, keepdims=True))[0]).astype(np.float32)
+    def __init__(self, x: np.ndarray, y: np.ndarray, shrink: float | None = None) -> None:
+        if shrink is None:
+            self.direction = (unit(x[y == 1].mean(axis=0, keepdims=True))[0]
+                              - unit(x[y == 0].mean(axis=0, keepdims=True))[0]).astype(np.float32)
+        else:  # linear_scores' shrink:A, the within-class covariance shrunk toward the identity
+            self.direction = shrunk_direction(x, y, shrink)
         self.temperature, self.bias = 1.0, 0.0
 
     def raw(self, seq: np.ndarray) -> np.ndarray:
@@ -105,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="word-embedding real_transfer tags whose exported heads join the fusion (a third member)")
     p.add_argument("--fixed", type=lambda s: [float(x) for x in s.split(",")], default=[],
                    help="also score every arm at these fixed thresholds (choose them on one seed, read the others)")
+    p.add_argument("--shrink", type=float, default=None,
+                   help="score by linear_scores' shrink:A direction instead of the two centroids' difference")
     p.add_argument("--words", type=lambda s: s.split(","), default=list(rt.WORDS))
     p.add_argument("--data-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--name", default=None)
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
             labels = np.asarray(arrays.label).astype(int)
             train, val = split_groups(arrays.group, labels, arrays.kind, seed=0).masks(arrays.group)
             seq = np.asarray(arrays.sequence)
-            scorer = Centroids(unit(vectors(seq[train])), labels[train])
+            scorer = Centroids(unit(vectors(seq[train])), labels[train], args.shrink)
             scorer.fit_platt(seq[val], labels[val])
             trace = scorer(stream)
             threshold, f1 = threshold_for(scorer, seq[val], labels[val], trace, args.floor)
@@ -198,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{summary[arm][f'{key} seed {s}']['models_within_one']} within one" for s in args.data_seeds))
     out = rt.RESULTS / f"centroid_head_{args.name or args.tag}.json"
     out.write_text(json.dumps({"tag": args.tag, "bank": str(args.bank), "stream": str(args.stream),
-                               "floor": args.floor, "se": args.se, "words": args.words, "data_seeds": args.data_seeds,
+                               "floor": args.floor, "shrink": args.shrink, "se": args.se, "words": args.words,
+                               "data_seeds": args.data_seeds,
                                "library": rt.library_identity(), "summary": summary, "arms": arms}, indent=2) + "\n")
     print(out)
 

@@ -12,6 +12,12 @@ threshold-free figures for ranking only). realdev is never trained on.
 
 Scorers (``--scorer``, repeatable):
   centroid   cosine to the mean of the L2-normalised positives
+  center     diff after subtracting the training rows' mean from every vector (and scaling to length one again)
+  abtt:K     center, and the K largest principal directions of the centred training rows projected out
+  poskinds:K diff with the positives' mean over rows of kinds K only ('+'-joined: tts, augmented)
+  shrink:A   a linear discriminant whose covariance is shrunk toward a multiple of the identity by 1 - A
+  hardw:T    diff with the negatives' mean weighted by softmax(cosine to the positives' mean / T)
+  balanced   diff with the negatives' mean the mean of each kind's mean (every kind weighted alike)
   diff       cosine to the positives' mean minus cosine to the negatives' mean
   diff:A     the same with the negatives' cosine weighted A
   negkinds:K the cosine to the positives' mean minus the largest cosine to the mean of one kind of negatives
@@ -58,6 +64,17 @@ def top_k_mean(sims: np.ndarray, k: int) -> np.ndarray:
     return np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
 
 
+def shrunk_direction(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    """A linear discriminant on unit vectors ``x``: ``(A * S + (1 - A) * tr(S) / D * I)^-1 (mu_p - mu_n)``, with
+    ``S`` the within-class covariance and ``A`` = ``alpha`` (0: the difference of the class means; 1: LDA)."""
+    pos, neg = x[y == 1].astype(np.float64), x[y == 0].astype(np.float64)
+    centred = np.concatenate([pos - pos.mean(axis=0), neg - neg.mean(axis=0)])
+    cov = centred.T @ centred / len(centred)
+    target = np.eye(cov.shape[0]) * np.trace(cov) / cov.shape[0]
+    w = np.linalg.solve(alpha * cov + (1 - alpha) * target, pos.mean(axis=0) - neg.mean(axis=0))
+    return w.astype(np.float32)
+
+
 def fit_scorer(spec: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None,
                kinds: np.ndarray | None = None):
     """A function of ``(M, D)`` unit vectors -> ``(M,)`` scores, fitted on unit vectors ``x`` with labels ``y``
@@ -81,6 +98,34 @@ def fit_scorer(spec: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | Non
         mus = np.stack([mean_unit(x[(y == 1) & (engines == e)]) for e in sorted(set(engines[y == 1]))])
         mu_n = mean_unit(neg)
         return lambda q: (q @ mus.T).max(axis=1) - q @ mu_n
+    if name in ("center", "abtt"):  # diff after centring on the training rows' mean (abtt: and K top PCs removed)
+        mean = x.mean(axis=0, keepdims=True)
+        basis = np.zeros((0, x.shape[1]), dtype=np.float32)
+        if name == "abtt":
+            sample = (x - mean)[np.random.default_rng(0).permutation(len(x))[:4000]]
+            basis = np.linalg.svd(sample, full_matrices=False)[2][: int(arg or 1)].astype(np.float32)
+        post = lambda q: unit((q - mean) - ((q - mean) @ basis.T) @ basis)  # noqa: E731
+        mu_p, mu_n = mean_unit(post(pos)), mean_unit(post(neg))
+        return lambda q: post(q) @ mu_p - post(q) @ mu_n
+    if name == "poskinds":  # diff with the positives' mean over the rows of kinds ARG ('+'-joined) only
+        keep = np.isin(np.asarray(kinds), arg.split("+")) & (y == 1)
+        mu_p, mu_n = mean_unit(x[keep]), mean_unit(neg)
+        return lambda q: q @ mu_p - q @ mu_n
+    if name == "balanced":  # diff with the negatives' mean the mean of each kind's unit mean
+        kind_arr = np.asarray(kinds)
+        mu_n = unit(np.stack([mean_unit(x[(y == 0) & (kind_arr == k)]) for k in sorted(set(kind_arr[y == 0]))])
+                    .mean(axis=0, keepdims=True))[0]
+        mu_p = mean_unit(pos)
+        return lambda q: q @ mu_p - q @ mu_n
+    if name == "shrink":
+        w = shrunk_direction(x, y, float(arg))
+        return lambda q: q @ w
+    if name == "hardw":  # the negatives' mean weighted by softmax(cos to the positives' mean / ARG)
+        mu_p = mean_unit(pos)
+        logits = (neg @ mu_p) / float(arg)
+        weights = np.exp(logits - logits.max())
+        mu_n = unit((weights[:, None] * neg).sum(axis=0, keepdims=True))[0]
+        return lambda q: q @ mu_p - q @ mu_n
     if name == "centroid":
         mu = unit(pos.mean(axis=0, keepdims=True))[0]
         return lambda q: q @ mu
@@ -107,7 +152,7 @@ def fit_scorer(spec: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | Non
 
         model = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(x, y)
         return lambda q: model.decision_function(q)
-    raise SystemExit(f"--scorer {spec!r}: not centroid, diff, knn:K, logreg:C or lda")
+    raise SystemExit(f"--scorer {spec!r}: not a scorer this script knows (see its docstring)")
 
 
 def main(argv: list[str] | None = None) -> None:

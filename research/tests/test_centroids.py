@@ -43,5 +43,22 @@ def test_platt_scaling_keeps_the_ranking_and_gives_probabilities(centroid_head, 
 
 def test_an_unknown_scorer_is_refused(linear_scores) -> None:
     x = np.eye(4, dtype=np.float32)
-    with pytest.raises(SystemExit, match="not centroid"):
+    with pytest.raises(SystemExit, match="not a scorer"):
         linear_scores.fit_scorer("nearest", x, np.array([0, 0, 1, 1]))
+
+
+def test_the_shrunk_discriminant_runs_from_the_mean_difference_to_lda(linear_scores, centroid_head) -> None:
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    seq, y = clusters(2)
+    x = linear_scores.unit(linear_scores.vectors(seq))
+    cosine = lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))  # noqa: E731
+    difference = x[y == 1].mean(axis=0) - x[y == 0].mean(axis=0)
+    assert cosine(linear_scores.shrunk_direction(x, y, 0.0), difference) > 1 - 1e-6
+    lda = LinearDiscriminantAnalysis(solver="lsqr").fit(x, y).coef_[0]
+    assert cosine(linear_scores.shrunk_direction(x, y, 1.0), lda) > 1 - 1e-4
+    halfway = linear_scores.shrunk_direction(x, y, 0.5)
+    assert cosine(halfway, difference) < 1 - 1e-4 and cosine(halfway, lda) < 1 - 1e-4
+    # centroid_head's --shrink scores by that direction
+    scorer = centroid_head.Centroids(x, y, shrink=0.5)
+    assert np.allclose(scorer.raw(seq), x @ halfway, atol=1e-4)
