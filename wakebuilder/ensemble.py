@@ -6,6 +6,13 @@ on the phrase's data synthesized with other seeds (``--data-seeds``). The ensemb
 the members' calibrated probabilities (``HeadEnsemble`` with ``combine="probability"``) behind the one backbone
 pass they share.
 
+Members may be of other head kinds (``wb fit --head network`` and ``--head centroids`` of one store): each takes the
+same sequences, and the network members are of one shape (the ensemble's ``member_kinds`` says which member is
+which). On word-embedding (research/REAL_TRANSFER.md, research/centroid_head.py) the network head found 186 of 234
+real clips at one false accept per model, the centroids head 198-204 and their probability mean 204-206; at the
+members' calibrated thresholds the pair found 192 for 18 false accepts against the network head's 177 for 19, in
+one backbone pass where ``wb fuse`` of the two exports takes two.
+
 Its threshold: members calibrated by the FA/h rule (the recipe's) and a calibration stream given, that rule on the
 ensemble's own trace over the stream, not below the mean of the members' best per-clip F1 thresholds where theirs
 had that floor. A mean of probabilities is less extreme than its members, so where the stream had set the members'
@@ -27,7 +34,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -40,6 +47,9 @@ from wakebuilder.modeldir import (
 )
 from wakebuilder.stream_settings import STREAM_DEFAULTS, calibration_settings
 from wakebuilder.values import finite_number
+
+if TYPE_CHECKING:
+    from wakebuilder.train.head import HeadConfig
 
 log = logging.getLogger(__name__)
 THRESHOLD_RULE = "mean of the members' calibrated thresholds"
@@ -56,7 +66,8 @@ def combine_models(
     """Write the ensemble of ``model_dirs`` to ``out_dir``; returns its path and its calibration summary.
 
     Args:
-        model_dirs: two or more calibrated model directories of one phrase, backbone and head shape.
+        model_dirs: two or more calibrated model directories of one phrase, backbone and head shape (heads of other
+            kinds: of one input shape, the network heads of one shape).
         out_dir: the ensemble's model directory (``head.safetensors``, ``model.json``, ``calibration.json``).
         streams: continuous negative audio (``wb stream``; the members' calibration stream): the threshold is
             chosen on it when the members were calibrated by the FA/h rule, and the summary holds the
@@ -70,7 +81,8 @@ def combine_models(
     Raises:
         ConfigError: fewer than two members, an uncalibrated member, an ensemble as a member, other phrases, an
             ``out_dir`` that is or holds a member or a stream.
-        StoreMismatchError: members of different backbones or head shapes.
+        StoreMismatchError: members of different backbones or head shapes, or heads of other kinds that take other
+            sequences.
     """
     from wakebuilder.train.head import HeadEnsemble
 
@@ -83,8 +95,7 @@ def combine_models(
     models = [load_model(p) for p in paths]
     _check_members(models)
     first = models[0]
-    config = first.head.config.replace(members=len(models), combine="probability")
-    head = HeadEnsemble(config, members=[m.head for m in models])
+    head = HeadEnsemble(_ensemble_config(models), members=[m.head for m in models])
     cals = [{k: float(m.calibration[k]) for k in ("threshold", "temperature", "bias")} for m in models]
     head.temperatures.copy_(torch.tensor([c["temperature"] for c in cals]))
     head.biases.copy_(torch.tensor([c["bias"] for c in cals]))
@@ -121,7 +132,8 @@ def combine_models(
 
 def _check_members(models: list[LoadedModel]) -> None:
     """Refuse members that are not calibrated single heads of one backbone, head shape and phrase (its casing and
-    punctuation aside: wb fit records ``--wake-word`` as given, the positives' text plain)."""
+    punctuation aside: wb fit records ``--wake-word`` as given, the positives' text plain). Heads of other kinds
+    need only take the same sequences, the network heads among them being of one shape (``_check_kinds``)."""
     from wakebuilder.data.phonetics import plain_text
 
     first = models[0]
@@ -136,16 +148,47 @@ def _check_members(models: list[LoadedModel]) -> None:
                 f"{m.path}: backbone {m.backbone.get('name')!r} (window {m.backbone.get('window_s')} s) differs "
                 f"from {first.path}'s {first.backbone.get('name')!r} (window {first.backbone.get('window_s')} s); "
                 "combine models of one backbone")
-        if _shape(m) != _shape(first):
-            raise StoreMismatchError(f"{m.path}: its head's shape differs from {first.path}'s; combine models "
-                                     "fitted with the same head settings")
         if plain_text(m.meta.get("wake_word") or "") != plain_text(first.meta.get("wake_word") or ""):
             raise ConfigError(f"{m.path}: wake word {m.meta.get('wake_word')!r}, not {first.meta.get('wake_word')!r}; "
                               "combine models of one phrase")
+    _check_kinds(models)
+
+
+def _check_kinds(models: list[LoadedModel]) -> None:
+    """Members of one kind: of one head shape (all settings, as before heads of other kinds combined). Of other
+    kinds: each takes the same sequences (length and dimension), and the network heads are of one shape, the
+    ensemble's config (a centroids head uses no shape setting)."""
+    kinds = {m.head.config.kind for m in models}
+    first = models[0]
+    for m in models if len(kinds) > 1 else ():
+        if _sequences(m) != _sequences(first):
+            raise StoreMismatchError(
+                f"{m.path}: its {m.head.config.kind} head takes sequences of {' x '.join(map(str, _sequences(m)))}, "
+                f"{first.path}'s {first.head.config.kind} head {' x '.join(map(str, _sequences(first)))}; combine "
+                "models fitted on one backbone's embeddings")
+    alike = [m for m in models if m.head.config.kind == "network"] if len(kinds) > 1 else models
+    for m in alike:
+        if _shape(m) != _shape(alike[0]):
+            raise StoreMismatchError(f"{m.path}: its head's shape differs from {alike[0].path}'s; combine models "
+                                     "fitted with the same head settings")
+
+
+def _sequences(model: LoadedModel) -> tuple[int, int]:
+    return model.head.config.seq_len, model.head.config.input_dim
 
 
 def _shape(model: LoadedModel) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(model.head.config).items() if k != "combine"}
+
+
+def _ensemble_config(models: list[LoadedModel]) -> HeadConfig:
+    """The ensemble's head config: its first network member's (else its first member's) shape, averaging calibrated
+    probabilities, with ``member_kinds`` only when the members' kinds differ (one kind: the config written before
+    heads of other kinds combined)."""
+    configs = [m.head.config for m in models]
+    kinds = tuple(c.kind for c in configs)
+    base = next((c for c in configs if c.kind == "network"), configs[0])
+    return base.replace(members=len(models), combine="probability", member_kinds=kinds if len(set(kinds)) > 1 else ())
 
 
 def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], models: list[LoadedModel],

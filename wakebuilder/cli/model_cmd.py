@@ -128,7 +128,8 @@ def ensemble(models: tuple[str, ...], out_dir: str, streams: tuple[str, ...], th
              overwrite: bool, device: str, as_json: bool) -> None:
     """Average calibrated models of one phrase (other head or data seeds) into one model directory.
 
-    Its probability is the mean of the members' calibrated probabilities behind one backbone pass. Its
+    The members may be of other head kinds (wb fit --head network and --head centroids on one backbone's
+    embeddings). Its probability is the mean of the members' calibrated probabilities behind one backbone pass. Its
     threshold: with --stream and members calibrated by the FA/h rule, that rule on the ensemble's scores
     over the stream (not below the mean of the members' best-F1 thresholds); else the mean of the members'
     thresholds; or --threshold. wb export, detect and eval take it like any model.

@@ -7,7 +7,8 @@ attention pooling over time (or mean pooling) -> MLP -> one logit.
 With ``members > 1`` the head is an ensemble of that many such heads: trained
 independently (other seeds) on the same split, whose logits are averaged (``combine="logit"``,
 ``wb fit --members``), or calibrated models fitted on differently seeded data, whose calibrated
-probabilities are averaged (``combine="probability"``, ``wb ensemble``).
+probabilities are averaged (``combine="probability"``, ``wb ensemble``); those may be of other kinds
+(``member_kinds``: a network head and a centroids head of one store).
 
 ``kind="centroids"`` (``wb fit --head centroids``) is no network: the window's embeddings averaged over time and
 scaled to unit length, dotted with the difference of the two classes' unit mean directions, which
@@ -21,6 +22,7 @@ toward the identity by 1 - A, at unit length (204 of 234 at A = 0.2); the head a
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,12 +56,38 @@ class HeadConfig(StageConfig):
     members: int = 1
     combine: str = "logit"  # an ensemble's rule: mean of logits, or of Platt-calibrated probabilities
     kind: str = "network"  # models saved before the field existed have none, and are networks
+    # An ensemble of heads of other kinds (wb ensemble): one kind a member, the shape fields above the network
+    # members'. Empty: every member is of ``kind`` (all models of one kind, and all saved before the field).
+    member_kinds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.combine not in COMBINE:
             raise ConfigError(f"head combine {self.combine!r}: expected one of {', '.join(COMBINE)}")
         if self.kind not in KINDS:
             raise ConfigError(f"head kind {self.kind!r}: expected one of {', '.join(KINDS)}")
+        if not self.member_kinds:
+            return
+        kinds = list(self.member_kinds)
+        if self.members < 2 or len(kinds) != self.members:
+            raise ConfigError(f"head member_kinds {kinds}: expected one kind per member of an ensemble "
+                              f"(members {self.members}), or none when all are of kind {self.kind!r}")
+        if unknown := [k for k in kinds if k not in KINDS]:
+            raise ConfigError(f"head member_kinds {kinds}: kind {unknown[0]!r} is not one of {', '.join(KINDS)}")
+        if len(set(kinds)) > 1 and self.combine != "probability":  # a cosine difference and a logit: other scales
+            raise ConfigError(f"head member_kinds {kinds}: heads of other kinds are combined by their calibrated "
+                              f"probabilities (combine 'probability'), not {self.combine!r}")
+
+    def kinds(self) -> tuple[str, ...]:
+        """The kind of each member (one for a single head)."""
+        return self.member_kinds or (self.kind,) * self.members
+
+    def to_dict(self) -> dict[str, Any]:
+        """As ``StageConfig.to_dict``, without an empty ``member_kinds``: a model of one kind writes the model.json
+        it wrote before the field (which an older wakebuilder still loads)."""
+        data = super().to_dict()
+        if not self.member_kinds:
+            del data["member_kinds"]
+        return data
 
 
 class TemporalBlock(nn.Module):
@@ -178,19 +206,28 @@ def unit_rows(x: torch.Tensor) -> torch.Tensor:
 
 
 class HeadEnsemble(nn.Module):
-    """Several heads of one shape and kind (``WakeHead``s or ``CentroidHead``s); the logit is the mean of theirs, or
+    """Several heads (``WakeHead``s or ``CentroidHead``s); the logit is the mean of theirs, or
     (``combine="probability"``) the logit of the mean of their calibrated probabilities
     ``sigmoid((logit_k - bias_k) / temperature_k)``, with each member's Platt mapping held in the buffers
-    ``temperatures`` and ``biases``."""
+    ``temperatures`` and ``biases``.
 
-    def __init__(self, config: HeadConfig, members: list[WakeHead] | None = None) -> None:
+    The members are of one shape and kind, or (``config.member_kinds``, ``wb ensemble`` only: averaged as
+    probabilities) of other kinds: the network members of the config's shape, each centroids member taking the
+    same sequences. Their weights go in as the members' ``state_dict`` entries (``members.<k>.``), so a loaded
+    ensemble is built from the config alone.
+    """
+
+    def __init__(self, config: HeadConfig, members: list[nn.Module] | None = None) -> None:
         super().__init__()
         self.config = config
-        single = dataclasses.replace(config, members=1, combine="logit")
+        single = dataclasses.replace(config, members=1, combine="logit", member_kinds=())
+        kinds = config.kinds()
         self.members = nn.ModuleList(members if members is not None else
-                                     [build_head(single) for _ in range(config.members)])
+                                     [build_head(single.replace(kind=kind)) for kind in kinds])
         if len(self.members) != config.members:
             raise ValueError(f"HeadEnsemble: config says {config.members} members, got {len(self.members)}")
+        if (given := tuple(member.config.kind for member in self.members)) != kinds:
+            raise ValueError(f"HeadEnsemble: config says members of kinds {list(kinds)}, got {list(given)}")
         if config.combine == "probability":
             self.register_buffer("temperatures", torch.ones(config.members))
             self.register_buffer("biases", torch.zeros(config.members))
