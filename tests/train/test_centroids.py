@@ -60,8 +60,28 @@ def test_its_one_history_record_has_the_keys_of_a_trained_heads() -> None:
     arrays = planted(200, signal=2.0)
     trained = fit_head(arrays, SMALL.replace(max_epochs=1))
     closed = fit_head(arrays, CENTROIDS)
-    assert len(closed.history) == 1 and set(closed.history[0]) == set(trained.history[0])
+    assert len(closed.history) == 1 and set(closed.history[0]) == set(trained.history[0]) | {"threshold_logit"}
     assert closed.history[0]["epoch"] == 1 and np.isfinite(closed.history[0]["train_loss"])
+
+
+@pytest.mark.parametrize("shrinkage", [0.0, 0.5])
+def test_its_metrics_are_at_the_best_f1_logit_threshold_not_at_logit_0(shrinkage: float) -> None:
+    from wakebuilder import metrics
+
+    # few positives among many negatives (as a real store): at logit 0 the head accepts a crowd of negatives
+    arrays = planted(600, signal=0.7, pos_share=0.1)
+    result = fit_head(arrays, CENTROIDS.replace(shrinkage=shrinkage))
+    _, val = result.split.masks(arrays.group)
+    with torch.no_grad():
+        logits = result.head(torch.from_numpy(arrays.sequence[val]).float()).numpy().astype(np.float64)
+    labels = arrays.label[val]
+    record = result.history[0]
+    table = metrics.sweep(labels, logits, np.unique(logits))
+    assert record["f1"] == pytest.approx(float(table["f1"].max()), abs=0.02)
+    at_zero = metrics.sweep(labels, logits, np.array([0.0]))["f1"][0]
+    assert record["f1"] > at_zero + 0.1  # what the record said before: the figures at logit 0
+    accepted = logits >= record["threshold_logit"]
+    assert record["recall"] == pytest.approx(float(accepted[labels == 1].mean()))
 
 
 def test_streaming_gives_the_same_direction() -> None:

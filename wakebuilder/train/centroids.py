@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 def fit_centroids(loop: Loop, head_config: HeadConfig, config: FitConfig, *, device: str
                   ) -> tuple[CentroidHead, list[dict[str, float]]]:
     """The head fitted on ``loop``'s training rows, and its one history record (the keys of ``train_loop``'s:
-    the training rows' focal loss, the validation loss and metrics; ``lr`` 0, no optimiser ran). A streamed store
+    the training rows' focal loss, the validation loss and metrics, these at the validation split's best-F1 logit
+    threshold, which ``threshold_logit`` records; ``lr`` 0, no optimiser ran). A streamed store
     is read about as often as by one epoch of a network's fit: the training rows twice (sums, then loss), the
     validation rows once."""
     start = time.perf_counter()
@@ -37,7 +38,7 @@ def fit_centroids(loop: Loop, head_config: HeadConfig, config: FitConfig, *, dev
     head.direction.copy_(centroid_direction(loop, shrinkage=config.shrinkage))
     head.eval()
     train_loss, _ = evaluate_rows(head, loop.train_rows(), config)
-    record = {"epoch": 1, "train_loss": train_loss, **evaluate_head(head, loop, config), "lr": 0.0}
+    record = {"epoch": 1, "train_loss": train_loss, **evaluate_head(head, loop, config, best_f1=True), "lr": 0.0}
     return head, [record | {"seconds": time.perf_counter() - start}]
 
 

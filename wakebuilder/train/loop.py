@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -93,9 +94,11 @@ def _train_epoch(head: WakeHead, loop: Loop, optimizer: torch.optim.Optimizer,
     return float(total) / max(count, 1)
 
 
-def evaluate_head(head: torch.nn.Module, loop: Loop, config: FitConfig) -> dict[str, float]:
-    """Validation loss (class-balanced focal loss) and metrics at threshold 0.5."""
-    loss, metrics = evaluate_rows(head, loop.val_batches(), config)
+def evaluate_head(head: torch.nn.Module, loop: Loop, config: FitConfig, *, best_f1: bool = False
+                  ) -> dict[str, float]:
+    """Validation loss (class-balanced focal loss) and metrics at threshold 0.5, or with ``best_f1`` at the logit
+    threshold of the best F1 (``evaluate_rows``)."""
+    loss, metrics = evaluate_rows(head, loop.val_batches(), config, best_f1=best_f1)
     if loss is None:
         raise TrainingError("the validation split is empty; lower --val-fraction or add groups")
     return {"val_loss": loss, **metrics}
@@ -103,8 +106,14 @@ def evaluate_head(head: torch.nn.Module, loop: Loop, config: FitConfig) -> dict[
 
 @torch.no_grad()
 def evaluate_rows(head: torch.nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
-                  config: FitConfig) -> tuple[float | None, dict[str, float]]:
-    """The class-balanced focal loss of ``batches`` (None when there are none) and metrics at threshold 0.5."""
+                  config: FitConfig, *, best_f1: bool = False) -> tuple[float | None, dict[str, float]]:
+    """The class-balanced focal loss of ``batches`` (None when there are none) and metrics at threshold 0.5.
+
+    With ``best_f1``, the metrics at the logit threshold with the best F1 instead, which they record as
+    ``threshold_logit``: for a closed-form head (``--head centroids``), whose logit is a cosine or a discriminant's
+    projection that no loss has centred on 0, so that at 0.5 (logit 0) the figures said nothing of the head (on a
+    real word-embedding store: recall 1.0, precision 0.24, where calibration finds a working threshold).
+    """
     head.eval()
     logits, labels = [], []
     for seq, target in batches:
@@ -115,4 +124,17 @@ def evaluate_rows(head: torch.nn.Module, batches: Iterator[tuple[torch.Tensor, t
     all_logits, all_labels = torch.cat(logits), torch.cat(labels)
     loss = focal_loss(all_logits, all_labels, alpha=config.focal_alpha, gamma=config.focal_gamma,
                       weights=class_balance_weights(all_labels))
-    return float(loss), binary_metrics(all_logits.cpu().numpy(), all_labels.cpu().numpy())
+    scores, truth = all_logits.cpu().numpy(), all_labels.cpu().numpy()
+    if not best_f1:
+        return float(loss), binary_metrics(scores, truth)
+    threshold = best_f1_logit(scores, truth)
+    return float(loss), binary_metrics(scores - threshold, truth) | {"threshold_logit": threshold}
+
+
+def best_f1_logit(logits: np.ndarray, labels: np.ndarray, *, candidates: int = 512) -> float:
+    """The logit threshold with the best per-clip F1 (``metrics.best_f1_threshold``), among ``candidates`` quantiles of
+    the logits (a sweep over every distinct logit of a large validation split would not fit in memory)."""
+    from wakebuilder import metrics
+
+    grid = np.unique(np.quantile(np.asarray(logits, dtype=np.float64), np.linspace(0.0, 1.0, candidates + 1)))
+    return metrics.best_f1_threshold(metrics.sweep(labels, logits, grid))

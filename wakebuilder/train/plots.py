@@ -44,7 +44,8 @@ def plot_training_curves(
     for name in ("accuracy", "precision", "recall", "f1"):
         metric_ax.plot(epochs, [r[name] for r in history], label=name)
     metric_ax.set_xlabel("epoch")
-    metric_ax.set_ylabel("validation, threshold 0.5")
+    at = history[-1].get("threshold_logit")  # a closed-form head's metrics: at its best-F1 logit (evaluate_rows)
+    metric_ax.set_ylabel("validation, threshold 0.5" if at is None else f"validation, at logit {at:.3g} (best F1)")
     metric_ax.set_ylim(0.0, 1.02)
     for ax in (loss_ax, metric_ax):
         if best_epoch is not None:
