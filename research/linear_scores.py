@@ -155,11 +155,31 @@ def fit_scorer(spec: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | Non
     raise SystemExit(f"--scorer {spec!r}: not a scorer this script knows (see its docstring)")
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--tag", required=True)
+def store_arguments(p: argparse.ArgumentParser) -> None:
+    """``--tag``, ``--workdir`` and ``--bank``: where a real_transfer run's stores and its bank are."""
+    p.add_argument("--tag", required=True, help="real_transfer tag (its stores under --workdir)")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/rd"))
     p.add_argument("--bank", type=Path, required=True)
+
+
+def training_rows(workdir: Path, tag: str, bank: Path, word: str, seed: int, *, all_rows: bool = False
+                  ) -> tuple[np.ndarray, ...]:
+    """A word's rows as ``wb fit`` reads them (its store and the bank): unit vectors, labels, voice groups and kinds,
+    of the recipe's first head's training split (``split_groups`` seed 0) unless ``all_rows``."""
+    from wakebuilder.train.split import split_groups
+
+    arrays, _ = rh.load_with_bank(workdir / tag / f"{word}-s{seed}" / "store.zarr", bank, word, [])
+    x, y = unit(vectors(arrays.sequence)), np.asarray(arrays.label).astype(int)
+    groups, kinds = np.asarray(arrays.group).astype(str), np.asarray(arrays.kind).astype(str)
+    if all_rows:
+        return x, y, groups, kinds
+    train, _ = split_groups(arrays.group, np.asarray(arrays.label), arrays.kind, seed=0).masks(arrays.group)
+    return x[train], y[train], groups[train], kinds[train]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    store_arguments(p)
     p.add_argument("--backbone", default="word-embedding")
     p.add_argument("--window-s", type=float, default=1.5)
     p.add_argument("--words", type=lambda s: s.split(","), default=list(rt.WORDS))
@@ -172,28 +192,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
 
-    from wakebuilder.train.split import split_groups
-
     windows = rt.realdev_windows(args.window_s, args.workdir, rt.REALDEV, args.backbone)
     queries = unit(vectors(windows["seq"]))
     runs = []
-    def training_rows(word: str, seed: int) -> tuple[np.ndarray, ...]:
-        store = args.workdir / args.tag / f"{word}-s{seed}" / "store.zarr"
-        arrays, _ = rh.load_with_bank(store, args.bank, word, [])
-        x, y = unit(vectors(arrays.sequence)), np.asarray(arrays.label).astype(int)
-        groups, kinds = np.asarray(arrays.group).astype(str), np.asarray(arrays.kind).astype(str)
-        if args.all_rows:
-            return x, y, groups, kinds
-        train, _ = split_groups(arrays.group, np.asarray(arrays.label), arrays.kind, seed=0).masks(arrays.group)
-        return x[train], y[train], groups[train], kinds[train]
-
+    rows_of = lambda word, seed: training_rows(args.workdir, args.tag, args.bank, word, seed,  # noqa: E731
+                                               all_rows=args.all_rows)
     for seed in [-1] if args.pool_seeds else args.data_seeds:
         for word in args.words:
             if seed == -1:
-                parts = [training_rows(word, s) for s in args.data_seeds]
+                parts = [rows_of(word, s) for s in args.data_seeds]
                 x, y, groups_kept, kinds_kept = (np.concatenate(column) for column in zip(*parts))
             else:
-                x, y, groups_kept, kinds_kept = training_rows(word, seed)
+                x, y, groups_kept, kinds_kept = rows_of(word, seed)
             cats = rh.categories_of(windows, word, rt.REALDEV)
             for spec in args.scorer:
                 start = time.perf_counter()

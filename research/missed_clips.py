@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import real_heads as rh  # noqa: E402
 import real_transfer as rt  # noqa: E402
-from linear_scores import fit_scorer, unit, vectors  # noqa: E402
+from linear_scores import fit_scorer, store_arguments, training_rows, unit, vectors  # noqa: E402
 
 FRAME = 400  # 25 ms at 16 kHz
 
@@ -45,15 +44,11 @@ def audio_measures(audio: np.ndarray) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--tag", required=True)
-    p.add_argument("--workdir", type=Path, default=Path("/tmp/rd"))
-    p.add_argument("--bank", type=Path, required=True)
+    store_arguments(p)
     p.add_argument("--scorer", default="shrink:0.2")
     p.add_argument("--data-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
-
-    from wakebuilder.train.split import split_groups
 
     windows = rt.realdev_windows(1.5, args.workdir, rt.REALDEV, "word-embedding")
     queries = unit(vectors(windows["seq"]))
@@ -62,11 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     for word in rt.WORDS:
         margins: dict[int, list[float]] = {}
         for seed in args.data_seeds:
-            arrays, _ = rh.load_with_bank(args.workdir / args.tag / f"{word}-s{seed}" / "store.zarr", args.bank,
-                                          word, [])
-            y = np.asarray(arrays.label).astype(int)
-            train, _ = split_groups(arrays.group, np.asarray(arrays.label), arrays.kind, seed=0).masks(arrays.group)
-            scores = fit_scorer(args.scorer, unit(vectors(arrays.sequence))[train], y[train])(queries)
+            x, y, *_ = training_rows(args.workdir, args.tag, args.bank, word, seed)
+            scores = fit_scorer(args.scorer, x, y)(queries)
             pos, fa, _ = rt.word_traces(scores, windows, word)
             threshold = rt.oracle_threshold(fa)
             for i, trace in enumerate(pos):
