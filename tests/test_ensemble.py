@@ -200,17 +200,68 @@ def test_the_ensembles_threshold_is_not_below_the_members_min_threshold(members:
         set_min_threshold(model, 0.9)
     _, floored = combine_models(members, tmp_path / "ens", streams=[stream], overwrite=True, device="cpu")
     assert floored["threshold"] == 0.9 and "not below min_threshold 0.9" in floored["objective"]
-    set_min_threshold(members[1], None)  # a calibration from before the floor: 0.0, not the same rule
-    with pytest.raises(ConfigError, match=r"m1: calibrated with min_threshold 0.0, .*m0 with 0.9; calibrate"):
-        combine_models(members, tmp_path / "ens", streams=[stream], overwrite=True, device="cpu")
+    assert floored["min_threshold"] == 0.9
     set_min_threshold(members[0], 0.0)  # 0.0 and no key at all are one rule: old models still combine
+    set_min_threshold(members[1], None)
     _, old = combine_models(members, tmp_path / "ens", streams=[stream], overwrite=True, device="cpu")
-    assert old["threshold"] == unfloored["threshold"]
+    assert old["threshold"] == unfloored["threshold"] and old["min_threshold"] == 0.0
     # without a stream, the mean of the members' thresholds (0.9, 0.95 here; 0.4, 0.6 below) is kept above it too
     for model, calibration in zip(members, CALIBRATIONS):
         atomic_write_json(model / "calibration.json", calibration | {"config": {"min_threshold": 0.8}})
     _, mean = combine_models(members, tmp_path / "ens", overwrite=True, device="cpu")
     assert mean["threshold"] == 0.8 and "not below min_threshold 0.8" in mean["objective"]
+
+
+def test_members_calibrated_with_other_floors_keep_the_mean_of_their_thresholds(members: list[Path],
+                                                                              tmp_path: Path) -> None:
+    """A network head calibrated with the recipe's floor (0.8) and a centroids head without one (it ranks real
+    speech best unfloored): the ensemble's floor is the mean of theirs, so the mean of their thresholds, the rule
+    research measured (192 of 234 real clips, 18 false accepts), is no longer lifted to the highest floor."""
+    from wakebuilder.ensemble import THRESHOLD_RULE
+
+    for model, threshold, floor in zip(members, (0.85, 0.3), (0.8, 0.0)):
+        atomic_write_json(model / "calibration.json", {"threshold": threshold, "temperature": 1.0, "bias": 0.0,
+                                                       "config": {"min_threshold": floor}})
+    out, summary = combine_models(members, tmp_path / "ens", device="cpu")
+    assert summary["threshold"] == pytest.approx(0.575) and summary["objective"] == THRESHOLD_RULE
+    assert summary["min_threshold"] == pytest.approx(0.4)
+    assert json.loads((out / "calibration.json").read_text())["min_threshold"] == pytest.approx(0.4)
+
+
+def test_members_calibrated_alike_keep_their_floor_exactly(members: list[Path], tmp_path: Path) -> None:
+    """Three members of the recipe's floor (0.8): the float mean of three 0.8s is 0.8000000000000002, and the
+    ensemble's floor is theirs, as before the floor became the mean."""
+    third = copy_model(members[0], tmp_path / "m2")
+    for model, calibration in zip([*members, third], [*CALIBRATIONS, CALIBRATIONS[0]]):
+        atomic_write_json(model / "calibration.json", calibration | {"config": {"min_threshold": 0.8}})
+    _, summary = combine_models([*members, third], tmp_path / "ens", device="cpu")
+    assert summary["threshold"] == 0.8 and summary["min_threshold"] == 0.8
+    assert summary["objective"].endswith("not below min_threshold 0.8")
+
+
+def test_the_stream_rule_takes_members_of_other_floors_at_the_mean_floor(members: list[Path], tmp_path: Path) -> None:
+    """--stream refused members whose min_threshold differed (a network head at the recipe's 0.8 beside a centroids
+    head without one); it now floors the ensemble's FA/h threshold at the mean of their floors. The other stream
+    settings must still agree: the ensemble is scored as its members were."""
+    stream = write_wav(tmp_path / "stream.wav", planted_stream((4.0,), 10.0, level=0.02))
+    fa_rule_calibrations(members, (0.05, 0.15))
+    _, unfloored = combine_models(members, tmp_path / "ens", streams=[stream], device="cpu")
+    assert 0.45 <= unfloored["threshold"] < 0.85  # else the mean floor (0.45) binds, or the highest (0.9) would not
+    set_min_threshold(members[0], 0.9)
+    set_min_threshold(members[1], None)  # a calibration from before the floor: 0.0
+    _, mixed = combine_models(members, tmp_path / "ens", streams=[stream], overwrite=True, device="cpu")
+    assert mixed["threshold"] == unfloored["threshold"] and mixed["objective"] == unfloored["objective"]
+    assert mixed["min_threshold"] == pytest.approx(0.45)
+    set_min_threshold(members[1], 0.98)
+    _, binds = combine_models(members, tmp_path / "ens", streams=[stream], overwrite=True, device="cpu")
+    assert binds["threshold"] == pytest.approx(0.94) and binds["objective"].endswith("not below min_threshold 0.94")
+    for key, value, first in (("hop_s", 0.05, 0.1), ("refractory_s", 2.0, 1.0)):
+        saved = json.loads((members[1] / "calibration.json").read_text())
+        atomic_write_json(members[1] / "calibration.json", saved | {"config": saved["config"] | {key: value}})
+        with pytest.raises(ConfigError, match=rf"m1: calibrated with {key} {value}, .*m0 with {first}; calibrate"):
+            combine_models(members, tmp_path / "ens2", streams=[stream], device="cpu")
+        atomic_write_json(members[1] / "calibration.json", saved)
+    assert not (tmp_path / "ens2").exists()
 
 
 def test_members_calibrated_by_f1_keep_the_mean_threshold_with_a_stream(members: list[Path], tmp_path: Path) -> None:

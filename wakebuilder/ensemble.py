@@ -17,10 +17,14 @@ Its threshold: members calibrated by the FA/h rule (the recipe's) and a calibrat
 ensemble's own trace over the stream, not below the mean of the members' best per-clip F1 thresholds where theirs
 had that floor. A mean of probabilities is less extreme than its members, so where the stream had set the members'
 thresholds high (0.92-0.94 for "hey jarvis") their mean was too strict for it and found 0.71 of the held-out
-positives. Otherwise the mean of the members' thresholds. Either is kept at or above the members' ``min_threshold``
-(the highest, without a stream), the floor of a backbone whose synthetic stream does not bound the threshold. On
-realdev (research/REAL_TRANSFER.md, fourteenth and fifteenth rounds) three heads of one store cut the false accepts
-at the calibrated thresholds from 40 to 9 over 18 models, and three data seeds from 40 to 3 over six words;
+positives. Otherwise the mean of the members' thresholds. Either is kept at or above the mean of the members'
+``min_threshold`` (the floor of a backbone whose synthetic stream does not bound the threshold; the summary records
+it): members calibrated alike keep their floor. Members of other kinds may not be: on word-embedding the network head
+takes the recipe's 0.8, the centroids head none (it ranks real speech best unfloored), and the mean of their
+thresholds, each at or above its own floor, found 192 of 234 real clips for 18 false accepts (research/REAL_TRANSFER.md,
+twenty-fifth and twenty-sixth rounds); the highest floor would lift it to 0.8, stricter than anything measured. On
+realdev (fourteenth and fifteenth rounds) three heads of one store cut the false accepts at the calibrated thresholds
+from 40 to 9 over 18 models, and three data seeds from 40 to 3 over six words;
 ``wb fit --members`` (one split, logits averaged) did not help in the fifth round.
 
 The result is an ordinary model directory: ``wb export``, ``wb detect`` and ``wb eval`` take it as they take
@@ -71,7 +75,10 @@ def combine_models(
         out_dir: the ensemble's model directory (``head.safetensors``, ``model.json``, ``calibration.json``).
         streams: continuous negative audio (``wb stream``; the members' calibration stream): the threshold is
             chosen on it when the members were calibrated by the FA/h rule, and the summary holds the
-            ensemble's false accepts per hour at its threshold there.
+            ensemble's false accepts per hour at its threshold there. The members' stream settings must agree,
+            their floors (``min_threshold``) need not: the threshold chosen, or without a stream the mean of the
+            members' thresholds, is kept at or above the mean of their floors (``_mean_floor``), which the summary
+            records as ``min_threshold``.
         threshold: instead of the rule's.
         overwrite: replace an existing ``out_dir``.
         device: where the backbone runs over ``streams``.
@@ -111,17 +118,16 @@ def combine_models(
         save_model(work, head, meta=meta, split=split)
         summary: dict[str, Any] = {
             "threshold": float(np.mean([c["threshold"] for c in cals])), "temperature": 1.0, "bias": 0.0,
-            "objective": THRESHOLD_RULE, "members": members,
+            "objective": THRESHOLD_RULE, "members": members, "min_threshold": _mean_floor(models),
             "metrics": None, "fa_per_hour": None, "stream_hours": 0.0, "frr_at_fa": {}, "streams": [],
             "config": _shared_settings(models, tuple(STREAM_DEFAULTS)),  # how wb detect and wb web then score it
         }
-        summary |= _floored(summary["threshold"], summary["objective"],
-                            max(_min_threshold(calibration_settings(m, keys=FLOOR_KEYS)) for m in models))
+        summary |= _floored(summary["threshold"], summary["objective"], summary["min_threshold"])
         if threshold is not None:
             summary |= {"threshold": float(threshold), "objective": "given"}
         if streams:
             summary |= _on_streams(work, streams, models, summary["threshold"], choose=threshold is None,
-                                   device=device, dtype=dtype)
+                                   floor=summary["min_threshold"], device=device, dtype=dtype)
         summary["model"] = str(target)
         atomic_write_json(work / CALIBRATION_NAME, summary)
     log.info("ensemble of %d models: threshold %.4f (%s)%s", len(models), summary["threshold"], summary["objective"],
@@ -192,21 +198,21 @@ def _ensemble_config(models: list[LoadedModel]) -> HeadConfig:
 
 
 def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], models: list[LoadedModel],
-                threshold: float, *, choose: bool, device: str, dtype: str) -> dict[str, Any]:
+                threshold: float, *, choose: bool, floor: float, device: str, dtype: str) -> dict[str, Any]:
     """The ensemble on ``streams`` (the backbone's pass cached), scored as its members were calibrated: with
-    ``choose`` and members calibrated by the FA/h rule, that rule's threshold instead of ``threshold``; the false
-    accepts per hour at the threshold and over the grid."""
+    ``choose`` and members calibrated by the FA/h rule, that rule's threshold, not below ``floor``, instead of
+    ``threshold``; the false accepts per hour at the threshold and over the grid."""
     from wakebuilder import metrics
     from wakebuilder.calibrate import (
         CalibrateConfig, fa_rule_threshold, model_stream_traces, stream_fa_per_hour, stream_peak, stream_precision,
     )
 
     cals = [m.calibration or {} for m in models]
-    saved = _shared_settings(models, ("target_fa_per_hour", "not_below_f1", *FLOOR_KEYS, *STREAM_DEFAULTS))
+    saved = _shared_settings(models, ("target_fa_per_hour", "not_below_f1", *STREAM_DEFAULTS))  # not the floors
     dtype = stream_precision(models, dtype, device=device)  # auto: the members' fit's (the ensemble records none)
     try:  # members that record no refractory period: their window, as wb detect runs the ensemble
-        config = CalibrateConfig(**saved, device=device, dtype=dtype, cache_streams=True).resolved(
-            models[0].window_samples)
+        config = CalibrateConfig(**saved, min_threshold=floor, device=device, dtype=dtype,
+                                 cache_streams=True).resolved(models[0].window_samples)
     except ConfigError as exc:  # of the kind, out of range (a hop of 5 s): the files' settings, not an option's
         raise ModelFileError(f"{models[0].path / CALIBRATION_NAME}: its calibration settings are not usable "
                              f"({exc}); run wb calibrate on the members again, or pass --threshold") from None
@@ -233,8 +239,6 @@ def _shared_settings(models: list[LoadedModel], keys: Sequence[str]) -> dict[str
     """The stream settings the members were calibrated with, which must agree: the ensemble is scored as they
     were."""
     settings = [calibration_settings(m, keys=keys) for m in models]
-    if "min_threshold" in keys:  # a calibration from before the floor had none
-        settings = [s | {"min_threshold": _min_threshold(s)} for s in settings]
     for model, theirs in zip(models[1:], settings[1:]):
         for key in sorted(set(theirs) | set(settings[0])):
             if theirs.get(key) != settings[0].get(key):
@@ -244,6 +248,13 @@ def _shared_settings(models: list[LoadedModel], keys: Sequence[str]) -> dict[str
     return settings[0]
 
 
+def _mean_floor(models: list[LoadedModel]) -> float:
+    """The ensemble's floor: the mean of its members' ``min_threshold``, theirs exactly when they agree (the float
+    mean of three 0.8s is 0.8000000000000002)."""
+    floors = [_min_threshold(calibration_settings(m, keys=FLOOR_KEYS)) for m in models]
+    return floors[0] if len(set(floors)) == 1 else float(np.mean(floors))
+
+
 def _min_threshold(settings: dict[str, Any]) -> float:
     """The floor a member was calibrated with (``wb calibrate --min-threshold``; 0.0 where older calibrations
     record none, so old models still combine)."""
@@ -251,7 +262,8 @@ def _min_threshold(settings: dict[str, Any]) -> float:
 
 
 def _floored(threshold: float, objective: str, floor: float) -> dict[str, Any]:
-    """``threshold`` and ``objective`` kept at or above the members' floor, the objective saying so when it binds."""
+    """``threshold`` and ``objective`` kept at or above the ensemble's floor, the objective saying so when it
+    binds."""
     if threshold >= floor:
         return {"threshold": threshold, "objective": objective}
     return {"threshold": floor, "objective": f"{objective}, not below min_threshold {floor:g}"}
