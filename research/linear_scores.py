@@ -155,11 +155,23 @@ def fit_scorer(spec: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | Non
     raise SystemExit(f"--scorer {spec!r}: not a scorer this script knows (see its docstring)")
 
 
-def store_arguments(p: argparse.ArgumentParser) -> None:
-    """``--tag``, ``--workdir`` and ``--bank``: where a real_transfer run's stores and its bank are."""
+def store_arguments(p: argparse.ArgumentParser, *, scorer: str | None = None,
+                    data_seeds: tuple[int, ...] | None = None) -> None:
+    """``--tag``, ``--workdir`` and ``--bank``: where a real_transfer run's stores and its bank are; with ``scorer``,
+    ``--scorer`` (one, that default), and with ``data_seeds``, ``--data-seeds`` (comma separated, that default)."""
     p.add_argument("--tag", required=True, help="real_transfer tag (its stores under --workdir)")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/rd"))
     p.add_argument("--bank", type=Path, required=True)
+    if scorer is not None:
+        p.add_argument("--scorer", default=scorer, help=f"a scorer of linear_scores.py [default: {scorer}]")
+    if data_seeds is not None:
+        p.add_argument("--data-seeds", type=lambda s: [int(x) for x in s.split(",")], default=list(data_seeds))
+
+
+def word_embedding_queries(workdir: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """realdev's cached word-embedding windows (1.5 s) and their unit vectors."""
+    windows = rt.realdev_windows(1.5, workdir, rt.REALDEV, "word-embedding")
+    return windows, unit(vectors(windows["seq"]))
 
 
 def training_rows(workdir: Path, tag: str, bank: Path, word: str, seed: int, *, all_rows: bool = False

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_transfer as rt  # noqa: E402
-from linear_scores import fit_scorer, store_arguments, training_rows, unit, vectors  # noqa: E402
+from linear_scores import fit_scorer, store_arguments, training_rows, word_embedding_queries  # noqa: E402
 
 FRAME = 400  # 25 ms at 16 kHz
 
@@ -44,14 +44,11 @@ def audio_measures(audio: np.ndarray) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    store_arguments(p)
-    p.add_argument("--scorer", default="shrink:0.2")
-    p.add_argument("--data-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    store_arguments(p, scorer="shrink:0.2", data_seeds=(0, 1, 2))
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
 
-    windows = rt.realdev_windows(1.5, args.workdir, rt.REALDEV, "word-embedding")
-    queries = unit(vectors(windows["seq"]))
+    windows, queries = word_embedding_queries(args.workdir)
     files = rt.realdev_files(rt.REALDEV)
     clips = []
     for word in rt.WORDS:

@@ -27,22 +27,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_transfer as rt  # noqa: E402
-from linear_scores import fit_scorer, store_arguments, training_rows, unit, vectors  # noqa: E402
+from linear_scores import (  # noqa: E402
+    fit_scorer, store_arguments, training_rows, unit, vectors, word_embedding_queries,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    store_arguments(p)
+    store_arguments(p, scorer="diff", data_seeds=(0, 1, 2))
     p.add_argument("--stream", type=Path, required=True, help="word-embedding's cached held-out stream pass (.npy)")
-    p.add_argument("--scorer", default="diff")
-    p.add_argument("--data-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
 
     from wakebuilder.train.split import split_groups
 
-    windows = rt.realdev_windows(1.5, args.workdir, rt.REALDEV, "word-embedding")
-    queries = unit(vectors(windows["seq"]))
+    windows, queries = word_embedding_queries(args.workdir)
     stream = unit(vectors(np.load(args.stream)))
     models, traces = [], {}
     for seed in args.data_seeds:

@@ -25,7 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_heads as rh  # noqa: E402
 import real_transfer as rt  # noqa: E402
-from linear_scores import fit_scorer, store_arguments, training_rows, unit, vectors  # noqa: E402
+from linear_scores import (  # noqa: E402
+    fit_scorer, store_arguments, training_rows, unit, vectors, word_embedding_queries,
+)
 
 FRAME = 400  # 25 ms at 16 kHz
 CUT_OFF = ["893705bb_nohash_4", "6379c6a2_nohash_0", "d1bf406b_nohash_0", "ea37ca08_nohash_0", "f17d21b5_nohash_0"]
@@ -53,13 +55,11 @@ def centred(audio: np.ndarray, samples: int) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    store_arguments(p)
-    p.add_argument("--scorer", default="shrink:0.2")
+    store_arguments(p, scorer="shrink:0.2", data_seeds=(0,))
     p.add_argument("--min-keep", type=float, default=0.4)
     p.add_argument("--max-keep", type=float, default=0.8)
     p.add_argument("--copies", type=int, default=1, help="cut copies of each TTS positive")
     p.add_argument("--words", type=lambda s: s.split(","), default=list(rt.WORDS))
-    p.add_argument("--data-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
     p.add_argument("--name", required=True)
     args = p.parse_args(argv)
 
@@ -67,8 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     from wakebuilder.backbones import load_backbone
 
     backbone = load_backbone("word-embedding", window_s=1.5, threads=1)
-    windows = rt.realdev_windows(1.5, args.workdir, rt.REALDEV, "word-embedding")
-    queries = unit(vectors(windows["seq"]))
+    windows, queries = word_embedding_queries(args.workdir)
     runs = []
     for seed in args.data_seeds:
         for word in args.words:
