@@ -174,19 +174,23 @@ def word_embedding_queries(workdir: Path) -> tuple[dict[str, np.ndarray], np.nda
     return windows, unit(vectors(windows["seq"]))
 
 
-def training_rows(workdir: Path, tag: str, bank: Path, word: str, seed: int, *, all_rows: bool = False
-                  ) -> tuple[np.ndarray, ...]:
+def rows_and_split(workdir: Path, tag: str, bank: Path, word: str, seed: int) -> tuple[np.ndarray, ...]:
     """A word's rows as ``wb fit`` reads them (its store and the bank): unit vectors, labels, voice groups and kinds,
-    of the recipe's first head's training split (``split_groups`` seed 0) unless ``all_rows``."""
+    and the masks of the recipe's first head's training and validation splits (``split_groups`` seed 0)."""
     from wakebuilder.train.split import split_groups
 
     arrays, _ = rh.load_with_bank(workdir / tag / f"{word}-s{seed}" / "store.zarr", bank, word, [])
     x, y = unit(vectors(arrays.sequence)), np.asarray(arrays.label).astype(int)
     groups, kinds = np.asarray(arrays.group).astype(str), np.asarray(arrays.kind).astype(str)
-    if all_rows:
-        return x, y, groups, kinds
-    train, _ = split_groups(arrays.group, np.asarray(arrays.label), arrays.kind, seed=0).masks(arrays.group)
-    return x[train], y[train], groups[train], kinds[train]
+    train, val = split_groups(arrays.group, np.asarray(arrays.label), arrays.kind, seed=0).masks(arrays.group)
+    return x, y, groups, kinds, train, val
+
+
+def training_rows(workdir: Path, tag: str, bank: Path, word: str, seed: int, *, all_rows: bool = False
+                  ) -> tuple[np.ndarray, ...]:
+    """``rows_and_split``'s rows of the training split (every row with ``all_rows``): vectors, labels, groups, kinds."""
+    *rows, train, _ = rows_and_split(workdir, tag, bank, word, seed)
+    return tuple(rows) if all_rows else tuple(column[train] for column in rows)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_transfer as rt  # noqa: E402
 from linear_scores import (  # noqa: E402
-    fit_scorer, store_arguments, training_rows, unit, vectors, word_embedding_queries,
+    fit_scorer, rows_and_split, store_arguments, unit, vectors, word_embedding_queries,
 )
 
 
@@ -39,18 +39,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
 
-    from wakebuilder.train.split import split_groups
-
     windows, queries = word_embedding_queries(args.workdir)
     stream = unit(vectors(np.load(args.stream)))
     models, traces = [], {}
     for seed in args.data_seeds:
         for word in rt.WORDS:
-            x_train, y_train, *_ = training_rows(args.workdir, args.tag, args.bank, word, seed)
-            x_all, y_all, groups, kinds = training_rows(args.workdir, args.tag, args.bank, word, seed, all_rows=True)
-            train, val = split_groups(groups, y_all, kinds, seed=0).masks(groups)
-            assert int(train.sum()) == len(y_train), "the split differs from training_rows'"
-            score = fit_scorer(args.scorer, x_train, y_train)
+            x_all, y_all, _, kinds, train, val = rows_and_split(args.workdir, args.tag, args.bank, word, seed)
+            score = fit_scorer(args.scorer, x_all[train], y_all[train])
             pos, fa, seconds = rt.word_traces(score(queries), windows, word)
             traces[word, seed] = pos, fa, seconds
             on_val = score(x_all[val])
