@@ -77,6 +77,48 @@ def test_word_embedding_calibrates_with_a_floor_under_its_threshold() -> None:
     assert "min_threshold" not in RecipeConfig().to_dict()
 
 
+def test_word_embedding_fits_a_centroids_head_beside_its_network_heads() -> None:
+    """On realdev the shrunk discriminant on word-embedding's vectors ranked real clips better than the network heads
+    and, averaged with them, found more at the calibrated thresholds with fewer false accepts: the recipe fits one
+    for word-embedding (shrinkage 0.2), none for the others unless asked."""
+    assert RecipeConfig(backbone="word-embedding").centroids_head == 0.2
+    assert RecipeConfig(backbone="speech-embedding").centroids_head is None
+    assert RecipeConfig(backbone="ast").centroids_head is None
+    assert RecipeConfig(backbone="word-embedding", centroids=False).centroids_head is None
+    assert RecipeConfig(backbone="speech-embedding", centroids=True).centroids_head == 0.2
+    assert RecipeConfig(backbone="word-embedding", centroids_shrinkage=0.0).centroids_head == 0.0  # two centroids
+    with pytest.raises(ConfigError, match="centroids_shrinkage=1.5"):
+        RecipeConfig(centroids_shrinkage=1.5)
+
+
+def test_a_centroids_head_joins_the_heads_in_a_folder_of_its_own(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one network head and a centroids head, the network head leaves ``out/model`` (the ensemble's folder)
+    for ``head-0/``; the centroids head is fitted on the first head's split in ``head-centroids/``, calibrated like
+    the others, and kept by a rerun."""
+    import wakebuilder.calibrate as calibrate
+    from tests.model_helpers import tone_setup
+    from wakebuilder.modeldir import load_model
+
+    calibrated = []
+    monkeypatch.setattr(calibrate, "calibrate_model",
+                        lambda model, *a, **k: (calibrated.append(Path(model)), (model, {"threshold": 0.5}))[1])
+    monkeypatch.setattr(calibrate, "format_report", lambda summary: "")
+    data = RecipeData(train_manifests=[], negatives=tmp_path / "n.jsonl", heldout_positives=None,
+                      heldout_negatives=None, calibration_stream=tmp_path / "s.wav", report_stream=None)
+    config = RecipeConfig.preset("tiny", phrase="hey tone", heads=1, centroids=True, centroids_shrinkage=0.3)
+    config = config.replace(fit=config.fit.replace(max_epochs=3, width=16, hidden=(16,)))  # seconds, not minutes
+    out = tmp_path / "run"
+    models = recipe.fit_heads(config, out, tone_setup()["store"], data, device="cpu")
+    assert [m for m, _ in models] == calibrated == [out / "head-0" / "model", out / "head-centroids" / "model"]
+    centroids = load_model(out / "head-centroids" / "model")
+    assert centroids.head.config.kind == "centroids" and centroids.meta["fit"]["shrinkage"] == 0.3
+    assert centroids.meta["fit"]["seed"] == load_model(out / "head-0" / "model").meta["fit"]["seed"] == config.seed
+    before = (out / "head-centroids" / "model" / "head.safetensors").stat().st_mtime_ns
+    recipe.fit_heads(config, out, tone_setup()["store"], data, device="cpu")
+    assert (out / "head-centroids" / "model" / "head.safetensors").stat().st_mtime_ns == before  # kept
+
+
 def test_config_round_trips_with_nested_settings(tmp_path: Path) -> None:
     config = RecipeConfig.preset("tiny", engines=("espeak",))
     config = config.replace(augment=config.augment.replace(formant_p=0.3), fit=config.fit.replace(members=2))
@@ -210,11 +252,15 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
 def test_data_seeds_and_heads_average_calibrated_models(tmp_path: Path) -> None:
     from wakebuilder.modeldir import load_model
 
-    config = RecipeConfig.preset("tiny", engines=("espeak",), seed=5, data_seeds=2, heads=2)
+    # with a centroids head beside each data seed's network heads (speech-embedding keeps none unless asked)
+    config = RecipeConfig.preset("tiny", engines=("espeak",), seed=5, data_seeds=2, heads=2, centroids=True)
     result = run_recipe(config, out_dir=tmp_path, device="cpu")
-    assert result.members == tuple(tmp_path / f"seed-{d}" / f"head-{k}" / "model" for d in (5, 6) for k in (0, 1))
+    assert result.members == tuple(tmp_path / f"seed-{d}" / f"head-{k}" / "model"
+                                   for d in (5, 6) for k in ("0", "1", "centroids"))
     members = [load_model(m) for m in result.members]
-    assert [m.meta["fit"]["seed"] for m in members] == [5, 105, 6, 106]  # each head its own split and start
+    assert [m.meta["fit"]["seed"] for m in members] == [5, 105, 5, 6, 106, 6]  # each head its own split and start
+    assert [m.head.config.kind for m in members] == ["network", "network", "centroids"] * 2
+    assert all(m.calibration["threshold"] > 0 for m in members)  # each member calibrated before the ensemble
     # the first data seed's run makes the held-out sets of the ensemble's report
     assert [RecipeConfig.load(tmp_path / f"seed-{d}" / "recipe_config.json") for d in (5, 6)] == [
         config.replace(seed=5, data_seeds=1), config.replace(seed=6, data_seeds=1, report=False)]
@@ -222,7 +268,7 @@ def test_data_seeds_and_heads_average_calibrated_models(tmp_path: Path) -> None:
              for d in (5, 6)]
     assert clips[0] and clips[1] and clips[0] != clips[1]  # other synthesized clips
     ensemble = load_model(result.model_dir)
-    assert result.model_dir == tmp_path / "model" and ensemble.head.config.members == 4
+    assert result.model_dir == tmp_path / "model" and ensemble.head.config.members == 6
     assert [m["model"] for m in ensemble.meta["ensemble"]["members"]] == [str(m.path.resolve()) for m in members]
     assert_ensemble_threshold_rule(result.model_dir, result.members)
     assert ensemble.calibration["stream_hours"] > 0 and ensemble.calibration["fa_per_hour"] is not None

@@ -33,6 +33,13 @@ SPEECH_EMBEDDING_WINDOW_S = 2.5
 # and 23, and as this floor under round 23's thresholds 13 of 18 (19) at 75.6 %, against the calibrated 6 of 18
 # (218) at 86.3 % (research/REAL_TRANSFER.md, twenty-second and twenty-third rounds).
 MIN_THRESHOLD: dict[str, float] = {"word-embedding": 0.8}
+# The shrinkage of a closed-form centroids head (``wb fit --head centroids --shrinkage A``) fitted beside the network
+# heads and averaged with them, per backbone (none where not listed). On realdev's word-embedding vectors the shrunk
+# discriminant ranked real clips better than the network heads (204 against 186 of 234 at one false accept per
+# model); averaged with the recipe's three heads it found 192 of 234 at the calibrated thresholds with 14 false
+# accepts, against the heads' 177 with 19 (research/REAL_TRANSFER.md, twenty-sixth and twenty-seventh rounds). On
+# speech-embedding it ranked worse than the heads (158 against 169), so that backbone keeps none.
+CENTROIDS_SHRINKAGE: dict[str, float] = {"word-embedding": 0.2}
 # About 1 s of CPU an utterance against 0.03-0.1 s for the other engines: they speak the phrase, not the many
 # negatives (sound-alikes, the bank's speech), unless named for those.
 SLOW_ENGINES = ("kokoro",)
@@ -135,6 +142,11 @@ class RecipeConfig(StageConfig):
     # of the held-out positives against the three heads' 0.96 at 0 FA/h; with the bank's steps and the backbone
     # on both cores, three heads took 779 s (research/QUICKSTART_TIMING.md). The smoke test (tiny) keeps one.
     heads: int = 3
+    # A closed-form centroids head (``FitConfig.head`` "centroids", in ``head-centroids/``) fitted on each data seed's
+    # store beside the ``heads``, calibrated as they are and averaged with them: None is the backbone's choice
+    # (``CENTROIDS_SHRINKAGE``), True or False overrides it. ``centroids_shrinkage`` None: the backbone's, else 0.2.
+    centroids: bool | None = None
+    centroids_shrinkage: float | None = None
     data_seeds: int = 1
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)  # copies and seed set per use
     fit: FitConfig = dataclasses.field(default_factory=FitConfig)  # seed set from ``seed``
@@ -150,6 +162,9 @@ class RecipeConfig(StageConfig):
         bad = [f"{k}={v}" for k, v in counts.items() if v < 1]
         if bad:
             raise ConfigError(f"recipe: {', '.join(bad)} must be at least 1")
+        if self.centroids_shrinkage is not None and not 0.0 <= self.centroids_shrinkage <= 1.0:
+            raise ConfigError(f"recipe: centroids_shrinkage={self.centroids_shrinkage!r}: expected 0 <= shrinkage <= 1 "
+                              "(0: the two centroids; None: the backbone's)")
         if not (math.isfinite(self.target_fa_per_hour) and self.target_fa_per_hour > 0):
             raise ConfigError(f"recipe: target_fa_per_hour={self.target_fa_per_hour} must be a finite number above 0")
         if self.fuse_with is not None:
@@ -207,6 +222,19 @@ class RecipeConfig(StageConfig):
         from wakebuilder.backbones import backbone_kind
 
         return MIN_THRESHOLD.get(backbone_kind(self.backbone), 0.0)
+
+    @property
+    def centroids_head(self) -> float | None:
+        """The shrinkage of the centroids head fitted beside the network heads, None for no such head: ``centroids``,
+        or where it is None the backbone's choice (``CENTROIDS_SHRINKAGE``)."""
+        from wakebuilder.backbones import backbone_kind
+
+        listed = CENTROIDS_SHRINKAGE.get(backbone_kind(self.backbone))
+        if self.centroids is False or (self.centroids is None and listed is None):
+            return None
+        if self.centroids_shrinkage is not None:
+            return self.centroids_shrinkage
+        return listed if listed is not None else 0.2
 
     @property
     def slug(self) -> str:

@@ -41,11 +41,18 @@ def fit_heads(
     step: StepLog | None = None, bank: Path | None = None,
 ) -> list[tuple[Path, dict[str, Any]]]:
     """``config.heads`` calibrated heads on one store: ``out/model``, or with several ``out/head-<k>/model`` with
-    the seeds seed, seed + 100, ... (each its own validation split and start); their paths and calibrations."""
-    if config.heads == 1:
+    the seeds seed, seed + 100, ... (each its own validation split and start), and with ``config.centroids_head``
+    the centroids head ``out/head-centroids/model`` (the first head's split); their paths and calibrations."""
+    shrinkage = config.centroids_head
+    if config.heads == 1 and shrinkage is None:
         return [fit_and_calibrate(config, out, store, data, device=device, step=step, bank=bank)]
-    return [fit_and_calibrate(config.replace(seed=config.seed + HEAD_SEED_STEP * k), out / f"head-{k}", store, data,
-                              device=device, step=step, bank=bank) for k in range(config.heads)]
+    models = [fit_and_calibrate(config.replace(seed=config.seed + HEAD_SEED_STEP * k), out / f"head-{k}", store, data,
+                                device=device, step=step, bank=bank) for k in range(config.heads)]
+    if shrinkage is not None:
+        centroids = config.replace(fit=config.fit.replace(head="centroids", shrinkage=shrinkage, members=1))
+        models.append(fit_and_calibrate(centroids, out / "head-centroids", store, data, device=device, step=step,
+                                        bank=bank))
+    return models
 
 
 def combine_export_report(
@@ -82,7 +89,7 @@ def fit_and_calibrate(
     from wakebuilder.recipe_precision import stores_precision
 
     step = step or StepLog()
-    step("fit")
+    step("fit" if config.fit.head == "network" else f"fit the {config.fit.head} head")
     stores = [store, bank] if bank is not None else [store]
     model_dir = keep_or_fit(stores, out / "model", config.fit.replace(seed=config.seed), wake_word=config.phrase,
                             device=device)
