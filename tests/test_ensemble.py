@@ -512,3 +512,15 @@ def test_a_model_of_one_kind_writes_its_head_config_as_before(members: list[Path
     for model in (members[0], out):
         assert "member_kinds" not in json.loads((model / "model.json").read_text())["head"]
         assert load_model(model).head.config.member_kinds == ()
+
+
+def test_a_given_threshold_is_used_as_given_and_the_summary_records_no_floor(members: list[Path],
+                                                                             tmp_path: Path) -> None:
+    """--threshold overrides the rule as it does in wb detect and wb fuse: the members' floor (0.8) is not applied,
+    so the summary must not record it as the ensemble's ``min_threshold``, which would claim the 0.3 was floored."""
+    for model, calibration in zip(members, CALIBRATIONS):
+        atomic_write_json(model / "calibration.json", calibration | {"config": {"min_threshold": 0.8}})
+    out, summary = combine_models(members, tmp_path / "ens", threshold=0.3, device="cpu")
+    assert summary["threshold"] == 0.3 and summary["objective"] == "given" and summary["min_threshold"] == 0.0
+    assert json.loads((out / "calibration.json").read_text())["min_threshold"] == 0.0
+    assert load_model(out).threshold == 0.3

@@ -19,7 +19,8 @@ had that floor. A mean of probabilities is less extreme than its members, so whe
 thresholds high (0.92-0.94 for "hey jarvis") their mean was too strict for it and found 0.71 of the held-out
 positives. Otherwise the mean of the members' thresholds. Either is kept at or above the mean of the members'
 ``min_threshold`` (the floor of a backbone whose synthetic stream does not bound the threshold; the summary records
-it): members calibrated alike keep their floor. Members of other kinds may not be: on word-embedding the network head
+it): members calibrated alike keep their floor. A ``--threshold`` given is used as given, unfloored (the summary's
+``min_threshold`` is then 0.0). Members of other kinds may not be: on word-embedding the network head
 takes the recipe's 0.8, the centroids head none (it ranks real speech best unfloored), and the mean of their
 thresholds, each at or above its own floor, found 192 of 234 real clips for 18 false accepts (research/REAL_TRANSFER.md,
 twenty-fifth and twenty-sixth rounds); the highest floor would lift it to 0.8, stricter than anything measured. On
@@ -79,7 +80,10 @@ def combine_models(
             their floors (``min_threshold``) need not: the threshold chosen, or without a stream the mean of the
             members' thresholds, is kept at or above the mean of their floors (``_mean_floor``), which the summary
             records as ``min_threshold``.
-        threshold: instead of the rule's.
+        threshold: instead of the rule's, used as given: not kept at or above the members' floors (as ``wb detect
+            --threshold`` overrides a calibrated threshold; ``wb calibrate --min-threshold`` bounds only the
+            thresholds it chooses), so the summary records ``min_threshold`` 0.0, no floor, as a calibration
+            without ``--min-threshold`` does.
         overwrite: replace an existing ``out_dir``.
         device: where the backbone runs over ``streams``.
         dtype: the AST's compute precision over ``streams`` (``auto``: the one the members' model.json records for
@@ -113,18 +117,20 @@ def combine_models(
     split = {"train_groups": [], "val_groups": [], "members": [m.split for m in models]}
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise ConfigError(f"wb ensemble --threshold {threshold}: must be between 0 and 1")
+    given = threshold is not None
     target = Path(out_dir)
     with atomic_directory(target, overwrite=overwrite) as work:
         save_model(work, head, meta=meta, split=split)
         summary: dict[str, Any] = {
             "threshold": float(np.mean([c["threshold"] for c in cals])), "temperature": 1.0, "bias": 0.0,
-            "objective": THRESHOLD_RULE, "members": members, "min_threshold": _mean_floor(models),
+            "objective": THRESHOLD_RULE, "members": members, "min_threshold": 0.0 if given else _mean_floor(models),
             "metrics": None, "fa_per_hour": None, "stream_hours": 0.0, "frr_at_fa": {}, "streams": [],
             "config": _shared_settings(models, tuple(STREAM_DEFAULTS)),  # how wb detect and wb web then score it
         }
-        summary |= _floored(summary["threshold"], summary["objective"], summary["min_threshold"])
-        if threshold is not None:
+        if given:
             summary |= {"threshold": float(threshold), "objective": "given"}
+        else:
+            summary |= _floored(summary["threshold"], summary["objective"], summary["min_threshold"])
         if streams:
             summary |= _on_streams(work, streams, models, summary["threshold"], choose=threshold is None,
                                    floor=summary["min_threshold"], device=device, dtype=dtype)

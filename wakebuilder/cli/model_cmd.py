@@ -132,7 +132,8 @@ def ensemble(models: tuple[str, ...], out_dir: str, streams: tuple[str, ...], th
     embeddings). Its probability is the mean of the members' calibrated probabilities behind one backbone pass. Its
     threshold: with --stream and members calibrated by the FA/h rule, that rule on the ensemble's scores
     over the stream (not below the mean of the members' best-F1 thresholds); else the mean of the members'
-    thresholds; or --threshold. wb export, detect and eval take it like any model.
+    thresholds; either not below the mean of the members' --min-threshold. Or --threshold, used as given (no floor).
+    wb export, detect and eval take it like any model.
     """
     from wakebuilder.ensemble import combine_models
 
