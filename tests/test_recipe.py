@@ -279,9 +279,11 @@ def test_data_seeds_and_heads_average_calibrated_models(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_tiny_recipe_fuses_two_backbones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tiny_recipe_fuses_two_backbones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        caplog: pytest.LogCaptureFixture) -> None:
     """--fuse-with: the data made once, each backbone's calibrated export (the second in its own folder, at its own
-    window and threshold floor), fused into the run's detector, which the report measures; a rerun keeps the heads."""
+    window and threshold floor), fused into the run's detector, which the report measures; a rerun keeps the heads.
+    The log says "done" once, last: each member's export said it before the fusion and its report had run."""
     import wakebuilder.train.fit as fit
     from tests.backbones.test_word_embedding import stand_in_model
     from wakebuilder.backbones import word_embedding as we
@@ -291,7 +293,10 @@ def test_tiny_recipe_fuses_two_backbones(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv(we.MODEL_ENV, str(stand_in_model(tmp_path / "word-embedding.onnx")))
     out = tmp_path / "run"
     config = RecipeConfig.preset("tiny", engines=("espeak",), fuse_with="word-embedding")
-    result = run_recipe(config, out_dir=out, device="cpu")
+    with caplog.at_level(logging.INFO, logger="wakebuilder"):
+        result = run_recipe(config, out_dir=out, device="cpu")
+    steps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("quickstart:")]
+    assert [s for s in steps if "] done in " in s] == steps[-1:] and "fused" in steps[-2]
     assert result.onnx == out / "export-fused" / "hey-jarvis.onnx" and result.onnx.is_file()
     members = (out / "export" / "hey-jarvis.onnx", out / "word-embedding" / "export" / "hey-jarvis.onnx")
     assert result.fused == members and all(m.is_file() for m in members)

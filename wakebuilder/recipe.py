@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -84,14 +85,21 @@ def run_recipe(
             from wakebuilder.bank.reading import reading
 
             held.enter_context(reading(heldout_dir()))
-        if config.data_seeds > 1:
-            return _run_data_seeds(config, out, step, inputs, device=device, threads=threads, held=held)
-        if config.fuse_with is not None:
-            return _run_fused(config, out, step, build_data(config, out, step=step, **inputs), device=device,
-                              threads=threads, held=held)
-        data, store, bank_store = _data_and_store(config, out, step, inputs, device=device, threads=threads,
-                                                  held=held)
-        return train_and_export(config, out, store, data, device=device, step=step, bank=bank_store)
+        result = _run(config, out, step, inputs, device=device, threads=threads, held=held)
+    step(f"done in {time.perf_counter() - step.start:.0f}s")  # once, here: not after each member of a fused run
+    return result
+
+
+def _run(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str, threads: int,
+         held: contextlib.ExitStack) -> RecipeResult:
+    """The run of ``config`` in its kind: several data seeds, two backbones fused, or one store's heads."""
+    if config.data_seeds > 1:
+        return _run_data_seeds(config, out, step, inputs, device=device, threads=threads, held=held)
+    if config.fuse_with is not None:
+        return _run_fused(config, out, step, build_data(config, out, step=step, **inputs), device=device,
+                          threads=threads, held=held)
+    data, store, bank_store = _data_and_store(config, out, step, inputs, device=device, threads=threads, held=held)
+    return train_and_export(config, out, store, data, device=device, step=step, bank=bank_store)
 
 
 def _data_and_store(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str,

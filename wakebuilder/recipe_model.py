@@ -104,7 +104,8 @@ def export_and_report(
     config: RecipeConfig, out: Path, model_dir: Path, store: Path, data: RecipeData, calibration: dict[str, Any], *,
     device: str = "auto", step: StepLog | None = None, bank: Path | None = None,
 ) -> RecipeResult:
-    """``out/export/<slug>.onnx`` of the calibrated ``model_dir``, and the report on held-out data."""
+    """``out/export/<slug>.onnx`` of the calibrated ``model_dir``, and the report on held-out data. It logs no
+    "done": a fused run's members are followed by the fusion and its report (``run_recipe`` says it at the end)."""
     from wakebuilder.export import export_model
 
     step = step or StepLog()
@@ -118,7 +119,6 @@ def export_and_report(
         step(f"report: clips and {config.report_stream_s:g}s of stream that neither training nor the threshold saw")
         report = report_on_heldout(onnx, data, device=device, model_dir=model_dir if config.bank else None,
                                    dtype=stores_precision([store, bank]))
-    step(f"done in {time.perf_counter() - step.start:.0f}s")
     return RecipeResult(config=config, out_dir=out, onnx=onnx, model_dir=model_dir, store=store, data=data,
                         threshold=float(calibration["threshold"]), report=report,
                         seconds=time.perf_counter() - step.start, bank=bank)
@@ -140,7 +140,6 @@ def fuse_and_report(config: RecipeConfig, out: Path, members: list[RecipeResult]
              "nor the thresholds saw")
         cached = _fused_members(members) if config.bank else ()  # as export_and_report: the passes cached with it
         report = report_on_heldout(onnx, data, device=device, fused_members=cached)
-    step(f"done in {time.perf_counter() - step.start:.0f}s")
     return dataclasses.replace(members[0], config=config, out_dir=out, onnx=onnx, threshold=fused.threshold,
                                report=report, seconds=time.perf_counter() - step.start,
                                fused=tuple(m.onnx for m in members))
