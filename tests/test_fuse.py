@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +112,70 @@ def test_the_fused_detector_is_the_weighted_mean_of_its_members_on_centred_slice
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["window_samples"] == "16000" and float(meta["threshold"]) == pytest.approx(result.threshold)
     onnx.checker.check_model(proto, full_check=True)
+
+
+_OPENED: list[list[Path]] = []  # the files opened in Python while an opened_files() block runs (its list last)
+
+
+def _audit_open(event: str, args: tuple[Any, ...]) -> None:
+    if event == "open" and _OPENED and isinstance(args[0], (str, os.PathLike)):
+        _OPENED[-1].append(Path(args[0]).resolve())
+
+
+@contextlib.contextmanager
+def opened_files() -> Iterator[list[Path]]:
+    """The files Python opens in the block (an audit hook, added once: hooks cannot be removed)."""
+    if _audit_open not in getattr(opened_files, "hooked", ()):
+        sys.addaudithook(_audit_open)
+        opened_files.hooked = (_audit_open,)  # type: ignore[attr-defined]
+    _OPENED.append([])
+    try:
+        yield _OPENED[-1]
+    finally:
+        _OPENED.pop()
+
+
+def test_each_member_file_is_read_once(members: tuple[Path, Path], tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """wb fuse read each member's ONNX file three times: onnxruntime's session of it (its scorer, window and
+    metadata), onnx.load for the fused graph and the sha256 NAME.json records; an AST export is hundreds of MB.
+    It now reads each once, and all three take those bytes."""
+    import onnxruntime as ort
+
+    sessions: list[Path] = []
+    session = ort.InferenceSession
+
+    def counted(model: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(model, (str, os.PathLike)):  # a path: onnxruntime reads the file itself, in C++
+            sessions.append(Path(model).resolve())
+        return session(model, *args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", counted)
+    with opened_files() as opened:
+        result = fuse_detectors(list(members), tmp_path / "fused")
+    reads = [*sessions, *opened]
+    assert [reads.count(m.resolve()) for m in members] == [1, 1]
+    record = json.loads(Path(result.files["json"]).read_text())["fused"]["members"]
+    assert [m["sha256"] for m in record] == [hashlib.sha256(m.read_bytes()).hexdigest() for m in members]
+
+
+def test_a_member_with_external_data_fuses_as_when_inline(members: tuple[Path, Path], tmp_path: Path) -> None:
+    """Read once as bytes, a member whose weights lie in a file beside it (onnx's external data) still fuses: its
+    graph is loaded with them and its session opened from its path, where onnxruntime finds them."""
+    import shutil
+
+    import onnx
+
+    short, long = members
+    (tmp_path / "e").mkdir()
+    outside = tmp_path / "e" / "long.onnx"
+    onnx.save_model(onnx.load(str(long)), str(outside), save_as_external_data=True, location="long.data",
+                    size_threshold=1024)  # its 16000 weights; the small constants stay inline
+    shutil.copy(long.with_suffix(".json"), outside.with_suffix(".json"))
+    inline, external = (fuse_detectors([short, m], tmp_path / name) for m, name in ((long, "in"), (outside, "ext")))
+    waves = (0.3 * np.random.default_rng(5).standard_normal((3, 16000))).astype(np.float32)
+    np.testing.assert_allclose(run_onnx(Path(external.files["onnx"]), waves), run_onnx(Path(inline.files["onnx"]),
+                                                                                        waves), atol=1e-6)
 
 
 def test_wb_fuse_prints_the_path_and_wb_detect_runs_on_it(members: tuple[Path, Path], tmp_path: Path) -> None:

@@ -122,16 +122,17 @@ def sidecar_path(onnx_path: Path) -> Path:
     return found[0] if found else exact
 
 
-def _open_session(where: Path, threads: int) -> Any:
-    """An onnxruntime CPU session of ``where`` (else a ``ModelFileError`` naming it)."""
+def _open_session(where: Path, threads: int, model: bytes | None = None) -> Any:
+    """An onnxruntime CPU session of ``where``, or of ``model``, its bytes read already (else a ``ModelFileError``
+    naming it)."""
     import onnxruntime as ort
 
-    if not where.is_file():
+    if model is None and not where.is_file():
         raise ModelFileError(f"{where}: ONNX model not found")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     try:
-        return ort.InferenceSession(str(where), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(where) if model is None else model, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several unrelated exception types for bad files
         raise ModelFileError(f"{where}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from exc
 
@@ -176,10 +177,14 @@ def _onnx_scorer(session: Any, where: Path) -> Scorer:
     return score
 
 
-def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0) -> Detector:
-    """Load an ONNX detector; its threshold comes from ``NAME.json`` or its metadata (None if uncalibrated)."""
+def load_onnx_detector(path: str | os.PathLike[str], *, threads: int = 0, model: bytes | None = None) -> Detector:
+    """Load an ONNX detector; its threshold comes from ``NAME.json`` or its metadata (None if uncalibrated).
+
+    ``model``: the file's bytes where the caller has read them for more (wb fuse: its graph and sha256 too), so the
+    file is not read again; a graph with external data needs its path instead, where onnxruntime finds them.
+    """
     where = Path(path)
-    session = _open_session(where, threads)
+    session = _open_session(where, threads, model)
     meta = dict(session.get_modelmeta().custom_metadata_map)
     sidecar = sidecar_path(where)
     info = read_object(sidecar, "re-run wb export") if sidecar.is_file() else {}

@@ -12,6 +12,7 @@ speech, music and noise. ``wb detect``, ``wb eval`` and ``wb web`` take the resu
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 from collections.abc import Sequence
@@ -24,7 +25,6 @@ from wakebuilder import SAMPLE_RATE, __version__
 from wakebuilder.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, refuse_existing
 from wakebuilder.detector import Detector, load_onnx_detector, sidecar_path
 from wakebuilder.errors import ConfigError, ModelFileError
-from wakebuilder.fingerprint import cached_file_sha256
 from wakebuilder.modeldir import refuse_out_holding, short_repr
 from wakebuilder.stream_settings import setting_problem, stream_defaults
 from wakebuilder.values import finite_number
@@ -78,7 +78,7 @@ def fuse_detectors(
         raise ConfigError(f"wb fuse --threshold {threshold}: must be between 0 and 1")
     refuse_out_holding(out_dir, [("--model", p) for p in paths])
     refuse_existing(out_dir, overwrite=overwrite)
-    members = [_member(p, need_threshold=threshold is None) for p in paths]
+    members, protos, digests = map(list, zip(*(_member(p, need_threshold=threshold is None) for p in paths)))
     wake_word = _shared_wake_word(members)
     settings = _shared_settings(members)
     window = max(m.window_samples for m in members)
@@ -86,9 +86,9 @@ def fuse_detectors(
     rule = "given" if threshold is not None else THRESHOLD_RULE
     if threshold is None:
         threshold = float(sum(w * float(m.threshold) for w, m in zip(shares, members)))
-    info = _describe(members, shares, slices, wake_word=wake_word, settings=settings, threshold=threshold,
+    info = _describe(members, digests, shares, slices, wake_word=wake_word, settings=settings, threshold=threshold,
                      rule=rule, window=window)
-    model = fused_model(paths, slices, shares, window)
+    model = fused_model(paths, protos, slices, shares, window)
     for key, value in onnx_metadata(info).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, str(value)
@@ -114,13 +114,30 @@ def _normalised(weights: Sequence[float] | None, n: int) -> list[float]:
     return [float(w) / float(sum(given)) for w in given]
 
 
-def _member(path: Path, *, need_threshold: bool) -> Detector:
-    """An exported end-to-end detector (``load_onnx_detector`` refuses a head-only one, naming it)."""
-    detector = load_onnx_detector(path)
+def _member(path: Path, *, need_threshold: bool) -> tuple[Detector, Any, str]:
+    """An exported end-to-end detector (``load_onnx_detector`` refuses a head-only one, naming it), its ONNX graph
+    and its file's sha256, all from one read of the file (an AST export is hundreds of MB; its session, the fused
+    graph and NAME.json each read it before). A graph with external data is loaded with them, its session from its
+    path, where onnxruntime finds them."""
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    if not path.is_file():
+        raise ModelFileError(f"{path}: ONNX model not found")
+    raw = path.read_bytes()
+    try:
+        proto = onnx.load_model_from_string(raw)
+    except Exception as exc:  # protobuf's DecodeError and others: not an ONNX file
+        raise ModelFileError(f"{path}: not a loadable ONNX model "
+                             f"({(str(exc).splitlines() or [type(exc).__name__])[0]})") from exc
+    external = any(uses_external_data(t) for t in proto.graph.initializer)
+    if external:
+        load_external_data_for_model(proto, str(path.parent))
+    detector = load_onnx_detector(path, model=None if external else raw)
     if need_threshold and detector.threshold is None:
         raise ModelFileError(f"{path}: not calibrated (no calibrated threshold in {sidecar_path(path).name} or its "
                              "metadata); export a calibrated model (wb calibrate, then wb export), or pass --threshold")
-    return detector
+    return detector, proto, hashlib.sha256(raw).hexdigest()
 
 
 def _source(member: Detector) -> Path:
@@ -160,15 +177,17 @@ def _shared_settings(members: list[Detector]) -> dict[str, Any]:
     return settings[0] | {"refractory_s": max(s["refractory_s"] for s in settings)}
 
 
-def _describe(members: list[Detector], shares: list[float], slices: list[tuple[int, int]], *, wake_word: str | None,
-              settings: dict[str, Any], threshold: float, rule: str, window: int) -> dict[str, Any]:
-    """``NAME.json``: wb export's sidecar where it applies, and the members in ``fused``."""
+def _describe(members: list[Detector], digests: list[str], shares: list[float], slices: list[tuple[int, int]], *,
+              wake_word: str | None, settings: dict[str, Any], threshold: float, rule: str,
+              window: int) -> dict[str, Any]:
+    """``NAME.json``: wb export's sidecar where it applies, and the members in ``fused`` (``digests``: their files'
+    sha256)."""
     records = []
-    for member, share, (start, end) in zip(members, shares, slices):
+    for member, digest, share, (start, end) in zip(members, digests, shares, slices):
         backbone = member.info.get("backbone")
         records.append({
             "file": Path(member.path or member.name).name,
-            "sha256": cached_file_sha256(member.path or member.name),
+            "sha256": digest,
             "backbone": backbone.get("name") if isinstance(backbone, dict) else member.info.get("backbone_id"),
             "window_s": member.info.get("window_s") or member.window_samples / SAMPLE_RATE,
             "window_samples": member.window_samples, "threshold": member.threshold, "weight": share,
@@ -187,14 +206,15 @@ def _describe(members: list[Detector], shares: list[float], slices: list[tuple[i
     }
 
 
-def fused_model(paths: list[Path], slices: list[tuple[int, int]], shares: list[float], window: int) -> Any:
-    """One ONNX graph: per member a Slice of ``waveform`` on axis 1 into its graph (names prefixed ``m{i}_``),
-    its output flattened to ``(batch,)`` and weighted, and their Sum as ``probability``; one opset (the highest,
-    members below it converted) and the highest IR version."""
+def fused_model(paths: list[Path], protos: list[Any], slices: list[tuple[int, int]], shares: list[float],
+                window: int) -> Any:
+    """One ONNX graph of the members' graphs ``protos`` (of the files ``paths``, named in errors): per member a Slice
+    of ``waveform`` on axis 1 into its graph (names prefixed ``m{i}_``), its output flattened to ``(batch,)`` and
+    weighted, and their Sum as ``probability``; one opset (the highest, members below it converted) and the
+    highest IR version."""
     import onnx
     from onnx import compose, helper, numpy_helper
 
-    protos = [onnx.load(str(p)) for p in paths]
     opset = max(MIN_OPSET, *(_default_opset(m) for m in protos))
     nodes, initializers, value_info, functions, weighted = [], [], [], [], []
     domains: dict[str, int] = {}
