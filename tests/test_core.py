@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 
 from wakebuilder.atomic import atomic_directory, atomic_write_json, read_json, writer_lock
 from wakebuilder.config import StageConfig
-from wakebuilder.errors import ConfigError, WakebuilderError
+from wakebuilder.errors import ConfigError, LockedError, WakebuilderError
 from wakebuilder.fingerprint import audio_id, canonical_json, fingerprint
 
 
@@ -204,6 +206,79 @@ def test_writer_lock_tells_a_reused_inode_number_from_the_file_it_named(tmp_path
             pass
         with pytest.raises(LockedError, match="another wakebuilder process"), writer_lock(tmp_path / "link.h5"):
             pass  # a hard link: the same file
+
+
+@pytest.fixture
+def identity_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The folder of the identity lock files, in a temp dir of the test's own (its subprocesses' too)."""
+    pytest.importorskip("fcntl", reason="Windows: the identity lock is a filelock.FileLock, its file kept")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    return temp / "wakebuilder-locks"
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_writer_lock_deletes_its_identity_lock_file(kind: str, tmp_path: Path, identity_locks: Path) -> None:
+    """The lock file of the written file's identity was left in <temp>/wakebuilder-locks on release, one for every
+    artifact ever written (13,000 on one machine); the writer now deletes it as it releases it."""
+    target = tmp_path / "store.h5"
+    target.write_bytes(b"") if kind == "file" else target.mkdir()
+    with writer_lock(target):
+        assert len(list(identity_locks.iterdir())) == 1
+    assert list(identity_locks.iterdir()) == []
+
+
+def test_writer_lock_refuses_a_hard_link_at_once_and_deletes_the_lock_after(tmp_path: Path,
+                                                                           identity_locks: Path) -> None:
+    """A second writer of the same file through a hard link (another lock beside it, the same identity) still fails
+    at once, in another process, while the first holds the identity lock; after the release nothing is left."""
+    held = tmp_path / "held.h5"
+    held.write_bytes(b"")
+    (tmp_path / "link.h5").hardlink_to(held)
+    code = (
+        "import sys\nfrom wakebuilder.atomic import writer_lock\nfrom wakebuilder.errors import LockedError\n"
+        f"try:\n    with writer_lock({str(tmp_path / 'link.h5')!r}):\n        pass\nexcept LockedError as e:\n"
+        "    print(e); sys.exit(3)\n"
+    )
+    with writer_lock(held):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 3 and "another wakebuilder process" in result.stdout, result.stderr
+    assert str(identity_locks) in result.stdout
+    with writer_lock(tmp_path / "link.h5"):  # released again
+        pass
+    assert list(identity_locks.iterdir()) == []
+
+
+def test_writer_lock_never_grants_a_deleted_identity_lock(tmp_path: Path, identity_locks: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleting a lock file on release races a writer that opened it just before: A holds the lock of held.h5's
+    identity; B (writing it through a hard link) opens the lock file; A releases and deletes it; C makes and locks a
+    new one; B's flock then succeeds on A's deleted file. B must see that the path names another file now, open it
+    again and be refused while C holds it, not write beside C."""
+    held = tmp_path / "held.h5"
+    held.write_bytes(b"")
+    (tmp_path / "link.h5").hardlink_to(held)
+    first, third = contextlib.ExitStack(), contextlib.ExitStack()
+    first.enter_context(writer_lock(held))
+    [lock_file] = identity_locks.iterdir()
+    real_open = os.open
+    interleaved: list[str] = []
+
+    def opening(path: object, *args: object, **kwargs: object) -> int:
+        fd = real_open(path, *args, **kwargs)
+        if Path(os.fsdecode(path)) == lock_file and not interleaved:  # B, between its open and its flock
+            interleaved.append("A releases, C locks")
+            first.close()
+            third.enter_context(writer_lock(held))
+        return fd
+
+    monkeypatch.setattr(os, "open", opening)
+    with third, pytest.raises(LockedError, match="another wakebuilder process"):
+        with writer_lock(tmp_path / "link.h5"):
+            pytest.fail("B was granted the lock C holds")
+    assert interleaved and list(identity_locks.iterdir()) == []
 
 
 def _has_inode_generations(path: Path) -> bool:

@@ -22,6 +22,11 @@ from filelock import FileLock, Timeout
 
 from wakebuilder.errors import ArtifactExistsError, ConfigError, LockedError, WakebuilderError
 
+try:
+    import fcntl
+except ImportError:  # Windows: the identity lock is a filelock.FileLock, its file left in place
+    fcntl = None  # type: ignore[assignment]
+
 INCOMPLETE_SUFFIX = ".incomplete"
 # Where ``remove_directory`` moves a directory before deleting it: a kill leaves it there, not half deleted in place.
 REMOVED_SUFFIX = ".removed" + INCOMPLETE_SUFFIX
@@ -155,22 +160,81 @@ def _inode_generation(descriptor: int) -> int | None:
 
 @contextlib.contextmanager
 def writer_lock(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold the locks of ``lock_paths(path)`` while writing ``path``; a second writer fails at once."""
+    """Hold the locks of ``lock_paths(path)`` while writing ``path``; a second writer fails at once.
+
+    The lock file of the file's identity, in the temp dir, is deleted on release (``_deleted_lock``): kept, one was
+    left there for every artifact ever written.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as held:
-        for lock_file in lock_paths(target):
+        beside, *identity = lock_paths(target)
+        for lock_file in (beside, *identity):
             lock_file.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(lock_file))
-            try:
-                lock.acquire(timeout=0)
-            except Timeout as exc:
-                raise LockedError(
-                    f"{target}: another wakebuilder process is writing it (lock {lock_file}); "
-                    "wait for it to finish"
-                ) from exc
-            held.callback(lock.release)
+        held.enter_context(_kept_lock(beside, target))
+        for lock_file in identity:
+            held.enter_context(_kept_lock(lock_file, target) if fcntl is None else _deleted_lock(lock_file, target))
         yield
+
+
+@contextlib.contextmanager
+def _kept_lock(lock_file: Path, target: Path) -> Iterator[None]:
+    """Hold the ``filelock.FileLock`` of ``lock_file`` for writing ``target``; its file stays on release."""
+    lock = FileLock(str(lock_file))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as exc:
+        raise _locked_error(target, lock_file) from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def _deleted_lock(lock_file: Path, target: Path) -> Iterator[None]:
+    """Hold ``lock_file`` (``fcntl.flock``) for writing ``target`` and delete it on release, still holding it.
+
+    Deleting a lock file opens a race: a writer that opened it just before the holder deleted it would lock the
+    deleted file while a third writer makes and locks a new one at the path, and both would write. So a lock
+    counts only while ``lock_file`` still names the file locked; when it does not, the writer opens it again.
+    """
+    while True:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:
+                locked = False
+            current = _names_descriptor(lock_file, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if current and locked:
+            break
+        os.close(fd)  # releases what it locked of a deleted file
+        if current:  # held by a live writer
+            raise _locked_error(target, lock_file)
+    try:
+        yield
+    finally:
+        try:
+            lock_file.unlink(missing_ok=True)  # before the release: a writer waiting on this file opens it again
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def _names_descriptor(path: Path, fd: int) -> bool:
+    """Whether ``path`` names the file open as ``fd`` (not deleted or replaced since it was opened)."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(fd))
+    except FileNotFoundError:
+        return False
+
+
+def _locked_error(target: Path, lock_file: Path) -> LockedError:
+    return LockedError(f"{target}: another wakebuilder process is writing it (lock {lock_file}); wait for it to finish")
 
 
 @contextlib.contextmanager
