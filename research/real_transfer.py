@@ -394,8 +394,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        ("target_fa_per_hour", float), ("window_s", float)):
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
     p.add_argument("--objective", choices=["f1", "fa-per-hour"], default=None)
-    p.add_argument("--backbone", default="speech-embedding",
-                   help="the recipe's backbone: speech-embedding or word-embedding [default: %(default)s]")
+    p.add_argument("--backbone", default="word-embedding",
+                   help="the recipe's backbone (the quickstart's default): word-embedding or speech-embedding "
+                   "[default: %(default)s]")
     p.add_argument("--augment", action="append", default=[], metavar="KEY=VALUE",
                    help="an AugmentConfig setting of the recipe (repeatable), e.g. formant_p=0.5")
     p.add_argument("--fit", action="append", default=[], metavar="KEY=VALUE",

@@ -51,8 +51,12 @@ def test_presets_hold_the_quickstart_counts() -> None:
 
 
 def test_window_slug_and_negative_engines() -> None:
-    config = RecipeConfig(phrase="Hey, Jarvis!", engines=("piper",))
+    config = RecipeConfig(phrase="Hey, Jarvis!", engines=("piper",), backbone="speech-embedding")
     assert config.slug == "hey-jarvis" and config.embed_window_s == 2.5 and config.negative_engines == ("piper",)
+    # the default, word-embedding, sees its own 1.5 s; the smoke test's preset runs on the shipped backbone
+    assert RecipeConfig().backbone == "word-embedding" and RecipeConfig().embed_window_s is None
+    assert RecipeConfig.preset("tiny").backbone == "speech-embedding"
+    assert RecipeConfig.preset("tiny", backbone="word-embedding").backbone == "word-embedding"
     assert RecipeConfig(backbone="ast").embed_window_s is None
     assert RecipeConfig(neg_engines=("espeak",)).negative_engines == ("espeak",)
     # Kokoro speaks the phrase and its sound-alikes, not the shared sentences (too slow for the first run)
@@ -156,9 +160,13 @@ def test_quickstart_cli_runs_run_recipe(tmp_path: Path, monkeypatch: pytest.Monk
     heads = CliRunner().invoke(main, ["quickstart", "x", "--heads", "1", "--out", str(out)])
     assert heads.exit_code == 0, heads.output
     assert calls[-1][0] == RecipeConfig.preset("quick", phrase="x", heads=1)
-    fused = CliRunner().invoke(main, ["quickstart", "x", "--fuse-with", "word-embedding", "--out", str(out)])
+    fused = CliRunner().invoke(main, ["quickstart", "x", "--fuse-with", "speech-embedding", "--out", str(out)])
     assert fused.exit_code == 0, fused.output
-    assert calls[-1][0] == RecipeConfig.preset("quick", phrase="x", fuse_with="word-embedding")
+    assert calls[-1][0] == RecipeConfig.preset("quick", phrase="x", fuse_with="speech-embedding")
+    assert calls[-1][0].backbone == "word-embedding" and calls[-1][1]["out_dir"] == str(out)
+    default_out = CliRunner().invoke(main, ["quickstart", "Hey X"])
+    assert default_out.exit_code == 0, default_out.output
+    assert calls[-1][1]["out_dir"] == "runs/hey-x-word-embedding"
 
 
 def test_realdev_benchmark_runs_the_same_run_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -566,7 +574,7 @@ def test_fuse_with_an_unknown_or_the_same_backbone_is_refused_before_any_synthes
                                        "--fuse-with", fuse_with, "--out", str(tmp_path / "run")])
     assert result.exit_code == exit_code and result.stderr.startswith(f"wb: error: {error}"), result.output
     with pytest.raises(ConfigError, match="data_seeds"):  # one data, two backbones; wb fuse joins other runs
-        RecipeConfig(fuse_with="word-embedding", data_seeds=2)
+        RecipeConfig(fuse_with="speech-embedding", data_seeds=2)
 
 
 def _no_synthesis(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -145,6 +145,22 @@ def test_identity_reloads_and_export_is_one_graph_equal_to_embed_then_head(
     assert detector.window_samples == backbone.window_samples
 
 
+def test_a_missing_model_is_refused_by_the_spec_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """word-embedding is the recipe's default: where its model is not installed the run fails at its start (the
+    spec check), saying how to install it or which backbone is shipped, not at embedding after minutes of
+    synthesis."""
+    from wakebuilder.backbones import check_spec
+
+    monkeypatch.delenv(we.MODEL_ENV, raising=False)
+    monkeypatch.setattr(we.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(BackboneError, match="--backbone word_embedding: .*pip install --no-deps EfficientWord-Net.*"
+                                            "or pass --backbone speech-embedding"):
+        check_spec("word_embedding")
+    check_spec("speech-embedding")  # shipped: nothing to locate
+    monkeypatch.setenv(we.MODEL_ENV, str(stand_in_model(tmp_path / "model.onnx")))
+    check_spec("word-embedding")
+
+
 def test_missing_or_foreign_model_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(we.MODEL_ENV, str(tmp_path / "absent.onnx"))
     with pytest.raises(BackboneError, match="WB_WORD_EMBEDDING_MODEL=.*absent.onnx: no such file"):

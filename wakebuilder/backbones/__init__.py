@@ -29,16 +29,24 @@ KNOWN_NAMES = ("ast", "speech-embedding", "word-embedding")
 
 def check_spec(spec: str, *, option: str = "--backbone") -> None:
     """Refuse a ``--backbone`` (or the ``option`` named) that is neither a known name, a local directory nor a hub id
-    (owner/name).
+    (owner/name), or word-embedding where its model is not installed (located, not loaded: a run fails now, not at
+    embedding after minutes of synthesis).
 
     Raises:
-        BackboneError: naming the known names, or saying the directory does not exist.
+        BackboneError: naming the known names, saying the directory does not exist, or how to install the model.
     """
     from pathlib import Path
 
     from wakebuilder.errors import BackboneError
 
     path = Path(spec).expanduser()
+    if ALIASES.get(spec) == "word-embedding":
+        from wakebuilder.backbones.word_embedding import model_path
+
+        try:
+            model_path()
+        except BackboneError as exc:
+            raise BackboneError(f"{option} {spec}: {exc}; or pass {option} speech-embedding (shipped)") from None
     if spec in ALIASES or path.is_dir():
         return
     known = f"known names: {', '.join(KNOWN_NAMES)}; or an HF hub id (owner/name) of an AST checkpoint"
