@@ -1,13 +1,13 @@
 """Real-time factor of streaming detection with the exported end-to-end ONNX on CPU.
 
-For each backbone (speech-embedding; a random AST of the base size, 768 wide and 12
-layers, at a 1.28 s window), a random head is saved as a model directory, exported
+For each backbone (speech-embedding; word-embedding, the quickstart's default, where it is installed; a random AST
+of the base size, 768 wide and 12 layers, at a 1.28 s window), a random head is saved as a model directory, exported
 with ``wb export`` (parity-checked), and ``wb detect``'s code path
 (``load_detector`` + ``detect_waveform``) scans deterministic synthetic audio at
 hop 0.1 s. RTF = seconds of audio per second of wall time (above 1 keeps up with
 live audio). onnxruntime threads: 1 and its default.
 
-Usage: .venv/bin/python benchmarks/detect_rtf.py [--se-seconds 60] [--ast-seconds 10] [--skip-ast]
+Usage: .venv/bin/python benchmarks/detect_rtf.py [--se-seconds 60] [--we-seconds 30] [--ast-seconds 10] [--skip-ast]
 Writes benchmarks/results/detect_rtf.json.
 """
 
@@ -48,9 +48,9 @@ def export_random(backbone_spec: str, root: Path, window_s: float | None = None)
     head = WakeHead(HeadConfig(input_dim=backbone.dim, seq_len=backbone.seq_len)).eval()
     meta = {"backbone": backbone.identity, "store_fingerprint": "benchmark", "wake_word": "bench", "fit": {}}
     split = {"seed": 0, "val_fraction": 0.2, "train_groups": [], "val_groups": []}
-    model = save_model(root / f"model-{backbone.name}-{backbone.window_s}", head, meta=meta, split=split)
+    model = save_model(root / f"model-{backbone.name}-{backbone.window_samples}", head, meta=meta, split=split)
     start = time.perf_counter()
-    summary = export_model(model, root / f"export-{backbone.name}-{backbone.window_s}", name="bench")
+    summary = export_model(model, root / f"export-{backbone.name}-{backbone.window_samples}", name="bench")
     return Path(summary.files["onnx"]), time.perf_counter() - start
 
 
@@ -81,9 +81,22 @@ def measure(onnx_path: Path, audio: np.ndarray, threads: int) -> dict:
             "window_samples": detector.window_samples}
 
 
+def word_embedding_installed() -> bool:
+    from wakebuilder.backbones.word_embedding import model_path
+    from wakebuilder.errors import BackboneError
+
+    try:
+        model_path()
+    except BackboneError as exc:
+        print(f"word-embedding skipped: {exc}")
+        return False
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--se-seconds", type=float, default=60.0)
+    parser.add_argument("--we-seconds", type=float, default=30.0)
     parser.add_argument("--ast-seconds", type=float, default=10.0)
     parser.add_argument("--skip-ast", action="store_true")
     args = parser.parse_args()
@@ -92,6 +105,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="wb-detect-rtf-") as tmp:
         root = Path(tmp)
         plans = [("speech-embedding", "speech-embedding", args.se_seconds)]
+        if word_embedding_installed():
+            plans.append(("word-embedding", "word-embedding", args.we_seconds))
         if not args.skip_ast:
             plans.append(("ast-base-random-1.28s", random_base_ast(root), args.ast_seconds))
         for label, spec, seconds in plans:
