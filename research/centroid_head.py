@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         arms.update({"speech-embedding": [], "centroids + speech-embedding": []})
     word_runs = bf.load_runs(args.word_head)[2] if args.word_head else []
     if args.word_head:
-        arms.update({"word head": [], "centroids + word head": []})
+        arms.update({"word head": [], "centroids + word head": [], "centroids + word head, 1:3": []})
         if args.se:
             arms.update({"word head + speech-embedding": [], "centroids + word head + speech-embedding": []})
     for seed in args.data_seeds:
@@ -176,6 +176,10 @@ def main(argv: list[str] | None = None) -> None:
                 mean = lambda *ts: [sum(parts) / len(parts) for parts in zip(*ts)]  # noqa: E731
                 arms["centroids + word head"].append({"word": word, "seed": seed} | point(
                     mean(pos, pw), mean(fa, fw), seconds, (threshold + thr_w) / 2))
+                # as one ensemble of the centroids head and the recipe's three heads (wb ensemble's equal weights)
+                quarter = lambda c, w: [(a + 3 * b) / 4 for a, b in zip(c, w)]  # noqa: E731
+                arms["centroids + word head, 1:3"].append({"word": word, "seed": seed} | point(
+                    quarter(pos, pw), quarter(fa, fw), seconds, (threshold + 3 * thr_w) / 4))
                 if args.se:
                     pb_al = [bf.align(t, shift, a.size) for t, a in zip(pb, pos)]
                     fb_al = [bf.align(t, shift, a.size) for t, a in zip(fb, fa)]
