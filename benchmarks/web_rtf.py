@@ -10,10 +10,12 @@ frames and CNN rows new since the last window are computed) and ``full`` (the
 end-to-end NAME.onnx on every window). RTF = hop / mean inference time per
 window (above 1 keeps up with live audio; the target is 10). For comparison, the
 same windows through Python onnxruntime at batch 1 on both paths (the streaming
-reference of wakebuilder.web.stream).
+reference of wakebuilder.web.stream). ``--backbone word-embedding`` (the quickstart's default) has the ``full``
+path only (the page streams speech-embedding models alone).
 
 Usage: .venv/bin/python benchmarks/web_rtf.py [--seconds 30] [--threads 1 2] [--windows 1.5 2.5]
-Writes benchmarks/results/web_rtf.json.
+       [--backbone speech-embedding|word-embedding]
+Writes benchmarks/results/web_rtf.json (speech-embedding) or web_rtf_<backbone>.json.
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ def measure_window(window_s: float, args: argparse.Namespace, root: Path) -> tup
     from wakebuilder.web.build import WebConfig, build_web_page
     from wakebuilder.web.serve import page_url, serve_in_thread
 
-    onnx_path, _ = export_random("speech-embedding", root, window_s=window_s)
+    onnx_path, _ = export_random(args.backbone, root, window_s=window_s)
+    paths = ("full", "stream") if args.backbone == "speech-embedding" else ("full",)
     page = root / f"page-{window_s}"
     summary = build_web_page([onnx_path], page, config=WebConfig(threshold=0.5))  # a random head: any threshold
     write_wav(page / "bench.wav", synthetic_audio(args.seconds))
@@ -116,7 +119,7 @@ def measure_window(window_s: float, args: argparse.Namespace, root: Path) -> tup
     _, reference = python_run(onnx_path, audio, window, hop, "full")
     server = serve_in_thread(page)
     try:
-        for path in ("full", "stream"):
+        for path in paths:
             for threads in args.threads:
                 run = browser_run(page_url(server), threads, path)
                 work = run["work"]
@@ -129,7 +132,7 @@ def measure_window(window_s: float, args: argparse.Namespace, root: Path) -> tup
                 agent = run["user_agent"]
     finally:
         server.shutdown()
-    for path in ("full", "stream"):
+    for path in paths:
         times, scores = python_run(onnx_path, audio, window, hop, path)
         rows.append({"runtime": f"onnxruntime {onnxruntime.__version__} (Python, native)", "window_s": window_s,
                      "path": path, "threads": 1, **summarize(times, hop_ms),
@@ -141,8 +144,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--windows", type=float, nargs="+", default=[1.5, 2.5])
+    parser.add_argument("--windows", type=float, nargs="+", default=None,
+                        help="window lengths [default: 1.5 2.5; word-embedding: 1.5]")
+    parser.add_argument("--backbone", choices=["speech-embedding", "word-embedding"], default="speech-embedding")
     args = parser.parse_args()
+    if args.windows is None:
+        args.windows = [1.5, 2.5] if args.backbone == "speech-embedding" else [1.5]
+    results = RESULTS if args.backbone == "speech-embedding" else RESULTS.with_name(f"web_rtf_{args.backbone}.json")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(Path(__file__).parent))
     rows: list[dict] = []
@@ -152,11 +160,11 @@ def main() -> None:
             rows.extend(found)
     hop_ms = hop / 16.0
     print_table(rows, hop_ms, args.seconds)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    results.parent.mkdir(parents=True, exist_ok=True)
     info = {"machine": platform.machine(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(), "hop_ms": hop_ms,
-            "audio_s": args.seconds, "browser": agent, "target_rtf": 10}
-    RESULTS.write_text(json.dumps({"rows": rows, "info": info}, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+            "audio_s": args.seconds, "browser": agent, "target_rtf": 10, "backbone": args.backbone}
+    results.write_text(json.dumps({"rows": rows, "info": info}, indent=2) + "\n")
+    print(f"wrote {results}")
 
 
 if __name__ == "__main__":
