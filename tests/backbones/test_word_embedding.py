@@ -157,6 +157,13 @@ def test_a_missing_model_is_refused_by_the_spec_check(tmp_path: Path, monkeypatc
                                             "or pass --backbone speech-embedding"):
         check_spec("word_embedding")
     check_spec("speech-embedding")  # shipped: nothing to locate
+    with pytest.raises(BackboneError) as refused:
+        check_spec("word-embedding")
+    message = str(refused.value)  # one clause per fix, the backbone named once
+    assert message.count("word-embedding") == 1 and message.count("; or") == 0, message
+    with pytest.raises(BackboneError, match="leave --fuse-with out") as refused:  # the first may be speech-embedding
+        check_spec("word-embedding", option="--fuse-with")
+    assert "--fuse-with speech-embedding" not in str(refused.value)
     monkeypatch.setenv(we.MODEL_ENV, str(stand_in_model(tmp_path / "model.onnx")))
     check_spec("word-embedding")
 

@@ -45,8 +45,11 @@ def check_spec(spec: str, *, option: str = "--backbone") -> None:
 
         try:
             model_path()
-        except BackboneError as exc:
-            raise BackboneError(f"{option} {spec}: {exc}; or pass {option} speech-embedding (shipped)") from None
+        except BackboneError as exc:  # its message names word-embedding, said here once; --fuse-with's first may
+            # be speech-embedding already
+            other = f"pass {option} speech-embedding (shipped)" if option == "--backbone" else f"leave {option} out"
+            detail = str(exc).removeprefix("word-embedding: ")
+            raise BackboneError(f"{option} {spec}: {detail}, or {other}") from None
     if spec in ALIASES or path.is_dir():
         return
     known = f"known names: {', '.join(KNOWN_NAMES)}; or an HF hub id (owner/name) of an AST checkpoint"
