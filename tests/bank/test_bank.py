@@ -63,6 +63,27 @@ def test_unknown_backbone_is_refused_before_the_bank_folder_is_made(tmp_path: Pa
     assert not cache.exists()  # no bank folder, no bank.json
 
 
+def test_a_word_embedding_bank_is_found_and_reclaimed_without_its_model(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """wb bank path, info and reclaim name a bank folder and read or shrink what is there: they load no backbone, so
+    a word-embedding bank stays reachable (and its disk reclaimable) once EfficientWord-Net is uninstalled; building
+    one is still refused at once."""
+    from wakebuilder.backbones import word_embedding as we
+
+    monkeypatch.delenv(we.MODEL_ENV, raising=False)
+    monkeypatch.setattr(we.importlib.util, "find_spec", lambda name: None)
+    cache = tmp_path / "c"
+    path = CliRunner().invoke(main, ["bank", "path", "--backbone", "word-embedding", "--cache-dir", str(cache)])
+    assert path.exit_code == 0, path.output
+    assert path.stdout.strip() == str(bank_store_path("word-embedding", None, cache=cache))
+    for command in ("info", "reclaim"):
+        result = CliRunner().invoke(main, ["bank", command, "--backbone", "word-embedding", "--cache-dir", str(cache)])
+        assert "EfficientWord-Net" not in result.output, (command, result.output)  # no bank there: another error
+    build = CliRunner().invoke(main, ["bank", "build", str(negatives_manifest(tmp_path / "clips", 2)), "--backbone",
+                                      "word-embedding", "--cache-dir", str(cache)])
+    assert build.exit_code != 0 and "pip install --no-deps EfficientWord-Net" in build.output, build.output
+
+
 def negatives_manifest(folder: Path, n: int, *, start: int = 0, label: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     records = []

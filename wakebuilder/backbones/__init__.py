@@ -27,10 +27,11 @@ def is_onnx(spec: str) -> bool:
 KNOWN_NAMES = ("ast", "speech-embedding", "word-embedding")
 
 
-def check_spec(spec: str, *, option: str = "--backbone") -> None:
+def check_spec(spec: str, *, option: str = "--backbone", locate: bool = True) -> None:
     """Refuse a ``--backbone`` (or the ``option`` named) that is neither a known name, a local directory nor a hub id
     (owner/name), or word-embedding where its model is not installed (located, not loaded: a run fails now, not at
-    embedding after minutes of synthesis).
+    embedding after minutes of synthesis). ``locate`` False: the name only, for a command that loads no backbone
+    (``wb bank path``, ``info``, ``reclaim``), so a bank outlives its uninstalled model.
 
     Raises:
         BackboneError: naming the known names, saying the directory does not exist, or how to install the model.
@@ -40,7 +41,7 @@ def check_spec(spec: str, *, option: str = "--backbone") -> None:
     from wakebuilder.errors import BackboneError
 
     path = Path(spec).expanduser()
-    if ALIASES.get(spec) == "word-embedding":
+    if locate and ALIASES.get(spec) == "word-embedding":
         from wakebuilder.backbones.word_embedding import model_path
 
         try:

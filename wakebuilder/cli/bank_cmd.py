@@ -70,7 +70,7 @@ def path(backbone: str, window_s: float | None, cache_dir: str | None) -> None:
     from wakebuilder.backbones import check_spec
     from wakebuilder.bank.location import bank_store_path
 
-    check_spec(backbone)
+    check_spec(backbone, locate=False)  # loads no backbone: a bank outlives its uninstalled model
     click.echo(str(bank_store_path(backbone, window_s, cache=cache_dir)))
 
 
@@ -85,7 +85,7 @@ def info(backbone: str, window_s: float | None, cache_dir: str | None, as_json: 
     from wakebuilder.backbones import check_spec
     from wakebuilder.bank.build import bank_info
 
-    check_spec(backbone)
+    check_spec(backbone, locate=False)  # loads no backbone: a bank outlives its uninstalled model
     summary = bank_info(backbone, window_s, cache=cache_dir)
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
@@ -120,7 +120,7 @@ def reclaim(backbone: str, window_s: float | None, cache_dir: str | None, dry_ru
     from wakebuilder.backbones import check_spec
     from wakebuilder.bank.reclaim import reclaim_bank
 
-    check_spec(backbone)
+    check_spec(backbone, locate=False)  # loads no backbone: a bank outlives its uninstalled model
     done = reclaim_bank(backbone, window_s, cache=cache_dir, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for path in (*done.lists_removed, *done.folders_removed, *done.audio_removed, *done.passes_removed):
