@@ -169,6 +169,31 @@ def test_quickstart_cli_runs_run_recipe(tmp_path: Path, monkeypatch: pytest.Monk
     assert calls[-1][1]["out_dir"] == "runs/hey-x-word-embedding"
 
 
+def test_quickstart_resumes_an_earlier_run_with_its_own_backbone(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run made while speech-embedding was the default, resumed with --out and no --backbone, was embedded, fitted
+    and exported again with word-embedding, replacing its model: it now keeps the backbone its config records."""
+    calls = []
+
+    def spy(config: RecipeConfig, **kwargs):
+        calls.append(config)
+        return fake_result(config, Path(kwargs["out_dir"]))
+
+    monkeypatch.setattr(recipe, "run_recipe", spy)
+    out = tmp_path / "run"
+    out.mkdir()
+    RecipeConfig.preset("quick", phrase="x", backbone="speech-embedding").save(out / "recipe_config.json")
+    resumed = CliRunner().invoke(main, ["quickstart", "x", "--out", str(out)])
+    assert resumed.exit_code == 0, resumed.output
+    assert calls[-1].backbone == "speech-embedding" and "resumed with its backbone speech-embedding" in resumed.stderr
+    changed = CliRunner().invoke(main, ["quickstart", "x", "--out", str(out), "--backbone", "word-embedding"])
+    assert changed.exit_code == 0 and calls[-1].backbone == "word-embedding"
+    new = CliRunner().invoke(main, ["quickstart", "x", "--out", str(tmp_path / "new")])
+    assert new.exit_code == 0 and calls[-1].backbone == "word-embedding" and "resumed" not in new.stderr
+    same = CliRunner().invoke(main, ["quickstart", "x", "--fuse-with", "word-embedding", "--out", str(tmp_path / "f")])
+    assert same.exit_code == 2 and "the --backbone itself (word-embedding, the default)" in same.stderr
+
+
 def test_realdev_benchmark_runs_the_same_run_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """research/real_transfer.py trains through the library's run_recipe with the quickstart's defaults."""
     script = Path(__file__).resolve().parents[1] / "research" / "real_transfer.py"

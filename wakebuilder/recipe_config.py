@@ -180,8 +180,9 @@ class RecipeConfig(StageConfig):
         from wakebuilder.backbones import ALIASES
 
         if ALIASES.get(self.fuse_with, self.fuse_with) == ALIASES.get(self.backbone, self.backbone):
-            raise ConfigError(f"--fuse-with {self.fuse_with}: the --backbone itself ({self.backbone}); name another "
-                              "backbone, or leave --fuse-with out")
+            default = ", the default" if self.backbone == type(self).backbone else ""
+            raise ConfigError(f"--fuse-with {self.fuse_with}: the --backbone itself ({self.backbone}{default}); name "
+                              "another backbone, or leave --fuse-with out")
         if self.data_seeds > 1:
             raise ConfigError(f"recipe: fuse_with={self.fuse_with!r} with data_seeds={self.data_seeds}: the fused run "
                               "trains both backbones on one data seed; give data_seeds=1, or wb fuse the exports of "

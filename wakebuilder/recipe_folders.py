@@ -30,6 +30,23 @@ def is_recipe_run(folder: Path) -> bool:
     return (folder / RUN_MARKER).is_file()
 
 
+def recorded_backbone(out: Path) -> str | None:
+    """The backbone an earlier run in ``out`` was made with (its ``recipe_config.json``), None where ``out`` is no run
+    or its config names none: ``wb quickstart --out`` without ``--backbone`` resumes a run with it, not with today's
+    default (speech-embedding's runs made before word-embedding became the default were otherwise embedded, fitted
+    and exported again with word-embedding, replacing their model)."""
+    from wakebuilder.atomic import read_json
+    from wakebuilder.errors import WakebuilderError
+
+    if not is_recipe_run(out):
+        return None
+    try:
+        backbone = read_json(out / RUN_MARKER).get("backbone")
+    except (WakebuilderError, AttributeError):  # a damaged config: the run's own check names it
+        return None
+    return backbone if isinstance(backbone, str) and backbone else None
+
+
 def check_out_folder(out: Path) -> None:
     """Refuse an ``out`` that exists, is not empty and is not a recipe run.
 

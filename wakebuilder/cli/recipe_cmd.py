@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -77,7 +78,11 @@ def quickstart(
     """
     from wakebuilder.evaluate import format_comparison
     from wakebuilder.recipe import run_recipe
+    from wakebuilder.recipe_folders import recorded_backbone
 
+    if backbone is None and out_dir is not None and (backbone := recorded_backbone(Path(out_dir))) is not None:
+        click.echo(f"wb: --out {out_dir}: an earlier run's folder, resumed with its backbone {backbone} (pass "
+                   "--backbone to change it)", err=True)
     given = (("backbone", backbone), ("data_seeds", data_seeds), ("heads", heads))
     config = RecipeConfig.preset(size, phrase=phrase, fuse_with=fuse_with, engines=engines, seed=seed, bank=bank,
                                  objective=objective, target_fa_per_hour=target_fa_per_hour, centroids=centroids,
