@@ -32,6 +32,8 @@ def run_once(phrase: str, size: str, out: Path, args: argparse.Namespace) -> dic
     from wakebuilder.recipe import RecipeConfig, run_recipe
 
     changes: dict[str, Any] = {"phrase": phrase, "bank": True}
+    if args.backbone:
+        changes["backbone"] = args.backbone
     if args.engines:
         changes["engines"] = tuple(args.engines.split(","))
     config = RecipeConfig.preset("quick", **SMALL, **changes) if size == "small" else RecipeConfig.preset(
@@ -42,7 +44,8 @@ def run_once(phrase: str, size: str, out: Path, args: argparse.Namespace) -> dic
     report = result.report or {}
     return {"phrase": phrase, "seconds": round(seconds, 1), "threshold": result.threshold,
             "recall": report.get("metrics", {}).get("recall"), "fa_per_hour": report.get("fa_per_hour"),
-            "bank": str(result.bank) if getattr(result, "bank", None) else None}
+            "bank": str(result.bank) if getattr(result, "bank", None) else None, "backbone": config.backbone,
+            "centroids": config.centroids_head is not None}
 
 
 def main() -> None:
@@ -51,6 +54,7 @@ def main() -> None:
     parser.add_argument("--first", default="hey jarvis")
     parser.add_argument("--second", default="computer")
     parser.add_argument("--engines", default=None, help="TTS engines [default: the recipe's]")
+    parser.add_argument("--backbone", default=None, help="the recipe's backbone [default: the recipe's]")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(RESULTS))
@@ -68,8 +72,10 @@ def main() -> None:
         second = run_once(args.second, args.size, root / "second", args)
     ratio = second["seconds"] / first["seconds"]
     result = {
-        "size": args.size, "sizes": SMALL if args.size == "small" else args.size, "engines": args.engines or "the recipe's",
+        "size": args.size, "sizes": SMALL if args.size == "small" else args.size,
+        "engines": args.engines or "the recipe's",
         "threads": args.threads, "device": args.device, "first": first, "second": second,
+        "backbone": first["backbone"], "centroids": first["centroids"],
         "ratio": round(ratio, 3), "target_ratio": round(1 / 3, 3), "met": ratio <= 1 / 3,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_avg_1m": os.getloadavg()[0]},
