@@ -37,9 +37,10 @@ MIN_THRESHOLD: dict[str, float] = {"word-embedding": 0.8}
 # The shrinkage of a closed-form centroids head (``wb fit --head centroids --shrinkage A``) fitted beside the network
 # heads and averaged with them, per backbone (none where not listed). On realdev's word-embedding vectors the shrunk
 # discriminant ranked real clips better than the network heads (204 against 186 of 234 at one false accept per
-# model); averaged with the recipe's three heads it found 192 of 234 at the calibrated thresholds with 14 false
-# accepts, against the heads' 177 with 19 (research/REAL_TRANSFER.md, twenty-sixth and twenty-seventh rounds). On
-# speech-embedding it ranked worse than the heads (158 against 169), so that backbone keeps none.
+# model); in the recipe's ensemble with its three heads (the recipe's steps on round 23's stores) it found 183 of 234
+# at the calibrated thresholds with 6 false accepts, 16 of 18 models within one, against the heads' 177 with 19, 13
+# of 18 (research/REAL_TRANSFER.md, twenty-sixth and twenty-seventh rounds). On speech-embedding it ranked worse
+# than the heads (158 against 169), so that backbone keeps none.
 CENTROIDS_SHRINKAGE: dict[str, float] = {"word-embedding": 0.2}
 # About 1 s of CPU an utterance against 0.03-0.1 s for the other engines: they speak the phrase, not the many
 # negatives (sound-alikes, the bank's speech), unless named for those.
@@ -68,10 +69,11 @@ class RecipeConfig(StageConfig):
     """
 
     phrase: str = "hey jarvis"
-    # word-embedding (EfficientWord-Net, trained on real spoken words) with its centroids head found 183 of 234
-    # realdev clips at the calibrated thresholds with 6 false accepts, 16 of 18 models within one, and 204 at one
-    # false accept per model; speech-embedding's recipe 168 with 23, 11 of 18, and 169 (research/REAL_TRANSFER.md,
-    # twenty-fourth and twenty-seventh rounds). ``wb quickstart`` refuses it with the command that installs it.
+    # word-embedding (EfficientWord-Net, trained on real spoken words) with its centroids head, the recipe end to end,
+    # found 180 of 234 realdev clips at the calibrated thresholds with 5 false accepts, 16 of 18 models within one,
+    # and 202 at one false accept per model; speech-embedding's recipe 168 with 23, 11 of 18, and 169
+    # (research/REAL_TRANSFER.md, twenty-fourth and twenty-seventh rounds). A run refuses it at its start, with the
+    # command that installs it, where its model is not installed.
     backbone: str = "word-embedding"
     # A second backbone trained on the same data (its own store, heads and export in ``<out>/<name>/``, settings as a
     # run of its own) and fused with the first (``wb fuse``: the mean of their calibrated probabilities). On real

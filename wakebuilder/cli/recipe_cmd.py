@@ -29,7 +29,7 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @click.option("--backbone", default=None,
               help="word-embedding (EfficientWord-Net, offline once installed: bin/setup does), speech-embedding "
                    "(shipped, offline) or ast (or an AST checkpoint id or directory). On real speech word-embedding "
-                   "found 78 % of clips with 6 false accepts in 18 models, speech-embedding 72 % with 23 "
+                   "found 77 % of clips with 5 false accepts in 18 models, speech-embedding 72 % with 23 "
                    "[default: word-embedding; tiny: speech-embedding].")
 @click.option("--fuse-with", default=None,
               help="A second backbone trained on the same data (in --out/<backbone>/) and fused with the first "
@@ -55,7 +55,7 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               "model: fewer false accepts on real speech; each costs a fit and a calibration [default: 3; tiny: 1].")
 @click.option("--centroids/--no-centroids", default=None,
               help="A closed-form centroids head (wb fit --head centroids --shrinkage 0.2) fitted beside the heads and "
-              "averaged with them: on real speech word-embedding's found 192 of 234 clips with 14 false accepts "
+              "averaged with them: on real speech word-embedding's found 183 of 234 clips with 6 false accepts "
               "against 177 with 19 [default: on for word-embedding, off for the others].")
 @click.option("--data-seeds", type=IntIn(1, 16), default=None,
               help="The phrase's data synthesized with --seed, --seed+1, ..., each with its heads, all averaged; each "
