@@ -95,6 +95,21 @@ def test_word_embedding_fits_a_centroids_head_beside_its_network_heads() -> None
         RecipeConfig(centroids_shrinkage=1.5)
 
 
+def test_the_centroids_shrinkage_is_one_named_value_that_the_help_texts_quote() -> None:
+    """The word-embedding entry, the fallback of a head forced on and the help of ``wb quickstart`` and ``wb fit`` all
+    read ``DEFAULT_CENTROIDS_SHRINKAGE``: a new value cannot leave one of them saying the old."""
+    from wakebuilder.cli.fit_cmd import fit
+    from wakebuilder.cli.recipe_cmd import quickstart
+    from wakebuilder.recipe_config import CENTROIDS_SHRINKAGE, DEFAULT_CENTROIDS_SHRINKAGE
+
+    assert CENTROIDS_SHRINKAGE["word-embedding"] == DEFAULT_CENTROIDS_SHRINKAGE
+    assert RecipeConfig(backbone="speech-embedding", centroids=True).centroids_head == DEFAULT_CENTROIDS_SHRINKAGE
+    value = f"{DEFAULT_CENTROIDS_SHRINKAGE:g}"
+    helps = {command.name: {p.name: getattr(p, "help", None) for p in command.params} for command in (quickstart, fit)}
+    assert f"--head centroids --shrinkage {value})" in helps["quickstart"]["centroids"]
+    assert f"measured {value} on word-embedding" in helps["fit"]["shrinkage"]
+
+
 def test_a_centroids_head_joins_the_heads_in_a_folder_of_its_own(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """With one network head and a centroids head, the network head leaves ``out/model`` (the ensemble's folder)

@@ -40,8 +40,10 @@ MIN_THRESHOLD: dict[str, float] = {"word-embedding": 0.8}
 # model); in the recipe's ensemble with its three heads (the recipe's steps on round 23's stores) it found 183 of 234
 # at the calibrated thresholds with 6 false accepts, 16 of 18 models within one, against the heads' 177 with 19, 13
 # of 18 (research/REAL_TRANSFER.md, twenty-sixth and twenty-seventh rounds). On speech-embedding it ranked worse
-# than the heads (158 against 169), so that backbone keeps none.
-CENTROIDS_SHRINKAGE: dict[str, float] = {"word-embedding": 0.2}
+# than the heads (158 against 169), so that backbone keeps none. The one value, also the shrinkage of a centroids head
+# asked for on a backbone not listed, and the one the help of ``wb fit`` and ``wb quickstart`` quotes.
+DEFAULT_CENTROIDS_SHRINKAGE = 0.2
+CENTROIDS_SHRINKAGE: dict[str, float] = {"word-embedding": DEFAULT_CENTROIDS_SHRINKAGE}
 # About 1 s of CPU an utterance against 0.03-0.1 s for the other engines: they speak the phrase, not the many
 # negatives (sound-alikes, the bank's speech), unless named for those.
 SLOW_ENGINES = ("kokoro",)
@@ -151,7 +153,8 @@ class RecipeConfig(StageConfig):
     heads: int = 3
     # A closed-form centroids head (``FitConfig.head`` "centroids", in ``head-centroids/``) fitted on each data seed's
     # store beside the ``heads``, calibrated as they are and averaged with them: None is the backbone's choice
-    # (``CENTROIDS_SHRINKAGE``), True or False overrides it. ``centroids_shrinkage`` None: the backbone's, else 0.2.
+    # (``CENTROIDS_SHRINKAGE``), True or False overrides it. ``centroids_shrinkage`` None: the backbone's, else
+    # ``DEFAULT_CENTROIDS_SHRINKAGE``.
     centroids: bool | None = None
     centroids_shrinkage: float | None = None
     data_seeds: int = 1
@@ -242,7 +245,7 @@ class RecipeConfig(StageConfig):
             return None
         if self.centroids_shrinkage is not None:
             return self.centroids_shrinkage
-        return listed if listed is not None else 0.2
+        return listed if listed is not None else DEFAULT_CENTROIDS_SHRINKAGE
 
     @property
     def slug(self) -> str:

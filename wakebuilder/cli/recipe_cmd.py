@@ -11,7 +11,7 @@ from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
 from wakebuilder.cli.options import (
     ENGINE_NAMES, RESUMES, device_option, handle_errors, json_option, seed_option, threads_option,
 )
-from wakebuilder.recipe_config import RecipeConfig
+from wakebuilder.recipe_config import DEFAULT_CENTROIDS_SHRINKAGE, RecipeConfig
 
 
 def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -54,10 +54,10 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               help="Heads fitted on the phrase's store with other seeds (splits), each calibrated, averaged into one "
               "model: fewer false accepts on real speech; each costs a fit and a calibration [default: 3; tiny: 1].")
 @click.option("--centroids/--no-centroids", default=None,
-              help="A closed-form centroids head (wb fit --head centroids --shrinkage 0.2) fitted beside the heads and "
-              "averaged with them: on real speech word-embedding's found 183 of 234 clips with 6 false accepts "
-              "against 177 with 19 [default: on for word-embedding, off for the others; given, it applies to both "
-              "backbones of --fuse-with].")
+              help="A closed-form centroids head (wb fit --head centroids --shrinkage "
+              f"{DEFAULT_CENTROIDS_SHRINKAGE:g}) fitted beside the heads and averaged with them: on real speech "
+              "word-embedding's found 183 of 234 clips with 6 false accepts against 177 with 19 [default: on for "
+              "word-embedding, off for the others; given, it applies to both backbones of --fuse-with].")
 @click.option("--data-seeds", type=IntIn(1, 16), default=None,
               help="The phrase's data synthesized with --seed, --seed+1, ..., each with its heads, all averaged; each "
               "costs the phrase's synthesis, embedding and fit again [default: 1].")

@@ -63,7 +63,8 @@ class FitConfig(StageConfig):
     # the shape, optimiser and loss settings above are then unused
     head: str = "network"
     # centroids only: 0 keeps the two centroids; 0 < A <= 1 is a linear discriminant whose within-class covariance is
-    # shrunk toward the identity by 1 - A (research/linear_scores.py's shrink:A; 0.2 on word-embedding)
+    # shrunk toward the identity by 1 - A (research/linear_scores.py's shrink:A; the recipe's
+    # ``recipe_config.DEFAULT_CENTROIDS_SHRINKAGE`` on word-embedding)
     shrinkage: float = 0.0
 
     def __post_init__(self) -> None:
