@@ -30,6 +30,20 @@ def test_cli_defaults_match_the_config() -> None:
     assert defaults["hidden"] == ",".join(map(str, FitConfig.hidden))
 
 
+def test_the_head_choices_are_the_one_tuple_of_head_kinds() -> None:
+    """``wb fit --head``, ``FitConfig.head`` and ``HeadConfig.kind`` read one tuple: a new kind cannot be offered by
+    one and refused by another."""
+    from wakebuilder.cli.fit_cmd import fit
+    from wakebuilder.train.head import HeadConfig
+    from wakebuilder.train.head_kinds import HEAD_KINDS
+
+    head = next(p for p in fit.params if p.name == "head")
+    assert tuple(head.type.choices) == HEAD_KINDS and head.default == HEAD_KINDS[0] == FitConfig.head
+    for kind in HEAD_KINDS:  # each accepted by both configs
+        assert FitConfig(head=kind).head_config(seq_len=2, dim=4).kind == kind
+        assert HeadConfig(input_dim=4, seq_len=2, members=2, combine="probability", member_kinds=(kind, kind))
+
+
 def test_missing_store_exits_non_zero(tmp_path: Path) -> None:
     args = ["fit", "--store", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "m")]
     result = CliRunner().invoke(main, args)

@@ -10,6 +10,7 @@ from wakebuilder.cli.options import (
     threads_option,
 )
 from wakebuilder.recipe_config import DEFAULT_CENTROIDS_SHRINKAGE
+from wakebuilder.train.head_kinds import HEAD_KINDS
 
 
 def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -27,7 +28,7 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
 @click.option(
     "--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Model directory to write."
 )
-@click.option("--head", "head", type=click.Choice(["network", "centroids"]), default="network", show_default=True,
+@click.option("--head", "head", type=click.Choice(HEAD_KINDS), default=HEAD_KINDS[0], show_default=True,
               help="network: the trained head (the options below shape it). centroids: no training, a closed form "
                    "for one-vector backbones (word-embedding): the cosine to the training positives' mean direction "
                    "minus that to the negatives'; the network's shape and training options are then unused.")

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError
+from wakebuilder.train.head_kinds import HEAD_KINDS
 
 if TYPE_CHECKING:
     from wakebuilder.train.head import HeadConfig
 
-HEADS = ("network", "centroids")  # FitConfig.head: the HeadConfig.kind it fits
 # Refused by wb fit before the stores are read (fit_init.start_from) and by fit_head itself (an init_head).
 NO_INIT_FOR_CENTROIDS = ("--head centroids is computed in closed form from the training rows: it has nothing to "
                          "fine-tune; drop --init, or fine-tune with --head network")
@@ -83,8 +83,8 @@ class FitConfig(StageConfig):
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"FitConfig: invalid {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
-        if self.head not in HEADS:
-            raise ConfigError(f"FitConfig: head {self.head!r}: expected one of {', '.join(HEADS)}")
+        if self.head not in HEAD_KINDS:
+            raise ConfigError(f"FitConfig: head {self.head!r}: expected one of {', '.join(HEAD_KINDS)}")
         if not 0.0 <= self.shrinkage <= 1.0:
             raise ConfigError(f"FitConfig: shrinkage={self.shrinkage!r}: expected 0 <= shrinkage <= 1 (0: the two "
                               "centroids, 1: an unshrunk linear discriminant)")

@@ -29,9 +29,9 @@ from torch import nn
 
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError
+from wakebuilder.train.head_kinds import HEAD_KINDS
 
 COMBINE = ("logit", "probability")
-KINDS = ("network", "centroids")
 # A mean probability this close to 0 or 1 is clamped before its logit (float32 keeps it finite in ONNX too).
 PROBABILITY_EPS = 1e-7
 
@@ -63,16 +63,16 @@ class HeadConfig(StageConfig):
     def __post_init__(self) -> None:
         if self.combine not in COMBINE:
             raise ConfigError(f"head combine {self.combine!r}: expected one of {', '.join(COMBINE)}")
-        if self.kind not in KINDS:
-            raise ConfigError(f"head kind {self.kind!r}: expected one of {', '.join(KINDS)}")
+        if self.kind not in HEAD_KINDS:
+            raise ConfigError(f"head kind {self.kind!r}: expected one of {', '.join(HEAD_KINDS)}")
         if not self.member_kinds:
             return
         kinds = list(self.member_kinds)
         if self.members < 2 or len(kinds) != self.members:
             raise ConfigError(f"head member_kinds {kinds}: expected one kind per member of an ensemble "
                               f"(members {self.members}), or none when all are of kind {self.kind!r}")
-        if unknown := [k for k in kinds if k not in KINDS]:
-            raise ConfigError(f"head member_kinds {kinds}: kind {unknown[0]!r} is not one of {', '.join(KINDS)}")
+        if unknown := [k for k in kinds if k not in HEAD_KINDS]:
+            raise ConfigError(f"head member_kinds {kinds}: kind {unknown[0]!r} is not one of {', '.join(HEAD_KINDS)}")
         if len(set(kinds)) > 1 and self.combine != "probability":  # a cosine difference and a logit: other scales
             raise ConfigError(f"head member_kinds {kinds}: heads of other kinds are combined by their calibrated "
                               f"probabilities (combine 'probability'), not {self.combine!r}")
