@@ -6,12 +6,16 @@ For each word of ``--tag`` (the run ``<workdir>/<tag>/<word>-s<seed>/``) this fi
 bank, exactly as the recipe's ``fit_and_calibrate`` does (its ``FitConfig``, the phrase as wake word, the run's
 calibration stream and threshold rule), then averages them with the run's model (``combine_models``: the mean of
 the calibrated probabilities; the threshold by the FA/h rule on the ensemble's trace over the run's calibration
-stream, as the recipe does, or with ``--mean-threshold`` the mean of the members'), exports the ensemble and scores its ``NAME.head.onnx``
-on realdev's cached windows with ``real_ensemble.py``'s code for ``--library`` and ``--heads``: recall and false
-accepts at the calibrated threshold, and at the realdev-tuned oracle (<= 1 false accept).
+stream, as the recipe does, or with ``--mean-threshold`` the mean of the members'), exports the ensemble and scores
+its ``NAME.head.onnx`` on realdev's cached windows with ``real_ensemble.py``'s code for ``--library`` and ``--heads``:
+recall and false accepts at the calibrated threshold, and at the realdev-tuned oracle (<= 1 false accept).
 
 Usage: .venv/bin/python research/head_seeds.py --tag r12 --seed 0 --heads 3 --workdir /tmp/rd --bank BANK
 Writes research/results/head_seeds_<tag>-s<seed>-h<heads>.json.
+
+For runs whose ``model/`` is one head. A recipe run with more than one head or a centroids head has its heads in
+``head-*/`` (``head-k`` already of seed + 100 * k) and their ``wb ensemble`` in ``model/``: such runs are refused before
+any work; ``research/recipe_heads.py --set heads=N`` keeps their heads and fits the others as the recipe does.
 """
 
 from __future__ import annotations
@@ -38,10 +42,22 @@ def calibration_stream(run: Path) -> Path:
     return stream
 
 
+def refuse_ensemble(run: Path, heads: int) -> None:
+    """Exit naming ``run`` when its ``model/`` is a ``wb ensemble`` (``model.json``'s ``ensemble``), not one head."""
+    meta = json.loads((run / "model" / "model.json").read_text())
+    if members := (meta.get("ensemble") or {}).get("members"):
+        word, _, seed = run.name.rpartition("-s")  # <workdir>/<tag>/<word>-s<seed>
+        raise SystemExit(f"{run}: model/ is a wb ensemble of {len(members)} models (the recipe's head-*/), not one "
+                         f"head to add seeds to; use research/recipe_heads.py --workdir {run.parent.parent} --tag "
+                         f"{run.parent.name} --words {word} --data-seeds {seed} --set heads={heads} (and --bank, "
+                         "--out), which keeps the run's heads and fits the others as the recipe does")
+
+
 def head_members(run: Path, word: str, bank: Path, heads: int, out: Path) -> list[Path]:
     """The run's model and ``heads - 1`` more, fitted and calibrated on its store as the recipe does."""
     from wakebuilder.recipe import RecipeConfig, RecipeData, fit_and_calibrate
 
+    refuse_ensemble(run, heads)
     config = RecipeConfig.load(run / "recipe_config.json")
     data = RecipeData(train_manifests=[], negatives=run / "negatives", heldout_positives=None, heldout_negatives=None,
                       calibration_stream=calibration_stream(run), report_stream=None)
@@ -68,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mean-threshold", action="store_true",
                    help="the mean of the members' thresholds instead of the rule on the calibration stream")
     args = p.parse_args(argv)
+    for word in args.words:  # all refused before any work
+        refuse_ensemble(args.workdir / args.tag / f"{word}-s{args.seed}", args.heads)
     import torch
 
     torch.set_num_threads(1)
