@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -1015,3 +1016,31 @@ def test_the_report_stream_is_scored_at_the_precision_of_the_stores(tmp_path: Pa
     result = recipe.export_and_report(config, tmp_path / "run", model, store, data, {"threshold": 0.5}, device="cpu")
     assert result.report is not None and result.report["stream_hours"] == pytest.approx(5 / 3600)
     assert loaded[-1] == "bf16"
+
+
+def test_the_recipe_leaves_the_callers_thread_count_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_recipe(threads=N) set torch's thread count (and OMP_NUM_THREADS) for the rest of the caller's process:
+    a notebook or service that ran one recipe on one thread stayed on one thread. The count holds for the run only,
+    whether it ends or fails."""
+    import torch
+
+    class Started(Exception):
+        pass
+
+    seen: list[tuple[int, str | None]] = []
+
+    def build_data(*args, **kwargs):
+        seen.append((torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")))
+        raise Started
+
+    monkeypatch.setattr(recipe, "build_data", build_data)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    wanted = 1 if before > 1 else 2
+    try:
+        with pytest.raises(Started):
+            run_recipe(RecipeConfig.preset("tiny"), out_dir=tmp_path / "run", threads=wanted)
+        assert seen == [(wanted, str(wanted))]  # the run itself has the count it was given
+        assert torch.get_num_threads() == before and "OMP_NUM_THREADS" not in os.environ
+    finally:
+        torch.set_num_threads(before)

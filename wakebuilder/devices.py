@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 from wakebuilder.errors import ConfigError
 
@@ -49,6 +51,28 @@ def cpu_threads() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def threads_for(threads: int | None) -> Iterator[None]:
+    """``set_threads`` for the block only: torch's thread count and ``OMP_NUM_THREADS`` are as they were after it,
+    whether it ends or fails, so that a library call does not leave its caller's process on its count."""
+    if not threads:
+        set_threads(threads)  # refuses a negative count as set_threads does
+        yield
+        return
+    import torch
+
+    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    set_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        if env is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = env
 
 
 def set_threads(threads: int | None) -> None:

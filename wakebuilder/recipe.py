@@ -58,7 +58,8 @@ def run_recipe(
         real_dir: real audio without the phrase, chunked into negatives.
         extra_negatives: negative manifests added to training with ``neg_copies`` augmented copies.
         device: where torch runs (``auto``, ``cpu``, ``cuda``).
-        threads: torch and onnxruntime CPU threads (0: their defaults).
+        threads: torch and onnxruntime CPU threads for the run (0: their defaults); torch's count is as it was
+            after it.
 
     Raises:
         ConfigError: ``out_dir`` holds files and is not a recipe run (``recipe_folders.check_out_folder``).
@@ -66,17 +67,17 @@ def run_recipe(
     """
     from wakebuilder.atomic import writer_lock
     from wakebuilder.backbones import check_spec
-    from wakebuilder.devices import set_threads
+    from wakebuilder.devices import threads_for
 
     check_spec(config.backbone)  # a mistyped name fails now, not at embedding after minutes of synthesis
     if config.fuse_with is not None:
         check_spec(config.fuse_with, option="--fuse-with")  # not after the first backbone's whole run
-    set_threads(threads)
     out, step = Path(out_dir), StepLog()
     inputs = dict(recordings=recordings, real_dir=real_dir, extra_negatives=extra_negatives)
     # a second run into out at once would rewrite this one's config and data folders; the shared bank and held-out
-    # streams are read till the report (their read locks, kept in held: wb bank reclaim refuses meanwhile)
-    with writer_lock(out), contextlib.ExitStack() as held:
+    # streams are read till the report (their read locks, kept in held: wb bank reclaim refuses meanwhile); the
+    # thread count holds for the run only, not for the caller's process after it
+    with threads_for(threads), writer_lock(out), contextlib.ExitStack() as held:
         check_out_folder(out)  # a folder of the user's own: its model/ and export/ would be replaced
         out.mkdir(parents=True, exist_ok=True)
         config.save(out / RUN_MARKER)
