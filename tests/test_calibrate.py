@@ -14,7 +14,7 @@ from tests.conftest import noise
 from wakebuilder import metrics
 from wakebuilder.audio import write_wav
 from wakebuilder.calibrate import (
-    CalibrateConfig, apply_platt, calibrate_model, choose_threshold, fit_platt,
+    CalibrateConfig, apply_platt, calibrate_model, choose_threshold, fit_platt, format_report,
 )
 from wakebuilder.cli import main
 from wakebuilder.errors import ConfigError, StoreMismatchError, TrainingError
@@ -167,6 +167,11 @@ def test_calibrate_model_with_stream(tmp_path: Path) -> None:
     assert 0.0 < saved["threshold"] < 1.0 and saved["temperature"] > 0
     assert saved["stream_hours"] == pytest.approx(60 / 3600)
     assert saved["fa_per_hour"] <= 0.5 and saved["metrics"]["recall"] > 0.9
+    # a minute of stream bounds the rate only loosely: its 95 % upper bound is given beside it
+    false_accepts = round(saved["fa_per_hour"] * saved["stream_hours"])
+    assert saved["fa_per_hour_upper95"] == pytest.approx(metrics.fa_per_hour_upper(false_accepts, 60 / 3600))
+    assert saved["fa_per_hour_upper95"] >= 2.9957 * 60 - 0.1
+    assert f"FA/h 95% upper bound     {saved['fa_per_hour_upper95']:.4f}" in format_report(summary).splitlines()
     assert set(saved["frr_at_fa"]) == {"0.5", "0.1"} and saved["det"]
     assert {r["metric"] for r in saved["targets"]} == set(metrics.SEED_TARGETS)
     assert (model / "calibration_sweep.png").stat().st_size > 1000
@@ -181,6 +186,8 @@ def test_calibrate_cli_f1_objective(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["fa_per_hour"] is None and 0.05 <= summary["threshold"] <= 0.95
+    assert summary["fa_per_hour_upper95"] is None  # no stream, no bound
+    assert "FA/h 95% upper bound     n/a" in result.stderr.splitlines()
     assert "accuracy" in result.stderr and "pass" in result.stderr
 
 

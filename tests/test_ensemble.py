@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from tests.model_helpers import (
     copy_model, fit_linear_head, make_model_dir, planted_stream, spy_stream_precision, tiny_head, tone_setup,
 )
+from wakebuilder import metrics
 from wakebuilder.atomic import atomic_write_json
 from wakebuilder.audio import write_wav
 from wakebuilder.cli import main
@@ -65,7 +66,7 @@ def test_probability_is_the_mean_of_the_members_calibrated_ones(members: list[Pa
     assert summary["threshold"] == pytest.approx(0.5) and model.threshold == pytest.approx(0.5)
     assert (model.calibration["temperature"], model.calibration["bias"]) == (1.0, 0.0)
     assert [m["store_fingerprint"] for m in model.meta["ensemble"]["members"]] == ["f0", "f1"]
-    assert summary["fa_per_hour"] is None  # no stream given
+    assert summary["fa_per_hour"] is None and summary["fa_per_hour_upper95"] is None  # no stream given
 
 
 def test_a_killed_runs_files_stay_out_of_the_next_ensemble(members: list[Path], tmp_path: Path) -> None:
@@ -104,6 +105,8 @@ def test_stream_gives_the_ensemble_false_accepts_per_hour(members: list[Path], t
     assert summary["fa_per_hour"] * summary["stream_hours"] == pytest.approx(2)  # the two planted chirps
     saved = json.loads((tmp_path / "ens" / "calibration.json").read_text())
     assert saved["fa_per_hour"] == summary["fa_per_hour"] and saved["streams"] == [str(stream.resolve())]
+    assert summary["fa_per_hour_upper95"] == pytest.approx(metrics.fa_per_hour_upper(2, 20 / 3600))
+    assert saved["fa_per_hour_upper95"] == summary["fa_per_hour_upper95"]
 
 
 def test_the_stream_is_scored_at_the_precision_the_members_were_fit_at(
@@ -317,6 +320,7 @@ def test_cli_prints_the_path_or_json_and_one_line_errors(members: list[Path], tm
     again = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "e"), "--json", "--overwrite"])
     summary = json.loads(again.stdout)
     assert summary["members"] == 2 and summary["threshold"] == pytest.approx(0.5)
+    assert summary["fa_per_hour"] is None and summary["fa_per_hour_upper95"] is None
     refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "e")])
     assert refused.exit_code != 0 and "exists" in refused.stderr
     setup = tone_setup()

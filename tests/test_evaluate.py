@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from tests.conftest import noise
 from tests.model_helpers import tone_clips, tone_setup
+from wakebuilder import metrics
 from wakebuilder.audio import quantize_pcm16, write_wav
 from wakebuilder.cli import main
 from wakebuilder.errors import ConfigError
@@ -41,6 +42,8 @@ def test_metrics_on_manifest_and_stream(data: dict[str, Path]) -> None:
     assert result["n_clips"] == 24 and result["metrics"]["recall"] >= 0.9 and result["metrics"]["far"] <= 0.1
     assert result["false_accepts"] == 0 and result["fa_per_hour"] == 0.0
     assert result["stream_hours"] == pytest.approx(20 / 3600)
+    # 0 false accepts in 20 s is no evidence of 0 FA/h: the 95 % upper bound beside it, 2.9957 per 20 s
+    assert result["fa_per_hour_upper95"] == pytest.approx(2.9957 * 180, abs=0.1)
 
 
 def test_two_models_side_by_side(data: dict[str, Path]) -> None:
@@ -98,10 +101,18 @@ def test_fa_per_hour_per_category(data: dict[str, Path], tmp_path: Path) -> None
     assert cats["music"]["fa_per_hour"] == pytest.approx(3 / (14 / 3600))
     assert cats["noise"]["false_accepts"] == 0 and cats["noise"]["hours"] == pytest.approx(10 / 3600)
     assert result["false_accepts"] == 3 and result["stream_hours"] == pytest.approx(24 / 3600)
+    upper = metrics.fa_per_hour_upper
+    for row in cats.values():  # each category's bound from its own false accepts and hours
+        assert row["fa_per_hour_upper95"] == pytest.approx(upper(row["false_accepts"], row["hours"]))
+        assert row["fa_per_hour_upper95"] > row["fa_per_hour"]
+    assert cats["noise"]["fa_per_hour_upper95"] == pytest.approx(2.9957 * 360, abs=0.1)
+    assert result["fa_per_hour_upper95"] == pytest.approx(upper(3, 24 / 3600))
     assert result["clip_categories"]["noise"]["negatives"] == 12  # the manifest's negatives are kind "noise"
     table = format_comparison([result]).splitlines()
     assert table[0].split()[-3:] == ["speech", "music", "noise"]
     assert table[1].split()[-3:] == ["n/a", f"{3 / (14 / 3600):.3f}", "0.000"]
+    cells = dict(zip(table[0].split(), table[1].split(), strict=True))
+    assert cells["FA/h"] == f"{3 / (24 / 3600):.3f}" and cells["FA/h<=95%"] == f"{upper(3, 24 / 3600):.3f}"
     runner = CliRunner()
     out = runner.invoke(main, ["eval", str(data["onnx"]), "--category", f"music={music}", "--json"])
     assert out.exit_code == 0, out.output
@@ -287,7 +298,7 @@ def test_a_manifest_of_one_class_reports_no_figure_for_the_other(data: dict[str,
     assert {row["metric"] for row in result["targets"] if row["pass"] is False} == set()
     head, row = format_comparison([result]).splitlines()
     cells = dict(zip(head.split(), row.split(), strict=True))
-    assert {k for k, v in cells.items() if v == "n/a"} == undefined | {"FA/h", "speech", "music", "noise"}
+    assert {k for k, v in cells.items() if v == "n/a"} == undefined | {"FA/h", "FA/h<=95%", "speech", "music", "noise"}
 
 
 def test_a_file_given_twice_is_evaluated_once(data: dict[str, Path], tmp_path: Path) -> None:

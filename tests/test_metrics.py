@@ -35,6 +35,22 @@ def test_fa_per_hour_arithmetic() -> None:
         metrics.fa_per_hour(1, 0.0)
 
 
+def test_fa_per_hour_upper_is_the_exact_poisson_bound() -> None:
+    """0 false accepts in 25 minutes read as 0.00 FA/h, but only bound the rate below about 7.2 an hour (95 %):
+    the one-sided Garwood bound chi2(0.95, 2(n + 1)) / 2 per hour of audio."""
+    for n, per_hour in ((0, 2.9957), (1, 4.7439), (5, 10.513)):
+        assert metrics.fa_per_hour_upper(n, 1.0) == pytest.approx(per_hour, abs=1e-3)
+        assert metrics.fa_per_hour_upper(n, 2.0) == pytest.approx(per_hour / 2, abs=1e-3)
+    assert metrics.fa_per_hour_upper(0, 25 / 60) == pytest.approx(7.19, abs=1e-2)
+    assert metrics.fa_per_hour_upper(0, 1.0, confidence=0.99) == pytest.approx(4.6052, abs=1e-3)  # -ln(0.01)
+    assert metrics.fa_per_hour_upper(0, 0.0) is None and metrics.fa_per_hour_upper(3, -1.0) is None
+    bounds = [metrics.fa_per_hour_upper(n, 0.5) for n in range(20)]
+    assert all(b > a for a, b in zip(bounds, bounds[1:])) and all(b > n / 0.5 for n, b in enumerate(bounds))
+    assert isinstance(bounds[0], float)
+    with pytest.raises(ConfigError, match="confidence 1.0"):
+        metrics.fa_per_hour_upper(0, 1.0, confidence=1.0)
+
+
 def test_frr_at_fa_and_threshold_rules() -> None:
     thresholds = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
     fa_h = np.array([10.0, 2.0, 0.5, 0.1, 0.0])

@@ -77,10 +77,10 @@ def combine_models(
         out_dir: the ensemble's model directory (``head.safetensors``, ``model.json``, ``calibration.json``).
         streams: continuous negative audio (``wb stream``; the members' calibration stream): the threshold is
             chosen on it when the members were calibrated by the FA/h rule, and the summary holds the
-            ensemble's false accepts per hour at its threshold there. The members' stream settings must agree,
-            their floors (``min_threshold``) need not: the threshold chosen, or without a stream the mean of the
-            members' thresholds, is kept at or above the mean of their floors (``_mean_floor``), which the summary
-            records as ``min_threshold``.
+            ensemble's false accepts per hour at its threshold there, with their 95 % upper bound (what the
+            stream's length can show). The members' stream settings must agree, their floors (``min_threshold``)
+            need not: the threshold chosen, or without a stream the mean of the members' thresholds, is kept at or
+            above the mean of their floors (``_mean_floor``), which the summary records as ``min_threshold``.
         threshold: instead of the rule's, used as given: not kept at or above the members' floors (as ``wb detect
             --threshold`` overrides a calibrated threshold; ``wb calibrate --min-threshold`` bounds only the
             thresholds it chooses), so the summary records ``min_threshold`` 0.0, no floor, as a calibration
@@ -125,7 +125,8 @@ def combine_models(
         summary: dict[str, Any] = {
             "threshold": float(np.mean([c["threshold"] for c in cals])), "temperature": 1.0, "bias": 0.0,
             "objective": THRESHOLD_RULE, "members": members, "min_threshold": 0.0 if given else _mean_floor(models),
-            "metrics": None, "fa_per_hour": None, "stream_hours": 0.0, "frr_at_fa": {}, "streams": [],
+            "metrics": None, "fa_per_hour": None, "fa_per_hour_upper95": None, "stream_hours": 0.0, "frr_at_fa": {},
+            "streams": [],
             "config": _shared_settings(models, tuple(STREAM_DEFAULTS)),  # how wb detect and wb web then score it
         }
         if given:
@@ -138,7 +139,8 @@ def combine_models(
         summary["model"] = str(target)
         atomic_write_json(work / CALIBRATION_NAME, summary)
     log.info("ensemble of %d models: threshold %.4f (%s)%s", len(models), summary["threshold"], summary["objective"],
-             f", {summary['fa_per_hour']:.2f} FA/h on {summary['stream_hours']:.2f} h of stream"
+             f", {summary['fa_per_hour']:.2f} FA/h (95% upper bound {summary['fa_per_hour_upper95']:.2f}) on "
+             f"{summary['stream_hours']:.2f} h of stream"
              if summary["fa_per_hour"] is not None else "")
     return target, summary
 
@@ -208,7 +210,7 @@ def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], mode
                 threshold: float, *, choose: bool, floor: float, device: str, dtype: str) -> dict[str, Any]:
     """The ensemble on ``streams`` (the backbone's pass cached), scored as its members were calibrated: with
     ``choose`` and members calibrated by the FA/h rule, that rule's threshold, not below ``floor``, instead of
-    ``threshold``; the false accepts per hour at the threshold and over the grid."""
+    ``threshold``; the false accepts per hour at the threshold (with their 95 % upper bound) and over the grid."""
     from wakebuilder import metrics
     from wakebuilder.calibrate import (
         CalibrateConfig, fa_rule_threshold, model_stream_traces, stream_fa_per_hour, stream_peak, stream_precision,
@@ -235,8 +237,9 @@ def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], mode
         rule = STREAM_RULE if config.not_below_f1 else STREAM_RULE_UNFLOORED
         out = _floored(threshold, rule, config.min_threshold) | {"member_f1_threshold": member_f1}
         threshold = out["threshold"]
+    at = float(stream_fa_per_hour(traces, hours, np.array([threshold]), config)[0])
     return out | {
-        "fa_per_hour": float(stream_fa_per_hour(traces, hours, np.array([threshold]), config)[0]),
+        "fa_per_hour": at, "fa_per_hour_upper95": metrics.fa_per_hour_upper(round(at * hours), hours),
         "stream_hours": hours, "streams": [str(Path(p).resolve()) for p in streams],
         "stream_sweep": [{"threshold": float(t), "fa_per_hour": float(f)} for t, f in zip(grid, fa_h)],
     }

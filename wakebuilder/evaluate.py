@@ -72,6 +72,9 @@ def evaluate_detector(
 ) -> dict[str, Any]:
     """Per-clip metrics at the detector's threshold, best-F1 threshold, and streaming FA/h.
 
+    Beside each FA/h, ``fa_per_hour_upper95``: its one-sided 95 % upper bound (``metrics.fa_per_hour_upper``), what
+    the stream's length can show (0 false accepts in 25 minutes: below 7.2 an hour, not 0).
+
     FA/h is also given per category of negative audio (``categories``: one per
     stream, default from its path; see ``wakebuilder.categories``), and the
     manifests' negatives are counted per category of their rows. In a mixed stream,
@@ -103,6 +106,7 @@ def evaluate_detector(
         n_events, seconds = sum(int(t[0]) for t in per.values()), sum(t[1] for t in per.values())
         result.update(false_accepts=n_events, stream_hours=seconds / 3600,
                       fa_per_hour=float(metrics.fa_per_hour(n_events, seconds / 3600)),
+                      fa_per_hour_upper95=metrics.fa_per_hour_upper(n_events, seconds / 3600),
                       categories={name: _fa(int(t[0]), t[1]) for name, t in sorted(per.items())})
     return result
 
@@ -175,7 +179,8 @@ def stream_events(detector: Detector, path: str | os.PathLike[str], config: Eval
 def _fa(events: int, seconds: float) -> dict[str, Any]:
     hours = seconds / 3600
     return {"false_accepts": events, "hours": hours,
-            "fa_per_hour": float(metrics.fa_per_hour(events, hours)) if hours > 0 else None}
+            "fa_per_hour": float(metrics.fa_per_hour(events, hours)) if hours > 0 else None,
+            "fa_per_hour_upper95": metrics.fa_per_hour_upper(events, hours)}
 
 
 def clip_categories(records: Sequence[ClipRecord], scores: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -228,17 +233,20 @@ def evaluate_models(
 
 
 def format_comparison(results: Sequence[dict[str, Any]]) -> str:
-    """One row per model: per-clip metrics, FA/h, and FA/h on speech, music and noise audio."""
+    """One row per model: per-clip metrics, FA/h with its 95 % upper bound (what the stream's length can show),
+    and FA/h on speech, music and noise audio."""
     cols = ("accuracy", "precision", "recall", "f1", "far", "frr")
     extra = sorted({c for r in results for c in r.get("categories", {})} - set(CATEGORIES))
     shown = [*CATEGORIES, *extra]
-    head = (f"{'model':<24} {'thr':>6} " + " ".join(f"{c:>9}" for c in cols) + f" {'FA/h':>8} "
+    head = (f"{'model':<24} {'thr':>6} " + " ".join(f"{c:>9}" for c in cols) + f" {'FA/h':>8} {'FA/h<=95%':>9} "
             + " ".join(f"{c[:8]:>8}" for c in shown))
     lines = [head]
     for r in results:
         m = r.get("metrics", {})
         values = " ".join(f"{m[c]:>9.4f}" if m.get(c) is not None else f"{'n/a':>9}" for c in cols)
         fa = f"{r['fa_per_hour']:>8.3f}" if "fa_per_hour" in r else f"{'n/a':>8}"
+        upper = r.get("fa_per_hour_upper95")
+        fa += f" {upper:>9.3f}" if upper is not None else f" {'n/a':>9}"
         per = [r.get("categories", {}).get(c, {}).get("fa_per_hour") for c in shown]
         cells = " ".join(f"{v:>8.3f}" if v is not None else f"{'n/a':>8}" for v in per)
         lines.append(f"{r['model'][:24]:<24} {r['threshold']:>6.3f} {values} {fa} {cells}")

@@ -108,6 +108,26 @@ def fa_per_hour(n_events: int | np.ndarray, hours: float) -> float | np.ndarray:
     return n_events / hours
 
 
+def fa_per_hour_upper(n_events: int, hours: float, confidence: float = 0.95) -> float | None:
+    """The one-sided upper confidence bound of the false accepts per hour, after ``n_events`` in ``hours``.
+
+    A count of false accepts is Poisson: 0 in 25 minutes reads as 0.00 FA/h, yet bounds the rate only below
+    about 7.2 an hour (95 %), so a short stream cannot show a 0.5 FA/h target met. The exact (Garwood) bound
+    is ``chi2.ppf(confidence, 2 * (n + 1)) / 2`` events per ``hours``; None without audio (``hours <= 0``),
+    as the FA/h itself is then n/a.
+
+    Raises:
+        ConfigError: ``confidence`` not between 0 and 1.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ConfigError(f"FA/h upper bound: confidence {confidence} must be between 0 and 1 (e.g. 0.95)")
+    if hours <= 0:
+        return None
+    from scipy.stats import chi2  # only where a stream was scored: importing scipy.stats takes ~0.7 s
+
+    return float(chi2.ppf(confidence, 2 * (int(n_events) + 1)) / 2 / hours)
+
+
 def det_points(frr: np.ndarray, fa_h: np.ndarray, thresholds: np.ndarray) -> list[dict[str, float]]:
     """DET curve points (FRR against FA/h), one per threshold."""
     return [
