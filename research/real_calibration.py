@@ -70,20 +70,18 @@ def main(argv: list[str] | None = None) -> None:
             scores = rt.head_scores(onnx.with_name(f"{onnx.stem}.head.onnx"), windows)
             traces = np.split(scores, np.flatnonzero(np.diff(windows["file_index"])) + 1)
             is_word = windows["label"] == word
+            fa_hours = float(windows["seconds"][~is_word].sum()) / 3600
             run = {"word": word, "seed": seed,
-                   **{f"k{k}": fold_counts(traces, is_word, folds, k, args.floor, args.folds) for k in args.k}}
+                   **{f"k{k}": {**fold_counts(traces, is_word, folds, k, args.floor, args.folds), "fa_hours": fa_hours}
+                      for k in args.k}}
             runs.append(run)
             print(f"{word:8} s{seed}: " + "; ".join(
                 f"k={k} {run[f'k{k}']['detected']}/{run[f'k{k}']['n_clips']}, {run[f'k{k}']['false_accepts']} FA"
                 for k in args.k), flush=True)
     summary = {}
     for k in args.k:
-        key = f"k{k}"
-        summary[key] = {"detected": sum(r[key]["detected"] for r in runs),
-                        "n_clips": sum(r[key]["n_clips"] for r in runs),
-                        "false_accepts": sum(r[key]["false_accepts"] for r in runs),
-                        "models_within_one": sum(r[key]["false_accepts"] <= 1 for r in runs)}
-        s = summary[key]
+        s = summary[f"k{k}"] = {**rt.pooled(runs, f"k{k}"),
+                                "models_within_one": sum(r[f"k{k}"]["false_accepts"] <= 1 for r in runs)}
         print(f"k={k}: {s['detected']}/{s['n_clips']}, {s['false_accepts']} FA, {s['models_within_one']} of "
               f"{len(runs)} within one")
     out = rt.RESULTS / f"real_calibration_{args.name}.json"
