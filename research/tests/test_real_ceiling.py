@@ -61,3 +61,13 @@ def test_summed_statistics_give_the_direction_of_the_rows_together(real_ceiling)
              (real_ceiling.class_stats(pos[10:]), real_ceiling.class_stats(neg[40:]))]
     pooled = (real_ceiling.summed([s[0] for s in split]), real_ceiling.summed([s[1] for s in split]))
     assert np.allclose(real_ceiling.direction_from_stats([pooled], [1.0], 0.3), together, atol=1e-6)
+
+
+def test_the_network_head_learns_the_weighted_groups(real_ceiling_mlp) -> None:
+    rng = np.random.default_rng(2)
+    pos, neg = rng.normal(1.0, 0.5, (60, 8)), rng.normal(-1.0, 0.5, (90, 8))
+    other = rng.normal(1.0, 0.5, (40, 8))  # positives' look-alikes labelled negative in a second source
+    head = real_ceiling_mlp.fit_network([(pos, 1), (neg, 0), (other, 0)], [0.5, 0.5, 0.0], epochs=20)
+    assert head(pos).min() > head(neg).max()  # a source of weight 0 does not pull the positives down
+    heavy = real_ceiling_mlp.fit_network([(pos, 1), (neg, 0), (other, 0)], [0.25, 0.25, 0.5], epochs=20)
+    assert np.median(heavy(pos)) < np.median(head(pos))  # weighted, the look-alikes do
