@@ -55,6 +55,16 @@ def file_spans(file_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, np.r_[starts[1:], file_index.size]
 
 
+def realdev_layout(workdir: Path, n_folds: int) -> tuple[dict[str, np.ndarray], np.ndarray, list[str], np.ndarray,
+                                                         np.ndarray, np.ndarray]:
+    """realdev's cached word-embedding windows and their unit vectors, its files' names in the windows' order, each
+    file's span of windows (``file_spans``) and speaker fold (``speaker_folds``)."""
+    windows, queries = word_embedding_queries(workdir)
+    files = rt.realdev_files(rt.REALDEV)
+    names = [path.name for label in (*rt.WORDS, "negative") for path in files[label]]
+    return (windows, queries, names, *file_spans(windows["file_index"]), speaker_folds(names, n_folds))
+
+
 def real_rows(files: np.ndarray, labels: np.ndarray, word: str, starts: np.ndarray, ends: np.ndarray,
               positive_windows: int) -> tuple[np.ndarray, np.ndarray]:
     """Window indices of ``files``: the word's positives (the middle ``positive_windows``) and the rest (all)."""
@@ -124,12 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
 
-    windows, queries = word_embedding_queries(args.workdir)
-    files = rt.realdev_files(rt.REALDEV)
-    names = [path.name for label in (*rt.WORDS, "negative") for path in files[label]]
+    windows, queries, names, starts, ends, folds = realdev_layout(args.workdir, args.folds)
     labels = windows["label"]
-    starts, ends = file_spans(windows["file_index"])
-    folds = speaker_folds(names, args.folds)
     everything = np.arange(len(names))
     results: dict = {"cross": {}, "in_sample": {}}
     # each (label, fold)'s windows: every window as a negative, the middle ones of each file as a positive

@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_transfer as rt  # noqa: E402
-from linear_scores import store_arguments, training_rows, word_embedding_queries  # noqa: E402
-from real_ceiling import file_spans, real_rows, recall, speaker_folds  # noqa: E402
+from linear_scores import store_arguments, training_rows  # noqa: E402
+from real_ceiling import real_rows, realdev_layout, recall  # noqa: E402
 
 
 def fit_network(groups: list[tuple[np.ndarray, int]], weights: list[float], epochs: int):
@@ -64,12 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    windows, queries = word_embedding_queries(args.workdir)
-    files = rt.realdev_files(rt.REALDEV)
-    names = [path.name for label in (*rt.WORDS, "negative") for path in files[label]]
+    windows, queries, names, starts, ends, folds = realdev_layout(args.workdir, args.folds)
     labels = windows["label"]
-    starts, ends = file_spans(windows["file_index"])
-    folds = speaker_folds(names, args.folds)
     results: dict = {}
     for seed in args.data_seeds:
         for word in rt.WORDS:
