@@ -31,7 +31,8 @@ def ast_model(tiny_ast_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     root = tmp_path_factory.mktemp("ast")
     model = make_model_dir(root / "model", head, backbone.identity, wake_word="Hey Tiny!")
     atomic_write_json(model / "calibration.json", {"threshold": 0.42, "temperature": 2.5, "bias": -0.3,
-                                                   "metrics": {"f1": 0.9}, "fa_per_hour": 0.2})
+                                                   "metrics": {"f1": 0.9}, "fa_per_hour": 0.2,
+                                                   "fa_per_hour_upper95": 7.19, "stream_hours": 0.42})
     return model
 
 
@@ -47,6 +48,8 @@ def test_ast_export_end_to_end_parity_and_metadata(ast_model: Path, tmp_path: Pa
     assert meta["sample_rate"] == "16000" and meta["backbone_revision"] and meta["window_s"] == "1.28"
     info = json.loads(files["json"].read_text())
     assert info["temperature"] == 2.5 and info["bias"] == -0.3 and info["input"]["shape"][1] == 20720
+    # the calibration stream's FA/h travels with its 95 % upper bound and the hours that bound it
+    assert (info["fa_per_hour"], info["fa_per_hour_upper95"], info["stream_hours"]) == (0.2, 7.19, 0.42)
     # dynamic batch, calibrated output in (0, 1), and the head file agrees with the end-to-end one
     session = ort.InferenceSession(str(files["onnx"]), providers=["CPUExecutionProvider"])
     waves = np.concatenate([parity_inputs(20720), parity_inputs(20720)[:2]])

@@ -143,6 +143,9 @@ def describe(model: LoadedModel, cal: dict[str, float], backbone: Any) -> dict[s
         "calibrated": model.calibration is not None,
         "metrics": (model.calibration or {}).get("metrics"),
         "fa_per_hour": (model.calibration or {}).get("fa_per_hour"),
+        # what the calibration stream's length can show (None for models calibrated before it was recorded)
+        "fa_per_hour_upper95": (model.calibration or {}).get("fa_per_hour_upper95"),
+        "stream_hours": (model.calibration or {}).get("stream_hours"),
         "frr_at_fa": (model.calibration or {}).get("frr_at_fa"),
         "calibration_config": (model.calibration or {}).get("config"),
         "fit": model.meta.get("fit"), "head": model.meta.get("head"),
@@ -164,7 +167,8 @@ def onnx_metadata(info: dict[str, Any]) -> dict[str, Any]:
     return {
         "wakebuilder_version": info["wakebuilder_version"], "wake_word": info["wake_word"] or "",
         "backbone_id": info["backbone_id"], "backbone_revision": info["backbone_revision"],
-        "threshold": info["threshold"], "calibrated": str(info["calibrated"]).lower(), "sample_rate": info["sample_rate"], "window_s": info["window_s"],
+        "threshold": info["threshold"], "calibrated": str(info["calibrated"]).lower(),
+        "sample_rate": info["sample_rate"], "window_s": info["window_s"],
         "window_samples": info["input"]["shape"][1],
     }
 
