@@ -57,8 +57,7 @@ def cpu_threads() -> int:
 def threads_for(threads: int | None) -> Iterator[None]:
     """``set_threads`` for the block only: torch's thread count and ``OMP_NUM_THREADS`` are as they were after it,
     whether it ends or fails, so that a library call does not leave its caller's process on its count."""
-    if not threads:
-        set_threads(threads)  # refuses a negative count as set_threads does
+    if not threads:  # torch's default: nothing to set or restore (a negative count goes on to set_threads' refusal)
         yield
         return
     import torch
