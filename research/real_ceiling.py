@@ -106,11 +106,6 @@ def direction_from_stats(parts: list[tuple[Stats, Stats]], weights: list[float],
     return np.linalg.solve(alpha * cov + (1 - alpha) * target, mu_p - mu_n).astype(np.float32)
 
 
-def mixed_direction(parts: list[tuple[np.ndarray, np.ndarray]], weights: list[float], alpha: float) -> np.ndarray:
-    """``direction_from_stats`` of the ``(positives, negatives)`` row sets themselves."""
-    return direction_from_stats([(class_stats(p), class_stats(n)) for p, n in parts], weights, alpha)
-
-
 def recall(scores: np.ndarray, windows: dict[str, np.ndarray], word: str, names: list[str]) -> dict:
     """Detected clips at the oracle threshold, and the names of those missed."""
     pos, fa, _ = rt.word_traces(scores, windows, word)

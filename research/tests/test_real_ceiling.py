@@ -27,14 +27,19 @@ def test_real_rows_take_the_middle_of_positives_and_all_of_the_rest(real_ceiling
     assert pos.tolist() == [17, 18, 19, 20]  # a short file gives what it has
 
 
+def stats_of(real_ceiling, parts):
+    """``(positives, negatives)`` row sets as ``direction_from_stats`` reads them."""
+    return [(real_ceiling.class_stats(p), real_ceiling.class_stats(n)) for p, n in parts]
+
+
 def test_the_mixed_direction_is_the_shrunk_discriminant_at_either_end(real_ceiling, linear_scores) -> None:
     rng = np.random.default_rng(0)
     a = (rng.normal(1.0, 1.0, (40, 6)), rng.normal(0.0, 1.0, (60, 6)))
     b = (rng.normal(-1.0, 1.0, (30, 6)), rng.normal(2.0, 1.0, (50, 6)))
     x, y = np.concatenate([a[0], a[1]]), np.r_[np.ones(40), np.zeros(60)].astype(int)
-    alone = real_ceiling.mixed_direction([a, b], [1.0, 0.0], 0.2)
+    alone = real_ceiling.direction_from_stats(stats_of(real_ceiling, [a, b]), [1.0, 0.0], 0.2)
     assert np.allclose(alone, linear_scores.shrunk_direction(x, y, 0.2), atol=1e-5)
-    mixed = real_ceiling.mixed_direction([a, b], [0.5, 0.5], 0.2)
+    mixed = real_ceiling.direction_from_stats(stats_of(real_ceiling, [a, b]), [0.5, 0.5], 0.2)
     assert not np.allclose(mixed, alone, atol=1e-2)  # the second source moves both means and the covariance
 
 
@@ -56,7 +61,7 @@ def test_each_fold_is_counted_at_the_threshold_of_the_other_folds(real_calibrati
 def test_summed_statistics_give_the_direction_of_the_rows_together(real_ceiling) -> None:
     rng = np.random.default_rng(1)
     pos, neg = rng.normal(0.5, 1.0, (30, 5)), rng.normal(0.0, 1.0, (70, 5))
-    together = real_ceiling.mixed_direction([(pos, neg)], [1.0], 0.3)
+    together = real_ceiling.direction_from_stats(stats_of(real_ceiling, [(pos, neg)]), [1.0], 0.3)
     split = [(real_ceiling.class_stats(pos[:10]), real_ceiling.class_stats(neg[:40])),
              (real_ceiling.class_stats(pos[10:]), real_ceiling.class_stats(neg[40:]))]
     pooled = (real_ceiling.summed([s[0] for s in split]), real_ceiling.summed([s[1] for s in split]))
