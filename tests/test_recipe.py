@@ -180,6 +180,10 @@ def test_quickstart_cli_runs_run_recipe(tmp_path: Path, monkeypatch: pytest.Monk
     assert fused.exit_code == 0, fused.output
     assert calls[-1][0] == RecipeConfig.preset("quick", phrase="x", fuse_with="speech-embedding")
     assert calls[-1][0].backbone == "word-embedding" and calls[-1][1]["out_dir"] == str(out)
+    fused_seeds = CliRunner().invoke(main, ["quickstart", "x", "--fuse-with", "speech-embedding", "--data-seeds", "3",
+                                            "--out", str(out)])
+    assert fused_seeds.exit_code == 0, fused_seeds.output  # each data seed trains both backbones
+    assert calls[-1][0] == RecipeConfig.preset("quick", phrase="x", fuse_with="speech-embedding", data_seeds=3)
     default_out = CliRunner().invoke(main, ["quickstart", "Hey X"])
     assert default_out.exit_code == 0, default_out.output
     assert calls[-1][1]["out_dir"] == "runs/hey-x-word-embedding"
@@ -369,6 +373,45 @@ def test_tiny_recipe_fuses_two_backbones(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(fit, "run_fit", refit)
     again = run_recipe(config, out_dir=out, device="cpu")
     assert again.onnx == result.onnx and again.threshold == pytest.approx(result.threshold)
+
+
+@pytest.mark.slow
+def test_tiny_recipe_fuses_two_backbones_over_data_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--fuse-with with --data-seeds: each data seed's data made once (``seed-<N>/``), each backbone's store and
+    calibrated heads on it (the second's in ``seed-<N>/<name>/``); each backbone's heads of every seed averaged and
+    exported (the second's in ``<name>/``), the two exports fused and reported on the first seed's held-out data."""
+    from tests.backbones.test_word_embedding import stand_in_model
+    from wakebuilder.backbones import word_embedding as we
+    from wakebuilder.detect import load_detector
+    from wakebuilder.modeldir import load_model
+    from wakebuilder.store import open_store
+
+    monkeypatch.setenv(we.MODEL_ENV, str(stand_in_model(tmp_path / "word-embedding.onnx")))
+    out = tmp_path / "run"
+    config = RecipeConfig.preset("tiny", engines=("espeak",), seed=5, data_seeds=2, fuse_with="word-embedding")
+    result = run_recipe(config, out_dir=out, device="cpu")
+    for d in (5, 6):
+        seed_out = out / f"seed-{d}"
+        with open_store(seed_out / "store.zarr") as first, open_store(seed_out / "word-embedding/store.zarr") as second:
+            assert first.ids() == second.ids()  # one data per seed: the same training clips in each backbone's store
+        assert not (seed_out / "word-embedding" / "positives").exists() and not (seed_out / "export").exists()
+    assert RecipeConfig.load(out / "seed-6" / "word-embedding" / "recipe_config.json") == config.replace(
+        backbone="word-embedding", fuse_with=None, report=False, seed=6, data_seeds=1)
+    # each backbone's calibrated heads of both seeds averaged (word-embedding's with its centroids head) and exported
+    heads = {out: ("model",), out / "word-embedding": ("head-0/model", "head-centroids/model")}
+    for folder, names in heads.items():
+        seeds = [str((out / f"seed-{d}" / folder.relative_to(out) / n).resolve()) for d in (5, 6) for n in names]
+        assert [m["model"] for m in load_model(folder / "model").meta["ensemble"]["members"]] == seeds
+    assert result.members == (out / "seed-5" / "model", out / "seed-6" / "model")
+    members = (out / "export" / "hey-jarvis.onnx", out / "word-embedding" / "export" / "hey-jarvis.onnx")
+    assert result.onnx == out / "export-fused" / "hey-jarvis.onnx" and result.onnx.is_file()
+    assert result.fused == members and all(m.is_file() for m in members)
+    detector, parts = load_detector(result.onnx), [load_detector(m) for m in members]
+    assert detector.info["backbone"]["members"] == ["speech-embedding", "word-embedding"]
+    assert [p.window_samples for p in parts] == [40000, 24000] and parts[1].threshold >= 0.8
+    assert result.threshold == pytest.approx((parts[0].threshold + parts[1].threshold) / 2) == detector.threshold
+    assert result.data.report_stream is not None and result.store == out / "seed-5" / "store.zarr"
+    assert result.report is not None and result.report["n_clips"] == 3 + 6 + 8 and "fa_per_hour" in result.report
 
 
 @pytest.mark.slow
@@ -614,8 +657,6 @@ def test_fuse_with_an_unknown_or_the_same_backbone_is_refused_before_any_synthes
     result = CliRunner().invoke(main, ["quickstart", "x", "--size", "tiny", "--backbone", backbone,
                                        "--fuse-with", fuse_with, "--out", str(tmp_path / "run")])
     assert result.exit_code == exit_code and result.stderr.startswith(f"wb: error: {error}"), result.output
-    with pytest.raises(ConfigError, match="data_seeds"):  # one data, two backbones; wb fuse joins other runs
-        RecipeConfig(fuse_with="speech-embedding", data_seeds=2)
 
 
 def _no_synthesis(monkeypatch: pytest.MonkeyPatch) -> None:

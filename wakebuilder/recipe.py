@@ -12,7 +12,9 @@ With ``heads`` > 1 fit and calibrate run that many times on the store (``head-<k
 ``data_seeds`` > 1 every step up to calibrate runs once per data seed (``seed-<N>/`` folders), and the
 calibrated models are averaged into one (``wakebuilder.ensemble``) before export and report. With ``fuse_with``
 every step from embed to export runs again on the same data for the second backbone (``<name>/``), and the two
-exports are fused into one detector (``wakebuilder.fuse``, ``export-fused/``) before the report.
+exports are fused into one detector (``wakebuilder.fuse``, ``export-fused/``) before the report. With both, each data
+seed's data is made once and both backbones embed, fit and calibrate on it (``seed-<N>/``, ``seed-<N>/<name>/``);
+each backbone's models of every seed are averaged and exported (``export/``, ``<name>/export/``), then fused.
 
 The sizes are presets of :class:`RecipeConfig` (``tiny`` for tests, ``quick`` for minutes on a
 laptop, ``full`` for the seed recipe's counts); any field can be changed on top of a preset.
@@ -93,7 +95,10 @@ def run_recipe(
 
 def _run(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str, threads: int,
          held: contextlib.ExitStack) -> RecipeResult:
-    """The run of ``config`` in its kind: several data seeds, two backbones fused, or one store's heads."""
+    """The run of ``config`` in its kind: several data seeds (of one backbone or two fused), two backbones fused, or
+    one store's heads."""
+    if config.data_seeds > 1 and config.fuse_with is not None:
+        return _run_fused_data_seeds(config, out, step, inputs, device=device, threads=threads, held=held)
     if config.data_seeds > 1:
         return _run_data_seeds(config, out, step, inputs, device=device, threads=threads, held=held)
     if config.fuse_with is not None:
@@ -132,11 +137,7 @@ def _run_data_seeds(config: RecipeConfig, out: Path, step: StepLog, inputs: dict
     ``out/model``, exported, reported on the first seed's held-out sets."""
     models: list[tuple[Path, dict[str, Any]]] = []
     for i in range(config.data_seeds):
-        member = config.replace(seed=config.seed + i, data_seeds=1, report=config.report and i == 0)
-        member_out = out / f"seed-{member.seed}"
-        step(f"data seed {member.seed} ({i + 1} of {config.data_seeds})")
-        member_out.mkdir(parents=True, exist_ok=True)
-        member.save(member_out / RUN_MARKER)
+        member, member_out = _data_seed(config, out, i, step)
         data, store, bank_store = _data_and_store(member, member_out, step, inputs, device=device, threads=threads,
                                                   held=held)
         models += fit_heads(member, member_out, store, data, device=device, step=step, bank=bank_store)
@@ -151,17 +152,70 @@ def _run_fused(config: RecipeConfig, out: Path, step: StepLog, data: RecipeData,
     """Each backbone's store, calibrated heads and export of the one ``data``: ``config.backbone``'s in ``out``, the
     second's in ``out/<name>/`` with the settings of a run of its own (window, threshold floor); the two exports
     fused into ``out/export-fused/`` and reported."""
-    second = config.replace(backbone=config.fuse_with, fuse_with=None, report=False)
-    members = [(config.replace(fuse_with=None, report=False), out), (second, out / backbone_folder(second.backbone))]
     results = []
-    for i, (member, member_out) in enumerate(members):
-        step(f"backbone {member.backbone} ({i + 1} of {len(members)})")
-        if member_out != out:
-            member_out.mkdir(parents=True, exist_ok=True)
-            member.save(member_out / RUN_MARKER)
+    for i, (member, member_out) in enumerate(_backbones(config, out)):
+        step(f"backbone {member.backbone} ({i + 1} of 2)")
+        _save_member(member, member_out, out)
         store, bank_store = _store_and_bank(member, member_out, data, step, device=device, threads=threads, held=held)
         results.append(train_and_export(member, member_out, store, data, device=device, step=step, bank=bank_store))
     return fuse_and_report(config, out, results, device=device, step=step)
+
+
+def _run_fused_data_seeds(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str,
+                          threads: int, held: contextlib.ExitStack) -> RecipeResult:
+    """Each data seed's data once in ``out/seed-<N>/``, and on it each backbone's store and calibrated heads (the
+    second's in ``out/seed-<N>/<name>/``, as ``_run_fused`` places it); each backbone's heads of every seed averaged
+    and exported (``combine_export_report``: the first's in ``out``, the second's in ``out/<name>/``), the two exports
+    fused into ``out/export-fused/`` and reported on the first seed's held-out sets."""
+    backbones = _backbones(config, out)
+    models: list[list[tuple[Path, dict[str, Any]]]] = [[], []]
+    for i in range(config.data_seeds):
+        member, member_out = _data_seed(config, out, i, step)
+        data = build_data(member, member_out, step=step, **inputs)
+        stores = []
+        for k, (backbone, backbone_out) in enumerate(backbones):
+            seeded = backbone.replace(seed=member.seed, data_seeds=1)
+            seeded_out = member_out / backbone_out.relative_to(out)
+            step(f"backbone {seeded.backbone} ({k + 1} of 2) on data seed {member.seed}")
+            _save_member(seeded, seeded_out, member_out)
+            store, bank_store = _store_and_bank(seeded, seeded_out, data, step, device=device, threads=threads,
+                                                held=held)
+            stores.append((store, bank_store))
+            models[k] += fit_heads(seeded, seeded_out, store, data, device=device, step=step, bank=bank_store)
+        if i == 0:
+            first_data, first_stores = data, stores
+    results = []
+    for (backbone, backbone_out), heads, (store, bank_store) in zip(backbones, models, first_stores, strict=True):
+        _save_member(backbone, backbone_out, out)
+        results.append(combine_export_report(backbone, backbone_out, heads, store, first_data, device=device,
+                                             step=step, bank=bank_store))
+    return fuse_and_report(config, out, results, device=device, step=step)
+
+
+def _data_seed(config: RecipeConfig, out: Path, i: int, step: StepLog) -> tuple[RecipeConfig, Path]:
+    """Data seed ``i``'s config (its data seed, a held-out report stream for the first only) and its folder
+    ``out/seed-<N>/``, made with the config saved in it."""
+    member = config.replace(seed=config.seed + i, data_seeds=1, report=config.report and i == 0)
+    member_out = out / f"seed-{member.seed}"
+    step(f"data seed {member.seed} ({i + 1} of {config.data_seeds})")
+    member_out.mkdir(parents=True, exist_ok=True)
+    member.save(member_out / RUN_MARKER)
+    return member, member_out
+
+
+def _backbones(config: RecipeConfig, out: Path) -> list[tuple[RecipeConfig, Path]]:
+    """A fused run's two backbones, each with the settings of a run of its own and no report (the fused detector's is
+    the run's), and its folder: ``config.backbone``'s ``out``, the second's ``out/<name>/``."""
+    second = config.replace(backbone=config.fuse_with, fuse_with=None, report=False)
+    return [(config.replace(fuse_with=None, report=False), out), (second, out / backbone_folder(second.backbone))]
+
+
+def _save_member(member: RecipeConfig, member_out: Path, out: Path) -> None:
+    """A second backbone's folder ``member_out`` under ``out``, with its config; ``out`` itself is left as it is
+    (it holds the run's own config)."""
+    if member_out != out:
+        member_out.mkdir(parents=True, exist_ok=True)
+        member.save(member_out / RUN_MARKER)
 
 
 def build_data(

@@ -59,8 +59,9 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               "word-embedding's found 183 of 234 clips with 6 false accepts against 177 with 19 [default: on for "
               "word-embedding, off for the others; given, it applies to both backbones of --fuse-with].")
 @click.option("--data-seeds", type=IntIn(1, 16), default=None,
-              help="The phrase's data synthesized with --seed, --seed+1, ..., each with its heads, all averaged; each "
-              "costs the phrase's synthesis, embedding and fit again [default: 1].")
+              help="The phrase's data synthesized with --seed, --seed+1, ..., each with its heads, all averaged (with "
+              "--fuse-with each backbone's, then fused); each costs the phrase's synthesis, embedding and fit again "
+              "[default: 1].")
 @seed_option
 @device_option
 @threads_option
