@@ -1,6 +1,6 @@
 """The recipe's data steps: each makes one manifest or stream under the recipe's folder.
 
-Small functions of the recipe config, called in order by ``wakebuilder.recipe.build_data``; each
+Small functions of the recipe config, called in order by ``wakebuilder.recipe_build.build_data``; each
 calls one stage's library function with the settings ``wb`` would pass it.
 """
 
