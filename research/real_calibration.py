@@ -47,11 +47,7 @@ def fold_counts(traces: list[np.ndarray], is_word: np.ndarray, folds: np.ndarray
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pattern", required=True, help="an export's .onnx path with {word} and {seed}")
-    p.add_argument("--backbone", default="word-embedding")
-    p.add_argument("--window-s", type=float, default=1.5)
-    p.add_argument("--workdir", type=Path, default=Path("/tmp/rd"))
-    p.add_argument("--data-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    rt.export_arguments(p)
     p.add_argument("--k", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1],
                    help="false accepts allowed on the other folds (comma separated)")
     p.add_argument("--floor", type=float, default=0.0, help="no threshold below this")

@@ -260,6 +260,16 @@ def word_traces(scores: np.ndarray, windows: dict[str, np.ndarray], word: str
     return pos, fa, float(windows["seconds"][~is_word].sum())
 
 
+def export_arguments(parser: argparse.ArgumentParser, *, window_s: float | None = 1.5) -> None:
+    """The options of a script that scores exported models on realdev's cached windows: ``--pattern`` (an export's
+    ``.onnx`` path with ``{word}`` and ``{seed}``), ``--backbone``, ``--window-s``, ``--workdir``, ``--data-seeds``."""
+    parser.add_argument("--pattern", required=True, help="an export's .onnx path with {word} and {seed}")
+    parser.add_argument("--backbone", default="word-embedding")
+    parser.add_argument("--window-s", type=float, default=window_s)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/rd"))
+    parser.add_argument("--data-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+
+
 def head_scores(head_onnx: Path, windows: dict[str, np.ndarray]) -> np.ndarray:
     """The exported ``NAME.head.onnx`` (calibrated probability of an embedding sequence) on every window of
     ``realdev_windows``."""

@@ -23,12 +23,8 @@ import real_transfer as rt  # noqa: E402
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pattern", required=True, help="an export's .onnx path with {word} and {seed}")
-    p.add_argument("--backbone", default="word-embedding")
-    p.add_argument("--window-s", type=float, default=None)
-    p.add_argument("--workdir", type=Path, default=Path("/tmp/rd"))
+    rt.export_arguments(p, window_s=None)
     p.add_argument("--words", type=lambda s: s.split(","), default=list(rt.WORDS))
-    p.add_argument("--data-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--name", required=True)
     args = p.parse_args(argv)
 

@@ -42,11 +42,7 @@ def loudest(traces: list[np.ndarray], names: list[str], n: int) -> list[tuple[st
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pattern", required=True, help="an export's .onnx path with {word} and {seed}")
-    p.add_argument("--backbone", default="word-embedding")
-    p.add_argument("--window-s", type=float, default=1.5)
-    p.add_argument("--workdir", type=Path, default=Path("/tmp/rd"))
-    p.add_argument("--data-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    rt.export_arguments(p)
     p.add_argument("--k", type=lambda s: [int(x) for x in s.split(",")], default=[1, 3, 5, 10, 20, 50, 100])
     p.add_argument("--name", required=True)
     args = p.parse_args(argv)
