@@ -378,6 +378,22 @@ def test_short_streams_and_bad_segment_files_are_one_line_errors(tmp_path: Path)
         calibrate_model(model, setup["store"], streams=[stream])
 
 
+def test_a_stream_given_twice_is_refused(tmp_path: Path) -> None:
+    """`--stream s.wav --stream s.wav` scored the stream twice: its hours doubled, the FA/h upper bound shrank as if
+    twice the audio had been heard; now it is refused in one line, before any work, however the path is spelled."""
+    setup = tone_setup()
+    model = copy_model(setup["model"], tmp_path / "model")
+    stream = write_wav(tmp_path / "neg.wav", noise(5, amplitude=0.02, seed=5))
+    again = tmp_path / "sub" / ".." / "neg.wav"
+    (tmp_path / "sub").mkdir()
+    result = CliRunner().invoke(main, ["calibrate", "--model", str(model), "--store", str(setup["store"]),
+                                       "--stream", str(stream), "--stream", str(again)])
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    line = result.stderr.strip()
+    assert line.count("\n") == 0 and "given twice" in line and str(again) in line and "pass each stream once" in line
+    assert not (model / "calibration.json").exists()
+
+
 def test_cli_help_and_bad_input() -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["calibrate", "--help"]).exit_code == 0

@@ -109,6 +109,14 @@ def test_stream_gives_the_ensemble_false_accepts_per_hour(members: list[Path], t
     assert saved["fa_per_hour_upper95"] == summary["fa_per_hour_upper95"]
 
 
+def test_a_stream_given_twice_is_refused(members: list[Path], tmp_path: Path) -> None:
+    """The same --stream twice counted its hours twice; it is refused before the ensemble is built."""
+    stream = write_wav(tmp_path / "stream.wav", planted_stream((4.0,), 5.0))
+    with pytest.raises(ConfigError, match=r"--stream .*stream.wav: given twice.*pass each stream once"):
+        combine_models(members, tmp_path / "ens", streams=[stream, stream], device="cpu")
+    assert not (tmp_path / "ens").exists() and not (tmp_path / "ens.incomplete").exists()
+
+
 def test_the_stream_is_scored_at_the_precision_the_members_were_fit_at(
     members: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

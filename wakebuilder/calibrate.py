@@ -175,6 +175,9 @@ def calibrate_model(
     Its ``config`` records the settings the threshold was chosen with, a refractory period not given resolved to the
     model's window (``CalibrateConfig.resolved``), so that wb export and wb detect carry and use them.
     """
+    from wakebuilder.categories import refuse_repeated_streams
+
+    refuse_repeated_streams(streams)
     model = load_model(model_dir)
     config = (config or CalibrateConfig()).resolved(model.window_samples)
     if model.meta.get("ensemble"):

@@ -111,6 +111,23 @@ def file_key(path: str | Path) -> object:
     return stat.st_dev, stat.st_ino
 
 
+def refuse_repeated_streams(streams: Sequence[str | os.PathLike[str]]) -> None:
+    """Raise when two of ``streams`` name one file (``file_key``: another spelling, a symlink, a hard link).
+
+    A stream scored twice counts its hours twice, so its FA/h 95 % upper bound claims twice the audio heard.
+
+    Raises:
+        ConfigError: naming both spellings.
+    """
+    first: dict[object, str | os.PathLike[str]] = {}
+    for stream in streams:
+        key = file_key(stream)
+        if key in first:
+            raise ConfigError(f"--stream {stream}: given twice (as --stream {first[key]}), which would count its "
+                              "hours twice; pass each stream once")
+        first[key] = stream
+
+
 def segments_path(stream: str | Path) -> Path:
     """``NAME.segments.json`` beside the stream ``NAME.wav`` (written by ``data.stream``)."""
     path = Path(stream)

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from wakebuilder.atomic import atomic_directory, atomic_write_json
+from wakebuilder.categories import refuse_repeated_streams
 from wakebuilder.errors import ConfigError, ModelFileError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
 from wakebuilder.modeldir import (
@@ -92,7 +93,7 @@ def combine_models(
 
     Raises:
         ConfigError: fewer than two members, an uncalibrated member, an ensemble as a member, other phrases, an
-            ``out_dir`` that is or holds a member or a stream.
+            ``out_dir`` that is or holds a member or a stream, a stream given twice.
         StoreMismatchError: members of different backbones or head shapes, or heads of other kinds that take other
             sequences.
     """
@@ -103,6 +104,7 @@ def combine_models(
         raise ConfigError(f"wb ensemble: give at least two models (--model), got {len(paths)}")
     if len({p.resolve() for p in paths}) < len(paths):
         raise ConfigError("wb ensemble: a model is given twice; its members must be distinct models")
+    refuse_repeated_streams(streams)
     refuse_out_holding(out_dir, [*(("--model", p) for p in paths), *(("--stream", s) for s in streams)])
     models = [load_model(p) for p in paths]
     _check_members(models)
