@@ -219,10 +219,13 @@ def refusal_cases(tmp: Path) -> list[tuple[list[str], Path | None, str]]:
          tmp / "m" / "smooth.json", "smooth 3"),
         (["--model", str(short), "--model", str(long), "--weight", "1"], None, "--weight"),
         (["--model", str(short), "--model", str(long), "--weight", "1", "--weight", "-1"], None, "--weight"),
+        # one detector twice fused it with itself and exited 0 (most likely the second was meant to be another)
+        (["--model", str(short), "--model", f"{tmp}/m/./short.onnx"], None,
+         f"--model {tmp}/m/./short.onnx: given twice"),
     ]
 
 
-@pytest.mark.parametrize("case", range(8))
+@pytest.mark.parametrize("case", range(9))
 def test_each_refusal_is_one_line_naming_the_file(members: tuple[Path, Path], tmp_path: Path, case: int) -> None:
     args, named, says = refusal_cases(tmp_path)[case]
     result = CliRunner().invoke(main, ["fuse", *args, "--out", str(tmp_path / "f")])

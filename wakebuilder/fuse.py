@@ -59,8 +59,8 @@ def fuse_detectors(
     """Write ``out_dir/NAME.onnx`` and ``NAME.json``: the weighted mean of exported detectors ``onnx_paths``.
 
     Raises:
-        ConfigError: fewer than two members, weights not one positive number per member, a threshold outside
-            0..1, a bad ``name``, an ``out_dir`` holding a member.
+        ConfigError: fewer than two members, one given twice, weights not one positive number per member, a
+            threshold outside 0..1, a bad ``name``, an ``out_dir`` holding a member.
         ArtifactExistsError: ``out_dir`` exists (without ``overwrite``).
         ModelFileError: a member that is head-only, not calibrated (without ``threshold``), of another phrase or
             scanned otherwise (hop_s, smooth), whose opset cannot be converted; the fused graph disagreeing with
@@ -71,6 +71,7 @@ def fuse_detectors(
     paths = [Path(p) for p in onnx_paths]
     if len(paths) < 2:
         raise ConfigError(f"wb fuse: give at least two exported detectors (--model NAME.onnx), got {len(paths)}")
+    _refuse_repeats(onnx_paths)
     if name is not None:
         check_name(name)
     shares = _normalised(weights, len(paths))
@@ -101,6 +102,20 @@ def fuse_detectors(
     files = {"onnx": str(target / f"{name}.onnx"), "json": str(target / f"{name}.json")}
     return FuseResult(out=str(target), name=name, files=files, window_samples=window, threshold=threshold,
                       threshold_rule=rule, weights=shares, parity_max_abs_diff=diff)
+
+
+def _refuse_repeats(paths: Sequence[str | os.PathLike[str]]) -> None:
+    """One detector given twice (however spelled) would be fused with itself: most likely the second was meant to be
+    another, and --weight is the way to weigh one member more."""
+    from wakebuilder.categories import file_key
+
+    first: dict[object, str | os.PathLike[str]] = {}
+    for path in paths:
+        key = file_key(path)
+        if key in first:
+            raise ConfigError(f"--model {path}: given twice (as --model {first[key]}); fuse distinct detectors, and "
+                              "give a member more weight with --weight")
+        first[key] = path
 
 
 def _normalised(weights: Sequence[float] | None, n: int) -> list[float]:
