@@ -63,6 +63,21 @@ def test_unknown_backbone_is_refused_before_the_bank_folder_is_made(tmp_path: Pa
     assert not cache.exists()  # no bank folder, no bank.json
 
 
+def test_bank_info_without_a_bank_says_to_build_the_bank(tmp_path: Path) -> None:
+    """wb bank info with no bank told the user to `wb embed --store` into the cache's bank folder, which makes no bank
+    (no marker, no manifests recorded); it now says what wb bank reclaim says: wb bank build, or check the options."""
+    cache = tmp_path / "c"
+    for made in ("nothing", "a marker without a store"):  # the second: a build that embedded no clip
+        result = CliRunner().invoke(main, ["bank", "info", "--backbone", "speech-embedding", "--cache-dir", str(cache)])
+        assert result.exit_code == 1 and result.stdout == "", (made, result.output)
+        line = result.stderr.strip()
+        assert line.count("\n") == 0 and "no negative bank here" in line and "wb bank build" in line, (made, line)
+        assert "wb embed" not in line and "--cache-dir" in line, (made, line)
+        store = bank_store_path("speech-embedding", None, cache=cache)
+        store.parent.mkdir(parents=True, exist_ok=True)
+        (store.parent / BANK_MARKER).write_text(json.dumps({"kind": "wakebuilder negative bank", "manifests": []}))
+
+
 def test_a_word_embedding_bank_is_found_and_reclaimed_without_its_model(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """wb bank path, info and reclaim name a bank folder and read or shrink what is there: they load no backbone, so

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wakebuilder.atomic import atomic_write_json, read_json, waiting_lock
-from wakebuilder.bank.location import BANK_MARKER, BUILD_LOCK, bank_dir, bank_store_path
+from wakebuilder.bank.location import BANK_MARKER, BUILD_LOCK, bank_dir, bank_store_path, no_bank_error
 from wakebuilder.bank.retired import retire, retired_ids
 from wakebuilder.errors import ConfigError, StoreMismatchError
 from wakebuilder.manifest import read_manifest
@@ -181,13 +181,17 @@ def bank_info(backbone: str, window_s: float | None, *, cache: str | os.PathLike
     """What the bank holds (``wb store info``'s figures) and the manifests embedded into it.
 
     Raises:
-        StoreError: no bank yet for this backbone and window.
+        StoreError: no bank yet for this backbone and window (no marker, or a marker without a store: a build that
+            embedded no clip), saying to build one, not to ``wb embed`` into the cache.
     """
     from wakebuilder.store import store_info
+    from wakebuilder.store.opening import store_exists
 
     store = bank_store_path(backbone, window_s, cache=cache)
-    info = store_info(store)
     marker = store.parent / BANK_MARKER
-    info["manifests"] = read_json(marker)["manifests"] if marker.exists() else []
+    if not marker.is_file() or not store_exists(store):
+        raise no_bank_error(store)
+    info = store_info(store)
+    info["manifests"] = read_json(marker)["manifests"]
     info["retired"] = len(retired_ids(store))
     return info

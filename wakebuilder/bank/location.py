@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from wakebuilder.errors import ConfigError
+from wakebuilder.errors import ConfigError, StoreError
 
 BANK_MARKER = "bank.json"
 BUILD_LOCK = "build.lock"  # held while the bank changes (``bank.build.bank_lock``)
@@ -54,6 +54,12 @@ def bank_store_path(backbone: str, window_s: float | None, *, cache: str | os.Pa
                     ) -> Path:
     """The bank's embedding store (a Zarr directory inside ``bank_dir``)."""
     return bank_dir(backbone, window_s, cache=cache) / STORE_NAME
+
+
+def no_bank_error(store_path: str | os.PathLike[str]) -> StoreError:
+    """The error of a command that reads the bank where there is none: its fix is wb bank build, or other options."""
+    return StoreError(f"{store_path}: no negative bank here (wb bank build or wb quickstart makes one); check "
+                      "--backbone, --window-s and --cache-dir")
 
 
 def is_bank_store(store_path: str | os.PathLike[str]) -> bool:

@@ -27,11 +27,10 @@ from wakebuilder.atomic import atomic_write_json, read_json, remove_path
 from wakebuilder.bank.audio_folders import AUDIO_DIR, audio_key, stale_audio
 from wakebuilder.bank.build import bank_lock
 from wakebuilder.bank.heldout import TRASH_DIR, heldout_dir, stale_folders
-from wakebuilder.bank.location import BANK_MARKER, bank_store_path
+from wakebuilder.bank.location import BANK_MARKER, bank_store_path, no_bank_error
 from wakebuilder.bank.reading import excluding_readers, reading
 from wakebuilder.bank.retired import retired_ids, retired_lists
 from wakebuilder.bank.stream_passes import dead_passes, passes_trash, remove_passes
-from wakebuilder.errors import StoreError
 from wakebuilder.store import open_store
 from wakebuilder.store.info import disk_bytes
 from wakebuilder.store.merge import compact_store, finish_swap
@@ -87,8 +86,7 @@ def reclaim_bank(backbone: str, window_s: float | None, *, cache: str | os.PathL
     """
     store = bank_store_path(backbone, window_s, cache=cache)
     if not (store.parent / BANK_MARKER).is_file():
-        raise StoreError(f"{store}: no negative bank here (wb bank build or wb quickstart makes one); check "
-                         "--backbone, --window-s and --cache-dir")
+        raise no_bank_error(store)
     heldout = heldout_dir(cache)
     if dry_run:
         with reading(store.parent), reading(heldout):
