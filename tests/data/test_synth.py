@@ -61,6 +61,27 @@ def test_cli_errors(tmp_path: Path) -> None:
     assert listed.exit_code == 0 and "espeak" in listed.output
 
 
+def test_list_voices_with_json_prints_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--list-voices --json printed the tab-separated listing, which a script's JSON reader fails on; it now prints
+    one JSON object: per engine whether it can run here (why not), and its voices with their settings and licence."""
+    import json
+
+    monkeypatch.setattr(get_engine("piper"), "available", lambda: False)
+    monkeypatch.setattr(get_engine("piper"), "why_unavailable", lambda: "not installed")
+    result = CliRunner().invoke(main, ["synth", "--list-voices", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert listed["piper"] == {"available": False, "reason": "not installed", "non_commercial": False, "voices": []}
+    espeak = listed["espeak"]
+    assert espeak["available"] and espeak["reason"] is None and espeak["voices"]
+    voice = espeak["voices"][0]
+    assert voice["name"].startswith("espeak:") and voice["settings"] > 0 and voice["kind"] == "voice"
+    assert "licence" in voice and espeak["non_commercial"] is False
+    plain = CliRunner().invoke(main, ["synth", "--list-voices"]).stdout.splitlines()
+    assert "piper\tunavailable: not installed" in plain
+    assert sum(len(e["voices"]) + 1 for e in listed.values()) == len(plain)  # the same listing
+
+
 def test_texts_form_with_given_voices_and_negative_labels(tmp_path: Path) -> None:
     voices = [Voice("espeak", "en-gb-scotland+m3", {"rate": 150, "pitch": 40}),
               Voice("espeak", "en-us", {"rate": 180})]

@@ -64,7 +64,8 @@ def _synth_interrupt(params: dict[str, Any]) -> str:
 @click.option("--label", type=IntIn(0, 1), default=1, show_default=True)
 @click.option("--kind", default="tts", show_default=True, help="Manifest kind of the clips.")
 @click.option("--workers", type=IntIn(1, 256), default=2, show_default=True)
-@click.option("--list-voices", is_flag=True, help="List usable voices per engine and why others are missing.")
+@click.option("--list-voices", is_flag=True,
+              help="List usable voices per engine and why others are missing (with --json: as one JSON object).")
 @seed_option
 @overwrite_option
 @json_option
@@ -76,10 +77,13 @@ def synth(
 ) -> None:
     """Synthesize N clips of PHRASE across many voices into --out."""
     from wakebuilder.data.synth import SynthConfig, run_synth
-    from wakebuilder.data.synth_voices import describe_voices
+    from wakebuilder.data.synth_voices import describe_voices, voice_table
     from wakebuilder.data.tts import DEFAULT_ENGINES
     from wakebuilder.errors import ConfigError
 
+    if list_voices and as_json:
+        report(None, voice_table(piper_voices=piper_voices, kokoro_voices=kokoro_voices), True)
+        return
     if list_voices:
         click.echo("\n".join(describe_voices(piper_voices=piper_voices, kokoro_voices=kokoro_voices)))
         return

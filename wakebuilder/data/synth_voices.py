@@ -196,31 +196,47 @@ def voice_files_sha256(voices: dict[str, list[Voice]]) -> dict[str, str]:
     return digests
 
 
-def describe_voices(*, piper_voices: Sequence[str] = (), kokoro_voices: str | None = None) -> list[str]:
-    """Per engine a line (its voice settings, or why it cannot run here), then one line per base voice with its
-    licence and number of settings; non-commercial voices are marked (never used unless named). An engine that
-    cannot read its voices (a damaged voices file) gets a line saying why, as one not installed does."""
+def voice_table(*, piper_voices: Sequence[str] = (), kokoro_voices: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per engine: whether it can run here (``reason``: why not), whether its voices are non-commercial (never used
+    unless named), and its base voices (``name``, ``kind``: voice or the blend, ``settings``, ``licence``). An
+    engine that cannot read its voices (a damaged voices file) is unavailable with the reason, as one not installed."""
     for path in piper_voices:
         get_engine("piper").add_voice(path)  # type: ignore[attr-defined]
     if kokoro_voices:
         get_engine("kokoro").use_voices_file(kokoro_voices)  # type: ignore[attr-defined]
-    lines = []
+    table: dict[str, dict[str, Any]] = {}
     for name in ENGINES:
         engine = get_engine(name)
+        row: dict[str, Any] = {"available": False, "reason": None, "non_commercial": name in NON_COMMERCIAL_ENGINES,
+                               "voices": []}
+        table[name] = row
         if not engine.available():
-            lines.append(f"{name}\tunavailable: {engine.why_unavailable()}")
+            row["reason"] = engine.why_unavailable()
             continue
         try:
             voices = engine.voices()
         except EngineUnavailableError as err:  # its voice files (a bad --kokoro-voices): the others are listed
-            lines.append(f"{name}\tunavailable: {err}")
+            row["reason"] = str(err)
             continue
+        row["available"] = True
         settings = Counter(voice.name.split("+")[0] for voice in voices)
-        note = " (non-commercial: only when named)" if name in NON_COMMERCIAL_ENGINES else ""
-        lines.append(f"{name}\t{len(voices)} voice settings of {len(settings)} voices{note}")
         blends = {v.name: v.settings["blend"] for v in voices if "blend" in v.settings and "*" in v.settings["blend"]}
-        for base, count in settings.items():
-            licence = voice_licence(engine, base)
-            what = f"blend {blends[base]}" if base in blends and "+" in blends[base] else "voice"
-            lines.append(f"  {name}:{base}\t{what}\t{count} settings\t{licence}")
+        row["voices"] = [{"name": f"{name}:{base}", "settings": count, "licence": voice_licence(engine, base),
+                          "kind": f"blend {blends[base]}" if base in blends and "+" in blends[base] else "voice"}
+                         for base, count in settings.items()]
+    return table
+
+
+def describe_voices(*, piper_voices: Sequence[str] = (), kokoro_voices: str | None = None) -> list[str]:
+    """``voice_table`` as lines: per engine a line (its voice settings, or why it cannot run here), then one line
+    per base voice with its licence and number of settings; non-commercial voices are marked."""
+    lines = []
+    for name, row in voice_table(piper_voices=piper_voices, kokoro_voices=kokoro_voices).items():
+        if not row["available"]:
+            lines.append(f"{name}\tunavailable: {row['reason']}")
+            continue
+        note = " (non-commercial: only when named)" if row["non_commercial"] else ""
+        total = sum(voice["settings"] for voice in row["voices"])
+        lines.append(f"{name}\t{total} voice settings of {len(row['voices'])} voices{note}")
+        lines += [f"  {v['name']}\t{v['kind']}\t{v['settings']} settings\t{v['licence']}" for v in row["voices"]]
     return lines
