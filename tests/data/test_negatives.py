@@ -103,6 +103,16 @@ def test_phrase_punctuation_and_case_do_not_reach_the_candidates() -> None:
     assert listed.exit_code == 0 and listed_texts == texts
 
 
+def test_list_with_json_prints_json() -> None:
+    """--list --json printed the tab-separated candidates, which a script reading stdout as JSON fails on."""
+    import json
+
+    result = CliRunner().invoke(main, ["negatives", "hey jarvis", "--list", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert listed == [{"text": c.text, "distance": c.distance, "reason": c.reason} for c in candidates("hey jarvis")]
+
+
 @pytest.mark.parametrize("phrase", ["!!!", "...", " - "])
 def test_a_phrase_without_words_is_a_one_line_error(phrase: str) -> None:
     with pytest.raises(ConfigError, match="no words"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import click
@@ -35,7 +36,8 @@ def _negatives_interrupt(params: dict[str, Any]) -> str:
               help="Largest phoneme edit distance of a sound-alike.")
 @engines_option
 @voices_option
-@click.option("--list", "list_only", is_flag=True, help="Print the candidates with their distances and stop.")
+@click.option("--list", "list_only", is_flag=True,
+              help="Print the candidates with their distances and stop (with --json: as a JSON list).")
 @click.option("--real", "real_dir", type=click.Path(file_okay=False), help="Chunk the real audio under this folder.")
 @click.option("--min-s", type=FloatIn(0.1, 60.0), default=1.0, show_default=True)
 @click.option("--max-s", type=FloatIn(0.1, 60.0), default=3.0, show_default=True)
@@ -103,7 +105,11 @@ def negatives(
     if list_only:
         from wakebuilder.data.phonetics import candidates
 
-        for candidate in candidates(phrase, max_distance=max_distance):
+        found = candidates(phrase, max_distance=max_distance)
+        if as_json:
+            report(None, [dataclasses.asdict(c) for c in found], True)
+            return
+        for candidate in found:
             click.echo(f"{candidate.text}\t{candidate.distance:g}\t{candidate.reason}")
         return
     if not out_dir:
