@@ -119,6 +119,24 @@ def test_refuses_existing_output_and_missing_store(fitted: tuple[Path, Path], tm
         run_fit(tmp_path / "nothing.zarr", tmp_path / "m", SMALL, device="cpu", progress=False)
 
 
+def test_an_out_that_cannot_be_written_is_refused_before_training(fitted: tuple[Path, Path], tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """An --out another writer holds (or whose folder refuses the lock file: read-only, no permission) failed only
+    after the whole training; it now fails before the stores are read."""
+    import wakebuilder.train.fit as fit
+    from wakebuilder.atomic import writer_lock
+    from wakebuilder.errors import LockedError
+
+    def trained(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained before the --out was checked")
+
+    monkeypatch.setattr(fit, "_fit_stores", trained)
+    store, _ = fitted
+    with writer_lock(tmp_path / "m"), pytest.raises(LockedError, match="m"):
+        run_fit(store, tmp_path / "m", config=SMALL, device="cpu", progress=False)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.incomplete").exists()
+
+
 def test_stream_flag_streams_from_the_store(fitted: tuple[Path, Path], tmp_path: Path) -> None:
     store, _ = fitted
     out, result = run_fit(store, tmp_path / "streamed", SMALL.replace(max_epochs=2), device="cpu",

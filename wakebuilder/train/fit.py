@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from wakebuilder.atomic import atomic_directory, refuse_existing
+from wakebuilder.atomic import atomic_directory, refuse_existing, writer_lock
 from wakebuilder.devices import resolve_device
 from wakebuilder.errors import TrainingError
 from wakebuilder.modeldir import refuse_out_holding, save_model
@@ -69,6 +69,7 @@ def run_fit(
         StoreError: no store at a path.
         StoreMismatchError: stores of different embeddings, or ``init``'s head trained on another backbone.
         TrainingError: the stores cannot train a head.
+        LockedError, OSError: another process writes ``out_dir``, or its folder cannot be written (before training).
     """
     from wakebuilder.bank.retired import open_served
 
@@ -76,6 +77,8 @@ def run_fit(
     paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
     refuse_out_holding(target, [("--store", p) for p in paths] + ([("--init", init)] if init is not None else []))
     refuse_existing(target, overwrite=overwrite)
+    with writer_lock(target):  # an --out another writer holds, or a folder that refuses its lock: now, not trained
+        pass
     device = resolve_device(device)
     with open_served(paths) as (store, retired):
         result, meta = _fit_stores(store, retired, config, device=device, init=init, wake_word=wake_word,
