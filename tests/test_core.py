@@ -94,6 +94,36 @@ def test_atomic_json_and_directory(tmp_path: Path) -> None:
             pass
 
 
+def test_a_failed_atomic_write_names_the_file_it_was_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder that refuses the temporary file named that file (``.plot.png.k3x9.tmp``, which never exists), and a
+    full disk named none (``wb: error: a file: No space left on device``); the error now names the file being
+    written, and the temporary file is gone."""
+    import errno
+    import tempfile
+
+    from wakebuilder.atomic import atomic_write_bytes
+
+    target = tmp_path / "plot.png"
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".plot.png.k3x9.tmp"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tempfile, "mkstemp", refused)
+        with pytest.raises(PermissionError) as refusal:
+            atomic_write_bytes(target, b"png")
+    assert refusal.value.filename == str(target) and refusal.value.errno == errno.EACCES
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as no_space:
+        atomic_write_bytes(target, b"png")
+    assert no_space.value.filename == str(target) and no_space.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_atomic_directory_holds_the_writer_lock_and_replaces_whole(tmp_path: Path) -> None:
     """A second writer of the same directory fails at once instead of sharing its work folder; a replaced
     directory keeps none of its old files."""

@@ -50,7 +50,10 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _naming(exc, target) from exc
     try:
         # mkstemp makes 0600 files; give the file the mode open() would (or the replaced file's)
         try:
@@ -63,12 +66,22 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _naming(exc, target) from exc
         raise
     _fsync_dir(target.parent)
     return target
+
+
+def _naming(exc: OSError, target: Path) -> OSError:
+    """``exc`` naming ``target``: the temporary file it names (or none, a full disk's write) never exists for the
+    user, who is told what was being written."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror, str(target))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
