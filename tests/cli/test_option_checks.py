@@ -91,6 +91,31 @@ def test_an_output_path_under_a_file_is_refused(tmp_path: Path) -> None:
     assert "is a directory" in message
 
 
+@pytest.mark.parametrize(("args", "expected"), [
+    (["augment", "{t}/nope.jsonl", "--out", "{t}/o"], "MANIFEST '{t}/nope.jsonl': not found; check the path"),
+    (["augment", "{t}", "--out", "{t}/o"], "MANIFEST '{t}': is a folder; give a file"),
+    (["embed", "{m}", "{t}/nope.jsonl", "--store", "{t}/s.zarr"], "MANIFESTS '{t}/nope.jsonl': not found"),
+    (["bank", "build", "{t}"], "MANIFESTS '{t}': is a folder; give a file"),
+    (["stream", "{t}/nope.jsonl", "--out", "{t}/s.wav"], "MANIFESTS '{t}/nope.jsonl': not found"),
+    (["validate", "{t}", "--out", "{t}/o"], "RECORDINGS '{t}': is a folder; give a file"),
+    (["calibrate", "--model", "m", "--store", "s", "--stream", "{t}"], "--stream '{t}': is a folder; give a file"),
+    (["ensemble", "--model", "a", "--model", "b", "--out", "{t}/e", "--stream", "{t}"], "--stream '{t}': is a folder"),
+    (["augment", "{m}", "--out", "{t}/o", "--noise", "{m}"], "--noise '{m}': is a file; give a folder"),
+    (["augment", "{m}", "--out", "{t}/o", "--background-manifest", "{t}/no"], "--background-manifest '{t}/no': not"),
+    (["fit", "--store", "s", "--out", "{t}/m", "--init", "{m}"], "--init '{m}': is a file; give a folder"),
+    (["synth", "--list-voices", "--kokoro-voices", "{t}/no.bin"], "--kokoro-voices '{t}/no.bin': not found"),
+    (["bank", "info", "--cache-dir", "{m}"], "--cache-dir '{m}': is a file; give a folder"),
+    (["store", "verify", "{t}/nope"], "PATH '{t}/nope': not found"),
+])
+def test_a_bad_input_path_is_one_line_naming_it(args: list[str], expected: str, tmp_path: Path) -> None:
+    """A missing input, or a folder where a file is expected (and the reverse), printed click's usage block (four
+    lines, `Error: Invalid value for 'MANIFEST': ...`); it is one line naming the path and the fix."""
+    manifest = _manifest(tmp_path)
+    fill = {"t": str(tmp_path), "m": str(manifest)}
+    message = one_line_error([a.format(**fill) for a in args])
+    assert expected.format(**fill) in message
+
+
 COMMANDS_WITH_DEVICE = [
     ["embed", "--device", "cuda", "{m}", "--store", "s.zarr"],
     ["fit", "--device", "cuda", "--store", "s.zarr", "--out", "m"],

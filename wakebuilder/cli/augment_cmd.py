@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import click
 
-from wakebuilder.cli.checks import FloatIn, IntIn, OutPath, RangePair
+from wakebuilder.cli.checks import FloatIn, InPath, IntIn, OutPath, RangePair
 from wakebuilder.cli.options import (
     RESUMES, handle_errors, json_option, overwrite_option, report, seed_option,
 )
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.argument("manifest", type=InPath(exists=True, dir_okay=False))
 @click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Output folder.")
 @click.option("--copies", type=IntIn(1, 1000), default=2, show_default=True, help="Copies per clip.")
-@click.option("--noise", "noise_dir", type=click.Path(file_okay=False), help="Folder of background noise files.")
-@click.option("--rir", "rir_dir", type=click.Path(file_okay=False), help="Folder of room impulse responses.")
+@click.option("--noise", "noise_dir", type=InPath(file_okay=False), help="Folder of background noise files.")
+@click.option("--rir", "rir_dir", type=InPath(file_okay=False), help="Folder of room impulse responses.")
 @click.option("--snr-db", type=RangePair("dB", -30, 80, example="5,25"), default="5,25", show_default=True,
               help="Noise SNR range MIN,MAX in dB.")
 @click.option("--speed", "speed_range", type=RangePair("factors", 0.25, 4, example="0.9,1.1"), default="0.9,1.1",
@@ -40,7 +40,7 @@ from wakebuilder.cli.options import (
 @click.option("--background", "background_kinds", default="",
               help="Mix in backgrounds made on the fly by these generators, comma-separated "
                    "(noise,music,tone,chirp,click,hum,room).")
-@click.option("--background-manifest", "background_manifests", multiple=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--background-manifest", "background_manifests", multiple=True, type=InPath(exists=True, dir_okay=False),
               help="Mix in backgrounds from this manifest's label-0 clips (e.g. wb negatives --nonspeech/--debian output).")
 @click.option("--background-snr-db", type=RangePair("dB", -30, 80, example="0,20"), default="0,20", show_default=True,
               help="Background SNR range MIN,MAX in dB.")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
+from wakebuilder.cli.checks import FloatIn, InPath, IntIn, OutPath
 from wakebuilder.cli.options import (
     RESUMES, WRITES_NOTHING, device_option, engines_option, handle_errors, json_option, report,
     seed_option, threads_option, voices_option,
@@ -21,7 +21,7 @@ window_option = click.option(
     help="Seconds one embedding sees, as the phrase's store [default: the backbone's own].",
 )
 cache_option = click.option(
-    "--cache-dir", type=click.Path(file_okay=False), default=None,
+    "--cache-dir", type=InPath(file_okay=False), default=None,
     help="Cache folder [default: WB_CACHE_DIR, else the platform's, e.g. $XDG_CACHE_HOME/wakebuilder].",
 )
 
@@ -36,7 +36,7 @@ def bank() -> None:
 
 
 @bank.command("build")
-@click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("manifests", nargs=-1, required=True, type=InPath(exists=True, dir_okay=False))
 @backbone_option
 @window_option
 @cache_option

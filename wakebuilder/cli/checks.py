@@ -25,8 +25,12 @@ class OptionError(click.ClickException):
 
 
 def option_label(ctx: click.Context | None, param: click.Parameter | None, value: Any) -> str:
-    """``--name VALUE``, plus ``(from WB_...)`` when the value came from the environment."""
-    name = max(param.opts, key=len) if param is not None and param.opts else "value"
+    """``--name VALUE`` (``NAME VALUE`` for an argument), plus ``(from WB_...)`` when the value came from the
+    environment."""
+    if isinstance(param, click.Argument):
+        name = param.human_readable_name
+    else:
+        name = max(param.opts, key=len) if param is not None and param.opts else "value"
     label = f"{name} {value!r}" if isinstance(value, str) else f"{name} {value}"
     if ctx is not None and param is not None and param.name is not None:
         if ctx.get_parameter_source(param.name) is ParameterSource.ENVIRONMENT:
@@ -104,6 +108,26 @@ class RangePair(click.ParamType):
         if pair[0] < self.lo or pair[1] > self.hi:
             fail(ctx, param, value, f"expected values within {self.lo:g},{self.hi:g} {self.unit}")
         return pair
+
+
+class InPath(click.Path):
+    """An input path with ``click.Path``'s checks (it exists; a file, or a folder), failing with one line that names
+    it and the fix instead of click's usage block."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            path = Path(str(value))
+            if not path.exists():
+                reason = "not found; check the path"
+            elif path.is_dir() and not self.dir_okay:
+                reason = "is a folder; give a file"
+            elif not path.is_dir() and not self.file_okay:
+                reason = "is a file; give a folder"
+            else:  # unreadable, unwritable: click's own words
+                reason = exc.message
+            fail(ctx, param, value, reason)
 
 
 class OutPath(click.Path):

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from wakebuilder.cli.checks import IntIn, OutPath
+from wakebuilder.cli.checks import InPath, IntIn, OutPath
 from wakebuilder.cli.options import (
     RESUMES, STARTS_OVER, WRITES_NOTHING, engines_option, handle_errors, json_option, overwrite_option, report,
     seed_option, voices_option,
@@ -15,7 +15,7 @@ from wakebuilder.cli.options import (
 
 
 @click.command()
-@click.argument("recordings", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("recordings", nargs=-1, required=True, type=InPath(dir_okay=False))
 @click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Output folder.")
 @click.option("--speaker", default=None, help="One group for all recordings (default: one per recording).")
 @click.option("--text", default="", help="The phrase spoken, recorded in the manifest.")
@@ -54,11 +54,11 @@ def _synth_interrupt(params: dict[str, Any]) -> str:
 @click.option("--out", "out_dir", type=OutPath(file_okay=False), help="Output folder.")
 @click.option("-n", "n", type=IntIn(1, 1_000_000), default=500, show_default=True, help="Clips to make.")
 @engines_option
-@click.option("--piper-voice", "piper_voices", multiple=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--piper-voice", "piper_voices", multiple=True, type=InPath(exists=True, dir_okay=False),
               help="A Piper voice .onnx (with its .onnx.json beside it).")
 @voices_option
 @click.option("--kokoro-voices", "kokoro_voices", envvar="WB_KOKORO_VOICES", default=None,
-              type=click.Path(exists=True, dir_okay=False),
+              type=InPath(exists=True, dir_okay=False),
               help="Kokoro voices file (.npz of (510, 1, 256) styles, e.g. voices-v1.0.bin) [env WB_KOKORO_VOICES; "
                    "default: voices fetched by 'wb voices fetch kokoro-en', else the bundled five].")
 @click.option("--label", type=IntIn(0, 1), default=1, show_default=True)

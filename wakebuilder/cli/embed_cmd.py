@@ -6,7 +6,7 @@ import json
 
 import click
 
-from wakebuilder.cli.checks import FloatIn, IntIn
+from wakebuilder.cli.checks import FloatIn, InPath, IntIn
 from wakebuilder.cli.options import (
     RESUMES, STARTS_OVER, WRITES_NOTHING, device_option, handle_errors, json_option, overwrite_option, report,
     store_option, threads_option,
@@ -14,7 +14,7 @@ from wakebuilder.cli.options import (
 
 
 @click.command()
-@click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("manifests", nargs=-1, required=True, type=InPath(exists=True, dir_okay=False))
 @store_option
 @click.option("--backbone", default="ast", show_default=True,
               help="ast, speech-embedding, word-embedding, an HF hub id of an AST checkpoint, or a local directory.")
@@ -76,7 +76,7 @@ def store() -> None:
 
 
 @store.command("verify")
-@click.argument("path", type=click.Path(exists=True))
+@click.argument("path", type=InPath(exists=True))
 @json_option
 @handle_errors(on_interrupt=WRITES_NOTHING)
 def verify(path: str, as_json: bool) -> None:

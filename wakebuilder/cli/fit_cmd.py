@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
+from wakebuilder.cli.checks import FloatIn, InPath, IntIn, OutPath
 from wakebuilder.cli.options import (
     STARTS_OVER, device_option, handle_errors, json_option, overwrite_option, report, seed_option, stores_option,
     threads_option,
@@ -70,7 +70,7 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
               help="Never hold out your own recordings.")
 @click.option("--members", type=IntIn(1, 64), default=1, show_default=True,
               help="Heads trained with seeds SEED, SEED+1, ... on one split; the model averages their logits.")
-@click.option("--init", "init", type=click.Path(exists=True, file_okay=False), default=None,
+@click.option("--init", "init", type=InPath(exists=True, file_okay=False), default=None,
               help="Fine-tune this model directory's head (same backbone only); its shape (width, "
                    "layers, dropout) is kept.")
 @click.option("--wake-word", default=None, help="Wake word to record [default: most common positive text].")

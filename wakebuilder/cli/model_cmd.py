@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
+from wakebuilder.cli.checks import FloatIn, InPath, IntIn, OutPath
 from wakebuilder.cli.options import (
     RESUMES, STARTS_OVER, WRITES_NOTHING, device_option, handle_errors, json_option, overwrite_option, report,
     stores_option, stream_setting_options, threshold_option,
@@ -33,7 +33,7 @@ def _ensemble_interrupt(params: dict[str, Any]) -> str:
 @click.command()
 @model_dir_option
 @stores_option
-@click.option("--stream", "streams", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--stream", "streams", multiple=True, type=InPath(dir_okay=False),
               help="Continuous negative audio for FA/h (repeatable; see wb stream).")
 @click.option("--objective", type=click.Choice(["auto", "f1", "fa-per-hour"]), default="auto", show_default=True,
               help="fa-per-hour: lowest threshold meeting the target on the --stream audio; f1: best per-clip "
@@ -117,7 +117,7 @@ def fuse(models: tuple[str, ...], out_dir: str, name: str | None, weights: tuple
               help="A calibrated model directory (repeat: two or more of one phrase, e.g. recipe runs with other "
               "--seed values).")
 @click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="The ensemble's model directory.")
-@click.option("--stream", "streams", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--stream", "streams", multiple=True, type=InPath(dir_okay=False),
               help="Continuous negative audio, e.g. the members' calibration stream: the threshold is chosen on it "
               "by the members' FA/h rule, and the ensemble's FA/h reported (repeatable).")
 @threshold_option

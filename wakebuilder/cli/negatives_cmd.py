@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from wakebuilder.cli.checks import FloatIn, IntIn, OutPath, ordered
+from wakebuilder.cli.checks import FloatIn, InPath, IntIn, OutPath, ordered
 from wakebuilder.cli.options import (
     RESUMES, STARTS_OVER, WRITES_NOTHING, engines_option, handle_errors, json_option, overwrite_option, report,
     seed_option, voices_option,
@@ -38,7 +38,7 @@ def _negatives_interrupt(params: dict[str, Any]) -> str:
 @voices_option
 @click.option("--list", "list_only", is_flag=True,
               help="Print the candidates with their distances and stop (with --json: as a JSON list).")
-@click.option("--real", "real_dir", type=click.Path(file_okay=False), help="Chunk the real audio under this folder.")
+@click.option("--real", "real_dir", type=InPath(file_okay=False), help="Chunk the real audio under this folder.")
 @click.option("--min-s", type=FloatIn(0.1, 60.0), default=1.0, show_default=True)
 @click.option("--max-s", type=FloatIn(0.1, 60.0), default=3.0, show_default=True)
 @click.option("--hop-s", type=FloatIn(0.1, 60.0), default=3.0, show_default=True)
@@ -50,7 +50,7 @@ def _negatives_interrupt(params: dict[str, Any]) -> str:
               help="Generators for --nonspeech, comma-separated (add babble for overlapped speech).")
 @click.option("--duration-s", type=FloatIn(0.1, 60.0), default=2.5, show_default=True,
               help="Length of each --nonspeech clip.")
-@click.option("--babble-from", type=click.Path(exists=True, dir_okay=False),
+@click.option("--babble-from", type=InPath(exists=True, dir_okay=False),
               help="Speech manifest for babble (its label-0 clips); default: synthesize sentences with --engine.")
 @click.option("--debian", is_flag=True, help="Fetch music and game sound from Debian's archive (apt-get) and chunk it.")
 @click.option("--debian-package", "debian_packages", multiple=True,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
+from wakebuilder.cli.checks import FloatIn, InPath, IntIn, OutPath
 from wakebuilder.cli.options import (
     ENGINE_NAMES, RESUMES, device_option, handle_errors, json_option, seed_option, threads_option,
 )
@@ -24,7 +24,7 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 
 @click.command()
 @click.argument("phrase", default="hey jarvis")
-@click.option("--recordings", "--recording", "recordings", multiple=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--recordings", "--recording", "recordings", multiple=True, type=InPath(exists=True, dir_okay=False),
               help="Your own recording of the phrase (repeatable).")
 @click.option("--backbone", default=None,
               help="word-embedding (EfficientWord-Net, offline once installed: bin/setup does), speech-embedding "
@@ -40,7 +40,7 @@ def _engines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @click.option("--engines", default=",".join(RecipeConfig.engines), show_default=True, callback=_engines,
               help="TTS engines of positives and negatives (missing ones, or Kokoro with a WB_KOKORO_VOICES it "
                    "cannot use, are skipped with a warning).")
-@click.option("--real", "real_dir", type=click.Path(exists=True, file_okay=False),
+@click.option("--real", "real_dir", type=InPath(exists=True, file_okay=False),
               help="Real audio without the phrase (your room, TV, radio), chunked into negatives.")
 @click.option("--out", "out_dir", type=OutPath(file_okay=False), default=None,
               help="Output folder: new, empty, or an earlier run's to resume [default: runs/<phrase>-<backbone>].")

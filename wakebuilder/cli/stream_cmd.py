@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from wakebuilder.cli.checks import FloatIn, OutPath, ordered
+from wakebuilder.cli.checks import FloatIn, InPath, OutPath, ordered
 from wakebuilder.cli.options import (
     STARTS_OVER, handle_errors, json_option, overwrite_option, report, seed_option,
 )
 
 
 @click.command()
-@click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("manifests", nargs=-1, required=True, type=InPath(exists=True, dir_okay=False))
 @click.option("--out", "out_path", required=True, type=OutPath(dir_okay=False), help="Output WAV file.")
 @click.option("--duration-s", type=FloatIn(1.0, 86_400.0), default=600.0, show_default=True)
 @click.option("--gap-min-s", type=FloatIn(0.0, 60.0), default=0.2, show_default=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from wakebuilder.cli.checks import FloatIn, IntIn, OutPath
+from wakebuilder.cli.checks import FloatIn, InPath, IntIn, OutPath
 from wakebuilder.cli.options import (
     STARTS_OVER, WRITES_NOTHING, handle_errors, json_option, overwrite_option, report, stream_setting_options,
     threshold_option,
@@ -57,7 +57,7 @@ def build(models: tuple[str, ...], out_dir: str, threshold: float | None, hop_s:
 
 
 @web.command()
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.argument("directory", type=InPath(exists=True, file_okay=False, path_type=str))
 @click.option("--port", type=IntIn(0, 65535), default=8000, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
 @handle_errors(on_interrupt=WRITES_NOTHING)
 def serve(directory: str, port: int) -> None:
