@@ -222,10 +222,12 @@ def refusal_cases(tmp: Path) -> list[tuple[list[str], Path | None, str]]:
         # one detector twice fused it with itself and exited 0 (most likely the second was meant to be another)
         (["--model", str(short), "--model", f"{tmp}/m/./short.onnx"], None,
          f"--model {tmp}/m/./short.onnx: given twice"),
+        # a model directory (or the export's folder) said "ONNX model not found", though it is there
+        (["--model", str(short), "--model", str(tmp / "m")], None, f"{tmp / 'm'}: a folder, not an exported NAME.onnx"),
     ]
 
 
-@pytest.mark.parametrize("case", range(9))
+@pytest.mark.parametrize("case", range(10))
 def test_each_refusal_is_one_line_naming_the_file(members: tuple[Path, Path], tmp_path: Path, case: int) -> None:
     args, named, says = refusal_cases(tmp_path)[case]
     result = CliRunner().invoke(main, ["fuse", *args, "--out", str(tmp_path / "f")])

@@ -69,6 +69,25 @@ def test_a_model_json_key_edited_by_hand_is_one_line_in_every_command(key: str, 
         assert "wb fit" in result.stderr, (name, result.stderr)
 
 
+def test_a_file_given_as_a_model_directory_is_named_as_a_file(tmp_path: Path) -> None:
+    """An exported NAME.onnx (or any file) given as --model said `model directory not found`, though it is there; the
+    line now says it is a file and what to give instead."""
+    setup = tone_setup()
+    onnx = tmp_path / "hey_tone.onnx"
+    onnx.write_bytes(b"onnx")
+    commands = {
+        "calibrate": ["calibrate", "--model", str(onnx), "--store", str(setup["store"])],
+        "ensemble": ["ensemble", "--model", str(setup["calibrated"]), "--model", str(onnx),
+                     "--out", str(tmp_path / "e")],
+        "export": ["export", "--model", str(onnx), "--out", str(tmp_path / "export")],
+    }
+    for name, args in commands.items():
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1, (name, result.output)
+        assert result.stderr.startswith(f"wb: error: {onnx}: a file, not a model directory; "), (name, result.stderr)
+        assert "not found" not in result.stderr and "wb fit" in result.stderr, (name, result.stderr)
+
+
 @pytest.mark.parametrize("groups", [5, "val", [["val"]], [None]])
 def test_split_json_val_groups_edited_by_hand_is_one_line(groups: Any, tmp_path: Path) -> None:
     """split.json's val_groups of the wrong type crashed wb calibrate (TypeError: not iterable, unhashable) or, a

@@ -137,6 +137,9 @@ def _member(path: Path, *, need_threshold: bool) -> tuple[Detector, Any, str]:
     import onnx
     from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
+    if path.is_dir():
+        raise ModelFileError(f"{path}: a folder, not an exported NAME.onnx; give the .onnx file wb export wrote "
+                             "(export a model directory first)")
     if not path.is_file():
         raise ModelFileError(f"{path}: ONNX model not found")
     raw = path.read_bytes()

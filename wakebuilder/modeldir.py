@@ -263,6 +263,9 @@ def load_model(model_dir: str | os.PathLike[str], *, device: str = "cpu") -> Loa
     from wakebuilder.train.head import HeadConfig, build_head
 
     root = Path(model_dir)
+    if root.exists() and not root.is_dir():
+        raise ModelFileError(f"{root}: a file, not a model directory; give the folder wb fit wrote (an export's "
+                             "NAME.onnx is for wb detect, eval and fuse)")
     if not root.is_dir():
         raise ModelFileError(f"{root}: model directory not found (make one with wb fit)")
     meta = read_meta(root)
