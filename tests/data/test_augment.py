@@ -143,6 +143,30 @@ def test_an_empty_manifest_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "a").exists()
 
 
+def test_an_out_that_holds_the_input_is_refused(tmp_path: Path) -> None:
+    """`wb augment DIR/manifest.jsonl --out DIR --overwrite` replaced the manifest it read with the copies' and deleted
+    its clips (DIR/clips/*.wav, unlisted in the new manifest): the originals were lost. An --out whose manifest is
+    the input, or whose clips/ holds input clips, is refused before anything is written."""
+    data = tmp_path / "data"
+    (data / "clips").mkdir(parents=True)
+    records = []
+    for i in range(2):
+        x = tone(300 + 100 * i, 1.0) * 0.5
+        write_wav(data / "clips" / f"{i}.wav", x)
+        records.append(ClipRecord(id=audio_id(quantize_pcm16(x)), path=f"clips/{i}.wav", label=1, kind="tts",
+                                  group=f"voice{i}", text="hey"))
+    manifest = write_manifest(data / "manifest.jsonl", records)
+    before = manifest.read_bytes()
+    elsewhere = write_manifest(tmp_path / "other.jsonl", [dataclasses.replace(r, path=f"data/{r.path}")
+                                                          for r in records])
+    for given in (manifest, elsewhere):
+        result = CliRunner().invoke(main, ["augment", str(given), "--out", str(data), "--overwrite", "--copies", "1"])
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+        assert result.stderr.startswith(f"wb: error: --out {str(data)!r}: ") and "choose another --out" in result.stderr
+    assert manifest.read_bytes() == before and sorted(p.name for p in (data / "clips").iterdir()) == ["0.wav", "1.wav"]
+    assert sorted(p.name for p in data.iterdir()) == ["clips", "manifest.jsonl"]
+
+
 def test_speed_and_pitch_options_reach_every_copy(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path)
     out = tmp_path / "o"

@@ -206,10 +206,34 @@ def run_augment(
             and ``overwrite`` is False.
         LockedError: another run is writing ``out_dir``.
         ManifestError: the manifest holds no clips.
+        ConfigError: ``out_dir``'s manifest is the input, or its clips/ holds input clips.
     """
     plan = _plan(manifest, config=config, noise_dir=noise_dir, rir_dir=rir_dir, background=background,
                  keep_originals=keep_originals)
+    _refuse_out_holding_inputs(plan, Path(out_dir))
     return _write_run(plan, out=Path(out_dir), overwrite=overwrite, progress=progress, workers=workers)
+
+
+def _refuse_out_holding_inputs(plan: _Plan, out: Path) -> None:
+    """Refuse an ``out`` whose manifest is the input, or whose ``clips/`` holds input clips (of the manifest or the
+    background manifests): the run writes ``out/manifest.jsonl`` over the one it read, and a run replacing ``out``
+    deletes the clips there its manifest does not list (``prune_clips``), the originals.
+
+    Raises:
+        ConfigError: naming ``--out``, the input and a free folder to choose instead.
+    """
+    instead = f"choose another --out, such as {out.parent / (out.name + '-augmented')}"
+    if Path(plan.manifest).resolve() == (out / MANIFEST_NAME).resolve():
+        raise ConfigError(f"--out {str(out)!r}: its {MANIFEST_NAME} is MANIFEST, which the copies' manifest would "
+                          f"replace; {instead}")
+    clips = (out / "clips").resolve()
+    inputs = [plan.manifest, *(plan.background[0].manifests if plan.background is not None else ())]
+    for manifest in inputs:
+        records = plan.parents if manifest is plan.manifest else read_manifest(manifest)
+        for record in records:
+            if resolve_clip_path(manifest, record, allow_outside=True).resolve().parent == clips:
+                raise ConfigError(f"--out {str(out)!r}: its clips/ holds {record.path} of {manifest} (replacing --out "
+                                  f"would delete it); {instead}")
 
 
 def keep_or_run_augment(
