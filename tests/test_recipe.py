@@ -289,8 +289,10 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     passes = {cache_dir() / "stream-embeddings" / f"{stream_key(s, identity, 1600)}.npy" for s in streams}
     assert len(passes) == 2 and all(p.is_file() for p in passes)
     # the streams are speech, music and noise; held-out sound-alikes are report clips, never stream audio
-    assert recipe._stream_sources({"report_hard": tmp_path, "calibrate_speech": tmp_path / "s"}, "calibrate") == [
-        tmp_path / "s"]
+    from wakebuilder.recipe_build import _stream_sources
+
+    held = {"report_hard": tmp_path, "calibrate_speech": tmp_path / "s"}
+    assert _stream_sources(held, "calibrate") == [tmp_path / "s"]
     assert {r.kind for r in read_manifest(tmp_path / "heldout-eval" / "manifest.jsonl")} == {"hard_negative"}
     # every file the README's Artifacts section promises is there
     promised = readme_artifacts()
