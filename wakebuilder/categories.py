@@ -111,21 +111,24 @@ def file_key(path: str | Path) -> object:
     return stat.st_dev, stat.st_ino
 
 
-def refuse_repeated_streams(streams: Sequence[str | os.PathLike[str]]) -> None:
-    """Raise when two of ``streams`` name one file (``file_key``: another spelling, a symlink, a hard link).
-
-    A stream scored twice counts its hours twice, so its FA/h 95 % upper bound claims twice the audio heard.
+def refuse_repeated(paths: Sequence[str | os.PathLike[str]], *, option: str, fix: str) -> None:
+    """Raise when two of ``paths`` name one file (``file_key``: another spelling, a symlink, a hard link).
 
     Raises:
-        ConfigError: naming both spellings.
+        ConfigError: naming ``option`` with both spellings, and ``fix``.
     """
     first: dict[object, str | os.PathLike[str]] = {}
-    for stream in streams:
-        key = file_key(stream)
+    for path in paths:
+        key = file_key(path)
         if key in first:
-            raise ConfigError(f"--stream {stream}: given twice (as --stream {first[key]}), which would count its "
-                              "hours twice; pass each stream once")
-        first[key] = stream
+            raise ConfigError(f"{option} {path}: given twice (as {option} {first[key]}), {fix}")
+        first[key] = path
+
+
+def refuse_repeated_streams(streams: Sequence[str | os.PathLike[str]]) -> None:
+    """``refuse_repeated`` for ``--stream``: a stream scored twice counts its hours twice, so its FA/h 95 % upper
+    bound claims twice the audio heard."""
+    refuse_repeated(streams, option="--stream", fix="which would count its hours twice; pass each stream once")
 
 
 def segments_path(stream: str | Path) -> Path:

@@ -23,6 +23,7 @@ import numpy as np
 
 from wakebuilder import SAMPLE_RATE, __version__
 from wakebuilder.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, refuse_existing
+from wakebuilder.categories import refuse_repeated
 from wakebuilder.detector import Detector, load_onnx_detector, sidecar_path
 from wakebuilder.errors import ConfigError, ModelFileError
 from wakebuilder.modeldir import refuse_out_holding, short_repr
@@ -71,7 +72,8 @@ def fuse_detectors(
     paths = [Path(p) for p in onnx_paths]
     if len(paths) < 2:
         raise ConfigError(f"wb fuse: give at least two exported detectors (--model NAME.onnx), got {len(paths)}")
-    _refuse_repeats(onnx_paths)
+    refuse_repeated(onnx_paths, option="--model", fix="most likely meant as another detector; fuse distinct "
+                    "detectors, and give a member more weight with --weight")
     if name is not None:
         check_name(name)
     shares = _normalised(weights, len(paths))
@@ -102,20 +104,6 @@ def fuse_detectors(
     files = {"onnx": str(target / f"{name}.onnx"), "json": str(target / f"{name}.json")}
     return FuseResult(out=str(target), name=name, files=files, window_samples=window, threshold=threshold,
                       threshold_rule=rule, weights=shares, parity_max_abs_diff=diff)
-
-
-def _refuse_repeats(paths: Sequence[str | os.PathLike[str]]) -> None:
-    """One detector given twice (however spelled) would be fused with itself: most likely the second was meant to be
-    another, and --weight is the way to weigh one member more."""
-    from wakebuilder.categories import file_key
-
-    first: dict[object, str | os.PathLike[str]] = {}
-    for path in paths:
-        key = file_key(path)
-        if key in first:
-            raise ConfigError(f"--model {path}: given twice (as --model {first[key]}); fuse distinct detectors, and "
-                              "give a member more weight with --weight")
-        first[key] = path
 
 
 def _normalised(weights: Sequence[float] | None, n: int) -> list[float]:
