@@ -394,6 +394,22 @@ def test_a_stream_given_twice_is_refused(tmp_path: Path) -> None:
     assert not (model / "calibration.json").exists()
 
 
+def test_a_model_another_writer_holds_is_refused_before_scoring(tmp_path: Path) -> None:
+    """calibrate wrote calibration.json and its plots into the model with no writer lock: a second calibrate (or a
+    wb fit --overwrite rewriting the model) at once left a calibration of one run beside plots of the other. It now
+    holds the model's writer lock, fit's own, and a second writer fails at once, before any scoring."""
+    from wakebuilder.atomic import writer_lock
+    from wakebuilder.errors import LockedError
+
+    setup = tone_setup()
+    model = copy_model(setup["model"], tmp_path / "model")
+    with writer_lock(model), pytest.raises(LockedError, match="another wakebuilder process"):
+        calibrate_model(model, setup["store"])
+    assert not (model / "calibration.json").exists()
+    calibrate_model(model, setup["store"])  # released: it runs
+    assert (model / "calibration.json").is_file()
+
+
 def test_cli_help_and_bad_input() -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["calibrate", "--help"]).exit_code == 0

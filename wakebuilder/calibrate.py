@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE, metrics
-from wakebuilder.atomic import atomic_write_json
+from wakebuilder.atomic import atomic_write_json, writer_lock
 from wakebuilder.audio import audio_seconds
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.calibrate_rules import (
@@ -179,6 +179,17 @@ def calibrate_model(
 
     refuse_repeated_streams(streams)
     model = load_model(model_dir)
+    # fit's writer lock of the model: a second calibrate, or a fit rewriting the model, fails at once instead of
+    # leaving one run's calibration.json beside the other's plots
+    with writer_lock(model.path):
+        return _calibrate(model, store_path, streams, config)
+
+
+def _calibrate(
+    model: LoadedModel, store_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    streams: Sequence[str | os.PathLike[str]], config: CalibrateConfig | None,
+) -> tuple[Path, dict[str, Any]]:
+    """``calibrate_model``'s work on the loaded ``model``, its writer lock held."""
     config = (config or CalibrateConfig()).resolved(model.window_samples)
     if model.meta.get("ensemble"):
         raise ConfigError(f"{model.path}: an ensemble (wb ensemble) takes its threshold from its members, each "
