@@ -51,6 +51,15 @@ def test_fa_per_hour_upper_is_the_exact_poisson_bound() -> None:
         metrics.fa_per_hour_upper(0, 1.0, confidence=1.0)
 
 
+def test_the_bound_of_a_rate_is_that_of_its_count() -> None:
+    """Calibration keeps rates over its stream's hours; the bound is of the count they came from (3 events in 0.17 h
+    is a rate whose product with the hours is not exactly 3 in floating point)."""
+    hours = 0.17
+    assert metrics.fa_per_hour_upper_of_rate(3 / hours, hours) == metrics.fa_per_hour_upper(3, hours)
+    assert metrics.fa_per_hour_upper_of_rate(0.0, 25 / 60) == pytest.approx(7.19, abs=1e-2)
+    assert metrics.fa_per_hour_upper_of_rate(0.0, 0.0) is None
+
+
 def test_frr_at_fa_and_threshold_rules() -> None:
     thresholds = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
     fa_h = np.array([10.0, 2.0, 0.5, 0.1, 0.0])

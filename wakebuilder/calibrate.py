@@ -249,7 +249,7 @@ def _summary(
         "n_validation": {"positives": int((labels == 1).sum()), "negatives": int((labels == 0).sum())},
         "fa_per_hour": float(fa_h[index]) if fa_h is not None else None,
         # what the stream's length can show: 0 false accepts in 25 minutes bound the rate below 7.2 an hour
-        "fa_per_hour_upper95": (metrics.fa_per_hour_upper(round(float(fa_h[index]) * hours), hours)
+        "fa_per_hour_upper95": (metrics.fa_per_hour_upper_of_rate(float(fa_h[index]), hours)
                                 if fa_h is not None else None),
         "stream_hours": hours,
         "frr_at_fa": {

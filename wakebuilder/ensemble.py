@@ -241,7 +241,7 @@ def _on_streams(model_dir: Path, streams: Sequence[str | os.PathLike[str]], mode
         threshold = out["threshold"]
     at = float(stream_fa_per_hour(traces, hours, np.array([threshold]), config)[0])
     return out | {
-        "fa_per_hour": at, "fa_per_hour_upper95": metrics.fa_per_hour_upper(round(at * hours), hours),
+        "fa_per_hour": at, "fa_per_hour_upper95": metrics.fa_per_hour_upper_of_rate(at, hours),
         "stream_hours": hours, "streams": [str(Path(p).resolve()) for p in streams],
         "stream_sweep": [{"threshold": float(t), "fa_per_hour": float(f)} for t, f in zip(grid, fa_h)],
     }

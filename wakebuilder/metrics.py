@@ -128,6 +128,12 @@ def fa_per_hour_upper(n_events: int, hours: float, confidence: float = 0.95) -> 
     return float(chi2.ppf(confidence, 2 * (int(n_events) + 1)) / 2 / hours)
 
 
+def fa_per_hour_upper_of_rate(rate: float, hours: float, confidence: float = 0.95) -> float | None:
+    """``fa_per_hour_upper`` of a rate measured on ``hours`` of stream (a calibration sweep keeps rates, not counts):
+    the rate is a count over those hours, so the count is the rate times the hours, rounded back to the integer."""
+    return fa_per_hour_upper(round(rate * hours), hours, confidence)
+
+
 def det_points(frr: np.ndarray, fa_h: np.ndarray, thresholds: np.ndarray) -> list[dict[str, float]]:
     """DET curve points (FRR against FA/h), one per threshold."""
     return [
