@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from wakebuilder.atomic import atomic_directory, atomic_write_json
-from wakebuilder.categories import refuse_repeated_streams
+from wakebuilder.categories import refuse_repeated, refuse_repeated_streams
 from wakebuilder.errors import ConfigError, ModelFileError, StoreMismatchError
 from wakebuilder.fingerprint import canonical_json
 from wakebuilder.modeldir import (
@@ -102,8 +102,7 @@ def combine_models(
     paths = [Path(p) for p in model_dirs]
     if len(paths) < 2:
         raise ConfigError(f"wb ensemble: give at least two models (--model), got {len(paths)}")
-    if len({p.resolve() for p in paths}) < len(paths):
-        raise ConfigError("wb ensemble: a model is given twice; its members must be distinct models")
+    refuse_repeated(paths, option="--model", fix="its members must be distinct models")
     refuse_repeated_streams(streams)
     refuse_out_holding(out_dir, [*(("--model", p) for p in paths), *(("--stream", s) for s in streams)])
     models = [load_model(p) for p in paths]
