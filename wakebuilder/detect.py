@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from wakebuilder.stream_settings import STREAM_DEFAULTS, setting_problem, stream
 from wakebuilder.streaming import (
     MovingAverage, WindowBuffer, check_stream_settings, first_frame_s, hop_samples, score_waveform, smooth_scores,
 )
+
+if TYPE_CHECKING:
+    from wakebuilder.verify import Verifier
 
 __all__ = [
     "STREAM_DEFAULTS", "DetectConfig", "Detector", "StreamDetector", "detect_blocks", "detect_file", "detect_stream",
@@ -82,14 +85,19 @@ class DetectConfig(StageConfig):
         return out
 
 
-def threshold_for(detector: Detector, config: DetectConfig) -> float:
-    """``--threshold`` when given, else the detector's calibrated one.
+def threshold_for(detector: Detector, config: DetectConfig, *, verifying: bool = False) -> float:
+    """``--threshold`` when given; else, where a verifier checks each event, its candidate threshold
+    (``verify.CANDIDATE_THRESHOLD``); else the detector's calibrated one.
 
     Raises:
-        ModelFileError: neither: an uncalibrated model would silently mean 0.5.
+        ModelFileError: none: an uncalibrated model would silently mean 0.5.
     """
     if config.threshold is not None:
         return config.threshold
+    if verifying:
+        from wakebuilder.verify import CANDIDATE_THRESHOLD
+
+        return CANDIDATE_THRESHOLD
     if detector.threshold is None:
         raise ModelFileError(_uncalibrated(detector))
     return detector.threshold
@@ -108,15 +116,21 @@ def _uncalibrated(detector: Detector) -> str:
 
 
 class StreamDetector:
-    """Incremental detection: push audio blocks, get events as soon as they are final."""
+    """Incremental detection: push audio blocks, get events as soon as they are final (and, with a ``verifier``,
+    heard as the wake word by it: the last minute of audio is kept for it)."""
 
-    def __init__(self, detector: Detector, config: DetectConfig) -> None:
+    def __init__(self, detector: Detector, config: DetectConfig, verifier: Verifier | None = None) -> None:
         config = config.resolved(detector)
-        self.detector, self.config = detector, config
+        self.detector, self.config, self.verifier = detector, config, verifier
         hop = hop_samples(config.hop_s)
         self._windows = WindowBuffer(detector.window_samples, hop)
         self._smooth = MovingAverage(config.smooth)
-        threshold = threshold_for(detector, config)
+        self._history = None
+        if verifier is not None:
+            from wakebuilder.verify import AudioHistory
+
+            self._history = AudioHistory()
+        threshold = threshold_for(detector, config, verifying=verifier is not None)
         offset = detector.window_samples / 2 / SAMPLE_RATE
         self._events = EventCounter(
             threshold, frame_s=hop / SAMPLE_RATE, refractory_s=config.refractory_s, offset_s=offset
@@ -129,10 +143,17 @@ class StreamDetector:
             np.asarray(self.detector.scorer(windows[i : i + self.config.batch_size]), dtype=np.float32)
             for i in range(0, windows.shape[0], self.config.batch_size)
         ])
-        return self._events.update(self._smooth.update(scores))
+        return self._verified(self._events.update(self._smooth.update(scores)))
+
+    def _verified(self, events: list[Event]) -> list[Event]:
+        if self.verifier is None or not events:
+            return events
+        return self.verifier.keep(events, self.detector.window_samples, self._history.between)
 
     def push(self, samples: np.ndarray) -> list[Event]:
         """Feed float32 samples at 16 kHz; returns events that became final."""
+        if self._history is not None:
+            self._history.push(samples)
         return self._score(self._windows.push(samples))
 
     def flush(self) -> list[Event]:
@@ -141,21 +162,26 @@ class StreamDetector:
         windows = self._windows.flush()
         if windows.shape[0]:  # that one window: no frame has been counted yet
             self._events.offset_s = first_frame_s(self._windows.samples_seen, self.detector.window_samples)
-        return self._score(windows) + self._events.flush()
+        return self._score(windows) + self._verified(self._events.flush())
 
 
-def detect_waveform(detector: Detector, audio: np.ndarray, config: DetectConfig) -> list[Event]:
+def detect_waveform(detector: Detector, audio: np.ndarray, config: DetectConfig,
+                    verifier: Verifier | None = None) -> list[Event]:
     """Events in a whole waveform (batch path; equal to pushing it through ``StreamDetector``)."""
     config = config.resolved(detector)
     hop = hop_samples(config.hop_s)
     scores = score_waveform(
         audio, detector.scorer, window_samples=detector.window_samples, hop=hop, batch_size=config.batch_size
     )
-    threshold = threshold_for(detector, config)
-    return count_events(
+    threshold = threshold_for(detector, config, verifying=verifier is not None)
+    events = count_events(
         smooth_scores(scores, config.smooth), threshold, frame_s=hop / SAMPLE_RATE,
         refractory_s=config.refractory_s, offset_s=first_frame_s(len(audio), detector.window_samples),
     )
+    if verifier is None:
+        return events
+    samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+    return verifier.keep(events, detector.window_samples, lambda start, stop: samples[start:stop])
 
 
 def pcm_blocks(stream: BinaryIO, block_samples: int) -> Iterator[np.ndarray]:
@@ -182,31 +208,34 @@ def pcm_blocks(stream: BinaryIO, block_samples: int) -> Iterator[np.ndarray]:
 
 def detect_stream(
     detector: Detector, stream: BinaryIO | None = None, config: DetectConfig | None = None,
-    *, block_s: float = 0.5,
+    *, block_s: float = 0.5, verifier: Verifier | None = None,
 ) -> Iterator[Event]:
     """Events from raw PCM on ``stream`` (stdin by default), yielded as soon as they are final."""
     source = stream if stream is not None else sys.stdin.buffer
-    yield from detect_blocks(detector, pcm_blocks(source, max(1, int(block_s * SAMPLE_RATE))), config)
+    yield from detect_blocks(detector, pcm_blocks(source, max(1, int(block_s * SAMPLE_RATE))), config,
+                             verifier=verifier)
 
 
 def detect_blocks(
-    detector: Detector, blocks: Iterable[np.ndarray], config: DetectConfig | None = None
+    detector: Detector, blocks: Iterable[np.ndarray], config: DetectConfig | None = None,
+    *, verifier: Verifier | None = None,
 ) -> Iterator[Event]:
     """Events of audio arriving in float32 blocks (any sizes), yielded as soon as they are final."""
-    runner = StreamDetector(detector, config or DetectConfig())
+    runner = StreamDetector(detector, config or DetectConfig(), verifier)
     for block in blocks:
         yield from runner.push(block)
     yield from runner.flush()
 
 
 def detect_file(
-    detector: Detector, path: str | os.PathLike[str], config: DetectConfig | None = None
+    detector: Detector, path: str | os.PathLike[str], config: DetectConfig | None = None,
+    *, verifier: Verifier | None = None,
 ) -> Iterator[Event]:
     """Events in an audio file, decoded a block at a time: memory does not grow with its length.
 
-    Gives exactly ``detect_waveform(detector, load_audio(path), config)``.
+    Gives exactly ``detect_waveform(detector, load_audio(path), config, verifier)``.
     """
-    yield from detect_blocks(detector, AudioBlocks(path), config)
+    yield from detect_blocks(detector, AudioBlocks(path), config, verifier=verifier)
 
 
 def format_event(source: str, event: Event, *, as_json: bool) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from wakebuilder.events import Event, count_events
 from wakebuilder.streaming import first_frame_s, hop_samples, score_blocks, smooth_scores
 from wakebuilder.manifest import ClipRecord, is_manifest_path, read_manifest, resolve_clip_path
 
+if TYPE_CHECKING:
+    from wakebuilder.verify import Verifier, VerifySettings
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class EvalConfig(DetectConfig):
@@ -40,10 +44,11 @@ class EvalConfig(DetectConfig):
 
 
 def clip_scores(detector: Detector, manifests: Sequence[str | os.PathLike[str]], *, batch_size: int = 32,
-                records_out: list[ClipRecord] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                records_out: list[ClipRecord] | None = None, paths_out: list[Path] | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Score every clip of the manifests in the detector's window -> (scores, labels).
 
-    ``records_out``, when given, receives the clips' records in score order.
+    ``records_out`` and ``paths_out``, when given, receive the clips' records and audio paths in score order.
     """
     windows, labels, scores = [], [], []
 
@@ -54,11 +59,14 @@ def clip_scores(detector: Detector, manifests: Sequence[str | os.PathLike[str]],
 
     for manifest in manifests:
         for record in read_manifest(manifest):
-            audio = load_audio(resolve_clip_path(manifest, record))
+            path = resolve_clip_path(manifest, record)
+            audio = load_audio(path)
             windows.append(fit_to_window(audio, detector.window_samples))
             labels.append(record.label)
             if records_out is not None:
                 records_out.append(record)
+            if paths_out is not None:
+                paths_out.append(path)
             if len(windows) >= batch_size:
                 run()
     run()
@@ -69,8 +77,13 @@ def evaluate_detector(
     detector: Detector, *, manifests: Sequence[str | os.PathLike[str]] = (),
     streams: Sequence[str | os.PathLike[str]] = (), config: EvalConfig | None = None,
     categories: Sequence[str] | None = None, traces: Mapping[str, np.ndarray] | None = None,
+    verify: VerifySettings | None = None,
 ) -> dict[str, Any]:
     """Per-clip metrics at the detector's threshold, best-F1 threshold, and streaming FA/h.
+
+    With ``verify``, a speech recognizer checks each detection (``wakebuilder.verify``): the threshold is the
+    candidate one unless given, a stream's event counts only when verified, and a clip scored at or above the
+    threshold that the recognizer rejects scores 0 (so the best-F1 sweep sees it as rejected at every threshold).
 
     Beside each FA/h, ``fa_per_hour_upper95``: its one-sided 95 % upper bound (``metrics.fa_per_hour_upper``), what
     the stream's length can show (0 false accepts in 25 minutes: below 7.2 an hour, not 0).
@@ -83,12 +96,19 @@ def evaluate_detector(
     elsewhere (from cached embeddings: ``stream_cache``); those are not scored again.
     """
     config = (config or EvalConfig()).resolved(detector)
-    threshold = threshold_for(detector, config)
+    verifier = verify.for_detector(detector) if verify is not None else None
+    threshold = threshold_for(detector, config, verifying=verifier is not None)
     result: dict[str, Any] = {"model": detector.name, "threshold": threshold,
                               "stream_settings": {k: getattr(config, k) for k in STREAM_DEFAULTS}}
+    if verifier is not None:
+        result["verify"] = {"phrase": verifier.phrase, "threshold": verifier.threshold, "margin_s": verifier.margin_s}
     if manifests:
         records: list[ClipRecord] = []
-        scores, labels = clip_scores(detector, manifests, batch_size=config.batch_size, records_out=records)
+        paths: list[Path] = []
+        scores, labels = clip_scores(detector, manifests, batch_size=config.batch_size, records_out=records,
+                                     paths_out=paths)
+        if verifier is not None:
+            scores = _verified_clip_scores(verifier, detector, paths, scores, threshold)
         if labels.size == 0:  # metrics of no clips would read as perfect
             raise ManifestError(f"{', '.join(map(str, manifests))}: no clips; pass a manifest of labelled clips "
                                 "(label 1: the wake word, 0: not)")
@@ -102,7 +122,7 @@ def evaluate_detector(
             result["best_f1"] = {"threshold": best, "f1": metrics.metrics_at(labels, scores, best)["f1"]}
     if streams:
         names = list(categories) if categories is not None else [from_path(p) for p in streams]
-        per = _stream_tallies(detector, streams, names, config, traces or {})
+        per = _stream_tallies(detector, streams, names, config, traces or {}, verifier)
         n_events, seconds = sum(int(t[0]) for t in per.values()), sum(t[1] for t in per.values())
         result.update(false_accepts=n_events, stream_hours=seconds / 3600,
                       fa_per_hour=float(metrics.fa_per_hour(n_events, seconds / 3600)),
@@ -111,8 +131,21 @@ def evaluate_detector(
     return result
 
 
+def _verified_clip_scores(verifier: Verifier, detector: Detector, paths: Sequence[Path], scores: np.ndarray,
+                          threshold: float) -> np.ndarray:
+    """``scores`` with 0 for each clip at or above ``threshold`` that ``verifier`` rejects; the clip is heard
+    centred in the detector's window ``margin_s`` wider on each side, as a stream's event is."""
+    out = np.array(scores, dtype=np.float64)
+    length = detector.window_samples + 2 * round(verifier.margin_s * SAMPLE_RATE)
+    for i in np.flatnonzero(out >= threshold):
+        if verifier.score(fit_to_window(load_audio(paths[i]), length)) < verifier.threshold:
+            out[i] = 0.0
+    return out
+
+
 def _stream_tallies(detector: Detector, streams: Sequence[str | os.PathLike[str]], names: Sequence[str],
-                    config: EvalConfig, traces: Mapping[str, np.ndarray]) -> dict[str, list[float]]:
+                    config: EvalConfig, traces: Mapping[str, np.ndarray],
+                    verifier: Verifier | None = None) -> dict[str, list[float]]:
     """False accepts and seconds of the streams per category.
 
     A stream with a segments sidecar (``wb stream``) leaves out its clips that say the detector's wake word, by
@@ -122,7 +155,8 @@ def _stream_tallies(detector: Detector, streams: Sequence[str | os.PathLike[str]
     per: dict[str, list[float]] = {}
     sidecars = _negative_segments(streams, str(detector.info.get("wake_word") or "") or None)
     for path, name, segments in zip(streams, names, sidecars, strict=True):
-        events, total_s = stream_events(detector, path, config, traces.get(str(path)), segments=segments)
+        events, total_s = stream_events(detector, path, config, traces.get(str(path)), segments=segments,
+                                        verifier=verifier)
         if segments is None:
             tally = per.setdefault(name, [0, 0.0])
             tally[0] += len(events)
@@ -152,14 +186,15 @@ def _negative_segments(streams: Sequence[str | os.PathLike[str]], phrase: str | 
 
 def stream_events(detector: Detector, path: str | os.PathLike[str], config: EvalConfig,
                   trace: np.ndarray | None = None, *, segments: StreamSegments | None = None,
-                  ) -> tuple[list[Event], float]:
+                  verifier: Verifier | None = None) -> tuple[list[Event], float]:
     """The detector's events in a stream file and its seconds: scanned like ``wb detect``, or, given the raw
     scores of its windows (``trace``), counted on them by the same rule. With ``segments``, the windows
-    that overlap their left-out clips score 0 first (``StreamSegments.negative_scores``)."""
+    that overlap their left-out clips score 0 first (``StreamSegments.negative_scores``). With ``verifier``,
+    only the events it keeps (the file is read whole for it when a trace is given and an event fired)."""
     config = config.resolved(detector)
     if trace is None and segments is None:  # a block at a time: hours of audio in bounded memory
         blocks = AudioBlocks(path)
-        return list(detect_blocks(detector, blocks, config.detect_config())), blocks.seconds
+        return list(detect_blocks(detector, blocks, config.detect_config(), verifier=verifier)), blocks.seconds
     hop = hop_samples(config.hop_s)
     if trace is None:  # the scores of every window (not the audio) in memory
         blocks = AudioBlocks(path)
@@ -170,9 +205,13 @@ def stream_events(detector: Detector, path: str | os.PathLike[str], config: Eval
         seconds = audio_seconds(path)
     if segments is not None:
         trace = segments.negative_scores(trace, window_samples=detector.window_samples, hop=hop)
-    events = count_events(smooth_scores(np.asarray(trace), config.smooth), threshold_for(detector, config),
+    events = count_events(smooth_scores(np.asarray(trace), config.smooth),
+                          threshold_for(detector, config, verifying=verifier is not None),
                           frame_s=hop / SAMPLE_RATE, refractory_s=config.refractory_s,
                           offset_s=first_frame_s(round(seconds * SAMPLE_RATE), detector.window_samples))
+    if verifier is not None and events:
+        audio = load_audio(path)
+        events = verifier.keep(events, detector.window_samples, lambda start, stop: audio[start:stop])
     return events, seconds
 
 
@@ -211,11 +250,12 @@ def split_inputs(paths: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def evaluate_models(
     models: Sequence[str | os.PathLike[str]], inputs: Sequence[str], *, config: EvalConfig | None = None,
-    device: str = "auto", categories: Sequence[str] = (),
+    device: str = "auto", categories: Sequence[str] = (), verify: VerifySettings | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate each model on the same manifests and audio; one result per model.
 
-    ``categories`` are ``NAME=PATH`` negative audio of a named category (a file or a folder of files).
+    ``categories`` are ``NAME=PATH`` negative audio of a named category (a file or a folder of files); ``verify``:
+    a speech recognizer checks each detection (``evaluate_detector``).
     """
     if not models:
         raise ConfigError("wb eval: give a model (.onnx or model directory)")
@@ -226,7 +266,7 @@ def evaluate_models(
     return [
         evaluate_detector(
             load_detector(m, device=device), manifests=manifests, streams=[p for p, _ in streams], config=config,
-            categories=[c for _, c in streams],
+            categories=[c for _, c in streams], verify=verify,
         )
         for m in models
     ]

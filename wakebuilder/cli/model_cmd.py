@@ -11,7 +11,7 @@ import click
 from wakebuilder.cli.checks import FloatIn, InPath, IntIn, OutPath
 from wakebuilder.cli.options import (
     RESUMES, STARTS_OVER, WRITES_NOTHING, device_option, handle_errors, json_option, overwrite_option, report,
-    stores_option, stream_setting_options, threshold_option,
+    stores_option, stream_setting_options, threshold_option, verify_options, verify_settings,
 )
 
 model_dir_option = click.option(
@@ -153,10 +153,12 @@ def ensemble(models: tuple[str, ...], out_dir: str, streams: tuple[str, ...], th
 @click.option("--threads", type=IntIn(0, 256), default=0, show_default=True,
               help="onnxruntime threads (0: its default).")
 @device_option
+@verify_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per detection.")
 @handle_errors(on_interrupt=WRITES_NOTHING)
 def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: float | None, smooth: int | None,
-           refractory_s: float | None, stdin_raw: bool, threads: int, device: str, as_json: bool) -> None:
+           refractory_s: float | None, stdin_raw: bool, threads: int, device: str, verify: bool,
+           verify_threshold: float | None, verify_model: str | None, phrase: str | None, as_json: bool) -> None:
     """Detect the wake word in AUDIO files ("-" or --stdin-raw: raw PCM on stdin) with MODEL.
 
     MODEL is an exported NAME.onnx (NAME.json beside it) or a model directory.
@@ -169,9 +171,12 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
     if not sources:
         raise ConfigError("wb detect: give AUDIO files, or - / --stdin-raw for raw PCM on stdin")
     config = DetectConfig(threshold=threshold, hop_s=hop_s, smooth=smooth, refractory_s=refractory_s)
+    settings = verify_settings(verify, verify_threshold, verify_model, phrase)
     detector = load_detector(model, device=device, threads=threads)
+    verifier = settings.for_detector(detector) if settings is not None else None
     for source in sources:
-        events = detect_stream(detector, None, config) if source == "-" else detect_file(detector, source, config)
+        events = (detect_stream(detector, None, config, verifier=verifier) if source == "-"
+                  else detect_file(detector, source, config, verifier=verifier))
         for event in events:
             click.echo(format_event(source, event, as_json=as_json))
 
@@ -187,10 +192,12 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
 @threshold_option
 @stream_setting_options(as_calibrated=True)
 @device_option
+@verify_options
 @json_option
 @handle_errors(on_interrupt=WRITES_NOTHING)
 def evaluate(paths: tuple[str, ...], models: tuple[str, ...], categories: tuple[str, ...], threshold: float | None,
-             hop_s: float | None, smooth: int | None, refractory_s: float | None, device: str, as_json: bool) -> None:
+             hop_s: float | None, smooth: int | None, refractory_s: float | None, device: str, verify: bool,
+             verify_threshold: float | None, verify_model: str | None, phrase: str | None, as_json: bool) -> None:
     """Metrics of MODEL on labelled MANIFESTs (.jsonl) and FA/h on continuous negative AUDIO.
 
     Usage: wb eval MODEL [MANIFEST|AUDIO...], or wb eval --model A --model B [MANIFEST|AUDIO...].
@@ -205,7 +212,8 @@ def evaluate(paths: tuple[str, ...], models: tuple[str, ...], categories: tuple[
         raise ConfigError("wb eval: give a model (.onnx or model directory), or --model")
     model_list, inputs = (list(models), list(paths)) if models else ([paths[0]], list(paths[1:]))
     config = EvalConfig(threshold=threshold, hop_s=hop_s, smooth=smooth, refractory_s=refractory_s)
-    results = evaluate_models(model_list, inputs, config=config, device=device, categories=categories)
+    results = evaluate_models(model_list, inputs, config=config, device=device, categories=categories,
+                              verify=verify_settings(verify, verify_threshold, verify_model, phrase))
     if as_json:
         click.echo(json.dumps(results, sort_keys=True))
     else:

@@ -8,13 +8,16 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from wakebuilder import MAX_REFRACTORY_S, MAX_SMOOTH, MIN_DEFAULT_REFRACTORY_S
 from wakebuilder.cli.checks import FloatIn, IntIn, OutPath, fail
 from wakebuilder.errors import WakebuilderError
+
+if TYPE_CHECKING:
+    from wakebuilder.verify import VerifySettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 # The keys of wakebuilder.data.tts.ENGINES, spelled out so that `wb --help` imports no engine code.
@@ -70,6 +73,47 @@ seed_option = click.option("--seed", type=IntIn(0, 2**32 - 1), default=0, show_d
 json_option = click.option(
     "--json", "as_json", is_flag=True, default=False, help="Print a JSON summary instead of the path.",
 )
+
+
+def verify_options(func: F) -> F:
+    """``--verify`` (a speech recognizer checks each detection: ``wakebuilder.verify``), ``--verify-threshold``,
+    ``--verify-model`` and ``--phrase``; ``verify_settings`` turns them into the library's settings."""
+    options = [
+        click.option("--verify", is_flag=True, default=False,
+                     help="Check each detection with a speech recognizer (Moonshine base, English; bin/setup installs "
+                     "it): the detector proposes at 0.2 unless --threshold is given, and a detection counts when the "
+                     "recognizer hears the wake word alone."),
+        click.option("--verify-threshold", type=FloatIn(-50.0, 0.0), default=None,
+                     help="With --verify: the least log probability that the audio says the wake word [default: -6]."),
+        click.option("--verify-model", type=click.Path(path_type=str, file_okay=False), default=None,
+                     help="With --verify: a folder of Moonshine base's graphs [default: $WB_MOONSHINE_DIR, else the "
+                     "installed moonshine-cpp package's]."),
+        click.option("--phrase", default=None,
+                     help="With --verify: the phrase to hear [default: the model's wake word]."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def verify_settings(verify: bool, verify_threshold: float | None, verify_model: str | None,
+                    phrase: str | None) -> VerifySettings | None:
+    """``verify_options``' values -> ``wakebuilder.verify.VerifySettings``, or None without ``--verify``.
+
+    Raises:
+        ConfigError: one of the other three given without ``--verify`` (it would do nothing).
+    """
+    from wakebuilder.errors import ConfigError
+    from wakebuilder.verify import VERIFY_THRESHOLD, VerifySettings
+
+    if not verify:
+        given = [flag for flag, value in (("--verify-threshold", verify_threshold), ("--verify-model", verify_model),
+                                          ("--phrase", phrase)) if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: only used with --verify; add --verify, or leave them out")
+        return None
+    return VerifySettings(folder=verify_model, phrase=phrase,
+                          threshold=VERIFY_THRESHOLD if verify_threshold is None else verify_threshold)
 
 
 threshold_option = click.option(

