@@ -23,7 +23,7 @@ from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import ClipRecord, write_manifest
 from wakebuilder.verify import (
     CANDIDATE_THRESHOLD, MOONSHINE_FILES, AudioHistory, Recognizer, Verifier, load_verifier, moonshine_folder,
-    phrase_texts, read_vocabulary,
+    phrase_texts, read_vocabulary, record,
 )
 
 
@@ -126,7 +126,22 @@ def test_verifying_proposes_at_the_candidate_threshold_unless_one_is_given(tmp_p
     detector = load_detector(onnx)
     assert threshold_for(detector, DetectConfig()) == 0.9
     assert threshold_for(detector, DetectConfig(), verifying=True) == CANDIDATE_THRESHOLD
-    assert threshold_for(detector, DetectConfig(threshold=0.2), verifying=True) == 0.2
+    assert threshold_for(detector, DetectConfig(threshold=0.3), verifying=True) == 0.3
+    (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.9, "verify": record(candidate_threshold=0.4)}))
+    assert threshold_for(load_detector(onnx), DetectConfig(), verifying=True) == 0.4  # the model's record
+
+
+@pytest.mark.parametrize("verify", [True, "yes", {"recognizer": "whisper"}, {**record(), "threshold": 2.0},
+                                    {**record(), "candidate_threshold": 1.0}, {**record(), "margin_s": "0.25"}])
+def test_a_verify_record_this_version_cannot_use_is_one_line(verify: object, tmp_path: Path) -> None:
+    onnx = power_onnx(tmp_path / "power.onnx", "batch")
+    (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.1, "wake_word": "hello", "verify": verify}))
+    wav = write_wav(tmp_path / "a.wav", _two_bursts())
+    result = CliRunner().invoke(main, ["detect", str(onnx), str(wav)])
+    assert result.exit_code != 0 and result.stderr.count("\n") == 1, result.output
+    assert "power.onnx: " in result.stderr and "wb export --verify), or pass --no-verify" in result.stderr
+    plain = CliRunner().invoke(main, ["detect", str(onnx), str(wav), "--no-verify"])  # the way out works
+    assert plain.exit_code == 0 and len(plain.stdout.splitlines()) == 2, plain.output
 
 
 def test_an_event_is_heard_in_its_peak_window_and_the_margins() -> None:
@@ -136,13 +151,16 @@ def test_an_event_is_heard_in_its_peak_window_and_the_margins() -> None:
 
 
 @pytest.mark.parametrize("args", [["--verify-threshold", "-3"], ["--phrase", "hi"], ["--verify-model", "."]])
-def test_a_verify_option_without_verify_is_one_line(args: list[str], tmp_path: Path) -> None:
+def test_a_verify_option_where_nothing_is_verified_is_one_line(args: list[str], tmp_path: Path) -> None:
+    """A model that asks for no verification, without --verify, or any model with --no-verify: the option would do
+    nothing."""
     onnx = power_onnx(tmp_path / "power.onnx", "batch")
     wav = write_wav(tmp_path / "a.wav", _two_bursts())
     for command in (["detect", str(onnx), str(wav)], ["eval", str(onnx), str(wav)]):
-        result = CliRunner().invoke(main, [*command, *args])
-        assert result.exit_code != 0 and result.stderr.count("\n") == 1, result.output
-        assert f"{args[0]}: only used with --verify" in result.stderr
+        for flags, why in (([], "power.onnx asks for none"), (["--no-verify"], "--no-verify")):
+            result = CliRunner().invoke(main, [*command, *args, *flags])
+            assert result.exit_code != 0 and result.stderr.count("\n") == 1, result.output
+            assert f"{args[0]}: only used when detections are verified (" in result.stderr and why in result.stderr
 
 
 def test_a_verify_threshold_above_zero_is_refused() -> None:
@@ -215,9 +233,68 @@ def test_wb_detect_and_wb_eval_keep_only_the_phrase_heard(spoken: dict[str, np.n
     assert runs[False]["metrics"]["precision"] == 0.5 and runs[True]["metrics"]["precision"] == 1.0
     assert runs[True]["metrics"]["recall"] == 1.0
     assert runs[True]["verify"] == {"phrase": "computer", "threshold": -6.0, "margin_s": 0.25}
+    table = CliRunner().invoke(main, ["eval", str(onnx), str(other), "--threshold", "0.001", "--verify"])
+    assert table.exit_code == 0 and "power (verified)" in table.stdout, table.output
 
 
 def test_a_recognizer_folder_passed_by_hand_is_used(tmp_path: Path) -> None:
     folder = tmp_path / "moonshine"
     shutil.copytree(moonshine_folder(), folder)
     assert load_verifier("computer", folder=folder).recognizer.tokens[:3] == [b"<unk>", b"<s>", b"</s>"]
+
+
+def test_an_export_that_asks_for_verification_is_verified_unless_no_verify(tmp_path: Path) -> None:
+    """wb export --verify records it; wb detect then verifies (the recognizer hears no "hey tone" in chirps),
+    --no-verify gives the detector's own events, and wb fuse carries the record only when every member has it."""
+    from tests.model_helpers import planted_stream, tone_setup
+
+    model = tone_setup()["calibrated"]
+    for flags, out in (([], "plain"), (["--verify"], "asks")):
+        result = CliRunner().invoke(main, ["export", "--model", str(model), "--out", str(tmp_path / out), *flags])
+        assert result.exit_code == 0, result.output
+    asks, plain = tmp_path / "asks" / "hey_tone.onnx", tmp_path / "plain" / "hey_tone.onnx"
+    assert json.loads(asks.with_suffix(".json").read_text())["verify"] == record()
+    assert "verify" not in json.loads(plain.with_suffix(".json").read_text())
+    wav = write_wav(tmp_path / "chirps.wav", planted_stream((3.0, 8.0, 13.5), 16.0))
+    counts = {}
+    for onnx, flags in ((plain, []), (asks, []), (asks, ["--no-verify"]), (plain, ["--verify"])):
+        result = CliRunner().invoke(main, ["detect", str(onnx), str(wav), *flags])
+        assert result.exit_code == 0, result.output
+        counts[(onnx.parent.name, *flags)] = len(result.stdout.splitlines())
+    assert counts == {("plain",): 3, ("asks",): 0, ("asks", "--no-verify"): 3, ("plain", "--verify"): 0}
+
+    from wakebuilder.fuse import fuse_detectors
+
+    shutil.copytree(tmp_path / "asks", tmp_path / "asks2")
+    fused = json.loads(Path(fuse_detectors([asks, tmp_path / "asks2" / asks.name], tmp_path / "f1").files["json"])
+                       .read_text())
+    mixed = json.loads(Path(fuse_detectors([asks, plain], tmp_path / "f2").files["json"]).read_text())
+    assert fused["verify"] == record() and "verify" not in mixed
+
+
+def test_the_quickstart_asks_for_verification_and_refuses_to_start_without_the_recognizer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On by default (its export asks, its report verifies), off in the smoke test; a run that would verify without
+    the recognizer stops before any synthesis, naming the pip command and --no-verify."""
+    from wakebuilder.recipe import RecipeConfig
+
+    assert RecipeConfig.preset("quick").verify and RecipeConfig.preset("full").verify
+    assert not RecipeConfig.preset("tiny").verify
+    empty = tmp_path / "no-recognizer"
+    empty.mkdir()
+    monkeypatch.setenv("WB_MOONSHINE_DIR", str(empty))
+    result = CliRunner().invoke(main, ["quickstart", "hello there", "--size", "tiny", "--verify",
+                                       "--out", str(tmp_path / "run")])
+    assert result.exit_code != 0 and result.stderr.count("\n") == 1, result.output
+    assert "missing encoder_model.ort" in result.stderr
+    assert not (tmp_path / "run" / "data").exists()
+    monkeypatch.delenv("WB_MOONSHINE_DIR")
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "moonshine_cpp" else real(name, *a))
+    result = CliRunner().invoke(main, ["quickstart", "hello there", "--size", "tiny", "--verify",
+                                       "--out", str(tmp_path / "run2")])
+    assert result.exit_code != 0 and "pip install --no-deps moonshine-cpp==0.1.4" in result.stderr
+    assert "or pass --no-verify" in result.stderr

@@ -86,8 +86,8 @@ class DetectConfig(StageConfig):
 
 
 def threshold_for(detector: Detector, config: DetectConfig, *, verifying: bool = False) -> float:
-    """``--threshold`` when given; else, where a verifier checks each event, its candidate threshold
-    (``verify.CANDIDATE_THRESHOLD``); else the detector's calibrated one.
+    """``--threshold`` when given; else, where a verifier checks each event, the candidate threshold (the one the
+    detector's files record, else ``verify.CANDIDATE_THRESHOLD``); else the detector's calibrated one.
 
     Raises:
         ModelFileError: none: an uncalibrated model would silently mean 0.5.
@@ -95,9 +95,9 @@ def threshold_for(detector: Detector, config: DetectConfig, *, verifying: bool =
     if config.threshold is not None:
         return config.threshold
     if verifying:
-        from wakebuilder.verify import CANDIDATE_THRESHOLD
+        from wakebuilder.verify import candidate_threshold
 
-        return CANDIDATE_THRESHOLD
+        return candidate_threshold(detector)
     if detector.threshold is None:
         raise ModelFileError(_uncalibrated(detector))
     return detector.threshold

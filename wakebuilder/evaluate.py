@@ -81,9 +81,10 @@ def evaluate_detector(
 ) -> dict[str, Any]:
     """Per-clip metrics at the detector's threshold, best-F1 threshold, and streaming FA/h.
 
-    With ``verify``, a speech recognizer checks each detection (``wakebuilder.verify``): the threshold is the
-    candidate one unless given, a stream's event counts only when verified, and a clip scored at or above the
-    threshold that the recognizer rejects scores 0 (so the best-F1 sweep sees it as rejected at every threshold).
+    Where ``verify`` (default: ``VerifySettings()``, as the model's files ask) verifies, a speech recognizer checks
+    each detection (``wakebuilder.verify``): the threshold is the candidate one unless given, a stream's event counts
+    only when verified, and a clip scored at or above the threshold that the recognizer rejects scores 0 (so the
+    best-F1 sweep sees it as rejected at every threshold).
 
     Beside each FA/h, ``fa_per_hour_upper95``: its one-sided 95 % upper bound (``metrics.fa_per_hour_upper``), what
     the stream's length can show (0 false accepts in 25 minutes: below 7.2 an hour, not 0).
@@ -96,7 +97,9 @@ def evaluate_detector(
     elsewhere (from cached embeddings: ``stream_cache``); those are not scored again.
     """
     config = (config or EvalConfig()).resolved(detector)
-    verifier = verify.for_detector(detector) if verify is not None else None
+    from wakebuilder.verify import VerifySettings
+
+    verifier = (verify or VerifySettings()).for_detector(detector)
     threshold = threshold_for(detector, config, verifying=verifier is not None)
     result: dict[str, Any] = {"model": detector.name, "threshold": threshold,
                               "stream_settings": {k: getattr(config, k) for k in STREAM_DEFAULTS}}
@@ -255,7 +258,7 @@ def evaluate_models(
     """Evaluate each model on the same manifests and audio; one result per model.
 
     ``categories`` are ``NAME=PATH`` negative audio of a named category (a file or a folder of files); ``verify``:
-    a speech recognizer checks each detection (``evaluate_detector``).
+    whether a speech recognizer checks each detection (``evaluate_detector``).
     """
     if not models:
         raise ConfigError("wb eval: give a model (.onnx or model directory)")
@@ -274,7 +277,7 @@ def evaluate_models(
 
 def format_comparison(results: Sequence[dict[str, Any]]) -> str:
     """One row per model: per-clip metrics, FA/h with its 95 % upper bound (what the stream's length can show),
-    and FA/h on speech, music and noise audio."""
+    and FA/h on speech, music and noise audio; a verified model's name says so (its threshold proposes)."""
     cols = ("accuracy", "precision", "recall", "f1", "far", "frr")
     extra = sorted({c for r in results for c in r.get("categories", {})} - set(CATEGORIES))
     shown = [*CATEGORIES, *extra]
@@ -289,5 +292,6 @@ def format_comparison(results: Sequence[dict[str, Any]]) -> str:
         fa += f" {upper:>9.3f}" if upper is not None else f" {'n/a':>9}"
         per = [r.get("categories", {}).get(c, {}).get("fa_per_hour") for c in shown]
         cells = " ".join(f"{v:>8.3f}" if v is not None else f"{'n/a':>8}" for v in per)
-        lines.append(f"{r['model'][:24]:<24} {r['threshold']:>6.3f} {values} {fa} {cells}")
+        name = f"{r['model'][:15]} (verified)" if r.get("verify") else r["model"][:24]  # its thr: the candidates'
+        lines.append(f"{name:<24} {r['threshold']:>6.3f} {values} {fa} {cells}")
     return "\n".join(lines)

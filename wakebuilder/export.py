@@ -180,8 +180,12 @@ def export_model(
     name: str | None = None,
     overwrite: bool = False,
     tolerance: float = PARITY_TOLERANCE,
+    verify: bool = False,
 ) -> ExportResult:
     """Export a model directory; returns a summary with the file paths and parity figures.
+
+    ``verify``: ``NAME.json`` asks for a speech recognizer to check each detection (``verify.record``), which
+    ``wb detect`` and ``wb eval`` then do unless ``--no-verify``.
 
     Raises:
         ArtifactExistsError: ``out_dir`` exists (without ``overwrite``), checked first.
@@ -202,6 +206,10 @@ def export_model(
     calibration_settings(model)  # NAME.json carries the config: a detector of the export scans as calibrated
     backbone = backbone_from_identity(model.backbone, device="cpu", dtype="fp32")
     info = describe(model, cal, backbone)
+    if verify:
+        from wakebuilder.verify import record
+
+        info["verify"] = record()
     calibrated = CalibratedHead(model.head.cpu().eval(), cal["temperature"], cal["bias"]).eval()
     target = Path(out_dir)
     with atomic_directory(target, overwrite=overwrite) as work:

@@ -91,6 +91,9 @@ def fuse_detectors(
         threshold = float(sum(w * float(m.threshold) for w, m in zip(shares, members)))
     info = _describe(members, digests, shares, slices, wake_word=wake_word, settings=settings, threshold=threshold,
                      rule=rule, window=window)
+    asked = [m.info.get("verify") for m in members]
+    if asked[0] is not None and all(a == asked[0] for a in asked):  # every member's detections verified alike
+        info["verify"] = asked[0]
     model = fused_model(paths, protos, slices, shares, window)
     for key, value in onnx_metadata(info).items():
         entry = model.metadata_props.add()

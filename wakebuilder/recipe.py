@@ -71,6 +71,10 @@ def run_recipe(
     check_spec(config.backbone)  # a mistyped name fails now, not at embedding after minutes of synthesis
     if config.fuse_with is not None:
         check_spec(config.fuse_with, option="--fuse-with")  # not after the first backbone's whole run
+    if config.verify:
+        from wakebuilder.verify import moonshine_folder
+
+        moonshine_folder(fix="pass --no-verify")  # the export asks for it and the report verifies: not after minutes
     out, step = Path(out_dir), StepLog()
     inputs = dict(recordings=recordings, real_dir=real_dir, extra_negatives=extra_negatives)
     # a second run into out at once would rewrite this one's config and data folders; the shared bank and held-out

@@ -110,7 +110,7 @@ def export_and_report(
 
     step = step or StepLog()
     step("export")
-    exported = export_model(model_dir, out / "export", name=config.slug, overwrite=True)
+    exported = export_model(model_dir, out / "export", name=config.slug, overwrite=True, verify=config.verify)
     onnx = Path(exported.files["onnx"])
     report = None
     if config.report:

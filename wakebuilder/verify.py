@@ -16,10 +16,11 @@ import dataclasses
 import functools
 import hashlib
 import importlib.util
+import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,11 +32,13 @@ if TYPE_CHECKING:
     from wakebuilder.detector import Detector
 
 __all__ = [
-    "CANDIDATE_THRESHOLD", "MARGIN_S", "MOONSHINE_PACKAGE", "VERIFY_THRESHOLD", "AudioHistory", "Recognizer",
-    "Verifier", "VerifySettings", "load_verifier", "moonshine_folder", "phrase_texts",
+    "CANDIDATE_THRESHOLD", "MARGIN_S", "MOONSHINE_PACKAGE", "RECOGNIZER", "VERIFY_THRESHOLD", "AudioHistory",
+    "Recognizer", "Verifier", "VerifySettings", "candidate_threshold", "load_verifier", "moonshine_folder",
+    "phrase_texts", "record", "recorded",
 ]
 
 MOONSHINE_PACKAGE = "moonshine-cpp==0.1.4"
+RECOGNIZER = f"Moonshine base-en ({MOONSHINE_PACKAGE})"
 MOONSHINE_ENV = "WB_MOONSHINE_DIR"
 MOONSHINE_FILES = {
     "encoder_model.ort": "9d1a19e044cbf89a207723d1adb667de89a5671a1e3e611b8ebe721b2c31219c",
@@ -52,12 +55,13 @@ ENDINGS = (".", ",", "!", "?")
 WORD_BOUNDARY = "\u2581"
 
 
-def moonshine_folder(given: str | os.PathLike[str] | None = None) -> Path:
+def moonshine_folder(given: str | os.PathLike[str] | None = None, *, fix: str | None = None) -> Path:
     """The folder of Moonshine base's graphs: ``given``, else ``$WB_MOONSHINE_DIR``, else the installed
     ``moonshine_cpp`` package's ``models/base-en`` (located, not imported: its import loads native libraries).
 
     Raises:
-        ConfigError: no such folder, or it lacks one of the files, naming how to install the package.
+        ConfigError: no such folder, or it lacks one of the files, naming how to install the package (and ``fix``,
+            another way out, where given).
     """
     source = given if given is not None else os.environ.get(MOONSHINE_ENV)
     if source is not None:
@@ -65,7 +69,8 @@ def moonshine_folder(given: str | os.PathLike[str] | None = None) -> Path:
         missing = [name for name in MOONSHINE_FILES if not (folder / name).is_file()]
         if missing:
             raise ConfigError(f"{folder}: not a Moonshine base folder (missing {', '.join(missing)}); pass the "
-                              f"models/base-en folder of the {MOONSHINE_PACKAGE} wheel")
+                              f"models/base-en folder of the {MOONSHINE_PACKAGE} wheel"
+                              + (f", or {fix}" if fix else ""))
         return folder
     spec = importlib.util.find_spec("moonshine_cpp")
     if spec is not None and spec.submodule_search_locations:
@@ -73,7 +78,8 @@ def moonshine_folder(given: str | os.PathLike[str] | None = None) -> Path:
         if all((folder / name).is_file() for name in MOONSHINE_FILES):
             return folder
     raise ConfigError(f"verification needs the Moonshine recognizer: run 'pip install --no-deps {MOONSHINE_PACKAGE}' "
-                      f"(bin/setup does), or set {MOONSHINE_ENV} to a folder of its {', '.join(MOONSHINE_FILES)}")
+                      f"(bin/setup does), or set {MOONSHINE_ENV} to a folder of its {', '.join(MOONSHINE_FILES)}"
+                      + (f", or {fix}" if fix else ""))
 
 
 def _check_files(folder: Path) -> None:
@@ -233,20 +239,73 @@ def load_verifier(phrase: str, *, folder: str | os.PathLike[str] | None = None, 
     return Verifier(_recognizer(str(moonshine_folder(folder).resolve()), threads), phrase, threshold, margin_s)
 
 
+def record(*, threshold: float = VERIFY_THRESHOLD, candidate_threshold: float = CANDIDATE_THRESHOLD,
+           margin_s: float = MARGIN_S) -> dict[str, Any]:
+    """What an export's ``NAME.json`` records under ``verify`` when its detections are to be verified (``wb export
+    --verify``; the quickstart's default): ``wb detect`` and ``wb eval`` then verify unless ``--no-verify``."""
+    return {"recognizer": RECOGNIZER, "threshold": threshold, "candidate_threshold": candidate_threshold,
+            "margin_s": margin_s}
+
+
+def recorded(detector: Detector) -> dict[str, Any] | None:
+    """The verification a detector's files ask for (``record``), or None.
+
+    Raises:
+        ModelFileError: a ``verify`` record this version cannot use, naming the file and the fix.
+    """
+    raw = detector.info.get("verify")
+    if raw is None:
+        return None
+    where = detector.path or detector.name
+    fix = "export the model again (wb export --verify), or pass --no-verify"
+    if not isinstance(raw, dict) or raw.get("recognizer") != RECOGNIZER:
+        raise ModelFileError(f"{where}: its verify record {json.dumps(raw)[:120]} names no recognizer this version "
+                             f"has ({RECOGNIZER}); {fix}")
+    checks = {"threshold": lambda v: v <= 0, "candidate_threshold": lambda v: 0 < v < 1,
+              "margin_s": lambda v: 0 <= v <= 2}
+    for key, good in checks.items():
+        value = raw.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not good(value):
+            raise ModelFileError(f"{where}: verify.{key} {value!r} is not usable; {fix}")
+    return raw
+
+
+def candidate_threshold(detector: Detector) -> float:
+    """The detector threshold under verification: its record's, else ``CANDIDATE_THRESHOLD``."""
+    asked = recorded(detector)
+    return float(asked["candidate_threshold"]) if asked is not None else CANDIDATE_THRESHOLD
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class VerifySettings:
-    """What ``--verify`` asks for; ``for_detector`` makes the verifier of a detector's wake word (``phrase`` None)."""
+    """What the command line asks: ``mode`` None verifies where the model's files ask for it (``recorded``), True
+    always, False never; ``threshold`` and ``phrase`` None take the record's (else the defaults) and the model's wake
+    word. ``for_detector`` makes the verifier of one detector, or None."""
 
+    mode: bool | None = None
     folder: str | None = None
-    threshold: float = VERIFY_THRESHOLD
-    margin_s: float = MARGIN_S
+    threshold: float | None = None
     phrase: str | None = None
 
-    def for_detector(self, detector: Detector) -> Verifier:
+    def for_detector(self, detector: Detector) -> Verifier | None:
+        """Raises:
+            ConfigError: a setting given where nothing is verified (it would do nothing), or no phrase to hear.
+        """
+        asked = recorded(detector) if self.mode is not False else None
+        if self.mode is False or (self.mode is None and asked is None):
+            given = [flag for flag, value in (("--verify-threshold", self.threshold), ("--verify-model", self.folder),
+                                              ("--phrase", self.phrase)) if value is not None]
+            if given:
+                why = "--no-verify" if self.mode is False else f"{detector.path or detector.name} asks for none"
+                raise ConfigError(f"{', '.join(given)}: only used when detections are verified ({why}); add "
+                                  "--verify, or leave them out")
+            return None
+        base = asked or record()
         phrase = self.phrase or str(detector.info.get("wake_word") or "")
         if not phrase:
             raise ConfigError(f"{detector.path or detector.name}: records no wake word to verify; pass --phrase")
-        return load_verifier(phrase, folder=self.folder, threshold=self.threshold, margin_s=self.margin_s)
+        threshold = self.threshold if self.threshold is not None else float(base["threshold"])
+        return load_verifier(phrase, folder=self.folder, threshold=threshold, margin_s=float(base["margin_s"]))
 
 
 class AudioHistory:

@@ -75,14 +75,17 @@ def calibrate(model_dir: str, stores: tuple[str, ...], streams: tuple[str, ...],
 @model_dir_option
 @click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Export directory.")
 @click.option("--name", default=None, help="Base name of the files (default: from the wake word).")
+@click.option("--verify", is_flag=True, default=False,
+              help="NAME.json asks wb detect and wb eval to check each detection with a speech recognizer (their "
+              "--verify; --no-verify turns it off).")
 @overwrite_option
 @json_option
 @handle_errors(on_interrupt=STARTS_OVER)
-def export(model_dir: str, out_dir: str, name: str | None, overwrite: bool, as_json: bool) -> None:
+def export(model_dir: str, out_dir: str, name: str | None, verify: bool, overwrite: bool, as_json: bool) -> None:
     """Export NAME.pt, NAME.json, end-to-end NAME.onnx and NAME.head.onnx, checked with onnxruntime."""
     from wakebuilder.export import export_model
 
-    result = export_model(model_dir, out_dir, name=name, overwrite=overwrite)
+    result = export_model(model_dir, out_dir, name=name, overwrite=overwrite, verify=verify)
     report(result.out, result.to_dict(), as_json)
 
 
@@ -157,7 +160,7 @@ def ensemble(models: tuple[str, ...], out_dir: str, streams: tuple[str, ...], th
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per detection.")
 @handle_errors(on_interrupt=WRITES_NOTHING)
 def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: float | None, smooth: int | None,
-           refractory_s: float | None, stdin_raw: bool, threads: int, device: str, verify: bool,
+           refractory_s: float | None, stdin_raw: bool, threads: int, device: str, verify: bool | None,
            verify_threshold: float | None, verify_model: str | None, phrase: str | None, as_json: bool) -> None:
     """Detect the wake word in AUDIO files ("-" or --stdin-raw: raw PCM on stdin) with MODEL.
 
@@ -173,7 +176,7 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
     config = DetectConfig(threshold=threshold, hop_s=hop_s, smooth=smooth, refractory_s=refractory_s)
     settings = verify_settings(verify, verify_threshold, verify_model, phrase)
     detector = load_detector(model, device=device, threads=threads)
-    verifier = settings.for_detector(detector) if settings is not None else None
+    verifier = settings.for_detector(detector)
     for source in sources:
         events = (detect_stream(detector, None, config, verifier=verifier) if source == "-"
                   else detect_file(detector, source, config, verifier=verifier))
@@ -196,7 +199,7 @@ def detect(model: str, audio: tuple[str, ...], threshold: float | None, hop_s: f
 @json_option
 @handle_errors(on_interrupt=WRITES_NOTHING)
 def evaluate(paths: tuple[str, ...], models: tuple[str, ...], categories: tuple[str, ...], threshold: float | None,
-             hop_s: float | None, smooth: int | None, refractory_s: float | None, device: str, verify: bool,
+             hop_s: float | None, smooth: int | None, refractory_s: float | None, device: str, verify: bool | None,
              verify_threshold: float | None, verify_model: str | None, phrase: str | None, as_json: bool) -> None:
     """Metrics of MODEL on labelled MANIFESTs (.jsonl) and FA/h on continuous negative AUDIO.
 

@@ -76,44 +76,36 @@ json_option = click.option(
 
 
 def verify_options(func: F) -> F:
-    """``--verify`` (a speech recognizer checks each detection: ``wakebuilder.verify``), ``--verify-threshold``,
-    ``--verify-model`` and ``--phrase``; ``verify_settings`` turns them into the library's settings."""
+    """``--verify/--no-verify`` (a speech recognizer checks each detection: ``wakebuilder.verify``; by default where
+    the model's files ask for it), ``--verify-threshold``, ``--verify-model`` and ``--phrase``; ``verify_settings``
+    turns them into the library's settings."""
     options = [
-        click.option("--verify", is_flag=True, default=False,
+        click.option("--verify/--no-verify", default=None,
                      help="Check each detection with a speech recognizer (Moonshine base, English; bin/setup installs "
                      "it): the detector proposes at 0.2 unless --threshold is given, and a detection counts when the "
-                     "recognizer hears the wake word alone."),
+                     "recognizer hears the wake word alone [default: where the model asks for it, as the "
+                     "quickstart's models do (wb export --verify)]."),
         click.option("--verify-threshold", type=FloatIn(-50.0, 0.0), default=None,
-                     help="With --verify: the least log probability that the audio says the wake word [default: -6]."),
+                     help="The least log probability that the audio says the wake word [default: the model's, else "
+                     "-6]."),
         click.option("--verify-model", type=click.Path(path_type=str, file_okay=False), default=None,
-                     help="With --verify: a folder of Moonshine base's graphs [default: $WB_MOONSHINE_DIR, else the "
-                     "installed moonshine-cpp package's]."),
-        click.option("--phrase", default=None,
-                     help="With --verify: the phrase to hear [default: the model's wake word]."),
+                     help="A folder of Moonshine base's graphs [default: $WB_MOONSHINE_DIR, else the installed "
+                     "moonshine-cpp package's]."),
+        click.option("--phrase", default=None, help="The phrase the recognizer must hear [default: the model's wake "
+                     "word]."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def verify_settings(verify: bool, verify_threshold: float | None, verify_model: str | None,
-                    phrase: str | None) -> VerifySettings | None:
-    """``verify_options``' values -> ``wakebuilder.verify.VerifySettings``, or None without ``--verify``.
+def verify_settings(verify: bool | None, verify_threshold: float | None, verify_model: str | None,
+                    phrase: str | None) -> VerifySettings:
+    """``verify_options``' values -> ``wakebuilder.verify.VerifySettings`` (each detector then says whether it is
+    verified: ``VerifySettings.for_detector``)."""
+    from wakebuilder.verify import VerifySettings
 
-    Raises:
-        ConfigError: one of the other three given without ``--verify`` (it would do nothing).
-    """
-    from wakebuilder.errors import ConfigError
-    from wakebuilder.verify import VERIFY_THRESHOLD, VerifySettings
-
-    if not verify:
-        given = [flag for flag, value in (("--verify-threshold", verify_threshold), ("--verify-model", verify_model),
-                                          ("--phrase", phrase)) if value is not None]
-        if given:
-            raise ConfigError(f"{', '.join(given)}: only used with --verify; add --verify, or leave them out")
-        return None
-    return VerifySettings(folder=verify_model, phrase=phrase,
-                          threshold=VERIFY_THRESHOLD if verify_threshold is None else verify_threshold)
+    return VerifySettings(mode=verify, folder=verify_model, threshold=verify_threshold, phrase=phrase)
 
 
 threshold_option = click.option(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import sys
@@ -36,6 +37,8 @@ from wakebuilder.streaming import check_stream_settings, hop_samples
 ORT_WEB_VERSION = "1.31.1"  # pinned; bin/setup installs exactly this from the npm registry
 ORT_WEB_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 PAGE_ASSETS = ("index.html", "app.js", "events.js", "stream.js", "worklet.js", "style.css")
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -108,6 +111,10 @@ def model_entry(onnx_path: Path, config: WebConfig) -> dict[str, Any]:
     """
     detector = load_onnx_detector(onnx_path)  # refuses a model of another sample rate than the page feeds
     info = detector.info if isinstance(detector.info, dict) else {}
+    if info.get("verify") is not None:
+        log.warning("%s: the page does not verify detections with a speech recognizer as wb detect does for this "
+                    "model; it shows the detector's own at its calibrated threshold (wb detect --no-verify)",
+                    onnx_path)
     settings = DetectConfig(hop_s=config.hop_s, smooth=config.smooth,
                             refractory_s=config.refractory_s).resolved(detector)
     return {
