@@ -155,11 +155,13 @@ def main(argv: list[str] | None = None) -> None:
         best = max((found, -false, t, rule) for (found, false), t, rule in points if false <= rt.ORACLE_MAX_FA)
         oracle.append({"word": m["word"], "seed": m["seed"], "found": best[0], "false_accepts": -best[1],
                        "detector": best[2], "rule": list(best[3]), "n_clips": int(is_word.sum())})
+    negative_hours = sum(float(windows["seconds"][labels != m["word"]].sum()) for m in models) / 3600  # model-hours
     for t in thresholds:
         for rule in rules:
             rows = [counts(m["rows"][t], labels == m["word"], rule) for m in models]
             row = table[f"{t} a={rule[0]} c={rule[1]}"] = {
                 "found": sum(r[0] for r in rows), "false_accepts": sum(r[1] for r in rows),
+                "negative_hours": negative_hours,
                 "within_one": sum(r[1] <= rt.ORACLE_MAX_FA for r in rows),
                 "by_seed": [sum(r[0] for r, m in zip(rows, models) if m["seed"] == seed) for seed in args.data_seeds]}
             print(f"detector {t!s:10} a {rule[0]:3} c {rule[1]:>6}: {row['found']:3} found, "
