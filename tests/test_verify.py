@@ -195,6 +195,7 @@ def test_the_recognizer_writes_and_reads_its_own_tokens() -> None:
 
 def test_the_recognizer_hears_the_phrase_said_and_not_another(spoken: dict[str, np.ndarray]) -> None:
     computer, jarvis = load_verifier("computer"), load_verifier("Hey Jarvis")
+    assert computer.score(np.zeros(100, np.float32)) < -6 and computer.score(np.zeros(0, np.float32)) < -6  # no state
     assert computer.recognizer.transcribe(spoken["computer"]).rstrip(".") == "Computer"
     assert computer.score(spoken["computer"]) > -2 > -10 > computer.score(spoken["hello there"])
     assert jarvis.score(spoken["hey jarvis"]) > -6 > -10 > jarvis.score(spoken["computer"])

@@ -7,7 +7,8 @@ teacher-forced through its decoder. An event counts when that score is at least 
 
 The recognizer is Moonshine base (English, 61 M parameters, MIT licence, Useful Sensors), whose ONNX Runtime graphs
 ship inside the PyPI wheel ``moonshine-cpp`` 0.1.4; wakebuilder runs them with its own onnxruntime (the package's
-native libraries are never loaded) after checking their sha256. It runs only on candidate events, a few an hour.
+native libraries are never loaded) after checking their sha256. It runs only on candidate events: 40 an hour on
+realdev's negatives, which are dense with one-second words (research/REAL_TRANSFER.md, thirtieth round).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ MOONSHINE_FILES = {
 CANDIDATE_THRESHOLD = 0.2
 VERIFY_THRESHOLD = -6.0
 MARGIN_S = 0.25
+MIN_SAMPLES = SAMPLE_RATE // 2
 BOS, EOS, FIRST_PIECE = 1, 2, 3 + 256  # ids 3..258 are the 256 byte tokens
 ENDINGS = (".", ",", "!", "?")
 WORD_BOUNDARY = "\u2581"
@@ -145,7 +147,13 @@ class Recognizer:
         return raw.decode("utf-8", "replace").replace(WORD_BOUNDARY, " ").strip()
 
     def hidden(self, audio: np.ndarray) -> np.ndarray:
-        return self.encoder.run(None, {"input_values": np.asarray(audio, dtype=np.float32)[None]})[0]
+        """The encoder's states; audio under ``MIN_SAMPLES`` is centred in silence of that length first (the encoder
+        downsamples 384 times: a few hundred samples would leave it no state)."""
+        samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+        if samples.size < MIN_SAMPLES:
+            left = (MIN_SAMPLES - samples.size) // 2
+            samples = np.pad(samples, (left, MIN_SAMPLES - samples.size - left))
+        return self.encoder.run(None, {"input_values": samples[None]})[0]
 
     def log_probs(self, hidden: np.ndarray, ids: Sequence[int]) -> np.ndarray:
         """Log probabilities of the token after ``BOS + ids[:t]`` for every t -> ``(len(ids) + 1, vocabulary)``."""
@@ -318,7 +326,7 @@ class AudioHistory:
         self._start = 0  # sample index of the first kept block
 
     def push(self, samples: np.ndarray) -> None:
-        block = np.asarray(samples, dtype=np.float32).reshape(-1)
+        block = np.array(samples, dtype=np.float32).reshape(-1)  # a copy: a caller may reuse its buffer
         if block.size:
             self._blocks.append(block)
             self.end += block.size
