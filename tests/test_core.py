@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wakebuilder.atomic import atomic_directory, atomic_write_json, read_json, writer_lock
+from wakebuilder.atomic import (
+    atomic_directory, atomic_write_json, read_json, refuse_unwritable_folder, writer_lock,
+)
 from wakebuilder.config import StageConfig
 from wakebuilder.errors import ConfigError, LockedError, WakebuilderError
 from wakebuilder.fingerprint import audio_id, canonical_json, fingerprint
@@ -71,6 +73,34 @@ def test_fingerprint_is_canonical_and_loud() -> None:
 def test_audio_id_depends_on_content_only() -> None:
     x = np.linspace(-1, 1, 100, dtype=np.float32)
     assert audio_id(x) == audio_id(x.copy()) != audio_id(x * 0.5)
+
+
+@pytest.mark.parametrize("tmpfile", [True, False])
+def test_the_writability_probe_leaves_nothing_and_names_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   tmpfile: bool) -> None:
+    """The probe leaves the folder as it was, with O_TMPFILE or (a file system without it) a named file deleted at
+    once; a folder that refuses new files is one ConfigError naming it and the caller's fix."""
+    import errno
+
+    opened = os.open
+
+    def without_tmpfile(path: str | os.PathLike[str], flags: int, *args: int) -> int:
+        if flags & getattr(os, "O_TMPFILE", 0) == getattr(os, "O_TMPFILE", -1):
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported", str(path))
+        return opened(path, flags, *args)
+
+    if not tmpfile:
+        monkeypatch.setattr(os, "open", without_tmpfile)
+    (tmp_path / "kept.txt").write_text("x")
+    refuse_unwritable_folder(tmp_path, "fix it")
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.txt"]
+
+    def refused(path: str | os.PathLike[str], flags: int, *args: int) -> int:
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(os, "open", refused)
+    with pytest.raises(ConfigError, match=f"^{tmp_path}: .*Read-only file system.*; fix it$"):
+        refuse_unwritable_folder(tmp_path, "fix it")
 
 
 def test_atomic_json_and_directory(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -117,6 +118,25 @@ def refuse_existing(path: str | os.PathLike[str], *, overwrite: bool, option: st
             f"{target}: already exists; pass --overwrite to replace it, or choose another {option}"
         )
     return target
+
+
+def refuse_unwritable_folder(folder: str | os.PathLike[str], fix: str) -> None:
+    """Raise unless this process can make a file in the existing ``folder``, so that a command writing there only at
+    the end of its work fails before that work.
+
+    The probe makes a real file rather than asking ``os.access``: it sees a read-only mount, ACLs and root alike. It
+    is a nameless temporary file (Linux ``O_TMPFILE``; elsewhere made and deleted at once), so nothing is left.
+
+    Raises:
+        ConfigError: the folder refuses new files (permissions, a read-only file system), naming it and ``fix``.
+    """
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise ConfigError(f"{folder}: this process cannot write in it ({exc.strerror}); {fix}") from exc
 
 
 def lock_paths(path: str | os.PathLike[str]) -> list[Path]:

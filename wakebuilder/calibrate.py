@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE, metrics
-from wakebuilder.atomic import atomic_write_json, writer_lock
+from wakebuilder.atomic import atomic_write_json, refuse_unwritable_folder, writer_lock
 from wakebuilder.audio import audio_seconds
 from wakebuilder.audio_stream import AudioBlocks
 from wakebuilder.calibrate_rules import (
@@ -179,6 +179,9 @@ def calibrate_model(
 
     refuse_repeated_streams(streams)
     model = load_model(model_dir)
+    # calibration.json and the plots are written into the model at the end: a folder that refuses them fails now
+    refuse_unwritable_folder(model.path, "calibrate writes calibration.json and its plots there: make the folder "
+                             "writable (chmod u+w), or copy the model to a writable folder and calibrate the copy")
     # fit's writer lock of the model: a second calibrate, or a fit rewriting the model, fails at once instead of
     # leaving one run's calibration.json beside the other's plots
     with writer_lock(model.path):
