@@ -137,6 +137,23 @@ def test_bank_grows_by_embedding_only_new_clips(tmp_path: Path, monkeypatch: pyt
                    window_s=2.0, cache=tmp_path / "c", progress=False)
 
 
+@pytest.mark.parametrize("text", ["", "\n\n"])
+def test_a_manifest_without_clips_is_refused_before_the_bank_is_made(tmp_path: Path, text: str) -> None:
+    """wb bank build of a manifest with no rows wrote bank.json, then found nothing to embed and made no store: a
+    broken bank that later commands tripped over. Now it is one line naming the manifest, before anything is
+    written; beside a manifest with clips too (recorded as embedded, it would have embedded none)."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(text)
+    cache = tmp_path / "c"
+    for manifests in ([empty], [negatives_manifest(tmp_path / "clips", 2), empty]):
+        result = CliRunner().invoke(main, ["bank", "build", *map(str, manifests), "--backbone", "speech-embedding",
+                                           "--window-s", "2", "--cache-dir", str(cache)])
+        assert result.exit_code == 1 and result.stdout == "", result.output
+        line = result.stderr.strip()
+        assert line.count("\n") == 0 and line.startswith(f"wb: error: {empty}: no clips"), line
+        assert not cache.exists()  # no bank folder, no bank.json
+
+
 def test_cli_bank_build_changes_the_retired_clips_under_the_build_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from wakebuilder.atomic import atomic_write_json, read_json, waiting_lock
 from wakebuilder.bank.location import BANK_MARKER, BUILD_LOCK, bank_dir, bank_store_path, no_bank_error
 from wakebuilder.bank.retired import retire, retired_ids
-from wakebuilder.errors import ConfigError, StoreMismatchError
+from wakebuilder.errors import ConfigError, ManifestError, StoreMismatchError
 from wakebuilder.manifest import read_manifest
 
 log = logging.getLogger(__name__)
@@ -65,26 +65,32 @@ def build_bank(
     Raises:
         BackboneError: ``backbone`` names no backbone (checked before anything is written).
         ConfigError: a manifest holds a wake-word clip (label 1); a bank holds negatives only.
+        ManifestError: a manifest holds no clips (checked before anything is written).
         StoreMismatchError: the bank folder holds a store of other embeddings.
     """
     from wakebuilder.backbones import check_spec
 
     check_spec(backbone)  # as wb embed does, but before the bank's folder and marker are made
-    _negative_ids(manifests)
+    _negative_ids(manifests, refuse_empty=True)
     with bank_lock(backbone, window_s, cache=cache):
         return grow_bank(manifests, backbone=backbone, window_s=window_s, cache=cache, device=device,
                          batch_size=batch_size, workers=workers, threads=threads, progress=progress, replaced=replaced)
 
 
-def _negative_ids(manifests: Sequence[str | os.PathLike[str]]) -> set[str]:
+def _negative_ids(manifests: Sequence[str | os.PathLike[str]], *, refuse_empty: bool = False) -> set[str]:
     """The clip ids of ``manifests``.
 
     Raises:
         ConfigError: a manifest holds a wake-word clip (label 1).
+        ManifestError: ``refuse_empty`` and a manifest holds no clips: given to ``wb bank build`` it is a mistake,
+            and alone it left a bank.json without a store (``embed_manifests`` refuses it after the marker).
     """
     ids: set[str] = set()
     for manifest in manifests:
         records = read_manifest(manifest)
+        if refuse_empty and not records:
+            raise ManifestError(f"{manifest}: no clips (an empty manifest), nothing to embed into the negative bank; "
+                                "pass a manifest that lists clips (wb bank negatives writes them)")
         positives = [r.id for r in records if r.label == 1]
         if positives:
             raise ConfigError(f"{manifest}: {len(positives)} clip(s) with label 1; a negative bank holds "
