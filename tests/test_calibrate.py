@@ -410,13 +410,12 @@ def test_a_model_another_writer_holds_is_refused_before_scoring(tmp_path: Path) 
     assert (model / "calibration.json").is_file()
 
 
-@pytest.mark.parametrize("made", ["chmod", "refused"])
-def test_a_model_folder_that_cannot_be_written_is_refused_before_scoring(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, made: str) -> None:
+def test_a_model_folder_that_cannot_be_written_is_refused_before_scoring(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """calibrate on a model folder it may not write (chmod 555, a read-only mount) scored the validation split and
     every stream, then failed writing calibration.json; it now fails at once, in one line naming the folder and the
-    fix, and leaves nothing in it. Root writes whatever the mode, so ``refused`` makes the folder refuse every new
-    file as a read-only mount does (EROFS, which root gets too)."""
+    fix, and leaves nothing in it. Root (these tests' user) writes whatever the mode, so the folder is made to refuse
+    every new file as a read-only mount does (EROFS, which root gets too)."""
     import errno
     import os
 
@@ -429,21 +428,15 @@ def test_a_model_folder_that_cannot_be_written_is_refused_before_scoring(
         raise AssertionError("scored before the model folder was checked")
 
     monkeypatch.setattr(module, "validation_logits", scored)
-    if made == "chmod":
-        if os.geteuid() == 0:
-            pytest.skip("root writes a folder whatever its mode (the 'refused' case stands in)")
-        model.chmod(0o555)
-        request.addfinalizer(lambda: model.chmod(0o755))
-    else:
-        opened, folder = os.open, os.path.realpath(model)
+    opened, folder = os.open, os.path.realpath(model)
 
-        def read_only(path: str | os.PathLike[str], flags: int, *args: int) -> int:
-            real = os.path.realpath(path)
-            if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and folder in (real, os.path.dirname(real)):
-                raise OSError(errno.EROFS, "Read-only file system", str(path))
-            return opened(path, flags, *args)
+    def read_only(path: str | os.PathLike[str], flags: int, *args: int) -> int:
+        real = os.path.realpath(path)
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and folder in (real, os.path.dirname(real)):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return opened(path, flags, *args)
 
-        monkeypatch.setattr(os, "open", read_only)
+    monkeypatch.setattr(os, "open", read_only)
     before = sorted(p.name for p in model.iterdir())
     result = CliRunner().invoke(main, ["calibrate", "--model", str(model), "--store", str(setup["store"])])
     assert result.exit_code == 2 and result.stdout == "", result.output
