@@ -202,6 +202,23 @@ def test_the_recognizer_hears_the_phrase_said_and_not_another(spoken: dict[str, 
     assert computer.recognizer is jarvis.recognizer  # loaded once a process
 
 
+def test_spellings_scored_in_one_batch_equal_each_scored_alone(spoken: dict[str, np.ndarray]) -> None:
+    """phrase_score runs every spelling in one decoder pass, the shorter ones padded after their end; the padding
+    must change none of their own positions (the decoder attends only to earlier tokens)."""
+    jarvis = load_verifier("hey jarvis")
+    recognizer = jarvis.recognizer
+    assert len({len(recognizer.encode_text(" " + t)) for t in jarvis.texts}) > 1  # padding happens
+    for audio in spoken.values():
+        hidden = recognizer.hidden(audio)
+        alone = []
+        for text in jarvis.texts:
+            ids = recognizer.encode_text(" " + text)
+            lp = recognizer.log_probs(hidden, ids)
+            alone.append(sum(lp[t, k] for t, k in enumerate(ids)) + np.logaddexp.reduce(lp[len(ids), [2, *[
+                recognizer.encode_text(e)[-1] for e in ".,!?"]]]))
+        assert jarvis.score(audio) == pytest.approx(float(np.logaddexp.reduce(alone)), abs=1e-4)
+
+
 def test_wb_detect_and_wb_eval_keep_only_the_phrase_heard(spoken: dict[str, np.ndarray], tmp_path: Path) -> None:
     """The power detector fires on every word; with --verify, wb detect prints the computer it hears and wb eval
     counts no false accept on the other speech, and a manifest's negative clip that fires scores 0."""

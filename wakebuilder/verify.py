@@ -157,12 +157,24 @@ class Recognizer:
 
     def log_probs(self, hidden: np.ndarray, ids: Sequence[int]) -> np.ndarray:
         """Log probabilities of the token after ``BOS + ids[:t]`` for every t -> ``(len(ids) + 1, vocabulary)``."""
-        feed = {"input_ids": np.asarray([[BOS, *ids]], dtype=np.int64), "encoder_hidden_states": hidden,
+        return self._log_probs(hidden, [list(ids)])[0]
+
+    def _log_probs(self, hidden: np.ndarray, texts: Sequence[Sequence[int]]) -> np.ndarray:
+        """``log_probs`` of several token sequences in one decoder pass -> ``(len(texts), longest + 1, vocabulary)``.
+
+        Shorter sequences are padded with EOS after their end; the decoder attends only to earlier tokens, so what
+        follows a sequence's end changes none of its own positions."""
+        longest = max(len(ids) for ids in texts)
+        batch = np.full((len(texts), 1 + longest), EOS, dtype=np.int64)
+        batch[:, 0] = BOS
+        for row, ids in enumerate(texts):
+            batch[row, 1 : 1 + len(ids)] = ids
+        feed = {"input_ids": batch, "encoder_hidden_states": np.repeat(hidden, len(texts), axis=0),
                 "use_cache_branch": np.array([False])}
         for name, shape in self._past.items():
             length = 0 if ".decoder." in name else hidden.shape[1]
-            feed[name] = np.zeros((1, shape[1], length, shape[3]), dtype=np.float32)
-        logits = self.decoder.run(["logits"], feed)[0][0].astype(np.float64)
+            feed[name] = np.zeros((len(texts), shape[1], length, shape[3]), dtype=np.float32)
+        logits = self.decoder.run(["logits"], feed)[0].astype(np.float64)
         return logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
 
     def transcribe(self, audio: np.ndarray, max_tokens: int = 24) -> str:
@@ -176,13 +188,13 @@ class Recognizer:
         return self.decode_ids(ids)
 
     def phrase_score(self, audio: np.ndarray, texts: Sequence[str]) -> float:
-        """log P(the transcript is one of ``texts``, then the end or a closing punctuation mark)."""
-        hidden, total = self.hidden(audio), []
-        for text in texts:
-            ids = self.encode_text(" " + text)
-            lp = self.log_probs(hidden, ids)
-            said = float(sum(lp[t, k] for t, k in enumerate(ids)))
-            total.append(said + float(np.logaddexp.reduce(lp[len(ids), self._endings])))
+        """log P(the transcript is one of ``texts``, then the end or a closing punctuation mark); one encoder pass, and
+        one decoder pass for every spelling at once."""
+        hidden = self.hidden(audio)
+        seqs = [self.encode_text(" " + text) for text in texts]
+        lp = self._log_probs(hidden, seqs)
+        total = [float(sum(lp[row, t, k] for t, k in enumerate(ids)))
+                 + float(np.logaddexp.reduce(lp[row, len(ids), self._endings])) for row, ids in enumerate(seqs)]
         return float(np.logaddexp.reduce(total))
 
 
