@@ -32,21 +32,24 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_transfer as rt  # noqa: E402
 from real_ceiling import speaker_folds  # noqa: E402
-from wakebuilder.verify import Recognizer, moonshine_folder, phrase_texts  # noqa: E402
+from wakebuilder.events import Event  # noqa: E402
+from wakebuilder.verify import Recognizer, Verifier, moonshine_folder  # noqa: E402
 
 _RECOGNIZER: Recognizer | None = None
 
 
 def _score_segment(job: tuple[str, str, str, int, float, float]) -> float:
-    """One event's verifier score in a worker: (Moonshine folder, path, word, peak frame, window and margin seconds)."""
+    """One event's verifier score in a worker: (Moonshine folder, path, word, peak frame, window and margin seconds).
+    The event's audio is the library's (``Verifier.span`` of the peak window, whose centre is the event's time)."""
     global _RECOGNIZER
     folder, path, word, frame, window_s, margin_s = job
     if _RECOGNIZER is None:
         _RECOGNIZER = Recognizer(Path(folder), check=False)
+    verifier = Verifier(_RECOGNIZER, word, margin_s=margin_s)
     audio, _ = rt.padded_audio(Path(path))
-    start = int(round((frame * rt.HOP_S - margin_s) * rt.SAMPLE_RATE))
-    stop = int(round((frame * rt.HOP_S + window_s + margin_s) * rt.SAMPLE_RATE))
-    return _RECOGNIZER.phrase_score(audio[max(start, 0) : stop], phrase_texts(word))
+    centre_s = frame * rt.HOP_S + window_s / 2
+    start, stop = verifier.span(Event(centre_s, 0.0, centre_s), round(window_s * rt.SAMPLE_RATE))
+    return verifier.score(audio[start:stop])
 
 
 def model_events(traces: list[np.ndarray], threshold: float) -> list[list[int]]:
