@@ -10,7 +10,7 @@ The first recognizer is Moonshine base (English, 61 M parameters, MIT licence, U
 graphs ship inside the PyPI wheel ``moonshine-cpp`` 0.1.4; wakebuilder runs them with its own onnxruntime (the
 package's native libraries are never loaded) after checking their sha256. It runs only on candidate events: 40 an
 hour on realdev's negatives, which are dense with one-second words (research/REAL_TRANSFER.md, thirtieth round). The
-second is Whisper base (``wakebuilder.verify_whisper``), which hears real phrases Moonshine misses; about five times
+second is Whisper base (``wakebuilder.verify_whisper``), which hears real phrases Moonshine misses; five to seven times
 slower (its encoder reads a 30 s window), it runs only on the events Moonshine rejects.
 """
 
@@ -245,7 +245,7 @@ class Verifier:
         return self.recognizer.phrase_score(audio, self.texts)
 
     def hears(self, audio: np.ndarray) -> bool:
-        """``score(audio) >= threshold``, asking an ``Either``'s members only until one passes (Whisper is about five
+        """``score(audio) >= threshold``, asking an ``Either``'s members only until one passes (Whisper is five to seven
         times slower than Moonshine, and most true detections pass Moonshine)."""
         members = self.recognizer.members if isinstance(self.recognizer, Either) else (self.recognizer,)
         return any(member.phrase_score(audio, self.texts) >= self.threshold for member in members)
