@@ -22,8 +22,8 @@ from wakebuilder.export import add_metadata
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import ClipRecord, write_manifest
 from wakebuilder.verify import (
-    CANDIDATE_THRESHOLD, MOONSHINE_FILES, RECOGNIZER, AudioHistory, Either, Recognizer, Verifier, VerifySettings,
-    load_verifier, moonshine_folder, phrase_texts, read_vocabulary, record,
+    CANDIDATE_THRESHOLD, MOONSHINE_FILES, RECOGNIZER, RECOGNIZERS, AudioHistory, Either, Recognizer, Verifier,
+    VerifySettings, load_verifier, moonshine_folder, phrase_texts, read_vocabulary, record,
 )
 from wakebuilder.verify_whisper import WhisperRecognizer
 
@@ -181,8 +181,7 @@ def test_a_record_of_moonshine_alone_is_still_verified_with_it_and_a_new_one_wit
         (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.9, "wake_word": "hello", "verify": verify}))
         verifier = VerifySettings().for_detector(load_detector(onnx))
         assert verifier is not None and verifier.threshold == -6.0
-        members = verifier.recognizer.members if isinstance(verifier.recognizer, Either) else (verifier.recognizer,)
-        assert [type(m) for m in members] == kinds
+        assert [type(m) for m in verifier.members] == kinds
     (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.9, "wake_word": "hello"}))
     verifier = VerifySettings(mode=True).for_detector(load_detector(onnx))  # --verify, no record: both
     assert verifier is not None and isinstance(verifier.recognizer, Either)
@@ -308,7 +307,8 @@ def test_wb_detect_and_wb_eval_keep_only_the_phrase_heard(spoken: dict[str, np.n
     assert runs[False]["false_accepts"] == 2 and runs[True]["false_accepts"] == 0
     assert runs[False]["metrics"]["precision"] == 0.5 and runs[True]["metrics"]["precision"] == 1.0
     assert runs[True]["metrics"]["recall"] == 1.0
-    assert runs[True]["verify"] == {"phrase": "computer", "threshold": -6.0, "margin_s": 0.25}
+    assert runs[True]["verify"] == {"phrase": "computer", "threshold": -6.0, "margin_s": 0.25,
+                                    "recognizers": list(RECOGNIZERS)}
     table = CliRunner().invoke(main, ["eval", str(onnx), str(other), "--threshold", "0.001", "--verify"])
     assert table.exit_code == 0 and "power (verified)" in table.stdout, table.output
 

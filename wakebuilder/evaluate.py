@@ -104,7 +104,8 @@ def evaluate_detector(
     result: dict[str, Any] = {"model": detector.name, "threshold": threshold,
                               "stream_settings": {k: getattr(config, k) for k in STREAM_DEFAULTS}}
     if verifier is not None:
-        result["verify"] = {"phrase": verifier.phrase, "threshold": verifier.threshold, "margin_s": verifier.margin_s}
+        result["verify"] = {"phrase": verifier.phrase, "threshold": verifier.threshold, "margin_s": verifier.margin_s,
+                            "recognizers": [member.name for member in verifier.members]}
     if manifests:
         records: list[ClipRecord] = []
         paths: list[Path] = []

@@ -119,6 +119,8 @@ def read_vocabulary(path: Path) -> list[bytes]:
 class Recognizer:
     """Moonshine base's encoder and merged decoder, run without a key-value cache (the texts scored are short)."""
 
+    name = RECOGNIZER
+
     def __init__(self, folder: Path, *, threads: int = 1, check: bool = True) -> None:
         import onnxruntime as ort
 
@@ -241,14 +243,18 @@ class Verifier:
     def __post_init__(self) -> None:
         self.texts = phrase_texts(self.phrase)
 
+    @property
+    def members(self) -> tuple[Any, ...]:
+        """The recognizers, in the order they are asked."""
+        return self.recognizer.members if isinstance(self.recognizer, Either) else (self.recognizer,)
+
     def score(self, audio: np.ndarray) -> float:
         return self.recognizer.phrase_score(audio, self.texts)
 
     def hears(self, audio: np.ndarray) -> bool:
         """``score(audio) >= threshold``, asking an ``Either``'s members only until one passes (Whisper is five to seven
         times slower than Moonshine, and most true detections pass Moonshine)."""
-        members = self.recognizer.members if isinstance(self.recognizer, Either) else (self.recognizer,)
-        return any(member.phrase_score(audio, self.texts) >= self.threshold for member in members)
+        return any(member.phrase_score(audio, self.texts) >= self.threshold for member in self.members)
 
     def span(self, event: Event, window_samples: int) -> tuple[int, int]:
         """The samples (from stream start) of an event's peak window, ``margin_s`` wider on each side."""

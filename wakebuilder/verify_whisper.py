@@ -126,6 +126,8 @@ class WhisperRecognizer:
     ``check`` False skips the sha256 check (a model other than the pinned one, as in tests).
     """
 
+    name = WHISPER_NAME
+
     def __init__(self, folder: Path, *, threads: int = 1, compute_type: str = "int8", check: bool = True) -> None:
         import ctranslate2
         import tokenizers
