@@ -142,7 +142,7 @@ def _verified_clip_scores(verifier: Verifier, detector: Detector, paths: Sequenc
     out = np.array(scores, dtype=np.float64)
     length = detector.window_samples + 2 * round(verifier.margin_s * SAMPLE_RATE)
     for i in np.flatnonzero(out >= threshold):
-        if verifier.score(fit_to_window(load_audio(paths[i]), length)) < verifier.threshold:
+        if not verifier.hears(fit_to_window(load_audio(paths[i]), length)):
             out[i] = 0.0
     return out
 
