@@ -164,7 +164,7 @@ class WhisperRecognizer:
 
         ``generate`` forces the prompt's tokens after the task ones and, asked for its logits, returns them at every
         step from the first text token on. Its ``max_length`` allows about half as many steps (ctranslate2 4.8), so
-        it is asked for twice as many, plus one; what it returns is checked.
+        it is asked for twice as many and a margin; what it returns is checked.
 
         Raises:
             ConfigError: this ctranslate2 returned fewer steps (its behaviour changed: the pinned range has it).
@@ -184,7 +184,8 @@ class WhisperRecognizer:
 
     def phrase_score(self, audio: np.ndarray, texts: Sequence[str]) -> float:
         """log P(the transcript is one of ``texts``, then the end or a closing punctuation mark): one encoder pass,
-        and a decoder pass for every spelling (a batch of them costs as much: its cross-attention is per row)."""
+        and a decoder pass for every spelling (not batched: a batch costs about as much, its cross-attention keys
+        computed per row, and ``generate`` forces prompts of different lengths in one batch differently)."""
         hidden, total = self._encoded(audio), []
         for text in texts:
             ids = self.encode_text(" " + text)
@@ -194,7 +195,6 @@ class WhisperRecognizer:
         return float(np.logaddexp.reduce(total))
 
     def transcribe(self, audio: np.ndarray, max_tokens: int = 24) -> str:
-        """The greedy transcript (for messages and diagnostics)."""
-        result = self.model.generate(self._encoded(audio), [self.prompt], beam_size=1,
-                                     max_length=len(self.prompt) + max_tokens)
+        """The greedy transcript, at most about ``max_tokens`` long (for messages and diagnostics)."""
+        result = self.model.generate(self._encoded(audio), [self.prompt], beam_size=1, max_length=2 * max_tokens + 4)
         return self.tokenizer.decode(result[0].sequences_ids[0]).strip()
