@@ -22,7 +22,8 @@ from wakebuilder.export import add_metadata
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import ClipRecord, write_manifest
 from wakebuilder.verify import (
-    CANDIDATE_THRESHOLD, MOONSHINE_FILES, RECOGNIZER, RECOGNIZERS, AudioHistory, Either, Recognizer, Verifier,
+    CANDIDATE_THRESHOLD, DETECTOR_WEIGHT, MOONSHINE_FILES, RECOGNIZER, RECOGNIZERS, VERIFY_THRESHOLD, AudioHistory,
+    Either, Recognizer, Verifier,
     VerifySettings, load_verifier, moonshine_folder, phrase_texts, read_vocabulary, record,
 )
 from wakebuilder.verify_whisper import WhisperRecognizer
@@ -137,7 +138,8 @@ def test_verifying_proposes_at_the_candidate_threshold_unless_one_is_given(tmp_p
 @pytest.mark.parametrize("verify", [True, "yes", {"recognizer": "whisper"}, {**record(), "recognizers": ["whisper"]},
                                     {**record(), "rule": "both"}, {**record(), "recognizers": []},
                                     {**record(), "threshold": 2.0},
-                                    {**record(), "candidate_threshold": 1.0}, {**record(), "margin_s": "0.25"}])
+                                    {**record(), "candidate_threshold": 1.0}, {**record(), "margin_s": "0.25"},
+                                    {**record(), "detector_weight": -1.0}])
 def test_a_verify_record_this_version_cannot_use_is_one_line(verify: object, tmp_path: Path) -> None:
     onnx = power_onnx(tmp_path / "power.onnx", "batch")
     (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.1, "wake_word": "hello", "verify": verify}))
@@ -173,6 +175,20 @@ def test_under_the_either_rule_an_event_counts_when_either_recognizer_hears_it(
     assert verifier.score(np.ones(10, np.float32)) == max(first, second)
 
 
+def test_the_less_sure_the_detector_the_surer_the_recognizer_must_be() -> None:
+    """A proposal counts when recognizer + weight * ln(detector peak) >= threshold: a recognizer score of -4 keeps a
+    proposal that peaked at 0.9 (needs -6.18) and not one that peaked at 0.3 (needs -2.89); weight 0, both."""
+    recognizer = _Fixed(-4.0)
+    sure, unsure = Event(1.0, 0.9, 1.0), Event(3.0, 0.3, 3.0)
+    audio = lambda a, b: np.ones(b - a, np.float32)  # noqa: E731
+    verifier = Verifier(recognizer, "hello", threshold=-6.5, detector_weight=3.0)  # type: ignore[arg-type]
+    assert verifier.needed(0.9) == pytest.approx(-6.5 - 3 * np.log(0.9))
+    assert verifier.keep([sure, unsure], 16000, audio) == [sure]
+    alone = Verifier(recognizer, "hello", threshold=-6.5, detector_weight=0.0)  # type: ignore[arg-type]
+    assert alone.keep([sure, unsure], 16000, audio) == [sure, unsure]
+    assert record()["detector_weight"] == DETECTOR_WEIGHT == 3.0 and record()["threshold"] == VERIFY_THRESHOLD == -6.5
+
+
 def test_a_record_of_moonshine_alone_is_still_verified_with_it_and_a_new_one_with_both(tmp_path: Path) -> None:
     """Exports before the either rule recorded one recognizer; they keep it. ``record`` names both."""
     onnx = power_onnx(tmp_path / "power.onnx", "batch")
@@ -180,7 +196,8 @@ def test_a_record_of_moonshine_alone_is_still_verified_with_it_and_a_new_one_wit
     for verify, kinds in ((old, [Recognizer]), (record(), [Recognizer, WhisperRecognizer])):
         (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.9, "wake_word": "hello", "verify": verify}))
         verifier = VerifySettings().for_detector(load_detector(onnx))
-        assert verifier is not None and verifier.threshold == -6.0
+        assert verifier is not None and verifier.threshold == verify["threshold"]
+        assert verifier.detector_weight == (0.0 if verify is old else DETECTOR_WEIGHT)  # old: the recognizer alone
         assert [type(m) for m in verifier.members] == kinds
     (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.9, "wake_word": "hello"}))
     verifier = VerifySettings(mode=True).for_detector(load_detector(onnx))  # --verify, no record: both
@@ -277,16 +294,19 @@ def test_spellings_scored_in_one_batch_equal_each_scored_alone(spoken: dict[str,
 
 
 def test_wb_detect_and_wb_eval_keep_only_the_phrase_heard(spoken: dict[str, np.ndarray], tmp_path: Path) -> None:
-    """The power detector fires on every word; with --verify, wb detect prints the computer it hears and wb eval
-    counts no false accept on the other speech, and a manifest's negative clip that fires scores 0."""
+    """The power detector fires on every word; verifying as its record asks, wb detect prints the computer it hears
+    and wb eval counts no false accept on the other speech, and a manifest's negative clip that fires scores 0. (Its
+    probabilities are tiny: its record weighs them 0, the recognizers' score alone.)"""
     onnx = power_onnx(tmp_path / "power.onnx", "batch")
     add_metadata(onnx, {"threshold": 0.9, "wake_word": "computer"})
+    (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.9, "wake_word": "computer",
+                                                     "verify": record(detector_weight=0.0)}))
     gap = np.zeros(2 * SAMPLE_RATE, np.float32)
     stream = write_wav(tmp_path / "talk.wav", np.concatenate([gap, spoken["computer"], gap, spoken["hello there"],
                                                              gap]))
-    plain = CliRunner().invoke(main, ["detect", str(onnx), str(stream), "--threshold", "0.001"])
+    plain = CliRunner().invoke(main, ["detect", str(onnx), str(stream), "--threshold", "0.001", "--no-verify"])
     assert plain.exit_code == 0 and len(plain.stdout.splitlines()) == 2, plain.output
-    verified = CliRunner().invoke(main, ["detect", str(onnx), str(stream), "--threshold", "0.001", "--verify"])
+    verified = CliRunner().invoke(main, ["detect", str(onnx), str(stream), "--threshold", "0.001"])
     assert verified.exit_code == 0 and len(verified.stdout.splitlines()) == 1, verified.output
     assert abs(float(verified.stdout.split("\t")[1]) - (2 + spoken["computer"].size / 2 / SAMPLE_RATE)) < 0.5
 
@@ -299,17 +319,17 @@ def test_wb_detect_and_wb_eval_keep_only_the_phrase_heard(spoken: dict[str, np.n
                                 group=name, duration_s=spoken[name].size / SAMPLE_RATE))
     manifest = write_manifest(tmp_path / "clips.jsonl", clips)
     runs = {}
-    for flags in ([], ["--verify"]):
+    for flags in (["--no-verify"], []):
         result = CliRunner().invoke(main, ["eval", str(onnx), str(other), str(manifest), "--threshold", "0.001",
                                            "--json", *flags])
         assert result.exit_code == 0, result.output
-        runs[bool(flags)] = json.loads(result.stdout)[0]
+        runs[not flags] = json.loads(result.stdout)[0]
     assert runs[False]["false_accepts"] == 2 and runs[True]["false_accepts"] == 0
     assert runs[False]["metrics"]["precision"] == 0.5 and runs[True]["metrics"]["precision"] == 1.0
     assert runs[True]["metrics"]["recall"] == 1.0
-    assert runs[True]["verify"] == {"phrase": "computer", "threshold": -6.0, "margin_s": 0.25,
-                                    "recognizers": list(RECOGNIZERS)}
-    table = CliRunner().invoke(main, ["eval", str(onnx), str(other), "--threshold", "0.001", "--verify"])
+    assert runs[True]["verify"] == {"phrase": "computer", "threshold": -6.5, "margin_s": 0.25,
+                                    "detector_weight": 0.0, "recognizers": list(RECOGNIZERS)}
+    table = CliRunner().invoke(main, ["eval", str(onnx), str(other), "--threshold", "0.001"])
     assert table.exit_code == 0 and "power (verified)" in table.stdout, table.output
 
 

@@ -105,6 +105,7 @@ def evaluate_detector(
                               "stream_settings": {k: getattr(config, k) for k in STREAM_DEFAULTS}}
     if verifier is not None:
         result["verify"] = {"phrase": verifier.phrase, "threshold": verifier.threshold, "margin_s": verifier.margin_s,
+                            "detector_weight": verifier.detector_weight,
                             "recognizers": [member.name for member in verifier.members]}
     if manifests:
         records: list[ClipRecord] = []
@@ -142,7 +143,7 @@ def _verified_clip_scores(verifier: Verifier, detector: Detector, paths: Sequenc
     out = np.array(scores, dtype=np.float64)
     length = detector.window_samples + 2 * round(verifier.margin_s * SAMPLE_RATE)
     for i in np.flatnonzero(out >= threshold):
-        if not verifier.hears(fit_to_window(load_audio(paths[i]), length)):
+        if not verifier.hears(fit_to_window(load_audio(paths[i]), length), float(out[i])):
             out[i] = 0.0
     return out
 

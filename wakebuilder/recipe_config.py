@@ -140,9 +140,9 @@ class RecipeConfig(StageConfig):
     background_snr_db: tuple[float, ...] = (0.0, 20.0)
     report: bool = True
     # The export asks wb detect and wb eval to check each detection with speech recognizers (wb export --verify,
-    # wakebuilder.verify), and the report verifies. With Moonshine alone, on round 27's 18 realdev models (research
-    # round 30): 210 of 234 real clips with every model within one false accept, against 180 and 16 of 18 at the
-    # calibrated thresholds alone. The smoke test (tiny) keeps none: no recognizer to load.
+    # wakebuilder.verify), and the report verifies. On the default recipe's 18 realdev models (research round 31):
+    # 217 of 234 real clips with every model within one false accept, against 180 and 16 of 18 at the calibrated
+    # thresholds alone. The smoke test (tiny) keeps none: no recognizer to load.
     verify: bool = True
     # Models averaged into one (wb ensemble: the mean of their calibrated probabilities behind one backbone pass; the
     # threshold by the FA/h rule on the ensemble's own scores over the calibration stream, not below the mean of the
