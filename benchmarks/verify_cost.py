@@ -2,11 +2,9 @@
 
 Times each recognizer's ``phrase_score`` (``wb detect --verify``'s check of one detector proposal: its encoder once
 and its decoder once per spelling of the phrase) on the default span of a 1.5 s window (2.0 s of audio), one thread,
-for a one-word and a two-word phrase, after one warm-up call: Moonshine base, which every proposal costs, and Whisper
-base, which the either rule adds where Moonshine rejects the proposal (on negative audio, nearly every one). The audio
-is deterministic synthetic speech-like noise; a recognizer's cost barely depends on what it hears (a fixed number of
-decoder passes; Whisper's last step may end early). The proposal rate
-is read from research round 30's measurement when it is there (``research/results/asr_verifier_r30-word.json``:
+for a one-word and a two-word phrase, after one warm-up call: Whisper base, the default (every proposal costs it),
+and Moonshine base, which the either rule asks first. The audio is deterministic synthetic speech-like noise; a
+recognizer's cost barely depends on what it hears (a fixed number of decoder passes). The proposal rate is read from research round 31's measurement when it is there (``research/results/asr_verifier_r31-word.json``:
 candidate events at the default candidate threshold on realdev's negatives) and the cached realdev windows' seconds.
 
 Usage: .venv/bin/python benchmarks/verify_cost.py [--calls 20]
@@ -52,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=20)
     args = parser.parse_args()
-    from wakebuilder.verify import CANDIDATE_THRESHOLD, MARGIN_S, RECOGNIZERS, load_verifier
+    from wakebuilder.verify import CANDIDATE_THRESHOLD, DEFAULT_RECOGNIZERS, MARGIN_S, RECOGNIZERS, load_verifier
 
     audio = speechlike(1.5 + 2 * MARGIN_S)
     load_s = {}
@@ -64,7 +62,7 @@ def main() -> None:
     result = {"audio_s": audio.size / 16000, "threads": 1, "calls": args.calls, "load_s": load_s,
               "per_phrase": rows, "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                               "load_average": os.getloadavg()}}
-    measured = Path(__file__).resolve().parents[1] / "research" / "results" / "asr_verifier_r30-word.json"
+    measured = Path(__file__).resolve().parents[1] / "research" / "results" / "asr_verifier_r31-word.json"
     if measured.is_file():
         pooled = json.loads(measured.read_text())["pooled"]
         key = f"{CANDIDATE_THRESHOLD:g} a=0.0 c=-inf"
@@ -72,8 +70,9 @@ def main() -> None:
             row = pooled[key]
             per_hour = row["false_accepts"] / row["negative_hours"]
             result["proposals_per_hour_on_realdev_negatives"] = round(per_hour, 2)
-            # at most: Whisper on every proposal (Moonshine rejects nearly all on negative audio)
-            one_word = sum(row["seconds_per_proposal"] for row in rows if row["phrase"] == "forward")
+            # the default (record's) recognizers on every proposal
+            one_word = sum(row["seconds_per_proposal"] for row in rows
+                           if row["phrase"] == "forward" and row["recognizer"] in DEFAULT_RECOGNIZERS)
             result["recognizer_seconds_per_hour"] = round(per_hour * one_word, 2)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))

