@@ -13,10 +13,12 @@ Reported per verifier threshold ``v`` (fixed for every model, not tuned per mode
 model's calibrated one, or a lower one, since the verifier rejects): pooled recall, false accepts and models within
 one; and the oracle (per model, the best pair with at most one false accept, tuned on realdev as round 27's oracle).
 
-The recognizer is the product's (``wb detect --verify``; bin/setup installs moonshine-cpp). Usage:
+The recognizers are the product's (``wb detect --verify``; bin/setup installs them). ``--recognizers
+moonshine,whisper`` scores each event with Whisper base too and takes the better score (the library's either rule;
+round 31). Usage:
   PYTHONPATH=research .venv/bin/python research/asr_verifier.py \
     --pattern '/tmp/rd/r27-word/{word}-s{seed}/export/{word}.onnx' --name r30-word
-Writes research/results/asr_verifier_<name>.json; verifier scores are cached in ``--workdir``.
+Writes research/results/asr_verifier_<name>.json; each recognizer's scores are cached in ``--workdir``.
 """
 
 from __future__ import annotations
@@ -35,16 +37,26 @@ from real_ceiling import speaker_folds  # noqa: E402
 from wakebuilder.events import Event  # noqa: E402
 from wakebuilder.verify import Recognizer, Verifier, moonshine_folder  # noqa: E402
 
-_RECOGNIZER: Recognizer | None = None
+_RECOGNIZER = None
 
 
-def _score_segment(job: tuple[str, str, str, int, float, float]) -> float:
-    """One event's verifier score in a worker: (Moonshine folder, path, word, peak frame, window and margin seconds).
-    The event's audio is the library's (``Verifier.span`` of the peak window, whose centre is the event's time)."""
+def load_recognizer(kind: str, folder: str | None):
+    """The library's recognizer of ``kind`` (moonshine or whisper), from ``folder`` or where the library finds it."""
+    if kind == "whisper":
+        from wakebuilder.verify import WhisperRecognizer, whisper_folder
+
+        return WhisperRecognizer(whisper_folder(folder))
+    return Recognizer(moonshine_folder(folder), check=False)
+
+
+def _score_segment(job: tuple[str, str | None, str, str, int, float, float]) -> float:
+    """One event's verifier score in a worker: (recognizer kind and folder, path, word, peak frame, window and margin
+    seconds). The event's audio is the library's (``Verifier.span`` of the peak window, whose centre is the event's
+    time)."""
     global _RECOGNIZER
-    folder, path, word, frame, window_s, margin_s = job
+    kind, folder, path, word, frame, window_s, margin_s = job
     if _RECOGNIZER is None:
-        _RECOGNIZER = Recognizer(Path(folder), check=False)
+        _RECOGNIZER = load_recognizer(kind, folder)
     verifier = Verifier(_RECOGNIZER, word, margin_s=margin_s)
     audio, _ = rt.padded_audio(Path(path))
     centre_s = frame * rt.HOP_S + window_s / 2
@@ -101,7 +113,11 @@ def speaker_validation(models: list[dict], labels: np.ndarray, folds: np.ndarray
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     rt.export_arguments(p)
-    p.add_argument("--moonshine", type=Path, default=None, help="Moonshine base's folder (default: the installed one)")
+    p.add_argument("--recognizers", type=lambda s: s.split(","), default=["moonshine"],
+                   help="moonshine, whisper, or both (moonshine,whisper): an event's score is the best of theirs, the "
+                        "library's either rule")
+    p.add_argument("--moonshine", default=None, help="Moonshine base's folder (default: the installed one)")
+    p.add_argument("--whisper", default=None, help="Whisper base's CTranslate2 folder (default: the library's)")
     p.add_argument("--detector-thresholds", type=lambda s: [float(x) for x in s.split(",")], default=[0.3, 0.5],
                    help="detector thresholds below the calibrated one (which is always tried)")
     p.add_argument("--verifier-thresholds", type=lambda s: [float(x) for x in s.split(",")],
@@ -111,38 +127,47 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--folds", type=int, default=5, help="speaker folds of the validation")
     p.add_argument("--margin-s", type=float, default=0.25)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--skip-missing", action="store_true", help="leave out models not exported yet (to fill the cache)")
     p.add_argument("--name", required=True)
     args = p.parse_args(argv)
-    args.moonshine = moonshine_folder(args.moonshine)
 
     windows = rt.realdev_windows(args.window_s, args.workdir, rt.REALDEV, args.backbone)
     files = rt.realdev_files(rt.REALDEV)
     paths = [path for label in (*rt.WORDS, "negative") for path in files[label]]
-    cache_path = args.workdir / f"asr-verifier-{args.name}-m{args.margin_s}.json"
-    cached = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
-    scores = {tuple(json.loads(k)): v for k, v in cached.items()}
+    cache_paths = {kind: args.workdir / (f"asr-verifier-{args.name}-m{args.margin_s}.json" if kind == "moonshine"
+                                         else f"asr-verifier-{args.name}-{kind}-m{args.margin_s}.json")
+                   for kind in args.recognizers}
+    by_kind = {kind: {tuple(json.loads(k)): v for k, v in
+                      (json.loads(path.read_text()) if path.is_file() else {}).items()}
+               for kind, path in cache_paths.items()}
 
     models = []
     for seed in args.data_seeds:
         for word in rt.WORDS:
             onnx = Path(args.pattern.format(word=word, seed=seed))
+            if args.skip_missing and not onnx.is_file():
+                continue
             calibrated = float(json.loads(onnx.with_suffix(".json").read_text())["threshold"])
             head = rt.head_scores(onnx.with_name(f"{onnx.stem}.head.onnx"), windows)
             traces = np.split(head, np.flatnonzero(np.diff(windows["file_index"])) + 1)
             by_threshold = {t: model_events(traces, t) for t in sorted({calibrated, *args.detector_thresholds})}
             models.append({"word": word, "seed": seed, "calibrated": calibrated, "events": by_threshold,
                            "traces": traces})
-    jobs = sorted({(i, f, m["word"]) for m in models for ev in m["events"].values()
-                   for i, frames in enumerate(ev) for f in frames} - set(scores))
-    print(f"{len(jobs)} events to verify ({len(scores)} cached)", flush=True)
-    with ProcessPoolExecutor(args.jobs) as pool:
-        work = [(str(args.moonshine), str(paths[i]), w, f, args.window_s, args.margin_s) for i, f, w in jobs]
-        for n, (key, value) in enumerate(zip(jobs, pool.map(_score_segment, work, chunksize=8))):
-            scores[key] = value
-            if n % 500 == 499:
-                cache_path.write_text(json.dumps({json.dumps(list(k)): v for k, v in scores.items()}))
-                print(f"  {n + 1} of {len(jobs)}", flush=True)
-    cache_path.write_text(json.dumps({json.dumps(list(k)): v for k, v in scores.items()}))
+    events = {(i, f, m["word"]) for m in models for ev in m["events"].values() for i, frames in enumerate(ev)
+              for f in frames}
+    for kind, scores in by_kind.items():
+        jobs = sorted(events - set(scores))
+        print(f"{kind}: {len(jobs)} events to verify ({len(scores)} cached)", flush=True)
+        folder = args.whisper if kind == "whisper" else args.moonshine
+        with ProcessPoolExecutor(args.jobs) as pool:
+            work = [(kind, folder, str(paths[i]), w, f, args.window_s, args.margin_s) for i, f, w in jobs]
+            for n, (key, value) in enumerate(zip(jobs, pool.map(_score_segment, work, chunksize=8))):
+                scores[key] = value
+                if n % 200 == 199:
+                    cache_paths[kind].write_text(json.dumps({json.dumps(list(k)): v for k, v in scores.items()}))
+                    print(f"  {n + 1} of {len(jobs)}", flush=True)
+        cache_paths[kind].write_text(json.dumps({json.dumps(list(k)): v for k, v in scores.items()}))
+    scores = {key: max(by_kind[kind][key] for kind in args.recognizers) for key in events}
 
     labels = windows["label"]
     rules = [(0.0, -np.inf)] + [(a, c) for a in args.weights for c in args.verifier_thresholds]
@@ -180,7 +205,8 @@ def main(argv: list[str] | None = None) -> None:
               f" chosen {[(c['detector'], c['rule']) for c in v['chosen']]}")
     print(f"oracle: {sum(o['found'] for o in oracle)} of {sum(o['n_clips'] for o in oracle)}")
     out = Path(__file__).resolve().parent / "results" / f"asr_verifier_{args.name}.json"
-    out.write_text(json.dumps({"pattern": args.pattern, "margin_s": args.margin_s, "pooled": table,
+    out.write_text(json.dumps({"pattern": args.pattern, "recognizers": args.recognizers, "margin_s": args.margin_s,
+                               "pooled": table,
                                "speaker_folds": validation, "oracle": oracle}, indent=1) + "\n")
     print(out)
 
