@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +25,8 @@ from wakebuilder.fingerprint import audio_id
 from wakebuilder.manifest import ClipRecord, write_manifest
 from wakebuilder.verify import (
     CANDIDATE_THRESHOLD, DETECTOR_WEIGHT, MOONSHINE_FILES, RECOGNIZER, RECOGNIZERS, VERIFY_THRESHOLD, WHISPER_NAME,
-    AudioHistory, Either, Recognizer, Verifier, VerifySettings, load_verifier, moonshine_folder, phrase_texts,
-    read_vocabulary, record,
+    AudioHistory, Either, Recognizer, Verifier, VerifySettings, likeliest_first, load_verifier, moonshine_folder,
+    phrase_texts, read_vocabulary, record,
 )
 from wakebuilder.verify_whisper import WhisperRecognizer
 
@@ -206,6 +208,64 @@ def test_a_record_of_moonshine_alone_is_still_verified_with_it_and_a_new_one_wit
     verifier = VerifySettings(mode=True).for_detector(load_detector(onnx))  # --verify, no record: Whisper
     assert verifier is not None and isinstance(verifier.recognizer, WhisperRecognizer)
     assert record()["recognizers"] == [WHISPER_NAME] and record()["rule"] == "either"
+
+
+class _Spellings:
+    """Stands in for Whisper: scores spellings one at a time (``spelling_scores``) from ``scores``; records the
+    spellings it was asked for."""
+
+    def __init__(self, scores: dict[str, float]) -> None:
+        self.scores, self.asked = scores, []
+
+    def spelling_scores(self, audio: np.ndarray, texts: list[str]) -> Iterator[float]:
+        for text in texts:
+            self.asked.append(text)
+            yield self.scores[text]
+
+    def phrase_score(self, audio: np.ndarray, texts: list[str]) -> float:
+        return float(np.logaddexp.reduce([self.scores[t] for t in texts]))
+
+
+def test_spellings_are_heard_likeliest_first_and_only_until_their_sum_reaches_the_bar() -> None:
+    """A spelling-at-a-time recognizer stops once the log-sum-exp so far reaches the bar (more spellings only add),
+    title case first; its answer is always the whole score's."""
+    texts = phrase_texts("hey jarvis")
+    assert likeliest_first(texts) == ["Hey Jarvis", "Hey, Jarvis", "hey jarvis", "Hey jarvis", "Hey, jarvis"]
+    assert likeliest_first(phrase_texts("marvin")) == ["Marvin", "marvin"]
+    audio = np.ones(10, np.float32)
+    sure = _Spellings({t: (-1.0 if t == "Hey Jarvis" else -30.0) for t in texts})
+    assert Verifier(sure, "hey jarvis", threshold=-6.0).hears(audio) and sure.asked == ["Hey Jarvis"]  # type: ignore
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        fake = _Spellings(dict(zip(texts, rng.uniform(-12, 0, len(texts)))))
+        verifier = Verifier(fake, "hey jarvis", threshold=float(rng.uniform(-8, -2)))  # type: ignore[arg-type]
+        whole = fake.phrase_score(audio, texts)
+        assert verifier.hears(audio) == (whole >= verifier.threshold)
+        assert (len(fake.asked) < len(texts)) <= (whole >= verifier.threshold)  # stops early only when heard
+
+
+class _Meeting(_Fixed):
+    """Stands in for a recognizer whose calls must run two at a time: each waits for another at a barrier (one at
+    a time, the barrier times out and the call fails)."""
+
+    def __init__(self, score: float) -> None:
+        super().__init__(score)
+        self.barrier = threading.Barrier(2, timeout=10)
+
+    def phrase_score(self, audio: np.ndarray, texts: list[str]) -> float:
+        self.barrier.wait()
+        return super().phrase_score(audio, texts)
+
+
+def test_proposals_are_heard_by_as_many_workers_at_once_as_asked() -> None:
+    events = [Event(float(t), 0.9, float(t)) for t in range(1, 7)]
+    audio = lambda a, b: np.ones(b - a, np.float32)  # noqa: E731
+    meeting = _Meeting(0.0)
+    assert Verifier(meeting, "hello", workers=2).keep(events, 16000, audio) == events  # type: ignore[arg-type]
+    assert meeting.calls == 6
+    heard = Verifier(_Fixed(-4.0), "hello", threshold=-6.5, workers=3).hears_all(  # type: ignore[arg-type]
+        lambda k: np.ones(10 * k, np.float32), [0.9, 0.9, 0.2])  # no audio (k = 0) is not heard; 0.2 needs -1.7
+    assert heard == [False, True, False]
 
 
 def test_an_event_is_heard_in_its_peak_window_and_the_margins() -> None:

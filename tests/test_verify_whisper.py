@@ -69,6 +69,22 @@ def test_the_score_is_the_torch_models_teacher_forced_log_probability(tiny: tupl
     assert isinstance(recognizer.transcribe(audio), str)
 
 
+def test_workers_at_once_score_exactly_as_one_does(tiny: tuple[object, Path]) -> None:
+    """Each of ``workers`` calls at once runs on its own copy of the model: the same scores to the last bit."""
+    import concurrent.futures
+
+    _, folder = tiny
+    rng = np.random.default_rng(1)
+    clips = [rng.normal(0, 0.1, SAMPLE_RATE).astype(np.float32) for _ in range(6)]
+    texts = ["hey jarvis", "Hey, Jarvis"]
+    alone = WhisperRecognizer(folder, compute_type="float32", check=False)
+    together = WhisperRecognizer(folder, compute_type="float32", check=False, workers=2)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        at_once = list(pool.map(lambda clip: together.phrase_score(clip, texts), clips))
+    assert at_once == [alone.phrase_score(clip, texts) for clip in clips]
+    assert list(alone.spelling_scores(clips[0], texts[:1])) == [alone.phrase_score(clips[0], texts[:1])]
+
+
 def test_a_missing_whisper_names_the_packages_and_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WB_WHISPER_DIR", raising=False)
     real = importlib.util.find_spec

@@ -142,9 +142,9 @@ def _verified_clip_scores(verifier: Verifier, detector: Detector, paths: Sequenc
     centred in the detector's window ``margin_s`` wider on each side, as a stream's event is."""
     out = np.array(scores, dtype=np.float64)
     length = detector.window_samples + 2 * round(verifier.margin_s * SAMPLE_RATE)
-    for i in np.flatnonzero(out >= threshold):
-        if not verifier.hears(fit_to_window(load_audio(paths[i]), length), float(out[i])):
-            out[i] = 0.0
+    proposed = np.flatnonzero(out >= threshold)
+    heard = verifier.hears_all(lambda k: fit_to_window(load_audio(paths[proposed[k]]), length), out[proposed])
+    out[proposed[~np.array(heard, dtype=bool)]] = 0.0
     return out
 
 
