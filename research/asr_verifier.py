@@ -19,6 +19,12 @@ round 31). Usage:
   PYTHONPATH=research .venv/bin/python research/asr_verifier.py \
     --pattern '/tmp/rd/r27-word/{word}-s{seed}/export/{word}.onnx' --name r30-word
 Writes research/results/asr_verifier_<name>.json; each recognizer's scores are cached in ``--workdir``.
+
+``--events-out FILE`` writes what the count needs of the exports (every model's events: file, peak frame, detector
+peak; each file's label and seconds), a few hundred kilobytes; ``--events FILE`` counts from it instead, without the
+exports or realdev's embedded windows (they take an hour and a half to make again). ``--whisper-frames N`` scores with
+Whisper's encoder over N 10 ms frames instead of the library's 3000 (a research question: the encoder's cost is
+proportional to it, and the scores change), its scores cached apart.
 """
 
 from __future__ import annotations
@@ -49,13 +55,17 @@ def load_recognizer(kind: str, folder: str | None):
     return Recognizer(moonshine_folder(folder), check=False)
 
 
-def _score_segment(job: tuple[str, str | None, str, str, int, float, float]) -> float:
+def _score_segment(job: tuple[str, str | None, str, str, int, float, float, int | None]) -> float:
     """One event's verifier score in a worker: (recognizer kind and folder, path, word, peak frame, window and margin
-    seconds). The event's audio is the library's (``Verifier.span`` of the peak window, whose centre is the event's
-    time)."""
+    seconds, Whisper's frames or None). The event's audio is the library's (``Verifier.span`` of the peak window,
+    whose centre is the event's time)."""
     global _RECOGNIZER
-    kind, folder, path, word, frame, window_s, margin_s = job
+    kind, folder, path, word, frame, window_s, margin_s, frames = job
     if _RECOGNIZER is None:
+        if frames is not None:
+            import wakebuilder.verify_whisper as whisper
+
+            whisper.FRAMES = frames  # read by WhisperRecognizer._encoded at each call
         _RECOGNIZER = load_recognizer(kind, folder)
     verifier = Verifier(_RECOGNIZER, word, margin_s=margin_s)
     audio, _ = rt.padded_audio(Path(path))
@@ -69,6 +79,29 @@ def model_events(traces: list[np.ndarray], threshold: float) -> list[list[int]]:
     return [[int(round(e.time_s / rt.HOP_S)) for e in rt.count_events(t, threshold, frame_s=rt.HOP_S,
                                                                         refractory_s=rt.REFRACTORY_S)]
             for t in traces]
+
+
+def event_rows(traces: list[np.ndarray], threshold: float) -> list[tuple[int, int, float]]:
+    """A model's events at ``threshold``: (file, peak frame, detector peak)."""
+    return [(i, f, float(traces[i][f])) for i, frames in enumerate(model_events(traces, threshold)) for f in frames]
+
+
+def write_events(path: Path, models: list[dict], labels: np.ndarray, seconds: np.ndarray, names: list[str]) -> None:
+    """What counting needs of the exports and realdev's windows, as JSON (``read_events`` reads it back)."""
+    path.write_text(json.dumps({"files": names, "labels": [str(x) for x in labels],
+                                "seconds": [float(x) for x in seconds],
+                                "models": [{"word": m["word"], "seed": m["seed"], "calibrated": m["calibrated"],
+                                            "events": [[t, rows] for t, rows in m["events"].items()]}
+                                           for m in models]}) + "\n")
+
+
+def read_events(path: Path) -> tuple[list[dict], np.ndarray, np.ndarray, list[str]]:
+    """``write_events``' models (events as (file, frame, detector peak) by threshold), labels, seconds, file names."""
+    raw = json.loads(path.read_text())
+    models = [{"word": m["word"], "seed": m["seed"], "calibrated": m["calibrated"],
+               "events": {float(t): [(int(i), int(f), float(h)) for i, f, h in rows] for t, rows in m["events"]}}
+              for m in raw["models"]]
+    return models, np.array(raw["labels"]), np.array(raw["seconds"], dtype=np.float64), list(raw["files"])
 
 
 def counts(rows: list[tuple[int, float, float]], is_word: np.ndarray, rule: tuple[float, float],
@@ -129,38 +162,52 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--skip-missing", action="store_true", help="leave out models not exported yet (to fill the cache)")
     p.add_argument("--name", required=True)
+    p.add_argument("--events-out", type=Path, default=None, help="write the models' events here (JSON)")
+    p.add_argument("--events", type=Path, default=None, help="count from these events instead of the exports")
+    p.add_argument("--whisper-frames", type=int, default=None, help="Whisper's encoder window in 10 ms frames")
     args = p.parse_args(argv)
 
-    windows = rt.realdev_windows(args.window_s, args.workdir, rt.REALDEV, args.backbone)
     files = rt.realdev_files(rt.REALDEV)
     paths = [path for label in (*rt.WORDS, "negative") for path in files[label]]
+    frames = f"-f{args.whisper_frames}" if args.whisper_frames else ""
     cache_paths = {kind: args.workdir / (f"asr-verifier-{args.name}-m{args.margin_s}.json" if kind == "moonshine"
-                                         else f"asr-verifier-{args.name}-{kind}-m{args.margin_s}.json")
+                                         else f"asr-verifier-{args.name}-{kind}{frames}-m{args.margin_s}.json")
                    for kind in args.recognizers}
     by_kind = {kind: {tuple(json.loads(k)): v for k, v in
                       (json.loads(path.read_text()) if path.is_file() else {}).items()}
                for kind, path in cache_paths.items()}
 
-    models = []
-    for seed in args.data_seeds:
-        for word in rt.WORDS:
-            onnx = Path(args.pattern.format(word=word, seed=seed))
-            if args.skip_missing and not onnx.is_file():
-                continue
-            calibrated = float(json.loads(onnx.with_suffix(".json").read_text())["threshold"])
-            head = rt.head_scores(onnx.with_name(f"{onnx.stem}.head.onnx"), windows)
-            traces = np.split(head, np.flatnonzero(np.diff(windows["file_index"])) + 1)
-            by_threshold = {t: model_events(traces, t) for t in sorted({calibrated, *args.detector_thresholds})}
-            models.append({"word": word, "seed": seed, "calibrated": calibrated, "events": by_threshold,
-                           "traces": traces})
-    events = {(i, f, m["word"]) for m in models for ev in m["events"].values() for i, frames in enumerate(ev)
-              for f in frames}
+    if args.events is not None:
+        models, labels, seconds, names = read_events(args.events)
+        if names != [path.name for path in paths]:
+            raise SystemExit(f"{args.events}: made on other realdev files than --realdev's")
+        missing = [t for t in args.detector_thresholds if any(t not in m["events"] for m in models)]
+        if missing:
+            raise SystemExit(f"{args.events}: no events at detector thresholds {missing}")
+    else:
+        windows = rt.realdev_windows(args.window_s, args.workdir, rt.REALDEV, args.backbone)
+        labels, seconds, names, models = windows["label"], windows["seconds"], [path.name for path in paths], []
+        for seed in args.data_seeds:
+            for word in rt.WORDS:
+                onnx = Path(args.pattern.format(word=word, seed=seed))
+                if args.skip_missing and not onnx.is_file():
+                    continue
+                calibrated = float(json.loads(onnx.with_suffix(".json").read_text())["threshold"])
+                head = rt.head_scores(onnx.with_name(f"{onnx.stem}.head.onnx"), windows)
+                traces = np.split(head, np.flatnonzero(np.diff(windows["file_index"])) + 1)
+                models.append({"word": word, "seed": seed, "calibrated": calibrated,
+                               "events": {t: event_rows(traces, t)
+                                          for t in sorted({calibrated, *args.detector_thresholds})}})
+        if args.events_out is not None:
+            write_events(args.events_out, models, labels, seconds, names)
+    events = {(i, f, m["word"]) for m in models for rows in m["events"].values() for i, f, _ in rows}
     for kind, scores in by_kind.items():
         jobs = sorted(events - set(scores))
         print(f"{kind}: {len(jobs)} events to verify ({len(scores)} cached)", flush=True)
         folder = args.whisper if kind == "whisper" else args.moonshine
         with ProcessPoolExecutor(args.jobs) as pool:
-            work = [(kind, folder, str(paths[i]), w, f, args.window_s, args.margin_s) for i, f, w in jobs]
+            work = [(kind, folder, str(paths[i]), w, f, args.window_s, args.margin_s,
+                     args.whisper_frames if kind == "whisper" else None) for i, f, w in jobs]
             for n, (key, value) in enumerate(zip(jobs, pool.map(_score_segment, work, chunksize=8))):
                 scores[key] = value
                 if n % 200 == 199:
@@ -169,21 +216,19 @@ def main(argv: list[str] | None = None) -> None:
         cache_paths[kind].write_text(json.dumps({json.dumps(list(k)): v for k, v in scores.items()}))
     scores = {key: max(by_kind[kind][key] for kind in args.recognizers) for key in events}
 
-    labels = windows["label"]
     rules = [(0.0, -np.inf)] + [(a, c) for a in args.weights for c in args.verifier_thresholds]
     thresholds = ["calibrated", *args.detector_thresholds]
     table, oracle = {}, []
     for m in models:
-        m["rows"] = {t: [(i, float(head), scores[(i, f, m["word"])]) for i, frames in enumerate(ev)
-                         for f, head in zip(frames, [m["traces"][i][f] for f in frames])]
-                     for t, ev in m.pop("events").items()}
+        m["rows"] = {t: [(i, head, scores[(i, f, m["word"])]) for i, f, head in rows]
+                     for t, rows in m.pop("events").items()}
         m["rows"]["calibrated"] = m["rows"][m["calibrated"]]
         is_word = labels == m["word"]
         points = [(counts(m["rows"][t], is_word, rule), str(t), rule) for t in thresholds for rule in rules]
         best = max((found, -false, t, rule) for (found, false), t, rule in points if false <= rt.ORACLE_MAX_FA)
         oracle.append({"word": m["word"], "seed": m["seed"], "found": best[0], "false_accepts": -best[1],
                        "detector": best[2], "rule": list(best[3]), "n_clips": int(is_word.sum())})
-    negative_hours = sum(float(windows["seconds"][labels != m["word"]].sum()) for m in models) / 3600  # model-hours
+    negative_hours = sum(float(seconds[labels != m["word"]].sum()) for m in models) / 3600  # model-hours
     for t in thresholds:
         for rule in rules:
             rows = [counts(m["rows"][t], labels == m["word"], rule) for m in models]
@@ -195,7 +240,6 @@ def main(argv: list[str] | None = None) -> None:
             print(f"detector {t!s:10} a {rule[0]:3} c {rule[1]:>6}: {row['found']:3} found, "
                   f"{row['false_accepts']:4} FA, {row['within_one']:2} of {len(models)} within one "
                   f"(by seed {row['by_seed']})", flush=True)
-    names = [path.name for path in paths]
     folds = speaker_folds(names, args.folds)
     grid = [(t, rule) for t in args.detector_thresholds for rule in rules]
     validation = {f"a={a}": speaker_validation(models, labels, folds, [(t, r) for t, r in grid if r[0] in (0.0, a)])
@@ -205,8 +249,9 @@ def main(argv: list[str] | None = None) -> None:
               f" chosen {[(c['detector'], c['rule']) for c in v['chosen']]}")
     print(f"oracle: {sum(o['found'] for o in oracle)} of {sum(o['n_clips'] for o in oracle)}")
     out = Path(__file__).resolve().parent / "results" / f"asr_verifier_{args.name}.json"
-    out.write_text(json.dumps({"pattern": args.pattern, "recognizers": args.recognizers, "margin_s": args.margin_s,
-                               "pooled": table,
+    out.write_text(json.dumps({"pattern": args.pattern, "events": str(args.events) if args.events else None,
+                               "recognizers": args.recognizers, "margin_s": args.margin_s,
+                               "whisper_frames": args.whisper_frames, "pooled": table,
                                "speaker_folds": validation, "oracle": oracle}, indent=1) + "\n")
     print(out)
 

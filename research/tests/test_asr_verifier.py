@@ -29,3 +29,18 @@ def test_each_fold_is_counted_at_the_rule_chosen_on_the_other_folds(asr_verifier
     # fold 0 at -9: the first model finds clip 0, both accept file 2 twice; fold 1 at -6: both find clip 1 (clip 4's
     # -7.5 is rejected) and accept file 3 once
     assert (out["found"], out["false_accepts"], out["within_one"]) == (3, 6, 0)
+
+
+def test_the_events_written_are_read_back_as_the_count_needs_them(asr_verifier, tmp_path) -> None:
+    """A model's events (file, peak frame, detector peak) by threshold, each file's label and seconds: what counting
+    needs of the exports, so that it can run again without them."""
+    traces = [np.array([0.0, 0.3, 0.9, 0.1, 0.0, 0.0]), np.array([0.25, 0.1, 0.0])]
+    rows = asr_verifier.event_rows(traces, 0.2)
+    assert [(i, f) for i, f, _ in rows] == [(0, 2), (1, 0)] and rows[0][2] == 0.9
+    strict = asr_verifier.event_rows(traces, 0.8)
+    models = [{"word": "w", "seed": 1, "calibrated": 0.8, "events": {0.2: rows, 0.8: strict}}]
+    labels, seconds = np.array(["w", "negative"]), np.array([0.6, 0.3])
+    asr_verifier.write_events(tmp_path / "events.json", models, labels, seconds, ["a.wav", "b.wav"])
+    back, labels_back, seconds_back, names = asr_verifier.read_events(tmp_path / "events.json")
+    assert back == models and list(labels_back) == list(labels) and list(seconds_back) == list(seconds)
+    assert names == ["a.wav", "b.wav"] and back[0]["events"][back[0]["calibrated"]] == [(0, 2, 0.9)]
