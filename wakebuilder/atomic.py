@@ -292,20 +292,20 @@ def waiting_lock(path: str | os.PathLike[str], what: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False, lock: bool = True) -> Iterator[Path]:
     """Build a directory as ``<path>.incomplete`` and rename it into place on success.
 
-    The writer lock of ``path`` is held throughout, so a second writer fails at once instead of
-    sharing the work folder. A failed or killed run leaves ``.incomplete`` behind for inspection; the
-    next run empties it first, since no caller resumes from it and its stale files (another config's
-    clips, a half-written file) would otherwise end up in the finished directory. The rename happens
-    only when the ``with`` block finishes without an exception; a replaced directory is moved aside
-    first and deleted after the rename.
+    The writer lock of ``path`` is held throughout (``lock`` False: the caller holds ``writer_lock(path)`` already,
+    as from before work it does first), so a second writer fails at once instead of sharing the work folder. A
+    failed or killed run leaves ``.incomplete`` behind for inspection; the next run empties it first, since no
+    caller resumes from it and its stale files (another config's clips, a half-written file) would otherwise end up
+    in the finished directory. The rename happens only when the ``with`` block finishes without an exception; a
+    replaced directory is moved aside first and deleted after the rename.
     """
     target = Path(path)
     refuse_current_folder(target)
     refuse_existing(target, overwrite=overwrite)
-    with writer_lock(target):
+    with writer_lock(target) if lock else contextlib.nullcontext():
         refuse_existing(target, overwrite=overwrite)  # again: another writer may have finished meanwhile
         work = target.with_name(target.name + INCOMPLETE_SUFFIX)
         if work.exists() or work.is_symlink():

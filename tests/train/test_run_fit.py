@@ -137,6 +137,30 @@ def test_an_out_that_cannot_be_written_is_refused_before_training(fitted: tuple[
     assert not (tmp_path / "m").exists() and not (tmp_path / "m.incomplete").exists()
 
 
+def test_the_out_is_locked_while_training_so_a_second_writer_fails_at_once(fitted: tuple[Path, Path], tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock was only tried before training: a second fit of the same --out started meanwhile trained too, and
+    one of them failed (or replaced the other) at the end. It is now held from the start to the rename."""
+    import wakebuilder.train.fit as fit
+    from wakebuilder.atomic import writer_lock
+    from wakebuilder.errors import LockedError
+
+    real, seen = fit._fit_stores, []
+
+    def training(*args: object, **kwargs: object) -> object:
+        with pytest.raises(LockedError, match="m"), writer_lock(tmp_path / "m"):  # a second writer, meanwhile
+            pass
+        seen.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fit, "_fit_stores", training)
+    store, _ = fitted
+    run_fit(store, tmp_path / "m", config=SMALL, device="cpu", progress=False)
+    assert seen == [True] and load_model(tmp_path / "m").head is not None
+    with writer_lock(tmp_path / "m"):  # released after the rename
+        pass
+
+
 def test_stream_flag_streams_from_the_store(fitted: tuple[Path, Path], tmp_path: Path) -> None:
     store, _ = fitted
     out, result = run_fit(store, tmp_path / "streamed", SMALL.replace(max_epochs=2), device="cpu",

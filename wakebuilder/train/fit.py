@@ -77,16 +77,17 @@ def run_fit(
     paths = [store_path] if isinstance(store_path, (str, os.PathLike)) else list(store_path)
     refuse_out_holding(target, [("--store", p) for p in paths] + ([("--init", init)] if init is not None else []))
     refuse_existing(target, overwrite=overwrite)
-    with writer_lock(target):  # an --out another writer holds, or a folder that refuses its lock: now, not trained
-        pass
-    device = resolve_device(device)
-    with open_served(paths) as (store, retired):
-        result, meta = _fit_stores(store, retired, config, device=device, init=init, wake_word=wake_word,
-                                   stream=stream, progress=progress)
-    with atomic_directory(target, overwrite=overwrite) as work:
-        save_model(work, result.head.cpu(), meta=meta, split=result.split.to_json())
-        write_metrics_log(work / METRICS_NAME, result.metrics_log())
-        plot_training_curves(result.history, work / CURVES_NAME, best_epoch=result.best_epoch)
+    # held from before training: an --out another writer holds, or a folder that refuses its lock, fails now, and a
+    # second writer starting meanwhile fails at once instead of training for nothing
+    with writer_lock(target):
+        device = resolve_device(device)
+        with open_served(paths) as (store, retired):
+            result, meta = _fit_stores(store, retired, config, device=device, init=init, wake_word=wake_word,
+                                       stream=stream, progress=progress)
+        with atomic_directory(target, overwrite=overwrite, lock=False) as work:
+            save_model(work, result.head.cpu(), meta=meta, split=result.split.to_json())
+            write_metrics_log(work / METRICS_NAME, result.metrics_log())
+            plot_training_curves(result.history, work / CURVES_NAME, best_epoch=result.best_epoch)
     return target, result
 
 
