@@ -264,6 +264,7 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     assert 0.0 < result.threshold < 1.0
     assert result.report is not None and result.report["n_clips"] == 3 + 6 + 8 and "fa_per_hour" in result.report
     assert {"music", "noise"} <= set(result.report["clip_categories"])  # held-out non-speech, counted per category
+    assert json.loads((tmp_path / "report.json").read_text()) == result.report  # kept beside the run, not only shown
     # two heads of the one store, each with its own seed and calibration, averaged into the exported model
     assert result.members == (tmp_path / "head-0" / "model", tmp_path / "head-1" / "model")
     assert [load_model(m).meta["fit"]["seed"] for m in result.members] == [0, 100]
@@ -453,6 +454,7 @@ def test_tiny_fused_report_scores_its_stream_on_the_members_cached_passes(
     through_onnx = report_on_heldout(result.onnx, result.data, device="cpu")  # today's path: no members given
     assert scans == ["score_blocks"] and traces[1] is None
     assert result.report == through_onnx  # the same false accepts (per category), clips and metrics
+    assert json.loads((tmp_path / "run" / "report.json").read_text()) == result.report  # the fused detector's
     detector, stream = load_detector(result.onnx), str(result.data.report_stream)
     assert [load_detector(m).window_samples for m in result.fused] == [40000, 24000]  # word-embedding's: 5 hops in
     hop = hop_samples(evaluate.EvalConfig().resolved(detector).hop_s)

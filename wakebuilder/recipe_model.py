@@ -119,6 +119,7 @@ def export_and_report(
         step(f"report: clips and {config.report_stream_s:g}s of stream that neither training nor the threshold saw")
         report = report_on_heldout(onnx, data, device=device, model_dir=model_dir if config.bank else None,
                                    dtype=stores_precision([store, bank]))
+        save_report(out, report)
     return RecipeResult(config=config, out_dir=out, onnx=onnx, model_dir=model_dir, store=store, data=data,
                         threshold=float(calibration["threshold"]), report=report,
                         seconds=time.perf_counter() - step.start, bank=bank)
@@ -140,6 +141,7 @@ def fuse_and_report(config: RecipeConfig, out: Path, members: list[RecipeResult]
              "nor the thresholds saw")
         cached = _fused_members(members) if config.bank else ()  # as export_and_report: the passes cached with it
         report = report_on_heldout(onnx, data, device=device, fused_members=cached)
+        save_report(out, report)
     return dataclasses.replace(members[0], config=config, out_dir=out, onnx=onnx, threshold=fused.threshold,
                                report=report, seconds=time.perf_counter() - step.start,
                                fused=tuple(m.onnx for m in members))
@@ -167,6 +169,16 @@ def calibration_config(config: RecipeConfig, *, device: str = "auto", dtype: str
     objective = "auto" if config.objective == "fa-per-hour" else config.objective
     return CalibrateConfig(objective=objective, target_fa_per_hour=config.target_fa_per_hour, not_below_f1=True,
                            min_threshold=config.min_threshold, device=device, dtype=dtype, cache_streams=config.bank)
+
+
+def save_report(out: Path, report: dict[str, Any]) -> Path:
+    """``out/report.json``: the report, written atomically (the terminal's table is gone with the terminal)."""
+    from wakebuilder.atomic import atomic_write_json
+    from wakebuilder.recipe_folders import REPORT
+
+    path = atomic_write_json(out / REPORT, report)
+    log.info("report: %s", path)
+    return path
 
 
 def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto", model_dir: Path | None = None,
