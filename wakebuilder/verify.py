@@ -226,8 +226,8 @@ def phrase_texts(phrase: str) -> list[str]:
 
 def likeliest_first(texts: Sequence[str]) -> list[str]:
     """``texts`` in the order a recognizer most often prefers them: every word capitalized first, without a comma
-    before with (Whisper base wrote "Hey Jarvis" for 32 of 40 synthetic clips, "Hey, Jarvis" for the other 8, and
-    "Marvin", "Sheila" for all of realdev's clips of them), then the rest as given."""
+    before with (Whisper base scored "Hey Jarvis" highest for 32 of 40 synthetic clips, "Hey, Jarvis" for the other
+    8, and "Marvin", "Sheila" for each of 8 realdev clips of them), then the rest as given."""
     def key(item: tuple[int, str]) -> tuple[bool, bool, int]:
         index, text = item
         return not all(word[:1].isupper() for word in text.split()), "," in text, index
