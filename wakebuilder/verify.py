@@ -300,7 +300,7 @@ class Verifier:
 
     def hears(self, audio: np.ndarray, detector_score: float = 1.0) -> bool:
         """Whether a recognizer's score reaches ``needed(detector_score)``, asking an ``Either``'s members only until
-        one passes (Whisper is five to seven times slower than Moonshine, and most true detections pass Moonshine),
+        one passes (Whisper is four to five times slower than Moonshine, and most true detections pass Moonshine),
         and Whisper's spellings only until their sum reaches it, the likeliest first (``likeliest_first``)."""
         needed = self.needed(detector_score)
         return any(_reaches(member, audio, self._hear_order, needed) for member in self.members)

@@ -137,7 +137,7 @@ def check_model(folder: Path) -> None:
 class WhisperRecognizer:
     """Whisper through CTranslate2: one encoder pass over the 30 s window, then each spelling teacher-forced.
 
-    ``compute_type`` int8 (the default) quantizes the weights when loading (about 0.9 s for the encoder and 0.17 s a
+    ``compute_type`` int8 (the default) quantizes the weights when loading (about 0.8 s for the encoder and 0.08 s a
     spelling on one core); ``threads`` cores serve one call, and ``workers`` calls (from as many Python threads) run
     at once, each on its own copy of the model; ``check`` False skips the sha256 check (a model other than the pinned
     one, as in tests).
