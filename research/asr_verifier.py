@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
 
     files = rt.realdev_files(rt.REALDEV)
     paths = [path for label in (*rt.WORDS, "negative") for path in files[label]]
-    frames = f"-f{args.whisper_frames}" if args.whisper_frames else ""
+    frames = f"-f{args.whisper_frames}" if args.whisper_frames else ""  # in the cache's and the results' names
     cache_paths = {kind: args.workdir / (f"asr-verifier-{args.name}-m{args.margin_s}.json" if kind == "moonshine"
                                          else f"asr-verifier-{args.name}-{kind}{frames}-m{args.margin_s}.json")
                    for kind in args.recognizers}
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"speaker folds, rules {key}: {v['found']} found, {v['false_accepts']} FA, {v['within_one']} within one;"
               f" chosen {[(c['detector'], c['rule']) for c in v['chosen']]}")
     print(f"oracle: {sum(o['found'] for o in oracle)} of {sum(o['n_clips'] for o in oracle)}")
-    out = Path(__file__).resolve().parent / "results" / f"asr_verifier_{args.name}.json"
+    out = Path(__file__).resolve().parent / "results" / f"asr_verifier_{args.name}{frames}.json"
     out.write_text(json.dumps({"pattern": args.pattern, "events": str(args.events) if args.events else None,
                                "recognizers": args.recognizers, "margin_s": args.margin_s,
                                "whisper_frames": args.whisper_frames, "pooled": table,
