@@ -253,12 +253,13 @@ def assert_ensemble_threshold_rule(model_dir: Path, members: tuple[Path, ...]) -
 
 
 @pytest.mark.slow
-def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
+def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from wakebuilder.detect import load_detector
     from wakebuilder.modeldir import load_model
 
     config = RecipeConfig.preset("tiny", engines=("espeak",), background=("music", "noise"), heads=2)
-    result = run_recipe(config, out_dir=tmp_path, device="cpu")
+    with caplog.at_level(logging.INFO, logger="wakebuilder.stream_cache"):
+        result = run_recipe(config, out_dir=tmp_path, device="cpu")
     assert result.onnx == tmp_path / "export" / "hey-jarvis.onnx" and result.onnx.is_file()
     assert RecipeConfig.load(tmp_path / "recipe_config.json") == config
     assert 0.0 < result.threshold < 1.0
@@ -289,6 +290,10 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path) -> None:
     identity = json.loads((result.model_dir / "model.json").read_text())["backbone"]
     passes = {cache_dir() / "stream-embeddings" / f"{stream_key(s, identity, 1600)}.npy" for s in streams}
     assert len(passes) == 2 and all(p.is_file() for p in passes)
+    # made ahead by a process of the run's own (stream_warm), or by the run where it got there first: once each
+    ahead = (tmp_path / "stream-passes.log").read_text()
+    assert all(str(s) in ahead for s in streams)
+    assert ahead.count("windows into") + caplog.text.count("windows into") <= 2
     # the streams are speech, music and noise; held-out sound-alikes are report clips, never stream audio
     from wakebuilder.recipe_build import _stream_sources
 
@@ -1089,3 +1094,21 @@ def test_the_recipe_leaves_the_callers_thread_count_as_it_was(tmp_path: Path, mo
         assert torch.get_num_threads() == before and "OMP_NUM_THREADS" not in os.environ
     finally:
         torch.set_num_threads(before)
+
+
+def test_streams_are_made_ahead_only_on_the_cpu_with_the_bank_and_no_thread_count(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    import wakebuilder.stream_warm as stream_warm
+    from wakebuilder.recipe_types import RecipeData
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(stream_warm, "start_warming", lambda streams, *a, **k: started.append(streams))
+    data = RecipeData(train_manifests=[], negatives=tmp_path, heldout_positives=None, heldout_negatives=None,
+                      calibration_stream=tmp_path / "c.wav", report_stream=None)
+    with contextlib.ExitStack() as held:
+        for config, threads in ((RecipeConfig(bank=False), 0), (RecipeConfig(), 1)):
+            recipe._warm_streams(config, tmp_path, data, tmp_path / "store", device="cpu", threads=threads,
+                                 held=held)
+    assert started == []

@@ -31,7 +31,7 @@ from typing import Any
 
 from wakebuilder.recipe_build import build_data, embed_data
 from wakebuilder.recipe_config import SIZES, SPEECH_EMBEDDING_WINDOW_S, RecipeConfig
-from wakebuilder.recipe_folders import RUN_MARKER, backbone_folder, check_out_folder
+from wakebuilder.recipe_folders import RUN_MARKER, WARM_LOG, backbone_folder, check_out_folder
 from wakebuilder.recipe_model import (
     calibration_config, combine_export_report, export_and_report, fit_and_calibrate, fit_heads, fuse_and_report,
     report_on_heldout, train_and_export,
@@ -123,6 +123,7 @@ def _store_and_bank(config: RecipeConfig, out: Path, data: RecipeData, step: Ste
     """``data``'s store in ``out`` and the negative bank of ``config.backbone`` (``_data_and_store``)."""
     step(f"embed with {config.backbone}")
     store = embed_data(config, out, data, device=device, threads=threads)
+    _warm_streams(config, out, data, store, device=device, threads=threads, held=held)
     bank_store = None
     if config.bank:
         from wakebuilder.bank.reading import reading
@@ -131,6 +132,29 @@ def _store_and_bank(config: RecipeConfig, out: Path, data: RecipeData, step: Ste
         bank_store = bank(config, store, step, device=device, threads=threads)
         held.enter_context(reading(bank_store.parent))
     return store, bank_store
+
+
+def _warm_streams(config: RecipeConfig, out: Path, data: RecipeData, store: Path, *, device: str, threads: int,
+                  held: contextlib.ExitStack) -> None:
+    """Start making the backbone's passes over the calibration and report streams ahead, with the cores the bank
+    and the fit leave idle (``stream_warm``), stopped when the run ends (``held``). Only where the run reads them
+    from the cache (with the bank), on the CPU (a GPU makes them in seconds), and with no ``threads`` count to keep
+    to (a second process would run beside the count)."""
+    from wakebuilder.devices import resolve_device
+
+    if not config.bank or threads or resolve_device(device) != "cpu":
+        return
+    from wakebuilder.recipe_precision import stores_precision
+    from wakebuilder.store import open_store
+    from wakebuilder.stream_warm import start_warming
+    from wakebuilder.streaming import hop_samples
+
+    with open_store(store) as opened:
+        identity = opened.spec.backbone
+    streams = [s for s in (data.calibration_stream, data.report_stream) if s]  # in the order the run reads them
+    warming = start_warming(streams, identity, hop=hop_samples(calibration_config(config).hop_s),
+                            dtype=stores_precision([store]), log_path=out / WARM_LOG)
+    held.callback(warming.stop)
 
 
 def _run_data_seeds(config: RecipeConfig, out: Path, step: StepLog, inputs: dict[str, Any], *, device: str,

@@ -14,6 +14,7 @@ from wakebuilder.errors import ConfigError
 RUN_MARKER = "recipe_config.json"
 FUSED_EXPORT = "export-fused"  # a run with ``fuse_with``: its two backbones' exports fused into one detector
 REPORT = "report.json"  # the held-out report of the run's detector (a fused run's: of the fused one), as wb eval --json
+WARM_LOG = "stream-passes.log"  # the log of the process that makes the held-out streams' passes ahead (stream_warm)
 
 
 def backbone_folder(spec: str) -> str:
