@@ -57,6 +57,35 @@ def test_the_cached_pass_scores_as_the_backbone_does_and_is_reused(tmp_path: Pat
         model_stream_scores(other, model, backbone, 1.0, 0.0, config=cached)
 
 
+def test_the_pass_gives_the_backbone_whole_batches_not_a_block_at_a_time(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audio arrives in 5 s blocks (50 windows at a 0.1 s hop); the backbone is given whole batches of 64 across
+    them, the rest at the end, and the sequences are those of the windows one at a time."""
+    from wakebuilder.stream_cache import stream_sequences
+
+    model = load_model(tone_setup()["model"])
+    backbone = backbone_from_identity(model.backbone, device="cpu")
+    monkeypatch.setattr(backbone, "embed_hopped", None, raising=False)  # the windows' own embed, as word-embedding
+    stream = write_wav(tmp_path / "s.wav", planted_stream((2.0, 9.0), 20.0))
+    sizes: list[int] = []
+    embed = backbone.embed
+
+    def counted(windows: np.ndarray):
+        sizes.append(windows.shape[0])
+        return embed(windows)
+
+    monkeypatch.setattr(backbone, "embed", counted)
+    sequences = stream_sequences(stream, backbone, hop=1600, batch_size=64)
+    frames = sequences.shape[0]
+    assert sizes == [64] * (frames // 64) + ([frames % 64] if frames % 64 else []) and frames > 128
+    from wakebuilder.audio_stream import AudioBlocks
+    from wakebuilder.streaming import frame_windows
+
+    windows = frame_windows(np.concatenate(list(AudioBlocks(stream))), backbone.window_samples, 1600)
+    one_by_one = np.concatenate([embed(windows[i : i + 1])[1] for i in range(0, frames, 37)])
+    np.testing.assert_array_equal(sequences[::37], one_by_one.astype(np.float16))
+
+
 def mixed_stream(tmp_path: Path) -> Path:
     """A stream of noise clips and chirp clips whose text says "hey jarvis" (a shared held-out stream)."""
     folder = tmp_path / "clips"

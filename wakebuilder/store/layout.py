@@ -109,9 +109,6 @@ class Backend(Protocol):
     def missing_chunks(self, name: str, start: int = 0, stop: int | None = None) -> list[tuple[int, int]]:
         """Row ranges under the committed rows whose chunks are missing on disk."""
 
-    def chunk_rows(self, name: str) -> int:
-        """Rows per chunk of one array."""
-
     def finalize(self) -> None:
         """Finish a writing session (HDF5 merges its journal)."""
 
