@@ -266,6 +266,11 @@ def test_tiny_recipe_writes_a_detector_and_its_report(tmp_path: Path, caplog: py
     assert result.report is not None and result.report["n_clips"] == 3 + 6 + 8 and "fa_per_hour" in result.report
     assert {"music", "noise"} <= set(result.report["clip_categories"])  # held-out non-speech, counted per category
     assert json.loads((tmp_path / "report.json").read_text()) == result.report  # kept beside the run, not only shown
+    # and the export says what the report measured of it, beside its calibration stream's figures
+    held = json.loads(result.onnx.with_suffix(".json").read_text())["heldout_report"]
+    assert held["file"] == "../report.json" and (result.onnx.parent / held["file"]).is_file()
+    assert held["fa_per_hour"] == result.report["fa_per_hour"] and held["n_clips"] == 3 + 6 + 8
+    assert held["recall"] == result.report["metrics"]["recall"] and held["verified"] is False
     # two heads of the one store, each with its own seed and calibration, averaged into the exported model
     assert result.members == (tmp_path / "head-0" / "model", tmp_path / "head-1" / "model")
     assert [load_model(m).meta["fit"]["seed"] for m in result.members] == [0, 100]

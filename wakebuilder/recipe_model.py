@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -119,7 +120,7 @@ def export_and_report(
         step(f"report: clips and {config.report_stream_s:g}s of stream that neither training nor the threshold saw")
         report = report_on_heldout(onnx, data, device=device, model_dir=model_dir if config.bank else None,
                                    dtype=stores_precision([store, bank]))
-        save_report(out, report)
+        save_report(out, report, onnx)
     return RecipeResult(config=config, out_dir=out, onnx=onnx, model_dir=model_dir, store=store, data=data,
                         threshold=float(calibration["threshold"]), report=report,
                         seconds=time.perf_counter() - step.start, bank=bank)
@@ -141,7 +142,7 @@ def fuse_and_report(config: RecipeConfig, out: Path, members: list[RecipeResult]
              "nor the thresholds saw")
         cached = _fused_members(members) if config.bank else ()  # as export_and_report: the passes cached with it
         report = report_on_heldout(onnx, data, device=device, fused_members=cached)
-        save_report(out, report)
+        save_report(out, report, onnx)
     return dataclasses.replace(members[0], config=config, out_dir=out, onnx=onnx, threshold=fused.threshold,
                                report=report, seconds=time.perf_counter() - step.start,
                                fused=tuple(m.onnx for m in members))
@@ -171,14 +172,31 @@ def calibration_config(config: RecipeConfig, *, device: str = "auto", dtype: str
                            min_threshold=config.min_threshold, device=device, dtype=dtype, cache_streams=config.bank)
 
 
-def save_report(out: Path, report: dict[str, Any]) -> Path:
-    """``out/report.json``: the report, written atomically (the terminal's table is gone with the terminal)."""
-    from wakebuilder.atomic import atomic_write_json
+def save_report(out: Path, report: dict[str, Any], onnx: Path | None = None) -> Path:
+    """``out/report.json``: the report, written atomically (the terminal's table is gone with the terminal); with the
+    export's ``onnx``, its operating point also under ``heldout_report`` in the export's ``NAME.json``
+    (``heldout_summary``)."""
+    from wakebuilder.atomic import atomic_write_json, read_json
     from wakebuilder.recipe_folders import REPORT
 
     path = atomic_write_json(out / REPORT, report)
+    if onnx is not None:
+        sidecar = onnx.with_suffix(".json")
+        where = Path(os.path.relpath(path, sidecar.parent)).as_posix()  # ../report.json: moves with the run
+        atomic_write_json(sidecar, {**read_json(sidecar), "heldout_report": heldout_summary(report, where)})
     log.info("report: %s", path)
     return path
+
+
+def heldout_summary(report: dict[str, Any], where: str) -> dict[str, Any]:
+    """What the held-out report measured of the detector as ``wb detect`` runs it, for its ``NAME.json``: a verified
+    export's own ``fa_per_hour`` is its detector's alone at ``threshold`` on the calibration stream, while
+    ``wb detect`` proposes from ``verify.candidate_threshold`` and counts what the recognizer hears (the report's
+    ``threshold`` and figures)."""
+    clips = report.get("metrics") or {}
+    return {"file": where, "verified": "verify" in report, "threshold": report.get("threshold"),
+            "recall": clips.get("recall"), "precision": clips.get("precision"), "n_clips": report.get("n_clips"),
+            **{key: report.get(key) for key in ("false_accepts", "stream_hours", "fa_per_hour", "fa_per_hour_upper95")}}
 
 
 def report_on_heldout(onnx: Path, data: RecipeData, *, device: str = "auto", model_dir: Path | None = None,
