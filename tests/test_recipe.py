@@ -1102,7 +1102,7 @@ def test_the_recipe_leaves_the_callers_thread_count_as_it_was(tmp_path: Path, mo
 
 
 def test_streams_are_made_ahead_only_on_the_cpu_with_the_bank_and_no_thread_count(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     import contextlib
 
     import wakebuilder.stream_warm as stream_warm
@@ -1116,4 +1116,8 @@ def test_streams_are_made_ahead_only_on_the_cpu_with_the_bank_and_no_thread_coun
         for config, threads in ((RecipeConfig(bank=False), 0), (RecipeConfig(), 1)):
             recipe._warm_streams(config, tmp_path, data, tmp_path / "store", device="cpu", threads=threads,
                                  held=held)
-    assert started == []
+        assert started == []
+        with caplog.at_level(logging.WARNING, logger="wakebuilder.recipe"):  # no store to read the backbone from:
+            recipe._warm_streams(RecipeConfig(), tmp_path, data, tmp_path / "store", device="cpu", threads=0,
+                                 held=held)
+    assert started == [] and "not made ahead" in caplog.text  # the run goes on and makes them itself

@@ -23,6 +23,7 @@ laptop, ``full`` for the seed recipe's counts); any field can be changed on top 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -37,6 +38,8 @@ from wakebuilder.recipe_model import (
     report_on_heldout, train_and_export,
 )
 from wakebuilder.recipe_types import RecipeData, RecipeResult, StepLog
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SIZES", "SPEECH_EMBEDDING_WINDOW_S", "RecipeConfig", "RecipeData", "RecipeResult", "build_data",
            "calibration_config", "embed_data", "export_and_report", "fit_and_calibrate", "fit_heads",
@@ -149,11 +152,17 @@ def _warm_streams(config: RecipeConfig, out: Path, data: RecipeData, store: Path
     from wakebuilder.stream_warm import start_warming
     from wakebuilder.streaming import hop_samples
 
-    with open_store(store) as opened:
-        identity = opened.spec.backbone
+    from wakebuilder.errors import WakebuilderError
+
     streams = [s for s in (data.calibration_stream, data.report_stream) if s]  # in the order the run reads them
-    warming = start_warming(streams, identity, hop=hop_samples(calibration_config(config).hop_s),
-                            dtype=stores_precision([store]), log_path=out / WARM_LOG)
+    try:
+        with open_store(store) as opened:
+            identity = opened.spec.backbone
+        warming = start_warming(streams, identity, hop=hop_samples(calibration_config(config).hop_s),
+                                dtype=stores_precision([store]), log_path=out / WARM_LOG)
+    except (WakebuilderError, OSError) as exc:  # only time is lost: the run makes the passes itself
+        log.warning("the streams' backbone passes are not made ahead (%s); the run makes them when it needs them", exc)
+        return
     held.callback(warming.stop)
 
 
