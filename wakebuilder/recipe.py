@@ -147,12 +147,11 @@ def _warm_streams(config: RecipeConfig, out: Path, data: RecipeData, store: Path
 
     if not config.bank or threads or resolve_device(device) != "cpu":
         return
+    from wakebuilder.errors import WakebuilderError
     from wakebuilder.recipe_precision import stores_precision
     from wakebuilder.store import open_store
     from wakebuilder.stream_warm import start_warming
     from wakebuilder.streaming import hop_samples
-
-    from wakebuilder.errors import WakebuilderError
 
     streams = [s for s in (data.calibration_stream, data.report_stream) if s]  # in the order the run reads them
     try:

@@ -5,10 +5,9 @@ longest backbone runs: about 60 s and 170 s of word-embedding on two cores, need
 the fit. The steps before them leave cores idle (231 of 1,646 core-seconds before the report in one quickstart here:
 downloads, audio decoding, single-threaded steps), so the recipe starts ``start_warming`` as soon as the phrase's
 store records the backbone: a process of its own, at the lowest priority, which makes the passes with the cores the
-run leaves idle and yields them to it otherwise. The run's own
-``stream_sequences`` then finds a pass in the cache, or waits on its lock for the rest of it, so nothing is computed
-twice; a warming process that fails or is stopped leaves nothing the run would read (the cache's writes are atomic),
-and the run makes what is missing itself.
+run leaves idle and yields them to it otherwise. The run's own ``stream_sequences`` then finds a pass in the cache,
+or waits on its lock for the rest of it, so nothing is computed twice; a warming process that fails or is stopped
+leaves nothing the run would read (the cache's writes are atomic), and the run makes what is missing itself.
 """
 
 from __future__ import annotations
