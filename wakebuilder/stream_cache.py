@@ -152,18 +152,19 @@ def _embed_stream(path: str | os.PathLike[str], backbone: Any, *, hop: int, batc
     hopped = getattr(backbone, "embed_hopped", None)  # consecutive windows in one pass (speech-embedding)
     chunk = max(batch_size, 512) if hopped is not None else batch_size
 
-    pending: list[np.ndarray] = []  # windows of blocks not embedded yet: the backbone gets whole chunks, not a
-    # block's 50 windows of 5 s at a time (whose short last part of each call left a core waiting)
+    # the windows of blocks not embedded yet: the backbone gets whole chunks, not a block's 50 windows of 5 s at a
+    # time (whose short last part of each call left a core waiting)
+    rest = np.zeros((0, backbone.window_samples), dtype=np.float32)
 
     def embed(batch: np.ndarray, *, last: bool = False) -> None:
-        pending.append(batch)
-        held = np.concatenate(pending) if len(pending) > 1 else batch
+        nonlocal rest
+        held = np.concatenate([rest, batch]) if rest.shape[0] else batch
         whole = held.shape[0] if last else held.shape[0] - held.shape[0] % chunk
         for start in range(0, whole, chunk):
             part = np.ascontiguousarray(held[start : start + chunk])
             sequence = hopped(part, hop) if hopped is not None else backbone.embed(part)[1]
             parts.append(np.asarray(sequence).astype(np.float16))
-        pending[:] = [held[whole:]] if whole < held.shape[0] else []
+        rest = held[whole:]
 
     for block in AudioBlocks(path):  # a block at a time: memory holds the sequences, not the audio
         embed(windows.push(block))
